@@ -1,0 +1,81 @@
+# cllm build. `make` builds build/cllm and the tests; `make test` runs them;
+# `make check` installs missing packages, runs the suite, then runs it again
+# under AddressSanitizer + UndefinedBehaviorSanitizer (SAN=1, in build-san/).
+#
+# Sources are found by wildcard: adding src/<module>/<file>.c or
+# tests/test_<module>.c needs no edit here. Files named *_avx2.c, *_avx512.c
+# and *_amx.c are compiled with those ISA flags and must only be entered
+# through run-time dispatch (src/kernels/), so the binary stays portable.
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+OPT ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+OPT ?= -O2 -g
+endif
+
+CC ?= cc
+PKGS := libpcre2-8 libcjson libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS := -std=c11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fopenmp -Iinclude -Itools $(PKG_CFLAGS) $(OPT) $(EXTRA_CFLAGS)
+LDLIBS := $(PKG_LIBS) -ldnnl -lm -lpthread $(EXTRA_LDLIBS)
+LDFLAGS := -fopenmp $(filter -fsanitize=%,$(OPT))
+
+AVX2_FLAGS := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+AMX_FLAGS := $(AVX512_FLAGS) -mamx-tile -mamx-bf16 -mamx-int8
+
+LIB_SRC := $(shell find src -name '*.c' | sort)
+TOOL_SRC := $(wildcard tools/*.c)
+TEST_MAIN_SRC := $(wildcard tests/test_*.c)
+TEST_HELPER_SRC := $(filter-out $(TEST_MAIN_SRC),$(wildcard tests/*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_MAIN_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB := $(BUILD)/libcllm.a
+CLLM := $(BUILD)/cllm
+
+.PHONY: all test check deps clean demo bench
+.SECONDARY:
+all: $(CLLM) $(TEST_BIN)
+
+$(BUILD)/obj/%_avx2.o: EXTRA_ISA := $(AVX2_FLAGS)
+$(BUILD)/obj/%_avx512.o: EXTRA_ISA := $(AVX512_FLAGS)
+$(BUILD)/obj/%_amx.o: EXTRA_ISA := $(AMX_FLAGS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_ISA) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CLLM): $(TOOL_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS)
+
+# Runs every test binary and every tests/*.sh script; prints one total line.
+test: all
+	CLLM_BUILD=$(BUILD) bash tests/run_all.sh $(BUILD)
+
+deps:
+	bash scripts/install-deps.sh
+
+check: deps
+	$(MAKE) test
+	$(MAKE) SAN=1 test
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what cllm needs on Debian 12, as root, skipping what is present.
+# Debian packages: compiler, oneDNN (GEMM), PCRE2 (tokenizer regexes), cJSON,
+# libmicrohttpd (server), PyTorch + NumPy (reference tests, benchmarks).
+# npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev
+          python3 python3-torch python3-numpy nodejs npm)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}"
+fi
+# npm dependencies for the JavaScript-side tests (exactness peers, API clients).
+for dir in tests/js bench/js; do
+    if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
+        echo "install-deps: npm install in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+done

@@ -1,0 +1,38 @@
+/*
+ * cli.h: argument helpers shared by every `cllm <command>`.
+ *
+ * Only tools/ exits. Exit codes: 0 success, 1 bad data or a failed operation,
+ * 2 bad usage (unknown flag, missing value, value out of range). Every usage
+ * error names the flag and ends with a hint to run `--help`.
+ */
+#ifndef CLLM_TOOLS_CLI_H
+#define CLLM_TOOLS_CLI_H
+
+#include <stdint.h>
+
+#include "cllm/status.h"
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
+
+/* Prints "cllm <command>: <message>" plus the --help hint; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "cllm <command>: error: <err->msg>"; returns CLI_EXIT_DATA. */
+int cli_fail(const char *command, const cllm_error *err);
+
+/* True when argv[i] is --help or -h. */
+int cli_is_help(const char *arg);
+
+/* Fetch the value following flag argv[*i] (advancing *i); NULL (and a usage
+ * message printed) when the flag is last. */
+const char *cli_value(const char *command, int argc, char **argv, int *i);
+
+/* Strict numeric parsing: the whole string must be a number within
+ * [min, max]; on failure print a usage error naming `flag` and return 0. */
+int cli_parse_i64(const char *command, const char *flag, const char *text, int64_t min,
+                  int64_t max, int64_t *out);
+int cli_parse_int(const char *command, const char *flag, const char *text, int min, int max,
+                  int *out);
+int cli_parse_double(const char *command, const char *flag, const char *text, double min,
+                     double max, double *out);
+
+#endif

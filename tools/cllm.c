@@ -1,0 +1,48 @@
+/*
+ * cllm.c: the `cllm` program: dispatch to a subcommand, nothing else.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define CLLM_COMMAND(name, fn, summary) int fn(int argc, char **argv);
+#include "commands.h"
+#undef CLLM_COMMAND
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_entry;
+
+static const command_entry commands[] = {
+#define CLLM_COMMAND(name, fn, summary) {name, fn, summary},
+#include "commands.h"
+#undef CLLM_COMMAND
+};
+
+static void print_usage(FILE *out) {
+    fprintf(out,
+            "cllm: train, align, run and serve language models, in C.\n\n"
+            "Usage: cllm <command> [options]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'cllm <command> --help' for the options of one command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_is_help(argv[1]) || !strcmp(argv[1], "help")) {
+        print_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "cllm: unknown command '%s'\n", argv[1]);
+    print_usage(stderr);
+    return CLI_EXIT_USAGE;
+}

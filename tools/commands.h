@@ -1,0 +1,9 @@
+/*
+ * commands.h: the table of `cllm` subcommands, as an X-macro.
+ *
+ * Each entry is CLLM_COMMAND(name, function, summary). The function lives in
+ * tools/cmd_<name>.c with the signature `int fn(int argc, char **argv)`, where
+ * argv[0] is the subcommand name; it returns the process exit code
+ * (tools/cli.h). Add a command by adding one line here.
+ */
+CLLM_COMMAND("version", cllm_cmd_version, "print the version and the CPU features in use")
