@@ -67,6 +67,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS)
 
+# bench/<name>.c -> $(BUILD)/bench/<name>, linked against the library
+# (e.g. `make BUILD=... MODULES="core kernels" build/bench/bench_gemm`).
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 # Runs every test binary and every tests/*.sh script; prints one total line.
 test: all
 	CLLM_BUILD=$(BUILD) bash tests/run_all.sh $(BUILD)

@@ -1,0 +1,120 @@
+/*
+ * dispatch.c: CPU feature detection, the kernel dispatch table and thread
+ * control.
+ *
+ * Does: detect features once (CPUID plus XGETBV, so a feature the OS does not
+ * save in its context counts as absent), pick each primitive's implementation
+ * once (CLLM_KERNELS=reference forces the scalar ones), set the OpenMP thread
+ * count shared with oneDNN.
+ * Does not: run any kernel itself, or change OpenMP's wait policy (libgomp
+ * reads that from the environment at load time; see cllm/kernels.h).
+ */
+#include <cpuid.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cllm/kernels.h"
+#include "kernels_internal.h"
+
+static cllm_kernels_table table;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static uint64_t dispatch_xgetbv(unsigned idx) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(idx));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static unsigned dispatch_detect(void) {
+    unsigned a, b, c, d, feat = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return 0;
+    uint64_t xcr0 = dispatch_xgetbv(0);
+    int os_avx = (xcr0 & 0x6) == 0x6;              /* XMM + YMM state */
+    int os_avx512 = (xcr0 & 0xe6) == 0xe6;         /* + opmask, ZMM_Hi256, Hi16_ZMM */
+    int os_amx = (xcr0 & 0x60000) == 0x60000;      /* XTILECFG + XTILEDATA */
+    if (!os_avx || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    unsigned b7 = b, c7 = c, d7 = d;
+    if (((b7 >> 5) & 1) && fma) feat |= CLLM_CPU_AVX2;
+    int f = (b7 >> 16) & 1, dq = (b7 >> 17) & 1, bw = (b7 >> 30) & 1, vl = (b7 >> 31) & 1;
+    if (os_avx512 && f && dq && bw && vl) {
+        feat |= CLLM_CPU_AVX512;
+        if ((c7 >> 11) & 1) feat |= CLLM_CPU_AVX512_VNNI;
+        unsigned a1, b1, c1, d1;
+        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
+            feat |= CLLM_CPU_AVX512_BF16;
+    }
+    if (os_amx && ((d7 >> 24) & 1) && ((d7 >> 22) & 1)) feat |= CLLM_CPU_AMX;
+    return feat;
+}
+
+static void dispatch_init(void) {
+    const char *env = getenv("CLLM_KERNELS");
+    table.cpu_features = dispatch_detect();
+    table.reference = env && strcmp(env, "reference") == 0;
+    if (table.reference) {
+        table.gemm_backend = CLLM_GEMM_REFERENCE;
+        table.sgemm = cllm_sgemm_reference;
+    } else {
+        /* oneDNN has its own JIT for every x86-64 level (SSE4.1 up), so it is
+         * the fast path on any CPU this code targets. */
+        table.gemm_backend = CLLM_GEMM_ONEDNN;
+        table.sgemm = cllm_kernels_sgemm_onednn;
+    }
+}
+
+const cllm_kernels_table *cllm_kernels_get(void) {
+    pthread_once(&table_once, dispatch_init);
+    return &table;
+}
+
+const char *cllm_kernels_gemm_name(void) {
+    static const char *const names[CLLM_GEMM_COUNT] = {
+        [CLLM_GEMM_REFERENCE] = "reference", [CLLM_GEMM_ONEDNN] = "onednn"};
+    return names[cllm_kernels_get()->gemm_backend];
+}
+
+void cllm_kernels_features_string(char *buf, size_t cap) {
+    static const struct { unsigned bit; const char *name; } names[] = {
+        {CLLM_CPU_AVX2, "avx2"}, {CLLM_CPU_AVX512, "avx512"},
+        {CLLM_CPU_AVX512_BF16, "avx512_bf16"}, {CLLM_CPU_AVX512_VNNI, "avx512_vnni"},
+        {CLLM_CPU_AMX, "amx"}};
+    unsigned feat = cllm_kernels_get()->cpu_features;
+    size_t used = 0;
+    if (cap == 0) return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(feat & names[i].bit)) continue;
+        int n = snprintf(buf + used, cap - used, "%s%s", used ? " " : "", names[i].name);
+        if (n < 0 || (size_t)n >= cap - used) break;
+        used += (size_t)n;
+    }
+    if (used == 0) snprintf(buf, cap, "none");
+}
+
+int cllm_kernels_set_threads(int n) {
+    if (n <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (int)cpus : 1;
+    }
+    omp_set_num_threads(n);
+    return omp_get_max_threads();
+}
+
+int cllm_kernels_threads(void) { return omp_get_max_threads(); }
+
+const char *cllm_kernels_wait_policy(void) {
+    static char buf[160];
+    const char *policy = getenv("OMP_WAIT_POLICY");
+    const char *spin = getenv("GOMP_SPINCOUNT");
+    if (!policy && !spin) return "default (libgomp spins about 300000 iterations, then sleeps)";
+    snprintf(buf, sizeof buf, "%s%s%s%s%s", policy ? "OMP_WAIT_POLICY=" : "",
+             policy ? policy : "", policy && spin ? " " : "", spin ? "GOMP_SPINCOUNT=" : "",
+             spin ? spin : "");
+    return buf;
+}
