@@ -1,0 +1,50 @@
+/*
+ * layer_real.h: lets every file of src/layers/ be compiled twice, once in
+ * float (the library, the functions declared in cllm/layers.h) and once in
+ * double (only inside tests/test_layers.c, which defines CLLM_LAYERS_DOUBLE
+ * and #includes the layer sources), so the double-precision finite-difference
+ * gradient checks exercise the very code the float build runs.
+ *
+ * Provides: the `real` element type, LAYER_FN(name) (name, or name_d in the
+ * double build), the math functions for `real`, R(x) for literals, and
+ * LAYER_GEMM: cllm_sgemm in float; in double, cllm_layers_test_dgemm, a plain
+ * double GEMM with the same row-major convention that the test file defines.
+ * Does not: contain any arithmetic itself.
+ */
+#ifndef CLLM_LAYER_REAL_H
+#define CLLM_LAYER_REAL_H
+
+#include <math.h>
+#include <stddef.h>
+
+#ifdef CLLM_LAYERS_DOUBLE
+typedef double real;
+#define LAYER_FN(name) name##_d
+#define R_EXP exp
+#define R_LOG log
+#define R_SQRT sqrt
+#define R_TANH tanh
+#define LAYER_GEMM cllm_layers_test_dgemm
+void cllm_layers_test_dgemm(int trans_a, int trans_b, int M, int N, int K, double alpha,
+                            const double *A, int lda, const double *B, int ldb, double beta,
+                            double *C, int ldc);
+#else
+#include "cllm/kernels.h"
+typedef float real;
+#define LAYER_FN(name) name
+#define R_EXP expf
+#define R_LOG logf
+#define R_SQRT sqrtf
+#define R_TANH tanhf
+#define LAYER_GEMM cllm_sgemm
+#endif
+
+/* A literal of type real (keeps float code free of double promotions). */
+#define R(x) ((real)(x))
+
+/* OpenMP loops only fork when there is at least this much work (elements
+ * touched): a fork/join costs a few microseconds, more under a passive wait
+ * policy, which swamps small rows. */
+#define LAYER_PAR_MIN 16384
+
+#endif
