@@ -1,0 +1,157 @@
+/*
+ * test_kernels.c: the fp32 GEMM fast path (oneDNN) against the scalar
+ * reference on random and ragged shapes, every transpose combination,
+ * strided operands, alpha/beta, the beta = 0 and K = 0 corners; the
+ * CLLM_KERNELS=reference switch; thread control; the peak measurement's
+ * argument checks.
+ */
+#include <float.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cllm/kernels.h"
+#include "cllm/rng.h"
+#include "test.h"
+
+/* Must run before anything else initialises the dispatch table in this
+ * process: the child sets the variable, then asks for the table. */
+static void test_kernels_env_forces_reference(void) {
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        setenv("CLLM_KERNELS", "reference", 1);
+        const cllm_kernels_table *kt = cllm_kernels_get();
+        int ok = kt->reference == 1 && kt->gemm_backend == CLLM_GEMM_REFERENCE &&
+                 strcmp(cllm_kernels_gemm_name(), "reference") == 0;
+        _exit(ok ? 0 : 3);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child saw the reference table (status %d)",
+          status);
+    /* This process did not set it, so it dispatches to oneDNN. */
+    CHECK(!cllm_kernels_get()->reference && strcmp(cllm_kernels_gemm_name(), "onednn") == 0,
+          "default backend is %s", cllm_kernels_gemm_name());
+}
+
+static void fill(cllm_rng *rng, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 2.0f * cllm_rng_float(rng) - 1.0f;
+}
+
+/* Runs one case through cllm_sgemm and the reference and checks the worst element. */
+static void gemm_case(cllm_rng *rng, int ta, int tb, int M, int N, int K, int pad, float alpha,
+                      float beta) {
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb,
+           nc = (size_t)M * ldc;
+    float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b);
+    float *c = malloc(nc * sizeof *c), *r = malloc(nc * sizeof *r);
+    fill(rng, a, na);
+    fill(rng, b, nb);
+    fill(rng, c, nc);
+    memcpy(r, c, nc * sizeof *r);
+    cllm_sgemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+    cllm_sgemm_reference(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, r, ldc);
+    double worst = -1;
+    int wi = 0, wj = 0;
+    double wtol = 0;
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            /* Error bound of a float dot product of length K: K * eps * sum|a||b|
+             * (Higham, Accuracy and Stability, sec. 3.1), here with inputs in
+             * [-1, 1] so sum|a||b| <= K; plus the beta*C rounding. */
+            double tol = (double)(K + 2) * FLT_EPSILON * (fabs(alpha) * K + fabs(beta)) + 1e-7;
+            double e = fabs((double)c[(size_t)i * ldc + j] - r[(size_t)i * ldc + j]) - tol;
+            if (e > worst) worst = e, wi = i, wj = j, wtol = tol;
+        }
+        /* Padding columns past N must be untouched. */
+        for (int j = N; j < ldc; j++)
+            CHECK(c[(size_t)i * ldc + j] == r[(size_t)i * ldc + j], "padding written");
+    }
+    if (M && N) {
+        char what[128];
+        snprintf(what, sizeof what, "C[%d,%d] of %s%s %dx%dx%d pad %d", wi, wj, ta ? "T" : "N",
+                 tb ? "T" : "N", M, N, K, pad);
+        CHECK_NEAR(c[(size_t)wi * ldc + wj], r[(size_t)wi * ldc + wj], wtol, 0.0, what);
+    }
+    free(a), free(b), free(c), free(r);
+}
+
+static void test_kernels_gemm_matches_reference(void) {
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 42);
+    static const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {64, 48, 80},
+                                    {1, 70, 9}, {40, 1, 3}, {5, 6, 300}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                gemm_case(&rng, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, 1.0f, 0.0f);
+                gemm_case(&rng, ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 3, 0.5f, 1.0f);
+            }
+    /* Random ragged shapes, alpha/beta and strides. */
+    for (int it = 0; it < 20; it++) {
+        int M = 1 + (int)cllm_rng_below(&rng, 50), N = 1 + (int)cllm_rng_below(&rng, 50);
+        int K = 1 + (int)cllm_rng_below(&rng, 90), pad = (int)cllm_rng_below(&rng, 4);
+        gemm_case(&rng, (int)cllm_rng_below(&rng, 2), (int)cllm_rng_below(&rng, 2), M, N, K, pad,
+                  -1.5f, 0.25f);
+    }
+}
+
+static void test_kernels_gemm_beta_zero_ignores_nan(void) {
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}; /* A[2,3], B[3,2] */
+    float c[4] = {NAN, NAN, INFINITY, NAN};
+    cllm_sgemm(0, 0, 2, 2, 3, 1.0f, a, 3, b, 2, 0.0f, c, 2);
+    /* Hand-computed: [1 2 3; 4 5 6] [1 0; 0 1; 1 1] = [4 5; 10 11] (exact in float). */
+    CHECK(c[0] == 4 && c[1] == 5 && c[2] == 10 && c[3] == 11, "got %g %g %g %g", c[0], c[1], c[2],
+          c[3]);
+    float r[4] = {NAN, NAN, NAN, NAN};
+    cllm_sgemm_reference(0, 0, 2, 2, 3, 1.0f, a, 3, b, 2, 0.0f, r, 2);
+    CHECK(r[0] == 4 && r[1] == 5 && r[2] == 10 && r[3] == 11, "reference got %g %g %g %g", r[0],
+          r[1], r[2], r[3]);
+}
+
+static void test_kernels_gemm_k_zero_scales_c(void) {
+    float c[4] = {1, 2, 3, 4}, z[4] = {NAN, 1, 2, 3};
+    cllm_sgemm(0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.5f, c, 2);
+    CHECK(c[0] == 0.5f && c[1] == 1 && c[2] == 1.5f && c[3] == 2, "K=0 gives beta*C");
+    cllm_sgemm(0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.0f, z, 2);
+    CHECK(z[0] == 0 && z[1] == 0 && z[2] == 0 && z[3] == 0, "K=0, beta=0 zeroes C (even NaN)");
+}
+
+static void test_kernels_threads_and_features(void) {
+    CHECK(cllm_kernels_set_threads(1) == 1, "one thread");
+    CHECK(cllm_kernels_threads() == 1, "threads reads back");
+    CHECK(cllm_kernels_set_threads(2) == 2, "two threads");
+    CHECK(cllm_kernels_set_threads(0) >= 1, "0 means all CPUs");
+    char buf[128];
+    cllm_kernels_features_string(buf, sizeof buf);
+    CHECK(buf[0] != '\0', "feature string");
+    /* The feature bits must agree with the compiler's own CPUID reading. */
+    __builtin_cpu_init();
+    unsigned f = cllm_kernels_get()->cpu_features;
+    CHECK(!!(f & CLLM_CPU_AVX2) == (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")),
+          "avx2 bit (%s)", buf);
+    CHECK(!!(f & CLLM_CPU_AVX512) <= !!__builtin_cpu_supports("avx512f"), "avx512 bit (%s)", buf);
+    CHECK(cllm_kernels_wait_policy()[0] != '\0', "wait policy string");
+}
+
+static void test_kernels_measure_rejects_bad_sizes(void) {
+    cllm_error err;
+    double g = -1;
+    CHECK(cllm_kernels_measure_gemm(0, 4, 4, 1, &g, &err) == CLLM_ERR_ARG, "M = 0 rejected");
+    CHECK(strstr(err.msg, "M=0") != NULL, "message names the size: %s", err.msg);
+    CHECK(cllm_kernels_measure_gemm(8, 8, 8, 0, &g, &err) == CLLM_ERR_ARG, "reps = 0 rejected");
+    CHECK(cllm_kernels_measure_gemm(16, 16, 16, 2, &g, &err) == CLLM_OK && g > 0,
+          "a small measurement gives a positive rate");
+}
+
+int main(void) {
+    TEST_RUN(test_kernels_env_forces_reference);
+    TEST_RUN(test_kernels_gemm_matches_reference);
+    TEST_RUN(test_kernels_gemm_beta_zero_ignores_nan);
+    TEST_RUN(test_kernels_gemm_k_zero_scales_c);
+    TEST_RUN(test_kernels_threads_and_features);
+    TEST_RUN(test_kernels_measure_rejects_bad_sizes);
+    return test_finish();
+}
