@@ -1,0 +1,141 @@
+/*
+ * model_internal.h: the cllm_model struct and per-layer views, shared by the
+ * files of src/model/ only (not installed, not public API).
+ *
+ * Lifetime groups, each one 64-byte-aligned allocation:
+ *   params  [num_params]            the tensor table's data (tensors.c)
+ *   grads   [num_params]            same layout (training only)
+ *   acts    activations + scratch   sized for max_batch x max_seq (plan in tensors.c)
+ *   consts  sinusoidal table        [context_length, C] (sinusoidal models only)
+ *   kv      K/V cache + decode scratch (kv_slots > 0 only)
+ */
+#ifndef CLLM_MODEL_INTERNAL_H
+#define CLLM_MODEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cllm/model.h"
+
+/* Tensor roles inside one block, and global ones. */
+enum {
+    ROLE_ATTN_NORM_W = 0, ROLE_ATTN_NORM_B, ROLE_QKV_W, ROLE_QKV_B, ROLE_ATTN_OUT_W,
+    ROLE_ATTN_OUT_B, ROLE_FFN_NORM_W, ROLE_FFN_NORM_B, ROLE_FFN_UP_W, ROLE_FFN_UP_B,
+    ROLE_FFN_DOWN_W, ROLE_FFN_DOWN_B, ROLE_LAYER_COUNT
+};
+enum { GROLE_TOK_EMBD = 0, GROLE_POS_EMBD, GROLE_OUT_NORM_W, GROLE_OUT_NORM_B, GROLE_OUTPUT, GROLE_COUNT };
+
+#define MODEL_NO_TENSOR ((size_t)-1)
+
+/* One block's weights (or gradients: same view over the grads block).
+ * NULL where the config has no such tensor (biases off, RMSNorm bias). */
+typedef struct {
+    float *attn_norm_w, *attn_norm_b; /* [C] */
+    float *qkv_w, *qkv_b;             /* [QKV, C], [QKV] */
+    float *attn_out_w, *attn_out_b;   /* [C, C], [C] */
+    float *ffn_norm_w, *ffn_norm_b;   /* [C] */
+    float *ffn_up_w, *ffn_up_b;       /* [Hu, C], [Hu]; Hu = H (gelu) or 2H (swiglu: gate rows, up rows) */
+    float *ffn_down_w, *ffn_down_b;   /* [C, H], [C] */
+} model_layer_weights;
+
+typedef struct {
+    float *tok_embd;           /* [V, C] */
+    float *pos_embd;           /* [context_length, C] learned only, else NULL */
+    float *out_norm_w, *out_norm_b; /* [C] */
+    float *output;             /* [V, C]: output.weight, or tok_embd when tied */
+} model_global_weights;
+
+/* One block's saved activations for B*T <= max rows (N = B*T). In a model
+ * created without training, every layer shares layer 0's buffers. */
+typedef struct {
+    float *ln1;                 /* [N, C] attention norm output */
+    float *ln1_mean, *ln1_rstd; /* [N] (mean only for LayerNorm) */
+    float *qkv;                 /* [N, QKV] after RoPE */
+    float *att;                 /* [B, NH, T, T] softmax probabilities */
+    float *atty;                /* [N, C] attention output before the projection */
+    float *res2;                /* [N, C] residual after the attention branch */
+    float *ln2;                 /* [N, C] */
+    float *ln2_mean, *ln2_rstd; /* [N] */
+    float *fch;                 /* [N, Hu] up projection */
+    float *fact;                /* [N, H] activation output */
+    float *res3;                /* [N, C] block output */
+    uint8_t *mask_attn, *mask_mlp; /* [N*C] dropout masks (NULL without dropout or training) */
+} model_layer_acts;
+
+typedef struct {
+    float *emb;                 /* [N, C] embeddings (after dropout): block 0 input */
+    uint8_t *mask_emb;          /* [N*C] */
+    float *lnf;                 /* [N, C] final norm output */
+    float *lnf_mean, *lnf_rstd; /* [N] */
+    float *logits;              /* [N, V]; dlogits after backward */
+    float *probs;               /* [N, V] */
+    float *losses;              /* [N] */
+    float *proj, *drop;         /* [N, C] scratch: projection outputs, dropout outputs */
+    /* backward scratch (training only) */
+    float *dres;                /* [N, C] gradient of the residual stream */
+    float *dln;                 /* [N, C] gradient of a norm output */
+    float *dqkv;                /* [N, QKV] */
+    float *datt;                /* [B, NH, T, T] */
+    float *datty;               /* [N, C] */
+    float *dfch;                /* [N, Hu] */
+    float *dfact;               /* [N, H] */
+    float *dproj;               /* [N, C] gradient of a projection output through dropout */
+} model_global_acts;
+
+/* Decode (KV cache) buffers, for one chunk of n <= max_seq tokens. */
+typedef struct {
+    float *k, *v;               /* [L, slots, kv_context, NKV*HS] */
+    float *x;                   /* [n, C] residual stream */
+    float *h;                   /* [n, C] norm output */
+    float *mean, *rstd;         /* [n] */
+    float *qkv;                 /* [n, QKV] */
+    float *atty;                /* [n, C] */
+    float *proj;                /* [n, C] */
+    float *fch;                 /* [n, Hu] */
+    float *fact;                /* [n, H] */
+    float *scores;              /* [NH, kv_context] */
+    float *logits;              /* [n, V] */
+} model_kv;
+
+struct cllm_model {
+    cllm_model_config cfg;
+    cllm_model_options opts;
+    int HS, QKV, Hu;            /* head size, fused qkv width, up-projection width */
+
+    cllm_tensor *tensors;       /* [n_tensors], owned */
+    int n_tensors;
+    size_t n_params;
+    size_t layer_off[CLLM_MODEL_MAX_LAYERS][ROLE_LAYER_COUNT]; /* MODEL_NO_TENSOR if absent */
+    size_t global_off[GROLE_COUNT];
+
+    float *params;              /* [n_params] */
+    float *grads;               /* [n_params] or NULL */
+    float *acts_mem;            /* activation block */
+    float *consts;              /* [context_length, C] sinusoidal table or NULL */
+    float *kv_mem;              /* KV block or NULL */
+
+    model_layer_acts *la;       /* [L] */
+    model_global_acts ga;
+    model_kv kv;
+    int *kv_len;                /* [kv_slots] cached length per slot */
+
+    int train_mode;
+    uint64_t dropout_seed;
+    int last_B, last_T;         /* of the last forward; 0 when none */
+    int last_has_targets;
+    int last_dropout;           /* 1 if the last forward applied dropout */
+    int64_t last_num_targets;
+    int backward_done;          /* logits overwritten by dlogits */
+    int32_t *tokens;            /* [max_batch * max_seq] copy of the last forward's tokens */
+    int32_t *targets;           /* [max_batch * max_seq] copy of the last forward's targets */
+};
+
+/* Views of block l over `base` (params or grads). */
+void model_layer_view(const cllm_model *m, float *base, int l, model_layer_weights *w);
+void model_global_view(const cllm_model *m, float *base, model_global_weights *w);
+
+/* Norm dispatch: LayerNorm (mean used) or RMSNorm (mean ignored). */
+void model_norm_forward(const cllm_model *m, float *out, float *mean, float *rstd, const float *inp,
+                        const float *w, const float *b, int N);
+
+#endif
