@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what cllm needs on Debian 12, as root, skipping what is present.
 # Debian packages: compiler, oneDNN (GEMM), PCRE2 (tokenizer regexes), cJSON,
-# libmicrohttpd (server), PyTorch + NumPy (reference tests, benchmarks).
+# libmicrohttpd (server), PyTorch + NumPy (reference tests, benchmarks) and
+# OpenBLAS (without it Debian's torch runs the netlib reference BLAS, ~25x slower).
 # npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev
-          python3 python3-torch python3-numpy nodejs npm)
+          python3 python3-torch python3-numpy libopenblas0-openmp nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
