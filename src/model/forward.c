@@ -58,6 +58,7 @@ static cllm_status check_ids(const int32_t *ids, size_t n, int V, int allow_mask
 cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32_t *targets, int B,
                                int T, float *loss, cllm_error *err) {
     const cllm_model_config *c = &m->cfg;
+    m->last_B = 0; /* any call invalidates the previous pass, even one that fails */
     if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_seq)
         return cllm_error_set(err, CLLM_ERR_LIMIT,
                               "model forward: B = %d, T = %d outside the model's limits "
@@ -69,7 +70,6 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
     if (st == CLLM_OK && targets) st = check_ids(targets, N, c->vocab_size, 1, "targets", err);
     if (st != CLLM_OK) return st;
 
-    m->last_B = 0; /* invalid until this pass completes */
     memcpy(m->tokens, tokens, N * sizeof *tokens);
     const int drop = m->opts.training && m->train_mode && c->dropout > 0.0f;
     const uint64_t seed = m->dropout_seed;
