@@ -203,6 +203,9 @@ cllm_status cllm_gguf_set_arr(cllm_gguf_writer *w, const char *key, cllm_gguf_ty
 /* A string array, copied; lens may be NULL for NUL-terminated strings. */
 cllm_status cllm_gguf_set_arr_str(cllm_gguf_writer *w, const char *key, const char *const *strs,
                                   const uint64_t *lens, uint64_t n, cllm_error *err);
+/* Copies a key/value read by cllm_gguf_open (any type, arrays included),
+ * e.g. to carry metadata from one file into another. */
+cllm_status cllm_gguf_set_kv(cllm_gguf_writer *w, const cllm_gguf_kv *kv, cllm_error *err);
 /* Sets general.alignment (a power of two in [1, CLLM_GGUF_MAX_ALIGNMENT]). */
 cllm_status cllm_gguf_set_alignment(cllm_gguf_writer *w, uint32_t alignment, cllm_error *err);
 

@@ -329,3 +329,41 @@ cllm_status cllm_gguf_writer_write(const cllm_gguf_writer *w, const char *path, 
     }
     return cllm_atomic_commit(&af, err);
 }
+
+cllm_status cllm_gguf_set_kv(cllm_gguf_writer *w, const cllm_gguf_kv *kv, cllm_error *err) {
+    switch (kv->type) {
+    case CLLM_GGUF_UINT8: return cllm_gguf_set_u8(w, kv->key, (uint8_t)kv->val.u64, err);
+    case CLLM_GGUF_INT8: return cllm_gguf_set_i8(w, kv->key, (int8_t)kv->val.i64, err);
+    case CLLM_GGUF_UINT16: return cllm_gguf_set_u16(w, kv->key, (uint16_t)kv->val.u64, err);
+    case CLLM_GGUF_INT16: return cllm_gguf_set_i16(w, kv->key, (int16_t)kv->val.i64, err);
+    case CLLM_GGUF_UINT32: return cllm_gguf_set_u32(w, kv->key, (uint32_t)kv->val.u64, err);
+    case CLLM_GGUF_INT32: return cllm_gguf_set_i32(w, kv->key, (int32_t)kv->val.i64, err);
+    case CLLM_GGUF_UINT64: return cllm_gguf_set_u64(w, kv->key, kv->val.u64, err);
+    case CLLM_GGUF_INT64: return cllm_gguf_set_i64(w, kv->key, kv->val.i64, err);
+    case CLLM_GGUF_FLOAT32: return cllm_gguf_set_f32(w, kv->key, (float)kv->val.f64, err);
+    case CLLM_GGUF_FLOAT64: return cllm_gguf_set_f64(w, kv->key, kv->val.f64, err);
+    case CLLM_GGUF_BOOL: return cllm_gguf_set_bool(w, kv->key, kv->val.b, err);
+    case CLLM_GGUF_STRING: return cllm_gguf_set_str_n(w, kv->key, kv->val.str.data, kv->val.str.len, err);
+    case CLLM_GGUF_ARRAY: break;
+    default:
+        return cllm_error_set(err, CLLM_ERR_ARG, "gguf writer: key '%s' has unknown type %u", kv->key, kv->type);
+    }
+    if (kv->arr_type != CLLM_GGUF_STRING)
+        return cllm_gguf_set_arr(w, kv->key, kv->arr_type, kv->arr_data, kv->arr_n, err);
+    size_t n = (size_t)kv->arr_n;
+    const char **strs = malloc((n ? n : 1) * sizeof *strs);
+    uint64_t *lens = malloc((n ? n : 1) * sizeof *lens);
+    cllm_status st;
+    if (!strs || !lens) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "gguf writer: out of memory copying '%s'", kv->key);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            strs[i] = kv->arr_str[i].data;
+            lens[i] = kv->arr_str[i].len;
+        }
+        st = cllm_gguf_set_arr_str(w, kv->key, strs, lens, n, err);
+    }
+    free(strs);
+    free(lens);
+    return st;
+}
