@@ -1,0 +1,197 @@
+/*
+ * cmd_info.c: `cllm info`: parameter count, training and inference memory,
+ * and FLOPs per token of a preset (optionally with --set overrides) or of a
+ * model file.
+ *
+ * All numbers come from the library (cllm_model_config_num_params,
+ * cllm_model_memory_estimate, cllm_model_flops_per_token), which uses the
+ * same tensor table and memory plan as model creation, so nothing here is
+ * a separate estimate. Prints a table, or one JSON object with --json.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cllm/model.h"
+
+#define CMD "info"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: cllm info (--preset NAME | -m MODEL.gguf) [options]\n\n"
+            "Prints a model's parameter count, training memory (parameters, gradients,\n"
+            "AdamW moments, activations at B x T), inference memory (weights + KV cache\n"
+            "at a context length) and FLOPs per token.\n\n"
+            "Options:\n"
+            "  --preset NAME        a built-in shape (see --list)\n"
+            "  -m, --model PATH     a GGUF model file\n"
+            "  --set KEY=VALUE      override a config field (repeatable), e.g. n_layer=4,\n"
+            "                       pos=rope, norm=rmsnorm, mlp=swiglu, tied_embeddings=false\n"
+            "  -b, --batch B        training micro-batch (default 4)\n"
+            "  -t, --seq T          training sequence length (default min(1024, context))\n"
+            "  -c, --context N      inference context for the KV cache (default: the model's)\n"
+            "  --chunk N            inference prompt chunk (default min(512, context))\n"
+            "  --json               one JSON object instead of the table\n"
+            "  --list               list the presets and exit\n"
+            "  -h, --help           this help\n");
+}
+
+/* Hook for model files: GGUF reading of a model config belongs to the GGUF
+ * module (model <-> GGUF mapping); until it lands, -m reports that plainly. */
+static cllm_status config_from_model_file(const char *path, cllm_model_config *cfg, cllm_error *err) {
+    (void)cfg;
+    return cllm_error_set(err, CLLM_ERR_ARG,
+                          "%s: reading model files is not available in this build yet "
+                          "(use --preset)", path);
+}
+
+static void human_bytes(char *buf, size_t cap, double b) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024.0 && i < 4) {
+        b /= 1024.0;
+        i++;
+    }
+    snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void human_count(char *buf, size_t cap, double n) {
+    if (n >= 1e12) snprintf(buf, cap, "%.2f T", n / 1e12);
+    else if (n >= 1e9) snprintf(buf, cap, "%.2f G", n / 1e9);
+    else if (n >= 1e6) snprintf(buf, cap, "%.2f M", n / 1e6);
+    else if (n >= 1e3) snprintf(buf, cap, "%.2f K", n / 1e3);
+    else snprintf(buf, cap, "%.0f", n);
+}
+
+static void row_bytes(const char *label, size_t b) {
+    char h[32];
+    human_bytes(h, sizeof h, (double)b);
+    printf("  %-28s %14zu  %s\n", label, b, h);
+}
+
+int cllm_cmd_info(int argc, char **argv) {
+    const char *preset = NULL, *model_path = NULL;
+    const char *sets[64];
+    int n_sets = 0, B = 4, T = 0, ctx = 0, chunk = 0, json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is_help(a)) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (!strcmp(a, "--list")) {
+            for (int k = 0; k < cllm_model_preset_count(); k++) {
+                cllm_model_config c;
+                cllm_model_preset(cllm_model_preset_name(k), &c, NULL);
+                char n[32];
+                human_count(n, sizeof n, (double)cllm_model_config_num_params(&c));
+                printf("%-22s %10s  %s\n", cllm_model_preset_name(k), n, cllm_model_preset_description(k));
+            }
+            return CLI_EXIT_OK;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--preset")) {
+            if (!(preset = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(model_path = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--set")) {
+            if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+            if (!strchr(v, '=')) return cli_usage_error(CMD, "--set expects KEY=VALUE, got '%s'", v);
+            if (n_sets == 64) return cli_usage_error(CMD, "too many --set flags (at most 64)");
+            sets[n_sets++] = v;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 65536, &B)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--seq")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &T)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--context")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &ctx)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--chunk")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &chunk)) return CLI_EXIT_USAGE;
+        } else {
+            return cli_usage_error(CMD, "unknown argument '%s'", a);
+        }
+    }
+    if (!preset == !model_path) return cli_usage_error(CMD, "give exactly one of --preset NAME or -m MODEL.gguf");
+
+    cllm_error err;
+    cllm_model_config cfg;
+    cllm_status st = preset ? cllm_model_preset(preset, &cfg, &err) : config_from_model_file(model_path, &cfg, &err);
+    if (st != CLLM_OK) return preset ? cli_usage_error(CMD, "%s", err.msg) : cli_fail(CMD, &err);
+    for (int k = 0; k < n_sets; k++) {
+        char key[64];
+        const char *eq = strchr(sets[k], '=');
+        size_t kl = (size_t)(eq - sets[k]);
+        if (kl >= sizeof key) return cli_usage_error(CMD, "--set key too long in '%s'", sets[k]);
+        memcpy(key, sets[k], kl);
+        key[kl] = 0;
+        if (cllm_model_config_set(&cfg, key, eq + 1, &err) != CLLM_OK) return cli_usage_error(CMD, "--set: %s", err.msg);
+    }
+    if (cllm_model_config_validate(&cfg, &err) != CLLM_OK) return cli_usage_error(CMD, "%s", err.msg);
+    if (T == 0) T = cfg.context_length < 1024 ? cfg.context_length : 1024;
+    if (ctx == 0) ctx = cfg.context_length;
+    if (chunk == 0) chunk = ctx < 512 ? ctx : 512;
+    if (T > cfg.context_length) return cli_usage_error(CMD, "--seq %d exceeds the context length %d", T, cfg.context_length);
+    if (ctx > cfg.context_length) return cli_usage_error(CMD, "--context %d exceeds the context length %d", ctx, cfg.context_length);
+    if (chunk > ctx) return cli_usage_error(CMD, "--chunk %d exceeds --context %d", chunk, ctx);
+
+    cllm_model_options tr = cllm_model_default_options(), inf = cllm_model_default_options();
+    tr.max_batch = B;
+    tr.max_seq = T;
+    tr.training = 1;
+    inf.max_batch = 1;
+    inf.max_seq = chunk;
+    inf.kv_slots = 1;
+    inf.kv_context = ctx;
+    cllm_model_memory mt, mi;
+    if (cllm_model_memory_estimate(&cfg, &tr, &mt, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    if (cllm_model_memory_estimate(&cfg, &inf, &mi, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    double fwd = cllm_model_flops_per_token(&cfg, T), fwd_ctx = cllm_model_flops_per_token(&cfg, ctx);
+    const char *name = preset ? preset : model_path;
+
+    if (json) {
+        printf("{\"model\":\"%s\",\"config\":{\"vocab_size\":%d,\"context_length\":%d,\"n_layer\":%d,"
+               "\"n_head\":%d,\"n_kv_head\":%d,\"n_embd\":%d,\"ffn_hidden\":%d,\"pos\":\"%s\","
+               "\"rope_theta\":%g,\"norm\":\"%s\",\"norm_eps\":%g,\"mlp\":\"%s\",\"tied_embeddings\":%s,"
+               "\"bias\":%s,\"dropout\":%g},",
+               name, cfg.vocab_size, cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd,
+               cfg.ffn_hidden, cllm_model_pos_name(cfg.pos), (double)cfg.rope_theta,
+               cllm_model_norm_name(cfg.norm), (double)cfg.norm_eps, cllm_model_mlp_name(cfg.mlp),
+               cfg.tied_embeddings ? "true" : "false", cfg.bias ? "true" : "false", (double)cfg.dropout);
+        printf("\"n_params\":%zu,", mt.n_params);
+        printf("\"training\":{\"batch\":%d,\"seq\":%d,\"param_bytes\":%zu,\"grad_bytes\":%zu,"
+               "\"adamw_bytes\":%zu,\"activation_bytes\":%zu,\"total_bytes\":%zu},",
+               B, T, mt.param_bytes, mt.grad_bytes, mt.adamw_bytes, mt.activation_bytes, mt.total_bytes);
+        printf("\"inference\":{\"context\":%d,\"chunk\":%d,\"weight_bytes\":%zu,\"kv_cache_bytes\":%zu,"
+               "\"activation_bytes\":%zu,\"total_bytes\":%zu},",
+               ctx, chunk, mi.param_bytes, mi.kv_cache_bytes, mi.activation_bytes, mi.total_bytes);
+        printf("\"flops_per_token\":{\"seq\":%d,\"forward\":%.6g,\"training\":%.6g,\"forward_at_context\":%.6g}}\n",
+               T, fwd, 3.0 * fwd, fwd_ctx);
+        return CLI_EXIT_OK;
+    }
+    char h[32];
+    printf("model %s\n", name);
+    printf("  vocab %d, context %d, %d layers, %d heads (%d kv), n_embd %d, ffn %d\n", cfg.vocab_size,
+           cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd, cfg.ffn_hidden);
+    printf("  positions %s, %s (eps %g), %s MLP, %s embeddings, bias %s, dropout %g\n",
+           cllm_model_pos_name(cfg.pos), cllm_model_norm_name(cfg.norm), (double)cfg.norm_eps,
+           cllm_model_mlp_name(cfg.mlp), cfg.tied_embeddings ? "tied" : "untied", cfg.bias ? "on" : "off",
+           (double)cfg.dropout);
+    human_count(h, sizeof h, (double)mt.n_params);
+    printf("parameters %27zu  %s\n", mt.n_params, h);
+    printf("training memory, fp32, B=%d T=%d (bytes)\n", B, T);
+    row_bytes("parameters", mt.param_bytes);
+    row_bytes("gradients", mt.grad_bytes);
+    row_bytes("AdamW moments", mt.adamw_bytes);
+    row_bytes("activations", mt.activation_bytes);
+    row_bytes("total", mt.total_bytes);
+    printf("inference memory, fp32, context %d, prompt chunk %d (bytes)\n", ctx, chunk);
+    row_bytes("weights", mi.param_bytes);
+    row_bytes("KV cache + decode scratch", mi.kv_cache_bytes);
+    row_bytes("forward activations", mi.activation_bytes);
+    row_bytes("total", mi.total_bytes);
+    printf("FLOPs per token (PaLM convention, T=%d)\n", T);
+    human_count(h, sizeof h, fwd);
+    printf("  %-28s %14.4g  %sFLOP\n", "forward", fwd, h);
+    human_count(h, sizeof h, 3.0 * fwd);
+    printf("  %-28s %14.4g  %sFLOP\n", "training (fwd+bwd, 3x)", 3.0 * fwd, h);
+    return CLI_EXIT_OK;
+}
