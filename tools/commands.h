@@ -7,3 +7,4 @@
  * (tools/cli.h). Add a command by adding one line here.
  */
 CLLM_COMMAND("version", cllm_cmd_version, "print the version and the CPU features in use")
+CLLM_COMMAND("info", cllm_cmd_info, "parameter count, memory and FLOPs of a preset or model file")
