@@ -3,7 +3,8 @@
  * reference on random and ragged shapes, every transpose combination,
  * strided operands, alpha/beta, the beta = 0 and K = 0 corners; the
  * CLLM_KERNELS=reference switch; thread control; the peak measurement's
- * argument checks.
+ * argument checks; the SIMD elementwise kernels (max, exp, tanh) of every ISA
+ * the CPU has against their libm references, ragged lengths and NaN.
  */
 #include <float.h>
 #include <stdlib.h>
@@ -13,6 +14,9 @@
 #include "cllm/kernels.h"
 #include "cllm/rng.h"
 #include "test.h"
+/* The per-ISA entry points, to test every variant this CPU can run, not
+ * only the dispatched one. */
+#include "../src/kernels/kernels_internal.h"
 
 /* Must run before anything else initialises the dispatch table in this
  * process: the child sets the variable, then asks for the table. */
@@ -146,6 +150,83 @@ static void test_kernels_measure_rejects_bad_sizes(void) {
           "a small measurement gives a positive rate");
 }
 
+typedef struct {
+    const char *name;
+    unsigned need; /* CLLM_CPU_* bits */
+    float (*vmax)(const float *, size_t);
+    double (*vexp)(float *, const float *, float, size_t);
+    void (*vtanh)(float *, const float *, size_t);
+} vec_impl;
+
+static const vec_impl vec_impls[] = {
+    {"dispatched", 0, cllm_vmax, cllm_vexp_shift_sum, cllm_vtanh},
+    {"avx2", CLLM_CPU_AVX2, cllm_kernels_vmax_avx2, cllm_kernels_vexp_shift_sum_avx2,
+     cllm_kernels_vtanh_avx2},
+    {"avx512", CLLM_CPU_AVX512, cllm_kernels_vmax_avx512, cllm_kernels_vexp_shift_sum_avx512,
+     cllm_kernels_vtanh_avx512},
+};
+
+static void test_kernels_vecmath_matches_reference(void) {
+    static const size_t lens[] = {0, 1, 7, 15, 16, 17, 33, 255, 256, 257, 1000};
+    enum { MAXN = 1000 };
+    static float x[MAXN], y[MAXN], r[MAXN];
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 7);
+    unsigned feat = cllm_kernels_get()->cpu_features;
+    int tested = 0;
+    for (size_t v = 0; v < sizeof vec_impls / sizeof vec_impls[0]; v++) {
+        const vec_impl *im = &vec_impls[v];
+        if ((feat & im->need) != im->need) continue;
+        tested++;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            size_t n = lens[li];
+            /* exp over [-100, 88]: the whole normal range plus the denormal tail. */
+            for (size_t i = 0; i < n; i++) x[i] = -100.0f + 188.0f * cllm_rng_float(&rng);
+            double sum = im->vexp(y, x, 0.0f, n);
+            double rsum = cllm_vexp_shift_sum_reference(r, x, 0.0f, n);
+            for (size_t i = 0; i < n; i++) {
+                /* about 2 ulp (2.4e-7) relative; below the smallest normal float
+                 * (exp(-87.3) = 1.2e-38) AVX2 returns 0, hence the absolute term. */
+                if (!(fabs((double)y[i] - r[i]) <= 4e-7 * r[i] + 1.2e-38)) {
+                    CHECK_NEAR(y[i], r[i], 1.2e-38, 4e-7, im->name);
+                    break;
+                }
+            }
+            /* the sum: float partial sums of <= 256 terms, rounding ~1e-6 relative */
+            CHECK_NEAR(sum, rsum, 1e-30, 2e-6, "exp sum");
+            /* shifted softmax-style input: all <= 0 after the shift */
+            for (size_t i = 0; i < n; i++) x[i] = 20.0f * cllm_rng_float(&rng) - 10.0f;
+            float m = im->vmax(x, n);
+            CHECK(m == cllm_vmax_reference(x, n), "%s vmax n=%zu", im->name, n);
+            sum = im->vexp(y, x, m, n);
+            rsum = cllm_vexp_shift_sum_reference(r, x, m, n);
+            CHECK_NEAR(sum, rsum, 1e-30, 2e-6, "shifted exp sum");
+            /* tanh over [-12, 12], saturation included: 3e-7 absolute */
+            for (size_t i = 0; i < n; i++) x[i] = 24.0f * cllm_rng_float(&rng) - 12.0f;
+            if (n > 2) x[0] = 1e-6f, x[1] = -40.0f;
+            im->vtanh(y, x, n);
+            cllm_vtanh_reference(r, x, n);
+            for (size_t i = 0; i < n; i++)
+                if (!(fabs((double)y[i] - r[i]) <= 3e-7)) {
+                    CHECK_NEAR(y[i], r[i], 3e-7, 0, im->name);
+                    break;
+                }
+        }
+        /* NaN in, NaN out; in place allowed. */
+        float nan_in[20];
+        for (int i = 0; i < 20; i++) nan_in[i] = (float)i * 0.1f;
+        nan_in[3] = NAN, nan_in[18] = NAN;
+        float out[20];
+        double s = im->vexp(out, nan_in, 0.0f, 20);
+        CHECK(isnan(out[3]) && isnan(out[18]) && isnan(s), "%s exp propagates NaN", im->name);
+        CHECK(out[4] == out[4] && fabs(out[4] - expf(0.4f)) < 1e-6, "%s exp beside NaN", im->name);
+        im->vtanh(nan_in, nan_in, 20);
+        CHECK(isnan(nan_in[3]) && isnan(nan_in[18]), "%s tanh propagates NaN", im->name);
+        CHECK(fabs(nan_in[5] - tanhf(0.5f)) < 3e-7, "%s tanh in place", im->name);
+    }
+    CHECK(tested >= 1, "at least the dispatched variant ran");
+}
+
 int main(void) {
     TEST_RUN(test_kernels_env_forces_reference);
     TEST_RUN(test_kernels_gemm_matches_reference);
@@ -153,5 +234,6 @@ int main(void) {
     TEST_RUN(test_kernels_gemm_k_zero_scales_c);
     TEST_RUN(test_kernels_threads_and_features);
     TEST_RUN(test_kernels_measure_rejects_bad_sizes);
+    TEST_RUN(test_kernels_vecmath_matches_reference);
     return test_finish();
 }

@@ -51,11 +51,22 @@ typedef void (*cllm_sgemm_fn)(int trans_a, int trans_b, int M, int N, int K, flo
                               const float *A, int lda, const float *B, int ldb, float beta,
                               float *C, int ldc);
 
+typedef enum {
+    CLLM_VEC_REFERENCE = 0, /* scalar loops over libm expf/tanhf */
+    CLLM_VEC_AVX2,
+    CLLM_VEC_AVX512,
+    CLLM_VEC_COUNT
+} cllm_vec_backend;
+
 /* The dispatch table: one entry per primitive, filled once at first use.
  * A future GPU backend plugs in here. */
 typedef struct {
     cllm_gemm_backend gemm_backend;
     cllm_sgemm_fn sgemm;
+    cllm_vec_backend vec_backend;
+    float (*vmax)(const float *x, size_t n);
+    double (*vexp_shift_sum)(float *y, const float *x, float shift, size_t n);
+    void (*vtanh)(float *y, const float *x, size_t n);
     unsigned cpu_features; /* CLLM_CPU_* bits */
     int reference;         /* 1 when CLLM_KERNELS=reference forced the scalar path */
 } cllm_kernels_table;
@@ -87,6 +98,23 @@ void cllm_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, cons
 void cllm_sgemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
                           int ldc);
+
+/* ---- elementwise math for the layers (softmax, GELU) ----------------------
+ * SIMD versions (AVX-512, AVX2) behind the dispatch table, each with a scalar
+ * reference over libm (the *_reference functions, which tests compare with).
+ * Accuracy of the SIMD paths: exp within about 2 ulp relative; tanh within
+ * about 3e-7 absolute. NaN inputs give NaN outputs. y may alias x. */
+/* Largest element of x[0..n); -inf when n == 0. */
+float cllm_vmax(const float *x, size_t n);
+float cllm_vmax_reference(const float *x, size_t n);
+/* y[i] = exp(x[i] - shift); returns the sum of the y[i] (accumulated in double). */
+double cllm_vexp_shift_sum(float *y, const float *x, float shift, size_t n);
+double cllm_vexp_shift_sum_reference(float *y, const float *x, float shift, size_t n);
+/* y[i] = tanh(x[i]). */
+void cllm_vtanh(float *y, const float *x, size_t n);
+void cllm_vtanh_reference(float *y, const float *x, size_t n);
+/* "reference", "avx2" or "avx512". */
+const char *cllm_kernels_vec_name(void);
 
 /* Measures the dispatched sgemm on C[M,N] = A[M,K] B[K,N]^T shapes (the
  * linear layer's forward form) with the current thread count: best of

@@ -60,11 +60,31 @@ static void dispatch_init(void) {
     if (table.reference) {
         table.gemm_backend = CLLM_GEMM_REFERENCE;
         table.sgemm = cllm_sgemm_reference;
+        table.vec_backend = CLLM_VEC_REFERENCE;
+        table.vmax = cllm_vmax_reference;
+        table.vexp_shift_sum = cllm_vexp_shift_sum_reference;
+        table.vtanh = cllm_vtanh_reference;
     } else {
         /* oneDNN has its own JIT for every x86-64 level (SSE4.1 up), so it is
          * the fast path on any CPU this code targets. */
         table.gemm_backend = CLLM_GEMM_ONEDNN;
         table.sgemm = cllm_kernels_sgemm_onednn;
+        if (table.cpu_features & CLLM_CPU_AVX512) {
+            table.vec_backend = CLLM_VEC_AVX512;
+            table.vmax = cllm_kernels_vmax_avx512;
+            table.vexp_shift_sum = cllm_kernels_vexp_shift_sum_avx512;
+            table.vtanh = cllm_kernels_vtanh_avx512;
+        } else if (table.cpu_features & CLLM_CPU_AVX2) {
+            table.vec_backend = CLLM_VEC_AVX2;
+            table.vmax = cllm_kernels_vmax_avx2;
+            table.vexp_shift_sum = cllm_kernels_vexp_shift_sum_avx2;
+            table.vtanh = cllm_kernels_vtanh_avx2;
+        } else {
+            table.vec_backend = CLLM_VEC_REFERENCE;
+            table.vmax = cllm_vmax_reference;
+            table.vexp_shift_sum = cllm_vexp_shift_sum_reference;
+            table.vtanh = cllm_vtanh_reference;
+        }
     }
 }
 
@@ -77,6 +97,12 @@ const char *cllm_kernels_gemm_name(void) {
     static const char *const names[CLLM_GEMM_COUNT] = {
         [CLLM_GEMM_REFERENCE] = "reference", [CLLM_GEMM_ONEDNN] = "onednn"};
     return names[cllm_kernels_get()->gemm_backend];
+}
+
+const char *cllm_kernels_vec_name(void) {
+    static const char *const names[CLLM_VEC_COUNT] = {
+        [CLLM_VEC_REFERENCE] = "reference", [CLLM_VEC_AVX2] = "avx2", [CLLM_VEC_AVX512] = "avx512"};
+    return names[cllm_kernels_get()->vec_backend];
 }
 
 void cllm_kernels_features_string(char *buf, size_t cap) {

@@ -11,4 +11,12 @@ void cllm_kernels_sgemm_onednn(int trans_a, int trans_b, int M, int N, int K, fl
                                const float *A, int lda, const float *B, int ldb, float beta,
                                float *C, int ldc);
 
+/* Elementwise kernels per ISA (vecmath_avx2.c, vecmath_avx512.c). */
+float cllm_kernels_vmax_avx2(const float *x, size_t n);
+double cllm_kernels_vexp_shift_sum_avx2(float *y, const float *x, float shift, size_t n);
+void cllm_kernels_vtanh_avx2(float *y, const float *x, size_t n);
+float cllm_kernels_vmax_avx512(const float *x, size_t n);
+double cllm_kernels_vexp_shift_sum_avx512(float *y, const float *x, float shift, size_t n);
+void cllm_kernels_vtanh_avx512(float *y, const float *x, size_t n);
+
 #endif

@@ -6,11 +6,22 @@
  * heads, then NKV key heads, then NKV value heads; query head h reads kv head
  * h / (NH/NKV). att[B,NH,T,T] holds the softmax probabilities (upper triangle
  * zero). Scores are scaled by 1/sqrt(HS).
- * Forward parallelises over (b, h). Backward parallelises over (b, kv head):
- * every query head of a group adds into the same dk/dv rows, so one thread
- * owns a whole group and no two threads write the same element.
+ *
+ * Each head's products are GEMMs on strided views of qkv (row stride
+ * (NH+2*NKV)*HS), so the heavy work runs in the GEMM kernel and nothing is
+ * copied; the causal upper triangle is computed and then zeroed, wasting up
+ * to half of the score FLOPs, which still beats scalar loops by far
+ * (bench/bench_layers.c). Per head:
+ *   forward:  att = softmax_causal(scale Q K^T);  out = att V
+ *   backward: dP = dO V^T;  dV += att^T dO;  dS = att * (dP - rowsum(att*dP));
+ *             dQ += scale dS K;  dK += scale dS^T Q      (dS stored in datt)
+ * Forward parallelises over (b, h); backward over (b, kv head), because all
+ * query heads of a group add into the same dK/dV rows: one thread owns a
+ * group, so no two threads write the same element and the result does not
+ * depend on the thread count. The GEMMs inside run single-threaded (OpenMP
+ * nesting is off).
  * Does not: use a KV cache (incremental decoding lives in the model) or
- * flash-style tiling; plain loops are enough for T <= 1024.
+ * flash-style tiling; T x T scores per head are fine for T <= 1024.
  */
 #include "cllm/layers.h"
 #include "cllm/status.h"
@@ -18,8 +29,8 @@
 
 void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int B, int T,
                                       int NH, int NKV, int HS) {
-    size_t S = (size_t)(NH + 2 * NKV) * HS; /* qkv row stride */
     CLLM_ASSERT(NKV > 0 && NH % NKV == 0);
+    int S = (NH + 2 * NKV) * HS; /* qkv row stride */
     int group = NH / NKV;
     real scale = R(1) / R_SQRT((real)HS);
 #pragma omp parallel for collapse(2) schedule(dynamic) if ((long)B * NH * T * T * HS >= LAYER_PAR_MIN)
@@ -27,33 +38,21 @@ void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int
         for (int h = 0; h < NH; h++) {
             int g = h / group;
             const real *base = qkv + (size_t)b * T * S;
+            const real *q = base + (size_t)h * HS, *k = base + (size_t)(NH + g) * HS;
+            const real *v = base + (size_t)(NH + NKV + g) * HS;
+            real *a = att + ((size_t)b * NH + h) * T * T;
+            /* a[T,T] = scale * q[T,HS] k[T,HS]^T (upper triangle discarded below) */
+            LAYER_GEMM(0, 1, T, T, HS, scale, q, S, k, S, R(0), a, T);
             for (int t = 0; t < T; t++) {
-                const real *q = base + (size_t)t * S + (size_t)h * HS;
-                real *a = att + (((size_t)b * NH + h) * T + t) * T;
-                real maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const real *k = base + (size_t)t2 * S + (size_t)(NH + g) * HS;
-                    real dot = 0;
-                    for (int i = 0; i < HS; i++) dot += q[i] * k[i];
-                    a[t2] = dot * scale;
-                    if (a[t2] > maxv) maxv = a[t2];
-                }
-                real sum = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    a[t2] = R_EXP(a[t2] - maxv);
-                    sum += a[t2];
-                }
-                real inv = R(1) / sum;
-                for (int t2 = 0; t2 <= t; t2++) a[t2] *= inv;
-                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0;
-                real *o = out + ((size_t)b * T + t) * NH * HS + (size_t)h * HS;
-                for (int i = 0; i < HS; i++) o[i] = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const real *v = base + (size_t)t2 * S + (size_t)(NH + NKV + g) * HS;
-                    real w = a[t2];
-                    for (int i = 0; i < HS; i++) o[i] += w * v[i];
-                }
+                real *row = a + (size_t)t * T;
+                real maxv = LAYER_VMAX(row, (size_t)t + 1);
+                real inv = (real)(1.0 / LAYER_VEXP_SHIFT_SUM(row, row, maxv, (size_t)t + 1));
+                for (int t2 = 0; t2 <= t; t2++) row[t2] *= inv;
+                for (int t2 = t + 1; t2 < T; t2++) row[t2] = 0;
             }
+            /* out[T,HS] (row stride NH*HS) = a[T,T] v[T,HS] */
+            LAYER_GEMM(0, 0, T, HS, T, R(1), a, T, v, S, R(0),
+                       out + (size_t)b * T * NH * HS + (size_t)h * HS, NH * HS);
         }
     }
 }
@@ -61,8 +60,8 @@ void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int
 void LAYER_FN(cllm_attention_backward)(real *dqkv, real *datt, const real *dout,
                                        const real *att, const real *qkv, int B, int T, int NH,
                                        int NKV, int HS) {
-    size_t S = (size_t)(NH + 2 * NKV) * HS;
     CLLM_ASSERT(NKV > 0 && NH % NKV == 0);
+    int S = (NH + 2 * NKV) * HS;
     int group = NH / NKV;
     real scale = R(1) / R_SQRT((real)HS);
 #pragma omp parallel for collapse(2) schedule(dynamic) if ((long)B * NH * T * T * HS >= LAYER_PAR_MIN)
@@ -70,41 +69,29 @@ void LAYER_FN(cllm_attention_backward)(real *dqkv, real *datt, const real *dout,
         for (int g = 0; g < NKV; g++) {
             const real *base = qkv + (size_t)b * T * S;
             real *dbase = dqkv + (size_t)b * T * S;
+            const real *k = base + (size_t)(NH + g) * HS, *v = base + (size_t)(NH + NKV + g) * HS;
+            real *dk = dbase + (size_t)(NH + g) * HS, *dv = dbase + (size_t)(NH + NKV + g) * HS;
             for (int h = g * group; h < (g + 1) * group; h++) {
+                const real *a = att + ((size_t)b * NH + h) * T * T;
+                real *da = datt + ((size_t)b * NH + h) * T * T;
+                const real *dO = dout + (size_t)b * T * NH * HS + (size_t)h * HS;
+                const real *q = base + (size_t)h * HS;
+                real *dq = dbase + (size_t)h * HS;
+                /* out = att v:  datt = dO v^T,  dv += att^T dO */
+                LAYER_GEMM(0, 1, T, T, HS, R(1), dO, NH * HS, v, S, R(0), da, T);
+                LAYER_GEMM(1, 0, T, HS, T, R(1), a, T, dO, NH * HS, R(1), dv, S);
+                /* softmax backward, in place: dS = att * (datt - sum(att * datt)) */
                 for (int t = 0; t < T; t++) {
-                    const real *a = att + (((size_t)b * NH + h) * T + t) * T;
-                    real *da = datt + (((size_t)b * NH + h) * T + t) * T;
-                    const real *d = dout + ((size_t)b * T + t) * NH * HS + (size_t)h * HS;
-                    /* out = att @ v: datt = dout . v, dv += att * dout. */
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        const real *v = base + (size_t)t2 * S + (size_t)(NH + NKV + g) * HS;
-                        real *dv = dbase + (size_t)t2 * S + (size_t)(NH + NKV + g) * HS;
-                        real dot = 0, w = a[t2];
-                        for (int i = 0; i < HS; i++) {
-                            dot += d[i] * v[i];
-                            dv[i] += w * d[i];
-                        }
-                        da[t2] = dot;
-                    }
-                    for (int t2 = t + 1; t2 < T; t2++) da[t2] = 0;
-                    /* softmax backward: dpre = att * (datt - sum(att * datt)),
-                     * stored back into datt. */
+                    const real *arow = a + (size_t)t * T;
+                    real *drow = da + (size_t)t * T;
                     real s = 0;
-                    for (int t2 = 0; t2 <= t; t2++) s += a[t2] * da[t2];
-                    for (int t2 = 0; t2 <= t; t2++) da[t2] = a[t2] * (da[t2] - s);
-                    /* pre = scale * q . k: dq += scale dpre k, dk += scale dpre q. */
-                    const real *q = base + (size_t)t * S + (size_t)h * HS;
-                    real *dq = dbase + (size_t)t * S + (size_t)h * HS;
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        const real *k = base + (size_t)t2 * S + (size_t)(NH + g) * HS;
-                        real *dk = dbase + (size_t)t2 * S + (size_t)(NH + g) * HS;
-                        real w = da[t2] * scale;
-                        for (int i = 0; i < HS; i++) {
-                            dq[i] += w * k[i];
-                            dk[i] += w * q[i];
-                        }
-                    }
+                    for (int t2 = 0; t2 <= t; t2++) s += arow[t2] * drow[t2];
+                    for (int t2 = 0; t2 <= t; t2++) drow[t2] = arow[t2] * (drow[t2] - s);
+                    for (int t2 = t + 1; t2 < T; t2++) drow[t2] = 0;
                 }
+                /* scores = scale q k^T:  dq += scale dS k,  dk += scale dS^T q */
+                LAYER_GEMM(0, 0, T, HS, T, scale, da, T, k, S, R(1), dq, S);
+                LAYER_GEMM(1, 0, T, HS, T, scale, da, T, q, S, R(1), dk, S);
             }
         }
     }

@@ -2,7 +2,8 @@
  * crossentropy.c: softmax over the vocabulary fused with the cross-entropy
  * loss, masked positions (target -1) excluded.
  *
- * Forward per row: probs = softmax(logits) (max-subtracted, sum in double);
+ * Forward per row: probs = softmax(logits) (max-subtracted, exp and sum by
+ * the SIMD kernels of cllm/kernels.h, sum in double);
  * loss = logsumexp(logits) - logits[target], computed from the log-sum-exp
  * rather than -log(prob) so a tiny probability does not underflow to inf.
  * Returns the mean over unmasked rows (double accumulation).
@@ -28,14 +29,8 @@ real LAYER_FN(cllm_crossentropy_forward)(real *losses, real *probs, const real *
         real *p = probs + (size_t)n * V;
         int32_t tgt = targets[n];
         CLLM_ASSERT(tgt >= -1 && tgt < V);
-        real maxv = l[0];
-        for (int v = 1; v < V; v++)
-            if (l[v] > maxv) maxv = l[v];
-        double sum = 0;
-        for (int v = 0; v < V; v++) {
-            p[v] = R_EXP(l[v] - maxv);
-            sum += p[v];
-        }
+        real maxv = LAYER_VMAX(l, (size_t)V);
+        double sum = LAYER_VEXP_SHIFT_SUM(p, l, maxv, (size_t)V);
         real inv = (real)(1.0 / sum);
         for (int v = 0; v < V; v++) p[v] *= inv;
         if (tgt < 0) {

@@ -4,7 +4,8 @@
  *
  * Backward: d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3*0.044715 x^2),
  * accumulated into dinp. Elementwise, in place allowed for forward
- * (out == inp).
+ * (out == inp: each chunk reads its inputs before writing). tanh comes from
+ * the SIMD kernel (cllm_vtanh, ~2e-7 absolute error).
  * Does not: implement the exact erf form.
  */
 #include "cllm/layers.h"
@@ -13,21 +14,41 @@
 #define GELU_K R(0.7978845608028654) /* sqrt(2/pi) */
 #define GELU_C R(0.044715)
 
+/* tanh runs through the SIMD kernel on chunks of this many elements held on
+ * the stack (no heap scratch); chunks are the unit of parallel work. */
+#define GELU_CHUNK 512
+
 void LAYER_FN(cllm_gelu_forward)(real *out, const real *inp, size_t N) {
+    long n_chunks = (long)((N + GELU_CHUNK - 1) / GELU_CHUNK);
 #pragma omp parallel for schedule(static) if (N >= LAYER_PAR_MIN)
-    for (size_t i = 0; i < N; i++) {
-        real x = inp[i];
-        out[i] = R(0.5) * x * (R(1) + R_TANH(GELU_K * (x + GELU_C * x * x * x)));
+    for (long ch = 0; ch < n_chunks; ch++) {
+        size_t i0 = (size_t)ch * GELU_CHUNK, len = N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK;
+        real th[GELU_CHUNK];
+        for (size_t i = 0; i < len; i++) {
+            real x = inp[i0 + i];
+            th[i] = GELU_K * (x + GELU_C * x * x * x);
+        }
+        LAYER_VTANH(th, th, len);
+        for (size_t i = 0; i < len; i++) out[i0 + i] = R(0.5) * inp[i0 + i] * (R(1) + th[i]);
     }
 }
 
 void LAYER_FN(cllm_gelu_backward)(real *dinp, const real *inp, const real *dout, size_t N) {
+    long n_chunks = (long)((N + GELU_CHUNK - 1) / GELU_CHUNK);
 #pragma omp parallel for schedule(static) if (N >= LAYER_PAR_MIN)
-    for (size_t i = 0; i < N; i++) {
-        real x = inp[i];
-        real th = R_TANH(GELU_K * (x + GELU_C * x * x * x));
-        real local = R(0.5) * (R(1) + th) +
-                     R(0.5) * x * (R(1) - th * th) * GELU_K * (R(1) + R(3) * GELU_C * x * x);
-        dinp[i] += local * dout[i];
+    for (long ch = 0; ch < n_chunks; ch++) {
+        size_t i0 = (size_t)ch * GELU_CHUNK, len = N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK;
+        real th[GELU_CHUNK];
+        for (size_t i = 0; i < len; i++) {
+            real x = inp[i0 + i];
+            th[i] = GELU_K * (x + GELU_C * x * x * x);
+        }
+        LAYER_VTANH(th, th, len);
+        for (size_t i = 0; i < len; i++) {
+            real x = inp[i0 + i], t = th[i];
+            real local = R(0.5) * (R(1) + t) +
+                         R(0.5) * x * (R(1) - t * t) * GELU_K * (R(1) + R(3) * GELU_C * x * x);
+            dinp[i0 + i] += local * dout[i0 + i];
+        }
     }
 }

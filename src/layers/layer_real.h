@@ -6,9 +6,11 @@
  * gradient checks exercise the very code the float build runs.
  *
  * Provides: the `real` element type, LAYER_FN(name) (name, or name_d in the
- * double build), the math functions for `real`, R(x) for literals, and
- * LAYER_GEMM: cllm_sgemm in float; in double, cllm_layers_test_dgemm, a plain
- * double GEMM with the same row-major convention that the test file defines.
+ * double build), the math functions for `real`, R(x) for literals, and the
+ * kernels: LAYER_GEMM is cllm_sgemm in float; in double, cllm_layers_test_dgemm,
+ * a plain double GEMM with the same row-major convention that the test file
+ * defines. LAYER_VMAX / LAYER_VEXP_SHIFT_SUM / LAYER_VTANH are the SIMD
+ * elementwise kernels in float and plain libm loops in double.
  * Does not: contain any arithmetic itself.
  */
 #ifndef CLLM_LAYER_REAL_H
@@ -28,6 +30,24 @@ typedef double real;
 void cllm_layers_test_dgemm(int trans_a, int trans_b, int M, int N, int K, double alpha,
                             const double *A, int lda, const double *B, int ldb, double beta,
                             double *C, int ldc);
+/* Double stand-ins for the float elementwise kernels (same contracts). */
+static inline double layer_d_vmax(const double *x, size_t n) {
+    double m = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > m) m = x[i];
+    return m;
+}
+static inline double layer_d_vexp_shift_sum(double *y, const double *x, double shift, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (y[i] = exp(x[i] - shift));
+    return s;
+}
+static inline void layer_d_vtanh(double *y, const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = tanh(x[i]);
+}
+#define LAYER_VMAX layer_d_vmax
+#define LAYER_VEXP_SHIFT_SUM layer_d_vexp_shift_sum
+#define LAYER_VTANH layer_d_vtanh
 #else
 #include "cllm/kernels.h"
 typedef float real;
@@ -37,6 +57,9 @@ typedef float real;
 #define R_SQRT sqrtf
 #define R_TANH tanhf
 #define LAYER_GEMM cllm_sgemm
+#define LAYER_VMAX cllm_vmax
+#define LAYER_VEXP_SHIFT_SUM cllm_vexp_shift_sum
+#define LAYER_VTANH cllm_vtanh
 #endif
 
 /* A literal of type real (keeps float code free of double promotions). */
