@@ -8,3 +8,6 @@
  */
 CLLM_COMMAND("version", cllm_cmd_version, "print the version and the CPU features in use")
 CLLM_COMMAND("info", cllm_cmd_info, "parameter count, memory and FLOPs of a preset or model file")
+CLLM_COMMAND("pretrain", cllm_cmd_pretrain, "pre-train a transformer on text or token shards (checkpoints, resume)")
+CLLM_COMMAND("tokenizer", cllm_cmd_tokenizer, "train a BPE vocabulary; encode, decode and inspect text")
+CLLM_COMMAND("tokenize", cllm_cmd_tokenize, "encode text or JSONL files into a token shard")
