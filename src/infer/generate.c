@@ -1,0 +1,145 @@
+/*
+ * generate.c: the prompt -> tokens -> text loop described in generate.h.
+ */
+#include "cllm/generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cllm/progress.h"
+
+cllm_generate_params cllm_generate_default_params(void) {
+    cllm_generate_params p;
+    memset(&p, 0, sizeof p);
+    p.max_tokens = 128;
+    return p;
+}
+
+void cllm_generate_add_default_eog(cllm_generate_params *p, const cllm_tokenizer *tok) {
+    static const char *const names[] = {"<|endoftext|>", "<|im_end|>", "<|eot_id|>"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int64_t id = cllm_tokenizer_special_id(tok, names[i]);
+        if (id < 0 || p->n_eog >= CLLM_GENERATE_MAX_EOG) continue;
+        int dup = 0;
+        for (int k = 0; k < p->n_eog; k++) dup |= p->eog[k] == (int32_t)id;
+        if (!dup) p->eog[p->n_eog++] = (int32_t)id;
+    }
+}
+
+const char *cllm_finish_reason_name(cllm_finish_reason r) {
+    static const char *const names[CLLM_FINISH_COUNT] = {"length", "stop", "context", "cancelled"};
+    return (int)r >= 0 && r < CLLM_FINISH_COUNT ? names[r] : "unknown";
+}
+
+static int is_eog(const cllm_generate_params *p, int32_t token) {
+    for (int i = 0; i < p->n_eog; i++)
+        if (p->eog[i] == token) return 1;
+    return 0;
+}
+
+cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cllm_sampler *sampler,
+                          const uint32_t *prompt, int n_prompt, const cllm_generate_params *p,
+                          cllm_generate_callback cb, void *ctx, cllm_generate_result *result,
+                          cllm_error *err) {
+    memset(result, 0, sizeof *result);
+    const cllm_model_config *cfg = cllm_model_get_config(m);
+    const cllm_model_options *opt = cllm_model_get_options(m);
+    int kv_context = opt->kv_context > 0 ? opt->kv_context : cfg->context_length;
+    if (slot < 0 || slot >= opt->kv_slots)
+        return cllm_error_set(err, CLLM_ERR_ARG, "generate: slot %d does not exist (model has %d KV slots)", slot,
+                              opt->kv_slots);
+    if ((int64_t)cllm_tokenizer_n_vocab(tok) != cfg->vocab_size)
+        return cllm_error_set(err, CLLM_ERR_ARG, "generate: tokenizer has %u tokens but the model's vocabulary is %d",
+                              cllm_tokenizer_n_vocab(tok), cfg->vocab_size);
+    if (p->max_tokens < 1)
+        return cllm_error_set(err, CLLM_ERR_ARG, "generate: max_tokens must be >= 1, got %d", p->max_tokens);
+    if (p->n_top_logprobs < 0 || p->n_top_logprobs > CLLM_GENERATE_MAX_TOP)
+        return cllm_error_set(err, CLLM_ERR_ARG, "generate: top_logprobs must be in [0, %d], got %d",
+                              CLLM_GENERATE_MAX_TOP, p->n_top_logprobs);
+    if (n_prompt < 1) return cllm_error_set(err, CLLM_ERR_ARG, "generate: the prompt is empty");
+    if (n_prompt >= kv_context)
+        return cllm_error_set(err, CLLM_ERR_LIMIT,
+                              "generate: the prompt has %d tokens but the context window holds %d "
+                              "(the prompt must leave room for at least one new token)",
+                              n_prompt, kv_context);
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] >= (uint32_t)cfg->vocab_size)
+            return cllm_error_set(err, CLLM_ERR_ARG, "generate: prompt token %d has id %u >= vocabulary %d", i,
+                                  prompt[i], cfg->vocab_size);
+    cllm_stop_matcher stop;
+    cllm_status st = cllm_stop_init(&stop, p->stop, p->n_stop, err);
+    if (st != CLLM_OK) return st;
+
+    int chunk_max = opt->max_seq;
+    int32_t *chunk = malloc((size_t)chunk_max * sizeof *chunk);
+    /* Room for one token's text after UTF-8 repair, plus held-back stop text. */
+    size_t text_cap = 4096 + CLLM_STOP_MAX_LEN;
+    char *piece = malloc(text_cap), *released = malloc(text_cap + CLLM_STOP_MAX_LEN);
+    if (!chunk || !piece || !released) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "generate: out of memory");
+        goto done;
+    }
+    cllm_model_kv_reset(m, slot);
+    double t0 = cllm_now_seconds();
+    const float *logits = NULL;
+    for (int pos = 0; pos < n_prompt; pos += chunk_max) {
+        int n = n_prompt - pos < chunk_max ? n_prompt - pos : chunk_max;
+        for (int i = 0; i < n; i++) chunk[i] = (int32_t)prompt[pos + i];
+        st = cllm_model_decode(m, slot, chunk, n, pos, 0, &logits, err);
+        if (st != CLLM_OK) goto done;
+    }
+    for (int i = 0; i < n_prompt; i++) cllm_sampler_accept(sampler, (int32_t)prompt[i]);
+    result->n_prompt = n_prompt;
+    double t1 = cllm_now_seconds();
+    result->prompt_seconds = t1 - t0;
+
+    cllm_utf8_stream utf8 = {0};
+    cllm_token_logprob top[CLLM_GENERATE_MAX_TOP];
+    int pos = n_prompt;
+    result->finish = CLLM_FINISH_LENGTH;
+    for (int step = 0; step < p->max_tokens; step++) {
+        float lp = 0;
+        int32_t token = cllm_sampler_sample(sampler, logits, &lp, top, p->n_top_logprobs);
+        cllm_sampler_accept(sampler, token);
+        result->n_generated++;
+        int end = is_eog(p, token);
+        size_t plen = 0, rlen = 0;
+        if (end) {
+            plen = cllm_utf8_stream_flush(&utf8, piece);
+            rlen = cllm_stop_feed(&stop, piece, plen, released);
+            rlen += cllm_stop_flush(&stop, released + rlen);
+        } else {
+            st = cllm_tokenizer_decode_stream(tok, &utf8, (uint32_t)token, piece, text_cap, &plen, err);
+            if (st != CLLM_OK) goto done;
+            rlen = cllm_stop_feed(&stop, piece, plen, released);
+        }
+        cllm_generate_event ev = {released, rlen, token, lp, top, p->n_top_logprobs};
+        if (cb && cb(ctx, &ev)) {
+            result->finish = CLLM_FINISH_CANCELLED;
+            break;
+        }
+        if (end || stop.stopped) {
+            result->finish = CLLM_FINISH_STOP;
+            break;
+        }
+        if (pos >= kv_context || step + 1 == p->max_tokens) {
+            if (step + 1 < p->max_tokens) result->finish = CLLM_FINISH_CONTEXT;
+            /* Release what the UTF-8 stream and stop matcher still hold. */
+            plen = cllm_utf8_stream_flush(&utf8, piece);
+            rlen = cllm_stop_feed(&stop, piece, plen, released);
+            if (!stop.stopped) rlen += cllm_stop_flush(&stop, released + rlen);
+            cllm_generate_event tail = {released, rlen, -1, 0, NULL, 0};
+            if (rlen > 0 && cb) cb(ctx, &tail);
+            break;
+        }
+        st = cllm_model_decode(m, slot, &token, 1, pos, 0, &logits, err);
+        if (st != CLLM_OK) goto done;
+        pos++;
+    }
+    result->generate_seconds = cllm_now_seconds() - t1;
+done:
+    free(chunk);
+    free(piece);
+    free(released);
+    return st;
+}
