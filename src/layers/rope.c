@@ -11,17 +11,24 @@
  * Does not: support NEOX-style half-split pairing or frequency scaling.
  */
 #include "cllm/layers.h"
+#include "cllm/status.h"
 #include "layer_real.h"
+
+/* Largest head size supported (frequencies live in a stack array). */
+#define ROPE_MAX_HS 1024
 
 static void rope_rotate(real *x, int B, int T, int nh, int HS, size_t row_stride, int pos0,
                         real theta, double sign) {
+    CLLM_ASSERT(HS > 0 && HS <= ROPE_MAX_HS);
+    double freq[ROPE_MAX_HS / 2];
+    for (int i = 0; 2 * i + 1 < HS; i++) freq[i] = pow((double)theta, -2.0 * i / HS);
     long n_rows = (long)B * T;
 #pragma omp parallel for schedule(static) if (n_rows * nh * HS >= LAYER_PAR_MIN)
     for (long n = 0; n < n_rows; n++) {
         int pos = pos0 + (int)(n % T);
         real *row = x + (size_t)n * row_stride;
         for (int i = 0; 2 * i + 1 < HS; i++) {
-            double angle = pos * pow((double)theta, -2.0 * i / HS);
+            double angle = pos * freq[i];
             real c = (real)cos(angle), s = (real)(sign * sin(angle));
             for (int h = 0; h < nh; h++) {
                 real *p = row + (size_t)h * HS + 2 * i;
