@@ -691,7 +691,12 @@ static void test_layers_threads_bit_identical(void) {
     size_t nq = (size_t)B * T * (NH + 2 * NKV) * HS, na = (size_t)B * NH * T * T;
     size_t no = (size_t)B * T * NH * HS;
     float *qkv = to_f(drand(nq, -1, 1), nq), *aout = to_f(drand(no, -1, 1), no);
-    float *res[2][5];
+    int CV = 600; /* cross-entropy vocabulary: B*T*CV above the threshold too */
+    size_t ncv = (size_t)B * T * CV, nh4 = 4 * n;
+    float *ce_logits = to_f(drand(ncv, -3, 3), ncv), *gin = to_f(drand(nh4, -4, 4), nh4);
+    int32_t *ce_tg = tmp_alloc((size_t)B * T * sizeof *ce_tg);
+    for (int i = 0; i < B * T; i++) ce_tg[i] = i % 5 == 0 ? -1 : rnd(0, CV - 1);
+    float *res[2][8];
     for (int r = 0; r < 2; r++) {
         cllm_kernels_set_threads(r + 1);
         float *dwte = tmp_alloc((size_t)V * C * sizeof(float));
@@ -706,12 +711,21 @@ static void test_layers_threads_bit_identical(void) {
         float *ao = tmp_alloc(no * sizeof(float)), *dq = tmp_alloc(nq * sizeof(float));
         cllm_attention_forward(ao, att, qkv, B, T, NH, NKV, HS);
         cllm_attention_backward(dq, datt, aout, att, qkv, B, T, NH, NKV, HS);
+        float *probs = tmp_alloc(ncv * sizeof(float)), *dl = tmp_alloc(ncv * sizeof(float));
+        float *losses = tmp_alloc((size_t)B * T * sizeof(float));
+        cllm_crossentropy_forward(losses, probs, ce_logits, ce_tg, B, T, CV);
+        cllm_crossentropy_backward(dl, probs, ce_tg, B, T, CV, 0.01f);
+        float *gout = tmp_alloc(nh4 * sizeof(float)), *gd = tmp_alloc(nh4 * sizeof(float));
+        cllm_gelu_forward(gout, gin, nh4);
+        cllm_gelu_backward(gd, gin, gout, nh4);
         res[r][0] = dwte, res[r][1] = dwpe, res[r][2] = din, res[r][3] = dw, res[r][4] = dq;
+        res[r][5] = dl, res[r][6] = losses, res[r][7] = gd;
     }
-    size_t sizes[5] = {(size_t)V * C, (size_t)T * C, n, (size_t)C, nq};
-    const char *names[5] = {"embedding dwte", "embedding dwpe", "layernorm dinp",
-                            "layernorm dweight", "attention dqkv"};
-    for (int k = 0; k < 5; k++)
+    size_t sizes[8] = {(size_t)V * C, (size_t)T * C, n, (size_t)C, nq, ncv, (size_t)B * T, nh4};
+    const char *names[8] = {"embedding dwte",  "embedding dwpe",     "layernorm dinp",
+                            "layernorm dweight", "attention dqkv",   "crossentropy dlogits",
+                            "crossentropy losses", "gelu dinp"};
+    for (int k = 0; k < 8; k++)
         CHECK(memcmp(res[0][k], res[1][k], sizes[k] * sizeof(float)) == 0,
               "%s differs between 1 and 2 threads", names[k]);
     cllm_kernels_set_threads(2);
