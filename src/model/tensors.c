@@ -426,6 +426,9 @@ static uint64_t mix64(uint64_t x) {
 void cllm_model_init_weights(cllm_model *m, uint64_t seed) {
     /* GPT-2 paper sec. 2.3 / nanoGPT: std 0.02, residual projections 0.02/sqrt(2L). */
     const float std = 0.02f, resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
+    /* Each tensor has its own stream, so tensors can fill in parallel with
+     * identical results for any thread count. */
+#pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < m->n_tensors; i++) {
         cllm_tensor *t = &m->tensors[i];
         if (t->ndim == 1) {
