@@ -116,7 +116,15 @@ cllm_status cllm_tokenizer_load_hf(const char *path, cllm_tokenizer **out, cllm_
     cJSON_ArrayForEach(it, added) {
         uint32_t id = (uint32_t)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
         const char *content = cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring;
-        if (t->kind[id] == CLLM_TOKEN_NORMAL) continue; /* already a vocab entry */
+        if (t->kind[id] == CLLM_TOKEN_NORMAL) {
+            /* Also a vocab entry (GPT-2's <|endoftext|>): it becomes a control
+             * token, matched only where allowed, as tokenizers matches added
+             * tokens before BPE. Its vocab text must be the same bytes. */
+            if (t->len[id] != strlen(content) || memcmp(t->blob + t->off[id], content, t->len[id]))
+                BAD("%s: added token %u '%.64s' differs from vocab entry %u", path, id, content, id);
+            t->kind[id] = CLLM_TOKEN_SPECIAL;
+            continue;
+        }
         if ((st = cllm_tokenizer_set_token(t, id, content, strlen(content), CLLM_TOKEN_SPECIAL, err)) != CLLM_OK) {
             cllm_error_prefix(err, "%s: added token '%.64s'", path, content);
             goto done;
