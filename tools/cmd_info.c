@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cllm/gguf.h"
 #include "cllm/model.h"
+#include "cllm/model_io.h"
 
 #define CMD "info"
 
@@ -36,13 +38,25 @@ static void usage(FILE *out) {
             "  -h, --help           this help\n");
 }
 
-/* Hook for model files: GGUF reading of a model config belongs to the GGUF
- * module (model <-> GGUF mapping); until it lands, -m reports that plainly. */
+/* The config of a GGUF model file, from its metadata (validated by the
+ * GGUF module); only the header is needed, weights stay mapped, unread. */
 static cllm_status config_from_model_file(const char *path, cllm_model_config *cfg, cllm_error *err) {
-    (void)cfg;
-    return cllm_error_set(err, CLLM_ERR_ARG,
-                          "%s: reading model files is not available in this build yet "
-                          "(use --preset)", path);
+    cllm_gguf *g = NULL;
+    cllm_status st = cllm_gguf_open(&g, path, err);
+    if (st == CLLM_OK) st = cllm_model_config_from_gguf(g, cfg, err);
+    cllm_gguf_close(g);
+    return st;
+}
+
+/* Prints s as a JSON string literal (quotes, backslashes, control bytes escaped). */
+static void json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
 }
 
 static void human_bytes(char *buf, size_t cap, double b) {
@@ -148,11 +162,13 @@ int cllm_cmd_info(int argc, char **argv) {
     const char *name = preset ? preset : model_path;
 
     if (json) {
-        printf("{\"model\":\"%s\",\"config\":{\"vocab_size\":%d,\"context_length\":%d,\"n_layer\":%d,"
+        printf("{\"model\":");
+        json_string(name);
+        printf(",\"config\":{\"vocab_size\":%d,\"context_length\":%d,\"n_layer\":%d,"
                "\"n_head\":%d,\"n_kv_head\":%d,\"n_embd\":%d,\"ffn_hidden\":%d,\"pos\":\"%s\","
                "\"rope_theta\":%g,\"norm\":\"%s\",\"norm_eps\":%g,\"mlp\":\"%s\",\"tied_embeddings\":%s,"
                "\"bias\":%s,\"dropout\":%g},",
-               name, cfg.vocab_size, cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd,
+               cfg.vocab_size, cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd,
                cfg.ffn_hidden, cllm_model_pos_name(cfg.pos), (double)cfg.rope_theta,
                cllm_model_norm_name(cfg.norm), (double)cfg.norm_eps, cllm_model_mlp_name(cfg.mlp),
                cfg.tied_embeddings ? "true" : "false", cfg.bias ? "true" : "false", (double)cfg.dropout);

@@ -155,6 +155,7 @@ cllm_model_options cllm_model_default_options(void);
 typedef struct cllm_model cllm_model; /* opaque */
 
 /* Validates cfg and opts, builds the tensor table and allocates every block.
+ * opts NULL means the defaults with max_seq capped at context_length.
  * Weights are zero until cllm_model_init_weights or a loader fills them.
  * *out is owned by the caller (cllm_model_destroy). */
 cllm_status cllm_model_create(const cllm_model_config *cfg, const cllm_model_options *opts,

@@ -319,6 +319,7 @@ cllm_status cllm_model_create(const cllm_model_config *cfg, const cllm_model_opt
     cllm_status st = cllm_model_config_validate(cfg, err);
     if (st != CLLM_OK) return st;
     cllm_model_options o = opts ? *opts : cllm_model_default_options();
+    if (!opts && o.max_seq > cfg->context_length) o.max_seq = cfg->context_length;
     if ((st = check_options(cfg, &o, err)) != CLLM_OK) return st;
     cllm_model *m = calloc(1, sizeof *m);
     if (!m) return cllm_error_set(err, CLLM_ERR_NOMEM, "model: out of memory");
