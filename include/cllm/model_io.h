@@ -77,7 +77,8 @@ cllm_status cllm_model_config_from_gguf(const cllm_gguf *g, cllm_model_config *c
 cllm_status cllm_model_read_gguf(cllm_model *m, const cllm_gguf *g, int check_finite, cllm_error *err);
 
 /* Creates a model from an opened file (config from metadata, then weights).
- * *out is owned by the caller. */
+ * opts NULL means cllm_model_default_options() with max_seq capped at the
+ * file's context_length. *out is owned by the caller. */
 cllm_status cllm_model_from_gguf(const cllm_gguf *g, const cllm_model_options *opts, int check_finite,
                                  cllm_model **out, cllm_error *err);
 

@@ -423,7 +423,20 @@ cllm_status cllm_model_from_gguf(const cllm_gguf *g, const cllm_model_options *o
     cllm_model_config cfg;
     cllm_status st = cllm_model_config_from_gguf(g, &cfg, err);
     if (st) return st;
-    cllm_model_options o = opts ? *opts : cllm_model_default_options();
+    /* Bound the allocation by the file before creating the model: every
+     * parameter needs an element in the file, and element counts were
+     * checked against the file's real bytes by the reader. The slack lets a
+     * file missing a few tensors reach the precise "missing tensor" message
+     * below; a config far larger than its file stops here. */
+    uint64_t have = 0;
+    for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) have += (uint64_t)cllm_gguf_tensor_at(g, i)->n_elements;
+    size_t need = cllm_model_config_num_params(&cfg);
+    if (need > 2 * have + (1u << 20))
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the file holds %llu weights but its config needs %zu",
+                              cllm_gguf_path(g), (unsigned long long)have, need);
+    cllm_model_options o = cllm_model_default_options();
+    if (opts) o = *opts;
+    else if (o.max_seq > cfg.context_length) o.max_seq = cfg.context_length;
     cllm_model *m = NULL;
     if ((st = cllm_model_create(&cfg, &o, &m, err))) {
         cllm_error_prefix(err, "%s", cllm_gguf_path(g));
