@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/kernels.h"
 #include "cllm/model.h"
 #include "cllm/rng.h"
 #include "test.h"
@@ -216,10 +217,14 @@ static void test_model_init_is_deterministic_and_loss_near_ln_vocab(void) {
     int32_t tok[B * T], tgt[B * T];
     random_tokens(tok, B * T, c.vocab_size, 1);
     random_tokens(tgt, B * T, c.vocab_size, 2);
+    int threads = cllm_kernels_threads();
+    cllm_kernels_set_threads(1);
     cllm_model_init_weights(a, 42);
+    cllm_kernels_set_threads(2);
     cllm_model_init_weights(b, 42);
+    cllm_kernels_set_threads(threads);
     size_t np = cllm_model_num_params(a);
-    CHECK(!memcmp(cllm_model_params(a), cllm_model_params(b), np * 4), "same seed, same weights");
+    CHECK(!memcmp(cllm_model_params(a), cllm_model_params(b), np * 4), "same seed, same weights (1 vs 2 threads)");
     float la, lb;
     cllm_error err;
     CHECK(cllm_model_forward(a, tok, tgt, B, T, &la, &err) == CLLM_OK, "%s", err.msg);
