@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -369,17 +370,16 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     r.lock_fd = -1;
     char path[4096];
 
-    /* run directory and lock first: a second trainer fails before reading data */
-    st = cllm_dir_ensure(p->run_dir, err);
-    if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &r.lock_fd, err);
-    int64_t latest = -1;
-    if (st == CLLM_OK) st = cllm_ckpt_find_latest(p->run_dir, &latest, err);
-    if (st == CLLM_OK && latest >= 0 && !p->resume)
-        st = cllm_error_set(err, CLLM_ERR_ARG,
-                            "%s already holds a checkpoint (step %" PRId64 "); pass --resume to continue it, or "
-                            "choose a new --out",
-                            p->run_dir, latest);
-    if (st != CLLM_OK) goto done;
+    /* An existing run directory is locked before the data is read, so a
+     * second trainer fails at once; a new one is created only after the data
+     * validated, so bad input leaves nothing behind. */
+    struct stat dir_st;
+    int dir_exists = stat(p->run_dir, &dir_st) == 0;
+    if (dir_exists) {
+        st = cllm_dir_check_writable(p->run_dir, err);
+        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &r.lock_fd, err);
+        if (st != CLLM_OK) goto done;
+    }
     cllm_kernels_set_threads(p->threads);
 
     /* data */
@@ -395,6 +395,19 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
         st = cllm_error_set(err, CLLM_ERR_ARG, "the validation split is too small for one window of T+1 = %d tokens", p->T + 1);
         goto done;
     }
+    if (!dir_exists) {
+        st = cllm_dir_ensure(p->run_dir, err);
+        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &r.lock_fd, err);
+        if (st != CLLM_OK) goto done;
+    }
+    int64_t latest = -1;
+    st = cllm_ckpt_find_latest(p->run_dir, &latest, err);
+    if (st == CLLM_OK && latest >= 0 && !p->resume)
+        st = cllm_error_set(err, CLLM_ERR_ARG,
+                            "%s already holds a checkpoint (step %" PRId64 "); pass --resume to continue it, or "
+                            "choose a new --out",
+                            p->run_dir, latest);
+    if (st != CLLM_OK) goto done;
 
     /* model */
     cllm_model_config cfg = p->model;
