@@ -44,7 +44,7 @@ t0=$(date +%s%N)
 rc=$?
 ref_ms=$((($(date +%s%N) - t0) / 1000000))
 echo "  reference run: $ref_ms ms"
-check "reference run completes" '[ $rc -eq 0 ] && [ -f "$tmp/ref/model.params" ] && [ -f "$tmp/ref/loss.svg" ]'
+check "reference run completes" '[ $rc -eq 0 ] && [ -f "$tmp/ref/model.gguf" ] && [ -f "$tmp/ref/loss.svg" ]'
 check "csv has a row per step" '[ "$(($(wc -l <"$tmp/ref/train.csv") - 1))" -eq 120 ]'
 # loss falls: mean of the last 5 rows well below the first row
 first=$(awk -F, 'NR==2 {print $2}' "$tmp/ref/train.csv")
@@ -72,7 +72,7 @@ done
 echo "  killed $kills times; newest checkpoint: $(ls "$run" 2>/dev/null | grep '\.done$' | tail -n 1)"
 "$CLLM" "${common[@]}" --out "$run" --resume >"$tmp/resume.out" 2>"$tmp/resume.err"
 check "resume after kill -9 completes" '[ $? -eq 0 ]' || cat "$tmp/resume.err"
-check "weights bit-identical after kill -9 + resume" 'cmp -s "$tmp/ref/model.params" "$run/model.params"'
+check "weights bit-identical after kill -9 + resume" 'cmp -s "$tmp/ref/model.gguf" "$run/model.gguf"'
 check "final optimizer state identical" 'cmp -s "$tmp/ref/ckpt-0000000120.optim" "$run/ckpt-0000000120.optim"'
 cut -d, -f1-5 "$tmp/ref/train.csv" >"$tmp/ref.csv"
 cut -d, -f1-5 "$run/train.csv" >"$tmp/run.csv"
@@ -93,7 +93,7 @@ bg_pid=""
 check "SIGTERM exits 0 (rc $rc)" '[ $rc -eq 0 ]'
 check "SIGTERM saved a checkpoint" 'ls "$tmp/term" | grep -q "\.done$"'
 "$CLLM" "${common[@]}" --out "$tmp/term" --save-every 0 --resume >/dev/null 2>&1
-check "weights bit-identical after SIGTERM + resume" 'cmp -s "$tmp/ref/model.params" "$tmp/term/model.params"'
+check "weights bit-identical after SIGTERM + resume" 'cmp -s "$tmp/ref/model.gguf" "$tmp/term/model.gguf"'
 
 # ---- resume refuses other settings or data -------------------------------------
 "$CLLM" "${common[@]}" --out "$run" --resume --lr 1e-3 >/dev/null 2>"$tmp/cfg.err"

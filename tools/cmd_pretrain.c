@@ -85,7 +85,7 @@ static void usage(void) {
         "  --threads N          threads, 0 = all CPUs (default 0)\n"
         "  --peak-gflops X      fp32 peak for MFU; 0 = measure (default), -1 = no MFU\n"
         "  --no-progress        no progress bar\n\n"
-        "Outputs in RUN_DIR: ckpt-<step>.{params,optim,state,done}, model.params,\n"
+        "Outputs in RUN_DIR: ckpt-<step>.{gguf,optim,state,done}, model.gguf (f32 GGUF),\n"
         "train.csv (step,loss,val_loss,lr,grad_norm,tokens_per_s), loss.svg.\n"
         "Ctrl-C finishes the step, saves and exits 0; --resume continues bit-exactly.\n");
 }

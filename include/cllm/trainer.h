@@ -19,11 +19,11 @@
  * (checkpoint.h), train.csv (step,loss,val_loss,lr,grad_norm,tokens_per_s;
  * appended and flushed every step, fsync'ed before each checkpoint, cut back
  * to the checkpoint on resume), loss.svg (train and validation loss, written
- * at the end), and the final weights model.<ext>.
+ * at the end), and the final weights model.gguf.
  *
- * Weights are stored as raw checked float arrays (".params", the float-array
- * format of checkpoint.h) until the GGUF model writer (model_io.h) is wired
- * in; the extension is reported in cllm_pretrain_result.
+ * Weights (checkpoints and the final model) are f32 GGUF files written by
+ * cllm_model_save_gguf (model_io.h), which round-trip bit-exactly; they carry
+ * the key cllm.tokenizer_hash (0 = byte-level) but not yet a tokenizer.
  *
  * Output: progress on stderr through progress.h (when `progress`), other
  * messages through the `log` callback; nothing on stdout.

@@ -12,9 +12,9 @@
  * moments, Adam step, loader state, dropout seed, early-stop counters), and
  * every setting that does is in the state's config text, compared on resume.
  *
- * Does not: parse command lines (tools/cmd_pretrain.c), or write GGUF yet
- * (weights go through write_weights/read_weights below, the one place to
- * switch to model_io.h).
+ * Weights are written as f32 GGUF (model_io.h), which round-trips bit-exactly.
+ * Does not: parse command lines (tools/cmd_pretrain.c), or put a BPE
+ * tokenizer inside the GGUF (only its hash, cllm.tokenizer_hash, for now).
  */
 #include "cllm/trainer.h"
 
@@ -31,12 +31,14 @@
 
 #include "cllm/checkpoint.h"
 #include "cllm/fileio.h"
+#include "cllm/gguf.h"
 #include "cllm/kernels.h"
+#include "cllm/model_io.h"
 #include "cllm/plot.h"
 #include "cllm/progress.h"
 #include "cllm/shard.h"
 
-#define WEIGHTS_EXT "params"
+#define WEIGHTS_EXT "gguf"
 #define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
 
 cllm_pretrain_params cllm_pretrain_default_params(void) {
@@ -176,30 +178,42 @@ static uint64_t layout_hash(cllm_model *m, const char *cfg_text) {
     return h;
 }
 
-/* ---- weights I/O (the one place to switch to GGUF) ---------------------- */
+/* ---- weights I/O: GGUF f32 through model_io.h ------------------------------ */
 
 typedef struct {
     cllm_model *model;
     uint64_t layout;
+    uint64_t tokenizer_hash; /* recorded as cllm.tokenizer_hash in the file */
 } weights_ctx;
 
+static cllm_status add_train_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
+    const weights_ctx *wc = ctx;
+    return cllm_gguf_set_u64(w, "cllm.tokenizer_hash", wc->tokenizer_hash, err);
+}
+
+/* f32 GGUF round-trips bit-exactly (model_io.h), which exact resume needs. */
 static cllm_status write_weights(const char *path, void *ctx, cllm_error *err) {
-    weights_ctx *w = ctx;
-    const float *a[1] = {cllm_model_params(w->model)};
-    return cllm_ckpt_write_floats(path, a, 1, cllm_model_num_params(w->model), w->layout, 0, err);
+    weights_ctx *wc = ctx;
+    cllm_model_save_params sp = cllm_model_save_default_params();
+    sp.weight_type = CLLM_GGML_F32;
+    sp.extra = add_train_keys;
+    sp.extra_ctx = wc;
+    return cllm_model_save_gguf(wc->model, path, &sp, err);
 }
 
 static cllm_status read_weights(const char *path, void *ctx, cllm_error *err) {
-    weights_ctx *w = ctx;
-    float *a[1] = {cllm_model_params(w->model)};
-    cllm_status st = cllm_ckpt_read_floats(path, a, 1, cllm_model_num_params(w->model), w->layout, NULL, err);
+    weights_ctx *wc = ctx;
+    cllm_gguf *g = NULL;
+    cllm_status st = cllm_gguf_open(&g, path, err);
     if (st != CLLM_OK) return st;
-    const float *p = a[0];
-    size_t n = cllm_model_num_params(w->model);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return cllm_error_set(err, CLLM_ERR_NUMERIC, "%s: parameter %zu is %g (NaN/Inf weights)", path, i, (double)p[i]);
-    return CLLM_OK;
+    /* every f32 weight must come back exactly; NaN/Inf weights are refused */
+    for (uint64_t i = 0; i < cllm_gguf_n_tensors(g) && st == CLLM_OK; i++)
+        if (cllm_gguf_tensor_at(g, i)->type != CLLM_GGML_F32)
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tensor %" PRIu64 " is not f32; a training checkpoint must be f32",
+                                path, i);
+    if (st == CLLM_OK) st = cllm_model_read_gguf(wc->model, g, 1, err);
+    cllm_gguf_close(g);
+    return st;
 }
 
 /* ---- CSV log ---------------------------------------------------------------- */
@@ -439,7 +453,7 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     state.data_fingerprint = cllm_loader_fingerprint(r.loader);
     state.tokenizer_hash = cllm_loader_tokenizer_hash(r.loader);
     state.layout_hash = layout_hash(r.model, state.config);
-    weights_ctx wctx = {r.model, state.layout_hash};
+    weights_ctx wctx = {r.model, state.layout_hash, state.tokenizer_hash};
     int64_t adam_step = 0;
     snprintf(path, sizeof path, "%s/train.csv", p->run_dir);
 
