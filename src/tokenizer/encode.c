@@ -395,7 +395,7 @@ cllm_status cllm_tokenizer_encode_parallel(const cllm_tokenizer *t, const void *
     if (st == CLLM_OK && !tokens_reserve(out, total))
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for %zu tokens", total);
     for (size_t i = 0; i < n_items; i++) {
-        if (st == CLLM_OK) {
+        if (st == CLLM_OK && parts[i].n) {
             memcpy(out->ids + out->n, parts[i].ids, parts[i].n * sizeof *out->ids);
             out->n += parts[i].n;
         }

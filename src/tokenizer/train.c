@@ -324,7 +324,7 @@ static uint32_t tok_append(bpe_state *s, const uint8_t *a, size_t na, const uint
     if (!grow((void **)&s->blob, &bc, s->blob_len + na + nb, 1)) return TOK_NO_ID;
     s->blob_cap = bc;
     memcpy(s->blob + s->blob_len, a, na);
-    memcpy(s->blob + s->blob_len + na, b, nb);
+    if (nb) memcpy(s->blob + s->blob_len + na, b, nb);
     uint32_t id = s->n_tok++;
     s->tok_off[id] = s->blob_len;
     s->tok_len[id] = (uint32_t)(na + nb);
