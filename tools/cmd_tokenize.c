@@ -190,6 +190,7 @@ int cllm_cmd_tokenize(int argc, char **argv) {
         cllm_progress_update(&c.prog, (double)c.done_bytes / 1e6, NULL);
     }
     for (size_t i = 0; i < c.n_docs; i++) free(c.docs[i]);
+    if (rc == CLI_EXIT_OK) cllm_progress_update(&c.prog, (double)total / 1e6, NULL);
     cllm_progress_end(&c.prog, NULL);
     if (rc == CLI_EXIT_OK &&
         cllm_shard_write(out, c.all.ids, c.all.n, cllm_tokenizer_n_vocab(tok),
