@@ -76,6 +76,11 @@ typedef struct {
     volatile sig_atomic_t *stop_flag; /* when it becomes non-zero: finish the step, save, return */
     void (*log)(void *ctx, const char *line); /* messages (may be NULL) */
     void *log_ctx;
+    /* Fault injection for tests (0 in normal use): steps in
+     * [fault_nonfinite_from, fault_nonfinite_from + fault_nonfinite_count)
+     * get a NaN gradient, as an overflow would produce. */
+    int64_t fault_nonfinite_from;
+    int64_t fault_nonfinite_count;
 } cllm_pretrain_params;
 
 /* nanoGPT's shakespeare-char defaults (B 12, T 64, lr 1e-3 cosine to 1e-4,

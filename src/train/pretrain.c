@@ -557,6 +557,9 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
             loss_sum += loss;
         }
         const double train_loss = loss_sum / accum;
+        if (p->fault_nonfinite_count > 0 && step >= p->fault_nonfinite_from &&
+            step - p->fault_nonfinite_from < p->fault_nonfinite_count)
+            grads[0] = NAN;
         const double norm = cllm_grad_norm(grads, n_params);
         if (!isfinite(train_loss) || !isfinite(norm)) {
             state.nonfinite_streak++;
