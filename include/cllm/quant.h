@@ -1,0 +1,88 @@
+/*
+ * quant.h: dot products and matrix-vector products over weights stored in
+ * ggml's types (f32, f16, bf16, q8_0, q4_0; layouts in ggml_types.h), the
+ * kernels behind quantized inference.
+ *
+ * As in llama.cpp, a quantized weight row (q8_0 or q4_0) is multiplied with
+ * the activation vector quantized to q8_0 ("q8_0 activations"): per block of
+ * 32, an integer dot product times the two fp16 scales. f16 and bf16 rows
+ * are multiplied with the f32 activations directly (widened to f32, f32
+ * accumulation). The activation quantizer here is
+ *     d = amax / 127 (stored as fp16), q = round-half-even(x * (1/d)),
+ * which is what llama.cpp's SIMD quantize_row_q8_0 computes; it can differ
+ * from the weight quantizer in ggml_types.h (round-half-away of x / d) by one
+ * unit on exact ties, which does not matter for activations.
+ *
+ * Implementations: a plain scalar reference (ground truth for tests), AVX2
+ * (maddubs), AVX-512BW (maddubs, two blocks per register) and AVX-512 VNNI
+ * (vpdpbusd), chosen once at run time from the CPU features in
+ * cllm_kernels_get(); CLLM_KERNELS=reference forces the reference. Integer
+ * sums inside a block are exact in every path, so the paths differ from the
+ * reference only by the order of the float accumulation over blocks.
+ *
+ * Not here: quantizing weights for files (ggml_types.h), model inference
+ * (model_quant.h), batched prompt GEMMs (they dequantize row blocks with
+ * cllm_quant_dequant_rows and call cllm_sgemm).
+ */
+#ifndef CLLM_QUANT_H
+#define CLLM_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    CLLM_QUANT_REFERENCE = 0,
+    CLLM_QUANT_AVX2,        /* AVX2 + FMA + F16C */
+    CLLM_QUANT_AVX512,      /* AVX-512 F/BW/VL/DQ */
+    CLLM_QUANT_AVX512_VNNI, /* + VNNI (vpdpbusd) for the integer dots */
+    CLLM_QUANT_COUNT
+} cllm_quant_backend;
+
+/* One implementation of every primitive. n is the element count (a multiple
+ * of 32 for the q8_0/q4_0 entries, any n >= 0 for f16/bf16/f32). x/y point to
+ * rows in the file layout (unaligned is fine). */
+typedef struct {
+    cllm_quant_backend backend;
+    const char *name; /* "reference", "avx2", "avx512", "avx512_vnni" */
+    /* y: n/32 q8_0 blocks from x[n] (activation quantizer above). */
+    void (*quantize_q8_0)(const float *x, void *y, int64_t n);
+    float (*dot_q8_0_q8_0)(const void *w, const void *xq, int64_t n);
+    float (*dot_q4_0_q8_0)(const void *w, const void *xq, int64_t n);
+    float (*dot_f16_f32)(const void *w, const float *x, int64_t n);
+    float (*dot_bf16_f32)(const void *w, const float *x, int64_t n);
+    float (*dot_f32_f32)(const void *w, const float *x, int64_t n);
+    /* dst[n] = the values of one row of q8_0 / q4_0 / f16 / bf16 (exact). */
+    void (*dequant_q8_0)(const void *src, float *dst, int64_t n);
+    void (*dequant_q4_0)(const void *src, float *dst, int64_t n);
+    void (*dequant_f16)(const void *src, float *dst, int64_t n);
+    void (*dequant_bf16)(const void *src, float *dst, int64_t n);
+} cllm_quant_kernels;
+
+/* The implementation this CPU runs best (the reference under
+ * CLLM_KERNELS=reference). Borrowed, valid for the process; thread-safe. */
+const cllm_quant_kernels *cllm_quant_kernels_get(void);
+
+/* A specific implementation, or NULL when this CPU cannot run it (tests
+ * compare every available one against CLLM_QUANT_REFERENCE). */
+const cllm_quant_kernels *cllm_quant_kernels_backend(cllm_quant_backend b);
+
+/* 1 when `type` is one the kernels below handle: f32, f16, bf16, q8_0, q4_0. */
+int cllm_quant_type_supported(uint32_t type);
+
+/* Bytes of the q8_0 activation buffer for a vector of n (multiple of 32). */
+size_t cllm_quant_q8_0_bytes(int64_t n);
+
+/* out[r] = dot(row r of W, x) for r in [0, rows), W rows `row_bytes` apart
+ * in `type` (cols elements each). For q8_0/q4_0 weights xq must hold x
+ * quantized by k->quantize_q8_0 (cols multiple of 32); for the others xq is
+ * ignored and may be NULL. Rows are split over the OpenMP threads. k NULL
+ * means cllm_quant_kernels_get(). Overwrites out. */
+void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes,
+                       int rows, int cols, const float *x, const void *xq, float *out);
+
+/* dst[rows, cols] (row stride ld_dst floats) = rows of W dequantized to f32,
+ * split over the OpenMP threads. */
+void cllm_quant_dequant_rows(const cllm_quant_kernels *k, uint32_t type, const void *W,
+                             size_t row_bytes, int rows, int cols, float *dst, size_t ld_dst);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * quant.c: the scalar reference of every quantized-inference primitive in
+ * cllm/quant.h, the run-time choice between it and the SIMD versions
+ * (quant_avx2.c, quant_avx512.c), and the threaded matrix-vector and
+ * row-dequantization loops on top of one implementation.
+ *
+ * The reference is plain C, one element at a time, with the integer block
+ * sums in int32 and the float accumulation in block order; tests compare the
+ * SIMD paths against it. Not here: intrinsics (only in the *_avx*.c files),
+ * weight quantization for files (src/formats/ggml_types.c).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "cllm/ggml_types.h"
+#include "cllm/kernels.h"
+#include "cllm/quant.h"
+#include "quant_internal.h"
+
+#define Q8_BYTES 34 /* fp16 d + 32 int8 */
+#define Q4_BYTES 18 /* fp16 d + 16 bytes of nibbles */
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* ---- reference ---------------------------------------------------------- */
+
+static void ref_quantize_q8_0(const float *x, void *y, int64_t n) {
+    uint8_t *out = y;
+    for (int64_t b = 0; b < n / 32; b++, x += 32, out += Q8_BYTES) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const uint16_t h = cllm_fp32_to_fp16(d);
+        out[0] = (uint8_t)h;
+        out[1] = (uint8_t)(h >> 8);
+        /* |x * id| <= 127 up to rounding of id, so the clamp only guards that */
+        for (int j = 0; j < 32; j++) {
+            float q = nearbyintf(x[j] * id);
+            q = q != q ? 0.0f : q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q; /* NaN: defined, meaningless */
+            out[2 + j] = (uint8_t)(int8_t)q;
+        }
+    }
+}
+
+static float ref_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n) {
+    const uint8_t *a = w, *b = xq;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++, a += Q8_BYTES, b += Q8_BYTES) {
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) s += (int32_t)(int8_t)a[2 + j] * (int32_t)(int8_t)b[2 + j];
+        sum += cllm_fp16_to_fp32(rd16(a)) * cllm_fp16_to_fp32(rd16(b)) * (float)s;
+    }
+    return sum;
+}
+
+static float ref_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n) {
+    const uint8_t *a = w, *b = xq;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++, a += Q4_BYTES, b += Q8_BYTES) {
+        int32_t s = 0;
+        for (int j = 0; j < 16; j++) {
+            s += ((a[2 + j] & 0x0F) - 8) * (int32_t)(int8_t)b[2 + j];
+            s += ((a[2 + j] >> 4) - 8) * (int32_t)(int8_t)b[2 + 16 + j];
+        }
+        sum += cllm_fp16_to_fp32(rd16(a)) * cllm_fp16_to_fp32(rd16(b)) * (float)s;
+    }
+    return sum;
+}
+
+static float ref_dot_f16_f32(const void *w, const float *x, int64_t n) {
+    const uint8_t *a = w;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) sum += cllm_fp16_to_fp32(rd16(a + 2 * i)) * x[i];
+    return sum;
+}
+
+static float ref_dot_bf16_f32(const void *w, const float *x, int64_t n) {
+    const uint8_t *a = w;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) sum += cllm_bf16_to_fp32(rd16(a + 2 * i)) * x[i];
+    return sum;
+}
+
+static float ref_dot_f32_f32(const void *w, const float *x, int64_t n) {
+    const uint8_t *a = w;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, a + 4 * i, sizeof v); /* file rows need not be 4-byte aligned */
+        sum += v * x[i];
+    }
+    return sum;
+}
+
+static void ref_dequant_q8_0(const void *src, float *dst, int64_t n) {
+    cllm_ggml_to_f32(CLLM_GGML_Q8_0, src, dst, n);
+}
+static void ref_dequant_q4_0(const void *src, float *dst, int64_t n) {
+    cllm_ggml_to_f32(CLLM_GGML_Q4_0, src, dst, n);
+}
+static void ref_dequant_f16(const void *src, float *dst, int64_t n) {
+    cllm_ggml_to_f32(CLLM_GGML_F16, src, dst, n);
+}
+static void ref_dequant_bf16(const void *src, float *dst, int64_t n) {
+    cllm_ggml_to_f32(CLLM_GGML_BF16, src, dst, n);
+}
+
+static const cllm_quant_kernels reference_table = {
+    CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
+    ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
+    ref_dequant_f16, ref_dequant_bf16};
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static cllm_quant_kernels tables[CLLM_QUANT_COUNT];
+static int available[CLLM_QUANT_COUNT];
+static cllm_quant_backend best;
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void tables_init(void) {
+    const cllm_kernels_table *kt = cllm_kernels_get();
+    const unsigned f = kt->cpu_features;
+    tables[CLLM_QUANT_REFERENCE] = reference_table;
+    available[CLLM_QUANT_REFERENCE] = 1;
+    if (f & CLLM_CPU_AVX2) {
+        cllm_quant_fill_avx2(&tables[CLLM_QUANT_AVX2]);
+        available[CLLM_QUANT_AVX2] = 1;
+    }
+    if (f & CLLM_CPU_AVX512) {
+        cllm_quant_fill_avx512(&tables[CLLM_QUANT_AVX512], 0);
+        available[CLLM_QUANT_AVX512] = 1;
+        if (f & CLLM_CPU_AVX512_VNNI) {
+            cllm_quant_fill_avx512(&tables[CLLM_QUANT_AVX512_VNNI], 1);
+            available[CLLM_QUANT_AVX512_VNNI] = 1;
+        }
+    }
+    best = CLLM_QUANT_REFERENCE;
+    if (!kt->reference)
+        for (int b = CLLM_QUANT_COUNT - 1; b > 0; b--)
+            if (available[b]) {
+                best = (cllm_quant_backend)b;
+                break;
+            }
+}
+
+const cllm_quant_kernels *cllm_quant_kernels_get(void) {
+    pthread_once(&tables_once, tables_init);
+    return &tables[best];
+}
+
+const cllm_quant_kernels *cllm_quant_kernels_backend(cllm_quant_backend b) {
+    pthread_once(&tables_once, tables_init);
+    if ((int)b < 0 || b >= CLLM_QUANT_COUNT || !available[b]) return NULL;
+    return &tables[b];
+}
+
+int cllm_quant_type_supported(uint32_t type) {
+    return type == CLLM_GGML_F32 || type == CLLM_GGML_F16 || type == CLLM_GGML_BF16 ||
+           type == CLLM_GGML_Q8_0 || type == CLLM_GGML_Q4_0;
+}
+
+size_t cllm_quant_q8_0_bytes(int64_t n) { return (size_t)(n / 32) * Q8_BYTES; }
+
+/* ---- threaded loops ----------------------------------------------------- */
+
+/* Below this many weight elements a matrix-vector product stays on one thread
+ * (the fork/join costs more than the work). */
+#define QUANT_PAR_MIN (1 << 15)
+
+void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes,
+                       int rows, int cols, const float *x, const void *xq, float *out) {
+    if (!k) k = cllm_quant_kernels_get();
+    const uint8_t *base = W;
+    const int par = (int64_t)rows * cols >= QUANT_PAR_MIN;
+    switch (type) {
+    case CLLM_GGML_Q8_0:
+#pragma omp parallel for schedule(static) if (par)
+        for (int r = 0; r < rows; r++) out[r] = k->dot_q8_0_q8_0(base + (size_t)r * row_bytes, xq, cols);
+        break;
+    case CLLM_GGML_Q4_0:
+#pragma omp parallel for schedule(static) if (par)
+        for (int r = 0; r < rows; r++) out[r] = k->dot_q4_0_q8_0(base + (size_t)r * row_bytes, xq, cols);
+        break;
+    case CLLM_GGML_F16:
+#pragma omp parallel for schedule(static) if (par)
+        for (int r = 0; r < rows; r++) out[r] = k->dot_f16_f32(base + (size_t)r * row_bytes, x, cols);
+        break;
+    case CLLM_GGML_BF16:
+#pragma omp parallel for schedule(static) if (par)
+        for (int r = 0; r < rows; r++) out[r] = k->dot_bf16_f32(base + (size_t)r * row_bytes, x, cols);
+        break;
+    default: /* f32 */
+#pragma omp parallel for schedule(static) if (par)
+        for (int r = 0; r < rows; r++) out[r] = k->dot_f32_f32(base + (size_t)r * row_bytes, x, cols);
+        break;
+    }
+}
+
+void cllm_quant_dequant_rows(const cllm_quant_kernels *k, uint32_t type, const void *W,
+                             size_t row_bytes, int rows, int cols, float *dst, size_t ld_dst) {
+    if (!k) k = cllm_quant_kernels_get();
+    const uint8_t *base = W;
+    void (*fn)(const void *, float *, int64_t) =
+        type == CLLM_GGML_Q8_0 ? k->dequant_q8_0
+        : type == CLLM_GGML_Q4_0 ? k->dequant_q4_0
+        : type == CLLM_GGML_F16 ? k->dequant_f16
+        : type == CLLM_GGML_BF16 ? k->dequant_bf16
+                                 : NULL;
+#pragma omp parallel for schedule(static) if ((int64_t)rows * cols >= QUANT_PAR_MIN)
+    for (int r = 0; r < rows; r++) {
+        if (fn)
+            fn(base + (size_t)r * row_bytes, dst + (size_t)r * ld_dst, cols);
+        else
+            memcpy(dst + (size_t)r * ld_dst, base + (size_t)r * row_bytes, (size_t)cols * sizeof(float));
+    }
+}

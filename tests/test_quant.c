@@ -1,0 +1,312 @@
+/*
+ * test_quant.c: the quantized-inference kernels (cllm/quant.h) of every ISA
+ * this CPU runs, against the scalar reference, on random data and ragged
+ * sizes; the weight block layouts against hand-computed llama.cpp blocks;
+ * the threaded matrix-vector and row-dequantization loops.
+ *
+ * Tolerances: integer block sums are exact in every path, so dot products
+ * differ from the reference only by float summation order: bound
+ * 1e-5 * sum |terms| (n <= 8192 terms, float epsilon 6e-8 per add). The
+ * activation quantizer and the dequantizers must match bit for bit.
+ */
+#include <stdlib.h>
+
+#include "cllm/ggml_types.h"
+#include "cllm/quant.h"
+#include "cllm/rng.h"
+#include "test.h"
+
+static const int64_t q_sizes[] = {32, 64, 96, 160, 768, 800, 3072, 4096 + 32};
+static const int64_t f_sizes[] = {1, 7, 15, 16, 17, 31, 33, 100, 767, 768, 1000, 4099};
+#define NQ (sizeof q_sizes / sizeof q_sizes[0])
+#define NF (sizeof f_sizes / sizeof f_sizes[0])
+
+static void fill(cllm_rng *r, float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) x[i] = scale * cllm_rng_normal(r);
+    /* a few outliers, as real activations have */
+    if (n > 8) x[cllm_rng_below(r, (uint64_t)n)] = 20.0f * scale;
+}
+
+/* Exact value of the quantized dot (double), and sum of |terms| for the tolerance. */
+static double exact_dot(uint32_t wt, const uint8_t *w, const uint8_t *xq, int64_t n, double *mag) {
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    cllm_ggml_to_f32(wt, w, a, n);
+    cllm_ggml_to_f32(CLLM_GGML_Q8_0, xq, b, n);
+    double s = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        s += (double)a[i] * b[i];
+        m += fabs((double)a[i] * b[i]);
+    }
+    free(a);
+    free(b);
+    *mag = m;
+    return s;
+}
+
+static void test_quant_backends_listed(void) {
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    CHECK(ref && ref->backend == CLLM_QUANT_REFERENCE, "reference always available");
+    CHECK(cllm_quant_kernels_get() != NULL, "dispatched table");
+    CHECK(cllm_quant_kernels_backend(CLLM_QUANT_COUNT) == NULL, "out of range backend");
+    CHECK(cllm_quant_kernels_backend((cllm_quant_backend)-1) == NULL, "negative backend");
+    const char *env = getenv("CLLM_KERNELS");
+    if (env && !strcmp(env, "reference"))
+        CHECK(cllm_quant_kernels_get()->backend == CLLM_QUANT_REFERENCE, "CLLM_KERNELS=reference honoured");
+    for (int b = 0; b < CLLM_QUANT_COUNT; b++)
+        if (cllm_quant_kernels_backend((cllm_quant_backend)b))
+            fprintf(stderr, "  backend %s available\n", cllm_quant_kernels_backend((cllm_quant_backend)b)->name);
+}
+
+static void test_quant_q8_0_block_layout(void) {
+    /* x[j] = j - 16: amax 16, d = 16/127, q = round(x * 127/16) */
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    uint8_t blk[34];
+    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q8_0, x, blk, 32) == 0, "quantize q8_0");
+    uint16_t d = (uint16_t)(blk[0] | blk[1] << 8);
+    CHECK(d == cllm_fp32_to_fp16(16.0f / 127.0f), "q8_0 d is fp16(amax/127) little-endian: 0x%04x", d);
+    for (int j = 0; j < 32; j++) {
+        int want = (int)roundf((float)(j - 16) * (127.0f / 16.0f));
+        CHECK((int8_t)blk[2 + j] == want, "q8_0 qs[%d] = %d, want %d", j, (int8_t)blk[2 + j], want);
+    }
+}
+
+static void test_quant_q4_0_block_layout(void) {
+    /* x[j] = j - 16: value of largest magnitude -16 (j = 0), d = -16/-8 = 2,
+     * q = min(15, trunc(x/2 + 8.5)); byte j = q[j] | q[j+16] << 4 */
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    uint8_t blk[18];
+    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q4_0, x, blk, 32) == 0, "quantize q4_0");
+    CHECK(blk[0] == 0x00 && blk[1] == 0x40, "q4_0 d = fp16(2.0) = 0x4000, got %02x%02x", blk[1], blk[0]);
+    CHECK(blk[2] == 0x80, "byte 0: low nibble q[0] = 0, high nibble q[16] = 8; got 0x%02x", blk[2]);
+    for (int j = 0; j < 16; j++) {
+        int lo = (int)((float)(j - 16) / 2.0f + 8.5f), hi = (int)((float)j / 2.0f + 8.5f);
+        if (hi > 15) hi = 15;
+        CHECK(blk[2 + j] == (uint8_t)(lo | hi << 4), "q4_0 byte %d = 0x%02x, want 0x%02x", j, blk[2 + j],
+              lo | hi << 4);
+    }
+    float back[32];
+    cllm_ggml_to_f32(CLLM_GGML_Q4_0, blk, back, 32);
+    CHECK(back[0] == -16.0f && back[16] == 0.0f && back[31] == 14.0f, "value = (q - 8) * d: %g %g %g",
+          back[0], back[16], back[31]);
+}
+
+static void test_quant_activation_quantizer_matches_reference(void) {
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    cllm_rng r;
+    cllm_rng_seed(&r, 11);
+    for (int b = 1; b < CLLM_QUANT_COUNT; b++) {
+        const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+        if (!k) continue;
+        for (size_t s = 0; s < NQ; s++) {
+            int64_t n = q_sizes[s];
+            float *x = malloc(sizeof(float) * (size_t)n);
+            fill(&r, x, n, 0.5f);
+            for (int j = 0; j < 32 && j < n; j++) x[j] = 0.0f; /* an all-zero block: d = 0 */
+            size_t nb = cllm_quant_q8_0_bytes(n);
+            uint8_t *a = malloc(nb), *c = malloc(nb);
+            ref->quantize_q8_0(x, a, n);
+            k->quantize_q8_0(x, c, n);
+            CHECK(memcmp(a, c, nb) == 0, "%s quantize_q8_0 n=%lld differs from the reference", k->name,
+                  (long long)n);
+            free(x);
+            free(a);
+            free(c);
+        }
+    }
+}
+
+static void test_quant_integer_dots_match_reference(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 12);
+    const uint32_t types[2] = {CLLM_GGML_Q8_0, CLLM_GGML_Q4_0};
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    for (size_t s = 0; s < NQ; s++) {
+        int64_t n = q_sizes[s];
+        float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n);
+        fill(&r, w, n, 0.05f);
+        fill(&r, x, n, 1.0f);
+        uint8_t *xq = malloc(cllm_quant_q8_0_bytes(n));
+        ref->quantize_q8_0(x, xq, n);
+        for (int t = 0; t < 2; t++) {
+            size_t wb = 0;
+            cllm_ggml_row_size(types[t], n, &wb);
+            uint8_t *wq = malloc(wb);
+            cllm_ggml_from_f32(types[t], w, wq, n);
+            double mag;
+            double want = exact_dot(types[t], wq, xq, n, &mag);
+            for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
+                const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+                if (!k) continue;
+                float got = types[t] == CLLM_GGML_Q8_0 ? k->dot_q8_0_q8_0(wq, xq, n) : k->dot_q4_0_q8_0(wq, xq, n);
+                char what[96];
+                snprintf(what, sizeof what, "%s dot %s x q8_0 n=%lld", k->name, cllm_ggml_type_name(types[t]),
+                         (long long)n);
+                CHECK_NEAR(got, want, 1e-5 * mag + 1e-30, 0, what); /* float summation order only */
+            }
+            free(wq);
+        }
+        free(w);
+        free(x);
+        free(xq);
+    }
+}
+
+static void test_quant_float_dots_match_reference(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 13);
+    const uint32_t types[3] = {CLLM_GGML_F16, CLLM_GGML_BF16, CLLM_GGML_F32};
+    for (size_t s = 0; s < NF; s++) {
+        int64_t n = f_sizes[s];
+        float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n);
+        float *wd = malloc(sizeof(float) * (size_t)n);
+        fill(&r, w, n, 0.05f);
+        fill(&r, x, n, 1.0f);
+        for (int t = 0; t < 3; t++) {
+            /* +1 byte and an odd start: rows in a file need not be aligned */
+            uint8_t *buf = malloc((size_t)n * 4 + 1), *wq = buf + 1;
+            cllm_ggml_from_f32(types[t], w, wq, n);
+            cllm_ggml_to_f32(types[t], wq, wd, n);
+            double want = 0, mag = 0;
+            for (int64_t i = 0; i < n; i++) {
+                want += (double)wd[i] * x[i];
+                mag += fabs((double)wd[i] * x[i]);
+            }
+            for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
+                const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+                if (!k) continue;
+                float got = types[t] == CLLM_GGML_F16 ? k->dot_f16_f32(wq, x, n)
+                            : types[t] == CLLM_GGML_BF16 ? k->dot_bf16_f32(wq, x, n)
+                                                         : k->dot_f32_f32(wq, x, n);
+                char what[96];
+                snprintf(what, sizeof what, "%s dot %s x f32 n=%lld", k->name, cllm_ggml_type_name(types[t]),
+                         (long long)n);
+                CHECK_NEAR(got, want, 1e-5 * mag + 1e-30, 0, what); /* float summation order only */
+            }
+            free(buf);
+        }
+        free(w);
+        free(x);
+        free(wd);
+    }
+}
+
+static void test_quant_dequant_exact(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 14);
+    const uint32_t types[4] = {CLLM_GGML_Q8_0, CLLM_GGML_Q4_0, CLLM_GGML_F16, CLLM_GGML_BF16};
+    for (size_t s = 0; s < NQ; s++) {
+        int64_t n = q_sizes[s] + (s % 2 ? 0 : 0);
+        float *w = malloc(sizeof(float) * (size_t)n), *a = malloc(sizeof(float) * (size_t)n),
+              *b = malloc(sizeof(float) * (size_t)n);
+        fill(&r, w, n, 0.1f);
+        for (int t = 0; t < 4; t++) {
+            size_t wb = 0;
+            cllm_ggml_row_size(types[t], n, &wb);
+            uint8_t *wq = malloc(wb);
+            cllm_ggml_from_f32(types[t], w, wq, n);
+            cllm_ggml_to_f32(types[t], wq, a, n);
+            for (int bk = 0; bk < CLLM_QUANT_COUNT; bk++) {
+                const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)bk);
+                if (!k) continue;
+                void (*fn)(const void *, float *, int64_t) = t == 0 ? k->dequant_q8_0 : t == 1 ? k->dequant_q4_0
+                                                             : t == 2 ? k->dequant_f16 : k->dequant_bf16;
+                memset(b, 0xFF, sizeof(float) * (size_t)n);
+                fn(wq, b, n);
+                CHECK(memcmp(a, b, sizeof(float) * (size_t)n) == 0, "%s dequant %s n=%lld not bit-exact", k->name,
+                      cllm_ggml_type_name(types[t]), (long long)n);
+            }
+            free(wq);
+        }
+        free(w);
+        free(a);
+        free(b);
+    }
+    /* ragged f16/bf16 lengths (masked tails) */
+    for (size_t s = 0; s < NF; s++) {
+        int64_t n = f_sizes[s];
+        float *w = malloc(sizeof(float) * (size_t)n), *a = malloc(sizeof(float) * (size_t)n + 64),
+              *b = malloc(sizeof(float) * (size_t)n + 64);
+        uint16_t *h = malloc(2 * (size_t)n);
+        fill(&r, w, n, 1.0f);
+        cllm_ggml_from_f32(CLLM_GGML_F16, w, h, n);
+        cllm_ggml_to_f32(CLLM_GGML_F16, h, a, n);
+        a[n] = 12345.0f; /* sentinel past the end must survive */
+        for (int bk = 0; bk < CLLM_QUANT_COUNT; bk++) {
+            const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)bk);
+            if (!k) continue;
+            b[n] = 12345.0f;
+            k->dequant_f16(h, b, n);
+            CHECK(memcmp(a, b, sizeof(float) * (size_t)(n + 1)) == 0, "%s dequant f16 n=%lld", k->name, (long long)n);
+        }
+        free(w);
+        free(a);
+        free(b);
+        free(h);
+    }
+}
+
+static void test_quant_matvec_all_types(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 15);
+    const uint32_t types[5] = {CLLM_GGML_F32, CLLM_GGML_F16, CLLM_GGML_BF16, CLLM_GGML_Q8_0, CLLM_GGML_Q4_0};
+    const int shapes[3][2] = {{1, 64}, {37, 96}, {1000, 800}};
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    const cllm_quant_kernels *fast = cllm_quant_kernels_get();
+    for (int sh = 0; sh < 3; sh++) {
+        const int rows = shapes[sh][0], cols = shapes[sh][1];
+        float *w = malloc(sizeof(float) * (size_t)rows * cols), *x = malloc(sizeof(float) * (size_t)cols);
+        float *o1 = malloc(sizeof(float) * (size_t)rows), *o2 = malloc(sizeof(float) * (size_t)rows);
+        float *deq = malloc(sizeof(float) * (size_t)rows * cols);
+        fill(&r, w, (int64_t)rows * cols, 0.05f);
+        fill(&r, x, cols, 1.0f);
+        uint8_t *xq = malloc(cllm_quant_q8_0_bytes(cols));
+        ref->quantize_q8_0(x, xq, cols);
+        for (int t = 0; t < 5; t++) {
+            size_t rb = 0;
+            cllm_ggml_row_size(types[t], cols, &rb);
+            uint8_t *wq = malloc(rb * (size_t)rows);
+            for (int i = 0; i < rows; i++) cllm_ggml_from_f32(types[t], w + (size_t)i * cols, wq + (size_t)i * rb, cols);
+            cllm_quant_matvec(ref, types[t], wq, rb, rows, cols, x, xq, o1);
+            cllm_quant_matvec(fast, types[t], wq, rb, rows, cols, x, xq, o2);
+            int bad = 0;
+            for (int i = 0; i < rows; i++) {
+                double mag = 0;
+                for (int j = 0; j < cols; j++) mag += fabs(0.05 * 4 * x[j]); /* |w| < 4 sigma except outliers */
+                if (!(fabs(o1[i] - o2[i]) <= 1e-5 * mag + 1e-3 * fabs(o1[i]))) bad++;
+            }
+            CHECK(bad == 0, "matvec %s %dx%d: %d rows differ between %s and reference", cllm_ggml_type_name(types[t]),
+                  rows, cols, bad, fast->name);
+            /* dequant_rows with a padded destination stride */
+            cllm_quant_dequant_rows(fast, types[t], wq, rb, rows, cols, deq, (size_t)cols);
+            float *row = malloc(sizeof(float) * (size_t)cols);
+            int diff = 0;
+            for (int i = 0; i < rows; i++) {
+                cllm_ggml_to_f32(types[t], wq + (size_t)i * rb, row, cols);
+                diff += memcmp(row, deq + (size_t)i * cols, sizeof(float) * (size_t)cols) != 0;
+            }
+            CHECK(diff == 0, "dequant_rows %s: %d rows differ", cllm_ggml_type_name(types[t]), diff);
+            free(row);
+            free(wq);
+        }
+        free(w);
+        free(x);
+        free(o1);
+        free(o2);
+        free(deq);
+        free(xq);
+    }
+}
+
+int main(void) {
+    TEST_RUN(test_quant_backends_listed);
+    TEST_RUN(test_quant_q8_0_block_layout);
+    TEST_RUN(test_quant_q4_0_block_layout);
+    TEST_RUN(test_quant_activation_quantizer_matches_reference);
+    TEST_RUN(test_quant_integer_dots_match_reference);
+    TEST_RUN(test_quant_float_dots_match_reference);
+    TEST_RUN(test_quant_dequant_exact);
+    TEST_RUN(test_quant_matvec_all_types);
+    return test_finish();
+}
