@@ -11,3 +11,4 @@ CLLM_COMMAND("info", cllm_cmd_info, "parameter count, memory and FLOPs of a pres
 CLLM_COMMAND("pretrain", cllm_cmd_pretrain, "pre-train a transformer on text or token shards (checkpoints, resume)")
 CLLM_COMMAND("tokenizer", cllm_cmd_tokenizer, "train a BPE vocabulary; encode, decode and inspect text")
 CLLM_COMMAND("tokenize", cllm_cmd_tokenize, "encode text or JSONL files into a token shard")
+CLLM_COMMAND("quantize", cllm_cmd_quantize, "rewrite a GGUF model with f16, bf16, q8_0 or q4_0 matrices (llama.cpp layouts)")

@@ -1,0 +1,60 @@
+/*
+ * cmd_quantize.c: `cllm quantize IN.gguf OUT.gguf TYPE`: rewrite a model file
+ * with its matrices in f32, f16, bf16, q8_0 or q4_0 (llama.cpp's block
+ * layouts; rules in cllm/quantize.h). Argument checks and messages only.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cllm/ggml_types.h"
+#include "cllm/quantize.h"
+
+#define CMD "quantize"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: cllm quantize IN.gguf OUT.gguf TYPE\n\n"
+            "Writes OUT.gguf with every matrix of IN.gguf in TYPE, keeping all metadata\n"
+            "(tokenizer, chat template). TYPE: f32, f16, bf16, q8_0, q4_0 (llama.cpp's\n"
+            "layouts, so llama.cpp runs the file). 1-D tensors and position_embd.weight\n"
+            "are kept as they are; a matrix whose rows are not a multiple of 32 is\n"
+            "written as f16 when TYPE is q8_0 or q4_0. The output appears only complete.\n\n"
+            "Options:\n"
+            "  -q, --quiet   no summary line on stderr\n"
+            "  -h, --help    this help\n");
+}
+
+int cllm_cmd_quantize(int argc, char **argv) {
+    const char *pos[3] = {0};
+    int npos = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return cli_usage_error(CMD, "unknown option '%s'", argv[i]);
+        } else if (npos < 3) {
+            pos[npos++] = argv[i];
+        } else {
+            return cli_usage_error(CMD, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (npos != 3) return cli_usage_error(CMD, "expected IN.gguf OUT.gguf TYPE");
+    cllm_ggml_type type;
+    if (cllm_ggml_type_parse(pos[2], &type) != 0)
+        return cli_usage_error(CMD, "unknown type '%s' (use f32, f16, bf16, q8_0 or q4_0)", pos[2]);
+    if (!strcmp(pos[0], pos[1])) return cli_usage_error(CMD, "IN and OUT are the same file");
+    cllm_error err = {0};
+    cllm_quantize_stats s;
+    if (cllm_quantize_gguf(pos[0], pos[1], type, &s, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    if (!quiet)
+        fprintf(stderr,
+                "cllm quantize: %s -> %s (%s): %d tensors, %d converted, %d kept, %d as f16 (rows not a "
+                "multiple of 32); %.1f MiB -> %.1f MiB\n",
+                pos[0], pos[1], cllm_ggml_type_name(type), s.n_tensors, s.n_converted, s.n_kept, s.n_fallback,
+                (double)s.bytes_in / 1048576.0, (double)s.bytes_out / 1048576.0);
+    return CLI_EXIT_OK;
+}
