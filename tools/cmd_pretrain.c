@@ -81,6 +81,7 @@ static void usage(void) {
         "  --save-every N       checkpoint every N steps, 0 = only at the end (default 0)\n"
         "  --keep K             complete checkpoints kept (default 2)\n"
         "  --resume             continue from the newest complete checkpoint in RUN_DIR\n"
+        "                       (same settings and data; starts fresh if there is none)\n"
         "  --seed N             random seed (default 1337)\n"
         "  --threads N          threads, 0 = all CPUs (default 0)\n"
         "  --peak-gflops X      fp32 peak for MFU; 0 = measure (default), -1 = no MFU\n"
