@@ -93,7 +93,7 @@ static void test_sampler_top_p_on_large_vocab(void) {
     cllm_error err;
     cllm_sampler *s = cllm_sampler_create(&p, V, &err);
     int below = 0;
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 200; i++) {
         int32_t t = cllm_sampler_sample(s, logits, NULL, NULL, 0);
         /* kept set is the highest logits: residues >= about 47 of 97 */
         if (t % 97 < 40) below++;
