@@ -59,6 +59,10 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
                                int T, float *loss, cllm_error *err) {
     const cllm_model_config *c = &m->cfg;
     m->last_B = 0; /* any call invalidates the previous pass, even one that fails */
+    if (m->qw)
+        return cllm_error_set(err, CLLM_ERR_ARG,
+                              "model forward: this model keeps its matrices in a mapped GGUF (decode only); "
+                              "use cllm_model_decode or load it with cllm_model_load_gguf");
     if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_seq)
         return cllm_error_set(err, CLLM_ERR_LIMIT,
                               "model forward: B = %d, T = %d outside the model's limits "

@@ -10,6 +10,8 @@
  *
  * Cache layout: k, v [L, slots, kv_context, NKV*HS]; buffers are sized at
  * creation, nothing allocates per token. No dropout here (inference only).
+ * Linear layers and the embedding go through model_infer_* (quantized.c),
+ * which use the f32 parameters, or the weight views of a mapped GGUF.
  * Not here: sampling (src/infer), batching several slots in one call.
  */
 #include <math.h>
@@ -91,14 +93,14 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
     model_global_view(m, m->params, &gw);
     const float *pos_table = c->pos == CLLM_POS_LEARNED ? gw.pos_embd
                              : c->pos == CLLM_POS_SINUSOIDAL ? m->consts : NULL;
-    cllm_embedding_forward(kv->x, tokens, gw.tok_embd, pos_table, 1, n, c->n_embd, pos);
+    model_infer_embed(m, kv->x, tokens, gw.tok_embd, pos_table, n, pos);
     for (int l = 0; l < c->n_layer; l++) {
         model_layer_weights w;
         model_layer_view(m, m->params, l, &w);
         float *kc = kv->k + ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx * KVW;
         float *vc = kv->v + ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx * KVW;
         model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.attn_norm_w, w.attn_norm_b, n);
-        cllm_linear_forward(kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
+        model_infer_linear(m, l, QM_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
         if (c->pos == CLLM_POS_ROPE) {
             cllm_rope_forward(kv->qkv, 1, n, c->n_head, m->HS, (size_t)m->QKV, pos, c->rope_theta);
             cllm_rope_forward(kv->qkv + (size_t)c->n_head * m->HS, 1, n, c->n_kv_head, m->HS,
@@ -110,23 +112,25 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
             memcpy(vc + (size_t)(pos + i) * KVW, row + KVW, KVW * sizeof(float));
         }
         cached_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
-        cllm_linear_forward(kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd, c->n_embd);
+        model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
+                           c->n_embd);
         cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
         model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.ffn_norm_w, w.ffn_norm_b, n);
-        cllm_linear_forward(kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
+        model_infer_linear(m, l, QM_FFN_UP, kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
         if (c->mlp == CLLM_MLP_SWIGLU)
             cllm_swiglu_forward(kv->fact, kv->fch, n, c->ffn_hidden);
         else
             cllm_gelu_forward(kv->fact, kv->fch, (size_t)n * (size_t)c->ffn_hidden);
-        cllm_linear_forward(kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden, c->n_embd);
+        model_infer_linear(m, l, QM_FFN_DOWN, kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden,
+                           c->n_embd);
         cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
     }
     model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);
     if (all_logits)
-        cllm_linear_forward(kv->logits, kv->h, gw.output, NULL, n, c->n_embd, c->vocab_size);
+        model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h, gw.output, NULL, n, c->n_embd, c->vocab_size);
     else
-        cllm_linear_forward(kv->logits, kv->h + (size_t)(n - 1) * C, gw.output, NULL, 1, c->n_embd,
-                            c->vocab_size);
+        model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h + (size_t)(n - 1) * C, gw.output, NULL, 1,
+                           c->n_embd, c->vocab_size);
     m->kv_len[slot] = pos + n;
     if (logits) *logits = kv->logits;
     return CLLM_OK;

@@ -128,6 +128,9 @@ struct cllm_model {
     int backward_done;          /* logits overwritten by dlogits */
     int32_t *tokens;            /* [max_batch * max_seq] copy of the last forward's tokens */
     int32_t *targets;           /* [max_batch * max_seq] copy of the last forward's targets */
+
+    struct model_qweights *qw;  /* weight views of a mapped GGUF (quantized.c); NULL: f32 params */
+    size_t params_map_bytes;    /* params was mmap'ed lazily (mapped models), else 0 */
 };
 
 /* Views of block l over `base` (params or grads). */
@@ -137,5 +140,25 @@ void model_global_view(const cllm_model *m, float *base, model_global_weights *w
 /* Norm dispatch: LayerNorm (mean used) or RMSNorm (mean ignored). */
 void model_norm_forward(const cllm_model *m, float *out, float *mean, float *rstd, const float *inp,
                         const float *w, const float *b, int N);
+
+/* ---- inference on weight views (quantized.c) ----------------------------
+ * Matrix roles of the decode path. */
+enum { QM_QKV = 0, QM_ATTN_OUT, QM_FFN_UP, QM_FFN_DOWN, QM_LAYER_COUNT };
+#define QM_OUTPUT (-1) /* pass as `role` with l = -1 for the output head */
+
+/* out[n, OC] = in[n, IC] W^T + bias, where W is the f32 `w` for an ordinary
+ * model or the weight view of (layer l, role) for a mapped one. */
+void model_infer_linear(cllm_model *m, int l, int role, float *out, const float *in, const float *w,
+                        const float *bias, int n, int IC, int OC);
+/* x[n, C] = token embedding rows (+ pos_table rows pos..pos+n-1 if not NULL). */
+void model_infer_embed(cllm_model *m, float *x, const int32_t *tokens, const float *tok_embd,
+                       const float *pos_table, int n, int pos);
+/* Frees the views and unmaps the file (NULL-safe); called by cllm_model_destroy. */
+void model_qweights_free(struct model_qweights *qw);
+
+/* cllm_model_create with the parameter block reserved lazily (mmap, pages
+ * untouched until written) when lazy_params is 1. */
+cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_options *opts, int lazy_params,
+                              cllm_model **out, cllm_error *err);
 
 #endif

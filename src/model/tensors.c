@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cllm/fileio.h"
 #include "cllm/layers.h"
@@ -313,7 +314,23 @@ cllm_status cllm_model_memory_estimate(const cllm_model_config *cfg, const cllm_
     return CLLM_OK;
 }
 
+/* Zeroed floats whose pages are only committed when written (mapped models
+ * keep their matrices in the file, so most of this block is never touched). */
+static float *alloc_floats_lazy(size_t n, size_t *bytes_out) {
+    size_t bytes;
+    if (n == 0 || !cllm_size_mul(n, sizeof(float), &bytes)) return NULL;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    *bytes_out = bytes;
+    return p;
+}
+
 cllm_status cllm_model_create(const cllm_model_config *cfg, const cllm_model_options *opts,
+                              cllm_model **out, cllm_error *err) {
+    return model_create_impl(cfg, opts, 0, out, err);
+}
+
+cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_options *opts, int lazy_params,
                               cllm_model **out, cllm_error *err) {
     *out = NULL;
     cllm_status st = cllm_model_config_validate(cfg, err);
@@ -334,7 +351,9 @@ cllm_status cllm_model_create(const cllm_model_config *cfg, const cllm_model_opt
     if (!m->tensors || !m->la || (o.kv_slots > 0 && !m->kv_len)) goto nomem;
     m->n_tensors = build_table(cfg, m->tensors, &padded, m->layer_off, m->global_off);
     m->n_params = padded;
-    if (!(m->params = alloc_floats(padded))) goto nomem;
+    if (lazy_params ? !(m->params = alloc_floats_lazy(padded, &m->params_map_bytes))
+                    : !(m->params = alloc_floats(padded)))
+        goto nomem;
     if (o.training && !(m->grads = alloc_floats(padded))) goto nomem;
     for (int i = 0; i < m->n_tensors; i++) {
         m->tensors[i].data = m->params + m->tensors[i].offset;
@@ -365,7 +384,11 @@ void cllm_model_destroy(cllm_model *m) {
     free(m->tensors);
     free(m->la);
     free(m->kv_len);
-    free(m->params);
+    model_qweights_free(m->qw);
+    if (m->params_map_bytes)
+        munmap(m->params, m->params_map_bytes);
+    else
+        free(m->params);
     free(m->grads);
     free(m->acts_mem);
     free(m->consts);

@@ -1,0 +1,336 @@
+/*
+ * quantized.c: inference on weight views: a cllm_model whose matrices stay
+ * in a memory-mapped GGUF file in their own ggml types (model_quant.h).
+ *
+ * Does: bind every tensor of the file to the model's tensor table (split
+ * attn_q/k/v and ffn_gate/up become parts of one view), widen the 1-D
+ * tensors and position_embd into the f32 parameter block, and run the
+ * linear layers and the embedding lookup of cllm_model_decode on the views:
+ * matrix-vector kernels for 1-2 tokens, dequantized row blocks + fp32 GEMM
+ * for longer prompt chunks. All scratch is allocated at load.
+ * Does not: training or cllm_model_forward (forward.c refuses mapped
+ * models), write files, or quantize anything (quantize.c, ggml_types.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cllm/ggml_types.h"
+#include "cllm/gguf.h"
+#include "cllm/kernels.h"
+#include "cllm/layers.h"
+#include "cllm/model_io.h"
+#include "cllm/model_quant.h"
+#include "cllm/quant.h"
+#include "model_internal.h"
+
+#define QM_MAX_PARTS 3
+#define QM_ROW_BLOCK 256   /* rows dequantized per GEMM in prompt processing */
+#define QM_MATVEC_MAX_N 2  /* chunks up to this many tokens use matrix-vector products */
+
+typedef struct {
+    uint32_t type;        /* ggml type of these rows */
+    const uint8_t *data;  /* [rows * row_bytes] in the map, borrowed */
+    size_t row_bytes;
+    int rows;
+} model_qpart;
+
+typedef struct {
+    int n_parts;          /* 1..3; parts stack their rows in order */
+    int cols;             /* IC */
+    model_qpart part[QM_MAX_PARTS];
+} model_qmat;
+
+struct model_qweights {
+    cllm_gguf *g;                 /* the mapped file, owned */
+    const cllm_quant_kernels *k;
+    model_qmat *layer;            /* [L * QM_LAYER_COUNT] */
+    model_qmat tok_embd, output;  /* output == tok_embd views when tied */
+    uint8_t *xq;                  /* [max_cols / 32 * 34] q8_0 activations */
+    float *deq;                   /* [QM_ROW_BLOCK, max_cols] dequantized rows */
+    size_t weight_bytes;          /* what one decoded token reads */
+};
+
+/* ---- binding the file ------------------------------------------------------ */
+
+typedef struct {
+    char name[CLLM_MODEL_NAME_MAX + 16];
+    int64_t rows;
+} qpart_name;
+
+/* The file tensors that make up model tensor t (as model_gguf.c splits them). */
+static int part_names(const cllm_model *m, const cllm_tensor *t, qpart_name *out) {
+    const char *qkv = strstr(t->name, "attn_qkv.");
+    const char *gu = strstr(t->name, "ffn_gate_up.");
+    const char *nm[QM_MAX_PARTS];
+    int64_t r[QM_MAX_PARTS];
+    const char *hit = NULL, *suffix = NULL;
+    int n = 0;
+    if (qkv && m->cfg.pos == CLLM_POS_ROPE) { /* the `llama` arch stores q, k, v apart */
+        r[0] = (int64_t)m->cfg.n_head * m->HS;
+        r[1] = r[2] = (int64_t)m->cfg.n_kv_head * m->HS;
+        nm[0] = "attn_q", nm[1] = "attn_k", nm[2] = "attn_v";
+        n = 3, hit = qkv, suffix = qkv + strlen("attn_qkv.");
+    } else if (gu) {
+        r[0] = r[1] = t->shape[0] / 2;
+        nm[0] = "ffn_gate", nm[1] = "ffn_up";
+        n = 2, hit = gu, suffix = gu + strlen("ffn_gate_up.");
+    }
+    if (!n) {
+        snprintf(out[0].name, sizeof out[0].name, "%s", t->name);
+        out[0].rows = t->shape[0];
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(out[i].name, sizeof out[i].name, "%.*s%s.%s", (int)(hit - t->name), t->name, nm[i], suffix);
+        out[i].rows = r[i];
+    }
+    return n;
+}
+
+/* Finds a file tensor and checks it is [rows, cols] (GGUF dims {cols, rows})
+ * in a supported type. */
+static cllm_status find_part(const cllm_gguf *g, const char *name, int64_t rows, int64_t cols, int ndim,
+                             const cllm_gguf_tensor **out, cllm_error *err) {
+    const cllm_gguf_tensor *ft = cllm_gguf_find_tensor(g, name);
+    if (!ft)
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tensor '%s' is missing", cllm_gguf_path(g), name);
+    int ok = ndim == 1 ? ft->n_dims == 1 && ft->dims[0] == rows
+                       : ft->n_dims == 2 && ft->dims[0] == cols && ft->dims[1] == rows;
+    if (!ok)
+        return cllm_error_set(err, CLLM_ERR_FORMAT,
+                              "%s: tensor '%s' has %u dims {%lld, %lld}, expected {%lld%s%lld}", cllm_gguf_path(g),
+                              name, ft->n_dims, (long long)ft->dims[0], (long long)ft->dims[1],
+                              (long long)(ndim == 1 ? rows : cols), ndim == 1 ? "" : ", ",
+                              ndim == 1 ? 0LL : (long long)rows);
+    if (!cllm_quant_type_supported(ft->type))
+        return cllm_error_set(err, CLLM_ERR_FORMAT,
+                              "%s: tensor '%s' has type %s; cllm runs f32, f16, bf16, q8_0 and q4_0 "
+                              "(requantize with `cllm quantize` or llama-quantize --pure)",
+                              cllm_gguf_path(g), name, cllm_ggml_type_name(ft->type));
+    *out = ft;
+    return CLLM_OK;
+}
+
+/* Which view a model tensor becomes, or NULL for tensors widened to f32. */
+static model_qmat *view_of(cllm_model *m, struct model_qweights *qw, const cllm_tensor *t) {
+    if (t->ndim != 2) return NULL;
+    if (!strcmp(t->name, "token_embd.weight")) return &qw->tok_embd;
+    if (!strcmp(t->name, "output.weight")) return &qw->output;
+    if (t->layer < 0) return NULL; /* position_embd */
+    model_qmat *L = qw->layer + (size_t)t->layer * QM_LAYER_COUNT;
+    if (strstr(t->name, ".attn_qkv.")) return &L[QM_QKV];
+    if (strstr(t->name, ".attn_output.")) return &L[QM_ATTN_OUT];
+    if (strstr(t->name, ".ffn_up.") || strstr(t->name, ".ffn_gate_up.")) return &L[QM_FFN_UP];
+    if (strstr(t->name, ".ffn_down.")) return &L[QM_FFN_DOWN];
+    (void)m;
+    return NULL;
+}
+
+static size_t view_bytes(const model_qmat *v) {
+    size_t b = 0;
+    for (int i = 0; i < v->n_parts; i++) b += v->part[i].row_bytes * (size_t)v->part[i].rows;
+    return b;
+}
+
+static cllm_status bind(cllm_model *m, struct model_qweights *qw, cllm_error *err) {
+    const cllm_gguf *g = qw->g;
+    uint64_t used = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        cllm_tensor *t = &m->tensors[i];
+        qpart_name pn[QM_MAX_PARTS];
+        const int np = part_names(m, t, pn);
+        model_qmat *v = view_of(m, qw, t);
+        const int64_t cols = t->ndim == 2 ? t->shape[1] : 1;
+        size_t row0 = 0;
+        if (v) {
+            v->n_parts = np;
+            v->cols = (int)cols;
+        }
+        for (int p = 0; p < np; p++) {
+            const cllm_gguf_tensor *ft = NULL;
+            cllm_status st = find_part(g, pn[p].name, pn[p].rows, cols, t->ndim, &ft, err);
+            if (st != CLLM_OK) return st;
+            used++;
+            if (v) {
+                model_qpart *q = &v->part[p];
+                q->type = ft->type;
+                q->data = ft->data;
+                q->rows = (int)pn[p].rows;
+                cllm_ggml_row_size(ft->type, cols, &q->row_bytes);
+            } else {
+                /* 1-D tensor or position_embd: widen into the f32 block */
+                const int64_t rows = pn[p].rows;
+                size_t rb = 0;
+                cllm_ggml_row_size(ft->type, cols, &rb);
+                for (int64_t r = 0; r < rows; r++)
+                    cllm_ggml_to_f32(ft->type, (const uint8_t *)ft->data + (size_t)r * rb,
+                                     t->data + (row0 + (size_t)r) * (size_t)cols, cols);
+                if (t->ndim == 1) qw->weight_bytes += (size_t)rows * sizeof(float);
+            }
+            row0 += (size_t)pn[p].rows;
+        }
+    }
+    if (used != cllm_gguf_n_tensors(g)) {
+        for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) {
+            const char *name = cllm_gguf_tensor_at(g, i)->name;
+            int known = 0;
+            for (int j = 0; j < m->n_tensors && !known; j++) {
+                qpart_name pn[QM_MAX_PARTS];
+                int np = part_names(m, &m->tensors[j], pn);
+                for (int p = 0; p < np; p++) known |= !strcmp(pn[p].name, name);
+            }
+            if (!known)
+                return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tensor '%s' is not used by this model config",
+                                      cllm_gguf_path(g), name);
+        }
+    }
+    if (m->cfg.tied_embeddings) qw->output = qw->tok_embd;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int r = 0; r < QM_LAYER_COUNT; r++) qw->weight_bytes += view_bytes(&qw->layer[l * QM_LAYER_COUNT + r]);
+    qw->weight_bytes += view_bytes(&qw->output);
+    return CLLM_OK;
+}
+
+void model_qweights_free(struct model_qweights *qw) {
+    if (!qw) return;
+    free(qw->layer);
+    free(qw->xq);
+    free(qw->deq);
+    cllm_gguf_close(qw->g);
+    free(qw);
+}
+
+cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_options *opts, cllm_model **out,
+                                        cllm_error *err) {
+    *out = NULL;
+    cllm_gguf *g = NULL;
+    cllm_status st = cllm_gguf_open(&g, path, err);
+    if (st != CLLM_OK) return st;
+    cllm_model_config cfg;
+    if ((st = cllm_model_config_from_gguf(g, &cfg, err)) != CLLM_OK) {
+        cllm_gguf_close(g);
+        return st;
+    }
+    cllm_model_options o = opts ? *opts : cllm_model_default_options();
+    if (!opts && o.max_seq > cfg.context_length) o.max_seq = cfg.context_length;
+    if (o.training) {
+        cllm_gguf_close(g);
+        return cllm_error_set(err, CLLM_ERR_ARG, "%s: a mapped model is for inference only (training = 1)", path);
+    }
+    cllm_model *m = NULL;
+    if ((st = model_create_impl(&cfg, &o, 1, &m, err)) != CLLM_OK) {
+        cllm_gguf_close(g);
+        return st;
+    }
+    struct model_qweights *qw = calloc(1, sizeof *qw);
+    if (!qw) {
+        cllm_gguf_close(g);
+        cllm_model_destroy(m);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "model load: out of memory");
+    }
+    m->qw = qw; /* owned by m from here: destroy frees it and closes g */
+    qw->g = g;
+    qw->k = cllm_quant_kernels_get();
+    const size_t max_cols = (size_t)(cfg.ffn_hidden > cfg.n_embd ? cfg.ffn_hidden : cfg.n_embd);
+    qw->layer = calloc((size_t)cfg.n_layer * QM_LAYER_COUNT, sizeof *qw->layer);
+    qw->xq = malloc(cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
+    qw->deq = malloc(sizeof(float) * QM_ROW_BLOCK * max_cols);
+    if (!qw->layer || !qw->xq || !qw->deq) {
+        cllm_model_destroy(m);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "model load: out of memory for decode scratch");
+    }
+    if ((st = bind(m, qw, err)) != CLLM_OK) {
+        cllm_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return CLLM_OK;
+}
+
+int cllm_model_is_mapped(const cllm_model *m) { return m && m->qw != NULL; }
+
+size_t cllm_model_decode_weight_bytes(const cllm_model *m) {
+    if (m->qw) return m->qw->weight_bytes;
+    size_t b = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, "token_embd.weight") != 0 || m->cfg.tied_embeddings)
+            if (strcmp(m->tensors[i].name, "position_embd.weight") != 0) b += m->tensors[i].numel * sizeof(float);
+    return b;
+}
+
+/* ---- compute ----------------------------------------------------------------- */
+
+static int view_needs_q8(const model_qmat *v) {
+    for (int p = 0; p < v->n_parts; p++)
+        if (v->part[p].type == CLLM_GGML_Q8_0 || v->part[p].type == CLLM_GGML_Q4_0) return 1;
+    return 0;
+}
+
+static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n,
+                         int IC, int OC) {
+    CLLM_ASSERT(v->cols == IC);
+    if (n <= QM_MATVEC_MAX_N) {
+        const int q8 = view_needs_q8(v);
+        for (int i = 0; i < n; i++) {
+            const float *x = in + (size_t)i * IC;
+            if (q8) qw->k->quantize_q8_0(x, qw->xq, IC);
+            size_t row0 = 0;
+            for (int p = 0; p < v->n_parts; p++) {
+                const model_qpart *q = &v->part[p];
+                cllm_quant_matvec(qw->k, q->type, q->data, q->row_bytes, q->rows, IC, x, qw->xq,
+                                  out + (size_t)i * OC + row0);
+                row0 += (size_t)q->rows;
+            }
+        }
+        return;
+    }
+    size_t row0 = 0;
+    for (int p = 0; p < v->n_parts; p++) {
+        const model_qpart *q = &v->part[p];
+        for (int r = 0; r < q->rows; r += QM_ROW_BLOCK) {
+            const int rb = q->rows - r < QM_ROW_BLOCK ? q->rows - r : QM_ROW_BLOCK;
+            const float *W;
+            if (q->type == CLLM_GGML_F32) {
+                W = (const float *)(const void *)(q->data + (size_t)r * q->row_bytes); /* map is 32-byte aligned */
+            } else {
+                cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC,
+                                        qw->deq, (size_t)IC);
+                W = qw->deq;
+            }
+            /* out[:, row0 + r ..] = in[n, IC] @ W[rb, IC]^T */
+            cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, W, IC, 0.0f, out + row0 + (size_t)r, OC);
+        }
+        row0 += (size_t)q->rows;
+    }
+}
+
+void model_infer_linear(cllm_model *m, int l, int role, float *out, const float *in, const float *w,
+                        const float *bias, int n, int IC, int OC) {
+    if (!m->qw) {
+        cllm_linear_forward(out, in, w, bias, n, IC, OC);
+        return;
+    }
+    const model_qmat *v = l < 0 ? &m->qw->output : &m->qw->layer[(size_t)l * QM_LAYER_COUNT + (size_t)role];
+    qmat_forward(m->qw, v, out, in, n, IC, OC);
+    if (bias)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < OC; j++) out[(size_t)i * OC + j] += bias[j];
+}
+
+void model_infer_embed(cllm_model *m, float *x, const int32_t *tokens, const float *tok_embd,
+                       const float *pos_table, int n, int pos) {
+    if (!m->qw) {
+        cllm_embedding_forward(x, tokens, tok_embd, pos_table, 1, n, m->cfg.n_embd, pos);
+        return;
+    }
+    const size_t C = (size_t)m->cfg.n_embd;
+    const model_qmat *v = &m->qw->tok_embd; /* one part: token_embd is never split */
+    for (int i = 0; i < n; i++) {
+        float *row = x + (size_t)i * C;
+        cllm_quant_dequant_rows(m->qw->k, v->part[0].type, v->part[0].data + (size_t)tokens[i] * v->part[0].row_bytes,
+                                v->part[0].row_bytes, 1, (int)C, row, C);
+        if (pos_table)
+            for (size_t j = 0; j < C; j++) row[j] += pos_table[(size_t)(pos + i) * C + j];
+    }
+}
