@@ -171,6 +171,41 @@ static void test_tokenizer_train_tie_break_and_determinism(void) {
     cllm_tokenizer_destroy(t3);
 }
 
+/* Many distinct pairs and thousands of merges: the pair tables grow (and
+ * move) while merges run; the result must not depend on the thread count. */
+static void test_tokenizer_train_many_merges_thread_independent(void) {
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 11);
+    size_t n = 600000, len = 0;
+    char *text = malloc(n + 16);
+    while (len < n) {
+        size_t wl = 1 + cllm_rng_below(&rng, 9);
+        for (size_t i = 0; i < wl; i++) text[len++] = (char)('a' + cllm_rng_below(&rng, 26));
+        text[len++] = cllm_rng_below(&rng, 10) ? ' ' : '\n';
+    }
+    cllm_bpe_train_params p = cllm_bpe_train_default_params();
+    p.vocab_size = 6000;
+    p.pretok = CLLM_PRETOK_GPT2;
+    uint64_t hashes[2] = {0, 1};
+    for (int k = 0; k < 2; k++) {
+        p.n_threads = k + 1;
+        cllm_bpe_trainer *tr;
+        cllm_tokenizer *t = NULL;
+        cllm_error err;
+        CHECK(cllm_bpe_trainer_create(&tr, &p, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(cllm_bpe_trainer_add(tr, text, len, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(cllm_bpe_trainer_finish(tr, &t, &err) == CLLM_OK, "%s", err.msg);
+        cllm_bpe_trainer_destroy(tr);
+        if (!t) continue;
+        CHECK(cllm_tokenizer_n_vocab(t) == 6000, "vocab %u", cllm_tokenizer_n_vocab(t));
+        CHECK(roundtrips(t, text, len, NULL), "round trip");
+        hashes[k] = cllm_tokenizer_hash(t);
+        cllm_tokenizer_destroy(t);
+    }
+    CHECK(hashes[0] == hashes[1], "1 and 2 counting threads give the same vocabulary");
+    free(text);
+}
+
 static void test_tokenizer_train_compresses_english_and_korean(void) {
     char *en = make_text(english_words, sizeof english_words / sizeof *english_words, 200000, 1);
     char *ko = make_text(korean_words, sizeof korean_words / sizeof *korean_words, 200000, 2);
@@ -504,6 +539,7 @@ int main(void) {
     TEST_RUN(test_tokenizer_pretok_patterns);
     TEST_RUN(test_tokenizer_pretok_invalid_utf8_tiles_input);
     TEST_RUN(test_tokenizer_train_tie_break_and_determinism);
+    TEST_RUN(test_tokenizer_train_many_merges_thread_independent);
     TEST_RUN(test_tokenizer_train_compresses_english_and_korean);
     TEST_RUN(test_tokenizer_roundtrip_any_bytes);
     TEST_RUN(test_tokenizer_parallel_equals_sequential);

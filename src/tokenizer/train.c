@@ -564,9 +564,12 @@ cllm_status cllm_bpe_trainer_finish(cllm_bpe_trainer *tr, cllm_tokenizer **out, 
         }
         uint32_t m = step++; /* unique stamp of this step */
         s.n_touched = 0;
-        word_list *wl = &s.p_words[top.pair];
-        for (uint32_t li = 0; li < wl->n; li++) {
-            uint32_t wi = wl->w[li];
+        /* pair_bump may grow (move) the p_words array but never appends to
+         * this pair's own list, so its element array stays put. */
+        const uint32_t *wlist = s.p_words[top.pair].w;
+        uint32_t wn = s.p_words[top.pair].n;
+        for (uint32_t li = 0; li < wn; li++) {
+            uint32_t wi = wlist[li];
             if (s.w_stamp[wi] == m) continue;
             s.w_stamp[wi] = m;
             uint32_t *x = s.sym + s.w_off[wi];
@@ -597,7 +600,7 @@ cllm_status cllm_bpe_trainer_finish(cllm_bpe_trainer *tr, cllm_tokenizer **out, 
                 OOM();
             }
         }
-        wl = &s.p_words[top.pair]; /* pair_bump may have moved the array */
+        word_list *wl = &s.p_words[top.pair];
         free(wl->w);
         *wl = (word_list){NULL, 0, 0};
         for (size_t k = 0; k < s.n_touched; k++) {
