@@ -107,8 +107,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         double t2 = cllm_now_seconds();
-        double norm = cllm_grad_norm(grads, n);
-        cllm_grad_clip(grads, n, norm, 1.0f);
+        /* global-norm clipping at 1.0, fused into the update (optim.h) */
+        hp.grad_scale = cllm_grad_clip_scale(cllm_grad_norm(grads, n), 1.0f);
         for (int k = 0; k < cllm_model_num_tensors(m); k++) {
             const cllm_tensor *t = cllm_model_tensor(m, k);
             cllm_adamw_update(params + t->offset, grads + t->offset, mom1 + t->offset, mom2 + t->offset, t->numel, &hp,

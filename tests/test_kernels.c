@@ -4,7 +4,8 @@
  * strided operands, alpha/beta, the beta = 0 and K = 0 corners; the
  * CLLM_KERNELS=reference switch; thread control; the peak measurement's
  * argument checks; the SIMD elementwise kernels (max, exp, tanh) of every ISA
- * the CPU has against their libm references, ragged lengths and NaN.
+ * the CPU has against their libm references, ragged lengths and NaN; the
+ * AdamW and sum-of-squares kernels bit for bit against their references.
  */
 #include <float.h>
 #include <stdlib.h>
@@ -231,6 +232,86 @@ static void test_kernels_vecmath_matches_reference(void) {
     CHECK(tested >= 1, "at least the dispatched variant ran");
 }
 
+
+/* AdamW and the sum of squares: every ISA variant the CPU has gives the
+ * reference's exact bits (same IEEE operations in the same order), on
+ * ragged lengths, with and without decay, clipping scale and NaN. */
+typedef struct {
+    const char *name;
+    unsigned need;
+    void (*adamw)(float *, const float *, float *, float *, size_t, const cllm_adamw_coefs *);
+    double (*sumsq)(const float *, size_t);
+} optim_impl;
+
+static const optim_impl optim_impls[] = {
+    {"avx2", CLLM_CPU_AVX2, cllm_kernels_vadamw_avx2, cllm_kernels_vsumsq_avx2},
+    {"avx512", CLLM_CPU_AVX512, cllm_kernels_vadamw_avx512, cllm_kernels_vsumsq_avx512},
+};
+
+static int same_bits(const float *a, const float *b, size_t n) {
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static void test_kernels_adamw_matches_reference_bitwise(void) {
+    static const size_t lens[] = {0, 1, 7, 8, 15, 16, 17, 31, 33, 100, 1000, 40000};
+    enum { MAXN = 40000 };
+    static float p0[MAXN], g[MAXN], m0[MAXN], v0[MAXN];
+    static float p[MAXN], m[MAXN], v[MAXN], rp[MAXN], rm[MAXN], rv[MAXN];
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 11);
+    unsigned feat = cllm_kernels_get()->cpu_features;
+    /* step-3-like coefficients (bias corrections far from 1), two variants */
+    cllm_adamw_coefs k = {1.0f, 1.0f - 3e-3f * 0.1f, 0.9f, 0.1f, 0.95f, 0.05f, -3e-3f / 0.271f, 0.3706f, 1e-8f, 1};
+    int tested = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t n = lens[li];
+        for (size_t i = 0; i < n; i++) {
+            p0[i] = 2.0f * cllm_rng_float(&rng) - 1.0f;
+            g[i] = (cllm_rng_float(&rng) - 0.5f) * (i % 3 ? 1e-2f : 1e-6f);
+            m0[i] = (cllm_rng_float(&rng) - 0.5f) * 1e-2f;
+            v0[i] = cllm_rng_float(&rng) * 1e-5f;
+        }
+        if (n > 5) g[5] = NAN;
+        for (int variant = 0; variant < 2; variant++) {
+            k.decay = variant == 0;
+            k.grad_scale = variant == 0 ? 1.0f : 0.37f;
+            memcpy(rp, p0, n * 4), memcpy(rm, m0, n * 4), memcpy(rv, v0, n * 4);
+            cllm_vadamw_reference(rp, g, rm, rv, n, &k);
+            for (size_t v_ = 0; v_ < sizeof optim_impls / sizeof optim_impls[0]; v_++) {
+                const optim_impl *im = &optim_impls[v_];
+                if ((feat & im->need) != im->need) continue;
+                tested++;
+                memcpy(p, p0, n * 4), memcpy(m, m0, n * 4), memcpy(v, v0, n * 4);
+                im->adamw(p, g, m, v, n, &k);
+                CHECK(same_bits(p, rp, n) && same_bits(m, rm, n) && same_bits(v, rv, n),
+                      "%s adamw n=%zu variant %d differs from the reference", im->name, n, variant);
+            }
+            /* the threaded entry point (chunks) gives the same bits too */
+            memcpy(p, p0, n * 4), memcpy(m, m0, n * 4), memcpy(v, v0, n * 4);
+            cllm_vadamw(p, g, m, v, n, &k);
+            CHECK(same_bits(p, rp, n) && same_bits(m, rm, n) && same_bits(v, rv, n),
+                  "cllm_vadamw n=%zu variant %d", n, variant);
+            if (n > 5) CHECK(isnan(rp[5]) && isnan(rm[5]), "NaN gradient propagates");
+        }
+        if (n > 5) g[5] = 1e-3f;
+        double ref = cllm_vsumsq_reference(g, n), direct = 0;
+        for (size_t i = 0; i < n; i++) direct += (double)g[i] * g[i];
+        /* different summation order of n <= 40000 positive double terms:
+         * within n * 2^-53 = 4.4e-12 relative */
+        CHECK_NEAR(ref, direct, 1e-300, 5e-12, "sumsq reference vs serial sum");
+        CHECK(cllm_vsumsq(g, n) == ref, "cllm_vsumsq n=%zu", n);
+        for (size_t v_ = 0; v_ < sizeof optim_impls / sizeof optim_impls[0]; v_++) {
+            const optim_impl *im = &optim_impls[v_];
+            if ((feat & im->need) != im->need) continue;
+            CHECK(im->sumsq(g, n) == ref, "%s sumsq n=%zu bits", im->name, n);
+        }
+    }
+    float big[3] = {3e30f, -4e30f, 0.0f}; /* squares overflow float, not double */
+    /* float inputs 3e30, 4e30 are not exactly representable: 1e-7 relative */
+    CHECK_NEAR(cllm_vsumsq(big, 3), 25e60, 0, 1e-6, "sumsq accumulates in double");
+    CHECK(tested >= 1 || (feat & CLLM_CPU_AVX2) == 0, "the CPU's SIMD variants ran");
+}
+
 int main(void) {
     TEST_RUN(test_kernels_env_forces_reference);
     TEST_RUN(test_kernels_gemm_matches_reference);
@@ -239,5 +320,6 @@ int main(void) {
     TEST_RUN(test_kernels_threads_and_features);
     TEST_RUN(test_kernels_measure_rejects_bad_sizes);
     TEST_RUN(test_kernels_vecmath_matches_reference);
+    TEST_RUN(test_kernels_adamw_matches_reference_bitwise);
     return test_finish();
 }

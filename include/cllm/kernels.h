@@ -116,6 +116,31 @@ void cllm_vtanh_reference(float *y, const float *x, size_t n);
 /* "reference", "avx2" or "avx512". */
 const char *cllm_kernels_vec_name(void);
 
+/* ---- AdamW update (the optimizer's elementwise pass) ----------------------
+ * Coefficients of one step, computed by src/train/adamw.c. Per element, in
+ * this order, in fp32 (torch.optim.AdamW's order; see adamw.c):
+ *   g = grad * grad_scale             (global-norm clipping fused in; 1 = none)
+ *   p = decay ? p * decay_mul : p
+ *   m = fma(g, one_m_b1, m * b1);  v = fma(one_m_b2 * g, g, v * b2)
+ *   p = p + (neg_step * m) / (sqrt(v) / bias2_sqrt + eps)
+ * grad is read only. Every SIMD variant gives the reference's bits. */
+typedef struct {
+    float grad_scale, decay_mul;
+    float b1, one_m_b1, b2, one_m_b2;
+    float neg_step, bias2_sqrt, eps;
+    int decay;
+} cllm_adamw_coefs;
+/* Threads over chunks of the arrays (OpenMP, current thread count). */
+void cllm_vadamw(float *param, const float *grad, float *m, float *v, size_t n,
+                 const cllm_adamw_coefs *k);
+void cllm_vadamw_reference(float *param, const float *grad, float *m, float *v, size_t n,
+                           const cllm_adamw_coefs *k);
+/* Sum of x[i]^2 in double (single-threaded), for the global gradient norm.
+ * A fixed summation order (16 lanes, element i in lane i % 16, lanes added
+ * 0..15), so every ISA returns the reference's bits. */
+double cllm_vsumsq(const float *x, size_t n);
+double cllm_vsumsq_reference(const float *x, size_t n);
+
 /* Measures the dispatched sgemm on C[M,N] = A[M,K] B[K,N]^T shapes (the
  * linear layer's forward form) with the current thread count: best of
  * `reps` timed runs after one warm-up. Writes GFLOP/s (2*M*N*K / seconds). */

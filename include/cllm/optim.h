@@ -17,6 +17,9 @@ typedef struct {
     float beta1, beta2; /* 0.9, 0.95 by default */
     float eps;          /* 1e-8 */
     float weight_decay; /* applied only when the caller passes decay = 1 */
+    float grad_scale;   /* gradients are multiplied by this as they are read: pass the
+                           clipping scale (cllm_grad_clip_scale) instead of clipping in
+                           place; 1 by default (the gradient buffer is never written) */
 } cllm_adamw_params;
 
 cllm_adamw_params cllm_adamw_default_params(void);
@@ -51,5 +54,8 @@ const char *cllm_schedule_name(cllm_schedule_kind kind);
 double cllm_grad_norm(const float *grad, size_t n);
 /* Scales grad by max_norm / norm when norm > max_norm; returns the scale used. */
 float cllm_grad_clip(float *grad, size_t n, double norm, float max_norm);
+/* The scale cllm_grad_clip would apply (1 when no clipping is needed), for
+ * cllm_adamw_params.grad_scale: clipping fused into the update. */
+float cllm_grad_clip_scale(double norm, float max_norm);
 
 #endif

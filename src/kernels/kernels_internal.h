@@ -19,4 +19,12 @@ float cllm_kernels_vmax_avx512(const float *x, size_t n);
 double cllm_kernels_vexp_shift_sum_avx512(float *y, const float *x, float shift, size_t n);
 void cllm_kernels_vtanh_avx512(float *y, const float *x, size_t n);
 
+/* AdamW per ISA (optim_avx2.c, optim_avx512.c); single-threaded. */
+void cllm_kernels_vadamw_avx2(float *param, const float *grad, float *m, float *v, size_t n,
+                              const cllm_adamw_coefs *k);
+void cllm_kernels_vadamw_avx512(float *param, const float *grad, float *m, float *v, size_t n,
+                                const cllm_adamw_coefs *k);
+double cllm_kernels_vsumsq_avx2(const float *x, size_t n);
+double cllm_kernels_vsumsq_avx512(const float *x, size_t n);
+
 #endif

@@ -16,11 +16,17 @@
  * hyperparameters as doubles; we receive floats, so exact parity needs torch
  * to be given the float32-rounded values (the test does this).
  *
+ * grad_scale multiplies each gradient as it is read (g = grad * scale, one
+ * fp32 multiply, exactly what clipping in place followed by the update
+ * gives), so clipping costs no extra pass over the gradients; 1 = none.
+ * The elementwise pass is cllm_vadamw (src/kernels/optim.c, SIMD, threaded).
+ *
  * Does not: choose which tensors decay (the caller passes `decay`), clip,
  * or schedule the learning rate (schedule.c, clip.c).
  */
 #include <math.h>
 
+#include "cllm/kernels.h"
 #include "cllm/optim.h"
 
 cllm_adamw_params cllm_adamw_default_params(void) {
@@ -30,6 +36,7 @@ cllm_adamw_params cllm_adamw_default_params(void) {
     p.beta2 = 0.95f;
     p.eps = 1e-8f;
     p.weight_decay = 0.1f;
+    p.grad_scale = 1.0f;
     return p;
 }
 
@@ -39,24 +46,17 @@ void cllm_adamw_update(float *param, const float *grad, float *m, float *v, size
     const double t = (double)(step < 1 ? 1 : step);
     const double bias1 = 1.0 - pow(b1, t);
     const double bias2 = 1.0 - pow(b2, t);
-    const float decay_mul = (float)(1.0 - lr * (double)hp->weight_decay);
-    const int do_decay = decay && hp->weight_decay != 0.0f;
-    const float fb1 = hp->beta1, fb2 = hp->beta2;
-    const float one_m_b1 = (float)(1.0 - b1), one_m_b2 = (float)(1.0 - b2);
-    const float neg_step = (float)(-(lr / bias1));
-    const float bias2_sqrt = (float)sqrt(bias2);
-    const float eps = hp->eps;
-    const long long nn = (long long)n;
-#pragma omp parallel for schedule(static) if (nn > 65536)
-    for (long long i = 0; i < nn; i++) {
-        float p = param[i];
-        const float g = grad[i];
-        if (do_decay) p = p * decay_mul;
-        const float mi = fmaf(g, one_m_b1, m[i] * fb1);
-        const float vi = fmaf(one_m_b2 * g, g, v[i] * fb2);
-        m[i] = mi;
-        v[i] = vi;
-        const float denom = sqrtf(vi) / bias2_sqrt + eps;
-        param[i] = p + (neg_step * mi) / denom;
-    }
+    cllm_adamw_coefs k;
+    k.grad_scale = hp->grad_scale;
+    k.decay_mul = (float)(1.0 - lr * (double)hp->weight_decay);
+    k.decay = decay && hp->weight_decay != 0.0f;
+    k.b1 = hp->beta1;
+    k.b2 = hp->beta2;
+    k.one_m_b1 = (float)(1.0 - b1);
+    k.one_m_b2 = (float)(1.0 - b2);
+    k.neg_step = (float)(-(lr / bias1));
+    k.bias2_sqrt = (float)sqrt(bias2);
+    k.eps = hp->eps;
+    /* The per-element arithmetic (SIMD, threaded) lives in src/kernels/optim.c. */
+    cllm_vadamw(param, grad, m, v, n, &k);
 }

@@ -3,7 +3,8 @@
  * as torch.nn.utils.clip_grad_norm_ does over the concatenation of all
  * gradients.
  *
- * The norm is accumulated in double over fixed 64 Ki-element chunks whose
+ * The norm is accumulated in double (cllm_vsumsq, SIMD, a fixed order
+ * within a chunk) over fixed 64 Ki-element chunks whose
  * partial sums are then added in chunk order, so the result is the same
  * whatever the thread count (needed for deterministic training). A NaN or
  * Inf gradient gives a non-finite norm, which callers use to skip a step.
@@ -12,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "cllm/kernels.h"
 #include "cllm/optim.h"
 
 #define CLIP_CHUNK 65536
@@ -21,19 +23,18 @@ double cllm_grad_norm(const float *grad, size_t n) {
     size_t n_chunks = (n + CLIP_CHUNK - 1) / CLIP_CHUNK;
     double stack_parts[64];
     double *parts = n_chunks <= 64 ? stack_parts : malloc(n_chunks * sizeof *parts);
-    if (!parts) { /* fall back to one serial pass; same value, just slower */
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) s += (double)grad[i] * (double)grad[i];
-        return sqrt(s);
+    if (!parts) { /* fall back to one serial pass over the same chunks; same value */
+        double total = 0.0;
+        for (size_t lo = 0; lo < n; lo += CLIP_CHUNK)
+            total += cllm_vsumsq(grad + lo, n - lo < CLIP_CHUNK ? n - lo : CLIP_CHUNK);
+        return sqrt(total);
     }
     const long long nc = (long long)n_chunks;
 #pragma omp parallel for schedule(static) if (nc > 1)
     for (long long c = 0; c < nc; c++) {
         size_t lo = (size_t)c * CLIP_CHUNK, hi = lo + CLIP_CHUNK;
         if (hi > n) hi = n;
-        double s = 0.0;
-        for (size_t i = lo; i < hi; i++) s += (double)grad[i] * (double)grad[i];
-        parts[c] = s;
+        parts[c] = cllm_vsumsq(grad + lo, hi - lo);
     }
     double total = 0.0;
     for (size_t c = 0; c < n_chunks; c++) total += parts[c];
@@ -41,9 +42,14 @@ double cllm_grad_norm(const float *grad, size_t n) {
     return sqrt(total);
 }
 
-float cllm_grad_clip(float *grad, size_t n, double norm, float max_norm) {
+float cllm_grad_clip_scale(double norm, float max_norm) {
     if (!(max_norm > 0.0f) || !isfinite(norm) || norm <= (double)max_norm) return 1.0f;
-    const float scale = (float)((double)max_norm / norm);
+    return (float)((double)max_norm / norm);
+}
+
+float cllm_grad_clip(float *grad, size_t n, double norm, float max_norm) {
+    const float scale = cllm_grad_clip_scale(norm, max_norm);
+    if (scale == 1.0f) return 1.0f;
     const long long nn = (long long)n;
 #pragma omp parallel for schedule(static) if (nn > 65536)
     for (long long i = 0; i < nn; i++) grad[i] *= scale;

@@ -1,0 +1,91 @@
+/*
+ * optim.c: the AdamW update kernel (cllm/kernels.h, cllm_vadamw): its scalar
+ * reference, the run-time choice of the SIMD version (optim_avx512.c,
+ * optim_avx2.c) and the threaded loop over chunks.
+ *
+ * The arithmetic is src/train/adamw.c's (torch.optim.AdamW's order, in
+ * fp32); adamw.c computes the coefficients and calls this. Every variant
+ * gives the same bits as the reference: each step is one IEEE operation
+ * (multiply, fused multiply-add, square root, division, addition), and
+ * these are correctly rounded in scalar code, AVX2 and AVX-512 alike.
+ * The reference calls fmaf, which is exact on every target (a libm call
+ * where the compiler has no FMA instruction).
+ *
+ * Also the sum of squares behind the global gradient norm (cllm_vsumsq):
+ * 16 double accumulators, element i into lane i % 16, lanes added 0..15 at
+ * the end. Each square of a float is exact in double, so an FMA and a
+ * multiply-then-add give the same bits, and every ISA reproduces the
+ * reference exactly (AVX-512: two 8-lane registers; AVX2: four 4-lane ones).
+ * Independent accumulators also break the 4-cycle add dependency that made
+ * one serial double sum latency-bound.
+ * Does not: compute coefficients (bias corrections, learning rate) or
+ * decide which tensors decay.
+ */
+#include <math.h>
+#include <pthread.h>
+
+#include "cllm/kernels.h"
+#include "kernels_internal.h"
+
+/* Elements per parallel work item: 4 arrays x 16 Ki floats = 256 KiB in
+ * flight, enough to amortise scheduling, small enough to balance. */
+#define ADAMW_CHUNK 16384
+
+void cllm_vadamw_reference(float *param, const float *grad, float *m, float *v, size_t n,
+                           const cllm_adamw_coefs *k) {
+    for (size_t i = 0; i < n; i++) {
+        const float g = grad[i] * k->grad_scale;
+        float p = param[i];
+        if (k->decay) p = p * k->decay_mul;
+        const float mi = fmaf(g, k->one_m_b1, m[i] * k->b1);
+        const float vi = fmaf(k->one_m_b2 * g, g, v[i] * k->b2);
+        m[i] = mi;
+        v[i] = vi;
+        const float denom = sqrtf(vi) / k->bias2_sqrt + k->eps;
+        param[i] = p + (k->neg_step * mi) / denom;
+    }
+}
+
+double cllm_vsumsq_reference(const float *x, size_t n) {
+    double acc[16] = {0};
+    for (size_t i = 0; i < n; i++) acc[i % 16] += (double)x[i] * (double)x[i];
+    double total = 0;
+    for (int j = 0; j < 16; j++) total += acc[j];
+    return total;
+}
+
+typedef void (*adamw_fn)(float *, const float *, float *, float *, size_t, const cllm_adamw_coefs *);
+static adamw_fn adamw_impl;
+static double (*sumsq_impl)(const float *, size_t);
+static pthread_once_t adamw_once = PTHREAD_ONCE_INIT;
+
+static void adamw_choose(void) {
+    const cllm_kernels_table *kt = cllm_kernels_get();
+    adamw_impl = cllm_vadamw_reference;
+    sumsq_impl = cllm_vsumsq_reference;
+    if (kt->reference) return;
+    if (kt->cpu_features & CLLM_CPU_AVX512) {
+        adamw_impl = cllm_kernels_vadamw_avx512;
+        sumsq_impl = cllm_kernels_vsumsq_avx512;
+    } else if (kt->cpu_features & CLLM_CPU_AVX2) {
+        adamw_impl = cllm_kernels_vadamw_avx2;
+        sumsq_impl = cllm_kernels_vsumsq_avx2;
+    }
+}
+
+void cllm_vadamw(float *param, const float *grad, float *m, float *v, size_t n,
+                 const cllm_adamw_coefs *k) {
+    pthread_once(&adamw_once, adamw_choose);
+    const adamw_fn fn = adamw_impl;
+    const long long n_chunks = (long long)((n + ADAMW_CHUNK - 1) / ADAMW_CHUNK);
+#pragma omp parallel for schedule(static) if (n_chunks > 1)
+    for (long long c = 0; c < n_chunks; c++) {
+        size_t lo = (size_t)c * ADAMW_CHUNK, len = n - lo < ADAMW_CHUNK ? n - lo : ADAMW_CHUNK;
+        fn(param + lo, grad + lo, m + lo, v + lo, len, k);
+    }
+}
+
+double cllm_vsumsq(const float *x, size_t n) {
+    pthread_once(&adamw_once, adamw_choose);
+    return sumsq_impl(x, n);
+}
