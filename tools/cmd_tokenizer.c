@@ -28,7 +28,8 @@ static void print_help(void) {
            "          --jsonl prints one line of ids per record (--format ids).\n"
            "  decode  --tokenizer F [IDS...]  Writes the bytes of the ids (args or stdin).\n"
            "  info    --tokenizer F           Vocabulary size, merges, split, specials, hash.\n"
-           "  convert --tokenizer F -o OUT    Saves any loadable vocabulary as a cllm file.\n\n"
+           "  convert --tokenizer F -o OUT    Saves any loadable vocabulary as a cllm file\n"
+           "                                 (or as GGUF metadata when OUT ends in .gguf).\n\n"
            "Tokenizer source options:\n" TOK_SOURCE_HELP);
 }
 
@@ -488,7 +489,10 @@ static int cmd_info_convert(int argc, char **argv, int convert) {
     if (rc != CLI_EXIT_OK) return rc;
     cllm_error err = {0};
     if (convert) {
-        if (cllm_tokenizer_save(tok, out, &err) != CLLM_OK) rc = cli_fail(CMD, &err);
+        size_t ol = strlen(out);
+        int gguf = ol > 5 && !strcmp(out + ol - 5, ".gguf");
+        if ((gguf ? cllm_tokenizer_write_gguf(tok, out, NULL, &err) : cllm_tokenizer_save(tok, out, &err)) != CLLM_OK)
+            rc = cli_fail(CMD, &err);
     } else {
         uint32_t V = cllm_tokenizer_n_vocab(tok), n_special = 0, n_unused = 0;
         printf("{\"vocab_size\": %u, \"merges\": %u, \"rule\": \"%s\", \"pattern\": \"%s\", "

@@ -219,6 +219,28 @@ cllm_status cllm_tokenizer_load_hf(const char *path, cllm_tokenizer **out, cllm_
 cllm_status cllm_tokenizer_load_any(const char *path, cllm_pretok_kind kind,
                                     cllm_tokenizer **out, cllm_error *err);
 
+/* ---- GGUF (llama.cpp's layout for BPE vocabularies) ----------------------
+ * Keys: tokenizer.ggml.model = "gpt2"; tokenizer.ggml.pre ("gpt-2",
+ * "llama-bpe" for the cl100k split, "gpt-4o", "default"); tokenizer.ggml.tokens
+ * (byte-level alphabet text; specials raw; holes "[PAD<id>]");
+ * tokenizer.ggml.token_type (1 normal, 3 control, 5 unused);
+ * tokenizer.ggml.merges ("<left> <right>" in priority order);
+ * tokenizer.ggml.bos_token_id / eos_token_id (the end-of-text token);
+ * tokenizer.chat_template when given; plus cllm.tokenizer.rule and
+ * cllm.tokenizer.regex so cllm reads back exactly what it wrote. */
+typedef struct cllm_gguf cllm_gguf;
+typedef struct cllm_gguf_writer cllm_gguf_writer;
+
+/* Adds the keys to a writer (model writers call this). chat_template may be NULL. */
+cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w,
+                                    const char *chat_template, cllm_error *err);
+/* A GGUF file holding only the tokenizer keys, written atomically. */
+cllm_status cllm_tokenizer_write_gguf(const cllm_tokenizer *t, const char *path,
+                                      const char *chat_template, cllm_error *err);
+/* Reads the keys from an opened GGUF file / a path. */
+cllm_status cllm_tokenizer_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err);
+cllm_status cllm_tokenizer_read_gguf(const char *path, cllm_tokenizer **out, cllm_error *err);
+
 /* ---- training ------------------------------------------------------------- */
 
 typedef struct {

@@ -238,8 +238,7 @@ cllm_status cllm_tokenizer_load_any(const char *path, cllm_pretok_kind kind, cll
     fclose(f);
     if (n >= strlen(FILE_MAGIC) && !memcmp(head, FILE_MAGIC, strlen(FILE_MAGIC)))
         return cllm_tokenizer_load(path, out, err);
-    if (n >= 4 && !memcmp(head, "GGUF", 4)) return cllm_error_set(err, CLLM_ERR_FORMAT,
-                                                                 "%s: GGUF tokenizers are not supported yet", path);
+    if (n >= 4 && !memcmp(head, "GGUF", 4)) return cllm_tokenizer_read_gguf(path, out, err);
     size_t i = 0;
     while (i < n && (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t')) i++;
     if (i < n && head[i] == '{') return cllm_tokenizer_load_hf(path, out, err);

@@ -1,0 +1,243 @@
+/*
+ * gguf.c: the tokenizer inside GGUF metadata, the way llama.cpp stores a
+ * byte-level BPE ("gpt2") vocabulary (keys listed in tokenizer.h), so a
+ * model file written by cllm carries its tokenizer and llama.cpp can use it.
+ *
+ * Does not: read or write the GGUF container itself (src/formats/gguf_*.c),
+ * or handle llama.cpp's SentencePiece ("llama") vocabularies.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cllm/gguf.h"
+#include "tok_internal.h"
+
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+
+static const char *pre_name(cllm_pretok_kind k) {
+    switch (k) {
+    case CLLM_PRETOK_GPT2: return "gpt-2";
+    case CLLM_PRETOK_CL100K: return "llama-bpe"; /* llama.cpp's regex for it equals cl100k's */
+    case CLLM_PRETOK_O200K: return "gpt-4o";
+    default: return "default";
+    }
+}
+
+cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w,
+                                    const char *chat_template, cllm_error *err) {
+    uint32_t V = t->n_vocab;
+    char **strs = calloc(V, sizeof *strs);
+    int32_t *types = malloc((size_t)V * sizeof *types);
+    char **merges = calloc(t->n_merges + 1, sizeof *merges);
+    cllm_status st = CLLM_OK;
+    if (!strs || !types || !merges) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory writing the tokenizer to GGUF");
+        goto done;
+    }
+    for (uint32_t id = 0; id < V && st == CLLM_OK; id++) {
+        if (t->kind[id] == CLLM_TOKEN_UNUSED) {
+            strs[id] = malloc(24);
+            if (strs[id]) snprintf(strs[id], 24, "[PAD%u]", id);
+            types[id] = TT_UNUSED;
+        } else if (t->kind[id] == CLLM_TOKEN_SPECIAL) {
+            strs[id] = strndup((const char *)t->blob + t->off[id], t->len[id]);
+            types[id] = TT_CONTROL;
+        } else {
+            strs[id] = malloc(2 * (size_t)t->len[id] + 1);
+            if (strs[id]) tok_gpt2_bytes_to_unicode(t->blob + t->off[id], t->len[id], strs[id]);
+            types[id] = TT_NORMAL;
+        }
+        if (!strs[id]) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    }
+    for (uint32_t r = 0; r < t->n_merges && st == CLLM_OK; r++) {
+        uint32_t a = t->merges[r].left, b = t->merges[r].right;
+        merges[r] = malloc(2 * ((size_t)t->len[a] + t->len[b]) + 2);
+        if (!merges[r]) {
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+            break;
+        }
+        size_t n = tok_gpt2_bytes_to_unicode(t->blob + t->off[a], t->len[a], merges[r]);
+        merges[r][n] = ' ';
+        tok_gpt2_bytes_to_unicode(t->blob + t->off[b], t->len[b], merges[r] + n + 1);
+    }
+    if (st == CLLM_OK) st = cllm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", err);
+    if (st == CLLM_OK) st = cllm_gguf_set_str(w, "tokenizer.ggml.pre", pre_name(t->pretok_kind), err);
+    if (st == CLLM_OK) st = cllm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs, NULL, V, err);
+    if (st == CLLM_OK) st = cllm_gguf_set_arr(w, "tokenizer.ggml.token_type", CLLM_GGUF_INT32, types, V, err);
+    if (st == CLLM_OK)
+        st = cllm_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, NULL, t->n_merges, err);
+    int64_t eot = cllm_tokenizer_eot_id(t);
+    if (st == CLLM_OK && eot >= 0) st = cllm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)eot, err);
+    if (st == CLLM_OK && eot >= 0) st = cllm_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eot, err);
+    if (st == CLLM_OK && chat_template) st = cllm_gguf_set_str(w, "tokenizer.chat_template", chat_template, err);
+    if (st == CLLM_OK)
+        st = cllm_gguf_set_str(w, "cllm.tokenizer.rule", t->rule == CLLM_BPE_RANKS ? "ranks" : "merges", err);
+    if (st == CLLM_OK) st = cllm_gguf_set_str(w, "cllm.tokenizer.pattern", cllm_pretok_name(t->pretok_kind), err);
+    if (st == CLLM_OK && t->pretok_kind == CLLM_PRETOK_CUSTOM)
+        st = cllm_gguf_set_str(w, "cllm.tokenizer.regex", t->regex, err);
+done:
+    for (uint32_t id = 0; strs && id < V; id++) free(strs[id]);
+    for (uint32_t r = 0; merges && r < t->n_merges; r++) free(merges[r]);
+    free(strs);
+    free(types);
+    free(merges);
+    return st;
+}
+
+cllm_status cllm_tokenizer_write_gguf(const cllm_tokenizer *t, const char *path,
+                                      const char *chat_template, cllm_error *err) {
+    cllm_gguf_writer *w = cllm_gguf_writer_create();
+    if (!w) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    cllm_status st = cllm_gguf_set_str(w, "general.architecture", "tokenizer", err);
+    if (st == CLLM_OK) st = cllm_tokenizer_gguf_set(t, w, chat_template, err);
+    if (st == CLLM_OK) st = cllm_gguf_writer_write(w, path, err);
+    cllm_gguf_writer_destroy(w);
+    return st;
+}
+
+/* A string key copied into buf, or "" when absent. */
+static cllm_status opt_str(const cllm_gguf *g, const char *key, char *buf, size_t cap, cllm_error *err) {
+    buf[0] = '\0';
+    if (!cllm_gguf_find_kv(g, key)) return CLLM_OK;
+    return cllm_gguf_get_str_buf(g, key, buf, cap, err);
+}
+
+cllm_status cllm_tokenizer_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err) {
+    *out = NULL;
+    const char *path = cllm_gguf_path(g);
+    char model[32], pre[64], rule[16], pattern[16];
+    cllm_status st;
+    if ((st = opt_str(g, "tokenizer.ggml.model", model, sizeof model, err)) != CLLM_OK) return st;
+    if (strcmp(model, "gpt2"))
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.model is '%s', only \"gpt2\" (byte-level BPE) is supported",
+                              path, model);
+    if ((st = opt_str(g, "tokenizer.ggml.pre", pre, sizeof pre, err)) != CLLM_OK) return st;
+    if ((st = opt_str(g, "cllm.tokenizer.rule", rule, sizeof rule, err)) != CLLM_OK) return st;
+    if ((st = opt_str(g, "cllm.tokenizer.pattern", pattern, sizeof pattern, err)) != CLLM_OK) return st;
+    cllm_pretok_kind kind;
+    char *regex = NULL;
+    if (pattern[0]) {
+        if (!strcmp(pattern, "custom")) {
+            cllm_gguf_str rs;
+            if ((st = cllm_gguf_get_str(g, "cllm.tokenizer.regex", &rs, err)) != CLLM_OK) return st;
+            if (!(regex = strndup(rs.data, rs.len))) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+            kind = CLLM_PRETOK_CUSTOM;
+        } else if (cllm_pretok_parse(pattern, &kind, err) != CLLM_OK) {
+            return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: cllm.tokenizer.pattern '%s' is unknown", path, pattern);
+        }
+    } else if (!strcmp(pre, "gpt-2") || !strcmp(pre, "default") || !pre[0]) {
+        kind = CLLM_PRETOK_GPT2;
+    } else if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "dbrx")) {
+        kind = CLLM_PRETOK_CL100K;
+    } else if (!strcmp(pre, "gpt-4o")) {
+        kind = CLLM_PRETOK_O200K;
+    } else {
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.pre '%s' is not supported", path, pre);
+    }
+    const cllm_gguf_str *toks, *merges;
+    uint64_t n_tok, n_types, n_merges = 0;
+    cllm_gguf_type et;
+    int32_t *types = NULL;
+    cllm_tokenizer *t = NULL;
+    uint8_t *buf = NULL;
+    if ((st = cllm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", &toks, &n_tok, err)) != CLLM_OK) goto done;
+    if ((st = cllm_gguf_get_arr_n(g, "tokenizer.ggml.token_type", &et, &n_types, err)) != CLLM_OK) goto done;
+    if (n_types != n_tok) {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.token_type has %llu entries, tokens has %llu", path,
+                            (unsigned long long)n_types, (unsigned long long)n_tok);
+        goto done;
+    }
+    if (n_tok > (1u << 30)) {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: %llu tokens (more than 2^30)", path, (unsigned long long)n_tok);
+        goto done;
+    }
+    if (cllm_gguf_find_kv(g, "tokenizer.ggml.merges") &&
+        (st = cllm_gguf_get_arr_str(g, "tokenizer.ggml.merges", &merges, &n_merges, err)) != CLLM_OK)
+        goto done;
+    types = malloc((n_tok + 1) * sizeof *types);
+    if (!types) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = cllm_gguf_get_arr_i32(g, "tokenizer.ggml.token_type", types, n_tok, err)) != CLLM_OK) goto done;
+    if ((st = cllm_tokenizer_new(&t, (uint32_t)n_tok, kind, regex, err)) != CLLM_OK) goto done;
+    size_t cap = 0;
+    for (uint64_t i = 0; i < n_tok && st == CLLM_OK; i++) {
+        const cllm_gguf_str *s = &toks[i];
+        if (types[i] == TT_UNUSED) continue;
+        if (types[i] == TT_CONTROL || types[i] == TT_USER_DEFINED) {
+            if (s->len == 0 || s->len > (1u << 20))
+                st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: token %llu is empty or too long", path, (unsigned long long)i);
+            else
+                st = cllm_tokenizer_set_token(t, (uint32_t)i, s->data, s->len, CLLM_TOKEN_SPECIAL, err);
+            continue;
+        }
+        if (types[i] != TT_NORMAL) {
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: token %llu has unsupported token_type %d", path,
+                                (unsigned long long)i, types[i]);
+            break;
+        }
+        if (s->len > cap) {
+            free(buf);
+            cap = s->len * 2;
+            if (!(buf = malloc(cap))) {
+                st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+                break;
+            }
+        }
+        long nb = s->len ? tok_gpt2_unicode_to_bytes(s->data, s->len, buf) : -1;
+        if (nb <= 0)
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: token %llu is not in the byte-level alphabet", path,
+                                (unsigned long long)i);
+        else
+            st = cllm_tokenizer_set_token(t, (uint32_t)i, buf, (size_t)nb, CLLM_TOKEN_NORMAL, err);
+    }
+    cllm_bpe_rule br = !strcmp(rule, "ranks") ? CLLM_BPE_RANKS : CLLM_BPE_MERGES;
+    if (st == CLLM_OK && br == CLLM_BPE_MERGES) {
+        t->rule = CLLM_BPE_MERGES;
+        st = tok_build_maps(t, err);
+        for (uint64_t r = 0; r < n_merges && st == CLLM_OK; r++) {
+            const char *s = merges[r].data, *sp = memchr(s, ' ', merges[r].len);
+            if (!sp || sp == s || sp + 1 == s + merges[r].len) {
+                st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: merge %llu is not '<left> <right>'", path, (unsigned long long)r);
+                break;
+            }
+            size_t la = (size_t)(sp - s), lb = merges[r].len - la - 1;
+            uint8_t *mb = malloc(merges[r].len + 1);
+            if (!mb) {
+                st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+                break;
+            }
+            long na = tok_gpt2_unicode_to_bytes(s, la, mb);
+            uint32_t a = na > 0 ? tok_bytes_get(t, mb, (size_t)na) : TOK_NO_ID;
+            long nb2 = tok_gpt2_unicode_to_bytes(sp + 1, lb, mb);
+            uint32_t b = nb2 > 0 ? tok_bytes_get(t, mb, (size_t)nb2) : TOK_NO_ID;
+            free(mb);
+            if (a == TOK_NO_ID || b == TOK_NO_ID)
+                st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: merge %llu names an unknown token", path, (unsigned long long)r);
+            else
+                st = cllm_tokenizer_add_merge(t, a, b, err);
+        }
+        tok_drop_maps(t);
+    }
+    if (st == CLLM_OK && (st = cllm_tokenizer_finalize(t, br, err)) != CLLM_OK) cllm_error_prefix(err, "%s", path);
+done:
+    free(types);
+    free(buf);
+    free(regex);
+    if (st == CLLM_OK)
+        *out = t;
+    else
+        cllm_tokenizer_destroy(t);
+    return st;
+}
+
+cllm_status cllm_tokenizer_read_gguf(const char *path, cllm_tokenizer **out, cllm_error *err) {
+    cllm_gguf *g;
+    cllm_status st = cllm_gguf_open(&g, path, err);
+    if (st != CLLM_OK) return st;
+    st = cllm_tokenizer_from_gguf(g, out, err);
+    cllm_gguf_close(g);
+    return st;
+}
