@@ -12,3 +12,4 @@ CLLM_COMMAND("pretrain", cllm_cmd_pretrain, "pre-train a transformer on text or 
 CLLM_COMMAND("tokenizer", cllm_cmd_tokenizer, "train a BPE vocabulary; encode, decode and inspect text")
 CLLM_COMMAND("tokenize", cllm_cmd_tokenize, "encode text or JSONL files into a token shard")
 CLLM_COMMAND("quantize", cllm_cmd_quantize, "rewrite a GGUF model with f16, bf16, q8_0 or q4_0 matrices (llama.cpp layouts)")
+CLLM_COMMAND("perplexity", cllm_cmd_perplexity, "perplexity of a model on a text; KL / top-1 / PPL ratio against a base model")
