@@ -573,7 +573,8 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
             }
         } else {
             state.nonfinite_streak = 0;
-            cllm_grad_clip(grads, n_params, norm, p->clip);
+            /* clipping fused into the update: g * scale as it is read */
+            hp.grad_scale = cllm_grad_clip_scale(norm, p->clip);
             adam_step++;
             hp.lr = lr;
             for (int i = 0; i < n_tensors; i++) {
