@@ -57,8 +57,8 @@ int main(int argc, char **argv) {
     float *qkv = buf(nq, 11), *dqkv = buf(nq, 12), *att = buf(na, 13), *datt = buf(na, 14);
     float *h = buf((size_t)N * 4 * C, 15), *hg = buf((size_t)N * 4 * C, 16),
           *dh = buf((size_t)N * 4 * C, 17);
-    float *logits = buf((size_t)N * V, 18), *probs = buf((size_t)N * V, 19),
-          *losses = buf(N, 20);
+    float *logits = buf((size_t)N * V, 18), *dlogits = buf((size_t)N * V, 19),
+          *losses = buf(N, 20), *rmax = buf(N, 21), *rsum = buf(N, 22);
     int32_t *targets = malloc((size_t)N * sizeof *targets);
     for (int i = 0; i < N; i++) targets[i] = (i * 7919) % V;
     printf("{\n  \"bench\": \"layers_gpt2_124m\",\n  \"B\": %d, \"T\": %d, \"C\": %d, \"V\": %d,\n"
@@ -74,14 +74,13 @@ int main(int argc, char **argv) {
         TIME("gelu_fwd", cllm_gelu_forward(hg, h, (size_t)N * 4 * C));
         TIME("gelu_bwd", cllm_gelu_backward(dh, h, hg, (size_t)N * 4 * C));
         TIME("residual_fwd", cllm_residual_forward(y, x, dy, (size_t)N * C));
-        TIME("crossentropy_fwd", cllm_crossentropy_forward(losses, probs, logits, targets, B, T, V));
-        TIME("crossentropy_bwd", cllm_crossentropy_backward(logits, probs, targets, B, T, V, 1.0f / N));
-        /* restore logits-like values for the next forward */
-        for (size_t i = 0; i < (size_t)N * V; i++) logits[i] = probs[i];
+        TIME("crossentropy_fwd", cllm_crossentropy_forward(losses, rmax, rsum, logits, targets, B, T, V));
+        /* out of place here so every repetition sees the same logits */
+        TIME("crossentropy_bwd", cllm_crossentropy_backward(dlogits, logits, rmax, rsum, targets, B, T, V, 1.0f / N));
     }
     printf("\n  ]\n}\n");
     free(x), free(y), free(dy), free(dx), free(w), free(b), free(dw), free(db), free(mean);
     free(rstd), free(qkv), free(dqkv), free(att), free(datt), free(h), free(hg), free(dh);
-    free(logits), free(probs), free(losses), free(targets);
+    free(logits), free(dlogits), free(losses), free(rmax), free(rsum), free(targets);
     return 0;
 }

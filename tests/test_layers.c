@@ -553,19 +553,19 @@ static void test_layers_dropout_gradients_and_mask(void) {
 
 typedef struct {
     int B, T, V;
-    double *logits, *losses, *probs;
+    double *logits, *losses, *row_max, *row_rsum;
     int32_t *targets;
 } ce_ctx;
 
 static double ce_loss(void *p) {
     ce_ctx *c = p;
-    return cllm_crossentropy_forward_d(c->losses, c->probs, c->logits, c->targets, c->B, c->T,
-                                       c->V);
+    return cllm_crossentropy_forward_d(c->losses, c->row_max, c->row_rsum, c->logits, c->targets,
+                                       c->B, c->T, c->V);
 }
 
 static void ce_case(int B, int T, int V, double spread) {
     size_t nl = (size_t)B * T * V, nr = (size_t)B * T;
-    ce_ctx c = {B, T, V, drand(nl, -spread, spread), dzeros(nr), dzeros(nl),
+    ce_ctx c = {B, T, V, drand(nl, -spread, spread), dzeros(nr), dzeros(nr), dzeros(nr),
                 tmp_alloc(nr * sizeof(int32_t))};
     int count = 0;
     for (size_t n = 0; n < nr; n++) {
@@ -575,33 +575,47 @@ static void ce_case(int B, int T, int V, double spread) {
     c.logits[0] += 40; /* a dominant logit: stability of the max-subtracted softmax */
     double mean = ce_loss(&c), sum = 0;
     for (size_t n = 0; n < nr; n++) {
+        /* the saved statistics: the row max and 1 / sum exp(l - max), by hand */
+        double mx = -INFINITY, se = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, c.logits[n * V + v]);
+        for (int v = 0; v < V; v++) se += exp(c.logits[n * V + v] - mx);
+        CHECK(c.row_max[n] == mx, "row max");
+        CHECK_NEAR(c.row_rsum[n], 1.0 / se, 1e-15, 1e-12, "row 1/sum (double rounding)");
         int32_t t = c.targets[n];
         if (t < 0) {
             CHECK(c.losses[n] == 0, "masked position has loss 0");
             continue;
         }
         /* double rounding only: exp/log of O(10) values */
-        CHECK_NEAR(c.losses[n], -log(c.probs[n * V + t]), 1e-9, 1e-9, "loss = -log p(target)");
+        double p_t = exp(c.logits[n * V + t] - mx) / se;
+        CHECK_NEAR(c.losses[n], -log(p_t), 1e-9, 1e-9, "loss = -log p(target)");
         sum += c.losses[n];
     }
     CHECK_NEAR(mean, count ? sum / count : 0, 1e-12, 1e-12, "mean over unmasked positions");
     double *dl = drand(nl, 5, 6); /* garbage: backward OVERWRITES */
-    cllm_crossentropy_backward_d(dl, c.probs, c.targets, B, T, V, count ? 1.0 / count : 0);
+    cllm_crossentropy_backward_d(dl, c.logits, c.row_max, c.row_rsum, c.targets, B, T, V,
+                                 count ? 1.0 / count : 0);
     if (count && V > 1) {
         gradcheck("crossentropy dlogits", ce_loss, &c, c.logits, nl, dl);
     } else {
         /* V = 1: the softmax is constant 1, so the gradient really is zero. */
         for (size_t i = 0; i < nl; i++) CHECK(dl[i] == 0, "V = 1 gradient is zero");
     }
-    float *fl = to_f(c.losses, nr), *fp = to_f(c.probs, nl), *fin = to_f(c.logits, nl);
-    float fmean = cllm_crossentropy_forward(fl, fp, fin, c.targets, B, T, V);
+    float *fl = to_f(c.losses, nr), *fin = to_f(c.logits, nl);
+    float *fmax_ = to_f(c.row_max, nr), *frs = to_f(c.row_rsum, nr);
+    float fmean = cllm_crossentropy_forward(fl, fmax_, frs, fin, c.targets, B, T, V);
     CHECK_NEAR(fmean, mean, FD_ATOL, FD_RTOL, "float mean loss");
     cmp_fd("crossentropy losses", fl, c.losses, nr);
-    cmp_fd("crossentropy probs", fp, c.probs, nl);
+    cmp_fd("crossentropy row max", fmax_, c.row_max, nr);
+    cmp_fd("crossentropy row 1/sum", frs, c.row_rsum, nr);
     float *fdl = to_f(dl, nl);
     for (size_t i = 0; i < nl; i++) fdl[i] = NAN;
-    cllm_crossentropy_backward(fdl, fp, c.targets, B, T, V, count ? 1.0f / count : 0.0f);
+    float scale = count ? 1.0f / count : 0.0f;
+    cllm_crossentropy_backward(fdl, fin, fmax_, frs, c.targets, B, T, V, scale);
     cmp_fd("crossentropy dlogits", fdl, dl, nl);
+    /* in place (dlogits == logits, as the model calls it): the same bits */
+    cllm_crossentropy_backward(fin, fin, fmax_, frs, c.targets, B, T, V, scale);
+    CHECK(memcmp(fin, fdl, nl * sizeof *fin) == 0, "in-place backward equals out-of-place");
 }
 
 static void test_layers_crossentropy_gradients(void) {
@@ -609,11 +623,13 @@ static void test_layers_crossentropy_gradients(void) {
     ce_case(2, 3, 5, 2);
     ce_case(1, 4, 17, 3);
     ce_case(rnd(1, 3), rnd(1, 5), rnd(2, 30), 2);
+    /* a vocabulary longer than the forward's 2048-element exp chunks, ragged */
+    ce_case(1, 2, 4099, 3);
     /* All positions masked: mean 0, zero gradient. */
-    float logits[6] = {1, 2, 3, 4, 5, 6}, probs[6], losses[2], dl[6];
+    float logits[6] = {1, 2, 3, 4, 5, 6}, rmax[2], rsum[2], losses[2], dl[6];
     int32_t tg[2] = {-1, -1};
-    CHECK(cllm_crossentropy_forward(losses, probs, logits, tg, 1, 2, 3) == 0.0f, "all masked");
-    cllm_crossentropy_backward(dl, probs, tg, 1, 2, 3, 1.0f);
+    CHECK(cllm_crossentropy_forward(losses, rmax, rsum, logits, tg, 1, 2, 3) == 0.0f, "all masked");
+    cllm_crossentropy_backward(dl, logits, rmax, rsum, tg, 1, 2, 3, 1.0f);
     for (int i = 0; i < 6; i++) CHECK(dl[i] == 0, "masked gradient zero");
     tmp_free_all();
 }
@@ -711,10 +727,11 @@ static void test_layers_threads_bit_identical(void) {
         float *ao = tmp_alloc(no * sizeof(float)), *dq = tmp_alloc(nq * sizeof(float));
         cllm_attention_forward(ao, att, qkv, B, T, NH, NKV, HS);
         cllm_attention_backward(dq, datt, aout, att, qkv, B, T, NH, NKV, HS);
-        float *probs = tmp_alloc(ncv * sizeof(float)), *dl = tmp_alloc(ncv * sizeof(float));
+        float *rmax = tmp_alloc((size_t)B * T * sizeof(float)), *dl = tmp_alloc(ncv * sizeof(float));
+        float *rsum = tmp_alloc((size_t)B * T * sizeof(float));
         float *losses = tmp_alloc((size_t)B * T * sizeof(float));
-        cllm_crossentropy_forward(losses, probs, ce_logits, ce_tg, B, T, CV);
-        cllm_crossentropy_backward(dl, probs, ce_tg, B, T, CV, 0.01f);
+        cllm_crossentropy_forward(losses, rmax, rsum, ce_logits, ce_tg, B, T, CV);
+        cllm_crossentropy_backward(dl, ce_logits, rmax, rsum, ce_tg, B, T, CV, 0.01f);
         float *gout = tmp_alloc(nh4 * sizeof(float)), *gd = tmp_alloc(nh4 * sizeof(float));
         cllm_gelu_forward(gout, gin, nh4);
         cllm_gelu_backward(gd, gin, gout, nh4);

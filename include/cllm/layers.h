@@ -104,14 +104,20 @@ void cllm_dropout_backward(float *dinp, const float *dout, const uint8_t *mask, 
 
 /* ---- softmax + cross-entropy over the vocabulary ------------------------
  * logits[B,T,V]; targets[B,T] with -1 meaning "no loss here" (masked);
- * losses[B,T] per position (0 where masked); probs[B,T,V] saved.
+ * losses[B,T] per position (0 where masked). Saved for backward instead of
+ * a [B,T,V] probability tensor: row_max[B,T] = max logit of the row and
+ * row_rsum[B,T] = 1 / sum exp(logit - row_max), so that
+ * softmax = exp(logits - row_max) * row_rsum.
  * Returns the mean loss over unmasked positions (0 when all are masked). */
-float cllm_crossentropy_forward(float *losses, float *probs, const float *logits,
+float cllm_crossentropy_forward(float *losses, float *row_max, float *row_rsum, const float *logits,
                                 const int32_t *targets, int B, int T, int V);
-/* dlogits[B,T,V] = (probs - onehot) * dloss_scale at unmasked positions, 0 at
- * masked ones. OVERWRITES (the one exception). dloss_scale is usually
- * 1 / (number of unmasked positions in the whole accumulated batch). */
-void cllm_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets,
-                                int B, int T, int V, float dloss_scale);
+/* dlogits[B,T,V] = (softmax - onehot) * dloss_scale at unmasked positions, 0
+ * at masked ones, the softmax recomputed from logits and the saved row
+ * statistics. OVERWRITES (the one exception); dlogits may alias logits (in
+ * place). dloss_scale is usually 1 / (number of unmasked positions in the
+ * whole accumulated batch). */
+void cllm_crossentropy_backward(float *dlogits, const float *logits, const float *row_max,
+                                const float *row_rsum, const int32_t *targets, int B, int T, int V,
+                                float dloss_scale);
 
 #endif

@@ -123,7 +123,8 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
     if (targets) {
         memcpy(m->targets, targets, N * sizeof *targets);
         for (size_t i = 0; i < N; i++) m->last_num_targets += targets[i] >= 0;
-        mean_loss = cllm_crossentropy_forward(g->losses, g->probs, g->logits, targets, B, T, c->vocab_size);
+        mean_loss = cllm_crossentropy_forward(g->losses, g->row_max, g->row_rsum, g->logits, targets, B,
+                                              T, c->vocab_size);
     }
     if (loss) *loss = mean_loss;
     if (drop) m->dropout_seed = mix64(seed ^ 0xD1B54A32D192ED03ull);

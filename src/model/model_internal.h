@@ -67,8 +67,8 @@ typedef struct {
     uint8_t *mask_emb;          /* [N*C] */
     float *lnf;                 /* [N, C] final norm output */
     float *lnf_mean, *lnf_rstd; /* [N] */
-    float *logits;              /* [N, V]; dlogits after backward */
-    float *probs;               /* [N, V] */
+    float *logits;              /* [N, V]; dlogits after backward (computed in place) */
+    float *row_max, *row_rsum;  /* [N] softmax statistics per row (cross-entropy backward) */
     float *losses;              /* [N] */
     float *proj, *drop;         /* [N, C] scratch: projection outputs, dropout outputs */
     /* backward scratch (training only) */

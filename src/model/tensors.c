@@ -181,7 +181,8 @@ static size_t plan_acts(cllm_model *m, float *base) {
     g->lnf_mean = ln ? carve(&cv, N) : NULL;
     g->lnf_rstd = carve(&cv, N);
     g->logits = carve(&cv, N * V);
-    g->probs = carve(&cv, N * V);
+    g->row_max = carve(&cv, N);
+    g->row_rsum = carve(&cv, N);
     g->losses = carve(&cv, N);
     g->proj = carve(&cv, N * C);
     g->drop = c->dropout > 0.0f ? carve(&cv, N * C) : NULL;
