@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "cllm/fileio.h"
 #include "cllm/trainer.h"
+#include "tok_common.h"
 
 #define CMD "pretrain"
 #define MAX_DATA 256
@@ -49,6 +50,8 @@ static void usage(void) {
         "  --data FILES         text files or token shards; comma-separated or repeated\n"
         "  --val-frac F         held-out fraction at the end of the data (default 0.1)\n"
         "  --order O            random | sequential batch windows (default random)\n"
+        "  --tokenizer FILE     the tokenizer the shards were made with (required for\n"
+        "                       shards; stored in the model file so it runs alone)\n"
         "Model (a preset, then overrides):\n"
         "  --preset NAME        default nanogpt-shakespeare (see 'cllm info --presets')\n"
         "  --n-layer N  --n-head N  --n-kv-head N  --n-embd N  --ffn-hidden N\n"
@@ -133,6 +136,8 @@ static int set_model(cllm_model_config *cfg, const char *key, const char *flag, 
 
 int cllm_cmd_pretrain(int argc, char **argv) {
     cllm_pretrain_params p = cllm_pretrain_default_params();
+    tok_source tok_src = {0};
+    cllm_tokenizer *tokenizer = NULL;
     const char *data[MAX_DATA];
     int n_data = 0;
     char *data_copies[MAX_DATA];
@@ -213,6 +218,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         I64("--save-every", 0, INT64_MAX / 2, p.save_every)
         INT("--keep", 1, 1000, p.keep)
         DBL("--peak-gflops", -1.0, 1e9, p.peak_gflops)
+        else if (!strcmp(a, "--tokenizer")) tok_src.path = v;
         else rc = cli_usage_error(CMD, "unknown flag '%s'", a);
 #undef I64
 #undef INT
@@ -253,7 +259,9 @@ int cllm_cmd_pretrain(int argc, char **argv) {
     }
     for (int k = 0; k < n_data && rc == CLI_EXIT_OK; k++) rc = check_data_path(data[k]);
     if (rc == CLI_EXIT_OK) rc = check_out_dir(p.run_dir);
+    if (rc == CLI_EXIT_OK && tok_src.path) rc = tok_source_load(CMD, &tok_src, &tokenizer);
     if (rc != CLI_EXIT_OK) goto out;
+    p.tokenizer = tokenizer;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -283,6 +291,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
     }
     printf("weights %s\n", res.weights_path);
 out:
+    cllm_tokenizer_destroy(tokenizer);
     for (int k = 0; k < n_copies; k++) free(data_copies[k]);
     return rc;
 }

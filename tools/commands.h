@@ -13,3 +13,5 @@ CLLM_COMMAND("tokenizer", cllm_cmd_tokenizer, "train a BPE vocabulary; encode, d
 CLLM_COMMAND("tokenize", cllm_cmd_tokenize, "encode text or JSONL files into a token shard")
 CLLM_COMMAND("quantize", cllm_cmd_quantize, "rewrite a GGUF model with f16, bf16, q8_0 or q4_0 matrices (llama.cpp layouts)")
 CLLM_COMMAND("perplexity", cllm_cmd_perplexity, "perplexity of a model on a text; KL / top-1 / PPL ratio against a base model")
+CLLM_COMMAND("generate", cllm_cmd_generate, "continue a prompt with a model, streaming tokens (KV cache, sampler chain)")
+CLLM_COMMAND("chat", cllm_cmd_chat, "talk with a model in the terminal through its chat template")

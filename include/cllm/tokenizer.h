@@ -187,6 +187,10 @@ cllm_status cllm_tokenizer_add_merge(cllm_tokenizer *t, uint32_t left, uint32_t 
  * lookup tables and the fingerprint. Must precede encode/decode. */
 cllm_status cllm_tokenizer_finalize(cllm_tokenizer *t, cllm_bpe_rule rule, cllm_error *err);
 
+/* The byte-level vocabulary of models pre-trained on raw bytes: 256 tokens,
+ * id b is the single byte b, no merges, no split, no specials. */
+cllm_status cllm_tokenizer_new_bytes(cllm_tokenizer **out, cllm_error *err);
+
 /* ---- files ---------------------------------------------------------------- */
 
 /* cllm's own tokenizer file (docs/FORMATS.md, "Tokenizer file"). */

@@ -22,8 +22,12 @@
  * at the end), and the final weights model.gguf.
  *
  * Weights (checkpoints and the final model) are f32 GGUF files written by
- * cllm_model_save_gguf (model_io.h), which round-trip bit-exactly; they carry
- * the key cllm.tokenizer_hash (0 = byte-level) but not yet a tokenizer.
+ * cllm_model_save_gguf (model_io.h), which round-trip bit-exactly. They
+ * carry the tokenizer (tokenizer.ggml.* keys, so `cllm generate` and
+ * llama.cpp can use the file alone) and cllm.tokenizer_hash (0 = byte-level
+ * data). Text data gets the byte-level vocabulary; token shards need the
+ * tokenizer they were made with (params.tokenizer, checked against the
+ * shards' recorded hash).
  *
  * Output: progress on stderr through progress.h (when `progress`), other
  * messages through the `log` callback; nothing on stdout.
@@ -38,6 +42,7 @@
 #include "cllm/model.h"
 #include "cllm/optim.h"
 #include "cllm/status.h"
+#include "cllm/tokenizer.h"
 
 typedef struct {
     /* data */
@@ -45,6 +50,7 @@ typedef struct {
     int n_data;
     double val_frac;               /* held-out fraction at the end of the data */
     cllm_data_order order;
+    const cllm_tokenizer *tokenizer; /* the shards' tokenizer (borrowed); NULL for text */
     /* model: vocab_size is replaced by the data's vocabulary */
     cllm_model_config model;
     /* batch */

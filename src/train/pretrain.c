@@ -13,8 +13,8 @@
  * every setting that does is in the state's config text, compared on resume.
  *
  * Weights are written as f32 GGUF (model_io.h), which round-trips bit-exactly.
- * Does not: parse command lines (tools/cmd_pretrain.c), or put a BPE
- * tokenizer inside the GGUF (only its hash, cllm.tokenizer_hash, for now).
+ * The tokenizer travels inside every weights file (see trainer.h).
+ * Does not: parse command lines (tools/cmd_pretrain.c).
  */
 #include "cllm/trainer.h"
 
@@ -37,6 +37,7 @@
 #include "cllm/plot.h"
 #include "cllm/progress.h"
 #include "cllm/shard.h"
+#include "cllm/tokenizer.h"
 
 #define WEIGHTS_EXT "gguf"
 #define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
@@ -184,11 +185,42 @@ typedef struct {
     cllm_model *model;
     uint64_t layout;
     uint64_t tokenizer_hash; /* recorded as cllm.tokenizer_hash in the file */
+    const cllm_tokenizer *tokenizer; /* written as tokenizer.ggml.* keys */
 } weights_ctx;
 
 static cllm_status add_train_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     const weights_ctx *wc = ctx;
-    return cllm_gguf_set_u64(w, "cllm.tokenizer_hash", wc->tokenizer_hash, err);
+    cllm_status st = cllm_gguf_set_u64(w, "cllm.tokenizer_hash", wc->tokenizer_hash, err);
+    if (st == CLLM_OK) st = cllm_tokenizer_gguf_set(wc->tokenizer, w, NULL, err);
+    return st;
+}
+
+/* The tokenizer the weights files carry: the caller's (checked against the
+ * data), or the byte vocabulary for byte-level data (owned in *own). */
+static cllm_status resolve_tokenizer(const cllm_pretrain_params *p, const cllm_loader *loader,
+                                     cllm_tokenizer **own, const cllm_tokenizer **out, cllm_error *err) {
+    uint32_t vocab = cllm_loader_vocab_size(loader);
+    uint64_t hash = cllm_loader_tokenizer_hash(loader);
+    if (p->tokenizer) {
+        if (cllm_tokenizer_n_vocab(p->tokenizer) != vocab)
+            return cllm_error_set(err, CLLM_ERR_ARG, "the tokenizer has %u tokens but the data's vocab_size is %u",
+                                  cllm_tokenizer_n_vocab(p->tokenizer), vocab);
+        if (hash != 0 && cllm_tokenizer_hash(p->tokenizer) != hash)
+            return cllm_error_set(err, CLLM_ERR_ARG,
+                                  "the tokenizer (hash %016llx) is not the one the shards were made with (%016llx)",
+                                  (unsigned long long)cllm_tokenizer_hash(p->tokenizer), (unsigned long long)hash);
+        *out = p->tokenizer;
+        return CLLM_OK;
+    }
+    if (hash == 0 && vocab == 256) {
+        cllm_status st = cllm_tokenizer_new_bytes(own, err);
+        *out = *own;
+        return st;
+    }
+    return cllm_error_set(err, CLLM_ERR_ARG,
+                          "the token shards were made with a tokenizer (hash %016llx, %u tokens); pass the same file "
+                          "with --tokenizer so the model file carries it",
+                          (unsigned long long)hash, vocab);
 }
 
 /* f32 GGUF round-trips bit-exactly (model_io.h), which exact resume needs. */
@@ -297,6 +329,7 @@ static cllm_status csv_cut_back(const char *path, int64_t keep_below, curve *c, 
 typedef struct {
     cllm_model *model;
     cllm_loader *loader;
+    cllm_tokenizer *own_tokenizer; /* the byte vocabulary for text data, else NULL */
     float *m, *v;                 /* AdamW moments [n_params] */
     int32_t *inputs, *targets;    /* [B*T] */
     FILE *csv;
@@ -307,6 +340,7 @@ typedef struct {
 static void run_free(run_ctx *r) {
     cllm_model_destroy(r->model);
     cllm_loader_free(r->loader);
+    cllm_tokenizer_destroy(r->own_tokenizer);
     free(r->m);
     free(r->v);
     free(r->inputs);
@@ -405,6 +439,9 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     lp.seed = p->seed ^ 0x5DEECE66Dull; /* the loader's stream, distinct from the init stream */
     st = cllm_loader_open(&r.loader, p->data_paths, p->n_data, &lp, err);
     if (st != CLLM_OK) goto done;
+    const cllm_tokenizer *tokenizer = NULL;
+    st = resolve_tokenizer(p, r.loader, &r.own_tokenizer, &tokenizer, err);
+    if (st != CLLM_OK) goto done;
     if (p->eval_every > 0 && cllm_loader_n_val_windows(r.loader) == 0) {
         st = cllm_error_set(err, CLLM_ERR_ARG, "the validation split is too small for one window of T+1 = %d tokens", p->T + 1);
         goto done;
@@ -453,7 +490,7 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     state.data_fingerprint = cllm_loader_fingerprint(r.loader);
     state.tokenizer_hash = cllm_loader_tokenizer_hash(r.loader);
     state.layout_hash = layout_hash(r.model, state.config);
-    weights_ctx wctx = {r.model, state.layout_hash, state.tokenizer_hash};
+    weights_ctx wctx = {r.model, state.layout_hash, state.tokenizer_hash, tokenizer};
     int64_t adam_step = 0;
     snprintf(path, sizeof path, "%s/train.csv", p->run_dir);
 

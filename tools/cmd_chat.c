@@ -1,0 +1,336 @@
+/*
+ * cmd_chat.c: `cllm chat`: a terminal conversation with a model.
+ *
+ * Each turn renders the whole conversation with the model's chat template
+ * and generates the assistant's reply, streamed. When the conversation no
+ * longer fits the context window (prompt + the reply budget), the oldest
+ * turns are dropped (the system message stays) and a notice says so: the
+ * guide's "context limit". Lines starting with '/' are commands (/help).
+ * Without a terminal (a pipe, a script), or with --prompt, every input line
+ * is one user turn and only the replies are printed.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cllm/fileio.h"
+#include "cllm/generate.h"
+#include "model_session.h"
+#include "sampler_args.h"
+
+#define CMD "chat"
+#define CHAT_MAX_LINE (64 * 1024)
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: cllm chat -m MODEL.gguf [options]\n\n"
+            "Talk with a model in the terminal, its chat template applied. Reads one\n"
+            "user turn per line; without a terminal (or with --prompt) prints only replies.\n\n"
+            "Options:\n" MODEL_SESSION_HELP
+            "  --system TEXT          system message\n"
+            "  -p, --prompt TEXT      one user turn, print the reply and exit\n"
+            "  -n, --max-tokens N     reply budget in tokens (default 256)\n"
+            "  -h, --help             this help\n\n" SAMPLER_HELP
+            "\nCommands in the chat:\n"
+            "  /reset              forget the conversation (keeps the system message)\n"
+            "  /system TEXT        set the system message\n"
+            "  /set NAME VALUE     change sampling, e.g. /set temperature 0.2, /set max-tokens 64\n"
+            "  /save FILE          write the transcript as JSON ({\"messages\": [...]})\n"
+            "  /quit               leave (Ctrl-D too); Ctrl-C stops a reply\n");
+}
+
+typedef struct {
+    cllm_chat_role role;
+    char *content;
+} turn;
+
+typedef struct {
+    turn *turns;
+    int n, cap;
+    char *system;
+} conversation;
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+static int conversation_add(conversation *c, cllm_chat_role role, const char *text, size_t len) {
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 16;
+        turn *t = realloc(c->turns, (size_t)cap * sizeof *t);
+        if (!t) return 0;
+        c->turns = t;
+        c->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) return 0;
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    c->turns[c->n++] = (turn){role, copy};
+    return 1;
+}
+
+/* Drops the oldest turn (a user turn and the reply after it). */
+static void conversation_drop_oldest(conversation *c) {
+    int drop = c->n >= 2 && c->turns[1].role == CLLM_ROLE_ASSISTANT ? 2 : 1;
+    for (int i = 0; i < drop; i++) free(c->turns[i].content);
+    memmove(c->turns, c->turns + drop, (size_t)(c->n - drop) * sizeof *c->turns);
+    c->n -= drop;
+}
+
+static void conversation_reset(conversation *c) {
+    for (int i = 0; i < c->n; i++) free(c->turns[i].content);
+    c->n = 0;
+}
+
+static cllm_status render(const model_session *s, const conversation *c, cllm_tokens *ids, cllm_error *err) {
+    cllm_chat_message *msgs = malloc((size_t)(c->n + 1) * sizeof *msgs);
+    if (!msgs) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    int n = 0;
+    if (c->system) msgs[n++] = (cllm_chat_message){CLLM_ROLE_SYSTEM, c->system, strlen(c->system)};
+    for (int i = 0; i < c->n; i++)
+        msgs[n++] = (cllm_chat_message){c->turns[i].role, c->turns[i].content, strlen(c->turns[i].content)};
+    ids->n = 0;
+    cllm_status st = cllm_chat_render(s->tok, s->chat_template, msgs, n, 1, ids, NULL, err);
+    free(msgs);
+    return st;
+}
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+    int print;
+} reply;
+
+static int on_token(void *ctx, const cllm_generate_event *ev) {
+    reply *r = ctx;
+    if (r->len + ev->len + 1 > r->cap) {
+        size_t cap = (r->cap + ev->len + 1) * 2;
+        char *t = realloc(r->text, cap);
+        if (!t) return 1;
+        r->text = t;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, ev->text, ev->len);
+    r->len += ev->len;
+    r->text[r->len] = 0;
+    if (r->print) {
+        fwrite(ev->text, 1, ev->len, stdout);
+        fflush(stdout);
+    }
+    return interrupted ? 1 : 0;
+}
+
+static void json_write_string(cllm_atomic_file *f, const char *s) {
+    cllm_atomic_write(f, "\"", 1);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') cllm_atomic_printf(f, "\\%c", ch);
+        else if (ch == '\n') cllm_atomic_write(f, "\\n", 2);
+        else if (ch < 0x20) cllm_atomic_printf(f, "\\u%04x", ch);
+        else cllm_atomic_write(f, s, 1);
+    }
+    cllm_atomic_write(f, "\"", 1);
+}
+
+/* Writes {"messages": [...]} atomically (the file is whole or untouched). */
+static int save_transcript(const conversation *c, const char *path) {
+    cllm_atomic_file f;
+    cllm_error err;
+    if (cllm_atomic_begin(&f, path, &err) != CLLM_OK) {
+        fprintf(stderr, "cllm %s: %s\n", CMD, err.msg);
+        return 0;
+    }
+    cllm_atomic_printf(&f, "{\"messages\": [");
+    int first = 1;
+    if (c->system) {
+        cllm_atomic_printf(&f, "{\"role\": \"system\", \"content\": ");
+        json_write_string(&f, c->system);
+        cllm_atomic_printf(&f, "}");
+        first = 0;
+    }
+    for (int i = 0; i < c->n; i++) {
+        cllm_atomic_printf(&f, "%s{\"role\": \"%s\", \"content\": ", first ? "" : ", ",
+                           cllm_chat_role_name(c->turns[i].role));
+        json_write_string(&f, c->turns[i].content);
+        cllm_atomic_printf(&f, "}");
+        first = 0;
+    }
+    cllm_atomic_printf(&f, "]}\n");
+    if (cllm_atomic_commit(&f, &err) != CLLM_OK) {
+        fprintf(stderr, "cllm %s: %s\n", CMD, err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+/* One user turn: fit the context, generate, record the reply. Returns 0 on a fatal error. */
+static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp, int max_tokens, const char *line,
+                     int print_notices) {
+    cllm_error err;
+    if (!conversation_add(c, CLLM_ROLE_USER, line, strlen(line))) return 0;
+    cllm_tokens ids = {0};
+    int budget = max_tokens < s->context - 1 ? max_tokens : s->context - 1;
+    for (;;) {
+        if (render(s, c, &ids, &err) != CLLM_OK) {
+            fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
+            cllm_tokens_free(&ids);
+            return 0;
+        }
+        if ((int)ids.n + budget <= s->context || c->n <= 1) break;
+        conversation_drop_oldest(c);
+        if (print_notices) fprintf(stderr, "[context full: dropped the oldest turn to stay within %d tokens]\n", s->context);
+    }
+    if ((int)ids.n >= s->context) {
+        fprintf(stderr, "[this message is %zu tokens; the context holds %d: shorten it or /reset]\n", ids.n,
+                s->context);
+        free(c->turns[--c->n].content);
+        cllm_tokens_free(&ids);
+        return 1;
+    }
+    cllm_generate_params gp = cllm_generate_default_params();
+    gp.max_tokens = budget;
+    int32_t ends[2];
+    int n_end = cllm_chat_end_tokens(s->tok, s->chat_template, ends);
+    for (int k = 0; k < n_end; k++) gp.eog[gp.n_eog++] = ends[k];
+    cllm_generate_add_default_eog(&gp, s->tok);
+    const char *stop_text = cllm_chat_stop_string(s->tok, s->chat_template);
+    if (stop_text) {
+        gp.stop = &stop_text;
+        gp.n_stop = 1;
+    }
+    cllm_sampler *sampler = cllm_sampler_create(sp, (int)cllm_tokenizer_n_vocab(s->tok), &err);
+    if (!sampler) {
+        fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
+        cllm_tokens_free(&ids);
+        return 0;
+    }
+    reply r = {.print = 1};
+    cllm_generate_result res;
+    interrupted = 0;
+    cllm_status st = cllm_generate(s->model, 0, s->tok, sampler, ids.ids, (int)ids.n, &gp, on_token, &r, &res, &err);
+    cllm_sampler_destroy(sampler);
+    cllm_tokens_free(&ids);
+    printf("\n");
+    fflush(stdout);
+    if (st != CLLM_OK) {
+        fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
+        free(r.text);
+        return 0;
+    }
+    if (res.finish == CLLM_FINISH_CANCELLED && print_notices) fprintf(stderr, "[stopped]\n");
+    if (res.finish == CLLM_FINISH_CONTEXT && print_notices) fprintf(stderr, "[the reply filled the context window]\n");
+    int ok = conversation_add(c, CLLM_ROLE_ASSISTANT, r.text ? r.text : "", r.len);
+    free(r.text);
+    return ok;
+}
+
+/* Handles a /command; returns 0 to quit. */
+static int chat_command(conversation *c, cllm_sampler_params *sp, int *max_tokens, char *line) {
+    char *arg = strchr(line, ' ');
+    if (arg) *arg++ = 0;
+    if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) return 0;
+    if (!strcmp(line, "/reset")) {
+        conversation_reset(c);
+        fprintf(stderr, "[conversation cleared]\n");
+    } else if (!strcmp(line, "/system") && arg) {
+        free(c->system);
+        c->system = strdup(arg);
+        fprintf(stderr, "[system message set]\n");
+    } else if (!strcmp(line, "/set") && arg) {
+        char *value = strchr(arg, ' ');
+        if (!value) {
+            fprintf(stderr, "usage: /set NAME VALUE\n");
+            return 1;
+        }
+        *value++ = 0;
+        cllm_sampler_params trial = *sp;
+        if (!strcmp(arg, "max-tokens") || !strcmp(arg, "max_tokens")) {
+            int v;
+            if (cli_parse_int(CMD, "max-tokens", value, 1, 1 << 20, &v)) *max_tokens = v;
+        } else if (sampler_set(CMD, &trial, arg, value)) {
+            *sp = trial;
+            fprintf(stderr, "[%s = %s]\n", arg, value);
+        }
+    } else if (!strcmp(line, "/save") && arg) {
+        if (save_transcript(c, arg)) fprintf(stderr, "[saved %s]\n", arg);
+    } else {
+        fprintf(stderr, "commands: /reset, /system TEXT, /set NAME VALUE, /save FILE, /quit\n");
+    }
+    return 1;
+}
+
+int cllm_cmd_chat(int argc, char **argv) {
+    model_session_args margs;
+    model_session_args_init(&margs);
+    cllm_sampler_params sp = cllm_sampler_default_params();
+    const char *system = NULL, *one_prompt = NULL;
+    int max_tokens = 256;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r = model_session_arg(CMD, &margs, argc, argv, &i);
+        if (r == 0) r = sampler_arg(CMD, &sp, argc, argv, &i);
+        if (r < 0) return CLI_EXIT_USAGE;
+        if (r > 0) continue;
+        if (cli_is_help(a)) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (!strcmp(a, "--system")) {
+            if (!(system = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(one_prompt = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 20, &max_tokens))
+                return CLI_EXIT_USAGE;
+        } else {
+            return cli_usage_error(CMD, "unknown argument '%s'", a);
+        }
+    }
+    cllm_error err;
+    if (cllm_sampler_params_validate(&sp, 1 << 24, &err) != CLLM_OK) return cli_usage_error(CMD, "%s", err.msg);
+    model_session s;
+    int rc = model_session_open(CMD, &margs, 1, &s);
+    if (rc != 0) return rc;
+    conversation c = {0};
+    if (system) c.system = strdup(system);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    int ok = 1;
+    if (one_prompt) {
+        ok = chat_turn(&s, &c, &sp, max_tokens, one_prompt, 0);
+    } else {
+        int interactive = isatty(STDIN_FILENO);
+        char *line = malloc(CHAT_MAX_LINE);
+        if (interactive)
+            fprintf(stderr, "cllm chat: %s (template %s, context %d tokens). /help for commands, Ctrl-D to quit.\n",
+                    margs.model_path, cllm_chat_template_name(s.chat_template), s.context);
+        while (ok && line) {
+            if (interactive) {
+                fputs("> ", stdout);
+                fflush(stdout);
+            }
+            interrupted = 0;
+            if (!fgets(line, CHAT_MAX_LINE, stdin)) break;
+            size_t len = strlen(line);
+            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+            if (len == 0) continue;
+            if (line[0] == '/') {
+                if (!chat_command(&c, &sp, &max_tokens, line)) break;
+                continue;
+            }
+            ok = chat_turn(&s, &c, &sp, max_tokens, line, interactive);
+        }
+        free(line);
+    }
+    conversation_reset(&c);
+    free(c.turns);
+    free(c.system);
+    model_session_close(&s);
+    return ok ? CLI_EXIT_OK : CLI_EXIT_DATA;
+}

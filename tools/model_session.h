@@ -1,0 +1,49 @@
+/*
+ * model_session.h: loading a model for inference together with its
+ * tokenizer and chat template, shared by `cllm generate`, `cllm chat` and
+ * the other inference commands (tools/ only).
+ *
+ * The tokenizer comes from, in order: --tokenizer FILE; the model file's own
+ * tokenizer.ggml.* metadata; a byte-level vocabulary when the model has
+ * exactly 256 tokens (models pre-trained on raw bytes). Otherwise loading
+ * fails and says to pass --tokenizer.
+ */
+#ifndef CLLM_TOOLS_MODEL_SESSION_H
+#define CLLM_TOOLS_MODEL_SESSION_H
+
+#include "cllm/chat.h"
+#include "cllm/model.h"
+#include "cllm/tokenizer.h"
+#include "tok_common.h"
+
+typedef struct {
+    const char *model_path; /* -m, --model */
+    tok_source tokenizer;   /* --tokenizer, --merges, --pattern */
+    int context;            /* --ctx: KV-cache positions, 0 = the model's context_length */
+    int threads;            /* --threads, 0 = all cores */
+    int chat_template;      /* --template chatml|plain, -1 = from the file or tokenizer */
+} model_session_args;
+
+typedef struct {
+    cllm_model *model;
+    cllm_tokenizer *tok;
+    cllm_chat_template chat_template;
+    int context; /* KV positions per slot */
+} model_session;
+
+void model_session_args_init(model_session_args *a);
+/* Consumes argv[*i] if it is one of the flags above: 1 consumed, 0 not ours,
+ * -1 usage error (printed). */
+int model_session_arg(const char *command, model_session_args *a, int argc, char **argv, int *i);
+#define MODEL_SESSION_HELP                                                                   \
+    "  -m, --model FILE  a GGUF model (required)\n"                                          \
+    "  --ctx N           context window in tokens (default: the model's)\n"                  \
+    "  --threads N       CPU threads (default: all cores)\n"                                 \
+    "  --template NAME   chat template: chatml or plain (default: the model's)\n"            \
+    TOK_SOURCE_HELP
+
+/* Loads everything; prints the error and returns an exit code on failure. */
+int model_session_open(const char *command, const model_session_args *a, int kv_slots, model_session *s);
+void model_session_close(model_session *s);
+
+#endif
