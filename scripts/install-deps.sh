@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev
-          python3 python3-torch python3-numpy libopenblas0-openmp nodejs npm)
+          python3 python3-torch python3-numpy libopenblas0-openmp)
+# Node.js may come from another source than Debian (whose npm package then
+# conflicts with it): only ask apt for it when the commands are missing.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,10 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}"
 fi
-# npm dependencies for the JavaScript-side tests (exactness peers, API clients).
+# npm dependencies for the JavaScript-side tests (exactness peers, API clients),
+# reinstalled whenever package-lock.json changed since the last install.
 for dir in tests/js bench/js; do
-    if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
-        echo "install-deps: npm install in $dir"
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    [ -f "$dir/package.json" ] || continue
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.cllm-installed-lock" 2>/dev/null; then
+        echo "install-deps: npm ci in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.cllm-installed-lock)
     fi
 done
