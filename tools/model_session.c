@@ -10,6 +10,7 @@
 #include "cllm/gguf.h"
 #include "cllm/kernels.h"
 #include "cllm/model_io.h"
+#include "cllm/model_quant.h"
 
 void model_session_args_init(model_session_args *a) {
     memset(a, 0, sizeof *a);
@@ -67,7 +68,9 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     opt.kv_slots = kv_slots;
     opt.kv_context = context;
     opt.max_seq = context < 512 ? context : 512; /* prompt chunk */
-    st = cllm_model_from_gguf(g, &opt, 1, &s->model, &err);
+    /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
+     * q8_0, q4_0); decoding runs the matching mat-vec kernels. */
+    st = cllm_model_load_gguf_mapped(a->model_path, &opt, &s->model, &err);
     if (st != CLLM_OK) {
         cllm_gguf_close(g);
         return cli_fail(command, &err);
