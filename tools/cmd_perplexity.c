@@ -6,10 +6,8 @@
  * (model_quant.h), so f32 and quantized files are read in place.
  *
  * Text: tokenized with --tokenizer PATH (any format cllm_tokenizer_load_any
- * reads), or, for a model with a 256-token vocabulary and no tokenizer
- * option, as raw bytes. (Reading the tokenizer stored in the GGUF needs
- * cllm_tokenizer_read_gguf, which the tokenizer module has not published
- * yet; until then pass --tokenizer.) --tokens reads ids directly (one
+ * reads), else with the tokenizer stored in the model file, else, for a
+ * model with a 256-token vocabulary, as raw bytes. --tokens reads ids directly (one
  * decimal id per whitespace-separated word).
  */
 #include <stdio.h>
@@ -22,6 +20,7 @@
 #include "cllm/model.h"
 #include "cllm/model_quant.h"
 #include "cllm/perplexity.h"
+#include "cllm/gguf.h"
 #include "cllm/tokenizer.h"
 
 #define CMD "perplexity"
@@ -38,7 +37,7 @@ static void usage(FILE *out) {
             "  -m, --model PATH      model to evaluate (GGUF: f32, f16, bf16, q8_0, q4_0)\n"
             "  --kl-base PATH        base model for the KL report (same vocabulary)\n"
             "  -c, --ctx N           tokens per chunk (default min(512, context))\n"
-            "  --tokenizer PATH      tokenizer file for FILE (default: bytes, vocab-256 models)\n"
+            "  --tokenizer PATH      tokenizer for FILE (default: the model's own, or bytes)\n"
             "  --tokens              FILE holds token ids (decimal, whitespace separated)\n"
             "  --max-chunks N        evaluate at most N chunks (default all)\n"
             "  -t, --threads N       threads (default: all CPUs)\n"
@@ -78,40 +77,38 @@ static int read_ids(const char *path, int V, int32_t **ids, size_t *n, cllm_erro
     return 0;
 }
 
-static int tokenize_file(const char *path, const char *tok_path, int V, int32_t **ids, size_t *n, cllm_error *err) {
+/* The text's tokenizer: --tokenizer, else the one inside the model file, else
+ * the byte vocabulary for a 256-token model. */
+static cllm_status load_tokenizer(const char *tok_path, const char *model_path, int V, cllm_tokenizer **tk,
+                                  cllm_error *err) {
+    if (tok_path) return cllm_tokenizer_load_any(tok_path, CLLM_PRETOK_GPT2, tk, err);
+    cllm_gguf *g = NULL;
+    cllm_status st = cllm_gguf_open(&g, model_path, err);
+    if (st != CLLM_OK) return st;
+    if (cllm_gguf_find_kv(g, "tokenizer.ggml.tokens")) st = cllm_tokenizer_from_gguf(g, tk, err);
+    else if (V == 256) st = cllm_tokenizer_new_bytes(tk, err);
+    else
+        st = cllm_error_set(err, CLLM_ERR_ARG,
+                            "%s has no tokenizer inside and %d tokens: pass --tokenizer PATH or --tokens", model_path, V);
+    cllm_gguf_close(g);
+    return st;
+}
+
+static int tokenize_file(const char *path, const char *tok_path, const char *model_path, int V, int32_t **ids,
+                         size_t *n, cllm_error *err) {
     char *data = NULL;
     size_t len = 0;
     if (cllm_file_read_all(path, MAX_TEXT, &data, &len, err) != CLLM_OK) return -1;
-    if (!tok_path) {
-        if (V != 256) {
-            free(data);
-            cllm_error_set(err, CLLM_ERR_ARG,
-                           "the model has %d tokens, not a byte vocabulary: pass --tokenizer PATH or --tokens", V);
-            return -1;
-        }
-        int32_t *out = malloc(sizeof *out * (len ? len : 1));
-        if (!out) {
-            free(data);
-            cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
-            return -1;
-        }
-        for (size_t i = 0; i < len; i++) out[i] = (unsigned char)data[i];
-        free(data);
-        *ids = out;
-        *n = len;
-        return 0;
-    }
     cllm_tokenizer *tk = NULL;
     cllm_tokens toks = {0};
     int rc = -1;
-    if (cllm_tokenizer_load_any(tok_path, CLLM_PRETOK_GPT2, &tk, err) == CLLM_OK &&
+    if (load_tokenizer(tok_path, model_path, V, &tk, err) == CLLM_OK &&
         cllm_tokenizer_encode_parallel(tk, data, len, NULL, 0, &toks, err) == CLLM_OK) {
         int32_t *out = malloc(sizeof *out * (toks.n ? toks.n : 1));
         rc = 0;
         for (size_t i = 0; out && i < toks.n; i++) {
             if (toks.ids[i] >= (uint32_t)V) {
-                cllm_error_set(err, CLLM_ERR_ARG, "%s: token id %u is outside the model's vocabulary of %d", tok_path,
-                               toks.ids[i], V);
+                cllm_error_set(err, CLLM_ERR_ARG, "token id %u is outside the model's vocabulary of %d", toks.ids[i], V);
                 rc = -1;
                 break;
             }
@@ -190,7 +187,7 @@ int cllm_cmd_perplexity(int argc, char **argv) {
         cllm_error_prefix(&err, "--kl-base");
         goto fail;
     }
-    if ((as_ids ? read_ids(file, V, &ids, &n, &err) : tokenize_file(file, tok, V, &ids, &n, &err)) != 0) goto fail;
+    if ((as_ids ? read_ids(file, V, &ids, &n, &err) : tokenize_file(file, tok, model, V, &ids, &n, &err)) != 0) goto fail;
     if (n < (size_t)ctx) {
         fprintf(stderr, "cllm perplexity: %zu tokens are fewer than one chunk of %d; using --ctx %zu\n", n, ctx, n);
         ctx = (int)n;
