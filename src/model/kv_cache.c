@@ -28,7 +28,9 @@ static void cached_attention(cllm_model *m, float *out, const float *qkv, const 
     const int group = NH / NKV;
     const size_t ctx = (size_t)m->opts.kv_context;
     const float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for schedule(static)
+    /* Threads only pay off above ~16k multiply-adds (a fork/join costs
+     * microseconds, much more when the other core is busy). */
+#pragma omp parallel for schedule(static) if ((long)NH * n * (pos + n) * HS >= 16384)
     for (int h = 0; h < NH; h++) {
         float *sc = m->kv.scores + (size_t)h * ctx;
         const int kvh = h / group;
