@@ -26,6 +26,7 @@
 
 #include "cllm/kernels.h"
 #include "cllm/layers.h"
+#include "cllm/lora.h"
 #include "cllm/rng.h"
 #include "cllm/status.h"
 #include "test.h"
@@ -38,6 +39,7 @@
 #include "../src/layers/gelu.c"
 #include "../src/layers/layernorm.c"
 #include "../src/layers/linear.c"
+#include "../src/layers/lora.c"
 #include "../src/layers/residual.c"
 #include "../src/layers/rmsnorm.c"
 #include "../src/layers/rope.c"
@@ -412,6 +414,144 @@ static void test_layers_attention_gradients(void) {
     tmp_free_all();
 }
 
+/* ---- attention with segments (packed sequences) --------------------------------- */
+
+typedef struct {
+    int B, T, NH, NKV, HS;
+    const int32_t *seg;
+    double *qkv, *out, *att, *wout;
+} attn_seg_ctx;
+
+static double attn_seg_loss(void *p) {
+    attn_seg_ctx *c = p;
+    cllm_attention_forward_seg_d(c->out, c->att, c->qkv, c->seg, c->B, c->T, c->NH, c->NKV, c->HS);
+    return dot(c->out, c->wout, (size_t)c->B * c->T * c->NH * c->HS);
+}
+
+static void attn_seg_case(int B, int T, int NH, int NKV, int HS) {
+    int QKV = (NH + 2 * NKV) * HS;
+    size_t nq = (size_t)B * T * QKV, no = (size_t)B * T * NH * HS, na = (size_t)B * NH * T * T;
+    int32_t *seg = tmp_alloc((size_t)B * T * sizeof *seg);
+    for (int b = 0; b < B; b++) { /* random runs, ids increasing, a -1 padding tail sometimes */
+        int id = 0;
+        for (int t = 0; t < T; t++) {
+            if (t > 0 && rnd(0, 2) == 0) id++;
+            seg[b * T + t] = id;
+        }
+        if (T > 2 && rnd(0, 1)) seg[b * T + T - 1] = -1;
+    }
+    attn_seg_ctx c = {B, T, NH, NKV, HS, seg, drand(nq, -1.5, 1.5), dzeros(no), dzeros(na), drand(no, -1, 1)};
+    attn_seg_loss(&c);
+    /* probabilities live only inside the segment, rows sum to 1 */
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const double *a = c.att + (((size_t)b * NH + h) * T + t) * T;
+                double s = 0, outside = 0;
+                for (int t2 = 0; t2 < T; t2++) {
+                    int inside = t2 <= t;
+                    for (int u = t2; u <= t && inside; u++) inside = seg[b * T + u] == seg[b * T + t];
+                    *(inside ? &s : &outside) += fabs(a[t2]);
+                }
+                CHECK_NEAR(s, 1.0, 1e-12, 0, "segment softmax row sums to 1");
+                CHECK(outside == 0, "no probability outside the segment");
+            }
+    /* each run computes exactly what plain causal attention computes on the run alone */
+    for (int b = 0; b < B; b++)
+        for (int t0 = 0; t0 < T;) {
+            int t1 = t0;
+            while (t1 < T && seg[b * T + t1] == seg[b * T + t0]) t1++;
+            int n = t1 - t0;
+            double *o1 = dzeros((size_t)n * NH * HS), *a1 = dzeros((size_t)NH * n * n);
+            cllm_attention_forward_d(o1, a1, c.qkv + ((size_t)b * T + t0) * QKV, 1, n, NH, NKV, HS);
+            double worst = 0;
+            for (size_t i = 0; i < (size_t)n * NH * HS; i++) {
+                double d = fabs(o1[i] - c.out[((size_t)b * T + t0) * NH * HS + i]);
+                if (d > worst) worst = d;
+            }
+            CHECK(worst <= 1e-12, "run [%d,%d) of row %d differs from attention on the run alone by %g", t0, t1, b,
+                  worst); /* double rounding only: the same products in another order at most */
+            t0 = t1;
+        }
+    double *base = drand(nq, -1, 1), *dqkv = dcopy(base, nq), *datt = drand(na, -1, 1);
+    cllm_attention_backward_seg_d(dqkv, datt, c.wout, c.att, c.qkv, seg, B, T, NH, NKV, HS);
+    sub_base(dqkv, base, nq);
+    char what[96];
+    snprintf(what, sizeof what, "segmented attention dqkv B%d T%d NH%d NKV%d HS%d", B, T, NH, NKV, HS);
+    gradcheck(what, attn_seg_loss, &c, c.qkv, nq, dqkv);
+    float *fq = to_f(c.qkv, nq), *fo = to_f(c.out, no), *fa = to_f(c.att, na);
+    cllm_attention_forward_seg(fo, fa, fq, seg, B, T, NH, NKV, HS);
+    cmp_fd("segmented attention out", fo, c.out, no);
+    float *fdq = to_f(base, nq), *fdatt = to_f(datt, na);
+    cllm_attention_backward_seg(fdq, fdatt, to_f(c.wout, no), fa, fq, seg, B, T, NH, NKV, HS);
+    cmp_fd_sub("segmented attention dqkv", fdq, base, dqkv, nq);
+}
+
+static void test_layers_attention_segments(void) {
+    attn_seg_case(2, 7, 4, 2, 3);
+    attn_seg_case(1, 9, 2, 2, 4);
+    attn_seg_case(3, 5, 4, 1, 2);
+    for (int it = 0; it < 2; it++) attn_seg_case(rnd(1, 2), rnd(2, 10), 2, 1, rnd(1, 5));
+    tmp_free_all();
+}
+
+/* ---- LoRA ------------------------------------------------------------------------ */
+
+typedef struct {
+    int N, IC, OC, r, stride;
+    double scale;
+    double *inp, *A, *B, *out, *xa, *wout, *base_out;
+} lora_ctx;
+
+static double lora_loss(void *p) {
+    lora_ctx *c = p;
+    memcpy(c->out, c->base_out, (size_t)c->N * c->stride * sizeof(double));
+    cllm_lora_forward_d(c->out, c->stride, c->xa, c->inp, c->A, c->B, c->N, c->IC, c->OC, c->r, c->scale);
+    return dot(c->out, c->wout, (size_t)c->N * c->stride);
+}
+
+static void lora_case(int N, int IC, int OC, int r, int extra) {
+    int S = OC + extra;
+    size_t no = (size_t)N * S;
+    lora_ctx c = {N, IC, OC, r, S, 2.0 / r, drand((size_t)N * IC, -1, 1), drand((size_t)r * IC, -1, 1),
+                  drand((size_t)OC * r, -1, 1), dzeros(no), dzeros((size_t)N * r), drand(no, -1, 1),
+                  drand(no, -1, 1)};
+    lora_loss(&c);
+    /* forward accumulates into out and leaves the columns past OC untouched */
+    for (int n = 0; n < N; n++)
+        for (int j = OC; j < S; j++)
+            CHECK(c.out[(size_t)n * S + j] == c.base_out[(size_t)n * S + j], "column %d past OC was written", j);
+    double *dinp0 = drand((size_t)N * IC, -1, 1), *dA0 = drand((size_t)r * IC, -1, 1), *dB0 = drand((size_t)OC * r, -1, 1);
+    double *dinp = dcopy(dinp0, (size_t)N * IC), *dA = dcopy(dA0, (size_t)r * IC), *dB = dcopy(dB0, (size_t)OC * r);
+    double *dxa = dzeros((size_t)N * r);
+    cllm_lora_backward_d(dinp, dA, dB, dxa, c.wout, S, c.xa, c.inp, c.A, c.B, N, IC, OC, r, c.scale);
+    sub_base(dinp, dinp0, (size_t)N * IC);
+    sub_base(dA, dA0, (size_t)r * IC);
+    sub_base(dB, dB0, (size_t)OC * r);
+    gradcheck("lora dinp", lora_loss, &c, c.inp, (size_t)N * IC, dinp);
+    gradcheck("lora dA", lora_loss, &c, c.A, (size_t)r * IC, dA);
+    gradcheck("lora dB", lora_loss, &c, c.B, (size_t)OC * r, dB);
+    /* float library vs double */
+    float *fo = to_f(c.base_out, no), *fxa = to_f(c.xa, (size_t)N * r);
+    float *fi = to_f(c.inp, (size_t)N * IC), *fA = to_f(c.A, (size_t)r * IC), *fB = to_f(c.B, (size_t)OC * r);
+    cllm_lora_forward(fo, S, fxa, fi, fA, fB, N, IC, OC, r, (float)c.scale);
+    cmp_fd("lora out", fo, c.out, no);
+    float *fdi = to_f(dinp0, (size_t)N * IC), *fdA = to_f(dA0, (size_t)r * IC), *fdB = to_f(dB0, (size_t)OC * r);
+    float *fdxa = to_f(dxa, (size_t)N * r);
+    cllm_lora_backward(fdi, fdA, fdB, fdxa, to_f(c.wout, no), S, fxa, fi, fA, fB, N, IC, OC, r, (float)c.scale);
+    cmp_fd_sub("lora dinp", fdi, dinp0, dinp, (size_t)N * IC);
+    cmp_fd_sub("lora dA", fdA, dA0, dA, (size_t)r * IC);
+    cmp_fd_sub("lora dB", fdB, dB0, dB, (size_t)OC * r);
+}
+
+static void test_layers_lora_gradients(void) {
+    lora_case(5, 6, 4, 2, 0);
+    lora_case(3, 7, 5, 1, 9); /* a row block of a wider fused output */
+    lora_case(4, 3, 8, 4, 3);
+    lora_case(rnd(1, 6), rnd(1, 8), rnd(1, 8), rnd(1, 4), rnd(0, 5));
+    tmp_free_all();
+}
+
 /* ---- GELU, SwiGLU, residual -------------------------------------------------- */
 
 typedef struct {
@@ -758,6 +898,8 @@ int main(void) {
     TEST_RUN(test_layers_rope_gradients);
     TEST_RUN(test_layers_rope_adjacent_pairs);
     TEST_RUN(test_layers_attention_gradients);
+    TEST_RUN(test_layers_attention_segments);
+    TEST_RUN(test_layers_lora_gradients);
     TEST_RUN(test_layers_gelu_gradients);
     TEST_RUN(test_layers_swiglu_gradients);
     TEST_RUN(test_layers_residual_adds_and_aliases);

@@ -82,6 +82,13 @@ void cllm_attention_forward(float *out, float *att, const float *qkv, int B, int
 /* dqkv[B,T,(NH+2*NKV)*HS] += ...; scratch datt[B,NH,T,T] is overwritten. */
 void cllm_attention_backward(float *dqkv, float *datt, const float *dout, const float *att,
                              const float *qkv, int B, int T, int NH, int NKV, int HS);
+/* Packed sequences: seg[B,T] segment ids (NULL = plain causal); position t
+ * attends only to t2 <= t inside its contiguous run of equal ids. */
+void cllm_attention_forward_seg(float *out, float *att, const float *qkv, const int32_t *seg, int B,
+                                int T, int NH, int NKV, int HS);
+void cllm_attention_backward_seg(float *dqkv, float *datt, const float *dout, const float *att,
+                                 const float *qkv, const int32_t *seg, int B, int T, int NH, int NKV,
+                                 int HS);
 
 /* ---- activations -------------------------------------------------------- */
 /* GELU, tanh approximation (Hendrycks & Gimpel 2016) as in GPT-2. out[N]. */

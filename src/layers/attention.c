@@ -20,6 +20,9 @@
  * group, so no two threads write the same element and the result does not
  * depend on the thread count. The GEMMs inside run single-threaded (OpenMP
  * nesting is off).
+ * Segments (packed sequences): the _seg variants take seg[B,T] (NULL = none);
+ * position t then attends only to t2 <= t in the same contiguous run of
+ * equal ids, so several examples share a row without seeing each other.
  * Does not: use a KV cache (incremental decoding lives in the model) or
  * flash-style tiling; T x T scores per head are fine for T <= 1024.
  */
@@ -27,8 +30,14 @@
 #include "cllm/status.h"
 #include "layer_real.h"
 
-void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int B, int T,
-                                      int NH, int NKV, int HS) {
+/* First position of the run of equal segment ids that contains t (0 without segments). */
+static inline int seg_start(const int32_t *sg, int t, int prev_start) {
+    if (!sg || t == 0) return 0;
+    return sg[t] == sg[t - 1] ? prev_start : t;
+}
+
+void LAYER_FN(cllm_attention_forward_seg)(real *out, real *att, const real *qkv, const int32_t *seg, int B,
+                                          int T, int NH, int NKV, int HS) {
     CLLM_ASSERT(NKV > 0 && NH % NKV == 0);
     int S = (NH + 2 * NKV) * HS; /* qkv row stride */
     int group = NH / NKV;
@@ -43,11 +52,14 @@ void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int
             real *a = att + ((size_t)b * NH + h) * T * T;
             /* a[T,T] = scale * q[T,HS] k[T,HS]^T (upper triangle discarded below) */
             LAYER_GEMM(0, 1, T, T, HS, scale, q, S, k, S, R(0), a, T);
-            for (int t = 0; t < T; t++) {
+            const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
+            for (int t = 0, s0 = 0; t < T; t++) {
+                s0 = seg_start(sg, t, s0);
                 real *row = a + (size_t)t * T;
-                real maxv = LAYER_VMAX(row, (size_t)t + 1);
-                real inv = (real)(1.0 / LAYER_VEXP_SHIFT_SUM(row, row, maxv, (size_t)t + 1));
-                for (int t2 = 0; t2 <= t; t2++) row[t2] *= inv;
+                real maxv = LAYER_VMAX(row + s0, (size_t)(t - s0) + 1);
+                real inv = (real)(1.0 / LAYER_VEXP_SHIFT_SUM(row + s0, row + s0, maxv, (size_t)(t - s0) + 1));
+                for (int t2 = 0; t2 < s0; t2++) row[t2] = 0;
+                for (int t2 = s0; t2 <= t; t2++) row[t2] *= inv;
                 for (int t2 = t + 1; t2 < T; t2++) row[t2] = 0;
             }
             /* out[T,HS] (row stride NH*HS) = a[T,T] v[T,HS] */
@@ -57,9 +69,14 @@ void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int
     }
 }
 
-void LAYER_FN(cllm_attention_backward)(real *dqkv, real *datt, const real *dout,
-                                       const real *att, const real *qkv, int B, int T, int NH,
-                                       int NKV, int HS) {
+void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int B, int T,
+                                      int NH, int NKV, int HS) {
+    LAYER_FN(cllm_attention_forward_seg)(out, att, qkv, NULL, B, T, NH, NKV, HS);
+}
+
+void LAYER_FN(cllm_attention_backward_seg)(real *dqkv, real *datt, const real *dout, const real *att,
+                                           const real *qkv, const int32_t *seg, int B, int T, int NH,
+                                           int NKV, int HS) {
     CLLM_ASSERT(NKV > 0 && NH % NKV == 0);
     int S = (NH + 2 * NKV) * HS;
     int group = NH / NKV;
@@ -81,12 +98,15 @@ void LAYER_FN(cllm_attention_backward)(real *dqkv, real *datt, const real *dout,
                 LAYER_GEMM(0, 1, T, T, HS, R(1), dO, NH * HS, v, S, R(0), da, T);
                 LAYER_GEMM(1, 0, T, HS, T, R(1), a, T, dO, NH * HS, R(1), dv, S);
                 /* softmax backward, in place: dS = att * (datt - sum(att * datt)) */
-                for (int t = 0; t < T; t++) {
+                const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
+                for (int t = 0, s0 = 0; t < T; t++) {
+                    s0 = seg_start(sg, t, s0);
                     const real *arow = a + (size_t)t * T;
                     real *drow = da + (size_t)t * T;
                     real s = 0;
-                    for (int t2 = 0; t2 <= t; t2++) s += arow[t2] * drow[t2];
-                    for (int t2 = 0; t2 <= t; t2++) drow[t2] = arow[t2] * (drow[t2] - s);
+                    for (int t2 = s0; t2 <= t; t2++) s += arow[t2] * drow[t2];
+                    for (int t2 = 0; t2 < s0; t2++) drow[t2] = 0;
+                    for (int t2 = s0; t2 <= t; t2++) drow[t2] = arow[t2] * (drow[t2] - s);
                     for (int t2 = t + 1; t2 < T; t2++) drow[t2] = 0;
                 }
                 /* scores = scale q k^T:  dq += scale dS k,  dk += scale dS^T q */
@@ -95,4 +115,10 @@ void LAYER_FN(cllm_attention_backward)(real *dqkv, real *datt, const real *dout,
             }
         }
     }
+}
+
+void LAYER_FN(cllm_attention_backward)(real *dqkv, real *datt, const real *dout,
+                                       const real *att, const real *qkv, int B, int T, int NH,
+                                       int NKV, int HS) {
+    LAYER_FN(cllm_attention_backward_seg)(dqkv, datt, dout, att, qkv, NULL, B, T, NH, NKV, HS);
 }
