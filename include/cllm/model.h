@@ -208,6 +208,18 @@ void cllm_model_zero_grad(cllm_model *m);
  * created without training or there is no forward to differentiate. */
 cllm_status cllm_model_backward(cllm_model *m, float dloss_scale, cllm_error *err);
 
+/* ---- heads for preference tuning (src/model/heads.c) ---------------------
+ * Final hidden states: the final norm's output lnf[B,T,C] of the last
+ * forward, the input of the output head and of scalar (reward/value) heads.
+ * Borrowed; valid until the next forward. NULL when there is no forward. */
+const float *cllm_model_hidden(const cllm_model *m);
+
+/* Per-token log-probabilities of the last forward's targets:
+ * logp[B*T] = log softmax(logits)[target] (= minus the token cross-entropy),
+ * 0 at masked positions (target -1). Must run before any backward
+ * (CLLM_ERR_ARG otherwise, or when the forward had no targets). */
+cllm_status cllm_model_token_logprobs(const cllm_model *m, float *logp, cllm_error *err);
+
 /* Dropout is active only in train mode and only when cfg.dropout > 0; eval
  * mode (the default) is deterministic. Masks come from a 64-bit seed that
  * advances after every train-mode forward, so storing cllm_model_dropout_seed

@@ -380,6 +380,8 @@ static cllm_status load_part(const cllm_gguf *g, const cllm_tensor *t, const par
 static int expected_name(const cllm_model *m, const char *name) {
     const cllm_model_config *c = cllm_model_get_config(m);
     if (c->pos == CLLM_POS_SINUSOIDAL && strcmp(name, "position_embd.weight") == 0) return 1;
+    /* scalar reward/value heads (rlhf.h) ride along; their readers load them */
+    if (strncmp(name, "cls.", 4) == 0) return 1;
     for (int i = 0; i < cllm_model_num_tensors(m); i++) {
         part parts[MAX_PARTS];
         int np = tensor_parts(c, cllm_model_tensor(m, i), parts);

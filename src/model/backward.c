@@ -46,7 +46,7 @@ cllm_status cllm_model_backward(cllm_model *m, float dloss_scale, cllm_error *er
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "model backward: no forward with targets to differentiate");
     const cllm_model_config *c = &m->cfg;
-    const int B = m->last_B, T = m->last_T, L = c->n_layer;
+    const int B = m->last_B, T = m->last_T;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd;
     model_global_acts *g = &m->ga;
     model_global_weights gw, gg;
@@ -60,6 +60,21 @@ cllm_status cllm_model_backward(cllm_model *m, float dloss_scale, cllm_error *er
     zero(g->dln, N * C);
     cllm_linear_backward(g->dln, gg.output, NULL, g->logits, g->lnf, gw.output, (int)N, c->n_embd,
                          c->vocab_size);
+    model_backward_from_lnf(m);
+    return CLLM_OK;
+}
+
+/* Everything below the output head: from g->dln (the gradient on the final
+ * norm's output lnf[N,C]) down to the embeddings, accumulating (+=). Also
+ * entered by heads.c for losses on hidden states (reward/value heads). */
+void model_backward_from_lnf(cllm_model *m) {
+    const cllm_model_config *c = &m->cfg;
+    const int B = m->last_B, T = m->last_T, L = c->n_layer;
+    const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd;
+    model_global_acts *g = &m->ga;
+    model_global_weights gw, gg;
+    model_global_view(m, m->params, &gw);
+    model_global_view(m, m->grads, &gg);
     zero(g->dres, N * C);
     norm_backward(m, g->dres, gg.out_norm_w, gg.out_norm_b, g->dln, m->la[L - 1].res3, gw.out_norm_w,
                   g->lnf_mean, g->lnf_rstd, (int)N);
@@ -108,5 +123,4 @@ cllm_status cllm_model_backward(cllm_model *m, float dloss_scale, cllm_error *er
     const float *demb = through_dropout(m, m->ga.mask_emb, N * C);
     cllm_embedding_backward(gg.tok_embd, c->pos == CLLM_POS_LEARNED ? gg.pos_embd : NULL, demb,
                             m->tokens, B, T, c->n_embd, 0);
-    return CLLM_OK;
 }

@@ -133,6 +133,10 @@ struct cllm_model {
     size_t params_map_bytes;    /* params was mmap'ed lazily (mapped models), else 0 */
 };
 
+/* Backward below the output head, from ga.dln = d(loss)/d(lnf) of the last
+ * forward (backward.c); accumulates into the gradient block. */
+void model_backward_from_lnf(cllm_model *m);
+
 /* Views of block l over `base` (params or grads). */
 void model_layer_view(const cllm_model *m, float *base, int l, model_layer_weights *w);
 void model_global_view(const cllm_model *m, float *base, model_global_weights *w);

@@ -1,0 +1,270 @@
+/*
+ * pref_data.c: preference pairs and prompts from JSONL, in TRL's formats,
+ * rendered to token ids with the model's chat template.
+ *
+ * Pairs: {"prompt": P, "chosen": X, "rejected": Y} where P is a string (a user
+ * turn) or a list of {"role","content"} messages, and X / Y are strings (the
+ * assistant reply) or lists of assistant messages. Prompts (PPO/GRPO):
+ * {"prompt": P} with an optional "answer" (string or number) for verifiable
+ * rewards. The prompt ids are the prompt messages with the assistant
+ * generation header; a completion is what the template renders for the
+ * reply after that header, up to and including its end-of-turn token(s).
+ *
+ * Errors name the file and 1-based line, plus the column for JSON syntax
+ * (cJSON reports where parsing stopped) or the field for missing, wrong-typed
+ * or empty values, and both token counts for a too-long example. Blank lines
+ * are skipped; CRLF line ends and a UTF-8 BOM are accepted.
+ * Does not: skip bad lines (one bad line fails the load), or pack examples.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cllm/fileio.h"
+#include "cllm/rlhf.h"
+
+#define PREF_MAX_FILE ((uint64_t)1 << 32) /* 4 GiB of JSONL */
+#define PREF_MAX_MESSAGES 256
+
+typedef struct {
+    const char *name;
+    int line;
+    const cllm_tokenizer *tok;
+    cllm_chat_template tmpl;
+} ctx_t;
+
+static cllm_status fail(const ctx_t *c, const char *field, const char *what, cllm_error *err) {
+    return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%d: field \"%s\": %s", c->name, c->line, field, what);
+}
+
+/* Appends messages described by v (string -> one message of `role`, or a
+ * list of objects) to msgs. assistant_only: every message must be assistant. */
+static cllm_status collect(const ctx_t *c, const cJSON *v, const char *field, cllm_chat_role role,
+                           int assistant_only, cllm_chat_message *msgs, int *n, cllm_error *err) {
+    if (!v) return fail(c, field, "missing", err);
+    if (cJSON_IsString(v)) {
+        if (*n >= PREF_MAX_MESSAGES) return fail(c, field, "too many messages", err);
+        msgs[*n].role = role;
+        msgs[*n].content = v->valuestring;
+        msgs[*n].len = strlen(v->valuestring);
+        (*n)++;
+        return CLLM_OK;
+    }
+    if (!cJSON_IsArray(v)) return fail(c, field, "must be a string or a list of messages", err);
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        char what[128];
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role");
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsObject(it) || !cJSON_IsString(r) || !cJSON_IsString(ct)) {
+            snprintf(what, sizeof what, "message %d must be an object with string \"role\" and \"content\"", k);
+            return fail(c, field, what, err);
+        }
+        int rr = cllm_chat_role_parse(r->valuestring);
+        if (rr < 0) {
+            snprintf(what, sizeof what, "message %d: unknown role \"%.40s\"", k, r->valuestring);
+            return fail(c, field, what, err);
+        }
+        if (assistant_only && rr != CLLM_ROLE_ASSISTANT) {
+            snprintf(what, sizeof what, "message %d: a completion holds assistant messages only", k);
+            return fail(c, field, what, err);
+        }
+        if (*n >= PREF_MAX_MESSAGES) return fail(c, field, "too many messages", err);
+        msgs[*n].role = (cllm_chat_role)rr;
+        msgs[*n].content = ct->valuestring;
+        msgs[*n].len = strlen(ct->valuestring);
+        (*n)++;
+        k++;
+    }
+    if (k == 0) return fail(c, field, "empty list", err);
+    return CLLM_OK;
+}
+
+static cllm_status copy_ids(const uint32_t *ids, size_t n, int32_t **out, cllm_error *err) {
+    *out = malloc((n ? n : 1) * sizeof **out);
+    if (!*out) return cllm_error_set(err, CLLM_ERR_NOMEM, "preference data: out of memory");
+    for (size_t i = 0; i < n; i++) (*out)[i] = (int32_t)ids[i];
+    return CLLM_OK;
+}
+
+/* Renders prompt + completion; writes the completion ids (after the prompt
+ * prefix, through the last learned token: the reply and its end token). */
+static cllm_status render_completion(const ctx_t *c, const cllm_chat_message *pm, int np, const cJSON *v,
+                                     const char *field, const cllm_tokens *prompt, int32_t **out, int *n_out,
+                                     cllm_error *err) {
+    cllm_chat_message msgs[PREF_MAX_MESSAGES];
+    memcpy(msgs, pm, (size_t)np * sizeof *msgs);
+    int n = np;
+    cllm_status st = collect(c, v, field, CLLM_ROLE_ASSISTANT, 1, msgs, &n, err);
+    if (st) return st;
+    for (int i = np; i < n; i++)
+        if (msgs[i].len == 0) return fail(c, field, "empty completion", err);
+    cllm_tokens full = {0};
+    cllm_chat_mask mask = {0};
+    st = cllm_chat_render(c->tok, c->tmpl, msgs, n, 0, &full, &mask, err);
+    if (st == CLLM_OK) {
+        size_t last = 0;
+        for (size_t i = 0; i < mask.n; i++)
+            if (mask.values[i]) last = i + 1;
+        if (full.n < prompt->n || memcmp(full.ids, prompt->ids, prompt->n * sizeof *full.ids) != 0 ||
+            last <= prompt->n)
+            st = fail(c, field, "the chat template does not render the prompt as a prefix of the reply", err);
+        else {
+            *n_out = (int)(last - prompt->n);
+            st = copy_ids(full.ids + prompt->n, last - prompt->n, out, err);
+        }
+    } else {
+        cllm_error_prefix(err, "%s:%d: field \"%s\"", c->name, c->line, field);
+    }
+    cllm_tokens_free(&full);
+    cllm_chat_mask_free(&mask);
+    return st;
+}
+
+static cllm_status parse_line(const ctx_t *c, const char *text, size_t len, const cllm_pref_load_params *p,
+                              cllm_pref_example *ex, cllm_error *err) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t col = end && end >= text ? (size_t)(end - text) + 1 : 1;
+        if (col > len + 1) col = len + 1;
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%d:%zu: malformed JSON", c->name, c->line, col);
+    }
+    cllm_status st = CLLM_OK;
+    cllm_tokens prompt = {0};
+    if (!cJSON_IsObject(root)) {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%d:1: expected a JSON object", c->name, c->line);
+        goto done;
+    }
+    cllm_chat_message pm[PREF_MAX_MESSAGES];
+    int np = 0;
+    const cJSON *pv = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    if ((st = collect(c, pv, "prompt", CLLM_ROLE_USER, 0, pm, &np, err))) goto done;
+    if (pm[np - 1].role == CLLM_ROLE_ASSISTANT) {
+        st = fail(c, "prompt", "must not end with an assistant message", err);
+        goto done;
+    }
+    if ((st = cllm_chat_render(c->tok, c->tmpl, pm, np, 1, &prompt, NULL, err))) {
+        cllm_error_prefix(err, "%s:%d: field \"prompt\"", c->name, c->line);
+        goto done;
+    }
+    ex->n_prompt = (int)prompt.n;
+    if ((st = copy_ids(prompt.ids, prompt.n, &ex->prompt, err))) goto done;
+    if (p->prompt_only) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "answer");
+        if (a) {
+            char buf[64];
+            const char *s = NULL;
+            if (cJSON_IsString(a)) s = a->valuestring;
+            else if (cJSON_IsNumber(a)) {
+                snprintf(buf, sizeof buf, "%.17g", a->valuedouble);
+                s = buf;
+            } else {
+                st = fail(c, "answer", "must be a string or a number", err);
+                goto done;
+            }
+            if (!(ex->answer = strdup(s))) {
+                st = cllm_error_set(err, CLLM_ERR_NOMEM, "preference data: out of memory");
+                goto done;
+            }
+        }
+        if (ex->n_prompt >= p->max_tokens)
+            st = cllm_error_set(err, CLLM_ERR_LIMIT,
+                                "%s:%d: field \"prompt\": %d prompt tokens leave no room in the %d-token context",
+                                c->name, c->line, ex->n_prompt, p->max_tokens);
+        goto done;
+    }
+    if ((st = render_completion(c, pm, np, cJSON_GetObjectItemCaseSensitive(root, "chosen"), "chosen", &prompt,
+                                &ex->chosen, &ex->n_chosen, err)))
+        goto done;
+    if ((st = render_completion(c, pm, np, cJSON_GetObjectItemCaseSensitive(root, "rejected"), "rejected",
+                                &prompt, &ex->rejected, &ex->n_rejected, err)))
+        goto done;
+    int longest = ex->n_chosen > ex->n_rejected ? ex->n_chosen : ex->n_rejected;
+    if (ex->n_prompt + longest > p->max_tokens)
+        st = cllm_error_set(err, CLLM_ERR_LIMIT,
+                            "%s:%d: prompt (%d tokens) + completion (%d tokens) exceed the %d-token context",
+                            c->name, c->line, ex->n_prompt, longest, p->max_tokens);
+done:
+    cllm_tokens_free(&prompt);
+    cJSON_Delete(root);
+    return st;
+}
+
+static void example_free(cllm_pref_example *ex) {
+    free(ex->prompt);
+    free(ex->chosen);
+    free(ex->rejected);
+    free(ex->answer);
+}
+
+void cllm_pref_data_free(cllm_pref_data *d) {
+    if (!d) return;
+    for (int i = 0; i < d->n; i++) example_free(&d->items[i]);
+    free(d->items);
+    d->items = NULL;
+    d->n = 0;
+}
+
+cllm_status cllm_pref_data_parse(const char *text, size_t len, const char *name, const cllm_tokenizer *tok,
+                                 cllm_chat_template tmpl, const cllm_pref_load_params *p,
+                                 cllm_pref_data *out, cllm_error *err) {
+    out->items = NULL;
+    out->n = 0;
+    if (p->max_tokens < 2)
+        return cllm_error_set(err, CLLM_ERR_ARG, "preference data: max_tokens %d < 2", p->max_tokens);
+    ctx_t c = {name, 0, tok, tmpl};
+    size_t pos = 0;
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) pos = 3;
+    int cap = 0;
+    cllm_status st = CLLM_OK;
+    while (pos < len) {
+        c.line++;
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        size_t l = end - pos;
+        if (l && text[pos + l - 1] == '\r') l--;
+        const char *s = text + pos;
+        pos = nl ? end + 1 : len;
+        size_t k = 0;
+        while (k < l && (s[k] == ' ' || s[k] == '\t')) k++;
+        if (k == l) continue;
+        if (out->n == cap) {
+            int nc = cap ? cap * 2 : 64;
+            cllm_pref_example *ni = realloc(out->items, (size_t)nc * sizeof *ni);
+            if (!ni) {
+                st = cllm_error_set(err, CLLM_ERR_NOMEM, "preference data: out of memory");
+                break;
+            }
+            out->items = ni;
+            cap = nc;
+        }
+        cllm_pref_example *ex = &out->items[out->n];
+        memset(ex, 0, sizeof *ex);
+        ex->line = c.line;
+        if ((st = parse_line(&c, s, l, p, ex, err))) {
+            example_free(ex);
+            break;
+        }
+        out->n++;
+    }
+    if (st == CLLM_OK && out->n == 0)
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: no examples (empty file)", name);
+    if (st) cllm_pref_data_free(out);
+    return st;
+}
+
+cllm_status cllm_pref_data_load(const char *path, const cllm_tokenizer *tok, cllm_chat_template tmpl,
+                                const cllm_pref_load_params *p, cllm_pref_data *out, cllm_error *err) {
+    char *data = NULL;
+    size_t len = 0;
+    out->items = NULL;
+    out->n = 0;
+    cllm_status st = cllm_file_read_all(path, PREF_MAX_FILE, &data, &len, err);
+    if (st) return st;
+    st = cllm_pref_data_parse(data, len, path, tok, tmpl, p, out, err);
+    free(data);
+    return st;
+}

@@ -1,0 +1,61 @@
+/*
+ * rl_internal.h: helpers shared by the preference-tuning runs in src/train/
+ * (reward.c, dpo.c, ppo.c, grpo.c); not public API.
+ */
+#ifndef CLLM_RL_INTERNAL_H
+#define CLLM_RL_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "cllm/optim.h"
+#include "cllm/rlhf.h"
+#include "cllm/rng.h"
+#include "cllm/sampler.h"
+
+/* AdamW moments for a model (over its whole parameter block) or a flat array. */
+typedef struct {
+    float *m, *v; /* [n] */
+    size_t n;
+    int64_t step;
+} rl_adam;
+
+cllm_status rl_adam_init(rl_adam *a, size_t n, cllm_error *err);
+void rl_adam_free(rl_adam *a);
+/* One AdamW step on every trainable tensor of m with its gradients clipped to
+ * clip (0 = off); returns the pre-clip gradient norm, or NaN when the
+ * gradients were not finite (then nothing is updated). */
+double rl_adam_step_model(rl_adam *a, cllm_model *m, float lr, float wd, float clip);
+/* Same for a flat parameter array (a scalar head), no decay. */
+void rl_adam_step_flat(rl_adam *a, float *p, const float *g, float lr, float clip);
+
+/* printf-style line to p->log when set. */
+void rl_log(const cllm_rl_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fisher-Yates shuffle of idx[n] with rng. */
+void rl_shuffle(int *idx, int n, cllm_rng *rng);
+
+/* Ids that end an assistant turn for the run's template, or, when the
+ * template ends turns in text (PLAIN without an end-of-text token), the text. */
+typedef struct {
+    int n_ids;
+    int32_t ids[2];
+    const char *text; /* NULL when n_ids > 0 */
+} rl_turn_end;
+
+void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_template tmpl);
+
+/* Samples one completion for prompt[n_prompt] in KV slot `slot` of m with
+ * sampler s, at most max_new tokens, stopping after a turn end (which is
+ * kept). out[max_new] receives the ids; returns the count (>= 1), or -1 with
+ * err filled. */
+int rl_sample(cllm_model *m, int slot, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end,
+              const int32_t *prompt, int n_prompt, int max_new, int32_t *out, cllm_error *err);
+
+/* Scalar-head read-out of the hidden state at (row, t) of the last forward of
+ * rm->model (whose batch has T columns). */
+float rl_head_at(const cllm_rl_model *rm, int T, int row, int t);
+
+/* Scores completions with a reward model: r[B] for the batch (its own forward). */
+cllm_status rl_reward_scores(cllm_rl_model *rm, const cllm_rl_batch *b, float *r, cllm_error *err);
+
+#endif
