@@ -1,0 +1,469 @@
+/*
+ * world.c: assembles the practice world: draws stories and task examples
+ * from their generators, deduplicates each task by normalised input, assigns
+ * splits by a hash of that input, renders the JSONL / text / manifest files
+ * in memory and writes them atomically. The sentence and task grammars live
+ * in world_story.c and world_tasks.c; Korean rules in world_korean.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cllm/fileio.h"
+#include "world_internal.h"
+
+#define WORLD_VERSION 1
+
+cllm_world_params cllm_world_default_params(void) {
+    cllm_world_params p = {.seed = 1, .size = CLLM_WORLD_SMALL, .n_stories = 0};
+    return p;
+}
+
+const char *cllm_world_size_name(cllm_world_size s) {
+    return s == CLLM_WORLD_FULL ? "full" : s == CLLM_WORLD_SMALL ? "small" : "?";
+}
+
+int cllm_world_size_parse(const char *name) {
+    if (!strcmp(name, "small")) return CLLM_WORLD_SMALL;
+    if (!strcmp(name, "full")) return CLLM_WORLD_FULL;
+    return -1;
+}
+
+/* ---- normalised-input hashing and the split rule ------------------------- */
+
+static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* FNV-1a of the text with ASCII case folded, whitespace runs collapsed to one
+ * space and leading/trailing whitespace dropped. Never returns 0. */
+static uint64_t norm_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    int pending_space = 0, started = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+            pending_space = started;
+            continue;
+        }
+        if (pending_space) {
+            h = (h ^ ' ') * 1099511628211ULL;
+            pending_space = 0;
+        }
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
+        h = (h ^ c) * 1099511628211ULL;
+        started = 1;
+    }
+    return h ? h : 1;
+}
+
+enum { SPLIT_TRAIN = 0, SPLIT_VAL, SPLIT_TEST, SPLIT_COUNT };
+static const char *const split_name[SPLIT_COUNT] = {"train", "val", "test"};
+
+/* 80 / 10 / 10 by the normalised input's hash, salted with the seed. */
+static int split_of(uint64_t h, uint64_t seed) {
+    uint64_t r = mix64(h ^ mix64(seed + 0x5eed)) % 100;
+    return r < 80 ? SPLIT_TRAIN : r < 90 ? SPLIT_VAL : SPLIT_TEST;
+}
+
+typedef struct {
+    uint64_t *keys; /* [cap], 0 = empty */
+    size_t cap, n;
+} hset;
+
+/* 1 added, 0 already present, -1 out of memory. */
+static int hset_add(hset *s, uint64_t k) {
+    if (2 * (s->n + 1) > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        uint64_t *keys = calloc(cap, sizeof *keys);
+        if (!keys) return -1;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->keys[i]) {
+                size_t j = mix64(s->keys[i]) & (cap - 1);
+                while (keys[j]) j = (j + 1) & (cap - 1);
+                keys[j] = s->keys[i];
+            }
+        free(s->keys);
+        s->keys = keys;
+        s->cap = cap;
+    }
+    size_t j = mix64(k) & (s->cap - 1);
+    while (s->keys[j]) {
+        if (s->keys[j] == k) return 0;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->keys[j] = k;
+    s->n++;
+    return 1;
+}
+
+static int hset_has(const hset *s, uint64_t k) {
+    if (!s->cap) return 0;
+    size_t j = mix64(k) & (s->cap - 1);
+    while (s->keys[j]) {
+        if (s->keys[j] == k) return 1;
+        j = (j + 1) & (s->cap - 1);
+    }
+    return 0;
+}
+
+/* ---- tasks and output files ----------------------------------------------- */
+
+enum { T_EN_KO = 0, T_KO_EN, T_SUMMARY, T_SENTIMENT, T_FAQ, T_ARITH, T_COUNT };
+static const struct {
+    const char *name, *metrics, *prompt;
+} task_info[T_COUNT] = {
+    {"translate_en_ko", "[\"chrf\", \"exact_match\"]", "Translate to Korean: "},
+    {"translate_ko_en", "[\"chrf\", \"exact_match\"]", "Translate to English: "},
+    {"summary", "[\"rouge_l\", \"chrf\"]", "Summarize this story in one or two sentences.\n\n"},
+    {"sentiment", "[\"accuracy\"]", "Is this text positive, negative or neutral?\n\n"},
+    {"faq", "[\"exact_match\", \"chrf\"]", ""},
+    {"arithmetic", "[\"accuracy\"]", ""},
+};
+
+/* Examples drawn per task before deduplication (small size; full x5). */
+static const int task_draws_small[T_COUNT] = {3000, 0, 800, 2500, 2000, 2500};
+#define STORIES_SMALL 1300
+#define FULL_FACTOR 10
+#define TASK_FULL_FACTOR 5
+
+typedef struct {
+    wbuf text[2];                     /* stories.train / stories.val */
+    size_t n_text[2];
+    wbuf task[T_COUNT][SPLIT_COUNT];
+    size_t n_task[T_COUNT][SPLIT_COUNT];
+    wbuf pref[2];
+    size_t n_pref[2];
+    wbuf last_ref[T_COUNT][2];        /* previous reference per task and split, for "wrong" answers */
+    hset seen[T_COUNT];
+    cllm_rng pref_rng;
+    uint64_t seed;
+} builder;
+
+static void put_example(builder *b, int task, int split, const char *input, const char *ref) {
+    wbuf *o = &b->task[task][split];
+    wbuf prompt = {0};
+    wb_puts(&prompt, task_info[task].prompt);
+    wb_puts(&prompt, input);
+    wb_puts(o, "{\"task\": ");
+    wb_json_str(o, task_info[task].name);
+    wb_printf(o, ", \"metrics\": %s, \"messages\": [{\"role\": \"user\", \"content\": ", task_info[task].metrics);
+    wb_json_str(o, prompt.data ? prompt.data : "");
+    wb_puts(o, "}, {\"role\": \"assistant\", \"content\": ");
+    wb_json_str(o, ref);
+    wb_puts(o, "}], \"reference\": ");
+    wb_json_str(o, ref);
+    wb_puts(o, "}\n");
+    b->n_task[task][split]++;
+    if (prompt.oom) o->oom = 1;
+
+    /* One preference pair per train / val example. */
+    if (split == SPLIT_TEST) {
+        wb_free(&prompt);
+        return;
+    }
+    cllm_rng *r = &b->pref_rng;
+    wbuf rej = {0};
+    const char *kind;
+    uint64_t k = cllm_rng_below(r, 3);
+    wbuf *last = &b->last_ref[task][split];
+    if (k == 0) {
+        kind = "wrong";
+        if (task == T_SENTIMENT) {
+            static const char *const labels[] = {"positive", "negative", "neutral"};
+            const char *l;
+            do l = W_PICK(r, labels);
+            while (!strcmp(l, ref));
+            wb_puts(&rej, l);
+        } else if (task == T_ARITH) {
+            int v = atoi(ref), d = 1 + (int)cllm_rng_below(r, 3);
+            wb_printf(&rej, "%d", v >= d && cllm_rng_below(r, 2) ? v - d : v + d);
+        } else if (last->len && strcmp(last->data, ref)) {
+            wb_puts(&rej, last->data);
+        } else {
+            k = 1;
+        }
+    }
+    if (k == 1) {
+        static const char *const rude[] = {"Ugh, figure it out yourself.", "Stop bothering me with questions.",
+                                           "Whatever. ", "That is a silly question. ", "I don't care. "};
+        const char *s = W_PICK(r, rude);
+        kind = "rude";
+        wb_puts(&rej, s);
+        if (s[strlen(s) - 1] == ' ') wb_puts(&rej, ref);
+    } else if (k == 2) {
+        kind = "rambling";
+        wb_puts(&rej, "Well, that is a very interesting question, and there is a lot to say about it, so let me think "
+                      "for a while before I answer. ");
+        wb_puts(&rej, ref);
+        wb_puts(&rej, " Anyway, I hope that helps, although I am not completely sure, and there is much more that "
+                      "could be said about all of this.");
+    }
+    wbuf *p = &b->pref[split];
+    wb_puts(p, "{\"task\": ");
+    wb_json_str(p, task_info[task].name);
+    wb_puts(p, ", \"prompt\": ");
+    wb_json_str(p, prompt.data ? prompt.data : "");
+    wb_puts(p, ", \"chosen\": ");
+    wb_json_str(p, ref);
+    wb_puts(p, ", \"rejected\": ");
+    wb_json_str(p, rej.data ? rej.data : "");
+    wb_printf(p, ", \"rejected_kind\": \"%s\"}\n", kind);
+    b->n_pref[split]++;
+    if (rej.oom) p->oom = 1;
+    wb_reset(last);
+    wb_puts(last, ref);
+    wb_free(&rej);
+    wb_free(&prompt);
+}
+
+/* Adds (input, ref) to task unless its normalised input was seen; split
+ * forced when forced_split >= 0, else by key_hash (0: hash of the input). */
+static int add_example(builder *b, int task, const char *input, const char *ref, uint64_t key_hash, int forced_split) {
+    int added = hset_add(&b->seen[task], norm_hash(input));
+    if (added <= 0) return added;
+    int split = forced_split >= 0 ? forced_split : split_of(key_hash ? key_hash : norm_hash(input), b->seed);
+    put_example(b, task, split, input, ref);
+    return 1;
+}
+
+static cllm_rng stream(uint64_t seed, uint64_t id) {
+    cllm_rng r;
+    cllm_rng_seed(&r, mix64(seed) ^ mix64(id * 0x9e3779b97f4a7c15ULL + 1));
+    return r;
+}
+
+static void builder_free(builder *b) {
+    for (int i = 0; i < 2; i++) wb_free(&b->text[i]), wb_free(&b->pref[i]);
+    for (int t = 0; t < T_COUNT; t++) {
+        for (int s = 0; s < SPLIT_COUNT; s++) wb_free(&b->task[t][s]);
+        for (int s = 0; s < 2; s++) wb_free(&b->last_ref[t][s]);
+        free(b->seen[t].keys);
+    }
+}
+
+static int builder_oom(const builder *b) {
+    int oom = 0;
+    for (int i = 0; i < 2; i++) oom |= b->text[i].oom | b->pref[i].oom;
+    for (int t = 0; t < T_COUNT; t++)
+        for (int s = 0; s < SPLIT_COUNT; s++) oom |= b->task[t][s].oom;
+    return oom;
+}
+
+static int build(builder *b, const cllm_world_params *p) {
+    int factor = p->size == CLLM_WORLD_FULL ? TASK_FULL_FACTOR : 1;
+    int n_stories = p->n_stories > 0 ? p->n_stories : STORIES_SMALL * (p->size == CLLM_WORLD_FULL ? FULL_FACTOR : 1);
+    wbuf x = {0}, y = {0};
+    b->pref_rng = stream(p->seed, 100);
+
+    /* Translation: one pair feeds both directions, split by the English side. */
+    for (int i = 0; i < w_translation_n_fixed(); i++) {
+        wb_reset(&x), wb_reset(&y);
+        w_translation_fixed(i, &x, &y);
+        if (add_example(b, T_EN_KO, x.data, y.data, 0, SPLIT_TRAIN) < 0) goto oom;
+        if (add_example(b, T_KO_EN, y.data, x.data, 0, SPLIT_TRAIN) < 0) goto oom;
+    }
+    cllm_rng r = stream(p->seed, T_EN_KO);
+    for (int i = 0; i < task_draws_small[T_EN_KO] * factor; i++) {
+        wb_reset(&x), wb_reset(&y);
+        w_task_translation(&r, &x, &y);
+        uint64_t key = norm_hash(x.data);
+        if (add_example(b, T_EN_KO, x.data, y.data, key, -1) < 0) goto oom;
+        if (add_example(b, T_KO_EN, y.data, x.data, key, -1) < 0) goto oom;
+    }
+
+    /* Summaries: brief stories, never part of the pre-training text. */
+    r = stream(p->seed, T_SUMMARY);
+    for (int i = 0; i < task_draws_small[T_SUMMARY] * factor; i++) {
+        w_plot plot;
+        w_plot_random(&r, &plot);
+        wb_reset(&x), wb_reset(&y);
+        w_story_english(&r, &plot, 1, &x);
+        w_story_summary(&plot, &y);
+        if (add_example(b, T_SUMMARY, x.data, y.data, 0, -1) < 0) goto oom;
+    }
+
+    r = stream(p->seed, T_SENTIMENT);
+    for (int i = 0; i < task_draws_small[T_SENTIMENT] * factor; i++) {
+        const char *label;
+        wb_reset(&x);
+        w_task_sentiment(&r, &x, &label);
+        if (add_example(b, T_SENTIMENT, x.data, label, 0, -1) < 0) goto oom;
+    }
+
+    r = stream(p->seed, T_FAQ);
+    for (int i = 0; i < task_draws_small[T_FAQ] * factor; i++) {
+        int intent;
+        wb_reset(&x);
+        w_task_faq(&r, &x, &intent);
+        if (add_example(b, T_FAQ, x.data, w_faq_answer(intent), 0, -1) < 0) goto oom;
+    }
+
+    r = stream(p->seed, T_ARITH);
+    for (int i = 0; i < task_draws_small[T_ARITH] * factor; i++) {
+        int answer;
+        char ans[16];
+        wb_reset(&x);
+        w_task_arithmetic(&r, &x, &answer);
+        snprintf(ans, sizeof ans, "%d", answer);
+        if (add_example(b, T_ARITH, x.data, ans, 0, -1) < 0) goto oom;
+    }
+
+    /* Pre-training text: full stories with their Korean rendering, 5% to val;
+     * none equal to a summary input. */
+    r = stream(p->seed, 1000);
+    hset story_seen = {0};
+    for (int i = 0; i < n_stories; i++) {
+        w_plot plot;
+        w_plot_random(&r, &plot);
+        wb_reset(&x), wb_reset(&y);
+        w_story_english(&r, &plot, cllm_rng_below(&r, 4) == 0, &x);
+        uint64_t h = norm_hash(x.data);
+        if (hset_has(&b->seen[T_SUMMARY], h)) continue;
+        int added = hset_add(&story_seen, h);
+        if (added < 0) {
+            free(story_seen.keys);
+            goto oom;
+        }
+        if (!added) continue;
+        w_story_korean(&plot, &y);
+        int split = mix64(h ^ p->seed) % 100 < 5;
+        wb_printf(&b->text[split], "%s\n%s\n\n", x.data, y.data);
+        b->n_text[split]++;
+    }
+    free(story_seen.keys);
+    wb_free(&x), wb_free(&y);
+    return builder_oom(b) ? -1 : 0;
+oom:
+    wb_free(&x), wb_free(&y);
+    return -1;
+}
+
+/* Bilingual lines of the translation train (val) pairs, appended to the
+ * train (val) pre-training text so the model sees the -요 forms. */
+static void append_bilingual(builder *b, cllm_error *err) {
+    (void)err;
+    for (int s = 0; s < 2; s++) {
+        const char *line = b->task[T_EN_KO][s].data;
+        size_t n = 0;
+        while (line && *line) {
+            const char *end = strchr(line, '\n');
+            /* user content after the prompt prefix, assistant content: parse
+             * our own fixed layout (we wrote it just above). */
+            const char *u = strstr(line, "Translate to Korean: ");
+            const char *a = strstr(line, "\"role\": \"assistant\", \"content\": \"");
+            if (u && a && a < end) {
+                u += strlen("Translate to Korean: ");
+                const char *ue = strchr(u, '"');
+                a += strlen("\"role\": \"assistant\", \"content\": \"");
+                const char *ae = strchr(a, '"');
+                wb_putn(&b->text[s], u, (size_t)(ue - u));
+                wb_puts(&b->text[s], " = ");
+                wb_putn(&b->text[s], a, (size_t)(ae - a));
+                wb_puts(&b->text[s], (++n % 8) ? "\n" : "\n\n");
+            }
+            line = end ? end + 1 : NULL;
+        }
+        wb_puts(&b->text[s], "\n");
+    }
+}
+
+static cllm_status add_file(cllm_world *w, const char *name, wbuf *src, size_t records, cllm_error *err) {
+    cllm_world_file *f = &w->files[w->n_files];
+    snprintf(f->name, sizeof f->name, "%s", name);
+    if (!src->data) {
+        src->data = calloc(1, 1);
+        if (!src->data) return cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
+    }
+    f->data = src->data;
+    f->len = src->len;
+    f->n_records = records;
+    memset(src, 0, sizeof *src); /* ownership moves to the world */
+    w->n_files++;
+    return CLLM_OK;
+}
+
+cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!p || (unsigned)p->size >= CLLM_WORLD_SIZE_COUNT)
+        return cllm_error_set(err, CLLM_ERR_ARG, "world: size must be small or full");
+    if (p->n_stories < 0 || p->n_stories > 10000000)
+        return cllm_error_set(err, CLLM_ERR_ARG, "world: stories (%d) must be in [0, 10000000]", p->n_stories);
+    builder *b = calloc(1, sizeof *b);
+    if (!b) return cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
+    b->seed = p->seed;
+    int max_files = 2 + T_COUNT * SPLIT_COUNT + 2 + 1;
+    out->files = calloc((size_t)max_files, sizeof *out->files);
+    cllm_status st = CLLM_OK;
+    if (!out->files || build(b, p) != 0) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
+        goto done;
+    }
+    append_bilingual(b, err);
+    char name[64];
+    for (int s = 0; s < 2 && st == CLLM_OK; s++) {
+        snprintf(name, sizeof name, "stories.%s.txt", split_name[s]);
+        st = add_file(out, name, &b->text[s], b->n_text[s], err);
+    }
+    for (int t = 0; t < T_COUNT && st == CLLM_OK; t++)
+        for (int s = 0; s < SPLIT_COUNT && st == CLLM_OK; s++) {
+            snprintf(name, sizeof name, "%s.%s.jsonl", task_info[t].name, split_name[s]);
+            st = add_file(out, name, &b->task[t][s], b->n_task[t][s], err);
+        }
+    for (int s = 0; s < 2 && st == CLLM_OK; s++) {
+        snprintf(name, sizeof name, "preferences.%s.jsonl", split_name[s]);
+        st = add_file(out, name, &b->pref[s], b->n_pref[s], err);
+    }
+    if (st == CLLM_OK) {
+        wbuf m = {0};
+        wb_printf(&m, "{\n  \"generator\": \"cllm world\",\n  \"version\": %d,\n  \"seed\": %llu,\n  \"size\": \"%s\",\n",
+                  WORLD_VERSION, (unsigned long long)p->seed, cllm_world_size_name(p->size));
+        wb_puts(&m, "  \"tasks\": {");
+        for (int t = 0; t < T_COUNT; t++)
+            wb_printf(&m, "%s\"%s\": %s", t ? ", " : "", task_info[t].name, task_info[t].metrics);
+        wb_puts(&m, "},\n  \"files\": [\n");
+        for (int i = 0; i < out->n_files; i++)
+            wb_printf(&m, "    {\"name\": \"%s\", \"records\": %zu, \"bytes\": %zu}%s\n", out->files[i].name,
+                      out->files[i].n_records, out->files[i].len, i + 1 < out->n_files ? "," : "");
+        wb_puts(&m, "  ]\n}\n");
+        if (m.oom) {
+            wb_free(&m);
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
+        } else {
+            st = add_file(out, "manifest.json", &m, 1, err);
+        }
+    }
+done:
+    builder_free(b);
+    free(b);
+    if (st != CLLM_OK) cllm_world_free(out);
+    return st;
+}
+
+const cllm_world_file *cllm_world_find(const cllm_world *w, const char *name) {
+    for (int i = 0; i < w->n_files; i++)
+        if (!strcmp(w->files[i].name, name)) return &w->files[i];
+    return NULL;
+}
+
+cllm_status cllm_world_write(const cllm_world *w, const char *dir, cllm_error *err) {
+    cllm_status st = cllm_dir_ensure(dir, err);
+    if (st == CLLM_OK) st = cllm_dir_check_writable(dir, err);
+    for (int i = 0; i < w->n_files && st == CLLM_OK; i++) {
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, w->files[i].name) >= sizeof path)
+            return cllm_error_set(err, CLLM_ERR_ARG, "output path '%s/%s' is too long", dir, w->files[i].name);
+        st = cllm_file_write_atomic(path, w->files[i].data, w->files[i].len, err);
+    }
+    return st;
+}
+
+void cllm_world_free(cllm_world *w) {
+    if (!w) return;
+    for (int i = 0; i < w->n_files; i++) free(w->files[i].data);
+    free(w->files);
+    memset(w, 0, sizeof *w);
+}
