@@ -243,6 +243,18 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
 int cllm_model_kv_length(const cllm_model *m, int slot);
 void cllm_model_kv_reset(cllm_model *m, int slot);
 
+/* One decode step for n sequences at once (decode_batch.c): row i feeds
+ * tokens[i] to slot slots[i] (distinct) at position pos[i] (<= that slot's
+ * cached length, < kv_context). 1 <= n <= max_seq. The projections of all
+ * rows run as one GEMM; attention is per row over its own slot. *logits
+ * receives [n,V], borrowed until the next decode. */
+cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, const int32_t *tokens,
+                                    const int *pos, const float **logits, cllm_error *err);
+/* Sequence embedding (embed.c): tokens[n] are decoded through `slot` (its
+ * cache is overwritten) and the final-norm hidden states are mean-pooled
+ * over the n positions and L2-normalised into out[C]. n <= kv_context. */
+cllm_status cllm_model_embed(cllm_model *m, int slot, const int32_t *tokens, int n, float *out, cllm_error *err);
+
 /* ---- accounting (cllm info) ---------------------------------------------- */
 
 typedef struct {

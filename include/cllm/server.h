@@ -1,0 +1,71 @@
+/*
+ * server.h: an OpenAI-compatible HTTP server over one model.
+ *
+ * Routes (src/server/routes.c): POST /v1/chat/completions, POST
+ * /v1/completions (streaming as server-sent events, or one JSON answer),
+ * GET /v1/models, POST /v1/embeddings, POST /tokenize, POST /detokenize,
+ * GET /health, GET /metrics (Prometheus text), GET / (the chat page).
+ * Errors use OpenAI's shape {"error": {"message", "type", "param", "code"}}.
+ *
+ * Concurrency (src/server/scheduler.c): one worker thread owns the model.
+ * It keeps `parallel` KV slots; every step it admits queued sequences into
+ * free slots (preferring the slot whose cached tokens share the longest
+ * prefix with the new prompt, whose cached part is then not recomputed),
+ * feeds one prompt chunk per prefilling slot, and decodes one token for all
+ * generating slots in one batched forward (cllm_model_decode_batch).
+ * Beyond the slots a bounded queue holds `queue` sequences; a request that
+ * does not fit gets 429. A client that disconnects mid-stream has its
+ * sequence cancelled and its slot freed at the next step.
+ *
+ * The network side (src/server/http.c, libmicrohttpd, one polling thread)
+ * never waits on the model: connections waiting for tokens are suspended
+ * and resumed by the worker when it has output for them.
+ *
+ * Limits: body size (413), header size (431, libmicrohttpd's per-connection
+ * memory), idle connection timeout, optional API key (401, constant-time
+ * compare; GET /health and the page at / need no key), no CORS headers
+ * unless cors_origin is set.
+ */
+#ifndef CLLM_SERVER_H
+#define CLLM_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cllm/chat.h"
+#include "cllm/model.h"
+#include "cllm/status.h"
+#include "cllm/tokenizer.h"
+
+typedef struct {
+    const char *host;        /* bind address, default "127.0.0.1" */
+    int port;                /* 0: any free port (see cllm_server_port) */
+    const char *api_key;     /* NULL or "": no key required */
+    const char *model_name;  /* id shown by /v1/models */
+    const char *cors_origin; /* NULL: no CORS headers (default) */
+    int parallel;            /* KV slots decoded together, >= 1 */
+    int queue;               /* sequences waiting beyond the slots, >= 0 */
+    size_t max_body;         /* bytes; larger bodies get 413 */
+    size_t max_header;       /* bytes of per-connection header memory; over it: 431 */
+    int timeout_s;           /* idle connection timeout, seconds (slow clients) */
+    int max_n;               /* largest `n` (choices per request) */
+} cllm_server_params;
+
+/* host 127.0.0.1, port 8080, no key, model_name "cllm", parallel 4,
+ * queue 16, max_body 1 MiB, max_header 16 KiB, timeout 30 s, max_n 8. */
+cllm_server_params cllm_server_default_params(void);
+
+typedef struct cllm_server cllm_server;
+
+/* Starts the worker and the HTTP daemon. The model must have been created
+ * with kv_slots >= parallel + 1 (the extra slot serves /v1/embeddings) and
+ * max_seq >= parallel. model, tok and the strings in p are borrowed and must
+ * outlive the server. */
+cllm_status cllm_server_start(cllm_model *model, const cllm_tokenizer *tok, cllm_chat_template tmpl,
+                              const cllm_server_params *p, cllm_server **out, cllm_error *err);
+/* The port actually bound (useful with port 0). */
+int cllm_server_port(const cllm_server *s);
+/* Cancels everything in flight, stops the daemon and the worker, frees. NULL ok. */
+void cllm_server_stop(cllm_server *s);
+
+#endif

@@ -1,0 +1,387 @@
+/*
+ * scheduler.c: the inference worker: slots, the bounded queue, continuous
+ * batching, prefix reuse and cancellation (see server.h for the contract).
+ *
+ * One step of the worker:
+ *   1. (mu held) finish sequences whose client went away or whose request
+ *      failed, freeing their slots; admit queued sequences into free slots,
+ *      each into the free slot whose cached tokens share the longest prefix
+ *      with its prompt; take one waiting embedding job.
+ *   2. (no lock) run the embedding job; feed ONE prompt chunk (<= max_seq
+ *      tokens) to every prefilling slot, sampling the first token when its
+ *      prompt is complete; then decode the last sampled token of every
+ *      generating slot in one cllm_model_decode_batch call and sample each.
+ *   3. (mu held, per token) hand the text to the request's output and
+ *      resume its suspended connection.
+ * Requests join between steps and leave as soon as they finish, so a long
+ * generation never holds back a short one.
+ *
+ * Not here: HTTP (http.c), JSON (routes.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "server_internal.h"
+
+static void wake_locked(srv_request *r) {
+    if (r->conn && r->suspended) {
+        r->suspended = 0;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+void srv_request_free(srv_request *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n && r->seqs; i++) {
+        cllm_sampler_destroy(r->seqs[i].sampler);
+        srv_buf_free(&r->seqs[i].text);
+        cJSON_Delete(r->seqs[i].logprobs);
+    }
+    free(r->seqs);
+    for (int i = 0; i < r->n_stop; i++) free(r->stops[i]);
+    for (int i = 0; i < r->n_inputs && r->inputs; i++) free(r->inputs[i]);
+    free(r->inputs);
+    free(r->input_len);
+    free(r->embeddings);
+    free(r->prompt);
+    srv_buf_free(&r->out);
+    free(r);
+}
+
+void srv_request_release_locked(cllm_server *s, srv_request *r) {
+    (void)s;
+    if (--r->refs == 0) srv_request_free(r);
+}
+
+int srv_submit(cllm_server *s, srv_request *r) {
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    if (s->stopping) {
+        rc = -1;
+    } else if (r->kind == SRV_EMBED) {
+        if (s->n_embed >= (int)(sizeof s->embed_head / sizeof s->embed_head[0]) || s->n_embed >= s->p.queue + 1)
+            rc = -1;
+        else {
+            s->embed_head[(s->embed_first + s->n_embed++) % 64] = r;
+            r->refs++;
+        }
+    } else if (s->queued + s->busy + r->n > s->p.parallel + s->p.queue) {
+        rc = -1;
+    } else {
+        r->refs++;
+        for (int i = 0; i < r->n; i++) {
+            srv_seq *q = &r->seqs[i];
+            q->next = NULL;
+            if (s->q_tail) s->q_tail->next = q;
+            else s->q_head = q;
+            s->q_tail = q;
+            s->queued++;
+        }
+    }
+    if (rc) s->m.rejected_busy++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Marks a sequence finished (mu held): frees its slot, emits its end, and
+ * ends the request when it was the last one. */
+static void seq_finish_locked(cllm_server *s, srv_seq *q, cllm_finish_reason why) {
+    srv_request *r = q->req;
+    if (q->state == SEQ_DONE) return;
+    if (q->slot >= 0) {
+        s->slots[q->slot].seq = NULL;
+        s->busy--;
+        q->slot = -1;
+    }
+    q->state = SEQ_DONE;
+    q->finish = why;
+    if (!r->cancelled && !r->failed) srv_emit_finish(s, q);
+    if (++r->n_done == r->n) {
+        if (r->cancelled) s->m.cancelled++;
+        if (r->failed) s->m.failures++;
+        if (!r->cancelled) srv_emit_request_end(s, r);
+        r->finished = 1;
+        wake_locked(r);
+        srv_request_release_locked(s, r);
+    }
+}
+
+static void request_fail_locked(srv_request *r, const char *msg) {
+    if (!r->failed) snprintf(r->errmsg, sizeof r->errmsg, "%s", msg);
+    r->failed = 1;
+}
+
+static int lcp(const uint32_t *a, int na, const uint32_t *b, int nb) {
+    int i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    return i;
+}
+
+/* (mu held) Reap cancelled work, admit queued sequences, pick an embed job. */
+static srv_request *schedule_locked(cllm_server *s) {
+    for (int i = 0; i < s->p.parallel; i++) {
+        srv_seq *q = s->slots[i].seq;
+        if (q && (q->req->cancelled || q->req->failed)) seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
+    }
+    while (s->q_head && s->busy < s->p.parallel) {
+        srv_seq *q = s->q_head;
+        s->q_head = q->next;
+        if (!s->q_head) s->q_tail = NULL;
+        s->queued--;
+        q->next = NULL;
+        srv_request *r = q->req;
+        if (r->cancelled || r->failed) {
+            seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
+            continue;
+        }
+        int best = -1, best_len = -1;
+        for (int i = 0; i < s->p.parallel; i++) {
+            if (s->slots[i].seq) continue;
+            int l = lcp(s->slots[i].cached, s->slots[i].n_cached, r->prompt, r->n_prompt);
+            if (l > best_len) best = i, best_len = l;
+        }
+        int reuse = best_len < r->n_prompt - 1 ? best_len : r->n_prompt - 1;
+        s->slots[best].seq = q;
+        s->busy++;
+        q->slot = best;
+        q->state = SEQ_PREFILL;
+        q->n_prefilled = reuse;
+        s->m.reused_tokens += (uint64_t)reuse;
+    }
+    srv_request *ej = NULL;
+    if (s->n_embed > 0) {
+        ej = s->embed_head[s->embed_first];
+        s->embed_first = (s->embed_first + 1) % 64;
+        s->n_embed--;
+    }
+    return ej;
+}
+
+static int is_eog(const cllm_server *s, int32_t t) {
+    for (int i = 0; i < s->gen.n_eog; i++)
+        if (s->gen.eog[i] == t) return 1;
+    return 0;
+}
+
+/* Samples the next token of q from logits[V], emits its text and decides
+ * whether q is finished. Called without the lock; takes it to emit. */
+static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
+    srv_request *r = q->req;
+    cllm_token_logprob top[CLLM_GENERATE_MAX_TOP];
+    float lp = 0.0f;
+    int32_t tok = cllm_sampler_sample(q->sampler, logits, &lp, top, r->n_top);
+    cllm_sampler_accept(q->sampler, tok);
+    q->n_gen++;
+    char piece[4096 + CLLM_STOP_MAX_LEN], out[4096 + 3 * CLLM_STOP_MAX_LEN];
+    size_t plen = 0, rlen = 0;
+    int end = is_eog(s, tok), finish = -1;
+    int next_pos = cllm_model_kv_length(s->model, q->slot);
+    if (end) {
+        plen = cllm_utf8_stream_flush(&q->utf8, piece);
+        rlen = cllm_stop_feed(&q->stop, piece, plen, out);
+        rlen += cllm_stop_flush(&q->stop, out + rlen);
+        finish = CLLM_FINISH_STOP;
+    } else {
+        cllm_error err;
+        if (cllm_tokenizer_decode_stream(s->tok, &q->utf8, (uint32_t)tok, piece, sizeof piece, &plen, &err) != CLLM_OK)
+            plen = 0;
+        rlen = cllm_stop_feed(&q->stop, piece, plen, out);
+        if (q->stop.stopped) finish = CLLM_FINISH_STOP;
+        else if (q->n_gen >= r->max_tokens || next_pos >= s->ctx) {
+            finish = q->n_gen >= r->max_tokens ? CLLM_FINISH_LENGTH : CLLM_FINISH_CONTEXT;
+            plen = cllm_utf8_stream_flush(&q->utf8, piece);
+            rlen += cllm_stop_feed(&q->stop, piece, plen, out + rlen);
+            if (!q->stop.stopped) rlen += cllm_stop_flush(&q->stop, out + rlen);
+        }
+    }
+    q->last_token = tok;
+    q->pos = next_pos;
+    pthread_mutex_lock(&s->mu);
+    s->m.generated_tokens++;
+    r->completion_tokens++;
+    if (!r->cancelled && !r->failed) {
+        srv_emit_token(s, q, out, rlen, tok, lp, top, r->n_top);
+        wake_locked(r);
+    }
+    if (finish >= 0) seq_finish_locked(s, q, (cllm_finish_reason)finish);
+    else q->state = SEQ_GEN;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void fail_seq(cllm_server *s, srv_seq *q, const cllm_error *err) {
+    pthread_mutex_lock(&s->mu);
+    request_fail_locked(q->req, err->msg);
+    seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Feeds one chunk of q's prompt into its slot; samples when complete. */
+static void prefill_chunk(cllm_server *s, srv_seq *q) {
+    srv_request *r = q->req;
+    srv_slot *sl = &s->slots[q->slot];
+    int start = q->n_prefilled;
+    int n = r->n_prompt - start < s->max_seq ? r->n_prompt - start : s->max_seq;
+    int32_t chunk[n];
+    for (int i = 0; i < n; i++) chunk[i] = (int32_t)r->prompt[start + i];
+    const float *logits = NULL;
+    cllm_error err;
+    if (cllm_model_decode(s->model, q->slot, chunk, n, start, 0, &logits, &err) != CLLM_OK) {
+        sl->n_cached = 0;
+        fail_seq(s, q, &err);
+        return;
+    }
+    memcpy(sl->cached + start, r->prompt + start, (size_t)n * sizeof(uint32_t));
+    sl->n_cached = start + n;
+    q->n_prefilled = start + n;
+    if (q->n_prefilled == r->n_prompt) {
+        pthread_mutex_lock(&s->mu);
+        s->m.prompt_tokens += (uint64_t)(r->n_prompt - start);
+        pthread_mutex_unlock(&s->mu);
+        take_token(s, q, logits);
+    }
+}
+
+static void run_embed(cllm_server *s, srv_request *r) {
+    cllm_error err;
+    int failed = 0;
+    for (int i = 0; i < r->n_inputs && !failed; i++) {
+        int32_t *ids = malloc((size_t)r->input_len[i] * sizeof *ids);
+        if (!ids) {
+            cllm_error_set(&err, CLLM_ERR_NOMEM, "out of memory");
+            failed = 1;
+            break;
+        }
+        for (int k = 0; k < r->input_len[i]; k++) ids[k] = (int32_t)r->inputs[i][k];
+        failed = cllm_model_embed(s->model, s->p.parallel, ids, r->input_len[i], r->embeddings + (size_t)i * s->C,
+                                  &err) != CLLM_OK;
+        free(ids);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (failed) request_fail_locked(r, err.msg);
+    r->finished = 1;
+    wake_locked(r);
+    srv_request_release_locked(s, r);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker_main(void *arg) {
+    cllm_server *s = arg;
+    const int P = s->p.parallel;
+    int rows_slot[P], rows_pos[P];
+    int32_t rows_tok[P];
+    srv_seq *rows_seq[P];
+    for (;;) {
+        srv_request *ej = NULL;
+        pthread_mutex_lock(&s->mu);
+        for (;;) {
+            if (s->stopping) break;
+            ej = schedule_locked(s);
+            if (s->busy > 0 || ej) break;
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        int stop = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) {
+            if (ej) { /* taken from the queue: give it back to the shutdown path */
+                pthread_mutex_lock(&s->mu);
+                request_fail_locked(ej, "the server is shutting down");
+                ej->finished = 1;
+                wake_locked(ej);
+                srv_request_release_locked(s, ej);
+                pthread_mutex_unlock(&s->mu);
+            }
+            break;
+        }
+        if (ej) run_embed(s, ej);
+        for (int i = 0; i < P; i++) {
+            srv_seq *q = s->slots[i].seq; /* only the worker changes slot owners */
+            if (q && q->state == SEQ_PREFILL) prefill_chunk(s, q);
+        }
+        int n = 0;
+        for (int i = 0; i < P; i++) {
+            srv_seq *q = s->slots[i].seq;
+            if (!q || q->state != SEQ_GEN) continue;
+            rows_slot[n] = i;
+            rows_pos[n] = q->pos;
+            rows_tok[n] = q->last_token;
+            rows_seq[n] = q;
+            n++;
+        }
+        if (n == 0) continue;
+        const float *logits = NULL;
+        cllm_error err;
+        if (cllm_model_decode_batch(s->model, n, rows_slot, rows_tok, rows_pos, &logits, &err) != CLLM_OK) {
+            for (int k = 0; k < n; k++) {
+                s->slots[rows_slot[k]].n_cached = 0;
+                fail_seq(s, rows_seq[k], &err);
+            }
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->m.decode_steps++;
+        s->m.batched_rows += (uint64_t)n;
+        pthread_mutex_unlock(&s->mu);
+        for (int k = 0; k < n; k++) {
+            srv_slot *sl = &s->slots[rows_slot[k]];
+            sl->cached[rows_pos[k]] = (uint32_t)rows_tok[k];
+            sl->n_cached = rows_pos[k] + 1;
+            take_token(s, rows_seq[k], logits + (size_t)k * s->V);
+        }
+    }
+    return NULL;
+}
+
+int srv_worker_start(cllm_server *s) {
+    s->slots = calloc((size_t)s->p.parallel, sizeof *s->slots);
+    if (!s->slots) return -1;
+    for (int i = 0; i < s->p.parallel; i++) {
+        s->slots[i].cached = malloc((size_t)s->ctx * sizeof(uint32_t));
+        if (!s->slots[i].cached) return -1;
+    }
+    if (pthread_create(&s->worker, NULL, worker_main, s) != 0) return -1;
+    s->worker_started = 1;
+    return 0;
+}
+
+/* Stops the worker, then ends every request it still holds with an error. */
+void srv_worker_stop(cllm_server *s) {
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->worker_started) pthread_join(s->worker, NULL);
+    s->worker_started = 0;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; s->slots && i < s->p.parallel; i++) {
+        srv_seq *q = s->slots[i].seq;
+        if (q) {
+            request_fail_locked(q->req, "the server is shutting down");
+            seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
+        }
+    }
+    while (s->q_head) {
+        srv_seq *q = s->q_head;
+        s->q_head = q->next;
+        s->queued--;
+        request_fail_locked(q->req, "the server is shutting down");
+        seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
+    }
+    s->q_tail = NULL;
+    while (s->n_embed > 0) {
+        srv_request *r = s->embed_head[s->embed_first];
+        s->embed_first = (s->embed_first + 1) % 64;
+        s->n_embed--;
+        request_fail_locked(r, "the server is shutting down");
+        r->finished = 1;
+        wake_locked(r);
+        srv_request_release_locked(s, r);
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; s->slots && i < s->p.parallel; i++) free(s->slots[i].cached);
+    free(s->slots);
+    s->slots = NULL;
+}

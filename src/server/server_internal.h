@@ -1,0 +1,180 @@
+/*
+ * server_internal.h: the structs shared by the files of src/server/ (not public API).
+ *
+ * Ownership: a srv_request is shared by its HTTP connection and the worker
+ * (refs counts both; the last one to let go frees it). Every field that both
+ * sides touch is guarded by the server mutex `mu`; fields marked "worker"
+ * are touched only by the worker thread while the request is live, and
+ * read by the HTTP side only after `finished` is set.
+ */
+#ifndef CLLM_SERVER_INTERNAL_H
+#define CLLM_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "cllm/generate.h"
+#include "cllm/sampler.h"
+#include "cllm/server.h"
+#include "cllm/stop.h"
+
+struct MHD_Connection;
+struct MHD_Daemon;
+
+/* A growable byte buffer; off = bytes already consumed from the front. */
+typedef struct {
+    char *data; /* [cap] */
+    size_t len, cap, off;
+} srv_buf;
+
+int srv_buf_append(srv_buf *b, const char *s, size_t n); /* 0 ok, -1 no memory */
+void srv_buf_free(srv_buf *b);
+
+typedef enum { SRV_CHAT = 0, SRV_COMPLETION, SRV_EMBED, SRV_KIND_COUNT } srv_kind;
+typedef enum { SEQ_QUEUED = 0, SEQ_PREFILL, SEQ_GEN, SEQ_DONE } srv_seq_state;
+
+typedef struct srv_request srv_request;
+
+/* One choice of a request: the unit the scheduler puts in a slot. */
+typedef struct srv_seq {
+    srv_request *req;
+    int index;                  /* choice index */
+    srv_seq_state state;        /* mu */
+    int slot;                   /* -1 while queued (mu) */
+    cllm_sampler *sampler;      /* worker */
+    cllm_stop_matcher stop;     /* worker */
+    cllm_utf8_stream utf8;      /* worker */
+    char utf8_carry[4];         /* bytes of a character not yet complete in the released text */
+    int n_carry;
+    int n_prefilled;            /* prompt tokens already in the slot's cache */
+    int pos;                    /* position of last_token */
+    int32_t last_token;         /* sampled, not yet fed to the model */
+    int n_gen;                  /* tokens sampled */
+    int sent_role;              /* chat stream: first delta carried the role */
+    cllm_finish_reason finish;
+    srv_buf text;               /* non-stream: the whole text */
+    cJSON *logprobs;            /* non-stream with logprobs: per-token entries (array) */
+    struct srv_seq *next;       /* queue link (mu) */
+} srv_seq;
+
+struct srv_request {
+    int refs;                   /* connection + worker (mu) */
+    srv_kind kind;
+    int stream, include_usage;
+    int want_logprobs;          /* chat: logprobs true; completion: logprobs given */
+    int n_top;                  /* alternatives per token */
+    char id[48];
+    int64_t created;
+    uint32_t *prompt;           /* [n_prompt] */
+    int n_prompt;
+    int max_tokens;
+    cllm_sampler_params sp;
+    int n_stop;
+    char *stops[CLLM_STOP_MAX]; /* owned copies */
+    int n;                      /* choices */
+    srv_seq *seqs;              /* [n] */
+    int n_done;                 /* mu */
+    int completion_tokens;      /* mu */
+    int cancelled;              /* client went away (mu) */
+    int failed;                 /* the model failed mid-request (mu) */
+    char errmsg[256];
+    srv_buf out;                /* stream: SSE bytes ready to send (mu) */
+    int finished;               /* all output produced (mu) */
+    struct MHD_Connection *conn;/* NULL once the connection is gone (mu) */
+    int suspended;              /* conn is suspended waiting for output (mu) */
+    /* embeddings */
+    int n_inputs;
+    uint32_t **inputs;          /* [n_inputs][input_len[i]] */
+    int *input_len;             /* [n_inputs] */
+    float *embeddings;          /* [n_inputs, C] (worker) */
+    int base64;
+};
+
+typedef struct {
+    srv_seq *seq;               /* NULL when free */
+    uint32_t *cached;           /* [ctx] tokens whose K/V the slot holds */
+    int n_cached;
+} srv_slot;
+
+typedef struct {
+    uint64_t requests[SRV_KIND_COUNT], rejected_busy, errors_4xx, cancelled, prompt_tokens,
+        generated_tokens, reused_tokens, decode_steps, batched_rows, failures;
+} srv_metrics;
+
+struct cllm_server {
+    cllm_server_params p;
+    cllm_model *model;
+    const cllm_tokenizer *tok;
+    cllm_chat_template tmpl;
+    int ctx, V, C, max_seq;
+    cllm_generate_params gen;   /* eog ids */
+    const char *turn_stop;      /* chat template's text stop (PLAIN without eot), or NULL */
+    struct MHD_Daemon *daemon;
+    int port;
+    pthread_t worker;
+    int worker_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
+    srv_seq *q_head, *q_tail;   /* waiting sequences (mu) */
+    int queued;
+    srv_request *embed_head[64];/* waiting embedding requests, ring (mu) */
+    int n_embed, embed_first;
+    srv_slot *slots;            /* [parallel] (worker) */
+    int busy;                   /* slots in use (mu) */
+    uint64_t next_id;           /* mu */
+    srv_metrics m;              /* mu */
+};
+
+/* ---- scheduler.c -------------------------------------------------------- */
+int srv_worker_start(cllm_server *s);
+void srv_worker_stop(cllm_server *s);
+/* Queues a request's sequences (or an embedding job). Returns 0, or -1 when
+ * the queue is full (the caller answers 429). Takes the worker's reference. */
+int srv_submit(cllm_server *s, srv_request *r);
+/* Drops one reference (mu held); frees at zero. */
+void srv_request_release_locked(cllm_server *s, srv_request *r);
+void srv_request_free(srv_request *r);
+
+/* ---- sse.c --------------------------------------------------------------- */
+/* Appends `data: <json>\n\n` (json printed unformatted) to b. */
+int srv_sse_event(srv_buf *b, const cJSON *json);
+int srv_sse_done(srv_buf *b);
+/* Length of the longest prefix of s[len] that ends on a UTF-8 character
+ * boundary (a trailing incomplete character is left out). */
+size_t srv_utf8_complete(const char *s, size_t len);
+/* A token's bytes as valid UTF-8 text (invalid bytes -> U+FFFD), and the
+ * raw bytes as a JSON int array. */
+cJSON *srv_token_text(const cllm_tokenizer *tok, int32_t id);
+cJSON *srv_token_bytes(const cllm_tokenizer *tok, int32_t id);
+
+/* ---- routes.c ------------------------------------------------------------ */
+typedef struct {
+    int status;       /* HTTP status */
+    char *body;       /* owned JSON/text */
+    const char *type; /* content type */
+} srv_reply;
+
+/* Errors in OpenAI's shape. param may be NULL. */
+srv_reply srv_error(int status, const char *type, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Parses a generation request; on success *out is a new request (refs 1,
+ * the connection's) and the reply's status is 0. */
+srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, size_t len, srv_request **out);
+srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, srv_request **out);
+/* The final non-stream JSON of a finished request. */
+srv_reply srv_final_reply(cllm_server *s, srv_request *r);
+srv_reply srv_route_simple(cllm_server *s, const char *method, const char *url, const char *body, size_t len,
+                           int *handled);
+/* Stream chunk builders used by the worker (mu held). */
+void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, int32_t token, float lp,
+                    const cllm_token_logprob *top, int n_top);
+void srv_emit_finish(cllm_server *s, srv_seq *q);
+void srv_emit_request_end(cllm_server *s, srv_request *r);
+
+/* ---- webui.c ------------------------------------------------------------- */
+extern const char srv_webui_html[];
+
+#endif
