@@ -126,7 +126,7 @@ static const struct {
 
 /* Examples drawn per task before deduplication (small size; full x5). */
 static const int task_draws_small[T_COUNT] = {3000, 0, 800, 2500, 2000, 2500};
-#define STORIES_SMALL 1300
+#define STORIES_SMALL 2000
 #define FULL_FACTOR 10
 #define TASK_FULL_FACTOR 5
 

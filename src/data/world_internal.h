@@ -51,6 +51,7 @@ typedef struct {
 
 typedef struct {
     const char *en, *ko; /* "park", "공원" (English always takes "the") */
+    const char *at;      /* preposition of location: "at" the park, "in" the forest, "on" the farm */
 } w_place;
 
 typedef struct {

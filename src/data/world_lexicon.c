@@ -56,11 +56,11 @@ const w_thing w_things[] = {
 const int w_n_things = W_COUNT(w_things);
 
 const w_place w_places[] = {
-    {"park", "공원"},      {"school", "학교"},   {"garden", "정원"},   {"forest", "숲"},
-    {"beach", "바닷가"},   {"library", "도서관"}, {"market", "시장"},   {"river", "강"},
-    {"hill", "언덕"},      {"zoo", "동물원"},    {"kitchen", "부엌"},  {"shop", "가게"},
-    {"village", "마을"},   {"classroom", "교실"}, {"farm", "농장"},    {"lake", "호수"},
-    {"playground", "놀이터"},
+    {"park", "공원", "at"},     {"school", "학교", "at"},     {"garden", "정원", "in"},  {"forest", "숲", "in"},
+    {"beach", "바닷가", "at"},  {"library", "도서관", "at"},  {"market", "시장", "at"}, {"river", "강", "by"},
+    {"hill", "언덕", "on"},     {"zoo", "동물원", "at"},      {"kitchen", "부엌", "in"}, {"shop", "가게", "at"},
+    {"village", "마을", "in"},  {"classroom", "교실", "in"},  {"farm", "농장", "on"},   {"lake", "호수", "at"},
+    {"playground", "놀이터", "at"},
 };
 const int w_n_places = W_COUNT(w_places);
 

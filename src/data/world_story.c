@@ -63,6 +63,7 @@ static void value(const w_plot *p, const char *key, size_t klen, wbuf *out) {
     else if (KEY("fhis")) wb_puts(out, f->female ? "her" : "his");
     else if (KEY("fkid")) wb_puts(out, f->female ? "girl" : "boy");
     else if (KEY("place")) wb_puts(out, w_places[p->place].en);
+    else if (KEY("at")) wb_puts(out, w_places[p->place].at);
     else if (KEY("thing")) wb_puts(out, t->en);
     else if (KEY("things")) wb_puts(out, t->en_pl);
     else if (KEY("a_thing")) wb_printf(out, "%s %s", w_article(t->en), t->en);
@@ -134,7 +135,7 @@ void w_story_english(cllm_rng *rng, const w_plot *p, int brief, wbuf *out) {
     case W_PLOT_LOST:
         SAY(rng, p, &s, "One day, {H} went to the {place}.", "One sunny morning, {H} walked to the {place}.",
             "One afternoon, {H} ran to the {place} to play.");
-        SAY(rng, p, &s, "There {he} saw {F}, who looked very sad.", "At the {place}, {he} met a {fkid} named {F}. {F} was crying.",
+        SAY(rng, p, &s, "There {he} saw {F}, who looked very sad.", "{At} the {place}, {he} met a {fkid} named {F}. {F} was crying.",
             "Near the {place}, {H} found {F} sitting alone and looking sad.");
         SAY(rng, p, &s, "{F} had lost {fhis} {adj_thing}.", "\"I lost my {adj_thing},\" said {F}.",
             "\"I can't find my {adj_thing},\" {F} said with tears in {fhis} eyes.");
@@ -152,8 +153,8 @@ void w_story_english(cllm_rng *rng, const w_plot *p, int brief, wbuf *out) {
         SAY(rng, p, &s, "One day, {H} took {n} {things} to the {place}.",
             "One morning, {H}'s mom gave {him} {n} {things}, and {he} went to the {place}.",
             "{H} packed {n} {things} in {his} bag and went to the {place}.");
-        SAY(rng, p, &s, "At the {place}, {he} saw {F} sitting alone.", "There {he} met {F}, who looked hungry.",
-            "At the {place}, {H} met {F}.");
+        SAY(rng, p, &s, "{At} the {place}, {he} saw {F} sitting alone.", "There {he} met {F}, who looked hungry.",
+            "{At} the {place}, {H} met {F}.");
         SAY(rng, p, &s, "{F} had no {things}.", "\"I forgot my lunch,\" said {F} sadly.",
             "{F} looked at the {things} and said nothing.");
         if (!brief) SAY(rng, p, &s, "{H} thought for a moment.", "{H} looked at {his} {things}.", "{H} smiled at {F}.");
@@ -165,8 +166,8 @@ void w_story_english(cllm_rng *rng, const w_plot *p, int brief, wbuf *out) {
             "Both of them were happy as they ate.");
         break;
     case W_PLOT_FEAR:
-        SAY(rng, p, &s, "One evening, {H} was at the {place} with {F}.", "One day, {H} and {F} went to the {place}.",
-            "{H} and {F} were playing at the {place}.");
+        SAY(rng, p, &s, "One evening, {H} was {at} the {place} with {F}.", "One day, {H} and {F} went to the {place}.",
+            "{H} and {F} were playing {at} the {place}.");
         SAY(rng, p, &s, "Suddenly, {H} saw {scary} and felt scared.", "{H} was afraid of {scary}.",
             "Then {H} noticed {scary}, and {he} was very scared.");
         if (!brief)
@@ -184,8 +185,8 @@ void w_story_english(cllm_rng *rng, const w_plot *p, int brief, wbuf *out) {
         SAY(rng, p, &s, "One day, {H} and {F} wanted to make {a_thing}.",
             "{H} had an idea. \"Let's make {a_thing}!\" {he} said to {F}.",
             "{H} and {F} decided to make {a_thing} together.");
-        SAY(rng, p, &s, "They went to the {place} and worked hard.", "They sat down at the {place} and started to work.",
-            "At the {place}, they got everything they needed.");
+        SAY(rng, p, &s, "They went to the {place} and worked hard.", "They sat down {at} the {place} and started to work.",
+            "{At} the {place}, they got everything they needed.");
         if (!brief)
             SAY(rng, p, &s, "{H} did one part, and {F} did the other.", "They worked and worked all afternoon.",
                 "It was a lot of fun.");
@@ -200,8 +201,8 @@ void w_story_english(cllm_rng *rng, const w_plot *p, int brief, wbuf *out) {
             "They smiled because they did it together.");
         break;
     case W_PLOT_QUARREL:
-        SAY(rng, p, &s, "One day, {H} and {F} were playing at the {place}.", "{H} and {F} went to the {place} to play.",
-            "One afternoon, {H} and {F} met at the {place}.");
+        SAY(rng, p, &s, "One day, {H} and {F} were playing {at} the {place}.", "{H} and {F} went to the {place} to play.",
+            "One afternoon, {H} and {F} met {at} the {place}.");
         SAY(rng, p, &s, "They both wanted the same {adj_thing}.", "There was only one {adj_thing}, and they both wanted it.",
             "They saw {a_adj_thing}, and they both wanted to play with it.");
         SAY(rng, p, &s, "\"It is mine!\" said {H}. \"No, it is mine!\" said {F}.",
@@ -219,8 +220,8 @@ void w_story_english(cllm_rng *rng, const w_plot *p, int brief, wbuf *out) {
         if (!brief)
             SAY(rng, p, &s, "The sun was warm and the sky was blue.", "{H} was very excited.",
                 "{H} wore {his} favorite hat.");
-        SAY(rng, p, &s, "There {he} saw {n} {things}.", "At the {place}, {H} saw {n} {things}.",
-            "{H} counted {n} {things} at the {place}.");
+        SAY(rng, p, &s, "There {he} saw {n} {things}.", "{At} the {place}, {H} saw {n} {things}.",
+            "{H} counted {n} {things} {at} the {place}.");
         SAY(rng, p, &s, "\"Look!\" said {H}. \"They are so cute!\"", "{H} laughed and waved at the {things}.",
             "{H} watched the {things} for a long time.");
         SAY(rng, p, &s, "Then it started to rain.", "Suddenly, dark clouds came, and it began to rain.",
@@ -237,11 +238,11 @@ void w_story_english(cllm_rng *rng, const w_plot *p, int brief, wbuf *out) {
 
 void w_story_summary(const w_plot *p, wbuf *out) {
     static const char *const tmpl[W_PLOT_COUNT] = {
-        "{H} helped {F} find {fhis} lost {adj_thing} at the {place}. {F} was very happy.",
-        "{H} shared {his} {things} with {F} at the {place}, and they both felt happy.",
-        "{H} was scared of {scary} at the {place}, but {F} helped {him} feel brave.",
-        "{H} and {F} made {a_thing} at the {place}, and when it broke they fixed it together.",
-        "{H} and {F} argued over {a_adj_thing} at the {place}, but they said sorry and took turns.",
+        "{H} helped {F} find {fhis} lost {adj_thing} {at} the {place}. {F} was very happy.",
+        "{H} shared {his} {things} with {F} {at} the {place}, and they both felt happy.",
+        "{H} was scared of {scary} {at} the {place}, but {F} helped {him} feel brave.",
+        "{H} and {F} made {a_thing} {at} the {place}, and when it broke they fixed it together.",
+        "{H} and {F} argued over {a_adj_thing} {at} the {place}, but they said sorry and took turns.",
         "{H} went to the {place} with {his} {parent} and saw {n} {things}. When it started to rain, they went home happy.",
     };
     expand(p, tmpl[p->kind], out);

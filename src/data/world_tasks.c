@@ -68,7 +68,7 @@ void w_task_translation(cllm_rng *rng, wbuf *en, wbuf *ko) {
         wb_printf(ko, " %s.", v->ko_polite);
         break;
     case 4:
-        wb_printf(en, "%s and %s played at the %s.", a->en, b->en, pl->en);
+        wb_printf(en, "%s and %s played %s the %s.", a->en, b->en, pl->at, pl->en);
         wb_ko(ko, a->ko, CLLM_KO_WITH), wb_puts(ko, " "), wb_ko(ko, b->ko, CLLM_KO_TOPIC);
         wb_printf(ko, " %s에서 놀았어요.", pl->ko);
         break;
@@ -117,7 +117,8 @@ static const char *const days[] = {"Monday", "Tuesday", "Wednesday", "Thursday",
 static void sentiment_sentence(cllm_rng *rng, int polarity, wbuf *out) {
     const w_thing *t = &w_things[w_pick_thing(rng, W_TOY | W_READ | W_THING | W_FOOD)];
     const w_person *p = &w_people[cllm_rng_below(rng, (uint64_t)w_n_people)];
-    const char *pl = w_places[cllm_rng_below(rng, (uint64_t)w_n_places)].en;
+    const w_place *place = &w_places[cllm_rng_below(rng, (uint64_t)w_n_places)];
+    const char *pl = place->en, *prep = place->at;
     const char *adj = w_adjs[cllm_rng_below(rng, (uint64_t)w_n_adjs)].en;
     size_t at = out->len;
     if (polarity > 0) {
@@ -126,7 +127,7 @@ static void sentiment_sentence(cllm_rng *rng, int polarity, wbuf *out) {
         case 0: wb_printf(out, "I love this %s!", t->en); break;
         case 1: wb_printf(out, "The %s is %s.", t->en, W_PICK(rng, good)); break;
         case 2: wb_printf(out, "%s was very happy with %s new %s.", p->en, p->female ? "her" : "his", t->en); break;
-        case 3: wb_printf(out, "What a %s day at the %s!", W_PICK(rng, good), pl); break;
+        case 3: wb_printf(out, "What a %s day %s the %s!", W_PICK(rng, good), prep, pl); break;
         case 4: wb_puts(out, "The staff were friendly and helpful."); break;
         case 5: wb_printf(out, "This is the best %s I have ever bought.", t->en); break;
         case 6: wb_printf(out, "My kids love the %s %s. Thank you!", adj, t->en); break;
@@ -137,7 +138,7 @@ static void sentiment_sentence(cllm_rng *rng, int polarity, wbuf *out) {
         switch (cllm_rng_below(rng, 8)) {
         case 0: wb_printf(out, "The %s broke after one day.", t->en); break;
         case 1: wb_printf(out, "I am very disappointed with this %s.", t->en); break;
-        case 2: wb_printf(out, "%s felt sad and lonely at the %s.", p->en, pl); break;
+        case 2: wb_printf(out, "%s felt sad and lonely %s the %s.", p->en, prep, pl); break;
         case 3: wb_printf(out, "The %s was dirty and smelled bad.", t->en); break;
         case 4: wb_printf(out, "The service was %s, and I will not come back.", W_PICK(rng, bad)); break;
         case 5: wb_puts(out, "The delivery was late and the box was broken."); break;
