@@ -3,8 +3,8 @@
  *
  * An adapter on a linear map W[OC, IC] adds a rank-r update:
  *     out += (alpha / r) * (x A^T) B^T,   A[r, IC], B[OC, r]
- * A starts Kaiming-uniform-like (here N(0, 1/IC)... see lora.c for the exact
- * draw), B starts at zero, so a fresh adapter changes nothing (as PEFT).
+ * A starts U(-1/sqrt(IC), 1/sqrt(IC)) (PyTorch's kaiming_uniform_(a=sqrt(5)),
+ * as PEFT), B at zero, so a fresh adapter changes nothing.
  *
  * Targets (one bit each): q, k, v (row blocks of the fused blk.N.attn_qkv:
  * NH*HS query rows, then NKV*HS key rows, then NKV*HS value rows), o

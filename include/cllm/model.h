@@ -147,6 +147,8 @@ typedef struct {
     int training;   /* 1: gradients + every layer's activations for backward; 0: forward only */
     int kv_slots;   /* sequences the KV cache holds (0: no cache, decode unavailable) */
     int kv_context; /* positions per slot (<= context_length); 0 means context_length */
+    int freeze_base; /* 1 (with training): no gradient block for the tensor table (every
+                        tensor trainable = 0, grad NULL); only adapters (lora.h) train */
 } cllm_model_options;
 
 /* max_batch 1, max_seq 64, training 0, kv_slots 0, kv_context 0. */

@@ -82,6 +82,7 @@ void model_backward_from_lnf(cllm_model *m) {
     const cllm_model_config *c = &m->cfg;
     const int B = m->last_B, T = m->last_T, L = c->n_layer;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd;
+    const int32_t *seg = m->last_seg ? m->seg : NULL; /* packed rows (segments.c) */
     model_global_acts *g = &m->ga;
     model_global_weights gw, gg;
     model_global_view(m, m->params, &gw);
@@ -101,6 +102,7 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->dfact, N * (size_t)c->ffn_hidden);
         cllm_linear_backward(g->dfact, dw.ffn_down_w, dw.ffn_down_b, dbranch, a->fact, w.ffn_down_w,
                              (int)N, c->ffn_hidden, c->n_embd);
+        if (m->lora) model_lora_backward(m, l, QM_FFN_DOWN, dbranch, a->fact, g->dfact, (int)N);
         zero(g->dfch, N * (size_t)m->Hu);
         if (c->mlp == CLLM_MLP_SWIGLU)
             cllm_swiglu_backward(g->dfch, a->fch, g->dfact, (int)N, c->ffn_hidden);
@@ -109,6 +111,7 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->dln, N * C);
         cllm_linear_backward(g->dln, dw.ffn_up_w, dw.ffn_up_b, g->dfch, a->ln2, w.ffn_up_w, (int)N,
                              c->n_embd, m->Hu);
+        if (m->lora) model_lora_backward(m, l, QM_FFN_UP, g->dfch, a->ln2, g->dln, (int)N);
         norm_backward(m, g->dres, dw.ffn_norm_w, dw.ffn_norm_b, g->dln, a->res2, w.ffn_norm_w,
                       a->ln2_mean, a->ln2_rstd, (int)N);
         /* attention branch: res2 = x + drop(W_o attn(rope(W_qkv ln1))) */
@@ -116,10 +119,13 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->datty, N * C);
         cllm_linear_backward(g->datty, dw.attn_out_w, dw.attn_out_b, dbranch, a->atty, w.attn_out_w,
                              (int)N, c->n_embd, c->n_embd);
+        if (m->lora) model_lora_backward(m, l, QM_ATTN_OUT, dbranch, a->atty, g->datty, (int)N);
         zero(g->dqkv, N * (size_t)m->QKV);
-        cllm_attention_backward(g->dqkv, g->datt, g->datty, a->att, a->qkv, B, T, c->n_head,
-                                c->n_kv_head, m->HS);
-        if (c->pos == CLLM_POS_ROPE) {
+        cllm_attention_backward_seg(g->dqkv, g->datt, g->datty, a->att, a->qkv, seg, B, T, c->n_head,
+                                    c->n_kv_head, m->HS);
+        if (c->pos == CLLM_POS_ROPE && seg) {
+            model_seg_rope(m, g->dqkv, B, T, 1);
+        } else if (c->pos == CLLM_POS_ROPE) {
             cllm_rope_backward(g->dqkv, B, T, c->n_head, m->HS, (size_t)m->QKV, 0, c->rope_theta);
             cllm_rope_backward(g->dqkv + (size_t)c->n_head * m->HS, B, T, c->n_kv_head, m->HS,
                                (size_t)m->QKV, 0, c->rope_theta);
@@ -127,11 +133,14 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->dln, N * C);
         cllm_linear_backward(g->dln, dw.qkv_w, dw.qkv_b, g->dqkv, a->ln1, w.qkv_w, (int)N, c->n_embd,
                              m->QKV);
+        if (m->lora) model_lora_backward(m, l, QM_QKV, g->dqkv, a->ln1, g->dln, (int)N);
         norm_backward(m, g->dres, dw.attn_norm_w, dw.attn_norm_b, g->dln, x, w.attn_norm_w,
                       a->ln1_mean, a->ln1_rstd, (int)N);
     }
     /* embeddings (the sinusoidal table is a constant: no gradient) */
     const float *demb = through_dropout(m, m->ga.mask_emb, N * C);
-    cllm_embedding_backward(gg.tok_embd, c->pos == CLLM_POS_LEARNED ? gg.pos_embd : NULL, demb,
-                            m->tokens, B, T, c->n_embd, 0);
+    if (gg.tok_embd) /* absent with a frozen base (no gradient block) */
+        cllm_embedding_backward(gg.tok_embd, c->pos == CLLM_POS_LEARNED && !seg ? gg.pos_embd : NULL, demb,
+                                m->tokens, B, T, c->n_embd, 0);
+    if (seg && c->pos == CLLM_POS_LEARNED && gg.pos_embd) model_seg_pos_backward(m, gg.pos_embd, demb, B, T);
 }

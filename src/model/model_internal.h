@@ -131,7 +131,28 @@ struct cllm_model {
 
     struct model_qweights *qw;  /* weight views of a mapped GGUF (quantized.c); NULL: f32 params */
     size_t params_map_bytes;    /* params was mmap'ed lazily (mapped models), else 0 */
+
+    struct model_lora *lora;    /* LoRA adapters (lora.c) or NULL */
+    int32_t *seg;               /* [max_batch * max_seq] segment ids of a packed forward (segments.c) */
+    int seg_pending;            /* 1: the next forward uses seg (set by cllm_model_forward_packed) */
+    int last_seg;               /* 1: the last forward was packed (backward uses seg) */
 };
+
+/* ---- LoRA hooks (lora.c) ---------------------------------------------------
+ * role is QM_QKV, QM_ATTN_OUT, QM_FFN_UP or QM_FFN_DOWN. Forward adds the
+ * adapters of (layer l, role) to out[n, OC of the role] given the linear's
+ * input in[n, IC]; save = 1 keeps x A^T for backward (training forward),
+ * 0 uses scratch (decode). Backward accumulates adapter gradients and
+ * din[n, IC] += ... from dout. Both do nothing for roles without adapters. */
+void model_lora_forward(cllm_model *m, int l, int role, float *out, const float *in, int n, int save);
+void model_lora_backward(cllm_model *m, int l, int role, const float *dout, const float *in, float *din, int n);
+void model_lora_free(struct model_lora *lo);
+
+/* ---- packed sequences (segments.c) -------------------------------------------
+ * Positions restart at each run of equal seg ids in a row. */
+void model_seg_add_pos(const cllm_model *m, float *x, const float *pos_table, int B, int T);
+void model_seg_pos_backward(const cllm_model *m, float *dpos, const float *dx, int B, int T);
+void model_seg_rope(const cllm_model *m, float *qkv, int B, int T, int backward);
 
 /* Backward below the output head, from ga.dln = d(loss)/d(lnf) of the last
  * forward (backward.c); accumulates into the gradient block. */

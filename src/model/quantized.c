@@ -309,6 +309,7 @@ void model_infer_linear(cllm_model *m, int l, int role, float *out, const float 
                         const float *bias, int n, int IC, int OC) {
     if (!m->qw) {
         cllm_linear_forward(out, in, w, bias, n, IC, OC);
+        if (m->lora) model_lora_forward(m, l, role, out, in, n, 0); /* adapters loaded at inference */
         return;
     }
     const model_qmat *v = l < 0 ? &m->qw->output : &m->qw->layer[(size_t)l * QM_LAYER_COUNT + (size_t)role];
@@ -316,6 +317,7 @@ void model_infer_linear(cllm_model *m, int l, int role, float *out, const float 
     if (bias)
         for (int i = 0; i < n; i++)
             for (int j = 0; j < OC; j++) out[(size_t)i * OC + j] += bias[j];
+    if (m->lora) model_lora_forward(m, l, role, out, in, n, 0); /* adapters loaded at inference */
 }
 
 void model_infer_embed(cllm_model *m, float *x, const int32_t *tokens, const float *tok_embd,

@@ -226,7 +226,7 @@ static size_t plan_kv(cllm_model *m, float *base) {
 }
 
 cllm_model_options cllm_model_default_options(void) {
-    cllm_model_options o = {1, 64, 0, 0, 0};
+    cllm_model_options o = {1, 64, 0, 0, 0, 0};
     return o;
 }
 
@@ -242,6 +242,9 @@ static cllm_status check_options(const cllm_model_config *c, cllm_model_options 
     if (o->training != 0 && o->training != 1)
         return cllm_error_set(err, CLLM_ERR_ARG, "model options: training = %d must be 0 or 1",
                               o->training);
+    if (o->freeze_base != 0 && o->freeze_base != 1)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model options: freeze_base = %d must be 0 or 1",
+                              o->freeze_base);
     if (o->kv_slots < 0 || o->kv_slots > MAX_BATCH)
         return cllm_error_set(err, CLLM_ERR_ARG, "model options: kv_slots = %d must be in [0, %d]",
                               o->kv_slots, MAX_BATCH);
@@ -302,8 +305,8 @@ cllm_status cllm_model_memory_estimate(const cllm_model_config *cfg, const cllm_
     memset(out, 0, sizeof *out);
     out->n_params = cllm_model_config_num_params(cfg);
     out->param_bytes = round_up(padded) * sizeof(float);
-    out->grad_bytes = o.training ? out->param_bytes : 0;
-    out->adamw_bytes = o.training ? 2 * out->param_bytes : 0;
+    out->grad_bytes = o.training && !o.freeze_base ? out->param_bytes : 0;
+    out->adamw_bytes = o.training && !o.freeze_base ? 2 * out->param_bytes : 0;
     out->activation_bytes = plan_acts(m, NULL) * sizeof(float);
     if (cfg->pos == CLLM_POS_SINUSOIDAL)
         out->activation_bytes += round_up((size_t)cfg->context_length * (size_t)cfg->n_embd) * sizeof(float);
@@ -355,8 +358,9 @@ cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_opt
     if (lazy_params ? !(m->params = alloc_floats_lazy(padded, &m->params_map_bytes))
                     : !(m->params = alloc_floats(padded)))
         goto nomem;
-    if (o.training && !(m->grads = alloc_floats(padded))) goto nomem;
+    if (o.training && !o.freeze_base && !(m->grads = alloc_floats(padded))) goto nomem;
     for (int i = 0; i < m->n_tensors; i++) {
+        m->tensors[i].trainable = !o.freeze_base;
         m->tensors[i].data = m->params + m->tensors[i].offset;
         m->tensors[i].grad = m->grads ? m->grads + m->tensors[i].offset : NULL;
     }
@@ -382,6 +386,8 @@ nomem:
 
 void cllm_model_destroy(cllm_model *m) {
     if (!m) return;
+    model_lora_free(m->lora);
+    free(m->seg);
     free(m->tensors);
     free(m->la);
     free(m->kv_len);
@@ -414,7 +420,8 @@ const cllm_tensor *cllm_model_find_tensor(const cllm_model *m, const char *name)
     return NULL;
 }
 
-static float *at(float *base, size_t off) { return off == MODEL_NO_TENSOR ? NULL : base + off; }
+/* NULL for an absent tensor, and for every tensor of an absent block (frozen base: no grads). */
+static float *at(float *base, size_t off) { return off == MODEL_NO_TENSOR || !base ? NULL : base + off; }
 
 void model_layer_view(const cllm_model *m, float *base, int l, model_layer_weights *w) {
     const size_t *o = m->layer_off[l];

@@ -1,0 +1,327 @@
+/*
+ * test_lora.c: LoRA on the model (lora.h): gradients through the whole
+ * model, merging, adapter files, frozen-base memory, and decode with
+ * adapters loaded. The layer's own double-precision gradient check lives in
+ * test_layers.c.
+ *
+ * Tolerances: float models of width <= 32; identities between two float
+ * computations of the same quantity in different order agree to ~1e-6
+ * relative; we allow 1e-4 relative + 1e-6 absolute (reason: sums over
+ * B*T*C products of O(1) terms in float).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cllm/kernels.h"
+#include "cllm/lora.h"
+#include "cllm/model.h"
+#include "cllm/model_io.h"
+#include "cllm/rng.h"
+#include "test.h"
+
+static cllm_model_config tiny(int rope) {
+    cllm_model_config c;
+    cllm_error err;
+    cllm_model_preset(rope ? "tiny-llama" : "tiny-gpt2", &c, &err);
+    c.vocab_size = 37;
+    c.context_length = 16;
+    c.n_layer = 2;
+    c.n_embd = 16;
+    c.n_head = 4;
+    c.n_kv_head = rope ? 2 : 4;
+    c.ffn_hidden = 24;
+    c.dropout = 0;
+    return c;
+}
+
+static cllm_model *make(const cllm_model_config *c, int training, int freeze, uint64_t seed) {
+    cllm_model_options o = cllm_model_default_options();
+    o.max_batch = 2;
+    o.max_seq = 8;
+    o.training = training;
+    o.freeze_base = freeze;
+    o.kv_slots = 1;
+    cllm_model *m = NULL;
+    cllm_error err;
+    if (cllm_model_create(c, &o, &m, &err) != CLLM_OK) {
+        fprintf(stderr, "create: %s\n", err.msg);
+        return NULL;
+    }
+    cllm_model_init_weights(m, seed);
+    return m;
+}
+
+static void tokens(int32_t *tok, int32_t *tgt, int n, int V, uint64_t seed) {
+    cllm_rng r;
+    cllm_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) tok[i] = (int32_t)cllm_rng_below(&r, (uint64_t)V);
+    for (int i = 0; i < n; i++) tgt[i] = (i % 3 == 0) ? -1 : (int32_t)cllm_rng_below(&r, (uint64_t)V);
+}
+
+/* Random nonzero B so the adapters matter (fresh adapters have B = 0). */
+static void randomize_b(cllm_model *m, uint64_t seed) {
+    cllm_rng r;
+    cllm_rng_seed(&r, seed);
+    for (int i = 0; i < cllm_model_lora_num_tensors(m); i++) {
+        const cllm_tensor *t = cllm_model_lora_tensor(m, i);
+        if (strstr(t->name, "lora_b"))
+            for (size_t j = 0; j < t->numel; j++) t->data[j] = 0.2f * cllm_rng_normal(&r);
+    }
+}
+
+static void copy_params(cllm_model *dst, cllm_model *src) {
+    memcpy(cllm_model_params(dst), cllm_model_params(src), cllm_model_num_params(src) * sizeof(float));
+}
+
+/* Adapter gradients equal the chain rule through the merged weight:
+ * W_eff = W + s B A  =>  dB = s dW A^T,  dA = s B^T dW  (dW of the merged model). */
+static void check_chain_rule(int rope, const char *targets) {
+    cllm_model_config c = tiny(rope);
+    cllm_error err;
+    cllm_lora_config lc = {3, 6.0f, 0};
+    CHECK(cllm_lora_targets_parse(targets, &lc.targets, &err) == CLLM_OK, "%s", err.msg);
+    cllm_model *a = make(&c, 1, 1, 7), *full = make(&c, 1, 0, 7);
+    CHECK(cllm_model_grads(a) == NULL, "a frozen base has no gradient block");
+    CHECK(cllm_model_lora_attach(a, &lc, 99, &err) == CLLM_OK, "%s", err.msg);
+    randomize_b(a, 5);
+    int32_t tok[16], tgt[16];
+    tokens(tok, tgt, 16, c.vocab_size, 3);
+    float la = 0, lf = 0;
+    cllm_model_lora_zero_grad(a);
+    CHECK(cllm_model_forward(a, tok, tgt, 2, 8, &la, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_backward(a, 1.0f / (float)cllm_model_num_targets(a), &err) == CLLM_OK, "%s", err.msg);
+    /* the merged model: same function, full gradients */
+    cllm_model *merged = make(&c, 0, 0, 7);
+    CHECK(cllm_model_lora_load_gguf(merged, "/dev/null", &err) != CLLM_OK, "loading /dev/null as an adapter fails");
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_lora_%d.gguf", (int)getpid());
+    CHECK(cllm_model_lora_save_gguf(a, path, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_lora_load_gguf(merged, path, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_lora_merge(merged, &err) == CLLM_OK, "%s", err.msg);
+    copy_params(full, merged);
+    cllm_model_zero_grad(full);
+    CHECK(cllm_model_forward(full, tok, tgt, 2, 8, &lf, &err) == CLLM_OK, "%s", err.msg);
+    CHECK_NEAR(lf, la, 1e-6, 1e-5, "merged model loss == base + adapter loss");
+    CHECK(cllm_model_backward(full, 1.0f / (float)cllm_model_num_targets(full), &err) == CLLM_OK, "%s", err.msg);
+    const float s = lc.alpha / (float)lc.rank;
+    double worst = 0, maxg = 0;
+    int n_checked = 0;
+    for (int i = 0; i < cllm_model_lora_num_tensors(a); i += 2) {
+        const cllm_tensor *A = cllm_model_lora_tensor(a, i), *Bt = cllm_model_lora_tensor(a, i + 1);
+        /* base tensor and row block: from the adapter name */
+        char base[64];
+        int l = A->layer;
+        const char *tname = strchr(strchr(A->name, '.') + 1, '.') + 1; /* after "blk.N." */
+        int r = lc.rank, IC = (int)A->shape[1], OC = (int)Bt->shape[0], row_off = 0;
+        const int q = c.n_embd, kv = c.n_kv_head * (c.n_embd / c.n_head);
+        if (!strncmp(tname, "attn_q.", 7) || !strncmp(tname, "attn_k.", 7) || !strncmp(tname, "attn_v.", 7)) {
+            snprintf(base, sizeof base, "blk.%d.attn_qkv.weight", l);
+            row_off = tname[5] == 'q' ? 0 : tname[5] == 'k' ? q : q + kv;
+        } else if (!strncmp(tname, "ffn_gate.", 9) || !strncmp(tname, "ffn_up.", 7)) {
+            snprintf(base, sizeof base, "blk.%d.%s.weight", l, c.mlp == CLLM_MLP_SWIGLU ? "ffn_gate_up" : "ffn_up");
+            row_off = (c.mlp == CLLM_MLP_SWIGLU && !strncmp(tname, "ffn_up.", 7)) ? c.ffn_hidden : 0;
+        } else {
+            snprintf(base, sizeof base, "blk.%d.%.*s.weight", l, (int)(strchr(tname, '.') - tname), tname);
+        }
+        const cllm_tensor *W = cllm_model_find_tensor(full, base);
+        CHECK(W != NULL, "base tensor %s of %s", base, A->name);
+        if (!W) continue;
+        const float *dW = W->grad + (size_t)row_off * IC;
+        for (int o = 0; o < OC; o++)
+            for (int k = 0; k < r; k++) {
+                double e = 0;
+                for (int j = 0; j < IC; j++) e += (double)dW[(size_t)o * IC + j] * A->data[(size_t)k * IC + j];
+                e *= s;
+                double d = fabs(e - Bt->grad[(size_t)o * r + k]) - 1e-4 * fabs(e);
+                if (d > worst) worst = d;
+                if (fabs(e) > maxg) maxg = fabs(e);
+                n_checked++;
+            }
+        for (int k = 0; k < r; k++)
+            for (int j = 0; j < IC; j++) {
+                double e = 0;
+                for (int o = 0; o < OC; o++) e += (double)Bt->data[(size_t)o * r + k] * dW[(size_t)o * IC + j];
+                e *= s;
+                double d = fabs(e - A->grad[(size_t)k * IC + j]) - 1e-4 * fabs(e);
+                if (d > worst) worst = d;
+                n_checked++;
+            }
+    }
+    fprintf(stderr, "  %s targets %s: %d adapter gradients vs chain rule, worst excess %.3g (max |g| %.3g)\n",
+            rope ? "llama" : "gpt2", targets, n_checked, worst, maxg);
+    CHECK(worst <= 1e-6, "adapter gradient differs from s*dW A^T / s*B^T dW by %g", worst);
+    CHECK(maxg > 1e-4, "gradients are not vacuous");
+    unlink(path);
+    cllm_model_destroy(a);
+    cllm_model_destroy(full);
+    cllm_model_destroy(merged);
+}
+
+static void test_lora_gradients_match_chain_rule(void) {
+    check_chain_rule(0, "q,k,v,o,up,down");
+    check_chain_rule(1, "all");
+    check_chain_rule(1, "v,gate");
+}
+
+/* A float central difference on a few adapter entries, as an independent check. */
+static void test_lora_finite_differences(void) {
+    cllm_model_config c = tiny(1);
+    cllm_error err;
+    cllm_lora_config lc = {2, 4.0f, 0};
+    cllm_lora_targets_parse("q,o,down", &lc.targets, &err);
+    cllm_model *m = make(&c, 1, 1, 11);
+    CHECK(cllm_model_lora_attach(m, &lc, 1, &err) == CLLM_OK, "%s", err.msg);
+    randomize_b(m, 2);
+    int32_t tok[16], tgt[16];
+    tokens(tok, tgt, 16, c.vocab_size, 4);
+    float loss;
+    cllm_model_lora_zero_grad(m);
+    cllm_model_forward(m, tok, tgt, 2, 8, &loss, &err);
+    cllm_model_backward(m, 1.0f / (float)cllm_model_num_targets(m), &err);
+    int checked = 0;
+    for (int i = 0; i < cllm_model_lora_num_tensors(m); i++) {
+        const cllm_tensor *t = cllm_model_lora_tensor(m, i);
+        for (size_t j = 0; j < t->numel; j += t->numel / 3 + 1) {
+            float x0 = t->data[j], h = 1e-2f, lp, lm;
+            t->data[j] = x0 + h;
+            cllm_model_forward(m, tok, tgt, 2, 8, &lp, &err);
+            t->data[j] = x0 - h;
+            cllm_model_forward(m, tok, tgt, 2, 8, &lm, &err);
+            t->data[j] = x0;
+            double num = ((double)lp - lm) / (2.0 * h);
+            /* float losses ~3.6 with h = 1e-2: rounding ~1e-7*3.6/1e-2 ~ 4e-5, curvature O(h^2) */
+            CHECK_NEAR(t->grad[j], num, 2e-4, 2e-2, t->name);
+            checked++;
+        }
+    }
+    fprintf(stderr, "  %d adapter entries checked by central differences\n", checked);
+    cllm_model_destroy(m);
+}
+
+/* Merged model == base + adapter at inference: full forward and KV decode. */
+static void test_lora_merge_equals_adapter_at_inference(void) {
+    for (int rope = 0; rope < 2; rope++) {
+        cllm_model_config c = tiny(rope);
+        cllm_error err;
+        cllm_lora_config lc = {4, 8.0f, (1u << CLLM_LORA_TARGET_COUNT) - 1};
+        if (!rope) lc.targets &= ~(1u << CLLM_LORA_GATE);
+        cllm_model *ad = make(&c, 0, 0, 21), *mg = make(&c, 0, 0, 21), *base = make(&c, 0, 0, 21);
+        CHECK(cllm_model_lora_attach(ad, &lc, 3, &err) == CLLM_OK, "%s", err.msg);
+        randomize_b(ad, 9);
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/test_lora_m%d.gguf", (int)getpid());
+        CHECK(cllm_model_lora_save_gguf(ad, path, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(cllm_model_lora_load_gguf(mg, path, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(cllm_model_lora_merge(mg, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(cllm_model_lora_config(mg) == NULL, "merge removes the adapters");
+        int32_t tok[8], tgt[8];
+        tokens(tok, tgt, 8, c.vocab_size, 8);
+        cllm_model_forward(ad, tok, NULL, 1, 8, NULL, &err);
+        float *la = malloc(sizeof(float) * 8 * c.vocab_size);
+        memcpy(la, cllm_model_logits(ad), sizeof(float) * 8 * c.vocab_size);
+        cllm_model_forward(mg, tok, NULL, 1, 8, NULL, &err);
+        cllm_model_forward(base, tok, NULL, 1, 8, NULL, &err);
+        double worst = 0, moved = 0;
+        for (int i = 0; i < 8 * c.vocab_size; i++) {
+            worst = fmax(worst, fabs(la[i] - cllm_model_logits(mg)[i]));
+            moved = fmax(moved, fabs(la[i] - cllm_model_logits(base)[i]));
+        }
+        fprintf(stderr, "  %s: max |logit(base+adapter) - logit(merged)| = %.3g (adapter moved logits by %.3g)\n",
+                rope ? "llama" : "gpt2", worst, moved);
+        CHECK(worst <= 1e-5, "merged logits differ from base+adapter by %g (tolerance 1e-5)", worst);
+        CHECK(moved > 1e-2, "the adapter changes the model (else the check is vacuous)");
+        /* decode path (KV cache) with the adapter loaded, without merging */
+        const float *dl = NULL;
+        CHECK(cllm_model_decode(ad, 0, tok, 8, 0, 1, &dl, &err) == CLLM_OK, "%s", err.msg);
+        double wd = 0;
+        for (int i = 0; dl && i < 8 * c.vocab_size; i++) wd = fmax(wd, fabs(dl[i] - la[i]));
+        CHECK(wd <= 1e-4, "decode with adapters differs from forward by %g", wd); /* different op order */
+        free(la);
+        unlink(path);
+        cllm_model_destroy(ad);
+        cllm_model_destroy(mg);
+        cllm_model_destroy(base);
+    }
+}
+
+static void test_lora_fresh_adapter_is_identity_and_bad_files(void) {
+    cllm_model_config c = tiny(1), c2 = tiny(1);
+    c2.n_embd = 32;
+    cllm_error err;
+    cllm_model *m = make(&c, 0, 0, 5), *b = make(&c, 0, 0, 5), *other = make(&c2, 0, 0, 5);
+    cllm_lora_config lc = cllm_lora_default_config();
+    CHECK(cllm_model_lora_attach(m, &lc, 1, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_lora_attach(m, &lc, 1, &err) != CLLM_OK, "attaching twice fails");
+    int32_t tok[8], tgt[8];
+    tokens(tok, tgt, 8, c.vocab_size, 1);
+    cllm_model_forward(m, tok, NULL, 1, 8, NULL, &err);
+    float l0 = cllm_model_logits(m)[5];
+    cllm_model_forward(b, tok, NULL, 1, 8, NULL, &err);
+    CHECK(l0 == cllm_model_logits(b)[5], "B = 0: a fresh adapter leaves the logits bit-identical");
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_lora_b%d.gguf", (int)getpid());
+    CHECK(cllm_model_lora_save_gguf(m, path, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_lora_load_gguf(other, path, &err) != CLLM_OK, "an adapter for another shape is refused");
+    CHECK(strstr(err.msg, "n_embd") != NULL, "the error names the field: %s", err.msg);
+    CHECK(cllm_model_lora_config(other) == NULL, "a failed load leaves no adapters");
+    unsigned t;
+    CHECK(cllm_lora_targets_parse("q,x", &t, &err) != CLLM_OK && strstr(err.msg, "\"x\""), "unknown target named");
+    CHECK(cllm_lora_targets_parse("q,q", &t, &err) != CLLM_OK, "duplicate target refused");
+    cllm_model_config g = tiny(0);
+    cllm_model *gm = make(&g, 0, 0, 1);
+    cllm_lora_config gate = {2, 2, 1u << CLLM_LORA_GATE};
+    CHECK(cllm_model_lora_attach(gm, &gate, 1, &err) != CLLM_OK, "gate on a GELU model is refused");
+    cllm_lora_config bad = {0, 2, 1};
+    CHECK(cllm_model_lora_attach(gm, &bad, 1, &err) != CLLM_OK, "rank 0 is refused");
+    unlink(path);
+    cllm_model_destroy(m);
+    cllm_model_destroy(b);
+    cllm_model_destroy(other);
+    cllm_model_destroy(gm);
+}
+
+/* Frozen base: no gradient block; trainable memory is the adapters'. */
+static void test_lora_frozen_base_memory(void) {
+    cllm_model_config c;
+    cllm_error err;
+    cllm_model_preset("llama-10m", &c, &err);
+    c.vocab_size = 512;
+    cllm_model_options o = cllm_model_default_options();
+    o.max_batch = 1;
+    o.max_seq = 8;
+    o.training = 1;
+    cllm_model_memory full, frozen;
+    cllm_model_memory_estimate(&c, &o, &full, &err);
+    o.freeze_base = 1;
+    cllm_model_memory_estimate(&c, &o, &frozen, &err);
+    cllm_model *m = NULL;
+    CHECK(cllm_model_create(&c, &o, &m, &err) == CLLM_OK, "%s", err.msg);
+    cllm_lora_config lc = {8, 16, 0};
+    cllm_lora_targets_parse("q,k,v,o", &lc.targets, &err);
+    CHECK(cllm_model_lora_attach(m, &lc, 1, &err) == CLLM_OK, "%s", err.msg);
+    size_t nl = cllm_model_lora_num_params(m);
+    fprintf(stderr,
+            "  llama-10m: full fine-tuning grads+AdamW %.1f MB; frozen base %.1f MB + LoRA r8 q,k,v,o "
+            "%zu params -> grads+AdamW %.2f MB (%.2f%% of the model)\n",
+            (full.grad_bytes + full.adamw_bytes) / 1e6, (frozen.grad_bytes + frozen.adamw_bytes) / 1e6, nl,
+            3.0 * nl * 4 / 1e6, 100.0 * nl / (double)full.n_params);
+    CHECK(frozen.grad_bytes == 0 && frozen.adamw_bytes == 0, "a frozen base has no gradient or optimizer memory");
+    CHECK(cllm_model_grads(m) == NULL && cllm_model_lora_grads(m) != NULL, "only adapter gradients exist");
+    for (int i = 0; i < cllm_model_num_tensors(m); i++)
+        CHECK(!cllm_model_tensor(m, i)->trainable && !cllm_model_tensor(m, i)->grad, "base tensor %d frozen", i);
+    CHECK(nl * 50 < full.n_params, "adapters are a small fraction of the model");
+    cllm_model_destroy(m);
+}
+
+int main(void) {
+    cllm_kernels_set_threads(2);
+    TEST_RUN(test_lora_gradients_match_chain_rule);
+    TEST_RUN(test_lora_finite_differences);
+    TEST_RUN(test_lora_merge_equals_adapter_at_inference);
+    TEST_RUN(test_lora_fresh_adapter_is_identity_and_bad_files);
+    TEST_RUN(test_lora_frozen_base_memory);
+    return test_finish();
+}
