@@ -15,4 +15,5 @@ CLLM_COMMAND("quantize", cllm_cmd_quantize, "rewrite a GGUF model with f16, bf16
 CLLM_COMMAND("perplexity", cllm_cmd_perplexity, "perplexity of a model on a text; KL / top-1 / PPL ratio against a base model")
 CLLM_COMMAND("generate", cllm_cmd_generate, "continue a prompt with a model, streaming tokens (KV cache, sampler chain)")
 CLLM_COMMAND("chat", cllm_cmd_chat, "talk with a model in the terminal through its chat template")
+CLLM_COMMAND("data", cllm_cmd_data, "generate the built-in practice world: stories, Korean, task sets, preference pairs")
 CLLM_COMMAND("serve", cllm_cmd_serve, "serve a model over HTTP with OpenAI's API (streaming, parallel slots, chat page)")
