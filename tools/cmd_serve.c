@@ -36,6 +36,7 @@ static void usage(FILE *out) {
             "  --max-n N          largest 'n' (choices per request) (default 8)\n"
             "  --name NAME        model id shown by /v1/models (default: the file name)\n"
             "  --cors ORIGIN      send Access-Control-Allow-Origin: ORIGIN (default: none)\n"
+            "  --debug-step-delay MS  sleep MS after every decode step (tests and demos of the queue)\n"
             "  -h, --help         this help\n");
 }
 
@@ -83,6 +84,9 @@ int cllm_cmd_serve(int argc, char **argv) {
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--name")) {
             if (!(name = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--debug-step-delay")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 0, 10000, &p.debug_step_delay_ms))
+                return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--cors")) {
             if (!(p.cors_origin = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else {

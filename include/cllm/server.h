@@ -49,6 +49,7 @@ typedef struct {
     size_t max_header;       /* bytes of per-connection header memory; over it: 431 */
     int timeout_s;           /* idle connection timeout, seconds (slow clients) */
     int max_n;               /* largest `n` (choices per request) */
+    int debug_step_delay_ms; /* sleep after each worker step (tests: makes slots stay busy); 0 */
 } cllm_server_params;
 
 /* host 127.0.0.1, port 8080, no key, model_name "cllm", parallel 4,

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -310,6 +311,10 @@ static void *worker_main(void *arg) {
             rows_tok[n] = q->last_token;
             rows_seq[n] = q;
             n++;
+        }
+        if (s->p.debug_step_delay_ms > 0) {
+            struct timespec ts = {s->p.debug_step_delay_ms / 1000, (long)(s->p.debug_step_delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
         }
         if (n == 0) continue;
         const float *logits = NULL;

@@ -1,0 +1,346 @@
+"""server_cases.py: the HTTP cases of tests/test_server.sh, against a running
+`cllm serve` (argv: main port, keyed port). Uses only the standard library.
+The main server runs with --parallel 2 --queue 1 --max-body 4096
+--max-header 8192 --timeout 2 --debug-step-delay 5 on a byte-level model
+with a 128-token context. Prints one line per failure and a summary
+"server cases: P passed, F failed"; exits 1 on any failure."""
+import http.client, json, os, socket, sys, threading, time
+
+PORT, KPORT = int(sys.argv[1]), int(sys.argv[2])
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL: {name} {detail}", flush=True)
+
+
+def req(method, path, body=None, port=PORT, headers=None, raw=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    text = r.read().decode("utf-8")
+    c.close()
+    return r.status, text, r.getheader("Content-Type") or ""
+
+
+def health_ok():
+    s, t, _ = req("GET", "/health")
+    return s == 200 and json.loads(t)["status"] == "ok"
+
+
+def metric(name):
+    _, t, _ = req("GET", "/metrics")
+    for line in t.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def sse_events(text):
+    """Splits an SSE body; checks framing; returns (json events, ended_with_done)."""
+    assert text.endswith("\n\n"), "stream must end with a blank line"
+    blocks = text[:-2].split("\n\n")
+    out = []
+    for b in blocks:
+        assert b.startswith("data: ") and "\n" not in b, f"bad SSE block {b[:80]!r}"
+        out.append(b[6:])
+    return [json.loads(x) for x in out[:-1]], out[-1] == "[DONE]"
+
+
+CHAT = "/v1/chat/completions"
+CMPL = "/v1/completions"
+msgs = [{"role": "user", "content": "the cat"}]
+
+# ---- the bad-input table: (name, path, body or raw text, status, param) ----
+big_stop = ["x%d" % i for i in range(100)]
+cases = [
+    ("malformed JSON", CHAT, '{"messages": [', 400, None),
+    ("not an object", CHAT, "[1,2]", 400, None),
+    ("empty body", CHAT, "", 400, None),
+    ("bare NaN is not JSON", CHAT, '{"messages":[{"role":"user","content":"x"}],"temperature":NaN}', 400, None),
+    ("deep nesting (4000 [)", CHAT, "[" * 4000, 400, None),
+    ("missing messages", CHAT, {"model": "m"}, 400, "messages"),
+    ("messages not an array", CHAT, {"messages": "hi"}, 400, "messages"),
+    ("empty messages", CHAT, {"messages": []}, 400, "messages"),
+    ("message not an object", CHAT, {"messages": [3]}, 400, "messages[0]"),
+    ("unknown role", CHAT, {"messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role"),
+    ("missing role", CHAT, {"messages": [{"content": "x"}]}, 400, "messages[0].role"),
+    ("content wrong type", CHAT, {"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content"),
+    ("model wrong type", CHAT, {"messages": msgs, "model": 7}, 400, "model"),
+    ("max_tokens -5", CHAT, {"messages": msgs, "max_tokens": -5}, 400, "max_tokens"),
+    ("max_tokens 0", CHAT, {"messages": msgs, "max_tokens": 0}, 400, "max_tokens"),
+    ("max_tokens 1.5", CHAT, {"messages": msgs, "max_tokens": 1.5}, 400, "max_tokens"),
+    ("max_tokens string", CHAT, {"messages": msgs, "max_tokens": "9"}, 400, "max_tokens"),
+    ("temperature 1e6", CHAT, {"messages": msgs, "temperature": 1e6}, 400, "temperature"),
+    ("temperature 'NaN'", CHAT, {"messages": msgs, "temperature": "NaN"}, 400, "temperature"),
+    ("temperature -1", CHAT, {"messages": msgs, "temperature": -1}, 400, "temperature"),
+    ("top_p -1", CHAT, {"messages": msgs, "top_p": -1}, 400, "top_p"),
+    ("top_p 1.5", CHAT, {"messages": msgs, "top_p": 1.5}, 400, "top_p"),
+    ("top_k -5", CHAT, {"messages": msgs, "top_k": -5}, 400, "top_k"),
+    ("presence_penalty 3", CHAT, {"messages": msgs, "presence_penalty": 3}, 400, "presence_penalty"),
+    ("frequency_penalty -9", CHAT, {"messages": msgs, "frequency_penalty": -9}, 400, "frequency_penalty"),
+    ("n 0", CHAT, {"messages": msgs, "n": 0}, 400, "n"),
+    ("n 1000", CHAT, {"messages": msgs, "n": 1000}, 400, "n"),
+    ("seed string", CHAT, {"messages": msgs, "seed": "x"}, 400, "seed"),
+    ("top_logprobs huge", CHAT, {"messages": msgs, "logprobs": True, "top_logprobs": 1000000}, 400, "top_logprobs"),
+    ("top_logprobs without logprobs", CHAT, {"messages": msgs, "top_logprobs": 2}, 400, "top_logprobs"),
+    ("logprobs wrong type (chat)", CHAT, {"messages": msgs, "logprobs": 5}, 400, "logprobs"),
+    ("logprobs huge (completions)", CMPL, {"prompt": "the", "logprobs": 10**9}, 400, "logprobs"),
+    ("logit_bias id out of range", CHAT, {"messages": msgs, "logit_bias": {"256": 5}}, 400, "logit_bias"),
+    ("logit_bias negative id", CHAT, {"messages": msgs, "logit_bias": {"-1": 5}}, 400, "logit_bias"),
+    ("logit_bias not a number key", CHAT, {"messages": msgs, "logit_bias": {"abc": 5}}, 400, "logit_bias"),
+    ("logit_bias value 1e9", CHAT, {"messages": msgs, "logit_bias": {"5": 1e9}}, 400, "logit_bias"),
+    ("stop array huge", CHAT, {"messages": msgs, "stop": big_stop}, 400, "stop"),
+    ("stop wrong type", CHAT, {"messages": msgs, "stop": 5}, 400, "stop"),
+    ("stop string too long", CHAT, {"messages": msgs, "stop": "y" * 300}, 400, "stop"),
+    ("stream wrong type", CHAT, {"messages": msgs, "stream": "yes"}, 400, "stream"),
+    ("stream_options wrong type", CHAT, {"messages": msgs, "stream_options": 1}, 400, "stream_options"),
+    ("missing prompt", CMPL, {"max_tokens": 3}, 400, "prompt"),
+    ("prompt wrong type", CMPL, {"prompt": {"a": 1}}, 400, "prompt"),
+    ("prompt id out of range", CMPL, {"prompt": [1, 2, 999]}, 400, "prompt"),
+    ("empty prompt", CMPL, {"prompt": ""}, 400, "prompt"),
+    ("embeddings missing input", "/v1/embeddings", {"model": "m"}, 400, "input"),
+    ("embeddings bad format", "/v1/embeddings", {"input": "x", "encoding_format": "hex"}, 400, "encoding_format"),
+    ("detokenize id out of range", "/detokenize", {"tokens": [1, 300]}, 400, "tokens[1]"),
+    ("detokenize negative id", "/detokenize", {"tokens": [-1]}, 400, "tokens[0]"),
+    ("tokenize missing content", "/tokenize", {}, 400, "content"),
+]
+for name, path, body, status, param in cases:
+    raw = body if isinstance(body, str) else None
+    s, t, ct = req("POST", path, None if raw is not None else body, raw=raw)
+    ok = s == status
+    try:
+        e = json.loads(t)["error"]
+        ok = ok and set(e) >= {"message", "type", "param", "code"} and e["param"] == param and len(e["message"]) > 5
+    except Exception as ex:  # noqa: BLE001
+        ok = False
+        t = f"{t[:200]} ({ex})"
+    check(f"bad input: {name} -> {status} naming {param}", ok, f"got {s} {t[:200]}")
+    check(f"health after {name}", health_ok())
+
+s, t, _ = req("POST", "/nope", {})
+check("unknown route 404", s == 404 and "error" in json.loads(t))
+s, t, _ = req("GET", CHAT)
+check("wrong method 405", s == 405)
+
+# ---- prompt longer than the context: 400 with both counts ----
+s, t, _ = req("POST", CMPL, {"prompt": "x" * 300})
+e = json.loads(t)["error"]
+check("prompt longer than context: 400 with counts", s == 400 and "300" in e["message"] and "128" in e["message"]
+      and e["code"] == "context_length_exceeded" and e["param"] == "prompt", t)
+
+# ---- documented caps: max_tokens 2^31 capped to the context; empty stop strings ignored ----
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 2**31, "temperature": 0})
+d = json.loads(t) if s == 200 else {}
+check("max_tokens 2^31 is capped to the context window", s == 200 and d["usage"]["completion_tokens"] == 128 - 7
+      and d["choices"][0]["finish_reason"] == "length", t[:300])
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 5, "stop": ["", ""], "temperature": 0})
+check("empty stop strings are ignored", s == 200 and json.loads(t)["usage"]["completion_tokens"] == 5, t[:300])
+
+# ---- correct answers ----
+expected = os.environ["EXPECTED_GREEDY"]
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0})
+d = json.loads(t)
+check("completion shape", s == 200 and d["object"] == "text_completion" and d["usage"] ==
+      {"prompt_tokens": 7, "completion_tokens": 20, "total_tokens": 27}, t)
+check("greedy completion equals cllm generate", d["choices"][0]["text"] == expected,
+      f"{d['choices'][0]['text']!r} vs {expected!r}")
+s, t, ct = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0, "stream": True,
+                              "stream_options": {"include_usage": True}})
+ev, done = sse_events(t)
+check("stream content type", ct.startswith("text/event-stream"), ct)
+check("stream ends with [DONE]", done)
+check("streamed text equals the non-stream text", "".join(c["choices"][0]["text"] for c in ev if c["choices"]) == expected)
+check("usage chunk last with include_usage", ev[-1]["choices"] == [] and ev[-1]["usage"]["completion_tokens"] == 20)
+check("one finish_reason", sum(1 for c in ev if c["choices"] and c["choices"][0]["finish_reason"]) == 1)
+
+s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 10, "temperature": 0})
+d = json.loads(t)
+m = d["choices"][0]["message"]
+check("chat shape", s == 200 and d["object"] == "chat.completion" and m["role"] == "assistant"
+      and isinstance(m["content"], str) and d["usage"]["completion_tokens"] >= 1, t)
+s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 10, "temperature": 0, "stream": True})
+ev, done = sse_events(t)
+check("chat stream: role first, then content, then finish", done and ev[0]["choices"][0]["delta"].get("role") == "assistant"
+      and ev[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+      and "".join(c["choices"][0]["delta"].get("content", "") for c in ev) == m["content"])
+
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 40, "temperature": 0, "stop": ["mat"]})
+d = json.loads(t)
+check("stop string ends before it", "mat" not in d["choices"][0]["text"] and d["choices"][0]["finish_reason"] == "stop", t)
+
+body = {"prompt": "the", "max_tokens": 16, "temperature": 1.0, "seed": 42, "n": 2}
+a = json.loads(req("POST", CMPL, body)[1])
+b = json.loads(req("POST", CMPL, body)[1])
+check("n=2 gives two choices", len(a["choices"]) == 2 and [c["index"] for c in a["choices"]] == [0, 1])
+check("same seed, same choices", [c["text"] for c in a["choices"]] == [c["text"] for c in b["choices"]])
+check("usage counts both choices", a["usage"]["completion_tokens"] == 32, a["usage"])
+
+s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 4, "temperature": 0, "logprobs": True, "top_logprobs": 3})
+lp = json.loads(t)["choices"][0]["logprobs"]["content"]
+check("chat logprobs: one entry per token, 3 sorted alternatives", len(lp) == 4 and all(
+    len(e["top_logprobs"]) == 3 and e["logprob"] <= 0 and e["top_logprobs"][0]["logprob"] >= e["top_logprobs"][1]["logprob"]
+    and e["top_logprobs"][0]["logprob"] == e["logprob"] for e in lp), t[:400])
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 3, "temperature": 0, "logprobs": 2})
+lp = json.loads(t)["choices"][0]["logprobs"]
+check("completion logprobs (legacy shape)", len(lp["tokens"]) == 3 and len(lp["top_logprobs"][0]) == 2
+      and lp["text_offset"][0] == 0, t[:300])
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 3, "temperature": 0, "logit_bias": {"32": -100}})
+check("logit_bias -100 bans a token", s == 200 and " " not in json.loads(t)["choices"][0]["text"], t)
+
+s, t, _ = req("POST", "/v1/embeddings", {"input": ["the cat", "the dog sat"]})
+d = json.loads(t)
+e0 = d["data"][0]["embedding"]
+check("embeddings: two unit vectors of n_embd floats", s == 200 and len(d["data"]) == 2 and len(e0) == 32
+      and abs(sum(x * x for x in e0) - 1) < 1e-4 and d["usage"]["prompt_tokens"] == 18, t[:200])
+s, t, _ = req("POST", "/v1/embeddings", {"input": "the cat", "encoding_format": "base64"})
+import base64, struct
+v = struct.unpack("<32f", base64.b64decode(json.loads(t)["data"][0]["embedding"]))
+check("embeddings base64 equals float", max(abs(x - y) for x, y in zip(v, e0)) < 1e-6)
+
+s, t, _ = req("POST", "/tokenize", {"content": "héllo"})
+toks = json.loads(t)["tokens"]
+s2, t2, _ = req("POST", "/detokenize", {"tokens": toks})
+check("tokenize/detokenize round trip", len(toks) == 6 and json.loads(t2)["content"] == "héllo", t + t2)
+s, t, _ = req("GET", "/v1/models")
+check("models list", json.loads(t)["data"][0]["object"] == "model")
+s, t, ct = req("GET", "/")
+check("chat page is web/index.html", s == 200 and ct.startswith("text/html")
+      and t == open(os.environ["WEB_PAGE"], encoding="utf-8").read())
+s, t, _ = req("GET", "/metrics")
+check("metrics are Prometheus text", s == 200 and "# TYPE cllm_generated_tokens_total counter" in t)
+
+# ---- prefix reuse: the same conversation again reuses the slot's cache ----
+long_msgs = [{"role": "system", "content": "you are a cat. " * 3}, {"role": "user", "content": "the dog"}]
+before = metric("cllm_prompt_tokens_reused_total")
+req("POST", CHAT, {"messages": long_msgs, "max_tokens": 2, "temperature": 0})
+first = json.loads(req("POST", CHAT, {"messages": long_msgs, "max_tokens": 2, "temperature": 0})[1])
+after = metric("cllm_prompt_tokens_reused_total")
+check("prefix reuse: the repeated prompt is served from the cache", after - before >= first["usage"]["prompt_tokens"] - 1,
+      f"{before} -> {after}")
+
+# ---- headers, bodies, slow clients ----
+def raw_exchange(data, wait_close=3.0):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=wait_close)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+            if b"\r\n\r\n" in out and len(out) > 12:
+                break
+    except (socket.timeout, ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+    return out
+
+s, t, _ = req("POST", CHAT, raw="{" + '"a":' + '"' + "x" * 5000 + '"}')
+check("body over the limit -> 413", s == 413 and "error" in json.loads(t), f"{s} {t[:100]}")
+chunked = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+for _ in range(3):
+    chunked += b"800\r\n" + b"a" * 0x800 + b"\r\n"
+chunked += b"0\r\n\r\n"
+out = raw_exchange(chunked)
+check("chunked body over the limit -> 413", out.startswith(b"HTTP/1.1 413"), out[:60])
+endless = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 200) for i in range(200)) + b"\r\n"
+out = raw_exchange(endless)
+check("endless headers -> 431", out.startswith(b"HTTP/1.1 431"), out[:60])
+sl = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+sl.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro")
+t0 = time.time()
+try:
+    got = sl.recv(100)
+except (ConnectionResetError, socket.timeout):
+    got = b""
+waited = time.time() - t0
+sl.close()
+check("slow client is dropped after the timeout (2 s)", got == b"" and 1.0 < waited < 8.0, f"{got[:40]} after {waited:.1f}s")
+check("health after slow client", health_ok())
+
+# ---- API key ----
+s, t, _ = req("GET", "/v1/models", port=KPORT)
+check("missing key -> 401", s == 401 and json.loads(t)["error"]["type"] == "authentication_error")
+s, _, _ = req("GET", "/v1/models", port=KPORT, headers={"Authorization": "Bearer sekret-key-124"})
+check("wrong key -> 401", s == 401)
+s, _, _ = req("GET", "/v1/models", port=KPORT, headers={"Authorization": "Bearer sekret-key-12"})
+check("key prefix -> 401", s == 401)
+s, _, _ = req("POST", CMPL, {"prompt": "a", "max_tokens": 1}, port=KPORT, headers={"Authorization": "Bearer sekret-key-123"})
+check("right key -> 200", s == 200)
+s, _, _ = req("GET", "/health", port=KPORT)
+check("health needs no key", s == 200)
+c = http.client.HTTPConnection("127.0.0.1", PORT)
+c.request("POST", CMPL, body=json.dumps({"prompt": "a", "max_tokens": 1}), headers={"Origin": "http://evil.example"})
+r = c.getresponse(); r.read(); c.close()
+check("no CORS header by default", r.getheader("Access-Control-Allow-Origin") is None)
+
+# ---- client disconnects mid-stream: slot freed within a step ----
+def open_stream(body):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    data = json.dumps(body).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(data), data))
+    return s
+
+cancelled0 = metric("cllm_requests_cancelled_total")
+st = open_stream({"prompt": "the", "max_tokens": 120, "stream": True})
+buf = b""
+while buf.count(b"data: ") < 3:
+    buf += st.recv(4096)
+busy = json.loads(req("GET", "/health")[1])["slots_processing"]
+st.close()
+t0 = time.time()
+freed = False
+while time.time() - t0 < 2.0:  # 120 steps x 5 ms = 0.6 s would be left; a step is ~5 ms
+    h = json.loads(req("GET", "/health")[1])
+    if h["slots_processing"] == 0:
+        freed = True
+        break
+    time.sleep(0.01)
+gen_tokens = metric("cllm_generated_tokens_total")
+time.sleep(0.3)
+check("disconnect: slot was busy, then freed", busy == 1 and freed, f"busy {busy}")
+check("disconnect: counted as cancelled", metric("cllm_requests_cancelled_total") == cancelled0 + 1)
+check("disconnect: generation stopped", metric("cllm_generated_tokens_total") == gen_tokens)
+
+# ---- more requests than slots + queue: 429 while /health answers ----
+holders = [open_stream({"prompt": "the", "max_tokens": 100, "stream": True}) for _ in range(3)]
+time.sleep(0.2)
+s, t, _ = req("POST", CMPL, {"prompt": "the", "max_tokens": 5})
+check("slots (2) + queue (1) full -> 429", s == 429 and json.loads(t)["error"]["code"] == "queue_full", f"{s} {t[:200]}")
+h = json.loads(req("GET", "/health")[1])
+check("/health answers while full", h["status"] == "ok" and h["slots_processing"] == 2 and h["queued"] == 1, h)
+for hs in holders:
+    hs.close()
+time.sleep(0.5)
+check("slots free again after the holders left", json.loads(req("GET", "/health")[1])["slots_processing"] == 0)
+
+# ---- bounded load test: 32 requests from 8 threads; every answer 200 or 429 ----
+codes = []
+lock = threading.Lock()
+def worker(k):
+    for j in range(4):
+        body = {"prompt": "the cat", "max_tokens": 8, "temperature": 0, "stream": (j % 2 == 0)}
+        s, t, _ = req("POST", CMPL, body)
+        ok = s == 429 or (s == 200 and (not body["stream"] or t.endswith("data: [DONE]\n\n")))
+        with lock:
+            codes.append(s if ok else -s)
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+for th in threads: th.start()
+for th in threads: th.join(60)
+check("load: 32 answers, all 200 or 429", len(codes) == 32 and all(c in (200, 429) for c in codes), codes)
+check("load: most succeed", codes.count(200) >= 8, codes)
+check("load: server healthy after", health_ok() and json.loads(req("GET", "/health")[1])["slots_processing"] == 0)
+
+print(f"server cases: {passed} passed, {failed} failed", flush=True)
+sys.exit(1 if failed else 0)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# test_server.sh: `cllm serve` end to end on loopback with a tiny model
+# trained here: OpenAI response shapes (stream and not), greedy output equal
+# to `cllm generate`, SSE framing, n/seed/stop/logprobs, embeddings,
+# tokenize, metrics, the chat page, prefix reuse, and every HTTP row of
+# docs/RELIABILITY.md (tests/server_cases.py): bad JSON and fields -> 400
+# naming the field, over-long prompts, 413, 431, slow clients, 401, a full
+# queue -> 429 while /health answers, a client disconnecting mid-stream
+# frees its slot, plus a bounded load test. Every server started here is
+# killed by the EXIT trap. Ports: the server binds port 0 and prints its port.
+set -u
+bin=${CLLM_BUILD:-build}/cllm
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d /tmp/cllm-test-server.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail_all() { echo "FAIL: $1"; echo "0 passed, 1 failed"; exit 1; }
+
+for i in $(seq 1 400); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
+"$bin" pretrain --data "$work/text.txt" --preset tiny-gpt2 --steps 300 --batch 8 --seq 32 --context 128 --lr 1e-2 \
+    --eval-every 0 --threads 1 --out "$work/run" --no-progress >"$work/train.log" 2>&1 || fail_all "pretrain"
+model=$work/run/model.gguf
+
+# start NAME ARGS...: starts a server, waits for its port, sets PORT_<NAME>.
+start() {
+    local name=$1; shift
+    "$bin" serve -m "$model" --threads 1 --port 0 "$@" 2>"$work/$name.log" &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        if grep -q "listening on" "$work/$name.log"; then
+            eval "PORT_$name=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/$name.log" | sed 's/.*://')"
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$work/$name.log"
+    fail_all "server $name did not start"
+}
+start main --parallel 2 --queue 1 --max-body 4096 --max-header 8192 --timeout 2 --debug-step-delay 5
+start keyed --api-key sekret-key-123
+expected=$("$bin" generate -m "$model" -p "the cat" -n 20 --temperature 0 --no-echo --threads 1 2>/dev/null)
+CLLM_BIN="$bin" MODEL="$model" WEB_PAGE="$here/../web/index.html" EXPECTED_GREEDY="$expected" \
+    /usr/bin/python3 "$here/server_cases.py" "$PORT_main" "$PORT_keyed" | tee "$work/cases.out"
+py_pass=$(sed -n 's/^server cases: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$work/cases.out")
+py_fail=$(sed -n 's/^server cases: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$work/cases.out")
+[ -n "$py_pass" ] || { py_pass=0; py_fail=1; echo "FAIL: server_cases.py did not finish"; }
+# Command-line checks (no server needed).
+pass=0; fail=0
+check() { local name=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi; }
+"$bin" serve --help | grep -q "Usage: cllm serve"; check "--help" test $? -eq 0
+"$bin" serve -m "$model" --port 70000 >/dev/null 2>&1; check "--port 70000 exits 2" test $? -eq 2
+"$bin" serve -m "$model" --parallel 0 >/dev/null 2>&1; check "--parallel 0 exits 2" test $? -eq 2
+"$bin" serve --port 0 >/dev/null 2>&1; check "missing model exits 2" test $? -eq 2
+"$bin" serve -m "$work/none.gguf" --host 0.0.0.0 >/dev/null 2>"$work/err"; check "missing model file exits 1" test $? -eq 1
+check "0.0.0.0 without a key warns loudly" grep -q "WARNING.*WITHOUT an API key" "$work/err"
+"$bin" serve -m "$model" --host not-an-ip --port 0 --threads 1 >/dev/null 2>"$work/err"; check "bad host exits 1" test $? -eq 1
+pass=$((pass + py_pass)); fail=$((fail + py_fail))
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
