@@ -1,0 +1,658 @@
+/*
+ * sft.c: supervised fine-tuning (sft.h): rows of examples, the masked
+ * next-token loss, full or LoRA training, validation, checkpoints, CSV and
+ * the loss plot.
+ *
+ * The data is a stream of rows: each epoch shuffles the examples with a
+ * permutation drawn from (seed, epoch), lays them into rows
+ * (cllm_sft_fill_rows: one per row, or packed), and an optimizer step takes
+ * the next accum x B rows of the stream, crossing into the next epoch when
+ * one runs out. The stream position (epoch, row) is the checkpointed data
+ * state. The step's loss is the mean over all its assistant tokens
+ * (dloss_scale = 1 / their count), as TRL computes it.
+ *
+ * Reuses: checkpoint.h (files, lock, prune), optim.h (AdamW, schedules,
+ * clipping scale), plot.h, progress.h, model_io.h. Does not: tokenize
+ * (chat_data.c) or implement LoRA (src/model/lora.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cllm/checkpoint.h"
+#include "cllm/fileio.h"
+#include "cllm/gguf.h"
+#include "cllm/kernels.h"
+#include "cllm/model_io.h"
+#include "cllm/plot.h"
+#include "cllm/progress.h"
+#include "cllm/rng.h"
+#include "cllm/sft.h"
+
+#define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
+
+cllm_sft_params cllm_sft_default_params(void) {
+    cllm_sft_params p;
+    memset(&p, 0, sizeof p);
+    p.chat_template = -1;
+    p.B = 8;
+    p.T = 256;
+    p.accum = 1;
+    p.epochs = 1;
+    p.schedule = CLLM_SCHEDULE_COSINE;
+    p.lr = 2e-5f;
+    p.min_lr = 0;
+    p.beta1 = 0.9f;
+    p.beta2 = 0.999f;
+    p.eps = 1e-8f;
+    p.clip = 1.0f;
+    p.lora = cllm_lora_default_config();
+    p.lora.rank = 0;
+    p.seed = 1337;
+    p.keep = 1;
+    p.max_nonfinite = 5;
+    return p;
+}
+
+cllm_status cllm_sft_validate(const cllm_sft_params *p, cllm_error *err) {
+#define BAD(...) return cllm_error_set(err, CLLM_ERR_ARG, __VA_ARGS__)
+    if (!p->model_path) BAD("sft: no base model (--model)");
+    if (!p->data_path) BAD("sft: no training data (--data)");
+    if (!p->run_dir) BAD("sft: no run directory (--out)");
+    if (p->B < 1 || p->B > 4096) BAD("sft: B = %d must be in [1, 4096]", p->B);
+    if (p->T < 2) BAD("sft: T = %d must be at least 2", p->T);
+    if (p->accum < 1) BAD("sft: accum = %d must be >= 1", p->accum);
+    if (p->steps < 0 || (p->steps == 0 && p->epochs < 1)) BAD("sft: need steps > 0 or epochs >= 1");
+    if (!(p->lr > 0) || !isfinite(p->lr)) BAD("sft: lr = %g must be positive", (double)p->lr);
+    if (p->min_lr < 0 || p->min_lr > p->lr) BAD("sft: min_lr = %g must be in [0, lr]", (double)p->min_lr);
+    if (p->warmup < 0) BAD("sft: warmup must be >= 0");
+    if (p->weight_decay < 0) BAD("sft: weight decay must be >= 0");
+    if (!(p->beta1 >= 0 && p->beta1 < 1 && p->beta2 >= 0 && p->beta2 < 1)) BAD("sft: betas must be in [0, 1)");
+    if (!(p->eps > 0)) BAD("sft: eps must be positive");
+    if (p->clip < 0) BAD("sft: clip must be >= 0");
+    if (p->lora.rank < 0 || p->lora.rank > CLLM_LORA_MAX_RANK) BAD("sft: LoRA rank %d out of range", p->lora.rank);
+    if (p->lora.rank > 0 && !(p->lora.alpha > 0)) BAD("sft: LoRA alpha must be positive");
+    if (p->lora.rank > 0 && !p->lora.targets) BAD("sft: LoRA needs at least one target");
+    if (p->keep < 1) BAD("sft: keep must be >= 1");
+    if (p->max_nonfinite < 1) BAD("sft: max_nonfinite must be >= 1");
+    if (p->eval_every < 0 || p->save_every < 0) BAD("sft: eval_every and save_every must be >= 0");
+    if (p->chat_template >= CLLM_CHAT_TEMPLATE_COUNT) BAD("sft: unknown chat template %d", p->chat_template);
+#undef BAD
+    return CLLM_OK;
+}
+
+/* ---- rows ------------------------------------------------------------------------ */
+
+static void put_example(const cllm_sft_example *e, int32_t *tok, int32_t *tgt, int32_t *seg, int id) {
+    for (size_t i = 0; i < e->n; i++) {
+        tok[i] = e->ids[i];
+        tgt[i] = i + 1 < e->n && e->mask[i + 1] ? e->ids[i + 1] : -1;
+        if (seg) seg[i] = id;
+    }
+}
+
+int cllm_sft_fill_rows(const cllm_sft_example *ex, const size_t *order, size_t n, int T, int pack, int max_rows,
+                       int32_t *tokens, int32_t *targets, int32_t *seg, size_t *used) {
+    int rows = 0, t = 0, in_row = 0;
+    size_t k = 0;
+    for (; k < n; k++) {
+        const cllm_sft_example *e = &ex[order ? order[k] : k];
+        if (e->n == 0 || e->n > (size_t)T) continue; /* callers guarantee 1 <= n <= T */
+        if (!pack || t + (int)e->n > T || rows == 0) {
+            if (rows == max_rows) break;
+            rows++;
+            t = 0;
+            in_row = 0;
+            size_t base = (size_t)(rows - 1) * T;
+            for (int i = 0; i < T; i++) {
+                tokens[base + i] = 0;
+                targets[base + i] = -1;
+                if (seg) seg[base + i] = -1;
+            }
+        }
+        size_t base = (size_t)(rows - 1) * T + (size_t)t;
+        put_example(e, tokens + base, targets + base, seg ? seg + base : NULL, in_row++);
+        t += (int)e->n;
+    }
+    if (used) *used = k;
+    return rows;
+}
+
+typedef struct {
+    int32_t *tok, *tgt, *seg; /* [n_rows * T] */
+    int n_rows, cap_rows;
+} row_set;
+
+static void rows_free(row_set *r) {
+    free(r->tok);
+    free(r->tgt);
+    free(r->seg);
+    memset(r, 0, sizeof *r);
+}
+
+/* All rows of one epoch: examples in the permutation of (seed, epoch), or in
+ * file order when epoch < 0. */
+static cllm_status build_rows(const cllm_sft_dataset *ds, int T, int pack, uint64_t seed, int64_t epoch,
+                              row_set *r, cllm_error *err) {
+    size_t n = ds->n;
+    size_t *order = malloc(n * sizeof *order);
+    if (!order) return cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory");
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    if (epoch >= 0) {
+        cllm_rng rng;
+        cllm_rng_seed(&rng, seed ^ (0xA24BAED4963EE407ull * (uint64_t)(epoch + 1)));
+        for (size_t i = n; i > 1; i--) {
+            size_t j = (size_t)cllm_rng_below(&rng, i);
+            size_t tmp = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = tmp;
+        }
+    }
+    if (r->cap_rows < (int)n) {
+        rows_free(r);
+        r->tok = malloc(n * (size_t)T * sizeof *r->tok);
+        r->tgt = malloc(n * (size_t)T * sizeof *r->tgt);
+        r->seg = malloc(n * (size_t)T * sizeof *r->seg);
+        if (!r->tok || !r->tgt || !r->seg) {
+            free(order);
+            rows_free(r);
+            return cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory for %zu rows of %d tokens", n, T);
+        }
+        r->cap_rows = (int)n;
+    }
+    r->n_rows = cllm_sft_fill_rows(ds->ex, order, n, T, pack, (int)n, r->tok, r->tgt, r->seg, NULL);
+    free(order);
+    return CLLM_OK;
+}
+
+static int64_t count_targets(const int32_t *tgt, size_t n) {
+    int64_t c = 0;
+    for (size_t i = 0; i < n; i++) c += tgt[i] >= 0;
+    return c;
+}
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+typedef struct {
+    const cllm_sft_params *p;
+    cllm_model *model;
+    cllm_tokenizer *tok;
+    int chat_template;
+    int lora;
+    float *params, *grads, *m, *v; /* the trainable block and its state [n] */
+    size_t n;
+    row_set rows;          /* current epoch */
+    int64_t epoch, row;    /* stream position */
+    int32_t *btok, *btgt, *bseg; /* [accum * B * T] the step's rows */
+    int lock_fd;
+    FILE *csv;
+    double *cs, *cl, *cv;  /* curve: step, loss, val */
+    size_t cn, ccap;
+} sft_ctx;
+
+static void logf_(const cllm_sft_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const cllm_sft_params *p, const char *fmt, ...) {
+    if (!p->log) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    p->log(p->log_ctx, buf);
+}
+
+static cllm_status add_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
+    sft_ctx *c = ctx;
+    cllm_status st = cllm_gguf_set_u64(w, "cllm.tokenizer_hash", cllm_tokenizer_hash(c->tok), err);
+    if (st == CLLM_OK)
+        st = cllm_tokenizer_gguf_set(c->tok, w, cllm_chat_template_jinja((cllm_chat_template)c->chat_template), err);
+    return st;
+}
+
+static cllm_status write_weights(const char *path, void *ctx, cllm_error *err) {
+    sft_ctx *c = ctx;
+    if (c->lora) return cllm_model_lora_save_gguf(c->model, path, err);
+    cllm_model_save_params sp = cllm_model_save_default_params();
+    sp.extra = add_keys;
+    sp.extra_ctx = c;
+    return cllm_model_save_gguf(c->model, path, &sp, err);
+}
+
+/* Resume: weights (full) or adapter values (LoRA, into the attached adapters). */
+static cllm_status read_weights(const char *path, void *ctx, cllm_error *err) {
+    sft_ctx *c = ctx;
+    cllm_gguf *g = NULL;
+    cllm_status st = cllm_gguf_open(&g, path, err);
+    if (st != CLLM_OK) return st;
+    if (!c->lora) {
+        st = cllm_model_read_gguf(c->model, g, 1, err);
+    } else {
+        for (int i = 0; st == CLLM_OK && i < cllm_model_lora_num_tensors(c->model); i++) {
+            const cllm_tensor *t = cllm_model_lora_tensor(c->model, i);
+            const cllm_gguf_tensor *x = cllm_gguf_find_tensor(g, t->name);
+            if (!x || x->type != CLLM_GGML_F32 || (size_t)x->n_elements != t->numel)
+                st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: adapter tensor %s missing or of another shape/type", path,
+                                    t->name);
+            else
+                memcpy(t->data, x->data, t->numel * sizeof(float));
+        }
+    }
+    cllm_gguf_close(g);
+    return st;
+}
+
+static void ctx_free(sft_ctx *c) {
+    cllm_model_destroy(c->model);
+    cllm_tokenizer_destroy(c->tok);
+    free(c->m);
+    free(c->v);
+    rows_free(&c->rows);
+    free(c->btok);
+    free(c->btgt);
+    free(c->bseg);
+    if (c->csv) fclose(c->csv);
+    cllm_ckpt_unlock(c->lock_fd);
+    free(c->cs);
+    free(c->cl);
+    free(c->cv);
+}
+
+static void curve_push(sft_ctx *c, double s, double l, double v) {
+    if (c->cn == c->ccap) {
+        size_t cap = c->ccap ? 2 * c->ccap : 256;
+        double *a = realloc(c->cs, cap * sizeof *a);
+        if (a) c->cs = a;
+        double *b = realloc(c->cl, cap * sizeof *b);
+        if (b) c->cl = b;
+        double *d = realloc(c->cv, cap * sizeof *d);
+        if (d) c->cv = d;
+        if (!a || !b || !d) return; /* the plot is best effort */
+        c->ccap = cap;
+    }
+    c->cs[c->cn] = s;
+    c->cl[c->cn] = l;
+    c->cv[c->cn] = v;
+    c->cn++;
+}
+
+/* Copies the next B rows of the stream into dst (advancing epochs as needed). */
+static cllm_status next_rows(sft_ctx *c, const cllm_sft_dataset *ds, int32_t *tok, int32_t *tgt, int32_t *seg,
+                             cllm_error *err) {
+    const int T = c->p->T;
+    for (int b = 0; b < c->p->B; b++) {
+        while (c->row >= c->rows.n_rows) {
+            c->epoch++;
+            c->row = 0;
+            cllm_status st = build_rows(ds, T, c->p->pack, c->p->seed, c->epoch, &c->rows, err);
+            if (st != CLLM_OK) return st;
+        }
+        size_t src = (size_t)c->row * T, dst = (size_t)b * T;
+        memcpy(tok + dst, c->rows.tok + src, (size_t)T * sizeof *tok);
+        memcpy(tgt + dst, c->rows.tgt + src, (size_t)T * sizeof *tgt);
+        memcpy(seg + dst, c->rows.seg + src, (size_t)T * sizeof *seg);
+        c->row++;
+    }
+    return CLLM_OK;
+}
+
+/* Token-weighted mean loss over every validation row. */
+static cllm_status evaluate(sft_ctx *c, const row_set *val, double *out, cllm_error *err) {
+    const int B = c->p->B, T = c->p->T;
+    double sum = 0;
+    int64_t count = 0;
+    int32_t *tok = c->btok, *tgt = c->btgt, *seg = c->bseg;
+    cllm_model_set_train_mode(c->model, 0);
+    for (int r0 = 0; r0 < val->n_rows; r0 += B) {
+        int nb = val->n_rows - r0 < B ? val->n_rows - r0 : B;
+        size_t off = (size_t)r0 * T, len = (size_t)nb * T;
+        memcpy(tok, val->tok + off, len * sizeof *tok);
+        memcpy(tgt, val->tgt + off, len * sizeof *tgt);
+        memcpy(seg, val->seg + off, len * sizeof *seg);
+        float loss = 0;
+        cllm_status st = c->p->pack ? cllm_model_forward_packed(c->model, tok, tgt, seg, nb, T, &loss, err)
+                                    : cllm_model_forward(c->model, tok, tgt, nb, T, &loss, err);
+        if (st != CLLM_OK) return st;
+        int64_t k = cllm_model_num_targets(c->model);
+        sum += (double)loss * (double)k;
+        count += k;
+    }
+    *out = count ? sum / (double)count : NAN;
+    return CLLM_OK;
+}
+
+static uint64_t data_fingerprint(const cllm_sft_dataset *ds) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < ds->n; i++)
+        for (size_t j = 0; j < ds->ex[i].n; j++) {
+            h = (h ^ (uint64_t)(uint32_t)ds->ex[i].ids[j]) * 1099511628211ull;
+            h = (h ^ ds->ex[i].mask[j]) * 1099511628211ull;
+        }
+    return h;
+}
+
+static cllm_status load_base(sft_ctx *c, cllm_model_config *cfg, cllm_gguf **g, cllm_error *err) {
+    const cllm_sft_params *p = c->p;
+    cllm_status st = cllm_gguf_open(g, p->model_path, err);
+    if (st == CLLM_OK) st = cllm_model_config_from_gguf(*g, cfg, err);
+    if (st != CLLM_OK) return st;
+    if (cllm_gguf_find_kv(*g, "tokenizer.ggml.tokens")) {
+        st = cllm_tokenizer_from_gguf(*g, &c->tok, err);
+    } else if (cfg->vocab_size == 256) {
+        st = cllm_tokenizer_new_bytes(&c->tok, err);
+    } else {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the model has no tokenizer metadata and %d tokens (not bytes)",
+                            p->model_path, cfg->vocab_size);
+    }
+    if (st != CLLM_OK) return st;
+    if ((int64_t)cllm_tokenizer_n_vocab(c->tok) > cfg->vocab_size)
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the tokenizer has %u tokens but the model only %d",
+                              p->model_path, cllm_tokenizer_n_vocab(c->tok), cfg->vocab_size);
+    if (p->chat_template >= 0) {
+        c->chat_template = p->chat_template;
+    } else {
+        char jinja[8192];
+        cllm_chat_template kind = cllm_chat_template_for(c->tok);
+        if (cllm_gguf_get_str_buf(*g, "tokenizer.chat_template", jinja, sizeof jinja, NULL) == CLLM_OK &&
+            cllm_chat_template_detect(jinja, &kind, NULL) != CLLM_OK)
+            kind = cllm_chat_template_for(c->tok);
+        c->chat_template = (int)kind;
+    }
+    return CLLM_OK;
+}
+
+cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_error *err) {
+    memset(res, 0, sizeof *res);
+    res->first_train_loss = res->last_train_loss = res->last_val_loss = NAN;
+    cllm_status st = cllm_sft_validate(pp, err);
+    if (st != CLLM_OK) return st;
+    cllm_sft_params P = *pp;
+    const cllm_sft_params *p = &P;
+    sft_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.lock_fd = -1;
+    c.lora = p->lora.rank > 0;
+    cllm_sft_dataset train, val;
+    memset(&train, 0, sizeof train);
+    memset(&val, 0, sizeof val);
+    row_set vrows;
+    memset(&vrows, 0, sizeof vrows);
+    cllm_gguf *g = NULL;
+    char path[4096];
+
+    struct stat dst;
+    int dir_exists = stat(p->run_dir, &dst) == 0;
+    if (dir_exists) {
+        st = cllm_dir_check_writable(p->run_dir, err);
+        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &c.lock_fd, err);
+        if (st != CLLM_OK) goto done;
+    }
+    cllm_kernels_set_threads(p->threads);
+    cllm_model_config cfg;
+    st = load_base(&c, &cfg, &g, err);
+    if (st != CLLM_OK) goto done;
+    if (P.T > cfg.context_length) P.T = cfg.context_length;
+    cllm_chat_data_params dp = cllm_chat_data_default_params(c.tok);
+    dp.chat_template = (cllm_chat_template)c.chat_template;
+    dp.max_tokens = (size_t)P.T;
+    dp.truncate = p->truncate;
+    st = cllm_chat_data_load(p->data_path, c.tok, &dp, &train, err);
+    if (st == CLLM_OK && p->val_path) st = cllm_chat_data_load(p->val_path, c.tok, &dp, &val, err);
+    if (st != CLLM_OK) goto done;
+    res->n_examples = train.n;
+    res->n_val_examples = val.n;
+    res->n_truncated = train.n_truncated + val.n_truncated;
+    res->n_dropped = train.n_dropped + val.n_dropped;
+    if (res->n_truncated || res->n_dropped)
+        logf_(p, "truncated %" PRId64 " examples to %d tokens; dropped %" PRId64 " left without assistant tokens",
+              res->n_truncated, P.T, res->n_dropped);
+    if (!dir_exists) {
+        st = cllm_dir_ensure(p->run_dir, err);
+        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &c.lock_fd, err);
+        if (st != CLLM_OK) goto done;
+    }
+    int64_t latest = -1;
+    st = cllm_ckpt_find_latest(p->run_dir, &latest, err);
+    if (st == CLLM_OK && latest >= 0 && !p->resume)
+        st = cllm_error_set(err, CLLM_ERR_ARG, "%s already holds a checkpoint (step %" PRId64 "); pass --resume or choose a new --out",
+                            p->run_dir, latest);
+    if (st != CLLM_OK) goto done;
+
+    /* model: base weights, frozen under LoRA */
+    cllm_model_options mo = cllm_model_default_options();
+    mo.max_batch = P.B;
+    mo.max_seq = P.T;
+    mo.training = 1;
+    mo.freeze_base = c.lora;
+    st = cllm_model_create(&cfg, &mo, &c.model, err);
+    if (st == CLLM_OK) st = cllm_model_read_gguf(c.model, g, 1, err);
+    if (st == CLLM_OK && c.lora) st = cllm_model_lora_attach(c.model, &p->lora, p->seed, err);
+    if (st != CLLM_OK) goto done;
+    cllm_gguf_close(g);
+    g = NULL;
+    res->total_params = cllm_model_num_params(c.model);
+    if (c.lora) {
+        c.params = cllm_model_lora_params(c.model);
+        c.grads = cllm_model_lora_grads(c.model);
+        c.n = cllm_model_lora_num_params(c.model);
+        res->trainable_params = 0;
+        for (int i = 0; i < cllm_model_lora_num_tensors(c.model); i++)
+            res->trainable_params += cllm_model_lora_tensor(c.model, i)->numel;
+    } else {
+        c.params = cllm_model_params(c.model);
+        c.grads = cllm_model_grads(c.model);
+        c.n = cllm_model_num_params(c.model);
+        res->trainable_params = cllm_model_config_num_params(&cfg);
+    }
+    res->grad_bytes = c.n * sizeof(float);
+    res->optimizer_bytes = 2 * c.n * sizeof(float);
+    c.m = calloc(c.n, sizeof(float));
+    c.v = calloc(c.n, sizeof(float));
+    size_t bt = (size_t)P.B * P.T;
+    c.btok = malloc(bt * sizeof(int32_t));
+    c.btgt = malloc(bt * sizeof(int32_t));
+    c.bseg = malloc(bt * sizeof(int32_t));
+    if (!c.m || !c.v || !c.btok || !c.btgt || !c.bseg) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory for optimizer state (%zu values)", c.n);
+        goto done;
+    }
+    st = build_rows(&train, P.T, p->pack, p->seed, 0, &c.rows, err);
+    if (st == CLLM_OK && val.n) st = build_rows(&val, P.T, p->pack, p->seed, -1, &vrows, err);
+    if (st != CLLM_OK) goto done;
+    res->rows_per_epoch = (size_t)c.rows.n_rows;
+    const int64_t rows_per_step = (int64_t)P.B * P.accum;
+    const int64_t steps = p->steps > 0 ? p->steps : ((int64_t)c.rows.n_rows * p->epochs + rows_per_step - 1) / rows_per_step;
+
+    /* state and resume */
+    cllm_train_state state;
+    cllm_train_state_init(&state);
+    char targets[64] = "";
+    cllm_lora_targets_format(p->lora.targets, targets, sizeof targets);
+    snprintf(state.config, sizeof state.config,
+             "kind=sft\nB=%d\nT=%d\naccum=%d\npack=%d\nsteps=%" PRId64 "\nlr=%a\nmin_lr=%a\nwarmup=%" PRId64
+             "\nschedule=%d\nwd=%a\nbeta1=%a\nbeta2=%a\neps=%a\nclip=%a\nlora_rank=%d\nlora_alpha=%a\nlora_targets=%s\n"
+             "seed=%" PRIu64 "\ntemplate=%d\n",
+             P.B, P.T, P.accum, p->pack, steps, (double)p->lr, (double)p->min_lr, p->warmup, (int)p->schedule,
+             (double)p->weight_decay, (double)p->beta1, (double)p->beta2, (double)p->eps, (double)p->clip,
+             p->lora.rank, (double)p->lora.alpha, c.lora ? targets : "", p->seed, c.chat_template);
+    state.data_fingerprint = data_fingerprint(&train);
+    state.tokenizer_hash = cllm_tokenizer_hash(c.tok);
+    int64_t adam_step = 0;
+    snprintf(path, sizeof path, "%s/train.csv", p->run_dir);
+    if (latest >= 0) {
+        cllm_train_state saved;
+        cllm_ckpt_io io = {"gguf", write_weights, read_weights, &c, NULL, NULL, c.m, c.v, c.n, 0};
+        st = cllm_ckpt_load(p->run_dir, latest, &io, &saved, err);
+        if (st == CLLM_OK && strcmp(saved.config, state.config))
+            st = cllm_error_set(err, CLLM_ERR_ARG, "cannot resume %s: the settings differ from the checkpoint's", p->run_dir);
+        if (st == CLLM_OK && saved.data_fingerprint != state.data_fingerprint)
+            st = cllm_error_set(err, CLLM_ERR_ARG, "cannot resume %s: the data differs from the checkpoint's", p->run_dir);
+        if (st != CLLM_OK) goto done;
+        adam_step = io.adam_step;
+        state = saved;
+        c.epoch = (int64_t)state.loader.epoch;
+        c.row = (int64_t)state.loader.position;
+        st = build_rows(&train, P.T, p->pack, p->seed, c.epoch, &c.rows, err);
+        if (st == CLLM_OK) st = cllm_file_write_atomic(path, CSV_HEADER, strlen(CSV_HEADER), err);
+        if (st != CLLM_OK) goto done;
+        logf_(p, "resumed from step %" PRId64, state.step);
+    } else {
+        st = cllm_ckpt_prune(p->run_dir, p->keep, err);
+        if (st == CLLM_OK) st = cllm_file_write_atomic(path, CSV_HEADER, strlen(CSV_HEADER), err);
+        if (st != CLLM_OK) goto done;
+    }
+    res->start_step = state.step;
+    c.csv = fopen(path, "ab");
+    if (!c.csv) {
+        st = cllm_error_set(err, CLLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto done;
+    }
+    logf_(p, "sft: %zu examples (%" PRIu64 " tokens, %" PRIu64 " assistant), %d rows of %d per epoch%s; %" PRId64
+          " steps of %d x %d rows; %s: %zu trainable of %zu parameters; grads %.2f MB, AdamW %.2f MB",
+          train.n, train.n_tokens, train.n_loss_tokens, c.rows.n_rows, P.T, p->pack ? " (packed)" : "", steps, P.accum,
+          P.B, c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
+          res->optimizer_bytes / 1e6);
+
+    const cllm_schedule sched = {p->schedule, p->lr, p->min_lr, p->warmup, steps, 0.2f};
+    cllm_adamw_params hp = cllm_adamw_default_params();
+    hp.beta1 = p->beta1;
+    hp.beta2 = p->beta2;
+    hp.eps = p->eps;
+    hp.weight_decay = p->weight_decay;
+    cllm_progress bar;
+    cllm_progress_begin(&bar, "sft", (double)(steps - state.step), "step");
+    bar.enabled = p->progress;
+    const double t0 = cllm_now_seconds();
+    double positions = 0, loss_tokens = 0;
+    int64_t nonfinite_streak = 0;
+    int32_t *stok = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
+    int32_t *stgt = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
+    int32_t *sseg = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
+    if (!stok || !stgt || !sseg) {
+        free(stok), free(stgt), free(sseg);
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory");
+        goto done;
+    }
+    snprintf(res->reason_text, sizeof res->reason_text, "completed %" PRId64 " steps", steps);
+    while (state.step < steps) {
+        const int64_t step = state.step;
+        const double ts = cllm_now_seconds();
+        const float lr = cllm_schedule_lr(&sched, step);
+        for (int a = 0; a < P.accum && st == CLLM_OK; a++) {
+            size_t off = (size_t)a * bt;
+            st = next_rows(&c, &train, stok + off, stgt + off, sseg + off, err);
+        }
+        if (st != CLLM_OK) break;
+        const int64_t n_tgt = count_targets(stgt, (size_t)rows_per_step * P.T);
+        if (c.lora) cllm_model_lora_zero_grad(c.model);
+        else cllm_model_zero_grad(c.model);
+        cllm_model_set_train_mode(c.model, 1);
+        double loss_sum = 0;
+        for (int a = 0; a < P.accum && st == CLLM_OK; a++) {
+            size_t off = (size_t)a * bt;
+            if (count_targets(stgt + off, bt) == 0) continue;
+            float loss = 0;
+            st = p->pack ? cllm_model_forward_packed(c.model, stok + off, stgt + off, sseg + off, P.B, P.T, &loss, err)
+                         : cllm_model_forward(c.model, stok + off, stgt + off, P.B, P.T, &loss, err);
+            if (st == CLLM_OK) {
+                loss_sum += (double)loss * (double)cllm_model_num_targets(c.model);
+                st = cllm_model_backward(c.model, 1.0f / (float)n_tgt, err);
+            }
+        }
+        if (st != CLLM_OK) break;
+        const double train_loss = n_tgt ? loss_sum / (double)n_tgt : NAN;
+        const double norm = cllm_grad_norm(c.grads, c.n);
+        if (!isfinite(train_loss) || !isfinite(norm)) {
+            state.nonfinite_total++;
+            if (++nonfinite_streak >= p->max_nonfinite) {
+                st = cllm_error_set(err, CLLM_ERR_NUMERIC,
+                                    "stopping at step %" PRId64 ": %" PRId64 " steps in a row had a non-finite loss or "
+                                    "gradient; lower --lr",
+                                    step, nonfinite_streak);
+                break;
+            }
+        } else {
+            nonfinite_streak = 0;
+            hp.grad_scale = cllm_grad_clip_scale(norm, p->clip);
+            hp.lr = lr;
+            adam_step++;
+            int nt = c.lora ? cllm_model_lora_num_tensors(c.model) : cllm_model_num_tensors(c.model);
+            for (int i = 0; i < nt; i++) {
+                const cllm_tensor *t = c.lora ? cllm_model_lora_tensor(c.model, i) : cllm_model_tensor(c.model, i);
+                cllm_adamw_update(c.params + t->offset, c.grads + t->offset, c.m + t->offset, c.v + t->offset, t->numel,
+                                  &hp, adam_step, t->decay);
+            }
+        }
+        state.step = step + 1;
+        state.tokens_seen += (uint64_t)rows_per_step * (uint64_t)P.T;
+        positions += (double)rows_per_step * P.T;
+        loss_tokens += (double)n_tgt;
+        if (isnan(res->first_train_loss)) res->first_train_loss = train_loss;
+        res->last_train_loss = train_loss;
+        double vl = NAN;
+        const int last = state.step >= steps;
+        if (val.n && ((p->eval_every > 0 && state.step % p->eval_every == 0) || last)) {
+            st = evaluate(&c, &vrows, &vl, err);
+            if (st != CLLM_OK) break;
+            res->last_val_loss = vl;
+        }
+        const double dt = cllm_now_seconds() - ts;
+        char vs[32] = "";
+        if (isfinite(vl)) snprintf(vs, sizeof vs, "%.9g", vl);
+        fprintf(c.csv, "%" PRId64 ",%.9g,%s,%.9g,%.9g,%.1f\n", step, train_loss, vs, (double)lr, norm,
+                dt > 0 ? rows_per_step * P.T / dt : 0);
+        fflush(c.csv);
+        curve_push(&c, (double)step, train_loss, vl);
+        char suffix[128];
+        snprintf(suffix, sizeof suffix, "step %" PRId64 "/%" PRId64 " loss %.4f%s%s", state.step, steps, train_loss,
+                 vs[0] ? " val " : "", vs);
+        cllm_progress_update(&bar, (double)(state.step - res->start_step), suffix);
+        int stop = last || (p->stop_flag && *p->stop_flag);
+        if (!last && stop)
+            snprintf(res->reason_text, sizeof res->reason_text, "stopped by a signal after step %" PRId64 "; continue with --resume",
+                     state.step);
+        if (stop || (p->save_every > 0 && state.step % p->save_every == 0)) {
+            state.loader.epoch = (uint64_t)c.epoch;
+            state.loader.position = (uint64_t)c.row;
+            fflush(c.csv);
+            cllm_ckpt_io io = {"gguf", write_weights, read_weights, &c, c.m, c.v, NULL, NULL, c.n, adam_step};
+            st = cllm_ckpt_save(p->run_dir, &io, &state, err);
+            if (st == CLLM_OK) st = cllm_ckpt_prune(p->run_dir, p->keep, err);
+            if (st != CLLM_OK) break;
+        }
+        if (stop) break;
+    }
+    free(stok);
+    free(stgt);
+    free(sseg);
+    if (st != CLLM_OK) goto done;
+    if (p->progress && state.step > res->start_step) cllm_progress_end(&bar, res->reason_text);
+    res->steps_done = state.step;
+    res->nonfinite_skipped = state.nonfinite_total;
+    res->seconds = cllm_now_seconds() - t0;
+    res->tokens_per_s = res->seconds > 0 ? positions / res->seconds : 0;
+    res->loss_tokens_per_s = res->seconds > 0 ? loss_tokens / res->seconds : 0;
+    snprintf(res->output_path, sizeof res->output_path, "%s/%s", p->run_dir, c.lora ? "adapter.gguf" : "model.gguf");
+    st = write_weights(res->output_path, &c, err);
+    if (st == CLLM_OK && c.cn) {
+        cllm_plot_series series[2] = {{"train", c.cs, c.cl, c.cn, NULL, 0}, {"validation", c.cs, c.cv, c.cn, NULL, 1}};
+        cllm_plot_params pp2 = cllm_plot_default_params();
+        pp2.title = c.lora ? "SFT loss (LoRA)" : "SFT loss";
+        pp2.x_label = "step";
+        pp2.y_label = "cross-entropy on assistant tokens (nats)";
+        snprintf(path, sizeof path, "%s/loss.svg", p->run_dir);
+        st = cllm_plot_svg_write(path, &pp2, series, val.n ? 2 : 1, err);
+    }
+done:
+    cllm_gguf_close(g);
+    cllm_sft_dataset_free(&train);
+    cllm_sft_dataset_free(&val);
+    rows_free(&vrows);
+    ctx_free(&c);
+    return st;
+}
