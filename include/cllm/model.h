@@ -222,6 +222,14 @@ const float *cllm_model_hidden(const cllm_model *m);
  * (CLLM_ERR_ARG otherwise, or when the forward had no targets). */
 cllm_status cllm_model_token_logprobs(const cllm_model *m, float *logp, cllm_error *err);
 
+/* Backward of an arbitrary loss of the last forward, given its gradient on the
+ * per-token log-probabilities of the targets, dlogp[B*T] (ignored at masked
+ * positions; NULL: none), and/or on the hidden states, dhidden[B*T*C]
+ * (NULL: none). ACCUMULATES (+=) into the gradient block; overwrites the
+ * logits (as cllm_model_backward does). A dlogp needs a forward with targets. */
+cllm_status cllm_model_backward_heads(cllm_model *m, const float *dlogp, const float *dhidden,
+                                      cllm_error *err);
+
 /* Dropout is active only in train mode and only when cfg.dropout > 0; eval
  * mode (the default) is deterministic. Masks come from a 64-bit seed that
  * advances after every train-mode forward, so storing cllm_model_dropout_seed

@@ -44,12 +44,15 @@ typedef struct {
 
 void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_template tmpl);
 
-/* Samples one completion for prompt[n_prompt] in KV slot `slot` of m with
- * sampler s, at most max_new tokens, stopping after a turn end (which is
- * kept). out[max_new] receives the ids; returns the count (>= 1), or -1 with
- * err filled. */
-int rl_sample(cllm_model *m, int slot, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end,
-              const int32_t *prompt, int n_prompt, int max_new, int32_t *out, cllm_error *err);
+/* Samples completions for n prompts at once, sequence i in KV slot i of m
+ * (prompts prefilled per slot, then one batched decode step per token over
+ * the unfinished sequences: cllm_model_decode_batch), with sampler s, at
+ * most max_new tokens each, stopping after a turn end (kept). out[n,max_new]
+ * receives the ids and count[n] how many (>= 1). Returns the tokens sampled,
+ * or -1 with err filled. */
+int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end, int n,
+                    const int32_t *const *prompts, const int *n_prompt, int max_new, int32_t *out, int *count,
+                    cllm_error *err);
 
 /* Scalar-head read-out of the hidden state at (row, t) of the last forward of
  * rm->model (whose batch has T columns). */
@@ -59,3 +62,26 @@ float rl_head_at(const cllm_rl_model *rm, int T, int row, int t);
 cllm_status rl_reward_scores(cllm_rl_model *rm, const cllm_rl_batch *b, float *r, cllm_error *err);
 
 #endif
+
+/* ---- rollouts (rl_rollout.c) ---- */
+typedef struct {
+    int n, max_new;
+    int32_t *out;        /* [n, max_new] sampled ids */
+    int *count;          /* [n] ids per completion */
+    float *score;        /* [n] reward of each completion */
+    cllm_rl_batch batch; /* prompt + completion rows */
+} rl_rollout;
+
+/* Samples a completion for each example ex[0..n) (repeats allowed: GRPO
+ * groups) with the policy's KV slots, scores it with the verifiable reward
+ * p->vreward (completion text without its turn end, the example's answer) or
+ * the reward model rm, and builds the batch. *tokens += tokens sampled. */
+cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sampler *s, const rl_turn_end *end,
+                           const cllm_pref_data *d, const int *ex, int n, cllm_rl_model *rm, rl_rollout *ro,
+                           int64_t *tokens, cllm_error *err);
+void rl_rollout_free(rl_rollout *ro);
+
+/* Loads the policy (training, kv_slots), the reference (same shape, checked)
+ * and the reward model when p->reward_path; max rows n. */
+cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+                               cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err);

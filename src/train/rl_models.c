@@ -108,29 +108,57 @@ static int at_turn_end(const cllm_tokenizer *tok, const rl_turn_end *e, const in
     return have >= tl && memcmp(tail + have - tl, e->text, tl) == 0;
 }
 
-int rl_sample(cllm_model *m, int slot, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end,
-              const int32_t *prompt, int n_prompt, int max_new, int32_t *out, cllm_error *err) {
+int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end, int n,
+                    const int32_t *const *prompts, const int *n_prompt, int max_new, int32_t *out, int *count,
+                    cllm_error *err) {
     const cllm_model_options *o = cllm_model_get_options(m);
+    const int V = cllm_model_get_config(m)->vocab_size;
     int kv_ctx = o->kv_context ? o->kv_context : cllm_model_get_config(m)->context_length;
-    if (n_prompt + max_new > kv_ctx) {
-        cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: prompt %d + %d new tokens exceed the %d-position cache",
-                       n_prompt, max_new, kv_ctx);
+    if (n > o->kv_slots || n > o->max_seq) {
+        cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: %d sequences but %d KV slots / max_seq %d", n, o->kv_slots,
+                       o->max_seq);
         return -1;
     }
-    cllm_model_kv_reset(m, slot);
-    const float *logits = NULL;
-    for (int pos = 0; pos < n_prompt; pos += o->max_seq) {
-        int n = n_prompt - pos < o->max_seq ? n_prompt - pos : o->max_seq;
-        if (cllm_model_decode(m, slot, prompt + pos, n, pos, 0, &logits, err)) return -1;
-    }
-    int k = 0;
-    while (k < max_new) {
+    int slots[n], pos[n], rows[n];
+    int32_t next[n];
+    int64_t generated = 0;
+    for (int i = 0; i < n; i++) {
+        if (n_prompt[i] + max_new > kv_ctx) {
+            cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: prompt %d + %d new tokens exceed the %d-position cache",
+                           n_prompt[i], max_new, kv_ctx);
+            return -1;
+        }
+        cllm_model_kv_reset(m, i);
+        const float *logits = NULL;
+        for (int p = 0; p < n_prompt[i]; p += o->max_seq) {
+            int k = n_prompt[i] - p < o->max_seq ? n_prompt[i] - p : o->max_seq;
+            if (cllm_model_decode(m, i, prompts[i] + p, k, p, 0, &logits, err)) return -1;
+        }
         int32_t t = cllm_sampler_sample(s, logits, NULL, NULL, 0);
-        out[k++] = t;
-        if (at_turn_end(tok, end, out, k) || k == max_new) break;
-        if (cllm_model_decode(m, slot, &t, 1, n_prompt + k - 1, 0, &logits, err)) return -1;
+        out[(size_t)i * max_new] = t;
+        count[i] = 1;
+        generated++;
     }
-    return k;
+    for (;;) {
+        int a = 0;
+        for (int i = 0; i < n; i++) {
+            const int32_t *o_i = out + (size_t)i * max_new;
+            if (count[i] == max_new || count[i] < 0 || at_turn_end(tok, end, o_i, count[i])) continue;
+            slots[a] = i;
+            next[a] = o_i[count[i] - 1];
+            pos[a] = n_prompt[i] + count[i] - 1;
+            rows[a++] = i;
+        }
+        if (a == 0) break;
+        const float *logits = NULL;
+        if (cllm_model_decode_batch(m, a, slots, next, pos, &logits, err)) return -1;
+        for (int r = 0; r < a; r++) {
+            int i = rows[r];
+            out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0);
+            generated++;
+        }
+    }
+    return (int)generated;
 }
 
 float rl_head_at(const cllm_rl_model *rm, int T, int row, int t) {

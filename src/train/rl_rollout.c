@@ -1,0 +1,122 @@
+/*
+ * rl_rollout.c: the sampling half of PPO and GRPO: load the run's models
+ * (policy with KV slots, frozen reference, reward model), sample one
+ * completion per requested prompt in batched KV-cache decode steps, score
+ * each completion (a verifiable reward on its text, or the reward model's
+ * head on its last token), and pack prompt + completion rows for the
+ * optimisation half. Does not: compute advantages or losses.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl_internal.h"
+
+void rl_rollout_free(rl_rollout *ro) {
+    if (!ro) return;
+    free(ro->out);
+    free(ro->count);
+    free(ro->score);
+    cllm_rl_batch_free(&ro->batch);
+    memset(ro, 0, sizeof *ro);
+}
+
+/* Text of completion i without its turn end. */
+static cllm_status completion_text(const cllm_rl_model *pol, const rl_turn_end *end, const int32_t *ids, int n,
+                                   char **text, size_t *len, cllm_error *err) {
+    int k = n;
+    if (end->n_ids > 0 && k > 0 && ids[k - 1] == end->ids[end->n_ids - 1]) k -= end->n_ids <= k ? end->n_ids : k;
+    uint32_t u[n > 0 ? n : 1];
+    for (int i = 0; i < k; i++) u[i] = (uint32_t)ids[i];
+    cllm_status st = cllm_tokenizer_decode(pol->tok, u, (size_t)k, text, len, err);
+    if (st) return st;
+    if (end->text) {
+        size_t tl = strlen(end->text);
+        if (*len >= tl && memcmp(*text + *len - tl, end->text, tl) == 0) (*text)[*len -= tl] = '\0';
+    }
+    return CLLM_OK;
+}
+
+cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sampler *s, const rl_turn_end *end,
+                           const cllm_pref_data *d, const int *ex, int n, cllm_rl_model *rm, rl_rollout *ro,
+                           int64_t *tokens, cllm_error *err) {
+    memset(ro, 0, sizeof *ro);
+    ro->n = n;
+    ro->max_new = p->max_new;
+    ro->out = malloc((size_t)n * p->max_new * sizeof *ro->out);
+    ro->count = malloc((size_t)n * sizeof *ro->count);
+    ro->score = malloc((size_t)n * sizeof *ro->score);
+    if (!ro->out || !ro->count || !ro->score) {
+        rl_rollout_free(ro);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "rollout: out of memory");
+    }
+    const int32_t **prompts = calloc((size_t)n, sizeof *prompts);
+    int *np = calloc((size_t)n, sizeof *np);
+    cllm_rl_seq *seqs = malloc((size_t)n * sizeof *seqs);
+    if (!prompts || !np || !seqs) {
+        free(prompts);
+        free(np);
+        free(seqs);
+        rl_rollout_free(ro);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "rollout: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        prompts[i] = d->items[ex[i]].prompt;
+        np[i] = d->items[ex[i]].n_prompt;
+    }
+    int got = rl_sample_batch(pol->model, s, pol->tok, end, n, prompts, np, p->max_new, ro->out, ro->count, err);
+    cllm_status st = CLLM_OK;
+    if (got < 0) st = err->status ? err->status : CLLM_ERR_INTERNAL;
+    else *tokens += got;
+    for (int i = 0; i < n && !st; i++)
+        seqs[i] = (cllm_rl_seq){prompts[i], ro->out + (size_t)i * p->max_new, np[i], ro->count[i]};
+    if (!st) st = cllm_rl_batch_build(seqs, n, cllm_model_get_options(pol->model)->max_seq, &ro->batch, err);
+    if (!st && p->vreward) {
+        for (int i = 0; i < n && !st; i++) {
+            char *text = NULL;
+            size_t len = 0;
+            st = completion_text(pol, end, seqs[i].completion, seqs[i].n_completion, &text, &len, err);
+            if (!st) ro->score[i] = cllm_vreward_score(p->vreward, text, len, d->items[ex[i]].answer);
+            free(text);
+        }
+    } else if (!st) {
+        st = rl_reward_scores(rm, &ro->batch, ro->score, err);
+    }
+    free(prompts);
+    free(np);
+    free(seqs);
+    if (st) rl_rollout_free(ro);
+    return st;
+}
+
+cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+                               cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err) {
+    memset(pol, 0, sizeof *pol);
+    memset(ref, 0, sizeof *ref);
+    memset(rm, 0, sizeof *rm);
+    cllm_status st = cllm_rl_model_load(p->model_path, NULL, 0, pol, err);
+    if (st) return st;
+    const int ctx = cllm_model_get_config(pol->model)->context_length;
+    cllm_rl_model_free(pol);
+    cllm_model_options o = cllm_model_default_options();
+    o.max_batch = n;
+    o.max_seq = ctx;
+    if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, ref, err))) return st;
+    if (p->reward_path && (st = cllm_rl_model_load(p->reward_path, &o, 2, rm, err))) goto fail;
+    o.training = 1;
+    o.kv_slots = n;
+    if ((st = cllm_rl_model_load(p->model_path, &o, want_value_head, pol, err))) goto fail;
+    if ((st = cllm_rl_check_same_shape(cllm_model_get_config(pol->model), cllm_model_get_config(ref->model),
+                                       "reference model", err)))
+        goto fail;
+    if (rm->model && cllm_tokenizer_hash(rm->tok) != cllm_tokenizer_hash(pol->tok)) {
+        st = cllm_error_set(err, CLLM_ERR_ARG, "reward model %s uses a different tokenizer than the policy %s",
+                            p->reward_path, p->model_path);
+        goto fail;
+    }
+    return CLLM_OK;
+fail:
+    cllm_rl_model_free(pol);
+    cllm_rl_model_free(ref);
+    cllm_rl_model_free(rm);
+    return st;
+}
