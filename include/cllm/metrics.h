@@ -24,8 +24,10 @@
  *                precision and recall, chrF = (1+b^2) chrP chrR /
  *                (b^2 chrP + chrR) with b = 2, times 100. Orders longer
  *                than the reference (no reference n-grams) are left out of
- *                the means; sacrebleu instead averages per-order F-scores,
- *                so its numbers differ slightly. [0, 100].
+ *                the means; an order the hypothesis is too short for counts
+ *                as precision 0 and recall 0. Matches are clipped counts
+ *                (min of the two multisets). sacrebleu instead averages
+ *                per-order F-scores, so its numbers differ slightly. [0, 100].
  * Two empty strings score the maximum under every metric; one empty string
  * scores 0 (exact_match: equal only if both normalise to empty).
  *

@@ -1,0 +1,136 @@
+/*
+ * test_metrics.c: exact match, accuracy, ROUGE-L and chrF against values
+ * worked out by hand (in the comments), and the text likelihood against a
+ * model whose answer is known in closed form.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "cllm/metrics.h"
+#include "cllm/model.h"
+#include "test.h"
+
+/* Exact fractions below; 1e-9 absorbs double rounding only. */
+#define TOL 1e-9
+
+static void test_metrics_names(void) {
+    for (int i = 0; i < CLLM_METRIC_COUNT; i++)
+        CHECK(cllm_metric_parse(cllm_metric_name((cllm_metric)i)) == i, "round trip %d", i);
+    CHECK(cllm_metric_parse("bleu") == -1, "unknown metric");
+    CHECK(cllm_metric_max(CLLM_METRIC_CHRF) == 100 && cllm_metric_max(CLLM_METRIC_ROUGE_L) == 1, "scales");
+}
+
+static void test_metrics_exact_match(void) {
+    CHECK(cllm_metric_exact_match("Positive.", "positive") == 1, "case and final period");
+    CHECK(cllm_metric_exact_match("  We are \n open. ", "We are open") == 1, "whitespace collapsed");
+    CHECK(cllm_metric_exact_match("positive", "negative") == 0, "different");
+    CHECK(cllm_metric_exact_match("We are open", "We are open today") == 0, "prefix is not a match");
+    CHECK(cllm_metric_exact_match("", "") == 1 && cllm_metric_exact_match("", "x") == 0, "empty");
+    CHECK(cllm_metric_exact_match("톰은 갔어요.", "톰은 갔어요") == 1, "Korean, final period");
+}
+
+static void test_metrics_accuracy(void) {
+    CHECK(cllm_metric_accuracy("Positive, I think", "positive") == 1, "first word, punctuation stripped");
+    CHECK(cllm_metric_accuracy("7 apples", "7") == 1, "number then words");
+    CHECK(cllm_metric_accuracy("\"neutral\"", "neutral") == 1, "quotes stripped");
+    CHECK(cllm_metric_accuracy("17", "7") == 0, "17 is not 7");
+    CHECK(cllm_metric_accuracy("I think positive", "positive") == 0, "only the first word counts");
+    CHECK(cllm_metric_accuracy("", "7") == 0, "empty answer");
+}
+
+static void test_metrics_rouge_l(void) {
+    /* hyp: the cat sat on the mat (6 words), ref: the cat is on the mat (6);
+     * LCS = the cat on the mat = 5, P = R = 5/6, F1 = 5/6. */
+    CHECK_NEAR(cllm_metric_rouge_l("the cat sat on the mat", "the cat is on the mat"), 5.0 / 6.0, TOL, 0, "cat/mat");
+    /* hyp: a b c d, ref: b d e; LCS = b d = 2; P = 2/4, R = 2/3;
+     * F1 = 2PR/(P+R) = (2/3)/(7/6) = 4/7. */
+    CHECK_NEAR(cllm_metric_rouge_l("a b c d", "b d e"), 4.0 / 7.0, TOL, 0, "4/7");
+    /* Order matters: LCS of (a b) and (b a) is 1, P = R = 1/2. */
+    CHECK_NEAR(cllm_metric_rouge_l("a b", "b a"), 0.5, TOL, 0, "order");
+    CHECK_NEAR(cllm_metric_rouge_l("The Cat!", "the cat"), 1.0, TOL, 0, "case and punctuation");
+    /* Hangul words: 3 and 3 words, LCS 2 (톰은, 갔어요) -> 2/3. */
+    CHECK_NEAR(cllm_metric_rouge_l("톰은 공원으로 갔어요.", "톰은 학교로 갔어요."), 2.0 / 3.0, TOL, 0, "Korean");
+    CHECK(cllm_metric_rouge_l("", "") == 1 && cllm_metric_rouge_l("a", "") == 0 && cllm_metric_rouge_l("x", "y") == 0,
+          "empty and disjoint");
+}
+
+static void test_metrics_chrf(void) {
+    /* hyp "ab", ref "abc". Orders with reference n-grams: 1..3.
+     *   n=1: hyp {a,b}, ref {a,b,c}: 2 matches, P = 1,   R = 2/3
+     *   n=2: hyp {ab},  ref {ab,bc}: 1 match,   P = 1,   R = 1/2
+     *   n=3: hyp none,  ref {abc}:   0,         P = 0,   R = 0
+     * chrP = 2/3, chrR = (2/3 + 1/2)/3 = 7/18, beta = 2:
+     * chrF = 5 P R / (4 P + R) = (70/54) / (55/18) = 14/33 = 42.4242...% */
+    CHECK_NEAR(cllm_metric_chrf("ab", "abc"), 100.0 * 14.0 / 33.0, 1e-7, 0, "ab vs abc");
+    /* hyp "aaa", ref "a": only n=1; matches are clipped to min(3, 1) = 1:
+     * P = 1/3, R = 1, chrF = 5 (1/3) / (4/3 + 1) = 5/7. */
+    CHECK_NEAR(cllm_metric_chrf("aaa", "a"), 100.0 * 5.0 / 7.0, 1e-7, 0, "clipped counts");
+    CHECK_NEAR(cllm_metric_chrf("a b", "ab"), 100.0, 1e-7, 0, "whitespace ignored");
+    CHECK_NEAR(cllm_metric_chrf("안녕하세요", "안녕하세요"), 100.0, 1e-7, 0, "identical Korean");
+    /* Korean by code point: hyp 사과 (2 chars), ref 사과를 (3 chars):
+     * same shape as "ab" vs "abc" -> 14/33. */
+    CHECK_NEAR(cllm_metric_chrf("사과", "사과를"), 100.0 * 14.0 / 33.0, 1e-7, 0, "Hangul code points");
+    CHECK(cllm_metric_chrf("abc", "xyz") == 0, "disjoint");
+    CHECK(cllm_metric_chrf("", "") == 100 && cllm_metric_chrf("", "a") == 0 && cllm_metric_chrf("a", "") == 0, "empty");
+    /* Recall is weighted more than precision (beta = 2): a hypothesis that
+     * contains the reference plus junk beats one that is a strict part of it. */
+    CHECK(cllm_metric_chrf("abcdefxyz", "abcdef") > cllm_metric_chrf("abc", "abcdef"), "recall-weighted");
+    CHECK(cllm_metric_score(CLLM_METRIC_CHRF, "ab", "abc") == cllm_metric_chrf("ab", "abc"), "dispatch");
+    const char bad[] = {(char)0xff, 'a', 0};
+    double s = cllm_metric_chrf(bad, "a");
+    CHECK(s > 0 && s < 100, "invalid UTF-8 is a character of its own: %g", s);
+}
+
+static cllm_model *tiny(int V, int zero) {
+    cllm_model_config cfg;
+    cllm_error err;
+    CHECK(cllm_model_preset("tiny-gpt2", &cfg, &err) == CLLM_OK, "%s", err.msg);
+    cfg.vocab_size = V;
+    cllm_model_options o = cllm_model_default_options();
+    o.max_seq = 16;
+    cllm_model *m = NULL;
+    CHECK(cllm_model_create(&cfg, &o, &m, &err) == CLLM_OK, "%s", err.msg);
+    if (m && !zero) cllm_model_init_weights(m, 42);
+    return m;
+}
+
+static void test_metrics_text_nll(void) {
+    /* All-zero weights give zero logits: every token has probability 1/V,
+     * so the mean NLL is ln V and the perplexity V. */
+    const int V = 50;
+    cllm_model *m = tiny(V, 1);
+    if (!m) return;
+    int32_t ids[23];
+    for (int i = 0; i < 23; i++) ids[i] = (i * 7) % V;
+    cllm_text_nll r;
+    cllm_error err;
+    CHECK(cllm_metric_text_nll(m, ids, 23, 5, &r, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(r.n_scored == 22, "every token after the first is scored once: %lld", (long long)r.n_scored);
+    /* float logits and loss: 1e-5 relative */
+    CHECK_NEAR(r.nll, log((double)V), 0, 1e-5, "uniform NLL = ln V");
+    CHECK_NEAR(r.ppl, (double)V, 0, 1e-4, "uniform PPL = V");
+    cllm_model_destroy(m);
+
+    /* A random model: one window holding the whole text equals one forward. */
+    m = tiny(V, 0);
+    float loss;
+    CHECK(cllm_model_forward(m, ids, ids + 1, 1, 15, &loss, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_metric_text_nll(m, ids, 16, 16, &r, &err) == CLLM_OK, "%s", err.msg);
+    CHECK_NEAR(r.nll_sum, (double)loss * 15, 0, 1e-6, "one window = forward loss x 15"); /* float sum order */
+    CHECK(cllm_metric_text_nll(m, ids, 1, 4, &r, &err) == CLLM_ERR_ARG, "one token is too few");
+    CHECK(cllm_metric_text_nll(m, ids, 10, 17, &r, &err) == CLLM_ERR_ARG, "window over max_seq");
+    ids[3] = V;
+    CHECK(cllm_metric_text_nll(m, ids, 10, 4, &r, &err) == CLLM_ERR_ARG && strstr(err.msg, "token 3"),
+          "id out of range named: %s", err.msg);
+    cllm_model_destroy(m);
+}
+
+int main(void) {
+    TEST_RUN(test_metrics_names);
+    TEST_RUN(test_metrics_exact_match);
+    TEST_RUN(test_metrics_accuracy);
+    TEST_RUN(test_metrics_rouge_l);
+    TEST_RUN(test_metrics_chrf);
+    TEST_RUN(test_metrics_text_nll);
+    return test_finish();
+}
