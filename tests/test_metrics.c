@@ -87,7 +87,9 @@ static cllm_model *tiny(int V, int zero) {
     CHECK(cllm_model_preset("tiny-gpt2", &cfg, &err) == CLLM_OK, "%s", err.msg);
     cfg.vocab_size = V;
     cllm_model_options o = cllm_model_default_options();
-    o.max_seq = 16;
+    o.max_seq = 8; /* windows of 16 need two decode chunks */
+    o.kv_slots = 1;
+    o.kv_context = 16;
     cllm_model *m = NULL;
     CHECK(cllm_model_create(&cfg, &o, &m, &err) == CLLM_OK, "%s", err.msg);
     if (m && !zero) cllm_model_init_weights(m, 42);
@@ -111,14 +113,19 @@ static void test_metrics_text_nll(void) {
     CHECK_NEAR(r.ppl, (double)V, 0, 1e-4, "uniform PPL = V");
     cllm_model_destroy(m);
 
-    /* A random model: one window holding the whole text equals one forward. */
+    /* A random model: one window holding the whole text equals the training
+     * forward's mean loss x 15 (same function, computed without the cache). */
     m = tiny(V, 0);
     float loss;
-    CHECK(cllm_model_forward(m, ids, ids + 1, 1, 15, &loss, &err) == CLLM_OK, "%s", err.msg);
-    CHECK(cllm_metric_text_nll(m, ids, 16, 16, &r, &err) == CLLM_OK, "%s", err.msg);
-    CHECK_NEAR(r.nll_sum, (double)loss * 15, 0, 1e-6, "one window = forward loss x 15"); /* float sum order */
+    CHECK(cllm_model_forward(m, ids, ids + 1, 1, 8, &loss, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_metric_text_nll(m, ids, 9, 16, &r, &err) == CLLM_OK, "%s", err.msg);
+    /* float logits, cached vs uncached paths: 1e-4 relative */
+    CHECK_NEAR(r.nll_sum, (double)loss * 8, 0, 1e-4, "one window = forward loss x 8");
+    cllm_text_nll r2;
+    CHECK(cllm_metric_text_nll(m, ids, 23, 16, &r2, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(r2.n_scored == 22 && r2.nll > 0, "two windows, two decode chunks each");
     CHECK(cllm_metric_text_nll(m, ids, 1, 4, &r, &err) == CLLM_ERR_ARG, "one token is too few");
-    CHECK(cllm_metric_text_nll(m, ids, 10, 17, &r, &err) == CLLM_ERR_ARG, "window over max_seq");
+    CHECK(cllm_metric_text_nll(m, ids, 10, 17, &r, &err) == CLLM_ERR_ARG, "window over the KV context");
     ids[3] = V;
     CHECK(cllm_metric_text_nll(m, ids, 10, 4, &r, &err) == CLLM_ERR_ARG && strstr(err.msg, "token 3"),
           "id out of range named: %s", err.msg);

@@ -75,10 +75,12 @@ typedef struct {
     double ppl;          /* exp(nll) */
 } cllm_text_nll;
 
-/* Scores tokens[n] (ids in [0, V), n >= 2) with cllm_model_forward in
- * windows of up to T inputs (1 <= T <= the model's max_seq). Bits per byte
- * are nll_sum / ln(2) / (bytes of tokens[1..n-1]), computed by the caller
- * who knows the tokenizer. */
+/* Scores tokens[n] (ids in [0, V), n >= 2) in windows of up to T inputs
+ * (1 <= T <= the KV context) through the KV cache (cllm_model_decode, slot 0,
+ * which is reset), so f32 and mapped/quantized models both work; the model
+ * needs kv_slots >= 1. Log-softmax in double. Bits per byte are
+ * nll_sum / ln(2) / (bytes of tokens[1..n-1]), computed by the caller who
+ * knows the tokenizer. */
 cllm_status cllm_metric_text_nll(cllm_model *m, const int32_t *tokens, size_t n, int T, cllm_text_nll *out,
                                  cllm_error *err);
 

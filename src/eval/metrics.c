@@ -278,9 +278,12 @@ cllm_status cllm_metric_text_nll(cllm_model *m, const int32_t *tokens, size_t n,
     memset(out, 0, sizeof *out);
     const cllm_model_options *o = cllm_model_get_options(m);
     const int V = cllm_model_get_config(m)->vocab_size;
+    const int kv_context = o->kv_context > 0 ? o->kv_context : cllm_model_get_config(m)->context_length;
+    if (o->kv_slots < 1)
+        return cllm_error_set(err, CLLM_ERR_ARG, "text likelihood needs a model with a KV cache (kv_slots >= 1)");
     if (n < 2) return cllm_error_set(err, CLLM_ERR_ARG, "text has %zu tokens; at least 2 are needed to score one", n);
-    if (T < 1 || T > o->max_seq)
-        return cllm_error_set(err, CLLM_ERR_ARG, "window %d must be in [1, max_seq %d]", T, o->max_seq);
+    if (T < 1 || T > kv_context)
+        return cllm_error_set(err, CLLM_ERR_ARG, "window %d must be in [1, the KV context %d]", T, kv_context);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return cllm_error_set(err, CLLM_ERR_ARG, "token %zu has id %d outside the vocabulary of %d", i,
@@ -288,11 +291,24 @@ cllm_status cllm_metric_text_nll(cllm_model *m, const int32_t *tokens, size_t n,
     double sum = 0;
     for (size_t s = 0; s + 1 < n; s += (size_t)T) {
         int len = (int)((n - 1 - s) < (size_t)T ? (n - 1 - s) : (size_t)T);
-        float loss;
-        cllm_status st = cllm_model_forward(m, tokens + s, tokens + s + 1, 1, len, &loss, err);
-        if (st != CLLM_OK) return st;
-        sum += (double)loss * len;
+        cllm_model_kv_reset(m, 0);
+        for (int pos = 0; pos < len;) {
+            int chunk = len - pos < o->max_seq ? len - pos : o->max_seq;
+            const float *logits;
+            cllm_status st = cllm_model_decode(m, 0, tokens + s + pos, chunk, pos, 1, &logits, err);
+            if (st != CLLM_OK) return st;
+            for (int j = 0; j < chunk; j++) {
+                const float *row = logits + (size_t)j * V;
+                double mx = row[0], z = 0;
+                for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+                for (int v = 0; v < V; v++) z += exp((double)row[v] - mx);
+                sum += mx + log(z) - (double)row[tokens[s + pos + j + 1]];
+            }
+            pos += chunk;
+        }
     }
+    cllm_model_kv_reset(m, 0);
+    if (!isfinite(sum)) return cllm_error_set(err, CLLM_ERR_NUMERIC, "the model's log-likelihood is not finite");
     out->nll_sum = sum;
     out->n_scored = (int64_t)(n - 1);
     out->nll = sum / (double)(n - 1);
