@@ -21,3 +21,4 @@ CLLM_COMMAND("serve", cllm_cmd_serve, "serve a model over HTTP with OpenAI's API
 CLLM_COMMAND("reward", cllm_cmd_reward, "train a Bradley-Terry reward model on prompt/chosen/rejected pairs")
 CLLM_COMMAND("dpo", cllm_cmd_dpo, "Direct Preference Optimization on prompt/chosen/rejected pairs")
 CLLM_COMMAND("grpo", cllm_cmd_grpo, "GRPO: group-sampled completions, verifiable or reward-model rewards, KL to a reference")
+CLLM_COMMAND("ppo", cllm_cmd_ppo, "RLHF with PPO: rollouts, reward model, KL to a reference, GAE, clipped losses")
