@@ -1,6 +1,8 @@
 /*
  * bench_train.c: times cllm training steps (forward, backward, clipping,
  * AdamW) for a model preset at B x T in fp32 and prints one JSON object.
+ * optimizer_ms covers the global gradient norm and AdamW with clipping at
+ * norm 1.0 fused in (cllm_adamw_params.grad_scale), as `cllm pretrain` does.
  * bench/bench_train.sh runs it beside the PyTorch peer and prints ratios.
  *
  *   build/bench/bench_train --preset gpt2 --batch 4 --seq 64 --steps 10 --threads 2
@@ -133,10 +135,11 @@ int main(int argc, char **argv) {
            "\"ms_per_step_median\": %.2f, \"ms_per_step_min\": %.2f, \"tokens_per_s\": %.1f, "
            "\"forward_ms\": %.2f, \"backward_ms\": %.2f, \"optimizer_ms\": %.2f, "
            "\"achieved_gflops\": %.1f, \"gemm_peak_gflops\": %.1f, \"mfu\": %.3f, \"peak_rss_mb\": %.1f, "
-           "\"gemm\": \"%s\", \"final_loss\": %.4f}\n",
+           "\"gemm\": \"%s\", \"wait_policy\": \"%s\", \"final_loss\": %.4f}\n",
            preset, cfg.n_layer, cfg.n_embd, cfg.vocab_size, threads, B, T, n, median * 1e3, times[0] * 1e3, B * T / median, fwd_s / steps * 1e3,
            bwd_s / steps * 1e3, opt_s / steps * 1e3, flops_step / median / 1e9, peak,
-           peak > 0 ? flops_step / median / 1e9 / peak : 0.0, ru.ru_maxrss / 1024.0, cllm_kernels_gemm_name(), loss);
+           peak > 0 ? flops_step / median / 1e9 / peak : 0.0, ru.ru_maxrss / 1024.0, cllm_kernels_gemm_name(),
+           cllm_kernels_wait_policy(), loss);
     free(times);
     free(mom1);
     free(mom2);

@@ -8,8 +8,11 @@ Run with Debian's python3 (it has torch 1.13):
       --vocab 50257 --ctx 1024 --batch 4 --seq 64 --steps 10 --threads 2
 """
 import argparse
+import ctypes
+import ctypes.util
 import json
 import math
+import os
 import resource
 import time
 
@@ -63,6 +66,17 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
+def blas_core():
+    """The BLAS torch's fp32 matmuls go to (Debian torch links the system
+    libblas.so.3; MKL is absent) and the OpenBLAS kernel family it chose."""
+    try:
+        lib = ctypes.CDLL("libblas.so.3")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return "openblas " + lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "not openblas"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     for name, default in [("layers", 12), ("heads", 12), ("embd", 768), ("vocab", 50257),
@@ -94,6 +108,9 @@ def main():
     print(json.dumps({
         "peer": "pytorch",
         "torch_version": torch.__version__,
+        "blas": blas_core(),
+        "env": {k: os.environ[k] for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE",
+                                           "ATEN_CPU_CAPABILITY") if k in os.environ},
         "threads": a.threads,
         "params": n_params,
         "ms_per_step_median": round(median * 1e3, 2),
