@@ -144,5 +144,25 @@ check "unknown flag exits 2" test $? -eq 2
 check "missing model file exits 1" test $? -eq 1
 "$bin" eval --help | grep -q "Usage: cllm eval"
 check "eval --help" test $? -eq 0
+
+# ---- cllm attention ----
+"$bin" attention -m "$model" "Lily went to the park." --out "$work/attn.svg" --threads 1 >"$work/out" 2>"$work/err"
+check "attention exits 0" test $? -eq 0
+check "attention SVG: 4 heads of 22x22 lower triangles, token labels" $py -c '
+import sys, xml.dom.minidom
+d = xml.dom.minidom.parse(sys.argv[1])
+texts = [t.firstChild.data for t in d.getElementsByTagName("text") if t.firstChild]
+assert sum(1 for t in texts if t.startswith("head ")) == 4, texts[:8]
+cells = [r for r in d.getElementsByTagName("rect") if r.getElementsByTagName("title")]
+assert len(cells) == 4 * 22 * 23 // 2, len(cells)
+assert "L" in texts and "k" in texts' "$work/attn.svg"
+"$bin" attention -m "$model" "x" --out "$work/a2.svg" --layer 5 >/dev/null 2>&1
+check "attention --layer out of range exits 2" test $? -eq 2
+"$bin" attention -m "$model" "$(head -c 400 "$work/text.txt")" --out "$work/a3.svg" >/dev/null 2>"$work/err"
+check "attention on too many tokens exits 1, no file" bash -c "test $? -eq 1 && test ! -e '$work/a3.svg' && grep -q 'at most' '$work/err'"
+"$bin" attention -m "$model" "x" >/dev/null 2>&1
+check "attention without --out exits 2" test $? -eq 2
+"$bin" attention -m "$model" "x" --out "$work/nodir/a.svg" >/dev/null 2>&1
+check "attention into a missing directory exits 1" test $? -eq 1
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -199,6 +199,14 @@ const float *cllm_model_logits(const cllm_model *m);
 /* Unmasked target count of the last forward (0 if it had no targets). */
 int64_t cllm_model_num_targets(const cllm_model *m);
 
+/* Attention probabilities att[B,NH,T,T] of `layer` from the last forward
+ * (row t: how much query position t attends to each key position; entries
+ * above the diagonal are 0), with B, T, NH written to the non-NULL
+ * pointers. Only models created with training = 1 keep every layer's
+ * probabilities; NULL otherwise, before any forward, or for a layer out of
+ * range. Borrowed; valid until the next forward. (src/model/inspect.c) */
+const float *cllm_model_attention(const cllm_model *m, int layer, int *B, int *T, int *NH);
+
 void cllm_model_zero_grad(cllm_model *m);
 
 /* Backward of the last forward (which must have had targets), ACCUMULATING
