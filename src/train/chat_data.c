@@ -74,6 +74,7 @@ cllm_status cllm_jsonl_each(const char *data, size_t len, const char *name, cllm
                                   (long)col0 + col + 1);
         }
         size_t used = end ? (size_t)(end - s) : n;
+        while (used < n && (s[used] == ' ' || s[used] == '\t')) used++;
         if (used < n && !is_blank(s + used, n - used)) {
             cJSON_Delete(obj);
             return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%lld:%zu: unexpected text after the JSON value", name,
