@@ -14,6 +14,8 @@ CLLM_COMMAND("tokenize", cllm_cmd_tokenize, "encode text or JSONL files into a t
 CLLM_COMMAND("quantize", cllm_cmd_quantize, "rewrite a GGUF model with f16, bf16, q8_0 or q4_0 matrices (llama.cpp layouts)")
 CLLM_COMMAND("perplexity", cllm_cmd_perplexity, "perplexity of a model on a text; KL / top-1 / PPL ratio against a base model")
 CLLM_COMMAND("generate", cllm_cmd_generate, "continue a prompt with a model, streaming tokens (KV cache, sampler chain)")
+CLLM_COMMAND("sft", cllm_cmd_sft, "supervised fine-tuning on chat JSONL (TRL formats), full or LoRA, packing")
+CLLM_COMMAND("lora", cllm_cmd_lora, "merge a LoRA adapter into its base model (cllm lora merge)")
 CLLM_COMMAND("chat", cllm_cmd_chat, "talk with a model in the terminal through its chat template")
 CLLM_COMMAND("data", cllm_cmd_data, "generate the built-in practice world: stories, Korean, task sets, preference pairs")
 CLLM_COMMAND("eval", cllm_cmd_eval, "score a model on task files (exact match, accuracy, ROUGE-L, chrF) and text (perplexity, bits per byte)")

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "cllm/gguf.h"
 #include "cllm/kernels.h"
+#include "cllm/lora.h"
 #include "cllm/model_io.h"
 #include "cllm/model_quant.h"
 
@@ -32,6 +33,11 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     if (!strcmp(flag, "--threads")) {
         if (!(v = cli_value(command, argc, argv, i))) return -1;
         return cli_parse_int(command, flag, v, 1, 1024, &a->threads) ? 1 : -1;
+    }
+    if (!strcmp(flag, "--lora")) {
+        if (!(v = cli_value(command, argc, argv, i))) return -1;
+        a->lora_path = v;
+        return 1;
     }
     if (!strcmp(flag, "--template")) {
         if (!(v = cli_value(command, argc, argv, i))) return -1;
@@ -71,6 +77,8 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0); decoding runs the matching mat-vec kernels. */
     st = cllm_model_load_gguf_mapped(a->model_path, &opt, &s->model, &err);
+    if (st == CLLM_OK && a->lora_path && (st = cllm_model_lora_load_gguf(s->model, a->lora_path, &err)) != CLLM_OK)
+        model_session_close(s);
     if (st != CLLM_OK) {
         cllm_gguf_close(g);
         return cli_fail(command, &err);

@@ -22,6 +22,7 @@ typedef struct {
     int context;            /* --ctx: KV-cache positions, 0 = the model's context_length */
     int threads;            /* --threads, 0 = all cores */
     int chat_template;      /* --template chatml|plain, -1 = from the file or tokenizer */
+    const char *lora_path;  /* --lora FILE: a LoRA adapter GGUF applied without merging */
 } model_session_args;
 
 typedef struct {
@@ -40,6 +41,7 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  --ctx N           context window in tokens (default: the model's)\n"                  \
     "  --threads N       CPU threads (default: all cores)\n"                                 \
     "  --template NAME   chat template: chatml or plain (default: the model's)\n"            \
+    "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \
     TOK_SOURCE_HELP
 
 /* Loads everything; prints the error and returns an exit code on failure. */

@@ -1,0 +1,63 @@
+/*
+ * cmd_lora.c: `cllm lora merge BASE.gguf ADAPTER.gguf OUT.gguf`: folds a
+ * LoRA adapter into the base weights and writes a new f32 model file that
+ * keeps the base's tokenizer and chat template metadata.
+ * Does not: train adapters (cllm sft --lora-rank) or quantize (cllm quantize).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cllm/gguf.h"
+#include "cllm/lora.h"
+#include "cllm/model_io.h"
+
+#define CMD "lora"
+
+static void usage(void) {
+    printf("Usage: cllm lora merge BASE.gguf ADAPTER.gguf OUT.gguf\n\n"
+           "Merges a LoRA adapter (from cllm sft --lora-rank) into its base model:\n"
+           "W += (alpha/r) B A for every adapted matrix. OUT keeps the base's tokenizer\n"
+           "and chat template and is written atomically (f32 weights).\n");
+}
+
+/* Copies the base file's tokenizer.* and cllm.tokenizer_hash keys. */
+static cllm_status copy_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
+    const cllm_gguf *g = ctx;
+    for (uint64_t i = 0; i < cllm_gguf_n_kv(g); i++) {
+        const cllm_gguf_kv *kv = cllm_gguf_kv_at(g, i);
+        if (!strncmp(kv->key, "tokenizer.", 10) || !strcmp(kv->key, "cllm.tokenizer_hash")) {
+            cllm_status st = cllm_gguf_set_kv(w, kv, err);
+            if (st != CLLM_OK) return st;
+        }
+    }
+    return CLLM_OK;
+}
+
+int cllm_cmd_lora(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            usage();
+            return CLI_EXIT_OK;
+        }
+    if (argc < 2 || strcmp(argv[1], "merge")) return cli_usage_error(CMD, "expected the subcommand 'merge'");
+    if (argc != 5) return cli_usage_error(CMD, "merge takes BASE.gguf ADAPTER.gguf OUT.gguf");
+    cllm_error err;
+    cllm_gguf *g = NULL;
+    cllm_model *m = NULL;
+    cllm_status st = cllm_gguf_open(&g, argv[2], &err);
+    if (st == CLLM_OK) st = cllm_model_from_gguf(g, NULL, 1, &m, &err);
+    if (st == CLLM_OK) st = cllm_model_lora_load_gguf(m, argv[3], &err);
+    if (st == CLLM_OK) st = cllm_model_lora_merge(m, &err);
+    if (st == CLLM_OK) {
+        cllm_model_save_params sp = cllm_model_save_default_params();
+        sp.extra = copy_keys;
+        sp.extra_ctx = g;
+        st = cllm_model_save_gguf(m, argv[4], &sp, &err);
+    }
+    cllm_model_destroy(m);
+    cllm_gguf_close(g);
+    if (st != CLLM_OK) return cli_fail(CMD, &err);
+    fprintf(stderr, "cllm lora: merged %s into %s -> %s\n", argv[3], argv[2], argv[4]);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,160 @@
+/*
+ * cmd_sft.c: `cllm sft`: flag parsing, signal handling and the summary;
+ * the work is cllm_sft_run (sft.h).
+ *
+ * Usage errors exit 2 before any work; bad data or a failed run exit 1
+ * with the library's message (file:line:column for JSONL). SIGINT/SIGTERM
+ * finish the step, save a checkpoint and exit 0 (continue with --resume).
+ * The summary (stdout) is one JSON object.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cllm/fileio.h"
+#include "cllm/sft.h"
+
+#define CMD "sft"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+    static const char msg[] = "\ncllm sft: stop requested; finishing this step and saving\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void log_line(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+}
+
+static void usage(void) {
+    printf("Usage: cllm sft --model BASE.gguf --data train.jsonl --out RUN_DIR [options]\n\n"
+           "Supervised fine-tuning on JSONL in TRL's formats: {\"messages\": [...]},\n"
+           "{\"prompt\": ..., \"completion\": ...} (strings or message lists), {\"text\": ...}.\n"
+           "The loss covers assistant tokens only. Writes RUN_DIR/model.gguf (with the\n"
+           "tokenizer and chat template) or, with --lora-rank, RUN_DIR/adapter.gguf.\n\n"
+           "Data:\n"
+           "  --data FILE          training JSONL (required)\n"
+           "  --val FILE           validation JSONL (loss every --eval-every steps and at the end)\n"
+           "  --template NAME      chatml | plain (default: the model's, else what the vocabulary has)\n"
+           "  --pack               pack short examples into rows (attention kept inside each)\n"
+           "  --truncate           cut examples longer than --seq instead of failing (counted)\n"
+           "Batch and schedule:\n"
+           "  --batch N  --seq N  --accum N   rows per micro-batch, row length, micro-batches per step\n"
+           "                       (defaults 8, 256 capped at the model's context, 1)\n"
+           "  --steps N | --epochs N          length of the run (default 1 epoch)\n"
+           "  --lr F --min-lr F --warmup N --schedule cosine|linear|constant|wsd\n"
+           "  --weight-decay F --beta1 F --beta2 F --eps F --clip F\n"
+           "LoRA (frozen base; only adapters train):\n"
+           "  --lora-rank R  --lora-alpha A (default 2R)  --lora-targets q,k,v,o,up,down,gate|all (default q,v)\n"
+           "Run:\n"
+           "  --out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n");
+}
+
+int cllm_cmd_sft(int argc, char **argv) {
+    cllm_sft_params p = cllm_sft_default_params();
+    int quiet = 0;
+    int64_t v64;
+    double d;
+    int have_alpha = 0;
+    unsigned targets = p.lora.targets;
+    cllm_error err;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = NULL;
+        if (cli_is_help(f)) {
+            usage();
+            return CLI_EXIT_OK;
+        }
+#define VAL() do { if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE; } while (0)
+#define INT(field, lo, hi) do { VAL(); if (!cli_parse_int(CMD, f, v, lo, hi, &p.field)) return CLI_EXIT_USAGE; } while (0)
+#define I64(field, lo, hi) do { VAL(); if (!cli_parse_i64(CMD, f, v, lo, hi, &v64)) return CLI_EXIT_USAGE; p.field = v64; } while (0)
+#define FLT(field, lo, hi) do { VAL(); if (!cli_parse_double(CMD, f, v, lo, hi, &d)) return CLI_EXIT_USAGE; p.field = (float)d; } while (0)
+        if (!strcmp(f, "--model") || !strcmp(f, "-m")) { VAL(); p.model_path = v; }
+        else if (!strcmp(f, "--data")) { VAL(); p.data_path = v; }
+        else if (!strcmp(f, "--val")) { VAL(); p.val_path = v; }
+        else if (!strcmp(f, "--out")) { VAL(); p.run_dir = v; }
+        else if (!strcmp(f, "--template")) {
+            VAL();
+            p.chat_template = cllm_chat_template_parse(v);
+            if (p.chat_template < 0) return cli_usage_error(CMD, "--template must be chatml or plain, got '%s'", v);
+        }
+        else if (!strcmp(f, "--pack")) p.pack = 1;
+        else if (!strcmp(f, "--truncate")) p.truncate = 1;
+        else if (!strcmp(f, "--resume")) p.resume = 1;
+        else if (!strcmp(f, "--quiet")) quiet = 1;
+        else if (!strcmp(f, "--batch")) INT(B, 1, 4096);
+        else if (!strcmp(f, "--seq")) INT(T, 2, 1 << 20);
+        else if (!strcmp(f, "--accum")) INT(accum, 1, 1 << 16);
+        else if (!strcmp(f, "--steps")) I64(steps, 1, INT64_MAX / 2);
+        else if (!strcmp(f, "--epochs")) INT(epochs, 1, 1 << 20);
+        else if (!strcmp(f, "--lr")) FLT(lr, 1e-12, 10);
+        else if (!strcmp(f, "--min-lr")) FLT(min_lr, 0, 10);
+        else if (!strcmp(f, "--warmup")) I64(warmup, 0, INT64_MAX / 2);
+        else if (!strcmp(f, "--schedule")) {
+            VAL();
+            int k = cllm_schedule_parse(v);
+            if (k < 0) return cli_usage_error(CMD, "--schedule must be cosine, linear, constant or wsd, got '%s'", v);
+            p.schedule = (cllm_schedule_kind)k;
+        }
+        else if (!strcmp(f, "--weight-decay")) FLT(weight_decay, 0, 10);
+        else if (!strcmp(f, "--beta1")) FLT(beta1, 0, 0.999999);
+        else if (!strcmp(f, "--beta2")) FLT(beta2, 0, 0.999999);
+        else if (!strcmp(f, "--eps")) FLT(eps, 1e-30, 1);
+        else if (!strcmp(f, "--clip")) FLT(clip, 0, 1e6);
+        else if (!strcmp(f, "--lora-rank")) INT(lora.rank, 1, CLLM_LORA_MAX_RANK);
+        else if (!strcmp(f, "--lora-alpha")) { FLT(lora.alpha, 1e-6, 1e6); have_alpha = 1; }
+        else if (!strcmp(f, "--lora-targets")) {
+            VAL();
+            if (cllm_lora_targets_parse(v, &targets, &err) != CLLM_OK) return cli_usage_error(CMD, "--lora-targets: %s", err.msg);
+        }
+        else if (!strcmp(f, "--save-every")) I64(save_every, 0, INT64_MAX / 2);
+        else if (!strcmp(f, "--eval-every")) I64(eval_every, 0, INT64_MAX / 2);
+        else if (!strcmp(f, "--keep")) INT(keep, 1, 1000);
+        else if (!strcmp(f, "--seed")) { VAL(); if (!cli_parse_i64(CMD, f, v, 0, INT64_MAX, &v64)) return CLI_EXIT_USAGE; p.seed = (uint64_t)v64; }
+        else if (!strcmp(f, "--threads")) INT(threads, 1, 1024);
+        else return cli_usage_error(CMD, "unknown option '%s'", f);
+#undef VAL
+#undef INT
+#undef I64
+#undef FLT
+    }
+    if (!p.model_path) return cli_usage_error(CMD, "--model BASE.gguf is required");
+    if (!p.data_path) return cli_usage_error(CMD, "--data FILE is required");
+    if (!p.run_dir) return cli_usage_error(CMD, "--out RUN_DIR is required");
+    if (p.min_lr > p.lr) return cli_usage_error(CMD, "--min-lr %g is above --lr %g", (double)p.min_lr, (double)p.lr);
+    p.lora.targets = targets;
+    if (p.lora.rank > 0 && !have_alpha) p.lora.alpha = 2.0f * (float)p.lora.rank;
+    if (p.lora.rank == 0 && (have_alpha)) return cli_usage_error(CMD, "--lora-alpha needs --lora-rank");
+    /* inputs must be readable files before any work */
+    const char *files[3] = {p.model_path, p.data_path, p.val_path};
+    for (int k = 0; k < 3; k++)
+        if (files[k] && cllm_file_check_regular(files[k], NULL, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    p.progress = !quiet;
+    p.log = quiet ? NULL : log_line;
+    p.stop_flag = &stop_requested;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    cllm_sft_result r;
+    if (cllm_sft_run(&p, &r, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    printf("{\"output\": \"%s\", \"steps\": %" PRId64 ", \"first_loss\": %.6g, \"last_loss\": %.6g, \"val_loss\": %.6g, "
+           "\"examples\": %zu, \"val_examples\": %zu, \"truncated\": %" PRId64 ", \"dropped\": %" PRId64
+           ", \"rows_per_epoch\": %zu, \"trainable_params\": %zu, \"total_params\": %zu, \"grad_bytes\": %zu, "
+           "\"optimizer_bytes\": %zu, \"tokens_per_s\": %.1f, \"assistant_tokens_per_s\": %.1f, \"seconds\": %.3f, "
+           "\"reason\": \"%s\"}\n",
+           r.output_path, r.steps_done, r.first_train_loss, r.last_train_loss, r.last_val_loss, r.n_examples,
+           r.n_val_examples, r.n_truncated, r.n_dropped, r.rows_per_epoch, r.trainable_params, r.total_params,
+           r.grad_bytes, r.optimizer_bytes, r.tokens_per_s, r.loss_tokens_per_s, r.seconds, r.reason_text);
+    return CLI_EXIT_OK;
+}
