@@ -8,6 +8,7 @@
  * The summary (stdout) is one JSON object.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,11 @@ static void on_signal(int sig) {
 static void log_line(void *ctx, const char *line) {
     (void)ctx;
     fprintf(stderr, "%s\n", line);
+}
+
+static void json_num(char *buf, size_t cap, double x) {
+    if (isfinite(x)) snprintf(buf, cap, "%.6g", x);
+    else snprintf(buf, cap, "null");
 }
 
 static void usage(void) {
@@ -148,12 +154,16 @@ int cllm_cmd_sft(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     cllm_sft_result r;
     if (cllm_sft_run(&p, &r, &err) != CLLM_OK) return cli_fail(CMD, &err);
-    printf("{\"output\": \"%s\", \"steps\": %" PRId64 ", \"first_loss\": %.6g, \"last_loss\": %.6g, \"val_loss\": %.6g, "
+    char l0[32], l1[32], lv[32]; /* JSON has no NaN: null instead */
+    json_num(l0, sizeof l0, r.first_train_loss);
+    json_num(l1, sizeof l1, r.last_train_loss);
+    json_num(lv, sizeof lv, r.last_val_loss);
+    printf("{\"output\": \"%s\", \"steps\": %" PRId64 ", \"first_loss\": %s, \"last_loss\": %s, \"val_loss\": %s, "
            "\"examples\": %zu, \"val_examples\": %zu, \"truncated\": %" PRId64 ", \"dropped\": %" PRId64
            ", \"rows_per_epoch\": %zu, \"trainable_params\": %zu, \"total_params\": %zu, \"grad_bytes\": %zu, "
            "\"optimizer_bytes\": %zu, \"tokens_per_s\": %.1f, \"assistant_tokens_per_s\": %.1f, \"seconds\": %.3f, "
            "\"reason\": \"%s\"}\n",
-           r.output_path, r.steps_done, r.first_train_loss, r.last_train_loss, r.last_val_loss, r.n_examples,
+           r.output_path, r.steps_done, l0, l1, lv, r.n_examples,
            r.n_val_examples, r.n_truncated, r.n_dropped, r.rows_per_epoch, r.trainable_params, r.total_params,
            r.grad_bytes, r.optimizer_bytes, r.tokens_per_s, r.loss_tokens_per_s, r.seconds, r.reason_text);
     return CLI_EXIT_OK;
