@@ -402,6 +402,73 @@ static void test_rlhf_verifiable_rewards(void) {
     cllm_vreward_destroy(re);
 }
 
+
+/* ---- PyTorch parity (tests/reference/rlhf_reference.py, python3-torch) ---- */
+static void test_rlhf_losses_match_pytorch(void) {
+    enum { n = 6 };
+    const double beta = 0.3, eps = 0.2, vf_eps = 0.25;
+    double pc[n] = {-12.5, -3.0, -40.0, -7.25, -1.0, -20.0}, pr[n] = {-11.0, -8.0, -41.0, -7.25, -30.0, -19.0};
+    double rc[n] = {-12.0, -3.5, -39.0, -7.0, -2.0, -20.5}, rr[n] = {-11.5, -7.0, -40.0, -7.5, -29.0, -18.0};
+    float lp[n] = {-1.0f, -2.2f, -0.3f, -4.0f, -0.9f, -1.7f}, old[n] = {-1.1f, -1.6f, -0.8f, -3.9f, -1.3f, -1.2f};
+    float adv[n] = {0.5f, -1.0f, 1.5f, -0.2f, 2.0f, -0.7f};
+    float v[n] = {0.3f, -0.5f, 1.2f, 0.0f, 2.5f, -1.0f}, vo[n] = {0.2f, -0.1f, 0.8f, 0.05f, 2.0f, -1.5f};
+    float ret[n] = {1.0f, -1.0f, 0.5f, 0.1f, 3.5f, -0.8f};
+    char dir[] = "/tmp/test_rlhf_ref_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    char fn[128];
+    snprintf(fn, sizeof fn, "%s/in.txt", dir);
+    FILE *f = fopen(fn, "w");
+    fprintf(f, "%d %.17g %.17g %.17g\n", n, beta, eps, vf_eps);
+    const double *dd[4] = {pc, pr, rc, rr};
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < n; i++) fprintf(f, "%.17g ", dd[k][i]);
+    const float *ff[6] = {lp, old, adv, v, vo, ret};
+    for (int k = 0; k < 6; k++)
+        for (int i = 0; i < n; i++) fprintf(f, "%.9g ", (double)ff[k][i]);
+    fclose(f);
+    const char *src = getenv("CLLM_SOURCE_DIR");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/reference/rlhf_reference.py %s", src ? src : ".", dir);
+    int rc_ = system(cmd);
+    CHECK(rc_ == 0, "'%s' failed (status %d): python3-torch is required", cmd, rc_);
+    snprintf(fn, sizeof fn, "%s/out.txt", dir);
+    double ref[1 + 2 * n + 1 + n + 1 + 1 + n];
+    int got = 0;
+    f = fopen(fn, "r");
+    if (f) {
+        while (got < (int)(sizeof ref / sizeof ref[0]) && fscanf(f, "%lf", &ref[got]) == 1) got++;
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    CHECK(got == (int)(sizeof ref / sizeof ref[0]), "read %d reference values", got);
+    if (got != (int)(sizeof ref / sizeof ref[0])) return;
+    double dc[n], dr[n];
+    double loss = cllm_dpo_loss(pc, pr, rc, rr, n, beta, dc, dr, NULL);
+    /* both sides in float64: agreement to rounding */
+    CHECK_NEAR(loss, ref[0], 1e-12, 1e-10, "DPO loss vs torch");
+    for (int i = 0; i < n; i++) {
+        CHECK_NEAR(dc[i], ref[1 + i], 1e-12, 1e-9, "DPO d pi_c vs torch");
+        CHECK_NEAR(dr[i], ref[1 + n + i], 1e-12, 1e-9, "DPO d pi_r vs torch");
+    }
+    float g[n];
+    cllm_ppo_stats st;
+    int o = 1 + 2 * n;
+    double pl = cllm_ppo_policy_loss(lp, old, adv, n, (float)eps, g, &st);
+    /* float gradients out of double math: float rounding, ~1e-7 relative */
+    CHECK_NEAR(pl, ref[o], 1e-7, 1e-6, "PPO policy loss vs torch");
+    for (int i = 0; i < n; i++) CHECK_NEAR(g[i], ref[o + 1 + i], 1e-7, 1e-5, "PPO d logp vs torch");
+    CHECK_NEAR(st.clip_frac, ref[o + 1 + n], 1e-12, 0, "PPO clip fraction vs torch");
+    CHECK(st.clip_frac > 0 && st.clip_frac < 1, "the fixture clips some tokens, not all (%g)", st.clip_frac);
+    o += 2 + n;
+    double vl = cllm_ppo_value_loss(v, vo, ret, n, (float)vf_eps, g, &st);
+    CHECK_NEAR(vl, ref[o], 1e-7, 1e-6, "PPO value loss vs torch");
+    for (int i = 0; i < n; i++) CHECK_NEAR(g[i], ref[o + 1 + i], 1e-7, 1e-5, "PPO d v vs torch");
+}
+
 int main(void) {
     TEST_RUN(test_rlhf_scalar_head_gradients);
     TEST_RUN(test_rlhf_bt_loss_gradient_and_accuracy);
@@ -415,5 +482,6 @@ int main(void) {
     TEST_RUN(test_rlhf_pref_data_errors);
     TEST_RUN(test_rlhf_reference_shape_mismatch_names_both);
     TEST_RUN(test_rlhf_verifiable_rewards);
+    TEST_RUN(test_rlhf_losses_match_pytorch);
     return test_finish();
 }
