@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev
-          python3 python3-torch python3-numpy libopenblas0-openmp)
+          python3 python3-torch python3-numpy libopenblas0-openmp chromium)
 # Node.js may come from another source than Debian (whose npm package then
 # conflicts with it): only ask apt for it when the commands are missing.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
