@@ -342,11 +342,44 @@ oom:
     return -1;
 }
 
-/* Bilingual lines of the translation train (val) pairs, appended to the
- * train (val) pre-training text so the model sees the -요 forms. */
+/* Next blank-line-separated block of text[*pos, len), including its
+ * trailing blank line; returns its length (0 at the end). */
+static size_t next_block(const char *text, size_t len, size_t *pos) {
+    size_t start = *pos, i = start;
+    while (i < len && !(text[i] == '\n' && i + 1 < len && text[i + 1] == '\n')) i++;
+    i = i < len ? i + 2 : len;
+    *pos = i;
+    return i - start;
+}
+
+/* Interleaves the blocks of a and b in proportion (a Bresenham walk), so any
+ * contiguous stretch of the result, such as the held-out tail a trainer's
+ * --val-frac takes, has the same mix of stories and translation lines. */
+static void interleave_blocks(wbuf *out, const wbuf *a, const wbuf *b) {
+    size_t na = 0, nb = 0, pos = 0;
+    while (next_block(a->data, a->len, &pos)) na++;
+    pos = 0;
+    while (next_block(b->data, b->len, &pos)) nb++;
+    size_t pa = 0, pb = 0, ta = 0, tb = 0;
+    while (ta < na || tb < nb) {
+        int take_a = tb >= nb || (ta < na && ta * nb <= tb * na);
+        size_t *p = take_a ? &pa : &pb;
+        const wbuf *src = take_a ? a : b;
+        size_t start = *p, n = next_block(src->data, src->len, p);
+        wb_putn(out, src->data + start, n);
+        if (n >= 1 && src->data[start + n - 1] != '\n') wb_puts(out, "\n");
+        if (take_a) ta++;
+        else tb++;
+    }
+}
+
+/* Bilingual lines of the translation train (val) pairs ("English = 한국어",
+ * in groups of eight), mixed into the train (val) pre-training text so the
+ * model sees the -요 forms. */
 static void append_bilingual(builder *b, cllm_error *err) {
     (void)err;
     for (int s = 0; s < 2; s++) {
+        wbuf pairs = {0}, mixed = {0};
         const char *line = b->task[T_EN_KO][s].data;
         size_t n = 0;
         while (line && *line) {
@@ -360,14 +393,18 @@ static void append_bilingual(builder *b, cllm_error *err) {
                 const char *ue = strchr(u, '"');
                 a += strlen("\"role\": \"assistant\", \"content\": \"");
                 const char *ae = strchr(a, '"');
-                wb_putn(&b->text[s], u, (size_t)(ue - u));
-                wb_puts(&b->text[s], " = ");
-                wb_putn(&b->text[s], a, (size_t)(ae - a));
-                wb_puts(&b->text[s], (++n % 8) ? "\n" : "\n\n");
+                wb_putn(&pairs, u, (size_t)(ue - u));
+                wb_puts(&pairs, " = ");
+                wb_putn(&pairs, a, (size_t)(ae - a));
+                wb_puts(&pairs, (++n % 8) ? "\n" : "\n\n");
             }
             line = end ? end + 1 : NULL;
         }
-        wb_puts(&b->text[s], "\n");
+        if (n % 8) wb_puts(&pairs, "\n");
+        interleave_blocks(&mixed, &b->text[s], &pairs);
+        wb_free(&b->text[s]);
+        wb_free(&pairs);
+        b->text[s] = mixed;
     }
 }
 
