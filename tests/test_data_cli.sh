@@ -55,8 +55,16 @@ check "output under a regular file exits 1 naming it" bash -c "test $? -eq 1 && 
 check "data --help" test $? -eq 0
 
 # ---- a tiny byte-level model (plain chat template) ----
-head -c 300000 "$work/w/stories.train.txt" >"$work/text.txt"
-"$bin" pretrain --data "$work/text.txt" --preset tiny-gpt2 --steps 60 --batch 4 --seq 64 --context 256 --lr 1e-2 \
+# Stories plus FAQ turns in the plain template, so the model answers after
+# "### Assistant:" instead of ending the turn at once.
+head -c 200000 "$work/w/stories.train.txt" >"$work/text.txt"
+$py -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)["messages"]
+    print("### User:\n%s\n\n### Assistant:\n%s\n" % (m[0]["content"], m[1]["content"]))' \
+    "$work/w/faq.train.jsonl" >>"$work/text.txt"
+"$bin" pretrain --data "$work/text.txt" --preset tiny-gpt2 --steps 300 --batch 8 --seq 64 --context 256 --lr 1e-2 \
     --eval-every 0 --threads 1 --out "$work/run" --no-progress >"$work/train.log" 2>&1
 check "pretrain exits 0" test $? -eq 0
 model=$work/run/model.gguf
