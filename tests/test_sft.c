@@ -349,6 +349,17 @@ static double model_accuracy(const char *path, const char *adapter) {
     return acc;
 }
 
+/* Under AddressSanitizer (5-10x slower) the runs are shortened to keep CI's
+ * sanitizer pass fast: they still exercise every path, but the accuracy
+ * thresholds are only checked in normal builds. */
+#ifdef __SANITIZE_ADDRESS__
+#define E2E_STEPS 15
+#define E2E_CHECK_ACCURACY 0
+#else
+#define E2E_STEPS 150
+#define E2E_CHECK_ACCURACY 1
+#endif
+
 static void test_sft_raises_accuracy_on_addition(void) {
     char dir[] = "/tmp/test_sft_e2e_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -394,7 +405,7 @@ static void test_sft_raises_accuracy_on_addition(void) {
     p.run_dir = pre;
     p.B = 16;
     p.T = 8;
-    p.steps = 150;
+    p.steps = E2E_STEPS;
     p.lr = 3e-3f;
     p.min_lr = 3e-4f;
     p.warmup = 10;
@@ -425,7 +436,7 @@ static void test_sft_raises_accuracy_on_addition(void) {
     p.T = 16;
     p.lr = 1e-2f;
     p.min_lr = 1e-3f;
-    p.steps = 150;
+    p.steps = E2E_STEPS;
     cllm_sft_result res2;
     st = cllm_sft_run(&p, &res2, &err);
     CHECK(st == CLLM_OK, "%s", err.msg);
@@ -436,8 +447,12 @@ static void test_sft_raises_accuracy_on_addition(void) {
             (res2.grad_bytes + res2.optimizer_bytes) / 1e6);
     fprintf(stderr, "  exact-match accuracy on a+b (100 prompts): base %.2f, full SFT %.2f, LoRA SFT %.2f\n", acc0, acc1,
             acc2);
-    CHECK(acc1 >= acc0 + 0.5, "full SFT raises accuracy by at least 0.5 (%.2f -> %.2f)", acc0, acc1);
-    CHECK(acc2 >= acc0 + 0.3, "LoRA SFT raises accuracy by at least 0.3 (%.2f -> %.2f)", acc0, acc2);
+    if (E2E_CHECK_ACCURACY) {
+        CHECK(acc1 >= acc0 + 0.5, "full SFT raises accuracy by at least 0.5 (%.2f -> %.2f)", acc0, acc1);
+        CHECK(acc2 >= acc0 + 0.3, "LoRA SFT raises accuracy by at least 0.3 (%.2f -> %.2f)", acc0, acc2);
+    } else {
+        fprintf(stderr, "  sanitizer build: %d-step runs, accuracy thresholds not checked\n", E2E_STEPS);
+    }
     CHECK(res2.optimizer_bytes * 5 < res.optimizer_bytes, "LoRA optimizer memory is far below full fine-tuning");
     /* merged adapter == base + adapter */
     cllm_model *mb = NULL;
