@@ -206,7 +206,7 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     r->completion_tokens++;
     if (!r->cancelled && !r->failed) {
         srv_emit_token(s, q, out, rlen, tok, lp, top, r->n_top);
-        wake_locked(r);
+        if (r->stream) wake_locked(r); /* a non-stream answer waits for the end */
     }
     if (finish >= 0) seq_finish_locked(s, q, (cllm_finish_reason)finish);
     else q->state = SEQ_GEN;
