@@ -20,6 +20,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "cllm/byteorder.h"
 #include "cllm/fileio.h"
 #include "cllm/shard.h" /* cllm_fnv1a64 */
 
@@ -32,20 +33,6 @@
 #define STATE_MAX_BYTES (1u << 20)
 #define STEP_DIGITS 10
 
-/* ---- little-endian helpers ---------------------------------------------- */
-
-static void put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t get_u64(const uint8_t *p) {
-    return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32);
-}
 
 /* ---- float-array files -------------------------------------------------- */
 
@@ -56,11 +43,11 @@ cllm_status cllm_ckpt_write_floats(const char *path, const float *const *arrays,
                               FLOATS_MAX_ARRAYS);
     uint8_t header[FLOATS_HEADER] = {0};
     memcpy(header, FLOATS_MAGIC, 8);
-    put_u32(header + 8, FLOATS_VERSION);
-    put_u32(header + 12, (uint32_t)n_arrays);
-    put_u64(header + 16, (uint64_t)n);
-    put_u64(header + 24, layout_hash);
-    put_u64(header + 32, (uint64_t)aux);
+    cllm_put_le32(header + 8, FLOATS_VERSION);
+    cllm_put_le32(header + 12, (uint32_t)n_arrays);
+    cllm_put_le64(header + 16, (uint64_t)n);
+    cllm_put_le64(header + 24, layout_hash);
+    cllm_put_le64(header + 32, (uint64_t)aux);
     cllm_atomic_file af;
     cllm_status st = cllm_atomic_begin(&af, path, err);
     if (st != CLLM_OK) return st;
@@ -76,7 +63,7 @@ cllm_status cllm_ckpt_write_floats(const char *path, const float *const *arrays,
         }
     }
     uint8_t tail[8];
-    put_u64(tail, h);
+    cllm_put_le64(tail, h);
     cllm_atomic_write(&af, tail, sizeof tail);
     return cllm_atomic_commit(&af, err);
 }
@@ -96,17 +83,17 @@ cllm_status cllm_ckpt_read_floats(const char *path, float *const *arrays, int n_
         bad = detail;
     } else if (memcmp(d, FLOATS_MAGIC, 8) != 0) {
         bad = "bad magic at offset 0 (not a cllm float-array file)";
-    } else if (get_u32(d + 8) != FLOATS_VERSION) {
-        snprintf(detail, sizeof detail, "version %u at offset 8 is not %u", get_u32(d + 8), FLOATS_VERSION);
+    } else if (cllm_get_le32(d + 8) != FLOATS_VERSION) {
+        snprintf(detail, sizeof detail, "version %u at offset 8 is not %u", cllm_get_le32(d + 8), FLOATS_VERSION);
         bad = detail;
-    } else if (get_u32(d + 12) != (uint32_t)n_arrays) {
-        snprintf(detail, sizeof detail, "n_arrays %u at offset 12, expected %d", get_u32(d + 12), n_arrays);
+    } else if (cllm_get_le32(d + 12) != (uint32_t)n_arrays) {
+        snprintf(detail, sizeof detail, "n_arrays %u at offset 12, expected %d", cllm_get_le32(d + 12), n_arrays);
         bad = detail;
-    } else if (get_u64(d + 16) != (uint64_t)n) {
+    } else if (cllm_get_le64(d + 16) != (uint64_t)n) {
         snprintf(detail, sizeof detail, "holds %" PRIu64 " values per array (offset 16), the model has %zu",
-                 get_u64(d + 16), n);
+                 cllm_get_le64(d + 16), n);
         bad = detail;
-    } else if (get_u64(d + 24) != layout_hash) {
+    } else if (cllm_get_le64(d + 24) != layout_hash) {
         bad = "layout hash (offset 24) does not match this model's tensor layout";
     } else if (!cllm_size_mul(n, sizeof(float) * (size_t)n_arrays, &payload) ||
                !cllm_size_add(payload, FLOATS_HEADER + 8, &expected) || expected != size) {
@@ -114,7 +101,7 @@ cllm_status cllm_ckpt_read_floats(const char *path, float *const *arrays, int n_
         bad = detail;
     } else {
         uint64_t h = cllm_fnv1a64(d, size - 8, CLLM_FNV_OFFSET);
-        if (h != get_u64(d + size - 8)) {
+        if (h != cllm_get_le64(d + size - 8)) {
             snprintf(detail, sizeof detail, "checksum at offset %zu does not match the contents (corrupt)",
                      size - 8);
             bad = detail;
@@ -126,7 +113,7 @@ cllm_status cllm_ckpt_read_floats(const char *path, float *const *arrays, int n_
     }
     for (int a = 0; a < n_arrays; a++)
         memcpy(arrays[a], d + FLOATS_HEADER + (size_t)a * n * sizeof(float), n * sizeof(float));
-    if (aux) *aux = (int64_t)get_u64(d + 32);
+    if (aux) *aux = (int64_t)cllm_get_le64(d + 32);
     cllm_mmap_close(&map);
     return CLLM_OK;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/byteorder.h"
+
 static const char shard_magic[8] = {'C', 'L', 'L', 'M', 'T', 'O', 'K', '\0'};
 
 uint64_t cllm_fnv1a64(const void *data, size_t len, uint64_t seed) {
@@ -18,18 +20,6 @@ uint64_t cllm_fnv1a64(const void *data, size_t len, uint64_t seed) {
     return h;
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t get_u64(const uint8_t *p) {
-    return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32);
-}
 
 cllm_status cllm_shard_write(const char *path, const uint32_t *ids, uint64_t n_tokens,
                              uint32_t vocab_size, uint32_t eot_id, uint64_t tokenizer_hash,
@@ -42,12 +32,12 @@ cllm_status cllm_shard_write(const char *path, const uint32_t *ids, uint64_t n_t
     uint32_t token_bytes = vocab_size <= 65536 ? 2 : 4;
     uint8_t header[CLLM_SHARD_HEADER_BYTES] = {0};
     memcpy(header, shard_magic, 8);
-    put_u32(header + 8, CLLM_SHARD_VERSION);
-    put_u32(header + 12, token_bytes);
-    put_u64(header + 16, n_tokens);
-    put_u32(header + 24, vocab_size);
-    put_u32(header + 28, eot_id);
-    put_u64(header + 32, tokenizer_hash);
+    cllm_put_le32(header + 8, CLLM_SHARD_VERSION);
+    cllm_put_le32(header + 12, token_bytes);
+    cllm_put_le64(header + 16, n_tokens);
+    cllm_put_le32(header + 24, vocab_size);
+    cllm_put_le32(header + 28, eot_id);
+    cllm_put_le64(header + 32, tokenizer_hash);
     cllm_atomic_file af;
     cllm_status st = cllm_atomic_begin(&af, path, err);
     if (st != CLLM_OK) return st;
@@ -59,7 +49,7 @@ cllm_status cllm_shard_write(const char *path, const uint32_t *ids, uint64_t n_t
             buf[fill++] = (uint8_t)ids[i];
             buf[fill++] = (uint8_t)(ids[i] >> 8);
         } else {
-            put_u32(buf + fill, ids[i]);
+            cllm_put_le32(buf + fill, ids[i]);
             fill += 4;
         }
         if (fill + 4 > sizeof buf) {
@@ -89,13 +79,13 @@ cllm_status cllm_shard_open(cllm_shard *shard, const char *path, cllm_error *err
                               "%s: not a cllm token shard (bad magic at offset 0); create one with 'cllm tokenize'",
                               path);
     }
-    uint32_t version = get_u32(h + 8);
+    uint32_t version = cllm_get_le32(h + 8);
     cllm_shard_info info = {
-        .token_bytes = get_u32(h + 12),
-        .n_tokens = get_u64(h + 16),
-        .vocab_size = get_u32(h + 24),
-        .eot_id = get_u32(h + 28),
-        .tokenizer_hash = get_u64(h + 32),
+        .token_bytes = cllm_get_le32(h + 12),
+        .n_tokens = cllm_get_le64(h + 16),
+        .vocab_size = cllm_get_le32(h + 24),
+        .eot_id = cllm_get_le32(h + 28),
+        .tokenizer_hash = cllm_get_le64(h + 32),
     };
     const char *bad = NULL;
     if (version != CLLM_SHARD_VERSION) bad = "version (offset 8) is not 1";
