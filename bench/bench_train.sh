@@ -10,7 +10,8 @@
 # - ROUNDS (default 3) alternates cllm and PyTorch runs of each shape, so a
 #   busy neighbour hits both sides alike; each side is reported at its best
 #   round (lowest median ms/step), with every round's tokens/s and the load
-#   average before it, so a noisy run is visible.
+#   average before it, so a noisy run is visible; the ratio of the fastest
+#   single steps is printed too (less sensitive to a busy neighbour).
 # - Both sides get the same OpenMP wait policy: GOMP_SPINCOUNT=20000, what
 #   `cllm` sets for itself by re-exec (tools/cllm.c); the bench binary does
 #   not go through the CLI, so it is exported here, and Debian's torch uses
@@ -60,6 +61,9 @@ print(json.dumps({
     "cllm": c, "pytorch": t,
     "tokens_per_s_ratio_cllm_over_pytorch": round(c["tokens_per_s"] / t["tokens_per_s"], 3),
     "peak_rss_ratio_cllm_over_pytorch": round(c["peak_rss_mb"] / t["peak_rss_mb"], 3),
+    # fastest single step of all rounds on each side: less sensitive to a busy neighbour
+    "fastest_step_ratio_pytorch_ms_over_cllm_ms": round(min(j["ms_per_step_min"] for j in ts) /
+                                                        min(j["ms_per_step_min"] for j in cs), 3),
     "rounds": n,
     "cllm_tokens_per_s_each_round": [j["tokens_per_s"] for j in cs],
     "pytorch_tokens_per_s_each_round": [j["tokens_per_s"] for j in ts],
