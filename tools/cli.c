@@ -78,3 +78,17 @@ int cli_parse_double(const char *command, const char *flag, const char *text, do
     *out = v;
     return 1;
 }
+
+int cli_text_append(cli_text *t, const char *s, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = (t->cap + n + 1) * 2;
+        char *grown = realloc(t->text, cap);
+        if (!grown) return 0;
+        t->text = grown;
+        t->cap = cap;
+    }
+    memcpy(t->text + t->len, s, n);
+    t->len += n;
+    t->text[t->len] = 0;
+    return 1;
+}

@@ -35,4 +35,13 @@ int cli_parse_int(const char *command, const char *flag, const char *text, int m
 int cli_parse_double(const char *command, const char *flag, const char *text, double min,
                      double max, double *out);
 
+/* A growable NUL-terminated text buffer for collecting streamed output. */
+typedef struct {
+    char *text; /* [len] + NUL, capacity cap; owned, free() it */
+    size_t len, cap;
+} cli_text;
+
+/* Appends s[n]; returns 0 when out of memory (the buffer is unchanged). */
+int cli_text_append(cli_text *t, const char *s, size_t n);
+
 #endif

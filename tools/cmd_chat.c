@@ -102,23 +102,13 @@ static cllm_status render(const model_session *s, const conversation *c, cllm_to
 }
 
 typedef struct {
-    char *text;
-    size_t len, cap;
+    cli_text out;
     int print;
 } reply;
 
 static int on_token(void *ctx, const cllm_generate_event *ev) {
     reply *r = ctx;
-    if (r->len + ev->len + 1 > r->cap) {
-        size_t cap = (r->cap + ev->len + 1) * 2;
-        char *t = realloc(r->text, cap);
-        if (!t) return 1;
-        r->text = t;
-        r->cap = cap;
-    }
-    memcpy(r->text + r->len, ev->text, ev->len);
-    r->len += ev->len;
-    r->text[r->len] = 0;
+    if (!cli_text_append(&r->out, ev->text, ev->len)) return 1;
     if (r->print) {
         fwrite(ev->text, 1, ev->len, stdout);
         fflush(stdout);
@@ -220,13 +210,13 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
     fflush(stdout);
     if (st != CLLM_OK) {
         fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
-        free(r.text);
+        free(r.out.text);
         return 0;
     }
     if (res.finish == CLLM_FINISH_CANCELLED && print_notices) fprintf(stderr, "[stopped]\n");
     if (res.finish == CLLM_FINISH_CONTEXT && print_notices) fprintf(stderr, "[the reply filled the context window]\n");
-    int ok = conversation_add(c, CLLM_ROLE_ASSISTANT, r.text ? r.text : "", r.len);
-    free(r.text);
+    int ok = conversation_add(c, CLLM_ROLE_ASSISTANT, r.out.text ? r.out.text : "", r.out.len);
+    free(r.out.text);
     return ok;
 }
 

@@ -38,8 +38,7 @@ static void usage(FILE *out) {
 
 typedef struct {
     int json;
-    char *text; /* accumulated released text (json mode) */
-    size_t len, cap;
+    cli_text out; /* accumulated released text (json mode) */
     cllm_generate_event *events; /* json mode: per-token records */
     cllm_token_logprob (*tops)[CLLM_GENERATE_MAX_TOP];
     int n_events, max_events;
@@ -52,16 +51,7 @@ static int on_token(void *ctx, const cllm_generate_event *ev) {
         fflush(stdout);
         return 0;
     }
-    if (s->len + ev->len + 1 > s->cap) {
-        size_t cap = (s->cap + ev->len + 1) * 2;
-        char *t = realloc(s->text, cap);
-        if (!t) return 1;
-        s->text = t;
-        s->cap = cap;
-    }
-    memcpy(s->text + s->len, ev->text, ev->len);
-    s->len += ev->len;
-    s->text[s->len] = 0;
+    if (!cli_text_append(&s->out, ev->text, ev->len)) return 1;
     if (ev->token >= 0 && s->n_events < s->max_events) {
         s->events[s->n_events] = *ev;
         memcpy(s->tops[s->n_events], ev->top, (size_t)ev->n_top * sizeof *ev->top);
@@ -200,7 +190,7 @@ int cllm_cmd_generate(int argc, char **argv) {
     if (st == CLLM_OK) {
         if (json) {
             printf("{\"text\": ");
-            json_string(sc.text ? sc.text : "", sc.len);
+            json_string(sc.out.text ? sc.out.text : "", sc.out.len);
             printf(", \"finish_reason\": \"%s\", \"prompt_tokens\": %d, \"completion_tokens\": %d, \"tokens\": [",
                    cllm_finish_reason_name(res.finish), res.n_prompt, res.n_generated);
             for (int k = 0; k < sc.n_events; k++) {
@@ -224,7 +214,7 @@ int cllm_cmd_generate(int argc, char **argv) {
                 res.generate_seconds > 0 ? res.n_generated / res.generate_seconds : 0.0,
                 cllm_finish_reason_name(res.finish));
     }
-    free(sc.text);
+    free(sc.out.text);
     free(sc.events);
     free(sc.tops);
     cllm_sampler_destroy(sampler);
