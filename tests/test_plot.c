@@ -1,6 +1,8 @@
 /*
  * test_plot.c: SVG line charts (include/cllm/plot.h): structure, scaling,
- * gaps at non-finite points, escaping, bucketing of long series, atomic write.
+ * gaps at non-finite points, escaping, bucketing of long series, atomic write;
+ * grouped bar charts: one bar per finite value, heights to scale, negative
+ * values, labels escaped, bad arguments.
  */
 #include <math.h>
 #include <stdio.h>
@@ -97,9 +99,85 @@ static void test_plot_edge_cases(void) {
               strstr(err.msg, "/nonexistent-dir/x.svg"), "unwritable path: %s", err.msg);
 }
 
+static void test_plot_bars_grouped_to_scale(void) {
+    /* 2 series (stages) x 3 groups (tasks); one value missing */
+    const char *groups[3] = {"faq", "a<b", "sum"};
+    const char *series[2] = {"sft", "dpo & co"};
+    double v[6] = {50, 100, 0, 25, NAN, 75};
+    cllm_plot_params p = cllm_plot_default_params();
+    p.title = "scores";
+    p.y_max = 100;
+    char *svg = NULL;
+    size_t len = 0;
+    cllm_error err = {0};
+    CHECK(cllm_plot_bars_svg_render(&p, groups, 3, series, 2, v, &svg, &len, &err) == CLLM_OK, "%s", err.msg);
+    if (!svg) return;
+    CHECK(strlen(svg) == len && strncmp(svg, "<?xml", 5) == 0 && strstr(svg, "</svg>\n"), "document frame");
+    CHECK(count(svg, "<title>") == 5, "one bar per finite value: %d", count(svg, "<title>"));
+    /* plot height 450 - 40 - 55 = 355 px for 0..100: 50 -> 177.5 px, 100 -> from y=40 (the top), 25 -> 88.8 */
+    CHECK(strstr(svg, "height=\"177.5\"><title>sft, faq: 50<"), "50 of 100 is half the height");
+    CHECK(strstr(svg, "y=\"40.0\" width=") && strstr(svg, "height=\"355.0\"><title>sft, a&lt;b: 100<"),
+          "100 of 100 reaches the top");
+    CHECK(strstr(svg, "height=\"88.8\"><title>dpo &amp; co, faq: 25<"), "25 of 100, labels escaped");
+    CHECK(strstr(svg, "height=\"0.0\"><title>sft, sum: 0<"), "zero is a flat bar");
+    CHECK(!strstr(svg, "a<b") && strstr(svg, ">a&lt;b<"), "group label escaped");
+    CHECK(strstr(svg, ">sft</text>") && strstr(svg, ">dpo &amp; co</text>"), "legend");
+    /* slot width (800 - 70 - 150) / 3 = 193.3; bars 0.8 * 193.3 / 2 = 77.3 wide */
+    CHECK(strstr(svg, "width=\"77.3\""), "bar width");
+    free(svg);
+    /* negative values extend the axis below zero; y_max 0 takes the data's top */
+    double neg[2] = {-1, 3};
+    p.y_max = 0;
+    CHECK(cllm_plot_bars_svg_render(&p, groups, 2, series, 1, neg, &svg, &len, &err) == CLLM_OK, "%s", err.msg);
+    if (svg) {
+        CHECK(strstr(svg, ">-1</text>") && strstr(svg, ">3</text>") && !strstr(svg, ">4</text>"),
+              "axis from -1 to 3 in steps of 1");
+        CHECK(count(svg, "<title>") == 2, "both bars drawn");
+        free(svg);
+    }
+}
+
+static void test_plot_bars_bad_arguments(void) {
+    const char *groups[1] = {"g"};
+    const char *series[1] = {"s"};
+    double v[1] = {1};
+    cllm_plot_params p = cllm_plot_default_params();
+    char *svg = NULL;
+    size_t len = 0;
+    cllm_error err = {0};
+    CHECK(cllm_plot_bars_svg_render(&p, groups, 0, series, 1, v, &svg, &len, &err) == CLLM_ERR_ARG && !svg,
+          "no groups");
+    CHECK(cllm_plot_bars_svg_render(&p, groups, 1, series, 1, NULL, &svg, &len, &err) == CLLM_ERR_ARG && !svg,
+          "no values");
+    p.log_y = 1;
+    CHECK(cllm_plot_bars_svg_render(&p, groups, 1, series, 1, v, &svg, &len, &err) == CLLM_ERR_ARG && !svg,
+          "log axis refused");
+    p.log_y = 0;
+    p.y_max = -5;
+    CHECK(cllm_plot_bars_svg_render(&p, groups, 1, series, 1, v, &svg, &len, &err) == CLLM_ERR_ARG && !svg,
+          "negative y_max refused");
+    p.y_max = 0;
+    CHECK(cllm_plot_bars_svg_render(&p, groups, 100, series, 100, v, &svg, &len, &err) == CLLM_ERR_ARG && !svg,
+          "more than CLLM_PLOT_MAX_BARS bars refused before reading values");
+    CHECK(cllm_plot_bars_svg_write("/nonexistent-dir/b.svg", &p, groups, 1, series, 1, v, &err) == CLLM_ERR_IO &&
+              strstr(err.msg, "/nonexistent-dir/b.svg"), "unwritable path: %s", err.msg);
+    char path[] = "/tmp/cllm_test_bars_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd >= 0) close(fd);
+    CHECK(cllm_plot_bars_svg_write(path, &p, groups, 1, series, 1, v, &err) == CLLM_OK, "write: %s", err.msg);
+    FILE *f = fopen(path, "rb");
+    char head[6] = {0};
+    CHECK(f && fread(head, 1, 5, f) == 5 && strcmp(head, "<?xml") == 0, "file written");
+    if (f) fclose(f);
+    unlink(path);
+}
+
 int main(void) {
     TEST_RUN(test_plot_two_series_with_gap);
     TEST_RUN(test_plot_long_series_bucketed_and_log);
     TEST_RUN(test_plot_edge_cases);
+    TEST_RUN(test_plot_bars_grouped_to_scale);
+    TEST_RUN(test_plot_bars_bad_arguments);
     return test_finish();
 }

@@ -1,9 +1,10 @@
 /*
- * plot_svg.c: the SVG line charts of plot.h.
+ * plot_svg.c: the SVG line charts and grouped bar charts of plot.h.
  *
  * Builds the document in a growing string buffer: frame, grid and tick
  * labels, one <polyline> per unbroken run of finite points, optional
- * markers, legend. Coordinates are printed with one decimal (0.1 px).
+ * markers, legend; or, for bars, one <rect> per finite value with its value
+ * in a <title> tooltip. Coordinates are printed with one decimal (0.1 px).
  * Does not: measure text (labels are placed with fixed offsets) or write
  * anything but SVG 1.1.
  */
@@ -64,7 +65,7 @@ static void sb_escaped(sbuf *s, const char *text) {
 }
 
 cllm_plot_params cllm_plot_default_params(void) {
-    cllm_plot_params p = {NULL, NULL, NULL, 800, 450, 0};
+    cllm_plot_params p = {NULL, NULL, NULL, 800, 450, 0, 0.0};
     return p;
 }
 
@@ -252,6 +253,124 @@ cllm_status cllm_plot_svg_write(const char *path, const cllm_plot_params *params
     char *svg = NULL;
     size_t len = 0;
     cllm_status st = cllm_plot_svg_render(params, series, n_series, &svg, &len, err);
+    if (st != CLLM_OK) return st;
+    st = cllm_file_write_atomic(path, svg, len, err);
+    free(svg);
+    return st;
+}
+
+/* ---- grouped bar charts ---- */
+
+cllm_status cllm_plot_bars_svg_render(const cllm_plot_params *params, const char *const *groups, int n_groups,
+                                      const char *const *series, int n_series, const double *values, char **svg,
+                                      size_t *len, cllm_error *err) {
+    *svg = NULL;
+    *len = 0;
+    cllm_plot_params p = params ? *params : cllm_plot_default_params();
+    if (p.width <= 0) p.width = 800;
+    if (p.height <= 0) p.height = 450;
+    if (p.width < 200 || p.height < 150 || p.width > 20000 || p.height > 20000)
+        return cllm_error_set(err, CLLM_ERR_ARG, "plot size %dx%d outside 200x150..20000x20000", p.width, p.height);
+    if (p.log_y) return cllm_error_set(err, CLLM_ERR_ARG, "bar charts have no logarithmic axis");
+    if (n_groups < 1 || n_series < 1 || !groups || !series || !values)
+        return cllm_error_set(err, CLLM_ERR_ARG, "a bar chart needs at least one group, one series and the values");
+    if ((long long)n_groups * n_series > CLLM_PLOT_MAX_BARS)
+        return cllm_error_set(err, CLLM_ERR_ARG, "%d x %d bars: more than %d", n_series, n_groups, CLLM_PLOT_MAX_BARS);
+    if (!(isfinite(p.y_max) && p.y_max >= 0))
+        return cllm_error_set(err, CLLM_ERR_ARG, "y_max %g: must be finite and >= 0", p.y_max);
+    double ymin = 0, ymax = p.y_max;
+    for (int i = 0; i < n_groups * n_series; i++) {
+        if (!isfinite(values[i])) continue;
+        if (values[i] < ymin) ymin = values[i];
+        if (p.y_max == 0 && values[i] > ymax) ymax = values[i];
+    }
+    if (ymax <= ymin) ymax = ymin + 1;
+    double ys = nice_step(ymax - ymin, 6);
+    if (p.y_max == 0) ymax = ceil(ymax / ys) * ys; /* end on a tick */
+    ymin = floor(ymin / ys) * ys;
+    const double left = 70, right = 150, top = 40, bottom = 55; /* right: the legend */
+    const double pw = p.width - left - right, ph = p.height - top - bottom;
+#define BY(v) (top + (1.0 - ((v) - ymin) / (ymax - ymin)) * ph)
+    sbuf sb = {malloc(8192), 0, 8192, 0};
+    if (!sb.buf) return cllm_error_set(err, CLLM_ERR_NOMEM, "cannot allocate the plot");
+    sb_printf(&sb,
+              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+              "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+              "font-family=\"sans-serif\" font-size=\"12\">\n"
+              "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+              p.width, p.height, p.width, p.height);
+    if (p.title) {
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", p.width / 2.0);
+        sb_escaped(&sb, p.title);
+        sb_printf(&sb, "</text>\n");
+    }
+    sb_printf(&sb, "<g stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
+    for (double t = ymin; t <= ymax + ys * 1e-9; t += ys)
+        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, BY(t), left + pw, BY(t));
+    sb_printf(&sb, "</g>\n<g fill=\"#333\">\n");
+    for (double t = ymin; t <= ymax + ys * 1e-9; t += ys)
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n", left - 6, BY(t) + 4,
+                  fabs(t) < ys * 1e-6 ? 0.0 : t);
+    /* groups: equal slots; bars fill 80% of a slot */
+    double slot = pw / n_groups, bw = slot * 0.8 / n_series;
+    for (int g = 0; g < n_groups; g++) {
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", left + slot * (g + 0.5), top + ph + 16);
+        sb_escaped(&sb, groups[g]);
+        sb_printf(&sb, "</text>\n");
+    }
+    sb_printf(&sb, "</g>\n");
+    for (int s = 0; s < n_series; s++) {
+        sb_printf(&sb, "<g fill=\"%s\">\n", palette[s % (int)(sizeof palette / sizeof *palette)]);
+        for (int g = 0; g < n_groups; g++) {
+            double v = values[(size_t)s * (size_t)n_groups + (size_t)g];
+            if (!isfinite(v)) continue;
+            double x = left + slot * g + slot * 0.1 + bw * s;
+            double y0 = BY(fmin(v, fmax(0.0, ymin))), y1 = BY(fmax(v, fmax(0.0, ymin)));
+            if (y1 < top) y1 = top; /* a value above y_max is cut at the frame */
+            sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>", x, y1, bw,
+                      fmax(0.0, y0 - y1));
+            sb_escaped(&sb, series[s]);
+            sb_printf(&sb, ", ");
+            sb_escaped(&sb, groups[g]);
+            sb_printf(&sb, ": %.4g</title></rect>\n", v);
+        }
+        sb_printf(&sb, "</g>\n");
+        double ly = top + 14 + 18.0 * s;
+        sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n<text x=\"%.1f\" y=\"%.1f\">",
+                  left + pw + 12, ly - 10, palette[s % (int)(sizeof palette / sizeof *palette)], left + pw + 30, ly);
+        sb_escaped(&sb, series[s]);
+        sb_printf(&sb, "</text>\n");
+    }
+    sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", left,
+              top, pw, ph);
+    if (p.x_label) {
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", left + pw / 2, (double)p.height - 12);
+        sb_escaped(&sb, p.x_label);
+        sb_printf(&sb, "</text>\n");
+    }
+    if (p.y_label) {
+        sb_printf(&sb, "<text x=\"16\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 16 %.1f)\">",
+                  top + ph / 2, top + ph / 2);
+        sb_escaped(&sb, p.y_label);
+        sb_printf(&sb, "</text>\n");
+    }
+    sb_printf(&sb, "</svg>\n");
+#undef BY
+    if (sb.oom) {
+        free(sb.buf);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory rendering the plot");
+    }
+    *svg = sb.buf;
+    *len = sb.len;
+    return CLLM_OK;
+}
+
+cllm_status cllm_plot_bars_svg_write(const char *path, const cllm_plot_params *params, const char *const *groups,
+                                     int n_groups, const char *const *series, int n_series, const double *values,
+                                     cllm_error *err) {
+    char *svg = NULL;
+    size_t len = 0;
+    cllm_status st = cllm_plot_bars_svg_render(params, groups, n_groups, series, n_series, values, &svg, &len, err);
     if (st != CLLM_OK) return st;
     st = cllm_file_write_atomic(path, svg, len, err);
     free(svg);
