@@ -14,6 +14,7 @@ static void usage(void) {
            "(or --ref). Logs loss, chosen/rejected rewards, margin and accuracy.\n\n" RL_COMMON_HELP
            "  --ref FILE           reference model (default: the policy itself, frozen)\n"
            "  --beta X             DPO temperature (default 0.1)\n"
+           "  --rpo-alpha X        add X * the chosen replies' token NLL (TRL's rpo_alpha; default 0)\n"
            "  --val-frac F         held-out fraction of pairs (default 0.1)\n");
 }
 

@@ -18,6 +18,8 @@ static void usage(void) {
            "  --max-new N          completion tokens per rollout (default 32)\n"
            "  --temperature X      sampling temperature (default 1)\n"
            "  --epochs N           optimisation passes per rollout batch (default 2)\n"
+           "  --missing-eos-penalty X  subtract X from the reward of a reply that does not end\n"
+           "                       its turn within --max-new (default 0)\n"
            "  --clip-eps X         policy ratio clip (default 0.2)\n"
            "  --kl-coef X          per-token KL penalty (default 0.05)\n"
            "  --gamma X --lam X    GAE discount and lambda (default 1, 0.95)\n"

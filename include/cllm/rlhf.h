@@ -242,6 +242,8 @@ typedef struct {
     int threads;             /* 0: OpenMP default */
     /* DPO */
     float beta;              /* DPO beta; GRPO KL coefficient */
+    float rpo_alpha;         /* DPO: weight of the chosen replies' mean token NLL added to the
+                                loss (TRL's rpo_alpha, Pang et al. 2024); 0 = plain DPO */
     /* PPO / GRPO */
     int max_new;             /* completion tokens per rollout */
     float temperature;       /* rollout sampling temperature */
@@ -251,6 +253,8 @@ typedef struct {
     float kl_coef;           /* PPO: per-token KL penalty coefficient */
     float gamma, lam;        /* PPO GAE */
     float vf_coef, vf_clip;  /* PPO value loss weight and clip */
+    float missing_eos_penalty; /* PPO/GRPO: subtracted from the score of a completion that
+                                  does not end its turn within max_new (TRL's option); 0 = off */
     const cllm_vreward *vreward; /* GRPO: verifiable reward (borrowed) or NULL */
     cllm_rl_log_fn log;      /* may be NULL */
     void *log_ctx;

@@ -8,7 +8,10 @@
  *     loss = -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))
  * (cllm_dpo_loss, stable for any margin), and differentiates it through
  * per-token log-prob gradients: every completion token of a row gets the
- * row's d loss / d seq_logp (cllm_model_backward_heads). Logged: loss, the
+ * row's d loss / d seq_logp (cllm_model_backward_heads). With rpo_alpha > 0
+ * the mean per-token NLL of the chosen replies, times rpo_alpha, is added
+ * (TRL's rpo_alpha): it keeps the chosen replies likely, which plain DPO
+ * does not (it may lower both sides, e.g. a turn-end shared by both). Logged: loss, the
  * implicit rewards beta*(pi - ref) of both sides, their margin, accuracy.
  *
  * Does not: implement IPO/KTO variants or length normalisation.
@@ -129,8 +132,11 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
                 st = cllm_error_set(err, CLLM_ERR_NUMERIC, "dpo step %d: loss is not finite", step);
             } else {
                 memset(dlogp, 0, (size_t)b.B * b.T * sizeof *dlogp);
-                for (int r = 0; r < b.B; r++)
-                    for (int t = 0; t < b.count[r]; t++) dlogp[(size_t)r * b.T + b.first[r] + t] = (float)ds[r];
+                for (int r = 0; r < b.B; r++) {
+                    /* d/dlogp of rpo_alpha * mean over pairs of -(1/count) sum_t logp, chosen rows */
+                    double nll = r < k ? -p->rpo_alpha / ((double)k * b.count[r]) : 0.0;
+                    for (int t = 0; t < b.count[r]; t++) dlogp[(size_t)r * b.T + b.first[r] + t] = (float)(ds[r] + nll);
+                }
                 st = cllm_model_backward_heads(pol.model, dlogp, NULL, err);
             }
             if (st == CLLM_OK) {

@@ -43,6 +43,8 @@ typedef struct {
 } rl_turn_end;
 
 void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_template tmpl);
+/* 1 when ids[0..n) end with the turn end (its last id, or its text). */
+int rl_at_turn_end(const cllm_tokenizer *tok, const rl_turn_end *e, const int32_t *ids, int n);
 
 /* Samples completions for n prompts at once, sequence i in KV slot i of m
  * (prompts prefilled per slot, then one batched decode step per token over

@@ -90,8 +90,7 @@ void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_templ
     if (e->n_ids == 0) e->text = "\n\n";
 }
 
-/* 1 when out[0..n) ends with the turn end (the last id, or the text). */
-static int at_turn_end(const cllm_tokenizer *tok, const rl_turn_end *e, const int32_t *out, int n) {
+int rl_at_turn_end(const cllm_tokenizer *tok, const rl_turn_end *e, const int32_t *out, int n) {
     if (e->n_ids > 0) return out[n - 1] == e->ids[e->n_ids - 1];
     size_t tl = strlen(e->text), have = 0;
     char tail[16];
@@ -114,9 +113,8 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
     const cllm_model_options *o = cllm_model_get_options(m);
     const int V = cllm_model_get_config(m)->vocab_size;
     int kv_ctx = o->kv_context ? o->kv_context : cllm_model_get_config(m)->context_length;
-    if (n > o->kv_slots || n > o->max_seq) {
-        cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: %d sequences but %d KV slots / max_seq %d", n, o->kv_slots,
-                       o->max_seq);
+    if (n > o->kv_slots) {
+        cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: %d sequences but %d KV slots", n, o->kv_slots);
         return -1;
     }
     int slots[n], pos[n], rows[n];
@@ -143,19 +141,23 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
         int a = 0;
         for (int i = 0; i < n; i++) {
             const int32_t *o_i = out + (size_t)i * max_new;
-            if (count[i] == max_new || count[i] < 0 || at_turn_end(tok, end, o_i, count[i])) continue;
+            if (count[i] == max_new || count[i] < 0 || rl_at_turn_end(tok, end, o_i, count[i])) continue;
             slots[a] = i;
             next[a] = o_i[count[i] - 1];
             pos[a] = n_prompt[i] + count[i] - 1;
             rows[a++] = i;
         }
         if (a == 0) break;
-        const float *logits = NULL;
-        if (cllm_model_decode_batch(m, a, slots, next, pos, &logits, err)) return -1;
-        for (int r = 0; r < a; r++) {
-            int i = rows[r];
-            out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0);
-            generated++;
+        /* one batched step over the unfinished rows, max_seq rows per call */
+        for (int r0 = 0; r0 < a; r0 += o->max_seq) {
+            int k = a - r0 < o->max_seq ? a - r0 : o->max_seq;
+            const float *logits = NULL;
+            if (cllm_model_decode_batch(m, k, slots + r0, next + r0, pos + r0, &logits, err)) return -1;
+            for (int r = 0; r < k; r++) {
+                int i = rows[r0 + r];
+                out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0);
+                generated++;
+            }
         }
     }
     return (int)generated;

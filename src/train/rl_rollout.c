@@ -81,6 +81,10 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
     } else if (!st) {
         st = rl_reward_scores(rm, &ro->batch, ro->score, err);
     }
+    /* a reply cut off by max_new is outside what the reward model saw */
+    for (int i = 0; i < n && !st && p->missing_eos_penalty > 0; i++)
+        if (!rl_at_turn_end(pol->tok, end, seqs[i].completion, seqs[i].n_completion))
+            ro->score[i] -= p->missing_eos_penalty;
     free(prompts);
     free(np);
     free(seqs);
