@@ -20,6 +20,7 @@ CLLM_COMMAND("chat", cllm_cmd_chat, "talk with a model in the terminal through i
 CLLM_COMMAND("data", cllm_cmd_data, "generate the built-in practice world: stories, Korean, task sets, preference pairs")
 CLLM_COMMAND("eval", cllm_cmd_eval, "score a model on task files (exact match, accuracy, ROUGE-L, chrF) and text (perplexity, bits per byte)")
 CLLM_COMMAND("attention", cllm_cmd_attention, "draw each head's attention weights over a text as an SVG grid")
+CLLM_COMMAND("report", cllm_cmd_report, "one stage x task table (with targets and drops), a bar chart and a JSON summary from cllm eval --json files")
 CLLM_COMMAND("serve", cllm_cmd_serve, "serve a model over HTTP with OpenAI's API (streaming, parallel slots, chat page)")
 CLLM_COMMAND("reward", cllm_cmd_reward, "train a Bradley-Terry reward model on prompt/chosen/rejected pairs")
 CLLM_COMMAND("dpo", cllm_cmd_dpo, "Direct Preference Optimization on prompt/chosen/rejected pairs")

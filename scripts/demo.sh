@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# demo.sh: the whole cllm pipeline, from the built-in practice world to a chat
+# assistant, measured on held-out test examples at every stage.
+#
+#   world -> tokenizer -> token shards -> pre-train -> SFT -> DPO -> GRPO
+#   every stage evaluated on the same test examples -> `cllm report` table
+#
+# `make demo` runs it after `make deps` and the build; `make demo QUICK=1` or
+# `scripts/demo.sh --quick` is the small CI version (about 2 minutes on 2 quiet
+# cores; the full one is sized for under 15).
+#
+# Re-running reuses finished stages: each stage is skipped when its output
+# exists (the commands write their outputs atomically, and the few files made
+# here are written to a temporary name and renamed). The trainers also resume
+# from their own checkpoints when a run was interrupted. The first failing
+# stage stops the script with its error. The test split is only ever used for
+# evaluation; settings were chosen on the validation split.
+#
+# Does not: download anything, use Python, or touch files outside --out.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/demo.sh [--quick] [--out DIR] [--cllm PATH] [--threads N]
+
+  --quick       small world, small model, short runs (CI); default out: demo-quick
+  --out DIR     where everything goes (default: demo, or demo-quick with --quick)
+  --cllm PATH   the cllm binary (default: build/cllm)
+  --threads N   threads for every command (default: all cores)
+  -h, --help    this help
+
+Outputs in DIR: final.gguf (the assistant), report.txt / report.json (stage x
+task test scores), scores.svg (the same as a chart), loss-*.svg (training
+curves), attention.svg, samples.txt, logs/ (every stage's output), and the
+intermediate files (world/, tokenizer.bin, shards/, runs/, eval/).
+EOF
+}
+
+quick=0
+out=
+cllm=build/cllm
+threads=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) quick=1 ;;
+    --out) [ $# -ge 2 ] || { echo "demo.sh: --out needs a value" >&2; exit 2; }; out=$2; shift ;;
+    --cllm) [ $# -ge 2 ] || { echo "demo.sh: --cllm needs a value" >&2; exit 2; }; cllm=$2; shift ;;
+    --threads) [ $# -ge 2 ] || { echo "demo.sh: --threads needs a value" >&2; exit 2; }; threads=$2; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case $threads in '' | *[!0-9]*) echo "demo.sh: --threads must be a number >= 0" >&2; exit 2 ;; esac
+[ -n "$out" ] || { [ $quick = 1 ] && out=demo-quick || out=demo; }
+[ -x "$cllm" ] || { echo "demo.sh: no cllm binary at '$cllm' (run make, or pass --cllm)" >&2; exit 1; }
+cllm=$(cd "$(dirname "$cllm")" && pwd)/$(basename "$cllm")
+
+# ---- settings (chosen on the validation split, never on test) ----
+tasks="translate_en_ko translate_ko_en summary sentiment faq arithmetic"
+if [ $quick = 1 ]; then
+    mode=quick
+    world_size=small
+    vocab=1024
+    model_args="--n-layer 2 --n-embd 96 --n-head 4 --n-kv-head 2 --ffn-hidden 256"
+    pt_args="--steps 120 --batch 8 --seq 128 --lr 3e-3 --warmup 20 --eval-every 60 --eval-batches 4"
+    sft_args="--steps 150 --batch 8 --seq 256 --lr 3e-3 --warmup 15 --eval-every 0"
+    dpo_args="--steps 10 --batch 8 --lr 2e-5 --beta 0.1"
+    grpo_args=
+    eval_limit=16
+    eval_max_tokens=40
+else
+    mode=full
+    world_size=full
+    vocab=2048
+    model_args="--n-layer 4 --n-embd 192 --n-head 6 --n-kv-head 2 --ffn-hidden 512"
+    pt_args="--steps 600 --batch 8 --seq 256 --lr 3e-3 --warmup 50 --eval-every 100 --eval-batches 10"
+    sft_args="--steps 900 --batch 8 --seq 256 --lr 2e-3 --warmup 50 --eval-every 300"
+    dpo_args="--steps 60 --batch 8 --lr 5e-6 --beta 0.1"
+    grpo_args="--steps 40 --batch 8 --group 4 --lr 2e-6 --beta 0.1 --max-new 8 --temperature 1"
+    eval_limit=100
+    eval_max_tokens=64
+fi
+# Llama-style (RoPE, RMSNorm, SwiGLU, no biases) so llama.cpp can run the result;
+# context 512 holds the longest preference pair of the world.
+arch="--preset llama-1m $model_args --context 512 --pos rope --norm rmsnorm --mlp swiglu"
+settings="mode=$mode world=$world_size vocab=$vocab model=[$arch] pretrain=[$pt_args] sft=[$sft_args] dpo=[$dpo_args] grpo=[$grpo_args] eval=$eval_limit/$eval_max_tokens"
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+mkdir -p "$out/logs" "$out/eval" "$out/runs" "$out/shards"
+# Stages are reused only when they were made with these settings.
+if [ -f "$out/settings.txt" ] && [ "$(cat "$out/settings.txt")" != "$settings" ]; then
+    echo "demo.sh: $out was made with other settings; remove it or choose another --out" >&2
+    exit 1
+fi
+printf '%s' "$settings" >"$out/settings.txt.tmp" && mv "$out/settings.txt.tmp" "$out/settings.txt"
+
+T=()
+[ "$threads" = 0 ] || T=(--threads "$threads")
+start=$SECONDS
+banner() { printf '\n\033[1m== %s\033[0m  (%ds)\n' "$*" $((SECONDS - start)); }
+# run_stage NAME OUTPUT CMD...: skip when OUTPUT exists; otherwise run CMD,
+# its output shown and kept in logs/NAME.log; stop the demo when it fails.
+run_stage() {
+    local name=$1 output=$2
+    shift 2
+    if [ -e "$output" ]; then
+        banner "$name: done before (${output#"$out"/}), reused"
+        return 0
+    fi
+    banner "$name"
+    if ! "$@" 2>&1 | tee "$out/logs/$name.log"; then
+        echo "demo.sh: stage '$name' failed; its output is in $out/logs/$name.log" >&2
+        exit 1
+    fi
+    if [ ! -e "$output" ]; then
+        echo "demo.sh: stage '$name' did not write $output; see $out/logs/$name.log" >&2
+        exit 1
+    fi
+}
+# capture NAME OUTPUT CMD...: like run_stage for commands that print their
+# result on stdout; stdout goes to OUTPUT through a temporary file.
+capture() {
+    local name=$1 output=$2
+    shift 2
+    if [ -e "$output" ]; then
+        banner "$name: done before (${output#"$out"/}), reused"
+        return 0
+    fi
+    banner "$name"
+    if ! "$@" >"$output.tmp" 2> >(tee "$out/logs/$name.log" >&2); then
+        rm -f "$output.tmp"
+        echo "demo.sh: stage '$name' failed; its output is in $out/logs/$name.log" >&2
+        exit 1
+    fi
+    mv "$output.tmp" "$output"
+}
+
+w=$out/world
+banner "cllm $mode demo into $out"
+echo "$settings"
+
+# ---- 1. the practice world ----
+run_stage world "$w/manifest.json" "$cllm" data world --seed 1 --size $world_size --out "$w"
+
+# ---- 2. tokenizer: byte-level BPE with the ChatML specials ----
+train_files=()
+for t in $tasks; do train_files+=("$w/$t.train.jsonl"); done
+run_stage tokenizer "$out/tokenizer.bin" "$cllm" tokenizer train --vocab-size $vocab \
+    --special '<|endoftext|>,<|im_start|>,<|im_end|>' -o "$out/tokenizer.bin" "${T[@]}" \
+    "$w/stories.train.txt" "${train_files[@]}"
+
+# ---- 3. token shards: training stories, then the validation stories last ----
+run_stage tokenize-train "$out/shards/train.tok" "$cllm" tokenize --tokenizer "$out/tokenizer.bin" \
+    -o "$out/shards/train.tok" "${T[@]}" "$w/stories.train.txt"
+run_stage tokenize-val "$out/shards/val.tok" "$cllm" tokenize --tokenizer "$out/tokenizer.bin" \
+    -o "$out/shards/val.tok" "${T[@]}" "$w/stories.val.txt"
+# pretrain holds out the tail of its data: make that tail the validation stories.
+val_frac=$(awk -v a="$(stat -c %s "$out/shards/train.tok")" -v b="$(stat -c %s "$out/shards/val.tok")" \
+    'BEGIN { printf "%.4f", b / (a + b) }')
+
+# ---- 4. pre-training: a small Llama-style model (RoPE, RMSNorm, SwiGLU) ----
+# The untrained model: the same initialisation, one step at a negligible
+# learning rate (pretrain needs at least one step), so it scores as random.
+run_stage untrained "$out/runs/untrained/model.gguf" "$cllm" pretrain \
+    --data "$out/shards/train.tok,$out/shards/val.tok" --val-frac "$val_frac" --tokenizer "$out/tokenizer.bin" \
+    $arch --steps 1 --batch 1 --seq 64 --lr 1e-12 --warmup 0 --eval-every 0 --seed 1337 "${T[@]}" \
+    --out "$out/runs/untrained"
+run_stage pretrain "$out/runs/pretrain/model.gguf" "$cllm" pretrain \
+    --data "$out/shards/train.tok,$out/shards/val.tok" --val-frac "$val_frac" --tokenizer "$out/tokenizer.bin" \
+    $arch $pt_args --seed 1337 --save-every 200 --resume "${T[@]}" --out "$out/runs/pretrain"
+
+# ---- 5. SFT on every task's training split, mixed ----
+sft_train=$out/sft.train.jsonl
+sft_val=$out/sft.val.jsonl
+if [ ! -e "$sft_train" ]; then
+    for t in $tasks; do cat "$w/$t.train.jsonl"; done >"$sft_train.tmp" && mv "$sft_train.tmp" "$sft_train"
+fi
+if [ ! -e "$sft_val" ]; then
+    for t in $tasks; do cat "$w/$t.val.jsonl"; done >"$sft_val.tmp" && mv "$sft_val.tmp" "$sft_val"
+fi
+run_stage sft "$out/runs/sft/model.gguf" "$cllm" sft --model "$out/runs/pretrain/model.gguf" \
+    --data "$sft_train" --val "$sft_val" --template chatml --pack $sft_args --seed 1337 \
+    --save-every 300 --resume "${T[@]}" --out "$out/runs/sft"
+
+# ---- 6. preference tuning: DPO on the preference pairs ----
+run_stage dpo "$out/runs/dpo.gguf" "$cllm" dpo -m "$out/runs/sft/model.gguf" \
+    --data "$w/preferences.train.jsonl" $dpo_args --seed 1337 "${T[@]}" -o "$out/runs/dpo.gguf"
+stages=(untrained pretrain sft dpo)
+models=("$out/runs/untrained/model.gguf" "$out/runs/pretrain/model.gguf" "$out/runs/sft/model.gguf" "$out/runs/dpo.gguf")
+
+# ---- 7. GRPO with a verifiable reward on the arithmetic training prompts ----
+if [ -n "$grpo_args" ]; then
+    grpo_data=$out/arithmetic.prompts.jsonl
+    if [ ! -e "$grpo_data" ]; then
+        # {"messages": [user Q, assistant A], "reference": A} -> {"prompt": Q, "answer": A};
+        # the generator writes one fixed layout, and every line must convert.
+        sed -nE 's/^\{.*"messages": \[\{"role": "user", "content": (".*")\}, \{"role": "assistant", "content": .*"reference": (".*")\}$/{"prompt": \1, "answer": \2}/p' \
+            "$w/arithmetic.train.jsonl" >"$grpo_data.tmp"
+        if [ "$(wc -l <"$grpo_data.tmp")" -ne "$(wc -l <"$w/arithmetic.train.jsonl")" ]; then
+            echo "demo.sh: could not convert $w/arithmetic.train.jsonl to GRPO prompts" >&2
+            exit 1
+        fi
+        mv "$grpo_data.tmp" "$grpo_data"
+    fi
+    run_stage grpo "$out/runs/grpo.gguf" "$cllm" grpo -m "$out/runs/dpo.gguf" --data "$grpo_data" \
+        --verify number $grpo_args --seed 1337 "${T[@]}" -o "$out/runs/grpo.gguf"
+    stages+=(grpo)
+    models+=("$out/runs/grpo.gguf")
+fi
+
+# ---- 8. evaluate every stage on the same test examples ----
+test_files=()
+for t in $tasks; do test_files+=(--task "$w/$t.test.jsonl"); done
+report_args=()
+for i in "${!stages[@]}"; do
+    s=${stages[$i]}
+    capture "eval-$s" "$out/eval/$s.json" "$cllm" eval -m "${models[$i]}" --template chatml "${test_files[@]}" \
+        --limit $eval_limit --max-tokens $eval_max_tokens --json "${T[@]}"
+    report_args+=("$s=$out/eval/$s.json")
+done
+
+# ---- 9. the report: stage x task table, chart, JSON ----
+final=${models[${#models[@]} - 1]}
+cp "$final" "$out/final.gguf.tmp" && mv "$out/final.gguf.tmp" "$out/final.gguf"
+for r in pretrain sft; do
+    if [ -e "$out/runs/$r/loss.svg" ]; then cp "$out/runs/$r/loss.svg" "$out/loss-$r.svg"; fi
+done
+banner "report: test scores per stage (first $eval_limit test examples of each task)"
+"$cllm" report --svg "$out/scores.svg" --json "$out/report.json.tmp" \
+    --target translate_en_ko=80 --target summary=0.6 --target sentiment=0.95 --target faq=0.9 \
+    --target arithmetic=0.9 "${report_args[@]}" | tee "$out/report.txt.tmp"
+mv "$out/report.json.tmp" "$out/report.json"
+mv "$out/report.txt.tmp" "$out/report.txt"
+
+# ---- 10. attention, sample answers ----
+"$cllm" attention -m "$out/final.gguf" "Mina and Sam went to the park. They were happy." \
+    --out "$out/attention.svg" "${T[@]}" >"$out/logs/attention.log" 2>&1 ||
+    { cat "$out/logs/attention.log" >&2; echo "demo.sh: cllm attention failed" >&2; exit 1; }
+banner "sample answers from final.gguf (greedy)"
+prompts=(
+    "Translate to Korean: Hello, how are you?"
+    "Translate to English: 저는 사과를 좋아해요."
+    $'Is this text positive, negative or neutral?\n\nWhat a wonderful day! I loved the park.'
+    "When are you open?"
+    "What is 7 + 5?"
+    $'Summarize this story in one or two sentences.\n\nOnce there was a little girl named Mina. She was very kind. One day, Mina and Sam wanted to build a sandcastle. They went to the beach and worked hard. Oh no! A big wave came and broke the sandcastle. Mina felt sad. "We can build it again," said Sam. They worked together again, and soon the sandcastle was even better than before. Mina and Sam were proud of their work.'
+)
+: >"$out/samples.txt.tmp"
+for p in "${prompts[@]}"; do
+    a=$("$cllm" chat -m "$out/final.gguf" --temperature 0 -n 64 -p "$p" "${T[@]}" 2>"$out/logs/chat.log") ||
+        { cat "$out/logs/chat.log" >&2; echo "demo.sh: cllm chat failed" >&2; exit 1; }
+    printf 'User: %s\nAssistant: %s\n\n' "$p" "$a" | tee -a "$out/samples.txt.tmp"
+done
+mv "$out/samples.txt.tmp" "$out/samples.txt"
+
+banner "done in $((SECONDS - start)) s"
+rel=$out
+case $out in "$PWD"/*) rel=${out#"$PWD"/} ;; esac
+cat <<EOF
+The assistant is $rel/final.gguf. Images: $rel/scores.svg (test scores per stage),
+$rel/loss-pretrain.svg and $rel/loss-sft.svg (training curves), $rel/attention.svg.
+Talk to it:          $cllm chat -m $rel/final.gguf
+Serve it (OpenAI API and a chat page at http://127.0.0.1:8080/):
+                     $cllm serve -m $rel/final.gguf
+EOF
