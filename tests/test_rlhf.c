@@ -386,7 +386,8 @@ static void test_rlhf_verifiable_rewards(void) {
     CHECK(cllm_vreward_create(CLLM_VREWARD_EXACT, NULL, &ex, &err) == CLLM_OK, "%s", err.msg);
     CHECK(cllm_vreward_create(CLLM_VREWARD_NUMBER, NULL, &num, &err) == CLLM_OK, "%s", err.msg);
     CHECK(cllm_vreward_create(CLLM_VREWARD_REGEX, "^[0-9]+$", &re, &err) == CLLM_OK, "%s", err.msg);
-    CHECK(cllm_vreward_create(CLLM_VREWARD_REGEX, "([", &re, &err) != CLLM_OK && strstr(err.msg, "offset"),
+    cllm_vreward *bad = NULL;
+    CHECK(cllm_vreward_create(CLLM_VREWARD_REGEX, "([", &bad, &err) != CLLM_OK && strstr(err.msg, "offset") && !bad,
           "bad regex names the offset: %s", err.msg);
     if (ex && num && re) {
         CHECK(cllm_vreward_score(ex, " 7 ", 3, "7") == 1.0f, "exact after trimming");
