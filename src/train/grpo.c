@@ -14,15 +14,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rl_internal.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Gathers per-token values of the batch's completion tokens into dst (row order). */
 static int gather(const cllm_rl_batch *b, const float *src, float *dst) {
@@ -104,9 +97,8 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
             for (int g = 0; g < p->group; g++) ex[i * p->group + g] = e;
         }
         rl_rollout ro;
-        double t0 = now_s();
-        if ((st = rl_rollout_run(p, &pol, smp, &end, &data, ex, n, &rm, &ro, &res->rollout_tokens, err))) break;
-        sample_s += now_s() - t0;
+        if ((st = rl_rollout_run(p, &pol, smp, &end, &data, ex, n, &rm, &ro, &res->rollout_tokens, &sample_s, err)))
+            break;
         float adv_seq[n];
         cllm_grpo_advantages(ro.score, p->batch, p->group, adv_seq);
         double mean_r = 0;

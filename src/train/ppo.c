@@ -19,15 +19,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rl_internal.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* values[B*T] at completion positions of the last forward of vm (0 elsewhere). */
 static void read_values(const cllm_rl_model *vm, const cllm_rl_batch *b, float *values) {
@@ -113,9 +106,8 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
             ex[i] = order[cursor++];
         }
         rl_rollout ro;
-        double t0 = now_s();
-        if ((st = rl_rollout_run(p, &pol, smp, &end, &data, ex, n, &rm, &ro, &res->rollout_tokens, err))) break;
-        sample_s += now_s() - t0;
+        if ((st = rl_rollout_run(p, &pol, smp, &end, &data, ex, n, &rm, &ro, &res->rollout_tokens, &sample_s, err)))
+            break;
         const cllm_rl_batch *b = &ro.batch;
         const size_t BT = (size_t)b->B * b->T;
         double mean_score = 0, kl_seq = 0;

@@ -77,10 +77,11 @@ typedef struct {
 /* Samples a completion for each example ex[0..n) (repeats allowed: GRPO
  * groups) with the policy's KV slots, scores it with the verifiable reward
  * p->vreward (completion text without its turn end, the example's answer) or
- * the reward model rm, and builds the batch. *tokens += tokens sampled. */
+ * the reward model rm, and builds the batch. *tokens += tokens sampled,
+ * *seconds += wall time of the sampling alone (prefill + decode). */
 cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sampler *s, const rl_turn_end *end,
                            const cllm_pref_data *d, const int *ex, int n, cllm_rl_model *rm, rl_rollout *ro,
-                           int64_t *tokens, cllm_error *err);
+                           int64_t *tokens, double *seconds, cllm_error *err);
 void rl_rollout_free(rl_rollout *ro);
 
 /* Loads the policy (training, kv_slots), the reference (same shape, checked)

@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rl_internal.h"
 
@@ -38,7 +39,7 @@ static cllm_status completion_text(const cllm_rl_model *pol, const rl_turn_end *
 
 cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sampler *s, const rl_turn_end *end,
                            const cllm_pref_data *d, const int *ex, int n, cllm_rl_model *rm, rl_rollout *ro,
-                           int64_t *tokens, cllm_error *err) {
+                           int64_t *tokens, double *seconds, cllm_error *err) {
     memset(ro, 0, sizeof *ro);
     ro->n = n;
     ro->max_new = p->max_new;
@@ -63,7 +64,11 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
         prompts[i] = d->items[ex[i]].prompt;
         np[i] = d->items[ex[i]].n_prompt;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int got = rl_sample_batch(pol->model, s, pol->tok, end, n, prompts, np, p->max_new, ro->out, ro->count, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds += (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     cllm_status st = CLLM_OK;
     if (got < 0) st = err->status ? err->status : CLLM_ERR_INTERNAL;
     else *tokens += got;
