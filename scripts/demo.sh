@@ -66,6 +66,7 @@ if [ $quick = 1 ]; then
     pt_args="--steps 120 --batch 8 --seq 128 --lr 3e-3 --warmup 20 --eval-every 60 --eval-batches 4"
     sft_args="--steps 150 --batch 8 --seq 256 --lr 3e-3 --warmup 15 --eval-every 0"
     dpo_args="--steps 10 --batch 8 --lr 2e-5 --beta 0.1"
+    dpo_permille=15
     grpo_args=
     eval_limit=16
     eval_max_tokens=40
@@ -75,16 +76,17 @@ else
     vocab=2048
     model_args="--n-layer 4 --n-embd 192 --n-head 6 --n-kv-head 2 --ffn-hidden 512"
     pt_args="--steps 600 --batch 8 --seq 256 --lr 3e-3 --warmup 50 --eval-every 100 --eval-batches 10"
-    sft_args="--steps 900 --batch 8 --seq 256 --lr 2e-3 --warmup 50 --eval-every 300"
-    dpo_args="--steps 60 --batch 8 --lr 5e-6 --beta 0.1"
-    grpo_args="--steps 40 --batch 8 --group 4 --lr 2e-6 --beta 0.1 --max-new 8 --temperature 1"
+    sft_args="--steps 1000 --batch 8 --seq 256 --lr 2e-3 --warmup 50 --eval-every 250"
+    dpo_args="--steps 60 --batch 8 --lr 1e-5 --beta 0.1"
+    dpo_permille=20
+    grpo_args="--steps 40 --batch 8 --group 4 --lr 2e-5 --beta 0.05 --max-new 8 --temperature 1"
     eval_limit=100
     eval_max_tokens=64
 fi
 # Llama-style (RoPE, RMSNorm, SwiGLU, no biases) so llama.cpp can run the result;
 # context 512 holds the longest preference pair of the world.
 arch="--preset llama-1m $model_args --context 512 --pos rope --norm rmsnorm --mlp swiglu"
-settings="mode=$mode world=$world_size vocab=$vocab model=[$arch] pretrain=[$pt_args] sft=[$sft_args] dpo=[$dpo_args] grpo=[$grpo_args] eval=$eval_limit/$eval_max_tokens"
+settings="mode=$mode world=$world_size vocab=$vocab model=[$arch] pretrain=[$pt_args] sft=[$sft_args] dpo=[$dpo_args $dpo_permille] grpo=[$grpo_args] eval=$eval_limit/$eval_max_tokens"
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -184,9 +186,17 @@ run_stage sft "$out/runs/sft/model.gguf" "$cllm" sft --model "$out/runs/pretrain
     --data "$sft_train" --val "$sft_val" --template chatml --pack $sft_args --seed 1337 \
     --save-every 300 --resume "${T[@]}" --out "$out/runs/sft"
 
-# ---- 6. preference tuning: DPO on the preference pairs ----
+# ---- 6. preference tuning: DPO on a sample of the preference pairs ----
+# cllm dpo scores every pair with the reference model first, so give it only
+# about the pairs the run will use: a fixed pseudo-random sample of the lines
+# (a multiplicative hash of the line number; every task and kind of rejection).
+pref=$out/preferences.sample.jsonl
+if [ ! -e "$pref" ]; then
+    awk -v pm=$dpo_permille '(NR * 2654435761) % 1000 < pm' "$w/preferences.train.jsonl" >"$pref.tmp"
+    mv "$pref.tmp" "$pref"
+fi
 run_stage dpo "$out/runs/dpo.gguf" "$cllm" dpo -m "$out/runs/sft/model.gguf" \
-    --data "$w/preferences.train.jsonl" $dpo_args --seed 1337 "${T[@]}" -o "$out/runs/dpo.gguf"
+    --data "$pref" $dpo_args --seed 1337 "${T[@]}" -o "$out/runs/dpo.gguf"
 stages=(untrained pretrain sft dpo)
 models=("$out/runs/untrained/model.gguf" "$out/runs/pretrain/model.gguf" "$out/runs/sft/model.gguf" "$out/runs/dpo.gguf")
 
@@ -228,7 +238,7 @@ for r in pretrain sft; do
     if [ -e "$out/runs/$r/loss.svg" ]; then cp "$out/runs/$r/loss.svg" "$out/loss-$r.svg"; fi
 done
 banner "report: test scores per stage (first $eval_limit test examples of each task)"
-"$cllm" report --svg "$out/scores.svg" --json "$out/report.json.tmp" \
+"$cllm" report --manifest "$w/manifest.json" --drops-from sft --svg "$out/scores.svg" --json "$out/report.json.tmp" \
     --target translate_en_ko=80 --target summary=0.6 --target sentiment=0.95 --target faq=0.9 \
     --target arithmetic=0.9 "${report_args[@]}" | tee "$out/report.txt.tmp"
 mv "$out/report.json.tmp" "$out/report.json"

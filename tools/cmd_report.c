@@ -330,8 +330,13 @@ int cllm_cmd_report(int argc, char **argv) {
             printf(" %12s", "");
         }
         printf("\n");
-        for (int s = drops_first; s < n_stages; s++)
-            if (isfinite(t->score[s]) && isfinite(t->score[s - 1]) && t->score[s] < t->score[s - 1]) {
+        for (int s = drops_first; s < n_stages; s++) {
+            /* a drop is one the table shows: smaller, and different as printed */
+            char now[32], before[32];
+            format_value(now, sizeof now, t->metric, t->score[s]);
+            format_value(before, sizeof before, t->metric, t->score[s - 1]);
+            if (isfinite(t->score[s]) && isfinite(t->score[s - 1]) && t->score[s] < t->score[s - 1] &&
+                strcmp(now, before) != 0) {
                 cJSON *d = cJSON_CreateObject();
                 cJSON_AddStringToObject(d, "stage", stage_name[s]);
                 cJSON_AddStringToObject(d, "task", t->name);
@@ -339,6 +344,7 @@ int cllm_cmd_report(int argc, char **argv) {
                 cJSON_AddNumberToObject(d, "after", t->score[s]);
                 cJSON_AddItemToArray(js_drops, d);
             }
+        }
         cJSON_AddItemToArray(js_tasks, o);
     }
     cJSON_AddItemToObject(summary, "drops", js_drops);
