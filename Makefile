@@ -84,6 +84,13 @@ check: deps
 	$(MAKE) test
 	$(MAKE) SAN=1 test
 
+# The README's main command: packages, the binary, then scripts/demo.sh (world ->
+# tokenizer -> pre-train -> SFT -> DPO -> GRPO -> report; outputs in demo/).
+# QUICK=1: the ~2-minute CI size, in demo-quick/.
+demo: deps
+	$(MAKE) $(CLLM)
+	bash scripts/demo.sh $(if $(filter 1,$(QUICK)),--quick) --cllm $(CLLM)
+
 clean:
 	rm -rf build build-san
 
