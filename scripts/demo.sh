@@ -21,9 +21,11 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: scripts/demo.sh [--quick] [--out DIR] [--cllm PATH] [--threads N]
+Usage: scripts/demo.sh [--quick | --smoke] [--out DIR] [--cllm PATH] [--threads N]
 
   --quick       small world, small model, short runs (CI); default out: demo-quick
+  --smoke       the quick pipeline cut to a few steps, for sanitizer builds: shows
+                that every stage runs, not what the model learns; default out: demo-smoke
   --out DIR     where everything goes (default: demo, or demo-quick with --quick)
   --cllm PATH   the cllm binary (default: build/cllm)
   --threads N   threads for every command (default: all cores)
@@ -43,6 +45,7 @@ threads=0
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
+    --smoke) quick=2 ;;
     --out) [ $# -ge 2 ] || { echo "demo.sh: --out needs a value" >&2; exit 2; }; out=$2; shift ;;
     --cllm) [ $# -ge 2 ] || { echo "demo.sh: --cllm needs a value" >&2; exit 2; }; cllm=$2; shift ;;
     --threads) [ $# -ge 2 ] || { echo "demo.sh: --threads needs a value" >&2; exit 2; }; threads=$2; shift ;;
@@ -52,13 +55,15 @@ while [ $# -gt 0 ]; do
     shift
 done
 case $threads in '' | *[!0-9]*) echo "demo.sh: --threads must be a number >= 0" >&2; exit 2 ;; esac
-[ -n "$out" ] || { [ $quick = 1 ] && out=demo-quick || out=demo; }
+if [ -z "$out" ]; then
+    case $quick in 1) out=demo-quick ;; 2) out=demo-smoke ;; *) out=demo ;; esac
+fi
 [ -x "$cllm" ] || { echo "demo.sh: no cllm binary at '$cllm' (run make, or pass --cllm)" >&2; exit 1; }
 cllm=$(cd "$(dirname "$cllm")" && pwd)/$(basename "$cllm")
 
 # ---- settings (chosen on the validation split, never on test) ----
 tasks="translate_en_ko translate_ko_en summary sentiment faq arithmetic"
-if [ $quick = 1 ]; then
+if [ $quick != 0 ]; then
     mode=quick
     world_size=small
     vocab=1024
@@ -70,6 +75,15 @@ if [ $quick = 1 ]; then
     grpo_args=
     eval_limit=16
     eval_max_tokens=40
+    if [ $quick = 2 ]; then
+        mode=smoke
+        pt_args="--steps 20 --batch 4 --seq 64 --lr 3e-3 --warmup 5 --eval-every 10 --eval-batches 2"
+        sft_args="--steps 20 --batch 4 --seq 256 --lr 3e-3 --warmup 5 --eval-every 0"
+        dpo_args="--steps 2 --batch 4 --lr 2e-5 --beta 0.1"
+        dpo_permille=4
+        eval_limit=3
+        eval_max_tokens=16
+    fi
 else
     mode=full
     world_size=full
@@ -176,6 +190,8 @@ run_stage pretrain "$out/runs/pretrain/model.gguf" "$cllm" pretrain \
 # ---- 5. SFT on every task's training split, mixed ----
 sft_train=$out/sft.train.jsonl
 sft_val=$out/sft.val.jsonl
+sft_val_args="--val $sft_val"
+[ $mode != smoke ] || sft_val_args=
 if [ ! -e "$sft_train" ]; then
     for t in $tasks; do cat "$w/$t.train.jsonl"; done >"$sft_train.tmp" && mv "$sft_train.tmp" "$sft_train"
 fi
@@ -183,7 +199,7 @@ if [ ! -e "$sft_val" ]; then
     for t in $tasks; do cat "$w/$t.val.jsonl"; done >"$sft_val.tmp" && mv "$sft_val.tmp" "$sft_val"
 fi
 run_stage sft "$out/runs/sft/model.gguf" "$cllm" sft --model "$out/runs/pretrain/model.gguf" \
-    --data "$sft_train" --val "$sft_val" --template chatml --pack $sft_args --seed 1337 \
+    --data "$sft_train" $sft_val_args --template chatml --pack $sft_args --seed 1337 \
     --save-every 300 --resume "${T[@]}" --out "$out/runs/sft"
 
 # ---- 6. preference tuning: DPO on a sample of the preference pairs ----
