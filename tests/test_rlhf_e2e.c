@@ -29,12 +29,24 @@
 #include "cllm/trainer.h"
 #include "test.h"
 
-/* stage lengths, tuned for ~1 minute on two shared cores */
+/* Stage lengths, tuned for ~1 minute on two shared cores. Under the
+ * sanitizers (make SAN=1, ~10x slower) the same pipeline runs with short
+ * stages for memory safety only, and the accuracy comparisons are skipped. */
+#if defined(__SANITIZE_ADDRESS__)
+#define E2E_QUICK 1
+#define SFT_STEPS 20
+#define DPO_STEPS 4
+#define RM_STEPS 4
+#define PPO_STEPS 2
+#define GRPO_STEPS 2
+#else
+#define E2E_QUICK 0
 #define SFT_STEPS 300
 #define DPO_STEPS 60
 #define RM_STEPS 200
 #define PPO_STEPS 20
 #define GRPO_STEPS 30
+#endif
 
 static char dir[256];
 
@@ -170,7 +182,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     printf("e2e accuracy: base %.3f\n", acc_base);
     printf("e2e accuracy: sft  %.3f\n", acc_sft);
     fflush(stdout);
-    CHECK(acc_sft > acc_base, "SFT raises accuracy: %.3f -> %.3f", acc_base, acc_sft);
+    CHECK(E2E_QUICK || acc_sft > acc_base, "SFT raises accuracy: %.3f -> %.3f", acc_base, acc_sft);
 
     char pairs_path[512], prompts_path[512], rm_path[512], out[512];
     path(pairs_path, "pairs.jsonl");
@@ -194,7 +206,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     double acc_dpo = accuracy(out);
     printf("e2e accuracy: dpo  %.3f (train pair accuracy %.3f -> %.3f)\n", acc_dpo, res.first_metric, res.last_metric);
     fflush(stdout);
-    CHECK(acc_dpo > acc_sft, "DPO raises accuracy: %.3f -> %.3f", acc_sft, acc_dpo);
+    CHECK(E2E_QUICK || acc_dpo > acc_sft, "DPO raises accuracy: %.3f -> %.3f", acc_sft, acc_dpo);
 
     /* reward model, then PPO */
     p.out_path = rm_path;
@@ -203,7 +215,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.val_frac = 0.2f;
     CHECK(cllm_reward_train(&p, &res, &err) == CLLM_OK, "reward: %s", err.msg);
     printf("e2e reward model: held-out pairwise accuracy %.3f -> %.3f\n", res.first_metric, res.val_accuracy);
-    CHECK(res.val_accuracy > 0.7, "reward model held-out accuracy %.3f > 0.7", res.val_accuracy);
+    CHECK(E2E_QUICK || res.val_accuracy > 0.7, "reward model held-out accuracy %.3f > 0.7", res.val_accuracy);
     path(out, "ppo.gguf");
     p.out_path = out;
     p.data_path = prompts_path;
