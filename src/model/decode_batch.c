@@ -20,39 +20,49 @@
 #include "cllm/layers.h"
 #include "model_internal.h"
 
-/* Attention of one query row (position p) against a slot's cache for one
- * layer: out[NH*HS], q[NH*HS] (the query part of a qkv row). */
-static void row_attention(cllm_model *m, float *out, const float *q, const float *kc, const float *vc, int p) {
+/* Attention of every row's query (row i: slot base offset bases[i] into the
+ * layer's K/V caches, position pos[i]) against its own slot's cache.
+ * out[n, NH*HS], qkv[n, QKV]. One parallel region over heads per layer (not
+ * one per row): a fork/join costs microseconds, far more when the other core
+ * is busy, and small models would spend their time there. */
+static void batch_attention(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
+                            const size_t *bases, const int *pos, int n) {
     const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, KVW = NKV * HS;
     const int group = NH / NKV;
-    const size_t ctx = (size_t)m->opts.kv_context;
+    const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
     const float scale = 1.0f / sqrtf((float)HS);
-#pragma omp parallel for schedule(static)
+    long work = 0;
+    for (int i = 0; i < n; i++) work += (long)(pos[i] + 1) * NH * HS;
+#pragma omp parallel for schedule(static) if (work >= 16384)
     for (int h = 0; h < NH; h++) {
         float *sc = m->kv.scores + (size_t)h * ctx;
         const int kvh = h / group;
-        const float *qh = q + (size_t)h * HS;
-        float mx = -INFINITY;
-        for (int j = 0; j <= p; j++) {
-            const float *k = kc + (size_t)j * KVW + (size_t)kvh * HS;
-            float s = 0.0f;
-            for (int d = 0; d < HS; d++) s += qh[d] * k[d];
-            s *= scale;
-            sc[j] = s;
-            if (s > mx) mx = s;
-        }
-        float sum = 0.0f;
-        for (int j = 0; j <= p; j++) {
-            sc[j] = expf(sc[j] - mx);
-            sum += sc[j];
-        }
-        const float inv = 1.0f / sum;
-        float *o = out + (size_t)h * HS;
-        for (int d = 0; d < HS; d++) o[d] = 0.0f;
-        for (int j = 0; j <= p; j++) {
-            const float *v = vc + (size_t)j * KVW + (size_t)kvh * HS;
-            const float w = sc[j] * inv;
-            for (int d = 0; d < HS; d++) o[d] += w * v[d];
+        for (int i = 0; i < n; i++) {
+            const int p = pos[i];
+            const float *qh = qkv + (size_t)i * QKV + (size_t)h * HS;
+            const float *kc = kcache + bases[i], *vc = vcache + bases[i];
+            float mx = -INFINITY;
+            for (int j = 0; j <= p; j++) {
+                const float *k = kc + (size_t)j * KVW + (size_t)kvh * HS;
+                float s = 0.0f;
+                for (int d = 0; d < HS; d++) s += qh[d] * k[d];
+                s *= scale;
+                sc[j] = s;
+                if (s > mx) mx = s;
+            }
+            float sum = 0.0f;
+            for (int j = 0; j <= p; j++) {
+                sc[j] = expf(sc[j] - mx);
+                sum += sc[j];
+            }
+            const float inv = 1.0f / sum;
+            float *o = out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS;
+            for (int d = 0; d < HS; d++) o[d] = 0.0f;
+            for (int j = 0; j <= p; j++) {
+                const float *v = vc + (size_t)j * KVW + (size_t)kvh * HS;
+                const float wgt = sc[j] * inv;
+                for (int d = 0; d < HS; d++) o[d] += wgt * v[d];
+            }
         }
     }
 }
@@ -84,6 +94,7 @@ cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, cons
                                   (int)tokens[i], c->vocab_size);
     }
     model_kv *kv = &m->kv;
+    size_t bases[n]; /* per-row K/V cache offsets of the current layer; n <= max_seq (checked) */
     const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * m->HS;
     const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
     model_global_weights gw;
@@ -103,13 +114,12 @@ cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, cons
                 cllm_rope_forward(row + (size_t)c->n_head * m->HS, 1, 1, c->n_kv_head, m->HS, QKV, pos[i],
                                   c->rope_theta);
             }
-            size_t base = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slots[i]) * ctx * KVW;
-            float *kc = kv->k + base, *vc = kv->v + base;
+            bases[i] = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slots[i]) * ctx * KVW;
             const float *krow = row + (size_t)c->n_head * m->HS;
-            memcpy(kc + (size_t)pos[i] * KVW, krow, KVW * sizeof(float));
-            memcpy(vc + (size_t)pos[i] * KVW, krow + KVW, KVW * sizeof(float));
-            row_attention(m, kv->atty + (size_t)i * C, row, kc, vc, pos[i]);
+            memcpy(kv->k + bases[i] + (size_t)pos[i] * KVW, krow, KVW * sizeof(float));
+            memcpy(kv->v + bases[i] + (size_t)pos[i] * KVW, krow + KVW, KVW * sizeof(float));
         }
+        batch_attention(m, kv->atty, kv->qkv, kv->k, kv->v, bases, pos, n);
         model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
                            c->n_embd);
         cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
