@@ -288,8 +288,11 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
     size_t row0 = 0;
     for (int p = 0; p < v->n_parts; p++) {
         const model_qpart *q = &v->part[p];
-        for (int r = 0; r < q->rows; r += QM_ROW_BLOCK) {
-            const int rb = q->rows - r < QM_ROW_BLOCK ? q->rows - r : QM_ROW_BLOCK;
+        /* f32 rows are used in place, so one GEMM covers the whole part;
+         * other types are dequantized QM_ROW_BLOCK rows at a time. */
+        const int block = q->type == CLLM_GGML_F32 ? q->rows : QM_ROW_BLOCK;
+        for (int r = 0; r < q->rows; r += block) {
+            const int rb = q->rows - r < block ? q->rows - r : block;
             const float *W;
             if (q->type == CLLM_GGML_F32) {
                 W = (const float *)(const void *)(q->data + (size_t)r * q->row_bytes); /* map is 32-byte aligned */
