@@ -17,8 +17,37 @@
 #include <math.h>
 #include <string.h>
 
+#include "cllm/kernels.h"
 #include "cllm/layers.h"
 #include "model_internal.h"
+
+/* Causal attention of a chunk of n > 1 queries through GEMMs, one head at a
+ * time: S = scale * Q K^T over the cached positions 0..pos+n-1, a masked
+ * softmax per row, then O = P V. The scalar loop below would make prompt
+ * processing quadratic in scalar code (most of a 512-token prompt's time).
+ * Uses m->kv.scores as [n, kv_context] (sized max(NH, max_seq) rows). */
+static void chunk_attention(cllm_model *m, float *out, const float *qkv, const float *kc, const float *vc,
+                            int n, int pos) {
+    const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, KVW = NKV * HS;
+    const int group = NH / NKV, total = pos + n, C = NH * HS;
+    const float scale = 1.0f / sqrtf((float)HS);
+    float *S = m->kv.scores; /* [n, total], row stride total */
+    for (int h = 0; h < NH; h++) {
+        const int kvh = h / group;
+        cllm_sgemm(0, 1, n, total, HS, scale, qkv + (size_t)h * HS, m->QKV, kc + (size_t)kvh * HS, KVW, 0.0f, S,
+                   total);
+#pragma omp parallel for schedule(static) if ((long)n * total >= 16384)
+        for (int i = 0; i < n; i++) {
+            float *row = S + (size_t)i * total;
+            const int valid = pos + i + 1; /* causal: keys 0..pos+i */
+            const float mx = cllm_vmax(row, (size_t)valid);
+            const float inv = (float)(1.0 / cllm_vexp_shift_sum(row, row, mx, (size_t)valid));
+            for (int j = 0; j < valid; j++) row[j] *= inv;
+            for (int j = valid; j < total; j++) row[j] = 0.0f;
+        }
+        cllm_sgemm(0, 0, n, HS, total, 1.0f, S, total, vc + (size_t)kvh * HS, KVW, 0.0f, out + (size_t)h * HS, C);
+    }
+}
 
 /* Causal attention of n new queries (positions pos..pos+n-1) against the
  * slot's cached keys/values for layer l. out[n, NH*HS], qkv[n, QKV]. */
@@ -113,7 +142,8 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
             memcpy(kc + (size_t)(pos + i) * KVW, row, KVW * sizeof(float));
             memcpy(vc + (size_t)(pos + i) * KVW, row + KVW, KVW * sizeof(float));
         }
-        cached_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
+        if (n > 1) chunk_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
+        else cached_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
         model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
                            c->n_embd);
         cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);

@@ -93,7 +93,7 @@ typedef struct {
     float *proj;                /* [n, C] */
     float *fch;                 /* [n, Hu] */
     float *fact;                /* [n, H] */
-    float *scores;              /* [NH, kv_context] */
+    float *scores;              /* [max(NH, max_seq), kv_context]: per-head rows, or a chunk's rows */
     float *logits;              /* [n, V] */
 } model_kv;
 

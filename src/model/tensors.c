@@ -220,7 +220,7 @@ static size_t plan_kv(cllm_model *m, float *base) {
     k->proj = carve(&cv, n * C);
     k->fch = carve(&cv, n * (size_t)m->Hu);
     k->fact = carve(&cv, n * (size_t)c->ffn_hidden);
-    k->scores = carve(&cv, (size_t)c->n_head * ctx);
+    k->scores = carve(&cv, ((size_t)c->n_head > n ? (size_t)c->n_head : n) * ctx); /* [max(NH, max_seq), ctx] */
     k->logits = carve(&cv, n * (size_t)c->vocab_size);
     return cv.used;
 }
