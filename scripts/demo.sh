@@ -95,7 +95,7 @@ else
     sft_arith_copies=3
     dpo_args="--steps 60 --batch 8 --lr 1e-5 --beta 0.1"
     dpo_permille=20
-    grpo_args="--steps 40 --batch 8 --group 4 --lr 2e-5 --beta 0.05 --max-new 8 --temperature 1"
+    grpo_args="--steps 80 --batch 8 --group 4 --lr 5e-6 --beta 0.1 --max-new 8 --temperature 0.7"
     eval_limit=100
     eval_max_tokens=64
 fi
@@ -286,6 +286,10 @@ prompts=(
     $'Summarize this story in one or two sentences.\n\nOnce there was a little girl named Mina. She was very kind. One day, Mina and Sam wanted to build a sandcastle. They went to the beach and worked hard. Oh no! A big wave came and broke the sandcastle. Mina felt sad. "We can build it again," said Sam. They worked together again, and soon the sandcastle was even better than before. Mina and Sam were proud of their work.'
 )
 : >"$out/samples.txt.tmp"
+story=$("$cllm" generate -m "$out/runs/pretrain/model.gguf" -p "Once there was" -n 96 --temperature 0.8 --seed 1 \
+    "${TD[@]}" 2>"$out/logs/generate.log") ||
+    { cat "$out/logs/generate.log" >&2; echo "demo.sh: cllm generate failed" >&2; exit 1; }
+printf 'A story from the pre-trained model (temperature 0.8):\n%s\n\n' "$story" | tee -a "$out/samples.txt.tmp"
 for p in "${prompts[@]}"; do
     a=$("$cllm" chat -m "$out/final.gguf" --temperature 0 -n 64 -p "$p" "${TD[@]}" 2>"$out/logs/chat.log") ||
         { cat "$out/logs/chat.log" >&2; echo "demo.sh: cllm chat failed" >&2; exit 1; }
