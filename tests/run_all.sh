@@ -5,7 +5,7 @@
 # Prints the totals as the last line, in the same format.
 set -u
 build=${1:-build}
-export CLLM_BUILD=$build
+export CLLM_BUILD=$(cd "$build" && pwd)  # absolute: test scripts may cd elsewhere
 total_pass=0
 total_fail=0
 failed_names=()
