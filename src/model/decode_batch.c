@@ -25,8 +25,8 @@
  * out[n, NH*HS], qkv[n, QKV]. One parallel region over heads per layer (not
  * one per row): a fork/join costs microseconds, far more when the other core
  * is busy, and small models would spend their time there. */
-static void batch_attention(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
-                            const size_t *bases, const int *pos, int n) {
+void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
+                          const size_t *bases, const int *pos, int n) {
     const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, KVW = NKV * HS;
     const int group = NH / NKV;
     const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
@@ -119,7 +119,7 @@ cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, cons
             memcpy(kv->k + bases[i] + (size_t)pos[i] * KVW, krow, KVW * sizeof(float));
             memcpy(kv->v + bases[i] + (size_t)pos[i] * KVW, krow + KVW, KVW * sizeof(float));
         }
-        batch_attention(m, kv->atty, kv->qkv, kv->k, kv->v, bases, pos, n);
+        model_attention_rows(m, kv->atty, kv->qkv, kv->k, kv->v, bases, pos, n);
         model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
                            c->n_embd);
         cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);

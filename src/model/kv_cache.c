@@ -49,49 +49,6 @@ static void chunk_attention(cllm_model *m, float *out, const float *qkv, const f
     }
 }
 
-/* Causal attention of n new queries (positions pos..pos+n-1) against the
- * slot's cached keys/values for layer l. out[n, NH*HS], qkv[n, QKV]. */
-static void cached_attention(cllm_model *m, float *out, const float *qkv, const float *kc,
-                             const float *vc, int n, int pos) {
-    const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, KVW = NKV * HS;
-    const int group = NH / NKV;
-    const size_t ctx = (size_t)m->opts.kv_context;
-    const float scale = 1.0f / sqrtf((float)HS);
-    /* Threads only pay off above ~16k multiply-adds (a fork/join costs
-     * microseconds, much more when the other core is busy). */
-#pragma omp parallel for schedule(static) if ((long)NH * n * (pos + n) * HS >= 16384)
-    for (int h = 0; h < NH; h++) {
-        float *sc = m->kv.scores + (size_t)h * ctx;
-        const int kvh = h / group;
-        for (int i = 0; i < n; i++) {
-            const int p = pos + i;
-            const float *q = qkv + (size_t)i * m->QKV + (size_t)h * HS;
-            float mx = -INFINITY;
-            for (int j = 0; j <= p; j++) {
-                const float *k = kc + (size_t)j * KVW + (size_t)kvh * HS;
-                float s = 0.0f;
-                for (int d = 0; d < HS; d++) s += q[d] * k[d];
-                s *= scale;
-                sc[j] = s;
-                if (s > mx) mx = s;
-            }
-            float sum = 0.0f;
-            for (int j = 0; j <= p; j++) {
-                sc[j] = expf(sc[j] - mx);
-                sum += sc[j];
-            }
-            const float inv = 1.0f / sum;
-            float *o = out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS;
-            for (int d = 0; d < HS; d++) o[d] = 0.0f;
-            for (int j = 0; j <= p; j++) {
-                const float *v = vc + (size_t)j * KVW + (size_t)kvh * HS;
-                const float w = sc[j] * inv;
-                for (int d = 0; d < HS; d++) o[d] += w * v[d];
-            }
-        }
-    }
-}
-
 cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, int n, int pos,
                               int all_logits, const float **logits, cllm_error *err) {
     const cllm_model_config *c = &m->cfg;
@@ -142,8 +99,12 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
             memcpy(kc + (size_t)(pos + i) * KVW, row, KVW * sizeof(float));
             memcpy(vc + (size_t)(pos + i) * KVW, row + KVW, KVW * sizeof(float));
         }
-        if (n > 1) chunk_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
-        else cached_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
+        if (n > 1) {
+            chunk_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
+        } else {
+            const size_t base = 0; /* kc, vc already point at this slot's layer cache */
+            model_attention_rows(m, kv->atty, kv->qkv, kc, vc, &base, &pos, 1);
+        }
         model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
                            c->n_embd);
         cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);

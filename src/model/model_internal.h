@@ -186,4 +186,11 @@ void model_qweights_free(struct model_qweights *qw);
 cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_options *opts, int lazy_params,
                               cllm_model **out, cllm_error *err);
 
+/* Attention of n query rows, each against its own cache: row i reads keys
+ * and values at kcache/vcache + bases[i] for positions 0..pos[i] (one
+ * layer, any slots). out[n, NH*HS], qkv[n, QKV] (query part used). The
+ * scalar decode path of kv_cache.c and decode_batch.c (decode_batch.c). */
+void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
+                          const size_t *bases, const int *pos, int n);
+
 #endif
