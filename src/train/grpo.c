@@ -51,23 +51,7 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
     float *buf = NULL;
     int *order = NULL;
     const int max_T = cllm_model_get_options(pol.model)->max_seq;
-    cllm_pref_load_params lp = {1, max_T - p->max_new};
-    if (lp.max_tokens < 2) {
-        st = cllm_error_set(err, CLLM_ERR_ARG, "grpo: --max-new %d leaves no room for a prompt in the %d-token context",
-                            p->max_new, max_T);
-        goto done;
-    }
-    if ((st = cllm_pref_data_load(p->data_path, pol.tok, pol.tmpl, &lp, &data, err))) goto done;
-    cllm_sampler_params sp = cllm_sampler_default_params();
-    sp.temperature = p->temperature;
-    sp.top_k = 0;
-    sp.top_p = 1.0f;
-    sp.min_p = 0.0f;
-    sp.seed = p->seed;
-    if (!(smp = cllm_sampler_create(&sp, cllm_model_get_config(pol.model)->vocab_size, err))) {
-        st = err->status;
-        goto done;
-    }
+    if ((st = rl_rollout_setup("grpo", p, &pol, max_T, &data, &smp, err))) goto done;
     size_t N = (size_t)n * max_T;
     buf = malloc(7 * N * sizeof *buf);
     order = malloc((size_t)data.n * sizeof *order);

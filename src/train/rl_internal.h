@@ -86,5 +86,10 @@ void rl_rollout_free(rl_rollout *ro);
 
 /* Loads the policy (training, kv_slots), the reference (same shape, checked)
  * and the reward model when p->reward_path; max rows n. */
+/* The prompts (p->data_path, leaving max_new tokens of max_T for the reply)
+ * and the rollout sampler (temperature p->temperature, no truncation, seed
+ * p->seed) that PPO and GRPO share; `command` names the caller in errors. */
+cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, const cllm_rl_model *pol, int max_T,
+                             cllm_pref_data *data, cllm_sampler **sampler, cllm_error *err);
 cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
                                cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err);
