@@ -25,6 +25,7 @@
 #include "cllm/model_io.h"
 #include "cllm/model_quant.h"
 #include "cllm/quantize.h"
+#include "cllm/tokenizer.h"
 
 static double now(void) {
     struct timespec ts;
@@ -37,6 +38,13 @@ static int die(const cllm_error *e) {
     return 1;
 }
 
+/* llama.cpp refuses a model file without a vocabulary, so the random models
+ * carry one: the 256 byte tokens, the other ids unused placeholders. */
+static cllm_status add_vocab(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
+    const cllm_tokenizer *tok = ctx;
+    return cllm_tokenizer_gguf_set(tok, w, NULL, err);
+}
+
 static int cmd_make(const char *preset, const char *dir) {
     cllm_model_config c;
     cllm_error err = {0};
@@ -46,8 +54,20 @@ static int cmd_make(const char *preset, const char *dir) {
     cllm_model_init_weights(m, 1);
     char f32[512], q[512];
     snprintf(f32, sizeof f32, "%s/%s-f32.gguf", dir, preset);
-    if (cllm_model_save_gguf(m, f32, NULL, &err) != CLLM_OK) return die(&err);
+    cllm_tokenizer *tok = NULL;
+    cllm_status st = cllm_tokenizer_new(&tok, (uint32_t)c.vocab_size, CLLM_PRETOK_GPT2, NULL, &err);
+    for (uint32_t b = 0; st == CLLM_OK && b < 256; b++) {
+        uint8_t byte = (uint8_t)b;
+        st = cllm_tokenizer_set_token(tok, b, &byte, 1, CLLM_TOKEN_NORMAL, &err);
+    }
+    if (st == CLLM_OK) st = cllm_tokenizer_finalize(tok, CLLM_BPE_RANKS, &err);
+    cllm_model_save_params sp = cllm_model_save_default_params();
+    sp.extra = add_vocab;
+    sp.extra_ctx = tok;
+    if (st == CLLM_OK) st = cllm_model_save_gguf(m, f32, &sp, &err);
+    cllm_tokenizer_destroy(tok);
     cllm_model_destroy(m);
+    if (st != CLLM_OK) return die(&err);
     const char *types[] = {"f16", "bf16", "q8_0", "q4_0"};
     for (int i = 0; i < 4; i++) {
         cllm_ggml_type t;
