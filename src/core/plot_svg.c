@@ -113,6 +113,21 @@ static size_t reduce_series(const cllm_plot_series *s, int log_y, double *xs, do
     return out;
 }
 
+/* The SVG prologue shared by every chart: document, white background, title. */
+static void svg_begin(sbuf *sb, int width, int height, const char *title) {
+    sb_printf(sb,
+              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+              "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+              "font-family=\"sans-serif\" font-size=\"12\">\n"
+              "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+              width, height, width, height);
+    if (title) {
+        sb_printf(sb, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", width / 2.0);
+        sb_escaped(sb, title);
+        sb_printf(sb, "</text>\n");
+    }
+}
+
 cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot_series *series,
                                  int n_series, char **svg, size_t *len, cllm_error *err) {
     *svg = NULL;
@@ -150,17 +165,7 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
 #define PY(ty) (top + (1.0 - ((ty) - ymin) / (ymax - ymin)) * ph)
     sbuf sb = {malloc(8192), 0, 8192, 0};
     if (!sb.buf) return cllm_error_set(err, CLLM_ERR_NOMEM, "cannot allocate the plot");
-    sb_printf(&sb,
-              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-              "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-              "font-family=\"sans-serif\" font-size=\"12\">\n"
-              "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-              p.width, p.height, p.width, p.height);
-    if (p.title) {
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", p.width / 2.0);
-        sb_escaped(&sb, p.title);
-        sb_printf(&sb, "</text>\n");
-    }
+    svg_begin(&sb, p.width, p.height, p.title);
     /* grid + ticks */
     sb_printf(&sb, "<g stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
     double xs = nice_step(xmax - xmin, 8);
@@ -293,17 +298,7 @@ cllm_status cllm_plot_bars_svg_render(const cllm_plot_params *params, const char
 #define BY(v) (top + (1.0 - ((v) - ymin) / (ymax - ymin)) * ph)
     sbuf sb = {malloc(8192), 0, 8192, 0};
     if (!sb.buf) return cllm_error_set(err, CLLM_ERR_NOMEM, "cannot allocate the plot");
-    sb_printf(&sb,
-              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-              "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-              "font-family=\"sans-serif\" font-size=\"12\">\n"
-              "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-              p.width, p.height, p.width, p.height);
-    if (p.title) {
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", p.width / 2.0);
-        sb_escaped(&sb, p.title);
-        sb_printf(&sb, "</text>\n");
-    }
+    svg_begin(&sb, p.width, p.height, p.title);
     sb_printf(&sb, "<g stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
     for (double t = ymin; t <= ymax + ys * 1e-9; t += ys)
         sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, BY(t), left + pw, BY(t));
