@@ -120,18 +120,7 @@ cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, cons
             memcpy(kv->v + bases[i] + (size_t)pos[i] * KVW, krow + KVW, KVW * sizeof(float));
         }
         model_attention_rows(m, kv->atty, kv->qkv, kv->k, kv->v, bases, pos, n);
-        model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
-                           c->n_embd);
-        cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
-        model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.ffn_norm_w, w.ffn_norm_b, n);
-        model_infer_linear(m, l, QM_FFN_UP, kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
-        if (c->mlp == CLLM_MLP_SWIGLU)
-            cllm_swiglu_forward(kv->fact, kv->fch, n, c->ffn_hidden);
-        else
-            cllm_gelu_forward(kv->fact, kv->fch, (size_t)n * (size_t)c->ffn_hidden);
-        model_infer_linear(m, l, QM_FFN_DOWN, kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden,
-                           c->n_embd);
-        cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
+        model_infer_block_tail(m, l, &w, n);
     }
     model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);
     model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h, gw.output, NULL, n, c->n_embd, c->vocab_size);

@@ -49,6 +49,28 @@ static void chunk_attention(cllm_model *m, float *out, const float *qkv, const f
     }
 }
 
+/* The rest of block l after attention, on the n rows in m->kv: output
+ * projection + residual, norm, MLP + residual (kv->atty in, kv->x updated).
+ * Shared by cllm_model_decode and cllm_model_decode_batch. */
+void model_infer_block_tail(cllm_model *m, int l, const model_layer_weights *lw, int n) {
+    const cllm_model_config *c = &m->cfg;
+    model_kv *kv = &m->kv;
+    const model_layer_weights w = *lw;
+    const size_t C = (size_t)c->n_embd;
+    model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
+               c->n_embd);
+    cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
+    model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.ffn_norm_w, w.ffn_norm_b, n);
+    model_infer_linear(m, l, QM_FFN_UP, kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
+    if (c->mlp == CLLM_MLP_SWIGLU)
+        cllm_swiglu_forward(kv->fact, kv->fch, n, c->ffn_hidden);
+    else
+        cllm_gelu_forward(kv->fact, kv->fch, (size_t)n * (size_t)c->ffn_hidden);
+    model_infer_linear(m, l, QM_FFN_DOWN, kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden,
+               c->n_embd);
+    cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
+}
+
 cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, int n, int pos,
                               int all_logits, const float **logits, cllm_error *err) {
     const cllm_model_config *c = &m->cfg;
@@ -105,18 +127,7 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
             const size_t base = 0; /* kc, vc already point at this slot's layer cache */
             model_attention_rows(m, kv->atty, kv->qkv, kc, vc, &base, &pos, 1);
         }
-        model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
-                           c->n_embd);
-        cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
-        model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.ffn_norm_w, w.ffn_norm_b, n);
-        model_infer_linear(m, l, QM_FFN_UP, kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
-        if (c->mlp == CLLM_MLP_SWIGLU)
-            cllm_swiglu_forward(kv->fact, kv->fch, n, c->ffn_hidden);
-        else
-            cllm_gelu_forward(kv->fact, kv->fch, (size_t)n * (size_t)c->ffn_hidden);
-        model_infer_linear(m, l, QM_FFN_DOWN, kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden,
-                           c->n_embd);
-        cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
+        model_infer_block_tail(m, l, &w, n);
     }
     model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);
     if (all_logits)

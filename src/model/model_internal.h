@@ -193,4 +193,7 @@ cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_opt
 void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
                           const size_t *bases, const int *pos, int n);
 
+/* Block l after attention on the decode rows (kv_cache.c). */
+void model_infer_block_tail(cllm_model *m, int l, const model_layer_weights *lw, int n);
+
 #endif
