@@ -149,9 +149,12 @@ typedef struct {
     int kv_context; /* positions per slot (<= context_length); 0 means context_length */
     int freeze_base; /* 1 (with training): no gradient block for the tensor table (every
                         tensor trainable = 0, grad NULL); only adapters (lora.h) train */
+    int kv_type;    /* KV cache element type, a ggml id (ggml_types.h): CLLM_GGML_F32 (0, the
+                       default) or CLLM_GGML_Q8_0 (llama.cpp's q8_0 blocks, 34 bytes per 32
+                       values, per head row; needs HS % 32 == 0), as llama.cpp's -ctk/-ctv */
 } cllm_model_options;
 
-/* max_batch 1, max_seq 64, training 0, kv_slots 0, kv_context 0. */
+/* max_batch 1, max_seq 64, training 0, kv_slots 0, kv_context 0, kv_type f32. */
 cllm_model_options cllm_model_default_options(void);
 
 typedef struct cllm_model cllm_model; /* opaque */
@@ -283,6 +286,7 @@ typedef struct {
     size_t activation_bytes; /* forward/backward activations + scratch at max_batch, max_seq */
     size_t kv_cache_bytes;   /* K and V for kv_slots x kv_context positions + decode scratch */
     size_t total_bytes;      /* sum of the above */
+    size_t kv_store_bytes;   /* of kv_cache_bytes: K and V alone (what kv_type shrinks; not summed again) */
 } cllm_model_memory;
 
 /* Exactly the bytes cllm_model_create would allocate for (cfg, opts), plus the

@@ -94,9 +94,7 @@ cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, cons
                                   (int)tokens[i], c->vocab_size);
     }
     model_kv *kv = &m->kv;
-    size_t bases[n]; /* per-row K/V cache offsets of the current layer; n <= max_seq (checked) */
-    const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * m->HS;
-    const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
+    const size_t C = (size_t)c->n_embd, QKV = (size_t)m->QKV;
     model_global_weights gw;
     model_global_view(m, m->params, &gw);
     const float *pos_table = c->pos == CLLM_POS_LEARNED ? gw.pos_embd
@@ -114,12 +112,9 @@ cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, cons
                 cllm_rope_forward(row + (size_t)c->n_head * m->HS, 1, 1, c->n_kv_head, m->HS, QKV, pos[i],
                                   c->rope_theta);
             }
-            bases[i] = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slots[i]) * ctx * KVW;
-            const float *krow = row + (size_t)c->n_head * m->HS;
-            memcpy(kv->k + bases[i] + (size_t)pos[i] * KVW, krow, KVW * sizeof(float));
-            memcpy(kv->v + bases[i] + (size_t)pos[i] * KVW, krow + KVW, KVW * sizeof(float));
+            model_kv_store(m, l, slots[i], pos[i], row + (size_t)c->n_head * m->HS);
         }
-        model_attention_rows(m, kv->atty, kv->qkv, kv->k, kv->v, bases, pos, n);
+        model_kv_attend_rows(m, l, kv->atty, kv->qkv, slots, pos, n); /* f32 or q8_0 cache (kv_cache.c) */
         model_infer_block_tail(m, l, &w, n);
     }
     model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);

@@ -10,6 +10,20 @@
  *
  * Cache layout: k, v [L, slots, kv_context, NKV*HS]; buffers are sized at
  * creation, nothing allocates per token. No dropout here (inference only).
+ *
+ * Optional q8_0 cache (opts.kv_type, llama.cpp's --cache-type-k/-v q8_0):
+ * kq, vq hold the same rows as llama.cpp's q8_0 blocks (fp16 scale + 32
+ * int8, so one head of HS values is HS/32 blocks), quantized by the kernels'
+ * activation quantizer when a position is stored. Single-token attention
+ * quantizes the query to q8_0 too and scores with the integer
+ * dot_q8_0_q8_0 kernel (AVX2 / AVX-512 / VNNI): the same choice as
+ * llama.cpp's CPU flash attention (the query takes the key type's
+ * vec_dot_type), it reads the keys as int8 without widening them, and the
+ * query's own rounding (relative 1/254 per block) is below the key's. Values
+ * are accumulated as o += (p_j * d) * q (fp16 scale folded into the
+ * probability). A prompt chunk dequantizes one KV head at a time into f32
+ * scratch and keeps the GEMM path, so it sees exactly the stored values.
+ * Rewinding only moves the slot length: stale rows are overwritten.
  * Linear layers and the embedding go through model_infer_* (quantized.c),
  * which use the f32 parameters, or the weight views of a mapped GGUF.
  * Not here: sampling (src/infer), batching several slots in one call.
@@ -17,7 +31,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "cllm/ggml_types.h"
 #include "cllm/kernels.h"
+#include "cllm/quant.h"
 #include "cllm/layers.h"
 #include "model_internal.h"
 
@@ -47,6 +63,122 @@ static void chunk_attention(cllm_model *m, float *out, const float *qkv, const f
         }
         cllm_sgemm(0, 0, n, HS, total, 1.0f, S, total, vc + (size_t)kvh * HS, KVW, 0.0f, out + (size_t)h * HS, C);
     }
+}
+
+/* Same as chunk_attention on a q8_0 cache of layer l, slot `slot`: each KV
+ * head's rows 0..pos+n-1 are dequantized into kv.kdq / kv.vdq [total, HS]
+ * and its query heads run the two GEMMs on them. */
+static void chunk_attention_q8(cllm_model *m, float *out, const float *qkv, const uint8_t *kc, const uint8_t *vc,
+                               int n, int pos) {
+    const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS;
+    const int group = NH / NKV, total = pos + n, C = NH * HS;
+    const size_t rowb = (size_t)NKV * HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES;
+    const size_t headb = (size_t)HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const cllm_quant_kernels *qk = cllm_quant_kernels_get();
+    float *S = m->kv.scores, *K = m->kv.kdq, *Vd = m->kv.vdq;
+    for (int kvh = 0; kvh < NKV; kvh++) {
+#pragma omp parallel for schedule(static) if ((long)total * HS >= 65536)
+        for (int j = 0; j < total; j++) {
+            qk->dequant_q8_0(kc + (size_t)j * rowb + (size_t)kvh * headb, K + (size_t)j * HS, HS);
+            qk->dequant_q8_0(vc + (size_t)j * rowb + (size_t)kvh * headb, Vd + (size_t)j * HS, HS);
+        }
+        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+            cllm_sgemm(0, 1, n, total, HS, scale, qkv + (size_t)h * HS, m->QKV, K, HS, 0.0f, S, total);
+#pragma omp parallel for schedule(static) if ((long)n * total >= 16384)
+            for (int i = 0; i < n; i++) {
+                float *row = S + (size_t)i * total;
+                const int valid = pos + i + 1; /* causal: keys 0..pos+i */
+                const float mx = cllm_vmax(row, (size_t)valid);
+                const float inv = (float)(1.0 / cllm_vexp_shift_sum(row, row, mx, (size_t)valid));
+                for (int j = 0; j < valid; j++) row[j] *= inv;
+                for (int j = valid; j < total; j++) row[j] = 0.0f;
+            }
+            cllm_sgemm(0, 0, n, HS, total, 1.0f, S, total, Vd, HS, 0.0f, out + (size_t)h * HS, C);
+        }
+    }
+}
+
+/* Single-token attention on a q8_0 cache: row i's query heads are quantized
+ * to q8_0 (kv.qq), scored against key blocks with dot_q8_0_q8_0, softmaxed,
+ * and the value blocks accumulated in f32. Row i reads slot base byte
+ * offsets bases[i] of the layer's kq / vq. out[n, NH*HS]. */
+static void attention_rows_q8(cllm_model *m, float *out, const float *qkv, const uint8_t *kcache,
+                              const uint8_t *vcache, const size_t *bases, const int *pos, int n) {
+    const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, group = NH / NKV;
+    const int nb = HS / CLLM_QK8_0;
+    const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
+    const size_t headb = (size_t)nb * MODEL_Q8_0_BLOCK_BYTES, rowb = (size_t)NKV * headb;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const cllm_quant_kernels *qk = cllm_quant_kernels_get();
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < NH; h++)
+            qk->quantize_q8_0(qkv + (size_t)i * QKV + (size_t)h * HS, m->kv.qq + ((size_t)i * NH + h) * headb, HS);
+    long work = 0;
+    for (int i = 0; i < n; i++) work += (long)(pos[i] + 1) * NH * HS;
+#pragma omp parallel for schedule(static) if (work >= 16384)
+    for (int h = 0; h < NH; h++) {
+        float *sc = m->kv.scores + (size_t)h * ctx;
+        const size_t hoff = (size_t)(h / group) * headb;
+        for (int i = 0; i < n; i++) {
+            const int p = pos[i];
+            const uint8_t *q = m->kv.qq + ((size_t)i * NH + h) * headb;
+            const uint8_t *kc = kcache + bases[i] + hoff, *vc = vcache + bases[i] + hoff;
+            float mx = -INFINITY;
+            for (int j = 0; j <= p; j++) {
+                const float s = qk->dot_q8_0_q8_0(kc + (size_t)j * rowb, q, HS) * scale;
+                sc[j] = s;
+                if (s > mx) mx = s;
+            }
+            float sum = 0.0f;
+            for (int j = 0; j <= p; j++) {
+                sc[j] = expf(sc[j] - mx);
+                sum += sc[j];
+            }
+            const float inv = 1.0f / sum;
+            float *o = out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS;
+            for (int d = 0; d < HS; d++) o[d] = 0.0f;
+            for (int j = 0; j <= p; j++) {
+                const uint8_t *blk = vc + (size_t)j * rowb;
+                const float pj = sc[j] * inv;
+                for (int b = 0; b < nb; b++, blk += MODEL_Q8_0_BLOCK_BYTES) {
+                    uint16_t dh;
+                    memcpy(&dh, blk, sizeof dh);
+                    const float w = pj * cllm_fp16_to_fp32(dh);
+                    const int8_t *qs = (const int8_t *)(blk + 2);
+                    float *ob = o + (size_t)b * CLLM_QK8_0;
+                    for (int t = 0; t < CLLM_QK8_0; t++) ob[t] += w * (float)qs[t];
+                }
+            }
+        }
+    }
+}
+
+void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow) {
+    const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
+    const size_t cell = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx + (size_t)pos;
+    if (m->opts.kv_type == CLLM_GGML_Q8_0) {
+        const size_t rowb = KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES;
+        const cllm_quant_kernels *qk = cllm_quant_kernels_get();
+        qk->quantize_q8_0(kvrow, m->kv.kq + cell * rowb, (int64_t)KVW);
+        qk->quantize_q8_0(kvrow + KVW, m->kv.vq + cell * rowb, (int64_t)KVW);
+    } else {
+        memcpy(m->kv.k + cell * KVW, kvrow, KVW * sizeof(float));
+        memcpy(m->kv.v + cell * KVW, kvrow + KVW, KVW * sizeof(float));
+    }
+}
+
+void model_kv_attend_rows(cllm_model *m, int l, float *out, const float *qkv, const int *slots, const int *pos,
+                          int n) {
+    const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
+    const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
+    const size_t rowb = q8 ? KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES : KVW; /* bytes or floats */
+    size_t bases[n]; /* n <= max_seq, checked by the callers */
+    for (int i = 0; i < n; i++) bases[i] = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slots[i]) * ctx * rowb;
+    if (q8)
+        attention_rows_q8(m, out, qkv, m->kv.kq, m->kv.vq, bases, pos, n);
+    else
+        model_attention_rows(m, out, qkv, m->kv.k, m->kv.v, bases, pos, n);
 }
 
 /* The rest of block l after attention, on the n rows in m->kv: output
@@ -99,6 +231,8 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
     model_kv *kv = &m->kv;
     const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * m->HS;
     const size_t ctx = (size_t)m->opts.kv_context;
+    const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
+    const size_t rowb = KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES; /* q8_0 bytes per cached position */
     model_global_weights gw;
     model_global_view(m, m->params, &gw);
     const float *pos_table = c->pos == CLLM_POS_LEARNED ? gw.pos_embd
@@ -107,8 +241,7 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
     for (int l = 0; l < c->n_layer; l++) {
         model_layer_weights w;
         model_layer_view(m, m->params, l, &w);
-        float *kc = kv->k + ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx * KVW;
-        float *vc = kv->v + ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx * KVW;
+        const size_t cell0 = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx; /* position 0 */
         model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.attn_norm_w, w.attn_norm_b, n);
         model_infer_linear(m, l, QM_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
         if (c->pos == CLLM_POS_ROPE) {
@@ -116,17 +249,14 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
             cllm_rope_forward(kv->qkv + (size_t)c->n_head * m->HS, 1, n, c->n_kv_head, m->HS,
                               (size_t)m->QKV, pos, c->rope_theta);
         }
-        for (int i = 0; i < n; i++) {
-            const float *row = kv->qkv + (size_t)i * m->QKV + (size_t)c->n_head * m->HS;
-            memcpy(kc + (size_t)(pos + i) * KVW, row, KVW * sizeof(float));
-            memcpy(vc + (size_t)(pos + i) * KVW, row + KVW, KVW * sizeof(float));
-        }
-        if (n > 1) {
-            chunk_attention(m, kv->atty, kv->qkv, kc, vc, n, pos);
-        } else {
-            const size_t base = 0; /* kc, vc already point at this slot's layer cache */
-            model_attention_rows(m, kv->atty, kv->qkv, kc, vc, &base, &pos, 1);
-        }
+        for (int i = 0; i < n; i++)
+            model_kv_store(m, l, slot, pos + i, kv->qkv + (size_t)i * m->QKV + (size_t)c->n_head * m->HS);
+        if (n == 1)
+            model_kv_attend_rows(m, l, kv->atty, kv->qkv, &slot, &pos, 1);
+        else if (q8)
+            chunk_attention_q8(m, kv->atty, kv->qkv, kv->kq + cell0 * rowb, kv->vq + cell0 * rowb, n, pos);
+        else
+            chunk_attention(m, kv->atty, kv->qkv, kv->k + cell0 * KVW, kv->v + cell0 * KVW, n, pos);
         model_infer_block_tail(m, l, &w, n);
     }
     model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);

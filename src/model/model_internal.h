@@ -82,9 +82,14 @@ typedef struct {
     float *dproj;               /* [N, C] gradient of a projection output through dropout */
 } model_global_acts;
 
+#define MODEL_Q8_0_BLOCK_BYTES 34 /* ggml q8_0 block: fp16 scale + 32 int8 (ggml_types.h) */
+
 /* Decode (KV cache) buffers, for one chunk of n <= max_seq tokens. */
 typedef struct {
-    float *k, *v;               /* [L, slots, kv_context, NKV*HS] */
+    float *k, *v;               /* [L, slots, kv_context, NKV*HS] (kv_type f32, else NULL) */
+    uint8_t *kq, *vq;           /* [L, slots, kv_context, NKV*HS/32] q8_0 blocks (kv_type q8_0, else NULL) */
+    uint8_t *qq;                /* [max_seq, NH*HS/32] q8_0 blocks: the queries (kv_type q8_0) */
+    float *kdq, *vdq;           /* [kv_context, HS] one KV head dequantized for a chunk (kv_type q8_0) */
     float *x;                   /* [n, C] residual stream */
     float *h;                   /* [n, C] norm output */
     float *mean, *rstd;         /* [n] */
@@ -192,6 +197,15 @@ cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_opt
  * scalar decode path of kv_cache.c and decode_batch.c (decode_batch.c). */
 void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
                           const size_t *bases, const int *pos, int n);
+
+/* ---- the KV cache store (kv_cache.c) -----------------------------------------
+ * Writes the key and value rows of one position: kvrow[2*NKV*HS] is K then V
+ * (the tail of a qkv row after RoPE), stored as f32 or quantized to q8_0. */
+void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow);
+/* Single-token attention of n rows (row i: slot slots[i], position pos[i]) of
+ * layer l against their slots' caches, whatever the cache type. out[n, C]. */
+void model_kv_attend_rows(cllm_model *m, int l, float *out, const float *qkv, const int *slots, const int *pos,
+                          int n);
 
 /* Block l after attention on the decode rows (kv_cache.c). */
 void model_infer_block_tail(cllm_model *m, int l, const model_layer_weights *lw, int n);

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 
 #include "cllm/fileio.h"
+#include "cllm/ggml_types.h"
 #include "cllm/layers.h"
 #include "cllm/rng.h"
 #include "model_internal.h"
@@ -201,6 +202,12 @@ static size_t plan_acts(cllm_model *m, float *base) {
     return cv.used;
 }
 
+/* Bytes of one K (or V) cache position row: NKV*HS floats, or q8_0 blocks. */
+static size_t kv_row_bytes(const cllm_model *m) {
+    const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS;
+    return m->opts.kv_type == CLLM_GGML_Q8_0 ? KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES : KVW * sizeof(float);
+}
+
 static size_t plan_kv(cllm_model *m, float *base) {
     if (m->opts.kv_slots <= 0) return 0;
     const cllm_model_config *c = &m->cfg;
@@ -209,8 +216,17 @@ static size_t plan_kv(cllm_model *m, float *base) {
     const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * (size_t)m->HS;
     carver cv = {base, 0};
     model_kv *k = &m->kv;
-    k->k = carve(&cv, L * S * ctx * KVW);
-    k->v = carve(&cv, L * S * ctx * KVW);
+    if (m->opts.kv_type == CLLM_GGML_Q8_0) { /* 34-byte blocks of 32 values (kv_cache.c) */
+        const size_t rowb = kv_row_bytes(m), hs = (size_t)m->HS;
+        k->kq = carve_bytes(&cv, L * S * ctx * rowb);
+        k->vq = carve_bytes(&cv, L * S * ctx * rowb);
+        k->qq = carve_bytes(&cv, n * (size_t)c->n_head * hs / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES);
+        k->kdq = carve(&cv, ctx * hs);
+        k->vdq = carve(&cv, ctx * hs);
+    } else {
+        k->k = carve(&cv, L * S * ctx * KVW);
+        k->v = carve(&cv, L * S * ctx * KVW);
+    }
     k->x = carve(&cv, n * C);
     k->h = carve(&cv, n * C);
     k->mean = carve(&cv, n);
@@ -226,7 +242,7 @@ static size_t plan_kv(cllm_model *m, float *base) {
 }
 
 cllm_model_options cllm_model_default_options(void) {
-    cllm_model_options o = {1, 64, 0, 0, 0, 0};
+    cllm_model_options o = {1, 64, 0, 0, 0, 0, CLLM_GGML_F32};
     return o;
 }
 
@@ -248,6 +264,13 @@ static cllm_status check_options(const cllm_model_config *c, cllm_model_options 
     if (o->kv_slots < 0 || o->kv_slots > MAX_BATCH)
         return cllm_error_set(err, CLLM_ERR_ARG, "model options: kv_slots = %d must be in [0, %d]",
                               o->kv_slots, MAX_BATCH);
+    if (o->kv_type != CLLM_GGML_F32 && o->kv_type != CLLM_GGML_Q8_0)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model options: kv_type = %d must be f32 (%d) or q8_0 (%d)",
+                              o->kv_type, CLLM_GGML_F32, CLLM_GGML_Q8_0);
+    if (o->kv_type == CLLM_GGML_Q8_0 && (c->n_embd / c->n_head) % CLLM_QK8_0 != 0)
+        return cllm_error_set(err, CLLM_ERR_ARG,
+                              "model options: a q8_0 KV cache needs a head size that is a multiple of %d "
+                              "(this model's is %d)", CLLM_QK8_0, c->n_embd / c->n_head);
     if (o->kv_context == 0) o->kv_context = c->context_length;
     if (o->kv_context < 1 || o->kv_context > c->context_length)
         return cllm_error_set(err, CLLM_ERR_ARG,
@@ -311,6 +334,8 @@ cllm_status cllm_model_memory_estimate(const cllm_model_config *cfg, const cllm_
     if (cfg->pos == CLLM_POS_SINUSOIDAL)
         out->activation_bytes += round_up((size_t)cfg->context_length * (size_t)cfg->n_embd) * sizeof(float);
     out->kv_cache_bytes = plan_kv(m, NULL) * sizeof(float);
+    if (o.kv_slots > 0)
+        out->kv_store_bytes = 2 * (size_t)cfg->n_layer * (size_t)o.kv_slots * (size_t)o.kv_context * kv_row_bytes(m);
     out->total_bytes = out->param_bytes + out->grad_bytes + out->adamw_bytes + out->activation_bytes +
                        out->kv_cache_bytes;
     free(la);

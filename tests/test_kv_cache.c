@@ -1,0 +1,325 @@
+/*
+ * test_kv_cache.c: the optional q8_0 KV cache (cllm_model_options.kv_type)
+ * against the f32 cache: decode logits for learned-position MHA and
+ * RoPE/SwiGLU GQA shapes, a prompt fed in chunks (GEMM path) against one
+ * token at a time, two slots decoded as one batch, rewinding a slot,
+ * perplexity/KL of a q8_0-cache model against its f32-cache twin, the
+ * memory accounting (34 bytes per 32 values instead of 128), and the option
+ * checks. Weights are random (N(0, 0.02)) with the QKV projection scaled up
+ * so that attention is sharp: with near-uniform attention a broken cache
+ * would hide behind averaging.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cllm/ggml_types.h"
+#include "cllm/model.h"
+#include "cllm/perplexity.h"
+#include "cllm/rng.h"
+#include "test.h"
+
+#define V 97
+#define CTX 64
+
+/* preset shape with HS a multiple of 32 (q8_0 blocks cover a head exactly). */
+static cllm_model_config shape(const char *preset) {
+    cllm_model_config c;
+    cllm_error err;
+    if (cllm_model_preset(preset, &c, &err) != CLLM_OK) abort();
+    c.vocab_size = V;
+    c.context_length = CTX;
+    c.n_layer = 2;
+    c.n_embd = 128;
+    if (!strcmp(preset, "tiny-gpt2")) { /* MHA, learned positions, HS 64 */
+        c.n_head = 2;
+        c.n_kv_head = 2;
+        c.ffn_hidden = 256;
+    } else { /* tiny-llama: GQA 4/2, RoPE, SwiGLU, HS 32 */
+        c.n_head = 4;
+        c.n_kv_head = 2;
+        c.ffn_hidden = 192;
+    }
+    return c;
+}
+
+static cllm_model *make(const cllm_model_config *c, int kv_type, int slots, int max_seq) {
+    cllm_model_options o = cllm_model_default_options();
+    o.max_seq = max_seq;
+    o.kv_slots = slots;
+    o.kv_type = kv_type;
+    cllm_model *m = NULL;
+    cllm_error err;
+    if (cllm_model_create(c, &o, &m, &err) != CLLM_OK) {
+        fprintf(stderr, "create: %s\n", err.msg);
+        return NULL;
+    }
+    cllm_model_init_weights(m, 11);
+    /* Sharpen attention: scores scale with the square of this factor. */
+    for (int l = 0; l < c->n_layer; l++) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_qkv.weight", l);
+        const cllm_tensor *t = cllm_model_find_tensor(m, name);
+        for (size_t i = 0; t && i < t->numel; i++) t->data[i] *= 6.0f;
+    }
+    return m;
+}
+
+static void tokens(int32_t *t, int n, uint64_t seed) {
+    cllm_rng r;
+    cllm_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) t[i] = (int32_t)cllm_rng_below(&r, V);
+}
+
+/* max |a - b| over n, and max |b| (the scale the difference is judged against). */
+static double max_diff(const float *a, const float *b, int n, double *scale) {
+    double d = 0, s = 0;
+    for (int i = 0; i < n; i++) {
+        if (fabs(a[i] - b[i]) > d || !isfinite(a[i])) d = isfinite(a[i]) ? fabs(a[i] - b[i]) : INFINITY;
+        if (fabs(b[i]) > s) s = fabs(b[i]);
+    }
+    if (scale) *scale = s;
+    return d;
+}
+
+/* Decodes tokens[n] one at a time into slot 0 and keeps every step's logits. */
+static int decode_steps(cllm_model *m, const int32_t *t, int n, float *out) {
+    cllm_error err;
+    for (int i = 0; i < n; i++) {
+        const float *lg;
+        if (cllm_model_decode(m, 0, &t[i], 1, i, 0, &lg, &err) != CLLM_OK) {
+            fprintf(stderr, "decode: %s\n", err.msg);
+            return -1;
+        }
+        memcpy(out + (size_t)i * V, lg, V * sizeof(float));
+    }
+    return 0;
+}
+
+/* q8_0-cache logits stay within 6% of the f32-cache logits' largest
+ * magnitude at every one of 48 positions, yet differ from them (the cache
+ * really is quantized). The bound: q8_0 rounds each K/V value by up to
+ * amax/254 of its 32-block (0.4%), the query adds the same; the scaled QKV
+ * weights make attention sharp (scores of a few units), which amplifies
+ * score errors through exp(), and random weights give small logits so the
+ * relative measure is harsh. Measured: 3.0% (learned MHA) and 2.5% (RoPE
+ * GQA) at the worst position; the KL test below shows what it costs. */
+static void q8_close_to_f32(const char *preset) {
+    cllm_model_config c = shape(preset);
+    cllm_model *f = make(&c, CLLM_GGML_F32, 1, 16), *q = make(&c, CLLM_GGML_Q8_0, 1, 16);
+    CHECK(f && q, "create %s", preset);
+    enum { N = 48 };
+    int32_t t[N];
+    tokens(t, N, 5);
+    float *lf = malloc(sizeof(float) * N * V), *lq = malloc(sizeof(float) * N * V);
+    if (f && q && lf && lq && decode_steps(f, t, N, lf) == 0 && decode_steps(q, t, N, lq) == 0) {
+        double worst = 0, scale;
+        for (int i = 0; i < N; i++) {
+            double d = max_diff(lq + (size_t)i * V, lf + (size_t)i * V, V, &scale);
+            if (d / scale > worst) worst = d / scale;
+        }
+        fprintf(stderr, "  %s: q8_0 vs f32 cache, worst relative logit difference %.3g\n", preset, worst);
+        CHECK(worst <= 0.06, "%s: q8_0 logits differ by %.3g of the logit scale (bound 0.06)", preset, worst);
+        CHECK(worst > 0, "%s: q8_0 logits are bit-identical to f32: the cache is not quantized", preset);
+    } else {
+        CHECK(0, "decode %s", preset);
+    }
+    free(lf);
+    free(lq);
+    cllm_model_destroy(f);
+    cllm_model_destroy(q);
+}
+
+static void test_kv_cache_q8_learned_mha_close_to_f32(void) { q8_close_to_f32("tiny-gpt2"); }
+static void test_kv_cache_q8_rope_gqa_close_to_f32(void) { q8_close_to_f32("tiny-llama"); }
+
+/* A 40-token prompt fed in chunks of 16, 16, 8 (dequantize + GEMM) gives the
+ * same last-token logits as feeding it one token at a time (integer dots
+ * with a q8_0 query), within 1% of the logit scale: both read the same
+ * stored blocks, they differ only by the query's q8_0 rounding (<= 0.4%) and
+ * summation order. Then one more decoded token after the chunks also agrees. */
+static void chunked(const char *preset) {
+    cllm_model_config c = shape(preset);
+    cllm_model *a = make(&c, CLLM_GGML_Q8_0, 1, 16), *b = make(&c, CLLM_GGML_Q8_0, 1, 16);
+    CHECK(a && b, "create %s", preset);
+    enum { N = 41 };
+    int32_t t[N];
+    tokens(t, N, 9);
+    float *steps = malloc(sizeof(float) * N * V), last[V];
+    cllm_error err;
+    const float *lg = NULL;
+    if (a && b && steps && decode_steps(a, t, N, steps) == 0) {
+        int ok = cllm_model_decode(b, 0, t, 16, 0, 0, &lg, &err) == CLLM_OK &&
+                 cllm_model_decode(b, 0, t + 16, 16, 16, 0, &lg, &err) == CLLM_OK &&
+                 cllm_model_decode(b, 0, t + 32, 8, 32, 1, &lg, &err) == CLLM_OK;
+        CHECK(ok, "chunks: %s", err.msg);
+        if (ok) {
+            memcpy(last, lg + 7 * V, sizeof last); /* all_logits: row 7 is position 39 */
+            double scale, d = max_diff(last, steps + 39 * V, V, &scale);
+            CHECK(d <= 0.01 * scale, "%s: chunked vs stepwise differ by %.3g (scale %.3g)", preset, d, scale);
+            CHECK(cllm_model_decode(b, 0, t + 40, 1, 40, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+            d = max_diff(lg, steps + 40 * V, V, &scale);
+            CHECK(d <= 0.01 * scale, "%s: token after chunks differs by %.3g (scale %.3g)", preset, d, scale);
+        }
+    } else {
+        CHECK(0, "stepwise decode %s", preset);
+    }
+    free(steps);
+    cllm_model_destroy(a);
+    cllm_model_destroy(b);
+}
+
+static void test_kv_cache_q8_chunked_prompt_matches_stepwise(void) {
+    chunked("tiny-gpt2");
+    chunked("tiny-llama");
+}
+
+/* Two slots with prompts of different lengths, then three steps decoded as
+ * one batch (cllm_model_decode_batch) equal the same steps decoded slot by
+ * slot on a twin model: same stored blocks and the same quantized queries,
+ * so only GEMM vs mat-vec rounding differs (1e-4 of the logit scale). */
+static void test_kv_cache_q8_two_slots_batch_matches_single(void) {
+    cllm_model_config c = shape("tiny-llama");
+    cllm_model *a = make(&c, CLLM_GGML_Q8_0, 2, 8), *b = make(&c, CLLM_GGML_Q8_0, 2, 8);
+    CHECK(a && b, "create");
+    if (!a || !b) goto done;
+    cllm_error err;
+    int32_t p[12];
+    tokens(p, 12, 21);
+    CHECK(cllm_model_decode(a, 0, p, 5, 0, 0, NULL, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_decode(a, 1, p + 5, 7, 0, 0, NULL, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_decode(b, 0, p, 5, 0, 0, NULL, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_decode(b, 1, p + 5, 7, 0, 0, NULL, &err) == CLLM_OK, "%s", err.msg);
+    for (int step = 0; step < 3; step++) {
+        int slots[2] = {0, 1}, pos[2] = {5 + step, 7 + step};
+        int32_t tk[2] = {(int32_t)(step * 17 % V), (int32_t)(step * 29 % V + 1)};
+        const float *lb;
+        float batch[2 * V];
+        CHECK(cllm_model_decode_batch(a, 2, slots, tk, pos, &lb, &err) == CLLM_OK, "%s", err.msg);
+        memcpy(batch, lb, sizeof batch);
+        for (int s = 0; s < 2; s++) {
+            const float *ls;
+            CHECK(cllm_model_decode(b, s, &tk[s], 1, pos[s], 0, &ls, &err) == CLLM_OK, "%s", err.msg);
+            double scale, d = max_diff(batch + s * V, ls, V, &scale);
+            CHECK(d <= 1e-4 * scale, "step %d slot %d: batch vs single differ by %.3g (scale %.3g)", step, s, d,
+                  scale);
+        }
+    }
+done:
+    cllm_model_destroy(a);
+    cllm_model_destroy(b);
+}
+
+/* Rewinding a slot to position 10 and decoding other tokens from there gives
+ * the logits of a fresh slot fed the same tokens (prefix reuse in the
+ * server): the stale rows beyond 10 are overwritten and never read. The two
+ * runs do the same arithmetic, so they agree to 1e-6 of the scale. */
+static void test_kv_cache_q8_rewind_equals_fresh(void) {
+    cllm_model_config c = shape("tiny-gpt2");
+    cllm_model *m = make(&c, CLLM_GGML_Q8_0, 2, 16);
+    CHECK(m != NULL, "create");
+    if (!m) return;
+    cllm_error err;
+    int32_t a[30], b[30];
+    tokens(a, 30, 1);
+    memcpy(b, a, 10 * sizeof *b);
+    tokens(b + 10, 20, 2);
+    const float *lg;
+    float r[V];
+    CHECK(cllm_model_decode(m, 0, a, 16, 0, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_decode(m, 0, a + 16, 14, 16, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_kv_length(m, 0) == 30, "length %d", cllm_model_kv_length(m, 0));
+    /* rewind: positions 10.. of slot 0 get b's tokens */
+    CHECK(cllm_model_decode(m, 0, b + 10, 16, 10, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_decode(m, 0, b + 26, 1, 26, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+    memcpy(r, lg, sizeof r);
+    CHECK(cllm_model_kv_length(m, 0) == 27, "length after rewind %d", cllm_model_kv_length(m, 0));
+    /* fresh: slot 1 fed b from scratch in the same chunking */
+    CHECK(cllm_model_decode(m, 1, b, 10, 0, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_decode(m, 1, b + 10, 16, 10, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_decode(m, 1, b + 26, 1, 26, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
+    double scale, d = max_diff(r, lg, V, &scale);
+    CHECK(d <= 1e-6 * scale, "rewound vs fresh differ by %.3g (scale %.3g)", d, scale);
+    cllm_model_destroy(m);
+}
+
+/* Perplexity of 4 chunks of 32 tokens with a q8_0 cache against the same
+ * weights with an f32 cache (the f32 model as the KL base): perplexity
+ * within 1% and mean KL under 1e-3 nats. Random text on random weights is
+ * a harsh case (nothing is predictable, every logit matters). */
+static void test_kv_cache_q8_perplexity_close_to_f32(void) {
+    cllm_model_config c = shape("tiny-llama");
+    cllm_model *f = make(&c, CLLM_GGML_F32, 1, 32), *q = make(&c, CLLM_GGML_Q8_0, 1, 32);
+    CHECK(f && q, "create");
+    if (f && q) {
+        int32_t t[128];
+        tokens(t, 128, 77);
+        cllm_perplexity_result r;
+        cllm_error err;
+        CHECK(cllm_perplexity_eval(q, f, t, 128, 32, &r, &err) == CLLM_OK, "%s", err.msg);
+        fprintf(stderr, "  ppl q8_0 %.4f f32 %.4f, KL mean %.3g max %.3g, top-1 agree %.3f\n", r.ppl, r.base_ppl,
+                r.kl_mean, r.kl_max, r.top1_agree);
+        CHECK_NEAR(r.ppl, r.base_ppl, 0, 0.01, "q8_0-cache perplexity vs f32 (1%)");
+        CHECK(r.kl_mean < 1e-3 && r.kl_mean >= 0, "KL mean %.3g", r.kl_mean);
+    }
+    cllm_model_destroy(f);
+    cllm_model_destroy(q);
+}
+
+/* K and V take 34 bytes per 32 values instead of 128: exactly 128/34 =
+ * 3.76x less, for any shape; the estimate equals what create allocates
+ * (the whole KV block, decode scratch included, is smaller too). */
+static void test_kv_cache_q8_memory_3_76x_smaller(void) {
+    const char *presets[] = {"gpt2", "llama-110m", "tiny-llama"};
+    for (int i = 0; i < 3; i++) {
+        cllm_model_config c = i == 2 ? shape("tiny-llama") : shape("tiny-gpt2");
+        cllm_error err;
+        if (i < 2 && cllm_model_preset(presets[i], &c, &err) != CLLM_OK) abort();
+        cllm_model_options o = cllm_model_default_options();
+        o.kv_slots = 2;
+        cllm_model_memory mf, mq;
+        CHECK(cllm_model_memory_estimate(&c, &o, &mf, &err) == CLLM_OK, "%s", err.msg);
+        o.kv_type = CLLM_GGML_Q8_0;
+        CHECK(cllm_model_memory_estimate(&c, &o, &mq, &err) == CLLM_OK, "%s", err.msg);
+        const double per_row = 2.0 * c.n_layer * 2 * c.context_length * (c.n_kv_head * (c.n_embd / c.n_head));
+        CHECK(mf.kv_store_bytes == (size_t)(per_row * 4), "%s: f32 K+V %zu bytes", presets[i], mf.kv_store_bytes);
+        CHECK(mq.kv_store_bytes == (size_t)(per_row / 32 * 34), "%s: q8_0 K+V %zu bytes", presets[i],
+              mq.kv_store_bytes);
+        CHECK_NEAR((double)mf.kv_store_bytes / (double)mq.kv_store_bytes, 128.0 / 34.0, 1e-12, 0,
+                   "K+V ratio (exact block arithmetic)");
+        CHECK(mq.kv_cache_bytes < mf.kv_cache_bytes && mq.total_bytes < mf.total_bytes, "%s: totals", presets[i]);
+    }
+}
+
+/* kv_type other than f32/q8_0 and a q8_0 cache on a head size that is not
+ * a multiple of 32 are refused with the field named. */
+static void test_kv_cache_q8_option_checks(void) {
+    cllm_model_config c;
+    cllm_error err;
+    if (cllm_model_preset("tiny-llama", &c, &err) != CLLM_OK) abort(); /* HS 8 */
+    cllm_model_options o = cllm_model_default_options();
+    o.max_seq = 8;
+    o.kv_slots = 1;
+    cllm_model *m = NULL;
+    o.kv_type = CLLM_GGML_Q4_0;
+    CHECK(cllm_model_create(&c, &o, &m, &err) == CLLM_ERR_ARG && strstr(err.msg, "kv_type") && !m, "q4_0 cache: %s",
+          err.msg);
+    o.kv_type = CLLM_GGML_Q8_0;
+    CHECK(cllm_model_create(&c, &o, &m, &err) == CLLM_ERR_ARG && strstr(err.msg, "head size") && !m, "HS 8: %s",
+          err.msg);
+    cllm_model_memory mem;
+    CHECK(cllm_model_memory_estimate(&c, &o, &mem, &err) == CLLM_ERR_ARG, "estimate accepted HS 8");
+}
+
+int main(void) {
+    TEST_RUN(test_kv_cache_q8_learned_mha_close_to_f32);
+    TEST_RUN(test_kv_cache_q8_rope_gqa_close_to_f32);
+    TEST_RUN(test_kv_cache_q8_chunked_prompt_matches_stepwise);
+    TEST_RUN(test_kv_cache_q8_two_slots_batch_matches_single);
+    TEST_RUN(test_kv_cache_q8_rewind_equals_fresh);
+    TEST_RUN(test_kv_cache_q8_perplexity_close_to_f32);
+    TEST_RUN(test_kv_cache_q8_memory_3_76x_smaller);
+    TEST_RUN(test_kv_cache_q8_option_checks);
+    return test_finish();
+}
