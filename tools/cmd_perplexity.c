@@ -22,6 +22,7 @@
 #include "cllm/perplexity.h"
 #include "cllm/gguf.h"
 #include "cllm/tokenizer.h"
+#include "model_session.h"
 
 #define CMD "perplexity"
 #define MAX_TEXT (1ull << 31)
@@ -40,6 +41,8 @@ static void usage(FILE *out) {
             "  --tokenizer PATH      tokenizer for FILE (default: the model's own, or bytes)\n"
             "  --tokens              FILE holds token ids (decimal, whitespace separated)\n"
             "  --max-chunks N        evaluate at most N chunks (default all)\n"
+            "  --cache-type T        MODEL's KV cache: f32 (default) or q8_0; the base keeps f32,\n"
+            "                        so -m X --kl-base X --cache-type q8_0 measures the cache's damage\n"
             "  -t, --threads N       threads (default: all CPUs)\n"
             "  --json                one JSON object on stdout\n"
             "  -h, --help            this help\n");
@@ -126,7 +129,7 @@ static int tokenize_file(const char *path, const char *tok_path, const char *mod
 
 int cllm_cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *base = NULL, *file = NULL, *tok = NULL;
-    int ctx = 0, threads = 0, json = 0, as_ids = 0, max_chunks = 0;
+    int ctx = 0, threads = 0, json = 0, as_ids = 0, max_chunks = 0, cache_type = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -140,6 +143,9 @@ int cllm_cmd_perplexity(int argc, char **argv) {
             if (!(tok = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 2, CLLM_MODEL_MAX_CONTEXT, &ctx))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--cache-type")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !model_session_parse_cache_type(CMD, v, &cache_type))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--max-chunks")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 30, &max_chunks))
@@ -182,7 +188,9 @@ int cllm_cmd_perplexity(int argc, char **argv) {
     o.max_seq = ctx < 512 ? ctx : 512;
     o.kv_slots = 1;
     o.kv_context = ctx;
+    o.kv_type = cache_type;
     if (cllm_model_load_gguf_mapped(model, &o, &m, &err) != CLLM_OK) goto fail;
+    o.kv_type = 0; /* the base is the f32-cache reference */
     if (base && cllm_model_load_gguf_mapped(base, &o, &b, &err) != CLLM_OK) {
         cllm_error_prefix(&err, "--kl-base");
         goto fail;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cllm/ggml_types.h"
 #include "cllm/gguf.h"
 #include "cllm/kernels.h"
 #include "cllm/lora.h"
@@ -34,6 +35,10 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
         if (!(v = cli_value(command, argc, argv, i))) return -1;
         return cli_parse_int(command, flag, v, 1, 1024, &a->threads) ? 1 : -1;
     }
+    if (!strcmp(flag, "--cache-type")) {
+        if (!(v = cli_value(command, argc, argv, i))) return -1;
+        return model_session_parse_cache_type(command, v, &a->cache_type) ? 1 : -1;
+    }
     if (!strcmp(flag, "--lora")) {
         if (!(v = cli_value(command, argc, argv, i))) return -1;
         a->lora_path = v;
@@ -49,6 +54,16 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
         return 1;
     }
     return tok_source_arg(command, &a->tokenizer, argc, argv, i);
+}
+
+int model_session_parse_cache_type(const char *command, const char *v, int *type) {
+    if (!strcmp(v, "f32")) *type = CLLM_GGML_F32;
+    else if (!strcmp(v, "q8_0")) *type = CLLM_GGML_Q8_0;
+    else {
+        cli_usage_error(command, "--cache-type must be f32 or q8_0, got '%s'", v);
+        return 0;
+    }
+    return 1;
 }
 
 int model_session_open(const char *command, const model_session_args *a, int kv_slots, model_session *s) {
@@ -73,6 +88,7 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     cllm_model_options opt = cllm_model_default_options();
     opt.kv_slots = kv_slots;
     opt.kv_context = context;
+    opt.kv_type = a->cache_type;
     opt.max_seq = context < 512 ? context : 512; /* prompt chunk */
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0); decoding runs the matching mat-vec kernels. */
