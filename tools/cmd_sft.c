@@ -161,10 +161,12 @@ int cllm_cmd_sft(int argc, char **argv) {
     printf("{\"output\": \"%s\", \"steps\": %" PRId64 ", \"first_loss\": %s, \"last_loss\": %s, \"val_loss\": %s, "
            "\"examples\": %zu, \"val_examples\": %zu, \"truncated\": %" PRId64 ", \"dropped\": %" PRId64
            ", \"rows_per_epoch\": %zu, \"trainable_params\": %zu, \"total_params\": %zu, \"grad_bytes\": %zu, "
-           "\"optimizer_bytes\": %zu, \"tokens_per_s\": %.1f, \"assistant_tokens_per_s\": %.1f, \"seconds\": %.3f, "
-           "\"reason\": \"%s\"}\n",
+           "\"optimizer_bytes\": %zu, \"tokens_per_s\": %.1f, \"assistant_tokens_per_s\": %.1f, "
+           "\"ms_per_step_median\": %.2f, \"step_seconds\": %.3f, \"startup_seconds\": %.3f, "
+           "\"eval_seconds\": %.3f, \"save_seconds\": %.3f, \"seconds\": %.3f, \"reason\": \"%s\"}\n",
            r.output_path, r.steps_done, l0, l1, lv, r.n_examples,
            r.n_val_examples, r.n_truncated, r.n_dropped, r.rows_per_epoch, r.trainable_params, r.total_params,
-           r.grad_bytes, r.optimizer_bytes, r.tokens_per_s, r.loss_tokens_per_s, r.seconds, r.reason_text);
+           r.grad_bytes, r.optimizer_bytes, r.tokens_per_s, r.loss_tokens_per_s, 1e3 * r.step_seconds_median,
+           r.step_seconds, r.startup_seconds, r.eval_seconds, r.save_seconds, r.seconds, r.reason_text);
     return CLI_EXIT_OK;
 }

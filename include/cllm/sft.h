@@ -85,8 +85,13 @@ typedef struct {
     double first_train_loss, last_train_loss; /* NaN when no step ran */
     double last_val_loss;                     /* NaN when never evaluated */
     int64_t nonfinite_skipped;
-    double seconds, tokens_per_s;             /* tokens = row positions processed */
-    double loss_tokens_per_s;                 /* assistant tokens per second */
+    double seconds;                           /* wall time of the step loop (steps, eval, checkpoints) */
+    double tokens_per_s;                      /* row positions per second of training steps alone */
+    double loss_tokens_per_s;                 /* assistant tokens per second of training steps alone */
+    double startup_seconds;                   /* before the first step: load, tokenize, pack, allocate */
+    double step_seconds;                      /* sum over steps of rows + forward + backward + AdamW */
+    double step_seconds_median;               /* median of one step's time (steady state) */
+    double eval_seconds, save_seconds;        /* validation; checkpoints and the final weights */
     size_t n_examples, n_val_examples;
     int64_t n_truncated, n_dropped;
     size_t rows_per_epoch;                    /* rows after packing/padding */

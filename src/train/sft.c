@@ -365,7 +365,20 @@ static cllm_status load_base(sft_ctx *c, cllm_model_config *cfg, cllm_gguf **g, 
     return CLLM_OK;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[n] (sorts v); 0 when n == 0. */
+static double median(double *v, size_t n) {
+    if (n == 0) return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_error *err) {
+    const double t_start = cllm_now_seconds();
     memset(res, 0, sizeof *res);
     res->first_train_loss = res->last_train_loss = res->last_val_loss = NAN;
     cllm_status st = cllm_sft_validate(pp, err);
@@ -528,13 +541,17 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     cllm_progress_begin(&bar, "sft", (double)(steps - state.step), "step");
     bar.enabled = p->progress;
     const double t0 = cllm_now_seconds();
+    res->startup_seconds = t0 - t_start;
     double positions = 0, loss_tokens = 0;
     int64_t nonfinite_streak = 0;
     int32_t *stok = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
     int32_t *stgt = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
     int32_t *sseg = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
-    if (!stok || !stgt || !sseg) {
-        free(stok), free(stgt), free(sseg);
+    /* per-step times of this run, for the steady-state median */
+    double *step_times = malloc((size_t)(steps - state.step > 0 ? steps - state.step : 1) * sizeof(double));
+    size_t n_step_times = 0;
+    if (!stok || !stgt || !sseg || !step_times) {
+        free(stok), free(stgt), free(sseg), free(step_times);
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory");
         goto done;
     }
@@ -566,6 +583,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
         }
         if (st != CLLM_OK) break;
         const double train_loss = n_tgt ? loss_sum / (double)n_tgt : NAN;
+        double te = 0; /* validation and checkpoint time, outside the step's time */
         const double norm = cllm_grad_norm(c.grads, c.n);
         if (!isfinite(train_loss) || !isfinite(norm)) {
             state.nonfinite_total++;
@@ -588,6 +606,9 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
                                   &hp, adam_step, t->decay);
             }
         }
+        const double dt = cllm_now_seconds() - ts; /* rows + forward + backward + AdamW */
+        res->step_seconds += dt;
+        step_times[n_step_times++] = dt;
         state.step = step + 1;
         state.tokens_seen += (uint64_t)rows_per_step * (uint64_t)P.T;
         positions += (double)rows_per_step * P.T;
@@ -597,11 +618,12 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
         double vl = NAN;
         const int last = state.step >= steps;
         if (val.n && ((p->eval_every > 0 && state.step % p->eval_every == 0) || last)) {
+            te = cllm_now_seconds();
             st = evaluate(&c, &vrows, &vl, err);
+            res->eval_seconds += cllm_now_seconds() - te;
             if (st != CLLM_OK) break;
             res->last_val_loss = vl;
         }
-        const double dt = cllm_now_seconds() - ts;
         char vs[32] = "";
         if (isfinite(vl)) snprintf(vs, sizeof vs, "%.9g", vl);
         fprintf(c.csv, "%" PRId64 ",%.9g,%s,%.9g,%.9g,%.1f\n", step, train_loss, vs, (double)lr, norm,
@@ -621,8 +643,10 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
             state.loader.position = (uint64_t)c.row;
             fflush(c.csv);
             cllm_ckpt_io io = {"gguf", write_weights, read_weights, &c, c.m, c.v, NULL, NULL, c.n, adam_step};
+            te = cllm_now_seconds();
             st = cllm_ckpt_save(p->run_dir, &io, &state, err);
             if (st == CLLM_OK) st = cllm_ckpt_prune(p->run_dir, p->keep, err);
+            res->save_seconds += cllm_now_seconds() - te;
             if (st != CLLM_OK) break;
         }
         if (stop) break;
@@ -630,15 +654,19 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     free(stok);
     free(stgt);
     free(sseg);
+    res->step_seconds_median = median(step_times, n_step_times);
+    free(step_times);
     if (st != CLLM_OK) goto done;
     if (p->progress && state.step > res->start_step) cllm_progress_end(&bar, res->reason_text);
     res->steps_done = state.step;
     res->nonfinite_skipped = state.nonfinite_total;
     res->seconds = cllm_now_seconds() - t0;
-    res->tokens_per_s = res->seconds > 0 ? positions / res->seconds : 0;
-    res->loss_tokens_per_s = res->seconds > 0 ? loss_tokens / res->seconds : 0;
+    res->tokens_per_s = res->step_seconds > 0 ? positions / res->step_seconds : 0;
+    res->loss_tokens_per_s = res->step_seconds > 0 ? loss_tokens / res->step_seconds : 0;
     snprintf(res->output_path, sizeof res->output_path, "%s/%s", p->run_dir, c.lora ? "adapter.gguf" : "model.gguf");
+    const double tw = cllm_now_seconds();
     st = write_weights(res->output_path, &c, err);
+    res->save_seconds += cllm_now_seconds() - tw;
     if (st == CLLM_OK && c.cn) {
         cllm_plot_series series[2] = {{"train", c.cs, c.cl, c.cn, NULL, 0}, {"validation", c.cs, c.cv, c.cn, NULL, 1}};
         cllm_plot_params pp2 = cllm_plot_default_params();
