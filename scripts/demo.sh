@@ -92,7 +92,7 @@ else
     model_args="--n-layer 4 --n-embd 192 --n-head 6 --n-kv-head 2 --ffn-hidden 512"
     pt_args="--steps 600 --batch 8 --seq 256 --lr 3e-3 --warmup 50 --eval-every 100 --eval-batches 10"
     sft_args="--steps 1200 --batch 8 --seq 256 --lr 2e-3 --warmup 50 --eval-every 300"
-    sft_arith_copies=3
+    sft_arith_copies=2
     dpo_args="--steps 60 --batch 8 --lr 1e-5 --beta 0.1"
     dpo_permille=20
     grpo_args="--steps 80 --batch 8 --group 4 --lr 5e-6 --beta 0.1 --max-new 8 --temperature 0.7"
@@ -102,7 +102,8 @@ fi
 # Llama-style (RoPE, RMSNorm, SwiGLU, no biases) so llama.cpp can run the result;
 # context 512 holds the longest preference pair of the world.
 arch="--preset llama-1m $model_args --context 512 --pos rope --norm rmsnorm --mlp swiglu"
-settings="mode=$mode world=$world_size vocab=$vocab model=[$arch] pretrain=[$pt_args] sft=[$sft_args x$sft_arith_copies] dpo=[$dpo_args $dpo_permille] grpo=[$grpo_args] eval=$eval_limit/$eval_max_tokens"
+pretok=gpt4-digits
+settings="mode=$mode world=$world_size vocab=$vocab/$pretok model=[$arch] pretrain=[$pt_args] sft=[$sft_args x$sft_arith_copies] dpo=[$dpo_args $dpo_permille] grpo=[$grpo_args] eval=$eval_limit/$eval_max_tokens"
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -167,9 +168,12 @@ echo "$settings"
 run_stage world "$w/manifest.json" "$cllm" data world --seed 1 --size $world_size --out "$w"
 
 # ---- 2. tokenizer: byte-level BPE with the ChatML specials ----
+# GPT-4's split, but every digit a token of its own (as Llama 3 splits
+# numbers): with BPE merges "47" would be one token here and "4" "7" there,
+# and a small model could not learn digit-wise sums.
 train_files=()
 for t in $tasks; do train_files+=("$w/$t.train.jsonl"); done
-run_stage tokenizer "$out/tokenizer.bin" "$cllm" tokenizer train --vocab-size $vocab \
+run_stage tokenizer "$out/tokenizer.bin" "$cllm" tokenizer train --vocab-size $vocab --pattern $pretok \
     --special '<|endoftext|>,<|im_start|>,<|im_end|>' -o "$out/tokenizer.bin" "${T[@]}" \
     "$w/stories.train.txt" "${train_files[@]}"
 

@@ -108,6 +108,11 @@ static void test_tokenizer_pretok_patterns(void) {
     check_split(CLLM_PRETOK_GPT2, text, gpt2, 10);
     const char *cl100k[] = {"Hello", ",", " world", "!", " I", "'m", " ", "123", "45", " ", " ok", "\n"};
     check_split(CLLM_PRETOK_CL100K, text, cl100k, 12);
+    /* gpt4-digits: cl100k, but every digit alone (here and after letters / "+"). */
+    const char *digits[] = {"Hello", ",", " world", "!", " I", "'m", " ", "1", "2", "3", "4", "5", " ", " ok", "\n"};
+    check_split(CLLM_PRETOK_CL100K_DIGITS, text, digits, 15);
+    const char *sum[] = {"What", " is", " ", "4", "7", " +", " ", "3", "8", "?", " x", "9"};
+    check_split(CLLM_PRETOK_CL100K_DIGITS, "What is 47 + 38? x9", sum, 12);
     /* o200k splits camel case and keeps contractions on the word. */
     const char *o200k[] = {"Hello", "World", " I'M", " ok"};
     check_split(CLLM_PRETOK_O200K, "HelloWorld I'M ok", o200k, 4);
@@ -116,6 +121,8 @@ static void test_tokenizer_pretok_patterns(void) {
     cllm_pretok_kind k;
     cllm_error err;
     CHECK(cllm_pretok_parse("gpt4", &k, &err) == CLLM_OK && k == CLLM_PRETOK_CL100K, "gpt4 alias");
+    CHECK(cllm_pretok_parse("gpt4-digits", &k, &err) == CLLM_OK && k == CLLM_PRETOK_CL100K_DIGITS, "gpt4-digits");
+    CHECK(!strcmp(cllm_pretok_name(CLLM_PRETOK_CL100K_DIGITS), "gpt4-digits"), "gpt4-digits name");
     CHECK(cllm_pretok_parse("gpt5", &k, &err) != CLLM_OK && strstr(err.msg, "gpt5"), "unknown name rejected");
     cllm_pretok *pt;
     CHECK(cllm_pretok_create(&pt, "(unclosed", &err) == CLLM_ERR_FORMAT, "bad regex rejected");

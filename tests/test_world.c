@@ -2,8 +2,9 @@
  * test_world.c: the practice-world generator: Korean particles and formal
  * endings on a fixed word list, determinism in the seed, split disjointness
  * (no normalised input shared between train/val/test, nor between the test
- * split and any training file), file shapes, and particle agreement in the
- * generated Korean for every lexicon word.
+ * split and any training file), file shapes, particle agreement in the
+ * generated Korean for every lexicon word, arithmetic answers recomputed from
+ * the question wording, and the guide's greeting among the training pairs.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -331,6 +332,82 @@ static void test_world_generated_particles_agree(void) {
     cllm_world_free(&w);
 }
 
+/* Recomputes an arithmetic answer from the question text alone, by its
+ * wording: the numbers in order and the operation its words name. -1 when
+ * the wording is not recognised. */
+static int solve_arithmetic(const char *q) {
+    const char *lst = strstr(q, "appear in this list: ");
+    if (!strncmp(q, "How many times does the word \"", 30) && lst) {
+        const char *w = q + 30, *we = strchr(w, '"');
+        size_t wl = (size_t)(we - w);
+        int count = 0;
+        for (const char *p = lst + strlen("appear in this list: "); *p && *p != '?';) {
+            size_t n = strcspn(p, ",?");
+            if (n == wl && !strncmp(p, w, wl)) count++;
+            p += n;
+            if (*p == ',') p += 2;
+        }
+        return count;
+    }
+    int num[2], n = 0;
+    for (const char *p = q; *p && n < 3; p++)
+        if (*p >= '0' && *p <= '9' && (p == q || p[-1] < '0' || p[-1] > '9')) {
+            if (n < 2) num[n] = atoi(p);
+            n++;
+        }
+    if (n != 2) return -1;
+    int a = num[0], b = num[1];
+    if (strstr(q, "Subtract ") || strstr(q, "Take ")) return b - a; /* "Subtract a from b" */
+    if (strstr(q, " - ") || strstr(q, "minus") || strstr(q, " gave ")) return a - b;
+    if (strstr(q, " + ") || strstr(q, "plus") || strstr(q, "sum of") || strstr(q, "add") || strstr(q, "Add") ||
+        strstr(q, " more."))
+        return a + b;
+    return -1;
+}
+
+static void test_world_arithmetic_answers_correct(void) {
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 7);
+    wbuf q = {0};
+    int wrong = 0, unknown = 0, bare = 0, counting = 0;
+    for (int i = 0; i < 3000; i++) {
+        int answer;
+        wb_reset(&q);
+        w_task_arithmetic(&rng, &q, &answer);
+        int want = solve_arithmetic(q.data);
+        if (want < 0) {
+            if (unknown++ < 3) fprintf(stderr, "  unrecognised question: %s\n", q.data);
+            continue;
+        }
+        if (want != answer && wrong++ < 3) fprintf(stderr, "  %s -> %d, expected %d\n", q.data, answer, want);
+        bare += !strncmp(q.data, "What is ", 8) && strlen(q.data) < 24;
+        counting += !strncmp(q.data, "How many times", 14);
+        CHECK(answer >= 0 && answer <= 40, "answer %d in 0..40: %s", answer, q.data);
+    }
+    wb_free(&q);
+    CHECK(unknown == 0, "%d questions with an unrecognised wording", unknown);
+    CHECK(wrong == 0, "%d wrong answers of 3000", wrong);
+    CHECK(bare > 100 && counting > 300, "bare sums (%d) and counting (%d) both drawn", bare, counting);
+}
+
+static void test_world_guide_greeting_in_train(void) {
+    cllm_world w = build(1);
+    const cllm_world_file *f = cllm_world_find(&w, "translate_en_ko.train.jsonl");
+    CHECK(f && strstr(f->data, "\"Translate to Korean: Hello, how are you?\"}, {\"role\": \"assistant\", \"content\": "
+                                "\"안녕하세요, 어떻게 지내세요?\"}"),
+          "the guide's example is a training pair");
+    /* Small talk beyond the fixed phrases: other greetings with the same question. */
+    int variants = 0;
+    for (int s = 0; s < 3 && f; s++) {
+        static const char *const names[] = {"translate_en_ko.train.jsonl", "translate_en_ko.val.jsonl",
+                                            "translate_en_ko.test.jsonl"};
+        const cllm_world_file *g = cllm_world_find(&w, names[s]);
+        for (const char *p = g ? g->data : ""; (p = strstr(p, ", how are you?\"}")); p++) variants++;
+    }
+    CHECK(variants >= 3, "greetings vary (%d pairs ending in \", how are you?\")", variants);
+    cllm_world_free(&w);
+}
+
 static void test_world_write_and_bad_args(void) {
     cllm_world_params p = cllm_world_default_params();
     p.n_stories = 20;
@@ -372,5 +449,7 @@ int main(void) {
     TEST_RUN(test_world_splits_disjoint);
     TEST_RUN(test_world_generated_particles_agree);
     TEST_RUN(test_world_write_and_bad_args);
+    TEST_RUN(test_world_arithmetic_answers_correct);
+    TEST_RUN(test_world_guide_greeting_in_train);
     return test_finish();
 }

@@ -43,14 +43,16 @@ typedef enum {
     CLLM_PRETOK_CL100K,   /* GPT-4 (cl100k_base) split; name "gpt4" or "cl100k" */
     CLLM_PRETOK_O200K,    /* GPT-4o (o200k_base) split */
     CLLM_PRETOK_CUSTOM,   /* a caller-supplied PCRE2 regex */
+    CLLM_PRETOK_CL100K_DIGITS, /* cl100k with every digit a pre-token of its own (as Llama 3 /
+                                  DeepSeek split numbers); name "gpt4-digits" */
     CLLM_PRETOK_COUNT
 } cllm_pretok_kind;
 
 /* The regex of a built-in kind (NULL for NONE and CUSTOM). */
 const char *cllm_pretok_pattern(cllm_pretok_kind kind);
-/* Canonical name: "none", "gpt2", "cl100k", "o200k", "custom". */
+/* Canonical name: "none", "gpt2", "cl100k", "o200k", "custom", "gpt4-digits". */
 const char *cllm_pretok_name(cllm_pretok_kind kind);
-/* Parses "none", "gpt2", "gpt4"/"cl100k", "gpt4o"/"o200k". */
+/* Parses "none", "gpt2", "gpt4"/"cl100k", "gpt4o"/"o200k", "gpt4-digits". */
 cllm_status cllm_pretok_parse(const char *name, cllm_pretok_kind *kind, cllm_error *err);
 
 /* A compiled split pattern (PCRE2, UTF + Unicode properties + JIT, invalid

@@ -1,7 +1,7 @@
 /*
  * world_tasks.c: generators of single task examples for the practice world:
- * English/Korean sentence pairs (polite -요 style), sentiment texts with
- * their label, shop FAQ questions phrased many ways with one fixed answer per
+ * English/Korean sentence pairs (polite -요 style, small talk included),
+ * sentiment texts with their label, shop FAQ questions phrased many ways with one fixed answer per
  * intent, and arithmetic / counting questions with a checkable integer
  * answer. Each call appends one example; deduplication and splits are done
  * by world.c. Does not write files.
@@ -31,6 +31,39 @@ void w_translation_fixed(int i, wbuf *en, wbuf *ko) {
     wb_puts(ko, fixed_ko[i]);
 }
 
+/* Small talk: a greeting, then a question or phrase ("Hi, how are you?" ->
+ * "안녕하세요, 어떻게 지내세요?"). Every English phrase has one Korean rendering,
+ * so both directions are consistent. */
+static const char *const greet_en[] = {"Hello", "Hi", "Good morning", "Good evening"};
+static const char *const greet_ko[] = {"안녕하세요", "안녕하세요", "좋은 아침이에요", "좋은 저녁이에요"};
+static const char *const talk_en[] = {
+    "how are you?", "nice to meet you.", "what is your name?", "where are you going?", "thank you very much.",
+    "how was your day?", "I am fine, thank you.", "see you tomorrow.", "what are you doing?", "where do you live?",
+    "the weather is nice today.", "I am happy to see you.",
+};
+static const char *const talk_ko[] = {
+    "어떻게 지내세요?", "만나서 반가워요.", "이름이 뭐예요?", "어디에 가요?", "정말 고마워요.",
+    "오늘 하루 어땠어요?", "저는 잘 지내요, 고마워요.", "내일 봐요.", "뭐 하고 있어요?", "어디에 살아요?",
+    "오늘 날씨가 좋아요.", "만나서 기뻐요.",
+};
+
+static void small_talk(cllm_rng *rng, const w_place *pl, const w_thing *t, wbuf *en, wbuf *ko) {
+    int g = (int)cllm_rng_below(rng, (uint64_t)W_COUNT(greet_en));
+    wb_printf(en, "%s, ", greet_en[g]);
+    wb_printf(ko, "%s, ", greet_ko[g]);
+    uint64_t k = cllm_rng_below(rng, (uint64_t)W_COUNT(talk_en) + 2);
+    if (k < (uint64_t)W_COUNT(talk_en)) {
+        wb_puts(en, talk_en[k]);
+        wb_puts(ko, talk_ko[k]);
+    } else if (k == (uint64_t)W_COUNT(talk_en)) {
+        wb_printf(en, "do you like %s?", t->en_pl);
+        wb_ko(ko, t->ko, CLLM_KO_OBJECT), wb_puts(ko, " 좋아해요?");
+    } else {
+        wb_printf(en, "let's go to the %s together.", pl->en);
+        wb_puts(ko, "같이 "), wb_ko(ko, pl->ko, CLLM_KO_TOWARD), wb_puts(ko, " 가요.");
+    }
+}
+
 static int pick_verb_for(cllm_rng *rng, int thing) {
     int idx[32], n = 0;
     for (int i = 0; i < w_n_verbs; i++)
@@ -51,7 +84,11 @@ void w_task_translation(cllm_rng *rng, wbuf *en, wbuf *ko) {
     const w_feeling *fe = &w_feelings[cllm_rng_below(rng, (uint64_t)w_n_feelings)];
     const w_verb *v = &w_verbs[pick_verb_for(rng, ti)];
     int n = 1 + (int)cllm_rng_below(rng, 10);
-    switch (cllm_rng_below(rng, 12)) {
+    switch (cllm_rng_below(rng, 14)) {
+    case 12:
+    case 13:
+        small_talk(rng, pl, t, en, ko);
+        break;
     case 0:
         wb_printf(en, "%s went to the %s.", a->en, pl->en);
         wb_ko(ko, a->ko, CLLM_KO_TOPIC), wb_puts(ko, " "), wb_ko(ko, pl->ko, CLLM_KO_TOWARD), wb_puts(ko, " 갔어요.");
@@ -246,7 +283,40 @@ void w_task_faq(cllm_rng *rng, wbuf *question, int *intent) {
     *intent = k;
 }
 
-/* ---- arithmetic and counting --------------------------------------------- */
+/* ---- arithmetic and counting ---------------------------------------------
+ * Bare sums and differences of operands 0..20 asked in several phrasings,
+ * word problems, and counting a word in a short list. The numbers stay small
+ * (answers 0..40): a 2M-parameter model can learn them, and with single-digit
+ * tokens (the demo's "gpt4-digits" tokenizer) every number is spelled digit
+ * by digit. Splits go by the question text, so a test question is never in
+ * training, while the same sum may be asked there in another phrasing (as a
+ * FAQ intent is). The answer always comes first in the reference: `cllm
+ * eval` scores the first word. */
+
+static void arith_sum(cllm_rng *rng, int x, int y, wbuf *q) {
+    switch (cllm_rng_below(rng, 8)) {
+    case 0: wb_printf(q, "What is %d + %d?", x, y); break;
+    case 1: wb_printf(q, "What is %d plus %d?", x, y); break;
+    case 2: wb_printf(q, "%d + %d = ?", x, y); break;
+    case 3: wb_printf(q, "Add %d and %d.", x, y); break;
+    case 4: wb_printf(q, "What is the sum of %d and %d?", x, y); break;
+    case 5: wb_printf(q, "How much is %d + %d?", x, y); break;
+    case 6: wb_printf(q, "Calculate %d + %d.", x, y); break;
+    default: wb_printf(q, "Please add %d to %d.", y, x); break;
+    }
+}
+
+static void arith_difference(cllm_rng *rng, int x, int y, wbuf *q) {
+    switch (cllm_rng_below(rng, 7)) {
+    case 0: wb_printf(q, "What is %d - %d?", x, y); break;
+    case 1: wb_printf(q, "What is %d minus %d?", x, y); break;
+    case 2: wb_printf(q, "%d - %d = ?", x, y); break;
+    case 3: wb_printf(q, "Subtract %d from %d.", y, x); break;
+    case 4: wb_printf(q, "How much is %d - %d?", x, y); break;
+    case 5: wb_printf(q, "Calculate %d - %d.", x, y); break;
+    default: wb_printf(q, "Take %d away from %d. What is left?", y, x); break;
+    }
+}
 
 void w_task_arithmetic(cllm_rng *rng, wbuf *question, int *answer) {
     const w_person *a = &w_people[cllm_rng_below(rng, (uint64_t)w_n_people)];
@@ -255,23 +325,27 @@ void w_task_arithmetic(cllm_rng *rng, wbuf *question, int *answer) {
     while (b == a);
     int x = (int)cllm_rng_below(rng, 21), y = (int)cllm_rng_below(rng, 21);
     const w_thing *t = &w_things[w_pick_thing(rng, W_FOOD | W_TOY | W_THING)];
-    switch (cllm_rng_below(rng, 5)) {
+    switch (cllm_rng_below(rng, 10)) {
     case 0:
-        wb_printf(question, "What is %d + %d?", x, y);
+    case 1:
+    case 2:
+    case 3:
+        arith_sum(rng, x, y, question);
         *answer = x + y;
         break;
-    case 1:
+    case 4:
+    case 5:
         if (x < y) { int s = x; x = y; y = s; }
-        wb_printf(question, "What is %d - %d?", x, y);
+        arith_difference(rng, x, y, question);
         *answer = x - y;
         break;
-    case 2:
+    case 6:
         x = 1 + x % 10, y = 1 + y % 10;
         wb_printf(question, "%s has %d %s. %s gives %s %d more. How many %s does %s have now?", a->en, x,
                   x == 1 ? t->en : t->en_pl, b->en, a->female ? "her" : "him", y, t->en_pl, a->en);
         *answer = x + y;
         break;
-    case 3: {
+    case 7: {
         x = 2 + x % 12;
         y = 1 + (int)cllm_rng_below(rng, (uint64_t)x);
         wb_printf(question, "%s had %d %s and gave %d to %s. How many %s are left?", a->en, x, t->en_pl, y, b->en,
@@ -280,15 +354,16 @@ void w_task_arithmetic(cllm_rng *rng, wbuf *question, int *answer) {
         break;
     }
     default: {
-        /* Counting: how often one animal appears in a short list. */
-        int target = w_pick_thing(rng, W_ANIMAL), n = 4 + (int)cllm_rng_below(rng, 5), count = 0;
-        wb_puts(question, "Count the animals: ");
+        /* Counting: how often one animal appears in a short list (3..6 words),
+         * the word asked for named before the list. */
+        int target = w_pick_thing(rng, W_ANIMAL), n = 3 + (int)cllm_rng_below(rng, 4), count = 0;
+        wb_printf(question, "How many times does the word \"%s\" appear in this list: ", w_things[target].en);
         for (int i = 0; i < n; i++) {
             int pick = cllm_rng_below(rng, 3) == 0 ? target : w_pick_thing(rng, W_ANIMAL);
             if (pick == target) count++;
             wb_printf(question, "%s%s", i ? ", " : "", w_things[pick].en);
         }
-        wb_printf(question, ". How many times does the word \"%s\" appear?", w_things[target].en);
+        wb_puts(question, "?");
         *answer = count;
         break;
     }

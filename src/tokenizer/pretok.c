@@ -2,8 +2,9 @@
  * pretok.c: pre-tokenization, the regex split that runs before BPE merges.
  *
  * Does: the GPT-2, cl100k (GPT-4) and o200k (GPT-4o) split patterns exactly
- * as tiktoken declares them, compiled with PCRE2 (UTF, Unicode properties,
- * JIT), custom patterns, "none", and a finder of chunk boundaries that are
+ * as tiktoken declares them, cl100k with single-digit numbers
+ * ("gpt4-digits"), compiled with PCRE2 (UTF, Unicode properties, JIT),
+ * custom patterns, "none", and a finder of chunk boundaries that are
  * safe for parallel encoding.
  * Does not: merge bytes (encode.c) or handle special tokens (encode.c).
  *
@@ -32,6 +33,12 @@ static const char pattern_o200k[] =
     "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
     "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* cl100k with single digits ("2024" -> "2" "0" "2" "4"), so BPE never merges
+ * digits and every number is spelled the same way: small models can then
+ * learn digit-wise arithmetic. */
+static const char pattern_cl100k_digits[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 struct cllm_pretok {
     pcre2_code *code; /* NULL for "none" */
@@ -43,12 +50,13 @@ const char *cllm_pretok_pattern(cllm_pretok_kind kind) {
     case CLLM_PRETOK_GPT2: return pattern_gpt2;
     case CLLM_PRETOK_CL100K: return pattern_cl100k;
     case CLLM_PRETOK_O200K: return pattern_o200k;
+    case CLLM_PRETOK_CL100K_DIGITS: return pattern_cl100k_digits;
     default: return NULL;
     }
 }
 
 const char *cllm_pretok_name(cllm_pretok_kind kind) {
-    static const char *names[CLLM_PRETOK_COUNT] = {"none", "gpt2", "cl100k", "o200k", "custom"};
+    static const char *names[CLLM_PRETOK_COUNT] = {"none", "gpt2", "cl100k", "o200k", "custom", "gpt4-digits"};
     return (unsigned)kind < CLLM_PRETOK_COUNT ? names[kind] : "?";
 }
 
@@ -59,14 +67,15 @@ cllm_status cllm_pretok_parse(const char *name, cllm_pretok_kind *kind, cllm_err
     } table[] = {{"none", CLLM_PRETOK_NONE},     {"gpt2", CLLM_PRETOK_GPT2},
                  {"gpt4", CLLM_PRETOK_CL100K},   {"cl100k", CLLM_PRETOK_CL100K},
                  {"cl100k_base", CLLM_PRETOK_CL100K}, {"gpt4o", CLLM_PRETOK_O200K},
-                 {"o200k", CLLM_PRETOK_O200K},   {"o200k_base", CLLM_PRETOK_O200K}};
+                 {"o200k", CLLM_PRETOK_O200K},   {"o200k_base", CLLM_PRETOK_O200K},
+                 {"gpt4-digits", CLLM_PRETOK_CL100K_DIGITS}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (name && !strcmp(name, table[i].name)) {
             *kind = table[i].kind;
             return CLLM_OK;
         }
     return cllm_error_set(err, CLLM_ERR_ARG,
-                          "unknown split pattern '%s' (expected gpt2, gpt4, cl100k, o200k or none)",
+                          "unknown split pattern '%s' (expected gpt2, gpt4, gpt4-digits, cl100k, o200k or none)",
                           name ? name : "(null)");
 }
 
