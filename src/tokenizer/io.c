@@ -4,7 +4,7 @@
  *
  *   cllm-tokenizer 1
  *   rule ranks|merges
- *   pattern gpt2|cl100k|o200k|none|custom
+ *   pattern gpt2|cl100k|o200k|gpt4-digits|none|custom
  *   regex <base64 of the PCRE2 pattern>      (only for custom)
  *   vocab <V>
  *   n <base64>  | s <base64>  | u            (V lines: normal, special, unused)
