@@ -4,7 +4,8 @@
  * RoPE/SwiGLU GQA shapes, a prompt fed in chunks (GEMM path) against one
  * token at a time, two slots decoded as one batch, rewinding a slot,
  * perplexity/KL of a q8_0-cache model against its f32-cache twin, the
- * memory accounting (34 bytes per 32 values instead of 128), and the option
+ * attention kernel (AVX-512 against the scalar reference, and the reference
+ * against plain f32 math on the dequantized rows), the memory accounting (34 bytes per 32 values instead of 128), and the option
  * checks. Weights are random (N(0, 0.02)) with the QKV projection scaled up
  * so that attention is sharp: with near-uniform attention a broken cache
  * would hide behind averaging.
@@ -15,6 +16,8 @@
 #include <string.h>
 
 #include "cllm/ggml_types.h"
+#include "cllm/kv_attn.h"
+#include "cllm/quant.h"
 #include "cllm/model.h"
 #include "cllm/perplexity.h"
 #include "cllm/rng.h"
@@ -312,7 +315,73 @@ static void test_kv_cache_q8_option_checks(void) {
     CHECK(cllm_model_memory_estimate(&c, &o, &mem, &err) == CLLM_ERR_ARG, "estimate accepted HS 8");
 }
 
+/* Random q8_0 rows: n positions of `heads` heads of HS values, row stride
+ * heads * HS/32 blocks; the query head from f32 values. */
+static void q8_rows(uint8_t *rows, float *deq, int n, int heads, int HS, uint64_t seed) {
+    const cllm_quant_kernels *qk = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    const int W = heads * HS;
+    float *x = malloc(sizeof(float) * (size_t)W);
+    cllm_rng r;
+    cllm_rng_seed(&r, seed);
+    for (int j = 0; j < n; j++) {
+        for (int d = 0; d < W; d++) x[d] = cllm_rng_float(&r) * 4.0f - 2.0f;
+        qk->quantize_q8_0(x, rows + (size_t)j * W / 32 * 34, W);
+        qk->dequant_q8_0(rows + (size_t)j * W / 32 * 34, deq + (size_t)j * W, W);
+    }
+    free(x);
+}
+
+/* For head sizes 32..288 (288: more than 8 blocks, the AVX-512 fallback),
+ * ragged position counts and a head in the middle of a 3-head row: (1) the
+ * reference equals attention computed in double on the dequantized rows
+ * with the query's dequantized blocks (1e-5 relative: float vs double
+ * sums), (2) the AVX-512 kernel, when this CPU has it, equals the reference
+ * to 1e-5 of the output's scale (summation order only). */
+static void test_kv_cache_attend_kernel_matches_reference(void) {
+    const int hs_list[] = {32, 64, 96, 128, 288}, n_list[] = {1, 2, 17, 100};
+    cllm_kv_attend_fn simd = cllm_kv_attend_q8_0_avx512_get();
+    fprintf(stderr, "  dispatched: %s\n", cllm_kv_attend_name());
+    for (int a = 0; a < 5; a++)
+        for (int c = 0; c < 4; c++) {
+            const int HS = hs_list[a], n = n_list[c], heads = 3, W = heads * HS;
+            const size_t rowb = (size_t)W / 32 * 34, hoff = (size_t)HS / 32 * 34; /* head 1 */
+            uint8_t *k = malloc(rowb * n), *v = malloc(rowb * n), *q = malloc(rowb);
+            float *kd = malloc(sizeof(float) * W * n), *vd = malloc(sizeof(float) * W * n), *qd = malloc(sizeof(float) * W);
+            float *out = malloc(sizeof(float) * HS), *out2 = malloc(sizeof(float) * HS), *sc = malloc(sizeof(float) * n);
+            double *p = malloc(sizeof(double) * n);
+            q8_rows(k, kd, n, heads, HS, 100 + a * 10 + c);
+            q8_rows(v, vd, n, heads, HS, 200 + a * 10 + c);
+            q8_rows(q, qd, 1, heads, HS, 300 + a * 10 + c);
+            const float scale = 1.0f / sqrtf((float)HS);
+            cllm_kv_attend_q8_0_reference(out, sc, q + hoff, k + hoff, v + hoff, rowb, n, HS, scale);
+            double mx = -INFINITY, sum = 0, worst = 0, size = 0;
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int d = 0; d < HS; d++) s += (double)qd[HS + d] * kd[(size_t)j * W + HS + d];
+                p[j] = s * scale;
+                if (p[j] > mx) mx = p[j];
+            }
+            for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+            for (int d = 0; d < HS; d++) {
+                double o = 0;
+                for (int j = 0; j < n; j++) o += p[j] / sum * vd[(size_t)j * W + HS + d];
+                if (fabs(o - out[d]) > worst) worst = fabs(o - out[d]);
+                if (fabs(o) > size) size = fabs(o);
+            }
+            CHECK(worst <= 1e-5 * (size + 1e-3), "HS %d n %d: reference off by %.3g (size %.3g)", HS, n, worst, size);
+            if (simd) {
+                simd(out2, sc, q + hoff, k + hoff, v + hoff, rowb, n, HS, scale);
+                double d2 = 0;
+                for (int d = 0; d < HS; d++)
+                    if (fabs(out2[d] - out[d]) > d2 || !isfinite(out2[d])) d2 = isfinite(out2[d]) ? fabs(out2[d] - out[d]) : INFINITY;
+                CHECK(d2 <= 1e-5 * (size + 1e-3), "HS %d n %d: avx512 off by %.3g", HS, n, d2);
+            }
+            free(k), free(v), free(q), free(kd), free(vd), free(qd), free(out), free(out2), free(sc), free(p);
+        }
+}
+
 int main(void) {
+    TEST_RUN(test_kv_cache_attend_kernel_matches_reference);
     TEST_RUN(test_kv_cache_q8_learned_mha_close_to_f32);
     TEST_RUN(test_kv_cache_q8_rope_gqa_close_to_f32);
     TEST_RUN(test_kv_cache_q8_chunked_prompt_matches_stepwise);

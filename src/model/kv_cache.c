@@ -15,14 +15,16 @@
  * kq, vq hold the same rows as llama.cpp's q8_0 blocks (fp16 scale + 32
  * int8, so one head of HS values is HS/32 blocks), quantized by the kernels'
  * activation quantizer when a position is stored. Single-token attention
- * quantizes the query to q8_0 too and scores with the integer
- * dot_q8_0_q8_0 kernel (AVX2 / AVX-512 / VNNI): the same choice as
+ * quantizes the query to q8_0 too and scores with exact integer dots per
+ * block (cllm_kv_attend_q8_0, kv_attn.h, AVX-512): the same choice as
  * llama.cpp's CPU flash attention (the query takes the key type's
- * vec_dot_type), it reads the keys as int8 without widening them, and the
- * query's own rounding (relative 1/254 per block) is below the key's. Values
- * are accumulated as o += (p_j * d) * q (fp16 scale folded into the
- * probability). A prompt chunk dequantizes one KV head at a time into f32
- * scratch and keeps the GEMM path, so it sees exactly the stored values.
+ * vec_dot_type). Why q8_0 x q8_0 rather than f32 x q8_0: no key is ever
+ * converted to float (one int16 multiply-add per pair, scales applied once
+ * per block), and the query's own rounding (at most 1/254 of its block max)
+ * is the same size as the key's, so it adds no new kind of error. Values
+ * are summed in f32 as o += (p_j * d_j) * q_j. A prompt chunk dequantizes
+ * one KV head at a time into f32 scratch and keeps the GEMM path, so it
+ * sees exactly the stored values (tests/test_kv_cache.c checks the two agree).
  * Rewinding only moves the slot length: stale rows are overwritten.
  * Linear layers and the embedding go through model_infer_* (quantized.c),
  * which use the f32 parameters, or the weight views of a mapped GGUF.
@@ -33,6 +35,7 @@
 
 #include "cllm/ggml_types.h"
 #include "cllm/kernels.h"
+#include "cllm/kv_attn.h"
 #include "cllm/quant.h"
 #include "cllm/layers.h"
 #include "model_internal.h"
@@ -100,15 +103,15 @@ static void chunk_attention_q8(cllm_model *m, float *out, const float *qkv, cons
 }
 
 /* Single-token attention on a q8_0 cache: row i's query heads are quantized
- * to q8_0 (kv.qq), scored against key blocks with dot_q8_0_q8_0, softmaxed,
- * and the value blocks accumulated in f32. Row i reads slot base byte
- * offsets bases[i] of the layer's kq / vq. out[n, NH*HS]. */
+ * to q8_0 (kv.qq), then each (row, head) runs cllm_kv_attend_q8_0 (integer
+ * score dots, softmax, f32 value sum; AVX-512 when present) over its slot's
+ * positions 0..pos[i]. Row i reads slot base byte offsets bases[i] of the
+ * layer's kq / vq. out[n, NH*HS]. */
 static void attention_rows_q8(cllm_model *m, float *out, const float *qkv, const uint8_t *kcache,
                               const uint8_t *vcache, const size_t *bases, const int *pos, int n) {
     const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, group = NH / NKV;
-    const int nb = HS / CLLM_QK8_0;
     const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
-    const size_t headb = (size_t)nb * MODEL_Q8_0_BLOCK_BYTES, rowb = (size_t)NKV * headb;
+    const size_t headb = (size_t)HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES, rowb = (size_t)NKV * headb;
     const float scale = 1.0f / sqrtf((float)HS);
     const cllm_quant_kernels *qk = cllm_quant_kernels_get();
     for (int i = 0; i < n; i++)
@@ -118,39 +121,11 @@ static void attention_rows_q8(cllm_model *m, float *out, const float *qkv, const
     for (int i = 0; i < n; i++) work += (long)(pos[i] + 1) * NH * HS;
 #pragma omp parallel for schedule(static) if (work >= 16384)
     for (int h = 0; h < NH; h++) {
-        float *sc = m->kv.scores + (size_t)h * ctx;
         const size_t hoff = (size_t)(h / group) * headb;
-        for (int i = 0; i < n; i++) {
-            const int p = pos[i];
-            const uint8_t *q = m->kv.qq + ((size_t)i * NH + h) * headb;
-            const uint8_t *kc = kcache + bases[i] + hoff, *vc = vcache + bases[i] + hoff;
-            float mx = -INFINITY;
-            for (int j = 0; j <= p; j++) {
-                const float s = qk->dot_q8_0_q8_0(kc + (size_t)j * rowb, q, HS) * scale;
-                sc[j] = s;
-                if (s > mx) mx = s;
-            }
-            float sum = 0.0f;
-            for (int j = 0; j <= p; j++) {
-                sc[j] = expf(sc[j] - mx);
-                sum += sc[j];
-            }
-            const float inv = 1.0f / sum;
-            float *o = out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS;
-            for (int d = 0; d < HS; d++) o[d] = 0.0f;
-            for (int j = 0; j <= p; j++) {
-                const uint8_t *blk = vc + (size_t)j * rowb;
-                const float pj = sc[j] * inv;
-                for (int b = 0; b < nb; b++, blk += MODEL_Q8_0_BLOCK_BYTES) {
-                    uint16_t dh;
-                    memcpy(&dh, blk, sizeof dh);
-                    const float w = pj * cllm_fp16_to_fp32(dh);
-                    const int8_t *qs = (const int8_t *)(blk + 2);
-                    float *ob = o + (size_t)b * CLLM_QK8_0;
-                    for (int t = 0; t < CLLM_QK8_0; t++) ob[t] += w * (float)qs[t];
-                }
-            }
-        }
+        for (int i = 0; i < n; i++)
+            cllm_kv_attend_q8_0(out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS, m->kv.scores + (size_t)h * ctx,
+                                m->kv.qq + ((size_t)i * NH + h) * headb, kcache + bases[i] + hoff,
+                                vcache + bases[i] + hoff, rowb, pos[i] + 1, HS, scale);
     }
 }
 

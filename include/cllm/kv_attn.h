@@ -1,0 +1,42 @@
+/*
+ * kv_attn.h: the attention of ONE query head against one head of a q8_0 KV
+ * cache (decode: a single new token), the kernel behind the q8_0 KV cache
+ * (cllm_model_options.kv_type; src/model/kv_cache.c).
+ *
+ *   out[HS] = sum_{j<n} p_j v_j,  p = softmax(scale * (q . k_j)),
+ *
+ * where the key and value rows k_j, v_j are HS/32 q8_0 blocks each (ggml's
+ * layout, ggml_types.h: fp16 scale + 32 int8), row j at byte offset
+ * j * row_bytes from k (and from v), and the query q is HS/32 q8_0 blocks
+ * too (quantized by cllm_quant_kernels quantize_q8_0). Scores are integer
+ * dots per block times the two scales (exact inside a block), the value sum
+ * widens int8 to f32. HS must be a positive multiple of 32, n >= 1.
+ * scores[n] is scratch (overwritten with the probabilities).
+ *
+ * Implementations: a plain scalar reference (ground truth for tests) and
+ * AVX-512 (F/BW), chosen once at run time from cllm_kernels_get()
+ * (CLLM_KERNELS=reference forces the reference). They differ by float
+ * summation order only (tests: test_kv_cache.c).
+ *
+ * Not here: the cache layout and writes (kv_cache.c), f32 caches, prompt
+ * chunks (those dequantize and run GEMMs), threading (callers split heads).
+ */
+#ifndef CLLM_KV_ATTN_H
+#define CLLM_KV_ATTN_H
+
+#include <stddef.h>
+
+typedef void (*cllm_kv_attend_fn)(float *out, float *scores, const void *q, const void *k, const void *v,
+                                  size_t row_bytes, int n, int HS, float scale);
+
+/* Dispatched (AVX-512 when the CPU has it, else the reference). */
+void cllm_kv_attend_q8_0(float *out, float *scores, const void *q, const void *k, const void *v, size_t row_bytes,
+                         int n, int HS, float scale);
+void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, const void *k, const void *v,
+                                   size_t row_bytes, int n, int HS, float scale);
+/* The AVX-512 version, or NULL when this CPU (or CLLM_KERNELS=reference)
+ * rules it out; "avx512" or "reference" for the dispatched one. */
+cllm_kv_attend_fn cllm_kv_attend_q8_0_avx512_get(void);
+const char *cllm_kv_attend_name(void);
+
+#endif

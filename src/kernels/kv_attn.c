@@ -1,0 +1,87 @@
+/*
+ * kv_attn.c: dispatch and scalar reference of single-query attention over a
+ * q8_0 KV cache head (cllm/kv_attn.h).
+ *
+ * Does: the reference (plain loops, the definition the AVX-512 version in
+ * kv_attn_avx512.c is tested against) and the choice between them, made
+ * once from the CPU features of cllm_kernels_get().
+ * Does not: thread, or know the cache layout beyond one row stride.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cllm/ggml_types.h"
+#include "cllm/kernels.h"
+#include "cllm/kv_attn.h"
+
+#define Q8_BYTES 34 /* fp16 scale + 32 int8 */
+
+void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
+                                size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx512.c */
+
+static float scale_at(const uint8_t *blk) {
+    uint16_t h;
+    memcpy(&h, blk, sizeof h);
+    return cllm_fp16_to_fp32(h);
+}
+
+void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, const void *k, const void *v,
+                                   size_t row_bytes, int n, int HS, float scale) {
+    const int nb = HS / 32;
+    const uint8_t *qb = q;
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
+        float s = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            const int8_t *kq = (const int8_t *)(kb + b * Q8_BYTES + 2), *qq = (const int8_t *)(qb + b * Q8_BYTES + 2);
+            int32_t dot = 0;
+            for (int t = 0; t < 32; t++) dot += (int32_t)kq[t] * (int32_t)qq[t];
+            s += scale_at(kb + b * Q8_BYTES) * scale_at(qb + b * Q8_BYTES) * (float)dot;
+        }
+        scores[j] = s * scale;
+        if (scores[j] > mx) mx = scores[j];
+    }
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        scores[j] = expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int d = 0; d < HS; d++) out[d] = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const uint8_t *vb = (const uint8_t *)v + (size_t)j * row_bytes;
+        const float p = scores[j] * inv;
+        for (int b = 0; b < nb; b++) {
+            const float w = p * scale_at(vb + b * Q8_BYTES);
+            const int8_t *vq = (const int8_t *)(vb + b * Q8_BYTES + 2);
+            for (int t = 0; t < 32; t++) out[b * 32 + t] += w * (float)vq[t];
+        }
+    }
+}
+
+static cllm_kv_attend_fn chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+cllm_kv_attend_fn cllm_kv_attend_q8_0_avx512_get(void) {
+    const cllm_kernels_table *t = cllm_kernels_get();
+    return !t->reference && (t->cpu_features & CLLM_CPU_AVX512) ? cllm_kv_attend_q8_0_avx512 : NULL;
+}
+
+static void choose(void) {
+    cllm_kv_attend_fn f = cllm_kv_attend_q8_0_avx512_get();
+    chosen = f ? f : cllm_kv_attend_q8_0_reference;
+}
+
+void cllm_kv_attend_q8_0(float *out, float *scores, const void *q, const void *k, const void *v, size_t row_bytes,
+                         int n, int HS, float scale) {
+    pthread_once(&chosen_once, choose);
+    chosen(out, scores, q, k, v, row_bytes, n, HS, scale);
+}
+
+const char *cllm_kv_attend_name(void) {
+    pthread_once(&chosen_once, choose);
+    return chosen == cllm_kv_attend_q8_0_reference ? "reference" : "avx512";
+}

@@ -1,0 +1,86 @@
+/*
+ * kv_attn_avx512.c: single-query attention over a q8_0 KV cache head with
+ * AVX-512 F/BW (cllm/kv_attn.h). Entered only through the dispatch in
+ * kv_attn.c, after checking the CPU has AVX-512.
+ *
+ * Scores: the query's blocks are widened to int16 once; per key row each
+ * block is widened the same way and multiplied with vpmaddwd (32 int8 x
+ * int8 products summed in pairs into 16 int32, exact), scaled by the two
+ * fp16 scales into one f32 accumulator, reduced once per row. Softmax uses
+ * the library's vector max / exp. Values: blocks in groups of 4 (8 zmm
+ * accumulators live across the rows, no store/load chain), each row's
+ * block widened int8 -> f32 and added with weight p_j * d_j.
+ * Head sizes above 256 (more than 8 blocks) go to the reference.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cllm/kernels.h"
+#include "cllm/kv_attn.h"
+
+#define Q8_BYTES 34
+#define MAX_BLOCKS 8
+
+void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
+                                size_t row_bytes, int n, int HS, float scale);
+
+static inline float fp16_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline __m512i widen32(const uint8_t *qs) { /* 32 int8 -> 32 int16 */
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)qs));
+}
+
+void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
+                                size_t row_bytes, int n, int HS, float scale) {
+    const int nb = HS / 32;
+    if (nb > MAX_BLOCKS) {
+        cllm_kv_attend_q8_0_reference(out, scores, q, k, v, row_bytes, n, HS, scale);
+        return;
+    }
+    const uint8_t *qb = q;
+    __m512i qv[MAX_BLOCKS];
+    float qd[MAX_BLOCKS];
+    for (int b = 0; b < nb; b++) {
+        qv[b] = widen32(qb + b * Q8_BYTES + 2);
+        qd[b] = fp16_at(qb + b * Q8_BYTES) * scale;
+    }
+    for (int j = 0; j < n; j++) {
+        const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++, kb += Q8_BYTES) {
+            const __m512i prod = _mm512_madd_epi16(widen32(kb + 2), qv[b]);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(fp16_at(kb) * qd[b]), _mm512_cvtepi32_ps(prod), acc);
+        }
+        scores[j] = _mm512_reduce_add_ps(acc);
+    }
+    const float mx = cllm_vmax(scores, (size_t)n);
+    const float inv = (float)(1.0 / cllm_vexp_shift_sum(scores, scores, mx, (size_t)n));
+    for (int b0 = 0; b0 < nb; b0 += 4) {
+        const int nbb = nb - b0 < 4 ? nb - b0 : 4;
+        __m512 acc[8];
+        for (int a = 0; a < 8; a++) acc[a] = _mm512_setzero_ps();
+        const uint8_t *vb = (const uint8_t *)v + (size_t)b0 * Q8_BYTES;
+        for (int j = 0; j < n; j++, vb += row_bytes) {
+            const float p = scores[j] * inv;
+            for (int bb = 0; bb < 4; bb++) {
+                if (bb >= nbb) break;
+                const uint8_t *blk = vb + bb * Q8_BYTES;
+                const __m512 w = _mm512_set1_ps(p * fp16_at(blk));
+                const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+                const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+                acc[2 * bb] = _mm512_fmadd_ps(w, lo, acc[2 * bb]);
+                acc[2 * bb + 1] = _mm512_fmadd_ps(w, hi, acc[2 * bb + 1]);
+            }
+        }
+        for (int bb = 0; bb < nbb; bb++) {
+            _mm512_storeu_ps(out + (b0 + bb) * 32, acc[2 * bb]);
+            _mm512_storeu_ps(out + (b0 + bb) * 32 + 16, acc[2 * bb + 1]);
+        }
+    }
+}
