@@ -263,6 +263,10 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
 /* Cached length of a slot (0 after creation or reset). */
 int cllm_model_kv_length(const cllm_model *m, int slot);
 void cllm_model_kv_reset(cllm_model *m, int slot);
+/* Copies the first n cached positions of slot src into slot dst (exact, any
+ * kv_type) and sets dst's length to n (kv_copy.c): a shared prompt is
+ * prefilled once. Requires n <= src's cached length. */
+cllm_status cllm_model_kv_copy(cllm_model *m, int dst, int src, int n, cllm_error *err);
 
 /* One decode step for n sequences at once (decode_batch.c): row i feeds
  * tokens[i] to slot slots[i] (distinct) at position pos[i] (<= that slot's

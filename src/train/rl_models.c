@@ -2,8 +2,7 @@
  * rl_models.c: what every preference-tuning run shares: loading a model
  * together with its tokenizer, chat template and optional scalar head
  * (cls.weight / cls.bias) from GGUF and saving it back atomically; AdamW
- * over a model or a head; sampling one completion with the KV cache;
- * scoring completions with a reward model; logging.
+ * over a model or a head; scoring completions with a reward model; logging.
  *
  * Does not: hold any method's loop (reward.c, dpo.c, ppo.c, grpo.c).
  */
@@ -105,62 +104,6 @@ int rl_at_turn_end(const cllm_tokenizer *tok, const rl_turn_end *e, const int32_
         have += len;
     }
     return have >= tl && memcmp(tail + have - tl, e->text, tl) == 0;
-}
-
-int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end, int n,
-                    const int32_t *const *prompts, const int *n_prompt, int max_new, int32_t *out, int *count,
-                    cllm_error *err) {
-    const cllm_model_options *o = cllm_model_get_options(m);
-    const int V = cllm_model_get_config(m)->vocab_size;
-    int kv_ctx = o->kv_context ? o->kv_context : cllm_model_get_config(m)->context_length;
-    if (n > o->kv_slots) {
-        cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: %d sequences but %d KV slots", n, o->kv_slots);
-        return -1;
-    }
-    int slots[n], pos[n], rows[n];
-    int32_t next[n];
-    int64_t generated = 0;
-    for (int i = 0; i < n; i++) {
-        if (n_prompt[i] + max_new > kv_ctx) {
-            cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: prompt %d + %d new tokens exceed the %d-position cache",
-                           n_prompt[i], max_new, kv_ctx);
-            return -1;
-        }
-        cllm_model_kv_reset(m, i);
-        const float *logits = NULL;
-        for (int p = 0; p < n_prompt[i]; p += o->max_seq) {
-            int k = n_prompt[i] - p < o->max_seq ? n_prompt[i] - p : o->max_seq;
-            if (cllm_model_decode(m, i, prompts[i] + p, k, p, 0, &logits, err)) return -1;
-        }
-        int32_t t = cllm_sampler_sample(s, logits, NULL, NULL, 0);
-        out[(size_t)i * max_new] = t;
-        count[i] = 1;
-        generated++;
-    }
-    for (;;) {
-        int a = 0;
-        for (int i = 0; i < n; i++) {
-            const int32_t *o_i = out + (size_t)i * max_new;
-            if (count[i] == max_new || count[i] < 0 || rl_at_turn_end(tok, end, o_i, count[i])) continue;
-            slots[a] = i;
-            next[a] = o_i[count[i] - 1];
-            pos[a] = n_prompt[i] + count[i] - 1;
-            rows[a++] = i;
-        }
-        if (a == 0) break;
-        /* one batched step over the unfinished rows, max_seq rows per call */
-        for (int r0 = 0; r0 < a; r0 += o->max_seq) {
-            int k = a - r0 < o->max_seq ? a - r0 : o->max_seq;
-            const float *logits = NULL;
-            if (cllm_model_decode_batch(m, k, slots + r0, next + r0, pos + r0, &logits, err)) return -1;
-            for (int r = 0; r < k; r++) {
-                int i = rows[r0 + r];
-                out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0);
-                generated++;
-            }
-        }
-    }
-    return (int)generated;
 }
 
 float rl_head_at(const cllm_rl_model *rm, int T, int row, int t) {

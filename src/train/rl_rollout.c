@@ -1,7 +1,9 @@
 /*
  * rl_rollout.c: the sampling half of PPO and GRPO: load the run's models
  * (policy with KV slots, frozen reference, reward model), sample one
- * completion per requested prompt in batched KV-cache decode steps, score
+ * completion per requested prompt in batched KV-cache decode steps (each
+ * distinct prompt prefilled once, its cache copied to the slots that repeat
+ * it), score
  * each completion (a verifiable reward on its text, or the reward model's
  * head on its last token), and pack prompt + completion rows for the
  * optimisation half. Does not: compute advantages or losses.
@@ -19,6 +21,98 @@ void rl_rollout_free(rl_rollout *ro) {
     free(ro->score);
     cllm_rl_batch_free(&ro->batch);
     memset(ro, 0, sizeof *ro);
+}
+
+/* Prefills slot i with its prompt, in max_seq chunks; *logits gets the last
+ * position's logits (borrowed until the next decode). */
+static cllm_status prefill(cllm_model *m, int i, const int32_t *prompt, int n_prompt, const float **logits,
+                           cllm_error *err) {
+    const int max_seq = cllm_model_get_options(m)->max_seq;
+    cllm_model_kv_reset(m, i);
+    for (int p = 0; p < n_prompt; p += max_seq) {
+        int k = n_prompt - p < max_seq ? n_prompt - p : max_seq;
+        cllm_status st = cllm_model_decode(m, i, prompt + p, k, p, 0, logits, err);
+        if (st) return st;
+    }
+    return CLLM_OK;
+}
+
+int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end, int n,
+                    const int32_t *const *prompts, const int *n_prompt, int max_new, int share_prompts, int32_t *out,
+                    int *count, cllm_error *err) {
+    const cllm_model_options *o = cllm_model_get_options(m);
+    const int V = cllm_model_get_config(m)->vocab_size;
+    int kv_ctx = o->kv_context ? o->kv_context : cllm_model_get_config(m)->context_length;
+    if (n > o->kv_slots) {
+        cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: %d sequences but %d KV slots", n, o->kv_slots);
+        return -1;
+    }
+    int slots[n], pos[n], rows[n], first[n]; /* first[i]: the earlier slot holding the same prompt, or i */
+    int32_t next[n];
+    int64_t generated = 0;
+    float *saved = NULL; /* [n, V] the prefill logits of each prompt a later slot repeats */
+    for (int i = 0; i < n; i++) {
+        first[i] = i;
+        for (int j = 0; share_prompts && j < i && first[i] == i; j++)
+            if (first[j] == j && n_prompt[j] == n_prompt[i] &&
+                (prompts[j] == prompts[i] || !memcmp(prompts[j], prompts[i], (size_t)n_prompt[i] * sizeof(int32_t))))
+                first[i] = j;
+        if (first[i] != i && !saved && !(saved = malloc((size_t)n * V * sizeof *saved))) {
+            cllm_error_set(err, CLLM_ERR_NOMEM, "rollout: out of memory for %d x %d logits", n, V);
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (n_prompt[i] + max_new > kv_ctx) {
+            cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: prompt %d + %d new tokens exceed the %d-position cache",
+                           n_prompt[i], max_new, kv_ctx);
+            free(saved);
+            return -1;
+        }
+        const float *logits = NULL;
+        if (first[i] == i) {
+            if (prefill(m, i, prompts[i], n_prompt[i], &logits, err)) {
+                free(saved);
+                return -1;
+            }
+            if (saved) memcpy(saved + (size_t)i * V, logits, (size_t)V * sizeof *saved);
+        } else {
+            if (cllm_model_kv_copy(m, i, first[i], n_prompt[i], err)) {
+                free(saved);
+                return -1;
+            }
+            logits = saved + (size_t)first[i] * V;
+        }
+        int32_t t = cllm_sampler_sample(s, logits, NULL, NULL, 0);
+        out[(size_t)i * max_new] = t;
+        count[i] = 1;
+        generated++;
+    }
+    free(saved);
+    for (;;) {
+        int a = 0;
+        for (int i = 0; i < n; i++) {
+            const int32_t *o_i = out + (size_t)i * max_new;
+            if (count[i] == max_new || count[i] < 0 || rl_at_turn_end(tok, end, o_i, count[i])) continue;
+            slots[a] = i;
+            next[a] = o_i[count[i] - 1];
+            pos[a] = n_prompt[i] + count[i] - 1;
+            rows[a++] = i;
+        }
+        if (a == 0) break;
+        /* one batched step over the unfinished rows, max_seq rows per call */
+        for (int r0 = 0; r0 < a; r0 += o->max_seq) {
+            int k = a - r0 < o->max_seq ? a - r0 : o->max_seq;
+            const float *logits = NULL;
+            if (cllm_model_decode_batch(m, k, slots + r0, next + r0, pos + r0, &logits, err)) return -1;
+            for (int r = 0; r < k; r++) {
+                int i = rows[r0 + r];
+                out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0);
+                generated++;
+            }
+        }
+    }
+    return (int)generated;
 }
 
 /* Text of completion i without its turn end. */
@@ -66,7 +160,7 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int got = rl_sample_batch(pol->model, s, pol->tok, end, n, prompts, np, p->max_new, ro->out, ro->count, err);
+    int got = rl_sample_batch(pol->model, s, pol->tok, end, n, prompts, np, p->max_new, 1, ro->out, ro->count, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     *seconds += (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     cllm_status st = CLLM_OK;
