@@ -2,8 +2,11 @@
 streaming clients on loopback (argv: port, server pid, concurrency list,
 requests per client, max_tokens) and prints one JSON object: per level,
 time to first token p50/p95/p99, per-client and aggregate tokens/s, failed
-requests, server RSS before/after. Standard library only."""
-import http.client, json, sys, threading, time
+requests, server RSS before/after, and where the time went: the server
+worker's wall time by phase (from /metrics), the server's CPU time per
+thread kind, and this client's own CPU time (a client that saturates a core
+would cap the measured rate). Standard library only."""
+import http.client, json, os, resource, sys, threading, time
 
 port, pid = int(sys.argv[1]), int(sys.argv[2])
 levels = [int(x) for x in sys.argv[3].split(",")]
@@ -16,6 +19,36 @@ def rss_kib():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return -1
+
+
+def server_cpu():
+    """CPU seconds of the server by thread name (worker, HTTP, OpenMP helpers = 'cllm')."""
+    out, tick = {}, os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def scrape():
+    """The worker's phase seconds and step counters from /metrics."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    m = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        k, v = line.rsplit(" ", 1)
+        m[k] = float(v)
+    return m
 
 
 def pct(xs, p):
@@ -69,11 +102,17 @@ results = {"max_tokens": max_tokens, "requests_per_client": per_client, "levels"
 for c in levels:
     rss0 = rss_kib()
     outs = [[] for _ in range(c)]
+    m0, cpu0, self0 = scrape(), server_cpu(), resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     ths = [threading.Thread(target=client, args=(i, outs[i])) for i in range(c)]
     for t in ths: t.start()
     for t in ths: t.join()
     wall = time.perf_counter() - t0
+    m1, cpu1, self1 = scrape(), server_cpu(), resource.getrusage(resource.RUSAGE_SELF)
+    d = {k: m1[k] - m0.get(k, 0.0) for k in m1}
+    steps = d.get("cllm_decode_steps_total", 0)
+    phases = {k.split('"')[1]: v for k, v in d.items() if k.startswith("cllm_worker_seconds_total")}
+    gen = d.get("cllm_generated_tokens_total", 0)
     flat = [x for o in outs for x in o]
     good = [x for x in flat if x["ok"]]
     ttfts = [x["ttft"] for x in good if x["ttft"] is not None]
@@ -83,7 +122,13 @@ for c in levels:
         "ttft_ms": {"p50": 1e3 * pct(ttfts, 50), "p95": 1e3 * pct(ttfts, 95), "p99": 1e3 * pct(ttfts, 99)} if ttfts else None,
         "per_client_tokens_per_s": sum(per_client_tps) / len(per_client_tps),
         "aggregate_tokens_per_s": sum(x["tokens"] for x in good) / wall,
-        "wall_s": wall, "rss_kib_before": rss0, "rss_kib_after": rss_kib()})
+        "wall_s": wall, "rss_kib_before": rss0, "rss_kib_after": rss_kib(),
+        "decode_steps": steps, "rows_per_step": d.get("cllm_decode_rows_total", 0) / steps if steps else None,
+        "worker_ms_per_step": {k: 1e3 * v / steps for k, v in phases.items()} if steps else None,
+        "worker_phase_share": {k: v / wall for k, v in phases.items()},
+        "server_cpu_s": {k: round(cpu1.get(k, 0.0) - cpu0.get(k, 0.0), 3) for k in cpu1},
+        "server_cpu_ms_per_token": 1e3 * sum(cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1) / gen if gen else None,
+        "client_cpu_s": (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)})
 single = results["levels"][0]["aggregate_tokens_per_s"] if results["levels"] else 0
 for lv in results["levels"]:
     lv["aggregate_vs_single"] = lv["aggregate_tokens_per_s"] / single if single else None

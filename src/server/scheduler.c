@@ -27,6 +27,28 @@
 
 #include "server_internal.h"
 
+static uint64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* (worker) Charges the time since the last lap to phase ph. */
+static void lap(cllm_server *s, srv_phase ph) {
+    uint64_t t = clock_ns(CLOCK_MONOTONIC);
+    s->wk_ns[ph] += t - s->wk_t;
+    s->wk_t = t;
+}
+
+/* (worker, mu held) Publishes the phase times for /metrics. */
+static void flush_times_locked(cllm_server *s) {
+    for (int i = 0; i < SRV_PH_COUNT; i++) {
+        s->m.phase_ns[i] += s->wk_ns[i];
+        s->wk_ns[i] = 0;
+    }
+    s->m.worker_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
 static void wake_locked(srv_request *r) {
     if (r->conn && r->suspended) {
         r->suspended = 0;
@@ -201,6 +223,7 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     }
     q->last_token = tok;
     q->pos = next_pos;
+    lap(s, SRV_PH_SAMPLE);
     pthread_mutex_lock(&s->mu);
     s->m.generated_tokens++;
     r->completion_tokens++;
@@ -211,6 +234,7 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     if (finish >= 0) seq_finish_locked(s, q, (cllm_finish_reason)finish);
     else q->state = SEQ_GEN;
     pthread_mutex_unlock(&s->mu);
+    lap(s, SRV_PH_EMIT);
 }
 
 static void fail_seq(cllm_server *s, srv_seq *q, const cllm_error *err) {
@@ -230,7 +254,9 @@ static void prefill_chunk(cllm_server *s, srv_seq *q) {
     for (int i = 0; i < n; i++) chunk[i] = (int32_t)r->prompt[start + i];
     const float *logits = NULL;
     cllm_error err;
-    if (cllm_model_decode(s->model, q->slot, chunk, n, start, 0, &logits, &err) != CLLM_OK) {
+    cllm_status st = cllm_model_decode(s->model, q->slot, chunk, n, start, 0, &logits, &err);
+    lap(s, SRV_PH_PREFILL);
+    if (st != CLLM_OK) {
         sl->n_cached = 0;
         fail_seq(s, q, &err);
         return;
@@ -261,6 +287,7 @@ static void run_embed(cllm_server *s, srv_request *r) {
                                   &err) != CLLM_OK;
         free(ids);
     }
+    lap(s, SRV_PH_PREFILL);
     pthread_mutex_lock(&s->mu);
     if (failed) request_fail_locked(r, err.msg);
     r->finished = 1;
@@ -275,6 +302,8 @@ static void *worker_main(void *arg) {
     int rows_slot[P], rows_pos[P];
     int32_t rows_tok[P];
     srv_seq *rows_seq[P];
+    pthread_setname_np(pthread_self(), "cllm-worker");
+    s->wk_t = clock_ns(CLOCK_MONOTONIC);
     for (;;) {
         srv_request *ej = NULL;
         pthread_mutex_lock(&s->mu);
@@ -282,10 +311,14 @@ static void *worker_main(void *arg) {
             if (s->stopping) break;
             ej = schedule_locked(s);
             if (s->busy > 0 || ej) break;
+            lap(s, SRV_PH_SCHEDULE);
+            flush_times_locked(s);
             pthread_cond_wait(&s->cv, &s->mu);
+            lap(s, SRV_PH_IDLE);
         }
         int stop = s->stopping;
         pthread_mutex_unlock(&s->mu);
+        lap(s, SRV_PH_SCHEDULE);
         if (stop) {
             if (ej) { /* taken from the queue: give it back to the shutdown path */
                 pthread_mutex_lock(&s->mu);
@@ -315,11 +348,14 @@ static void *worker_main(void *arg) {
         if (s->p.debug_step_delay_ms > 0) {
             struct timespec ts = {s->p.debug_step_delay_ms / 1000, (long)(s->p.debug_step_delay_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
+            lap(s, SRV_PH_IDLE);
         }
         if (n == 0) continue;
         const float *logits = NULL;
         cllm_error err;
-        if (cllm_model_decode_batch(s->model, n, rows_slot, rows_tok, rows_pos, &logits, &err) != CLLM_OK) {
+        cllm_status st = cllm_model_decode_batch(s->model, n, rows_slot, rows_tok, rows_pos, &logits, &err);
+        lap(s, SRV_PH_FORWARD);
+        if (st != CLLM_OK) {
             for (int k = 0; k < n; k++) {
                 s->slots[rows_slot[k]].n_cached = 0;
                 fail_seq(s, rows_seq[k], &err);
@@ -329,7 +365,9 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&s->mu);
         s->m.decode_steps++;
         s->m.batched_rows += (uint64_t)n;
+        flush_times_locked(s);
         pthread_mutex_unlock(&s->mu);
+        lap(s, SRV_PH_EMIT);
         for (int k = 0; k < n; k++) {
             srv_slot *sl = &s->slots[rows_slot[k]];
             sl->cached[rows_pos[k]] = (uint32_t)rows_tok[k];

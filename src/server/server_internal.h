@@ -98,9 +98,18 @@ typedef struct {
     int n_cached;
 } srv_slot;
 
+/* Where the worker's wall time goes (cllm_worker_seconds_total{phase=...}):
+ * the batched forward, prompt chunks, sampling (sampler + detokenize + stop
+ * strings), emitting (lock, SSE JSON, waking the connection), scheduling
+ * (lock, reaping, admitting) and waiting for work. */
+typedef enum { SRV_PH_FORWARD = 0, SRV_PH_PREFILL, SRV_PH_SAMPLE, SRV_PH_EMIT, SRV_PH_SCHEDULE, SRV_PH_IDLE,
+               SRV_PH_COUNT } srv_phase;
+
 typedef struct {
     uint64_t requests[SRV_KIND_COUNT], rejected_busy, errors_4xx, cancelled, prompt_tokens,
         generated_tokens, reused_tokens, decode_steps, batched_rows, failures;
+    uint64_t phase_ns[SRV_PH_COUNT]; /* worker wall time per phase */
+    uint64_t worker_cpu_ns;          /* the worker thread's CPU time (its OpenMP helpers excluded) */
 } srv_metrics;
 
 struct cllm_server {
@@ -123,6 +132,7 @@ struct cllm_server {
     srv_request *embed_head[64];/* waiting embedding requests, ring (mu) */
     int n_embed, embed_first;
     srv_slot *slots;            /* [parallel] (worker) */
+    uint64_t wk_ns[SRV_PH_COUNT], wk_t; /* phase time not yet added to m, last lap (worker) */
     int busy;                   /* slots in use (mu) */
     uint64_t next_id;           /* mu */
     srv_metrics m;              /* mu */
