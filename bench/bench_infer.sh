@@ -8,9 +8,18 @@
 #     tokens, generation tokens/s over 64 tokens, for cllm (bench_infer run)
 #     and llama.cpp (llama-bench -p 128,512 -n 64, if found), with ratio
 #     cllm / llama.cpp per row;
-#   - decode roofline: weight bytes read per token / measured read bandwidth
-#     (bench_infer bw) = the tokens/s a memory-bound decoder can reach;
+#   - KV cache at depth (DEPTH, default 512; DEPTH=0 skips): tg64 after a
+#     DEPTH-token prompt with cllm's f32 and q8_0 caches (--cache-type), and
+#     llama-bench -d DEPTH with its default f16 cache and with
+#     -ctk q8_0 -ctv q8_0 -fa on (llama.cpp needs flash attention for a
+#     quantized V cache); ratio tg64_depth_kv_q8_0 = cllm / llama.cpp;
+#   - decode roofline: bytes one generated token reads (weights + the K/V rows
+#     its attention reads at that context) / measured read bandwidth
+#     (bench_infer bw: pre-faulted 1 GiB, AVX-512 loads, 90th percentile of
+#     16 MiB slices, 1 and 2 threads) = the tokens/s a memory-bound decoder
+#     can reach; cllm_tg_vs_roofline = measured tg64 / that;
 #   - load average before and after (the 2 cores are shared; rerun when busy).
+# Output: $OUT (default bench/results/infer.json) and stdout.
 # llama-bench: $LLAMA_BENCH, else /tmp/llama-src/build/bin/llama-bench (built
 # from node-llama-cpp's llama.cpp bundle: see docs in bench/README or the
 # report; cmake -DGGML_NATIVE=ON, gcc 12 needs -mno-amx-*). Without it the
@@ -27,6 +36,8 @@ mkdir -p "$tmp"
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 presets=${PRESETS:-"gpt2 llama-110m"}
+depth=${DEPTH:-512}
+out=${OUT:-bench/results/infer.json}
 types=${TYPES:-"f32 f16 q8_0 q4_0"}
 rows=$tmp/rows.jsonl
 : >"$rows"
@@ -35,26 +46,44 @@ for p in $presets; do
     for t in $types; do
         f=$tmp/$p-$t.gguf
         for th in 1 2; do
-            c=$("$bench" run "$f" "$th")
+            c=$("$bench" run "$f" "$th" "$depth")
             l=null
+            ld=null
             if [ -n "$lb" ]; then
                 l=$("$lb" -m "$f" -p 128,512 -n 64 -t "$th" -r 3 -o json 2>/dev/null || echo null)
+                if [ "$depth" -gt 0 ]; then
+                    ld1=$("$lb" -m "$f" -p 0 -n 64 -d "$depth" -t "$th" -r 3 -o json 2>/dev/null || echo null)
+                    ld2=$("$lb" -m "$f" -p 0 -n 64 -d "$depth" -ctk q8_0 -ctv q8_0 -fa on -t "$th" -r 3 -o json \
+                          2>/dev/null || echo null)
+                    ld="[$ld1, $ld2]"
+                fi
             fi
-            /usr/bin/python3 - "$p" "$t" "$th" "$c" "$l" >>"$rows" <<'PY'
+            /usr/bin/python3 - "$p" "$t" "$th" "$c" "$l" "$ld" >>"$rows" <<'PY'
 import json, sys
-preset, typ, th, c, l = sys.argv[1:]
+preset, typ, th, c, l, ld = sys.argv[1:]
 c = json.loads(c)
-row = {"model": preset, "type": typ, "threads": int(th), "cllm": {k: c[k] for k in ("pp128", "pp512", "tg64")},
-       "decode_weight_bytes": c["decode_weight_bytes"], "llama_cpp": None, "ratio": None}
-try:
-    l = json.loads(l)
-except Exception:
-    l = None
+keys = ["pp128", "pp512", "tg64"] + [k for k in ("tg64_depth_kv_f32", "tg64_depth_kv_q8_0") if k in c]
+row = {"model": preset, "type": typ, "threads": int(th), "cllm": {k: c[k] for k in keys},
+       "decode_weight_bytes": c["decode_weight_bytes"], "decode_kv_bytes": c["decode_kv_bytes"],
+       "llama_cpp": None, "ratio": None}
+if "depth" in c:
+    row["depth"] = c["depth"]
+    row["decode_kv_bytes_depth"] = {"f32": c["decode_kv_bytes_depth_f32"], "q8_0": c["decode_kv_bytes_depth_q8_0"]}
+def parse(s):
+    try:
+        return json.loads(s)
+    except Exception:
+        return None
+l, ld = parse(l), parse(ld)
 if l:
     lc = {}
     for r in l:
         if r.get("n_gen", 0) == 0: lc["pp%d" % r["n_prompt"]] = r["avg_ts"]
         else: lc["tg%d" % r["n_gen"]] = r["avg_ts"]
+    for part in ld or []:
+        for r in part or []:
+            if r.get("n_gen", 0) and r.get("n_depth", 0):
+                lc["tg64_depth_kv_" + r["type_k"]] = r["avg_ts"]  # f16 (llama.cpp's default) or q8_0
     row["llama_cpp"] = lc
     row["ratio"] = {k: round(row["cllm"][k] / lc[k], 3) for k in row["cllm"] if k in lc and lc[k]}
 print(json.dumps(row))
@@ -65,15 +94,23 @@ done
 bw1=$("$bench" bw 1)
 bw2=$("$bench" bw 2)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-mkdir -p bench/results
-/usr/bin/python3 - "$rows" "$bw1" "$bw2" "$load_before" "$load_after" "${lb:-}" <<'PY' | tee bench/results/infer.json
+mkdir -p "$(dirname "$out")"
+/usr/bin/python3 - "$rows" "$bw1" "$bw2" "$load_before" "$load_after" "${lb:-}" <<'PY' | tee "$out"
 import json, sys
 rows = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]
-bw = {1: json.loads(sys.argv[2])["read_gb_s"], 2: json.loads(sys.argv[3])["read_gb_s"]}
+bwj = {1: json.loads(sys.argv[2]), 2: json.loads(sys.argv[3])}
+bw = {t: j["read_gb_s"] for t, j in bwj.items()}
 for r in rows:
-    gbs = bw[r["threads"]]
-    r["decode_roofline_tok_s"] = round(gbs * 1e9 / r["decode_weight_bytes"], 2)
+    gbs = bw[r["threads"]] * 1e9
+    per_token = r["decode_weight_bytes"] + r["decode_kv_bytes"]  # weights + K/V rows read at positions 16..79
+    r["decode_bytes_per_token"] = per_token
+    r["decode_roofline_tok_s"] = round(gbs / per_token, 2)
     r["cllm_tg_vs_roofline"] = round(r["cllm"]["tg64"] / r["decode_roofline_tok_s"], 3)
-print(json.dumps({"bench": "infer", "read_bandwidth_gb_s": bw, "load_before": sys.argv[4], "load_after": sys.argv[5],
-                  "llama_bench": sys.argv[6] or None, "rows": rows}, indent=1))
+    if "decode_kv_bytes_depth" in r:
+        roof = {k: round(gbs / (r["decode_weight_bytes"] + v), 2) for k, v in r["decode_kv_bytes_depth"].items()}
+        r["decode_roofline_depth_tok_s"] = roof
+        r["cllm_tg_depth_vs_roofline"] = {k: round(r["cllm"]["tg64_depth_kv_" + k] / roof[k], 3)
+                                          for k in roof if r["cllm"].get("tg64_depth_kv_" + k, -1) > 0}
+print(json.dumps({"bench": "infer", "read_bandwidth_gb_s": bw, "bandwidth": bwj, "load_before": sys.argv[4],
+                  "load_after": sys.argv[5], "llama_bench": sys.argv[6] or None, "rows": rows}, indent=1))
 PY
