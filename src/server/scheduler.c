@@ -25,6 +25,7 @@
 
 #include <microhttpd.h>
 
+#include "cllm/kernels.h"
 #include "server_internal.h"
 
 static uint64_t clock_ns(clockid_t id) {
@@ -303,6 +304,9 @@ static void *worker_main(void *arg) {
     int32_t rows_tok[P];
     srv_seq *rows_seq[P];
     pthread_setname_np(pthread_self(), "cllm-worker");
+    /* The OpenMP thread count is per thread: a new thread starts from the
+     * default (every CPU), not from the caller's cllm_kernels_set_threads. */
+    cllm_kernels_set_threads(s->threads);
     s->wk_t = clock_ns(CLOCK_MONOTONIC);
     for (;;) {
         srv_request *ej = NULL;
@@ -379,6 +383,7 @@ static void *worker_main(void *arg) {
 }
 
 int srv_worker_start(cllm_server *s) {
+    s->threads = cllm_kernels_threads();
     s->slots = calloc((size_t)s->p.parallel, sizeof *s->slots);
     if (!s->slots) return -1;
     for (int i = 0; i < s->p.parallel; i++) {

@@ -124,6 +124,7 @@ struct cllm_server {
     int port;
     pthread_t worker;
     int worker_started;
+    int threads;                /* OpenMP threads of the starting thread, applied in the worker */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping;
