@@ -299,6 +299,71 @@ static void test_quant_matvec_all_types(void) {
     }
 }
 
+/* The batched product of every backend against the reference dots, on
+ * ragged shapes: rows and tokens not multiples of the 4 x 4 VNNI tile, an odd
+ * block count (K = 800), several token panels, rows too long for the panel,
+ * strided activations and output; plus the threaded cllm_quant_gemm. */
+static void test_quant_gemm_matches_reference(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 16);
+    const uint32_t types[2] = {CLLM_GGML_Q8_0, CLLM_GGML_Q4_0};
+    /* rows, n, K: n = 21 spans two VNNI token panels, K = 12352 is past the panel (row-dot fallback) */
+    const int shapes[6][3] = {{1, 1, 32}, {5, 9, 96}, {37, 4, 800}, {64, 13, 256}, {9, 21, 160}, {3, 2, 12352}};
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    for (int sh = 0; sh < 6; sh++) {
+        const int rows = shapes[sh][0], n = shapes[sh][1], K = shapes[sh][2];
+        const size_t xs = cllm_quant_q8_0_bytes(K) + 6; /* a stride that is not a block multiple */
+        const size_t ldo = (size_t)rows + 3;
+        float *w = malloc(sizeof(float) * (size_t)rows * K), *x = malloc(sizeof(float) * (size_t)n * K);
+        uint8_t *xq = calloc((size_t)n, xs);
+        float *want = malloc(sizeof(float) * (size_t)n * ldo), *got = malloc(sizeof(float) * (size_t)n * ldo);
+        double *mag = calloc((size_t)n * rows, sizeof(double));
+        fill(&r, w, (int64_t)rows * K, 0.05f);
+        fill(&r, x, (int64_t)n * K, 1.0f);
+        for (int t = 0; t < n; t++) ref->quantize_q8_0(x + (size_t)t * K, xq + (size_t)t * xs, K);
+        for (int ty = 0; ty < 2; ty++) {
+            size_t rb = 0;
+            cllm_ggml_row_size(types[ty], K, &rb);
+            uint8_t *wq = malloc(rb * (size_t)rows);
+            for (int i = 0; i < rows; i++) cllm_ggml_from_f32(types[ty], w + (size_t)i * K, wq + (size_t)i * rb, K);
+            for (int t = 0; t < n; t++)
+                for (int i = 0; i < rows; i++) {
+                    want[(size_t)t * ldo + i] = (float)exact_dot(types[ty], wq + (size_t)i * rb, xq + (size_t)t * xs, K,
+                                                                 &mag[(size_t)t * rows + i]);
+                }
+            for (int b = 0; b <= CLLM_QUANT_COUNT; b++) {
+                /* b == CLLM_QUANT_COUNT: the threaded wrapper on the dispatched table */
+                const cllm_quant_kernels *k =
+                    b < CLLM_QUANT_COUNT ? cllm_quant_kernels_backend((cllm_quant_backend)b) : cllm_quant_kernels_get();
+                if (!k) continue;
+                for (size_t i = 0; i < (size_t)n * ldo; i++) got[i] = -12345.0f; /* padding must stay untouched */
+                if (b < CLLM_QUANT_COUNT)
+                    k->gemm_q8(types[ty], wq, rb, rows, xq, xs, n, K, got, ldo);
+                else
+                    cllm_quant_gemm(k, types[ty], wq, rb, rows, K, xq, xs, n, got, ldo);
+                int bad = 0, pad = 0;
+                for (int t = 0; t < n; t++) {
+                    for (int i = 0; i < rows; i++) {
+                        const double m = mag[(size_t)t * rows + i];
+                        /* float summation order only */
+                        bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <= 1e-5 * m + 1e-30);
+                    }
+                    for (size_t i = (size_t)rows; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
+                }
+                CHECK(bad == 0 && pad == 0, "gemm %s%s %s rows=%d n=%d K=%d: %d wrong, %d padding written", k->name,
+                      b < CLLM_QUANT_COUNT ? "" : " (threaded)", cllm_ggml_type_name(types[ty]), rows, n, K, bad, pad);
+            }
+            free(wq);
+        }
+        free(w);
+        free(x);
+        free(xq);
+        free(want);
+        free(got);
+        free(mag);
+    }
+}
+
 int main(void) {
     TEST_RUN(test_quant_backends_listed);
     TEST_RUN(test_quant_q8_0_block_layout);
@@ -308,5 +373,6 @@ int main(void) {
     TEST_RUN(test_quant_float_dots_match_reference);
     TEST_RUN(test_quant_dequant_exact);
     TEST_RUN(test_quant_matvec_all_types);
+    TEST_RUN(test_quant_gemm_matches_reference);
     return test_finish();
 }

@@ -21,8 +21,8 @@
  * reference only by the order of the float accumulation over blocks.
  *
  * Not here: quantizing weights for files (ggml_types.h), model inference
- * (model_quant.h), batched prompt GEMMs (they dequantize row blocks with
- * cllm_quant_dequant_rows and call cllm_sgemm).
+ * (model_quant.h). Prompt processing runs cllm_quant_gemm for q8_0/q4_0
+ * weights and dequantized row blocks + cllm_sgemm for the float types.
  */
 #ifndef CLLM_QUANT_H
 #define CLLM_QUANT_H
@@ -56,6 +56,14 @@ typedef struct {
     void (*dequant_q4_0)(const void *src, float *dst, int64_t n);
     void (*dequant_f16)(const void *src, float *dst, int64_t n);
     void (*dequant_bf16)(const void *src, float *dst, int64_t n);
+    /* Batched integer product, one thread: out[t * ld_out + r] = dot(row r
+     * of W, activation row t) for r < rows, t < n, where W is q8_0 or q4_0
+     * (`type`) with rows `row_bytes` apart and the activations are n q8_0
+     * rows `xq_stride` bytes apart, K elements each (multiple of 32). Each
+     * result equals the matching dot_* up to float summation order.
+     * Overwrites out. The VNNI version tiles 4 rows x 4 tokens. */
+    void (*gemm_q8)(uint32_t type, const void *W, size_t row_bytes, int rows, const void *xq,
+                    size_t xq_stride, int n, int64_t K, float *out, size_t ld_out);
 } cllm_quant_kernels;
 
 /* The implementation this CPU runs best (the reference under
@@ -79,6 +87,13 @@ size_t cllm_quant_q8_0_bytes(int64_t n);
  * means cllm_quant_kernels_get(). Overwrites out. */
 void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes,
                        int rows, int cols, const float *x, const void *xq, float *out);
+
+/* out[t * ld_out + r] = dot(row r of W, activation row t) for r < rows,
+ * t < n: W q8_0 or q4_0, xq n rows of k->quantize_q8_0 output xq_stride
+ * bytes apart (cols multiple of 32). Rows are split over the OpenMP threads
+ * in one parallel region (when the product is large enough). Overwrites out. */
+void cllm_quant_gemm(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes, int rows,
+                     int cols, const void *xq, size_t xq_stride, int n, float *out, size_t ld_out);
 
 /* dst[rows, cols] (row stride ld_dst floats) = rows of W dequantized to f32,
  * split over the OpenMP threads. */

@@ -10,6 +10,7 @@
  * weight quantization for files (src/formats/ggml_types.c).
  */
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -107,10 +108,20 @@ static void ref_dequant_bf16(const void *src, float *dst, int64_t n) {
     cllm_ggml_to_f32(CLLM_GGML_BF16, src, dst, n);
 }
 
+static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows, const void *xq,
+                        size_t xq_stride, int n, int64_t K, float *out, size_t ld_out) {
+    float (*dot)(const void *, const void *, int64_t) =
+        type == CLLM_GGML_Q4_0 ? ref_dot_q4_0_q8_0 : ref_dot_q8_0_q8_0;
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < rows; r++)
+            out[(size_t)t * ld_out + (size_t)r] =
+                dot((const uint8_t *)W + (size_t)r * row_bytes, (const uint8_t *)xq + (size_t)t * xq_stride, K);
+}
+
 static const cllm_quant_kernels reference_table = {
     CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
     ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
-    ref_dequant_f16, ref_dequant_bf16};
+    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8};
 
 /* ---- dispatch ----------------------------------------------------------- */
 
@@ -174,6 +185,32 @@ size_t cllm_quant_q8_0_bytes(int64_t n) { return (size_t)(n / 32) * Q8_BYTES; }
  * models decode on one thread and large ones, memory-bound, still split. */
 #define QUANT_PAR_MIN (1 << 20)
 
+/* Rows split over the threads in units of GEMM_ROW_UNIT (the VNNI tile
+ * height), one contiguous range per thread, one parallel region per call. */
+#define GEMM_ROW_UNIT 4
+
+static void gemm_split(const cllm_quant_kernels *k, uint32_t type, const uint8_t *W, size_t row_bytes, int rows,
+                       int cols, const void *xq, size_t xq_stride, int n, float *out, size_t ld_out, int par) {
+#pragma omp parallel if (par)
+    {
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int units = (rows + GEMM_ROW_UNIT - 1) / GEMM_ROW_UNIT;
+        const int r0 = (int)((int64_t)units * id / nt) * GEMM_ROW_UNIT;
+        int r1 = (int)((int64_t)units * (id + 1) / nt) * GEMM_ROW_UNIT;
+        if (r1 > rows) r1 = rows;
+        if (r1 > r0)
+            k->gemm_q8(type, W + (size_t)r0 * row_bytes, row_bytes, r1 - r0, xq, xq_stride, n, cols, out + r0,
+                       ld_out);
+    }
+}
+
+void cllm_quant_gemm(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes, int rows,
+                     int cols, const void *xq, size_t xq_stride, int n, float *out, size_t ld_out) {
+    if (!k) k = cllm_quant_kernels_get();
+    gemm_split(k, type, W, row_bytes, rows, cols, xq, xq_stride, n, out, ld_out,
+               (int64_t)rows * cols * n >= QUANT_PAR_MIN);
+}
+
 void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes,
                        int rows, int cols, const float *x, const void *xq, float *out) {
     if (!k) k = cllm_quant_kernels_get();
@@ -181,12 +218,8 @@ void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W
     const int par = (int64_t)rows * cols >= QUANT_PAR_MIN;
     switch (type) {
     case CLLM_GGML_Q8_0:
-#pragma omp parallel for schedule(static) if (par)
-        for (int r = 0; r < rows; r++) out[r] = k->dot_q8_0_q8_0(base + (size_t)r * row_bytes, xq, cols);
-        break;
-    case CLLM_GGML_Q4_0:
-#pragma omp parallel for schedule(static) if (par)
-        for (int r = 0; r < rows; r++) out[r] = k->dot_q4_0_q8_0(base + (size_t)r * row_bytes, xq, cols);
+    case CLLM_GGML_Q4_0: /* several rows share each activation load */
+        gemm_split(k, type, base, row_bytes, rows, cols, xq, 0, 1, out, 1, par);
         break;
     case CLLM_GGML_F16:
 #pragma omp parallel for schedule(static) if (par)

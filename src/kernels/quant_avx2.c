@@ -200,6 +200,18 @@ static void avx2_dequant_bf16(const void *src, float *dst, int64_t n) {
     }
 }
 
+/* Batched product as a loop of row dots (rows inner, so one activation row
+ * stays in L1 while the weight rows stream). */
+static void avx2_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows, const void *xq,
+                         size_t xq_stride, int n, int64_t K, float *out, size_t ld_out) {
+    float (*dot)(const void *, const void *, int64_t) =
+        type == CLLM_GGML_Q4_0 ? avx2_dot_q4_0_q8_0 : avx2_dot_q8_0_q8_0;
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < rows; r++)
+            out[(size_t)t * ld_out + (size_t)r] =
+                dot((const uint8_t *)W + (size_t)r * row_bytes, (const uint8_t *)xq + (size_t)t * xq_stride, K);
+}
+
 void cllm_quant_fill_avx2(cllm_quant_kernels *t) {
     t->backend = CLLM_QUANT_AVX2;
     t->name = "avx2";
@@ -213,4 +225,5 @@ void cllm_quant_fill_avx2(cllm_quant_kernels *t) {
     t->dequant_q4_0 = avx2_dequant_q4_0;
     t->dequant_f16 = avx2_dequant_f16;
     t->dequant_bf16 = avx2_dequant_bf16;
+    t->gemm_q8 = avx2_gemm_q8;
 }

@@ -220,6 +220,213 @@ static void avx512_dequant_bf16(const void *src, float *dst, int64_t n) {
     }
 }
 
+/* ---- batched integer product ------------------------------------------------ */
+
+/* Without VNNI: a loop of row dots (rows inner: one activation row stays in L1). */
+static void bw_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows, const void *xq, size_t xq_stride,
+                       int n, int64_t K, float *out, size_t ld_out) {
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *w = (const uint8_t *)W + (size_t)r * row_bytes;
+            const uint8_t *x = (const uint8_t *)xq + (size_t)t * xq_stride;
+            out[(size_t)t * ld_out + (size_t)r] = type == CLLM_GGML_Q4_0 ? dot_q4_0(w, x, K, 0) : dot_q8_0(w, x, K, 0);
+        }
+}
+
+/*
+ * VNNI tile: TILE_R weight rows x TILE_T activation rows, one float
+ * accumulator register per pair, two blocks per register (low half block i,
+ * high half block i+1), so each weight load serves TILE_T tokens and each
+ * activation load TILE_R rows. vpdpbusd wants unsigned x signed bytes, so the
+ * weights become the unsigned side: q8_0 as w + 128 (flip the sign bit),
+ * q4_0 as its raw nibbles q = w + 8; the offset comes back out through the
+ * accumulator's start value, -c * (sum of each 4 activation bytes) with
+ * c = 128 or 8. Integer block sums stay exact (|lane| <= 4 * 255 * 127).
+ * The odd last block runs with a zero upper half (zero weights and
+ * activations add nothing).
+ *
+ * Per block pair and token, the activation scales (as a 16-lane vector) and
+ * the start values depend only on the token, so they are computed once per
+ * block of VNNI_TOK_BLOCK tokens into a stack panel (vnni_pack) and loaded
+ * by every row tile. Tokens go in blocks (outer), rows inner: the thread's
+ * weight rows are re-read once per token block, from cache.
+ */
+#define TILE_R 4
+#define TILE_T 4
+#define VNNI_TOK_BLOCK 16
+#define VNNI_PANEL_BYTES (96 * 1024) /* stack panel: 2 x 64 bytes per block pair and token */
+
+typedef struct {
+    __m512 acc[TILE_R][TILE_T];
+} vnni_acc;
+
+static inline __attribute__((always_inline)) __m512i wpair(const uint8_t *a, size_t bb, int q4, int two) {
+    if (q4) {
+        const __m128i lo = _mm_loadu_si128((const __m128i *)(a + 2));
+        const __m128i hi = two ? _mm_loadu_si128((const __m128i *)(a + bb + 2)) : _mm_setzero_si128();
+        const __m512i r = _mm512_castsi256_si512(_mm256_set_m128i(hi, lo));
+        /* 128-bit lanes [qs_i, qs_i, qs_i+1, qs_i+1]; low nibbles from lanes 0, 2, high from 1, 3 */
+        const __m512i z = _mm512_shuffle_i64x2(r, r, 0x50);
+        const __m512i sh = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
+                                            0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
+        return _mm512_and_si512(_mm512_srlv_epi16(z, sh), _mm512_set1_epi8(0x0F));
+    }
+    const __m256i f = _mm256_set1_epi8((char)0x80);
+    const __m256i lo = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + 2)), f);
+    if (!two) return _mm512_zextsi256_si512(lo);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+                              _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + bb + 2)), f), 1);
+}
+
+/* [d_i x 8, d_i+1 x 8] from the two fp16 scales bb bytes apart (d_i+1 = 0 when !two). */
+static inline __attribute__((always_inline)) __m512 spair(const uint8_t *a, size_t bb, int two) {
+    uint16_t lo, hi = 0;
+    memcpy(&lo, a, 2);
+    if (two) memcpy(&hi, a + bb, 2);
+    const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)lo | (uint32_t)hi << 16)));
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d2));
+}
+
+static inline __attribute__((always_inline)) __m512i ypair(const uint8_t *b, int two) {
+    if (!two) return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 2)));
+    return load2(b + 2, b + Q8_BYTES + 2);
+}
+
+/* Per token t < nt and block pair p < np: dy[t * np + p] the scales,
+ * corr[t * np + p] the accumulator start values for weight offset c. */
+static void vnni_pack(const uint8_t *x, size_t xs, int nt, int64_t nb, int q4, __m512 *dy, __m512i *corr) {
+    const int64_t np = (nb + 1) / 2;
+    const __m512i cvec = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *b = x + (size_t)t * xs;
+        for (int64_t p = 0; p < np; p++, b += 2 * Q8_BYTES) {
+            const int two = 2 * p + 1 < nb;
+            dy[t * np + p] = spair(b, Q8_BYTES, two);
+            corr[t * np + p] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), cvec, ypair(b, two)));
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void vnni_step(vnni_acc *A, const uint8_t *W, size_t rb,
+                                                            const uint8_t *X, size_t xs, const __m512 *dy,
+                                                            const __m512i *corr, int64_t np, int q4, int R, int T,
+                                                            int two) {
+    const size_t bb = q4 ? Q4_BYTES : Q8_BYTES;
+    __m512i w[TILE_R];
+    __m512 dw[TILE_R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        w[r] = wpair(W + (size_t)r * rb, bb, q4, two);
+        dw[r] = spair(W + (size_t)r * rb, bb, two);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+        const __m512i y = ypair(X + (size_t)t * xs, two);
+        const __m512 d = dy[t * np];
+        const __m512i c = corr[t * np];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512i s = _mm512_dpbusd_epi32(c, w[r], y);
+            A->acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], d), _mm512_cvtepi32_ps(s), A->acc[r][t]);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void vnni_tile(const uint8_t *W, size_t rb, const uint8_t *X,
+                                                            size_t xs, const __m512 *dy, const __m512i *corr,
+                                                            int64_t nb, float *out, size_t ldo, int q4, int R,
+                                                            int T) {
+    const size_t bb = q4 ? Q4_BYTES : Q8_BYTES;
+    const int64_t np = (nb + 1) / 2;
+    vnni_acc A;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) A.acc[r][t] = _mm512_setzero_ps();
+    int64_t p = 0;
+    for (; 2 * p + 2 <= nb; p++)
+        vnni_step(&A, W + 2 * p * bb, rb, X + 2 * p * Q8_BYTES, xs, dy + p, corr + p, np, q4, R, T, 1);
+    if (2 * p < nb) vnni_step(&A, W + 2 * p * bb, rb, X + 2 * p * Q8_BYTES, xs, dy + p, corr + p, np, q4, R, T, 0);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) out[(size_t)t * ldo + (size_t)r] = _mm512_reduce_add_ps(A.acc[r][t]);
+}
+
+/* One instantiation per weight type and tile shape: full tiles, and the
+ * ragged edges one row or one token wide. */
+#define VNNI_TILE_FN(name, q4, R, T)                                                                              \
+    static void name(const uint8_t *W, size_t rb, const uint8_t *X, size_t xs, const __m512 *dy, const __m512i *c, \
+                     int64_t nb, float *out, size_t ldo) {                                                         \
+        vnni_tile(W, rb, X, xs, dy, c, nb, out, ldo, q4, R, T);                                                    \
+    }
+VNNI_TILE_FN(q8_tile_4x4, 0, 4, 4)
+VNNI_TILE_FN(q8_tile_4x1, 0, 4, 1)
+VNNI_TILE_FN(q8_tile_1x4, 0, 1, 4)
+VNNI_TILE_FN(q8_tile_1x1, 0, 1, 1)
+VNNI_TILE_FN(q4_tile_4x4, 1, 4, 4)
+VNNI_TILE_FN(q4_tile_4x1, 1, 4, 1)
+VNNI_TILE_FN(q4_tile_1x4, 1, 1, 4)
+VNNI_TILE_FN(q4_tile_1x1, 1, 1, 1)
+
+typedef void (*vnni_tile_fn)(const uint8_t *, size_t, const uint8_t *, size_t, const __m512 *, const __m512i *,
+                             int64_t, float *, size_t);
+
+static void vnni_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows, const void *xq, size_t xq_stride,
+                         int n, int64_t K, float *out, size_t ld_out) {
+    const int q4 = type == CLLM_GGML_Q4_0;
+    const int64_t nb = K / 32, np = (nb + 1) / 2;
+    /* tokens per panel: as many as fit, at most VNNI_TOK_BLOCK, a multiple of TILE_T */
+    int tb = (int)(VNNI_PANEL_BYTES / (2 * sizeof(__m512) * (size_t)(np ? np : 1)));
+    tb = tb > VNNI_TOK_BLOCK ? VNNI_TOK_BLOCK : tb / TILE_T * TILE_T;
+    if (tb < TILE_T) { /* rows longer than the panel allows (K > 12288): row dots */
+        bw_gemm_q8(type, W, row_bytes, rows, xq, xq_stride, n, K, out, ld_out);
+        return;
+    }
+    _Alignas(64) uint8_t panel[VNNI_PANEL_BYTES];
+    __m512 *dy = (__m512 *)(void *)panel;
+    __m512i *corr = (__m512i *)(void *)(panel + (size_t)tb * (size_t)np * sizeof(__m512));
+    const vnni_tile_fn f44 = q4 ? q4_tile_4x4 : q8_tile_4x4, f41 = q4 ? q4_tile_4x1 : q8_tile_4x1;
+    const vnni_tile_fn f14 = q4 ? q4_tile_1x4 : q8_tile_1x4, f11 = q4 ? q4_tile_1x1 : q8_tile_1x1;
+    const uint8_t *w = W, *x = xq;
+    for (int t0 = 0; t0 < n; t0 += tb) {
+        const int nt = n - t0 < tb ? n - t0 : tb;
+        const uint8_t *xb = x + (size_t)t0 * xq_stride;
+        vnni_pack(xb, xq_stride, nt, nb, q4, dy, corr);
+        for (int r = 0; r < rows; r += TILE_R) {
+            const uint8_t *wr = w + (size_t)r * row_bytes;
+            const int nr = rows - r < TILE_R ? rows - r : TILE_R;
+            for (int t = 0; t < nt; t += TILE_T) {
+                const int full_t = nt - t >= TILE_T;
+                const uint8_t *xt = xb + (size_t)t * xq_stride;
+                const int64_t po = (int64_t)t * np;
+                float *o = out + (size_t)(t0 + t) * ld_out + (size_t)r;
+                if (nr == TILE_R && full_t) {
+                    f44(wr, row_bytes, xt, xq_stride, dy + po, corr + po, nb, o, ld_out);
+                } else if (nr == TILE_R) {
+                    for (int tt = t; tt < nt; tt++)
+                        f41(wr, row_bytes, xb + (size_t)tt * xq_stride, xq_stride, dy + tt * np, corr + tt * np, nb,
+                            out + (size_t)(t0 + tt) * ld_out + (size_t)r, ld_out);
+                } else {
+                    for (int rr = 0; rr < nr; rr++) {
+                        if (full_t)
+                            f14(wr + (size_t)rr * row_bytes, row_bytes, xt, xq_stride, dy + po, corr + po, nb, o + rr,
+                                ld_out);
+                        else
+                            for (int tt = t; tt < nt; tt++)
+                                f11(wr + (size_t)rr * row_bytes, row_bytes, xb + (size_t)tt * xq_stride, xq_stride,
+                                    dy + tt * np, corr + tt * np, nb, out + (size_t)(t0 + tt) * ld_out + (size_t)r + rr,
+                                    ld_out);
+                    }
+                }
+                if (!full_t) break;
+            }
+        }
+    }
+}
+
 void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
     t->backend = vnni ? CLLM_QUANT_AVX512_VNNI : CLLM_QUANT_AVX512;
     t->name = vnni ? "avx512_vnni" : "avx512";
@@ -233,4 +440,5 @@ void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
     t->dequant_q4_0 = avx512_dequant_q4_0;
     t->dequant_f16 = avx512_dequant_f16;
     t->dequant_bf16 = avx512_dequant_bf16;
+    t->gemm_q8 = vnni ? vnni_gemm_q8 : bw_gemm_q8;
 }

@@ -6,8 +6,9 @@
  * attn_q/k/v and ffn_gate/up become parts of one view), widen the 1-D
  * tensors and position_embd into the f32 parameter block, and run the
  * linear layers and the embedding lookup of cllm_model_decode on the views:
- * matrix-vector kernels for 1-2 tokens, dequantized row blocks + fp32 GEMM
- * for longer prompt chunks. All scratch is allocated at load.
+ * q8_0/q4_0 through the integer GEMM on q8_0 activations (any number of
+ * tokens); f32/f16/bf16 through matrix-vector kernels for 1-2 tokens and
+ * dequantized row blocks + fp32 GEMM for longer prompt chunks. All scratch is allocated at load.
  * Does not: training or cllm_model_forward (forward.c refuses mapped
  * models), write files, or quantize anything (quantize.c, ggml_types.c).
  */
@@ -26,7 +27,8 @@
 
 #define QM_MAX_PARTS 3
 #define QM_ROW_BLOCK 256   /* rows dequantized per GEMM in prompt processing */
-#define QM_MATVEC_MAX_N 2  /* chunks up to this many tokens use matrix-vector products */
+#define QM_MATVEC_MAX_N 2  /* float-type chunks up to this many tokens use matrix-vector products */
+#define QM_TOK_BLOCK 256   /* tokens whose q8_0 activations are quantized and multiplied at once */
 
 typedef struct {
     uint32_t type;        /* ggml type of these rows */
@@ -46,7 +48,7 @@ struct model_qweights {
     const cllm_quant_kernels *k;
     model_qmat *layer;            /* [L * QM_LAYER_COUNT] */
     model_qmat tok_embd, output;  /* output == tok_embd views when tied */
-    uint8_t *xq;                  /* [max_cols / 32 * 34] q8_0 activations */
+    uint8_t *xq;                  /* [QM_TOK_BLOCK, max_cols / 32 * 34] q8_0 activations */
     float *deq;                   /* [QM_ROW_BLOCK, max_cols] dequantized rows */
     size_t weight_bytes;          /* what one decoded token reads */
 };
@@ -234,7 +236,7 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
     qw->k = cllm_quant_kernels_get();
     const size_t max_cols = (size_t)(cfg.ffn_hidden > cfg.n_embd ? cfg.ffn_hidden : cfg.n_embd);
     qw->layer = calloc((size_t)cfg.n_layer * QM_LAYER_COUNT, sizeof *qw->layer);
-    qw->xq = malloc(cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
+    qw->xq = malloc(QM_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
     qw->deq = malloc(sizeof(float) * QM_ROW_BLOCK * max_cols);
     if (!qw->layer || !qw->xq || !qw->deq) {
         cllm_model_destroy(m);
@@ -267,19 +269,41 @@ static int view_needs_q8(const model_qmat *v) {
     return 0;
 }
 
+static int part_is_q8(const model_qpart *q) { return q->type == CLLM_GGML_Q8_0 || q->type == CLLM_GGML_Q4_0; }
+
+/* q8_0 / q4_0 parts, any n: the activations are quantized to q8_0 once per
+ * block of QM_TOK_BLOCK tokens and multiplied by the integer GEMM (n = 1 is
+ * the decode matrix-vector product). */
+static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n,
+                            int IC, int OC) {
+    const size_t xs = cllm_quant_q8_0_bytes(IC);
+    for (int t0 = 0; t0 < n; t0 += QM_TOK_BLOCK) {
+        const int nt = n - t0 < QM_TOK_BLOCK ? n - t0 : QM_TOK_BLOCK;
+        for (int i = 0; i < nt; i++) qw->k->quantize_q8_0(in + (size_t)(t0 + i) * IC, qw->xq + (size_t)i * xs, IC);
+        size_t row0 = 0;
+        for (int p = 0; p < v->n_parts; p++) {
+            const model_qpart *q = &v->part[p];
+            if (part_is_q8(q))
+                cllm_quant_gemm(qw->k, q->type, q->data, q->row_bytes, q->rows, IC, qw->xq, xs, nt,
+                                out + (size_t)t0 * OC + row0, (size_t)OC);
+            row0 += (size_t)q->rows;
+        }
+    }
+}
+
 static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n,
                          int IC, int OC) {
     CLLM_ASSERT(v->cols == IC);
+    if (view_needs_q8(v)) qmat_forward_q8(qw, v, out, in, n, IC, OC);
     if (n <= QM_MATVEC_MAX_N) {
-        const int q8 = view_needs_q8(v);
         for (int i = 0; i < n; i++) {
             const float *x = in + (size_t)i * IC;
-            if (q8) qw->k->quantize_q8_0(x, qw->xq, IC);
             size_t row0 = 0;
             for (int p = 0; p < v->n_parts; p++) {
                 const model_qpart *q = &v->part[p];
-                cllm_quant_matvec(qw->k, q->type, q->data, q->row_bytes, q->rows, IC, x, qw->xq,
-                                  out + (size_t)i * OC + row0);
+                if (!part_is_q8(q))
+                    cllm_quant_matvec(qw->k, q->type, q->data, q->row_bytes, q->rows, IC, x, NULL,
+                                      out + (size_t)i * OC + row0);
                 row0 += (size_t)q->rows;
             }
         }
@@ -288,6 +312,10 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
     size_t row0 = 0;
     for (int p = 0; p < v->n_parts; p++) {
         const model_qpart *q = &v->part[p];
+        if (part_is_q8(q)) {
+            row0 += (size_t)q->rows;
+            continue;
+        }
         /* f32 rows are used in place, so one GEMM covers the whole part;
          * other types are dequantized QM_ROW_BLOCK rows at a time. */
         const int block = q->type == CLLM_GGML_F32 ? q->rows : QM_ROW_BLOCK;
