@@ -331,15 +331,15 @@ static void q8_rows(uint8_t *rows, float *deq, int n, int heads, int HS, uint64_
     free(x);
 }
 
-/* For head sizes 32..288 (288: more than 8 blocks, the AVX-512 fallback),
+/* For head sizes 32..288 (288: more than 8 blocks, the SIMD fallback),
  * ragged position counts and a head in the middle of a 3-head row: (1) the
  * reference equals attention computed in double on the dequantized rows
  * with the query's dequantized blocks (1e-5 relative: float vs double
- * sums), (2) the AVX-512 kernel, when this CPU has it, equals the reference
- * to 1e-5 of the output's scale (summation order only). */
+ * sums), (2) the AVX-512 and AVX2 kernels, where this CPU has them, equal
+ * the reference to 1e-5 of the output's scale (summation order only). */
 static void test_kv_cache_attend_kernel_matches_reference(void) {
     const int hs_list[] = {32, 64, 96, 128, 288}, n_list[] = {1, 2, 17, 100};
-    cllm_kv_attend_fn simd = cllm_kv_attend_q8_0_avx512_get();
+    cllm_kv_attend_fn simds[2] = {cllm_kv_attend_q8_0_avx512_get(), cllm_kv_attend_q8_0_avx2_get()};
     fprintf(stderr, "  dispatched: %s\n", cllm_kv_attend_name());
     for (int a = 0; a < 5; a++)
         for (int c = 0; c < 4; c++) {
@@ -369,12 +369,13 @@ static void test_kv_cache_attend_kernel_matches_reference(void) {
                 if (fabs(o) > size) size = fabs(o);
             }
             CHECK(worst <= 1e-5 * (size + 1e-3), "HS %d n %d: reference off by %.3g (size %.3g)", HS, n, worst, size);
-            if (simd) {
-                simd(out2, sc, q + hoff, k + hoff, v + hoff, rowb, n, HS, scale);
+            for (int s = 0; s < 2; s++) {
+                if (!simds[s]) continue;
+                simds[s](out2, sc, q + hoff, k + hoff, v + hoff, rowb, n, HS, scale);
                 double d2 = 0;
                 for (int d = 0; d < HS; d++)
                     if (fabs(out2[d] - out[d]) > d2 || !isfinite(out2[d])) d2 = isfinite(out2[d]) ? fabs(out2[d] - out[d]) : INFINITY;
-                CHECK(d2 <= 1e-5 * (size + 1e-3), "HS %d n %d: avx512 off by %.3g", HS, n, d2);
+                CHECK(d2 <= 1e-5 * (size + 1e-3), "HS %d n %d: %s off by %.3g", HS, n, s ? "avx2" : "avx512", d2);
             }
             free(k), free(v), free(q), free(kd), free(vd), free(qd), free(out), free(out2), free(sc), free(p);
         }

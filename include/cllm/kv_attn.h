@@ -13,8 +13,8 @@
  * widens int8 to f32. HS must be a positive multiple of 32, n >= 1.
  * scores[n] is scratch (overwritten with the probabilities).
  *
- * Implementations: a plain scalar reference (ground truth for tests) and
- * AVX-512 (F/BW), chosen once at run time from cllm_kernels_get()
+ * Implementations: a plain scalar reference (ground truth for tests),
+ * AVX-512 (F/BW) and AVX2, chosen once at run time from cllm_kernels_get()
  * (CLLM_KERNELS=reference forces the reference). They differ by float
  * summation order only (tests: test_kv_cache.c).
  *
@@ -34,9 +34,11 @@ void cllm_kv_attend_q8_0(float *out, float *scores, const void *q, const void *k
                          int n, int HS, float scale);
 void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, const void *k, const void *v,
                                    size_t row_bytes, int n, int HS, float scale);
-/* The AVX-512 version, or NULL when this CPU (or CLLM_KERNELS=reference)
- * rules it out; "avx512" or "reference" for the dispatched one. */
+/* The AVX-512 / AVX2 version, or NULL when this CPU (or
+ * CLLM_KERNELS=reference) rules it out; "avx512", "avx2" or "reference" for
+ * the dispatched one. */
 cllm_kv_attend_fn cllm_kv_attend_q8_0_avx512_get(void);
+cllm_kv_attend_fn cllm_kv_attend_q8_0_avx2_get(void);
 const char *cllm_kv_attend_name(void);
 
 #endif

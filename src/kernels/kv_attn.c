@@ -3,8 +3,8 @@
  * q8_0 KV cache head (cllm/kv_attn.h).
  *
  * Does: the reference (plain loops, the definition the AVX-512 version in
- * kv_attn_avx512.c is tested against) and the choice between them, made
- * once from the CPU features of cllm_kernels_get().
+ * kv_attn_avx512.c and kv_attn_avx2.c are tested against) and the choice
+ * between them, made once from the CPU features of cllm_kernels_get().
  * Does not: thread, or know the cache layout beyond one row stride.
  */
 #include <math.h>
@@ -20,6 +20,8 @@
 
 void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
                                 size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx512.c */
+void cllm_kv_attend_q8_0_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
+                              size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx2.c */
 
 static float scale_at(const uint8_t *blk) {
     uint16_t h;
@@ -70,8 +72,14 @@ cllm_kv_attend_fn cllm_kv_attend_q8_0_avx512_get(void) {
     return !t->reference && (t->cpu_features & CLLM_CPU_AVX512) ? cllm_kv_attend_q8_0_avx512 : NULL;
 }
 
+cllm_kv_attend_fn cllm_kv_attend_q8_0_avx2_get(void) {
+    const cllm_kernels_table *t = cllm_kernels_get();
+    return !t->reference && (t->cpu_features & CLLM_CPU_AVX2) ? cllm_kv_attend_q8_0_avx2 : NULL;
+}
+
 static void choose(void) {
     cllm_kv_attend_fn f = cllm_kv_attend_q8_0_avx512_get();
+    if (!f) f = cllm_kv_attend_q8_0_avx2_get();
     chosen = f ? f : cllm_kv_attend_q8_0_reference;
 }
 
@@ -83,5 +91,5 @@ void cllm_kv_attend_q8_0(float *out, float *scores, const void *q, const void *k
 
 const char *cllm_kv_attend_name(void) {
     pthread_once(&chosen_once, choose);
-    return chosen == cllm_kv_attend_q8_0_reference ? "reference" : "avx512";
+    return chosen == cllm_kv_attend_q8_0_reference ? "reference" : chosen == cllm_kv_attend_q8_0_avx2 ? "avx2" : "avx512";
 }
