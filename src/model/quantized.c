@@ -8,10 +8,12 @@
  * linear layers and the embedding lookup of cllm_model_decode on the views:
  * q8_0/q4_0 through the integer GEMM on q8_0 activations (any number of
  * tokens); f32/f16/bf16 through matrix-vector kernels for 1-2 tokens and
- * dequantized row blocks + fp32 GEMM for longer prompt chunks. All scratch is allocated at load.
+ * dequantized row blocks + fp32 GEMM for longer prompt chunks (one parallel
+ * region per product, rows split statically). All scratch is allocated at load.
  * Does not: training or cllm_model_forward (forward.c refuses mapped
  * models), write files, or quantize anything (quantize.c, ggml_types.c).
  */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 #define QM_MAX_PARTS 3
 #define QM_ROW_BLOCK 256   /* rows dequantized per GEMM in prompt processing */
 #define QM_MATVEC_MAX_N 2  /* float-type chunks up to this many tokens use matrix-vector products */
+#define QM_PAR_MIN (1 << 22) /* multiply-adds below which a float-type prompt GEMM stays on one thread */
 #define QM_TOK_BLOCK 256   /* tokens whose q8_0 activations are quantized and multiplied at once */
 
 typedef struct {
@@ -49,7 +52,9 @@ struct model_qweights {
     model_qmat *layer;            /* [L * QM_LAYER_COUNT] */
     model_qmat tok_embd, output;  /* output == tok_embd views when tied */
     uint8_t *xq;                  /* [QM_TOK_BLOCK, max_cols / 32 * 34] q8_0 activations */
-    float *deq;                   /* [QM_ROW_BLOCK, max_cols] dequantized rows */
+    float *deq;                   /* [deq_slots, QM_ROW_BLOCK, max_cols] dequantized rows, one slot per thread */
+    int deq_slots;                /* OpenMP threads at load */
+    size_t max_cols;              /* max(C, ffn_hidden) */
     size_t weight_bytes;          /* what one decoded token reads */
 };
 
@@ -237,7 +242,9 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
     const size_t max_cols = (size_t)(cfg.ffn_hidden > cfg.n_embd ? cfg.ffn_hidden : cfg.n_embd);
     qw->layer = calloc((size_t)cfg.n_layer * QM_LAYER_COUNT, sizeof *qw->layer);
     qw->xq = malloc(QM_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
-    qw->deq = malloc(sizeof(float) * QM_ROW_BLOCK * max_cols);
+    qw->max_cols = max_cols;
+    qw->deq_slots = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+    qw->deq = malloc(sizeof(float) * QM_ROW_BLOCK * max_cols * (size_t)qw->deq_slots);
     if (!qw->layer || !qw->xq || !qw->deq) {
         cllm_model_destroy(m);
         return cllm_error_set(err, CLLM_ERR_NOMEM, "model load: out of memory for decode scratch");
@@ -316,21 +323,31 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
             row0 += (size_t)q->rows;
             continue;
         }
-        /* f32 rows are used in place, so one GEMM covers the whole part;
-         * other types are dequantized QM_ROW_BLOCK rows at a time. */
-        const int block = q->type == CLLM_GGML_F32 ? q->rows : QM_ROW_BLOCK;
-        for (int r = 0; r < q->rows; r += block) {
-            const int rb = q->rows - r < block ? q->rows - r : block;
-            const float *W;
-            if (q->type == CLLM_GGML_F32) {
-                W = (const float *)(const void *)(q->data + (size_t)r * q->row_bytes); /* map is 32-byte aligned */
-            } else {
-                cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC,
-                                        qw->deq, (size_t)IC);
-                W = qw->deq;
+        if (q->type == CLLM_GGML_F32) {
+            /* f32 rows are used in place: one GEMM (threaded by oneDNN) covers the part;
+             * out[:, row0 ..] = in[n, IC] @ W[rows, IC]^T (the map is 32-byte aligned) */
+            cllm_sgemm(0, 1, n, q->rows, IC, 1.0f, in, IC, (const float *)(const void *)q->data, IC, 0.0f, out + row0,
+                       OC);
+            row0 += (size_t)q->rows;
+            continue;
+        }
+        /* f16/bf16: one parallel region, each thread a contiguous range of rows,
+         * dequantized QM_ROW_BLOCK at a time into its own scratch slot and
+         * multiplied by a one-thread GEMM (oneDNN runs serially inside a
+         * parallel region): no fork/join per row block, dequantization threaded. */
+        const int nth = omp_get_max_threads() < qw->deq_slots ? omp_get_max_threads() : qw->deq_slots;
+#pragma omp parallel num_threads(nth) if ((double)n * q->rows * IC >= QM_PAR_MIN)
+        {
+            const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+            const int r0 = (int)((int64_t)q->rows * id / nt), r1 = (int)((int64_t)q->rows * (id + 1) / nt);
+            float *deq = qw->deq + (size_t)id * QM_ROW_BLOCK * qw->max_cols;
+            for (int r = r0; r < r1; r += QM_ROW_BLOCK) {
+                const int rb = r1 - r < QM_ROW_BLOCK ? r1 - r : QM_ROW_BLOCK;
+                cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
+                                        (size_t)IC);
+                /* out[:, row0 + r ..] = in[n, IC] @ deq[rb, IC]^T */
+                cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, deq, IC, 0.0f, out + row0 + (size_t)r, OC);
             }
-            /* out[:, row0 + r ..] = in[n, IC] @ W[rb, IC]^T */
-            cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, W, IC, 0.0f, out + row0 + (size_t)r, OC);
         }
         row0 += (size_t)q->rows;
     }
