@@ -5,7 +5,9 @@ time to first token p50/p95/p99, per-client and aggregate tokens/s, failed
 requests, server RSS before/after, and where the time went: the server
 worker's wall time by phase (from /metrics), the server's CPU time per
 thread kind, and this client's own CPU time (a client that saturates a core
-would cap the measured rate). Standard library only."""
+would cap the measured rate). worker_ms_per_step divides each phase by the
+level's decode steps; "idle" also holds the wait before the level's first
+request. Standard library only."""
 import http.client, json, os, resource, sys, threading, time
 
 port, pid = int(sys.argv[1]), int(sys.argv[2])
@@ -81,6 +83,11 @@ def one_request(k, out):
                 data = ev[6:]
                 if data == b"[DONE]":
                     done = True
+                    continue
+                # Parse only what is measured (the first text, the usage
+                # event): a full JSON parse of every event under the GIL
+                # would make this client, not the server, the limit.
+                if ttft is not None and b'"usage"' not in data:
                     continue
                 d = json.loads(data)
                 if d.get("usage"):
