@@ -975,6 +975,7 @@ static srv_reply route_metrics(cllm_server *s) {
     PUT("# HELP cllm_worker_cpu_seconds_total CPU time of the inference worker thread (not its OpenMP helpers).\n"
         "# TYPE cllm_worker_cpu_seconds_total counter\ncllm_worker_cpu_seconds_total %.6f\n",
         (double)m.worker_cpu_ns * 1e-9);
+    GAUGE("cllm_worker_threads", "OpenMP threads the inference worker decodes with (--threads).", m.worker_threads);
     GAUGE("cllm_slots", "KV slots.", s->p.parallel);
     GAUGE("cllm_slots_busy", "Slots holding a sequence.", busy);
     GAUGE("cllm_queue_depth", "Sequences and embedding jobs waiting.", queued);

@@ -306,7 +306,10 @@ static void *worker_main(void *arg) {
     pthread_setname_np(pthread_self(), "cllm-worker");
     /* The OpenMP thread count is per thread: a new thread starts from the
      * default (every CPU), not from the caller's cllm_kernels_set_threads. */
-    cllm_kernels_set_threads(s->threads);
+    int threads = cllm_kernels_set_threads(s->threads);
+    pthread_mutex_lock(&s->mu);
+    s->m.worker_threads = threads;
+    pthread_mutex_unlock(&s->mu);
     s->wk_t = clock_ns(CLOCK_MONOTONIC);
     for (;;) {
         srv_request *ej = NULL;

@@ -110,6 +110,7 @@ typedef struct {
         generated_tokens, reused_tokens, decode_steps, batched_rows, failures;
     uint64_t phase_ns[SRV_PH_COUNT]; /* worker wall time per phase */
     uint64_t worker_cpu_ns;          /* the worker thread's CPU time (its OpenMP helpers excluded) */
+    int worker_threads;              /* OpenMP threads the worker decodes with */
 } srv_metrics;
 
 struct cllm_server {
