@@ -7,9 +7,12 @@
  * block is widened the same way and multiplied with vpmaddwd (32 int8 x
  * int8 products summed in pairs into 16 int32, exact), scaled by the two
  * fp16 scales into one f32 accumulator, reduced once per row. Softmax uses
- * the library's vector max / exp. Values: blocks in groups of 4 (8 zmm
- * accumulators live across the rows, no store/load chain), each row's
- * block widened int8 -> f32 and added with weight p_j * d_j.
+ * the library's vector max / exp. Values: blocks in pairs (4 zmm
+ * accumulators in registers across the rows; an array indexed by a
+ * run-time block count was kept on the stack, a store/load chain per row),
+ * each row's block widened int8 -> f32 and added with weight p_j * d_j.
+ * Rows are one KV position apart (all heads), so the next rows are
+ * prefetched explicitly.
  * Head sizes above 256 (more than 8 blocks) go to the reference.
  */
 #include <immintrin.h>
@@ -22,6 +25,7 @@
 
 #define Q8_BYTES 34
 #define MAX_BLOCKS 8
+#define PREFETCH_ROWS 8 /* rows ahead; a row is a whole KV position (all heads) */
 
 void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
                                 size_t row_bytes, int n, int HS, float scale);
@@ -30,6 +34,10 @@ static inline float fp16_at(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
+}
+
+static inline __m512 cvt16(const uint8_t *qs) { /* 16 int8 -> 16 f32 */
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs)));
 }
 
 static inline __m512i widen32(const uint8_t *qs) { /* 32 int8 -> 32 int16 */
@@ -52,6 +60,10 @@ void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const 
     }
     for (int j = 0; j < n; j++) {
         const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
+        if (j + PREFETCH_ROWS < n) { /* rows are row_bytes apart: help the prefetcher */
+            _mm_prefetch((const char *)(kb + PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
+            _mm_prefetch((const char *)(kb + PREFETCH_ROWS * row_bytes + 64), _MM_HINT_T0);
+        }
         __m512 acc = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++, kb += Q8_BYTES) {
             const __m512i prod = _mm512_madd_epi16(widen32(kb + 2), qv[b]);
@@ -61,26 +73,35 @@ void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const 
     }
     const float mx = cllm_vmax(scores, (size_t)n);
     const float inv = (float)(1.0 / cllm_vexp_shift_sum(scores, scores, mx, (size_t)n));
-    for (int b0 = 0; b0 < nb; b0 += 4) {
-        const int nbb = nb - b0 < 4 ? nb - b0 : 4;
-        __m512 acc[8];
-        for (int a = 0; a < 8; a++) acc[a] = _mm512_setzero_ps();
-        const uint8_t *vb = (const uint8_t *)v + (size_t)b0 * Q8_BYTES;
+    /* Values: two blocks (4 accumulators, kept in registers) per sweep over
+     * the rows, then a last single block when nb is odd. */
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const uint8_t *vb = (const uint8_t *)v + (size_t)b * Q8_BYTES;
         for (int j = 0; j < n; j++, vb += row_bytes) {
+            if (j + PREFETCH_ROWS < n) _mm_prefetch((const char *)(vb + PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
             const float p = scores[j] * inv;
-            for (int bb = 0; bb < 4; bb++) {
-                if (bb >= nbb) break;
-                const uint8_t *blk = vb + bb * Q8_BYTES;
-                const __m512 w = _mm512_set1_ps(p * fp16_at(blk));
-                const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
-                const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
-                acc[2 * bb] = _mm512_fmadd_ps(w, lo, acc[2 * bb]);
-                acc[2 * bb + 1] = _mm512_fmadd_ps(w, hi, acc[2 * bb + 1]);
-            }
+            const __m512 w0 = _mm512_set1_ps(p * fp16_at(vb)), w1 = _mm512_set1_ps(p * fp16_at(vb + Q8_BYTES));
+            a0 = _mm512_fmadd_ps(w0, cvt16(vb + 2), a0);
+            a1 = _mm512_fmadd_ps(w0, cvt16(vb + 18), a1);
+            a2 = _mm512_fmadd_ps(w1, cvt16(vb + Q8_BYTES + 2), a2);
+            a3 = _mm512_fmadd_ps(w1, cvt16(vb + Q8_BYTES + 18), a3);
         }
-        for (int bb = 0; bb < nbb; bb++) {
-            _mm512_storeu_ps(out + (b0 + bb) * 32, acc[2 * bb]);
-            _mm512_storeu_ps(out + (b0 + bb) * 32 + 16, acc[2 * bb + 1]);
+        _mm512_storeu_ps(out + b * 32, a0);
+        _mm512_storeu_ps(out + b * 32 + 16, a1);
+        _mm512_storeu_ps(out + b * 32 + 32, a2);
+        _mm512_storeu_ps(out + b * 32 + 48, a3);
+    }
+    if (b < nb) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        const uint8_t *vb = (const uint8_t *)v + (size_t)b * Q8_BYTES;
+        for (int j = 0; j < n; j++, vb += row_bytes) {
+            const __m512 w = _mm512_set1_ps(scores[j] * inv * fp16_at(vb));
+            a0 = _mm512_fmadd_ps(w, cvt16(vb + 2), a0);
+            a1 = _mm512_fmadd_ps(w, cvt16(vb + 18), a1);
         }
+        _mm512_storeu_ps(out + b * 32, a0);
+        _mm512_storeu_ps(out + b * 32 + 16, a1);
     }
 }
