@@ -1,7 +1,7 @@
 /*
  * test_kv_cache.c: the optional q8_0 KV cache (cllm_model_options.kv_type)
  * against the f32 cache: decode logits for learned-position MHA and
- * RoPE/SwiGLU GQA shapes, a prompt fed in chunks (GEMM path) against one
+ * RoPE/SwiGLU GQA and MQA shapes, a prompt fed in chunks (GEMM path) against one
  * token at a time, two slots decoded as one batch, rewinding a slot,
  * perplexity/KL of a q8_0-cache model against its f32-cache twin, the
  * attention kernel (AVX-512 against the scalar reference, and the reference
@@ -30,6 +30,8 @@
 static cllm_model_config shape(const char *preset) {
     cllm_model_config c;
     cllm_error err;
+    const int mqa = !strcmp(preset, "tiny-llama-mqa");
+    if (mqa) preset = "tiny-llama";
     if (cllm_model_preset(preset, &c, &err) != CLLM_OK) abort();
     c.vocab_size = V;
     c.context_length = CTX;
@@ -43,6 +45,7 @@ static cllm_model_config shape(const char *preset) {
         c.n_head = 4;
         c.n_kv_head = 2;
         c.ffn_hidden = 192;
+        if (mqa) c.n_kv_head = 1; /* MQA: every query head reads the one K/V head */
     }
     return c;
 }
@@ -106,8 +109,9 @@ static int decode_steps(cllm_model *m, const int32_t *t, int n, float *out) {
  * amax/254 of its 32-block (0.4%), the query adds the same; the scaled QKV
  * weights make attention sharp (scores of a few units), which amplifies
  * score errors through exp(), and random weights give small logits so the
- * relative measure is harsh. Measured: 3.0% (learned MHA) and 2.5% (RoPE
- * GQA) at the worst position; the KL test below shows what it costs. */
+ * relative measure is harsh. Measured: 3.0% (learned MHA), 2.5% (RoPE
+ * GQA) and 1.6% (MQA) at the worst position; the KL test below
+ * shows what it costs. */
 static void q8_close_to_f32(const char *preset) {
     cllm_model_config c = shape(preset);
     cllm_model *f = make(&c, CLLM_GGML_F32, 1, 16), *q = make(&c, CLLM_GGML_Q8_0, 1, 16);
@@ -136,6 +140,7 @@ static void q8_close_to_f32(const char *preset) {
 
 static void test_kv_cache_q8_learned_mha_close_to_f32(void) { q8_close_to_f32("tiny-gpt2"); }
 static void test_kv_cache_q8_rope_gqa_close_to_f32(void) { q8_close_to_f32("tiny-llama"); }
+static void test_kv_cache_q8_rope_mqa_close_to_f32(void) { q8_close_to_f32("tiny-llama-mqa"); }
 
 /* A 40-token prompt fed in chunks of 16, 16, 8 (dequantize + GEMM) gives the
  * same last-token logits as feeding it one token at a time (integer dots
@@ -385,6 +390,7 @@ int main(void) {
     TEST_RUN(test_kv_cache_attend_kernel_matches_reference);
     TEST_RUN(test_kv_cache_q8_learned_mha_close_to_f32);
     TEST_RUN(test_kv_cache_q8_rope_gqa_close_to_f32);
+    TEST_RUN(test_kv_cache_q8_rope_mqa_close_to_f32);
     TEST_RUN(test_kv_cache_q8_chunked_prompt_matches_stepwise);
     TEST_RUN(test_kv_cache_q8_two_slots_batch_matches_single);
     TEST_RUN(test_kv_cache_q8_rewind_equals_fresh);
