@@ -25,9 +25,9 @@ check "generate --cache-type q8_0 exits 0 and continues the prompt" bash -c "[[ 
 check "greedy text with the q8_0 cache equals the f32 cache's" test "$f" = "$q"
 c=$("$bin" chat -m "$model" --prompt "the cat" -n 8 --temperature 0 --threads 1 --cache-type q8_0 --template plain 2>/dev/null)
 check "chat --cache-type q8_0 answers" test $? -eq 0 -a -n "$c"
-head -c 3000 "$work/text.txt" > "$work/small.txt"
-"$bin" perplexity -m "$model" --ctx 64 --threads 1 --json "$work/small.txt" >"$work/pf.json" 2>/dev/null
-"$bin" perplexity -m "$model" --kl-base "$model" --cache-type q8_0 --ctx 64 --threads 1 --json "$work/small.txt" \
+head -c 3000 "$work/text.txt" > "$work/small.txt"  # --ctx 32: the length the model was trained at
+"$bin" perplexity -m "$model" --ctx 32 --threads 1 --json "$work/small.txt" >"$work/pf.json" 2>/dev/null
+"$bin" perplexity -m "$model" --kl-base "$model" --cache-type q8_0 --ctx 32 --threads 1 --json "$work/small.txt" \
     >"$work/pq.json" 2>/dev/null
 check "perplexity --cache-type q8_0 exits 0" test $? -eq 0
 check "q8_0-cache perplexity within 1% of f32's, KL mean < 1e-3 nats" /usr/bin/python3 -c '
