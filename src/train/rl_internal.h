@@ -47,17 +47,20 @@ void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_templ
 int rl_at_turn_end(const cllm_tokenizer *tok, const rl_turn_end *e, const int32_t *ids, int n);
 
 /* Samples completions for n prompts at once, sequence i in KV slot i of m
- * (rl_rollout.c): each distinct prompt is prefilled once (with share_prompts,
- * a repeated prompt, e.g. a GRPO group, gets a copy of the first one's cache
- * and logits: cllm_model_kv_copy; without, every slot prefills its own), then
- * one batched decode step per token over the unfinished sequences
- * (cllm_model_decode_batch), with sampler s, at most max_new tokens each,
- * stopping after a turn end (kept). Sharing does not change the samples: the
- * sampler is called in the same order on the same logits. out[n,max_new]
+ * (rl_rollout.c), with sampler s, at most max_new tokens each, stopping
+ * after a turn end (kept). Prefill, by prefill_flags: RL_PREFILL_SHARE: a
+ * repeated prompt (a GRPO group) is prefilled once and the other slots get a
+ * copy of its cache (cllm_model_kv_copy); RL_PREFILL_ROWS: the distinct
+ * prompts are prefilled together (cllm_model_decode_rows, one GEMM over all
+ * their tokens); 0: each slot prefills its own. Then one batched decode step
+ * per token over the unfinished sequences (cllm_model_decode_batch). The
+ * first tokens are drawn in slot order from each prompt's logits, so SHARE
+ * does not change the samples (ROWS only by float rounding). out[n,max_new]
  * receives the ids and count[n] how many (>= 1). Returns the tokens sampled,
  * or -1 with err filled. */
+enum { RL_PREFILL_SHARE = 1, RL_PREFILL_ROWS = 2 };
 int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end, int n,
-                    const int32_t *const *prompts, const int *n_prompt, int max_new, int share_prompts, int32_t *out,
+                    const int32_t *const *prompts, const int *n_prompt, int max_new, int prefill_flags, int32_t *out,
                     int *count, cllm_error *err);
 
 /* Scalar-head read-out of the hidden state at (row, t) of the last forward of

@@ -1,9 +1,9 @@
 /*
  * rl_rollout.c: the sampling half of PPO and GRPO: load the run's models
  * (policy with KV slots, frozen reference, reward model), sample one
- * completion per requested prompt in batched KV-cache decode steps (each
- * distinct prompt prefilled once, its cache copied to the slots that repeat
- * it), score
+ * completion per requested prompt in batched KV-cache decode steps (the
+ * distinct prompts prefilled together in one pass, each once, its cache
+ * copied to the slots that repeat it), score
  * each completion (a verifiable reward on its text, or the reward model's
  * head on its last token), and pack prompt + completion rows for the
  * optimisation half. Does not: compute advantages or losses.
@@ -23,22 +23,65 @@ void rl_rollout_free(rl_rollout *ro) {
     memset(ro, 0, sizeof *ro);
 }
 
-/* Prefills slot i with its prompt, in max_seq chunks; *logits gets the last
- * position's logits (borrowed until the next decode). */
-static cllm_status prefill(cllm_model *m, int i, const int32_t *prompt, int n_prompt, const float **logits,
-                           cllm_error *err) {
-    const int max_seq = cllm_model_get_options(m)->max_seq;
+/* Prefills slot i with its prompt, in max_seq chunks, one slot at a time;
+ * copies the last position's logits to saved[V]. */
+static cllm_status prefill_one(cllm_model *m, int i, const int32_t *prompt, int n_prompt, float *saved,
+                               cllm_error *err) {
+    const int max_seq = cllm_model_get_options(m)->max_seq, V = cllm_model_get_config(m)->vocab_size;
+    const float *logits = NULL;
     cllm_model_kv_reset(m, i);
     for (int p = 0; p < n_prompt; p += max_seq) {
         int k = n_prompt - p < max_seq ? n_prompt - p : max_seq;
-        cllm_status st = cllm_model_decode(m, i, prompt + p, k, p, 0, logits, err);
+        cllm_status st = cllm_model_decode(m, i, prompt + p, k, p, 0, &logits, err);
         if (st) return st;
     }
+    memcpy(saved, logits, (size_t)V * sizeof *saved);
     return CLLM_OK;
 }
 
+/* Prefills the slots i with first[i] == i together: their prompts' tokens
+ * laid end to end as rows of cllm_model_decode_rows calls (max_seq rows
+ * each, so every projection is one GEMM over many prompts); each prompt's
+ * last logits go to saved[i, V]. */
+static cllm_status prefill_rows(cllm_model *m, int n, const int *first, const int32_t *const *prompts,
+                                const int *n_prompt, float *saved, cllm_error *err) {
+    const int max_seq = cllm_model_get_options(m)->max_seq, V = cllm_model_get_config(m)->vocab_size;
+    int *slot = malloc((size_t)max_seq * sizeof *slot), *pos = malloc((size_t)max_seq * sizeof *pos);
+    int32_t *tok = malloc((size_t)max_seq * sizeof *tok);
+    unsigned char *want = malloc((size_t)max_seq);
+    cllm_status st = CLLM_OK;
+    if (!slot || !pos || !tok || !want) st = cllm_error_set(err, CLLM_ERR_NOMEM, "rollout: out of memory");
+    int r = 0;
+    for (int i = 0; i <= n && !st; i++) {
+        const int last = i == n;
+        if (!last && first[i] != i) continue;
+        if (!last) cllm_model_kv_reset(m, i);
+        for (int t = 0; !st && (last ? r > 0 : t < n_prompt[i]); t++) {
+            if (!last) {
+                slot[r] = i;
+                tok[r] = prompts[i][t];
+                pos[r] = t;
+                want[r++] = t == n_prompt[i] - 1;
+            }
+            if (r == max_seq || last) { /* run the rows gathered so far */
+                const float *logits = NULL;
+                int nl = 0;
+                st = cllm_model_decode_rows(m, r, slot, tok, pos, want, &logits, &nl, err);
+                for (int j = 0, k = 0; !st && j < r; j++)
+                    if (want[j]) memcpy(saved + (size_t)slot[j] * V, logits + (size_t)k++ * V, (size_t)V * sizeof *saved);
+                r = 0;
+            }
+        }
+    }
+    free(slot);
+    free(pos);
+    free(tok);
+    free(want);
+    return st;
+}
+
 int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end, int n,
-                    const int32_t *const *prompts, const int *n_prompt, int max_new, int share_prompts, int32_t *out,
+                    const int32_t *const *prompts, const int *n_prompt, int max_new, int prefill_flags, int32_t *out,
                     int *count, cllm_error *err) {
     const cllm_model_options *o = cllm_model_get_options(m);
     const int V = cllm_model_get_config(m)->vocab_size;
@@ -50,45 +93,42 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
     int slots[n], pos[n], rows[n], first[n]; /* first[i]: the earlier slot holding the same prompt, or i */
     int32_t next[n];
     int64_t generated = 0;
-    float *saved = NULL; /* [n, V] the prefill logits of each prompt a later slot repeats */
     for (int i = 0; i < n; i++) {
-        first[i] = i;
-        for (int j = 0; share_prompts && j < i && first[i] == i; j++)
-            if (first[j] == j && n_prompt[j] == n_prompt[i] &&
-                (prompts[j] == prompts[i] || !memcmp(prompts[j], prompts[i], (size_t)n_prompt[i] * sizeof(int32_t))))
-                first[i] = j;
-        if (first[i] != i && !saved && !(saved = malloc((size_t)n * V * sizeof *saved))) {
-            cllm_error_set(err, CLLM_ERR_NOMEM, "rollout: out of memory for %d x %d logits", n, V);
+        if (n_prompt[i] < 1) {
+            cllm_error_set(err, CLLM_ERR_ARG, "rollout: prompt %d is empty", i);
             return -1;
         }
-    }
-    for (int i = 0; i < n; i++) {
         if (n_prompt[i] + max_new > kv_ctx) {
             cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: prompt %d + %d new tokens exceed the %d-position cache",
                            n_prompt[i], max_new, kv_ctx);
-            free(saved);
             return -1;
         }
-        const float *logits = NULL;
-        if (first[i] == i) {
-            if (prefill(m, i, prompts[i], n_prompt[i], &logits, err)) {
-                free(saved);
-                return -1;
-            }
-            if (saved) memcpy(saved + (size_t)i * V, logits, (size_t)V * sizeof *saved);
-        } else {
-            if (cllm_model_kv_copy(m, i, first[i], n_prompt[i], err)) {
-                free(saved);
-                return -1;
-            }
-            logits = saved + (size_t)first[i] * V;
-        }
-        int32_t t = cllm_sampler_sample(s, logits, NULL, NULL, 0);
-        out[(size_t)i * max_new] = t;
+        first[i] = i;
+        for (int j = 0; (prefill_flags & RL_PREFILL_SHARE) && j < i && first[i] == i; j++)
+            if (first[j] == j && n_prompt[j] == n_prompt[i] &&
+                (prompts[j] == prompts[i] || !memcmp(prompts[j], prompts[i], (size_t)n_prompt[i] * sizeof(int32_t))))
+                first[i] = j;
+    }
+    float *saved = malloc((size_t)n * V * sizeof *saved); /* [n, V] each prefilled prompt's last logits */
+    if (!saved) {
+        cllm_error_set(err, CLLM_ERR_NOMEM, "rollout: out of memory for %d x %d logits", n, V);
+        return -1;
+    }
+    cllm_status st = CLLM_OK;
+    if (prefill_flags & RL_PREFILL_ROWS)
+        st = prefill_rows(m, n, first, prompts, n_prompt, saved, err);
+    for (int i = 0; i < n && !st && !(prefill_flags & RL_PREFILL_ROWS); i++)
+        if (first[i] == i) st = prefill_one(m, i, prompts[i], n_prompt[i], saved + (size_t)i * V, err);
+    for (int i = 0; i < n && !st; i++)
+        if (first[i] != i) st = cllm_model_kv_copy(m, i, first[i], n_prompt[i], err);
+    /* first tokens in slot order, so the sampler's draws do not depend on how prompts were prefilled */
+    for (int i = 0; i < n && !st; i++) {
+        out[(size_t)i * max_new] = cllm_sampler_sample(s, saved + (size_t)first[i] * V, NULL, NULL, 0);
         count[i] = 1;
         generated++;
     }
     free(saved);
+    if (st) return -1;
     for (;;) {
         int a = 0;
         for (int i = 0; i < n; i++) {
@@ -160,7 +200,7 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int got = rl_sample_batch(pol->model, s, pol->tok, end, n, prompts, np, p->max_new, 1, ro->out, ro->count, err);
+    int got = rl_sample_batch(pol->model, s, pol->tok, end, n, prompts, np, p->max_new, RL_PREFILL_SHARE | RL_PREFILL_ROWS, ro->out, ro->count, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     *seconds += (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     cllm_status st = CLLM_OK;
