@@ -40,21 +40,19 @@
 #include "cllm/layers.h"
 #include "model_internal.h"
 
-/* Causal attention of a chunk of n > 1 queries through GEMMs, one head at a
- * time: S = scale * Q K^T over the cached positions 0..pos+n-1, a masked
- * softmax per row, then O = P V. The scalar loop below would make prompt
+/* Causal attention of a chunk of n > 1 queries through GEMMs for the query
+ * heads of KV head kvh: S = scale * Q K^T over the cached positions
+ * 0..pos+n-1, a masked softmax per row, then O = P V. K and V are f32 rows
+ * [pos+n, HS] with row stride ld. The scalar loop would make prompt
  * processing quadratic in scalar code (most of a 512-token prompt's time).
  * Uses m->kv.scores as [n, kv_context] (sized max(NH, max_seq) rows). */
-static void chunk_attention(cllm_model *m, float *out, const float *qkv, const float *kc, const float *vc,
-                            int n, int pos) {
-    const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, KVW = NKV * HS;
-    const int group = NH / NKV, total = pos + n, C = NH * HS;
+static void chunk_group(cllm_model *m, float *out, const float *qkv, const float *K, const float *V, int ld, int kvh,
+                        int n, int pos) {
+    const int NH = m->cfg.n_head, HS = m->HS, group = NH / m->cfg.n_kv_head, total = pos + n, C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
     float *S = m->kv.scores; /* [n, total], row stride total */
-    for (int h = 0; h < NH; h++) {
-        const int kvh = h / group;
-        cllm_sgemm(0, 1, n, total, HS, scale, qkv + (size_t)h * HS, m->QKV, kc + (size_t)kvh * HS, KVW, 0.0f, S,
-                   total);
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        cllm_sgemm(0, 1, n, total, HS, scale, qkv + (size_t)h * HS, m->QKV, K, ld, 0.0f, S, total);
 #pragma omp parallel for schedule(static) if ((long)n * total >= 16384)
         for (int i = 0; i < n; i++) {
             float *row = S + (size_t)i * total;
@@ -64,41 +62,34 @@ static void chunk_attention(cllm_model *m, float *out, const float *qkv, const f
             for (int j = 0; j < valid; j++) row[j] *= inv;
             for (int j = valid; j < total; j++) row[j] = 0.0f;
         }
-        cllm_sgemm(0, 0, n, HS, total, 1.0f, S, total, vc + (size_t)kvh * HS, KVW, 0.0f, out + (size_t)h * HS, C);
+        cllm_sgemm(0, 0, n, HS, total, 1.0f, S, total, V, ld, 0.0f, out + (size_t)h * HS, C);
     }
 }
 
-/* Same as chunk_attention on a q8_0 cache of layer l, slot `slot`: each KV
- * head's rows 0..pos+n-1 are dequantized into kv.kdq / kv.vdq [total, HS]
- * and its query heads run the two GEMMs on them. */
+/* A chunk against one slot's f32 cache kc, vc [kv_context, NKV*HS]: the
+ * GEMMs read each KV head's columns in place. */
+static void chunk_attention(cllm_model *m, float *out, const float *qkv, const float *kc, const float *vc,
+                            int n, int pos) {
+    const int NKV = m->cfg.n_kv_head, HS = m->HS;
+    for (int kvh = 0; kvh < NKV; kvh++)
+        chunk_group(m, out, qkv, kc + (size_t)kvh * HS, vc + (size_t)kvh * HS, NKV * HS, kvh, n, pos);
+}
+
+/* The same against a q8_0 cache: each KV head's rows 0..pos+n-1 are
+ * dequantized into kv.kdq / kv.vdq [total, HS] first. */
 static void chunk_attention_q8(cllm_model *m, float *out, const float *qkv, const uint8_t *kc, const uint8_t *vc,
                                int n, int pos) {
-    const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS;
-    const int group = NH / NKV, total = pos + n, C = NH * HS;
-    const size_t rowb = (size_t)NKV * HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES;
-    const size_t headb = (size_t)HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES;
-    const float scale = 1.0f / sqrtf((float)HS);
+    const int NKV = m->cfg.n_kv_head, HS = m->HS, total = pos + n;
+    const size_t headb = (size_t)HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES, rowb = (size_t)NKV * headb;
     const cllm_quant_kernels *qk = cllm_quant_kernels_get();
-    float *S = m->kv.scores, *K = m->kv.kdq, *Vd = m->kv.vdq;
+    float *K = m->kv.kdq, *V = m->kv.vdq;
     for (int kvh = 0; kvh < NKV; kvh++) {
 #pragma omp parallel for schedule(static) if ((long)total * HS >= 65536)
         for (int j = 0; j < total; j++) {
             qk->dequant_q8_0(kc + (size_t)j * rowb + (size_t)kvh * headb, K + (size_t)j * HS, HS);
-            qk->dequant_q8_0(vc + (size_t)j * rowb + (size_t)kvh * headb, Vd + (size_t)j * HS, HS);
+            qk->dequant_q8_0(vc + (size_t)j * rowb + (size_t)kvh * headb, V + (size_t)j * HS, HS);
         }
-        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-            cllm_sgemm(0, 1, n, total, HS, scale, qkv + (size_t)h * HS, m->QKV, K, HS, 0.0f, S, total);
-#pragma omp parallel for schedule(static) if ((long)n * total >= 16384)
-            for (int i = 0; i < n; i++) {
-                float *row = S + (size_t)i * total;
-                const int valid = pos + i + 1; /* causal: keys 0..pos+i */
-                const float mx = cllm_vmax(row, (size_t)valid);
-                const float inv = (float)(1.0 / cllm_vexp_shift_sum(row, row, mx, (size_t)valid));
-                for (int j = 0; j < valid; j++) row[j] *= inv;
-                for (int j = valid; j < total; j++) row[j] = 0.0f;
-            }
-            cllm_sgemm(0, 0, n, HS, total, 1.0f, S, total, Vd, HS, 0.0f, out + (size_t)h * HS, C);
-        }
+        chunk_group(m, out, qkv, K, V, HS, kvh, n, pos);
     }
 }
 
