@@ -221,9 +221,9 @@ check("metrics are Prometheus text", s == 200 and "# TYPE cllm_generated_tokens_
 # thread count is per thread, and a new one starts from every CPU).
 check("the worker decodes with --threads", metric("cllm_worker_threads") == 1, t)
 phase = {k: metric('cllm_worker_seconds_total{phase="%s"}' % k)
-         for k in ("forward", "prefill", "sample", "emit", "schedule", "idle")}
+         for k in ("forward", "embed", "sample", "emit", "schedule", "idle")}
 check("worker time by phase after generating", all(v is not None and v >= 0 for v in phase.values())
-      and phase["forward"] > 0 and phase["prefill"] > 0 and phase["sample"] > 0
+      and phase["forward"] > 0 and phase["embed"] > 0 and phase["sample"] > 0
       and metric("cllm_worker_cpu_seconds_total") > 0, str(phase))
 
 # ---- prefix reuse: the same conversation again reuses the slot's cache ----

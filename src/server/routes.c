@@ -963,17 +963,18 @@ static srv_reply route_metrics(cllm_server *s) {
     COUNTER("cllm_prompt_tokens_total", "Prompt tokens computed (reused prefixes excluded).", m.prompt_tokens);
     COUNTER("cllm_prompt_tokens_reused_total", "Prompt tokens served from a slot's cached prefix.", m.reused_tokens);
     COUNTER("cllm_generated_tokens_total", "Tokens sampled.", m.generated_tokens);
-    COUNTER("cllm_decode_steps_total", "Batched decode steps.", m.decode_steps);
+    COUNTER("cllm_decode_steps_total", "Model passes (each: every generating sequence's next token plus prompt chunks).",
+            m.decode_steps);
     COUNTER("cllm_decode_rows_total", "Sequences decoded over all batched steps.", m.batched_rows);
-    static const char *phases[SRV_PH_COUNT] = {"forward", "prefill", "sample", "emit", "schedule", "idle"};
-    /* Phases: forward = batched decode; prefill = prompt chunks and embeddings; sample = sampler, detokenize,
-     * stop strings; emit = SSE chunks and waking connections; schedule = admitting and reaping; idle. */
+    static const char *phases[SRV_PH_COUNT] = {"forward", "embed", "sample", "emit", "schedule", "idle"};
+    /* Phases: forward = model passes (decode rows + prompt chunks); embed = embedding jobs; sample = sampler,
+     * detokenize, stop strings; emit = SSE chunks and waking connections; schedule = admitting, reaping; idle. */
     PUT("# HELP cllm_worker_seconds_total Inference worker wall time by phase.\n"
         "# TYPE cllm_worker_seconds_total counter\n");
     for (int k = 0; k < SRV_PH_COUNT; k++)
-        PUT("cllm_worker_seconds_total{phase=\"%s\"} %.6f\n", phases[k], (double)m.phase_ns[k] * 1e-9);
+        PUT("cllm_worker_seconds_total{phase=\"%s\"} %.9f\n", phases[k], (double)m.phase_ns[k] * 1e-9);
     PUT("# HELP cllm_worker_cpu_seconds_total CPU time of the inference worker thread (not its OpenMP helpers).\n"
-        "# TYPE cllm_worker_cpu_seconds_total counter\ncllm_worker_cpu_seconds_total %.6f\n",
+        "# TYPE cllm_worker_cpu_seconds_total counter\ncllm_worker_cpu_seconds_total %.9f\n",
         (double)m.worker_cpu_ns * 1e-9);
     GAUGE("cllm_worker_threads", "OpenMP threads the inference worker decodes with (--threads).", m.worker_threads);
     GAUGE("cllm_slots", "KV slots.", s->p.parallel);

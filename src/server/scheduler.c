@@ -245,34 +245,6 @@ static void fail_seq(cllm_server *s, srv_seq *q, const cllm_error *err) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Feeds one chunk of q's prompt into its slot; samples when complete. */
-static void prefill_chunk(cllm_server *s, srv_seq *q) {
-    srv_request *r = q->req;
-    srv_slot *sl = &s->slots[q->slot];
-    int start = q->n_prefilled;
-    int n = r->n_prompt - start < s->max_seq ? r->n_prompt - start : s->max_seq;
-    int32_t chunk[n];
-    for (int i = 0; i < n; i++) chunk[i] = (int32_t)r->prompt[start + i];
-    const float *logits = NULL;
-    cllm_error err;
-    cllm_status st = cllm_model_decode(s->model, q->slot, chunk, n, start, 0, &logits, &err);
-    lap(s, SRV_PH_PREFILL);
-    if (st != CLLM_OK) {
-        sl->n_cached = 0;
-        fail_seq(s, q, &err);
-        return;
-    }
-    memcpy(sl->cached + start, r->prompt + start, (size_t)n * sizeof(uint32_t));
-    sl->n_cached = start + n;
-    q->n_prefilled = start + n;
-    if (q->n_prefilled == r->n_prompt) {
-        pthread_mutex_lock(&s->mu);
-        s->m.prompt_tokens += (uint64_t)(r->n_prompt - start);
-        pthread_mutex_unlock(&s->mu);
-        take_token(s, q, logits);
-    }
-}
-
 static void run_embed(cllm_server *s, srv_request *r) {
     cllm_error err;
     int failed = 0;
@@ -288,8 +260,9 @@ static void run_embed(cllm_server *s, srv_request *r) {
                                   &err) != CLLM_OK;
         free(ids);
     }
-    lap(s, SRV_PH_PREFILL);
+    lap(s, SRV_PH_EMBED);
     pthread_mutex_lock(&s->mu);
+    flush_times_locked(s); /* published before the client hears back */
     if (failed) request_fail_locked(r, err.msg);
     r->finished = 1;
     wake_locked(r);
@@ -297,18 +270,52 @@ static void run_embed(cllm_server *s, srv_request *r) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* One model pass over the step's rows: first the last sampled token of
+ * every generating slot, then prompt tokens of prefilling slots (in slot
+ * order, each continuing where it stopped) while rows remain under max_seq.
+ * Logits are asked for the decode rows and the last row of each prompt
+ * that this step completes. */
+static int gather_rows(cllm_server *s, int *slot, int *pos, int32_t *tok, unsigned char *want, srv_seq **seq,
+                       int *n_decode) {
+    const int P = s->p.parallel;
+    int n = 0;
+    for (int i = 0; i < P; i++) {
+        srv_seq *q = s->slots[i].seq; /* only the worker changes slot owners */
+        if (!q || q->state != SEQ_GEN) continue;
+        slot[n] = i, pos[n] = q->pos, tok[n] = q->last_token, want[n] = 1, seq[n] = q;
+        n++;
+    }
+    *n_decode = n;
+    for (int i = 0; i < P && n < s->max_seq; i++) {
+        srv_seq *q = s->slots[i].seq;
+        if (!q || q->state != SEQ_PREFILL) continue;
+        const srv_request *r = q->req;
+        const int start = q->n_prefilled;
+        const int cnt = r->n_prompt - start < s->max_seq - n ? r->n_prompt - start : s->max_seq - n;
+        for (int t = 0; t < cnt; t++) {
+            slot[n] = i, pos[n] = start + t, tok[n] = (int32_t)r->prompt[start + t], seq[n] = q;
+            want[n] = t == cnt - 1 && start + cnt == r->n_prompt;
+            n++;
+        }
+    }
+    return n;
+}
+
 static void *worker_main(void *arg) {
     cllm_server *s = arg;
-    const int P = s->p.parallel;
-    int rows_slot[P], rows_pos[P];
-    int32_t rows_tok[P];
-    srv_seq *rows_seq[P];
+    const int R = s->max_seq; /* rows per model pass (>= parallel, checked at start) */
+    int *rows_slot = malloc((size_t)R * sizeof *rows_slot), *rows_pos = malloc((size_t)R * sizeof *rows_pos);
+    int32_t *rows_tok = malloc((size_t)R * sizeof *rows_tok);
+    unsigned char *rows_want = malloc((size_t)R);
+    srv_seq **rows_seq = malloc((size_t)R * sizeof *rows_seq);
     pthread_setname_np(pthread_self(), "cllm-worker");
     /* The OpenMP thread count is per thread: a new thread starts from the
      * default (every CPU), not from the caller's cllm_kernels_set_threads. */
     int threads = cllm_kernels_set_threads(s->threads);
     pthread_mutex_lock(&s->mu);
     s->m.worker_threads = threads;
+    const int no_memory = !rows_slot || !rows_pos || !rows_tok || !rows_want || !rows_seq;
+    if (no_memory) s->stopping = 1; /* requests are ended with an error by srv_worker_stop */
     pthread_mutex_unlock(&s->mu);
     s->wk_t = clock_ns(CLOCK_MONOTONIC);
     for (;;) {
@@ -338,20 +345,8 @@ static void *worker_main(void *arg) {
             break;
         }
         if (ej) run_embed(s, ej);
-        for (int i = 0; i < P; i++) {
-            srv_seq *q = s->slots[i].seq; /* only the worker changes slot owners */
-            if (q && q->state == SEQ_PREFILL) prefill_chunk(s, q);
-        }
-        int n = 0;
-        for (int i = 0; i < P; i++) {
-            srv_seq *q = s->slots[i].seq;
-            if (!q || q->state != SEQ_GEN) continue;
-            rows_slot[n] = i;
-            rows_pos[n] = q->pos;
-            rows_tok[n] = q->last_token;
-            rows_seq[n] = q;
-            n++;
-        }
+        int n_decode = 0;
+        const int n = gather_rows(s, rows_slot, rows_pos, rows_tok, rows_want, rows_seq, &n_decode);
         if (s->p.debug_step_delay_ms > 0) {
             struct timespec ts = {s->p.debug_step_delay_ms / 1000, (long)(s->p.debug_step_delay_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
@@ -359,11 +354,14 @@ static void *worker_main(void *arg) {
         }
         if (n == 0) continue;
         const float *logits = NULL;
+        int n_logits = 0;
         cllm_error err;
-        cllm_status st = cllm_model_decode_batch(s->model, n, rows_slot, rows_tok, rows_pos, &logits, &err);
+        cllm_status st = cllm_model_decode_rows(s->model, n, rows_slot, rows_tok, rows_pos, rows_want, &logits,
+                                                &n_logits, &err);
         lap(s, SRV_PH_FORWARD);
         if (st != CLLM_OK) {
             for (int k = 0; k < n; k++) {
+                if (k > 0 && rows_seq[k] == rows_seq[k - 1]) continue; /* a prompt's rows: one sequence */
                 s->slots[rows_slot[k]].n_cached = 0;
                 fail_seq(s, rows_seq[k], &err);
             }
@@ -371,17 +369,27 @@ static void *worker_main(void *arg) {
         }
         pthread_mutex_lock(&s->mu);
         s->m.decode_steps++;
-        s->m.batched_rows += (uint64_t)n;
+        s->m.batched_rows += (uint64_t)n_decode;
+        s->m.prompt_tokens += (uint64_t)(n - n_decode);
         flush_times_locked(s);
         pthread_mutex_unlock(&s->mu);
         lap(s, SRV_PH_EMIT);
+        int li = 0;
         for (int k = 0; k < n; k++) {
+            srv_seq *q = rows_seq[k];
             srv_slot *sl = &s->slots[rows_slot[k]];
             sl->cached[rows_pos[k]] = (uint32_t)rows_tok[k];
             sl->n_cached = rows_pos[k] + 1;
-            take_token(s, rows_seq[k], logits + (size_t)k * s->V);
+            if (q->state == SEQ_PREFILL) q->n_prefilled = rows_pos[k] + 1;
+            /* a sequence's wanted row is its last in this pass: take_token may free it */
+            if (rows_want[k]) take_token(s, q, logits + (size_t)li++ * s->V);
         }
     }
+    free(rows_slot);
+    free(rows_pos);
+    free(rows_tok);
+    free(rows_want);
+    free(rows_seq);
     return NULL;
 }
 

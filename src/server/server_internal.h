@@ -99,10 +99,11 @@ typedef struct {
 } srv_slot;
 
 /* Where the worker's wall time goes (cllm_worker_seconds_total{phase=...}):
- * the batched forward, prompt chunks, sampling (sampler + detokenize + stop
- * strings), emitting (lock, SSE JSON, waking the connection), scheduling
- * (lock, reaping, admitting) and waiting for work. */
-typedef enum { SRV_PH_FORWARD = 0, SRV_PH_PREFILL, SRV_PH_SAMPLE, SRV_PH_EMIT, SRV_PH_SCHEDULE, SRV_PH_IDLE,
+ * model passes (decode rows and prompt chunks together), embedding jobs,
+ * sampling (sampler + detokenize + stop strings), emitting (lock, SSE JSON,
+ * waking the connection), scheduling (lock, reaping, admitting) and waiting
+ * for work. */
+typedef enum { SRV_PH_FORWARD = 0, SRV_PH_EMBED, SRV_PH_SAMPLE, SRV_PH_EMIT, SRV_PH_SCHEDULE, SRV_PH_IDLE,
                SRV_PH_COUNT } srv_phase;
 
 typedef struct {
