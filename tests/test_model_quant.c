@@ -8,6 +8,7 @@
  *   - layouts: every converted tensor has the target type, 1-D tensors stay
  *     f32, metadata is copied, general.file_type is llama.cpp's value;
  *   - rows not a multiple of 32 fall back to f16;
+ *   - two threads give one thread's logits (row-split products);
  *   - bad input: unknown type, missing tensor, forward on a mapped model.
  * Models are random (seeded) with the weights scaled up so the next-token
  * distributions are peaked enough for KL to mean something.
@@ -17,6 +18,7 @@
 
 #include "cllm/ggml_types.h"
 #include "cllm/gguf.h"
+#include "cllm/kernels.h"
 #include "cllm/model.h"
 #include "cllm/model_io.h"
 #include "cllm/model_quant.h"
@@ -310,6 +312,47 @@ static void test_model_quant_bad_input(void) {
     CHECK(cllm_model_load_gguf_mapped(f32, &o, &m, &err) == CLLM_ERR_ARG, "training refused");
 }
 
+/* Two threads split every product by rows (one parallel region per product:
+ * the integer GEMM for q8_0/q4_0, per-thread dequantize + GEMM for f16/bf16):
+ * the logits must match one thread's. The model is wide enough and the chunk
+ * long enough that every product of the chunk takes the parallel branch. */
+static void test_model_quant_two_threads_match_one(void) {
+    cllm_model_config c = cfg_gpt2();
+    c.n_layer = 1, c.n_embd = 256, c.ffn_hidden = 1024;
+    enum { N = 40 }; /* 40 x 1024 x 256 multiply-adds: above the float-type threshold (2^22) */
+    char f32[128], q[128];
+    snprintf(f32, sizeof f32, "%s/wide-f32.gguf", tmpdir);
+    make_model_file(&c, f32, 11);
+    int32_t tk[N];
+    for (int i = 0; i < N; i++) tk[i] = (i * 37 + 5) % c.vocab_size;
+    const int V = c.vocab_size, before = cllm_kernels_threads();
+    float *a = malloc(sizeof(float) * N * (size_t)V), *b = malloc(sizeof(float) * N * (size_t)V);
+    const uint32_t types[4] = {CLLM_GGML_F16, CLLM_GGML_BF16, CLLM_GGML_Q8_0, CLLM_GGML_Q4_0};
+    for (int ti = 0; ti < 4; ti++) {
+        const char *tn = cllm_ggml_type_name(types[ti]);
+        snprintf(q, sizeof q, "%s/wide-%s.gguf", tmpdir, tn);
+        cllm_error err = {0};
+        CHECK(cllm_quantize_gguf(f32, q, types[ti], NULL, &err) == CLLM_OK, "quantize %s: %s", tn, err.msg);
+        cllm_model *m = NULL;
+        cllm_model_options o = infer_opts(N);
+        CHECK(cllm_model_load_gguf_mapped(q, &o, &m, &err) == CLLM_OK, "load %s: %s", tn, err.msg);
+        if (!m) continue;
+        for (int th = 1; th <= 2; th++) {
+            cllm_kernels_set_threads(th);
+            cllm_model_kv_reset(m, 0);
+            const float *lg = NULL;
+            CHECK(cllm_model_decode(m, 0, tk, N, 0, 1, &lg, &err) == CLLM_OK, "decode %s: %s", tn, err.msg);
+            if (lg) memcpy(th == 1 ? a : b, lg, sizeof(float) * N * (size_t)V);
+        }
+        cllm_kernels_set_threads(before);
+        double scale, d = max_abs_diff(b, a, (size_t)N * V, &scale);
+        CHECK(d <= 1e-5 * scale, "%s: 2 threads vs 1 max |logit diff| %.3g (scale %.3g)", tn, d, scale); /* order only */
+        cllm_model_destroy(m);
+    }
+    free(a);
+    free(b);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cllm-test-mquant-XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -320,6 +363,7 @@ int main(void) {
     TEST_RUN(test_model_quant_llama_all_types);
     TEST_RUN(test_model_quant_ragged_rows_fall_back_to_f16);
     TEST_RUN(test_model_quant_bad_input);
+    TEST_RUN(test_model_quant_two_threads_match_one);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
