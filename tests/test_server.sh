@@ -6,7 +6,8 @@
 # docs/RELIABILITY.md (tests/server_cases.py): bad JSON and fields -> 400
 # naming the field, over-long prompts, 413, 431, slow clients, 401, a full
 # queue -> 429 while /health answers, a client disconnecting mid-stream
-# frees its slot, plus a bounded load test. Every server started here is
+# frees its slot, plus a bounded load test, and prompts whose chunks span
+# several model passes. Every server started here is
 # killed by the EXIT trap. Ports: the server binds port 0 and prints its port.
 set -u
 bin=${CLLM_BUILD:-build}/cllm
@@ -59,6 +60,23 @@ check() { local name=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((f
 "$bin" serve -m "$work/none.gguf" --host 0.0.0.0 >/dev/null 2>"$work/err"; check "missing model file exits 1" test $? -eq 1
 check "0.0.0.0 without a key warns loudly" grep -q "WARNING.*WITHOUT an API key" "$work/err"
 "$bin" serve -m "$model" --host not-an-ip --port 0 --threads 1 >/dev/null 2>"$work/err"; check "bad host exits 1" test $? -eq 1
+# Prompt chunks spread over model passes: three choices of a 23-token prompt
+# are 69 prompt rows and one pass holds 24 (max_seq = --ctx), so chunks start
+# mid-prompt and share passes; each choice must still be the greedy one.
+start split --parallel 3 --ctx 24
+p23="the cat sat on the mat."
+want=$("$bin" generate -m "$model" -p "$p23" -n 1 --temperature 0 --no-echo --threads 1 --ctx 24 2>/dev/null)
+split_out=$(PORT="$PORT_split" PROMPT="$p23" WANT="$want" /usr/bin/python3 -c '
+import http.client, json, os
+c = http.client.HTTPConnection("127.0.0.1", int(os.environ["PORT"]), timeout=60)
+c.request("POST", "/v1/completions", json.dumps({"prompt": os.environ["PROMPT"], "n": 3, "max_tokens": 1, "temperature": 0}))
+texts = [ch["text"] for ch in json.loads(c.getresponse().read())["choices"]]
+c.request("GET", "/metrics")
+m = dict(l.rsplit(" ", 1) for l in c.getresponse().read().decode().splitlines() if not l.startswith("#"))
+same = len(texts) == 3 and all(t.rstrip("\n") == os.environ["WANT"] for t in texts)  # $(...) drops newlines
+print("greedy" if same else json.dumps(texts), m["cllm_prompt_tokens_total"], m["cllm_decode_steps_total"])')
+check "prompt chunks over several passes give the greedy text" test "$split_out" = "greedy 69 3"
+[ "$split_out" = "greedy 69 3" ] || echo "  got: $split_out (want: greedy 69 3; greedy text: $want)"
 pass=$((pass + py_pass)); fail=$((fail + py_fail))
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
