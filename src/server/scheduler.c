@@ -7,14 +7,19 @@
  *      failed, freeing their slots; admit queued sequences into free slots,
  *      each into the free slot whose cached tokens share the longest prefix
  *      with its prompt; take one waiting embedding job.
- *   2. (no lock) run the embedding job; feed ONE prompt chunk (<= max_seq
- *      tokens) to every prefilling slot, sampling the first token when its
- *      prompt is complete; then decode the last sampled token of every
- *      generating slot in one cllm_model_decode_batch call and sample each.
+ *   2. (no lock) run the embedding job; then ONE model pass
+ *      (cllm_model_decode_rows) over the last sampled token of every
+ *      generating slot plus prompt tokens of the prefilling slots, as many
+ *      as fit in max_seq rows (a long prompt continues next step), so all
+ *      projections are one GEMM per step; sample each generating slot and
+ *      each slot whose prompt this pass completed.
  *   3. (mu held, per token) hand the text to the request's output and
  *      resume its suspended connection.
  * Requests join between steps and leave as soon as they finish, so a long
- * generation never holds back a short one.
+ * generation never holds back a short one, and a long prompt delays the
+ * others' next token by at most one pass of max_seq rows.
+ * Time per phase (forward, embed, sample, emit, schedule, idle) and the
+ * worker's CPU time go to /metrics, to find where a step's time goes.
  *
  * Not here: HTTP (http.c), JSON (routes.c).
  */
