@@ -1,8 +1,9 @@
 /*
  * quant.c: the scalar reference of every quantized-inference primitive in
  * cllm/quant.h, the run-time choice between it and the SIMD versions
- * (quant_avx2.c, quant_avx512.c), and the threaded matrix-vector and
- * row-dequantization loops on top of one implementation.
+ * (quant_avx2.c, quant_avx512.c), and the threaded matrix-vector, batched
+ * integer product (cllm_quant_gemm) and row-dequantization loops on top of
+ * one implementation.
  *
  * The reference is plain C, one element at a time, with the integer block
  * sums in int32 and the float accumulation in block order; tests compare the

@@ -10,7 +10,9 @@
  * four products summed into each int32 lane) on |w| and sign(y, w) for
  * q8_0, and on the raw nibbles minus a second vpdpbusd of 8s for q4_0.
  * An odd last block uses the 256-bit form. f16/bf16/f32 rows are widened to
- * f32 16 at a time with masked loads for the tail.
+ * f32 16 at a time with masked loads for the tail. The batched product
+ * (gemm_q8) is a 4-row x 4-token VNNI tile kernel (see the comment at
+ * vnni_tile); without VNNI it is a loop of the row dots.
  * Not here: threading and the reference (quant.c).
  */
 #include <immintrin.h>
