@@ -71,19 +71,18 @@ static void test_server_batch_equals_single_gpt2(void) { batch_matches("tiny-gpt
 static void test_server_batch_equals_single_llama(void) { batch_matches("tiny-llama"); }
 
 /* Batched decode against the full forward pass (no cache) of each row's
- * sequence: an independent check of the batched attention. HS = 24 covers
- * the vectorized 16-wide part of the dot product and its remainder; GQA
- * 4/2 shares each cached K/V head between two query heads. */
-static void test_server_batch_equals_full_forward(void) {
-    enum { T = 10, R = 3, V = 61 };
+ * sequence: an independent check of the batched attention. Row r starts
+ * with a prompt of p0 + 2r tokens, then all rows step together to T. */
+static void batch_vs_forward(int C, int NH, int NKV, int R, int T, int p0) {
+    enum { V = 61 };
     cllm_model_config c;
     cllm_error err;
     if (cllm_model_preset("tiny-llama", &c, &err) != CLLM_OK) abort();
     c.vocab_size = V;
-    c.context_length = 16;
-    c.n_embd = 96;
-    c.n_head = 4;
-    c.n_kv_head = 2;
+    c.context_length = T;
+    c.n_embd = C;
+    c.n_head = NH;
+    c.n_kv_head = NKV;
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = 1;
     o.max_seq = T;
@@ -94,26 +93,25 @@ static void test_server_batch_equals_full_forward(void) {
     cllm_model_init_weights(m, 5);
     float *P = cllm_model_params(m);
     for (size_t i = 0; i < cllm_model_num_params(m); i++) P[i] *= 4.0f; /* sharper attention */
-    int32_t tok[R][T];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) tok[r][t] = (int32_t)((t * 17 + r * 29 + t * t * r) % V);
+    int32_t *tok = malloc((size_t)R * T * sizeof *tok);
     float *full = malloc((size_t)R * T * V * sizeof *full);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) tok[(size_t)r * T + t] = (int32_t)((t * 17 + r * 29 + t * t * r) % V);
     for (int r = 0; r < R; r++) {
-        CHECK(cllm_model_forward(m, tok[r], NULL, 1, T, NULL, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(cllm_model_forward(m, tok + (size_t)r * T, NULL, 1, T, NULL, &err) == CLLM_OK, "%s", err.msg);
         memcpy(full + (size_t)r * T * V, cllm_model_logits(m), (size_t)T * V * sizeof *full);
     }
-    /* Row r starts with a prompt of 2 + 2r tokens, then all rows step together. */
     for (int r = 0; r < R; r++)
-        CHECK(cllm_model_decode(m, r, tok[r], 2 + 2 * r, 0, 0, NULL, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(cllm_model_decode(m, r, tok + (size_t)r * T, p0 + 2 * r, 0, 0, NULL, &err) == CLLM_OK, "%s", err.msg);
     double worst = 0, scale = 0;
     for (size_t i = 0; i < (size_t)R * T * V; i++) scale = fmax(scale, fabs(full[i]));
-    for (int step = 0; step < T - 2 - 2 * (R - 1); step++) {
-        int slots[R], pos[R];
-        int32_t tk[R];
+    int slots[R], pos[R];
+    int32_t tk[R];
+    for (int step = 0; step < T - p0 - 2 * (R - 1); step++) {
         for (int r = 0; r < R; r++) {
             slots[r] = (r + step) % R; /* rows in a changing slot order */
             pos[r] = cllm_model_kv_length(m, slots[r]);
-            tk[r] = tok[slots[r]][pos[r]];
+            tk[r] = tok[(size_t)slots[r] * T + pos[r]];
         }
         const float *lg = NULL;
         CHECK(cllm_model_decode_batch(m, R, slots, tk, pos, &lg, &err) == CLLM_OK, "%s", err.msg);
@@ -123,10 +121,22 @@ static void test_server_batch_equals_full_forward(void) {
                 worst = fmax(worst, fabs(lg[(size_t)r * V + v] - full[((size_t)slots[r] * T + (size_t)pos[r]) * V + v]));
     }
     /* Same math, different summation order (GEMM blocking, vector lanes). */
-    CHECK(worst <= 1e-4 * fmax(1.0, scale), "batched decode vs full forward: worst %.3g (logit scale %.3g)", worst,
-          scale);
+    CHECK(worst <= 1e-4 * fmax(1.0, scale), "C %d NH %d R %d T %d: batched decode vs full forward: worst %.3g (logit scale %.3g)",
+          C, NH, R, T, worst, scale);
+    free(tok);
     free(full);
     cllm_model_destroy(m);
+}
+
+/* HS = 24: the vectorized 16-wide part of the dot product and its remainder;
+ * GQA 4/2 shares each cached K/V head between two query heads. */
+static void test_server_batch_equals_full_forward(void) { batch_vs_forward(96, 4, 2, 3, 10, 2); }
+
+/* Enough work for the threaded attention paths (on a machine with more than
+ * one core): 16 rows split by row, then one long row split by K/V head. */
+static void test_server_batch_threaded_attention_equals_full_forward(void) {
+    batch_vs_forward(256, 8, 4, 16, 96, 40);
+    batch_vs_forward(256, 8, 4, 1, 1040, 1030);
 }
 
 static void test_server_batch_rejects_bad_rows(void) {
@@ -183,6 +193,7 @@ int main(void) {
     TEST_RUN(test_server_batch_equals_single_gpt2);
     TEST_RUN(test_server_batch_equals_single_llama);
     TEST_RUN(test_server_batch_equals_full_forward);
+    TEST_RUN(test_server_batch_threaded_attention_equals_full_forward);
     TEST_RUN(test_server_batch_rejects_bad_rows);
     TEST_RUN(test_server_embed_unit_and_deterministic);
     TEST_RUN(test_server_utf8_cut);

@@ -79,6 +79,14 @@ attend_heads(float *out, const float *q, const float *kc, const float *vc, float
  * (a fork/join costs microseconds, far more when the other core is busy).
  * Thread t uses its own rows of m->kv.scores ([max(NH, max_seq), ctx]),
  * which bounds the thread count. */
+/* Below this many query x cached-position x head-dim products (a few
+ * hundred microseconds of work) attention stays on the calling thread: a
+ * fork/join costs microseconds when the other core is idle and milliseconds
+ * when it is busy, which made single-stream decoding several times slower
+ * on a loaded machine. A 16-row step at position ~100 of a 10M model is
+ * above it. */
+#define ATTN_PAR_MIN (1L << 18)
+
 void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
                           const size_t *bases, const int *pos, int n) {
     const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, KVW = NKV * HS;
@@ -92,7 +100,7 @@ void model_attention_rows(cllm_model *m, float *out, const float *qkv, const flo
     long work = 0;
     for (int i = 0; i < n; i++) work += (long)(pos[i] + 1) * NH * HS;
     const int per_row = NKV / nk, items = n * per_row;
-#pragma omp parallel for schedule(static) num_threads(threads) if (work >= 16384 && threads > 1)
+#pragma omp parallel for schedule(static) num_threads(threads) if (work >= ATTN_PAR_MIN && threads > 1)
     for (int it = 0; it < items; it++) {
         const int i = it / per_row, k0 = (it % per_row) * nk;
         float *sc = m->kv.scores + (size_t)omp_get_thread_num() * (size_t)(nk * G) * ctx;
