@@ -79,8 +79,8 @@ attend_heads(float *out, const float *q, const float *kc, const float *vc, float
  * (a fork/join costs microseconds, far more when the other core is busy).
  * Thread t uses its own rows of m->kv.scores ([max(NH, max_seq), ctx]),
  * which bounds the thread count. */
-/* Below this many query x cached-position x head-dim products (a few
- * hundred microseconds of work) attention stays on the calling thread: a
+/* Below this many query x cached-position x head-dim products (some
+ * tens of microseconds vectorized) attention stays on the calling thread: a
  * fork/join costs microseconds when the other core is idle and milliseconds
  * when it is busy, which made single-stream decoding several times slower
  * on a loaded machine. A 16-row step at position ~100 of a 10M model is
