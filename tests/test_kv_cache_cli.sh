@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_kv_cache_cli.sh: --cache-type f32|q8_0 on generate, chat and
+# test_kv_cache_cli.sh: --cache-type f32|q8_0 on generate, chat, serve and
 # perplexity, and `cllm info`'s KV rows, on a byte-level model (head size
 # 32, so q8_0 blocks fit) trained here for a few seconds: the q8_0 cache
 # gives the same greedy text, perplexity within 1% of the f32 cache with a
@@ -7,7 +7,8 @@
 set -u
 bin=${CLLM_BUILD:-build}/cllm
 work=$(mktemp -d /tmp/cllm-test-kvcache.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+srv=""
+trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"' EXIT
 pass=0
 fail=0
 check() { # name, condition-command...
@@ -25,6 +26,37 @@ check "generate --cache-type q8_0 exits 0 and continues the prompt" bash -c "[[ 
 check "greedy text with the q8_0 cache equals the f32 cache's" test "$f" = "$q"
 c=$("$bin" chat -m "$model" --prompt "the cat" -n 8 --temperature 0 --threads 1 --cache-type q8_0 --template plain 2>/dev/null)
 check "chat --cache-type q8_0 answers" test $? -eq 0 -a -n "$c"
+# serve with a q8_0 cache: two concurrent greedy completions (one batched
+# pass per step), then a prompt that extends the first (prompt-prefix reuse
+# rewinds a slot) must each give what generate gives with the same cache.
+"$bin" serve -m "$model" --threads 1 --port 0 --parallel 2 --cache-type q8_0 2>"$work/serve.log" &
+srv=$!
+for _ in $(seq 1 100); do grep -q "listening on" "$work/serve.log" && break; sleep 0.1; done
+port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/serve.log" | sed 's/.*://')
+check "serve --cache-type q8_0 starts" test -n "$port"
+g1=$("$bin" generate -m "$model" -p "the cat" -n 12 --temperature 0 --no-echo --threads 1 --cache-type q8_0 2>/dev/null)
+g2=$("$bin" generate -m "$model" -p "the dog ran" -n 12 --temperature 0 --no-echo --threads 1 --cache-type q8_0 2>/dev/null)
+g3=$("$bin" generate -m "$model" -p "the cat sat on the" -n 12 --temperature 0 --no-echo --threads 1 --cache-type q8_0 \
+    2>/dev/null)
+s_out=$(PORT="${port:-1}" /usr/bin/python3 -c '
+import http.client, json, os, threading
+def ask(prompt, out, i):
+    c = http.client.HTTPConnection("127.0.0.1", int(os.environ["PORT"]), timeout=60)
+    c.request("POST", "/v1/completions", json.dumps({"prompt": prompt, "max_tokens": 12, "temperature": 0}))
+    out[i] = json.loads(c.getresponse().read())["choices"][0]["text"]
+out = [None] * 3
+ts = [threading.Thread(target=ask, args=(p, out, i)) for i, p in enumerate(["the cat", "the dog ran"])]
+for t in ts: t.start()
+for t in ts: t.join()
+ask("the cat sat on the", out, 2)
+print(json.dumps(out))' 2>/dev/null)
+check "served q8_0-cache completions (batched, then prefix reuse) equal generate's" /usr/bin/python3 -c '
+import json, sys
+got = json.loads(sys.argv[1]); want = sys.argv[2:]
+assert len(want) == 3 and all(want) and [g.rstrip("\n") for g in got] == want, (got, want)' "${s_out:-null}" "$g1" "$g2" "$g3"
+kill "$srv" 2>/dev/null
+wait "$srv" 2>/dev/null
+srv=""
 head -c 3000 "$work/text.txt" > "$work/small.txt"  # --ctx 32: the length the model was trained at
 "$bin" perplexity -m "$model" --ctx 32 --threads 1 --json "$work/small.txt" >"$work/pf.json" 2>/dev/null
 "$bin" perplexity -m "$model" --kl-base "$model" --cache-type q8_0 --ctx 32 --threads 1 --json "$work/small.txt" \
