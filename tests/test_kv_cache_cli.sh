@@ -27,8 +27,9 @@ check "greedy text with the q8_0 cache equals the f32 cache's" test "$f" = "$q"
 c=$("$bin" chat -m "$model" --prompt "the cat" -n 8 --temperature 0 --threads 1 --cache-type q8_0 --template plain 2>/dev/null)
 check "chat --cache-type q8_0 answers" test $? -eq 0 -a -n "$c"
 # serve with a q8_0 cache: two concurrent greedy completions (one batched
-# pass per step), then a prompt that extends the first (prompt-prefix reuse
-# rewinds a slot) must each give what generate gives with the same cache.
+# pass per step), then a prompt that extends the first (served from that
+# slot's cached prefix: /metrics counts reused tokens) must each give what
+# generate gives with the same cache.
 "$bin" serve -m "$model" --threads 1 --port 0 --parallel 2 --cache-type q8_0 2>"$work/serve.log" &
 srv=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$work/serve.log" && break; sleep 0.1; done
@@ -49,10 +50,14 @@ ts = [threading.Thread(target=ask, args=(p, out, i)) for i, p in enumerate(["the
 for t in ts: t.start()
 for t in ts: t.join()
 ask("the cat sat on the", out, 2)
-print(json.dumps(out))' 2>/dev/null)
+c = http.client.HTTPConnection("127.0.0.1", int(os.environ["PORT"]), timeout=60)
+c.request("GET", "/metrics")
+m = dict(l.rsplit(" ", 1) for l in c.getresponse().read().decode().splitlines() if not l.startswith("#"))
+print(json.dumps({"texts": out, "reused": int(m["cllm_prompt_tokens_reused_total"])}))' 2>/dev/null)
 check "served q8_0-cache completions (batched, then prefix reuse) equal generate's" /usr/bin/python3 -c '
 import json, sys
-got = json.loads(sys.argv[1]); want = sys.argv[2:]
+r = json.loads(sys.argv[1]); got = r["texts"]; want = sys.argv[2:]
+assert r["reused"] > 0, r  # the third prompt was served from a cached prefix
 assert len(want) == 3 and all(want) and [g.rstrip("\n") for g in got] == want, (got, want)' "${s_out:-null}" "$g1" "$g2" "$g3"
 kill "$srv" 2>/dev/null
 wait "$srv" 2>/dev/null
