@@ -235,7 +235,15 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     r->completion_tokens++;
     if (!r->cancelled && !r->failed) {
         srv_emit_token(s, q, out, rlen, tok, lp, top, r->n_top);
-        if (r->stream) wake_locked(r); /* a non-stream answer waits for the end */
+        /* A stream's connection is resumed once per step, after every row
+         * is sampled (wake_all): resuming per token woke the network thread
+         * in the middle of the step, taking the core from the worker. A
+         * non-stream answer waits for the end. */
+        if (r->stream && r->conn && r->suspended && !r->wake_queued && s->n_wake < s->p.parallel) {
+            r->wake_queued = 1;
+            r->refs++;
+            s->wake[s->n_wake++] = r;
+        }
     }
     if (finish >= 0) seq_finish_locked(s, q, (cllm_finish_reason)finish);
     else q->state = SEQ_GEN;
@@ -273,6 +281,21 @@ static void run_embed(cllm_server *s, srv_request *r) {
     wake_locked(r);
     srv_request_release_locked(s, r);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Resumes the connections of the streams that got output this step. */
+static void wake_all(cllm_server *s) {
+    if (s->n_wake == 0) return;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->n_wake; i++) {
+        srv_request *r = s->wake[i];
+        r->wake_queued = 0;
+        wake_locked(r);
+        srv_request_release_locked(s, r);
+    }
+    s->n_wake = 0;
+    pthread_mutex_unlock(&s->mu);
+    lap(s, SRV_PH_EMIT);
 }
 
 /* One model pass over the step's rows: first the last sampled token of
@@ -389,6 +412,7 @@ static void *worker_main(void *arg) {
             /* a sequence's wanted row is its last in this pass: take_token may free it */
             if (rows_want[k]) take_token(s, q, logits + (size_t)li++ * s->V);
         }
+        wake_all(s);
     }
     free(rows_slot);
     free(rows_pos);
@@ -401,7 +425,8 @@ static void *worker_main(void *arg) {
 int srv_worker_start(cllm_server *s) {
     s->threads = cllm_kernels_threads();
     s->slots = calloc((size_t)s->p.parallel, sizeof *s->slots);
-    if (!s->slots) return -1;
+    s->wake = calloc((size_t)s->p.parallel, sizeof *s->wake);
+    if (!s->slots || !s->wake) return -1;
     for (int i = 0; i < s->p.parallel; i++) {
         s->slots[i].cached = malloc((size_t)s->ctx * sizeof(uint32_t));
         if (!s->slots[i].cached) return -1;
@@ -448,4 +473,6 @@ void srv_worker_stop(cllm_server *s) {
     for (int i = 0; s->slots && i < s->p.parallel; i++) free(s->slots[i].cached);
     free(s->slots);
     s->slots = NULL;
+    free(s->wake);
+    s->wake = NULL;
 }

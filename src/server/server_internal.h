@@ -84,6 +84,7 @@ struct srv_request {
     int finished;               /* all output produced (mu) */
     struct MHD_Connection *conn;/* NULL once the connection is gone (mu) */
     int suspended;              /* conn is suspended waiting for output (mu) */
+    int wake_queued;            /* in the worker's end-of-step wake list, holding a reference (mu) */
     /* embeddings */
     int n_inputs;
     uint32_t **inputs;          /* [n_inputs][input_len[i]] */
@@ -136,6 +137,8 @@ struct cllm_server {
     int n_embed, embed_first;
     srv_slot *slots;            /* [parallel] (worker) */
     uint64_t wk_ns[SRV_PH_COUNT], wk_t; /* phase time not yet added to m, last lap (worker) */
+    srv_request **wake;         /* [parallel] streams with new output this step (worker, mu) */
+    int n_wake;
     int busy;                   /* slots in use (mu) */
     uint64_t next_id;           /* mu */
     srv_metrics m;              /* mu */
