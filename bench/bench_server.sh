@@ -34,7 +34,7 @@ run_row() {
     local model=$1 tokens=$2 reqs=$3
     "$bin" serve -m "$model" --port 0 --threads "${THREADS:-2}" --parallel 16 --queue 64 2> "$work/serve.log" &
     pid=$!
-    for _ in $(seq 1 600); do grep -q "listening on" "$work/serve.log" && break; sleep 0.1; done
+    for _ in $(seq 1 600); do grep -q "listening on" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
     local port load first second
     port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/serve.log" | sed 's/.*://')
     load=$(cut -d' ' -f1-3 /proc/loadavg)
