@@ -235,6 +235,25 @@ after = metric("cllm_prompt_tokens_reused_total")
 check("prefix reuse: the repeated prompt is served from the cache", after - before >= first["usage"]["prompt_tokens"] - 1,
       f"{before} -> {after}")
 
+# ---- prefix copy: a prompt another slot holds is copied, not recomputed ----
+# Slot A generates (slowly: 5 ms per step) from a fresh prompt while B sends
+# the same prompt; B lands in the other slot and copies A's cached prefix.
+# Greedy, so B's text must equal A's.
+shared = "the dog ran to the log and the cat sat"
+copied0 = metric("cllm_prompt_tokens_copied_total")
+res_a = {}
+ta = threading.Thread(target=lambda: res_a.update(
+    r=req("POST", CMPL, {"prompt": shared, "max_tokens": 30, "temperature": 0})))
+ta.start()
+time.sleep(0.05)
+s_b, t_b, _ = req("POST", CMPL, {"prompt": shared, "max_tokens": 30, "temperature": 0})
+ta.join()
+copied = metric("cllm_prompt_tokens_copied_total") - copied0
+n_prompt = json.loads(t_b)["usage"]["prompt_tokens"]
+check("prefix copy: the second slot copies the first one's prompt", copied == n_prompt - 1, f"copied {copied} of {n_prompt}")
+check("prefix copy: the copied cache gives the same greedy text", s_b == 200 and res_a["r"][0] == 200
+      and json.loads(t_b)["choices"][0]["text"] == json.loads(res_a["r"][1])["choices"][0]["text"], t_b[:200])
+
 # ---- headers, bodies, slow clients ----
 def raw_exchange(data, wait_close=3.0):
     s = socket.create_connection(("127.0.0.1", PORT), timeout=wait_close)

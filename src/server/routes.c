@@ -962,6 +962,8 @@ static srv_reply route_metrics(cllm_server *s) {
     COUNTER("cllm_requests_failed_total", "Requests that failed inside the model.", m.failures);
     COUNTER("cllm_prompt_tokens_total", "Prompt tokens computed (reused prefixes excluded).", m.prompt_tokens);
     COUNTER("cllm_prompt_tokens_reused_total", "Prompt tokens served from a slot's cached prefix.", m.reused_tokens);
+    COUNTER("cllm_prompt_tokens_copied_total", "Of those, prompt tokens copied from another slot's cache.",
+            m.copied_tokens);
     COUNTER("cllm_generated_tokens_total", "Tokens sampled.", m.generated_tokens);
     COUNTER("cllm_decode_steps_total", "Model passes (each: every generating sequence's next token plus prompt chunks).",
             m.decode_steps);

@@ -173,6 +173,26 @@ static srv_request *schedule_locked(cllm_server *s) {
             int l = lcp(s->slots[i].cached, s->slots[i].n_cached, r->prompt, r->n_prompt);
             if (l > best_len) best = i, best_len = l;
         }
+        /* Another slot (busy or free) may hold a longer prefix of this
+         * prompt, e.g. a shared system prompt: copy its cached positions
+         * instead of computing them again. Done here, in admission order,
+         * so a later admission sees this slot's new contents. */
+        int src = -1, src_len = best_len;
+        for (int i = 0; i < s->p.parallel; i++) {
+            if (i == best) continue;
+            int l = lcp(s->slots[i].cached, s->slots[i].n_cached, r->prompt, r->n_prompt);
+            if (l > src_len) src = i, src_len = l;
+        }
+        if (src >= 0 && src_len > 1) {
+            cllm_error err;
+            int n = src_len < r->n_prompt - 1 ? src_len : r->n_prompt - 1;
+            if (cllm_model_kv_copy(s->model, best, src, n, &err) == CLLM_OK) {
+                memcpy(s->slots[best].cached, s->slots[src].cached, (size_t)n * sizeof(uint32_t));
+                s->slots[best].n_cached = n;
+                best_len = n;
+                s->m.copied_tokens += (uint64_t)n;
+            }
+        }
         int reuse = best_len < r->n_prompt - 1 ? best_len : r->n_prompt - 1;
         s->slots[best].seq = q;
         s->busy++;

@@ -109,7 +109,7 @@ typedef enum { SRV_PH_FORWARD = 0, SRV_PH_EMBED, SRV_PH_SAMPLE, SRV_PH_EMIT, SRV
 
 typedef struct {
     uint64_t requests[SRV_KIND_COUNT], rejected_busy, errors_4xx, cancelled, prompt_tokens,
-        generated_tokens, reused_tokens, decode_steps, batched_rows, failures;
+        generated_tokens, reused_tokens, copied_tokens, decode_steps, batched_rows, failures;
     uint64_t phase_ns[SRV_PH_COUNT]; /* worker wall time per phase */
     uint64_t worker_cpu_ns;          /* the worker thread's CPU time (its OpenMP helpers excluded) */
     int worker_threads;              /* OpenMP threads the worker decodes with */
