@@ -6,7 +6,8 @@
  *   1. (mu held) finish sequences whose client went away or whose request
  *      failed, freeing their slots; admit queued sequences into free slots,
  *      each into the free slot whose cached tokens share the longest prefix
- *      with its prompt; take one waiting embedding job.
+ *      with its prompt, copying a longer cached prefix from any other slot
+ *      (busy or free) when one has it; take one waiting embedding job.
  *   2. (no lock) run the embedding job; then ONE model pass
  *      (cllm_model_decode_rows) over the last sampled token of every
  *      generating slot plus prompt tokens of the prefilling slots, as many
