@@ -9,14 +9,30 @@
  *   then, each starting from the SFT model:
  *   DPO    on pairs (correct answer chosen, a wrong one rejected)
  *   PPO    against a Bradley-Terry reward model trained on the same pairs
+ *          plus one malformed rejected reply per prompt
  *   GRPO   with the built-in "number" verifiable reward
  *
  * Accuracy is greedy exact-match of the reply over all 55 prompts, printed
- * for every stage. Asserted: SFT beats the base, DPO (with TRL's rpo_alpha)
- * beats SFT, the reward model's held-out accuracy; PPO's and GRPO's
- * accuracies are printed but NOT asserted: they do not reliably improve on
- * this task yet (an open item, not a pass). Everything is
- * seeded; models are tiny (2 layers, C=64) to fit ~1 minute on 2 cores.
+ * for every stage. Asserted: SFT beats the base; DPO (with TRL's rpo_alpha),
+ * PPO and GRPO each beat SFT; the reward model's held-out accuracy.
+ *
+ * What made PPO and GRPO learn here (each was found by measurement):
+ *  - the reward model's learning rate: at 1e-3 its training was unstable
+ *    (one data seed collapsed to a constant score, held-out accuracy 0.50;
+ *    on this one the correct reply ranked first among the ten digits for
+ *    only 42% of prompts); at 3e-4 it ranks it first for ~91%;
+ *  - a reward model that only ever saw well-formed replies scored
+ *    format-breaking ones ("c" cut off, "cc", "### ...") above the correct
+ *    answer, and PPO with a weak KL learned to emit "## "; one malformed
+ *    rejected reply per prompt (its own pairs file) closes that hole;
+ *  - PPO/GRPO learning rates (5e-5 / 1e-4 moved the policy too little in
+ *    20-30 steps), TRL-like KL coefficients (0.05 / 0.04 instead of 1.0 /
+ *    0.1), rollouts at temperature 1 (the log-probabilities are those of
+ *    the untempered policy, so T = 1 keeps the rollouts on-policy), several
+ *    epochs per batch, and GRPO's missing-eos penalty so the number reward
+ *    only pays replies that end their turn.
+ * Everything is seeded; models are tiny (2 layers, C=64) to fit ~1 minute
+ * on 2 cores.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,9 +123,11 @@ static void log_line(void *ctx, const char *line) {
 static void test_rlhf_e2e_pipeline_accuracy(void) {
     cllm_rng rng;
     cllm_rng_seed(&rng, 5);
+    cllm_rng bad_rng; /* its own stream, so the DPO pairs do not depend on it */
+    cllm_rng_seed(&bad_rng, 7);
     size_t cap = 1 << 16, len = 0;
-    char *sft = malloc(cap), *pairs = malloc(cap), *prompts = malloc(cap);
-    size_t lp = 0, lq = 0;
+    char *sft = malloc(cap), *pairs = malloc(cap), *prompts = malloc(cap), *rm_pairs = malloc(cap);
+    size_t lp = 0, lq = 0, lr = 0;
     for (int i = 0; i < 600; i++) {
         int a = (int)cllm_rng_below(&rng, 10), b = (int)cllm_rng_below(&rng, 10 - (uint64_t)a);
         len += (size_t)snprintf(sft + len, cap - len, "### User:\n%d+%d\n\n### Assistant:\n%d\n\n", a, b, a + b);
@@ -121,11 +139,25 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
                 lp += (size_t)snprintf(pairs + lp, cap - lp, "{\"prompt\":\"%d+%d\",\"chosen\":\"%d\",\"rejected\":\"%d\"}\n",
                                        a, b, a + b, wrong);
             }
+            /* the reward model also learns that a malformed reply loses to the answer */
+            char bad[16];
+            switch (cllm_rng_below(&bad_rng, 5)) {
+            case 0: snprintf(bad, sizeof bad, "%d%d", a + b, (int)cllm_rng_below(&bad_rng, 10)); break;
+            case 1: snprintf(bad, sizeof bad, "###"); break;
+            case 2: snprintf(bad, sizeof bad, "%d+", a + b); break;
+            case 3: snprintf(bad, sizeof bad, "### User:"); break;
+            default: snprintf(bad, sizeof bad, "x"); break;
+            }
+            lr += (size_t)snprintf(rm_pairs + lr, cap - lr, "{\"prompt\":\"%d+%d\",\"chosen\":\"%d\",\"rejected\":\"%s\"}\n",
+                                   a, b, a + b, bad);
             lq += (size_t)snprintf(prompts + lq, cap - lq, "{\"prompt\":\"%d+%d\",\"answer\":%d}\n", a, b, a + b);
         }
     write_file("sft.txt", sft);
     write_file("pairs.jsonl", pairs);
     write_file("prompts.jsonl", prompts);
+    memcpy(rm_pairs + lr, pairs, lp + 1); /* the DPO pairs follow the malformed ones */
+    write_file("rm_pairs.jsonl", rm_pairs);
+    free(rm_pairs);
     free(sft);
     free(pairs);
     free(prompts);
@@ -184,8 +216,9 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     fflush(stdout);
     CHECK(E2E_QUICK || acc_sft > acc_base, "SFT raises accuracy: %.3f -> %.3f", acc_base, acc_sft);
 
-    char pairs_path[512], prompts_path[512], rm_path[512], out[512];
+    char pairs_path[512], rm_pairs_path[512], prompts_path[512], rm_path[512], out[512];
     path(pairs_path, "pairs.jsonl");
+    path(rm_pairs_path, "rm_pairs.jsonl");
     path(prompts_path, "prompts.jsonl");
     path(rm_path, "rm.gguf");
     cllm_rl_params p = cllm_rl_default_params();
@@ -210,8 +243,9 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
 
     /* reward model, then PPO */
     p.out_path = rm_path;
+    p.data_path = rm_pairs_path;
     p.steps = RM_STEPS;
-    p.lr = 1e-3f;
+    p.lr = 3e-4f;
     p.val_frac = 0.2f;
     CHECK(cllm_reward_train(&p, &res, &err) == CLLM_OK, "reward: %s", err.msg);
     printf("e2e reward model: held-out pairwise accuracy %.3f -> %.3f\n", res.first_metric, res.val_accuracy);
@@ -223,8 +257,9 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.steps = PPO_STEPS;
     p.batch = 16;
     p.max_new = 4;
-    p.lr = 5e-5f;
-    p.kl_coef = 1.0f;
+    p.lr = 2e-4f;
+    p.kl_coef = 0.05f;
+    p.epochs = 4;
     p.missing_eos_penalty = 5.0f;
     p.temperature = 1.0f;
     CHECK(cllm_ppo_train(&p, &res, &err) == CLLM_OK, "ppo: %s", err.msg);
@@ -232,10 +267,8 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     printf("e2e accuracy: ppo  %.3f (mean reward-model score %.3f -> %.3f)\n", acc_ppo, res.first_metric,
            res.last_metric);
     fflush(stdout);
-    /* NOT asserted: on this tiny task PPO either stays near the SFT accuracy
-     * (strong KL) or exploits the reward model (e.g. empty replies) and loses
-     * accuracy (weak KL); see the report. The run itself must succeed. */
     CHECK(res.steps_done == PPO_STEPS, "ppo ran %d steps", res.steps_done);
+    CHECK(E2E_QUICK || acc_ppo > acc_sft, "PPO raises accuracy: %.3f -> %.3f", acc_sft, acc_ppo);
 
     /* GRPO with the verifiable reward */
     cllm_vreward *vr = NULL;
@@ -245,20 +278,19 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.reward_path = NULL;
     p.vreward = vr;
     p.steps = GRPO_STEPS;
-    p.batch = 4;
+    p.batch = 8;
     p.group = 8;
-    p.beta = 0.1f;
-    p.lr = 1e-4f;
-    p.temperature = 0.7f;
-    p.epochs = 1;
-    p.missing_eos_penalty = 0;
+    p.beta = 0.04f;
+    p.lr = 2e-4f;
+    p.temperature = 1.0f;
+    p.epochs = 2;
+    p.missing_eos_penalty = 1.0f;
     CHECK(cllm_grpo_train(&p, &res, &err) == CLLM_OK, "grpo: %s", err.msg);
     double acc_grpo = accuracy(out);
     printf("e2e accuracy: grpo %.3f (mean sampled reward %.3f -> %.3f)\n", acc_grpo, res.first_metric, res.last_metric);
     fflush(stdout);
-    /* NOT asserted yet: GRPO's own sampled reward does not rise reliably on
-     * this tiny task (see the report); the run itself must succeed. */
     CHECK(res.steps_done == GRPO_STEPS, "grpo ran %d steps", res.steps_done);
+    CHECK(E2E_QUICK || acc_grpo > acc_sft, "GRPO raises accuracy: %.3f -> %.3f", acc_sft, acc_grpo);
     cllm_vreward_destroy(vr);
 }
 
