@@ -312,10 +312,11 @@ static void test_model_quant_bad_input(void) {
     CHECK(cllm_model_load_gguf_mapped(f32, &o, &m, &err) == CLLM_ERR_ARG, "training refused");
 }
 
-/* Two threads split every product by rows (one parallel region per product:
- * the integer GEMM for q8_0/q4_0, per-thread dequantize + GEMM for f16/bf16):
- * the logits must match one thread's. The model is wide enough and the chunk
- * long enough that every product of the chunk takes the parallel branch. */
+/* Two threads split the products by rows (one parallel region per product:
+ * the integer GEMM for q8_0/q4_0 in row chunks, dequantize + GEMM per
+ * 256-row block for f16/bf16, handed out dynamically): the logits must
+ * match one thread's. The model is wide enough and the chunk long enough
+ * that every product with more than one chunk / block runs in parallel. */
 static void test_model_quant_two_threads_match_one(void) {
     cllm_model_config c = cfg_gpt2();
     c.n_layer = 1, c.n_embd = 256, c.ffn_hidden = 1024;

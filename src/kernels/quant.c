@@ -186,22 +186,28 @@ size_t cllm_quant_q8_0_bytes(int64_t n) { return (size_t)(n / 32) * Q8_BYTES; }
  * models decode on one thread and large ones, memory-bound, still split. */
 #define QUANT_PAR_MIN (1 << 20)
 
-/* Rows split over the threads in units of GEMM_ROW_UNIT (the VNNI tile
- * height), one contiguous range per thread, one parallel region per call. */
-#define GEMM_ROW_UNIT 4
+/* Rows go to the threads in GEMM_CHUNKS_PER_THREAD chunks per thread
+ * (multiples of the 4-row VNNI tile, at least GEMM_MIN_CHUNK_ROWS), handed
+ * out dynamically in one parallel region per call: on a shared machine a
+ * thread that loses its core for a while leaves its remaining chunks to the
+ * others instead of stalling the product, while chunks stay long enough for
+ * decode to stream each one sequentially. Every output element is computed
+ * by the same code whichever thread takes it, so results do not depend on
+ * the thread count. */
+#define GEMM_CHUNKS_PER_THREAD 4
+#define GEMM_MIN_CHUNK_ROWS 32
 
 static void gemm_split(const cllm_quant_kernels *k, uint32_t type, const uint8_t *W, size_t row_bytes, int rows,
                        int cols, const void *xq, size_t xq_stride, int n, float *out, size_t ld_out, int par) {
-#pragma omp parallel if (par)
-    {
-        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        const int units = (rows + GEMM_ROW_UNIT - 1) / GEMM_ROW_UNIT;
-        const int r0 = (int)((int64_t)units * id / nt) * GEMM_ROW_UNIT;
-        int r1 = (int)((int64_t)units * (id + 1) / nt) * GEMM_ROW_UNIT;
-        if (r1 > rows) r1 = rows;
-        if (r1 > r0)
-            k->gemm_q8(type, W + (size_t)r0 * row_bytes, row_bytes, r1 - r0, xq, xq_stride, n, cols, out + r0,
-                       ld_out);
+    int chunk = par ? (rows + GEMM_CHUNKS_PER_THREAD * omp_get_max_threads() - 1) /
+                          (GEMM_CHUNKS_PER_THREAD * omp_get_max_threads())
+                    : rows;
+    chunk = chunk < GEMM_MIN_CHUNK_ROWS ? GEMM_MIN_CHUNK_ROWS : (chunk + 3) / 4 * 4;
+    const int chunks = (rows + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) if (par && chunks > 1)
+    for (int c = 0; c < chunks; c++) {
+        const int r0 = c * chunk, nr = rows - r0 < chunk ? rows - r0 : chunk;
+        k->gemm_q8(type, W + (size_t)r0 * row_bytes, row_bytes, nr, xq, xq_stride, n, cols, out + r0, ld_out);
     }
 }
 

@@ -9,7 +9,7 @@
  * q8_0/q4_0 through the integer GEMM on q8_0 activations (any number of
  * tokens); f32/f16/bf16 through matrix-vector kernels for 1-2 tokens and
  * dequantized row blocks + fp32 GEMM for longer prompt chunks (one parallel
- * region per product, rows split statically). All scratch is allocated at load.
+ * region per product, row blocks handed out dynamically). All scratch is allocated at load.
  * Does not: training or cllm_model_forward (forward.c refuses mapped
  * models), write files, or quantize anything (quantize.c, ggml_types.c).
  */
@@ -331,23 +331,21 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
             row0 += (size_t)q->rows;
             continue;
         }
-        /* f16/bf16: one parallel region, each thread a contiguous range of rows,
-         * dequantized QM_ROW_BLOCK at a time into its own scratch slot and
-         * multiplied by a one-thread GEMM (oneDNN runs serially inside a
-         * parallel region): no fork/join per row block, dequantization threaded. */
+        /* f16/bf16: one parallel region; blocks of QM_ROW_BLOCK rows handed out
+         * dynamically (a thread that loses its core on a shared machine does not
+         * hold the others up), each dequantized into the taking thread's scratch
+         * slot and multiplied by a one-thread GEMM (oneDNN runs serially inside
+         * a parallel region): no fork/join per block, dequantization threaded. */
         const int nth = omp_get_max_threads() < qw->deq_slots ? omp_get_max_threads() : qw->deq_slots;
-#pragma omp parallel num_threads(nth) if ((double)n * q->rows * IC >= QM_PAR_MIN)
-        {
-            const int id = omp_get_thread_num(), nt = omp_get_num_threads();
-            const int r0 = (int)((int64_t)q->rows * id / nt), r1 = (int)((int64_t)q->rows * (id + 1) / nt);
-            float *deq = qw->deq + (size_t)id * QM_ROW_BLOCK * qw->max_cols;
-            for (int r = r0; r < r1; r += QM_ROW_BLOCK) {
-                const int rb = r1 - r < QM_ROW_BLOCK ? r1 - r : QM_ROW_BLOCK;
-                cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
-                                        (size_t)IC);
-                /* out[:, row0 + r ..] = in[n, IC] @ deq[rb, IC]^T */
-                cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, deq, IC, 0.0f, out + row0 + (size_t)r, OC);
-            }
+        const int nblk = (q->rows + QM_ROW_BLOCK - 1) / QM_ROW_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * q->rows * IC >= QM_PAR_MIN && nblk > 1)
+        for (int bi = 0; bi < nblk; bi++) {
+            const int r = bi * QM_ROW_BLOCK, rb = q->rows - r < QM_ROW_BLOCK ? q->rows - r : QM_ROW_BLOCK;
+            float *deq = qw->deq + (size_t)omp_get_thread_num() * QM_ROW_BLOCK * qw->max_cols;
+            cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
+                                    (size_t)IC);
+            /* out[:, row0 + r ..] = in[n, IC] @ deq[rb, IC]^T */
+            cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, deq, IC, 0.0f, out + row0 + (size_t)r, OC);
         }
         row0 += (size_t)q->rows;
     }
