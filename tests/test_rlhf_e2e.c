@@ -281,9 +281,9 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.batch = 8;
     p.group = 8;
     p.beta = 0.04f;
-    p.lr = 2e-4f;
+    p.lr = 1e-4f;
     p.temperature = 1.0f;
-    p.epochs = 2;
+    p.epochs = 4;
     p.missing_eos_penalty = 1.0f;
     CHECK(cllm_grpo_train(&p, &res, &err) == CLLM_OK, "grpo: %s", err.msg);
     double acc_grpo = accuracy(out);
