@@ -18,9 +18,10 @@
  *
  * What made PPO and GRPO learn here (each was found by measurement):
  *  - the reward model's learning rate: at 1e-3 its training was unstable
- *    (one data seed collapsed to a constant score, held-out accuracy 0.50;
- *    on this one the correct reply ranked first among the ten digits for
- *    only 42% of prompts); at 3e-4 it ranks it first for ~91%;
+ *    (with these pairs the correct reply ranked first among the ten digits
+ *    for only 42% of prompts; adding the malformed pairs below, it collapsed
+ *    to one score for every reply, held-out accuracy 0.50); at 3e-4 it
+ *    ranks the correct reply first for ~91% of prompts;
  *  - a reward model that only ever saw well-formed replies scored
  *    format-breaking ones ("c" cut off, "cc", "### ...") above the correct
  *    answer, and PPO with a weak KL learned to emit "## "; one malformed
