@@ -228,7 +228,10 @@ static void test_rlhf_grpo_advantages_normalised(void) {
 }
 
 /* ---- the model's backward from log-prob and hidden gradients ---------------- */
-static void test_rlhf_model_backward_heads_matches_finite_differences(void) {
+/* At temperature T the log-probs are of softmax(logits / T) and the
+ * backward must match their finite differences (RL scores rollouts at the
+ * temperature they were sampled with). */
+static void check_backward_heads(float temperature) {
     cllm_model_config cfg;
     cllm_error err;
     CHECK(cllm_model_preset("tiny-gpt2", &cfg, &err) == CLLM_OK, "%s", err.msg);
@@ -245,9 +248,26 @@ static void test_rlhf_model_backward_heads_matches_finite_differences(void) {
         return;
     }
     cllm_model_init_weights(m, 3);
-    const int C = cfg.n_embd, B = 2, T = 6;
+    const int C = cfg.n_embd, B = 2, T = 6, V = cfg.vocab_size;
     int32_t tokens[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1};
     int32_t targets[12] = {-1, 3, 4, 5, -1, -1, -1, -1, 10, 0, 1, 2};
+    CHECK(cllm_model_set_logit_temperature(m, 0.0f, &err) != CLLM_OK, "temperature 0 refused");
+    CHECK(cllm_model_set_logit_temperature(m, temperature, &err) == CLLM_OK, "%s", err.msg);
+    {   /* tempered log-probs == log softmax(raw logits / T), raw from a forward without targets */
+        float raw[12 * 11], lp[12];
+        CHECK(cllm_model_forward(m, tokens, NULL, B, T, NULL, &err) == CLLM_OK, "%s", err.msg);
+        memcpy(raw, cllm_model_logits(m), sizeof raw);
+        CHECK(cllm_model_forward(m, tokens, targets, B, T, NULL, &err) == CLLM_OK, "%s", err.msg);
+        cllm_model_token_logprobs(m, lp, &err);
+        for (int i = 0; i < 12; i++) {
+            if (targets[i] < 0) continue;
+            double mx = -1e30, z = 0;
+            for (int v = 0; v < V; v++) mx = fmax(mx, raw[i * V + v] / temperature);
+            for (int v = 0; v < V; v++) z += exp(raw[i * V + v] / temperature - mx);
+            CHECK_NEAR(lp[i], raw[i * V + targets[i]] / temperature - mx - log(z), 1e-5, 1e-5,
+                       "tempered log-prob (float softmax)");
+        }
+    }
     float coef[12], *hw = malloc((size_t)C * sizeof *hw);
     cllm_rng rng;
     cllm_rng_seed(&rng, 11);
@@ -303,6 +323,9 @@ static void test_rlhf_model_backward_heads_matches_finite_differences(void) {
     free(hw);
     cllm_model_destroy(m);
 }
+
+static void test_rlhf_model_backward_heads_matches_finite_differences(void) { check_backward_heads(1.0f); }
+static void test_rlhf_model_backward_heads_tempered(void) { check_backward_heads(0.7f); }
 
 /* ---- preference data ------------------------------------------------------- */
 static cllm_status parse(const char *text, int prompt_only, int max_tokens, cllm_pref_data *d, cllm_error *err) {
@@ -479,6 +502,7 @@ int main(void) {
     TEST_RUN(test_rlhf_gae_matches_direct_sum);
     TEST_RUN(test_rlhf_grpo_advantages_normalised);
     TEST_RUN(test_rlhf_model_backward_heads_matches_finite_differences);
+    TEST_RUN(test_rlhf_model_backward_heads_tempered);
     TEST_RUN(test_rlhf_pref_data_formats);
     TEST_RUN(test_rlhf_pref_data_errors);
     TEST_RUN(test_rlhf_reference_shape_mismatch_names_both);

@@ -241,6 +241,15 @@ cllm_status cllm_model_token_logprobs(const cllm_model *m, float *logp, cllm_err
 cllm_status cllm_model_backward_heads(cllm_model *m, const float *dlogp, const float *dhidden,
                                       cllm_error *err);
 
+/* Scores targets under softmax(logits / temperature): every later forward
+ * with targets divides the logits by it before the cross-entropy (so the
+ * loss, cllm_model_logits and cllm_model_token_logprobs see the tempered
+ * distribution) and both backwards apply the matching 1/temperature to
+ * dlogits. RL sets the rollout sampling temperature here so its updates
+ * stay on-policy (TRL does the same). 1 (the default) leaves logits
+ * untouched. CLLM_ERR_ARG unless 0 < temperature <= 100. */
+cllm_status cllm_model_set_logit_temperature(cllm_model *m, float temperature, cllm_error *err);
+
 /* Dropout is active only in train mode and only when cfg.dropout > 0; eval
  * mode (the default) is deterministic. Masks come from a 64-bit seed that
  * advances after every train-mode forward, so storing cllm_model_dropout_seed

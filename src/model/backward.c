@@ -67,6 +67,7 @@ cllm_status cllm_model_backward(cllm_model *m, float dloss_scale, cllm_error *er
     /* loss -> logits -> final norm */
     cllm_crossentropy_backward(g->logits, g->logits, g->row_max, g->row_rsum, m->targets, B, T,
                                c->vocab_size, dloss_scale); /* in place */
+    model_scale_dlogits(m, N);
     m->backward_done = 1;
     zero(g->dln, N * C);
     cllm_linear_backward(g->dln, gg.output, NULL, g->logits, g->lnf, gw.output, (int)N, c->n_embd,

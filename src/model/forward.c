@@ -131,6 +131,8 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
     float mean_loss = 0.0f;
     m->last_num_targets = 0;
     if (targets) {
+        if (m->logit_scale != 0.0f && m->logit_scale != 1.0f)
+            for (size_t i = 0; i < N * (size_t)c->vocab_size; i++) g->logits[i] *= m->logit_scale;
         memcpy(m->targets, targets, N * sizeof *targets);
         for (size_t i = 0; i < N; i++) m->last_num_targets += targets[i] >= 0;
         mean_loss = cllm_crossentropy_forward(g->losses, g->row_max, g->row_rsum, g->logits, targets, B,

@@ -33,6 +33,23 @@ cllm_status cllm_model_token_logprobs(const cllm_model *m, float *logp, cllm_err
     return CLLM_OK;
 }
 
+cllm_status cllm_model_set_logit_temperature(cllm_model *m, float temperature, cllm_error *err) {
+    if (!(temperature > 0.0f && temperature <= 100.0f))
+        return cllm_error_set(err, CLLM_ERR_ARG, "logit temperature %g: must be in (0, 100]", (double)temperature);
+    m->logit_scale = 1.0f / temperature;
+    return CLLM_OK;
+}
+
+/* The forward scaled the logits by s = 1/T before the cross-entropy, so
+ * the gradient on the raw logits is s times the one on the scaled ones. */
+void model_scale_dlogits(cllm_model *m, size_t rows) {
+    const float s = m->logit_scale;
+    if (s == 0.0f || s == 1.0f) return;
+    float *d = m->ga.logits;
+    const size_t n = rows * (size_t)m->cfg.vocab_size;
+    for (size_t i = 0; i < n; i++) d[i] *= s;
+}
+
 cllm_status cllm_model_backward_heads(cllm_model *m, const float *dlogp, const float *dhidden,
                                       cllm_error *err) {
     if (!m->opts.training)
@@ -64,6 +81,7 @@ cllm_status cllm_model_backward_heads(cllm_model *m, const float *dlogp, const f
             cllm_crossentropy_backward(row, row, g->row_max + i, g->row_rsum + i, m->targets + i, 1, 1,
                                        V, -dlogp[i]);
         }
+        model_scale_dlogits(m, N);
         cllm_linear_backward(g->dln, gg.output, NULL, g->logits, g->lnf, gw.output, (int)N, c->n_embd, V);
     }
     m->backward_done = 1;

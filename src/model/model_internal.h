@@ -131,6 +131,7 @@ struct cllm_model {
     int last_dropout;           /* 1 if the last forward applied dropout */
     int64_t last_num_targets;
     int backward_done;          /* logits overwritten by dlogits */
+    float logit_scale;          /* 1 / logit temperature for forwards with targets; 0 = unset (1) */
     int32_t *tokens;            /* [max_batch * max_seq] copy of the last forward's tokens */
     int32_t *targets;           /* [max_batch * max_seq] copy of the last forward's targets */
 
@@ -162,6 +163,8 @@ void model_seg_rope(const cllm_model *m, float *qkv, int B, int T, int backward)
 /* Backward below the output head, from ga.dln = d(loss)/d(lnf) of the last
  * forward (backward.c); accumulates into the gradient block. */
 void model_backward_from_lnf(cllm_model *m);
+/* dlogits (in the logits buffer, rows x V) times the logit scale 1/T (heads.c). */
+void model_scale_dlogits(cllm_model *m, size_t rows);
 
 /* Views of block l over `base` (params or grads). */
 void model_layer_view(const cllm_model *m, float *base, int l, model_layer_weights *w);

@@ -9,10 +9,10 @@
  * (cllm_grpo_loss). Losses are a mean over all completion tokens of the
  * batch (token-level normalisation, as DAPO and TRL's default).
  * Does not: filter all-equal groups (their advantages are 0 and add only the
- * KL term), reuse rollouts across steps, or temper the log-probabilities:
- * with a sampling temperature other than 1 the rollouts come from the
- * tempered policy while ratios, KL and gradients use the untempered one
- * (slightly off-policy); temperature 1 keeps the updates on-policy.
+ * KL term) or reuse rollouts across steps. Log-probabilities, ratios, KL
+ * and gradients use softmax(logits / temperature), the distribution the
+ * rollouts were sampled from (rl_load_run_models), so any sampling
+ * temperature keeps the updates on-policy.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -14,9 +14,8 @@
  * Logged: mean score, KL to the reference (per sequence), policy entropy,
  * clip fraction, value loss.
  * Does not: adapt kl_coef, use mini-batches smaller than the rollout batch,
- * share the policy's trunk with the value head, or temper the
- * log-probabilities (with a temperature other than 1 the rollouts are
- * slightly off-policy; see grpo.c).
+ * or share the policy's trunk with the value head. Log-probabilities use
+ * the sampling temperature, as in grpo.c.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -274,6 +274,12 @@ cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_he
                             p->reward_path, p->model_path);
         goto fail;
     }
+    /* Score completions under the distribution they were sampled from
+     * (softmax(logits / T)), for the policy's ratios and the reference's KL
+     * alike, as TRL does; greedy rollouts (T = 0) keep the raw logits. */
+    if (p->temperature > 0 && ((st = cllm_model_set_logit_temperature(pol->model, p->temperature, err)) ||
+                               (st = cllm_model_set_logit_temperature(ref->model, p->temperature, err))))
+        goto fail;
     return CLLM_OK;
 fail:
     cllm_rl_model_free(pol);
