@@ -11,8 +11,10 @@
  * attending to its own slot's cached positions 0..pos[i].
  *
  * Gives the same logits as cllm_model_decode on each slot separately (up to
- * float rounding; tests/test_server_batch.c). Not here: prompt chunks (use
- * cllm_model_decode), sampling.
+ * float rounding; tests/test_server_batch.c). The pass itself is
+ * decode_rows.c's (this file checks the one-row-per-slot contract and holds
+ * the f32 batched attention, model_attention_rows). Not here: prompt chunks
+ * (use cllm_model_decode), sampling.
  */
 #include <math.h>
 #include <omp.h>
@@ -136,33 +138,6 @@ cllm_status cllm_model_decode_batch(cllm_model *m, int n, const int *slots, cons
             return cllm_error_set(err, CLLM_ERR_ARG, "model decode batch: tokens[%d] = %d is outside [0, %d)", i,
                                   (int)tokens[i], c->vocab_size);
     }
-    model_kv *kv = &m->kv;
-    const size_t C = (size_t)c->n_embd, QKV = (size_t)m->QKV;
-    model_global_weights gw;
-    model_global_view(m, m->params, &gw);
-    const float *pos_table = c->pos == CLLM_POS_LEARNED ? gw.pos_embd
-                             : c->pos == CLLM_POS_SINUSOIDAL ? m->consts : NULL;
-    for (int i = 0; i < n; i++) model_infer_embed(m, kv->x + (size_t)i * C, &tokens[i], gw.tok_embd, pos_table, 1, pos[i]);
-    for (int l = 0; l < c->n_layer; l++) {
-        model_layer_weights w;
-        model_layer_view(m, m->params, l, &w);
-        model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.attn_norm_w, w.attn_norm_b, n);
-        model_infer_linear(m, l, QM_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
-        for (int i = 0; i < n; i++) {
-            float *row = kv->qkv + (size_t)i * QKV;
-            if (c->pos == CLLM_POS_ROPE) {
-                cllm_rope_forward(row, 1, 1, c->n_head, m->HS, QKV, pos[i], c->rope_theta);
-                cllm_rope_forward(row + (size_t)c->n_head * m->HS, 1, 1, c->n_kv_head, m->HS, QKV, pos[i],
-                                  c->rope_theta);
-            }
-            model_kv_store(m, l, slots[i], pos[i], row + (size_t)c->n_head * m->HS);
-        }
-        model_kv_attend_rows(m, l, kv->atty, kv->qkv, slots, pos, n); /* f32 or q8_0 cache (kv_cache.c) */
-        model_infer_block_tail(m, l, &w, n);
-    }
-    model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);
-    model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h, gw.output, NULL, n, c->n_embd, c->vocab_size);
-    for (int i = 0; i < n; i++) m->kv_len[slots[i]] = pos[i] + 1;
-    if (logits) *logits = kv->logits;
-    return CLLM_OK;
+    /* one row per distinct slot is the simplest case of decode_rows */
+    return cllm_model_decode_rows(m, n, slots, tokens, pos, NULL, logits, NULL, err);
 }
