@@ -28,10 +28,10 @@
  *    rejected reply per prompt (its own pairs file) closes that hole;
  *  - PPO/GRPO learning rates (5e-5 / 1e-4 moved the policy too little in
  *    20-30 steps), TRL-like KL coefficients (0.05 / 0.04 instead of 1.0 /
- *    0.1), rollouts at temperature 1 (the log-probabilities are those of
- *    the untempered policy, so T = 1 keeps the rollouts on-policy), several
- *    epochs per batch, and GRPO's missing-eos penalty so the number reward
- *    only pays replies that end their turn.
+ *    0.1), rollouts at temperature 1 (more varied samples than 0.7, so
+ *    GRPO's groups differ), several epochs per batch, and GRPO's
+ *    missing-eos penalty so the number reward only pays replies that end
+ *    their turn.
  * Everything is seeded; models are tiny (2 layers, C=64) to fit ~1 minute
  * on 2 cores.
  */
