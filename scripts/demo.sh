@@ -91,7 +91,7 @@ else
     vocab=2048
     model_args="--n-layer 4 --n-embd 192 --n-head 6 --n-kv-head 2 --ffn-hidden 512"
     pt_args="--steps 600 --batch 8 --seq 256 --lr 3e-3 --warmup 50 --eval-every 100 --eval-batches 10"
-    sft_args="--steps 1200 --batch 8 --seq 256 --lr 2e-3 --warmup 50 --eval-every 300"
+    sft_args="--steps 2400 --batch 8 --seq 256 --lr 2e-3 --warmup 50 --eval-every 600"
     sft_arith_copies=6
     dpo_args="--steps 60 --batch 8 --lr 1e-5 --beta 0.1"
     dpo_permille=20
