@@ -253,18 +253,28 @@ static int builder_oom(const builder *b) {
     return oom;
 }
 
+#define FIXED_COPIES 8
+
 static int build(builder *b, const cllm_world_params *p) {
     int factor = p->size == CLLM_WORLD_FULL ? TASK_FULL_FACTOR : 1;
     int n_stories = p->n_stories > 0 ? p->n_stories : STORIES_SMALL * (p->size == CLLM_WORLD_FULL ? FULL_FACTOR : 1);
     wbuf x = {0}, y = {0};
     b->pref_rng = stream(p->seed, 100);
 
-    /* Translation: one pair feeds both directions, split by the English side. */
+    /* Translation: one pair feeds both directions, split by the English side.
+     * The fixed everyday phrases (the guide's "Hello, how are you?") go to
+     * train FIXED_COPIES times: once each among thousands of pairs, the demo
+     * model mixed up the short ones ("how are you?" -> "where are you going?").
+     * The first copy registers the text, so no other split can hold it. */
     for (int i = 0; i < w_translation_n_fixed(); i++) {
         wb_reset(&x), wb_reset(&y);
         w_translation_fixed(i, &x, &y);
         if (add_example(b, T_EN_KO, x.data, y.data, 0, SPLIT_TRAIN) < 0) goto oom;
         if (add_example(b, T_KO_EN, y.data, x.data, 0, SPLIT_TRAIN) < 0) goto oom;
+        for (int c = 1; c < FIXED_COPIES; c++) {
+            put_example(b, T_EN_KO, SPLIT_TRAIN, x.data, y.data);
+            put_example(b, T_KO_EN, SPLIT_TRAIN, y.data, x.data);
+        }
     }
     cllm_rng r = stream(p->seed, T_EN_KO);
     for (int i = 0; i < task_draws_small[T_EN_KO] * factor; i++) {
