@@ -56,6 +56,8 @@ typedef enum {
 
 #define CLLM_QK8_0 32 /* elements per q8_0 block */
 #define CLLM_QK4_0 32 /* elements per q4_0 block */
+#define CLLM_Q8_0_BYTES 34 /* bytes per q8_0 block: fp16 d + 32 int8 */
+#define CLLM_Q4_0_BYTES 18 /* bytes per q4_0 block: fp16 d + 16 bytes of nibbles */
 
 typedef struct {
     const char *name;    /* ggml's lower-case name: "f32", "q8_0", ... */

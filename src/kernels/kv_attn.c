@@ -16,7 +16,6 @@
 #include "cllm/kernels.h"
 #include "cllm/kv_attn.h"
 
-#define Q8_BYTES 34 /* fp16 scale + 32 int8 */
 
 void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
                                 size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx512.c */
@@ -38,10 +37,10 @@ void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, con
         const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
         float s = 0.0f;
         for (int b = 0; b < nb; b++) {
-            const int8_t *kq = (const int8_t *)(kb + b * Q8_BYTES + 2), *qq = (const int8_t *)(qb + b * Q8_BYTES + 2);
+            const int8_t *kq = (const int8_t *)(kb + b * CLLM_Q8_0_BYTES + 2), *qq = (const int8_t *)(qb + b * CLLM_Q8_0_BYTES + 2);
             int32_t dot = 0;
             for (int t = 0; t < 32; t++) dot += (int32_t)kq[t] * (int32_t)qq[t];
-            s += scale_at(kb + b * Q8_BYTES) * scale_at(qb + b * Q8_BYTES) * (float)dot;
+            s += scale_at(kb + b * CLLM_Q8_0_BYTES) * scale_at(qb + b * CLLM_Q8_0_BYTES) * (float)dot;
         }
         scores[j] = s * scale;
         if (scores[j] > mx) mx = scores[j];
@@ -57,8 +56,8 @@ void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, con
         const uint8_t *vb = (const uint8_t *)v + (size_t)j * row_bytes;
         const float p = scores[j] * inv;
         for (int b = 0; b < nb; b++) {
-            const float w = p * scale_at(vb + b * Q8_BYTES);
-            const int8_t *vq = (const int8_t *)(vb + b * Q8_BYTES + 2);
+            const float w = p * scale_at(vb + b * CLLM_Q8_0_BYTES);
+            const int8_t *vq = (const int8_t *)(vb + b * CLLM_Q8_0_BYTES + 2);
             for (int t = 0; t < 32; t++) out[b * 32 + t] += w * (float)vq[t];
         }
     }

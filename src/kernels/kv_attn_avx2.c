@@ -14,20 +14,15 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cllm/ggml_types.h"
 #include "cllm/kernels.h"
 #include "cllm/kv_attn.h"
+#include "f16c_load.h"
 
-#define Q8_BYTES 34
 #define MAX_BLOCKS 8
 
 void cllm_kv_attend_q8_0_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
                               size_t row_bytes, int n, int HS, float scale);
-
-static inline float fp16_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 static inline __m256i widen16(const uint8_t *qs) { /* 16 int8 -> 16 int16 */
     return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)qs));
@@ -55,14 +50,14 @@ void cllm_kv_attend_q8_0_avx2(float *out, float *scores, const void *q, const vo
     __m256i qlo[MAX_BLOCKS], qhi[MAX_BLOCKS];
     float qd[MAX_BLOCKS];
     for (int b = 0; b < nb; b++) {
-        qlo[b] = widen16(qb + b * Q8_BYTES + 2);
-        qhi[b] = widen16(qb + b * Q8_BYTES + 18);
-        qd[b] = fp16_at(qb + b * Q8_BYTES) * scale;
+        qlo[b] = widen16(qb + b * CLLM_Q8_0_BYTES + 2);
+        qhi[b] = widen16(qb + b * CLLM_Q8_0_BYTES + 18);
+        qd[b] = fp16_at(qb + b * CLLM_Q8_0_BYTES) * scale;
     }
     for (int j = 0; j < n; j++) {
         const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
         __m256 acc = _mm256_setzero_ps();
-        for (int b = 0; b < nb; b++, kb += Q8_BYTES) {
+        for (int b = 0; b < nb; b++, kb += CLLM_Q8_0_BYTES) {
             const __m256i prod = _mm256_add_epi32(_mm256_madd_epi16(widen16(kb + 2), qlo[b]),
                                                   _mm256_madd_epi16(widen16(kb + 18), qhi[b]));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_at(kb) * qd[b]), _mm256_cvtepi32_ps(prod), acc);
@@ -75,12 +70,12 @@ void cllm_kv_attend_q8_0_avx2(float *out, float *scores, const void *q, const vo
         const int nbb = nb - b0 < 2 ? nb - b0 : 2;
         __m256 acc[8];
         for (int a = 0; a < 8; a++) acc[a] = _mm256_setzero_ps();
-        const uint8_t *vb = (const uint8_t *)v + (size_t)b0 * Q8_BYTES;
+        const uint8_t *vb = (const uint8_t *)v + (size_t)b0 * CLLM_Q8_0_BYTES;
         for (int j = 0; j < n; j++, vb += row_bytes) {
             const float p = scores[j] * inv;
             for (int bb = 0; bb < 2; bb++) {
                 if (bb >= nbb) break;
-                const uint8_t *blk = vb + bb * Q8_BYTES;
+                const uint8_t *blk = vb + bb * CLLM_Q8_0_BYTES;
                 const __m256 w = _mm256_set1_ps(p * fp16_at(blk));
                 for (int c = 0; c < 4; c++) acc[4 * bb + c] = _mm256_fmadd_ps(w, cvt8(blk + 2 + 8 * c), acc[4 * bb + c]);
             }

@@ -20,21 +20,16 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cllm/ggml_types.h"
 #include "cllm/kernels.h"
 #include "cllm/kv_attn.h"
+#include "f16c_load.h"
 
-#define Q8_BYTES 34
 #define MAX_BLOCKS 8
 #define PREFETCH_ROWS 8 /* rows ahead; a row is a whole KV position (all heads) */
 
 void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
                                 size_t row_bytes, int n, int HS, float scale);
-
-static inline float fp16_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 static inline __m512 cvt16(const uint8_t *qs) { /* 16 int8 -> 16 f32 */
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs)));
@@ -55,8 +50,8 @@ void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const 
     __m512i qv[MAX_BLOCKS];
     float qd[MAX_BLOCKS];
     for (int b = 0; b < nb; b++) {
-        qv[b] = widen32(qb + b * Q8_BYTES + 2);
-        qd[b] = fp16_at(qb + b * Q8_BYTES) * scale;
+        qv[b] = widen32(qb + b * CLLM_Q8_0_BYTES + 2);
+        qd[b] = fp16_at(qb + b * CLLM_Q8_0_BYTES) * scale;
     }
     for (int j = 0; j < n; j++) {
         const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
@@ -65,7 +60,7 @@ void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const 
             _mm_prefetch((const char *)(kb + PREFETCH_ROWS * row_bytes + 64), _MM_HINT_T0);
         }
         __m512 acc = _mm512_setzero_ps();
-        for (int b = 0; b < nb; b++, kb += Q8_BYTES) {
+        for (int b = 0; b < nb; b++, kb += CLLM_Q8_0_BYTES) {
             const __m512i prod = _mm512_madd_epi16(widen32(kb + 2), qv[b]);
             acc = _mm512_fmadd_ps(_mm512_set1_ps(fp16_at(kb) * qd[b]), _mm512_cvtepi32_ps(prod), acc);
         }
@@ -78,15 +73,15 @@ void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const 
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        const uint8_t *vb = (const uint8_t *)v + (size_t)b * Q8_BYTES;
+        const uint8_t *vb = (const uint8_t *)v + (size_t)b * CLLM_Q8_0_BYTES;
         for (int j = 0; j < n; j++, vb += row_bytes) {
             if (j + PREFETCH_ROWS < n) _mm_prefetch((const char *)(vb + PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
             const float p = scores[j] * inv;
-            const __m512 w0 = _mm512_set1_ps(p * fp16_at(vb)), w1 = _mm512_set1_ps(p * fp16_at(vb + Q8_BYTES));
+            const __m512 w0 = _mm512_set1_ps(p * fp16_at(vb)), w1 = _mm512_set1_ps(p * fp16_at(vb + CLLM_Q8_0_BYTES));
             a0 = _mm512_fmadd_ps(w0, cvt16(vb + 2), a0);
             a1 = _mm512_fmadd_ps(w0, cvt16(vb + 18), a1);
-            a2 = _mm512_fmadd_ps(w1, cvt16(vb + Q8_BYTES + 2), a2);
-            a3 = _mm512_fmadd_ps(w1, cvt16(vb + Q8_BYTES + 18), a3);
+            a2 = _mm512_fmadd_ps(w1, cvt16(vb + CLLM_Q8_0_BYTES + 2), a2);
+            a3 = _mm512_fmadd_ps(w1, cvt16(vb + CLLM_Q8_0_BYTES + 18), a3);
         }
         _mm512_storeu_ps(out + b * 32, a0);
         _mm512_storeu_ps(out + b * 32 + 16, a1);
@@ -95,7 +90,7 @@ void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const 
     }
     if (b < nb) {
         __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-        const uint8_t *vb = (const uint8_t *)v + (size_t)b * Q8_BYTES;
+        const uint8_t *vb = (const uint8_t *)v + (size_t)b * CLLM_Q8_0_BYTES;
         for (int j = 0; j < n; j++, vb += row_bytes) {
             const __m512 w = _mm512_set1_ps(scores[j] * inv * fp16_at(vb));
             a0 = _mm512_fmadd_ps(w, cvt16(vb + 2), a0);

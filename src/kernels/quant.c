@@ -20,8 +20,6 @@
 #include "cllm/quant.h"
 #include "quant_internal.h"
 
-#define Q8_BYTES 34 /* fp16 d + 32 int8 */
-#define Q4_BYTES 18 /* fp16 d + 16 bytes of nibbles */
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
@@ -29,7 +27,7 @@ static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); 
 
 static void ref_quantize_q8_0(const float *x, void *y, int64_t n) {
     uint8_t *out = y;
-    for (int64_t b = 0; b < n / 32; b++, x += 32, out += Q8_BYTES) {
+    for (int64_t b = 0; b < n / 32; b++, x += 32, out += CLLM_Q8_0_BYTES) {
         float amax = 0.0f;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f;
@@ -49,7 +47,7 @@ static void ref_quantize_q8_0(const float *x, void *y, int64_t n) {
 static float ref_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n) {
     const uint8_t *a = w, *b = xq;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++, a += Q8_BYTES, b += Q8_BYTES) {
+    for (int64_t i = 0; i < n / 32; i++, a += CLLM_Q8_0_BYTES, b += CLLM_Q8_0_BYTES) {
         int32_t s = 0;
         for (int j = 0; j < 32; j++) s += (int32_t)(int8_t)a[2 + j] * (int32_t)(int8_t)b[2 + j];
         sum += cllm_fp16_to_fp32(rd16(a)) * cllm_fp16_to_fp32(rd16(b)) * (float)s;
@@ -60,7 +58,7 @@ static float ref_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n) {
 static float ref_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n) {
     const uint8_t *a = w, *b = xq;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++, a += Q4_BYTES, b += Q8_BYTES) {
+    for (int64_t i = 0; i < n / 32; i++, a += CLLM_Q4_0_BYTES, b += CLLM_Q8_0_BYTES) {
         int32_t s = 0;
         for (int j = 0; j < 16; j++) {
             s += ((a[2 + j] & 0x0F) - 8) * (int32_t)(int8_t)b[2 + j];
@@ -173,7 +171,7 @@ int cllm_quant_type_supported(uint32_t type) {
            type == CLLM_GGML_Q8_0 || type == CLLM_GGML_Q4_0;
 }
 
-size_t cllm_quant_q8_0_bytes(int64_t n) { return (size_t)(n / 32) * Q8_BYTES; }
+size_t cllm_quant_q8_0_bytes(int64_t n) { return (size_t)(n / 32) * CLLM_Q8_0_BYTES; }
 
 /* ---- threaded loops ----------------------------------------------------- */
 

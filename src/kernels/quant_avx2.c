@@ -17,15 +17,8 @@
 
 #include "cllm/ggml_types.h"
 #include "quant_internal.h"
+#include "f16c_load.h"
 
-#define Q8_BYTES 34
-#define Q4_BYTES 18
-
-static inline float fp16_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -38,7 +31,7 @@ static void avx2_quantize_q8_0(const float *x, void *y, int64_t n) {
     uint8_t *out = y;
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (int64_t b = 0; b < n / 32; b++, x += 32, out += Q8_BYTES) {
+    for (int64_t b = 0; b < n / 32; b++, x += 32, out += CLLM_Q8_0_BYTES) {
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
         __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
         __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
@@ -73,7 +66,7 @@ static inline __m256i dot_q8_block(__m256i qa, __m256i qb) {
 static float avx2_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n) {
     const uint8_t *a = w, *b = xq;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, a += Q8_BYTES, b += Q8_BYTES) {
+    for (int64_t i = 0; i < n / 32; i++, a += CLLM_Q8_0_BYTES, b += CLLM_Q8_0_BYTES) {
         __m256i s = dot_q8_block(_mm256_loadu_si256((const __m256i *)(a + 2)),
                                  _mm256_loadu_si256((const __m256i *)(b + 2)));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_at(a) * fp16_at(b)), _mm256_cvtepi32_ps(s), acc);
@@ -93,7 +86,7 @@ static float avx2_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n) {
     const uint8_t *a = w, *b = xq;
     __m256 acc = _mm256_setzero_ps();
     const __m256i eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < n / 32; i++, a += Q4_BYTES, b += Q8_BYTES) {
+    for (int64_t i = 0; i < n / 32; i++, a += CLLM_Q4_0_BYTES, b += CLLM_Q8_0_BYTES) {
         const __m256i q = q4_bytes(a + 2);
         const __m256i y = _mm256_loadu_si256((const __m256i *)(b + 2));
         /* pair sums: 15*127*2 and 8*128*2 fit int16 */
@@ -160,7 +153,7 @@ static float avx2_dot_f32_f32(const void *w, const float *x, int64_t n) {
 
 static void avx2_dequant_q8_0(const void *src, float *dst, int64_t n) {
     const uint8_t *a = src;
-    for (int64_t b = 0; b < n / 32; b++, a += Q8_BYTES, dst += 32) {
+    for (int64_t b = 0; b < n / 32; b++, a += CLLM_Q8_0_BYTES, dst += 32) {
         const __m256 d = _mm256_set1_ps(fp16_at(a));
         for (int j = 0; j < 32; j += 8) {
             __m128i q = _mm_loadl_epi64((const __m128i *)(a + 2 + j));
@@ -171,7 +164,7 @@ static void avx2_dequant_q8_0(const void *src, float *dst, int64_t n) {
 
 static void avx2_dequant_q4_0(const void *src, float *dst, int64_t n) {
     const uint8_t *a = src;
-    for (int64_t b = 0; b < n / 32; b++, a += Q4_BYTES, dst += 32) {
+    for (int64_t b = 0; b < n / 32; b++, a += CLLM_Q4_0_BYTES, dst += 32) {
         const __m256 d = _mm256_set1_ps(fp16_at(a));
         const __m256i q = _mm256_sub_epi8(q4_bytes(a + 2), _mm256_set1_epi8(8));
         const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);

@@ -21,15 +21,8 @@
 
 #include "cllm/ggml_types.h"
 #include "quant_internal.h"
+#include "f16c_load.h"
 
-#define Q8_BYTES 34
-#define Q4_BYTES 18
-
-static inline float fp16_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 static inline __m512i load2(const uint8_t *lo, const uint8_t *hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)lo)),
@@ -64,14 +57,14 @@ static inline float dot_q8_0(const void *w, const void *xq, int64_t n, int vnni)
     const int64_t nb = n / 32;
     __m512 acc = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2, a += 2 * Q8_BYTES, b += 2 * Q8_BYTES) {
-        const __m512i qa = load2(a + 2, a + Q8_BYTES + 2), qb = load2(b + 2, b + Q8_BYTES + 2);
+    for (; i + 2 <= nb; i += 2, a += 2 * CLLM_Q8_0_BYTES, b += 2 * CLLM_Q8_0_BYTES) {
+        const __m512i qa = load2(a + 2, a + CLLM_Q8_0_BYTES + 2), qb = load2(b + 2, b + CLLM_Q8_0_BYTES + 2);
         const __m512i ua = _mm512_abs_epi8(qa);
         /* sign(y, w): negate y where w < 0 (w == 0 gives |w| = 0 anyway) */
         const __mmask64 neg = _mm512_movepi8_mask(qa);
         const __m512i sb = _mm512_mask_sub_epi8(qb, neg, _mm512_setzero_si512(), qb);
         const __m512i s = i8dot512(ua, sb, vnni);
-        const __m512 d = scales2(fp16_at(a) * fp16_at(b), fp16_at(a + Q8_BYTES) * fp16_at(b + Q8_BYTES));
+        const __m512 d = scales2(fp16_at(a) * fp16_at(b), fp16_at(a + CLLM_Q8_0_BYTES) * fp16_at(b + CLLM_Q8_0_BYTES));
         acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc);
     }
     float sum = _mm512_reduce_add_ps(acc);
@@ -94,9 +87,9 @@ static inline float dot_q4_0(const void *w, const void *xq, int64_t n, int vnni)
     __m512 acc = _mm512_setzero_ps();
     const __m512i eight = _mm512_set1_epi8(8);
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2, a += 2 * Q4_BYTES, b += 2 * Q8_BYTES) {
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q4_bytes(a + 2)), q4_bytes(a + Q4_BYTES + 2), 1);
-        const __m512i y = load2(b + 2, b + Q8_BYTES + 2);
+    for (; i + 2 <= nb; i += 2, a += 2 * CLLM_Q4_0_BYTES, b += 2 * CLLM_Q8_0_BYTES) {
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q4_bytes(a + 2)), q4_bytes(a + CLLM_Q4_0_BYTES + 2), 1);
+        const __m512i y = load2(b + 2, b + CLLM_Q8_0_BYTES + 2);
         __m512i s;
         if (vnni) {
             s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y),
@@ -105,7 +98,7 @@ static inline float dot_q4_0(const void *w, const void *xq, int64_t n, int vnni)
             const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, y), _mm512_maddubs_epi16(eight, y));
             s = _mm512_madd_epi16(p, _mm512_set1_epi16(1));
         }
-        const __m512 d = scales2(fp16_at(a) * fp16_at(b), fp16_at(a + Q4_BYTES) * fp16_at(b + Q8_BYTES));
+        const __m512 d = scales2(fp16_at(a) * fp16_at(b), fp16_at(a + CLLM_Q4_0_BYTES) * fp16_at(b + CLLM_Q8_0_BYTES));
         acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc);
     }
     float sum = _mm512_reduce_add_ps(acc);
@@ -131,7 +124,7 @@ static float vnni_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n) { retu
 
 static void avx512_quantize_q8_0(const float *x, void *y, int64_t n) {
     uint8_t *out = y;
-    for (int64_t b = 0; b < n / 32; b++, x += 32, out += Q8_BYTES) {
+    for (int64_t b = 0; b < n / 32; b++, x += 32, out += CLLM_Q8_0_BYTES) {
         const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         const float d = amax / 127.0f;
@@ -185,7 +178,7 @@ FLOAT_DOT(avx512_dot_f32_f32, load16_f32, 4)
 
 static void avx512_dequant_q8_0(const void *src, float *dst, int64_t n) {
     const uint8_t *a = src;
-    for (int64_t b = 0; b < n / 32; b++, a += Q8_BYTES, dst += 32) {
+    for (int64_t b = 0; b < n / 32; b++, a += CLLM_Q8_0_BYTES, dst += 32) {
         const __m512 d = _mm512_set1_ps(fp16_at(a));
         const __m128i q0 = _mm_loadu_si128((const __m128i *)(a + 2));
         const __m128i q1 = _mm_loadu_si128((const __m128i *)(a + 18));
@@ -196,7 +189,7 @@ static void avx512_dequant_q8_0(const void *src, float *dst, int64_t n) {
 
 static void avx512_dequant_q4_0(const void *src, float *dst, int64_t n) {
     const uint8_t *a = src;
-    for (int64_t b = 0; b < n / 32; b++, a += Q4_BYTES, dst += 32) {
+    for (int64_t b = 0; b < n / 32; b++, a += CLLM_Q4_0_BYTES, dst += 32) {
         const __m512 d = _mm512_set1_ps(fp16_at(a));
         const __m128i raw = _mm_loadu_si128((const __m128i *)(a + 2));
         const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, _mm_set1_epi8(0x0F)), _mm_set1_epi8(8));
@@ -293,7 +286,7 @@ static inline __attribute__((always_inline)) __m512 spair(const uint8_t *a, size
 
 static inline __attribute__((always_inline)) __m512i ypair(const uint8_t *b, int two) {
     if (!two) return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 2)));
-    return load2(b + 2, b + Q8_BYTES + 2);
+    return load2(b + 2, b + CLLM_Q8_0_BYTES + 2);
 }
 
 /* Per token t < nt and block pair p < np: dy[t * np + p] the scales,
@@ -303,9 +296,9 @@ static void vnni_pack(const uint8_t *x, size_t xs, int nt, int64_t nb, int q4, _
     const __m512i cvec = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
     for (int t = 0; t < nt; t++) {
         const uint8_t *b = x + (size_t)t * xs;
-        for (int64_t p = 0; p < np; p++, b += 2 * Q8_BYTES) {
+        for (int64_t p = 0; p < np; p++, b += 2 * CLLM_Q8_0_BYTES) {
             const int two = 2 * p + 1 < nb;
-            dy[t * np + p] = spair(b, Q8_BYTES, two);
+            dy[t * np + p] = spair(b, CLLM_Q8_0_BYTES, two);
             corr[t * np + p] = _mm512_sub_epi32(_mm512_setzero_si512(),
                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), cvec, ypair(b, two)));
         }
@@ -316,7 +309,7 @@ static inline __attribute__((always_inline)) void vnni_step(vnni_acc *A, const u
                                                             const uint8_t *X, size_t xs, const __m512 *dy,
                                                             const __m512i *corr, int64_t np, int q4, int R, int T,
                                                             int two) {
-    const size_t bb = q4 ? Q4_BYTES : Q8_BYTES;
+    const size_t bb = q4 ? CLLM_Q4_0_BYTES : CLLM_Q8_0_BYTES;
     __m512i w[TILE_R];
     __m512 dw[TILE_R];
 #pragma GCC unroll 4
@@ -341,7 +334,7 @@ static inline __attribute__((always_inline)) void vnni_tile(const uint8_t *W, si
                                                             size_t xs, const __m512 *dy, const __m512i *corr,
                                                             int64_t nb, float *out, size_t ldo, int q4, int R,
                                                             int T) {
-    const size_t bb = q4 ? Q4_BYTES : Q8_BYTES;
+    const size_t bb = q4 ? CLLM_Q4_0_BYTES : CLLM_Q8_0_BYTES;
     const int64_t np = (nb + 1) / 2;
     vnni_acc A;
 #pragma GCC unroll 4
@@ -357,9 +350,9 @@ static inline __attribute__((always_inline)) void vnni_tile(const uint8_t *W, si
     int64_t p = 0, l = 0;
     for (; 2 * p + 2 <= nb; p++) {
         for (const int64_t l1 = lines * (p + 1) / np; l < l1; l++) _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
-        vnni_step(&A, W + 2 * p * bb, rb, X + 2 * p * Q8_BYTES, xs, dy + p, corr + p, np, q4, R, T, 1);
+        vnni_step(&A, W + 2 * p * bb, rb, X + 2 * p * CLLM_Q8_0_BYTES, xs, dy + p, corr + p, np, q4, R, T, 1);
     }
-    if (2 * p < nb) vnni_step(&A, W + 2 * p * bb, rb, X + 2 * p * Q8_BYTES, xs, dy + p, corr + p, np, q4, R, T, 0);
+    if (2 * p < nb) vnni_step(&A, W + 2 * p * bb, rb, X + 2 * p * CLLM_Q8_0_BYTES, xs, dy + p, corr + p, np, q4, R, T, 0);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
