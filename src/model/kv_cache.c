@@ -80,7 +80,7 @@ static void chunk_attention(cllm_model *m, float *out, const float *qkv, const f
 static void chunk_attention_q8(cllm_model *m, float *out, const float *qkv, const uint8_t *kc, const uint8_t *vc,
                                int n, int pos) {
     const int NKV = m->cfg.n_kv_head, HS = m->HS, total = pos + n;
-    const size_t headb = (size_t)HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES, rowb = (size_t)NKV * headb;
+    const size_t headb = (size_t)HS / CLLM_QK8_0 * CLLM_Q8_0_BYTES, rowb = (size_t)NKV * headb;
     const cllm_quant_kernels *qk = cllm_quant_kernels_get();
     float *K = m->kv.kdq, *V = m->kv.vdq;
     for (int kvh = 0; kvh < NKV; kvh++) {
@@ -102,7 +102,7 @@ static void attention_rows_q8(cllm_model *m, float *out, const float *qkv, const
                               const uint8_t *vcache, const size_t *bases, const int *pos, int n) {
     const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, group = NH / NKV;
     const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
-    const size_t headb = (size_t)HS / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES, rowb = (size_t)NKV * headb;
+    const size_t headb = (size_t)HS / CLLM_QK8_0 * CLLM_Q8_0_BYTES, rowb = (size_t)NKV * headb;
     const float scale = 1.0f / sqrtf((float)HS);
     const cllm_quant_kernels *qk = cllm_quant_kernels_get();
     for (int i = 0; i < n; i++)
@@ -124,7 +124,7 @@ void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow)
     const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
     const size_t cell = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx + (size_t)pos;
     if (m->opts.kv_type == CLLM_GGML_Q8_0) {
-        const size_t rowb = KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES;
+        const size_t rowb = model_kv_row_bytes(m);
         const cllm_quant_kernels *qk = cllm_quant_kernels_get();
         qk->quantize_q8_0(kvrow, m->kv.kq + cell * rowb, (int64_t)KVW);
         qk->quantize_q8_0(kvrow + KVW, m->kv.vq + cell * rowb, (int64_t)KVW);
@@ -138,7 +138,7 @@ void model_kv_attend_rows(cllm_model *m, int l, float *out, const float *qkv, co
                           int n) {
     const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
     const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
-    const size_t rowb = q8 ? KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES : KVW; /* bytes or floats */
+    const size_t rowb = q8 ? model_kv_row_bytes(m) : KVW; /* bytes or floats */
     size_t bases[n]; /* n <= max_seq, checked by the callers */
     for (int i = 0; i < n; i++) bases[i] = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slots[i]) * ctx * rowb;
     if (q8)
@@ -198,7 +198,7 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
     const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * m->HS;
     const size_t ctx = (size_t)m->opts.kv_context;
     const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
-    const size_t rowb = KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES; /* q8_0 bytes per cached position */
+    const size_t rowb = model_kv_row_bytes(m); /* bytes per cached position */
     model_global_weights gw;
     model_global_view(m, m->params, &gw);
     const float *pos_table = c->pos == CLLM_POS_LEARNED ? gw.pos_embd

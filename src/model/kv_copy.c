@@ -22,10 +22,8 @@ cllm_status cllm_model_kv_copy(cllm_model *m, int dst, int src, int n, cllm_erro
         return cllm_error_set(err, CLLM_ERR_ARG, "model kv copy: %d positions but slot %d holds %d", n, src,
                               m->kv_len[src]);
     if (dst == src) return CLLM_OK;
-    const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
+    const size_t ctx = (size_t)m->opts.kv_context, cellb = model_kv_row_bytes(m);
     const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
-    /* bytes of one cached position: KVW floats, or KVW/32 q8_0 blocks */
-    const size_t cellb = q8 ? KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES : KVW * sizeof(float);
     uint8_t *kb = q8 ? m->kv.kq : (uint8_t *)m->kv.k;
     uint8_t *vb = q8 ? m->kv.vq : (uint8_t *)m->kv.v;
     for (int l = 0; l < m->cfg.n_layer; l++) {

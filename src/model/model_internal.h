@@ -82,7 +82,9 @@ typedef struct {
     float *dproj;               /* [N, C] gradient of a projection output through dropout */
 } model_global_acts;
 
-#define MODEL_Q8_0_BLOCK_BYTES 34 /* ggml q8_0 block: fp16 scale + 32 int8 (ggml_types.h) */
+/* Bytes of one cached K (or V) position: NKV*HS floats, or NKV*HS/32 q8_0
+ * blocks (tensors.c). */
+size_t model_kv_row_bytes(const cllm_model *m);
 
 /* Decode (KV cache) buffers, for one chunk of n <= max_seq tokens. */
 typedef struct {

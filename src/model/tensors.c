@@ -202,10 +202,9 @@ static size_t plan_acts(cllm_model *m, float *base) {
     return cv.used;
 }
 
-/* Bytes of one K (or V) cache position row: NKV*HS floats, or q8_0 blocks. */
-static size_t kv_row_bytes(const cllm_model *m) {
+size_t model_kv_row_bytes(const cllm_model *m) {
     const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS;
-    return m->opts.kv_type == CLLM_GGML_Q8_0 ? KVW / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES : KVW * sizeof(float);
+    return m->opts.kv_type == CLLM_GGML_Q8_0 ? KVW / CLLM_QK8_0 * CLLM_Q8_0_BYTES : KVW * sizeof(float);
 }
 
 static size_t plan_kv(cllm_model *m, float *base) {
@@ -217,10 +216,10 @@ static size_t plan_kv(cllm_model *m, float *base) {
     carver cv = {base, 0};
     model_kv *k = &m->kv;
     if (m->opts.kv_type == CLLM_GGML_Q8_0) { /* 34-byte blocks of 32 values (kv_cache.c) */
-        const size_t rowb = kv_row_bytes(m), hs = (size_t)m->HS;
+        const size_t rowb = model_kv_row_bytes(m), hs = (size_t)m->HS;
         k->kq = carve_bytes(&cv, L * S * ctx * rowb);
         k->vq = carve_bytes(&cv, L * S * ctx * rowb);
-        k->qq = carve_bytes(&cv, n * (size_t)c->n_head * hs / CLLM_QK8_0 * MODEL_Q8_0_BLOCK_BYTES);
+        k->qq = carve_bytes(&cv, n * (size_t)c->n_head * hs / CLLM_QK8_0 * CLLM_Q8_0_BYTES);
         k->kdq = carve(&cv, ctx * hs);
         k->vdq = carve(&cv, ctx * hs);
     } else {
@@ -335,7 +334,7 @@ cllm_status cllm_model_memory_estimate(const cllm_model_config *cfg, const cllm_
         out->activation_bytes += round_up((size_t)cfg->context_length * (size_t)cfg->n_embd) * sizeof(float);
     out->kv_cache_bytes = plan_kv(m, NULL) * sizeof(float);
     if (o.kv_slots > 0)
-        out->kv_store_bytes = 2 * (size_t)cfg->n_layer * (size_t)o.kv_slots * (size_t)o.kv_context * kv_row_bytes(m);
+        out->kv_store_bytes = 2 * (size_t)cfg->n_layer * (size_t)o.kv_slots * (size_t)o.kv_context * model_kv_row_bytes(m);
     out->total_bytes = out->param_bytes + out->grad_bytes + out->adamw_bytes + out->activation_bytes +
                        out->kv_cache_bytes;
     free(la);
