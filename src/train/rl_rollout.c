@@ -90,7 +90,7 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
         cllm_error_set(err, CLLM_ERR_LIMIT, "rollout: %d sequences but %d KV slots", n, o->kv_slots);
         return -1;
     }
-    int slots[n], pos[n], rows[n], first[n]; /* first[i]: the earlier slot holding the same prompt, or i */
+    int slots[n], pos[n], first[n]; /* first[i]: the earlier slot holding the same prompt, or i */
     int32_t next[n];
     int64_t generated = 0;
     for (int i = 0; i < n; i++) {
@@ -134,10 +134,9 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
         for (int i = 0; i < n; i++) {
             const int32_t *o_i = out + (size_t)i * max_new;
             if (count[i] == max_new || count[i] < 0 || rl_at_turn_end(tok, end, o_i, count[i])) continue;
-            slots[a] = i;
+            slots[a] = i; /* sequence i decodes in slot i */
             next[a] = o_i[count[i] - 1];
-            pos[a] = n_prompt[i] + count[i] - 1;
-            rows[a++] = i;
+            pos[a++] = n_prompt[i] + count[i] - 1;
         }
         if (a == 0) break;
         /* one batched step over the unfinished rows, max_seq rows per call */
@@ -146,7 +145,7 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
             const float *logits = NULL;
             if (cllm_model_decode_batch(m, k, slots + r0, next + r0, pos + r0, &logits, err)) return -1;
             for (int r = 0; r < k; r++) {
-                int i = rows[r0 + r];
+                int i = slots[r0 + r];
                 out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0);
                 generated++;
             }
