@@ -68,12 +68,21 @@ static int few_rows(int M, int N, int K, float alpha, const float *A, int lda, c
     if (!T) return 0;
     dnnl_status_t st = dnnl_sgemm('N', 'T', N, M, K, alpha, B, ldb, A, lda, 0.0f, T, M);
     CLLM_ASSERT(st == dnnl_success);
-    for (int j = 0; j < N; j++) {
-        const float *t = T + (size_t)j * (size_t)M;
-        if (beta == 0.0f)
-            for (int i = 0; i < M; i++) C[(size_t)i * (size_t)ldc + (size_t)j] = t[i];
-        else
-            for (int i = 0; i < M; i++) C[(size_t)i * (size_t)ldc + (size_t)j] = t[i] + beta * C[(size_t)i * (size_t)ldc + (size_t)j];
+    /* C = T^T + beta C in 16 x 16 tiles: a column-at-a-time copy strides
+     * ldc floats per store and took 16% of a 128-token prompt on 1 thread */
+    enum { TILE = 16 };
+    for (int j0 = 0; j0 < N; j0 += TILE) {
+        const int j1 = j0 + TILE < N ? j0 + TILE : N;
+        for (int i0 = 0; i0 < M; i0 += TILE) {
+            const int i1 = i0 + TILE < M ? i0 + TILE : M;
+            for (int i = i0; i < i1; i++) {
+                float *c = C + (size_t)i * (size_t)ldc;
+                if (beta == 0.0f)
+                    for (int j = j0; j < j1; j++) c[j] = T[(size_t)j * (size_t)M + (size_t)i];
+                else
+                    for (int j = j0; j < j1; j++) c[j] = T[(size_t)j * (size_t)M + (size_t)i] + beta * c[j];
+            }
+        }
     }
     return 1;
 }

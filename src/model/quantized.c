@@ -337,10 +337,16 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
          * slot and multiplied by a one-thread GEMM (oneDNN runs serially inside
          * a parallel region): no fork/join per block, dequantization threaded. */
         const int nth = omp_get_max_threads() < qw->deq_slots ? omp_get_max_threads() : qw->deq_slots;
-        const int nblk = (q->rows + QM_ROW_BLOCK - 1) / QM_ROW_BLOCK;
+        /* as many blocks as QM_ROW_BLOCK needs, rounded up to a multiple of the
+         * threads, of equal multiples of 16 rows: 768 rows were 3 blocks of 256,
+         * one thread idle a third of the time on 2 threads */
+        int nblk = (q->rows + QM_ROW_BLOCK - 1) / QM_ROW_BLOCK;
+        nblk = (nblk + nth - 1) / nth * nth;
+        const int blk = ((q->rows + nblk - 1) / nblk + 15) / 16 * 16;
+        nblk = (q->rows + blk - 1) / blk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * q->rows * IC >= QM_PAR_MIN && nblk > 1)
         for (int bi = 0; bi < nblk; bi++) {
-            const int r = bi * QM_ROW_BLOCK, rb = q->rows - r < QM_ROW_BLOCK ? q->rows - r : QM_ROW_BLOCK;
+            const int r = bi * blk, rb = q->rows - r < blk ? q->rows - r : blk;
             float *deq = qw->deq + (size_t)omp_get_thread_num() * QM_ROW_BLOCK * qw->max_cols;
             cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
                                     (size_t)IC);
