@@ -364,6 +364,100 @@ static void test_quant_gemm_matches_reference(void) {
     }
 }
 
+/* The x16 repacked product (quant.h) of every backend that has one, against
+ * exact dots of the file-layout rows: one group, an odd block count
+ * (K = 800), token counts that leave 4-, 2- and 1-token panels (13) and
+ * span two 64-token blocks (70), a strided output whose padding must stay
+ * untouched; and the packed bytes against the layout's definition. */
+static void test_quant_gemm_x16_matches_reference(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 17);
+    const uint32_t types[2] = {CLLM_GGML_Q8_0, CLLM_GGML_Q4_0};
+    const int shapes[6][3] = {{1, 1, 32}, {3, 13, 800}, {4, 70, 256}, {2, 9, 3072}, {5, 2, 96}, {6, 1, 800}}; /* groups, n, K */
+    int tested = 0;
+    for (int sh = 0; sh < 6; sh++) {
+        const int groups = shapes[sh][0], rows = 16 * groups, n = shapes[sh][1], K = shapes[sh][2];
+        const size_t xs = cllm_quant_q8_0_bytes(K) + 6, ldo = (size_t)rows + 5;
+        float *w = malloc(sizeof(float) * (size_t)rows * K), *x = malloc(sizeof(float) * (size_t)n * K);
+        uint8_t *xq = calloc((size_t)n, xs);
+        float *want = malloc(sizeof(float) * (size_t)n * ldo), *got = malloc(sizeof(float) * (size_t)n * ldo);
+        double *mag = calloc((size_t)n * rows, sizeof(double));
+        fill(&r, w, (int64_t)rows * K, 0.05f);
+        fill(&r, x, (int64_t)n * K, 1.0f);
+        const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+        for (int t = 0; t < n; t++) ref->quantize_q8_0(x + (size_t)t * K, xq + (size_t)t * xs, K);
+        for (int ty = 0; ty < 2; ty++) {
+            const int q4 = types[ty] == CLLM_GGML_Q4_0;
+            size_t rb = 0;
+            cllm_ggml_row_size(types[ty], K, &rb);
+            uint8_t *wq = malloc(rb * (size_t)rows);
+            for (int i = 0; i < rows; i++) cllm_ggml_from_f32(types[ty], w + (size_t)i * K, wq + (size_t)i * rb, K);
+            const size_t pb = cllm_quant_x16_bytes(types[ty], groups, K);
+            uint8_t *P = aligned_alloc(64, (pb + 63) / 64 * 64);
+            cllm_quant_x16_pack(types[ty], wq, rb, groups, K, P);
+            /* layout: group g, block b, value v of row j */
+            const size_t gs = pb / (size_t)groups, qb = q4 ? 256 : 512, bb = q4 ? 18 : 34;
+            int layout_bad = 0;
+            for (int g = 0; g < groups; g++)
+                for (int j = 0; j < 16; j++)
+                    for (int b = 0; b < K / 32; b++) {
+                        const uint8_t *blk = wq + (size_t)(16 * g + j) * rb + (size_t)b * bb;
+                        const size_t sb = ((size_t)(K / 32) * 32 + 63) / 64 * 64; /* scales, then quants */
+                        const uint8_t *pq = P + (size_t)g * gs + sb + (size_t)b * qb;
+                        const uint8_t *ps = P + (size_t)g * gs + (size_t)b * 32 + 2 * (size_t)j;
+                        layout_bad += ps[0] != blk[0] || ps[1] != blk[1];
+                        for (int e = 0; e < 32; e++) {
+                            int val, packed;
+                            if (q4) {
+                                val = e < 16 ? (blk[2 + e] & 0x0F) : (blk[2 + e - 16] >> 4);
+                                const int h = (e % 16) / 4;
+                                const uint8_t byte = pq[64 * h + 4 * j + e % 4];
+                                packed = e < 16 ? (byte & 0x0F) : (byte >> 4);
+                            } else {
+                                val = (int8_t)blk[2 + e] + 128;
+                                packed = pq[64 * (e / 4) + 4 * j + e % 4];
+                            }
+                            layout_bad += val != packed;
+                        }
+                    }
+            CHECK(layout_bad == 0, "x16 %s groups=%d K=%d: %d packed bytes off the layout", cllm_ggml_type_name(types[ty]),
+                  groups, K, layout_bad);
+            for (int t = 0; t < n; t++)
+                for (int i = 0; i < rows; i++)
+                    want[(size_t)t * ldo + i] = (float)exact_dot(types[ty], wq + (size_t)i * rb, xq + (size_t)t * xs, K,
+                                                                 &mag[(size_t)t * rows + i]);
+            for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
+                const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+                if (!k || !k->gemm_x16) continue;
+                tested++;
+                for (size_t i = 0; i < (size_t)n * ldo; i++) got[i] = -12345.0f;
+                cllm_quant_gemm_x16(k, types[ty], P, groups, K, xq, xs, n, got, ldo);
+                int bad = 0, pad = 0;
+                for (int t = 0; t < n; t++) {
+                    for (int i = 0; i < rows; i++)
+                        bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <=
+                                 1e-5 * mag[(size_t)t * rows + i] + 1e-30);
+                    for (size_t i = (size_t)rows; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
+                }
+                CHECK(bad == 0 && pad == 0, "gemm_x16 %s %s groups=%d n=%d K=%d: %d wrong, %d padding written", k->name,
+                      cllm_ggml_type_name(types[ty]), groups, n, K, bad, pad);
+            }
+            free(P);
+            free(wq);
+        }
+        free(w);
+        free(x);
+        free(xq);
+        free(want);
+        free(got);
+        free(mag);
+    }
+    if (cllm_quant_kernels_backend(CLLM_QUANT_AVX512_VNNI))
+        CHECK(tested > 0, "this CPU has VNNI but no backend ran the x16 product");
+    else
+        printf("  (no VNNI on this CPU: the x16 kernel is not exercised, the layout is)\n");
+}
+
 int main(void) {
     TEST_RUN(test_quant_backends_listed);
     TEST_RUN(test_quant_q8_0_block_layout);
@@ -374,5 +468,6 @@ int main(void) {
     TEST_RUN(test_quant_dequant_exact);
     TEST_RUN(test_quant_matvec_all_types);
     TEST_RUN(test_quant_gemm_matches_reference);
+    TEST_RUN(test_quant_gemm_x16_matches_reference);
     return test_finish();
 }

@@ -75,5 +75,14 @@ check "missing FILE exits 2" test $? -eq 2
 echo "3 999 4" > ids.txt
 "$bin" perplexity -m m-q8_0.gguf --tokens ids.txt >/dev/null 2>&1
 check "token id outside vocab exits 1" test $? -eq 1
+# --no-repack: the q4_0/q8_0 weights stay in the file layout only; a prompt
+# long enough for the chunked (x16 repacked) product must give the same
+# greedy continuation either way (integer sums are exact in both layouts)
+long=$(head -c 90 text.txt)
+for t in q8_0 q4_0; do
+    a=$("$bin" generate -m m-$t.gguf -p "$long" -n 24 --temperature 0 --no-echo --threads 1 2>/dev/null)
+    b=$("$bin" generate -m m-$t.gguf -p "$long" -n 24 --temperature 0 --no-echo --threads 1 --no-repack 2>/dev/null)
+    check "$t: greedy text with --no-repack equals the repacked default" test -n "$a" -a "$a" = "$b"
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -39,6 +39,10 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
         if (!(v = cli_value(command, argc, argv, i))) return -1;
         return model_session_parse_cache_type(command, v, &a->cache_type) ? 1 : -1;
     }
+    if (!strcmp(flag, "--no-repack")) {
+        a->no_repack = 1;
+        return 1;
+    }
     if (!strcmp(flag, "--lora")) {
         if (!(v = cli_value(command, argc, argv, i))) return -1;
         a->lora_path = v;
@@ -89,9 +93,11 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     opt.kv_slots = kv_slots;
     opt.kv_context = context;
     opt.kv_type = a->cache_type;
+    opt.keep_file_layout = a->no_repack;
     opt.max_seq = context < 512 ? context : 512; /* prompt chunk */
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
-     * q8_0, q4_0); decoding runs the matching mat-vec kernels. */
+     * q8_0, q4_0); decoding runs the matching mat-vec kernels; q8_0/q4_0
+     * also get the x16 copy for prompts unless --no-repack. */
     st = cllm_model_load_gguf_mapped(a->model_path, &opt, &s->model, &err);
     if (st == CLLM_OK && a->lora_path && (st = cllm_model_lora_load_gguf(s->model, a->lora_path, &err)) != CLLM_OK)
         model_session_close(s);

@@ -152,6 +152,9 @@ typedef struct {
     int kv_type;    /* KV cache element type, a ggml id (ggml_types.h): CLLM_GGML_F32 (0, the
                        default) or CLLM_GGML_Q8_0 (llama.cpp's q8_0 blocks, 34 bytes per 32
                        values, per head row; needs HS % 32 == 0), as llama.cpp's -ctk/-ctv */
+    int keep_file_layout; /* mapped models (model_quant.h): 1 keeps q8_0/q4_0 weights in the map in
+                             the file's layout; 0 (default) repacks them at load into quant.h's
+                             x16 layout when the CPU has VNNI (a copy in RAM, ~2x the prompt speed) */
 } cllm_model_options;
 
 /* max_batch 1, max_seq 64, training 0, kv_slots 0, kv_context 0, kv_type f32. */

@@ -64,6 +64,14 @@ typedef struct {
      * Overwrites out. The VNNI version tiles 4 rows x 4 tokens. */
     void (*gemm_q8)(uint32_t type, const void *W, size_t row_bytes, int rows, const void *xq,
                     size_t xq_stride, int n, int64_t K, float *out, size_t ld_out);
+    /* The same product on weights repacked by cllm_quant_x16_pack (`groups`
+     * groups of 16 rows), one thread: out[t * ld_out + r] for r < 16 *
+     * groups. dy[t * K/32 + b] is activation block b's scale as float and
+     * corr[t * K/32 + b] = -c * (sum of its 32 int8 values), c = 128 for
+     * q8_0 and 8 for q4_0 weights (cllm_quant_gemm_x16 prepares both). NULL
+     * in a table without such a kernel (only the VNNI one has it). */
+    void (*gemm_x16)(uint32_t type, const void *P, int groups, int64_t K, const void *xq, size_t xq_stride,
+                     const float *dy, const int32_t *corr, int n, float *out, size_t ld_out);
 } cllm_quant_kernels;
 
 /* The implementation this CPU runs best (the reference under
@@ -94,6 +102,37 @@ void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W
  * in one parallel region (when the product is large enough). Overwrites out. */
 void cllm_quant_gemm(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes, int rows,
                      int cols, const void *xq, size_t xq_stride, int n, float *out, size_t ld_out);
+
+/* ---- the interleaved 16-row layout ("x16") ----
+ * A q8_0 or q4_0 matrix repacked once at load so that one 64-byte register
+ * holds the same 4 weights of 16 rows: vpdpbusd then multiplies 16 rows by
+ * one broadcast group of 4 activation bytes, every 16-row output lands in
+ * one register without horizontal sums, and the float work (convert, scale,
+ * accumulate) is one step per block of 32 and token instead of one per lane
+ * and row. llama.cpp repacks q4_0 for its AVX-512 GEMM for the same reason.
+ * Per group of 16 rows: the 16 fp16 scales of each block b < cols/32 (32
+ * bytes per block, padded to 64 bytes), then the quants of each block (a
+ * group is one forward stream, as decoding reads it). Quants of block b:
+ *   q8_0: 8 vectors of 64 bytes; vector v, lane j (bytes 4j..4j+3) holds
+ *         row j's values 4v..4v+3 plus 128 (unsigned, vpdpbusd's first
+ *         operand; the activation sum times 128 is subtracted back);
+ *   q4_0: 4 vectors; vector h, lane j holds row j's packed bytes qs[4h..4h+3]
+ *         as in the file: low nibbles are values 4h.., high ones 16+4h..
+ *         (offset 8, subtracted back through 8 x the activation sum).
+ * Rows past the last full group stay in the file layout (cllm_quant_gemm). */
+#define CLLM_QUANT_X16_ROWS 16
+
+/* Bytes of `groups` packed groups of cols (multiple of 32) columns. */
+size_t cllm_quant_x16_bytes(uint32_t type, int groups, int cols);
+
+/* Packs rows 0 .. 16 * groups - 1 of W (q8_0 or q4_0, rows row_bytes apart)
+ * into dst (cllm_quant_x16_bytes of it, 64-byte aligned for the kernels). */
+void cllm_quant_x16_pack(uint32_t type, const void *W, size_t row_bytes, int groups, int cols, void *dst);
+
+/* cllm_quant_gemm on packed weights: out[t * ld_out + r] for r < 16 * groups,
+ * groups split over the OpenMP threads. Requires k->gemm_x16. Overwrites out. */
+void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void *P, int groups, int cols,
+                         const void *xq, size_t xq_stride, int n, float *out, size_t ld_out);
 
 /* dst[rows, cols] (row stride ld_dst floats) = rows of W dequantized to f32,
  * split over the OpenMP threads. */

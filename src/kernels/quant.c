@@ -13,11 +13,13 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cllm/ggml_types.h"
 #include "cllm/kernels.h"
 #include "cllm/quant.h"
+#include "cllm/status.h"
 #include "quant_internal.h"
 
 
@@ -120,7 +122,7 @@ static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows
 static const cllm_quant_kernels reference_table = {
     CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
     ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
-    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8};
+    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL /* no x16 kernel: the reference keeps the file layout */};
 
 /* ---- dispatch ----------------------------------------------------------- */
 
@@ -257,5 +259,93 @@ void cllm_quant_dequant_rows(const cllm_quant_kernels *k, uint32_t type, const v
             fn(base + (size_t)r * row_bytes, dst + (size_t)r * ld_dst, cols);
         else
             memcpy(dst + (size_t)r * ld_dst, base + (size_t)r * row_bytes, (size_t)cols * sizeof(float));
+    }
+}
+
+/* ---- the x16 layout (quant.h) ------------------------------------------- */
+
+static size_t x16_quant_bytes(uint32_t type) { return type == CLLM_GGML_Q4_0 ? 256 : 512; }
+
+static size_t x16_scale_bytes(int cols) { return ((size_t)cols / 32 * 32 + 63) / 64 * 64; }
+
+static size_t x16_group_bytes(uint32_t type, int cols) {
+    return x16_scale_bytes(cols) + (size_t)cols / 32 * x16_quant_bytes(type);
+}
+
+size_t cllm_quant_x16_bytes(uint32_t type, int groups, int cols) {
+    return (size_t)groups * x16_group_bytes(type, cols);
+}
+
+void cllm_quant_x16_pack(uint32_t type, const void *W, size_t row_bytes, int groups, int cols, void *dst) {
+    const int q4 = type == CLLM_GGML_Q4_0;
+    const size_t bb = q4 ? CLLM_Q4_0_BYTES : CLLM_Q8_0_BYTES, qb = x16_quant_bytes(type);
+    const size_t gs = x16_group_bytes(type, cols);
+    const int nb = cols / 32;
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < groups; g++) {
+        uint8_t *S = (uint8_t *)dst + (size_t)g * gs, *P = S + x16_scale_bytes(cols);
+        memset(S, 0, gs);
+        for (int j = 0; j < CLLM_QUANT_X16_ROWS; j++) {
+            const uint8_t *row = (const uint8_t *)W + ((size_t)g * CLLM_QUANT_X16_ROWS + (size_t)j) * row_bytes;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *blk = row + (size_t)b * bb;
+                memcpy(S + (size_t)b * 32 + 2 * (size_t)j, blk, 2); /* fp16 scale */
+                uint8_t *q = P + (size_t)b * qb + 4 * (size_t)j;
+                for (int v = 0; v < (q4 ? 4 : 8); v++)
+                    for (int i = 0; i < 4; i++) q[64 * v + i] = q4 ? blk[2 + 4 * v + i] : (uint8_t)(blk[2 + 4 * v + i] ^ 0x80);
+            }
+        }
+    }
+}
+
+/* Per-call activation scales and corrections (quant.h's gemm_x16), grown as
+ * needed per thread and kept, so steady-state decoding allocates nothing. */
+static __thread float *x16_dy;
+static __thread size_t x16_cap;
+static pthread_key_t x16_key;
+static pthread_once_t x16_once = PTHREAD_ONCE_INIT;
+
+static void x16_key_create(void) {
+    if (pthread_key_create(&x16_key, free) != 0) abort();
+}
+
+void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void *P, int groups, int cols,
+                         const void *xq, size_t xq_stride, int n, float *out, size_t ld_out) {
+    if (!k) k = cllm_quant_kernels_get();
+    CLLM_ASSERT(k->gemm_x16 != NULL);
+    const int nb = cols / 32;
+    const size_t need = 2 * (size_t)n * (size_t)nb; /* dy then corr, 4 bytes each */
+    if (need > x16_cap) {
+        pthread_once(&x16_once, x16_key_create);
+        float *p = realloc(x16_dy, need * sizeof *p);
+        CLLM_ASSERT(p != NULL); /* a few hundred KiB at most (256 tokens x 96 blocks x 8) */
+        x16_dy = p;
+        x16_cap = need;
+        pthread_setspecific(x16_key, p);
+    }
+    float *dy = x16_dy;
+    int32_t *corr = (int32_t *)(void *)(x16_dy + (size_t)n * nb);
+    const int32_t c = type == CLLM_GGML_Q4_0 ? 8 : 128;
+    for (int t = 0; t < n; t++) {
+        const uint8_t *blk = (const uint8_t *)xq + (size_t)t * xq_stride;
+        for (int b = 0; b < nb; b++, blk += CLLM_Q8_0_BYTES) {
+            int32_t s = 0;
+            for (int i = 0; i < 32; i++) s += (int8_t)blk[2 + i];
+            dy[(size_t)t * nb + b] = cllm_fp16_to_fp32(rd16(blk));
+            corr[(size_t)t * nb + b] = -c * s;
+        }
+    }
+    const size_t gs = x16_group_bytes(type, cols);
+    const int par = (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
+    int chunk = par ? (groups + GEMM_CHUNKS_PER_THREAD * omp_get_max_threads() - 1) /
+                          (GEMM_CHUNKS_PER_THREAD * omp_get_max_threads())
+                    : groups;
+    if (chunk < 2) chunk = 2 < groups ? 2 : groups;
+    const int chunks = (groups + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) if (par && chunks > 1)
+    for (int ci = 0; ci < chunks; ci++) {
+        const int g0 = ci * chunk, ng = groups - g0 < chunk ? groups - g0 : chunk;
+        k->gemm_x16(type, (const uint8_t *)P + (size_t)g0 * gs, ng, cols, xq, xq_stride, dy, corr, n,
+                    out + (size_t)g0 * CLLM_QUANT_X16_ROWS, ld_out);
     }
 }

@@ -431,6 +431,101 @@ static void vnni_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int row
     }
 }
 
+/* ---- the x16 layout (quant.h): 16 rows per register ---------------------- */
+
+#define X16_T 8 /* tokens per panel: 8 float accumulators + 8 weight registers */
+
+/* out[t * ldo + 0..15] for T tokens and one group of 16 rows: per block, the
+ * 8 weight vectors are loaded (q4_0: 4 loads split into nibbles) once and
+ * reused by every token; each token's block is 8 vpdpbusd on broadcast
+ * groups of 4 activation bytes, started at the correction, then one
+ * convert, scale and accumulate. */
+static inline __attribute__((always_inline)) void x16_panel(const uint8_t *P, int64_t nb, int q4, const uint8_t *X,
+                                                            size_t xs, const float *dy, const int32_t *corr, int T,
+                                                            float *out, size_t ldo) {
+    const size_t qb = q4 ? 256 : 512;
+    const uint8_t *S = P;
+    P += ((size_t)nb * 32 + 63) / 64 * 64; /* the quants follow the scales */
+    __m512 f[X16_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) f[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *q = P + (size_t)b * qb;
+        __m512i w[8];
+        if (q4) {
+            const __m512i m = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) {
+                const __m512i v = _mm512_load_si512((const void *)(q + 64 * h));
+                w[h] = _mm512_and_si512(v, m);
+                w[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+            }
+        } else {
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) w[v] = _mm512_load_si512((const void *)(q + 64 * v));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(S + 32 * b)));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const uint8_t *y = X + (size_t)t * xs + (size_t)b * CLLM_Q8_0_BYTES + 2;
+            __m512i acc = _mm512_set1_epi32(corr[(size_t)t * nb + b]);
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) {
+                int32_t y4;
+                memcpy(&y4, y + 4 * v, 4);
+                acc = _mm512_dpbusd_epi32(acc, w[v], _mm512_set1_epi32(y4));
+            }
+            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(dw, _mm512_set1_ps(dy[(size_t)t * nb + b])),
+                                   f[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(out + (size_t)t * ldo, f[t]);
+}
+
+#define X16_PANEL_FN(name, q4, T)                                                                                  \
+    static void name(const uint8_t *P, int64_t nb, const uint8_t *X, size_t xs, const float *dy,                    \
+                     const int32_t *corr, float *out, size_t ldo) {                                                 \
+        x16_panel(P, nb, q4, X, xs, dy, corr, T, out, ldo);                                                         \
+    }
+X16_PANEL_FN(x16_q8_t8, 0, 8)
+X16_PANEL_FN(x16_q8_t4, 0, 4)
+X16_PANEL_FN(x16_q8_t2, 0, 2)
+X16_PANEL_FN(x16_q8_t1, 0, 1)
+X16_PANEL_FN(x16_q4_t8, 1, 8)
+X16_PANEL_FN(x16_q4_t4, 1, 4)
+X16_PANEL_FN(x16_q4_t2, 1, 2)
+X16_PANEL_FN(x16_q4_t1, 1, 1)
+
+typedef void (*x16_panel_fn)(const uint8_t *, int64_t, const uint8_t *, size_t, const float *, const int32_t *,
+                             float *, size_t);
+
+/* Tokens in blocks of X16_TOK_BLOCK (their activations stay in L1/L2 while
+ * every group of the chunk passes over them), panels of 8, 4, 2, 1. */
+#define X16_TOK_BLOCK 64
+
+static void vnni_gemm_x16(uint32_t type, const void *P, int groups, int64_t K, const void *xq, size_t xq_stride,
+                          const float *dy, const int32_t *corr, int n, float *out, size_t ld_out) {
+    const int q4 = type == CLLM_GGML_Q4_0;
+    const int64_t nb = K / 32;
+    const size_t gs = ((size_t)nb * 32 + 63) / 64 * 64 + (size_t)nb * (q4 ? 256 : 512);
+    const x16_panel_fn fn[4] = {q4 ? x16_q4_t8 : x16_q8_t8, q4 ? x16_q4_t4 : x16_q8_t4, q4 ? x16_q4_t2 : x16_q8_t2,
+                                q4 ? x16_q4_t1 : x16_q8_t1};
+    for (int t0 = 0; t0 < n; t0 += X16_TOK_BLOCK) {
+        const int t1 = n - t0 < X16_TOK_BLOCK ? n : t0 + X16_TOK_BLOCK;
+        for (int g = 0; g < groups; g++) {
+            const uint8_t *Pg = (const uint8_t *)P + (size_t)g * gs;
+            for (int t = t0; t < t1;) {
+                const int left = t1 - t, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                fn[T == 8 ? 0 : T == 4 ? 1 : T == 2 ? 2 : 3](Pg, nb, (const uint8_t *)xq + (size_t)t * xq_stride,
+                                                             xq_stride, dy + (size_t)t * nb, corr + (size_t)t * nb,
+                                                             out + (size_t)t * ld_out + (size_t)g * 16, ld_out);
+                t += T;
+            }
+        }
+    }
+}
+
 void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
     t->backend = vnni ? CLLM_QUANT_AVX512_VNNI : CLLM_QUANT_AVX512;
     t->name = vnni ? "avx512_vnni" : "avx512";
@@ -445,4 +540,5 @@ void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
     t->dequant_f16 = avx512_dequant_f16;
     t->dequant_bf16 = avx512_dequant_bf16;
     t->gemm_q8 = vnni ? vnni_gemm_q8 : bw_gemm_q8;
+    t->gemm_x16 = vnni ? vnni_gemm_x16 : NULL;
 }

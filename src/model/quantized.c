@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cllm/ggml_types.h"
 #include "cllm/gguf.h"
@@ -38,6 +39,8 @@ typedef struct {
     const uint8_t *data;  /* [rows * row_bytes] in the map, borrowed */
     size_t row_bytes;
     int rows;
+    uint8_t *x16;         /* q8_0/q4_0: rows 0 .. 16 * x16_groups - 1 repacked (quant.h) in x16_arena; or NULL */
+    int x16_groups;
 } model_qpart;
 
 typedef struct {
@@ -56,6 +59,9 @@ struct model_qweights {
     int deq_slots;                /* OpenMP threads at load */
     size_t max_cols;              /* max(C, ffn_hidden) */
     size_t weight_bytes;          /* what one decoded token reads */
+    size_t n_views;               /* entries of layer[] */
+    uint8_t *x16_arena;           /* every repacked matrix, in decoding order (NULL: none) */
+    size_t x16_bytes;             /* its size */
 };
 
 /* ---- binding the file ------------------------------------------------------ */
@@ -199,8 +205,55 @@ static cllm_status bind(cllm_model *m, struct model_qweights *qw, cllm_error *er
     return CLLM_OK;
 }
 
+static int part_is_q8(const model_qpart *q) { return q->type == CLLM_GGML_Q8_0 || q->type == CLLM_GGML_Q4_0; }
+
+/* Places the q8_0/q4_0 parts of v in the x16 arena at *off (arena NULL:
+ * only counts the bytes) and packs them. */
+static void repack_view(model_qmat *v, uint8_t *arena, size_t *off) {
+    for (int p = 0; p < v->n_parts; p++) {
+        model_qpart *q = &v->part[p];
+        if (!part_is_q8(q) || q->rows < CLLM_QUANT_X16_ROWS) continue;
+        const int groups = q->rows / CLLM_QUANT_X16_ROWS;
+        const size_t bytes = cllm_quant_x16_bytes(q->type, groups, v->cols); /* a multiple of 64 */
+        if (arena) {
+            q->x16_groups = groups;
+            q->x16 = arena + *off;
+            cllm_quant_x16_pack(q->type, q->data, q->row_bytes, groups, v->cols, q->x16);
+        }
+        *off += bytes;
+    }
+}
+
+/* Repacks every q8_0/q4_0 matrix into one arena, in the order decoding
+ * reads them (layer by layer, then the head): like the file, the weights
+ * are one stream from the first layer to the head, which the hardware
+ * prefetcher keeps running across matrices (separate allocations made
+ * every matrix a cold start: 20% slower decoding). */
+static cllm_status repack_all(struct model_qweights *qw, cllm_error *err) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < qw->n_views; i++) repack_view(&qw->layer[i], NULL, &bytes);
+    repack_view(&qw->output, NULL, &bytes);
+    if (!bytes) return CLLM_OK;
+    /* 2 MiB-aligned and advised as transparent huge pages, as the page cache
+     * backs the file's mapping here: a batched decode step streams every
+     * weight once */
+    const size_t huge = (size_t)2 << 20;
+    qw->x16_arena = aligned_alloc(huge, (bytes + huge - 1) / huge * huge);
+    if (qw->x16_arena) madvise(qw->x16_arena, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+    if (!qw->x16_arena)
+        return cllm_error_set(err, CLLM_ERR_NOMEM,
+                              "model load: out of memory repacking %zu bytes of weights (keep_file_layout = 1 "
+                              "uses them in the map instead)", bytes);
+    qw->x16_bytes = bytes;
+    size_t off = 0;
+    for (size_t i = 0; i < qw->n_views; i++) repack_view(&qw->layer[i], qw->x16_arena, &off);
+    repack_view(&qw->output, qw->x16_arena, &off);
+    return CLLM_OK;
+}
+
 void model_qweights_free(struct model_qweights *qw) {
     if (!qw) return;
+    free(qw->x16_arena);
     free(qw->layer);
     free(qw->xq);
     free(qw->deq);
@@ -240,7 +293,8 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
     qw->g = g;
     qw->k = cllm_quant_kernels_get();
     const size_t max_cols = (size_t)(cfg.ffn_hidden > cfg.n_embd ? cfg.ffn_hidden : cfg.n_embd);
-    qw->layer = calloc((size_t)cfg.n_layer * QM_LAYER_COUNT, sizeof *qw->layer);
+    qw->n_views = (size_t)cfg.n_layer * QM_LAYER_COUNT;
+    qw->layer = calloc(qw->n_views, sizeof *qw->layer);
     qw->xq = malloc(QM_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
     qw->max_cols = max_cols;
     qw->deq_slots = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
@@ -252,6 +306,12 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
     if ((st = bind(m, qw, err)) != CLLM_OK) {
         cllm_model_destroy(m);
         return st;
+    }
+    if (!o.keep_file_layout && qw->k->gemm_x16) {
+        if ((st = repack_all(qw, err)) != CLLM_OK) {
+            cllm_model_destroy(m);
+            return st;
+        }
     }
     *out = m;
     return CLLM_OK;
@@ -276,8 +336,6 @@ static int view_needs_q8(const model_qmat *v) {
     return 0;
 }
 
-static int part_is_q8(const model_qpart *q) { return q->type == CLLM_GGML_Q8_0 || q->type == CLLM_GGML_Q4_0; }
-
 /* q8_0 / q4_0 parts, any n: the activations are quantized to q8_0 once per
  * block of QM_TOK_BLOCK tokens and multiplied by the integer GEMM (n = 1 is
  * the decode matrix-vector product). */
@@ -290,9 +348,18 @@ static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, floa
         size_t row0 = 0;
         for (int p = 0; p < v->n_parts; p++) {
             const model_qpart *q = &v->part[p];
-            if (part_is_q8(q))
-                cllm_quant_gemm(qw->k, q->type, q->data, q->row_bytes, q->rows, IC, qw->xq, xs, nt,
-                                out + (size_t)t0 * OC + row0, (size_t)OC);
+            if (part_is_q8(q)) {
+                /* one token (decode) reads the file layout: its 4-row tiles streamed ~20% faster from DRAM
+                 * than the x16 layout in every variant tried (one or four streams, software prefetch,
+                 * huge pages); with two or more tokens the x16 kernel's arithmetic wins */
+                const int x16 = q->x16 && nt >= 2;
+                const int done = x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
+                float *o = out + (size_t)t0 * OC + row0;
+                if (x16) cllm_quant_gemm_x16(qw->k, q->type, q->x16, q->x16_groups, IC, qw->xq, xs, nt, o, (size_t)OC);
+                if (done < q->rows) /* rows past the last group of 16 (GPT-2's 50257-row head) */
+                    cllm_quant_gemm(qw->k, q->type, q->data + (size_t)done * q->row_bytes, q->row_bytes, q->rows - done,
+                                    IC, qw->xq, xs, nt, o + done, (size_t)OC);
+            }
             row0 += (size_t)q->rows;
         }
     }
