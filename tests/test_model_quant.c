@@ -314,12 +314,14 @@ static void test_model_quant_bad_input(void) {
 
 /* Two threads split the products by rows (one parallel region per product:
  * the integer GEMM for q8_0/q4_0 in row chunks, dequantize + GEMM per
- * 256-row block for f16/bf16, handed out dynamically): the logits must
- * match one thread's. The model is wide enough and the chunk long enough
- * that every product with more than one chunk / block runs in parallel. */
+ * 256-row block for f16/bf16, handed out dynamically; decoding one token,
+ * row chunks of every part of a view): the logits must match one thread's,
+ * for a prompt chunk and token by token. The model is wide enough and the
+ * chunk long enough that every product runs in parallel (decode: every
+ * view has >= 2^19 weights). */
 static void test_model_quant_two_threads_match_one(void) {
     cllm_model_config c = cfg_gpt2();
-    c.n_layer = 1, c.n_embd = 256, c.ffn_hidden = 1024;
+    c.n_layer = 1, c.n_embd = 512, c.ffn_hidden = 1024;
     enum { N = 40 }; /* 40 x 1024 x 256 multiply-adds: above the float-type threshold (2^22) */
     char f32[128], q[128];
     snprintf(f32, sizeof f32, "%s/wide-f32.gguf", tmpdir);
@@ -338,16 +340,22 @@ static void test_model_quant_two_threads_match_one(void) {
         cllm_model_options o = infer_opts(N);
         CHECK(cllm_model_load_gguf_mapped(q, &o, &m, &err) == CLLM_OK, "load %s: %s", tn, err.msg);
         if (!m) continue;
-        for (int th = 1; th <= 2; th++) {
-            cllm_kernels_set_threads(th);
-            cllm_model_kv_reset(m, 0);
-            const float *lg = NULL;
-            CHECK(cllm_model_decode(m, 0, tk, N, 0, 1, &lg, &err) == CLLM_OK, "decode %s: %s", tn, err.msg);
-            if (lg) memcpy(th == 1 ? a : b, lg, sizeof(float) * N * (size_t)V);
+        for (int step = 1; step <= N; step += N - 1) { /* one chunk of N, then token by token */
+            for (int th = 1; th <= 2; th++) {
+                cllm_kernels_set_threads(th);
+                cllm_model_kv_reset(m, 0);
+                for (int p = 0; p < N; p += step) {
+                    const float *lg = NULL;
+                    CHECK(cllm_model_decode(m, 0, tk + p, step, p, 1, &lg, &err) == CLLM_OK, "decode %s: %s", tn,
+                          err.msg);
+                    if (lg) memcpy((th == 1 ? a : b) + (size_t)p * V, lg, sizeof(float) * (size_t)step * V);
+                }
+            }
+            cllm_kernels_set_threads(before);
+            double scale, d = max_abs_diff(b, a, (size_t)N * V, &scale);
+            CHECK(d <= 1e-5 * scale, "%s step %d: 2 threads vs 1 max |logit diff| %.3g (scale %.3g)", tn, step, d,
+                  scale); /* order only */
         }
-        cllm_kernels_set_threads(before);
-        double scale, d = max_abs_diff(b, a, (size_t)N * V, &scale);
-        CHECK(d <= 1e-5 * scale, "%s: 2 threads vs 1 max |logit diff| %.3g (scale %.3g)", tn, d, scale); /* order only */
         cllm_model_destroy(m);
     }
     free(a);

@@ -32,6 +32,9 @@
 #define QM_ROW_BLOCK 256   /* rows dequantized per GEMM in prompt processing */
 #define QM_MATVEC_MAX_N 2  /* float-type chunks up to this many tokens use matrix-vector products */
 #define QM_PAR_MIN (1 << 22) /* multiply-adds below which a float-type prompt GEMM stays on one thread */
+#define QM_DECODE_PAR_MIN (1 << 19) /* weights x tokens from which a decode product splits over the threads */
+#define QM_DECODE_CHUNKS_PER_THREAD 4
+#define QM_DECODE_MAX_CHUNKS 64
 #define QM_TOK_BLOCK 256   /* tokens whose q8_0 activations are quantized and multiplied at once */
 
 typedef struct {
@@ -365,24 +368,69 @@ static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, floa
     }
 }
 
+/* Decoding (n <= QM_MATVEC_MAX_N tokens): matrix-vector products in the
+ * file layout, in ONE parallel region over row chunks of every part of the
+ * view (Llama's separate q, k, v: each 768 x 768 alone was under the
+ * library's threshold and ran on one thread, a third of each layer's
+ * weights), chunks handed out dynamically; the library calls inside run
+ * serially (nested regions are inactive). */
+static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n, int IC,
+                        int OC) {
+    const size_t xs = cllm_quant_q8_0_bytes(IC);
+    if (view_needs_q8(v))
+        for (int i = 0; i < n; i++) qw->k->quantize_q8_0(in + (size_t)i * IC, qw->xq + (size_t)i * xs, IC);
+    int64_t rows = 0;
+    for (int p = 0; p < v->n_parts; p++) rows += v->part[p].rows;
+    const int nth = omp_get_max_threads();
+    const int par = nth > 1 && rows * IC * n >= QM_DECODE_PAR_MIN;
+    /* ~QM_DECODE_CHUNKS_PER_THREAD chunks per thread, multiples of 16 rows */
+    const int chunk = par ? (int)((rows + (int64_t)QM_DECODE_CHUNKS_PER_THREAD * nth - 1) /
+                                  ((int64_t)QM_DECODE_CHUNKS_PER_THREAD * nth) + 15) / 16 * 16
+                          : (int)rows;
+    int part_of[QM_DECODE_MAX_CHUNKS], row_of[QM_DECODE_MAX_CHUNKS], nchunks = 0;
+    size_t col0[QM_MAX_PARTS];
+    size_t row0 = 0;
+    for (int p = 0; p < v->n_parts; p++) {
+        col0[p] = row0;
+        row0 += (size_t)v->part[p].rows;
+    }
+    int step = chunk;
+    for (;;) { /* grow the chunk until the list fits (only for very tall matrices) */
+        nchunks = 0;
+        for (int p = 0; p < v->n_parts && nchunks <= QM_DECODE_MAX_CHUNKS; p++)
+            for (int r = 0; r < v->part[p].rows; r += step) {
+                if (nchunks == QM_DECODE_MAX_CHUNKS) {
+                    nchunks++;
+                    break;
+                }
+                part_of[nchunks] = p, row_of[nchunks++] = r;
+            }
+        if (nchunks <= QM_DECODE_MAX_CHUNKS) break;
+        step *= 2;
+    }
+#pragma omp parallel for schedule(dynamic, 1) if (par && nchunks > 1)
+    for (int c = 0; c < nchunks; c++) {
+        const model_qpart *q = &v->part[part_of[c]];
+        const int r = row_of[c], nr = q->rows - r < step ? q->rows - r : step;
+        const uint8_t *w = q->data + (size_t)r * q->row_bytes;
+        float *o = out + col0[part_of[c]] + (size_t)r;
+        if (part_is_q8(q))
+            cllm_quant_gemm(qw->k, q->type, w, q->row_bytes, nr, IC, qw->xq, xs, n, o, (size_t)OC);
+        else
+            for (int i = 0; i < n; i++)
+                cllm_quant_matvec(qw->k, q->type, w, q->row_bytes, nr, IC, in + (size_t)i * IC, NULL,
+                                  o + (size_t)i * OC);
+    }
+}
+
 static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n,
                          int IC, int OC) {
     CLLM_ASSERT(v->cols == IC);
-    if (view_needs_q8(v)) qmat_forward_q8(qw, v, out, in, n, IC, OC);
     if (n <= QM_MATVEC_MAX_N) {
-        for (int i = 0; i < n; i++) {
-            const float *x = in + (size_t)i * IC;
-            size_t row0 = 0;
-            for (int p = 0; p < v->n_parts; p++) {
-                const model_qpart *q = &v->part[p];
-                if (!part_is_q8(q))
-                    cllm_quant_matvec(qw->k, q->type, q->data, q->row_bytes, q->rows, IC, x, NULL,
-                                      out + (size_t)i * OC + row0);
-                row0 += (size_t)q->rows;
-            }
-        }
+        qmat_decode(qw, v, out, in, n, IC, OC);
         return;
     }
+    if (view_needs_q8(v)) qmat_forward_q8(qw, v, out, in, n, IC, OC);
     size_t row0 = 0;
     for (int p = 0; p < v->n_parts; p++) {
         const model_qpart *q = &v->part[p];
