@@ -132,10 +132,11 @@ static int f32_logits(const char *path, float *out, int V) {
     return rc;
 }
 
-static int mapped_logits(const char *path, int chunk, float *out, int V) {
+static int mapped_logits_layout(const char *path, int chunk, float *out, int V, int keep_file_layout) {
     cllm_model *m = NULL;
     cllm_error err = {0};
     cllm_model_options o = infer_opts(NTOK);
+    o.keep_file_layout = keep_file_layout;
     if (cllm_model_load_gguf_mapped(path, &o, &m, &err) != CLLM_OK) {
         fprintf(stderr, "  load mapped %s: %s\n", path, err.msg);
         return -1;
@@ -143,6 +144,10 @@ static int mapped_logits(const char *path, int chunk, float *out, int V) {
     int rc = decode_all(m, chunk, out, V);
     cllm_model_destroy(m);
     return rc;
+}
+
+static int mapped_logits(const char *path, int chunk, float *out, int V) {
+    return mapped_logits_layout(path, chunk, out, V, 0);
 }
 
 static void check_arch(const cllm_model_config *c, const char *tag) {
@@ -181,6 +186,16 @@ static void check_arch(const cllm_model_config *c, const char *tag) {
             CHECK(d <= tol, "%s %s chunk %d: max |logit diff| %.3g vs same weights in f32 (tol %.3g)", tag, tn, chunk,
                   d, tol);
             if (chunk == 1) memcpy(tok, got, sizeof(float) * NTOK * (size_t)V);
+            if (quant) {
+                /* the file layout (keep_file_layout, the pre-VNNI kernels) against the repacked
+                 * x16 copy: same integer sums, float summation order only */
+                float *fl = malloc(sizeof(float) * NTOK * (size_t)V);
+                CHECK(fl && mapped_logits_layout(q, chunk, fl, V, 1) == 0, "%s mapped, file layout", tn);
+                double sc3, d3 = fl ? max_abs_diff(got, fl, (size_t)NTOK * V, &sc3) : 1;
+                CHECK(fl && d3 <= 1e-4 * sc3 + 1e-5, "%s %s chunk %d: file layout vs repacked max diff %.3g", tag, tn,
+                      chunk, d3);
+                free(fl);
+            }
             if (chunk > 1 && quant) {
                 /* the chunk's integer GEMM and the token-by-token products see the
                  * same q8_0 activations: they differ by float summation order only */

@@ -46,7 +46,8 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \
     "  --cache-type T    KV cache type: f32 (default) or q8_0 (3.76x smaller, as llama.cpp's -ctk/-ctv)\n" \
     "  --no-repack       keep q8_0/q4_0 weights only in the file's mapping: saves their size in RAM,\n" \
-    "                    prompts run ~2x slower (default: a copy interleaved for the VNNI kernels)\n" \
+    "                    prompts run ~2x slower, q4_0 decoding ~1.6x (default: a copy interleaved\n" \
+    "                    for the VNNI kernels)\n" \
     TOK_SOURCE_HELP
 
 /* Parses a --cache-type value (f32 or q8_0) into *type; prints a usage

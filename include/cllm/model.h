@@ -154,7 +154,8 @@ typedef struct {
                        values, per head row; needs HS % 32 == 0), as llama.cpp's -ctk/-ctv */
     int keep_file_layout; /* mapped models (model_quant.h): 1 keeps q8_0/q4_0 weights in the map in
                              the file's layout; 0 (default) repacks them at load into quant.h's
-                             x16 layout when the CPU has VNNI (a copy in RAM, ~2x the prompt speed) */
+                             x16 layout when the CPU has VNNI (a copy in RAM: prompts ~2x faster,
+                             q4_0 decoding ~1.6x, q8_0 ~1.15x on the project machine) */
 } cllm_model_options;
 
 /* max_batch 1, max_seq 64, training 0, kv_slots 0, kv_context 0, kv_type f32. */

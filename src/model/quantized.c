@@ -7,9 +7,11 @@
  * tensors and position_embd into the f32 parameter block, and run the
  * linear layers and the embedding lookup of cllm_model_decode on the views:
  * q8_0/q4_0 through the integer GEMM on q8_0 activations (any number of
- * tokens); f32/f16/bf16 through matrix-vector kernels for 1-2 tokens and
- * dequantized row blocks + fp32 GEMM for longer prompt chunks (one parallel
- * region per product, row blocks handed out dynamically). All scratch is allocated at load.
+ * tokens), on a copy repacked at load into quant.h's x16 layout (one arena
+ * in decoding order, huge pages) unless keep_file_layout; f32/f16/bf16
+ * through matrix-vector kernels for 1-2 tokens and dequantized row blocks +
+ * fp32 GEMM for longer prompt chunks (one parallel region per product,
+ * row blocks handed out dynamically). All scratch is allocated at load.
  * Does not: training or cllm_model_forward (forward.c refuses mapped
  * models), write files, or quantize anything (quantize.c, ggml_types.c).
  */
@@ -352,10 +354,7 @@ static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, floa
         for (int p = 0; p < v->n_parts; p++) {
             const model_qpart *q = &v->part[p];
             if (part_is_q8(q)) {
-                /* one token (decode) reads the file layout: its 4-row tiles streamed ~20% faster from DRAM
-                 * than the x16 layout in every variant tried (one or four streams, software prefetch,
-                 * huge pages); with two or more tokens the x16 kernel's arithmetic wins */
-                const int x16 = q->x16 && nt >= 2;
+                const int x16 = q->x16 != NULL;
                 const int done = x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
                 float *o = out + (size_t)t0 * OC + row0;
                 if (x16) cllm_quant_gemm_x16(qw->k, q->type, q->x16, q->x16_groups, IC, qw->xq, xs, nt, o, (size_t)OC);
@@ -368,8 +367,9 @@ static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, floa
     }
 }
 
-/* Decoding (n <= QM_MATVEC_MAX_N tokens): matrix-vector products in the
- * file layout, in ONE parallel region over row chunks of every part of the
+/* Decoding (n <= QM_MATVEC_MAX_N tokens): matrix-vector products (q8_0 and
+ * q4_0 on the x16 copy when there is one), in ONE parallel region over row
+ * chunks of every part of the
  * view (Llama's separate q, k, v: each 768 x 768 alone was under the
  * library's threshold and ran on one thread, a third of each layer's
  * weights), chunks handed out dynamically; the library calls inside run
@@ -414,9 +414,18 @@ static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *o
         const int r = row_of[c], nr = q->rows - r < step ? q->rows - r : step;
         const uint8_t *w = q->data + (size_t)r * q->row_bytes;
         float *o = out + col0[part_of[c]] + (size_t)r;
-        if (part_is_q8(q))
-            cllm_quant_gemm(qw->k, q->type, w, q->row_bytes, nr, IC, qw->xq, xs, n, o, (size_t)OC);
-        else
+        if (part_is_q8(q)) {
+            /* chunks start on 16-row groups: the repacked groups of this chunk, then any rows past the
+             * last full group (GPT-2's 50257-row head) in the file layout */
+            const int packed = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
+            const int nx = packed > r ? (packed - r < nr ? packed - r : nr) : 0;
+            if (nx > 0)
+                cllm_quant_gemm_x16(qw->k, q->type, q->x16 + cllm_quant_x16_bytes(q->type, r / CLLM_QUANT_X16_ROWS, IC),
+                                    nx / CLLM_QUANT_X16_ROWS, IC, qw->xq, xs, n, o, (size_t)OC);
+            if (nx < nr)
+                cllm_quant_gemm(qw->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC, qw->xq, xs,
+                                n, o + nx, (size_t)OC);
+        } else
             for (int i = 0; i < n; i++)
                 cllm_quant_matvec(qw->k, q->type, w, q->row_bytes, nr, IC, in + (size_t)i * IC, NULL,
                                   o + (size_t)i * OC);
