@@ -68,6 +68,11 @@ static int few_rows(int M, int N, int K, float alpha, const float *A, int lda, c
     if (!T) return 0;
     dnnl_status_t st = dnnl_sgemm('N', 'T', N, M, K, alpha, B, ldb, A, lda, 0.0f, T, M);
     CLLM_ASSERT(st == dnnl_success);
+    const cllm_kernels_table *kt = cllm_kernels_get();
+    if (beta == 0.0f && (kt->cpu_features & CLLM_CPU_AVX512) && !kt->reference) {
+        cllm_kernels_transpose_avx512(C, (size_t)ldc, T, (size_t)M, N, M); /* in registers */
+        return 1;
+    }
     /* C = T^T + beta C in 16 x 16 tiles: a column-at-a-time copy strides
      * ldc floats per store and took 16% of a 128-token prompt on 1 thread */
     enum { TILE = 16 };

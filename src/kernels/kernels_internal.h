@@ -19,6 +19,9 @@ float cllm_kernels_vmax_avx512(const float *x, size_t n);
 double cllm_kernels_vexp_shift_sum_avx512(float *y, const float *x, float shift, size_t n);
 void cllm_kernels_vtanh_avx512(float *y, const float *x, size_t n);
 
+/* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (transpose_avx512.c). */
+void cllm_kernels_transpose_avx512(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+
 /* AdamW per ISA (optim_avx2.c, optim_avx512.c); single-threaded. */
 void cllm_kernels_vadamw_avx2(float *param, const float *grad, float *m, float *v, size_t n,
                               const cllm_adamw_coefs *k);
