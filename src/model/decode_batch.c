@@ -87,7 +87,7 @@ attend_heads(float *out, const float *q, const float *kc, const float *vc, float
  * when it is busy, which made single-stream decoding several times slower
  * on a loaded machine. A 16-row step at position ~100 of a 10M model is
  * above it. */
-#define ATTN_PAR_MIN (1L << 18)
+#define ATTN_PAR_MIN (1L << 14)
 
 void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
                           const size_t *bases, const int *pos, int n) {

@@ -66,7 +66,6 @@ struct model_qweights {
     size_t weight_bytes;          /* what one decoded token reads */
     size_t n_views;               /* entries of layer[] */
     uint8_t *x16_arena;           /* every repacked matrix, in decoding order (NULL: none) */
-    size_t x16_bytes;             /* its size */
 };
 
 /* ---- binding the file ------------------------------------------------------ */
@@ -242,14 +241,13 @@ static cllm_status repack_all(struct model_qweights *qw, cllm_error *err) {
     /* 2 MiB-aligned and advised as transparent huge pages, as the page cache
      * backs the file's mapping here: a batched decode step streams every
      * weight once */
-    const size_t huge = (size_t)2 << 20;
-    qw->x16_arena = aligned_alloc(huge, (bytes + huge - 1) / huge * huge);
-    if (qw->x16_arena) madvise(qw->x16_arena, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+    const size_t huge = (size_t)2 << 20, alloc = (bytes + huge - 1) / huge * huge;
+    qw->x16_arena = aligned_alloc(huge, alloc);
+    if (qw->x16_arena) madvise(qw->x16_arena, alloc, MADV_HUGEPAGE);
     if (!qw->x16_arena)
         return cllm_error_set(err, CLLM_ERR_NOMEM,
                               "model load: out of memory repacking %zu bytes of weights (keep_file_layout = 1 "
                               "uses them in the map instead)", bytes);
-    qw->x16_bytes = bytes;
     size_t off = 0;
     for (size_t i = 0; i < qw->n_views; i++) repack_view(&qw->layer[i], qw->x16_arena, &off);
     repack_view(&qw->output, qw->x16_arena, &off);
@@ -341,9 +339,9 @@ static int view_needs_q8(const model_qmat *v) {
     return 0;
 }
 
-/* q8_0 / q4_0 parts, any n: the activations are quantized to q8_0 once per
- * block of QM_TOK_BLOCK tokens and multiplied by the integer GEMM (n = 1 is
- * the decode matrix-vector product). */
+/* q8_0 / q4_0 parts of a prompt chunk (n > QM_MATVEC_MAX_N): the
+ * activations are quantized to q8_0 once per block of QM_TOK_BLOCK tokens
+ * and multiplied by the integer GEMM. */
 static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n,
                             int IC, int OC) {
     const size_t xs = cllm_quant_q8_0_bytes(IC);
@@ -367,13 +365,19 @@ static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, floa
     }
 }
 
+/* Chunks of `step` rows (a multiple of 64) that cover every part of v. */
+static int decode_chunks(const model_qmat *v, int step) {
+    int n = 0;
+    for (int p = 0; p < v->n_parts; p++) n += (v->part[p].rows + step - 1) / step;
+    return n;
+}
+
 /* Decoding (n <= QM_MATVEC_MAX_N tokens): matrix-vector products (q8_0 and
- * q4_0 on the x16 copy when there is one), in ONE parallel region over row
- * chunks of every part of the
- * view (Llama's separate q, k, v: each 768 x 768 alone was under the
- * library's threshold and ran on one thread, a third of each layer's
- * weights), chunks handed out dynamically; the library calls inside run
- * serially (nested regions are inactive). */
+ * q4_0 on the x16 copy when there is one) in ONE parallel region over row
+ * chunks of every part of the view (Llama's separate q, k, v: each 768 x
+ * 768 alone was under the library's threshold and ran on one thread, a
+ * third of each layer's weights), chunks handed out dynamically; the
+ * library calls inside run serially (nested regions are inactive). */
 static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n, int IC,
                         int OC) {
     const size_t xs = cllm_quant_q8_0_bytes(IC);
@@ -383,30 +387,19 @@ static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *o
     for (int p = 0; p < v->n_parts; p++) rows += v->part[p].rows;
     const int nth = omp_get_max_threads();
     const int par = nth > 1 && rows * IC * n >= QM_DECODE_PAR_MIN;
-    /* ~QM_DECODE_CHUNKS_PER_THREAD chunks per thread, multiples of 16 rows */
+    /* ~QM_DECODE_CHUNKS_PER_THREAD chunks per thread, multiples of 64 rows: the x16 decode kernel
+     * runs four 16-row groups at a time (a 96-row chunk left two groups to the slower one-group path) */
     const int chunk = par ? (int)((rows + (int64_t)QM_DECODE_CHUNKS_PER_THREAD * nth - 1) /
-                                  ((int64_t)QM_DECODE_CHUNKS_PER_THREAD * nth) + 15) / 16 * 16
+                                  ((int64_t)QM_DECODE_CHUNKS_PER_THREAD * nth) + 63) / 64 * 64
                           : (int)rows;
+    int step = chunk;
+    while (decode_chunks(v, step) > QM_DECODE_MAX_CHUNKS) step *= 2; /* parts with more rows than chunks */
     int part_of[QM_DECODE_MAX_CHUNKS], row_of[QM_DECODE_MAX_CHUNKS], nchunks = 0;
-    size_t col0[QM_MAX_PARTS];
-    size_t row0 = 0;
+    size_t col0[QM_MAX_PARTS], row0 = 0;
     for (int p = 0; p < v->n_parts; p++) {
         col0[p] = row0;
         row0 += (size_t)v->part[p].rows;
-    }
-    int step = chunk;
-    for (;;) { /* grow the chunk until the list fits (only for very tall matrices) */
-        nchunks = 0;
-        for (int p = 0; p < v->n_parts && nchunks <= QM_DECODE_MAX_CHUNKS; p++)
-            for (int r = 0; r < v->part[p].rows; r += step) {
-                if (nchunks == QM_DECODE_MAX_CHUNKS) {
-                    nchunks++;
-                    break;
-                }
-                part_of[nchunks] = p, row_of[nchunks++] = r;
-            }
-        if (nchunks <= QM_DECODE_MAX_CHUNKS) break;
-        step *= 2;
+        for (int r = 0; r < v->part[p].rows; r += step) part_of[nchunks] = p, row_of[nchunks++] = r;
     }
 #pragma omp parallel for schedule(dynamic, 1) if (par && nchunks > 1)
     for (int c = 0; c < nchunks; c++) {
