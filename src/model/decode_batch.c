@@ -81,12 +81,13 @@ attend_heads(float *out, const float *q, const float *kc, const float *vc, float
  * (a fork/join costs microseconds, far more when the other core is busy).
  * Thread t uses its own rows of m->kv.scores ([max(NH, max_seq), ctx]),
  * which bounds the thread count. */
-/* Below this many query x cached-position x head-dim products (some
- * tens of microseconds vectorized) attention stays on the calling thread: a
- * fork/join costs microseconds when the other core is idle and milliseconds
- * when it is busy, which made single-stream decoding several times slower
- * on a loaded machine. A 16-row step at position ~100 of a 10M model is
- * above it. */
+/* Below this many query x cached-position x head-dim products (a few
+ * microseconds vectorized) attention stays on the calling thread: a
+ * fork/join costs microseconds when the other core is idle and much more
+ * when it is busy. At 2^18 one decoded token of a 768-wide model attended
+ * on one thread up to position 341, 7% of a 2-thread q4_0 decode step with
+ * the other thread waiting; at 2^14 it splits from position ~21 (Llama
+ * 110M q4_0, 2 threads: ~460 -> ~500 tokens/s). */
 #define ATTN_PAR_MIN (1L << 14)
 
 void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
