@@ -435,6 +435,23 @@ static void vnni_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int row
 
 #define X16_T 8 /* tokens per panel: 8 float accumulators + 8 weight registers */
 
+/* The 8 weight vectors of one block of a group: w[v] lane j = row j's
+ * values 4v..4v+3, unsigned (q8_0: stored +128; q4_0: nibbles 0..15). */
+static inline __attribute__((always_inline)) void x16_weights(const uint8_t *q, int q4, __m512i w[8]) {
+    if (q4) {
+        const __m512i m = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++) {
+            const __m512i v = _mm512_load_si512((const void *)(q + 64 * h));
+            w[h] = _mm512_and_si512(v, m);
+            w[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+        }
+    } else {
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) w[v] = _mm512_load_si512((const void *)(q + 64 * v));
+    }
+}
+
 /* out[t * ldo + 0..15] for T tokens and one group of 16 rows: per block, the
  * 8 weight vectors are loaded (q4_0: 4 loads split into nibbles) once and
  * reused by every token; each token's block is 8 vpdpbusd on broadcast
@@ -450,20 +467,8 @@ static inline __attribute__((always_inline)) void x16_panel(const uint8_t *P, in
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) f[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *q = P + (size_t)b * qb;
         __m512i w[8];
-        if (q4) {
-            const __m512i m = _mm512_set1_epi8(0x0F);
-#pragma GCC unroll 4
-            for (int h = 0; h < 4; h++) {
-                const __m512i v = _mm512_load_si512((const void *)(q + 64 * h));
-                w[h] = _mm512_and_si512(v, m);
-                w[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
-            }
-        } else {
-#pragma GCC unroll 8
-            for (int v = 0; v < 8; v++) w[v] = _mm512_load_si512((const void *)(q + 64 * v));
-        }
+        x16_weights(P + (size_t)b * qb, q4, w);
         const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(S + 32 * b)));
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
@@ -488,18 +493,7 @@ static inline __attribute__((always_inline)) void x16_panel(const uint8_t *P, in
 static inline __attribute__((always_inline)) __m512i x16_block_sum(const uint8_t *q, int q4, const uint8_t *y,
                                                                    int32_t corr) {
     __m512i w[8];
-    if (q4) {
-        const __m512i m = _mm512_set1_epi8(0x0F);
-#pragma GCC unroll 4
-        for (int h = 0; h < 4; h++) {
-            const __m512i v = _mm512_load_si512((const void *)(q + 64 * h));
-            w[h] = _mm512_and_si512(v, m);
-            w[h + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
-        }
-    } else {
-#pragma GCC unroll 8
-        for (int v = 0; v < 8; v++) w[v] = _mm512_load_si512((const void *)(q + 64 * v));
-    }
+    x16_weights(q, q4, w);
     __m512i a = _mm512_set1_epi32(corr), b = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int v = 0; v < 4; v++) {
@@ -520,14 +514,13 @@ static inline __attribute__((always_inline)) __m512i x16_block_sum(const uint8_t
  * it one core streams ~30 GB/s of q4_0 (a pure read loop: 35). The L1 hint
  * was slower: it holds the L1 miss buffers. */
 #define X16_VEC_G 4
-#ifndef X16_Q8_AHEAD
-#define X16_Q8_AHEAD 4
-#endif
 
 static inline __attribute__((always_inline)) void x16_vecn(const uint8_t *P, size_t gs, int64_t nb, int q4,
                                                            const uint8_t *X, const float *dy, const int32_t *corr,
                                                            float *out, int G) {
-    const size_t qb = q4 ? 256 : 512, sb = ((size_t)nb * 32 + 63) / 64 * 64, ahead = (size_t)(q4 ? X16_VEC_G : X16_Q8_AHEAD) * gs;
+    /* the last pass prefetches past the matrix: harmless (prefetches do not fault), and it is the next
+     * matrix's start in the arena */
+    const size_t qb = q4 ? 256 : 512, sb = ((size_t)nb * 32 + 63) / 64 * 64, ahead = (size_t)X16_VEC_G * gs;
     __m512 f[X16_VEC_G];
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++) f[g] = _mm512_setzero_ps();
