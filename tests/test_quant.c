@@ -299,6 +299,67 @@ static void test_quant_matvec_all_types(void) {
     }
 }
 
+/* A batched-product case: rows x K weights in one quantized type, n
+ * activation rows quantized to q8_0 with a stride that is not a block
+ * multiple, an output with padding columns, and the exact product. */
+typedef struct {
+    int rows, n, K;
+    size_t xs, ldo, rb;
+    float *w, *x, *want, *got;
+    uint8_t *xq, *wq;
+    double *mag;
+} gemm_fixture;
+
+static void fixture_init(gemm_fixture *f, cllm_rng *r, int rows, int n, int K, int pad) {
+    f->rows = rows, f->n = n, f->K = K;
+    f->xs = cllm_quant_q8_0_bytes(K) + 6;
+    f->ldo = (size_t)rows + (size_t)pad;
+    f->w = malloc(sizeof(float) * (size_t)rows * K), f->x = malloc(sizeof(float) * (size_t)n * K);
+    f->xq = calloc((size_t)n, f->xs);
+    f->want = malloc(sizeof(float) * (size_t)n * f->ldo), f->got = malloc(sizeof(float) * (size_t)n * f->ldo);
+    f->mag = calloc((size_t)n * rows, sizeof(double));
+    f->wq = NULL;
+    fill(r, f->w, (int64_t)rows * K, 0.05f);
+    fill(r, f->x, (int64_t)n * K, 1.0f);
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    for (int t = 0; t < n; t++) ref->quantize_q8_0(f->x + (size_t)t * K, f->xq + (size_t)t * f->xs, K);
+}
+
+/* Quantizes the weights to `type` (f->wq, rows f->rb apart) and computes the exact products. */
+static void fixture_weights(gemm_fixture *f, uint32_t type) {
+    free(f->wq);
+    cllm_ggml_row_size(type, f->K, &f->rb);
+    f->wq = malloc(f->rb * (size_t)f->rows);
+    for (int i = 0; i < f->rows; i++)
+        cllm_ggml_from_f32(type, f->w + (size_t)i * f->K, f->wq + (size_t)i * f->rb, f->K);
+    for (int t = 0; t < f->n; t++)
+        for (int i = 0; i < f->rows; i++)
+            f->want[(size_t)t * f->ldo + i] = (float)exact_dot(type, f->wq + (size_t)i * f->rb,
+                                                               f->xq + (size_t)t * f->xs, f->K,
+                                                               &f->mag[(size_t)t * f->rows + i]);
+}
+
+static void fixture_poison(gemm_fixture *f) {
+    for (size_t i = 0; i < (size_t)f->n * f->ldo; i++) f->got[i] = -12345.0f; /* padding must stay untouched */
+}
+
+/* Wrong outputs (beyond float summation order) in f->got; *pad: padding written. */
+static int fixture_wrong(const gemm_fixture *f, int *pad) {
+    int bad = 0;
+    *pad = 0;
+    for (int t = 0; t < f->n; t++) {
+        for (int i = 0; i < f->rows; i++)
+            bad += !(fabs(f->got[(size_t)t * f->ldo + i] - f->want[(size_t)t * f->ldo + i]) <=
+                     1e-5 * f->mag[(size_t)t * f->rows + i] + 1e-30);
+        for (size_t i = (size_t)f->rows; i < f->ldo; i++) *pad += f->got[(size_t)t * f->ldo + i] != -12345.0f;
+    }
+    return bad;
+}
+
+static void fixture_free(gemm_fixture *f) {
+    free(f->w), free(f->x), free(f->xq), free(f->wq), free(f->want), free(f->got), free(f->mag);
+}
+
 /* The batched product of every backend against the reference dots, on
  * ragged shapes: rows and tokens not multiples of the 4 x 4 VNNI tile, an odd
  * block count (K = 800), several token panels, rows too long for the panel,
@@ -309,66 +370,68 @@ static void test_quant_gemm_matches_reference(void) {
     const uint32_t types[2] = {CLLM_GGML_Q8_0, CLLM_GGML_Q4_0};
     /* rows, n, K: n = 21 spans two VNNI token panels, K = 12352 is past the panel (row-dot fallback) */
     const int shapes[6][3] = {{1, 1, 32}, {5, 9, 96}, {37, 4, 800}, {64, 13, 256}, {9, 21, 160}, {3, 2, 12352}};
-    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
     for (int sh = 0; sh < 6; sh++) {
-        const int rows = shapes[sh][0], n = shapes[sh][1], K = shapes[sh][2];
-        const size_t xs = cllm_quant_q8_0_bytes(K) + 6; /* a stride that is not a block multiple */
-        const size_t ldo = (size_t)rows + 3;
-        float *w = malloc(sizeof(float) * (size_t)rows * K), *x = malloc(sizeof(float) * (size_t)n * K);
-        uint8_t *xq = calloc((size_t)n, xs);
-        float *want = malloc(sizeof(float) * (size_t)n * ldo), *got = malloc(sizeof(float) * (size_t)n * ldo);
-        double *mag = calloc((size_t)n * rows, sizeof(double));
-        fill(&r, w, (int64_t)rows * K, 0.05f);
-        fill(&r, x, (int64_t)n * K, 1.0f);
-        for (int t = 0; t < n; t++) ref->quantize_q8_0(x + (size_t)t * K, xq + (size_t)t * xs, K);
+        gemm_fixture f;
+        fixture_init(&f, &r, shapes[sh][0], shapes[sh][1], shapes[sh][2], 3);
         for (int ty = 0; ty < 2; ty++) {
-            size_t rb = 0;
-            cllm_ggml_row_size(types[ty], K, &rb);
-            uint8_t *wq = malloc(rb * (size_t)rows);
-            for (int i = 0; i < rows; i++) cllm_ggml_from_f32(types[ty], w + (size_t)i * K, wq + (size_t)i * rb, K);
-            for (int t = 0; t < n; t++)
-                for (int i = 0; i < rows; i++) {
-                    want[(size_t)t * ldo + i] = (float)exact_dot(types[ty], wq + (size_t)i * rb, xq + (size_t)t * xs, K,
-                                                                 &mag[(size_t)t * rows + i]);
-                }
+            fixture_weights(&f, types[ty]);
             for (int b = 0; b <= CLLM_QUANT_COUNT; b++) {
                 /* b == CLLM_QUANT_COUNT: the threaded wrapper on the dispatched table */
                 const cllm_quant_kernels *k =
                     b < CLLM_QUANT_COUNT ? cllm_quant_kernels_backend((cllm_quant_backend)b) : cllm_quant_kernels_get();
                 if (!k) continue;
-                for (size_t i = 0; i < (size_t)n * ldo; i++) got[i] = -12345.0f; /* padding must stay untouched */
+                fixture_poison(&f);
                 if (b < CLLM_QUANT_COUNT)
-                    k->gemm_q8(types[ty], wq, rb, rows, xq, xs, n, K, got, ldo);
+                    k->gemm_q8(types[ty], f.wq, f.rb, f.rows, f.xq, f.xs, f.n, f.K, f.got, f.ldo);
                 else
-                    cllm_quant_gemm(k, types[ty], wq, rb, rows, K, xq, xs, n, got, ldo);
-                int bad = 0, pad = 0;
-                for (int t = 0; t < n; t++) {
-                    for (int i = 0; i < rows; i++) {
-                        const double m = mag[(size_t)t * rows + i];
-                        /* float summation order only */
-                        bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <= 1e-5 * m + 1e-30);
-                    }
-                    for (size_t i = (size_t)rows; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
-                }
+                    cllm_quant_gemm(k, types[ty], f.wq, f.rb, f.rows, f.K, f.xq, f.xs, f.n, f.got, f.ldo);
+                int pad, bad = fixture_wrong(&f, &pad);
                 CHECK(bad == 0 && pad == 0, "gemm %s%s %s rows=%d n=%d K=%d: %d wrong, %d padding written", k->name,
-                      b < CLLM_QUANT_COUNT ? "" : " (threaded)", cllm_ggml_type_name(types[ty]), rows, n, K, bad, pad);
+                      b < CLLM_QUANT_COUNT ? "" : " (threaded)", cllm_ggml_type_name(types[ty]), f.rows, f.n, f.K,
+                      bad, pad);
             }
-            free(wq);
         }
-        free(w);
-        free(x);
-        free(xq);
-        free(want);
-        free(got);
-        free(mag);
+        fixture_free(&f);
     }
+}
+
+/* Packed bytes of x16 layout P (groups of 16 rows of wq, rb bytes per row)
+ * that differ from quant.h's definition: group g, block b, value e of row j. */
+static int x16_layout_wrong(uint32_t type, const uint8_t *wq, size_t rb, int groups, int K, const uint8_t *P,
+                            size_t gs) {
+    const int q4 = type == CLLM_GGML_Q4_0;
+    const size_t qb = q4 ? 256 : 512, bb = q4 ? 18 : 34;
+    const size_t sb = ((size_t)(K / 32) * 32 + 63) / 64 * 64; /* scales, then quants */
+    int bad = 0;
+    for (int g = 0; g < groups; g++)
+        for (int j = 0; j < 16; j++)
+            for (int b = 0; b < K / 32; b++) {
+                const uint8_t *blk = wq + (size_t)(16 * g + j) * rb + (size_t)b * bb;
+                const uint8_t *pq = P + (size_t)g * gs + sb + (size_t)b * qb;
+                const uint8_t *ps = P + (size_t)g * gs + (size_t)b * 32 + 2 * (size_t)j;
+                bad += ps[0] != blk[0] || ps[1] != blk[1];
+                for (int e = 0; e < 32; e++) {
+                    int val, packed;
+                    if (q4) {
+                        val = e < 16 ? (blk[2 + e] & 0x0F) : (blk[2 + e - 16] >> 4);
+                        const uint8_t byte = pq[64 * ((e % 16) / 4) + 4 * j + e % 4];
+                        packed = e < 16 ? (byte & 0x0F) : (byte >> 4);
+                    } else {
+                        val = (int8_t)blk[2 + e] + 128;
+                        packed = pq[64 * (e / 4) + 4 * j + e % 4];
+                    }
+                    bad += val != packed;
+                }
+            }
+    return bad;
 }
 
 /* The x16 repacked product (quant.h) of every backend that has one, against
  * exact dots of the file-layout rows: one group, an odd block count
  * (K = 800), token counts that leave 4-, 2- and 1-token panels (13) and
- * span two 64-token blocks (70), a strided output whose padding must stay
- * untouched; and the packed bytes against the layout's definition. */
+ * span two 64-token blocks (70), one token over 6 groups (the decode path,
+ * four groups at a time plus two alone), a strided output whose padding
+ * must stay untouched; and the packed bytes against the layout's definition. */
 static void test_quant_gemm_x16_matches_reference(void) {
     cllm_rng r;
     cllm_rng_seed(&r, 17);
@@ -376,81 +439,30 @@ static void test_quant_gemm_x16_matches_reference(void) {
     const int shapes[6][3] = {{1, 1, 32}, {3, 13, 800}, {4, 70, 256}, {2, 9, 3072}, {5, 2, 96}, {6, 1, 800}}; /* groups, n, K */
     int tested = 0;
     for (int sh = 0; sh < 6; sh++) {
-        const int groups = shapes[sh][0], rows = 16 * groups, n = shapes[sh][1], K = shapes[sh][2];
-        const size_t xs = cllm_quant_q8_0_bytes(K) + 6, ldo = (size_t)rows + 5;
-        float *w = malloc(sizeof(float) * (size_t)rows * K), *x = malloc(sizeof(float) * (size_t)n * K);
-        uint8_t *xq = calloc((size_t)n, xs);
-        float *want = malloc(sizeof(float) * (size_t)n * ldo), *got = malloc(sizeof(float) * (size_t)n * ldo);
-        double *mag = calloc((size_t)n * rows, sizeof(double));
-        fill(&r, w, (int64_t)rows * K, 0.05f);
-        fill(&r, x, (int64_t)n * K, 1.0f);
-        const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
-        for (int t = 0; t < n; t++) ref->quantize_q8_0(x + (size_t)t * K, xq + (size_t)t * xs, K);
+        const int groups = shapes[sh][0];
+        gemm_fixture f;
+        fixture_init(&f, &r, 16 * groups, shapes[sh][1], shapes[sh][2], 5);
         for (int ty = 0; ty < 2; ty++) {
-            const int q4 = types[ty] == CLLM_GGML_Q4_0;
-            size_t rb = 0;
-            cllm_ggml_row_size(types[ty], K, &rb);
-            uint8_t *wq = malloc(rb * (size_t)rows);
-            for (int i = 0; i < rows; i++) cllm_ggml_from_f32(types[ty], w + (size_t)i * K, wq + (size_t)i * rb, K);
-            const size_t pb = cllm_quant_x16_bytes(types[ty], groups, K);
+            fixture_weights(&f, types[ty]);
+            const size_t pb = cllm_quant_x16_bytes(types[ty], groups, f.K);
             uint8_t *P = aligned_alloc(64, (pb + 63) / 64 * 64);
-            cllm_quant_x16_pack(types[ty], wq, rb, groups, K, P);
-            /* layout: group g, block b, value v of row j */
-            const size_t gs = pb / (size_t)groups, qb = q4 ? 256 : 512, bb = q4 ? 18 : 34;
-            int layout_bad = 0;
-            for (int g = 0; g < groups; g++)
-                for (int j = 0; j < 16; j++)
-                    for (int b = 0; b < K / 32; b++) {
-                        const uint8_t *blk = wq + (size_t)(16 * g + j) * rb + (size_t)b * bb;
-                        const size_t sb = ((size_t)(K / 32) * 32 + 63) / 64 * 64; /* scales, then quants */
-                        const uint8_t *pq = P + (size_t)g * gs + sb + (size_t)b * qb;
-                        const uint8_t *ps = P + (size_t)g * gs + (size_t)b * 32 + 2 * (size_t)j;
-                        layout_bad += ps[0] != blk[0] || ps[1] != blk[1];
-                        for (int e = 0; e < 32; e++) {
-                            int val, packed;
-                            if (q4) {
-                                val = e < 16 ? (blk[2 + e] & 0x0F) : (blk[2 + e - 16] >> 4);
-                                const int h = (e % 16) / 4;
-                                const uint8_t byte = pq[64 * h + 4 * j + e % 4];
-                                packed = e < 16 ? (byte & 0x0F) : (byte >> 4);
-                            } else {
-                                val = (int8_t)blk[2 + e] + 128;
-                                packed = pq[64 * (e / 4) + 4 * j + e % 4];
-                            }
-                            layout_bad += val != packed;
-                        }
-                    }
-            CHECK(layout_bad == 0, "x16 %s groups=%d K=%d: %d packed bytes off the layout", cllm_ggml_type_name(types[ty]),
-                  groups, K, layout_bad);
-            for (int t = 0; t < n; t++)
-                for (int i = 0; i < rows; i++)
-                    want[(size_t)t * ldo + i] = (float)exact_dot(types[ty], wq + (size_t)i * rb, xq + (size_t)t * xs, K,
-                                                                 &mag[(size_t)t * rows + i]);
+            cllm_quant_x16_pack(types[ty], f.wq, f.rb, groups, f.K, P);
+            const int layout_bad = x16_layout_wrong(types[ty], f.wq, f.rb, groups, f.K, P, pb / (size_t)groups);
+            CHECK(layout_bad == 0, "x16 %s groups=%d K=%d: %d packed bytes off the layout",
+                  cllm_ggml_type_name(types[ty]), groups, f.K, layout_bad);
             for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
                 const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
                 if (!k || !k->gemm_x16) continue;
                 tested++;
-                for (size_t i = 0; i < (size_t)n * ldo; i++) got[i] = -12345.0f;
-                cllm_quant_gemm_x16(k, types[ty], P, groups, K, xq, xs, n, got, ldo);
-                int bad = 0, pad = 0;
-                for (int t = 0; t < n; t++) {
-                    for (int i = 0; i < rows; i++)
-                        bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <=
-                                 1e-5 * mag[(size_t)t * rows + i] + 1e-30);
-                    for (size_t i = (size_t)rows; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
-                }
+                fixture_poison(&f);
+                cllm_quant_gemm_x16(k, types[ty], P, groups, f.K, f.xq, f.xs, f.n, f.got, f.ldo);
+                int pad, bad = fixture_wrong(&f, &pad);
                 CHECK(bad == 0 && pad == 0, "gemm_x16 %s %s groups=%d n=%d K=%d: %d wrong, %d padding written", k->name,
-                      cllm_ggml_type_name(types[ty]), groups, n, K, bad, pad);
+                      cllm_ggml_type_name(types[ty]), groups, f.n, f.K, bad, pad);
             }
             free(P);
-            free(wq);
         }
-        free(w);
-        free(x);
-        free(xq);
-        free(want);
-        free(got);
-        free(mag);
+        fixture_free(&f);
     }
     if (cllm_quant_kernels_backend(CLLM_QUANT_AVX512_VNNI))
         CHECK(tested > 0, "this CPU has VNNI but no backend ran the x16 product");

@@ -12,8 +12,6 @@
  */
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
-#include <pthread.h>
-#include <stdlib.h>
 
 #include "kernels_internal.h"
 
@@ -38,33 +36,10 @@
 #define FEW_ROWS_MIN 12
 #define FEW_ROWS_MAX 160
 
-/* Per-thread scratch for T, grown as needed and freed when its thread
- * exits (the __thread pointer keeps the main thread's reachable), so
- * steady-state decoding allocates nothing. */
-static __thread float *scratch;
-static __thread size_t scratch_cap;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_key_create(void) {
-    if (pthread_key_create(&scratch_key, free) != 0) abort();
-}
-
-static float *scratch_get(size_t n) {
-    if (n <= scratch_cap) return scratch;
-    pthread_once(&scratch_once, scratch_key_create);
-    float *p = realloc(scratch, n * sizeof *p);
-    if (!p) return NULL;
-    scratch = p;
-    scratch_cap = n;
-    pthread_setspecific(scratch_key, p);
-    return p;
-}
-
 /* C = alpha A B^T + beta C through T = alpha B A^T; 0 when no scratch. */
 static int few_rows(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                     float *C, int ldc) {
-    float *T = scratch_get((size_t)M * (size_t)N);
+    float *T = cllm_thread_scratch(CLLM_SCRATCH_GEMM_T, (size_t)M * (size_t)N * sizeof(float));
     if (!T) return 0;
     dnnl_status_t st = dnnl_sgemm('N', 'T', N, M, K, alpha, B, ldb, A, lda, 0.0f, T, M);
     CLLM_ASSERT(st == dnnl_success);

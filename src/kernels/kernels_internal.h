@@ -19,6 +19,12 @@ float cllm_kernels_vmax_avx512(const float *x, size_t n);
 double cllm_kernels_vexp_shift_sum_avx512(float *y, const float *x, float shift, size_t n);
 void cllm_kernels_vtanh_avx512(float *y, const float *x, size_t n);
 
+/* Per-thread scratch (thread_scratch.c): a buffer of at least `bytes` for
+ * this thread and purpose, valid until the next call with the same slot on
+ * this thread; NULL when out of memory. */
+typedef enum { CLLM_SCRATCH_GEMM_T = 0, CLLM_SCRATCH_X16_ACT, CLLM_SCRATCH_COUNT } cllm_scratch_slot;
+void *cllm_thread_scratch(cllm_scratch_slot slot, size_t bytes);
+
 /* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (transpose_avx512.c). */
 void cllm_kernels_transpose_avx512(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 

@@ -20,6 +20,7 @@
 #include "cllm/kernels.h"
 #include "cllm/quant.h"
 #include "cllm/status.h"
+#include "kernels_internal.h"
 #include "quant_internal.h"
 
 
@@ -298,33 +299,15 @@ void cllm_quant_x16_pack(uint32_t type, const void *W, size_t row_bytes, int gro
     }
 }
 
-/* Per-call activation scales and corrections (quant.h's gemm_x16), grown as
- * needed per thread and kept, so steady-state decoding allocates nothing. */
-static __thread float *x16_dy;
-static __thread size_t x16_cap;
-static pthread_key_t x16_key;
-static pthread_once_t x16_once = PTHREAD_ONCE_INIT;
-
-static void x16_key_create(void) {
-    if (pthread_key_create(&x16_key, free) != 0) abort();
-}
-
 void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void *P, int groups, int cols,
                          const void *xq, size_t xq_stride, int n, float *out, size_t ld_out) {
     if (!k) k = cllm_quant_kernels_get();
     CLLM_ASSERT(k->gemm_x16 != NULL);
     const int nb = cols / 32;
-    const size_t need = 2 * (size_t)n * (size_t)nb; /* dy then corr, 4 bytes each */
-    if (need > x16_cap) {
-        pthread_once(&x16_once, x16_key_create);
-        float *p = realloc(x16_dy, need * sizeof *p);
-        CLLM_ASSERT(p != NULL); /* a few hundred KiB at most (256 tokens x 96 blocks x 8) */
-        x16_dy = p;
-        x16_cap = need;
-        pthread_setspecific(x16_key, p);
-    }
-    float *dy = x16_dy;
-    int32_t *corr = (int32_t *)(void *)(x16_dy + (size_t)n * nb);
+    /* per-call activation scales, then corrections (a few hundred KiB at most: 256 tokens x 96 blocks x 8) */
+    float *dy = cllm_thread_scratch(CLLM_SCRATCH_X16_ACT, 2 * (size_t)n * (size_t)nb * sizeof(float));
+    CLLM_ASSERT(dy != NULL);
+    int32_t *corr = (int32_t *)(void *)(dy + (size_t)n * nb);
     const int32_t c = type == CLLM_GGML_Q4_0 ? 8 : 128;
     for (int t = 0; t < n; t++) {
         const uint8_t *blk = (const uint8_t *)xq + (size_t)t * xq_stride;
