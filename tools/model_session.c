@@ -96,8 +96,8 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     opt.keep_file_layout = a->no_repack;
     opt.max_seq = context < 512 ? context : 512; /* prompt chunk */
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
-     * q8_0, q4_0); decoding runs the matching mat-vec kernels; q8_0/q4_0
-     * also get the x16 copy for prompts unless --no-repack. */
+     * q8_0, q4_0) and are copied into a huge-page arena (q8_0/q4_0 repacked
+     * for the VNNI kernels) unless --no-repack. */
     st = cllm_model_load_gguf_mapped(a->model_path, &opt, &s->model, &err);
     if (st == CLLM_OK && a->lora_path && (st = cllm_model_lora_load_gguf(s->model, a->lora_path, &err)) != CLLM_OK)
         model_session_close(s);

@@ -24,7 +24,7 @@ typedef struct {
     int chat_template;      /* --template chatml|plain, -1 = from the file or tokenizer */
     const char *lora_path;  /* --lora FILE: a LoRA adapter GGUF applied without merging */
     int cache_type;         /* --cache-type f32|q8_0: KV cache element type (a ggml id; f32 = 0) */
-    int no_repack;          /* --no-repack: q8_0/q4_0 weights only in the map (less RAM, slower prompts) */
+    int no_repack;          /* --no-repack: run the weights from the map (keep_file_layout) */
 } model_session_args;
 
 typedef struct {
@@ -45,9 +45,9 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  --template NAME   chat template: chatml or plain (default: the model's)\n"            \
     "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \
     "  --cache-type T    KV cache type: f32 (default) or q8_0 (3.76x smaller, as llama.cpp's -ctk/-ctv)\n" \
-    "  --no-repack       keep q8_0/q4_0 weights only in the file's mapping: saves their size in RAM,\n" \
-    "                    prompts run ~2x slower, q4_0 decoding ~1.6x (default: a copy interleaved\n" \
-    "                    for the VNNI kernels)\n" \
+    "  --no-repack       run the weights from the file's mapping (default: copied at load into huge\n" \
+    "                    pages, q8_0/q4_0 interleaved for the VNNI kernels: q8_0/q4_0 prompts ~2x\n" \
+    "                    faster, decoding 1.1-1.6x; same memory)\n" \
     TOK_SOURCE_HELP
 
 /* Parses a --cache-type value (f32 or q8_0) into *type; prints a usage

@@ -7,11 +7,12 @@
  * tensors and position_embd into the f32 parameter block, and run the
  * linear layers and the embedding lookup of cllm_model_decode on the views:
  * q8_0/q4_0 through the integer GEMM on q8_0 activations (any number of
- * tokens), on a copy repacked at load into quant.h's x16 layout (one arena
- * in decoding order, huge pages) unless keep_file_layout; f32/f16/bf16
+ * tokens), on a copy repacked at load into quant.h's x16 layout; f32/f16/bf16
  * through matrix-vector kernels for 1-2 tokens and dequantized row blocks +
  * fp32 GEMM for longer prompt chunks (one parallel region per product,
- * row blocks handed out dynamically). All scratch is allocated at load.
+ * row blocks handed out dynamically). Unless keep_file_layout, every matrix
+ * is copied (or repacked) at load into one huge-page arena in decoding order
+ * and the map's pages of it are released. All scratch is allocated at load.
  * Does not: training or cllm_model_forward (forward.c refuses mapped
  * models), write files, or quantize anything (quantize.c, ggml_types.c).
  */
@@ -41,10 +42,10 @@
 
 typedef struct {
     uint32_t type;        /* ggml type of these rows */
-    const uint8_t *data;  /* [rows * row_bytes] in the map, borrowed */
+    const uint8_t *data;  /* [rows * row_bytes] in the map, borrowed (f16/bf16/f32: in the arena once copied) */
     size_t row_bytes;
     int rows;
-    uint8_t *x16;         /* q8_0/q4_0: rows 0 .. 16 * x16_groups - 1 repacked (quant.h) in x16_arena; or NULL */
+    uint8_t *x16;         /* q8_0/q4_0: rows 0 .. 16 * x16_groups - 1 repacked (quant.h) in the arena; or NULL */
     int x16_groups;
 } model_qpart;
 
@@ -65,7 +66,7 @@ struct model_qweights {
     size_t max_cols;              /* max(C, ffn_hidden) */
     size_t weight_bytes;          /* what one decoded token reads */
     size_t n_views;               /* entries of layer[] */
-    uint8_t *x16_arena;           /* every repacked matrix, in decoding order (NULL: none) */
+    uint8_t *arena;               /* the copied / repacked matrices, in decoding order (NULL: none) */
 };
 
 /* ---- binding the file ------------------------------------------------------ */
@@ -211,52 +212,71 @@ static cllm_status bind(cllm_model *m, struct model_qweights *qw, cllm_error *er
 
 static int part_is_q8(const model_qpart *q) { return q->type == CLLM_GGML_Q8_0 || q->type == CLLM_GGML_Q4_0; }
 
-/* Places the q8_0/q4_0 parts of v in the x16 arena at *off (arena NULL:
- * only counts the bytes) and packs them. */
-static void repack_view(model_qmat *v, uint8_t *arena, size_t *off) {
+/* Drops this process's pages of a copied range of the file mapping (the
+ * whole pages inside [p, p + n)): the copy is what runs, so RSS holds the
+ * weights once; the pages stay in the page cache, and the map reads them
+ * back if anything touches the range again. */
+static void release_map_range(const uint8_t *p, size_t n) {
+    const uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Places the matrices of v in the arena at *off (arena NULL: only counts
+ * the bytes): q8_0/q4_0 parts of at least 16 rows repacked into quant.h's
+ * x16 layout when the kernels have it (rows past the last group of 16 stay
+ * in the map), every other part copied as it is. */
+static void repack_view(const struct model_qweights *qw, model_qmat *v, uint8_t *arena, size_t *off) {
     for (int p = 0; p < v->n_parts; p++) {
         model_qpart *q = &v->part[p];
-        if (!part_is_q8(q) || q->rows < CLLM_QUANT_X16_ROWS) continue;
-        const int groups = q->rows / CLLM_QUANT_X16_ROWS;
-        const size_t bytes = cllm_quant_x16_bytes(q->type, groups, v->cols); /* a multiple of 64 */
-        if (arena) {
-            q->x16_groups = groups;
-            q->x16 = arena + *off;
-            cllm_quant_x16_pack(q->type, q->data, q->row_bytes, groups, v->cols, q->x16);
+        if (part_is_q8(q)) {
+            if (!qw->k->gemm_x16 || q->rows < CLLM_QUANT_X16_ROWS) continue;
+            const int groups = q->rows / CLLM_QUANT_X16_ROWS;
+            if (arena) {
+                q->x16_groups = groups;
+                q->x16 = arena + *off;
+                cllm_quant_x16_pack(q->type, q->data, q->row_bytes, groups, v->cols, q->x16);
+                release_map_range(q->data, (size_t)groups * CLLM_QUANT_X16_ROWS * q->row_bytes);
+            }
+            *off += cllm_quant_x16_bytes(q->type, groups, v->cols); /* a multiple of 64 */
+        } else {
+            const size_t bytes = (size_t)q->rows * q->row_bytes;
+            if (arena) {
+                memcpy(arena + *off, q->data, bytes);
+                release_map_range(q->data, bytes);
+                q->data = arena + *off;
+            }
+            *off += (bytes + 63) / 64 * 64;
         }
-        *off += bytes;
     }
 }
 
-/* Repacks every q8_0/q4_0 matrix into one arena, in the order decoding
- * reads them (layer by layer, then the head): like the file, the weights
- * are one stream from the first layer to the head, which the hardware
- * prefetcher keeps running across matrices (separate allocations made
- * every matrix a cold start: 20% slower decoding). */
+/* Copies every matrix the linear layers read into one arena, in the order
+ * decoding reads them (layer by layer, then the head), 2 MiB-aligned and
+ * advised as transparent huge pages. Decoding streams every weight once per
+ * token: with the 4 KiB pages of the file's mapping it ran ~12% slower
+ * (GPT-2 f16 and f32, one thread), and separate allocations per matrix made
+ * every matrix a cold start for the hardware prefetcher (~20% slower). */
 static cllm_status repack_all(struct model_qweights *qw, cllm_error *err) {
     size_t bytes = 0;
-    for (size_t i = 0; i < qw->n_views; i++) repack_view(&qw->layer[i], NULL, &bytes);
-    repack_view(&qw->output, NULL, &bytes);
+    for (size_t i = 0; i < qw->n_views; i++) repack_view(qw, &qw->layer[i], NULL, &bytes);
+    repack_view(qw, &qw->output, NULL, &bytes);
     if (!bytes) return CLLM_OK;
-    /* 2 MiB-aligned and advised as transparent huge pages, as the page cache
-     * backs the file's mapping here: a batched decode step streams every
-     * weight once */
     const size_t huge = (size_t)2 << 20, alloc = (bytes + huge - 1) / huge * huge;
-    qw->x16_arena = aligned_alloc(huge, alloc);
-    if (qw->x16_arena) madvise(qw->x16_arena, alloc, MADV_HUGEPAGE);
-    if (!qw->x16_arena)
+    qw->arena = aligned_alloc(huge, alloc);
+    if (!qw->arena)
         return cllm_error_set(err, CLLM_ERR_NOMEM,
-                              "model load: out of memory repacking %zu bytes of weights (keep_file_layout = 1 "
-                              "uses them in the map instead)", bytes);
+                              "model load: out of memory copying %zu bytes of weights (keep_file_layout = 1 / "
+                              "--no-repack runs them from the file's mapping instead)", bytes);
+    madvise(qw->arena, alloc, MADV_HUGEPAGE);
     size_t off = 0;
-    for (size_t i = 0; i < qw->n_views; i++) repack_view(&qw->layer[i], qw->x16_arena, &off);
-    repack_view(&qw->output, qw->x16_arena, &off);
+    for (size_t i = 0; i < qw->n_views; i++) repack_view(qw, &qw->layer[i], qw->arena, &off);
+    repack_view(qw, &qw->output, qw->arena, &off);
     return CLLM_OK;
 }
 
 void model_qweights_free(struct model_qweights *qw) {
     if (!qw) return;
-    free(qw->x16_arena);
+    free(qw->arena);
     free(qw->layer);
     free(qw->xq);
     free(qw->deq);
@@ -310,7 +330,7 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
         cllm_model_destroy(m);
         return st;
     }
-    if (!o.keep_file_layout && qw->k->gemm_x16) {
+    if (!o.keep_file_layout) {
         if ((st = repack_all(qw, err)) != CLLM_OK) {
             cllm_model_destroy(m);
             return st;
