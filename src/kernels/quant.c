@@ -319,11 +319,13 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
         }
     }
     const size_t gs = x16_group_bytes(type, cols);
-    const int par = (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
+    /* inside a caller's parallel region (model decoding splits views itself) one piece: the
+     * decode kernel runs four groups at a time, smaller pieces would leave it single groups */
+    const int par = !omp_in_parallel() && (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
     int chunk = par ? (groups + GEMM_CHUNKS_PER_THREAD * omp_get_max_threads() - 1) /
                           (GEMM_CHUNKS_PER_THREAD * omp_get_max_threads())
                     : groups;
-    if (chunk < 2) chunk = 2 < groups ? 2 : groups;
+    chunk = (chunk + 3) / 4 * 4; /* whole four-group passes */
     const int chunks = (groups + chunk - 1) / chunk;
 #pragma omp parallel for schedule(dynamic, 1) if (par && chunks > 1)
     for (int ci = 0; ci < chunks; ci++) {
