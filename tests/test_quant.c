@@ -10,8 +10,10 @@
  * activation quantizer and the dequantizers must match bit for bit.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cllm/ggml_types.h"
+#include "cllm/kernels.h"
 #include "cllm/quant.h"
 #include "cllm/rng.h"
 #include "test.h"
@@ -470,6 +472,73 @@ static void test_quant_gemm_x16_matches_reference(void) {
         printf("  (no VNNI on this CPU: the x16 kernel is not exercised, the layout is)\n");
 }
 
+/* bf16 weights in the x16 layout (vdpbf16ps) against exact products of the
+ * bf16 weights and the activations rounded to bf16 (what the kernel
+ * multiplies; bf16 x bf16 is exact in f32, so only the f32 summation order
+ * differs): panels of 8/4/2/1 tokens, one token (the decode path with four
+ * accumulators), a strided output; and the packed bytes. */
+static void test_quant_gemm_x16_bf16_matches_reference(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 18);
+    const int shapes[4][3] = {{1, 1, 32}, {3, 13, 96}, {2, 70, 800}, {5, 1, 768}}; /* groups, n, K */
+    int tested = 0;
+    for (int sh = 0; sh < 4; sh++) {
+        const int groups = shapes[sh][0], rows = 16 * groups, n = shapes[sh][1], K = shapes[sh][2];
+        const size_t ldo = (size_t)rows + 3, rb = (size_t)K * 2;
+        float *w = malloc(sizeof(float) * (size_t)rows * K), *x = malloc(sizeof(float) * (size_t)n * K);
+        float *want = malloc(sizeof(float) * (size_t)n * ldo), *got = malloc(sizeof(float) * (size_t)n * ldo);
+        double *mag = malloc(sizeof(double) * (size_t)n * rows);
+        uint8_t *wb = malloc(rb * (size_t)rows);
+        fill(&r, w, (int64_t)rows * K, 0.05f);
+        fill(&r, x, (int64_t)n * K, 1.0f);
+        for (int i = 0; i < rows; i++) cllm_ggml_from_f32(CLLM_GGML_BF16, w + (size_t)i * K, wb + (size_t)i * rb, K);
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < rows; i++) {
+                double sum = 0, m = 0;
+                for (int e = 0; e < K; e++) {
+                    uint16_t h;
+                    memcpy(&h, wb + (size_t)i * rb + 2 * (size_t)e, 2);
+                    const double term = (double)cllm_bf16_to_fp32(h) *
+                                        cllm_bf16_to_fp32(cllm_fp32_to_bf16(x[(size_t)t * K + e]));
+                    sum += term, m += fabs(term);
+                }
+                want[(size_t)t * ldo + i] = (float)sum, mag[(size_t)t * rows + i] = m;
+            }
+        const size_t pb = cllm_quant_x16_bytes(CLLM_GGML_BF16, groups, K);
+        uint8_t *P = aligned_alloc(64, (pb + 63) / 64 * 64);
+        cllm_quant_x16_pack(CLLM_GGML_BF16, wb, rb, groups, K, P);
+        int layout_bad = 0;
+        for (int g = 0; g < groups; g++)
+            for (int j = 0; j < 16; j++)
+                for (int e = 0; e < K; e++)
+                    layout_bad += memcmp(P + (size_t)g * (pb / (size_t)groups) + 64 * (size_t)(e / 2) + 4 * (size_t)j +
+                                             2 * (size_t)(e % 2),
+                                         wb + (size_t)(16 * g + j) * rb + 2 * (size_t)e, 2) != 0;
+        CHECK(layout_bad == 0, "x16 bf16 groups=%d K=%d: %d values off the layout", groups, K, layout_bad);
+        for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
+            const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+            if (!k || !k->gemm_x16_bf16) continue;
+            tested++;
+            for (size_t i = 0; i < (size_t)n * ldo; i++) got[i] = -12345.0f;
+            cllm_quant_gemm_x16_bf16(k, P, groups, K, x, n, got, ldo);
+            int bad = 0, pad = 0;
+            for (int t = 0; t < n; t++) {
+                for (int i = 0; i < rows; i++)
+                    bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <=
+                             1e-5 * mag[(size_t)t * rows + i] + 1e-30);
+                for (size_t i = (size_t)rows; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
+            }
+            CHECK(bad == 0 && pad == 0, "gemm_x16_bf16 %s groups=%d n=%d K=%d: %d wrong, %d padding written", k->name,
+                  groups, n, K, bad, pad);
+        }
+        free(P), free(w), free(x), free(want), free(got), free(mag), free(wb);
+    }
+    if (cllm_kernels_get()->cpu_features & CLLM_CPU_AVX512_BF16)
+        CHECK(tested > 0, "this CPU has AVX512-BF16 but no backend ran the bf16 x16 product");
+    else
+        printf("  (no AVX512-BF16 on this CPU: the bf16 x16 kernel is not exercised, the layout is)\n");
+}
+
 int main(void) {
     TEST_RUN(test_quant_backends_listed);
     TEST_RUN(test_quant_q8_0_block_layout);
@@ -481,5 +550,6 @@ int main(void) {
     TEST_RUN(test_quant_matvec_all_types);
     TEST_RUN(test_quant_gemm_matches_reference);
     TEST_RUN(test_quant_gemm_x16_matches_reference);
+    TEST_RUN(test_quant_gemm_x16_bf16_matches_reference);
     return test_finish();
 }

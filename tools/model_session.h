@@ -46,8 +46,8 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \
     "  --cache-type T    KV cache type: f32 (default) or q8_0 (3.76x smaller, as llama.cpp's -ctk/-ctv)\n" \
     "  --no-repack       run the weights from the file's mapping (default: copied at load into huge\n" \
-    "                    pages, q8_0/q4_0 interleaved for the VNNI kernels: q8_0/q4_0 prompts ~2x\n" \
-    "                    faster, decoding 1.1-1.6x; same memory)\n" \
+    "                    pages, q8_0/q4_0/bf16 interleaved for the VNNI / AVX512-BF16 kernels:\n" \
+    "                    their prompts ~2x faster, decoding 1.1-1.6x; same memory)\n" \
     TOK_SOURCE_HELP
 
 /* Parses a --cache-type value (f32 or q8_0) into *type; prints a usage

@@ -155,7 +155,8 @@ typedef struct {
     int keep_file_layout; /* mapped models (model_quant.h): 1 runs the weights from the file's
                              mapping; 0 (default) copies every matrix at load into one huge-page
                              arena, q8_0/q4_0 repacked into quant.h's x16 layout when the CPU has
-                             VNNI, and releases the map's pages of them (RSS unchanged). On the
+                             VNNI (bf16 with AVX512-BF16: activations then rounded to bf16), and
+                             releases the map's pages of them (RSS unchanged). On the
                              project machine: q8_0/q4_0 prompts ~2x faster, decoding q4_0 ~1.6x,
                              q8_0 ~1.15x, f16/f32 ~1.1-1.2x (huge pages) */
 } cllm_model_options;

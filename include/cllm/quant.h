@@ -74,6 +74,12 @@ typedef struct {
      * in a table without such a kernel (only the VNNI one has it). */
     void (*gemm_x16)(uint32_t type, const void *P, int groups, int64_t K, const void *xq, size_t xq_stride,
                      const float *dy, const int32_t *corr, int n, float *out, size_t ld_out);
+    /* The same for bf16 weights packed by cllm_quant_x16_pack (type bf16)
+     * and activations xb rounded to bf16 (n rows of K, contiguous), one
+     * thread; products exact in f32, accumulation in f32 (vdpbf16ps). NULL
+     * without AVX512-BF16. */
+    void (*gemm_x16_bf16)(const void *P, int groups, int64_t K, const uint16_t *xb, int n, float *out,
+                          size_t ld_out);
 } cllm_quant_kernels;
 
 /* The implementation this CPU runs best (the reference under
@@ -121,13 +127,17 @@ void cllm_quant_gemm(const cllm_quant_kernels *k, uint32_t type, const void *W, 
  *   q4_0: 4 vectors; vector h, lane j holds row j's packed bytes qs[4h..4h+3]
  *         as in the file: low nibbles are values 4h.., high ones 16+4h..
  *         (offset 8, subtracted back through 8 x the activation sum).
+ *   bf16: no scales; for each pair p < cols/2 one vector: lane j holds row
+ *         j's values 2p, 2p+1 (vdpbf16ps multiplies 16 rows by a broadcast
+ *         activation pair). As llama.cpp does for bf16 weights, the
+ *         activations are rounded to bf16.
  * Rows past the last full group stay in the file layout (cllm_quant_gemm). */
 #define CLLM_QUANT_X16_ROWS 16
 
 /* Bytes of `groups` packed groups of cols (multiple of 32) columns. */
 size_t cllm_quant_x16_bytes(uint32_t type, int groups, int cols);
 
-/* Packs rows 0 .. 16 * groups - 1 of W (q8_0 or q4_0, rows row_bytes apart)
+/* Packs rows 0 .. 16 * groups - 1 of W (q8_0, q4_0 or bf16, rows row_bytes apart)
  * into dst (cllm_quant_x16_bytes of it, 64-byte aligned for the kernels). */
 void cllm_quant_x16_pack(uint32_t type, const void *W, size_t row_bytes, int groups, int cols, void *dst);
 
@@ -135,6 +145,13 @@ void cllm_quant_x16_pack(uint32_t type, const void *W, size_t row_bytes, int gro
  * groups split over the OpenMP threads. Requires k->gemm_x16. Overwrites out. */
 void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void *P, int groups, int cols,
                          const void *xq, size_t xq_stride, int n, float *out, size_t ld_out);
+
+/* out[t * ld_out + r] = dot(bf16 row r, bf16(x row t)) for r < 16 * groups,
+ * t < n, on bf16 weights packed by cllm_quant_x16_pack: x[n, cols] rounded
+ * to bf16 once (per-thread scratch), groups split over the OpenMP threads.
+ * Requires k->gemm_x16_bf16 (cols multiple of 32). Overwrites out. */
+void cllm_quant_gemm_x16_bf16(const cllm_quant_kernels *k, const void *P, int groups, int cols, const float *x,
+                              int n, float *out, size_t ld_out);
 
 /* dst[rows, cols] (row stride ld_dst floats) = rows of W dequantized to f32,
  * split over the OpenMP threads. */

@@ -123,7 +123,7 @@ static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows
 static const cllm_quant_kernels reference_table = {
     CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
     ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
-    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL /* no x16 kernel: the reference keeps the file layout */};
+    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL /* no x16 kernels: the reference keeps the file layout */};
 
 /* ---- dispatch ----------------------------------------------------------- */
 
@@ -148,6 +148,9 @@ static void tables_init(void) {
             cllm_quant_fill_avx512(&tables[CLLM_QUANT_AVX512_VNNI], 1);
             available[CLLM_QUANT_AVX512_VNNI] = 1;
         }
+        if (f & CLLM_CPU_AVX512_BF16)
+            for (int b = CLLM_QUANT_AVX512; b <= CLLM_QUANT_AVX512_VNNI; b++)
+                tables[b].gemm_x16_bf16 = cllm_quant_gemm_x16_bf16_avx512;
     }
     best = CLLM_QUANT_REFERENCE;
     if (!kt->reference)
@@ -270,6 +273,7 @@ static size_t x16_quant_bytes(uint32_t type) { return type == CLLM_GGML_Q4_0 ? 2
 static size_t x16_scale_bytes(int cols) { return ((size_t)cols / 32 * 32 + 63) / 64 * 64; }
 
 static size_t x16_group_bytes(uint32_t type, int cols) {
+    if (type == CLLM_GGML_BF16) return (size_t)cols / 2 * 64;
     return x16_scale_bytes(cols) + (size_t)cols / 32 * x16_quant_bytes(type);
 }
 
@@ -277,7 +281,21 @@ size_t cllm_quant_x16_bytes(uint32_t type, int groups, int cols) {
     return (size_t)groups * x16_group_bytes(type, cols);
 }
 
+static void x16_pack_bf16(const uint8_t *W, size_t row_bytes, int groups, int cols, uint8_t *dst) {
+    const size_t gs = x16_group_bytes(CLLM_GGML_BF16, cols);
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < groups; g++)
+        for (int j = 0; j < CLLM_QUANT_X16_ROWS; j++) {
+            const uint8_t *row = W + ((size_t)g * CLLM_QUANT_X16_ROWS + (size_t)j) * row_bytes;
+            for (int p = 0; p < cols / 2; p++) memcpy(dst + (size_t)g * gs + 64 * (size_t)p + 4 * (size_t)j, row + 4 * (size_t)p, 4);
+        }
+}
+
 void cllm_quant_x16_pack(uint32_t type, const void *W, size_t row_bytes, int groups, int cols, void *dst) {
+    if (type == CLLM_GGML_BF16) {
+        x16_pack_bf16(W, row_bytes, groups, cols, dst);
+        return;
+    }
     const int q4 = type == CLLM_GGML_Q4_0;
     const size_t bb = q4 ? CLLM_Q4_0_BYTES : CLLM_Q8_0_BYTES, qb = x16_quant_bytes(type);
     const size_t gs = x16_group_bytes(type, cols);
@@ -332,5 +350,26 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
         const int g0 = ci * chunk, ng = groups - g0 < chunk ? groups - g0 : chunk;
         k->gemm_x16(type, (const uint8_t *)P + (size_t)g0 * gs, ng, cols, xq, xq_stride, dy, corr, n,
                     out + (size_t)g0 * CLLM_QUANT_X16_ROWS, ld_out);
+    }
+}
+
+void cllm_quant_gemm_x16_bf16(const cllm_quant_kernels *k, const void *P, int groups, int cols, const float *x,
+                              int n, float *out, size_t ld_out) {
+    if (!k) k = cllm_quant_kernels_get();
+    CLLM_ASSERT(k->gemm_x16_bf16 != NULL);
+    uint16_t *xb = cllm_thread_scratch(CLLM_SCRATCH_X16_ACT, (size_t)n * (size_t)cols * sizeof(uint16_t));
+    CLLM_ASSERT(xb != NULL);
+    for (size_t i = 0; i < (size_t)n * (size_t)cols; i++) xb[i] = cllm_fp32_to_bf16(x[i]);
+    const size_t gs = x16_group_bytes(CLLM_GGML_BF16, cols);
+    const int par = !omp_in_parallel() && (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
+    int chunk = par ? (groups + GEMM_CHUNKS_PER_THREAD * omp_get_max_threads() - 1) /
+                          (GEMM_CHUNKS_PER_THREAD * omp_get_max_threads())
+                    : groups;
+    const int chunks = (groups + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) if (par && chunks > 1)
+    for (int ci = 0; ci < chunks; ci++) {
+        const int g0 = ci * chunk, ng = groups - g0 < chunk ? groups - g0 : chunk;
+        k->gemm_x16_bf16((const uint8_t *)P + (size_t)g0 * gs, ng, cols, xb, n, out + (size_t)g0 * CLLM_QUANT_X16_ROWS,
+                         ld_out);
     }
 }

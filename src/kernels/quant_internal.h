@@ -12,5 +12,9 @@ void cllm_quant_fill_avx2(cllm_quant_kernels *t);
 /* Fill t with the AVX-512 implementation; vnni = 1 uses vpdpbusd for the
  * integer dots (call only when the CPU has those features). */
 void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni);
+/* The bf16 x16 product (quant.h's gemm_x16_bf16), AVX512-BF16 (vdpbf16ps):
+ * set in a table only when the CPU has it. */
+void cllm_quant_gemm_x16_bf16_avx512(const void *P, int groups, int64_t K, const uint16_t *xb, int n, float *out,
+                                     size_t ld_out);
 
 #endif

@@ -222,14 +222,16 @@ static void release_map_range(const uint8_t *p, size_t n) {
 }
 
 /* Places the matrices of v in the arena at *off (arena NULL: only counts
- * the bytes): q8_0/q4_0 parts of at least 16 rows repacked into quant.h's
- * x16 layout when the kernels have it (rows past the last group of 16 stay
- * in the map), every other part copied as it is. */
+ * the bytes): q8_0/q4_0 (VNNI) and bf16 (AVX512-BF16) parts of at least 16
+ * rows repacked into quant.h's x16 layout when the kernels have it (rows
+ * past the last group of 16 stay in the map), every other part copied as
+ * it is. */
 static void repack_view(const struct model_qweights *qw, model_qmat *v, uint8_t *arena, size_t *off) {
     for (int p = 0; p < v->n_parts; p++) {
         model_qpart *q = &v->part[p];
-        if (part_is_q8(q)) {
-            if (!qw->k->gemm_x16 || q->rows < CLLM_QUANT_X16_ROWS) continue;
+        const int bf16_x16 = q->type == CLLM_GGML_BF16 && qw->k->gemm_x16_bf16 && v->cols % 32 == 0;
+        if (part_is_q8(q) || bf16_x16) {
+            if (!(bf16_x16 || qw->k->gemm_x16) || q->rows < CLLM_QUANT_X16_ROWS) continue;
             const int groups = q->rows / CLLM_QUANT_X16_ROWS;
             if (arena) {
                 q->x16_groups = groups;
@@ -438,10 +440,17 @@ static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *o
             if (nx < nr)
                 cllm_quant_gemm(qw->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC, qw->xq, xs,
                                 n, o + nx, (size_t)OC);
-        } else
-            for (int i = 0; i < n; i++)
-                cllm_quant_matvec(qw->k, q->type, w, q->row_bytes, nr, IC, in + (size_t)i * IC, NULL,
-                                  o + (size_t)i * OC);
+        } else {
+            /* bf16 with an x16 copy: its groups, then any rows past them from the map */
+            const int packed = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
+            const int nx = packed > r ? (packed - r < nr ? packed - r : nr) : 0;
+            if (nx > 0)
+                cllm_quant_gemm_x16_bf16(qw->k, q->x16 + cllm_quant_x16_bytes(q->type, r / CLLM_QUANT_X16_ROWS, IC),
+                                         nx / CLLM_QUANT_X16_ROWS, IC, in, n, o, (size_t)OC);
+            for (int i = 0; i < n && nx < nr; i++)
+                cllm_quant_matvec(qw->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC,
+                                  in + (size_t)i * IC, NULL, o + (size_t)i * OC + nx);
+        }
     }
 }
 
@@ -468,6 +477,15 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
             row0 += (size_t)q->rows;
             continue;
         }
+        /* bf16 with an x16 copy: its groups through vdpbf16ps (activations rounded to
+         * bf16, as llama.cpp does), then any rows past them below */
+        const int done = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
+        if (q->x16) cllm_quant_gemm_x16_bf16(qw->k, q->x16, q->x16_groups, IC, in, n, out + row0, (size_t)OC);
+        const int rest = q->rows - done;
+        if (rest <= 0) {
+            row0 += (size_t)q->rows;
+            continue;
+        }
         /* f16/bf16: one parallel region; blocks of QM_ROW_BLOCK rows handed out
          * dynamically (a thread that loses its core on a shared machine does not
          * hold the others up), each dequantized into the taking thread's scratch
@@ -477,13 +495,13 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
         /* as many blocks as QM_ROW_BLOCK needs, rounded up to a multiple of the
          * threads, of equal multiples of 16 rows: 768 rows were 3 blocks of 256,
          * one thread idle a third of the time on 2 threads */
-        int nblk = (q->rows + QM_ROW_BLOCK - 1) / QM_ROW_BLOCK;
+        int nblk = (rest + QM_ROW_BLOCK - 1) / QM_ROW_BLOCK;
         nblk = (nblk + nth - 1) / nth * nth;
-        const int blk = ((q->rows + nblk - 1) / nblk + 15) / 16 * 16;
-        nblk = (q->rows + blk - 1) / blk;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * q->rows * IC >= QM_PAR_MIN && nblk > 1)
+        const int blk = ((rest + nblk - 1) / nblk + 15) / 16 * 16;
+        nblk = (rest + blk - 1) / blk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * rest * IC >= QM_PAR_MIN && nblk > 1)
         for (int bi = 0; bi < nblk; bi++) {
-            const int r = bi * blk, rb = q->rows - r < blk ? q->rows - r : blk;
+            const int r = done + bi * blk, rb = q->rows - r < blk ? q->rows - r : blk;
             float *deq = qw->deq + (size_t)omp_get_thread_num() * QM_ROW_BLOCK * qw->max_cols;
             cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
                                     (size_t)IC);
