@@ -80,6 +80,8 @@ typedef struct {
      * without AVX512-BF16. */
     void (*gemm_x16_bf16)(const void *P, int groups, int64_t K, const uint16_t *xb, int n, float *out,
                           size_t ld_out);
+    /* y[n] = x rounded to bf16 (nearest even), the activations of gemm_x16_bf16; set with it. */
+    void (*round_bf16)(const float *x, uint16_t *y, int64_t n);
 } cllm_quant_kernels;
 
 /* The implementation this CPU runs best (the reference under

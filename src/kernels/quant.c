@@ -123,7 +123,7 @@ static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows
 static const cllm_quant_kernels reference_table = {
     CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
     ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
-    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL /* no x16 kernels: the reference keeps the file layout */};
+    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL, NULL /* no x16 kernels: the reference keeps the file layout */};
 
 /* ---- dispatch ----------------------------------------------------------- */
 
@@ -149,8 +149,10 @@ static void tables_init(void) {
             available[CLLM_QUANT_AVX512_VNNI] = 1;
         }
         if (f & CLLM_CPU_AVX512_BF16)
-            for (int b = CLLM_QUANT_AVX512; b <= CLLM_QUANT_AVX512_VNNI; b++)
+            for (int b = CLLM_QUANT_AVX512; b <= CLLM_QUANT_AVX512_VNNI; b++) {
                 tables[b].gemm_x16_bf16 = cllm_quant_gemm_x16_bf16_avx512;
+                tables[b].round_bf16 = cllm_quant_round_bf16_avx512;
+            }
     }
     best = CLLM_QUANT_REFERENCE;
     if (!kt->reference)
@@ -327,15 +329,6 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
     CLLM_ASSERT(dy != NULL);
     int32_t *corr = (int32_t *)(void *)(dy + (size_t)n * nb);
     const int32_t c = type == CLLM_GGML_Q4_0 ? 8 : 128;
-    for (int t = 0; t < n; t++) {
-        const uint8_t *blk = (const uint8_t *)xq + (size_t)t * xq_stride;
-        for (int b = 0; b < nb; b++, blk += CLLM_Q8_0_BYTES) {
-            int32_t s = 0;
-            for (int i = 0; i < 32; i++) s += (int8_t)blk[2 + i];
-            dy[(size_t)t * nb + b] = cllm_fp16_to_fp32(rd16(blk));
-            corr[(size_t)t * nb + b] = -c * s;
-        }
-    }
     const size_t gs = x16_group_bytes(type, cols);
     /* inside a caller's parallel region (model decoding splits views itself) one piece: the
      * decode kernel runs four groups at a time, smaller pieces would leave it single groups */
@@ -345,11 +338,26 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
                     : groups;
     chunk = (chunk + 3) / 4 * 4; /* whole four-group passes */
     const int chunks = (groups + chunk - 1) / chunk;
-#pragma omp parallel for schedule(dynamic, 1) if (par && chunks > 1)
-    for (int ci = 0; ci < chunks; ci++) {
-        const int g0 = ci * chunk, ng = groups - g0 < chunk ? groups - g0 : chunk;
-        k->gemm_x16(type, (const uint8_t *)P + (size_t)g0 * gs, ng, cols, xq, xq_stride, dy, corr, n,
-                    out + (size_t)g0 * CLLM_QUANT_X16_ROWS, ld_out);
+    /* one region: the per-block scales and corrections by token rows, then the products
+     * (run serially, the prepass cost ~2% of a 2-thread Llama prompt chunk) */
+#pragma omp parallel if (par && chunks > 1)
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < n; t++) {
+            const uint8_t *blk = (const uint8_t *)xq + (size_t)t * xq_stride;
+            for (int b = 0; b < nb; b++, blk += CLLM_Q8_0_BYTES) {
+                int32_t sum = 0;
+                for (int i = 0; i < 32; i++) sum += (int8_t)blk[2 + i];
+                dy[(size_t)t * nb + b] = cllm_fp16_to_fp32(rd16(blk));
+                corr[(size_t)t * nb + b] = -c * sum;
+            }
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int ci = 0; ci < chunks; ci++) {
+            const int g0 = ci * chunk, ng = groups - g0 < chunk ? groups - g0 : chunk;
+            k->gemm_x16(type, (const uint8_t *)P + (size_t)g0 * gs, ng, cols, xq, xq_stride, dy, corr, n,
+                        out + (size_t)g0 * CLLM_QUANT_X16_ROWS, ld_out);
+        }
     }
 }
 
@@ -359,17 +367,24 @@ void cllm_quant_gemm_x16_bf16(const cllm_quant_kernels *k, const void *P, int gr
     CLLM_ASSERT(k->gemm_x16_bf16 != NULL);
     uint16_t *xb = cllm_thread_scratch(CLLM_SCRATCH_X16_ACT, (size_t)n * (size_t)cols * sizeof(uint16_t));
     CLLM_ASSERT(xb != NULL);
-    for (size_t i = 0; i < (size_t)n * (size_t)cols; i++) xb[i] = cllm_fp32_to_bf16(x[i]);
     const size_t gs = x16_group_bytes(CLLM_GGML_BF16, cols);
     const int par = !omp_in_parallel() && (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
     int chunk = par ? (groups + GEMM_CHUNKS_PER_THREAD * omp_get_max_threads() - 1) /
                           (GEMM_CHUNKS_PER_THREAD * omp_get_max_threads())
                     : groups;
+    chunk = (chunk + 3) / 4 * 4; /* whole four-group decode passes */
     const int chunks = (groups + chunk - 1) / chunk;
-#pragma omp parallel for schedule(dynamic, 1) if (par && chunks > 1)
-    for (int ci = 0; ci < chunks; ci++) {
-        const int g0 = ci * chunk, ng = groups - g0 < chunk ? groups - g0 : chunk;
-        k->gemm_x16_bf16((const uint8_t *)P + (size_t)g0 * gs, ng, cols, xb, n, out + (size_t)g0 * CLLM_QUANT_X16_ROWS,
-                         ld_out);
+    /* one region: the activations rounded by token rows, then the products (a serial
+     * rounding loop was a quarter of a 2-thread prompt chunk) */
+#pragma omp parallel if (par && chunks > 1)
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < n; t++) k->round_bf16(x + (size_t)t * cols, xb + (size_t)t * cols, cols);
+#pragma omp for schedule(dynamic, 1)
+        for (int ci = 0; ci < chunks; ci++) {
+            const int g0 = ci * chunk, ng = groups - g0 < chunk ? groups - g0 : chunk;
+            k->gemm_x16_bf16((const uint8_t *)P + (size_t)g0 * gs, ng, cols, xb, n,
+                             out + (size_t)g0 * CLLM_QUANT_X16_ROWS, ld_out);
+        }
     }
 }

@@ -679,6 +679,17 @@ X16_BF16_FN(x16_bf16_t4, 4)
 X16_BF16_FN(x16_bf16_t2, 2)
 X16_BF16_FN(x16_bf16_t1, 1)
 
+void cllm_quant_round_bf16_avx512(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512((void *)(y + i),
+                            (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i)));
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(y + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
 void cllm_quant_gemm_x16_bf16_avx512(const void *P, int groups, int64_t K, const uint16_t *xb, int n, float *out,
                                      size_t ld_out) {
     const size_t gs = (size_t)K / 2 * 64;

@@ -16,5 +16,6 @@ void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni);
  * set in a table only when the CPU has it. */
 void cllm_quant_gemm_x16_bf16_avx512(const void *P, int groups, int64_t K, const uint16_t *xb, int n, float *out,
                                      size_t ld_out);
+void cllm_quant_round_bf16_avx512(const float *x, uint16_t *y, int64_t n);
 
 #endif
