@@ -646,11 +646,12 @@ static inline __attribute__((always_inline)) void x16_bf16_panel(const uint8_t *
 }
 
 /* One token, four groups (gs bytes apart) at once: four memory streams,
- * each pair vector prefetched into L2 four groups ahead, two accumulators
- * per group (as the q8_0/q4_0 decode kernel; one stream with a one-group
- * prefetch ran ~15% below the file layout's row dots). */
+ * each pair vector prefetched into L2 one group ahead, two accumulators
+ * per group (one stream ran ~15% below the file layout's row dots; a bf16
+ * group is 32 x K bytes, 24 KiB at K = 768, and prefetching four groups
+ * ahead as the q8_0/q4_0 kernel does was ~8% slower than one). */
 static void x16_bf16_vec4(const uint8_t *P, int64_t K, const uint16_t *X, float *out) {
-    const size_t gs = (size_t)K / 2 * 64, ahead = 4 * gs;
+    const size_t gs = (size_t)K / 2 * 64, ahead = gs;
     __m512 f[4][2];
     for (int g = 0; g < 4; g++) f[g][0] = f[g][1] = _mm512_setzero_ps();
     for (int64_t p = 0; p < K / 2; p += 2) {
