@@ -42,7 +42,7 @@ presets=${PRESETS:-"gpt2 llama-110m"}
 depth=${DEPTH:-512}
 rounds=${ROUNDS:-2}
 out=${OUT:-bench/results/infer.json}
-types=${TYPES:-"f32 f16 q8_0 q4_0"}
+types=${TYPES:-"f32 f16 bf16 q8_0 q4_0"}
 rows=$tmp/rows.jsonl
 : >"$rows"
 for p in $presets; do
