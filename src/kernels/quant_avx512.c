@@ -573,6 +573,39 @@ typedef void (*x16_panel_fn)(const uint8_t *, int64_t, const uint8_t *, size_t, 
  * every group of the chunk passes over them), panels of 8, 4, 2, 1. */
 #define X16_TOK_BLOCK 64
 
+/* One product's panels: panel(job, Pg, g, t, T) computes tokens t..t+T-1
+ * of group g (at Pg), T in {8, 4, 2, 1} (index 0..3 of its table). */
+typedef struct x16_job x16_job;
+typedef void (*x16_panel_call)(const x16_job *job, const uint8_t *Pg, int g, int t, int ti);
+
+static void x16_for_panels(const x16_job *job, x16_panel_call panel, const uint8_t *P, size_t gs, int groups, int n) {
+    for (int t0 = 0; t0 < n; t0 += X16_TOK_BLOCK) {
+        const int t1 = n - t0 < X16_TOK_BLOCK ? n : t0 + X16_TOK_BLOCK;
+        for (int g = 0; g < groups; g++)
+            for (int t = t0; t < t1;) {
+                const int left = t1 - t, ti = left >= 8 ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
+                panel(job, P + (size_t)g * gs, g, t, ti);
+                t += 8 >> ti;
+            }
+    }
+}
+
+struct x16_job { /* the arguments every panel of one product shares */
+    int64_t nb, K;
+    const uint8_t *xq;
+    size_t xq_stride, ld_out;
+    const float *dy;
+    const int32_t *corr;
+    const uint16_t *xb;
+    float *out;
+    const x16_panel_fn *fn;
+};
+
+static void x16_q8_panel(const x16_job *j, const uint8_t *Pg, int g, int t, int ti) {
+    j->fn[ti](Pg, j->nb, j->xq + (size_t)t * j->xq_stride, j->xq_stride, j->dy + (size_t)t * j->nb,
+              j->corr + (size_t)t * j->nb, j->out + (size_t)t * j->ld_out + (size_t)g * 16, j->ld_out);
+}
+
 static void vnni_gemm_x16(uint32_t type, const void *P, int groups, int64_t K, const void *xq, size_t xq_stride,
                           const float *dy, const int32_t *corr, int n, float *out, size_t ld_out) {
     const int q4 = type == CLLM_GGML_Q4_0;
@@ -590,19 +623,8 @@ static void vnni_gemm_x16(uint32_t type, const void *P, int groups, int64_t K, c
                                                  out + (size_t)g * 16);
         return;
     }
-    for (int t0 = 0; t0 < n; t0 += X16_TOK_BLOCK) {
-        const int t1 = n - t0 < X16_TOK_BLOCK ? n : t0 + X16_TOK_BLOCK;
-        for (int g = 0; g < groups; g++) {
-            const uint8_t *Pg = (const uint8_t *)P + (size_t)g * gs;
-            for (int t = t0; t < t1;) {
-                const int left = t1 - t, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-                fn[T == 8 ? 0 : T == 4 ? 1 : T == 2 ? 2 : 3](Pg, nb, (const uint8_t *)xq + (size_t)t * xq_stride,
-                                                             xq_stride, dy + (size_t)t * nb, corr + (size_t)t * nb,
-                                                             out + (size_t)t * ld_out + (size_t)g * 16, ld_out);
-                t += T;
-            }
-        }
-    }
+    const x16_job job = {nb, K, xq, xq_stride, ld_out, dy, corr, NULL, out, fn};
+    x16_for_panels(&job, x16_q8_panel, P, gs, groups, n);
 }
 
 /* ---- bf16 in the x16 layout: vdpbf16ps, 16 rows x 2 values per instruction ---- */
@@ -680,6 +702,13 @@ X16_BF16_FN(x16_bf16_t4, 4)
 X16_BF16_FN(x16_bf16_t2, 2)
 X16_BF16_FN(x16_bf16_t1, 1)
 
+static void x16_bf16_panel_call(const x16_job *j, const uint8_t *Pg, int g, int t, int ti) {
+    static void (*const fn[4])(const uint8_t *, int64_t, const uint16_t *, int64_t, float *, size_t) = {
+        x16_bf16_t8, x16_bf16_t4, x16_bf16_t2, x16_bf16_t1};
+    fn[ti](Pg, j->K, j->xb + (size_t)t * (size_t)j->K, j->K, j->out + (size_t)t * j->ld_out + (size_t)g * 16,
+           j->ld_out);
+}
+
 void cllm_quant_round_bf16_avx512(const float *x, uint16_t *y, int64_t n) {
     int64_t i = 0;
     for (; i + 32 <= n; i += 32)
@@ -700,22 +729,8 @@ void cllm_quant_gemm_x16_bf16_avx512(const void *P, int groups, int64_t K, const
         for (; g < groups; g++) x16_bf16_t1((const uint8_t *)P + (size_t)g * gs, K, xb, K, out + (size_t)g * 16, ld_out);
         return;
     }
-    for (int t0 = 0; t0 < n; t0 += X16_TOK_BLOCK) {
-        const int t1 = n - t0 < X16_TOK_BLOCK ? n : t0 + X16_TOK_BLOCK;
-        for (int g = 0; g < groups; g++) {
-            const uint8_t *Pg = (const uint8_t *)P + (size_t)g * gs;
-            for (int t = t0; t < t1;) {
-                const int left = t1 - t, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-                const uint16_t *x = xb + (size_t)t * (size_t)K;
-                float *o = out + (size_t)t * ld_out + (size_t)g * 16;
-                if (T == 8) x16_bf16_t8(Pg, K, x, K, o, ld_out);
-                else if (T == 4) x16_bf16_t4(Pg, K, x, K, o, ld_out);
-                else if (T == 2) x16_bf16_t2(Pg, K, x, K, o, ld_out);
-                else x16_bf16_t1(Pg, K, x, K, o, ld_out);
-                t += T;
-            }
-        }
-    }
+    const x16_job job = {0, K, NULL, 0, ld_out, NULL, NULL, xb, out, NULL};
+    x16_for_panels(&job, x16_bf16_panel_call, P, gs, groups, n);
 }
 
 void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
