@@ -429,24 +429,19 @@ static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *o
         const int r = row_of[c], nr = q->rows - r < step ? q->rows - r : step;
         const uint8_t *w = q->data + (size_t)r * q->row_bytes;
         float *o = out + col0[part_of[c]] + (size_t)r;
+        /* chunks start on 16-row groups: the chunk's rows in the x16 copy (q8_0, q4_0, bf16), then
+         * any rows past the last full group (GPT-2's 50257-row head) from the file layout */
+        const int packed = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
+        const int nx = packed > r ? (packed - r < nr ? packed - r : nr) : 0;
+        const uint8_t *P = nx > 0 ? q->x16 + cllm_quant_x16_bytes(q->type, r / CLLM_QUANT_X16_ROWS, IC) : NULL;
         if (part_is_q8(q)) {
-            /* chunks start on 16-row groups: the repacked groups of this chunk, then any rows past the
-             * last full group (GPT-2's 50257-row head) in the file layout */
-            const int packed = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
-            const int nx = packed > r ? (packed - r < nr ? packed - r : nr) : 0;
             if (nx > 0)
-                cllm_quant_gemm_x16(qw->k, q->type, q->x16 + cllm_quant_x16_bytes(q->type, r / CLLM_QUANT_X16_ROWS, IC),
-                                    nx / CLLM_QUANT_X16_ROWS, IC, qw->xq, xs, n, o, (size_t)OC);
+                cllm_quant_gemm_x16(qw->k, q->type, P, nx / CLLM_QUANT_X16_ROWS, IC, qw->xq, xs, n, o, (size_t)OC);
             if (nx < nr)
                 cllm_quant_gemm(qw->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC, qw->xq, xs,
                                 n, o + nx, (size_t)OC);
         } else {
-            /* bf16 with an x16 copy: its groups, then any rows past them from the map */
-            const int packed = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
-            const int nx = packed > r ? (packed - r < nr ? packed - r : nr) : 0;
-            if (nx > 0)
-                cllm_quant_gemm_x16_bf16(qw->k, q->x16 + cllm_quant_x16_bytes(q->type, r / CLLM_QUANT_X16_ROWS, IC),
-                                         nx / CLLM_QUANT_X16_ROWS, IC, in, n, o, (size_t)OC);
+            if (nx > 0) cllm_quant_gemm_x16_bf16(qw->k, P, nx / CLLM_QUANT_X16_ROWS, IC, in, n, o, (size_t)OC);
             for (int i = 0; i < n && nx < nr; i++)
                 cllm_quant_matvec(qw->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC,
                                   in + (size_t)i * IC, NULL, o + (size_t)i * OC + nx);
