@@ -319,6 +319,19 @@ void cllm_quant_x16_pack(uint32_t type, const void *W, size_t row_bytes, int gro
     }
 }
 
+/* How an x16 product splits over the threads: pieces of *chunk groups
+ * (whole four-group passes of the decode kernels), GEMM_CHUNKS_PER_THREAD
+ * per thread when the product is large enough; one piece inside a caller's
+ * parallel region (model decoding splits views itself, and smaller pieces
+ * would leave the decode kernels single groups). Returns the piece count. */
+static int x16_split(int groups, int cols, int n, int *chunk) {
+    const int par = !omp_in_parallel() && (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
+    const int per = GEMM_CHUNKS_PER_THREAD * omp_get_max_threads();
+    const int c = par ? (groups + per - 1) / per : groups;
+    *chunk = (c + 3) / 4 * 4;
+    return (groups + *chunk - 1) / *chunk;
+}
+
 void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void *P, int groups, int cols,
                          const void *xq, size_t xq_stride, int n, float *out, size_t ld_out) {
     if (!k) k = cllm_quant_kernels_get();
@@ -330,17 +343,11 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
     int32_t *corr = (int32_t *)(void *)(dy + (size_t)n * nb);
     const int32_t c = type == CLLM_GGML_Q4_0 ? 8 : 128;
     const size_t gs = x16_group_bytes(type, cols);
-    /* inside a caller's parallel region (model decoding splits views itself) one piece: the
-     * decode kernel runs four groups at a time, smaller pieces would leave it single groups */
-    const int par = !omp_in_parallel() && (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
-    int chunk = par ? (groups + GEMM_CHUNKS_PER_THREAD * omp_get_max_threads() - 1) /
-                          (GEMM_CHUNKS_PER_THREAD * omp_get_max_threads())
-                    : groups;
-    chunk = (chunk + 3) / 4 * 4; /* whole four-group passes */
-    const int chunks = (groups + chunk - 1) / chunk;
+    int chunk;
+    const int chunks = x16_split(groups, cols, n, &chunk), par = chunks > 1;
     /* one region: the per-block scales and corrections by token rows, then the products
      * (run serially, the prepass cost ~2% of a 2-thread Llama prompt chunk) */
-#pragma omp parallel if (par && chunks > 1)
+#pragma omp parallel if (par)
     {
 #pragma omp for schedule(static)
         for (int t = 0; t < n; t++) {
@@ -368,15 +375,11 @@ void cllm_quant_gemm_x16_bf16(const cllm_quant_kernels *k, const void *P, int gr
     uint16_t *xb = cllm_thread_scratch(CLLM_SCRATCH_X16_ACT, (size_t)n * (size_t)cols * sizeof(uint16_t));
     CLLM_ASSERT(xb != NULL);
     const size_t gs = x16_group_bytes(CLLM_GGML_BF16, cols);
-    const int par = !omp_in_parallel() && (int64_t)groups * CLLM_QUANT_X16_ROWS * cols * n >= QUANT_PAR_MIN;
-    int chunk = par ? (groups + GEMM_CHUNKS_PER_THREAD * omp_get_max_threads() - 1) /
-                          (GEMM_CHUNKS_PER_THREAD * omp_get_max_threads())
-                    : groups;
-    chunk = (chunk + 3) / 4 * 4; /* whole four-group decode passes */
-    const int chunks = (groups + chunk - 1) / chunk;
+    int chunk;
+    const int chunks = x16_split(groups, cols, n, &chunk), par = chunks > 1;
     /* one region: the activations rounded by token rows, then the products (a serial
      * rounding loop was a quarter of a 2-thread prompt chunk) */
-#pragma omp parallel if (par && chunks > 1)
+#pragma omp parallel if (par)
     {
 #pragma omp for schedule(static)
         for (int t = 0; t < n; t++) k->round_bf16(x + (size_t)t * cols, xb + (size_t)t * cols, cols);

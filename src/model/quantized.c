@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "cllm/ggml_types.h"
 #include "cllm/gguf.h"
@@ -217,7 +218,8 @@ static int part_is_q8(const model_qpart *q) { return q->type == CLLM_GGML_Q8_0 |
  * weights once; the pages stay in the page cache, and the map reads them
  * back if anything touches the range again. */
 static void release_map_range(const uint8_t *p, size_t n) {
-    const uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
@@ -229,9 +231,10 @@ static void release_map_range(const uint8_t *p, size_t n) {
 static void repack_view(const struct model_qweights *qw, model_qmat *v, uint8_t *arena, size_t *off) {
     for (int p = 0; p < v->n_parts; p++) {
         model_qpart *q = &v->part[p];
-        const int bf16_x16 = q->type == CLLM_GGML_BF16 && qw->k->gemm_x16_bf16 && v->cols % 32 == 0;
-        if (part_is_q8(q) || bf16_x16) {
-            if (!(bf16_x16 || qw->k->gemm_x16) || q->rows < CLLM_QUANT_X16_ROWS) continue;
+        const int x16 = q->rows >= CLLM_QUANT_X16_ROWS &&
+                        (part_is_q8(q) ? qw->k->gemm_x16 != NULL
+                                       : q->type == CLLM_GGML_BF16 && qw->k->gemm_x16_bf16 && v->cols % 32 == 0);
+        if (x16) {
             const int groups = q->rows / CLLM_QUANT_X16_ROWS;
             if (arena) {
                 q->x16_groups = groups;
