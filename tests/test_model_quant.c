@@ -133,11 +133,13 @@ static int f32_logits(const char *path, float *out, int V) {
     return rc;
 }
 
-static int mapped_logits_layout(const char *path, int chunk, float *out, int V, int keep_file_layout) {
+static int mapped_logits_route(const char *path, int chunk, float *out, int V, int keep_file_layout,
+                               int bf16_prompt) {
     cllm_model *m = NULL;
     cllm_error err = {0};
     cllm_model_options o = infer_opts(NTOK);
     o.keep_file_layout = keep_file_layout;
+    o.bf16_prompt = bf16_prompt;
     if (cllm_model_load_gguf_mapped(path, &o, &m, &err) != CLLM_OK) {
         fprintf(stderr, "  load mapped %s: %s\n", path, err.msg);
         return -1;
@@ -145,6 +147,10 @@ static int mapped_logits_layout(const char *path, int chunk, float *out, int V, 
     int rc = decode_all(m, chunk, out, V);
     cllm_model_destroy(m);
     return rc;
+}
+
+static int mapped_logits_layout(const char *path, int chunk, float *out, int V, int keep_file_layout) {
+    return mapped_logits_route(path, chunk, out, V, keep_file_layout, CLLM_BF16_PROMPT_AUTO);
 }
 
 static int mapped_logits(const char *path, int chunk, float *out, int V) {
@@ -253,6 +259,62 @@ static void test_model_quant_gpt2_all_types(void) {
 static void test_model_quant_llama_all_types(void) {
     cllm_model_config c = cfg_llama();
     check_arch(&c, "llama");
+}
+
+/* bf16 prompt chunks through oneDNN's matmul (the route CPUs with AMX
+ * take; forced here): as a chunk, the x16 kernel's rounded activations with
+ * exact products in another summation order (1e-2 of the logit scale, as
+ * chunk vs token by token in check_arch: a later layer's activation can
+ * round to the other side of a bf16 boundary) and within the rounded-
+ * activation tolerance of the f32 result; token by token the route decodes
+ * the file layout with f32 activations, so the f32 result to summation
+ * order. Both from the arena copy and from the map (keep_file_layout). */
+static void test_model_quant_bf16_onednn_route(void) {
+    const cllm_model_config cfgs[2] = {cfg_gpt2(), cfg_llama()};
+    const char *tags[2] = {"gpt2", "llama"};
+    for (int a = 0; a < 2; a++) {
+        char f32[128], q[128];
+        snprintf(f32, sizeof f32, "%s/route-%s-f32.gguf", tmpdir, tags[a]);
+        snprintf(q, sizeof q, "%s/route-%s-bf16.gguf", tmpdir, tags[a]);
+        make_model_file(&cfgs[a], f32, 11);
+        cllm_error err = {0};
+        cllm_quantize_stats s;
+        CHECK(cllm_quantize_gguf(f32, q, CLLM_GGML_BF16, &s, &err) == CLLM_OK, "quantize: %s", err.msg);
+        const int V = cfgs[a].vocab_size;
+        const size_t NV = (size_t)NTOK * (size_t)V;
+        float *same = malloc(sizeof(float) * NV), *own = malloc(sizeof(float) * NV), *got = malloc(sizeof(float) * NV);
+        CHECK(f32_logits(q, same, V) == 0, "%s bf16 as f32", tags[a]);
+        CHECK(mapped_logits_route(q, NTOK, own, V, 0, CLLM_BF16_PROMPT_OWN) == 0, "%s own route", tags[a]);
+        const int own_rounds = cllm_quant_kernels_get()->gemm_x16_bf16 != NULL;
+        for (int keep = 0; keep <= 1; keep++) {
+            double sc, d;
+            CHECK(mapped_logits_route(q, NTOK, got, V, keep, CLLM_BF16_PROMPT_ONEDNN) == 0, "%s onednn chunk", tags[a]);
+            d = max_abs_diff(got, same, NV, &sc);
+            CHECK(d <= 0.05 * sc, "%s oneDNN chunk (keep_file_layout %d) vs f32: max diff %.3g", tags[a], keep, d);
+            if (own_rounds) {
+                d = max_abs_diff(got, own, NV, &sc);
+                CHECK(d <= 1e-2 * sc + 1e-5, "%s oneDNN chunk (keep_file_layout %d) vs x16 kernel: max diff %.3g",
+                      tags[a], keep, d);
+            }
+            CHECK(mapped_logits_route(q, 1, got, V, keep, CLLM_BF16_PROMPT_ONEDNN) == 0, "%s onednn tokens", tags[a]);
+            d = max_abs_diff(got, same, NV, &sc);
+            CHECK(d <= 1e-4 * sc + 1e-5, "%s oneDNN route token by token (keep_file_layout %d) vs f32: max diff %.3g",
+                  tags[a], keep, d);
+        }
+        free(same), free(own), free(got);
+    }
+    if (cllm_kernels_get()->cpu_features & CLLM_CPU_AVX512_BF16)
+        CHECK(strcmp(cllm_quant_bf16_onednn_impl(), "none") != 0, "oneDNN ran no bf16 matmul on an AVX512-BF16 CPU");
+    fprintf(stderr, "  oneDNN bf16 kernel: %s\n", cllm_quant_bf16_onednn_impl());
+    /* an out-of-range route is refused by name */
+    cllm_model_options o = infer_opts(NTOK);
+    o.bf16_prompt = 7;
+    cllm_model *m = NULL;
+    cllm_error err = {0};
+    char f32[128];
+    snprintf(f32, sizeof f32, "%s/route-gpt2-f32.gguf", tmpdir);
+    CHECK(cllm_model_load_gguf_mapped(f32, &o, &m, &err) == CLLM_ERR_ARG && strstr(err.msg, "bf16_prompt") && !m,
+          "bf16_prompt = 7: %s", err.msg);
 }
 
 static void test_model_quant_ragged_rows_fall_back_to_f16(void) {
@@ -395,6 +457,7 @@ int main(void) {
     }
     TEST_RUN(test_model_quant_gpt2_all_types);
     TEST_RUN(test_model_quant_llama_all_types);
+    TEST_RUN(test_model_quant_bf16_onednn_route);
     TEST_RUN(test_model_quant_ragged_rows_fall_back_to_f16);
     TEST_RUN(test_model_quant_bad_input);
     TEST_RUN(test_model_quant_two_threads_match_one);

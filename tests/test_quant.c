@@ -476,15 +476,17 @@ static void test_quant_gemm_x16_matches_reference(void) {
  * bf16 weights and the activations rounded to bf16 (what the kernel
  * multiplies; bf16 x bf16 is exact in f32, so only the f32 summation order
  * differs): panels of 8/4/2/1 tokens, one token (the decode path with four
- * accumulators), a strided output; and the packed bytes. */
-static void test_quant_gemm_x16_bf16_matches_reference(void) {
+ * accumulators), a strided output; and the packed bytes. The same for
+ * oneDNN's bf16 matmul on the file layout (the AMX route), with rows
+ * further apart than their bytes. */
+static void test_quant_bf16_products_match_reference(void) {
     cllm_rng r;
     cllm_rng_seed(&r, 18);
     const int shapes[4][3] = {{1, 1, 32}, {3, 13, 96}, {2, 70, 800}, {5, 1, 768}}; /* groups, n, K */
-    int tested = 0;
+    int tested = 0, onednn_ran = 0;
     for (int sh = 0; sh < 4; sh++) {
         const int groups = shapes[sh][0], rows = 16 * groups, n = shapes[sh][1], K = shapes[sh][2];
-        const size_t ldo = (size_t)rows + 3, rb = (size_t)K * 2;
+        const size_t ldo = (size_t)rows + 3, rb = (size_t)K * 2 + 64 * (size_t)(sh % 2);
         float *w = malloc(sizeof(float) * (size_t)rows * K), *x = malloc(sizeof(float) * (size_t)n * K);
         float *want = malloc(sizeof(float) * (size_t)n * ldo), *got = malloc(sizeof(float) * (size_t)n * ldo);
         double *mag = malloc(sizeof(double) * (size_t)n * rows);
@@ -531,8 +533,28 @@ static void test_quant_gemm_x16_bf16_matches_reference(void) {
             CHECK(bad == 0 && pad == 0, "gemm_x16_bf16 %s groups=%d n=%d K=%d: %d wrong, %d padding written", k->name,
                   groups, n, K, bad, pad);
         }
+        for (int b = 0; b < CLLM_QUANT_COUNT; b++) { /* oneDNN, each backend's activation rounding */
+            const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+            if (!k) continue;
+            for (size_t i = 0; i < (size_t)n * ldo; i++) got[i] = -12345.0f;
+            const int rows_run = rows - (sh == 1); /* not a multiple of 16 */
+            if (!cllm_quant_gemm_bf16_onednn(k, wb, rb, rows_run, K, x, n, got, ldo)) continue;
+            onednn_ran++;
+            int bad = 0, pad = 0;
+            for (int t = 0; t < n; t++) {
+                for (int i = 0; i < rows_run; i++)
+                    bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <=
+                             1e-5 * mag[(size_t)t * rows + i] + 1e-30);
+                for (size_t i = (size_t)rows_run; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
+            }
+            CHECK(bad == 0 && pad == 0, "bf16 oneDNN (%s rounding) rows=%d n=%d K=%d: %d wrong, %d past the rows written",
+                  k->name, rows_run, n, K, bad, pad);
+        }
         free(P), free(w), free(x), free(want), free(got), free(mag), free(wb);
     }
+    printf("  oneDNN bf16 matmul: %s (%d products checked)\n", cllm_quant_bf16_onednn_impl(), onednn_ran);
+    if (cllm_kernels_get()->cpu_features & CLLM_CPU_AVX512_BF16)
+        CHECK(onednn_ran > 0, "this CPU has AVX512-BF16 but oneDNN ran no bf16 matmul");
     if (cllm_kernels_get()->cpu_features & CLLM_CPU_AVX512_BF16)
         CHECK(tested > 0, "this CPU has AVX512-BF16 but no backend ran the bf16 x16 product");
     else
@@ -550,6 +572,6 @@ int main(void) {
     TEST_RUN(test_quant_matvec_all_types);
     TEST_RUN(test_quant_gemm_matches_reference);
     TEST_RUN(test_quant_gemm_x16_matches_reference);
-    TEST_RUN(test_quant_gemm_x16_bf16_matches_reference);
+    TEST_RUN(test_quant_bf16_products_match_reference);
     return test_finish();
 }

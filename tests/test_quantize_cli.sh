@@ -84,5 +84,13 @@ for t in q8_0 q4_0; do
     b=$("$bin" generate -m m-$t.gguf -p "$long" -n 24 --temperature 0 --no-echo --threads 1 --no-repack 2>/dev/null)
     check "$t: greedy text with --no-repack equals the repacked default" test -n "$a" -a "$a" = "$b"
 done
+# --bf16-prompt: oneDNN's bf16 matmul (the route CPUs with AMX take) and the
+# own kernel multiply the same bf16-rounded activations in another summation
+# order: the same perplexity to 0.1%; an unknown route is a usage error
+po=$("$bin" perplexity -m m-bf16.gguf eval.txt --ctx 128 --json --bf16-prompt own 2>/dev/null)
+pd=$("$bin" perplexity -m m-bf16.gguf eval.txt --ctx 128 --json --bf16-prompt onednn 2>/dev/null)
+check "bf16 perplexity: --bf16-prompt onednn within 0.1% of own" $py -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); assert abs(a['ppl'] / b['ppl'] - 1) < 1e-3, (a, b)" "$po" "$pd"
+"$bin" generate -m m-bf16.gguf -p "the cat" -n 4 --bf16-prompt amx 2>err.txt >/dev/null
+check "--bf16-prompt amx exits 2 naming the flag" test $? -eq 2 -a -n "$(grep -- --bf16-prompt err.txt)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

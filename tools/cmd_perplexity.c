@@ -43,6 +43,7 @@ static void usage(FILE *out) {
             "  --max-chunks N        evaluate at most N chunks (default all)\n"
             "  --cache-type T        MODEL's KV cache: f32 (default) or q8_0; the base keeps f32,\n"
             "                        so -m X --kl-base X --cache-type q8_0 measures the cache's damage\n"
+            "  --bf16-prompt R       bf16 prompt products: auto (default), own or onednn (see cllm generate)\n"
             "  -t, --threads N       threads (default: all CPUs)\n"
             "  --json                one JSON object on stdout\n"
             "  -h, --help            this help\n");
@@ -129,7 +130,7 @@ static int tokenize_file(const char *path, const char *tok_path, const char *mod
 
 int cllm_cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *base = NULL, *file = NULL, *tok = NULL;
-    int ctx = 0, threads = 0, json = 0, as_ids = 0, max_chunks = 0, cache_type = 0;
+    int ctx = 0, threads = 0, json = 0, as_ids = 0, max_chunks = 0, cache_type = 0, bf16_prompt = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -146,6 +147,9 @@ int cllm_cmd_perplexity(int argc, char **argv) {
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--cache-type")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !model_session_parse_cache_type(CMD, v, &cache_type))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--bf16-prompt")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !model_session_parse_bf16_prompt(CMD, v, &bf16_prompt))
                 return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--max-chunks")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 30, &max_chunks))
@@ -189,6 +193,7 @@ int cllm_cmd_perplexity(int argc, char **argv) {
     o.kv_slots = 1;
     o.kv_context = ctx;
     o.kv_type = cache_type;
+    o.bf16_prompt = bf16_prompt; /* both models: the base is the same kind of reference */
     if (cllm_model_load_gguf_mapped(model, &o, &m, &err) != CLLM_OK) goto fail;
     o.kv_type = 0; /* the base is the f32-cache reference */
     if (base && cllm_model_load_gguf_mapped(base, &o, &b, &err) != CLLM_OK) {

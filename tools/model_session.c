@@ -43,6 +43,10 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
         a->no_repack = 1;
         return 1;
     }
+    if (!strcmp(flag, "--bf16-prompt")) {
+        if (!(v = cli_value(command, argc, argv, i))) return -1;
+        return model_session_parse_bf16_prompt(command, v, &a->bf16_prompt) ? 1 : -1;
+    }
     if (!strcmp(flag, "--lora")) {
         if (!(v = cli_value(command, argc, argv, i))) return -1;
         a->lora_path = v;
@@ -65,6 +69,17 @@ int model_session_parse_cache_type(const char *command, const char *v, int *type
     else if (!strcmp(v, "q8_0")) *type = CLLM_GGML_Q8_0;
     else {
         cli_usage_error(command, "--cache-type must be f32 or q8_0, got '%s'", v);
+        return 0;
+    }
+    return 1;
+}
+
+int model_session_parse_bf16_prompt(const char *command, const char *v, int *route) {
+    if (!strcmp(v, "auto")) *route = CLLM_BF16_PROMPT_AUTO;
+    else if (!strcmp(v, "own")) *route = CLLM_BF16_PROMPT_OWN;
+    else if (!strcmp(v, "onednn")) *route = CLLM_BF16_PROMPT_ONEDNN;
+    else {
+        cli_usage_error(command, "--bf16-prompt must be auto, own or onednn, got '%s'", v);
         return 0;
     }
     return 1;
@@ -94,6 +109,7 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     opt.kv_context = context;
     opt.kv_type = a->cache_type;
     opt.keep_file_layout = a->no_repack;
+    opt.bf16_prompt = a->bf16_prompt;
     opt.max_seq = context < 512 ? context : 512; /* prompt chunk */
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0) and are copied into a huge-page arena (q8_0/q4_0 repacked

@@ -25,6 +25,7 @@ typedef struct {
     const char *lora_path;  /* --lora FILE: a LoRA adapter GGUF applied without merging */
     int cache_type;         /* --cache-type f32|q8_0: KV cache element type (a ggml id; f32 = 0) */
     int no_repack;          /* --no-repack: run the weights from the map (keep_file_layout) */
+    int bf16_prompt;        /* --bf16-prompt auto|own|onednn (cllm_bf16_prompt; auto = 0) */
 } model_session_args;
 
 typedef struct {
@@ -48,11 +49,18 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  --no-repack       run the weights from the file's mapping (default: copied at load into huge\n" \
     "                    pages, q8_0/q4_0/bf16 interleaved for the VNNI / AVX512-BF16 kernels:\n" \
     "                    their prompts ~2x faster, decoding 1.1-1.6x; same memory)\n" \
+    "  --bf16-prompt R   bf16 weights' prompt products: own (the AVX512-BF16 kernel), onednn\n" \
+    "                    (oneDNN's bf16 matmul: AMX tiles where present) or auto (default:\n" \
+    "                    onednn on CPUs with AMX, else own)\n" \
     TOK_SOURCE_HELP
 
 /* Parses a --cache-type value (f32 or q8_0) into *type; prints a usage
  * error and returns 0 when it is anything else. */
 int model_session_parse_cache_type(const char *command, const char *v, int *type);
+
+/* Parses a --bf16-prompt value (auto, own or onednn) into *route
+ * (cllm_bf16_prompt); prints a usage error and returns 0 otherwise. */
+int model_session_parse_bf16_prompt(const char *command, const char *v, int *route);
 
 /* Loads everything; prints the error and returns an exit code on failure. */
 int model_session_open(const char *command, const model_session_args *a, int kv_slots, model_session *s);

@@ -159,7 +159,19 @@ typedef struct {
                              releases the map's pages of them (RSS unchanged). On the
                              project machine: q8_0/q4_0 prompts ~2x faster, decoding q4_0 ~1.6x,
                              q8_0 ~1.15x, f16/f32 ~1.1-1.2x (huge pages) */
+    int bf16_prompt; /* mapped bf16 matrices, prompt chunks (cllm_bf16_prompt): AUTO (0) takes
+                        ONEDNN on CPUs with AMX, else OWN */
 } cllm_model_options;
+
+/* How prompt chunks of a mapped model multiply bf16 weights. */
+typedef enum {
+    CLLM_BF16_PROMPT_AUTO = 0,
+    CLLM_BF16_PROMPT_OWN,    /* the x16 kernel (AVX512-BF16; weights repacked unless keep_file_layout),
+                                else dequantized rows + fp32 GEMM */
+    CLLM_BF16_PROMPT_ONEDNN, /* oneDNN's bf16 matmul on the file layout (quant.h): AMX tiles where
+                                present; weights not repacked, so decoding runs the file-layout
+                                dot product; falls back to OWN where oneDNN has no bf16 matmul */
+} cllm_bf16_prompt;
 
 /* max_batch 1, max_seq 64, training 0, kv_slots 0, kv_context 0, kv_type f32. */
 cllm_model_options cllm_model_default_options(void);

@@ -155,6 +155,20 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
 void cllm_quant_gemm_x16_bf16(const cllm_quant_kernels *k, const void *P, int groups, int cols, const float *x,
                               int n, float *out, size_t ld_out);
 
+/* out[t * ld_out + r] = dot(bf16 row r of W, bf16(x row t)) for r < rows,
+ * t < n, W bf16 rows row_bytes apart in the file layout, through oneDNN's
+ * bf16 matmul (gemm_bf16_onednn.c): AMX tiles where the CPU and OS offer
+ * them, else AVX512-BF16 or AVX-512, threaded by oneDNN. Activations are
+ * rounded to bf16 (nearest even), accumulation is f32. Call it outside
+ * parallel regions. Returns 1, or 0 having written nothing when oneDNN has
+ * no bf16 matmul for this CPU (below AVX-512) or memory ran out. */
+int cllm_quant_gemm_bf16_onednn(const cllm_quant_kernels *k, const void *W, size_t row_bytes, int rows, int cols,
+                                const float *x, int n, float *out, size_t ld_out);
+
+/* oneDNN's name for the kernel the last new bf16 product shape got
+ * ("brg:avx512_core_amx" on AMX, "brg:avx512_core_bf16" here), or "none". */
+const char *cllm_quant_bf16_onednn_impl(void);
+
 /* dst[rows, cols] (row stride ld_dst floats) = rows of W dequantized to f32,
  * split over the OpenMP threads. */
 void cllm_quant_dequant_rows(const cllm_quant_kernels *k, uint32_t type, const void *W,

@@ -21,8 +21,10 @@ void cllm_kernels_vtanh_avx512(float *y, const float *x, size_t n);
 
 /* Per-thread scratch (thread_scratch.c): a buffer of at least `bytes` for
  * this thread and purpose, valid until the next call with the same slot on
- * this thread; NULL when out of memory. */
-typedef enum { CLLM_SCRATCH_GEMM_T = 0, CLLM_SCRATCH_X16_ACT, CLLM_SCRATCH_COUNT } cllm_scratch_slot;
+ * this thread; NULL when out of memory. GEMM_T: gemm_onednn.c's transposed
+ * product; PRODUCT_ACT: activations in the form a weight product takes
+ * (q8_0 scales and corrections, or bf16). */
+typedef enum { CLLM_SCRATCH_GEMM_T = 0, CLLM_SCRATCH_PRODUCT_ACT, CLLM_SCRATCH_COUNT } cllm_scratch_slot;
 void *cllm_thread_scratch(cllm_scratch_slot slot, size_t bytes);
 
 /* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (transpose_avx512.c). */

@@ -338,7 +338,7 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
     CLLM_ASSERT(k->gemm_x16 != NULL);
     const int nb = cols / 32;
     /* per-call activation scales, then corrections (a few hundred KiB at most: 256 tokens x 96 blocks x 8) */
-    float *dy = cllm_thread_scratch(CLLM_SCRATCH_X16_ACT, 2 * (size_t)n * (size_t)nb * sizeof(float));
+    float *dy = cllm_thread_scratch(CLLM_SCRATCH_PRODUCT_ACT, 2 * (size_t)n * (size_t)nb * sizeof(float));
     CLLM_ASSERT(dy != NULL);
     int32_t *corr = (int32_t *)(void *)(dy + (size_t)n * nb);
     const int32_t c = type == CLLM_GGML_Q4_0 ? 8 : 128;
@@ -372,7 +372,7 @@ void cllm_quant_gemm_x16_bf16(const cllm_quant_kernels *k, const void *P, int gr
                               int n, float *out, size_t ld_out) {
     if (!k) k = cllm_quant_kernels_get();
     CLLM_ASSERT(k->gemm_x16_bf16 != NULL);
-    uint16_t *xb = cllm_thread_scratch(CLLM_SCRATCH_X16_ACT, (size_t)n * (size_t)cols * sizeof(uint16_t));
+    uint16_t *xb = cllm_thread_scratch(CLLM_SCRATCH_PRODUCT_ACT, (size_t)n * (size_t)cols * sizeof(uint16_t));
     CLLM_ASSERT(xb != NULL);
     const size_t gs = x16_group_bytes(CLLM_GGML_BF16, cols);
     int chunk;

@@ -7,7 +7,9 @@
  * tensors and position_embd into the f32 parameter block, and run the
  * linear layers and the embedding lookup of cllm_model_decode on the views:
  * q8_0/q4_0 through the integer GEMM on q8_0 activations (any number of
- * tokens), on a copy repacked at load into quant.h's x16 layout; f32/f16/bf16
+ * tokens), on a copy repacked at load into quant.h's x16 layout; bf16 on
+ * the x16 kernel (AVX512-BF16) or, on CPUs with AMX, prompts through
+ * oneDNN's bf16 matmul (options.bf16_prompt); f32/f16/bf16 otherwise
  * through matrix-vector kernels for 1-2 tokens and dequantized row blocks +
  * fp32 GEMM for longer prompt chunks (one parallel region per product,
  * row blocks handed out dynamically). Unless keep_file_layout, every matrix
@@ -68,6 +70,7 @@ struct model_qweights {
     size_t weight_bytes;          /* what one decoded token reads */
     size_t n_views;               /* entries of layer[] */
     uint8_t *arena;               /* the copied / repacked matrices, in decoding order (NULL: none) */
+    int bf16_onednn;              /* bf16 prompt chunks through oneDNN (options.bf16_prompt resolved) */
 };
 
 /* ---- binding the file ------------------------------------------------------ */
@@ -224,7 +227,8 @@ static void release_map_range(const uint8_t *p, size_t n) {
 }
 
 /* Places the matrices of v in the arena at *off (arena NULL: only counts
- * the bytes): q8_0/q4_0 (VNNI) and bf16 (AVX512-BF16) parts of at least 16
+ * the bytes): q8_0/q4_0 (VNNI) and bf16 (AVX512-BF16, unless its prompts
+ * go through oneDNN, which reads the file layout) parts of at least 16
  * rows repacked into quant.h's x16 layout when the kernels have it (rows
  * past the last group of 16 stay in the map), every other part copied as
  * it is. */
@@ -233,7 +237,8 @@ static void repack_view(const struct model_qweights *qw, model_qmat *v, uint8_t 
         model_qpart *q = &v->part[p];
         const int x16 = q->rows >= CLLM_QUANT_X16_ROWS &&
                         (part_is_q8(q) ? qw->k->gemm_x16 != NULL
-                                       : q->type == CLLM_GGML_BF16 && qw->k->gemm_x16_bf16 && v->cols % 32 == 0);
+                                       : q->type == CLLM_GGML_BF16 && qw->k->gemm_x16_bf16 && v->cols % 32 == 0 &&
+                                             !qw->bf16_onednn);
         if (x16) {
             const int groups = q->rows / CLLM_QUANT_X16_ROWS;
             if (arena) {
@@ -335,6 +340,9 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
         cllm_model_destroy(m);
         return st;
     }
+    /* AMX runs bf16 tiles only through oneDNN here (no hand-written tile kernel) */
+    qw->bf16_onednn = o.bf16_prompt == CLLM_BF16_PROMPT_ONEDNN ||
+                      (o.bf16_prompt == CLLM_BF16_PROMPT_AUTO && (cllm_kernels_get()->cpu_features & CLLM_CPU_AMX));
     if (!o.keep_file_layout) {
         if ((st = repack_all(qw, err)) != CLLM_OK) {
             cllm_model_destroy(m);
@@ -479,7 +487,11 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
          * bf16, as llama.cpp does), then any rows past them below */
         const int done = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
         if (q->x16) cllm_quant_gemm_x16_bf16(qw->k, q->x16, q->x16_groups, IC, in, n, out + row0, (size_t)OC);
-        const int rest = q->rows - done;
+        int rest = q->rows - done;
+        if (rest > 0 && q->type == CLLM_GGML_BF16 && qw->bf16_onednn &&
+            cllm_quant_gemm_bf16_onednn(qw->k, q->data + (size_t)done * q->row_bytes, q->row_bytes, rest, IC, in, n,
+                                        out + row0 + (size_t)done, (size_t)OC))
+            rest = 0; /* else no bf16 matmul in oneDNN for this CPU: the dequantized route below */
         if (rest <= 0) {
             row0 += (size_t)q->rows;
             continue;

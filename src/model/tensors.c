@@ -241,7 +241,7 @@ static size_t plan_kv(cllm_model *m, float *base) {
 }
 
 cllm_model_options cllm_model_default_options(void) {
-    cllm_model_options o = {1, 64, 0, 0, 0, 0, CLLM_GGML_F32, 0};
+    cllm_model_options o = {1, 64, 0, 0, 0, 0, CLLM_GGML_F32, 0, CLLM_BF16_PROMPT_AUTO};
     return o;
 }
 
@@ -270,6 +270,10 @@ static cllm_status check_options(const cllm_model_config *c, cllm_model_options 
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "model options: a q8_0 KV cache needs a head size that is a multiple of %d "
                               "(this model's is %d)", CLLM_QK8_0, c->n_embd / c->n_head);
+    if (o->bf16_prompt < CLLM_BF16_PROMPT_AUTO || o->bf16_prompt > CLLM_BF16_PROMPT_ONEDNN)
+        return cllm_error_set(err, CLLM_ERR_ARG,
+                              "model options: bf16_prompt = %d must be auto (%d), own (%d) or onednn (%d)",
+                              o->bf16_prompt, CLLM_BF16_PROMPT_AUTO, CLLM_BF16_PROMPT_OWN, CLLM_BF16_PROMPT_ONEDNN);
     if (o->kv_context == 0) o->kv_context = c->context_length;
     if (o->kv_context < 1 || o->kv_context > c->context_length)
         return cllm_error_set(err, CLLM_ERR_ARG,
