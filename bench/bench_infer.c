@@ -15,7 +15,10 @@
  *                                     prompt with the f32 and the q8_0 KV cache
  *   bench_infer bw THREADS            read bandwidth (GB/s), see cmd_bw
  *
- * Weights are random (speed does not depend on them). Not a test.
+ * Weights are random (speed does not depend on them). Not a test. The
+ * environment variable BF16_PROMPT=own|onednn picks the route of bf16
+ * prompt products (cllm_bf16_prompt; default auto); "bf16_onednn_kernel"
+ * in the JSON names the oneDNN kernel that ran ("none": not that route).
  */
 #include <omp.h>
 #include <stdio.h>
@@ -109,12 +112,21 @@ static double kv_read_bytes(const cllm_model_config *c, int kv_type, double posi
 
 /* tg64 after a depth-token prompt with a cache of type kv_type (-1: not
  * possible, e.g. a head size the q8_0 cache cannot hold). */
+/* The bf16 prompt route from BF16_PROMPT (own, onednn; unset or other: auto). */
+static int bf16_prompt_from_env(void) {
+    const char *v = getenv("BF16_PROMPT");
+    if (v && !strcmp(v, "own")) return CLLM_BF16_PROMPT_OWN;
+    if (v && !strcmp(v, "onednn")) return CLLM_BF16_PROMPT_ONEDNN;
+    return CLLM_BF16_PROMPT_AUTO;
+}
+
 static double tg64_at_depth(const char *path, int depth, int kv_type, cllm_error *err) {
     cllm_model_options o = cllm_model_default_options();
     o.max_seq = 512;
     o.kv_slots = 1;
     o.kv_context = depth + 64;
     o.kv_type = kv_type;
+    o.bf16_prompt = bf16_prompt_from_env();
     cllm_model *m = NULL;
     if (cllm_model_load_gguf_mapped(path, &o, &m, err) != CLLM_OK) return -1;
     const int V = cllm_model_get_config(m)->vocab_size;
@@ -139,6 +151,7 @@ static int cmd_run(const char *path, int threads, int depth) {
     o.max_seq = 512;
     o.kv_slots = 1;
     o.kv_context = 512 + 16;
+    o.bf16_prompt = bf16_prompt_from_env();
     cllm_model *m = NULL;
     if (cllm_model_load_gguf_mapped(path, &o, &m, &err) != CLLM_OK) return die(&err);
     const cllm_model_config cfg = *cllm_model_get_config(m);
@@ -164,9 +177,10 @@ static int cmd_run(const char *path, int threads, int depth) {
     cllm_model_destroy(m);
     /* tokens at positions 16..79 read 17..80 cached rows: 48.5 on average */
     printf("{\"file\": \"%s\", \"threads\": %d, \"pp128\": %.2f, \"pp512\": %.2f, \"tg64\": %.2f, "
-           "\"decode_weight_bytes\": %zu, \"decode_kv_bytes\": %.0f, \"kernels\": \"%s\", \"kv_attn_q8_0\": \"%s\"",
+           "\"decode_weight_bytes\": %zu, \"decode_kv_bytes\": %.0f, \"kernels\": \"%s\", \"kv_attn_q8_0\": \"%s\", "
+           "\"bf16_onednn_kernel\": \"%s\"",
            path, threads, pp[0], pp[1], tg, wbytes, kv_read_bytes(&cfg, CLLM_GGML_F32, 48.5), cllm_kernels_vec_name(),
-           cllm_kv_attend_name());
+           cllm_kv_attend_name(), cllm_quant_bf16_onednn_impl());
     if (depth > 0) {
         const double f = tg64_at_depth(path, depth, CLLM_GGML_F32, &err);
         if (f < 0) return die(&err);

@@ -159,9 +159,9 @@ void cllm_quant_gemm_x16_bf16(const cllm_quant_kernels *k, const void *P, int gr
  * t < n, W bf16 rows row_bytes apart in the file layout, through oneDNN's
  * bf16 matmul (gemm_bf16_onednn.c): AMX tiles where the CPU and OS offer
  * them, else AVX512-BF16 or AVX-512, threaded by oneDNN. Activations are
- * rounded to bf16 (nearest even), accumulation is f32. Call it outside
- * parallel regions. Returns 1, or 0 having written nothing when oneDNN has
- * no bf16 matmul for this CPU (below AVX-512) or memory ran out. */
+ * rounded to bf16 (nearest even), accumulation is f32. Returns 1, or 0
+ * having written nothing when oneDNN has no bf16 matmul for this CPU (below
+ * AVX-512), memory ran out, or the caller is inside a parallel region. */
 int cllm_quant_gemm_bf16_onednn(const cllm_quant_kernels *k, const void *W, size_t row_bytes, int rows, int cols,
                                 const float *x, int n, float *out, size_t ld_out);
 

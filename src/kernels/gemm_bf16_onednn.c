@@ -97,7 +97,8 @@ static void round_rows(const cllm_quant_kernels *k, const float *x, uint16_t *y,
 int cllm_quant_gemm_bf16_onednn(const cllm_quant_kernels *k, const void *W, size_t row_bytes, int rows, int cols,
                                 const float *x, int n, float *out, size_t ld_out) {
     if (!k) k = cllm_quant_kernels_get();
-    CLLM_ASSERT(row_bytes % 2 == 0 && rows > 0 && cols > 0 && n > 0 && !omp_in_parallel());
+    CLLM_ASSERT(row_bytes % 2 == 0 && rows > 0 && cols > 0 && n > 0);
+    if (omp_in_parallel()) return 0; /* oneDNN would run on one thread: the caller's route is better */
     uint16_t *xb = cllm_thread_scratch(CLLM_SCRATCH_PRODUCT_ACT, (size_t)n * (size_t)cols * sizeof(uint16_t));
     if (!xb) return 0;
     pthread_mutex_lock(&cache_lock);
