@@ -5,7 +5,9 @@
  * Backward: d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) k (1 + 3*0.044715 x^2),
  * accumulated into dinp. Elementwise, in place allowed for forward
  * (out == inp: each chunk reads its inputs before writing). tanh comes from
- * the SIMD kernel (cllm_vtanh, ~2e-7 absolute error).
+ * the SIMD kernel (cllm_vtanh, ~2e-7 absolute error); the loops around it
+ * are marked `omp simd` (at -O2 GCC left them scalar: 5 cycles an element,
+ * ~2.5% of a GPT-2 prompt).
  * Does not: implement the exact erf form.
  */
 #include "cllm/layers.h"
@@ -24,11 +26,13 @@ void LAYER_FN(cllm_gelu_forward)(real *out, const real *inp, size_t N) {
     for (long ch = 0; ch < n_chunks; ch++) {
         size_t i0 = (size_t)ch * GELU_CHUNK, len = N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK;
         real th[GELU_CHUNK];
+#pragma omp simd
         for (size_t i = 0; i < len; i++) {
             real x = inp[i0 + i];
             th[i] = GELU_K * (x + GELU_C * x * x * x);
         }
         LAYER_VTANH(th, th, len);
+#pragma omp simd
         for (size_t i = 0; i < len; i++) out[i0 + i] = R(0.5) * inp[i0 + i] * (R(1) + th[i]);
     }
 }
@@ -39,11 +43,13 @@ void LAYER_FN(cllm_gelu_backward)(real *dinp, const real *inp, const real *dout,
     for (long ch = 0; ch < n_chunks; ch++) {
         size_t i0 = (size_t)ch * GELU_CHUNK, len = N - i0 < GELU_CHUNK ? N - i0 : GELU_CHUNK;
         real th[GELU_CHUNK];
+#pragma omp simd
         for (size_t i = 0; i < len; i++) {
             real x = inp[i0 + i];
             th[i] = GELU_K * (x + GELU_C * x * x * x);
         }
         LAYER_VTANH(th, th, len);
+#pragma omp simd
         for (size_t i = 0; i < len; i++) {
             real x = inp[i0 + i], t = th[i];
             real local = R(0.5) * (R(1) + t) +

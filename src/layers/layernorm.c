@@ -3,8 +3,9 @@
  * forward and backward.
  *
  * Forward: mean and variance per row (two passes, double accumulation, so a
- * row with a large common offset keeps its precision), out = (x - mean) *
- * rstd * weight + bias; mean[N] and rstd[N] are saved.
+ * row with a large common offset keeps its precision; `omp simd` lets the
+ * sums run in several lanes, a single chain was ~2% of a GPT-2 prompt),
+ * out = (x - mean) * rstd * weight + bias; mean[N] and rstd[N] are saved.
  * Backward (xhat = (x - mean) rstd, g = dout * weight):
  *   dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)),
  *   dweight += sum_n dout * xhat,  dbias += sum_n dout.
@@ -21,17 +22,22 @@ void LAYER_FN(cllm_layernorm_forward)(real *out, real *mean, real *rstd, const r
         const real *x = inp + (size_t)n * C;
         real *o = out + (size_t)n * C;
         double s = 0;
+#pragma omp simd reduction(+ : s)
         for (int c = 0; c < C; c++) s += x[c];
         real m = (real)(s / C);
         double v = 0;
+#pragma omp simd reduction(+ : v)
         for (int c = 0; c < C; c++) {
             double d = (double)(x[c] - m);
             v += d * d;
         }
         real rs = (real)(1.0 / sqrt(v / C + (double)eps));
-        for (int c = 0; c < C; c++) {
-            real y = (x[c] - m) * rs * weight[c];
-            o[c] = bias ? y + bias[c] : y;
+        if (bias) {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = (x[c] - m) * rs * weight[c] + bias[c];
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = (x[c] - m) * rs * weight[c];
         }
         mean[n] = m;
         rstd[n] = rs;

@@ -9,6 +9,6 @@
 #include "layer_real.h"
 
 void LAYER_FN(cllm_residual_forward)(real *out, const real *a, const real *b, size_t N) {
-#pragma omp parallel for schedule(static) if (N >= LAYER_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (N >= LAYER_PAR_MIN)
     for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
 }

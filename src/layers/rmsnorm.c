@@ -17,8 +17,10 @@ void LAYER_FN(cllm_rmsnorm_forward)(real *out, real *rstd, const real *inp, cons
         const real *x = inp + (size_t)n * C;
         real *o = out + (size_t)n * C;
         double ss = 0;
+#pragma omp simd reduction(+ : ss) /* several lanes: one chain of adds was the layer's cost */
         for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
         real rs = (real)(1.0 / sqrt(ss / C + (double)eps));
+#pragma omp simd
         for (int c = 0; c < C; c++) o[c] = x[c] * rs * weight[c];
         rstd[n] = rs;
     }

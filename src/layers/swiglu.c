@@ -26,8 +26,10 @@ void LAYER_FN(cllm_swiglu_forward)(real *out, const real *inp, int N, int H) {
         real th[SWIGLU_CHUNK];
         for (int i0 = 0; i0 < H; i0 += SWIGLU_CHUNK) {
             const int len = H - i0 < SWIGLU_CHUNK ? H - i0 : SWIGLU_CHUNK;
+#pragma omp simd
             for (int i = 0; i < len; i++) th[i] = R(0.5) * gate[i0 + i];
             LAYER_VTANH(th, th, (size_t)len);
+#pragma omp simd
             for (int i = 0; i < len; i++) o[i0 + i] = gate[i0 + i] * R(0.5) * (R(1) + th[i]) * up[i0 + i];
         }
     }

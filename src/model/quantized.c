@@ -532,8 +532,11 @@ void model_infer_linear(cllm_model *m, int l, int role, float *out, const float 
     const model_qmat *v = l < 0 ? &m->qw->output : &m->qw->layer[(size_t)l * QM_LAYER_COUNT + (size_t)role];
     qmat_forward(m->qw, v, out, in, n, IC, OC);
     if (bias)
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < OC; j++) out[(size_t)i * OC + j] += bias[j];
+        for (int i = 0; i < n; i++) {
+            float *o = out + (size_t)i * OC;
+#pragma omp simd
+            for (int j = 0; j < OC; j++) o[j] += bias[j]; /* left scalar at -O2 without the pragma */
+        }
     if (m->lora) model_lora_forward(m, l, role, out, in, n, 0); /* adapters loaded at inference */
 }
 
