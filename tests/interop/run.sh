@@ -21,7 +21,10 @@ cc -std=c11 -O2 -D_GNU_SOURCE -fopenmp -Iinclude tests/interop/make_models.c "$b
 "$out/make_models" "$out"
 cc -std=c11 -O2 -D_GNU_SOURCE -Iinclude tests/interop/quant_ref.c "$build/libcllm.a" -ldl -lm -o "$out/quant_ref"
 cd tests/interop
-[ -d node_modules/node-llama-cpp ] || npm ci --no-audit --no-fund --ignore-scripts >/dev/null
+# `npm install` (pinned by package-lock.json), not `npm ci`: npm 11 wants the
+# lock to list every platform's optional prebuilt package, and the registry
+# this project reaches does not serve the mac/win/riscv ones, so ci refuses
+[ -d node_modules/node-llama-cpp ] || npm install --no-audit --no-fund --ignore-scripts >/dev/null
 set +e
 lib=$(ls node_modules/@node-llama-cpp/linux-x64/bins/*/libggml-base.so | head -n 1)
 "$out/quant_ref" "$lib" | tee "$out/quant.log"
