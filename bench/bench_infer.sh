@@ -21,7 +21,10 @@
 #     (bench_infer bw: pre-faulted 1 GiB, AVX-512 loads, 90th percentile of
 #     16 MiB slices, 1 and 2 threads) = the tokens/s a memory-bound decoder
 #     can reach; cllm_tg_vs_roofline = measured tg64 / that;
-#   - load average before and after (the 2 cores are shared; rerun when busy).
+#   - load average before and after (the 2 cores are shared; rerun when busy);
+#   - BF16_PROMPT=own|onednn is passed to bench_infer (the route of bf16
+#     prompt products); rows that ran oneDNN's bf16 matmul name its kernel
+#     ("brg:avx512_core_amx" on AMX) in bf16_onednn_kernel.
 # Output: $OUT (default bench/results/infer.json) and stdout.
 # llama-bench: $LLAMA_BENCH, else /tmp/llama-src/build/bin/llama-bench (built
 # from node-llama-cpp's llama.cpp bundle: see docs in bench/README or the
@@ -76,6 +79,8 @@ keys = ["pp128", "pp512", "tg64"] + [k for k in ("tg64_depth_kv_f32", "tg64_dept
 row = {"model": preset, "type": typ, "threads": int(th), "cllm": {k: c[k] for k in keys},
        "decode_weight_bytes": c["decode_weight_bytes"], "decode_kv_bytes": c["decode_kv_bytes"],
        "llama_cpp": None, "ratio": None}
+if c.get("bf16_onednn_kernel", "none") != "none":  # BF16_PROMPT=onednn, or auto on a CPU with AMX
+    row["bf16_onednn_kernel"] = c["bf16_onednn_kernel"]
 if "depth" in c:
     row["depth"] = c["depth"]
     row["decode_kv_bytes_depth"] = {"f32": c["decode_kv_bytes_depth_f32"], "q8_0": c["decode_kv_bytes_depth_q8_0"]}

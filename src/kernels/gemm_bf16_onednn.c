@@ -7,9 +7,10 @@
  * llama.cpp do for bf16 weights), hand the weights to oneDNN where they lie
  * (the file layout: rows of K, described as a K x N matrix with strides
  * {1, row}), and run a matmul with an f32 result, f32 accumulation. oneDNN
- * picks its kernel from the CPU at run time: AMX tiles (brg:avx512_core_amx,
- * requesting the tile-data permission from Linux itself) where the CPU and
- * the kernel offer them, else AVX512-BF16 (brg:avx512_core_bf16, the
+ * picks its kernel from the CPU at run time: AMX tiles (brg:avx512_core_amx;
+ * Debian's libdnnl 2.6 asks Linux for the tile-data permission itself, its
+ * amx::is_available calls arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)) where
+ * the CPU and the kernel offer them, else AVX512-BF16 (brg:avx512_core_bf16, the
  * project machine: ~220 GFLOP/s per core against ~110 for fp32), else
  * AVX-512 emulation; below AVX-512 it has no bf16 matmul and the call
  * reports 0 so the caller takes its own route. Primitives are cached per
