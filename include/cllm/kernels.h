@@ -37,7 +37,8 @@ enum {
     CLLM_CPU_AVX512 = 1u << 1,   /* AVX-512 F/BW/VL/DQ */
     CLLM_CPU_AVX512_BF16 = 1u << 2,
     CLLM_CPU_AVX512_VNNI = 1u << 3,
-    CLLM_CPU_AMX = 1u << 4,      /* AMX tile + bf16 (CPUID only; not requested) */
+    CLLM_CPU_AMX = 1u << 4,      /* AMX-TILE + AMX-BF16, tile data permitted by the OS */
+    CLLM_CPU_AMX_INT8 = 1u << 5, /* AMX-TILE + AMX-INT8, same permission */
 };
 
 typedef enum {

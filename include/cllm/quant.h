@@ -14,8 +14,9 @@
  * unit on exact ties, which does not matter for activations.
  *
  * Implementations: a plain scalar reference (ground truth for tests), AVX2
- * (maddubs), AVX-512BW (maddubs, two blocks per register) and AVX-512 VNNI
- * (vpdpbusd), chosen once at run time from the CPU features in
+ * (maddubs), AVX-512BW (maddubs, two blocks per register), AVX-512 VNNI
+ * (vpdpbusd) and AMX (VNNI's table with the x16 prompt products on AMX-INT8
+ * tiles), chosen once at run time from the CPU features in
  * cllm_kernels_get(); CLLM_KERNELS=reference forces the reference. Integer
  * sums inside a block are exact in every path, so the paths differ from the
  * reference only by the order of the float accumulation over blocks.
@@ -37,6 +38,7 @@ typedef enum {
     CLLM_QUANT_AVX2,        /* AVX2 + FMA + F16C */
     CLLM_QUANT_AVX512,      /* AVX-512 F/BW/VL/DQ */
     CLLM_QUANT_AVX512_VNNI, /* + VNNI (vpdpbusd) for the integer dots */
+    CLLM_QUANT_AMX,         /* + AMX-INT8 tiles for x16 products of 16+ tokens (quant_amx.c) */
     CLLM_QUANT_COUNT
 } cllm_quant_backend;
 
@@ -45,7 +47,7 @@ typedef enum {
  * rows in the file layout (unaligned is fine). */
 typedef struct {
     cllm_quant_backend backend;
-    const char *name; /* "reference", "avx2", "avx512", "avx512_vnni" */
+    const char *name; /* "reference", "avx2", "avx512", "avx512_vnni", "amx" */
     /* y: n/32 q8_0 blocks from x[n] (activation quantizer above). */
     void (*quantize_q8_0)(const float *x, void *y, int64_t n);
     float (*dot_q8_0_q8_0)(const void *w, const void *xq, int64_t n);

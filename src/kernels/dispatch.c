@@ -3,7 +3,8 @@
  * control.
  *
  * Does: detect features once (CPUID plus XGETBV, so a feature the OS does not
- * save in its context counts as absent), pick each primitive's implementation
+ * save in its context counts as absent; AMX also needs Linux's permission,
+ * requested here), pick each primitive's implementation
  * once (CLLM_KERNELS=reference forces the scalar ones), set the OpenMP thread
  * count shared with oneDNN.
  * Does not: run any kernel itself, or change OpenMP's wait policy (libgomp
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cllm/kernels.h"
@@ -49,7 +51,13 @@ static unsigned dispatch_detect(void) {
         if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
             feat |= CLLM_CPU_AVX512_BF16;
     }
-    if (os_amx && ((d7 >> 24) & 1) && ((d7 >> 22) & 1)) feat |= CLLM_CPU_AMX;
+    /* AMX tile data is a dynamically enabled state: Linux (5.16+) faults its first use unless the
+     * process asked for it (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18) */
+    if (os_amx && ((d7 >> 24) & 1) && (feat & CLLM_CPU_AVX512) &&
+        syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0) {
+        if ((d7 >> 22) & 1) feat |= CLLM_CPU_AMX;
+        if ((d7 >> 25) & 1) feat |= CLLM_CPU_AMX_INT8;
+    }
     return feat;
 }
 
@@ -109,7 +117,7 @@ void cllm_kernels_features_string(char *buf, size_t cap) {
     static const struct { unsigned bit; const char *name; } names[] = {
         {CLLM_CPU_AVX2, "avx2"}, {CLLM_CPU_AVX512, "avx512"},
         {CLLM_CPU_AVX512_BF16, "avx512_bf16"}, {CLLM_CPU_AVX512_VNNI, "avx512_vnni"},
-        {CLLM_CPU_AMX, "amx"}};
+        {CLLM_CPU_AMX, "amx_bf16"}, {CLLM_CPU_AMX_INT8, "amx_int8"}};
     unsigned feat = cllm_kernels_get()->cpu_features;
     size_t used = 0;
     if (cap == 0) return;

@@ -153,6 +153,13 @@ static void tables_init(void) {
                 tables[b].gemm_x16_bf16 = cllm_quant_gemm_x16_bf16_avx512;
                 tables[b].round_bf16 = cllm_quant_round_bf16_avx512;
             }
+        if ((f & CLLM_CPU_AVX512_VNNI) && (f & CLLM_CPU_AMX_INT8)) { /* VNNI's table, prompts on tiles */
+            tables[CLLM_QUANT_AMX] = tables[CLLM_QUANT_AVX512_VNNI];
+            tables[CLLM_QUANT_AMX].backend = CLLM_QUANT_AMX;
+            tables[CLLM_QUANT_AMX].name = "amx";
+            tables[CLLM_QUANT_AMX].gemm_x16 = cllm_quant_gemm_x16_amx;
+            available[CLLM_QUANT_AMX] = 1;
+        }
     }
     best = CLLM_QUANT_REFERENCE;
     if (!kt->reference)

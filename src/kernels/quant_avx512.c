@@ -606,8 +606,9 @@ static void x16_q8_panel(const x16_job *j, const uint8_t *Pg, int g, int t, int 
               j->corr + (size_t)t * j->nb, j->out + (size_t)t * j->ld_out + (size_t)g * 16, j->ld_out);
 }
 
-static void vnni_gemm_x16(uint32_t type, const void *P, int groups, int64_t K, const void *xq, size_t xq_stride,
-                          const float *dy, const int32_t *corr, int n, float *out, size_t ld_out) {
+void cllm_quant_gemm_x16_vnni_avx512(uint32_t type, const void *P, int groups, int64_t K, const void *xq,
+                                     size_t xq_stride, const float *dy, const int32_t *corr, int n, float *out,
+                                     size_t ld_out) {
     const int q4 = type == CLLM_GGML_Q4_0;
     const int64_t nb = K / 32;
     const size_t gs = ((size_t)nb * 32 + 63) / 64 * 64 + (size_t)nb * (q4 ? 256 : 512);
@@ -747,5 +748,5 @@ void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
     t->dequant_f16 = avx512_dequant_f16;
     t->dequant_bf16 = avx512_dequant_bf16;
     t->gemm_q8 = vnni ? vnni_gemm_q8 : bw_gemm_q8;
-    t->gemm_x16 = vnni ? vnni_gemm_x16 : NULL;
+    t->gemm_x16 = vnni ? cllm_quant_gemm_x16_vnni_avx512 : NULL;
 }

@@ -1,6 +1,6 @@
 /*
  * quant_internal.h: how quant.c fills its dispatch tables from the per-ISA
- * files (quant_avx2.c, quant_avx512.c). Private to src/kernels/.
+ * files (quant_avx2.c, quant_avx512.c, quant_amx.c). Private to src/kernels/.
  */
 #ifndef CLLM_QUANT_INTERNAL_H
 #define CLLM_QUANT_INTERNAL_H
@@ -17,5 +17,13 @@ void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni);
 void cllm_quant_gemm_x16_bf16_avx512(const void *P, int groups, int64_t K, const uint16_t *xb, int n, float *out,
                                      size_t ld_out);
 void cllm_quant_round_bf16_avx512(const float *x, uint16_t *y, int64_t n);
+/* quant.h's gemm_x16 on VNNI (quant_avx512.c), and on AMX-INT8 tiles for
+ * full 16-token tiles with the VNNI kernel for the rest (quant_amx.c; only
+ * on CPUs with AMX-INT8 and the OS permission). Same results, same contract. */
+void cllm_quant_gemm_x16_vnni_avx512(uint32_t type, const void *P, int groups, int64_t K, const void *xq,
+                                     size_t xq_stride, const float *dy, const int32_t *corr, int n, float *out,
+                                     size_t ld_out);
+void cllm_quant_gemm_x16_amx(uint32_t type, const void *P, int groups, int64_t K, const void *xq, size_t xq_stride,
+                             const float *dy, const int32_t *corr, int n, float *out, size_t ld_out);
 
 #endif
