@@ -178,9 +178,9 @@ static int cmd_run(const char *path, int threads, int depth) {
     /* tokens at positions 16..79 read 17..80 cached rows: 48.5 on average */
     printf("{\"file\": \"%s\", \"threads\": %d, \"pp128\": %.2f, \"pp512\": %.2f, \"tg64\": %.2f, "
            "\"decode_weight_bytes\": %zu, \"decode_kv_bytes\": %.0f, \"kernels\": \"%s\", \"kv_attn_q8_0\": \"%s\", "
-           "\"bf16_onednn_kernel\": \"%s\"",
+           "\"quant_kernels\": \"%s\", \"bf16_onednn_kernel\": \"%s\"",
            path, threads, pp[0], pp[1], tg, wbytes, kv_read_bytes(&cfg, CLLM_GGML_F32, 48.5), cllm_kernels_vec_name(),
-           cllm_kv_attend_name(), cllm_quant_bf16_onednn_impl());
+           cllm_kv_attend_name(), cllm_quant_kernels_get()->name, cllm_quant_bf16_onednn_impl());
     if (depth > 0) {
         const double f = tg64_at_depth(path, depth, CLLM_GGML_F32, &err);
         if (f < 0) return die(&err);

@@ -79,6 +79,7 @@ keys = ["pp128", "pp512", "tg64"] + [k for k in ("tg64_depth_kv_f32", "tg64_dept
 row = {"model": preset, "type": typ, "threads": int(th), "cllm": {k: c[k] for k in keys},
        "decode_weight_bytes": c["decode_weight_bytes"], "decode_kv_bytes": c["decode_kv_bytes"],
        "llama_cpp": None, "ratio": None}
+row["cllm_kernels"] = {"vec": c["kernels"], "quant": c.get("quant_kernels")}  # "amx" on CPUs with AMX-INT8
 if c.get("bf16_onednn_kernel", "none") != "none":  # BF16_PROMPT=onednn, or auto on a CPU with AMX
     row["bf16_onednn_kernel"] = c["bf16_onednn_kernel"]
 if "depth" in c:
