@@ -479,6 +479,20 @@ static void test_quant_gemm_x16_matches_reference(void) {
  * accumulators), a strided output; and the packed bytes. The same for
  * oneDNN's bf16 matmul on the file layout (the AMX route), with rows
  * further apart than their bytes. */
+/* Outputs of the first `run` rows (of `rows` in want/mag) off the exact
+ * products beyond f32 summation order; *pad: cells past them written. */
+static int bf16_wrong(const float *got, const float *want, const double *mag, int n, int run, int rows, size_t ldo,
+                      int *pad) {
+    int bad = 0;
+    *pad = 0;
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < run; i++)
+            bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <= 1e-5 * mag[(size_t)t * rows + i] + 1e-30);
+        for (size_t i = (size_t)run; i < ldo; i++) *pad += got[(size_t)t * ldo + i] != -12345.0f;
+    }
+    return bad;
+}
+
 static void test_quant_bf16_products_match_reference(void) {
     cllm_rng r;
     cllm_rng_seed(&r, 18);
@@ -523,13 +537,7 @@ static void test_quant_bf16_products_match_reference(void) {
             tested++;
             for (size_t i = 0; i < (size_t)n * ldo; i++) got[i] = -12345.0f;
             cllm_quant_gemm_x16_bf16(k, P, groups, K, x, n, got, ldo);
-            int bad = 0, pad = 0;
-            for (int t = 0; t < n; t++) {
-                for (int i = 0; i < rows; i++)
-                    bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <=
-                             1e-5 * mag[(size_t)t * rows + i] + 1e-30);
-                for (size_t i = (size_t)rows; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
-            }
+            int pad, bad = bf16_wrong(got, want, mag, n, rows, rows, ldo, &pad);
             CHECK(bad == 0 && pad == 0, "gemm_x16_bf16 %s groups=%d n=%d K=%d: %d wrong, %d padding written", k->name,
                   groups, n, K, bad, pad);
         }
@@ -540,13 +548,7 @@ static void test_quant_bf16_products_match_reference(void) {
             const int rows_run = rows - (sh == 1); /* not a multiple of 16 */
             if (!cllm_quant_gemm_bf16_onednn(k, wb, rb, rows_run, K, x, n, got, ldo)) continue;
             onednn_ran++;
-            int bad = 0, pad = 0;
-            for (int t = 0; t < n; t++) {
-                for (int i = 0; i < rows_run; i++)
-                    bad += !(fabs(got[(size_t)t * ldo + i] - want[(size_t)t * ldo + i]) <=
-                             1e-5 * mag[(size_t)t * rows + i] + 1e-30);
-                for (size_t i = (size_t)rows_run; i < ldo; i++) pad += got[(size_t)t * ldo + i] != -12345.0f;
-            }
+            int pad, bad = bf16_wrong(got, want, mag, n, rows_run, rows, ldo, &pad);
             CHECK(bad == 0 && pad == 0, "bf16 oneDNN (%s rounding) rows=%d n=%d K=%d: %d wrong, %d past the rows written",
                   k->name, rows_run, n, K, bad, pad);
         }

@@ -46,6 +46,14 @@ typedef struct {
 } amx_tilecfg;
 
 #define AMX_TOK 16 /* tokens per A / C tile */
+
+/* dst[16][16] int32 = A tile a x B tile b, through C tile c. */
+#define AMX_X16_PRODUCT(c, a, b, dst) \
+    do {                              \
+        AMX_ZERO(c);                  \
+        AMX_DPBSUD(c, a, b);          \
+        AMX_STORE(c, dst, 64);        \
+    } while (0)
 #endif
 
 #ifdef AMX_X16_FN /* included only for the types above when not defined */
@@ -89,25 +97,11 @@ static void AMX_X16_FN(uint32_t type, const void *Pv, int groups, int64_t K, con
                     if (gi == 0) AMX_LOAD(2, q, 64);
                     else AMX_LOAD(3, q, 64);
                 }
-                /* tile numbers are immediates: the four products written out */
-                AMX_ZERO(4);
-                AMX_DPBSUD(4, 0, 2);
-                AMX_STORE(4, c[0], 64);
-                if (ng > 1) {
-                    AMX_ZERO(5);
-                    AMX_DPBSUD(5, 0, 3);
-                    AMX_STORE(5, c[1], 64);
-                }
-                if (nt > 1) {
-                    AMX_ZERO(6);
-                    AMX_DPBSUD(6, 1, 2);
-                    AMX_STORE(6, c[2], 64);
-                    if (ng > 1) {
-                        AMX_ZERO(7);
-                        AMX_DPBSUD(7, 1, 3);
-                        AMX_STORE(7, c[3], 64);
-                    }
-                }
+                /* C tile 4 + 2 ti + gi = token tile ti x group gi (tile numbers are immediates) */
+                AMX_X16_PRODUCT(4, 0, 2, c[0]);
+                if (ng > 1) AMX_X16_PRODUCT(5, 0, 3, c[1]);
+                if (nt > 1) AMX_X16_PRODUCT(6, 1, 2, c[2]);
+                if (nt > 1 && ng > 1) AMX_X16_PRODUCT(7, 1, 3, c[3]);
                 for (int gi = 0; gi < ng; gi++) {
                     const uint8_t *S = P + (size_t)(g0 + gi) * gs;
                     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(S + 32 * b)));
