@@ -1,6 +1,6 @@
 /*
- * test_kv_cache.c: the optional q8_0 KV cache (cllm_model_options.kv_type)
- * against the f32 cache: decode logits for learned-position MHA and
+ * test_kv_cache.c: the optional q8_0 and f16 KV caches
+ * (cllm_model_options.kv_type) against the f32 cache: decode logits for learned-position MHA and
  * RoPE/SwiGLU GQA and MQA shapes, a prompt fed in chunks (GEMM path) against one
  * token at a time, two slots decoded as one batch, rewinding a slot,
  * perplexity/KL of a q8_0-cache model against its f32-cache twin, the
@@ -111,10 +111,12 @@ static int decode_steps(cllm_model *m, const int32_t *t, int n, float *out) {
  * score errors through exp(), and random weights give small logits so the
  * relative measure is harsh. Measured: 3.0% (learned MHA), 2.5% (RoPE
  * GQA) and 1.6% (MQA) at the worst position; the KL test below
- * shows what it costs. */
-static void q8_close_to_f32(const char *preset) {
+ * shows what it costs. f16 rounds each K/V value by at most 2^-11
+ * relative (the query stays f32): bound 0.6%, a tenth of q8_0's. */
+static void cache_close_to_f32(const char *preset, int kv_type, double bound) {
     cllm_model_config c = shape(preset);
-    cllm_model *f = make(&c, CLLM_GGML_F32, 1, 16), *q = make(&c, CLLM_GGML_Q8_0, 1, 16);
+    cllm_model *f = make(&c, CLLM_GGML_F32, 1, 16), *q = make(&c, kv_type, 1, 16);
+    const char *tn = cllm_ggml_type_name((uint32_t)kv_type);
     CHECK(f && q, "create %s", preset);
     enum { N = 48 };
     int32_t t[N];
@@ -126,9 +128,9 @@ static void q8_close_to_f32(const char *preset) {
             double d = max_diff(lq + (size_t)i * V, lf + (size_t)i * V, V, &scale);
             if (d / scale > worst) worst = d / scale;
         }
-        fprintf(stderr, "  %s: q8_0 vs f32 cache, worst relative logit difference %.3g\n", preset, worst);
-        CHECK(worst <= 0.06, "%s: q8_0 logits differ by %.3g of the logit scale (bound 0.06)", preset, worst);
-        CHECK(worst > 0, "%s: q8_0 logits are bit-identical to f32: the cache is not quantized", preset);
+        fprintf(stderr, "  %s: %s vs f32 cache, worst relative logit difference %.3g\n", preset, tn, worst);
+        CHECK(worst <= bound, "%s: %s logits differ by %.3g of the logit scale (bound %g)", preset, tn, worst, bound);
+        CHECK(worst > 0, "%s: %s logits are bit-identical to f32: the cache is not rounded", preset, tn);
     } else {
         CHECK(0, "decode %s", preset);
     }
@@ -138,18 +140,25 @@ static void q8_close_to_f32(const char *preset) {
     cllm_model_destroy(q);
 }
 
-static void test_kv_cache_q8_learned_mha_close_to_f32(void) { q8_close_to_f32("tiny-gpt2"); }
-static void test_kv_cache_q8_rope_gqa_close_to_f32(void) { q8_close_to_f32("tiny-llama"); }
-static void test_kv_cache_q8_rope_mqa_close_to_f32(void) { q8_close_to_f32("tiny-llama-mqa"); }
+static void test_kv_cache_q8_learned_mha_close_to_f32(void) { cache_close_to_f32("tiny-gpt2", CLLM_GGML_Q8_0, 0.06); }
+static void test_kv_cache_q8_rope_gqa_close_to_f32(void) { cache_close_to_f32("tiny-llama", CLLM_GGML_Q8_0, 0.06); }
+static void test_kv_cache_q8_rope_mqa_close_to_f32(void) { cache_close_to_f32("tiny-llama-mqa", CLLM_GGML_Q8_0, 0.06); }
+static void test_kv_cache_f16_close_to_f32(void) {
+    cache_close_to_f32("tiny-gpt2", CLLM_GGML_F16, 0.006);
+    cache_close_to_f32("tiny-llama", CLLM_GGML_F16, 0.006);
+    cache_close_to_f32("tiny-llama-mqa", CLLM_GGML_F16, 0.006);
+}
 
 /* A 40-token prompt fed in chunks of 16, 16, 8 (dequantize + GEMM) gives the
  * same last-token logits as feeding it one token at a time (integer dots
  * with a q8_0 query), within 1% of the logit scale: both read the same
  * stored blocks, they differ only by the query's q8_0 rounding (<= 0.4%) and
- * summation order. Then one more decoded token after the chunks also agrees. */
-static void chunked(const char *preset) {
+ * summation order. Then one more decoded token after the chunks also agrees.
+ * f16: both paths multiply the f32 query with the same widened values, so
+ * summation order alone (1e-4). */
+static void chunked(const char *preset, int kv_type, double tol) {
     cllm_model_config c = shape(preset);
-    cllm_model *a = make(&c, CLLM_GGML_Q8_0, 1, 16), *b = make(&c, CLLM_GGML_Q8_0, 1, 16);
+    cllm_model *a = make(&c, kv_type, 1, 16), *b = make(&c, kv_type, 1, 16);
     CHECK(a && b, "create %s", preset);
     enum { N = 41 };
     int32_t t[N];
@@ -165,10 +174,10 @@ static void chunked(const char *preset) {
         if (ok) {
             memcpy(last, lg + 7 * V, sizeof last); /* all_logits: row 7 is position 39 */
             double scale, d = max_diff(last, steps + 39 * V, V, &scale);
-            CHECK(d <= 0.01 * scale, "%s: chunked vs stepwise differ by %.3g (scale %.3g)", preset, d, scale);
+            CHECK(d <= tol * scale, "%s: chunked vs stepwise differ by %.3g (scale %.3g)", preset, d, scale);
             CHECK(cllm_model_decode(b, 0, t + 40, 1, 40, 0, &lg, &err) == CLLM_OK, "%s", err.msg);
             d = max_diff(lg, steps + 40 * V, V, &scale);
-            CHECK(d <= 0.01 * scale, "%s: token after chunks differs by %.3g (scale %.3g)", preset, d, scale);
+            CHECK(d <= tol * scale, "%s: token after chunks differs by %.3g (scale %.3g)", preset, d, scale);
         }
     } else {
         CHECK(0, "stepwise decode %s", preset);
@@ -179,17 +188,23 @@ static void chunked(const char *preset) {
 }
 
 static void test_kv_cache_q8_chunked_prompt_matches_stepwise(void) {
-    chunked("tiny-gpt2");
-    chunked("tiny-llama");
+    chunked("tiny-gpt2", CLLM_GGML_Q8_0, 0.01);
+    chunked("tiny-llama", CLLM_GGML_Q8_0, 0.01);
+}
+
+static void test_kv_cache_f16_chunked_prompt_matches_stepwise(void) {
+    chunked("tiny-gpt2", CLLM_GGML_F16, 1e-4);
+    chunked("tiny-llama", CLLM_GGML_F16, 1e-4);
 }
 
 /* Two slots with prompts of different lengths, then three steps decoded as
  * one batch (cllm_model_decode_batch) equal the same steps decoded slot by
  * slot on a twin model: same stored blocks and the same quantized queries,
- * so only GEMM vs mat-vec rounding differs (1e-4 of the logit scale). */
-static void test_kv_cache_q8_two_slots_batch_matches_single(void) {
+ * so only GEMM vs mat-vec rounding differs (1e-4 of the logit scale). The
+ * same for the f16 cache. */
+static void two_slots_batch(int kv_type) {
     cllm_model_config c = shape("tiny-llama");
-    cllm_model *a = make(&c, CLLM_GGML_Q8_0, 2, 8), *b = make(&c, CLLM_GGML_Q8_0, 2, 8);
+    cllm_model *a = make(&c, kv_type, 2, 8), *b = make(&c, kv_type, 2, 8);
     CHECK(a && b, "create");
     if (!a || !b) goto done;
     cllm_error err;
@@ -218,6 +233,9 @@ done:
     cllm_model_destroy(a);
     cllm_model_destroy(b);
 }
+
+static void test_kv_cache_q8_two_slots_batch_matches_single(void) { two_slots_batch(CLLM_GGML_Q8_0); }
+static void test_kv_cache_f16_two_slots_batch_matches_single(void) { two_slots_batch(CLLM_GGML_F16); }
 
 /* Rewinding a slot to position 10 and decoding other tokens from there gives
  * the logits of a fresh slot fed the same tokens (prefix reuse in the
@@ -255,10 +273,11 @@ static void test_kv_cache_q8_rewind_equals_fresh(void) {
 /* Perplexity of 4 chunks of 32 tokens with a q8_0 cache against the same
  * weights with an f32 cache (the f32 model as the KL base): perplexity
  * within 1% and mean KL under 1e-3 nats. Random text on random weights is
- * a harsh case (nothing is predictable, every logit matters). */
-static void test_kv_cache_q8_perplexity_close_to_f32(void) {
+ * a harsh case (nothing is predictable, every logit matters). f16: within
+ * 0.1% and 1e-5 nats. */
+static void perplexity_close_to_f32(int kv_type, double ppl_rel, double kl_max) {
     cllm_model_config c = shape("tiny-llama");
-    cllm_model *f = make(&c, CLLM_GGML_F32, 1, 32), *q = make(&c, CLLM_GGML_Q8_0, 1, 32);
+    cllm_model *f = make(&c, CLLM_GGML_F32, 1, 32), *q = make(&c, kv_type, 1, 32);
     CHECK(f && q, "create");
     if (f && q) {
         int32_t t[128];
@@ -266,14 +285,17 @@ static void test_kv_cache_q8_perplexity_close_to_f32(void) {
         cllm_perplexity_result r;
         cllm_error err;
         CHECK(cllm_perplexity_eval(q, f, t, 128, 32, &r, &err) == CLLM_OK, "%s", err.msg);
-        fprintf(stderr, "  ppl q8_0 %.4f f32 %.4f, KL mean %.3g max %.3g, top-1 agree %.3f\n", r.ppl, r.base_ppl,
-                r.kl_mean, r.kl_max, r.top1_agree);
-        CHECK_NEAR(r.ppl, r.base_ppl, 0, 0.01, "q8_0-cache perplexity vs f32 (1%)");
-        CHECK(r.kl_mean < 1e-3 && r.kl_mean >= 0, "KL mean %.3g", r.kl_mean);
+        fprintf(stderr, "  ppl %s %.4f f32 %.4f, KL mean %.3g max %.3g, top-1 agree %.3f\n",
+                cllm_ggml_type_name((uint32_t)kv_type), r.ppl, r.base_ppl, r.kl_mean, r.kl_max, r.top1_agree);
+        CHECK_NEAR(r.ppl, r.base_ppl, 0, ppl_rel, "cache perplexity vs f32");
+        CHECK(r.kl_mean < kl_max && r.kl_mean >= 0, "KL mean %.3g (bound %g)", r.kl_mean, kl_max);
     }
     cllm_model_destroy(f);
     cllm_model_destroy(q);
 }
+
+static void test_kv_cache_q8_perplexity_close_to_f32(void) { perplexity_close_to_f32(CLLM_GGML_Q8_0, 0.01, 1e-3); }
+static void test_kv_cache_f16_perplexity_close_to_f32(void) { perplexity_close_to_f32(CLLM_GGML_F16, 1e-3, 1e-5); }
 
 /* K and V take 34 bytes per 32 values instead of 128: exactly 128/34 =
  * 3.76x less, for any shape; the estimate equals what create allocates
@@ -297,11 +319,15 @@ static void test_kv_cache_q8_memory_3_76x_smaller(void) {
         CHECK_NEAR((double)mf.kv_store_bytes / (double)mq.kv_store_bytes, 128.0 / 34.0, 1e-12, 0,
                    "K+V ratio (exact block arithmetic)");
         CHECK(mq.kv_cache_bytes < mf.kv_cache_bytes && mq.total_bytes < mf.total_bytes, "%s: totals", presets[i]);
+        cllm_model_memory mh;
+        o.kv_type = CLLM_GGML_F16;
+        CHECK(cllm_model_memory_estimate(&c, &o, &mh, &err) == CLLM_OK, "%s", err.msg);
+        CHECK(mh.kv_store_bytes == (size_t)(per_row * 2), "%s: f16 K+V %zu bytes", presets[i], mh.kv_store_bytes);
     }
 }
 
-/* kv_type other than f32/q8_0 and a q8_0 cache on a head size that is not
- * a multiple of 32 are refused with the field named. */
+/* kv_type other than f32/f16/q8_0 and a q8_0 cache on a head size that is
+ * not a multiple of 32 are refused with the field named; f16 takes any. */
 static void test_kv_cache_q8_option_checks(void) {
     cllm_model_config c;
     cllm_error err;
@@ -318,6 +344,9 @@ static void test_kv_cache_q8_option_checks(void) {
           err.msg);
     cllm_model_memory mem;
     CHECK(cllm_model_memory_estimate(&c, &o, &mem, &err) == CLLM_ERR_ARG, "estimate accepted HS 8");
+    o.kv_type = CLLM_GGML_F16; /* any head size */
+    CHECK(cllm_model_create(&c, &o, &m, &err) == CLLM_OK && m, "f16 cache on HS 8: %s", err.msg);
+    cllm_model_destroy(m);
 }
 
 /* Random q8_0 rows: n positions of `heads` heads of HS values, row stride
@@ -386,6 +415,62 @@ static void test_kv_cache_attend_kernel_matches_reference(void) {
         }
 }
 
+/* f16 rows for head sizes 8..200 (200: not a multiple of 16, the SIMD
+ * fallback; 8: AVX2 only) and ragged position counts, head 1 of a 3-head
+ * row: (1) the reference equals attention in double on the widened rows
+ * with the f32 query (1e-5 relative), (2) the AVX-512 and AVX2 kernels,
+ * where this CPU has them, equal the reference to 1e-5 of the output's
+ * scale (summation order only). */
+static void test_kv_cache_attend_f16_kernel_matches_reference(void) {
+    const int hs_list[] = {8, 64, 128, 200, 256}, n_list[] = {1, 2, 17, 100};
+    cllm_kv_attend_fn simds[2] = {cllm_kv_attend_f16_avx512_get(), cllm_kv_attend_f16_avx2_get()};
+    cllm_rng r;
+    cllm_rng_seed(&r, 41);
+    for (int a = 0; a < 5; a++)
+        for (int c = 0; c < 4; c++) {
+            const int HS = hs_list[a], n = n_list[c], W = 3 * HS;
+            const size_t rowb = (size_t)W * 2, hoff = (size_t)HS * 2; /* head 1 */
+            uint16_t *k = malloc(rowb * n), *v = malloc(rowb * n);
+            float *q = malloc(sizeof(float) * HS), *out = malloc(sizeof(float) * HS), *out2 = malloc(sizeof(float) * HS);
+            float *sc = malloc(sizeof(float) * n);
+            double *p = malloc(sizeof(double) * n);
+            for (int i = 0; i < W * n; i++) {
+                k[i] = cllm_fp32_to_fp16(cllm_rng_float(&r) * 4.0f - 2.0f);
+                v[i] = cllm_fp32_to_fp16(cllm_rng_float(&r) * 4.0f - 2.0f);
+            }
+            for (int d = 0; d < HS; d++) q[d] = cllm_rng_float(&r) * 4.0f - 2.0f;
+            const float scale = 1.0f / sqrtf((float)HS);
+            const uint8_t *kh = (const uint8_t *)k + hoff, *vh = (const uint8_t *)v + hoff;
+            cllm_kv_attend_f16_reference(out, sc, q, kh, vh, rowb, n, HS, scale);
+            double mx = -INFINITY, sum = 0, worst = 0, size = 0;
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int d = 0; d < HS; d++) s += (double)q[d] * cllm_fp16_to_fp32(k[(size_t)j * W + HS + d]);
+                p[j] = s * scale;
+                if (p[j] > mx) mx = p[j];
+            }
+            for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+            for (int d = 0; d < HS; d++) {
+                double o = 0;
+                for (int j = 0; j < n; j++) o += p[j] / sum * cllm_fp16_to_fp32(v[(size_t)j * W + HS + d]);
+                if (fabs(o - out[d]) > worst) worst = fabs(o - out[d]);
+                if (fabs(o) > size) size = fabs(o);
+            }
+            CHECK(worst <= 1e-5 * (size + 1e-3), "f16 HS %d n %d: reference off by %.3g (size %.3g)", HS, n, worst,
+                  size);
+            for (int s = 0; s < 2; s++) {
+                if (!simds[s]) continue;
+                simds[s](out2, sc, q, kh, vh, rowb, n, HS, scale);
+                double d2 = 0;
+                for (int d = 0; d < HS; d++)
+                    if (fabs(out2[d] - out[d]) > d2 || !isfinite(out2[d]))
+                        d2 = isfinite(out2[d]) ? fabs(out2[d] - out[d]) : INFINITY;
+                CHECK(d2 <= 1e-5 * (size + 1e-3), "f16 HS %d n %d: %s off by %.3g", HS, n, s ? "avx2" : "avx512", d2);
+            }
+            free(k), free(v), free(q), free(out), free(out2), free(sc), free(p);
+        }
+}
+
 int main(void) {
     TEST_RUN(test_kv_cache_attend_kernel_matches_reference);
     TEST_RUN(test_kv_cache_q8_learned_mha_close_to_f32);
@@ -397,5 +482,10 @@ int main(void) {
     TEST_RUN(test_kv_cache_q8_perplexity_close_to_f32);
     TEST_RUN(test_kv_cache_q8_memory_3_76x_smaller);
     TEST_RUN(test_kv_cache_q8_option_checks);
+    TEST_RUN(test_kv_cache_attend_f16_kernel_matches_reference);
+    TEST_RUN(test_kv_cache_f16_close_to_f32);
+    TEST_RUN(test_kv_cache_f16_chunked_prompt_matches_stepwise);
+    TEST_RUN(test_kv_cache_f16_two_slots_batch_matches_single);
+    TEST_RUN(test_kv_cache_f16_perplexity_close_to_f32);
     return test_finish();
 }

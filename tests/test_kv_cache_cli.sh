@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# test_kv_cache_cli.sh: --cache-type f32|q8_0 on generate, chat, serve and
-# perplexity, and `cllm info`'s KV rows, on a byte-level model (head size
-# 32, so q8_0 blocks fit) trained here for a few seconds: the q8_0 cache
-# gives the same greedy text, perplexity within 1% of the f32 cache with a
-# tiny KL, and bad values exit 2.
+# test_kv_cache_cli.sh: --cache-type f32|f16|q8_0 on generate, chat, serve
+# and perplexity, and `cllm info`'s KV rows, on a byte-level model (head size
+# 32, so q8_0 blocks fit) trained here for a few seconds: the q8_0 and f16
+# caches give the same greedy text, perplexity within 1% (f16: 0.1%) of the
+# f32 cache with a tiny KL, and bad values exit 2.
 set -u
 bin=${CLLM_BUILD:-build}/cllm
 work=$(mktemp -d /tmp/cllm-test-kvcache.XXXXXX)
@@ -24,6 +24,8 @@ f=$("$bin" generate -m "$model" -p "the cat" -n 40 --temperature 0 --threads 1 2
 q=$("$bin" generate -m "$model" -p "the cat" -n 40 --temperature 0 --threads 1 --cache-type q8_0 2>/dev/null)
 check "generate --cache-type q8_0 exits 0 and continues the prompt" bash -c "[[ '$q' == 'the cat sat on the mat'* ]]"
 check "greedy text with the q8_0 cache equals the f32 cache's" test "$f" = "$q"
+h=$("$bin" generate -m "$model" -p "the cat" -n 40 --temperature 0 --threads 1 --cache-type f16 2>/dev/null)
+check "greedy text with the f16 cache equals the f32 cache's" test -n "$h" -a "$f" = "$h"
 c=$("$bin" chat -m "$model" --prompt "the cat" -n 8 --temperature 0 --threads 1 --cache-type q8_0 --template plain 2>/dev/null)
 check "chat --cache-type q8_0 answers" test $? -eq 0 -a -n "$c"
 # serve with a q8_0 cache: two concurrent greedy completions (one batched
@@ -74,15 +76,22 @@ assert abs(q["ppl"] / f["ppl"] - 1) < 0.01, (q["ppl"], f["ppl"])
 assert abs(q["base_ppl"] - f["ppl"]) < 1e-6 * f["ppl"], "the --kl-base model must keep the f32 cache"
 assert 0 <= q["kl_mean"] < 1e-3, q
 print("  ppl f32 %.4f q8_0 %.4f kl %.2g" % (f["ppl"], q["ppl"], q["kl_mean"]), file=sys.stderr)' "$work/pf.json" "$work/pq.json"
+"$bin" perplexity -m "$model" --kl-base "$model" --cache-type f16 --ctx 32 --threads 1 --json "$work/small.txt" \
+    >"$work/ph.json" 2>/dev/null
+check "f16-cache perplexity within 0.1% of f32's, KL mean < 1e-5 nats" /usr/bin/python3 -c '
+import json, sys
+f = json.load(open(sys.argv[1])); h = json.load(open(sys.argv[2]))
+assert abs(h["ppl"] / f["ppl"] - 1) < 1e-3 and 0 <= h["kl_mean"] < 1e-5, (h, f["ppl"])' "$work/pf.json" "$work/ph.json"
 "$bin" generate -m "$model" -p x --cache-type q4_0 >/dev/null 2>"$work/err"
-check "--cache-type q4_0 is a usage error (exit 2) naming the choices" bash -c "test $? -eq 2 && grep -q 'f32 or q8_0' '$work/err'"
-"$bin" perplexity -m "$model" --cache-type f16 "$work/small.txt" >/dev/null 2>&1
-check "perplexity --cache-type f16 exits 2" test $? -eq 2
+check "--cache-type q4_0 is a usage error (exit 2) naming the choices" bash -c "test $? -eq 2 && grep -q 'f32, f16 or q8_0' '$work/err'"
+"$bin" perplexity -m "$model" --cache-type bf16 "$work/small.txt" >/dev/null 2>&1
+check "perplexity --cache-type bf16 exits 2" test $? -eq 2
 info=$("$bin" info --preset gpt2 --json)
 check "info --json: q8_0 K+V = f32 K+V * 34/128" /usr/bin/python3 -c '
 import json, sys
 i = json.loads(sys.argv[1])["inference"]
-assert i["kv_f32_bytes"] == 2 * 12 * 1024 * 768 * 4 and i["kv_q8_0_bytes"] * 128 == i["kv_f32_bytes"] * 34, i' "$info"
+assert i["kv_f32_bytes"] == 2 * 12 * 1024 * 768 * 4 and i["kv_q8_0_bytes"] * 128 == i["kv_f32_bytes"] * 34, i
+assert i["kv_f16_bytes"] * 2 == i["kv_f32_bytes"], i' "$info"
 "$bin" info --preset gpt2 | grep -q "q8_0 (34 B per 32 values)"
 check "info text shows the q8_0 KV row" test $? -eq 0
 echo "$pass passed, $fail failed"

@@ -249,6 +249,38 @@ static void test_quant_dequant_exact(void) {
     }
 }
 
+/* round_f16 (the f16 KV cache's writer) of every backend equals the scalar
+ * cllm_fp32_to_fp16 bit for bit: ties to even, fp16 subnormals, overflow to
+ * Inf, Inf, NaN (stays NaN), negative zero; ragged lengths (masked tails). */
+static void test_quant_round_f16_matches_scalar(void) {
+    enum { N = 333 };
+    float x[N];
+    cllm_rng r;
+    cllm_rng_seed(&r, 23);
+    for (int i = 0; i < N; i++) x[i] = (cllm_rng_float(&r) * 2.0f - 1.0f) * ldexpf(1.0f, (int)(i % 40) - 26);
+    const float special[] = {65504.0f, 65520.0f, 1e9f, -INFINITY, INFINITY, NAN, -0.0f, 5.96e-8f, 2.98e-8f,
+                             1.0f + 1.0f / 2048.0f, 1.0f + 3.0f / 2048.0f, 6.1e-5f};
+    memcpy(x, special, sizeof special);
+    uint16_t want[N], got[N];
+    for (int i = 0; i < N; i++) want[i] = cllm_fp32_to_fp16(x[i]);
+    int tested = 0;
+    for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
+        const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+        if (!k) continue;
+        tested++;
+        for (int n = 1; n <= N; n += 37) {
+            memset(got, 0xA5, sizeof got);
+            k->round_f16(x, got, n);
+            int bad = 0, past = 0;
+            for (int i = 0; i < n; i++) bad += got[i] != want[i] && !(isnan(x[i]) && (got[i] & 0x7C00) == 0x7C00 && (got[i] & 0x3FF));
+            for (int i = n; i < N; i++) past += got[i] != 0xA5A5;
+            CHECK(bad == 0 && past == 0, "round_f16 %s n=%d: %d differ from the scalar, %d written past n", k->name, n,
+                  bad, past);
+        }
+    }
+    CHECK(tested >= 1, "no backend");
+}
+
 static void test_quant_matvec_all_types(void) {
     cllm_rng r;
     cllm_rng_seed(&r, 15);
@@ -571,6 +603,7 @@ int main(void) {
     TEST_RUN(test_quant_integer_dots_match_reference);
     TEST_RUN(test_quant_float_dots_match_reference);
     TEST_RUN(test_quant_dequant_exact);
+    TEST_RUN(test_quant_round_f16_matches_scalar);
     TEST_RUN(test_quant_matvec_all_types);
     TEST_RUN(test_quant_gemm_matches_reference);
     TEST_RUN(test_quant_gemm_x16_matches_reference);

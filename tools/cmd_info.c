@@ -159,9 +159,11 @@ int cllm_cmd_info(int argc, char **argv) {
     cllm_model_memory mt, mi;
     if (cllm_model_memory_estimate(&cfg, &tr, &mt, &err) != CLLM_OK) return cli_fail(CMD, &err);
     if (cllm_model_memory_estimate(&cfg, &inf, &mi, &err) != CLLM_OK) return cli_fail(CMD, &err);
-    /* The same inference plan with a q8_0 KV cache (--cache-type q8_0), when
-     * the head size allows it (a multiple of 32); kv_q8 stays 0 otherwise. */
-    cllm_model_memory mq = {0};
+    /* The same inference plan with an f16 and a q8_0 KV cache (--cache-type),
+     * q8_0 when the head size allows it (a multiple of 32; mq stays 0 otherwise). */
+    cllm_model_memory mq = {0}, mh = {0};
+    inf.kv_type = CLLM_GGML_F16; /* --cache-type f16: any head size */
+    if (cllm_model_memory_estimate(&cfg, &inf, &mh, &err) != CLLM_OK) return cli_fail(CMD, &err);
     inf.kv_type = CLLM_GGML_Q8_0;
     if (cllm_model_memory_estimate(&cfg, &inf, &mq, &err) != CLLM_OK) memset(&mq, 0, sizeof mq);
     double fwd = cllm_model_flops_per_token(&cfg, T), fwd_ctx = cllm_model_flops_per_token(&cfg, ctx);
@@ -183,10 +185,10 @@ int cllm_cmd_info(int argc, char **argv) {
                "\"adamw_bytes\":%zu,\"activation_bytes\":%zu,\"total_bytes\":%zu},",
                B, T, mt.param_bytes, mt.grad_bytes, mt.adamw_bytes, mt.activation_bytes, mt.total_bytes);
         printf("\"inference\":{\"context\":%d,\"chunk\":%d,\"weight_bytes\":%zu,\"kv_cache_bytes\":%zu,"
-               "\"activation_bytes\":%zu,\"total_bytes\":%zu,\"kv_f32_bytes\":%zu,\"kv_q8_0_bytes\":%zu,"
+               "\"activation_bytes\":%zu,\"total_bytes\":%zu,\"kv_f32_bytes\":%zu,\"kv_f16_bytes\":%zu,\"kv_q8_0_bytes\":%zu,"
                "\"kv_cache_bytes_q8_0\":%zu,\"total_bytes_q8_0\":%zu},",
                ctx, chunk, mi.param_bytes, mi.kv_cache_bytes, mi.activation_bytes, mi.total_bytes,
-               mi.kv_store_bytes, mq.kv_store_bytes, mq.kv_cache_bytes, mq.total_bytes);
+               mi.kv_store_bytes, mh.kv_store_bytes, mq.kv_store_bytes, mq.kv_cache_bytes, mq.total_bytes);
         printf("\"flops_per_token\":{\"seq\":%d,\"forward\":%.6g,\"training\":%.6g,\"forward_at_context\":%.6g}}\n",
                T, fwd, 3.0 * fwd, fwd_ctx);
         return CLI_EXIT_OK;
@@ -214,6 +216,7 @@ int cllm_cmd_info(int argc, char **argv) {
     row_bytes("total", mi.total_bytes);
     printf("KV cache alone (K and V, context %d), by --cache-type (bytes)\n", ctx);
     row_bytes("f32", mi.kv_store_bytes);
+    row_bytes("f16", mh.kv_store_bytes);
     if (mq.kv_store_bytes) row_bytes("q8_0 (34 B per 32 values)", mq.kv_store_bytes);
     else printf("  %-28s %14s  head size %d is not a multiple of 32\n", "q8_0", "n/a", cfg.n_embd / cfg.n_head);
     printf("FLOPs per token (PaLM convention, T=%d)\n", T);

@@ -41,7 +41,7 @@ static void usage(FILE *out) {
             "  --tokenizer PATH      tokenizer for FILE (default: the model's own, or bytes)\n"
             "  --tokens              FILE holds token ids (decimal, whitespace separated)\n"
             "  --max-chunks N        evaluate at most N chunks (default all)\n"
-            "  --cache-type T        MODEL's KV cache: f32 (default) or q8_0; the base keeps f32,\n"
+            "  --cache-type T        MODEL's KV cache: f32 (default), f16 or q8_0; the base keeps f32,\n"
             "                        so -m X --kl-base X --cache-type q8_0 measures the cache's damage\n"
             "  --bf16-prompt R       bf16 prompt products: auto (default), own or onednn (see cllm generate)\n"
             "  -t, --threads N       threads (default: all CPUs)\n"

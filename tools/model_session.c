@@ -66,9 +66,10 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
 
 int model_session_parse_cache_type(const char *command, const char *v, int *type) {
     if (!strcmp(v, "f32")) *type = CLLM_GGML_F32;
+    else if (!strcmp(v, "f16")) *type = CLLM_GGML_F16;
     else if (!strcmp(v, "q8_0")) *type = CLLM_GGML_Q8_0;
     else {
-        cli_usage_error(command, "--cache-type must be f32 or q8_0, got '%s'", v);
+        cli_usage_error(command, "--cache-type must be f32, f16 or q8_0, got '%s'", v);
         return 0;
     }
     return 1;

@@ -23,7 +23,7 @@ typedef struct {
     int threads;            /* --threads, 0 = all cores */
     int chat_template;      /* --template chatml|plain, -1 = from the file or tokenizer */
     const char *lora_path;  /* --lora FILE: a LoRA adapter GGUF applied without merging */
-    int cache_type;         /* --cache-type f32|q8_0: KV cache element type (a ggml id; f32 = 0) */
+    int cache_type;         /* --cache-type f32|f16|q8_0: KV cache element type (a ggml id; f32 = 0) */
     int no_repack;          /* --no-repack: run the weights from the map (keep_file_layout) */
     int bf16_prompt;        /* --bf16-prompt auto|own|onednn (cllm_bf16_prompt; auto = 0) */
 } model_session_args;
@@ -45,7 +45,8 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  --threads N       CPU threads (default: all cores)\n"                                 \
     "  --template NAME   chat template: chatml or plain (default: the model's)\n"            \
     "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \
-    "  --cache-type T    KV cache type: f32 (default) or q8_0 (3.76x smaller, as llama.cpp's -ctk/-ctv)\n" \
+    "  --cache-type T    KV cache type: f32 (default), f16 (2x smaller, llama.cpp's default) or q8_0\n" \
+    "                    (3.76x smaller), as llama.cpp's -ctk/-ctv\n" \
     "  --no-repack       run the weights from the file's mapping (default: copied at load into huge\n" \
     "                    pages, q8_0/q4_0/bf16 interleaved for the VNNI / AVX512-BF16 kernels:\n" \
     "                    their prompts ~2x faster, decoding 1.1-1.6x; same memory)\n" \
@@ -54,7 +55,7 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "                    onednn on CPUs with AMX, else own)\n" \
     TOK_SOURCE_HELP
 
-/* Parses a --cache-type value (f32 or q8_0) into *type; prints a usage
+/* Parses a --cache-type value (f32, f16 or q8_0) into *type; prints a usage
  * error and returns 0 when it is anything else. */
 int model_session_parse_cache_type(const char *command, const char *v, int *type);
 

@@ -1,7 +1,7 @@
 /*
- * kv_attn.h: the attention of ONE query head against one head of a q8_0 KV
- * cache (decode: a single new token), the kernel behind the q8_0 KV cache
- * (cllm_model_options.kv_type; src/model/kv_cache.c).
+ * kv_attn.h: the attention of ONE query head against one head of a q8_0 or
+ * f16 KV cache (decode: a single new token), the kernels behind those cache
+ * types (cllm_model_options.kv_type; src/model/kv_cache.c).
  *
  *   out[HS] = sum_{j<n} p_j v_j,  p = softmax(scale * (q . k_j)),
  *
@@ -34,11 +34,21 @@ void cllm_kv_attend_q8_0(float *out, float *scores, const void *q, const void *k
                          int n, int HS, float scale);
 void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, const void *k, const void *v,
                                    size_t row_bytes, int n, int HS, float scale);
+/* The same over an f16 cache (llama.cpp's default cache type): k, v rows
+ * of HS fp16 values, row j at byte offset j * row_bytes; q is HS floats
+ * (the query is not rounded). Scores and the value sum widen fp16 to f32
+ * (exact) and accumulate in f32. Any HS >= 1. Same dispatch as q8_0. */
+void cllm_kv_attend_f16(float *out, float *scores, const float *q, const void *k, const void *v, size_t row_bytes,
+                        int n, int HS, float scale);
+void cllm_kv_attend_f16_reference(float *out, float *scores, const void *q, const void *k, const void *v,
+                                  size_t row_bytes, int n, int HS, float scale);
 /* The AVX-512 / AVX2 version, or NULL when this CPU (or
  * CLLM_KERNELS=reference) rules it out; "avx512", "avx2" or "reference" for
  * the dispatched one. */
 cllm_kv_attend_fn cllm_kv_attend_q8_0_avx512_get(void);
 cllm_kv_attend_fn cllm_kv_attend_q8_0_avx2_get(void);
+cllm_kv_attend_fn cllm_kv_attend_f16_avx512_get(void);
+cllm_kv_attend_fn cllm_kv_attend_f16_avx2_get(void);
 const char *cllm_kv_attend_name(void);
 
 #endif

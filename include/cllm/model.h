@@ -150,8 +150,9 @@ typedef struct {
     int freeze_base; /* 1 (with training): no gradient block for the tensor table (every
                         tensor trainable = 0, grad NULL); only adapters (lora.h) train */
     int kv_type;    /* KV cache element type, a ggml id (ggml_types.h): CLLM_GGML_F32 (0, the
-                       default) or CLLM_GGML_Q8_0 (llama.cpp's q8_0 blocks, 34 bytes per 32
-                       values, per head row; needs HS % 32 == 0), as llama.cpp's -ctk/-ctv */
+                       default), CLLM_GGML_F16 (half the bytes; llama.cpp's default) or
+                       CLLM_GGML_Q8_0 (llama.cpp's q8_0 blocks, 34 bytes per 32 values, per head
+                       row; needs HS % 32 == 0), as llama.cpp's -ctk/-ctv */
     int keep_file_layout; /* mapped models (model_quant.h): 1 runs the weights from the file's
                              mapping; 0 (default) copies every matrix at load into one huge-page
                              arena, q8_0/q4_0 repacked into quant.h's x16 layout when the CPU has

@@ -84,6 +84,8 @@ typedef struct {
                           size_t ld_out);
     /* y[n] = x rounded to bf16 (nearest even), the activations of gemm_x16_bf16; set with it. */
     void (*round_bf16)(const float *x, uint16_t *y, int64_t n);
+    /* y[n] = x rounded to fp16 (nearest even, as cllm_fp32_to_fp16): the rows of an f16 KV cache. */
+    void (*round_f16)(const float *x, uint16_t *y, int64_t n);
 } cllm_quant_kernels;
 
 /* The implementation this CPU runs best (the reference under

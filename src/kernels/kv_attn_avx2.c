@@ -1,5 +1,5 @@
 /*
- * kv_attn_avx2.c: single-query attention over a q8_0 KV cache head with
+ * kv_attn_avx2.c: single-query attention over a q8_0 or f16 KV cache head with
  * AVX2 + FMA + F16C (cllm/kv_attn.h), for CPUs without AVX-512. Entered
  * only through the dispatch in kv_attn.c after checking the CPU.
  *
@@ -82,5 +82,50 @@ void cllm_kv_attend_q8_0_avx2(float *out, float *scores, const void *q, const vo
         }
         for (int bb = 0; bb < nbb; bb++)
             for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + (b0 + bb) * 32 + 8 * c, acc[4 * bb + c]);
+    }
+}
+
+/* ---- f16 cache: the AVX-512 scheme at 8 lanes (query in up to 32 ymm,
+ * 32 outputs = 4 accumulators per value sweep); head sizes that are not a
+ * multiple of 8 or above 256 go to the reference. */
+#define F16_MAX_VEC 32
+
+void cllm_kv_attend_f16_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
+                             size_t row_bytes, int n, int HS, float scale);
+
+static inline __m256 load8_h(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+void cllm_kv_attend_f16_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
+                             size_t row_bytes, int n, int HS, float scale) {
+    const int nv = HS / 8;
+    if (HS % 8 || nv > F16_MAX_VEC) {
+        cllm_kv_attend_f16_reference(out, scores, q, k, v, row_bytes, n, HS, scale);
+        return;
+    }
+    __m256 qv[F16_MAX_VEC];
+    for (int i = 0; i < nv; i++) qv[i] = _mm256_mul_ps(_mm256_loadu_ps((const float *)q + 8 * i), _mm256_set1_ps(scale));
+    for (int j = 0; j < n; j++) {
+        const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
+        __m256 acc = _mm256_setzero_ps();
+        for (int i = 0; i < nv; i++) acc = _mm256_fmadd_ps(load8_h(kb + 16 * i), qv[i], acc);
+        scores[j] = hsum(acc);
+    }
+    const float mx = cllm_vmax(scores, (size_t)n);
+    const float inv = (float)(1.0 / cllm_vexp_shift_sum(scores, scores, mx, (size_t)n));
+    for (int d0 = 0; d0 < HS; d0 += 32) {
+        const int w = HS - d0 < 32 ? (HS - d0) / 8 : 4; /* vectors in this sweep */
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const uint8_t *vb = (const uint8_t *)v + 2 * (size_t)d0;
+        for (int j = 0; j < n; j++, vb += row_bytes) {
+            const __m256 p = _mm256_set1_ps(scores[j] * inv);
+            a0 = _mm256_fmadd_ps(p, load8_h(vb), a0);
+            if (w > 1) a1 = _mm256_fmadd_ps(p, load8_h(vb + 16), a1);
+            if (w > 2) a2 = _mm256_fmadd_ps(p, load8_h(vb + 32), a2);
+            if (w > 3) a3 = _mm256_fmadd_ps(p, load8_h(vb + 48), a3);
+        }
+        _mm256_storeu_ps(out + d0, a0);
+        if (w > 1) _mm256_storeu_ps(out + d0 + 8, a1);
+        if (w > 2) _mm256_storeu_ps(out + d0 + 16, a2);
+        if (w > 3) _mm256_storeu_ps(out + d0 + 24, a3);
     }
 }

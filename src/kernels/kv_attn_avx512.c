@@ -1,5 +1,5 @@
 /*
- * kv_attn_avx512.c: single-query attention over a q8_0 KV cache head with
+ * kv_attn_avx512.c: single-query attention over a q8_0 or f16 KV cache head with
  * AVX-512 F/BW (cllm/kv_attn.h). Entered only through the dispatch in
  * kv_attn.c, after checking the CPU has AVX-512.
  *
@@ -98,5 +98,58 @@ void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const 
         }
         _mm512_storeu_ps(out + b * 32, a0);
         _mm512_storeu_ps(out + b * 32 + 16, a1);
+    }
+}
+
+/* ---- f16 cache ---------------------------------------------------------
+ * Scores: the query (times the scale) held in up to 16 zmm, each key row
+ * widened 16 values at a time (vcvtph2ps) into one f32 accumulator, reduced
+ * once per row. Values: 64 outputs (4 accumulators in registers) per sweep
+ * over the rows. Head sizes that are not a multiple of 16 or above 256 go
+ * to the reference. */
+#define F16_MAX_VEC 16
+
+void cllm_kv_attend_f16_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
+                               size_t row_bytes, int n, int HS, float scale);
+
+static inline __m512 load16_h(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+
+void cllm_kv_attend_f16_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
+                               size_t row_bytes, int n, int HS, float scale) {
+    const int nv = HS / 16;
+    if (HS % 16 || nv > F16_MAX_VEC) {
+        cllm_kv_attend_f16_reference(out, scores, q, k, v, row_bytes, n, HS, scale);
+        return;
+    }
+    __m512 qv[F16_MAX_VEC];
+    for (int i = 0; i < nv; i++) qv[i] = _mm512_mul_ps(_mm512_loadu_ps((const float *)q + 16 * i), _mm512_set1_ps(scale));
+    for (int j = 0; j < n; j++) {
+        const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
+        if (j + PREFETCH_ROWS < n) {
+            _mm_prefetch((const char *)(kb + PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
+            _mm_prefetch((const char *)(kb + PREFETCH_ROWS * row_bytes + 64), _MM_HINT_T0);
+        }
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < nv; i++) acc = _mm512_fmadd_ps(load16_h(kb + 32 * i), qv[i], acc);
+        scores[j] = _mm512_reduce_add_ps(acc);
+    }
+    const float mx = cllm_vmax(scores, (size_t)n);
+    const float inv = (float)(1.0 / cllm_vexp_shift_sum(scores, scores, mx, (size_t)n));
+    for (int d0 = 0; d0 < HS; d0 += 64) {
+        const int w = HS - d0 < 64 ? (HS - d0) / 16 : 4; /* vectors in this sweep */
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const uint8_t *vb = (const uint8_t *)v + 2 * (size_t)d0;
+        for (int j = 0; j < n; j++, vb += row_bytes) {
+            if (j + PREFETCH_ROWS < n) _mm_prefetch((const char *)(vb + PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
+            const __m512 p = _mm512_set1_ps(scores[j] * inv);
+            a0 = _mm512_fmadd_ps(p, load16_h(vb), a0);
+            if (w > 1) a1 = _mm512_fmadd_ps(p, load16_h(vb + 32), a1);
+            if (w > 2) a2 = _mm512_fmadd_ps(p, load16_h(vb + 64), a2);
+            if (w > 3) a3 = _mm512_fmadd_ps(p, load16_h(vb + 96), a3);
+        }
+        _mm512_storeu_ps(out + d0, a0);
+        if (w > 1) _mm512_storeu_ps(out + d0 + 16, a1);
+        if (w > 2) _mm512_storeu_ps(out + d0 + 32, a2);
+        if (w > 3) _mm512_storeu_ps(out + d0 + 48, a3);
     }
 }

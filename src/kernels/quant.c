@@ -110,6 +110,10 @@ static void ref_dequant_bf16(const void *src, float *dst, int64_t n) {
     cllm_ggml_to_f32(CLLM_GGML_BF16, src, dst, n);
 }
 
+static void ref_round_f16(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = cllm_fp32_to_fp16(x[i]);
+}
+
 static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows, const void *xq,
                         size_t xq_stride, int n, int64_t K, float *out, size_t ld_out) {
     float (*dot)(const void *, const void *, int64_t) =
@@ -123,7 +127,8 @@ static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows
 static const cllm_quant_kernels reference_table = {
     CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
     ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
-    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL, NULL /* no x16 kernels: the reference keeps the file layout */};
+    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL, NULL /* no x16 kernels: the reference keeps the file layout */,
+    ref_round_f16};
 
 /* ---- dispatch ----------------------------------------------------------- */
 

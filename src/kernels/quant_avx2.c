@@ -182,6 +182,13 @@ static void avx2_dequant_f16(const void *src, float *dst, int64_t n) {
     for (; i < n; i++) dst[i] = fp16_at(a + 2 * i);
 }
 
+static void avx2_round_f16(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = cllm_fp32_to_fp16(x[i]);
+}
+
 static void avx2_dequant_bf16(const void *src, float *dst, int64_t n) {
     const uint8_t *a = src;
     int64_t i = 0;
@@ -218,5 +225,6 @@ void cllm_quant_fill_avx2(cllm_quant_kernels *t) {
     t->dequant_q4_0 = avx2_dequant_q4_0;
     t->dequant_f16 = avx2_dequant_f16;
     t->dequant_bf16 = avx2_dequant_bf16;
+    t->round_f16 = avx2_round_f16;
     t->gemm_q8 = avx2_gemm_q8;
 }

@@ -207,6 +207,13 @@ static void avx512_dequant_f16(const void *src, float *dst, int64_t n) {
     }
 }
 
+static void avx512_round_f16(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT));
+    }
+}
+
 static void avx512_dequant_bf16(const void *src, float *dst, int64_t n) {
     const uint8_t *a = src;
     for (int64_t i = 0; i < n; i += 16) {
@@ -747,6 +754,7 @@ void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
     t->dequant_q4_0 = avx512_dequant_q4_0;
     t->dequant_f16 = avx512_dequant_f16;
     t->dequant_bf16 = avx512_dequant_bf16;
+    t->round_f16 = avx512_round_f16;
     t->gemm_q8 = vnni ? vnni_gemm_q8 : bw_gemm_q8;
     t->gemm_x16 = vnni ? cllm_quant_gemm_x16_vnni_avx512 : NULL;
 }

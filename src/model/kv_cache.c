@@ -25,6 +25,10 @@
  * are summed in f32 as o += (p_j * d_j) * q_j. A prompt chunk dequantizes
  * one KV head at a time into f32 scratch and keeps the GEMM path, so it
  * sees exactly the stored values (tests/test_kv_cache.c checks the two agree).
+ * Optional f16 cache (llama.cpp's default type): kq, vq hold the rows as
+ * fp16 (round to nearest even), half the f32 bytes; single-token attention
+ * multiplies the f32 query with the widened rows (cllm_kv_attend_f16), a
+ * prompt chunk widens one KV head at a time like the q8_0 path.
  * Rewinding only moves the slot length: stale rows are overwritten.
  * Linear layers and the embedding go through model_infer_* (quantized.c),
  * which use the f32 parameters, or the weight views of a mapped GGUF.
@@ -75,48 +79,64 @@ static void chunk_attention(cllm_model *m, float *out, const float *qkv, const f
         chunk_group(m, out, qkv, kc + (size_t)kvh * HS, vc + (size_t)kvh * HS, NKV * HS, kvh, n, pos);
 }
 
-/* The same against a q8_0 cache: each KV head's rows 0..pos+n-1 are
- * dequantized into kv.kdq / kv.vdq [total, HS] first. */
-static void chunk_attention_q8(cllm_model *m, float *out, const float *qkv, const uint8_t *kc, const uint8_t *vc,
-                               int n, int pos) {
+/* Bytes of one KV head's values in a q8_0 or f16 cache row. */
+static size_t packed_head_bytes(const cllm_model *m) {
+    return m->opts.kv_type == CLLM_GGML_Q8_0 ? (size_t)m->HS / CLLM_QK8_0 * CLLM_Q8_0_BYTES
+                                             : (size_t)m->HS * sizeof(uint16_t);
+}
+
+/* The same against a q8_0 or f16 cache: each KV head's rows 0..pos+n-1 are
+ * widened into kv.kdq / kv.vdq [total, HS] first (exactly the stored values). */
+static void chunk_attention_packed(cllm_model *m, float *out, const float *qkv, const uint8_t *kc,
+                                   const uint8_t *vc, int n, int pos) {
     const int NKV = m->cfg.n_kv_head, HS = m->HS, total = pos + n;
-    const size_t headb = (size_t)HS / CLLM_QK8_0 * CLLM_Q8_0_BYTES, rowb = (size_t)NKV * headb;
+    const size_t headb = packed_head_bytes(m), rowb = (size_t)NKV * headb;
     const cllm_quant_kernels *qk = cllm_quant_kernels_get();
+    void (*widen)(const void *, float *, int64_t) =
+        m->opts.kv_type == CLLM_GGML_Q8_0 ? qk->dequant_q8_0 : qk->dequant_f16;
     float *K = m->kv.kdq, *V = m->kv.vdq;
     for (int kvh = 0; kvh < NKV; kvh++) {
 #pragma omp parallel for schedule(static) if ((long)total * HS >= 65536)
         for (int j = 0; j < total; j++) {
-            qk->dequant_q8_0(kc + (size_t)j * rowb + (size_t)kvh * headb, K + (size_t)j * HS, HS);
-            qk->dequant_q8_0(vc + (size_t)j * rowb + (size_t)kvh * headb, V + (size_t)j * HS, HS);
+            widen(kc + (size_t)j * rowb + (size_t)kvh * headb, K + (size_t)j * HS, HS);
+            widen(vc + (size_t)j * rowb + (size_t)kvh * headb, V + (size_t)j * HS, HS);
         }
         chunk_group(m, out, qkv, K, V, HS, kvh, n, pos);
     }
 }
 
-/* Single-token attention on a q8_0 cache: row i's query heads are quantized
- * to q8_0 (kv.qq), then each (row, head) runs cllm_kv_attend_q8_0 (integer
- * score dots, softmax, f32 value sum; AVX-512 when present) over its slot's
+/* Single-token attention on a q8_0 or f16 cache: each (row, head) runs
+ * cllm_kv_attend_q8_0 (the row's query heads quantized to q8_0 in kv.qq
+ * first; integer score dots) or cllm_kv_attend_f16 (the f32 query against
+ * widened fp16 rows), softmax and an f32 value sum, over its slot's
  * positions 0..pos[i]. Row i reads slot base byte offsets bases[i] of the
  * layer's kq / vq. out[n, NH*HS]. */
-static void attention_rows_q8(cllm_model *m, float *out, const float *qkv, const uint8_t *kcache,
-                              const uint8_t *vcache, const size_t *bases, const int *pos, int n) {
+static void attention_rows_packed(cllm_model *m, float *out, const float *qkv, const uint8_t *kcache,
+                                  const uint8_t *vcache, const size_t *bases, const int *pos, int n) {
     const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, group = NH / NKV;
     const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
-    const size_t headb = (size_t)HS / CLLM_QK8_0 * CLLM_Q8_0_BYTES, rowb = (size_t)NKV * headb;
+    const size_t headb = packed_head_bytes(m), rowb = (size_t)NKV * headb;
     const float scale = 1.0f / sqrtf((float)HS);
+    const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
     const cllm_quant_kernels *qk = cllm_quant_kernels_get();
-    for (int i = 0; i < n; i++)
-        for (int h = 0; h < NH; h++)
-            qk->quantize_q8_0(qkv + (size_t)i * QKV + (size_t)h * HS, m->kv.qq + ((size_t)i * NH + h) * headb, HS);
+    if (q8)
+        for (int i = 0; i < n; i++)
+            for (int h = 0; h < NH; h++)
+                qk->quantize_q8_0(qkv + (size_t)i * QKV + (size_t)h * HS, m->kv.qq + ((size_t)i * NH + h) * headb, HS);
     long work = 0;
     for (int i = 0; i < n; i++) work += (long)(pos[i] + 1) * NH * HS;
 #pragma omp parallel for schedule(static) if (work >= 16384)
     for (int h = 0; h < NH; h++) {
         const size_t hoff = (size_t)(h / group) * headb;
-        for (int i = 0; i < n; i++)
-            cllm_kv_attend_q8_0(out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS, m->kv.scores + (size_t)h * ctx,
-                                m->kv.qq + ((size_t)i * NH + h) * headb, kcache + bases[i] + hoff,
-                                vcache + bases[i] + hoff, rowb, pos[i] + 1, HS, scale);
+        for (int i = 0; i < n; i++) {
+            float *o = out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS, *sc = m->kv.scores + (size_t)h * ctx;
+            if (q8)
+                cllm_kv_attend_q8_0(o, sc, m->kv.qq + ((size_t)i * NH + h) * headb, kcache + bases[i] + hoff,
+                                    vcache + bases[i] + hoff, rowb, pos[i] + 1, HS, scale);
+            else
+                cllm_kv_attend_f16(o, sc, qkv + (size_t)i * QKV + (size_t)h * HS, kcache + bases[i] + hoff,
+                                   vcache + bases[i] + hoff, rowb, pos[i] + 1, HS, scale);
+        }
     }
 }
 
@@ -128,6 +148,11 @@ void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow)
         const cllm_quant_kernels *qk = cllm_quant_kernels_get();
         qk->quantize_q8_0(kvrow, m->kv.kq + cell * rowb, (int64_t)KVW);
         qk->quantize_q8_0(kvrow + KVW, m->kv.vq + cell * rowb, (int64_t)KVW);
+    } else if (m->opts.kv_type == CLLM_GGML_F16) {
+        const size_t rowb = model_kv_row_bytes(m);
+        const cllm_quant_kernels *qk = cllm_quant_kernels_get();
+        qk->round_f16(kvrow, (uint16_t *)(void *)(m->kv.kq + cell * rowb), (int64_t)KVW);
+        qk->round_f16(kvrow + KVW, (uint16_t *)(void *)(m->kv.vq + cell * rowb), (int64_t)KVW);
     } else {
         memcpy(m->kv.k + cell * KVW, kvrow, KVW * sizeof(float));
         memcpy(m->kv.v + cell * KVW, kvrow + KVW, KVW * sizeof(float));
@@ -137,12 +162,12 @@ void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow)
 void model_kv_attend_rows(cllm_model *m, int l, float *out, const float *qkv, const int *slots, const int *pos,
                           int n) {
     const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
-    const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
-    const size_t rowb = q8 ? model_kv_row_bytes(m) : KVW; /* bytes or floats */
+    const int packed = m->opts.kv_type != CLLM_GGML_F32;
+    const size_t rowb = packed ? model_kv_row_bytes(m) : KVW; /* bytes or floats */
     size_t bases[n]; /* n <= max_seq, checked by the callers */
     for (int i = 0; i < n; i++) bases[i] = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slots[i]) * ctx * rowb;
-    if (q8)
-        attention_rows_q8(m, out, qkv, m->kv.kq, m->kv.vq, bases, pos, n);
+    if (packed)
+        attention_rows_packed(m, out, qkv, m->kv.kq, m->kv.vq, bases, pos, n);
     else
         model_attention_rows(m, out, qkv, m->kv.k, m->kv.v, bases, pos, n);
 }
@@ -197,7 +222,7 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
     model_kv *kv = &m->kv;
     const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * m->HS;
     const size_t ctx = (size_t)m->opts.kv_context;
-    const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
+    const int packed = m->opts.kv_type != CLLM_GGML_F32; /* q8_0 or f16 rows in kq / vq */
     const size_t rowb = model_kv_row_bytes(m); /* bytes per cached position */
     model_global_weights gw;
     model_global_view(m, m->params, &gw);
@@ -219,8 +244,8 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
             model_kv_store(m, l, slot, pos + i, kv->qkv + (size_t)i * m->QKV + (size_t)c->n_head * m->HS);
         if (n == 1)
             model_kv_attend_rows(m, l, kv->atty, kv->qkv, &slot, &pos, 1);
-        else if (q8)
-            chunk_attention_q8(m, kv->atty, kv->qkv, kv->kq + cell0 * rowb, kv->vq + cell0 * rowb, n, pos);
+        else if (packed)
+            chunk_attention_packed(m, kv->atty, kv->qkv, kv->kq + cell0 * rowb, kv->vq + cell0 * rowb, n, pos);
         else
             chunk_attention(m, kv->atty, kv->qkv, kv->k + cell0 * KVW, kv->v + cell0 * KVW, n, pos);
         model_infer_block_tail(m, l, &w, n);

@@ -23,9 +23,9 @@ cllm_status cllm_model_kv_copy(cllm_model *m, int dst, int src, int n, cllm_erro
                               m->kv_len[src]);
     if (dst == src) return CLLM_OK;
     const size_t ctx = (size_t)m->opts.kv_context, cellb = model_kv_row_bytes(m);
-    const int q8 = m->opts.kv_type == CLLM_GGML_Q8_0;
-    uint8_t *kb = q8 ? m->kv.kq : (uint8_t *)m->kv.k;
-    uint8_t *vb = q8 ? m->kv.vq : (uint8_t *)m->kv.v;
+    const int packed = m->opts.kv_type != CLLM_GGML_F32; /* q8_0 or f16 rows in kq / vq */
+    uint8_t *kb = packed ? m->kv.kq : (uint8_t *)m->kv.k;
+    uint8_t *vb = packed ? m->kv.vq : (uint8_t *)m->kv.v;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const size_t s0 = ((size_t)l * (size_t)S + (size_t)src) * ctx * cellb;
         const size_t d0 = ((size_t)l * (size_t)S + (size_t)dst) * ctx * cellb;

@@ -89,9 +89,10 @@ size_t model_kv_row_bytes(const cllm_model *m);
 /* Decode (KV cache) buffers, for one chunk of n <= max_seq tokens. */
 typedef struct {
     float *k, *v;               /* [L, slots, kv_context, NKV*HS] (kv_type f32, else NULL) */
-    uint8_t *kq, *vq;           /* [L, slots, kv_context, NKV*HS/32] q8_0 blocks (kv_type q8_0, else NULL) */
+    uint8_t *kq, *vq;           /* [L, slots, kv_context, row] rows in kv_type: NKV*HS/32 q8_0 blocks or
+                                   NKV*HS fp16 values (kv_type f32: NULL, k/v hold the rows) */
     uint8_t *qq;                /* [max_seq, NH*HS/32] q8_0 blocks: the queries (kv_type q8_0) */
-    float *kdq, *vdq;           /* [kv_context, HS] one KV head dequantized for a chunk (kv_type q8_0) */
+    float *kdq, *vdq;           /* [kv_context, HS] one KV head widened to f32 for a chunk (q8_0, f16) */
     float *x;                   /* [n, C] residual stream */
     float *h;                   /* [n, C] norm output */
     float *mean, *rstd;         /* [n] */

@@ -204,7 +204,9 @@ static size_t plan_acts(cllm_model *m, float *base) {
 
 size_t model_kv_row_bytes(const cllm_model *m) {
     const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS;
-    return m->opts.kv_type == CLLM_GGML_Q8_0 ? KVW / CLLM_QK8_0 * CLLM_Q8_0_BYTES : KVW * sizeof(float);
+    return m->opts.kv_type == CLLM_GGML_Q8_0 ? KVW / CLLM_QK8_0 * CLLM_Q8_0_BYTES
+           : m->opts.kv_type == CLLM_GGML_F16 ? KVW * sizeof(uint16_t)
+                                               : KVW * sizeof(float);
 }
 
 static size_t plan_kv(cllm_model *m, float *base) {
@@ -215,11 +217,12 @@ static size_t plan_kv(cllm_model *m, float *base) {
     const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * (size_t)m->HS;
     carver cv = {base, 0};
     model_kv *k = &m->kv;
-    if (m->opts.kv_type == CLLM_GGML_Q8_0) { /* 34-byte blocks of 32 values (kv_cache.c) */
+    if (m->opts.kv_type != CLLM_GGML_F32) { /* q8_0: 34-byte blocks of 32 values; f16 (kv_cache.c) */
         const size_t rowb = model_kv_row_bytes(m), hs = (size_t)m->HS;
         k->kq = carve_bytes(&cv, L * S * ctx * rowb);
         k->vq = carve_bytes(&cv, L * S * ctx * rowb);
-        k->qq = carve_bytes(&cv, n * (size_t)c->n_head * hs / CLLM_QK8_0 * CLLM_Q8_0_BYTES);
+        if (m->opts.kv_type == CLLM_GGML_Q8_0)
+            k->qq = carve_bytes(&cv, n * (size_t)c->n_head * hs / CLLM_QK8_0 * CLLM_Q8_0_BYTES);
         k->kdq = carve(&cv, ctx * hs);
         k->vdq = carve(&cv, ctx * hs);
     } else {
@@ -263,9 +266,9 @@ static cllm_status check_options(const cllm_model_config *c, cllm_model_options 
     if (o->kv_slots < 0 || o->kv_slots > MAX_BATCH)
         return cllm_error_set(err, CLLM_ERR_ARG, "model options: kv_slots = %d must be in [0, %d]",
                               o->kv_slots, MAX_BATCH);
-    if (o->kv_type != CLLM_GGML_F32 && o->kv_type != CLLM_GGML_Q8_0)
-        return cllm_error_set(err, CLLM_ERR_ARG, "model options: kv_type = %d must be f32 (%d) or q8_0 (%d)",
-                              o->kv_type, CLLM_GGML_F32, CLLM_GGML_Q8_0);
+    if (o->kv_type != CLLM_GGML_F32 && o->kv_type != CLLM_GGML_F16 && o->kv_type != CLLM_GGML_Q8_0)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model options: kv_type = %d must be f32 (%d), f16 (%d) or q8_0 (%d)",
+                              o->kv_type, CLLM_GGML_F32, CLLM_GGML_F16, CLLM_GGML_Q8_0);
     if (o->kv_type == CLLM_GGML_Q8_0 && (c->n_embd / c->n_head) % CLLM_QK8_0 != 0)
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "model options: a q8_0 KV cache needs a head size that is a multiple of %d "
