@@ -12,7 +12,7 @@
  *                                     per generated token (weights, and the K/V
  *                                     rows its attention reads); with DEPTH > 0
  *                                     (default 512) also tg64 after a DEPTH-token
- *                                     prompt with the f32 and the q8_0 KV cache
+ *                                     prompt with the f32, f16 and q8_0 KV caches
  *   bench_infer bw THREADS            read bandwidth (GB/s), see cmd_bw
  *
  * Weights are random (speed does not depend on them). Not a test. The
@@ -106,7 +106,7 @@ static double tg64(cllm_model *m, const int32_t *toks, int from, cllm_error *err
  * every layer, NKV*HS values each in the cache type. */
 static double kv_read_bytes(const cllm_model_config *c, int kv_type, double positions) {
     const double KVW = (double)c->n_kv_head * (c->n_embd / c->n_head);
-    const double row = kv_type == CLLM_GGML_Q8_0 ? KVW / 32 * 34 : KVW * 4;
+    const double row = kv_type == CLLM_GGML_Q8_0 ? KVW / 32 * 34 : kv_type == CLLM_GGML_F16 ? KVW * 2 : KVW * 4;
     return 2.0 * c->n_layer * positions * row;
 }
 
@@ -184,11 +184,15 @@ static int cmd_run(const char *path, int threads, int depth) {
     if (depth > 0) {
         const double f = tg64_at_depth(path, depth, CLLM_GGML_F32, &err);
         if (f < 0) return die(&err);
+        const double h = tg64_at_depth(path, depth, CLLM_GGML_F16, &err);
+        if (h < 0) return die(&err);
         const double q = (cfg.n_embd / cfg.n_head) % 32 == 0 ? tg64_at_depth(path, depth, CLLM_GGML_Q8_0, &err) : -1;
         const double mean_pos = depth + 32.5; /* positions depth..depth+63 read depth+1..depth+64 rows */
-        printf(", \"depth\": %d, \"tg64_depth_kv_f32\": %.2f, \"tg64_depth_kv_q8_0\": %.2f, "
-               "\"decode_kv_bytes_depth_f32\": %.0f, \"decode_kv_bytes_depth_q8_0\": %.0f",
-               depth, f, q, kv_read_bytes(&cfg, CLLM_GGML_F32, mean_pos), kv_read_bytes(&cfg, CLLM_GGML_Q8_0, mean_pos));
+        printf(", \"depth\": %d, \"tg64_depth_kv_f32\": %.2f, \"tg64_depth_kv_f16\": %.2f, \"tg64_depth_kv_q8_0\": %.2f, "
+               "\"decode_kv_bytes_depth_f32\": %.0f, \"decode_kv_bytes_depth_f16\": %.0f, "
+               "\"decode_kv_bytes_depth_q8_0\": %.0f",
+               depth, f, h, q, kv_read_bytes(&cfg, CLLM_GGML_F32, mean_pos), kv_read_bytes(&cfg, CLLM_GGML_F16, mean_pos),
+               kv_read_bytes(&cfg, CLLM_GGML_Q8_0, mean_pos));
     }
     printf("}\n");
     return 0;

@@ -12,10 +12,11 @@
 #     llama.cpp's best repetition (samples_ts; the mean of the reps is kept
 #     as llama_cpp_mean_of_reps);
 #   - KV cache at depth (DEPTH, default 512; DEPTH=0 skips): tg64 after a
-#     DEPTH-token prompt with cllm's f32 and q8_0 caches (--cache-type), and
-#     llama-bench -d DEPTH with its default f16 cache and with
+#     DEPTH-token prompt with cllm's f32, f16 and q8_0 caches (--cache-type),
+#     and llama-bench -d DEPTH with its default f16 cache and with
 #     -ctk q8_0 -ctv q8_0 -fa on (llama.cpp needs flash attention for a
-#     quantized V cache); ratio tg64_depth_kv_q8_0 = cllm / llama.cpp;
+#     quantized V cache); ratios tg64_depth_kv_f16 and _q8_0 = cllm /
+#     llama.cpp with the same cache type;
 #   - decode roofline: bytes one generated token reads (weights + the K/V rows
 #     its attention reads at that context) / measured read bandwidth
 #     (bench_infer bw: pre-faulted 1 GiB, AVX-512 loads, 90th percentile of
@@ -73,9 +74,9 @@ import json, sys
 preset, typ, th, cs, ls = sys.argv[1:]
 runs = [json.loads(x) for x in cs.splitlines() if x.strip()]
 c = dict(runs[0])
-for k in ("pp128", "pp512", "tg64", "tg64_depth_kv_f32", "tg64_depth_kv_q8_0"):
+for k in ("pp128", "pp512", "tg64", "tg64_depth_kv_f32", "tg64_depth_kv_f16", "tg64_depth_kv_q8_0"):
     if k in c: c[k] = max(r[k] for r in runs)  # each run is already a best of 3
-keys = ["pp128", "pp512", "tg64"] + [k for k in ("tg64_depth_kv_f32", "tg64_depth_kv_q8_0") if k in c]
+keys = ["pp128", "pp512", "tg64"] + [k for k in ("tg64_depth_kv_f32", "tg64_depth_kv_f16", "tg64_depth_kv_q8_0") if k in c]
 row = {"model": preset, "type": typ, "threads": int(th), "cllm": {k: c[k] for k in keys},
        "decode_weight_bytes": c["decode_weight_bytes"], "decode_kv_bytes": c["decode_kv_bytes"],
        "llama_cpp": None, "ratio": None}
@@ -84,7 +85,7 @@ if c.get("bf16_onednn_kernel", "none") != "none":  # BF16_PROMPT=onednn, or auto
     row["bf16_onednn_kernel"] = c["bf16_onednn_kernel"]
 if "depth" in c:
     row["depth"] = c["depth"]
-    row["decode_kv_bytes_depth"] = {"f32": c["decode_kv_bytes_depth_f32"], "q8_0": c["decode_kv_bytes_depth_q8_0"]}
+    row["decode_kv_bytes_depth"] = {t: c["decode_kv_bytes_depth_" + t] for t in ("f32", "f16", "q8_0")}
 lrows = []
 for x in ls.splitlines():
     try:
