@@ -7,7 +7,7 @@
 #   - per file and thread count (1, 2): prompt tokens/s at 128 and 512
 #     tokens, generation tokens/s over 64 tokens, for cllm (bench_infer run)
 #     and llama.cpp (llama-bench -p 128,512 -n 64 -r 3, if found), with ratio
-#     cllm / llama.cpp per row; ROUNDS (default 2) rounds alternate the two,
+#     cllm / llama.cpp per row; ROUNDS (default 3) rounds alternate the two,
 #     and each side reports its best: cllm's best of 3 runs per round,
 #     llama.cpp's best repetition (samples_ts; the mean of the reps is kept
 #     as llama_cpp_mean_of_reps);
@@ -44,7 +44,7 @@ export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 presets=${PRESETS:-"gpt2 llama-110m"}
 depth=${DEPTH:-512}
-rounds=${ROUNDS:-2}
+rounds=${ROUNDS:-3}
 out=${OUT:-bench/results/infer.json}
 types=${TYPES:-"f32 f16 bf16 q8_0 q4_0"}
 rows=$tmp/rows.jsonl
@@ -55,8 +55,10 @@ for p in $presets; do
         f=$tmp/$p-$t.gguf
         for th in 1 2; do
             # ROUNDS rounds, cllm and llama.cpp alternating: the shared machine
-            # drifts between phases (GPT-2 f32 2-thread decode: 64 or 94 tok/s
-            # minutes apart), so each side keeps its best round
+            # drifts between phases seconds to minutes long (GPT-2 f32 2-thread
+            # decode, the same binaries a few seconds apart: cllm 69-110 tok/s,
+            # llama.cpp 60-79), so each side keeps its best round; with 2 rounds
+            # a 2-thread decode cell could still land on a slow phase for one side
             cs="" ls="" lds=""
             for _ in $(seq 1 "$rounds"); do
                 cs="$cs$("$bench" run "$f" "$th" "$depth")"$'\n'
@@ -113,7 +115,7 @@ bw1=$("$bench" bw 1)
 bw2=$("$bench" bw 2)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$out")"
-/usr/bin/python3 - "$rows" "$bw1" "$bw2" "$load_before" "$load_after" "${lb:-}" <<'PY' | tee "$out"
+/usr/bin/python3 - "$rows" "$bw1" "$bw2" "$load_before" "$load_after" "${lb:-}" "$rounds" <<'PY' | tee "$out"
 import json, sys
 rows = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]
 bwj = {1: json.loads(sys.argv[2]), 2: json.loads(sys.argv[3])}
@@ -130,5 +132,6 @@ for r in rows:
         r["cllm_tg_depth_vs_roofline"] = {k: round(r["cllm"]["tg64_depth_kv_" + k] / roof[k], 3)
                                           for k in roof if r["cllm"].get("tg64_depth_kv_" + k, -1) > 0}
 print(json.dumps({"bench": "infer", "read_bandwidth_gb_s": bw, "bandwidth": bwj, "load_before": sys.argv[4],
-                  "load_after": sys.argv[5], "llama_bench": sys.argv[6] or None, "rows": rows}, indent=1))
+                  "load_after": sys.argv[5], "llama_bench": sys.argv[6] or None, "rounds": int(sys.argv[7]),
+                  "rows": rows}, indent=1))
 PY
