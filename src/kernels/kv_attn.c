@@ -32,11 +32,22 @@ static float scale_at(const uint8_t *blk) {
     return cllm_fp16_to_fp32(h);
 }
 
+/* scores[j] = exp(scores[j] - max) for j < n; returns 1 / their sum. */
+static float exp_scores(float *scores, int n) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = scores[j] > mx ? scores[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        scores[j] = expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    return (float)(1.0 / sum);
+}
+
 void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, const void *k, const void *v,
                                    size_t row_bytes, int n, int HS, float scale) {
     const int nb = HS / 32;
     const uint8_t *qb = q;
-    float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
         const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
         float s = 0.0f;
@@ -47,14 +58,8 @@ void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, con
             s += scale_at(kb + b * CLLM_Q8_0_BYTES) * scale_at(qb + b * CLLM_Q8_0_BYTES) * (float)dot;
         }
         scores[j] = s * scale;
-        if (scores[j] > mx) mx = scores[j];
     }
-    double sum = 0;
-    for (int j = 0; j < n; j++) {
-        scores[j] = expf(scores[j] - mx);
-        sum += scores[j];
-    }
-    const float inv = (float)(1.0 / sum);
+    const float inv = exp_scores(scores, n);
     for (int d = 0; d < HS; d++) out[d] = 0.0f;
     for (int j = 0; j < n; j++) {
         const uint8_t *vb = (const uint8_t *)v + (size_t)j * row_bytes;
@@ -70,20 +75,13 @@ void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, con
 void cllm_kv_attend_f16_reference(float *out, float *scores, const void *q, const void *k, const void *v,
                                   size_t row_bytes, int n, int HS, float scale) {
     const float *qf = q;
-    float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
         const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
         float s = 0.0f;
         for (int d = 0; d < HS; d++) s += qf[d] * scale_at(kb + 2 * d);
         scores[j] = s * scale;
-        if (scores[j] > mx) mx = scores[j];
     }
-    double sum = 0;
-    for (int j = 0; j < n; j++) {
-        scores[j] = expf(scores[j] - mx);
-        sum += scores[j];
-    }
-    const float inv = (float)(1.0 / sum);
+    const float inv = exp_scores(scores, n);
     for (int d = 0; d < HS; d++) out[d] = 0.0f;
     for (int j = 0; j < n; j++) {
         const uint8_t *vb = (const uint8_t *)v + (size_t)j * row_bytes;
