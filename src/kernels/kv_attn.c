@@ -2,8 +2,9 @@
  * kv_attn.c: dispatch and scalar references of single-query attention over
  * a q8_0 or f16 KV cache head (cllm/kv_attn.h).
  *
- * Does: the reference (plain loops, the definition the AVX-512 version in
- * kv_attn_avx512.c and kv_attn_avx2.c are tested against) and the choice
+ * Does: the references (one set of plain loops over per-type row dot and
+ * row axpy, the definition the versions in kv_attn_avx512.c and
+ * kv_attn_avx2.c are tested against) and the choice
  * between them, made once from the CPU features of cllm_kernels_get().
  * Does not: thread, or know the cache layout beyond one row stride.
  */
@@ -32,62 +33,68 @@ static float scale_at(const uint8_t *blk) {
     return cllm_fp16_to_fp32(h);
 }
 
-/* scores[j] = exp(scores[j] - max) for j < n; returns 1 / their sum. */
-static float exp_scores(float *scores, int n) {
+/* What the reference needs of a cache type: the dot product of the query
+ * with one cached key row, and out[HS] += w * one cached value row. */
+typedef float (*row_dot_fn)(const void *q, const uint8_t *row, int HS);
+typedef void (*row_axpy_fn)(float *out, float w, const uint8_t *row, int HS);
+
+static float dot_q8_0(const void *q, const uint8_t *row, int HS) {
+    const uint8_t *qb = q;
+    float s = 0.0f;
+    for (int b = 0; b < HS / 32; b++) {
+        const int8_t *kq = (const int8_t *)(row + b * CLLM_Q8_0_BYTES + 2), *qq = (const int8_t *)(qb + b * CLLM_Q8_0_BYTES + 2);
+        int32_t dot = 0;
+        for (int t = 0; t < 32; t++) dot += (int32_t)kq[t] * (int32_t)qq[t];
+        s += scale_at(row + b * CLLM_Q8_0_BYTES) * scale_at(qb + b * CLLM_Q8_0_BYTES) * (float)dot;
+    }
+    return s;
+}
+
+static void axpy_q8_0(float *out, float w, const uint8_t *row, int HS) {
+    for (int b = 0; b < HS / 32; b++) {
+        const float wd = w * scale_at(row + b * CLLM_Q8_0_BYTES);
+        const int8_t *vq = (const int8_t *)(row + b * CLLM_Q8_0_BYTES + 2);
+        for (int t = 0; t < 32; t++) out[b * 32 + t] += wd * (float)vq[t];
+    }
+}
+
+static float dot_f16(const void *q, const uint8_t *row, int HS) {
+    const float *qf = q;
+    float s = 0.0f;
+    for (int d = 0; d < HS; d++) s += qf[d] * scale_at(row + 2 * d);
+    return s;
+}
+
+static void axpy_f16(float *out, float w, const uint8_t *row, int HS) {
+    for (int d = 0; d < HS; d++) out[d] += w * scale_at(row + 2 * d);
+}
+
+/* The reference for any cache type: scores, softmax, value sum, in plain loops. */
+static void attend_reference(float *out, float *scores, const void *q, const void *k, const void *v,
+                             size_t row_bytes, int n, int HS, float scale, row_dot_fn dot, row_axpy_fn axpy) {
     float mx = -INFINITY;
-    for (int j = 0; j < n; j++) mx = scores[j] > mx ? scores[j] : mx;
+    for (int j = 0; j < n; j++) {
+        scores[j] = dot(q, (const uint8_t *)k + (size_t)j * row_bytes, HS) * scale;
+        if (scores[j] > mx) mx = scores[j];
+    }
     double sum = 0;
     for (int j = 0; j < n; j++) {
         scores[j] = expf(scores[j] - mx);
         sum += scores[j];
     }
-    return (float)(1.0 / sum);
+    const float inv = (float)(1.0 / sum);
+    for (int d = 0; d < HS; d++) out[d] = 0.0f;
+    for (int j = 0; j < n; j++) axpy(out, scores[j] * inv, (const uint8_t *)v + (size_t)j * row_bytes, HS);
 }
 
 void cllm_kv_attend_q8_0_reference(float *out, float *scores, const void *q, const void *k, const void *v,
                                    size_t row_bytes, int n, int HS, float scale) {
-    const int nb = HS / 32;
-    const uint8_t *qb = q;
-    for (int j = 0; j < n; j++) {
-        const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
-        float s = 0.0f;
-        for (int b = 0; b < nb; b++) {
-            const int8_t *kq = (const int8_t *)(kb + b * CLLM_Q8_0_BYTES + 2), *qq = (const int8_t *)(qb + b * CLLM_Q8_0_BYTES + 2);
-            int32_t dot = 0;
-            for (int t = 0; t < 32; t++) dot += (int32_t)kq[t] * (int32_t)qq[t];
-            s += scale_at(kb + b * CLLM_Q8_0_BYTES) * scale_at(qb + b * CLLM_Q8_0_BYTES) * (float)dot;
-        }
-        scores[j] = s * scale;
-    }
-    const float inv = exp_scores(scores, n);
-    for (int d = 0; d < HS; d++) out[d] = 0.0f;
-    for (int j = 0; j < n; j++) {
-        const uint8_t *vb = (const uint8_t *)v + (size_t)j * row_bytes;
-        const float p = scores[j] * inv;
-        for (int b = 0; b < nb; b++) {
-            const float w = p * scale_at(vb + b * CLLM_Q8_0_BYTES);
-            const int8_t *vq = (const int8_t *)(vb + b * CLLM_Q8_0_BYTES + 2);
-            for (int t = 0; t < 32; t++) out[b * 32 + t] += w * (float)vq[t];
-        }
-    }
+    attend_reference(out, scores, q, k, v, row_bytes, n, HS, scale, dot_q8_0, axpy_q8_0);
 }
 
 void cllm_kv_attend_f16_reference(float *out, float *scores, const void *q, const void *k, const void *v,
                                   size_t row_bytes, int n, int HS, float scale) {
-    const float *qf = q;
-    for (int j = 0; j < n; j++) {
-        const uint8_t *kb = (const uint8_t *)k + (size_t)j * row_bytes;
-        float s = 0.0f;
-        for (int d = 0; d < HS; d++) s += qf[d] * scale_at(kb + 2 * d);
-        scores[j] = s * scale;
-    }
-    const float inv = exp_scores(scores, n);
-    for (int d = 0; d < HS; d++) out[d] = 0.0f;
-    for (int j = 0; j < n; j++) {
-        const uint8_t *vb = (const uint8_t *)v + (size_t)j * row_bytes;
-        const float p = scores[j] * inv;
-        for (int d = 0; d < HS; d++) out[d] += p * scale_at(vb + 2 * d);
-    }
+    attend_reference(out, scores, q, k, v, row_bytes, n, HS, scale, dot_f16, axpy_f16);
 }
 
 /* The kernels this CPU runs, chosen once: [0] q8_0, [1] f16. */
