@@ -143,19 +143,20 @@ static void attention_rows_packed(cllm_model *m, float *out, const float *qkv, c
 void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow) {
     const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
     const size_t cell = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx + (size_t)pos;
-    if (m->opts.kv_type == CLLM_GGML_Q8_0) {
-        const size_t rowb = model_kv_row_bytes(m);
-        const cllm_quant_kernels *qk = cllm_quant_kernels_get();
-        qk->quantize_q8_0(kvrow, m->kv.kq + cell * rowb, (int64_t)KVW);
-        qk->quantize_q8_0(kvrow + KVW, m->kv.vq + cell * rowb, (int64_t)KVW);
-    } else if (m->opts.kv_type == CLLM_GGML_F16) {
-        const size_t rowb = model_kv_row_bytes(m);
-        const cllm_quant_kernels *qk = cllm_quant_kernels_get();
-        qk->round_f16(kvrow, (uint16_t *)(void *)(m->kv.kq + cell * rowb), (int64_t)KVW);
-        qk->round_f16(kvrow + KVW, (uint16_t *)(void *)(m->kv.vq + cell * rowb), (int64_t)KVW);
-    } else {
+    if (m->opts.kv_type == CLLM_GGML_F32) {
         memcpy(m->kv.k + cell * KVW, kvrow, KVW * sizeof(float));
         memcpy(m->kv.v + cell * KVW, kvrow + KVW, KVW * sizeof(float));
+        return;
+    }
+    const size_t rowb = model_kv_row_bytes(m);
+    uint8_t *kd = m->kv.kq + cell * rowb, *vd = m->kv.vq + cell * rowb;
+    const cllm_quant_kernels *qk = cllm_quant_kernels_get();
+    if (m->opts.kv_type == CLLM_GGML_Q8_0) {
+        qk->quantize_q8_0(kvrow, kd, (int64_t)KVW);
+        qk->quantize_q8_0(kvrow + KVW, vd, (int64_t)KVW);
+    } else { /* f16 */
+        qk->round_f16(kvrow, (uint16_t *)(void *)kd, (int64_t)KVW);
+        qk->round_f16(kvrow + KVW, (uint16_t *)(void *)vd, (int64_t)KVW);
     }
 }
 
