@@ -79,11 +79,8 @@ static void chunk_attention(cllm_model *m, float *out, const float *qkv, const f
         chunk_group(m, out, qkv, kc + (size_t)kvh * HS, vc + (size_t)kvh * HS, NKV * HS, kvh, n, pos);
 }
 
-/* Bytes of one KV head's values in a q8_0 or f16 cache row. */
-static size_t packed_head_bytes(const cllm_model *m) {
-    return m->opts.kv_type == CLLM_GGML_Q8_0 ? (size_t)m->HS / CLLM_QK8_0 * CLLM_Q8_0_BYTES
-                                             : (size_t)m->HS * sizeof(uint16_t);
-}
+/* Bytes of one KV head's values in a q8_0 or f16 cache row (a row holds NKV heads). */
+static size_t packed_head_bytes(const cllm_model *m) { return model_kv_row_bytes(m) / (size_t)m->cfg.n_kv_head; }
 
 /* The same against a q8_0 or f16 cache: each KV head's rows 0..pos+n-1 are
  * widened into kv.kdq / kv.vdq [total, HS] first (exactly the stored values). */
