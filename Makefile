@@ -1,6 +1,8 @@
 # cllm build. `make` builds build/cllm and the tests; `make test` runs them;
 # `make check` installs missing packages, runs the suite, then runs it again
-# under AddressSanitizer + UndefinedBehaviorSanitizer (SAN=1, in build-san/).
+# under AddressSanitizer + UndefinedBehaviorSanitizer (SAN=1, in build-san/),
+# then every libFuzzer target for FUZZ_SECONDS each (FUZZ=1: clang with ASan +
+# UBSan, whose float-cast-overflow check gcc lacks, in build-fuzz/).
 #
 # Sources are found by wildcard: adding src/<module>/<file>.c or
 # tests/test_<module>.c needs no edit here. Files named *_avx2.c, *_avx512.c
@@ -8,7 +10,13 @@
 # through run-time dispatch (src/kernels/), so the binary stays portable.
 
 SAN ?= 0
-ifeq ($(SAN),1)
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+CC := clang
+BUILD ?= build-fuzz
+OPT ?= -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+       -Wno-unknown-warning-option -Wno-pass-failed
+else ifeq ($(SAN),1)
 BUILD ?= build-san
 OPT ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 else
@@ -44,7 +52,7 @@ TEST_BIN := $(TEST_MAIN_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB := $(BUILD)/libcllm.a
 CLLM := $(BUILD)/cllm
 
-.PHONY: all test check deps clean demo bench
+.PHONY: all test check deps clean demo bench fuzz fuzz-run
 .SECONDARY:
 all: $(CLLM) $(TEST_BIN)
 
@@ -77,12 +85,28 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 test: all
 	CLLM_BUILD=$(BUILD) bash tests/run_all.sh $(BUILD)
 
+# tests/fuzz/fuzz_<parser>.c -> $(BUILD)/fuzz/fuzz_<parser>, libFuzzer targets
+# (FUZZ=1 only: they need clang's -fsanitize=fuzzer).
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+
+# `make fuzz` runs each target FUZZ_SECONDS (default 60) and prints its inputs,
+# coverage and findings (scripts/fuzz.sh); `make check` runs 10 s of each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) FUZZ=1 fuzz-run
+fuzz-run: $(FUZZ_BIN)
+	bash scripts/fuzz.sh $(BUILD) $(FUZZ_SECONDS)
+
 deps:
 	bash scripts/install-deps.sh
 
 check: deps
 	$(MAKE) test
 	$(MAKE) SAN=1 test
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 # The README's main command: packages, the binary, then scripts/demo.sh (world ->
 # tokenizer -> pre-train -> SFT -> DPO -> GRPO -> report; outputs in demo/).
@@ -92,6 +116,6 @@ demo: deps
 	bash scripts/demo.sh $(if $(filter 1,$(QUICK)),--quick) --cllm $(CLLM)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

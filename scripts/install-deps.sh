@@ -3,11 +3,13 @@
 # Debian packages: compiler, oneDNN (GEMM), PCRE2 (tokenizer regexes), cJSON,
 # libmicrohttpd (server), PyTorch + NumPy (reference tests, benchmarks) and
 # OpenBLAS (without it Debian's torch runs the netlib reference BLAS, ~25x slower).
+# clang with its libFuzzer and OpenMP runtimes (make fuzz, the last part of make check).
 # npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev
-          python3 python3-torch python3-numpy libopenblas0-openmp chromium)
+          python3 python3-torch python3-numpy libopenblas0-openmp chromium
+          clang libclang-rt-14-dev libomp-dev)
 # Node.js may come from another source than Debian (whose npm package then
 # conflicts with it): only ask apt for it when the commands are missing.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
