@@ -542,6 +542,40 @@ static void test_tokenizer_bad_foreign_files_rejected(void) {
     rmdir(dir);
 }
 
+/* A few bytes claiming an id near 2^30 used to allocate a 2^30-entry
+ * vocabulary (1 GB, up to 28 s) before failing or succeeding: each reader
+ * now refuses ids past tok_id_limit (2 x entries + 1024) up front, naming
+ * the file. */
+static void test_tokenizer_far_ids_rejected_before_allocating(void) {
+    char dir[] = "/tmp/cllm_tok_far_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char p1[128], p2[128];
+    snprintf(p1, sizeof p1, "%s/a", dir);
+    snprintf(p2, sizeof p2, "%s/b", dir);
+    cllm_tokenizer *t = NULL;
+    cllm_error err;
+    write_file(p1, "QQ== 0\nQg== 1073741000\n");
+    CHECK(cllm_tokenizer_load_tiktoken(p1, CLLM_PRETOK_CL100K, NULL, NULL, 0, &t, &err) == CLLM_ERR_FORMAT && !t &&
+              strstr(err.msg, "far beyond") && strstr(err.msg, p1),
+          "tiktoken rank near 2^30: %s", err.msg);
+    cllm_special_def special = {"<|x|>", 1073741000u};
+    write_file(p1, "QQ== 0\n");
+    CHECK(cllm_tokenizer_load_tiktoken(p1, CLLM_PRETOK_CL100K, NULL, &special, 1, &t, &err) == CLLM_ERR_FORMAT &&
+              !t && strstr(err.msg, "far beyond"),
+          "tiktoken special near 2^30: %s", err.msg);
+    write_file(p1, "{\"a\": 0, \"b\": 1073741000}");
+    write_file(p2, "#version: 0.2\n");
+    CHECK(cllm_tokenizer_load_gpt2(p1, p2, &t, &err) == CLLM_ERR_FORMAT && !t && strstr(err.msg, "far beyond"),
+          "encoder.json id near 2^30: %s", err.msg);
+    write_file(p1, "{\"added_tokens\": [{\"id\": 1073741000, \"content\": \"<x>\"}],"
+                   " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
+    CHECK(cllm_tokenizer_load_hf(p1, &t, &err) == CLLM_ERR_FORMAT && !t && strstr(err.msg, "far beyond"),
+          "tokenizer.json added token near 2^30: %s", err.msg);
+    unlink(p1);
+    unlink(p2);
+    rmdir(dir);
+}
+
 static void test_tokenizer_gguf_roundtrip(void) {
     char *en = make_text(english_words, sizeof english_words / sizeof *english_words, 30000, 12);
     char dir[] = "/tmp/cllm_tok_gguf_XXXXXX";
@@ -592,6 +626,7 @@ int main(void) {
     TEST_RUN(test_tokenizer_save_load_roundtrip);
     TEST_RUN(test_tokenizer_bad_files_rejected);
     TEST_RUN(test_tokenizer_bad_foreign_files_rejected);
+    TEST_RUN(test_tokenizer_far_ids_rejected_before_allocating);
     TEST_RUN(test_tokenizer_gguf_roundtrip);
     return test_finish();
 }

@@ -120,8 +120,10 @@ static cllm_status vocab_from_json(cllm_tokenizer **out, const cJSON *vocab, uin
                                    cllm_pretok_kind kind, const char *regex, const char *path,
                                    cllm_error *err) {
     double max_id = -1;
+    uint64_t n_entries = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, vocab) {
+        n_entries++;
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= (1u << 30) ||
             it->valuedouble != (double)(uint32_t)it->valuedouble)
             return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: vocab entry '%.64s' has a bad id", path,
@@ -131,6 +133,12 @@ static cllm_status vocab_from_json(cllm_tokenizer **out, const cJSON *vocab, uin
     if (max_id < 0) return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: empty vocabulary", path);
     uint32_t n_vocab = (uint32_t)max_id + 1;
     if (extra_ids > n_vocab) n_vocab = extra_ids;
+    if (n_vocab > tok_id_limit(n_entries))
+        return cllm_error_set(err, CLLM_ERR_FORMAT,
+                              "%s: id %u is far beyond the file's %llu tokens (ids must stay below %llu); "
+                              "is the file cut short?",
+                              path, n_vocab - 1, (unsigned long long)n_entries,
+                              (unsigned long long)tok_id_limit(n_entries));
     cllm_status st = cllm_tokenizer_new(out, n_vocab, kind, regex, err);
     if (st != CLLM_OK) return st;
     uint8_t buf[4096];

@@ -87,6 +87,14 @@ cllm_status cllm_tokenizer_load_tiktoken(const char *path, cllm_pretok_kind kind
         }
         if (specials[i].id + 1ull > max_id) max_id = specials[i].id + 1ull;
     }
+    if (max_id > tok_id_limit(n_lines + n_specials)) {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT,
+                            "%s: id %llu is far beyond the file's %llu tokens (ids must stay below %llu); "
+                            "is the file cut short?",
+                            path, (unsigned long long)(max_id - 1), (unsigned long long)(n_lines + n_specials),
+                            (unsigned long long)tok_id_limit(n_lines + n_specials));
+        goto done;
+    }
     cllm_tokenizer *t = NULL;
     if ((st = cllm_tokenizer_new(&t, (uint32_t)max_id, kind, regex, err)) != CLLM_OK) goto done;
     uint8_t buf[1024];

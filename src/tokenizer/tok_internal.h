@@ -56,6 +56,14 @@ struct cllm_tokenizer {
     int finalized;
 };
 
+/* The vocabulary size a file listing n_entries tokens may declare. Ids may
+ * leave holes (tiktoken files have some; specials sit after the ranks), but a
+ * few kilobytes claiming an id near 2^30 would allocate a gigabyte: readers
+ * refuse ids at or past this bound before allocating anything. */
+static inline uint64_t tok_id_limit(uint64_t n_entries) {
+    return 2 * n_entries + 1024;
+}
+
 /* A fast 64-bit hash of a byte string (not cryptographic). */
 static inline uint64_t tok_hash_bytes(const uint8_t *p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
