@@ -475,7 +475,7 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, 
         cllm_sampler_params spi = *sp;
         spi.seed = sp->seed + (uint64_t)i;
         q->sampler = cllm_sampler_create(&spi, s->V, &err);
-        if (!q->sampler || cllm_stop_init(&q->stop, (const char *const *)r->stops, r->n_stop, &err) != CLLM_OK) {
+        if (!q->sampler || cllm_text_stream_init(&q->text_stream, (const char *const *)r->stops, r->n_stop, &err) != CLLM_OK) {
             e = BAD(NULL, "%s", err.msg);
             goto fail;
         }
@@ -602,7 +602,7 @@ void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, in
                     const cllm_token_logprob *top, int n_top) {
     srv_request *r = q->req;
     /* Join with a held incomplete character; send only whole characters. */
-    char buf[4 + 4096 + 3 * CLLM_STOP_MAX_LEN];
+    char buf[4 + CLLM_TEXT_STREAM_OUT_MAX];
     size_t n = 0;
     memcpy(buf, q->utf8_carry, (size_t)q->n_carry);
     n = (size_t)q->n_carry;

@@ -44,8 +44,7 @@ typedef struct srv_seq {
     srv_seq_state state;        /* mu */
     int slot;                   /* -1 while queued (mu) */
     cllm_sampler *sampler;      /* worker */
-    cllm_stop_matcher stop;     /* worker */
-    cllm_utf8_stream utf8;      /* worker */
+    cllm_text_stream text_stream; /* token ids -> released text (worker) */
     char utf8_carry[4];         /* bytes of a character not yet complete in the released text */
     int n_carry;
     int n_prefilled;            /* prompt tokens already in the slot's cache */
