@@ -22,7 +22,7 @@
  * Time per phase (forward, embed, sample, emit, schedule, idle) and the
  * worker's CPU time go to /metrics, to find where a step's time goes.
  *
- * Not here: HTTP (http.c), JSON (routes.c).
+ * Not here: HTTP (http.c), request JSON (request.c), response JSON (render.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
