@@ -298,20 +298,30 @@ static int parse_prompt(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_repl
     return -1;
 }
 
+/* The body's JSON object and a new request of that kind (refs 1, the
+ * connection's). On failure *r is NULL and the reply is the error. */
+static srv_reply begin_request(const char *body, size_t len, srv_kind kind, cJSON **root, srv_request **r) {
+    *r = NULL;
+    srv_reply e = srv_parse_root(body, len, root);
+    if (!*root) return e;
+    *r = calloc(1, sizeof **r);
+    if (!*r) {
+        cJSON_Delete(*root);
+        *root = NULL;
+        return srv_error(500, "server_error", NULL, NULL, "out of memory");
+    }
+    (*r)->refs = 1;
+    (*r)->kind = kind;
+    return (srv_reply){0, NULL, NULL};
+}
+
 srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, size_t len, srv_request **out) {
     *out = NULL;
     cJSON *root = NULL;
-    srv_reply e = srv_parse_root(body, len, &root);
-    if (!root) return e;
-    e = (srv_reply){0, NULL, NULL};
+    srv_request *r = NULL;
+    srv_reply e = begin_request(body, len, kind, &root, &r);
+    if (!r) return e;
     cllm_tokens toks = {0};
-    srv_request *r = calloc(1, sizeof *r);
-    if (!r) {
-        cJSON_Delete(root);
-        return srv_error(500, "server_error", NULL, NULL, "out of memory");
-    }
-    r->refs = 1;
-    r->kind = kind;
     r->n = 1;
     cllm_sampler_params *sp = &r->sp;
     *sp = cllm_sampler_default_params();
@@ -474,16 +484,9 @@ fail:
 srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, srv_request **out) {
     *out = NULL;
     cJSON *root = NULL;
-    srv_reply e = srv_parse_root(body, len, &root);
-    if (!root) return e;
-    e = (srv_reply){0, NULL, NULL};
-    srv_request *r = calloc(1, sizeof *r);
-    if (!r) {
-        cJSON_Delete(root);
-        return srv_error(500, "server_error", NULL, NULL, "out of memory");
-    }
-    r->refs = 1;
-    r->kind = SRV_EMBED;
+    srv_request *r = NULL;
+    srv_reply e = begin_request(body, len, SRV_EMBED, &root, &r);
+    if (!r) return e;
     cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "input");
     cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
     if (fmt && !cJSON_IsNull(fmt)) {
