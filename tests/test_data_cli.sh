@@ -10,12 +10,7 @@ bin=${CLLM_BUILD:-build}/cllm
 py=/usr/bin/python3
 work=$(mktemp -d /tmp/cllm-test-data.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # ---- cllm data world ----
 "$bin" data world --seed 3 --out "$work/w" >"$work/out" 2>&1
@@ -172,5 +167,4 @@ check "attention on too many tokens exits 1, no file" bash -c "test $? -eq 1 && 
 check "attention without --out exits 2" test $? -eq 2
 "$bin" attention -m "$model" "x" --out "$work/nodir/a.svg" >/dev/null 2>&1
 check "attention into a missing directory exits 1" test $? -eq 1
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -15,12 +15,7 @@ py=/usr/bin/python3
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/cllm-test-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 d=$work/demo
 size=--quick
 case $(basename "$build") in *san*) size=--smoke ;; esac
@@ -89,5 +84,4 @@ check "unknown option: exit 2" test $? -eq 2
 bash "$root/scripts/demo.sh" --quick --cllm "$work/none" --out "$work/x" >/dev/null 2>&1
 check "missing binary: exit 1" test $? -eq 1
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

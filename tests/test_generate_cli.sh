@@ -7,12 +7,7 @@ set -u
 bin=${CLLM_BUILD:-build}/cllm
 work=$(mktemp -d /tmp/cllm-test-generate.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 # A small repetitive corpus that a tiny model learns in a few dozen steps.
 for i in $(seq 1 400); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
 "$bin" pretrain --data "$work/text.txt" --preset tiny-gpt2 --steps 400 --batch 8 --seq 32 --context 128 --lr 1e-2 \
@@ -75,5 +70,4 @@ rc=$?
 check "chatml on a vocabulary without its specials fails naming them" bash -c "test $rc -eq 1 && grep -q 'im_start' '$work/err'"
 "$bin" chat --help | grep -q "/reset"
 check "chat --help lists commands" test $? -eq 0
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

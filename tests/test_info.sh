@@ -3,12 +3,7 @@
 # 1 on bad data. Uses $CLLM_BUILD/cllm (default build/cllm).
 set -u
 bin=${CLLM_BUILD:-build}/cllm
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 out=$("$bin" info --preset gpt2 --json)
 check "gpt2 json exits 0" test $? -eq 0
 check "gpt2 has 124,439,808 parameters" grep -q '"n_params":124439808,' <<<"$out"
@@ -29,5 +24,4 @@ check "no model exits 2" test $? -eq 2
 check "unreadable model exits 1" test $? -eq 1
 "$bin" info --help | grep -q "Usage: cllm info"
 check "--help" test $? -eq 0
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -9,12 +9,7 @@ bin=${CLLM_BUILD:-build}/cllm
 work=$(mktemp -d /tmp/cllm-test-kvcache.XXXXXX)
 srv=""
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 for i in $(seq 1 400); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
 "$bin" pretrain --data "$work/text.txt" --preset nanogpt-shakespeare --steps 150 --batch 8 --seq 32 --context 64 \
     --lr 1e-2 --eval-every 0 --threads 1 --out "$work/run" --no-progress >"$work/train.log" 2>&1
@@ -94,5 +89,4 @@ assert i["kv_f32_bytes"] == 2 * 12 * 1024 * 768 * 4 and i["kv_q8_0_bytes"] * 128
 assert i["kv_f16_bytes"] * 2 == i["kv_f32_bytes"], i' "$info"
 "$bin" info --preset gpt2 | grep -q "q8_0 (34 B per 32 values)"
 check "info text shows the q8_0 KV row" test $? -eq 0
-echo "$pass passed, $fail failed"
-test "$fail" -eq 0
+finish

@@ -1,11 +1,18 @@
 /*
  * test_metrics.c: exact match, accuracy, ROUGE-L and chrF against values
  * worked out by hand (in the comments), and the text likelihood against a
- * model whose answer is known in closed form.
+ * model whose answer is known in closed form; the eval library (eval.h):
+ * task files load or fail naming FILE:LINE[:COLUMN] without printing,
+ * per-task tallies, and the stage report's headline metrics, drops and
+ * targets.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cllm/eval.h"
 #include "cllm/metrics.h"
 #include "cllm/model.h"
 #include "test.h"
@@ -132,7 +139,85 @@ static void test_metrics_text_nll(void) {
     cllm_model_destroy(m);
 }
 
+/* Writes text to a new temporary file; returns its path (static buffer per call site). */
+static void write_tmp(char *path, const char *text) {
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp %s", path);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_metrics_eval_task_files(void) {
+    char good[] = "/tmp/cllm-test-eval-XXXXXX", bad[] = "/tmp/cllm-test-eval-XXXXXX";
+    write_tmp(good, "\xEF\xBB\xBF{\"task\": \"faq\", \"metrics\": [\"exact_match\", \"chrf\"], \"messages\": "
+                    "[{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"Yes.\"}]}\r\n"
+                    "\n{\"messages\": [{\"role\": \"user\", \"content\": \"r\"}], \"reference\": \"no\"}\n");
+    write_tmp(bad, "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}], \"reference\": \"a\"}\n{\"messages\": [}\n");
+    cllm_eval_set set = {0};
+    cllm_error err;
+    CHECK(cllm_eval_set_load(&set, good, 0, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(set.n == 2 && !strcmp(set.v[0].task, "faq") && !strcmp(set.v[0].reference, "Yes.") && set.v[0].n_msgs == 1,
+          "BOM, CRLF and a blank line accepted; the final assistant message is the reference");
+    CHECK(set.n == 2 && !strcmp(set.v[1].task, "default") && set.v[1].n_metrics == 1 &&
+              set.v[1].metrics[0] == CLLM_METRIC_EXACT_MATCH && set.v[1].line == 3,
+          "defaults: task 'default', metric exact_match; line numbers count blank lines");
+    cllm_eval_tally tally = {0};
+    double sc[CLLM_METRIC_COUNT];
+    int g = -1;
+    CHECK(cllm_eval_tally_add(&tally, &set.v[0], "yes", 0, sc, &g, &err) == CLLM_OK && g == 0, "tally");
+    CHECK(sc[CLLM_METRIC_EXACT_MATCH] == 1 && isnan(sc[CLLM_METRIC_ROUGE_L]), "declared metrics scored, others NaN");
+    CHECK(cllm_eval_tally_add(&tally, &set.v[0], "no", 1, sc, &g, &err) == CLLM_OK && sc[CLLM_METRIC_CHRF] == 0,
+          "over the context scores 0");
+    CHECK(tally.n_tasks == 1 && tally.tasks[0].n == 2 && tally.tasks[0].over_context == 1, "counts");
+    CHECK_NEAR(cllm_eval_task_mean(&tally.tasks[0], CLLM_METRIC_EXACT_MATCH), 0.5, TOL, 0, "mean of 1 and 0");
+    cllm_eval_set_free(&set);
+    CHECK(cllm_eval_set_load(&set, bad, 0, &err) == CLLM_ERR_FORMAT, "malformed line refused");
+    char want[600];
+    snprintf(want, sizeof want, "%s:2:", bad);
+    CHECK(!strncmp(err.msg, want, strlen(want)) && strstr(err.msg, "malformed JSON"), "names FILE:LINE:COL: %s", err.msg);
+    cllm_eval_set_free(&set);
+    unlink(good);
+    unlink(bad);
+}
+
+static void test_metrics_report_build(void) {
+    char a[] = "/tmp/cllm-test-report-XXXXXX", b[] = "/tmp/cllm-test-report-XXXXXX";
+    write_tmp(a, "{\"tasks\": [{\"task\": \"faq\", \"n\": 4, \"metrics\": {\"exact_match\": 0.5, \"chrf\": 40}},"
+                 " {\"task\": \"tr\", \"n\": 4, \"metrics\": {\"chrf\": 30}}]}");
+    write_tmp(b, "{\"tasks\": [{\"task\": \"faq\", \"n\": 4, \"metrics\": {\"exact_match\": 0.25, \"chrf\": 60}},"
+                 " {\"task\": \"tr\", \"n\": 4, \"metrics\": {\"chrf\": 30.001}}]}");
+    const char *names[] = {"base", "sft"}, *files[] = {a, b};
+    cllm_report_override target = {"tr", "30"}, metric = {"nosuch", "chrf"};
+    cllm_report_params p = {2, names, files, NULL, NULL, 0, &target, 1, 1};
+    cllm_report r;
+    cllm_error err;
+    CHECK(cllm_report_build(&r, &p, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(r.n_tasks == 2 && r.tasks[0].metric == CLLM_METRIC_EXACT_MATCH && r.tasks[1].metric == CLLM_METRIC_CHRF,
+          "headline: the first known metric the results carry");
+    CHECK(r.n_drops == 1 && r.drops[0].task == 0 && r.drops[0].stage == 1,
+          "faq 50%% -> 25%% is a drop; tr 30.00 -> 30.00 prints the same, so it is not");
+    CHECK(r.targets == 1 && r.targets_met == 1, "target met at the last stage");
+    char cell[32];
+    cllm_report_format(cell, sizeof cell, CLLM_METRIC_EXACT_MATCH, 0.25);
+    CHECK(!strcmp(cell, "25.0%"), "format %s", cell);
+    char *js = cllm_report_json(&r);
+    CHECK(js && strstr(js, "\"drops\"") && strstr(js, "\"targets_met\""), "JSON summary");
+    free(js);
+    cllm_report_free(&r);
+    p.metrics = &metric;
+    p.n_metrics = 1;
+    CHECK(cllm_report_build(&r, &p, &err) == CLLM_ERR_ARG && strstr(err.msg, "nosuch"),
+          "an override naming no task is a usage error: %s", err.msg);
+    cllm_report_free(&r);
+    unlink(a);
+    unlink(b);
+}
+
 int main(void) {
+    TEST_RUN(test_metrics_eval_task_files);
+    TEST_RUN(test_metrics_report_build);
     TEST_RUN(test_metrics_names);
     TEST_RUN(test_metrics_exact_match);
     TEST_RUN(test_metrics_accuracy);

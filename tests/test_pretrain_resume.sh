@@ -12,16 +12,10 @@
 set -u
 BUILD=${CLLM_BUILD:-build}
 CLLM=${CLLM_BIN:-$BUILD/cllm}
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok      $1"; }
-bad() { fail=$((fail + 1)); echo "not ok  $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$(dirname "$0")/lib.sh"
 sleep_ms() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
 if [ ! -x "$CLLM" ]; then
-    echo "missing $CLLM"
-    echo "0 passed, 1 failed"
-    exit 1
+    fail_all "missing $CLLM"
 fi
 tmp=$(mktemp -d /tmp/cllm_test_resume_XXXXXX)
 bg_pid=""
@@ -150,5 +144,4 @@ usage_case "too little data" 1 --data "$tmp/tiny.txt" --out "$tmp/u2" --batch 4 
 check "too little data: clear message, no run dir" 'grep -q "too little data" "$tmp/u.err" && [ ! -e "$tmp/u2" ]'
 check "no run directory created by failed starts" '[ ! -e "$tmp/u1" ]'
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

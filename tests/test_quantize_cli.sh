@@ -8,12 +8,7 @@
 set -u
 bin=$(realpath "${CLLM_BUILD:-build}/cllm")
 py=/usr/bin/python3
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 dir=$(mktemp -d /tmp/cllm-qcli-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir" || exit 1
@@ -92,5 +87,4 @@ pd=$("$bin" perplexity -m m-bf16.gguf eval.txt --ctx 128 --json --bf16-prompt on
 check "bf16 perplexity: --bf16-prompt onednn within 0.1% of own" $py -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); assert abs(a['ppl'] / b['ppl'] - 1) < 1e-3, (a, b)" "$po" "$pd"
 "$bin" generate -m m-bf16.gguf -p "the cat" -n 4 --bf16-prompt amx 2>err.txt >/dev/null
 check "--bf16-prompt amx exits 2 naming the flag" test $? -eq 2 -a -n "$(grep -- --bf16-prompt err.txt)"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

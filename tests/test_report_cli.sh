@@ -10,12 +10,7 @@ bin=${CLLM_BUILD:-build}/cllm
 py=/usr/bin/python3
 work=$(mktemp -d /tmp/cllm-test-report.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 cd "$work"
 cat >manifest.json <<'EOF'
 {"tasks": {"faq": ["exact_match", "chrf"], "translate_en_ko": ["chrf", "exact_match"], "summary": ["rouge_l", "chrf"]}}
@@ -117,5 +112,4 @@ check "unknown flag: exit 2" test $? -eq 2
 "$bin" report --help | grep -q "Usage: cllm report"
 check "--help" test $? -eq 0
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

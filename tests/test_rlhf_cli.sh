@@ -9,12 +9,7 @@ set -u
 bin=${CLLM_BUILD:-build}/cllm
 work=$(mktemp -d /tmp/cllm-test-rlhf.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 for i in $(seq 1 60); do printf '### User:\n%d+1\n\n### Assistant:\n%d\n\n' $((i % 8)) $((i % 8 + 1)); done > "$work/sft.txt"
 train() { # out_dir n_layer
     "$bin" pretrain --data "$work/sft.txt" --n-layer "$2" --n-head 2 --n-kv-head 2 --n-embd 32 --ffn-hidden 64 --context 48 \
@@ -88,5 +83,4 @@ for c in reward dpo ppo grpo; do
     "$bin" "$c" --help >"$work/help" 2>&1
     check "$c --help exits 0 and shows usage" bash -c "[ $? -eq 0 ] && grep -q 'Usage: cllm $c' '$work/help'"
 done
-echo "$pass passed, $fail failed"
-test "$fail" -eq 0
+finish

@@ -20,7 +20,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-fail_all() { echo "FAIL: $1"; echo "0 passed, 1 failed"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 for i in $(seq 1 400); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
 "$bin" pretrain --data "$work/text.txt" --preset tiny-gpt2 --steps 300 --batch 8 --seq 32 --context 128 --lr 1e-2 \
@@ -47,12 +47,8 @@ start keyed --api-key sekret-key-123
 expected=$("$bin" generate -m "$model" -p "the cat" -n 20 --temperature 0 --no-echo --threads 1 2>/dev/null)
 CLLM_BIN="$bin" MODEL="$model" WEB_PAGE="$here/../web/index.html" EXPECTED_GREEDY="$expected" \
     /usr/bin/python3 "$here/server_cases.py" "$PORT_main" "$PORT_keyed" | tee "$work/cases.out"
-py_pass=$(sed -n 's/^server cases: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$work/cases.out")
-py_fail=$(sed -n 's/^server cases: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$work/cases.out")
-[ -n "$py_pass" ] || { py_pass=0; py_fail=1; echo "FAIL: server_cases.py did not finish"; }
+add_results "$work/cases.out" "server cases: "
 # Command-line checks (no server needed).
-pass=0; fail=0
-check() { local name=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi; }
 "$bin" serve --help | grep -q "Usage: cllm serve"; check "--help" test $? -eq 0
 "$bin" serve -m "$model" --port 70000 >/dev/null 2>&1; check "--port 70000 exits 2" test $? -eq 2
 "$bin" serve -m "$model" --parallel 0 >/dev/null 2>&1; check "--parallel 0 exits 2" test $? -eq 2
@@ -77,6 +73,4 @@ same = len(texts) == 3 and all(t.rstrip("\n") == os.environ["WANT"] for t in tex
 print("greedy" if same else json.dumps(texts), m["cllm_prompt_tokens_total"], m["cllm_decode_steps_total"])')
 check "prompt chunks over several passes give the greedy text" test "$split_out" = "greedy 69 3"
 [ "$split_out" = "greedy 69 3" ] || echo "  got: $split_out (want: greedy 69 3; greedy text: $want)"
-pass=$((pass + py_pass)); fail=$((fail + py_fail))
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

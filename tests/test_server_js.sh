@@ -2,8 +2,10 @@
 # test_server_js.sh: `cllm serve` driven by the official `openai` npm client
 # (tests/js/server_openai.mjs) and its chat page driven in headless Debian
 # Chromium through playwright-core (tests/js/server_page.mjs), on a tiny
-# model trained here. Skips (reporting why, counted as passed 0) only when
-# node_modules or chromium are missing; install them with scripts/install-deps.sh.
+# model trained here. Missing node, tests/js/node_modules (openai,
+# playwright-core) or chromium is a failure naming what to install
+# (scripts/install-deps.sh), never a silent "0 passed": a suite whose
+# checks did not run must not look green.
 set -u
 bin=${CLLM_BUILD:-build}/cllm
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,13 +17,17 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-if [ ! -d "$here/js/node_modules/openai" ] || [ ! -d "$here/js/node_modules/playwright-core" ]; then
-    echo "SKIP: tests/js/node_modules lacks openai or playwright-core (run scripts/install-deps.sh)"
-    echo "0 passed, 0 failed"; exit 0
-fi
+. "$here/lib.sh"
+command -v node >/dev/null || fail_all "node is not installed (scripts/install-deps.sh installs it)"
+for m in openai playwright-core; do
+    [ -d "$here/js/node_modules/$m" ] ||
+        fail_all "tests/js/node_modules lacks $m: the OpenAI-client and browser checks cannot run (run scripts/install-deps.sh)"
+done
+chrome=$(command -v chromium || true)
+[ -n "$chrome" ] || fail_all "chromium is not installed: the chat page checks cannot run (apt-get install chromium; scripts/install-deps.sh)"
 for i in $(seq 1 400); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
 "$bin" pretrain --data "$work/text.txt" --preset tiny-gpt2 --steps 300 --batch 8 --seq 32 --context 128 --lr 1e-2 \
-    --eval-every 0 --threads 1 --out "$work/run" --no-progress >"$work/train.log" 2>&1 || { echo "FAIL: pretrain"; echo "0 passed, 1 failed"; exit 1; }
+    --eval-every 0 --threads 1 --out "$work/run" --no-progress >"$work/train.log" 2>&1 || fail_all "pretrain"
 start() { # NAME ARGS...: starts a server and sets URL
     local name=$1; shift
     "$bin" serve -m "$work/run/model.gguf" --threads 1 --port 0 "$@" >/dev/null 2>"$work/$name.log" &
@@ -35,24 +41,10 @@ start() { # NAME ARGS...: starts a server and sets URL
     done
     return 1
 }
-pass=0; fail=0
-add() { # output file of a node run
-    local p f
-    p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$1" | tail -1)
-    f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$1" | tail -1)
-    [ -n "$p" ] || { p=0; f=1; echo "FAIL: $1 did not finish"; }
-    pass=$((pass + p)); fail=$((fail + f))
-}
-start keyed --api-key test-key --parallel 2 || { echo "FAIL: server did not start"; echo "0 passed, 1 failed"; exit 1; }
+start keyed --api-key test-key --parallel 2 || fail_all "server did not start"
 (cd "$here/js" && timeout 120 node server_openai.mjs "$URL/v1" test-key) | tee "$work/openai.out"
-add "$work/openai.out"
-chrome=$(command -v chromium || true)
-if [ -z "$chrome" ]; then
-    echo "SKIP: chromium is not installed (apt-get install chromium; scripts/install-deps.sh lists it)"
-else
-    start open --parallel 2 || { echo "FAIL: server did not start"; fail=$((fail + 1)); }
-    (cd "$here/js" && timeout 180 node server_page.mjs "$URL" "$chrome") | tee "$work/page.out"
-    add "$work/page.out"
-fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+add_results "$work/openai.out"
+start open --parallel 2 || fail_all "server did not start"
+(cd "$here/js" && timeout 180 node server_page.mjs "$URL" "$chrome") | tee "$work/page.out"
+add_results "$work/page.out"
+finish

@@ -8,12 +8,7 @@ set -u
 bin=${CLLM_BUILD:-build}/cllm
 work=$(mktemp -d /tmp/cllm-test-sft.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { # name, condition-command...
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 for i in $(seq 1 200); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
 "$bin" pretrain --data "$work/text.txt" --preset tiny-llama --steps 30 --batch 4 --seq 32 --context 64 --lr 1e-2 \
     --eval-every 0 --threads 1 --out "$work/pre" --no-progress >"$work/pre.log" 2>&1
@@ -72,5 +67,4 @@ check "merging a non-adapter exits 1" test $? -eq 1 -a ! -e "$work/m2.gguf"
 check "lora without subcommand exits 2" test $? -eq 2
 "$bin" sft --help | grep -q "Usage: cllm sft"
 check "sft --help" test $? -eq 0
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -4,17 +4,11 @@
 # per document), and bad input: usage errors exit 2, data errors exit 1
 # with file:line[:col], and no output file is left behind on failure.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 build=${CLLM_BUILD:-build}
 cllm=$build/cllm
-pass=0
-fail=0
-check() { # name, then a command that must succeed
-    local name=$1; shift
-    if "$@"; then pass=$((pass + 1)); echo "ok      $name"; else fail=$((fail + 1)); echo "not ok  $name"; fi
-}
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
-if [ ! -x "$cllm" ]; then echo "missing $cllm"; fail=1; finish; fi
+if [ ! -x "$cllm" ]; then fail_all "missing $cllm"; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # expect CODE PATTERN -- command...: exit code CODE and stderr matching PATTERN

@@ -10,15 +10,11 @@
 #   - npm tokenizers: a GPT-2 tokenizer.json and a freshly trained one.
 # Each comparison is one check; prints the records and tokens compared.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 build=${CLLM_BUILD:-build}
 cllm=$build/cllm
 js=tests/js
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok      $1"; }
-bad() { fail=$((fail + 1)); echo "not ok  $1"; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
 if [ ! -x "$cllm" ]; then
     echo "missing $cllm: build it first (make)"; bad build; finish
 fi

@@ -4,8 +4,8 @@
  * One call runs a whole completion for one sequence (a KV-cache slot): the
  * prompt is processed in chunks of up to the model's max_seq tokens (batched
  * GEMMs), then tokens are decoded one at a time, sampled with the caller's
- * sampler chain, detokenized as whole UTF-8 characters and filtered through
- * the stop-string matcher before the callback sees them. Generation ends at
+ * sampler chain, and turned into text by a text stream (stop.h: whole UTF-8
+ * characters, stop strings held back) before the callback sees them. Generation ends at
  * max_tokens, an end-of-generation token (not emitted as text), a stop string
  * (not emitted), the end of the context window, or when the callback asks.
  *
@@ -41,6 +41,9 @@ cllm_generate_params cllm_generate_default_params(void);
 /* Adds the tokenizer's usual end tokens (<|endoftext|>, <|im_end|>, <|eot_id|>
  * when present) to p->eog. */
 void cllm_generate_add_default_eog(cllm_generate_params *p, const cllm_tokenizer *tok);
+
+/* 1 when token is one of p->eog (ends generation; not emitted as text). */
+int cllm_generate_is_eog(const cllm_generate_params *p, int32_t token);
 
 typedef enum {
     CLLM_FINISH_LENGTH = 0, /* max_tokens reached */

@@ -34,7 +34,7 @@
  * Text likelihood: the tokens are cut into consecutive windows of T + 1
  * tokens that overlap by one, so every token after the first is predicted
  * exactly once (each window restarts the context at its own first token).
- * Not here: generation (generate.h) and task files (tools/cmd_eval.c).
+ * Not here: generation (generate.h) and task files (eval.h).
  */
 #ifndef CLLM_METRICS_H
 #define CLLM_METRICS_H

@@ -1,7 +1,8 @@
 /*
  * server.h: an OpenAI-compatible HTTP server over one model.
  *
- * Routes (src/server/routes.c): POST /v1/chat/completions, POST
+ * Routes (src/server/: request.c parses, render.c answers, routes.c holds
+ * the model-free routes): POST /v1/chat/completions, POST
  * /v1/completions (streaming as server-sent events, or one JSON answer),
  * GET /v1/models, POST /v1/embeddings, POST /tokenize, POST /detokenize,
  * GET /health, GET /metrics (Prometheus text), GET / (the chat page).

@@ -31,7 +31,7 @@ const char *cllm_finish_reason_name(cllm_finish_reason r) {
     return (int)r >= 0 && r < CLLM_FINISH_COUNT ? names[r] : "unknown";
 }
 
-static int is_eog(const cllm_generate_params *p, int32_t token) {
+int cllm_generate_is_eog(const cllm_generate_params *p, int32_t token) {
     for (int i = 0; i < p->n_eog; i++)
         if (p->eog[i] == token) return 1;
     return 0;
@@ -66,16 +66,14 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
         if (prompt[i] >= (uint32_t)cfg->vocab_size)
             return cllm_error_set(err, CLLM_ERR_ARG, "generate: prompt token %d has id %u >= vocabulary %d", i,
                                   prompt[i], cfg->vocab_size);
-    cllm_stop_matcher stop;
-    cllm_status st = cllm_stop_init(&stop, p->stop, p->n_stop, err);
+    cllm_text_stream text;
+    cllm_status st = cllm_text_stream_init(&text, p->stop, p->n_stop, err);
     if (st != CLLM_OK) return st;
 
     int chunk_max = opt->max_seq;
     int32_t *chunk = malloc((size_t)chunk_max * sizeof *chunk);
-    /* Room for one token's text after UTF-8 repair, plus held-back stop text. */
-    size_t text_cap = 4096 + CLLM_STOP_MAX_LEN;
-    char *piece = malloc(text_cap), *released = malloc(text_cap + CLLM_STOP_MAX_LEN);
-    if (!chunk || !piece || !released) {
+    char *released = malloc(CLLM_TEXT_STREAM_OUT_MAX);
+    if (!chunk || !released) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "generate: out of memory");
         goto done;
     }
@@ -93,7 +91,6 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
     double t1 = cllm_now_seconds();
     result->prompt_seconds = t1 - t0;
 
-    cllm_utf8_stream utf8 = {0};
     cllm_token_logprob top[CLLM_GENERATE_MAX_TOP];
     int pos = n_prompt;
     result->finish = CLLM_FINISH_LENGTH;
@@ -102,32 +99,27 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
         int32_t token = cllm_sampler_sample(sampler, logits, &lp, top, p->n_top_logprobs);
         cllm_sampler_accept(sampler, token);
         result->n_generated++;
-        int end = is_eog(p, token);
-        size_t plen = 0, rlen = 0;
+        int end = cllm_generate_is_eog(p, token);
+        size_t rlen = 0;
         if (end) {
-            plen = cllm_utf8_stream_flush(&utf8, piece);
-            rlen = cllm_stop_feed(&stop, piece, plen, released);
-            rlen += cllm_stop_flush(&stop, released + rlen);
+            rlen = cllm_text_stream_end(&text, released);
         } else {
-            st = cllm_tokenizer_decode_stream(tok, &utf8, (uint32_t)token, piece, text_cap, &plen, err);
+            st = cllm_text_stream_token(&text, tok, (uint32_t)token, released, &rlen, err);
             if (st != CLLM_OK) goto done;
-            rlen = cllm_stop_feed(&stop, piece, plen, released);
         }
         cllm_generate_event ev = {released, rlen, token, lp, top, p->n_top_logprobs};
         if (cb && cb(ctx, &ev)) {
             result->finish = CLLM_FINISH_CANCELLED;
             break;
         }
-        if (end || stop.stopped) {
+        if (end || cllm_text_stream_stopped(&text)) {
             result->finish = CLLM_FINISH_STOP;
             break;
         }
         if (pos >= kv_context || step + 1 == p->max_tokens) {
             if (step + 1 < p->max_tokens) result->finish = CLLM_FINISH_CONTEXT;
-            /* Release what the UTF-8 stream and stop matcher still hold. */
-            plen = cllm_utf8_stream_flush(&utf8, piece);
-            rlen = cllm_stop_feed(&stop, piece, plen, released);
-            if (!stop.stopped) rlen += cllm_stop_flush(&stop, released + rlen);
+            /* Release what the stream still holds, as a text-only event. */
+            rlen = cllm_text_stream_end(&text, released);
             cllm_generate_event tail = {released, rlen, -1, 0, NULL, 0};
             if (rlen > 0 && cb) cb(ctx, &tail);
             break;
@@ -139,7 +131,6 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
     result->generate_seconds = cllm_now_seconds() - t1;
 done:
     free(chunk);
-    free(piece);
     free(released);
     return st;
 }

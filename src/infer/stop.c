@@ -1,5 +1,7 @@
 /*
- * stop.c: hold-back matching of stop strings (see stop.h).
+ * stop.c: hold-back matching of stop strings, and text streams (token ids ->
+ * whole UTF-8 characters -> stop matcher), see stop.h. Does not sample or
+ * decide when generation ends.
  *
  * Invariant: `held` is the longest suffix of all text seen so far that is a
  * proper prefix of some stop string. Every byte before it can be released,
@@ -79,4 +81,33 @@ size_t cllm_stop_flush(cllm_stop_matcher *m, char *out) {
     memcpy(out, m->held, n);
     m->n_held = 0;
     return n;
+}
+
+/* ---- text streams --------------------------------------------------------- */
+
+cllm_status cllm_text_stream_init(cllm_text_stream *ts, const char *const *stops, int n_stops, cllm_error *err) {
+    memset(&ts->utf8, 0, sizeof ts->utf8);
+    return cllm_stop_init(&ts->stop, stops, n_stops, err);
+}
+
+cllm_status cllm_text_stream_token(cllm_text_stream *ts, const cllm_tokenizer *tok, uint32_t token, char *out,
+                                   size_t *n_out, cllm_error *err) {
+    char piece[CLLM_TEXT_STREAM_PIECE_MAX];
+    size_t plen = 0;
+    *n_out = 0;
+    cllm_utf8_stream saved = ts->utf8;
+    cllm_status st = cllm_tokenizer_decode_stream(tok, &ts->utf8, token, piece, sizeof piece, &plen, err);
+    if (st != CLLM_OK) {
+        ts->utf8 = saved;
+        return st;
+    }
+    *n_out = cllm_stop_feed(&ts->stop, piece, plen, out);
+    return CLLM_OK;
+}
+
+size_t cllm_text_stream_end(cllm_text_stream *ts, char *out) {
+    char tail[4]; /* one U+FFFD at most */
+    size_t n = cllm_utf8_stream_flush(&ts->utf8, tail);
+    size_t k = cllm_stop_feed(&ts->stop, tail, n, out);
+    return k + cllm_stop_flush(&ts->stop, out + k);
 }

@@ -22,7 +22,7 @@
  * Time per phase (forward, embed, sample, emit, schedule, idle) and the
  * worker's CPU time go to /metrics, to find where a step's time goes.
  *
- * Not here: HTTP (http.c), JSON (routes.c).
+ * Not here: HTTP (http.c), request JSON (request.c), response JSON (render.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,12 +211,6 @@ static srv_request *schedule_locked(cllm_server *s) {
     return ej;
 }
 
-static int is_eog(const cllm_server *s, int32_t t) {
-    for (int i = 0; i < s->gen.n_eog; i++)
-        if (s->gen.eog[i] == t) return 1;
-    return 0;
-}
-
 /* Samples the next token of q from logits[V], emits its text and decides
  * whether q is finished. Called without the lock; takes it to emit. */
 static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
@@ -226,26 +220,20 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     int32_t tok = cllm_sampler_sample(q->sampler, logits, &lp, top, r->n_top);
     cllm_sampler_accept(q->sampler, tok);
     q->n_gen++;
-    char piece[4096 + CLLM_STOP_MAX_LEN], out[4096 + 3 * CLLM_STOP_MAX_LEN];
-    size_t plen = 0, rlen = 0;
-    int end = is_eog(s, tok), finish = -1;
+    char out[CLLM_TEXT_STREAM_OUT_MAX];
+    size_t rlen = 0;
+    int finish = -1;
     int next_pos = cllm_model_kv_length(s->model, q->slot);
-    if (end) {
-        plen = cllm_utf8_stream_flush(&q->utf8, piece);
-        rlen = cllm_stop_feed(&q->stop, piece, plen, out);
-        rlen += cllm_stop_flush(&q->stop, out + rlen);
+    if (cllm_generate_is_eog(&s->gen, tok)) {
+        rlen = cllm_text_stream_end(&q->text_stream, out);
         finish = CLLM_FINISH_STOP;
     } else {
-        cllm_error err;
-        if (cllm_tokenizer_decode_stream(s->tok, &q->utf8, (uint32_t)tok, piece, sizeof piece, &plen, &err) != CLLM_OK)
-            plen = 0;
-        rlen = cllm_stop_feed(&q->stop, piece, plen, out);
-        if (q->stop.stopped) finish = CLLM_FINISH_STOP;
+        cllm_error err; /* an undecodable token adds no text (the sampler only draws ids < V) */
+        if (cllm_text_stream_token(&q->text_stream, s->tok, (uint32_t)tok, out, &rlen, &err) != CLLM_OK) rlen = 0;
+        if (cllm_text_stream_stopped(&q->text_stream)) finish = CLLM_FINISH_STOP;
         else if (q->n_gen >= r->max_tokens || next_pos >= s->ctx) {
             finish = q->n_gen >= r->max_tokens ? CLLM_FINISH_LENGTH : CLLM_FINISH_CONTEXT;
-            plen = cllm_utf8_stream_flush(&q->utf8, piece);
-            rlen += cllm_stop_feed(&q->stop, piece, plen, out + rlen);
-            if (!q->stop.stopped) rlen += cllm_stop_flush(&q->stop, out + rlen);
+            rlen += cllm_text_stream_end(&q->text_stream, out + rlen);
         }
     }
     q->last_token = tok;

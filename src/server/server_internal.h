@@ -44,8 +44,7 @@ typedef struct srv_seq {
     srv_seq_state state;        /* mu */
     int slot;                   /* -1 while queued (mu) */
     cllm_sampler *sampler;      /* worker */
-    cllm_stop_matcher stop;     /* worker */
-    cllm_utf8_stream utf8;      /* worker */
+    cllm_text_stream text_stream; /* token ids -> released text (worker) */
     char utf8_carry[4];         /* bytes of a character not yet complete in the released text */
     int n_carry;
     int n_prefilled;            /* prompt tokens already in the slot's cache */
@@ -166,29 +165,42 @@ size_t srv_utf8_complete(const char *s, size_t len);
 cJSON *srv_token_text(const cllm_tokenizer *tok, int32_t id);
 cJSON *srv_token_bytes(const cllm_tokenizer *tok, int32_t id);
 
-/* ---- routes.c ------------------------------------------------------------ */
 typedef struct {
-    int status;       /* HTTP status */
+    int status;       /* HTTP status; 0 from a parser means "no error" */
     char *body;       /* owned JSON/text */
     const char *type; /* content type */
 } srv_reply;
 
-/* Errors in OpenAI's shape. param may be NULL. */
-srv_reply srv_error(int status, const char *type, const char *param, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+/* ---- request.c: request bodies -> srv_request ---------------------------- */
 /* Parses a generation request; on success *out is a new request (refs 1,
  * the connection's) and the reply's status is 0. */
 srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, size_t len, srv_request **out);
 srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, srv_request **out);
+/* The body as a JSON object: on success *out is owned by the caller and the
+ * reply's status is 0; else *out is NULL and the reply is a 400. */
+srv_reply srv_parse_root(const char *body, size_t len, cJSON **out);
+/* Optional boolean field: absent or null leaves *out. Returns 0, or -1 with
+ * a 400 in *e naming the field. */
+int srv_opt_bool(cJSON *root, const char *key, int *out, srv_reply *e);
+
+/* ---- render.c: responses -------------------------------------------------- */
+/* Errors in OpenAI's shape. param may be NULL. */
+srv_reply srv_error(int status, const char *type, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* A 200 with root printed unformatted; takes and frees root. */
+srv_reply srv_reply_json(cJSON *root);
 /* The final non-stream JSON of a finished request. */
 srv_reply srv_final_reply(cllm_server *s, srv_request *r);
-srv_reply srv_route_simple(cllm_server *s, const char *method, const char *url, const char *body, size_t len,
-                           int *handled);
 /* Stream chunk builders used by the worker (mu held). */
 void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, int32_t token, float lp,
                     const cllm_token_logprob *top, int n_top);
 void srv_emit_finish(cllm_server *s, srv_seq *q);
 void srv_emit_request_end(cllm_server *s, srv_request *r);
+
+/* ---- routes.c: routes answered without the model --------------------------- */
+/* Sets *handled to 0 when the method and URL are not one of them. */
+srv_reply srv_route_simple(cllm_server *s, const char *method, const char *url, const char *body, size_t len,
+                           int *handled);
 
 /* ---- webui.c ------------------------------------------------------------- */
 extern const char srv_webui_html[];

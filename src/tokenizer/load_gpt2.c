@@ -10,6 +10,7 @@
  * Does not: read tokenizer.json (load_hf.c).
  */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,16 +44,20 @@ size_t tok_gpt2_bytes_to_unicode(const uint8_t *in, size_t n, char *out) {
     return o;
 }
 
+/* Code points 0..511 -> the byte they stand for, or -1; filled once. The
+ * fill used to be guarded by a hand-rolled flag, and two threads filling the
+ * table at once was a data race in C11's sense even though both wrote the
+ * same values; pthread_once makes the first use the only writer. */
+static int16_t cp_to_byte[512];
+static pthread_once_t cp_to_byte_once = PTHREAD_ONCE_INIT;
+
+static void cp_to_byte_fill(void) {
+    for (int i = 0; i < 512; i++) cp_to_byte[i] = -1;
+    for (int b = 0; b < 256; b++) cp_to_byte[byte_to_cp(b)] = (int16_t)b;
+}
+
 long tok_gpt2_unicode_to_bytes(const char *s, size_t n, uint8_t *out) {
-    static int16_t cp_to_byte[512]; /* code points 0..511 -> byte or -1 */
-    static int ready;
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        int16_t tmp[512];
-        for (int i = 0; i < 512; i++) tmp[i] = -1;
-        for (int b = 0; b < 256; b++) tmp[byte_to_cp(b)] = (int16_t)b;
-        memcpy(cp_to_byte, tmp, sizeof tmp); /* same values if two threads race */
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    }
+    pthread_once(&cp_to_byte_once, cp_to_byte_fill);
     long o = 0;
     for (size_t i = 0; i < n;) {
         uint8_t c = (uint8_t)s[i];

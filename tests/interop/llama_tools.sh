@@ -12,14 +12,12 @@ set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin_dir=${1:-/tmp/llama-src/build/bin}
 lq=$bin_dir/llama-quantize
-[ -x "$lq" ] || { echo "llama_tools: $lq not found; run bench/build_llama_cpp.sh"; echo "0 passed, 1 failed"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+[ -x "$lq" ] || fail_all "llama_tools: $lq not found; run bench/build_llama_cpp.sh"
 build=${CLLM_BUILD:-$root/build}
 cllm=$build/cllm
 work=$(mktemp -d /tmp/cllm-llama-tools.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pass=0
-fail=0
-check() { local name=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; fi; }
 for i in $(seq 1 300); do echo "the cat sat on the mat. the dog ran to the log. a bird flew over the tree."; done > "$work/text.txt"
 for arch in gpt2 llama; do
     preset=tiny-$arch
@@ -43,5 +41,4 @@ for arch in gpt2 llama; do
         check "$arch $t: cllm quantize gives the same perplexity ($a vs $b)" test "$a" = "$b"
     done
 done
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -1,0 +1,565 @@
+/*
+ * request.c: OpenAI-compatible request bodies -> validated srv_request
+ * (chat and text completions, embeddings), and the small JSON field readers
+ * the other routes share.
+ *
+ * Parsing validates every field it uses and answers 400 naming the field
+ * (OpenAI's error shape). Accepted fields and ranges:
+ *   messages (chat; roles system|developer|user|assistant, content a string,
+ *   an array of {"type":"text","text"} parts, or null), prompt (completions:
+ *   a string, may contain special tokens, or an array of token ids),
+ *   max_tokens / max_completion_tokens (integer >= 1; larger than the room
+ *   left in the context is capped to it, finish_reason "length"),
+ *   temperature [0,2], top_p [0,1] (0 = greedy), top_k >= 0, min_p [0,1),
+ *   presence_penalty / frequency_penalty [-2,2], repeat_penalty [0.01,100],
+ *   seed (integer), n [1, max_n], stop (string or array of at most 16
+ *   strings of at most 256 bytes; empty strings ignored), logprobs (chat:
+ *   boolean, with top_logprobs [0,20]; completions: integer [0,20]),
+ *   logit_bias ({"token id": bias in [-100,100]}, ids in [0,V), at most
+ *   1024 entries), stream, stream_options.include_usage. Other fields are
+ *   ignored. A prompt that does not leave room for one new token is refused
+ *   with both token counts (code context_length_exceeded).
+ *
+ * Not here: building responses (render.c), which URL goes where (routes.c),
+ * sockets and limits (http.c), scheduling (scheduler.c).
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cllm/chat.h"
+#include "server_internal.h"
+
+#define MAX_TOP 20
+#define MAX_EMBED_INPUTS 64
+#define BAD(param, ...) srv_error(400, "invalid_request_error", param, NULL, __VA_ARGS__)
+
+srv_reply srv_parse_root(const char *body, size_t len, cJSON **out) {
+    *out = NULL;
+    if (len == 0) return BAD(NULL, "the request body is empty; expected a JSON object");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        size_t off = end && end >= body ? (size_t)(end - body) : 0;
+        return BAD(NULL, "malformed JSON at byte %zu", off);
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return BAD(NULL, "the request body must be a JSON object");
+    }
+    *out = root;
+    return (srv_reply){0, NULL, NULL};
+}
+
+/* Optional number field in [lo, hi]; absent or null leaves *out. */
+static int opt_num(cJSON *root, const char *key, double lo, double hi, double *out, srv_reply *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v)) {
+        *e = BAD(key, "'%s' must be a number", key);
+        return -1;
+    }
+    double d = v->valuedouble;
+    if (!isfinite(d) || d < lo || d > hi) {
+        *e = BAD(key, "'%s' must be in [%g, %g], got %g", key, lo, hi, d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int opt_int(cJSON *root, const char *key, double lo, double hi, int64_t *out, srv_reply *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) {
+        *e = BAD(key, "'%s' must be an integer", key);
+        return -1;
+    }
+    double d = v->valuedouble;
+    if (d < lo || d > hi) {
+        *e = BAD(key, "'%s' must be in [%.0f, %.0f], got %.0f", key, lo, hi, d);
+        return -1;
+    }
+    *out = (int64_t)d;
+    return 0;
+}
+
+int srv_opt_bool(cJSON *root, const char *key, int *out, srv_reply *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsBool(v)) {
+        *e = BAD(key, "'%s' must be a boolean", key);
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int valid_utf8(const char *s, size_t n) {
+    char tmp[CLLM_STOP_MAX_LEN * 3 + 8];
+    if (n > CLLM_STOP_MAX_LEN) return 0;
+    cllm_utf8_stream st = {0};
+    size_t k = cllm_utf8_stream_feed(&st, (const uint8_t *)s, n, tmp);
+    return st.n_pending == 0 && k == n && memcmp(tmp, s, n) == 0;
+}
+
+static int add_stop(srv_request *r, const char *str, srv_reply *e) {
+    size_t n = strlen(str);
+    if (n == 0) return 0; /* ignored: would match everywhere */
+    if (r->n_stop >= CLLM_STOP_MAX) {
+        *e = BAD("stop", "'stop' holds at most %d strings", CLLM_STOP_MAX - 1);
+        return -1;
+    }
+    if (n > CLLM_STOP_MAX_LEN || !valid_utf8(str, n)) {
+        *e = BAD("stop", "each 'stop' string must be valid UTF-8 of at most %d bytes", CLLM_STOP_MAX_LEN);
+        return -1;
+    }
+    r->stops[r->n_stop] = strdup(str);
+    if (!r->stops[r->n_stop]) {
+        *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
+        return -1;
+    }
+    r->n_stop++;
+    return 0;
+}
+
+static int parse_stop(cJSON *root, srv_request *r, srv_reply *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "stop");
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsString(v)) return add_stop(r, v->valuestring, e);
+    if (!cJSON_IsArray(v)) {
+        *e = BAD("stop", "'stop' must be a string or an array of strings");
+        return -1;
+    }
+    if (cJSON_GetArraySize(v) > CLLM_STOP_MAX - 1) {
+        *e = BAD("stop", "'stop' holds at most %d strings, got %d", CLLM_STOP_MAX - 1, cJSON_GetArraySize(v));
+        return -1;
+    }
+    cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        if (!cJSON_IsString(it)) {
+            *e = BAD("stop", "'stop' must be a string or an array of strings");
+            return -1;
+        }
+        if (add_stop(r, it->valuestring, e)) return -1;
+    }
+    return 0;
+}
+
+static int parse_logit_bias(cJSON *root, cllm_sampler_params *sp, int V, srv_reply *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsObject(v)) {
+        *e = BAD("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+        return -1;
+    }
+    cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        char *endp = NULL;
+        long long id = strtoll(it->string, &endp, 10);
+        if (!it->string[0] || *endp || id < 0 || id >= V) {
+            *e = BAD("logit_bias", "'logit_bias' key '%.40s' is not a token id in [0, %d)", it->string, V);
+            return -1;
+        }
+        if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || fabs(it->valuedouble) > 100) {
+            *e = BAD("logit_bias", "'logit_bias' values must be numbers in [-100, 100]");
+            return -1;
+        }
+        if (sp->n_bias >= CLLM_SAMPLER_MAX_BIAS) {
+            *e = BAD("logit_bias", "'logit_bias' holds at most %d entries", CLLM_SAMPLER_MAX_BIAS);
+            return -1;
+        }
+        sp->bias[sp->n_bias].token = (int32_t)id;
+        sp->bias[sp->n_bias].bias = (float)it->valuedouble;
+        sp->n_bias++;
+    }
+    return 0;
+}
+
+/* Chat messages -> prompt ids through the template. */
+static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_reply *e) {
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    if (!msgs) {
+        *e = BAD("messages", "'messages' is required");
+        return -1;
+    }
+    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
+        *e = BAD("messages", "'messages' must be a non-empty array");
+        return -1;
+    }
+    int n = cJSON_GetArraySize(msgs), rc = -1;
+    cllm_chat_message *cm = calloc((size_t)n, sizeof *cm);
+    char **owned = calloc((size_t)n, sizeof *owned);
+    char param[64];
+    if (!cm || !owned) {
+        *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        cJSON *m = cJSON_GetArrayItem(msgs, i);
+        snprintf(param, sizeof param, "messages[%d]", i);
+        if (!cJSON_IsObject(m)) {
+            *e = BAD(param, "'%s' must be an object", param);
+            goto done;
+        }
+        cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        snprintf(param, sizeof param, "messages[%d].role", i);
+        if (!cJSON_IsString(role)) {
+            *e = BAD(param, "'%s' is required and must be a string", param);
+            goto done;
+        }
+        int rk = strcmp(role->valuestring, "developer") == 0 ? CLLM_ROLE_SYSTEM : cllm_chat_role_parse(role->valuestring);
+        if (rk < 0) {
+            *e = BAD(param, "'%s' is '%.40s'; expected system, developer, user or assistant", param, role->valuestring);
+            goto done;
+        }
+        cm[i].role = (cllm_chat_role)rk;
+        cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        snprintf(param, sizeof param, "messages[%d].content", i);
+        if (cJSON_IsString(content)) {
+            cm[i].content = content->valuestring;
+            cm[i].len = strlen(content->valuestring);
+        } else if (cJSON_IsNull(content) && rk == CLLM_ROLE_ASSISTANT) {
+            cm[i].content = "";
+        } else if (cJSON_IsArray(content)) {
+            srv_buf b = {0};
+            cJSON *part;
+            cJSON_ArrayForEach(part, content) {
+                cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+                cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+                if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 || !cJSON_IsString(text)) {
+                    srv_buf_free(&b);
+                    *e = BAD(param, "'%s' parts must be {\"type\": \"text\", \"text\": string}", param);
+                    goto done;
+                }
+                srv_buf_append(&b, text->valuestring, strlen(text->valuestring));
+            }
+            srv_buf_append(&b, "", 0);
+            owned[i] = b.data;
+            cm[i].content = b.data ? b.data : "";
+            cm[i].len = b.len;
+        } else {
+            *e = BAD(param, "'%s' must be a string or an array of text parts", param);
+            goto done;
+        }
+    }
+    cllm_error err;
+    if (cllm_chat_render(s->tok, s->tmpl, cm, n, 1, toks, NULL, &err) != CLLM_OK) {
+        *e = BAD("messages", "%s", err.msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    for (int i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned);
+    free(cm);
+    return rc;
+}
+
+/* Completion prompt: a string (specials allowed) or an array of ids. */
+static int parse_prompt(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_reply *e) {
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    if (!p) {
+        *e = BAD("prompt", "'prompt' is required");
+        return -1;
+    }
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0)))
+        p = cJSON_GetArrayItem(p, 0);
+    if (cJSON_IsString(p)) {
+        cllm_special_set all = {1, NULL, 0};
+        cllm_error err;
+        if (cllm_tokenizer_encode(s->tok, p->valuestring, strlen(p->valuestring), &all, toks, &err) != CLLM_OK) {
+            *e = BAD("prompt", "%s", err.msg);
+            return -1;
+        }
+        return 0;
+    }
+    if (cJSON_IsArray(p)) {
+        cJSON *it;
+        int i = 0;
+        cJSON_ArrayForEach(it, p) {
+            if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < 0 ||
+                it->valuedouble >= s->V) {
+                *e = BAD("prompt", "'prompt[%d]' must be a token id in [0, %d)", i, s->V);
+                return -1;
+            }
+            if (cllm_tokens_push(toks, (uint32_t)it->valuedouble, NULL) != CLLM_OK) {
+                *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
+                return -1;
+            }
+            i++;
+        }
+        return 0;
+    }
+    *e = BAD("prompt", "'prompt' must be a string or an array of token ids");
+    return -1;
+}
+
+/* The body's JSON object and a new request of that kind (refs 1, the
+ * connection's). On failure *r is NULL and the reply is the error. */
+static srv_reply begin_request(const char *body, size_t len, srv_kind kind, cJSON **root, srv_request **r) {
+    *r = NULL;
+    srv_reply e = srv_parse_root(body, len, root);
+    if (!*root) return e;
+    *r = calloc(1, sizeof **r);
+    if (!*r) {
+        cJSON_Delete(*root);
+        *root = NULL;
+        return srv_error(500, "server_error", NULL, NULL, "out of memory");
+    }
+    (*r)->refs = 1;
+    (*r)->kind = kind;
+    return (srv_reply){0, NULL, NULL};
+}
+
+srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, size_t len, srv_request **out) {
+    *out = NULL;
+    cJSON *root = NULL;
+    srv_request *r = NULL;
+    srv_reply e = begin_request(body, len, kind, &root, &r);
+    if (!r) return e;
+    cllm_tokens toks = {0};
+    r->n = 1;
+    cllm_sampler_params *sp = &r->sp;
+    *sp = cllm_sampler_default_params();
+    sp->temperature = 1.0f;
+    sp->top_k = 0;
+    sp->top_p = 1.0f;
+    sp->min_p = 0.0f;
+    sp->penalty_window = 256;
+    cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model && !cJSON_IsString(model) && !cJSON_IsNull(model)) {
+        e = BAD("model", "'model' must be a string");
+        goto fail;
+    }
+    if (kind == SRV_CHAT ? render_messages(s, root, &toks, &e) : parse_prompt(s, root, &toks, &e)) goto fail;
+    const char *pparam = kind == SRV_CHAT ? "messages" : "prompt";
+    if (toks.n == 0) {
+        e = BAD(pparam, "the prompt is empty");
+        goto fail;
+    }
+    if (toks.n >= (size_t)s->ctx) {
+        e = srv_error(400, "invalid_request_error", pparam, "context_length_exceeded",
+                      "the prompt has %zu tokens but the context window holds %d (the prompt must leave room for "
+                      "at least one new token)",
+                      toks.n, s->ctx);
+        goto fail;
+    }
+    double d;
+    int64_t iv;
+    int room = s->ctx - (int)toks.n;
+    r->max_tokens = room;
+    int has_max = 0;
+    const char *mkeys[2] = {"max_tokens", "max_completion_tokens"};
+    for (int k = 0; k < 2; k++) {
+        iv = -1;
+        if (opt_int(root, mkeys[k], -1e300, 1e300, &iv, &e)) goto fail;
+        cJSON *mv = cJSON_GetObjectItemCaseSensitive(root, mkeys[k]);
+        if (!mv || cJSON_IsNull(mv)) continue;
+        if (mv->valuedouble < 1) {
+            e = BAD(mkeys[k], "'%s' must be >= 1, got %.0f", mkeys[k], mv->valuedouble);
+            goto fail;
+        }
+        has_max = 1;
+        r->max_tokens = mv->valuedouble < room ? (int)mv->valuedouble : room;
+    }
+    if (!has_max && kind == SRV_COMPLETION) r->max_tokens = room < 16 ? room : 16; /* OpenAI's default */
+    d = sp->temperature;
+    if (opt_num(root, "temperature", 0, 2, &d, &e)) goto fail;
+    sp->temperature = (float)d;
+    d = sp->top_p;
+    if (opt_num(root, "top_p", 0, 1, &d, &e)) goto fail;
+    if (d == 0) sp->temperature = 0, d = 1; /* the smallest nucleus: one token */
+    sp->top_p = (float)d;
+    iv = 0;
+    if (opt_int(root, "top_k", 0, 1e9, &iv, &e)) goto fail;
+    sp->top_k = iv > s->V ? s->V : (int)iv;
+    d = 0;
+    if (opt_num(root, "min_p", 0, 0.999999, &d, &e)) goto fail;
+    sp->min_p = (float)d;
+    d = 0;
+    if (opt_num(root, "presence_penalty", -2, 2, &d, &e)) goto fail;
+    sp->presence_penalty = (float)d;
+    d = 0;
+    if (opt_num(root, "frequency_penalty", -2, 2, &d, &e)) goto fail;
+    sp->frequency_penalty = (float)d;
+    d = 1;
+    if (opt_num(root, "repeat_penalty", 0.01, 100, &d, &e)) goto fail;
+    sp->repeat_penalty = (float)d;
+    pthread_mutex_lock(&s->mu);
+    uint64_t id = ++s->next_id;
+    pthread_mutex_unlock(&s->mu);
+    sp->seed = id * 0x9E3779B97F4A7C15ull;
+    iv = 0;
+    cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    if (seed && !cJSON_IsNull(seed)) {
+        if (opt_int(root, "seed", -9.2e18, 1.8e19, &iv, &e)) goto fail;
+        sp->seed = seed->valuedouble < 0 ? (uint64_t)(int64_t)seed->valuedouble : (uint64_t)seed->valuedouble;
+    }
+    iv = 1;
+    if (opt_int(root, "n", 1, s->p.max_n, &iv, &e)) goto fail;
+    r->n = (int)iv;
+    if (r->n > s->p.parallel + s->p.queue) {
+        e = BAD("n", "'n' (%d) exceeds the server's slots plus queue (%d)", r->n, s->p.parallel + s->p.queue);
+        goto fail;
+    }
+    if (parse_stop(root, r, &e)) goto fail;
+    if (kind == SRV_CHAT && s->turn_stop) {
+        r->stops[r->n_stop] = strdup(s->turn_stop);
+        if (r->stops[r->n_stop]) r->n_stop++;
+    }
+    if (kind == SRV_CHAT) {
+        int lp = 0;
+        if (srv_opt_bool(root, "logprobs", &lp, &e)) goto fail;
+        iv = 0;
+        if (opt_int(root, "top_logprobs", 0, MAX_TOP, &iv, &e)) goto fail;
+        if (iv > 0 && !lp) {
+            e = BAD("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+            goto fail;
+        }
+        r->want_logprobs = lp;
+        r->n_top = (int)iv;
+    } else {
+        cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
+        iv = 0;
+        if (opt_int(root, "logprobs", 0, MAX_TOP, &iv, &e)) goto fail;
+        r->want_logprobs = lp && !cJSON_IsNull(lp);
+        r->n_top = (int)iv;
+    }
+    if (parse_logit_bias(root, sp, s->V, &e)) goto fail;
+    if (srv_opt_bool(root, "stream", &r->stream, &e)) goto fail;
+    cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    if (so && !cJSON_IsNull(so)) {
+        if (!cJSON_IsObject(so)) {
+            e = BAD("stream_options", "'stream_options' must be an object");
+            goto fail;
+        }
+        if (srv_opt_bool(so, "include_usage", &r->include_usage, &e)) goto fail;
+    }
+    cllm_error err;
+    if (cllm_sampler_params_validate(sp, s->V, &err) != CLLM_OK) {
+        e = BAD(NULL, "%s", err.msg);
+        goto fail;
+    }
+    r->prompt = toks.ids;
+    r->n_prompt = (int)toks.n;
+    toks.ids = NULL;
+    snprintf(r->id, sizeof r->id, "%s-%016" PRIx64, kind == SRV_CHAT ? "chatcmpl" : "cmpl", id);
+    r->created = (int64_t)time(NULL);
+    r->seqs = calloc((size_t)r->n, sizeof *r->seqs);
+    if (!r->seqs) {
+        e = srv_error(500, "server_error", NULL, NULL, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < r->n; i++) {
+        srv_seq *q = &r->seqs[i];
+        q->req = r;
+        q->index = i;
+        q->slot = -1;
+        cllm_sampler_params spi = *sp;
+        spi.seed = sp->seed + (uint64_t)i;
+        q->sampler = cllm_sampler_create(&spi, s->V, &err);
+        if (!q->sampler || cllm_text_stream_init(&q->text_stream, (const char *const *)r->stops, r->n_stop, &err) != CLLM_OK) {
+            e = BAD(NULL, "%s", err.msg);
+            goto fail;
+        }
+        if (r->want_logprobs && !r->stream) q->logprobs = cJSON_CreateArray();
+    }
+    cJSON_Delete(root);
+    *out = r;
+    return e;
+fail:
+    cllm_tokens_free(&toks);
+    srv_request_free(r);
+    cJSON_Delete(root);
+    return e;
+}
+
+
+/* ---- embeddings ---------------------------------------------------------- */
+
+srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, srv_request **out) {
+    *out = NULL;
+    cJSON *root = NULL;
+    srv_request *r = NULL;
+    srv_reply e = begin_request(body, len, SRV_EMBED, &root, &r);
+    if (!r) return e;
+    cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "input");
+    cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+    if (fmt && !cJSON_IsNull(fmt)) {
+        if (!cJSON_IsString(fmt) || (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64"))) {
+            e = BAD("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+            goto fail;
+        }
+        r->base64 = strcmp(fmt->valuestring, "base64") == 0;
+    }
+    if (!in) {
+        e = BAD("input", "'input' is required");
+        goto fail;
+    }
+    /* Normalise to a list of items: a string, an id array, or arrays of either. */
+    int single = cJSON_IsString(in) || (cJSON_IsArray(in) && cJSON_GetArraySize(in) > 0 &&
+                                        cJSON_IsNumber(cJSON_GetArrayItem(in, 0)));
+    if (!single && !cJSON_IsArray(in)) {
+        e = BAD("input", "'input' must be a string, an array of strings, or token id arrays");
+        goto fail;
+    }
+    int n = single ? 1 : cJSON_GetArraySize(in);
+    if (n < 1 || n > MAX_EMBED_INPUTS) {
+        e = BAD("input", "'input' must hold between 1 and %d items", MAX_EMBED_INPUTS);
+        goto fail;
+    }
+    r->inputs = calloc((size_t)n, sizeof *r->inputs);
+    r->input_len = calloc((size_t)n, sizeof *r->input_len);
+    r->embeddings = malloc((size_t)n * (size_t)s->C * sizeof(float));
+    if (!r->inputs || !r->input_len || !r->embeddings) {
+        e = srv_error(500, "server_error", NULL, NULL, "out of memory");
+        goto fail;
+    }
+    r->n_inputs = n;
+    for (int i = 0; i < n; i++) {
+        cJSON *it = single ? in : cJSON_GetArrayItem(in, i);
+        cllm_tokens toks = {0};
+        if (cJSON_IsString(it)) {
+            cllm_error err;
+            if (cllm_tokenizer_encode(s->tok, it->valuestring, strlen(it->valuestring), NULL, &toks, &err) != CLLM_OK) {
+                e = BAD("input", "%s", err.msg);
+                goto fail;
+            }
+        } else if (cJSON_IsArray(it)) {
+            cJSON *t;
+            cJSON_ArrayForEach(t, it) {
+                if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 0 ||
+                    t->valuedouble >= s->V) {
+                    cllm_tokens_free(&toks);
+                    e = BAD("input", "'input[%d]' holds a value that is not a token id in [0, %d)", i, s->V);
+                    goto fail;
+                }
+                cllm_tokens_push(&toks, (uint32_t)t->valuedouble, NULL);
+            }
+        } else {
+            e = BAD("input", "'input[%d]' must be a string or an array of token ids", i);
+            goto fail;
+        }
+        if (toks.n == 0 || toks.n > (size_t)s->ctx) {
+            e = srv_error(400, "invalid_request_error", "input", toks.n ? "context_length_exceeded" : NULL,
+                          "'input[%d]' has %zu tokens; it must have between 1 and %d (the context window)", i, toks.n,
+                          s->ctx);
+            cllm_tokens_free(&toks);
+            goto fail;
+        }
+        r->inputs[i] = toks.ids;
+        r->input_len[i] = (int)toks.n;
+    }
+    cJSON_Delete(root);
+    *out = r;
+    return e;
+fail:
+    cJSON_Delete(root);
+    srv_request_free(r);
+    return e;
+}
+
