@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cllm/hash.h"
 #include "../src/data/world_internal.h"
 #include "cllm/world.h"
 #include "test.h"
@@ -133,11 +134,7 @@ typedef struct {
     char **keys;
     size_t cap;
 } sset;
-static size_t fnv(const char *s) {
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
+static size_t fnv(const char *s) { return cllm_fnv1a64(s, strlen(s), CLLM_FNV_OFFSET); }
 static void sset_add(sset *s, char *k) { /* takes ownership */
     size_t j = fnv(k) & (s->cap - 1);
     while (s->keys[j]) {

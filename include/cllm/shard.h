@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "cllm/fileio.h"
+#include "cllm/hash.h" /* cllm_fnv1a64: callers fingerprint shards with it */
 #include "cllm/status.h"
 
 #define CLLM_SHARD_HEADER_BYTES 64
@@ -67,10 +68,5 @@ static inline uint32_t cllm_shard_token(const cllm_shard *shard, uint64_t i) {
     const uint8_t *p = shard->ids + 4 * i;
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
-
-/* 64-bit FNV-1a, used for tokenizer and data fingerprints. Chain with `seed`
- * (start with CLLM_FNV_OFFSET). */
-#define CLLM_FNV_OFFSET 0xcbf29ce484222325ull
-uint64_t cllm_fnv1a64(const void *data, size_t len, uint64_t seed);
 
 #endif

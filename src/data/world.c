@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cllm/fileio.h"
+#include "cllm/hash.h"
 #include "world_internal.h"
 
 #define WORLD_VERSION 1
@@ -30,18 +31,14 @@ int cllm_world_size_parse(const char *name) {
 
 /* ---- normalised-input hashing and the split rule ------------------------- */
 
-static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
+/* The offset basis this generator has always hashed from: FNV's with its last
+ * digit lost. Kept, because every split of every world depends on it. */
+#define WORLD_HASH_BASIS 1469598103934665603ULL
 
 /* FNV-1a of the text with ASCII case folded, whitespace runs collapsed to one
  * space and leading/trailing whitespace dropped. Never returns 0. */
 static uint64_t norm_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = WORLD_HASH_BASIS;
     int pending_space = 0, started = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
@@ -50,11 +47,11 @@ static uint64_t norm_hash(const char *s) {
             continue;
         }
         if (pending_space) {
-            h = (h ^ ' ') * 1099511628211ULL;
+            h = cllm_fnv1a64_mix(h, ' ');
             pending_space = 0;
         }
         if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
-        h = (h ^ c) * 1099511628211ULL;
+        h = cllm_fnv1a64_mix(h, c);
         started = 1;
     }
     return h ? h : 1;
@@ -65,7 +62,7 @@ static const char *const split_name[SPLIT_COUNT] = {"train", "val", "test"};
 
 /* 80 / 10 / 10 by the normalised input's hash, salted with the seed. */
 static int split_of(uint64_t h, uint64_t seed) {
-    uint64_t r = mix64(h ^ mix64(seed + 0x5eed)) % 100;
+    uint64_t r = cllm_mix64(h ^ cllm_mix64(seed + 0x5eed)) % 100;
     return r < 80 ? SPLIT_TRAIN : r < 90 ? SPLIT_VAL : SPLIT_TEST;
 }
 
@@ -82,7 +79,7 @@ static int hset_add(hset *s, uint64_t k) {
         if (!keys) return -1;
         for (size_t i = 0; i < s->cap; i++)
             if (s->keys[i]) {
-                size_t j = mix64(s->keys[i]) & (cap - 1);
+                size_t j = cllm_mix64(s->keys[i]) & (cap - 1);
                 while (keys[j]) j = (j + 1) & (cap - 1);
                 keys[j] = s->keys[i];
             }
@@ -90,7 +87,7 @@ static int hset_add(hset *s, uint64_t k) {
         s->keys = keys;
         s->cap = cap;
     }
-    size_t j = mix64(k) & (s->cap - 1);
+    size_t j = cllm_mix64(k) & (s->cap - 1);
     while (s->keys[j]) {
         if (s->keys[j] == k) return 0;
         j = (j + 1) & (s->cap - 1);
@@ -102,7 +99,7 @@ static int hset_add(hset *s, uint64_t k) {
 
 static int hset_has(const hset *s, uint64_t k) {
     if (!s->cap) return 0;
-    size_t j = mix64(k) & (s->cap - 1);
+    size_t j = cllm_mix64(k) & (s->cap - 1);
     while (s->keys[j]) {
         if (s->keys[j] == k) return 1;
         j = (j + 1) & (s->cap - 1);
@@ -232,7 +229,7 @@ static int add_example(builder *b, int task, const char *input, const char *ref,
 
 static cllm_rng stream(uint64_t seed, uint64_t id) {
     cllm_rng r;
-    cllm_rng_seed(&r, mix64(seed) ^ mix64(id * 0x9e3779b97f4a7c15ULL + 1));
+    cllm_rng_seed(&r, cllm_mix64(seed) ^ cllm_mix64(id * CLLM_GOLDEN_GAMMA + 1));
     return r;
 }
 
@@ -340,7 +337,7 @@ static int build(builder *b, const cllm_world_params *p) {
         }
         if (!added) continue;
         w_story_korean(&plot, &y);
-        int split = mix64(h ^ p->seed) % 100 < 5;
+        int split = cllm_mix64(h ^ p->seed) % 100 < 5;
         wb_printf(&b->text[split], "%s\n%s\n\n", x.data, y.data);
         b->n_text[split]++;
     }

@@ -13,15 +13,14 @@
  */
 #include <string.h>
 
+#include "cllm/hash.h"
 #include "cllm/layers.h"
 #include "cllm/status.h"
 #include "layer_real.h"
 
+/* Element i's draw: the (i+1)-th splitmix64 output from seed, computed directly. */
 static uint64_t dropout_hash(uint64_t seed, uint64_t i) {
-    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return cllm_mix64(seed + (i + 1) * CLLM_GOLDEN_GAMMA);
 }
 
 void LAYER_FN(cllm_dropout_forward)(real *out, uint8_t *mask, const real *inp, size_t N, real p,

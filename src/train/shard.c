@@ -10,16 +10,6 @@
 
 static const char shard_magic[8] = {'C', 'L', 'L', 'M', 'T', 'O', 'K', '\0'};
 
-uint64_t cllm_fnv1a64(const void *data, size_t len, uint64_t seed) {
-    const uint8_t *p = data;
-    uint64_t h = seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 
 cllm_status cllm_shard_write(const char *path, const uint32_t *ids, uint64_t n_tokens,
                              uint32_t vocab_size, uint32_t eot_id, uint64_t tokenizer_hash,
