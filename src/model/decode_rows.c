@@ -57,7 +57,7 @@ cllm_status cllm_model_decode_rows(cllm_model *m, int n, const int *slots, const
         model_layer_weights w;
         model_layer_view(m, m->params, l, &w);
         model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.attn_norm_w, w.attn_norm_b, n);
-        model_infer_linear(m, l, QM_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
+        model_infer_linear(m, l, LIN_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
         for (int i = 0; i < n; i++) {
             float *row = kv->qkv + (size_t)i * QKV;
             if (c->pos == CLLM_POS_ROPE) {
@@ -79,7 +79,7 @@ cllm_status cllm_model_decode_rows(cllm_model *m, int n, const int *slots, const
         }
     if (k > 0) {
         model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, k);
-        model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h, gw.output, NULL, k, c->n_embd, c->vocab_size);
+        model_infer_linear(m, -1, LIN_OUTPUT, kv->logits, kv->h, gw.output, NULL, k, c->n_embd, c->vocab_size);
     }
     for (int i = 0; i < n; i++) m->kv_len[slots[i]] = pos[i] + 1; /* a slot's last row is its furthest */
     if (logits) *logits = kv->logits;

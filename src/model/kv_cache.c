@@ -30,7 +30,7 @@
  * multiplies the f32 query with the widened rows (cllm_kv_attend_f16), a
  * prompt chunk widens one KV head at a time like the q8_0 path.
  * Rewinding only moves the slot length: stale rows are overwritten.
- * Linear layers and the embedding go through model_infer_* (quantized.c),
+ * Linear layers and the embedding go through model_infer_* (infer_linear.c),
  * which use the f32 parameters, or the weight views of a mapped GGUF.
  * Not here: sampling (src/infer), batching several slots in one call.
  */
@@ -178,16 +178,16 @@ void model_infer_block_tail(cllm_model *m, int l, const model_layer_weights *lw,
     model_kv *kv = &m->kv;
     const model_layer_weights w = *lw;
     const size_t C = (size_t)c->n_embd;
-    model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
+    model_infer_linear(m, l, LIN_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
                c->n_embd);
     cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
     model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.ffn_norm_w, w.ffn_norm_b, n);
-    model_infer_linear(m, l, QM_FFN_UP, kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
+    model_infer_linear(m, l, LIN_FFN_UP, kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
     if (c->mlp == CLLM_MLP_SWIGLU)
         cllm_swiglu_forward(kv->fact, kv->fch, n, c->ffn_hidden);
     else
         cllm_gelu_forward(kv->fact, kv->fch, (size_t)n * (size_t)c->ffn_hidden);
-    model_infer_linear(m, l, QM_FFN_DOWN, kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden,
+    model_infer_linear(m, l, LIN_FFN_DOWN, kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden,
                c->n_embd);
     cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
 }
@@ -232,7 +232,7 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
         model_layer_view(m, m->params, l, &w);
         const size_t cell0 = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx; /* position 0 */
         model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.attn_norm_w, w.attn_norm_b, n);
-        model_infer_linear(m, l, QM_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
+        model_infer_linear(m, l, LIN_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
         if (c->pos == CLLM_POS_ROPE) {
             cllm_rope_forward(kv->qkv, 1, n, c->n_head, m->HS, (size_t)m->QKV, pos, c->rope_theta);
             cllm_rope_forward(kv->qkv + (size_t)c->n_head * m->HS, 1, n, c->n_kv_head, m->HS,
@@ -250,9 +250,9 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
     }
     model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);
     if (all_logits)
-        model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h, gw.output, NULL, n, c->n_embd, c->vocab_size);
+        model_infer_linear(m, -1, LIN_OUTPUT, kv->logits, kv->h, gw.output, NULL, n, c->n_embd, c->vocab_size);
     else
-        model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h + (size_t)(n - 1) * C, gw.output, NULL, 1,
+        model_infer_linear(m, -1, LIN_OUTPUT, kv->logits, kv->h + (size_t)(n - 1) * C, gw.output, NULL, 1,
                            c->n_embd, c->vocab_size);
     m->kv_len[slot] = pos + n;
     if (logits) *logits = kv->logits;
