@@ -215,23 +215,27 @@ void model_infer_views_free(struct model_infer_views *views);
 cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_options *opts, int lazy_params,
                               cllm_model **out, cllm_error *err);
 
-/* Attention of n query rows, each against its own cache: row i reads keys
- * and values at kcache/vcache + bases[i] for positions 0..pos[i] (one
- * layer, any slots). out[n, NH*HS], qkv[n, QKV] (query part used). The
- * scalar decode path of kv_cache.c and decode_batch.c (decode_batch.c). */
-void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
-                          const size_t *bases, const int *pos, int n);
+/* ---- the decode pass (decode.c) and the KV cache (kv_cache.c) ---------------
+ * The rows of one decode pass: row i is a token of slot model_row_slot(r, i)
+ * at position model_row_pos(r, i). Either per-row arrays (slots, pos) or,
+ * with slots == NULL, one slot's chunk of consecutive positions (slot,
+ * pos0 + i); n <= max_seq (checked by the entry points). */
+typedef struct {
+    int n;
+    const int *slots, *pos; /* [n] each, or both NULL */
+    int slot, pos0;         /* the chunk's slot and first position when slots == NULL */
+} model_decode_rows;
+static inline int model_row_slot(const model_decode_rows *r, int i) { return r->slots ? r->slots[i] : r->slot; }
+static inline int model_row_pos(const model_decode_rows *r, int i) { return r->pos ? r->pos[i] : r->pos0 + i; }
 
-/* ---- the KV cache store (kv_cache.c) -----------------------------------------
- * Writes the key and value rows of one position: kvrow[2*NKV*HS] is K then V
- * (the tail of a qkv row after RoPE), stored as f32 or quantized to q8_0. */
+/* Writes the key and value rows of one position: kvrow[2*NKV*HS] is K then V
+ * (the tail of a qkv row after RoPE), stored in the cache's type. */
 void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow);
-/* Single-token attention of n rows (row i: slot slots[i], position pos[i]) of
- * layer l against their slots' caches, whatever the cache type. out[n, C]. */
-void model_kv_attend_rows(cllm_model *m, int l, float *out, const float *qkv, const int *slots, const int *pos,
-                          int n);
-
-/* Block l after attention on the decode rows (kv_cache.c). */
-void model_infer_block_tail(cllm_model *m, int l, const model_layer_weights *lw, int n);
+/* Attention of the rows' queries (qkv[n, QKV], query part used) against
+ * their slots' cached positions 0..pos in layer l, whatever the cache type:
+ * a chunk (slots == NULL, n > 1) through GEMMs, other rows through the
+ * kv_attn.h kernels. out[n, NH*HS]. The rows' keys and values must have
+ * been stored. */
+void model_kv_attend(cllm_model *m, int l, float *out, const float *qkv, const model_decode_rows *rows);
 
 #endif
