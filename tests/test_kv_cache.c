@@ -471,7 +471,72 @@ static void test_kv_cache_attend_f16_kernel_matches_reference(void) {
         }
 }
 
+/* The f32 cache kernel on ragged shapes: head sizes 1..200 (not multiples
+ * of 16 included), 1..100 positions, 1..3 KV heads serving 1..4 query heads
+ * each, a slice starting at KV head 1 of a wider row (so rows are not
+ * contiguous), ld_scores above n. (1) The reference equals attention in
+ * double (1e-5 relative); (2) the AVX-512 and AVX2 versions, where this CPU
+ * has them, equal the reference to 1e-5 of the output's scale (summation
+ * order and the vector exponential only), and so does the dispatched one. */
+static void test_kv_cache_attend_f32_kernel_matches_reference(void) {
+    const int hs_list[] = {1, 8, 17, 64, 128, 200}, n_list[] = {1, 2, 17, 100};
+    cllm_kv_attend_f32_fn simds[3] = {cllm_kv_attend_f32_avx512_get(), cllm_kv_attend_f32_avx2_get(),
+                                      cllm_kv_attend_f32};
+    const char *names[3] = {"avx512", "avx2", "dispatched"};
+    cllm_rng r;
+    cllm_rng_seed(&r, 43);
+    for (int a = 0; a < 6; a++)
+        for (int c = 0; c < 4; c++) {
+            const int HS = hs_list[a], n = n_list[c], nk = 1 + (a + c) % 3, G = 1 + (a * 3 + c) % 4, H = nk * G;
+            const size_t stride = (size_t)(nk + 2) * HS, ld = (size_t)n + 3; /* KV heads 1..nk of nk + 2 */
+            float *k = malloc(sizeof(float) * stride * n), *v = malloc(sizeof(float) * stride * n);
+            float *q = malloc(sizeof(float) * H * HS), *out = malloc(sizeof(float) * H * HS);
+            float *out2 = malloc(sizeof(float) * H * HS), *sc = malloc(sizeof(float) * H * ld);
+            double *p = malloc(sizeof(double) * n);
+            for (size_t i = 0; i < stride * n; i++) {
+                k[i] = cllm_rng_float(&r) * 4.0f - 2.0f;
+                v[i] = cllm_rng_float(&r) * 4.0f - 2.0f;
+            }
+            for (int i = 0; i < H * HS; i++) q[i] = cllm_rng_float(&r) * 4.0f - 2.0f;
+            const float scale = 1.0f / sqrtf((float)HS);
+            const float *kh = k + HS, *vh = v + HS;
+            cllm_kv_attend_f32_reference(out, sc, ld, q, kh, vh, stride, n, nk, G, HS, scale);
+            double worst = 0, size = 0;
+            for (int h = 0; h < H; h++) {
+                const size_t ko = (size_t)(h / G) * HS;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < n; j++) {
+                    double s = 0;
+                    for (int d = 0; d < HS; d++) s += (double)q[h * HS + d] * kh[(size_t)j * stride + ko + d];
+                    p[j] = s * scale;
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int d = 0; d < HS; d++) {
+                    double o = 0;
+                    for (int j = 0; j < n; j++) o += p[j] / sum * vh[(size_t)j * stride + ko + d];
+                    if (fabs(o - out[h * HS + d]) > worst) worst = fabs(o - out[h * HS + d]);
+                    if (fabs(o) > size) size = fabs(o);
+                }
+            }
+            CHECK(worst <= 1e-5 * (size + 1e-3), "f32 HS %d n %d nk %d G %d: reference off by %.3g (size %.3g)", HS,
+                  n, nk, G, worst, size);
+            for (int s = 0; s < 3; s++) {
+                if (!simds[s]) continue;
+                simds[s](out2, sc, ld, q, kh, vh, stride, n, nk, G, HS, scale);
+                double d2 = 0;
+                for (int d = 0; d < H * HS; d++)
+                    if (fabs(out2[d] - out[d]) > d2 || !isfinite(out2[d]))
+                        d2 = isfinite(out2[d]) ? fabs(out2[d] - out[d]) : INFINITY;
+                CHECK(d2 <= 1e-5 * (size + 1e-3), "f32 HS %d n %d nk %d G %d: %s off by %.3g", HS, n, nk, G, names[s],
+                      d2);
+            }
+            free(k), free(v), free(q), free(out), free(out2), free(sc), free(p);
+        }
+}
+
 int main(void) {
+    TEST_RUN(test_kv_cache_attend_f32_kernel_matches_reference);
     TEST_RUN(test_kv_cache_attend_kernel_matches_reference);
     TEST_RUN(test_kv_cache_q8_learned_mha_close_to_f32);
     TEST_RUN(test_kv_cache_q8_rope_gqa_close_to_f32);

@@ -149,8 +149,12 @@ static int mapped_logits_route(const char *path, int chunk, float *out, int V, i
     return rc;
 }
 
+/* The library's own bf16 route (x16 kernel or dequantized rows), whatever
+ * the CPU: with AUTO, an AMX CPU sends bf16 prompt chunks to oneDNN, which
+ * rounds activations to bf16, and the exact-f32 checks of check_arch fail
+ * there (test_model_quant_bf16_onednn_route checks that route). */
 static int mapped_logits_layout(const char *path, int chunk, float *out, int V, int keep_file_layout) {
-    return mapped_logits_route(path, chunk, out, V, keep_file_layout, CLLM_BF16_PROMPT_AUTO);
+    return mapped_logits_route(path, chunk, out, V, keep_file_layout, CLLM_BF16_PROMPT_OWN);
 }
 
 static int mapped_logits(const char *path, int chunk, float *out, int V) {

@@ -18,7 +18,7 @@
  * beyond the table) are unknown and make a file invalid.
  *
  * Not here: SIMD dot products (src/kernels/), quantization of whole models
- * (src/formats/model_gguf.c and src/infer/).
+ * (src/model/gguf_io.c and src/infer/).
  */
 #ifndef CLLM_GGML_TYPES_H
 #define CLLM_GGML_TYPES_H

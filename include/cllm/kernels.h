@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cllm/kv_attn.h"
+#include "cllm/quant.h"
 #include "cllm/status.h"
 
 /* CPU feature bits, detected once with CPUID + XGETBV (OS support checked). */
@@ -59,8 +61,14 @@ typedef enum {
     CLLM_VEC_COUNT
 } cllm_vec_backend;
 
-/* The dispatch table: one entry per primitive, filled once at first use.
- * A future GPU backend plugs in here. */
+struct cllm_adamw_coefs; /* AdamW coefficients, defined below */
+
+/* The dispatch table: the one seam between the library and its kernels,
+ * one entry per primitive (GEMM, elementwise math, the optimizer, quantized
+ * inference, KV cache attention), filled once at first use from the CPU
+ * features (dispatch.c). A future GPU backend plugs in here. The public
+ * entry points (cllm_sgemm, cllm_vmax, cllm_vadamw, cllm_kv_attend_*, ...)
+ * call through it. */
 typedef struct {
     cllm_gemm_backend gemm_backend;
     cllm_sgemm_fn sgemm;
@@ -68,6 +76,16 @@ typedef struct {
     float (*vmax)(const float *x, size_t n);
     double (*vexp_shift_sum)(float *y, const float *x, float shift, size_t n);
     void (*vtanh)(float *y, const float *x, size_t n);
+    /* optimizer (optim.c): one chunk of cllm_vadamw, single-threaded; cllm_vsumsq */
+    void (*vadamw)(float *param, const float *grad, float *m, float *v, size_t n, const struct cllm_adamw_coefs *k);
+    double (*vsumsq)(const float *x, size_t n);
+    /* quantized inference (quant.h): the best table this CPU runs */
+    const cllm_quant_kernels *quant;
+    /* KV cache attention (kv_attn.h) and the ISA they were built for:
+     * "reference", "avx2" or "avx512" */
+    cllm_kv_attend_fn kv_attend_q8_0, kv_attend_f16;
+    cllm_kv_attend_f32_fn kv_attend_f32;
+    const char *kv_attend_name;
     unsigned cpu_features; /* CLLM_CPU_* bits */
     int reference;         /* 1 when CLLM_KERNELS=reference forced the scalar path */
 } cllm_kernels_table;
@@ -125,7 +143,7 @@ const char *cllm_kernels_vec_name(void);
  *   m = fma(g, one_m_b1, m * b1);  v = fma(one_m_b2 * g, g, v * b2)
  *   p = p + (neg_step * m) / (sqrt(v) / bias2_sqrt + eps)
  * grad is read only. Every SIMD variant gives the reference's bits. */
-typedef struct {
+typedef struct cllm_adamw_coefs {
     float grad_scale, decay_mul;
     float b1, one_m_b1, b2, one_m_b2;
     float neg_step, bias2_sqrt, eps;

@@ -18,8 +18,11 @@
  * (CLLM_KERNELS=reference forces the reference). They differ by float
  * summation order only (tests: test_kv_cache.c).
  *
- * Not here: the cache layout and writes (kv_cache.c), f32 caches, prompt
- * chunks (those dequantize and run GEMMs), threading (callers split heads).
+ * The f32 cache has its own kernel, cllm_kv_attend_f32 below: several
+ * query heads of one row at once, positions outer.
+ *
+ * Not here: the cache layout and writes (src/model/kv_cache.c), prompt
+ * chunks (those run GEMMs), threading (callers split rows and heads).
  */
 #ifndef CLLM_KV_ATTN_H
 #define CLLM_KV_ATTN_H
@@ -50,5 +53,26 @@ cllm_kv_attend_fn cllm_kv_attend_q8_0_avx2_get(void);
 cllm_kv_attend_fn cllm_kv_attend_f16_avx512_get(void);
 cllm_kv_attend_fn cllm_kv_attend_f16_avx2_get(void);
 const char *cllm_kv_attend_name(void);
+
+/* The f32 cache (the default kv_type): the H = n_kv * group query heads of
+ * one row against n_kv heads of its cache, query head h using KV head
+ * h / group:
+ *   out[h, HS] = sum_{j<n} p_hj v_j,kh,  p_h = softmax_j(scale * q_h . k_j,kh),  kh = h / group
+ * q[H, HS] contiguous; key head kh of position j at k + j * row_stride +
+ * kh * HS floats (v likewise). scores[H, ld_scores] (ld_scores >= n) is
+ * scratch, overwritten with the probabilities. Any HS >= 1, n >= 1.
+ * Positions are the outer loop, so the cached rows stream through memory
+ * once. The reference sums in plain order with libm expf; the SIMD versions
+ * (the same C compiled for AVX-512 and AVX2, kv_attn_f32.h) use 16 partial
+ * sums and the vector exponential: they differ by float rounding only. */
+typedef void (*cllm_kv_attend_f32_fn)(float *out, float *scores, size_t ld_scores, const float *q, const float *k,
+                                      const float *v, size_t row_stride, int n, int n_kv, int group, int HS,
+                                      float scale);
+void cllm_kv_attend_f32(float *out, float *scores, size_t ld_scores, const float *q, const float *k, const float *v,
+                        size_t row_stride, int n, int n_kv, int group, int HS, float scale);
+void cllm_kv_attend_f32_reference(float *out, float *scores, size_t ld_scores, const float *q, const float *k,
+                                  const float *v, size_t row_stride, int n, int n_kv, int group, int HS, float scale);
+cllm_kv_attend_f32_fn cllm_kv_attend_f32_avx512_get(void);
+cllm_kv_attend_f32_fn cllm_kv_attend_f32_avx2_get(void);
 
 #endif

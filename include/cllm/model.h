@@ -293,18 +293,18 @@ cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, in
 int cllm_model_kv_length(const cllm_model *m, int slot);
 void cllm_model_kv_reset(cllm_model *m, int slot);
 /* Copies the first n cached positions of slot src into slot dst (exact, any
- * kv_type) and sets dst's length to n (kv_copy.c): a shared prompt is
+ * kv_type) and sets dst's length to n (kv_cache.c): a shared prompt is
  * prefilled once. Requires n <= src's cached length. */
 cllm_status cllm_model_kv_copy(cllm_model *m, int dst, int src, int n, cllm_error *err);
 /* Like cllm_model_decode_batch, but a slot may take several rows at
  * consecutive positions (in row order; its first continues its cache): the
- * prompts of several sequences prefilled in one pass (decode_rows.c). Logits
+ * prompts of several sequences prefilled in one pass (decode.c). Logits
  * only for rows with want[i] (want NULL: all), packed in row order into
  * *logits [*n_logits, V], borrowed until the next decode. 1 <= n <= max_seq. */
 cllm_status cllm_model_decode_rows(cllm_model *m, int n, const int *slots, const int32_t *tokens, const int *pos,
                                    const unsigned char *want, const float **logits, int *n_logits, cllm_error *err);
 
-/* One decode step for n sequences at once (decode_batch.c): row i feeds
+/* One decode step for n sequences at once (decode.c): row i feeds
  * tokens[i] to slot slots[i] (distinct) at position pos[i] (<= that slot's
  * cached length, < kv_context). 1 <= n <= max_seq. The projections of all
  * rows run as one GEMM; attention is per row over its own slot. *logits

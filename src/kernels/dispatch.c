@@ -1,6 +1,16 @@
 /*
- * dispatch.c: CPU feature detection, the kernel dispatch table and thread
+ * dispatch.c: CPU feature detection, THE kernel dispatch table and thread
  * control.
+ *
+ * This is the one seam between the library and its kernels: every
+ * primitive with more than one implementation (fp32 GEMM, elementwise
+ * math, the AdamW update and sum of squares, the quantized-inference
+ * table of quant.h, KV cache attention) is chosen here, once, into
+ * cllm_kernels_table (cllm/kernels.h); the public entry points call through
+ * it. A GPU (or any other) backend plugs in here: fill the table's entries
+ * with its implementations in dispatch_init, and nothing above src/kernels/
+ * changes. The implementations stay in their per-ISA files (*_avx2.c,
+ * *_avx512.c, quant_amx.c, gemm_onednn.c), each beside a scalar reference.
  *
  * Does: detect features once (CPUID plus XGETBV, so a feature the OS does not
  * save in its context counts as absent; AMX also needs Linux's permission,
@@ -21,8 +31,13 @@
 
 #include "cllm/kernels.h"
 #include "kernels_internal.h"
+#include "quant_internal.h"
 
 static cllm_kernels_table table;
+/* Every quantized-inference table this CPU can run (tests compare each with
+ * the reference); table.quant points at the best one. */
+static cllm_quant_kernels quant_tables[CLLM_QUANT_COUNT];
+static int quant_available[CLLM_QUANT_COUNT];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static uint64_t dispatch_xgetbv(unsigned idx) {
@@ -61,44 +76,129 @@ static unsigned dispatch_detect(void) {
     return feat;
 }
 
+/* The quantized-inference tables of every backend feature set f allows,
+ * and the best one (the reference when forced). */
+static void quant_init(unsigned f, int reference) {
+    cllm_quant_fill_reference(&quant_tables[CLLM_QUANT_REFERENCE]);
+    quant_available[CLLM_QUANT_REFERENCE] = 1;
+    if (f & CLLM_CPU_AVX2) {
+        cllm_quant_fill_avx2(&quant_tables[CLLM_QUANT_AVX2]);
+        quant_available[CLLM_QUANT_AVX2] = 1;
+    }
+    if (f & CLLM_CPU_AVX512) {
+        cllm_quant_fill_avx512(&quant_tables[CLLM_QUANT_AVX512], 0);
+        quant_available[CLLM_QUANT_AVX512] = 1;
+        if (f & CLLM_CPU_AVX512_VNNI) {
+            cllm_quant_fill_avx512(&quant_tables[CLLM_QUANT_AVX512_VNNI], 1);
+            quant_available[CLLM_QUANT_AVX512_VNNI] = 1;
+        }
+        if (f & CLLM_CPU_AVX512_BF16)
+            for (int b = CLLM_QUANT_AVX512; b <= CLLM_QUANT_AVX512_VNNI; b++) {
+                quant_tables[b].gemm_x16_bf16 = cllm_quant_gemm_x16_bf16_avx512;
+                quant_tables[b].round_bf16 = cllm_quant_round_bf16_avx512;
+            }
+        if ((f & CLLM_CPU_AVX512_VNNI) && (f & CLLM_CPU_AMX_INT8)) { /* VNNI's table, prompts on tiles */
+            quant_tables[CLLM_QUANT_AMX] = quant_tables[CLLM_QUANT_AVX512_VNNI];
+            quant_tables[CLLM_QUANT_AMX].backend = CLLM_QUANT_AMX;
+            quant_tables[CLLM_QUANT_AMX].name = "amx";
+            quant_tables[CLLM_QUANT_AMX].gemm_x16 = cllm_quant_gemm_x16_amx;
+            quant_available[CLLM_QUANT_AMX] = 1;
+        }
+    }
+    cllm_quant_backend best = CLLM_QUANT_REFERENCE;
+    if (!reference)
+        for (int b = CLLM_QUANT_COUNT - 1; b > 0; b--)
+            if (quant_available[b]) {
+                best = (cllm_quant_backend)b;
+                break;
+            }
+    table.quant = &quant_tables[best];
+}
+
 static void dispatch_init(void) {
     const char *env = getenv("CLLM_KERNELS");
     table.cpu_features = dispatch_detect();
     table.reference = env && strcmp(env, "reference") == 0;
-    if (table.reference) {
-        table.gemm_backend = CLLM_GEMM_REFERENCE;
-        table.sgemm = cllm_sgemm_reference;
+    const unsigned f = table.reference ? 0 : table.cpu_features; /* what the SIMD choices may use */
+    /* fp32 GEMM: oneDNN has its own JIT for every x86-64 level (SSE4.1 up),
+     * so it is the fast path on any CPU this code targets. */
+    table.gemm_backend = table.reference ? CLLM_GEMM_REFERENCE : CLLM_GEMM_ONEDNN;
+    table.sgemm = table.reference ? cllm_sgemm_reference : cllm_kernels_sgemm_onednn;
+    /* elementwise math, the optimizer and KV cache attention: one ISA level for all */
+    if (f & CLLM_CPU_AVX512) {
+        table.vec_backend = CLLM_VEC_AVX512;
+        table.vmax = cllm_kernels_vmax_avx512;
+        table.vexp_shift_sum = cllm_kernels_vexp_shift_sum_avx512;
+        table.vtanh = cllm_kernels_vtanh_avx512;
+        table.vadamw = cllm_kernels_vadamw_avx512;
+        table.vsumsq = cllm_kernels_vsumsq_avx512;
+        table.kv_attend_q8_0 = cllm_kv_attend_q8_0_avx512;
+        table.kv_attend_f16 = cllm_kv_attend_f16_avx512;
+        table.kv_attend_f32 = cllm_kv_attend_f32_avx512;
+    } else if (f & CLLM_CPU_AVX2) {
+        table.vec_backend = CLLM_VEC_AVX2;
+        table.vmax = cllm_kernels_vmax_avx2;
+        table.vexp_shift_sum = cllm_kernels_vexp_shift_sum_avx2;
+        table.vtanh = cllm_kernels_vtanh_avx2;
+        table.vadamw = cllm_kernels_vadamw_avx2;
+        table.vsumsq = cllm_kernels_vsumsq_avx2;
+        table.kv_attend_q8_0 = cllm_kv_attend_q8_0_avx2;
+        table.kv_attend_f16 = cllm_kv_attend_f16_avx2;
+        table.kv_attend_f32 = cllm_kv_attend_f32_avx2;
+    } else {
         table.vec_backend = CLLM_VEC_REFERENCE;
         table.vmax = cllm_vmax_reference;
         table.vexp_shift_sum = cllm_vexp_shift_sum_reference;
         table.vtanh = cllm_vtanh_reference;
-    } else {
-        /* oneDNN has its own JIT for every x86-64 level (SSE4.1 up), so it is
-         * the fast path on any CPU this code targets. */
-        table.gemm_backend = CLLM_GEMM_ONEDNN;
-        table.sgemm = cllm_kernels_sgemm_onednn;
-        if (table.cpu_features & CLLM_CPU_AVX512) {
-            table.vec_backend = CLLM_VEC_AVX512;
-            table.vmax = cllm_kernels_vmax_avx512;
-            table.vexp_shift_sum = cllm_kernels_vexp_shift_sum_avx512;
-            table.vtanh = cllm_kernels_vtanh_avx512;
-        } else if (table.cpu_features & CLLM_CPU_AVX2) {
-            table.vec_backend = CLLM_VEC_AVX2;
-            table.vmax = cllm_kernels_vmax_avx2;
-            table.vexp_shift_sum = cllm_kernels_vexp_shift_sum_avx2;
-            table.vtanh = cllm_kernels_vtanh_avx2;
-        } else {
-            table.vec_backend = CLLM_VEC_REFERENCE;
-            table.vmax = cllm_vmax_reference;
-            table.vexp_shift_sum = cllm_vexp_shift_sum_reference;
-            table.vtanh = cllm_vtanh_reference;
-        }
+        table.vadamw = cllm_vadamw_reference;
+        table.vsumsq = cllm_vsumsq_reference;
+        table.kv_attend_q8_0 = cllm_kv_attend_q8_0_reference;
+        table.kv_attend_f16 = cllm_kv_attend_f16_reference;
+        table.kv_attend_f32 = cllm_kv_attend_f32_reference;
     }
+    static const char *const isa_names[CLLM_VEC_COUNT] = {
+        [CLLM_VEC_REFERENCE] = "reference", [CLLM_VEC_AVX2] = "avx2", [CLLM_VEC_AVX512] = "avx512"};
+    table.kv_attend_name = isa_names[table.vec_backend];
+    quant_init(table.cpu_features, table.reference);
 }
 
 const cllm_kernels_table *cllm_kernels_get(void) {
     pthread_once(&table_once, dispatch_init);
     return &table;
+}
+
+const cllm_quant_kernels *cllm_quant_kernels_get(void) { return cllm_kernels_get()->quant; }
+
+const cllm_quant_kernels *cllm_quant_kernels_backend(cllm_quant_backend b) {
+    cllm_kernels_get();
+    if ((int)b < 0 || b >= CLLM_QUANT_COUNT || !quant_available[b]) return NULL;
+    return &quant_tables[b];
+}
+
+/* A KV attention kernel of one ISA, or NULL when this CPU (or
+ * CLLM_KERNELS=reference) rules it out: what the tests compare with the
+ * reference. */
+static int isa_allowed(unsigned feature) {
+    const cllm_kernels_table *t = cllm_kernels_get();
+    return !t->reference && (t->cpu_features & feature);
+}
+cllm_kv_attend_fn cllm_kv_attend_q8_0_avx512_get(void) {
+    return isa_allowed(CLLM_CPU_AVX512) ? cllm_kv_attend_q8_0_avx512 : NULL;
+}
+cllm_kv_attend_fn cllm_kv_attend_q8_0_avx2_get(void) {
+    return isa_allowed(CLLM_CPU_AVX2) ? cllm_kv_attend_q8_0_avx2 : NULL;
+}
+cllm_kv_attend_fn cllm_kv_attend_f16_avx512_get(void) {
+    return isa_allowed(CLLM_CPU_AVX512) ? cllm_kv_attend_f16_avx512 : NULL;
+}
+cllm_kv_attend_fn cllm_kv_attend_f16_avx2_get(void) {
+    return isa_allowed(CLLM_CPU_AVX2) ? cllm_kv_attend_f16_avx2 : NULL;
+}
+cllm_kv_attend_f32_fn cllm_kv_attend_f32_avx512_get(void) {
+    return isa_allowed(CLLM_CPU_AVX512) ? cllm_kv_attend_f32_avx512 : NULL;
+}
+cllm_kv_attend_f32_fn cllm_kv_attend_f32_avx2_get(void) {
+    return isa_allowed(CLLM_CPU_AVX2) ? cllm_kv_attend_f32_avx2 : NULL;
 }
 
 const char *cllm_kernels_gemm_name(void) {

@@ -38,4 +38,18 @@ void cllm_kernels_vadamw_avx512(float *param, const float *grad, float *m, float
 double cllm_kernels_vsumsq_avx2(const float *x, size_t n);
 double cllm_kernels_vsumsq_avx512(const float *x, size_t n);
 
+/* KV cache attention per ISA (kv_attn_avx512.c, kv_attn_avx2.c); contracts in kv_attn.h. */
+void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
+                                size_t row_bytes, int n, int HS, float scale);
+void cllm_kv_attend_q8_0_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
+                              size_t row_bytes, int n, int HS, float scale);
+void cllm_kv_attend_f16_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
+                               size_t row_bytes, int n, int HS, float scale);
+void cllm_kv_attend_f16_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
+                             size_t row_bytes, int n, int HS, float scale);
+void cllm_kv_attend_f32_avx512(float *out, float *scores, size_t ld_scores, const float *q, const float *k,
+                               const float *v, size_t row_stride, int n, int n_kv, int group, int HS, float scale);
+void cllm_kv_attend_f32_avx2(float *out, float *scores, size_t ld_scores, const float *q, const float *k,
+                             const float *v, size_t row_stride, int n, int n_kv, int group, int HS, float scale);
+
 #endif

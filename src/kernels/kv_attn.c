@@ -1,15 +1,14 @@
 /*
  * kv_attn.c: dispatch and scalar references of single-query attention over
- * a q8_0 or f16 KV cache head (cllm/kv_attn.h).
+ * a q8_0, f16 or f32 KV cache (cllm/kv_attn.h).
  *
  * Does: the references (one set of plain loops over per-type row dot and
  * row axpy, the definition the versions in kv_attn_avx512.c and
- * kv_attn_avx2.c are tested against) and the choice
- * between them, made once from the CPU features of cllm_kernels_get().
+ * kv_attn_avx2.c are tested against) and the entry points, which call the
+ * implementation dispatch.c chose (cllm_kernels_get()).
  * Does not: thread, or know the cache layout beyond one row stride.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -17,15 +16,6 @@
 #include "cllm/kernels.h"
 #include "cllm/kv_attn.h"
 
-
-void cllm_kv_attend_q8_0_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
-                                size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx512.c */
-void cllm_kv_attend_q8_0_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
-                              size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx2.c */
-void cllm_kv_attend_f16_avx512(float *out, float *scores, const void *q, const void *k, const void *v,
-                               size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx512.c */
-void cllm_kv_attend_f16_avx2(float *out, float *scores, const void *q, const void *k, const void *v,
-                             size_t row_bytes, int n, int HS, float scale); /* kv_attn_avx2.c */
 
 static float scale_at(const uint8_t *blk) {
     uint16_t h;
@@ -69,6 +59,18 @@ static void axpy_f16(float *out, float w, const uint8_t *row, int HS) {
     for (int d = 0; d < HS; d++) out[d] += w * scale_at(row + 2 * d);
 }
 
+static float dot_f32(const void *q, const uint8_t *row, int HS) {
+    const float *qf = q, *kf = (const float *)(const void *)row;
+    float s = 0.0f;
+    for (int d = 0; d < HS; d++) s += qf[d] * kf[d];
+    return s;
+}
+
+static void axpy_f32(float *out, float w, const uint8_t *row, int HS) {
+    const float *vf = (const float *)(const void *)row;
+    for (int d = 0; d < HS; d++) out[d] += w * vf[d];
+}
+
 /* The reference for any cache type: scores, softmax, value sum, in plain loops. */
 static void attend_reference(float *out, float *scores, const void *q, const void *k, const void *v,
                              size_t row_bytes, int n, int HS, float scale, row_dot_fn dot, row_axpy_fn axpy) {
@@ -97,55 +99,32 @@ void cllm_kv_attend_f16_reference(float *out, float *scores, const void *q, cons
     attend_reference(out, scores, q, k, v, row_bytes, n, HS, scale, dot_f16, axpy_f16);
 }
 
-/* The kernels this CPU runs, chosen once: [0] q8_0, [1] f16. */
-static cllm_kv_attend_fn chosen[2];
-static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
-
-static int isa_allowed(unsigned feature) {
-    const cllm_kernels_table *t = cllm_kernels_get();
-    return !t->reference && (t->cpu_features & feature);
+/* One query head at a time over the same plain loops. */
+void cllm_kv_attend_f32_reference(float *out, float *scores, size_t ld_scores, const float *q, const float *k,
+                                  const float *v, size_t row_stride, int n, int n_kv, int group, int HS, float scale) {
+    const size_t row_bytes = row_stride * sizeof(float);
+    for (int h = 0; h < n_kv * group; h++) {
+        const size_t ko = (size_t)(h / group) * (size_t)HS;
+        attend_reference(out + (size_t)h * HS, scores + (size_t)h * ld_scores, q + (size_t)h * HS, k + ko, v + ko,
+                         row_bytes, n, HS, scale, dot_f32, axpy_f32);
+    }
 }
 
-cllm_kv_attend_fn cllm_kv_attend_q8_0_avx512_get(void) {
-    return isa_allowed(CLLM_CPU_AVX512) ? cllm_kv_attend_q8_0_avx512 : NULL;
-}
-
-cllm_kv_attend_fn cllm_kv_attend_q8_0_avx2_get(void) {
-    return isa_allowed(CLLM_CPU_AVX2) ? cllm_kv_attend_q8_0_avx2 : NULL;
-}
-
-cllm_kv_attend_fn cllm_kv_attend_f16_avx512_get(void) {
-    return isa_allowed(CLLM_CPU_AVX512) ? cllm_kv_attend_f16_avx512 : NULL;
-}
-
-cllm_kv_attend_fn cllm_kv_attend_f16_avx2_get(void) {
-    return isa_allowed(CLLM_CPU_AVX2) ? cllm_kv_attend_f16_avx2 : NULL;
-}
-
-static void choose(void) {
-    cllm_kv_attend_fn f = cllm_kv_attend_q8_0_avx512_get();
-    if (!f) f = cllm_kv_attend_q8_0_avx2_get();
-    chosen[0] = f ? f : cllm_kv_attend_q8_0_reference;
-    f = cllm_kv_attend_f16_avx512_get();
-    if (!f) f = cllm_kv_attend_f16_avx2_get();
-    chosen[1] = f ? f : cllm_kv_attend_f16_reference;
-}
+/* ---- entry points: through the dispatch table (dispatch.c) ---- */
 
 void cllm_kv_attend_q8_0(float *out, float *scores, const void *q, const void *k, const void *v, size_t row_bytes,
                          int n, int HS, float scale) {
-    pthread_once(&chosen_once, choose);
-    chosen[0](out, scores, q, k, v, row_bytes, n, HS, scale);
+    cllm_kernels_get()->kv_attend_q8_0(out, scores, q, k, v, row_bytes, n, HS, scale);
 }
 
 void cllm_kv_attend_f16(float *out, float *scores, const float *q, const void *k, const void *v, size_t row_bytes,
                         int n, int HS, float scale) {
-    pthread_once(&chosen_once, choose);
-    chosen[1](out, scores, q, k, v, row_bytes, n, HS, scale);
+    cllm_kernels_get()->kv_attend_f16(out, scores, q, k, v, row_bytes, n, HS, scale);
 }
 
-const char *cllm_kv_attend_name(void) {
-    pthread_once(&chosen_once, choose);
-    return chosen[0] == cllm_kv_attend_q8_0_reference ? "reference"
-           : chosen[0] == cllm_kv_attend_q8_0_avx2   ? "avx2"
-                                                      : "avx512";
+void cllm_kv_attend_f32(float *out, float *scores, size_t ld_scores, const float *q, const float *k, const float *v,
+                        size_t row_stride, int n, int n_kv, int group, int HS, float scale) {
+    cllm_kernels_get()->kv_attend_f32(out, scores, ld_scores, q, k, v, row_stride, n, n_kv, group, HS, scale);
 }
+
+const char *cllm_kv_attend_name(void) { return cllm_kernels_get()->kv_attend_name; }

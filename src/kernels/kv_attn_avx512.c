@@ -24,6 +24,8 @@
 #include "cllm/kernels.h"
 #include "cllm/kv_attn.h"
 #include "f16c_load.h"
+#include "kernels_internal.h"
+#include "kv_attn_f32.h"
 
 #define MAX_BLOCKS 8
 #define PREFETCH_ROWS 8 /* rows ahead; a row is a whole KV position (all heads) */
@@ -152,4 +154,11 @@ void cllm_kv_attend_f16_avx512(float *out, float *scores, const void *q, const v
         if (w > 2) _mm512_storeu_ps(out + d0 + 32, a2);
         if (w > 3) _mm512_storeu_ps(out + d0 + 48, a3);
     }
+}
+
+/* The f32 cache kernel: kv_attn_f32.h's loops compiled for this ISA. */
+void cllm_kv_attend_f32_avx512(float *out, float *scores, size_t ld_scores, const float *q, const float *k,
+                              const float *v, size_t row_stride, int n, int n_kv, int group, int HS, float scale) {
+    kv_attend_f32_body(out, scores, ld_scores, q, k, v, row_stride, n, n_kv, group, HS, scale,
+                       cllm_kernels_vexp_shift_sum_avx512);
 }

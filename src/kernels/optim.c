@@ -1,7 +1,7 @@
 /*
  * optim.c: the AdamW update kernel (cllm/kernels.h, cllm_vadamw): its scalar
- * reference, the run-time choice of the SIMD version (optim_avx512.c,
- * optim_avx2.c) and the threaded loop over chunks.
+ * reference and the threaded loop over chunks of the version dispatch.c
+ * chose (optim_avx512.c, optim_avx2.c or the reference).
  *
  * The arithmetic is src/train/adamw.c's (torch.optim.AdamW's order, in
  * fp32); adamw.c computes the coefficients and calls this. Every variant
@@ -22,7 +22,6 @@
  * decide which tensors decay.
  */
 #include <math.h>
-#include <pthread.h>
 
 #include "cllm/kernels.h"
 #include "kernels_internal.h"
@@ -54,29 +53,10 @@ double cllm_vsumsq_reference(const float *x, size_t n) {
     return total;
 }
 
-typedef void (*adamw_fn)(float *, const float *, float *, float *, size_t, const cllm_adamw_coefs *);
-static adamw_fn adamw_impl;
-static double (*sumsq_impl)(const float *, size_t);
-static pthread_once_t adamw_once = PTHREAD_ONCE_INIT;
-
-static void adamw_choose(void) {
-    const cllm_kernels_table *kt = cllm_kernels_get();
-    adamw_impl = cllm_vadamw_reference;
-    sumsq_impl = cllm_vsumsq_reference;
-    if (kt->reference) return;
-    if (kt->cpu_features & CLLM_CPU_AVX512) {
-        adamw_impl = cllm_kernels_vadamw_avx512;
-        sumsq_impl = cllm_kernels_vsumsq_avx512;
-    } else if (kt->cpu_features & CLLM_CPU_AVX2) {
-        adamw_impl = cllm_kernels_vadamw_avx2;
-        sumsq_impl = cllm_kernels_vsumsq_avx2;
-    }
-}
-
 void cllm_vadamw(float *param, const float *grad, float *m, float *v, size_t n,
                  const cllm_adamw_coefs *k) {
-    pthread_once(&adamw_once, adamw_choose);
-    const adamw_fn fn = adamw_impl;
+    void (*const fn)(float *, const float *, float *, float *, size_t, const cllm_adamw_coefs *) =
+        cllm_kernels_get()->vadamw;
     const long long n_chunks = (long long)((n + ADAMW_CHUNK - 1) / ADAMW_CHUNK);
 #pragma omp parallel for schedule(static) if (n_chunks > 1)
     for (long long c = 0; c < n_chunks; c++) {
@@ -86,6 +66,5 @@ void cllm_vadamw(float *param, const float *grad, float *m, float *v, size_t n,
 }
 
 double cllm_vsumsq(const float *x, size_t n) {
-    pthread_once(&adamw_once, adamw_choose);
-    return sumsq_impl(x, n);
+    return cllm_kernels_get()->vsumsq(x, n);
 }

@@ -1,7 +1,7 @@
 /*
  * quant.c: the scalar reference of every quantized-inference primitive in
- * cllm/quant.h, the run-time choice between it and the SIMD versions
- * (quant_avx2.c, quant_avx512.c), and the threaded matrix-vector, batched
+ * cllm/quant.h (the table dispatch.c chooses from, beside the SIMD ones of
+ * quant_avx2.c, quant_avx512.c and quant_amx.c), and the threaded matrix-vector, batched
  * integer product (cllm_quant_gemm) and row-dequantization loops on top of
  * one implementation.
  *
@@ -12,7 +12,6 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,66 +123,13 @@ static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows
                 dot((const uint8_t *)W + (size_t)r * row_bytes, (const uint8_t *)xq + (size_t)t * xq_stride, K);
 }
 
-static const cllm_quant_kernels reference_table = {
-    CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
-    ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
-    ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL, NULL /* no x16 kernels: the reference keeps the file layout */,
-    ref_round_f16};
-
-/* ---- dispatch ----------------------------------------------------------- */
-
-static cllm_quant_kernels tables[CLLM_QUANT_COUNT];
-static int available[CLLM_QUANT_COUNT];
-static cllm_quant_backend best;
-static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
-
-static void tables_init(void) {
-    const cllm_kernels_table *kt = cllm_kernels_get();
-    const unsigned f = kt->cpu_features;
-    tables[CLLM_QUANT_REFERENCE] = reference_table;
-    available[CLLM_QUANT_REFERENCE] = 1;
-    if (f & CLLM_CPU_AVX2) {
-        cllm_quant_fill_avx2(&tables[CLLM_QUANT_AVX2]);
-        available[CLLM_QUANT_AVX2] = 1;
-    }
-    if (f & CLLM_CPU_AVX512) {
-        cllm_quant_fill_avx512(&tables[CLLM_QUANT_AVX512], 0);
-        available[CLLM_QUANT_AVX512] = 1;
-        if (f & CLLM_CPU_AVX512_VNNI) {
-            cllm_quant_fill_avx512(&tables[CLLM_QUANT_AVX512_VNNI], 1);
-            available[CLLM_QUANT_AVX512_VNNI] = 1;
-        }
-        if (f & CLLM_CPU_AVX512_BF16)
-            for (int b = CLLM_QUANT_AVX512; b <= CLLM_QUANT_AVX512_VNNI; b++) {
-                tables[b].gemm_x16_bf16 = cllm_quant_gemm_x16_bf16_avx512;
-                tables[b].round_bf16 = cllm_quant_round_bf16_avx512;
-            }
-        if ((f & CLLM_CPU_AVX512_VNNI) && (f & CLLM_CPU_AMX_INT8)) { /* VNNI's table, prompts on tiles */
-            tables[CLLM_QUANT_AMX] = tables[CLLM_QUANT_AVX512_VNNI];
-            tables[CLLM_QUANT_AMX].backend = CLLM_QUANT_AMX;
-            tables[CLLM_QUANT_AMX].name = "amx";
-            tables[CLLM_QUANT_AMX].gemm_x16 = cllm_quant_gemm_x16_amx;
-            available[CLLM_QUANT_AMX] = 1;
-        }
-    }
-    best = CLLM_QUANT_REFERENCE;
-    if (!kt->reference)
-        for (int b = CLLM_QUANT_COUNT - 1; b > 0; b--)
-            if (available[b]) {
-                best = (cllm_quant_backend)b;
-                break;
-            }
-}
-
-const cllm_quant_kernels *cllm_quant_kernels_get(void) {
-    pthread_once(&tables_once, tables_init);
-    return &tables[best];
-}
-
-const cllm_quant_kernels *cllm_quant_kernels_backend(cllm_quant_backend b) {
-    pthread_once(&tables_once, tables_init);
-    if ((int)b < 0 || b >= CLLM_QUANT_COUNT || !available[b]) return NULL;
-    return &tables[b];
+void cllm_quant_fill_reference(cllm_quant_kernels *t) {
+    const cllm_quant_kernels reference_table = {
+        CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
+        ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
+        ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL, NULL /* no x16 kernels: the reference keeps the file layout */,
+        ref_round_f16};
+    *t = reference_table;
 }
 
 int cllm_quant_type_supported(uint32_t type) {

@@ -1,12 +1,15 @@
 /*
- * quant_internal.h: how quant.c fills its dispatch tables from the per-ISA
- * files (quant_avx2.c, quant_avx512.c, quant_amx.c). Private to src/kernels/.
+ * quant_internal.h: how dispatch.c fills the quantized-inference tables
+ * from quant.c (the reference) and the per-ISA files (quant_avx2.c,
+ * quant_avx512.c, quant_amx.c). Private to src/kernels/.
  */
 #ifndef CLLM_QUANT_INTERNAL_H
 #define CLLM_QUANT_INTERNAL_H
 
 #include "cllm/quant.h"
 
+/* Fill t with the scalar reference (quant.c). */
+void cllm_quant_fill_reference(cllm_quant_kernels *t);
 /* Fill t with the AVX2 implementation (call only when the CPU has AVX2+FMA+F16C). */
 void cllm_quant_fill_avx2(cllm_quant_kernels *t);
 /* Fill t with the AVX-512 implementation; vnni = 1 uses vpdpbusd for the

@@ -103,7 +103,7 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->dfact, N * (size_t)c->ffn_hidden);
         cllm_linear_backward(g->dfact, dw.ffn_down_w, dw.ffn_down_b, dbranch, a->fact, w.ffn_down_w,
                              (int)N, c->ffn_hidden, c->n_embd);
-        if (m->lora) model_lora_backward(m, l, QM_FFN_DOWN, dbranch, a->fact, g->dfact, (int)N);
+        if (m->lora) model_lora_backward(m, l, LIN_FFN_DOWN, dbranch, a->fact, g->dfact, (int)N);
         zero(g->dfch, N * (size_t)m->Hu);
         if (c->mlp == CLLM_MLP_SWIGLU)
             cllm_swiglu_backward(g->dfch, a->fch, g->dfact, (int)N, c->ffn_hidden);
@@ -112,7 +112,7 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->dln, N * C);
         cllm_linear_backward(g->dln, dw.ffn_up_w, dw.ffn_up_b, g->dfch, a->ln2, w.ffn_up_w, (int)N,
                              c->n_embd, m->Hu);
-        if (m->lora) model_lora_backward(m, l, QM_FFN_UP, g->dfch, a->ln2, g->dln, (int)N);
+        if (m->lora) model_lora_backward(m, l, LIN_FFN_UP, g->dfch, a->ln2, g->dln, (int)N);
         norm_backward(m, g->dres, dw.ffn_norm_w, dw.ffn_norm_b, g->dln, a->res2, w.ffn_norm_w,
                       a->ln2_mean, a->ln2_rstd, (int)N);
         /* attention branch: res2 = x + drop(W_o attn(rope(W_qkv ln1))) */
@@ -120,7 +120,7 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->datty, N * C);
         cllm_linear_backward(g->datty, dw.attn_out_w, dw.attn_out_b, dbranch, a->atty, w.attn_out_w,
                              (int)N, c->n_embd, c->n_embd);
-        if (m->lora) model_lora_backward(m, l, QM_ATTN_OUT, dbranch, a->atty, g->datty, (int)N);
+        if (m->lora) model_lora_backward(m, l, LIN_ATTN_OUT, dbranch, a->atty, g->datty, (int)N);
         zero(g->dqkv, N * (size_t)m->QKV);
         cllm_attention_backward_seg(g->dqkv, g->datt, g->datty, a->att, a->qkv, seg, B, T, c->n_head,
                                     c->n_kv_head, m->HS);
@@ -134,7 +134,7 @@ void model_backward_from_lnf(cllm_model *m) {
         zero(g->dln, N * C);
         cllm_linear_backward(g->dln, dw.qkv_w, dw.qkv_b, g->dqkv, a->ln1, w.qkv_w, (int)N, c->n_embd,
                              m->QKV);
-        if (m->lora) model_lora_backward(m, l, QM_QKV, g->dqkv, a->ln1, g->dln, (int)N);
+        if (m->lora) model_lora_backward(m, l, LIN_QKV, g->dqkv, a->ln1, g->dln, (int)N);
         norm_backward(m, g->dres, dw.attn_norm_w, dw.attn_norm_b, g->dln, x, w.attn_norm_w,
                       a->ln1_mean, a->ln1_rstd, (int)N);
     }

@@ -1,48 +1,52 @@
 /*
- * kv_cache.c: incremental decoding with a key/value cache.
+ * kv_cache.c: the key/value cache of incremental decoding: writing a
+ * position's rows (model_kv_store), attending to them (model_kv_attend),
+ * copying a slot's positions (cllm_model_kv_copy), its length and reset.
+ * The decode pass that calls these is decode.c's.
  *
- * cllm_model_decode runs the same blocks as forward.c (same layer
- * functions) on a chunk of n tokens of one sequence at positions
- * pos..pos+n-1, appends their rotated keys and values to the slot's cache,
- * and attends each new query to cache positions 0..its own position. So a
- * prompt can be fed in chunks and then one token at a time, and the logits
- * match a full forward pass up to float rounding (tests/test_model.c).
- *
- * Cache layout: k, v [L, slots, kv_context, NKV*HS]; buffers are sized at
- * creation, nothing allocates per token. No dropout here (inference only).
- *
- * Optional q8_0 cache (opts.kv_type, llama.cpp's --cache-type-k/-v q8_0):
- * kq, vq hold the same rows as llama.cpp's q8_0 blocks (fp16 scale + 32
- * int8, so one head of HS values is HS/32 blocks), quantized by the kernels'
- * activation quantizer when a position is stored. Single-token attention
- * quantizes the query to q8_0 too and scores with exact integer dots per
- * block (cllm_kv_attend_q8_0, kv_attn.h, AVX-512): the same choice as
- * llama.cpp's CPU flash attention (the query takes the key type's
- * vec_dot_type). Why q8_0 x q8_0 rather than f32 x q8_0: no key is ever
- * converted to float (one int16 multiply-add per pair, scales applied once
- * per block), and the query's own rounding (at most 1/254 of its block max)
- * is the same size as the key's, so it adds no new kind of error. Values
- * are summed in f32 as o += (p_j * d_j) * q_j. A prompt chunk dequantizes
- * one KV head at a time into f32 scratch and keeps the GEMM path, so it
- * sees exactly the stored values (tests/test_kv_cache.c checks the two agree).
- * Optional f16 cache (llama.cpp's default type): kq, vq hold the rows as
- * fp16 (round to nearest even), half the f32 bytes; single-token attention
- * multiplies the f32 query with the widened rows (cllm_kv_attend_f16), a
- * prompt chunk widens one KV head at a time like the q8_0 path.
+ * Layout: per cache type, rows [L, slots, kv_context, row] where a row is
+ * one position's NKV*HS keys (or values):
+ *   f32 (default): k, v hold NKV*HS floats per row;
+ *   q8_0 (llama.cpp's --cache-type-k/-v q8_0): kq, vq hold NKV*HS/32 q8_0
+ *     blocks (fp16 scale + 32 int8), quantized by the kernels' activation
+ *     quantizer when a position is stored;
+ *   f16 (llama.cpp's default type): kq, vq hold NKV*HS fp16 values (round
+ *     to nearest even), half the f32 bytes.
+ * Buffers are sized at creation (tensors.c); nothing allocates per token.
  * Rewinding only moves the slot length: stale rows are overwritten.
- * Linear layers and the embedding go through model_infer_* (quantized.c),
- * which use the f32 parameters, or the weight views of a mapped GGUF.
- * Not here: sampling (src/infer), batching several slots in one call.
+ *
+ * Attention, by the shape of the rows (model_decode_rows):
+ * - one row per query (single-token decode, batched decode, prompt rows of
+ *   several slots): per row and head, the kernels of kv_attn.h over the
+ *   row's slot: cllm_kv_attend_f32 on the f32 cache (several heads at once,
+ *   positions outer); on q8_0 the query is quantized to q8_0 too and scored
+ *   with exact integer dots per block (cllm_kv_attend_q8_0: the same choice
+ *   as llama.cpp's CPU flash attention, where the query takes the key
+ *   type's vec_dot_type; no key is ever converted to float, and the query's
+ *   own rounding, at most 1/254 of its block max, is the same size as the
+ *   key's), values summed in f32 as o += (p_j * d_j) * q_j; on f16 the f32
+ *   query against the widened rows (cllm_kv_attend_f16).
+ * - a chunk of n > 1 consecutive positions of one slot (a prompt): causal
+ *   attention through GEMMs per KV head; q8_0 / f16 rows are widened one KV
+ *   head at a time into f32 scratch first, so a chunk sees exactly the
+ *   stored values (tests/test_kv_cache.c checks the two paths agree).
+ * Not here: the block loop (decode.c), sampling (src/infer).
  */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "cllm/ggml_types.h"
 #include "cllm/kernels.h"
 #include "cllm/kv_attn.h"
 #include "cllm/quant.h"
-#include "cllm/layers.h"
 #include "model_internal.h"
+
+/* Offset (floats for f32, bytes for q8_0 / f16; unit = rowb) of position 0
+ * of `slot` in layer l's cache. */
+static size_t slot_base(const cllm_model *m, int l, int slot, size_t rowb) {
+    return ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * (size_t)m->opts.kv_context * rowb;
+}
 
 /* Causal attention of a chunk of n > 1 queries through GEMMs for the query
  * heads of KV head kvh: S = scale * Q K^T over the cached positions
@@ -106,10 +110,11 @@ static void chunk_attention_packed(cllm_model *m, float *out, const float *qkv, 
  * cllm_kv_attend_q8_0 (the row's query heads quantized to q8_0 in kv.qq
  * first; integer score dots) or cllm_kv_attend_f16 (the f32 query against
  * widened fp16 rows), softmax and an f32 value sum, over its slot's
- * positions 0..pos[i]. Row i reads slot base byte offsets bases[i] of the
- * layer's kq / vq. out[n, NH*HS]. */
-static void attention_rows_packed(cllm_model *m, float *out, const float *qkv, const uint8_t *kcache,
-                                  const uint8_t *vcache, const size_t *bases, const int *pos, int n) {
+ * positions 0..pos. Row i reads its slot's rows of layer l's kq / vq.
+ * out[n, NH*HS]. */
+static void attention_rows_packed(cllm_model *m, int l, float *out, const float *qkv, const model_decode_rows *rows) {
+    const uint8_t *kcache = m->kv.kq, *vcache = m->kv.vq;
+    const int n = rows->n;
     const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, group = NH / NKV;
     const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
     const size_t headb = packed_head_bytes(m), rowb = (size_t)NKV * headb;
@@ -121,19 +126,61 @@ static void attention_rows_packed(cllm_model *m, float *out, const float *qkv, c
             for (int h = 0; h < NH; h++)
                 qk->quantize_q8_0(qkv + (size_t)i * QKV + (size_t)h * HS, m->kv.qq + ((size_t)i * NH + h) * headb, HS);
     long work = 0;
-    for (int i = 0; i < n; i++) work += (long)(pos[i] + 1) * NH * HS;
+    for (int i = 0; i < n; i++) work += (long)(model_row_pos(rows, i) + 1) * NH * HS;
 #pragma omp parallel for schedule(static) if (work >= 16384)
     for (int h = 0; h < NH; h++) {
         const size_t hoff = (size_t)(h / group) * headb;
         for (int i = 0; i < n; i++) {
+            const size_t base = slot_base(m, l, model_row_slot(rows, i), rowb);
+            const int np = model_row_pos(rows, i) + 1;
             float *o = out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS, *sc = m->kv.scores + (size_t)h * ctx;
             if (q8)
-                cllm_kv_attend_q8_0(o, sc, m->kv.qq + ((size_t)i * NH + h) * headb, kcache + bases[i] + hoff,
-                                    vcache + bases[i] + hoff, rowb, pos[i] + 1, HS, scale);
+                cllm_kv_attend_q8_0(o, sc, m->kv.qq + ((size_t)i * NH + h) * headb, kcache + base + hoff,
+                                    vcache + base + hoff, rowb, np, HS, scale);
             else
-                cllm_kv_attend_f16(o, sc, qkv + (size_t)i * QKV + (size_t)h * HS, kcache + bases[i] + hoff,
-                                   vcache + bases[i] + hoff, rowb, pos[i] + 1, HS, scale);
+                cllm_kv_attend_f16(o, sc, qkv + (size_t)i * QKV + (size_t)h * HS, kcache + base + hoff,
+                                   vcache + base + hoff, rowb, np, HS, scale);
         }
+    }
+}
+
+/* Below this many query x cached-position x head-dim products (a few
+ * microseconds vectorized) attention stays on the calling thread: a
+ * fork/join costs microseconds when the other core is idle and much more
+ * when it is busy. At 2^18 one decoded token of a 768-wide model attended
+ * on one thread up to position 341, 7% of a 2-thread q4_0 decode step with
+ * the other thread waiting; at 2^14 it splits from position ~21 (Llama
+ * 110M q4_0, 2 threads: ~460 -> ~500 tokens/s). */
+#define ATTN_PAR_MIN (1L << 14)
+
+/* Single-token attention on the f32 cache: every row's query heads against
+ * its own slot's rows through cllm_kv_attend_f32. Work items are whole rows
+ * when there are at least as many rows as threads, else (row, K/V head)
+ * pairs, so one row's attention still spreads over the threads. One
+ * parallel region per layer (a fork/join costs microseconds, far more when
+ * the other core is busy). Thread t uses its own rows of m->kv.scores
+ * ([max(NH, max_seq), ctx]), which bounds the thread count. out[n, NH*HS]. */
+static void attention_rows_f32(cllm_model *m, int l, float *out, const float *qkv, const model_decode_rows *rows) {
+    const int NH = m->cfg.n_head, NKV = m->cfg.n_kv_head, HS = m->HS, KVW = NKV * HS, n = rows->n;
+    const int G = NH / NKV;
+    const size_t ctx = (size_t)m->opts.kv_context, QKV = (size_t)m->QKV;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int scratch_rows = NH > m->opts.max_seq ? NH : m->opts.max_seq;
+    int threads = omp_get_max_threads();
+    const int nk = n >= threads ? NKV : 1; /* K/V heads per item */
+    if (threads > scratch_rows / (nk * G)) threads = scratch_rows / (nk * G);
+    long work = 0;
+    for (int i = 0; i < n; i++) work += (long)(model_row_pos(rows, i) + 1) * NH * HS;
+    const int per_row = NKV / nk, items = n * per_row;
+#pragma omp parallel for schedule(static) num_threads(threads) if (work >= ATTN_PAR_MIN && threads > 1)
+    for (int it = 0; it < items; it++) {
+        const int i = it / per_row, k0 = (it % per_row) * nk;
+        const size_t base = slot_base(m, l, model_row_slot(rows, i), (size_t)KVW);
+        float *sc = m->kv.scores + (size_t)omp_get_thread_num() * (size_t)(nk * G) * ctx;
+        const size_t kvo = (size_t)k0 * (size_t)HS, qo = (size_t)k0 * (size_t)G * (size_t)HS;
+        cllm_kv_attend_f32(out + (size_t)i * (size_t)(NH * HS) + qo, sc, ctx, qkv + (size_t)i * QKV + qo,
+                           m->kv.k + base + kvo, m->kv.v + base + kvo, (size_t)KVW, model_row_pos(rows, i) + 1, nk,
+                           G, HS, scale);
     }
 }
 
@@ -157,105 +204,50 @@ void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow)
     }
 }
 
-void model_kv_attend_rows(cllm_model *m, int l, float *out, const float *qkv, const int *slots, const int *pos,
-                          int n) {
-    const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS, ctx = (size_t)m->opts.kv_context;
-    const int packed = m->opts.kv_type != CLLM_GGML_F32;
-    const size_t rowb = packed ? model_kv_row_bytes(m) : KVW; /* bytes or floats */
-    size_t bases[n]; /* n <= max_seq, checked by the callers */
-    for (int i = 0; i < n; i++) bases[i] = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slots[i]) * ctx * rowb;
-    if (packed)
-        attention_rows_packed(m, out, qkv, m->kv.kq, m->kv.vq, bases, pos, n);
-    else
-        model_attention_rows(m, out, qkv, m->kv.k, m->kv.v, bases, pos, n);
-}
-
-/* The rest of block l after attention, on the n rows in m->kv: output
- * projection + residual, norm, MLP + residual (kv->atty in, kv->x updated).
- * Shared by cllm_model_decode and cllm_model_decode_batch. */
-void model_infer_block_tail(cllm_model *m, int l, const model_layer_weights *lw, int n) {
-    const cllm_model_config *c = &m->cfg;
-    model_kv *kv = &m->kv;
-    const model_layer_weights w = *lw;
-    const size_t C = (size_t)c->n_embd;
-    model_infer_linear(m, l, QM_ATTN_OUT, kv->proj, kv->atty, w.attn_out_w, w.attn_out_b, n, c->n_embd,
-               c->n_embd);
-    cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
-    model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.ffn_norm_w, w.ffn_norm_b, n);
-    model_infer_linear(m, l, QM_FFN_UP, kv->fch, kv->h, w.ffn_up_w, w.ffn_up_b, n, c->n_embd, m->Hu);
-    if (c->mlp == CLLM_MLP_SWIGLU)
-        cllm_swiglu_forward(kv->fact, kv->fch, n, c->ffn_hidden);
-    else
-        cllm_gelu_forward(kv->fact, kv->fch, (size_t)n * (size_t)c->ffn_hidden);
-    model_infer_linear(m, l, QM_FFN_DOWN, kv->proj, kv->fact, w.ffn_down_w, w.ffn_down_b, n, c->ffn_hidden,
-               c->n_embd);
-    cllm_residual_forward(kv->x, kv->x, kv->proj, (size_t)n * C);
-}
-
-cllm_status cllm_model_decode(cllm_model *m, int slot, const int32_t *tokens, int n, int pos,
-                              int all_logits, const float **logits, cllm_error *err) {
-    const cllm_model_config *c = &m->cfg;
-    if (m->opts.kv_slots <= 0)
-        return cllm_error_set(err, CLLM_ERR_ARG, "model decode: the model was created without a KV cache (kv_slots = 0)");
-    if (slot < 0 || slot >= m->opts.kv_slots)
-        return cllm_error_set(err, CLLM_ERR_ARG, "model decode: slot %d outside [0, %d)", slot,
-                              m->opts.kv_slots);
-    if (n < 1 || n > m->opts.max_seq)
-        return cllm_error_set(err, CLLM_ERR_LIMIT, "model decode: chunk of %d tokens outside [1, max_seq = %d]",
-                              n, m->opts.max_seq);
-    if (pos < 0 || pos > m->kv_len[slot])
-        return cllm_error_set(err, CLLM_ERR_ARG,
-                              "model decode: pos %d is beyond the %d cached positions of slot %d", pos,
-                              m->kv_len[slot], slot);
-    if ((int64_t)pos + n > m->opts.kv_context)
-        return cllm_error_set(err, CLLM_ERR_LIMIT,
-                              "model decode: positions %d..%d exceed the cache context of %d", pos,
-                              pos + n - 1, m->opts.kv_context);
-    if (!tokens) return cllm_error_set(err, CLLM_ERR_ARG, "model decode: tokens is NULL");
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return cllm_error_set(err, CLLM_ERR_ARG, "model decode: tokens[%d] = %d is outside [0, %d)",
-                                  i, (int)tokens[i], c->vocab_size);
-
-    model_kv *kv = &m->kv;
-    const size_t C = (size_t)c->n_embd, KVW = (size_t)c->n_kv_head * m->HS;
-    const size_t ctx = (size_t)m->opts.kv_context;
+void model_kv_attend(cllm_model *m, int l, float *out, const float *qkv, const model_decode_rows *rows) {
     const int packed = m->opts.kv_type != CLLM_GGML_F32; /* q8_0 or f16 rows in kq / vq */
-    const size_t rowb = model_kv_row_bytes(m); /* bytes per cached position */
-    model_global_weights gw;
-    model_global_view(m, m->params, &gw);
-    const float *pos_table = c->pos == CLLM_POS_LEARNED ? gw.pos_embd
-                             : c->pos == CLLM_POS_SINUSOIDAL ? m->consts : NULL;
-    model_infer_embed(m, kv->x, tokens, gw.tok_embd, pos_table, n, pos);
-    for (int l = 0; l < c->n_layer; l++) {
-        model_layer_weights w;
-        model_layer_view(m, m->params, l, &w);
-        const size_t cell0 = ((size_t)l * (size_t)m->opts.kv_slots + (size_t)slot) * ctx; /* position 0 */
-        model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, w.attn_norm_w, w.attn_norm_b, n);
-        model_infer_linear(m, l, QM_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
-        if (c->pos == CLLM_POS_ROPE) {
-            cllm_rope_forward(kv->qkv, 1, n, c->n_head, m->HS, (size_t)m->QKV, pos, c->rope_theta);
-            cllm_rope_forward(kv->qkv + (size_t)c->n_head * m->HS, 1, n, c->n_kv_head, m->HS,
-                              (size_t)m->QKV, pos, c->rope_theta);
+    if (!rows->slots && rows->n > 1) { /* a prompt chunk of one slot */
+        const size_t cell0 = slot_base(m, l, rows->slot, 1);
+        if (packed) {
+            const size_t rowb = model_kv_row_bytes(m);
+            chunk_attention_packed(m, out, qkv, m->kv.kq + cell0 * rowb, m->kv.vq + cell0 * rowb, rows->n,
+                                   rows->pos0);
+        } else {
+            const size_t KVW = (size_t)m->cfg.n_kv_head * (size_t)m->HS;
+            chunk_attention(m, out, qkv, m->kv.k + cell0 * KVW, m->kv.v + cell0 * KVW, rows->n, rows->pos0);
         }
-        for (int i = 0; i < n; i++)
-            model_kv_store(m, l, slot, pos + i, kv->qkv + (size_t)i * m->QKV + (size_t)c->n_head * m->HS);
-        if (n == 1)
-            model_kv_attend_rows(m, l, kv->atty, kv->qkv, &slot, &pos, 1);
-        else if (packed)
-            chunk_attention_packed(m, kv->atty, kv->qkv, kv->kq + cell0 * rowb, kv->vq + cell0 * rowb, n, pos);
-        else
-            chunk_attention(m, kv->atty, kv->qkv, kv->k + cell0 * KVW, kv->v + cell0 * KVW, n, pos);
-        model_infer_block_tail(m, l, &w, n);
+    } else if (packed) {
+        attention_rows_packed(m, l, out, qkv, rows);
+    } else {
+        attention_rows_f32(m, l, out, qkv, rows);
     }
-    model_norm_forward(m, kv->h, kv->mean, kv->rstd, kv->x, gw.out_norm_w, gw.out_norm_b, n);
-    if (all_logits)
-        model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h, gw.output, NULL, n, c->n_embd, c->vocab_size);
-    else
-        model_infer_linear(m, -1, QM_OUTPUT, kv->logits, kv->h + (size_t)(n - 1) * C, gw.output, NULL, 1,
-                           c->n_embd, c->vocab_size);
-    m->kv_len[slot] = pos + n;
-    if (logits) *logits = kv->logits;
+}
+
+/* Copies the cached positions of one KV slot into another, so sequences
+ * that share a prompt prefill it once (the RL rollouts' groups). Copies the
+ * stored bytes of either cache type, so the copy is exact; slots never
+ * share memory (later writes to one do not touch the other). */
+cllm_status cllm_model_kv_copy(cllm_model *m, int dst, int src, int n, cllm_error *err) {
+    const int S = m->opts.kv_slots;
+    if (S <= 0 || !m->kv_len)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model kv copy: the model was created without a KV cache");
+    if (src < 0 || src >= S || dst < 0 || dst >= S)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model kv copy: slots %d -> %d outside [0, %d)", src, dst, S);
+    if (n < 0 || n > m->kv_len[src])
+        return cllm_error_set(err, CLLM_ERR_ARG, "model kv copy: %d positions but slot %d holds %d", n, src,
+                              m->kv_len[src]);
+    if (dst == src) return CLLM_OK;
+    const size_t ctx = (size_t)m->opts.kv_context, cellb = model_kv_row_bytes(m);
+    const int packed = m->opts.kv_type != CLLM_GGML_F32; /* q8_0 or f16 rows in kq / vq */
+    uint8_t *kb = packed ? m->kv.kq : (uint8_t *)m->kv.k;
+    uint8_t *vb = packed ? m->kv.vq : (uint8_t *)m->kv.v;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const size_t s0 = ((size_t)l * (size_t)S + (size_t)src) * ctx * cellb;
+        const size_t d0 = ((size_t)l * (size_t)S + (size_t)dst) * ctx * cellb;
+        memcpy(kb + d0, kb + s0, (size_t)n * cellb);
+        memcpy(vb + d0, vb + s0, (size_t)n * cellb);
+    }
+    m->kv_len[dst] = n;
     return CLLM_OK;
 }
 

@@ -40,7 +40,7 @@ static const char *const base_names[T_COUNT] = {"attn_q", "attn_k", "attn_v", "a
 
 typedef struct {
     int present;
-    int role;       /* QM_* of the projection it rides on */
+    int role;       /* LIN_* of the projection it rides on */
     int IC, OC;     /* input width, rows of the adapted block */
     int row_off;    /* first row inside the (possibly fused) weight */
     int stride;     /* row stride of the projection output (= its total rows) */
@@ -118,13 +118,13 @@ static void geometry(const cllm_model *m, int t, lora_slot *s) {
     s->present = 1;
     s->IC = C;
     switch (t) {
-    case CLLM_LORA_Q: s->role = QM_QKV, s->OC = q, s->row_off = 0, s->stride = m->QKV; break;
-    case CLLM_LORA_K: s->role = QM_QKV, s->OC = kv, s->row_off = q, s->stride = m->QKV; break;
-    case CLLM_LORA_V: s->role = QM_QKV, s->OC = kv, s->row_off = q + kv, s->stride = m->QKV; break;
-    case CLLM_LORA_O: s->role = QM_ATTN_OUT, s->OC = C, s->stride = C; break;
-    case CLLM_LORA_UP: s->role = QM_FFN_UP, s->OC = H, s->row_off = swiglu ? H : 0, s->stride = m->Hu; break;
-    case CLLM_LORA_GATE: s->role = QM_FFN_UP, s->OC = H, s->stride = m->Hu, s->present = swiglu; break;
-    default: s->role = QM_FFN_DOWN, s->IC = H, s->OC = C, s->stride = C; break;
+    case CLLM_LORA_Q: s->role = LIN_QKV, s->OC = q, s->row_off = 0, s->stride = m->QKV; break;
+    case CLLM_LORA_K: s->role = LIN_QKV, s->OC = kv, s->row_off = q, s->stride = m->QKV; break;
+    case CLLM_LORA_V: s->role = LIN_QKV, s->OC = kv, s->row_off = q + kv, s->stride = m->QKV; break;
+    case CLLM_LORA_O: s->role = LIN_ATTN_OUT, s->OC = C, s->stride = C; break;
+    case CLLM_LORA_UP: s->role = LIN_FFN_UP, s->OC = H, s->row_off = swiglu ? H : 0, s->stride = m->Hu; break;
+    case CLLM_LORA_GATE: s->role = LIN_FFN_UP, s->OC = H, s->stride = m->Hu, s->present = swiglu; break;
+    default: s->role = LIN_FFN_DOWN, s->IC = H, s->OC = C, s->stride = C; break;
     }
 }
 
@@ -286,7 +286,7 @@ void model_lora_backward(cllm_model *m, int l, int role, const float *dout, cons
 cllm_status cllm_model_lora_merge(cllm_model *m, cllm_error *err) {
     struct model_lora *lo = m->lora;
     if (!lo) return cllm_error_set(err, CLLM_ERR_ARG, "LoRA merge: the model has no adapters");
-    if (m->qw)
+    if (m->views)
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "LoRA merge: the base is a mapped (quantized) model; load it with f32 weights");
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -295,8 +295,8 @@ cllm_status cllm_model_lora_merge(cllm_model *m, cllm_error *err) {
         for (int t = 0; t < T_COUNT; t++) {
             lora_slot *s = &lo->slots[l * T_COUNT + t];
             if (!s->present) continue;
-            float *W = s->role == QM_QKV ? w.qkv_w : s->role == QM_ATTN_OUT ? w.attn_out_w
-                     : s->role == QM_FFN_UP ? w.ffn_up_w : w.ffn_down_w;
+            float *W = s->role == LIN_QKV ? w.qkv_w : s->role == LIN_ATTN_OUT ? w.attn_out_w
+                     : s->role == LIN_FFN_UP ? w.ffn_up_w : w.ffn_down_w;
             /* W[row_off + i, :] += scale * B[i, :] A */
             cllm_sgemm(0, 0, s->OC, s->IC, lo->cfg.rank, lo->scale, s->B, lo->cfg.rank, s->A, s->IC, 1.0f,
                        W + (size_t)s->row_off * s->IC, s->IC);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cllm/gguf.h"
 #include "cllm/model.h"
 
 /* Tensor roles inside one block, and global ones. */
@@ -138,7 +139,7 @@ struct cllm_model {
     int32_t *tokens;            /* [max_batch * max_seq] copy of the last forward's tokens */
     int32_t *targets;           /* [max_batch * max_seq] copy of the last forward's targets */
 
-    struct model_qweights *qw;  /* weight views of a mapped GGUF (quantized.c); NULL: f32 params */
+    struct model_infer_views *views;  /* weight views of a mapped GGUF (infer_linear.c); NULL: f32 params */
     size_t params_map_bytes;    /* params was mmap'ed lazily (mapped models), else 0 */
 
     struct model_lora *lora;    /* LoRA adapters (lora.c) or NULL */
@@ -148,7 +149,7 @@ struct cllm_model {
 };
 
 /* ---- LoRA hooks (lora.c) ---------------------------------------------------
- * role is QM_QKV, QM_ATTN_OUT, QM_FFN_UP or QM_FFN_DOWN. Forward adds the
+ * role is LIN_QKV, LIN_ATTN_OUT, LIN_FFN_UP or LIN_FFN_DOWN. Forward adds the
  * adapters of (layer l, role) to out[n, OC of the role] given the linear's
  * input in[n, IC]; save = 1 keeps x A^T for backward (training forward),
  * 0 uses scratch (decode). Backward accumulates adapter gradients and
@@ -177,10 +178,27 @@ void model_global_view(const cllm_model *m, float *base, model_global_weights *w
 void model_norm_forward(const cllm_model *m, float *out, float *mean, float *rstd, const float *inp,
                         const float *w, const float *b, int N);
 
-/* ---- inference on weight views (quantized.c) ----------------------------
+/* ---- the model <-> GGUF tensor mapping (gguf_io.c) ---------------------------
+ * The model fuses q/k/v (attn_qkv) and gate/up (ffn_gate_up); llama.cpp's
+ * `llama` arch stores q, k, v apart and both archs store gate, up apart.
+ * model_gguf_parts writes the 1..MODEL_GGUF_MAX_PARTS file tensors of model
+ * tensor t to out (rows stacked in order, row0 the first row of each in t)
+ * and returns their count: the one copy of this table, used by saving,
+ * loading and the mapped-model binding (infer_linear.c). */
+#define MODEL_GGUF_MAX_PARTS 3
+typedef struct {
+    char name[CLLM_GGUF_MAX_NAME]; /* file tensor name, e.g. "blk.3.attn_q.weight" */
+    int64_t row0;                  /* first row of the model tensor */
+    int64_t rows;                  /* rows in this part (elements for 1-D) */
+    int64_t cols;                  /* row length (1 for 1-D) */
+    int ndim;                      /* 1 or 2 */
+} model_gguf_part;
+int model_gguf_parts(const cllm_model_config *cfg, const cllm_tensor *t, model_gguf_part *out);
+
+/* ---- the inference linear layer (infer_linear.c) -------------------------- ----------------------------
  * Matrix roles of the decode path. */
-enum { QM_QKV = 0, QM_ATTN_OUT, QM_FFN_UP, QM_FFN_DOWN, QM_LAYER_COUNT };
-#define QM_OUTPUT (-1) /* pass as `role` with l = -1 for the output head */
+enum { LIN_QKV = 0, LIN_ATTN_OUT, LIN_FFN_UP, LIN_FFN_DOWN, LIN_LAYER_COUNT };
+#define LIN_OUTPUT (-1) /* pass as `role` with l = -1 for the output head */
 
 /* out[n, OC] = in[n, IC] W^T + bias, where W is the f32 `w` for an ordinary
  * model or the weight view of (layer l, role) for a mapped one. */
@@ -190,30 +208,34 @@ void model_infer_linear(cllm_model *m, int l, int role, float *out, const float 
 void model_infer_embed(cllm_model *m, float *x, const int32_t *tokens, const float *tok_embd,
                        const float *pos_table, int n, int pos);
 /* Frees the views and unmaps the file (NULL-safe); called by cllm_model_destroy. */
-void model_qweights_free(struct model_qweights *qw);
+void model_infer_views_free(struct model_infer_views *views);
 
 /* cllm_model_create with the parameter block reserved lazily (mmap, pages
  * untouched until written) when lazy_params is 1. */
 cllm_status model_create_impl(const cllm_model_config *cfg, const cllm_model_options *opts, int lazy_params,
                               cllm_model **out, cllm_error *err);
 
-/* Attention of n query rows, each against its own cache: row i reads keys
- * and values at kcache/vcache + bases[i] for positions 0..pos[i] (one
- * layer, any slots). out[n, NH*HS], qkv[n, QKV] (query part used). The
- * scalar decode path of kv_cache.c and decode_batch.c (decode_batch.c). */
-void model_attention_rows(cllm_model *m, float *out, const float *qkv, const float *kcache, const float *vcache,
-                          const size_t *bases, const int *pos, int n);
+/* ---- the decode pass (decode.c) and the KV cache (kv_cache.c) ---------------
+ * The rows of one decode pass: row i is a token of slot model_row_slot(r, i)
+ * at position model_row_pos(r, i). Either per-row arrays (slots, pos) or,
+ * with slots == NULL, one slot's chunk of consecutive positions (slot,
+ * pos0 + i); n <= max_seq (checked by the entry points). */
+typedef struct {
+    int n;
+    const int *slots, *pos; /* [n] each, or both NULL */
+    int slot, pos0;         /* the chunk's slot and first position when slots == NULL */
+} model_decode_rows;
+static inline int model_row_slot(const model_decode_rows *r, int i) { return r->slots ? r->slots[i] : r->slot; }
+static inline int model_row_pos(const model_decode_rows *r, int i) { return r->pos ? r->pos[i] : r->pos0 + i; }
 
-/* ---- the KV cache store (kv_cache.c) -----------------------------------------
- * Writes the key and value rows of one position: kvrow[2*NKV*HS] is K then V
- * (the tail of a qkv row after RoPE), stored as f32 or quantized to q8_0. */
+/* Writes the key and value rows of one position: kvrow[2*NKV*HS] is K then V
+ * (the tail of a qkv row after RoPE), stored in the cache's type. */
 void model_kv_store(cllm_model *m, int l, int slot, int pos, const float *kvrow);
-/* Single-token attention of n rows (row i: slot slots[i], position pos[i]) of
- * layer l against their slots' caches, whatever the cache type. out[n, C]. */
-void model_kv_attend_rows(cllm_model *m, int l, float *out, const float *qkv, const int *slots, const int *pos,
-                          int n);
-
-/* Block l after attention on the decode rows (kv_cache.c). */
-void model_infer_block_tail(cllm_model *m, int l, const model_layer_weights *lw, int n);
+/* Attention of the rows' queries (qkv[n, QKV], query part used) against
+ * their slots' cached positions 0..pos in layer l, whatever the cache type:
+ * a chunk (slots == NULL, n > 1) through GEMMs, other rows through the
+ * kv_attn.h kernels. out[n, NH*HS]. The rows' keys and values must have
+ * been stored. */
+void model_kv_attend(cllm_model *m, int l, float *out, const float *qkv, const model_decode_rows *rows);
 
 #endif

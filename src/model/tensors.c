@@ -422,7 +422,7 @@ void cllm_model_destroy(cllm_model *m) {
     free(m->tensors);
     free(m->la);
     free(m->kv_len);
-    model_qweights_free(m->qw);
+    model_infer_views_free(m->views);
     if (m->params_map_bytes)
         munmap(m->params, m->params_map_bytes);
     else

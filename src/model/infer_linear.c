@@ -1,6 +1,9 @@
 /*
- * quantized.c: inference on weight views: a cllm_model whose matrices stay
- * in a memory-mapped GGUF file in their own ggml types (model_quant.h).
+ * infer_linear.c: the inference linear layer and embedding lookup of every
+ * model (model_infer_linear, model_infer_embed): an ordinary model's f32
+ * parameters through cllm_sgemm, or the weight views of a model whose
+ * matrices stay in a memory-mapped GGUF file in their own ggml types
+ * (model_quant.h).
  *
  * Does: bind every tensor of the file to the model's tensor table (split
  * attn_q/k/v and ffn_gate/up become parts of one view), widen the 1-D
@@ -34,14 +37,13 @@
 #include "cllm/quant.h"
 #include "model_internal.h"
 
-#define QM_MAX_PARTS 3
-#define QM_ROW_BLOCK 256   /* rows dequantized per GEMM in prompt processing */
-#define QM_MATVEC_MAX_N 2  /* float-type chunks up to this many tokens use matrix-vector products */
-#define QM_PAR_MIN (1 << 22) /* multiply-adds below which a float-type prompt GEMM stays on one thread */
-#define QM_DECODE_PAR_MIN (1 << 19) /* weights x tokens from which a decode product splits over the threads */
-#define QM_DECODE_CHUNKS_PER_THREAD 4
-#define QM_DECODE_MAX_CHUNKS 64
-#define QM_TOK_BLOCK 256   /* tokens whose q8_0 activations are quantized and multiplied at once */
+#define LIN_ROW_BLOCK 256   /* rows dequantized per GEMM in prompt processing */
+#define LIN_MATVEC_MAX_N 2  /* float-type chunks up to this many tokens use matrix-vector products */
+#define LIN_PAR_MIN (1 << 22) /* multiply-adds below which a float-type prompt GEMM stays on one thread */
+#define LIN_DECODE_PAR_MIN (1 << 19) /* weights x tokens from which a decode product splits over the threads */
+#define LIN_DECODE_CHUNKS_PER_THREAD 4
+#define LIN_DECODE_MAX_CHUNKS 64
+#define LIN_TOK_BLOCK 256   /* tokens whose q8_0 activations are quantized and multiplied at once */
 
 typedef struct {
     uint32_t type;        /* ggml type of these rows */
@@ -55,16 +57,16 @@ typedef struct {
 typedef struct {
     int n_parts;          /* 1..3; parts stack their rows in order */
     int cols;             /* IC */
-    model_qpart part[QM_MAX_PARTS];
+    model_qpart part[MODEL_GGUF_MAX_PARTS];
 } model_qmat;
 
-struct model_qweights {
+struct model_infer_views {
     cllm_gguf *g;                 /* the mapped file, owned */
     const cllm_quant_kernels *k;
-    model_qmat *layer;            /* [L * QM_LAYER_COUNT] */
+    model_qmat *layer;            /* [L * LIN_LAYER_COUNT] */
     model_qmat tok_embd, output;  /* output == tok_embd views when tied */
-    uint8_t *xq;                  /* [QM_TOK_BLOCK, max_cols / 32 * 34] q8_0 activations */
-    float *deq;                   /* [deq_slots, QM_ROW_BLOCK, max_cols] dequantized rows, one slot per thread */
+    uint8_t *xq;                  /* [LIN_TOK_BLOCK, max_cols / 32 * 34] q8_0 activations */
+    float *deq;                   /* [deq_slots, LIN_ROW_BLOCK, max_cols] dequantized rows, one slot per thread */
     int deq_slots;                /* OpenMP threads at load */
     size_t max_cols;              /* max(C, ffn_hidden) */
     size_t weight_bytes;          /* what one decoded token reads */
@@ -74,41 +76,6 @@ struct model_qweights {
 };
 
 /* ---- binding the file ------------------------------------------------------ */
-
-typedef struct {
-    char name[CLLM_MODEL_NAME_MAX + 16];
-    int64_t rows;
-} qpart_name;
-
-/* The file tensors that make up model tensor t (as model_gguf.c splits them). */
-static int part_names(const cllm_model *m, const cllm_tensor *t, qpart_name *out) {
-    const char *qkv = strstr(t->name, "attn_qkv.");
-    const char *gu = strstr(t->name, "ffn_gate_up.");
-    const char *nm[QM_MAX_PARTS];
-    int64_t r[QM_MAX_PARTS];
-    const char *hit = NULL, *suffix = NULL;
-    int n = 0;
-    if (qkv && m->cfg.pos == CLLM_POS_ROPE) { /* the `llama` arch stores q, k, v apart */
-        r[0] = (int64_t)m->cfg.n_head * m->HS;
-        r[1] = r[2] = (int64_t)m->cfg.n_kv_head * m->HS;
-        nm[0] = "attn_q", nm[1] = "attn_k", nm[2] = "attn_v";
-        n = 3, hit = qkv, suffix = qkv + strlen("attn_qkv.");
-    } else if (gu) {
-        r[0] = r[1] = t->shape[0] / 2;
-        nm[0] = "ffn_gate", nm[1] = "ffn_up";
-        n = 2, hit = gu, suffix = gu + strlen("ffn_gate_up.");
-    }
-    if (!n) {
-        snprintf(out[0].name, sizeof out[0].name, "%s", t->name);
-        out[0].rows = t->shape[0];
-        return 1;
-    }
-    for (int i = 0; i < n; i++) {
-        snprintf(out[i].name, sizeof out[i].name, "%.*s%s.%s", (int)(hit - t->name), t->name, nm[i], suffix);
-        out[i].rows = r[i];
-    }
-    return n;
-}
 
 /* Finds a file tensor and checks it is [rows, cols] (GGUF dims {cols, rows})
  * in a supported type. */
@@ -135,16 +102,16 @@ static cllm_status find_part(const cllm_gguf *g, const char *name, int64_t rows,
 }
 
 /* Which view a model tensor becomes, or NULL for tensors widened to f32. */
-static model_qmat *view_of(cllm_model *m, struct model_qweights *qw, const cllm_tensor *t) {
+static model_qmat *view_of(cllm_model *m, struct model_infer_views *views, const cllm_tensor *t) {
     if (t->ndim != 2) return NULL;
-    if (!strcmp(t->name, "token_embd.weight")) return &qw->tok_embd;
-    if (!strcmp(t->name, "output.weight")) return &qw->output;
+    if (!strcmp(t->name, "token_embd.weight")) return &views->tok_embd;
+    if (!strcmp(t->name, "output.weight")) return &views->output;
     if (t->layer < 0) return NULL; /* position_embd */
-    model_qmat *L = qw->layer + (size_t)t->layer * QM_LAYER_COUNT;
-    if (strstr(t->name, ".attn_qkv.")) return &L[QM_QKV];
-    if (strstr(t->name, ".attn_output.")) return &L[QM_ATTN_OUT];
-    if (strstr(t->name, ".ffn_up.") || strstr(t->name, ".ffn_gate_up.")) return &L[QM_FFN_UP];
-    if (strstr(t->name, ".ffn_down.")) return &L[QM_FFN_DOWN];
+    model_qmat *L = views->layer + (size_t)t->layer * LIN_LAYER_COUNT;
+    if (strstr(t->name, ".attn_qkv.")) return &L[LIN_QKV];
+    if (strstr(t->name, ".attn_output.")) return &L[LIN_ATTN_OUT];
+    if (strstr(t->name, ".ffn_up.") || strstr(t->name, ".ffn_gate_up.")) return &L[LIN_FFN_UP];
+    if (strstr(t->name, ".ffn_down.")) return &L[LIN_FFN_DOWN];
     (void)m;
     return NULL;
 }
@@ -155,14 +122,14 @@ static size_t view_bytes(const model_qmat *v) {
     return b;
 }
 
-static cllm_status bind(cllm_model *m, struct model_qweights *qw, cllm_error *err) {
-    const cllm_gguf *g = qw->g;
+static cllm_status bind(cllm_model *m, struct model_infer_views *views, cllm_error *err) {
+    const cllm_gguf *g = views->g;
     uint64_t used = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         cllm_tensor *t = &m->tensors[i];
-        qpart_name pn[QM_MAX_PARTS];
-        const int np = part_names(m, t, pn);
-        model_qmat *v = view_of(m, qw, t);
+        model_gguf_part pn[MODEL_GGUF_MAX_PARTS];
+        const int np = model_gguf_parts(&m->cfg, t, pn);
+        model_qmat *v = view_of(m, views, t);
         const int64_t cols = t->ndim == 2 ? t->shape[1] : 1;
         size_t row0 = 0;
         if (v) {
@@ -188,7 +155,7 @@ static cllm_status bind(cllm_model *m, struct model_qweights *qw, cllm_error *er
                 for (int64_t r = 0; r < rows; r++)
                     cllm_ggml_to_f32(ft->type, (const uint8_t *)ft->data + (size_t)r * rb,
                                      t->data + (row0 + (size_t)r) * (size_t)cols, cols);
-                if (t->ndim == 1) qw->weight_bytes += (size_t)rows * sizeof(float);
+                if (t->ndim == 1) views->weight_bytes += (size_t)rows * sizeof(float);
             }
             row0 += (size_t)pn[p].rows;
         }
@@ -198,8 +165,8 @@ static cllm_status bind(cllm_model *m, struct model_qweights *qw, cllm_error *er
             const char *name = cllm_gguf_tensor_at(g, i)->name;
             int known = 0;
             for (int j = 0; j < m->n_tensors && !known; j++) {
-                qpart_name pn[QM_MAX_PARTS];
-                int np = part_names(m, &m->tensors[j], pn);
+                model_gguf_part pn[MODEL_GGUF_MAX_PARTS];
+                int np = model_gguf_parts(&m->cfg, &m->tensors[j], pn);
                 for (int p = 0; p < np; p++) known |= !strcmp(pn[p].name, name);
             }
             if (!known)
@@ -207,10 +174,10 @@ static cllm_status bind(cllm_model *m, struct model_qweights *qw, cllm_error *er
                                       cllm_gguf_path(g), name);
         }
     }
-    if (m->cfg.tied_embeddings) qw->output = qw->tok_embd;
+    if (m->cfg.tied_embeddings) views->output = views->tok_embd;
     for (int l = 0; l < m->cfg.n_layer; l++)
-        for (int r = 0; r < QM_LAYER_COUNT; r++) qw->weight_bytes += view_bytes(&qw->layer[l * QM_LAYER_COUNT + r]);
-    qw->weight_bytes += view_bytes(&qw->output);
+        for (int r = 0; r < LIN_LAYER_COUNT; r++) views->weight_bytes += view_bytes(&views->layer[l * LIN_LAYER_COUNT + r]);
+    views->weight_bytes += view_bytes(&views->output);
     return CLLM_OK;
 }
 
@@ -232,13 +199,13 @@ static void release_map_range(const uint8_t *p, size_t n) {
  * rows repacked into quant.h's x16 layout when the kernels have it (rows
  * past the last group of 16 stay in the map), every other part copied as
  * it is. */
-static void repack_view(const struct model_qweights *qw, model_qmat *v, uint8_t *arena, size_t *off) {
+static void repack_view(const struct model_infer_views *views, model_qmat *v, uint8_t *arena, size_t *off) {
     for (int p = 0; p < v->n_parts; p++) {
         model_qpart *q = &v->part[p];
         const int x16 = q->rows >= CLLM_QUANT_X16_ROWS &&
-                        (part_is_q8(q) ? qw->k->gemm_x16 != NULL
-                                       : q->type == CLLM_GGML_BF16 && qw->k->gemm_x16_bf16 && v->cols % 32 == 0 &&
-                                             !qw->bf16_onednn);
+                        (part_is_q8(q) ? views->k->gemm_x16 != NULL
+                                       : q->type == CLLM_GGML_BF16 && views->k->gemm_x16_bf16 && v->cols % 32 == 0 &&
+                                             !views->bf16_onednn);
         if (x16) {
             const int groups = q->rows / CLLM_QUANT_X16_ROWS;
             if (arena) {
@@ -266,32 +233,32 @@ static void repack_view(const struct model_qweights *qw, model_qmat *v, uint8_t 
  * token: with the 4 KiB pages of the file's mapping it ran ~12% slower
  * (GPT-2 f16 and f32, one thread), and separate allocations per matrix made
  * every matrix a cold start for the hardware prefetcher (~20% slower). */
-static cllm_status repack_all(struct model_qweights *qw, cllm_error *err) {
+static cllm_status repack_all(struct model_infer_views *views, cllm_error *err) {
     size_t bytes = 0;
-    for (size_t i = 0; i < qw->n_views; i++) repack_view(qw, &qw->layer[i], NULL, &bytes);
-    repack_view(qw, &qw->output, NULL, &bytes);
+    for (size_t i = 0; i < views->n_views; i++) repack_view(views, &views->layer[i], NULL, &bytes);
+    repack_view(views, &views->output, NULL, &bytes);
     if (!bytes) return CLLM_OK;
     const size_t huge = (size_t)2 << 20, alloc = (bytes + huge - 1) / huge * huge;
-    qw->arena = aligned_alloc(huge, alloc);
-    if (!qw->arena)
+    views->arena = aligned_alloc(huge, alloc);
+    if (!views->arena)
         return cllm_error_set(err, CLLM_ERR_NOMEM,
                               "model load: out of memory copying %zu bytes of weights (keep_file_layout = 1 / "
                               "--no-repack runs them from the file's mapping instead)", bytes);
-    madvise(qw->arena, alloc, MADV_HUGEPAGE);
+    madvise(views->arena, alloc, MADV_HUGEPAGE);
     size_t off = 0;
-    for (size_t i = 0; i < qw->n_views; i++) repack_view(qw, &qw->layer[i], qw->arena, &off);
-    repack_view(qw, &qw->output, qw->arena, &off);
+    for (size_t i = 0; i < views->n_views; i++) repack_view(views, &views->layer[i], views->arena, &off);
+    repack_view(views, &views->output, views->arena, &off);
     return CLLM_OK;
 }
 
-void model_qweights_free(struct model_qweights *qw) {
-    if (!qw) return;
-    free(qw->arena);
-    free(qw->layer);
-    free(qw->xq);
-    free(qw->deq);
-    cllm_gguf_close(qw->g);
-    free(qw);
+void model_infer_views_free(struct model_infer_views *views) {
+    if (!views) return;
+    free(views->arena);
+    free(views->layer);
+    free(views->xq);
+    free(views->deq);
+    cllm_gguf_close(views->g);
+    free(views);
 }
 
 cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_options *opts, cllm_model **out,
@@ -316,35 +283,35 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
         cllm_gguf_close(g);
         return st;
     }
-    struct model_qweights *qw = calloc(1, sizeof *qw);
-    if (!qw) {
+    struct model_infer_views *views = calloc(1, sizeof *views);
+    if (!views) {
         cllm_gguf_close(g);
         cllm_model_destroy(m);
         return cllm_error_set(err, CLLM_ERR_NOMEM, "model load: out of memory");
     }
-    m->qw = qw; /* owned by m from here: destroy frees it and closes g */
-    qw->g = g;
-    qw->k = cllm_quant_kernels_get();
+    m->views = views; /* owned by m from here: destroy frees it and closes g */
+    views->g = g;
+    views->k = cllm_quant_kernels_get();
     const size_t max_cols = (size_t)(cfg.ffn_hidden > cfg.n_embd ? cfg.ffn_hidden : cfg.n_embd);
-    qw->n_views = (size_t)cfg.n_layer * QM_LAYER_COUNT;
-    qw->layer = calloc(qw->n_views, sizeof *qw->layer);
-    qw->xq = malloc(QM_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
-    qw->max_cols = max_cols;
-    qw->deq_slots = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
-    qw->deq = malloc(sizeof(float) * QM_ROW_BLOCK * max_cols * (size_t)qw->deq_slots);
-    if (!qw->layer || !qw->xq || !qw->deq) {
+    views->n_views = (size_t)cfg.n_layer * LIN_LAYER_COUNT;
+    views->layer = calloc(views->n_views, sizeof *views->layer);
+    views->xq = malloc(LIN_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
+    views->max_cols = max_cols;
+    views->deq_slots = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+    views->deq = malloc(sizeof(float) * LIN_ROW_BLOCK * max_cols * (size_t)views->deq_slots);
+    if (!views->layer || !views->xq || !views->deq) {
         cllm_model_destroy(m);
         return cllm_error_set(err, CLLM_ERR_NOMEM, "model load: out of memory for decode scratch");
     }
-    if ((st = bind(m, qw, err)) != CLLM_OK) {
+    if ((st = bind(m, views, err)) != CLLM_OK) {
         cllm_model_destroy(m);
         return st;
     }
     /* AMX runs bf16 tiles only through oneDNN here (no hand-written tile kernel) */
-    qw->bf16_onednn = o.bf16_prompt == CLLM_BF16_PROMPT_ONEDNN ||
+    views->bf16_onednn = o.bf16_prompt == CLLM_BF16_PROMPT_ONEDNN ||
                       (o.bf16_prompt == CLLM_BF16_PROMPT_AUTO && (cllm_kernels_get()->cpu_features & CLLM_CPU_AMX));
     if (!o.keep_file_layout) {
-        if ((st = repack_all(qw, err)) != CLLM_OK) {
+        if ((st = repack_all(views, err)) != CLLM_OK) {
             cllm_model_destroy(m);
             return st;
         }
@@ -353,10 +320,10 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
     return CLLM_OK;
 }
 
-int cllm_model_is_mapped(const cllm_model *m) { return m && m->qw != NULL; }
+int cllm_model_is_mapped(const cllm_model *m) { return m && m->views != NULL; }
 
 size_t cllm_model_decode_weight_bytes(const cllm_model *m) {
-    if (m->qw) return m->qw->weight_bytes;
+    if (m->views) return m->views->weight_bytes;
     size_t b = 0;
     for (int i = 0; i < m->n_tensors; i++)
         if (strcmp(m->tensors[i].name, "token_embd.weight") != 0 || m->cfg.tied_embeddings)
@@ -372,15 +339,15 @@ static int view_needs_q8(const model_qmat *v) {
     return 0;
 }
 
-/* q8_0 / q4_0 parts of a prompt chunk (n > QM_MATVEC_MAX_N): the
- * activations are quantized to q8_0 once per block of QM_TOK_BLOCK tokens
+/* q8_0 / q4_0 parts of a prompt chunk (n > LIN_MATVEC_MAX_N): the
+ * activations are quantized to q8_0 once per block of LIN_TOK_BLOCK tokens
  * and multiplied by the integer GEMM. */
-static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n,
+static void qmat_forward_q8(struct model_infer_views *views, const model_qmat *v, float *out, const float *in, int n,
                             int IC, int OC) {
     const size_t xs = cllm_quant_q8_0_bytes(IC);
-    for (int t0 = 0; t0 < n; t0 += QM_TOK_BLOCK) {
-        const int nt = n - t0 < QM_TOK_BLOCK ? n - t0 : QM_TOK_BLOCK;
-        for (int i = 0; i < nt; i++) qw->k->quantize_q8_0(in + (size_t)(t0 + i) * IC, qw->xq + (size_t)i * xs, IC);
+    for (int t0 = 0; t0 < n; t0 += LIN_TOK_BLOCK) {
+        const int nt = n - t0 < LIN_TOK_BLOCK ? n - t0 : LIN_TOK_BLOCK;
+        for (int i = 0; i < nt; i++) views->k->quantize_q8_0(in + (size_t)(t0 + i) * IC, views->xq + (size_t)i * xs, IC);
         size_t row0 = 0;
         for (int p = 0; p < v->n_parts; p++) {
             const model_qpart *q = &v->part[p];
@@ -388,10 +355,10 @@ static void qmat_forward_q8(struct model_qweights *qw, const model_qmat *v, floa
                 const int x16 = q->x16 != NULL;
                 const int done = x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
                 float *o = out + (size_t)t0 * OC + row0;
-                if (x16) cllm_quant_gemm_x16(qw->k, q->type, q->x16, q->x16_groups, IC, qw->xq, xs, nt, o, (size_t)OC);
+                if (x16) cllm_quant_gemm_x16(views->k, q->type, q->x16, q->x16_groups, IC, views->xq, xs, nt, o, (size_t)OC);
                 if (done < q->rows) /* rows past the last group of 16 (GPT-2's 50257-row head) */
-                    cllm_quant_gemm(qw->k, q->type, q->data + (size_t)done * q->row_bytes, q->row_bytes, q->rows - done,
-                                    IC, qw->xq, xs, nt, o + done, (size_t)OC);
+                    cllm_quant_gemm(views->k, q->type, q->data + (size_t)done * q->row_bytes, q->row_bytes, q->rows - done,
+                                    IC, views->xq, xs, nt, o + done, (size_t)OC);
             }
             row0 += (size_t)q->rows;
         }
@@ -405,30 +372,30 @@ static int decode_chunks(const model_qmat *v, int step) {
     return n;
 }
 
-/* Decoding (n <= QM_MATVEC_MAX_N tokens): matrix-vector products (q8_0 and
+/* Decoding (n <= LIN_MATVEC_MAX_N tokens): matrix-vector products (q8_0 and
  * q4_0 on the x16 copy when there is one) in ONE parallel region over row
  * chunks of every part of the view (Llama's separate q, k, v: each 768 x
  * 768 alone was under the library's threshold and ran on one thread, a
  * third of each layer's weights), chunks handed out dynamically; the
  * library calls inside run serially (nested regions are inactive). */
-static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n, int IC,
+static void qmat_decode(struct model_infer_views *views, const model_qmat *v, float *out, const float *in, int n, int IC,
                         int OC) {
     const size_t xs = cllm_quant_q8_0_bytes(IC);
     if (view_needs_q8(v))
-        for (int i = 0; i < n; i++) qw->k->quantize_q8_0(in + (size_t)i * IC, qw->xq + (size_t)i * xs, IC);
+        for (int i = 0; i < n; i++) views->k->quantize_q8_0(in + (size_t)i * IC, views->xq + (size_t)i * xs, IC);
     int64_t rows = 0;
     for (int p = 0; p < v->n_parts; p++) rows += v->part[p].rows;
     const int nth = omp_get_max_threads();
-    const int par = nth > 1 && rows * IC * n >= QM_DECODE_PAR_MIN;
-    /* ~QM_DECODE_CHUNKS_PER_THREAD chunks per thread, multiples of 64 rows: the x16 decode kernel
+    const int par = nth > 1 && rows * IC * n >= LIN_DECODE_PAR_MIN;
+    /* ~LIN_DECODE_CHUNKS_PER_THREAD chunks per thread, multiples of 64 rows: the x16 decode kernel
      * runs four 16-row groups at a time (a 96-row chunk left two groups to the slower one-group path) */
-    const int chunk = par ? (int)((rows + (int64_t)QM_DECODE_CHUNKS_PER_THREAD * nth - 1) /
-                                  ((int64_t)QM_DECODE_CHUNKS_PER_THREAD * nth) + 63) / 64 * 64
+    const int chunk = par ? (int)((rows + (int64_t)LIN_DECODE_CHUNKS_PER_THREAD * nth - 1) /
+                                  ((int64_t)LIN_DECODE_CHUNKS_PER_THREAD * nth) + 63) / 64 * 64
                           : (int)rows;
     int step = chunk;
-    while (decode_chunks(v, step) > QM_DECODE_MAX_CHUNKS) step *= 2; /* parts with more rows than chunks */
-    int part_of[QM_DECODE_MAX_CHUNKS], row_of[QM_DECODE_MAX_CHUNKS], nchunks = 0;
-    size_t col0[QM_MAX_PARTS], row0 = 0;
+    while (decode_chunks(v, step) > LIN_DECODE_MAX_CHUNKS) step *= 2; /* parts with more rows than chunks */
+    int part_of[LIN_DECODE_MAX_CHUNKS], row_of[LIN_DECODE_MAX_CHUNKS], nchunks = 0;
+    size_t col0[MODEL_GGUF_MAX_PARTS], row0 = 0;
     for (int p = 0; p < v->n_parts; p++) {
         col0[p] = row0;
         row0 += (size_t)v->part[p].rows;
@@ -447,27 +414,27 @@ static void qmat_decode(struct model_qweights *qw, const model_qmat *v, float *o
         const uint8_t *P = nx > 0 ? q->x16 + cllm_quant_x16_bytes(q->type, r / CLLM_QUANT_X16_ROWS, IC) : NULL;
         if (part_is_q8(q)) {
             if (nx > 0)
-                cllm_quant_gemm_x16(qw->k, q->type, P, nx / CLLM_QUANT_X16_ROWS, IC, qw->xq, xs, n, o, (size_t)OC);
+                cllm_quant_gemm_x16(views->k, q->type, P, nx / CLLM_QUANT_X16_ROWS, IC, views->xq, xs, n, o, (size_t)OC);
             if (nx < nr)
-                cllm_quant_gemm(qw->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC, qw->xq, xs,
+                cllm_quant_gemm(views->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC, views->xq, xs,
                                 n, o + nx, (size_t)OC);
         } else {
-            if (nx > 0) cllm_quant_gemm_x16_bf16(qw->k, P, nx / CLLM_QUANT_X16_ROWS, IC, in, n, o, (size_t)OC);
+            if (nx > 0) cllm_quant_gemm_x16_bf16(views->k, P, nx / CLLM_QUANT_X16_ROWS, IC, in, n, o, (size_t)OC);
             for (int i = 0; i < n && nx < nr; i++)
-                cllm_quant_matvec(qw->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC,
+                cllm_quant_matvec(views->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC,
                                   in + (size_t)i * IC, NULL, o + (size_t)i * OC + nx);
         }
     }
 }
 
-static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *out, const float *in, int n,
+static void qmat_forward(struct model_infer_views *views, const model_qmat *v, float *out, const float *in, int n,
                          int IC, int OC) {
     CLLM_ASSERT(v->cols == IC);
-    if (n <= QM_MATVEC_MAX_N) {
-        qmat_decode(qw, v, out, in, n, IC, OC);
+    if (n <= LIN_MATVEC_MAX_N) {
+        qmat_decode(views, v, out, in, n, IC, OC);
         return;
     }
-    if (view_needs_q8(v)) qmat_forward_q8(qw, v, out, in, n, IC, OC);
+    if (view_needs_q8(v)) qmat_forward_q8(views, v, out, in, n, IC, OC);
     size_t row0 = 0;
     for (int p = 0; p < v->n_parts; p++) {
         const model_qpart *q = &v->part[p];
@@ -486,34 +453,34 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
         /* bf16 with an x16 copy: its groups through vdpbf16ps (activations rounded to
          * bf16, as llama.cpp does), then any rows past them below */
         const int done = q->x16 ? q->x16_groups * CLLM_QUANT_X16_ROWS : 0;
-        if (q->x16) cllm_quant_gemm_x16_bf16(qw->k, q->x16, q->x16_groups, IC, in, n, out + row0, (size_t)OC);
+        if (q->x16) cllm_quant_gemm_x16_bf16(views->k, q->x16, q->x16_groups, IC, in, n, out + row0, (size_t)OC);
         int rest = q->rows - done;
-        if (rest > 0 && q->type == CLLM_GGML_BF16 && qw->bf16_onednn &&
-            cllm_quant_gemm_bf16_onednn(qw->k, q->data + (size_t)done * q->row_bytes, q->row_bytes, rest, IC, in, n,
+        if (rest > 0 && q->type == CLLM_GGML_BF16 && views->bf16_onednn &&
+            cllm_quant_gemm_bf16_onednn(views->k, q->data + (size_t)done * q->row_bytes, q->row_bytes, rest, IC, in, n,
                                         out + row0 + (size_t)done, (size_t)OC))
             rest = 0; /* else no bf16 matmul in oneDNN for this CPU: the dequantized route below */
         if (rest <= 0) {
             row0 += (size_t)q->rows;
             continue;
         }
-        /* f16/bf16: one parallel region; blocks of QM_ROW_BLOCK rows handed out
+        /* f16/bf16: one parallel region; blocks of LIN_ROW_BLOCK rows handed out
          * dynamically (a thread that loses its core on a shared machine does not
          * hold the others up), each dequantized into the taking thread's scratch
          * slot and multiplied by a one-thread GEMM (oneDNN runs serially inside
          * a parallel region): no fork/join per block, dequantization threaded. */
-        const int nth = omp_get_max_threads() < qw->deq_slots ? omp_get_max_threads() : qw->deq_slots;
-        /* as many blocks as QM_ROW_BLOCK needs, rounded up to a multiple of the
+        const int nth = omp_get_max_threads() < views->deq_slots ? omp_get_max_threads() : views->deq_slots;
+        /* as many blocks as LIN_ROW_BLOCK needs, rounded up to a multiple of the
          * threads, of equal multiples of 16 rows: 768 rows were 3 blocks of 256,
          * one thread idle a third of the time on 2 threads */
-        int nblk = (rest + QM_ROW_BLOCK - 1) / QM_ROW_BLOCK;
+        int nblk = (rest + LIN_ROW_BLOCK - 1) / LIN_ROW_BLOCK;
         nblk = (nblk + nth - 1) / nth * nth;
         const int blk = ((rest + nblk - 1) / nblk + 15) / 16 * 16;
         nblk = (rest + blk - 1) / blk;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * rest * IC >= QM_PAR_MIN && nblk > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * rest * IC >= LIN_PAR_MIN && nblk > 1)
         for (int bi = 0; bi < nblk; bi++) {
             const int r = done + bi * blk, rb = q->rows - r < blk ? q->rows - r : blk;
-            float *deq = qw->deq + (size_t)omp_get_thread_num() * QM_ROW_BLOCK * qw->max_cols;
-            cllm_quant_dequant_rows(qw->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
+            float *deq = views->deq + (size_t)omp_get_thread_num() * LIN_ROW_BLOCK * views->max_cols;
+            cllm_quant_dequant_rows(views->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
                                     (size_t)IC);
             /* out[:, row0 + r ..] = in[n, IC] @ deq[rb, IC]^T */
             cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, deq, IC, 0.0f, out + row0 + (size_t)r, OC);
@@ -524,13 +491,13 @@ static void qmat_forward(struct model_qweights *qw, const model_qmat *v, float *
 
 void model_infer_linear(cllm_model *m, int l, int role, float *out, const float *in, const float *w,
                         const float *bias, int n, int IC, int OC) {
-    if (!m->qw) {
+    if (!m->views) {
         cllm_linear_forward(out, in, w, bias, n, IC, OC);
         if (m->lora) model_lora_forward(m, l, role, out, in, n, 0); /* adapters loaded at inference */
         return;
     }
-    const model_qmat *v = l < 0 ? &m->qw->output : &m->qw->layer[(size_t)l * QM_LAYER_COUNT + (size_t)role];
-    qmat_forward(m->qw, v, out, in, n, IC, OC);
+    const model_qmat *v = l < 0 ? &m->views->output : &m->views->layer[(size_t)l * LIN_LAYER_COUNT + (size_t)role];
+    qmat_forward(m->views, v, out, in, n, IC, OC);
     if (bias)
         for (int i = 0; i < n; i++) {
             float *o = out + (size_t)i * OC;
@@ -542,15 +509,15 @@ void model_infer_linear(cllm_model *m, int l, int role, float *out, const float 
 
 void model_infer_embed(cllm_model *m, float *x, const int32_t *tokens, const float *tok_embd,
                        const float *pos_table, int n, int pos) {
-    if (!m->qw) {
+    if (!m->views) {
         cllm_embedding_forward(x, tokens, tok_embd, pos_table, 1, n, m->cfg.n_embd, pos);
         return;
     }
     const size_t C = (size_t)m->cfg.n_embd;
-    const model_qmat *v = &m->qw->tok_embd; /* one part: token_embd is never split */
+    const model_qmat *v = &m->views->tok_embd; /* one part: token_embd is never split */
     for (int i = 0; i < n; i++) {
         float *row = x + (size_t)i * C;
-        cllm_quant_dequant_rows(m->qw->k, v->part[0].type, v->part[0].data + (size_t)tokens[i] * v->part[0].row_bytes,
+        cllm_quant_dequant_rows(m->views->k, v->part[0].type, v->part[0].data + (size_t)tokens[i] * v->part[0].row_bytes,
                                 v->part[0].row_bytes, 1, (int)C, row, C);
         if (pos_table)
             for (size_t j = 0; j < C; j++) row[j] += pos_table[(size_t)(pos + i) * C + j];

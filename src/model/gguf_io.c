@@ -1,17 +1,19 @@
 /*
- * model_gguf.c: saves a cllm_model as a GGUF file (arch gpt2 or llama, with
- * llama.cpp's names and keys) and loads one back, validating the metadata
- * and every tensor's presence, shape and type (contract in model_io.h).
+ * gguf_io.c: the model's GGUF file mapping: saves a cllm_model as a GGUF
+ * file (arch gpt2 or llama, with llama.cpp's names and keys) and loads one
+ * back, validating the metadata and every tensor's presence, shape and type
+ * (contract in model_io.h).
  *
  * The one non-obvious part is the tensor mapping: the model fuses q/k/v
- * and gate/up, llama.cpp's `llama` arch stores them split. tensor_parts()
- * describes each model tensor as 1..3 row ranges ("parts") with their file
- * names; saving writes the parts, loading fills them. Rows are contiguous in
- * the row-major model, so f32 parts are written straight from the model's
- * memory without a copy.
+ * and gate/up, llama.cpp's `llama` arch stores them split.
+ * model_gguf_parts() describes each model tensor as 1..3 row ranges
+ * ("parts") with their file names; saving writes the parts, loading fills
+ * them, and the mapped-model binding (infer_linear.c) looks them up. Rows
+ * are contiguous in the row-major model, so f32 parts are written straight
+ * from the model's memory without a copy.
  *
- * Not here: tokenizer keys (caller's hook), the GGUF byte format (gguf_*.c),
- * quantized compute.
+ * Not here: tokenizer keys (caller's hook), the GGUF byte format
+ * (src/formats/gguf_*.c), quantized compute.
  */
 #include <limits.h>
 #include <math.h>
@@ -21,16 +23,7 @@
 
 #include "cllm/layers.h"
 #include "cllm/model_io.h"
-
-#define MAX_PARTS 3
-
-typedef struct {
-    char name[CLLM_GGUF_MAX_NAME];
-    int64_t row0; /* first row of the model tensor */
-    int64_t rows; /* rows in this part (elements for 1-D) */
-    int64_t cols; /* row length (1 for 1-D) */
-    int ndim;     /* 1 or 2 */
-} part;
+#include "model_internal.h"
 
 static int is_llama_arch(const cllm_model_config *cfg) { return cfg->pos == CLLM_POS_ROPE; }
 
@@ -48,16 +41,18 @@ cllm_model_save_params cllm_model_save_default_params(void) {
     return p;
 }
 
-/* Splits `t` into its file tensors. Returns the part count (1..3). */
-static int tensor_parts(const cllm_model_config *cfg, const cllm_tensor *t, part *out) {
+/* Splits `t` into its file tensors (model_internal.h). The one table of
+ * the llama q/k/v and gate/up split, shared by saving, loading and the
+ * mapped-model binding (infer_linear.c). */
+int model_gguf_parts(const cllm_model_config *cfg, const cllm_tensor *t, model_gguf_part *out) {
     int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
     const char *qkv = strstr(t->name, "attn_qkv.");
     const char *gu = strstr(t->name, "ffn_gate_up.");
-    int64_t r[MAX_PARTS];
-    const char *nm[MAX_PARTS];
+    int64_t r[MODEL_GGUF_MAX_PARTS];
+    const char *nm[MODEL_GGUF_MAX_PARTS];
     const char *hit = NULL, *suffix = NULL;
     int n = 0;
-    if (qkv && is_llama_arch(cfg)) {
+    if (qkv && is_llama_arch(cfg)) { /* the `llama` arch stores q, k, v apart */
         int64_t hs = cfg->n_embd / cfg->n_head;
         r[0] = (int64_t)cfg->n_head * hs;
         r[1] = r[2] = (int64_t)cfg->n_kv_head * hs;
@@ -69,13 +64,13 @@ static int tensor_parts(const cllm_model_config *cfg, const cllm_tensor *t, part
         n = 2, hit = gu, suffix = gu + strlen("ffn_gate_up.");
     }
     if (!n) {
-        out[0] = (part){.row0 = 0, .rows = rows, .cols = cols, .ndim = t->ndim};
+        out[0] = (model_gguf_part){.row0 = 0, .rows = rows, .cols = cols, .ndim = t->ndim};
         snprintf(out[0].name, sizeof out[0].name, "%s", t->name);
         return 1;
     }
     int64_t row0 = 0;
     for (int i = 0; i < n; i++) {
-        out[i] = (part){.row0 = row0, .rows = r[i], .cols = cols, .ndim = t->ndim};
+        out[i] = (model_gguf_part){.row0 = row0, .rows = r[i], .cols = cols, .ndim = t->ndim};
         snprintf(out[i].name, sizeof out[i].name, "%.*s%s.%s", (int)(hit - t->name), t->name, nm[i], suffix);
         row0 += r[i];
     }
@@ -144,7 +139,7 @@ cllm_status cllm_model_save_gguf(const cllm_model *m, const char *path, const cl
     const cllm_model_config *c = cllm_model_get_config(m);
     int nt = cllm_model_num_tensors(m);
     cllm_gguf_writer *w = cllm_gguf_writer_create();
-    void **owned = calloc((size_t)nt * MAX_PARTS + 1, sizeof *owned); /* converted copies */
+    void **owned = calloc((size_t)nt * MODEL_GGUF_MAX_PARTS + 1, sizeof *owned); /* converted copies */
     size_t n_owned = 0;
     cllm_status st = CLLM_OK;
     if (!w || !owned) {
@@ -155,10 +150,10 @@ cllm_status cllm_model_save_gguf(const cllm_model *m, const char *path, const cl
     if (p.extra && (st = p.extra(w, p.extra_ctx, err))) goto done;
     for (int i = 0; i < nt; i++) {
         const cllm_tensor *t = cllm_model_tensor(m, i);
-        part parts[MAX_PARTS];
-        int np = tensor_parts(c, t, parts);
+        model_gguf_part parts[MODEL_GGUF_MAX_PARTS];
+        int np = model_gguf_parts(c, t, parts);
         for (int k = 0; k < np; k++) {
-            const part *pt = &parts[k];
+            const model_gguf_part *pt = &parts[k];
             const float *src = t->data + pt->row0 * pt->cols;
             int64_t dims[2] = {pt->ndim == 2 ? pt->cols : pt->rows, pt->rows};
             size_t n = (size_t)(pt->rows * pt->cols);
@@ -346,7 +341,7 @@ static void fmt_dims(char *buf, size_t cap, const int64_t *d, uint32_t n) {
     if (at < cap) snprintf(buf + at, cap - at, "}");
 }
 
-static cllm_status load_part(const cllm_gguf *g, const cllm_tensor *t, const part *pt, int check_finite,
+static cllm_status load_part(const cllm_gguf *g, const cllm_tensor *t, const model_gguf_part *pt, int check_finite,
                              cllm_error *err) {
     const char *path = cllm_gguf_path(g);
     const cllm_gguf_tensor *ft = cllm_gguf_find_tensor(g, pt->name);
@@ -383,8 +378,8 @@ static int expected_name(const cllm_model *m, const char *name) {
     /* scalar reward/value heads (rlhf.h) ride along; their readers load them */
     if (strncmp(name, "cls.", 4) == 0) return 1;
     for (int i = 0; i < cllm_model_num_tensors(m); i++) {
-        part parts[MAX_PARTS];
-        int np = tensor_parts(c, cllm_model_tensor(m, i), parts);
+        model_gguf_part parts[MODEL_GGUF_MAX_PARTS];
+        int np = model_gguf_parts(c, cllm_model_tensor(m, i), parts);
         for (int k = 0; k < np; k++)
             if (strcmp(parts[k].name, name) == 0) return 1;
     }
@@ -400,8 +395,8 @@ cllm_status cllm_model_read_gguf(cllm_model *m, const cllm_gguf *g, int check_fi
     uint64_t used = 0;
     for (int i = 0; i < cllm_model_num_tensors(m); i++) {
         const cllm_tensor *t = cllm_model_tensor(m, i);
-        part parts[MAX_PARTS];
-        int np = tensor_parts(c, t, parts);
+        model_gguf_part parts[MODEL_GGUF_MAX_PARTS];
+        int np = model_gguf_parts(c, t, parts);
         for (int k = 0; k < np; k++) {
             if ((st = load_part(g, t, &parts[k], check_finite, err))) return st;
             used++;
