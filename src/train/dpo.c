@@ -64,16 +64,16 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     int *idx = NULL;
     float *tok = NULL, *dlogp = NULL;
     double *ref_c = NULL, *ref_r = NULL, *pc = NULL, *pr = NULL;
-    cllm_status st = cllm_rl_model_load(p->model_path, NULL, 0, &pol, err);
-    if (st) return st;
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = 2 * p->batch;
-    o.max_seq = cllm_model_get_config(pol.model)->context_length;
-    cllm_rl_model_free(&pol);
-    const int max_T = o.max_seq;
-    if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, &ref, err))) return st;
+    o.max_seq = 0; /* the policy's context */
     o.training = 1;
-    if ((st = cllm_rl_model_load(p->model_path, &o, 0, &pol, err))) goto done;
+    cllm_status st = cllm_rl_model_load(p->model_path, &o, 0, &pol, err);
+    if (st) return st;
+    const int max_T = cllm_model_get_config(pol.model)->context_length;
+    o.max_seq = max_T;
+    o.training = 0;
+    if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, &ref, err))) goto done;
     if ((st = cllm_rl_check_same_shape(cllm_model_get_config(pol.model), cllm_model_get_config(ref.model),
                                        "reference model", err)))
         goto done;

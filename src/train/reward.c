@@ -85,14 +85,10 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     cllm_model_options o = cllm_model_default_options();
     o.training = 1;
     o.max_batch = 2 * p->batch;
-    o.max_seq = 0; /* set after reading the config below */
-    /* first pass: read the config for the context length */
-    cllm_status st = cllm_rl_model_load(p->model_path, NULL, 1, &rm, err);
+    o.max_seq = 0; /* the model's context */
+    cllm_status st = cllm_rl_model_load(p->model_path, &o, 1, &rm, err);
     if (st) return st;
-    o.max_seq = cllm_model_get_config(rm.model)->context_length;
-    cllm_rl_model_free(&rm);
-    if ((st = cllm_rl_model_load(p->model_path, &o, 1, &rm, err))) return st;
-    const int C = cllm_model_get_config(rm.model)->n_embd, max_T = o.max_seq;
+    const int C = cllm_model_get_config(rm.model)->n_embd, max_T = cllm_model_get_config(rm.model)->context_length;
     cllm_rng rng;
     cllm_rng_seed(&rng, p->seed);
     int have_head = 0;

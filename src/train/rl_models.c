@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cllm/gguf.h"
+#include "cllm/model_file.h"
 #include "cllm/model_io.h"
 #include "rl_internal.h"
 
@@ -145,51 +146,28 @@ static cllm_status read_head(const cllm_gguf *g, int C, cllm_rl_model *rm, int *
 cllm_status cllm_rl_model_load(const char *path, const cllm_model_options *opts, int want_head,
                                cllm_rl_model *out, cllm_error *err) {
     memset(out, 0, sizeof *out);
-    cllm_gguf *g = NULL;
-    cllm_status st = cllm_gguf_open(&g, path, err);
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    if (opts) fp.opts = *opts;
+    cllm_model_file f;
+    cllm_status st = cllm_model_file_open(path, &fp, &f, err);
     if (st) return st;
-    if ((st = cllm_model_from_gguf(g, opts, 1, &out->model, err))) goto fail;
-    const cllm_model_config *c = cllm_model_get_config(out->model);
-    if (cllm_gguf_find_kv(g, "tokenizer.ggml.tokens")) {
-        if ((st = cllm_tokenizer_from_gguf(g, &out->tok, err))) goto fail;
-    } else if (c->vocab_size == 256) {
-        if ((st = cllm_tokenizer_new_bytes(&out->tok, err))) goto fail;
-    } else {
-        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: no tokenizer in the file and the vocabulary (%d) is not bytes",
-                            path, c->vocab_size);
-        goto fail;
-    }
-    if (cllm_tokenizer_n_vocab(out->tok) != (uint32_t)c->vocab_size) {
-        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer has %u tokens but the model %d", path,
-                            cllm_tokenizer_n_vocab(out->tok), c->vocab_size);
-        goto fail;
-    }
-    char jinja[8192];
-    if (cllm_gguf_get_str_buf(g, "tokenizer.chat_template", jinja, sizeof jinja, NULL) == CLLM_OK) {
-        if ((st = cllm_chat_template_detect(jinja, &out->tmpl, err))) goto fail;
-    } else {
-        out->tmpl = cllm_chat_template_for(out->tok);
-    }
+    out->model = f.model;
+    out->tok = f.tok;
+    out->tmpl = f.chat_template;
+    f.model = NULL;
+    f.tok = NULL;
+    const int C = f.config.n_embd;
     if (want_head) {
-        out->head_w = calloc((size_t)c->n_embd, sizeof(float));
-        if (!out->head_w) {
-            st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        int found;
-        if ((st = read_head(g, c->n_embd, out, &found, err))) goto fail;
-        if (!found && want_head == 2) {
-            st = cllm_error_set(err, CLLM_ERR_FORMAT,
-                                "%s: not a reward model (no %s tensor; train one with `cllm reward`)", path,
-                                CLLM_REWARD_HEAD_W);
-            goto fail;
-        }
+        int found = 0;
+        out->head_w = calloc((size_t)C, sizeof(float));
+        if (!out->head_w) st = cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory for the scalar head", path);
+        if (st == CLLM_OK) st = read_head(f.gguf, C, out, &found, err);
+        if (st == CLLM_OK && !found && want_head == 2)
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: not a reward model (no %s tensor; train one with `cllm reward`)",
+                                path, CLLM_REWARD_HEAD_W);
     }
-    cllm_gguf_close(g);
-    return CLLM_OK;
-fail:
-    cllm_gguf_close(g);
-    cllm_rl_model_free(out);
+    cllm_model_file_close(&f);
+    if (st) cllm_rl_model_free(out);
     return st;
 }
 

@@ -28,6 +28,7 @@
 #include "cllm/fileio.h"
 #include "cllm/gguf.h"
 #include "cllm/kernels.h"
+#include "cllm/model_file.h"
 #include "cllm/model_io.h"
 #include "cllm/plot.h"
 #include "cllm/progress.h"
@@ -304,33 +305,17 @@ static uint64_t data_fingerprint(const cllm_sft_dataset *ds) {
     return h;
 }
 
-static cllm_status load_base(sft_ctx *c, cllm_model_config *cfg, cllm_gguf **g, cllm_error *err) {
-    const cllm_sft_params *p = c->p;
-    cllm_status st = cllm_gguf_open(g, p->model_path, err);
-    if (st == CLLM_OK) st = cllm_model_config_from_gguf(*g, cfg, err);
+/* Config, tokenizer and chat template of the base (model_file.h); the
+ * weights are read once the batch shape is known (build_model). */
+static cllm_status load_base(sft_ctx *c, cllm_model_file *f, cllm_error *err) {
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    fp.load_model = 0;
+    fp.chat_template = c->p->chat_template;
+    cllm_status st = cllm_model_file_open(c->p->model_path, &fp, f, err);
     if (st != CLLM_OK) return st;
-    if (cllm_gguf_find_kv(*g, "tokenizer.ggml.tokens")) {
-        st = cllm_tokenizer_from_gguf(*g, &c->tok, err);
-    } else if (cfg->vocab_size == 256) {
-        st = cllm_tokenizer_new_bytes(&c->tok, err);
-    } else {
-        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the model has no tokenizer metadata and %d tokens (not bytes)",
-                            p->model_path, cfg->vocab_size);
-    }
-    if (st != CLLM_OK) return st;
-    if ((int64_t)cllm_tokenizer_n_vocab(c->tok) > cfg->vocab_size)
-        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the tokenizer has %u tokens but the model only %d",
-                              p->model_path, cllm_tokenizer_n_vocab(c->tok), cfg->vocab_size);
-    if (p->chat_template >= 0) {
-        c->chat_template = p->chat_template;
-    } else {
-        char jinja[8192];
-        cllm_chat_template kind = cllm_chat_template_for(c->tok);
-        if (cllm_gguf_get_str_buf(*g, "tokenizer.chat_template", jinja, sizeof jinja, NULL) == CLLM_OK &&
-            cllm_chat_template_detect(jinja, &kind, NULL) != CLLM_OK)
-            kind = cllm_chat_template_for(c->tok);
-        c->chat_template = (int)kind;
-    }
+    c->tok = f->tok;
+    f->tok = NULL;
+    c->chat_template = (int)f->chat_template;
     return CLLM_OK;
 }
 
@@ -485,24 +470,23 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     memset(&train, 0, sizeof train);
     memset(&val, 0, sizeof val);
     c.train = &train;
-    cllm_gguf *g = NULL;
+    cllm_model_file base;
+    memset(&base, 0, sizeof base);
 
     /* an existing run directory is locked before anything is read */
     st = th_lock_existing(&c.h, err);
     if (st != CLLM_OK) goto done;
     cllm_kernels_set_threads(P.threads);
-    cllm_model_config cfg;
-    st = load_base(&c, &cfg, &g, err);
+    st = load_base(&c, &base, err);
     if (st != CLLM_OK) goto done;
-    if (P.T > cfg.context_length) P.T = cfg.context_length;
+    if (P.T > base.config.context_length) P.T = base.config.context_length;
     st = load_data(&c, &train, &val, res, err);
     if (st == CLLM_OK) st = th_open(&c.h, err);
-    if (st == CLLM_OK) st = build_model(&c, &cfg, g, res, err);
+    if (st == CLLM_OK) st = build_model(&c, &base.config, base.gguf, res, err);
     if (st == CLLM_OK) st = build_rows(&train, P.T, P.pack, P.seed, 0, &c.rows, err);
     if (st == CLLM_OK && val.n) st = build_rows(&val, P.T, P.pack, P.seed, -1, &c.vrows, err);
     if (st != CLLM_OK) goto done;
-    cllm_gguf_close(g);
-    g = NULL;
+    cllm_model_file_close(&base);
     res->rows_per_epoch = (size_t)c.rows.n_rows;
     const int64_t rows_per_step = (int64_t)P.B * P.accum;
     const int64_t steps = P.steps > 0 ? P.steps : ((int64_t)c.rows.n_rows * P.epochs + rows_per_step - 1) / rows_per_step;
@@ -544,7 +528,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
                    "cross-entropy on assistant tokens (nats)", val.n > 0, res->output_path, sizeof res->output_path, err);
     res->save_seconds = c.h.save_seconds;
 done:
-    cllm_gguf_close(g);
+    cllm_model_file_close(&base);
     cllm_sft_dataset_free(&train);
     cllm_sft_dataset_free(&val);
     ctx_free(&c);
