@@ -40,18 +40,6 @@ cllm_rl_params cllm_rl_default_params(void) {
     return p;
 }
 
-/* Rows: chosen of pairs idx[0..k), then their rejected. */
-static cllm_status pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
-                              cllm_error *err) {
-    cllm_rl_seq seqs[2 * k];
-    for (int i = 0; i < k; i++) {
-        const cllm_pref_example *e = &d->items[idx[i]];
-        seqs[i] = (cllm_rl_seq){e->prompt, e->chosen, e->n_prompt, e->n_chosen};
-        seqs[k + i] = (cllm_rl_seq){e->prompt, e->rejected, e->n_prompt, e->n_rejected};
-    }
-    return cllm_rl_batch_build(seqs, 2 * k, max_T, b, err);
-}
-
 /* Held-out pairwise accuracy: the fraction of pairs idx[0..n) scored
  * r(chosen) > r(rejected); -1 when n is 0. */
 static cllm_status eval_accuracy(cllm_rl_model *rm, const cllm_pref_data *d, const int *idx, int n, int bs,
@@ -60,7 +48,7 @@ static cllm_status eval_accuracy(cllm_rl_model *rm, const cllm_pref_data *d, con
     for (int i = 0; i < n; i += bs) {
         int k = n - i < bs ? n - i : bs;
         cllm_rl_batch b;
-        cllm_status st = pair_batch(d, idx + i, k, max_T, &b, err);
+        cllm_status st = rl_pair_batch(d, idx + i, k, max_T, &b, err);
         if (st) return st;
         float r[2 * k];
         st = rl_reward_scores(rm, &b, r, err);
@@ -126,19 +114,13 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     }
     res->first_metric = acc0;
     if (n_val) rl_log(p, "reward: %d train / %d held-out pairs; held-out accuracy before training %.3f", n_train, n_val, acc0);
-    int cursor = n_train;
+    rl_cursor cursor = {idx, n_train, n_train, &rng};
     for (int step = 1; step <= p->steps; step++) {
         int sel[p->batch];
         int k = p->batch < n_train ? p->batch : n_train;
-        for (int j = 0; j < k; j++) {
-            if (cursor >= n_train) {
-                rl_shuffle(idx, n_train, &rng);
-                cursor = 0;
-            }
-            sel[j] = idx[cursor++];
-        }
+        for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&cursor);
         cllm_rl_batch b;
-        if ((st = pair_batch(&data, sel, k, max_T, &b, err))) break;
+        if ((st = rl_pair_batch(&data, sel, k, max_T, &b, err))) break;
         float r[2 * k], dr[2 * k];
         cllm_model_zero_grad(rm.model);
         st = rl_reward_scores(&rm, &b, r, err);

@@ -34,6 +34,22 @@ void rl_log(const cllm_rl_params *p, const char *fmt, ...) __attribute__((format
 /* Fisher-Yates shuffle of idx[n] with rng. */
 void rl_shuffle(int *idx, int n, cllm_rng *rng);
 
+/* The examples of a run in a shuffled order: idx[0..n) (borrowed) is drawn
+ * from in turn and reshuffled with rng whenever it runs out. pos = n makes
+ * the first draw shuffle; pos = 0 starts from idx as it is. */
+typedef struct {
+    int *idx;      /* [n] example ids, borrowed */
+    int n, pos;
+    cllm_rng *rng; /* borrowed */
+} rl_cursor;
+
+int rl_cursor_next(rl_cursor *c);
+
+/* Preference pairs d->items[idx[0..k)] as one batch: rows 0..k-1 the
+ * chosen completions, rows k..2k-1 the rejected ones (reward.c, dpo.c). */
+cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
+                          cllm_error *err);
+
 /* Ids that end an assistant turn for the run's template, or, when the
  * template ends turns in text (PLAIN without an end-of-text token), the text. */
 typedef struct {

@@ -83,6 +83,26 @@ void rl_shuffle(int *idx, int n, cllm_rng *rng) {
     }
 }
 
+/* Rows: chosen of pairs idx[0..k), then their rejected. */
+cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
+                         cllm_error *err) {
+    cllm_rl_seq seqs[2 * k];
+    for (int i = 0; i < k; i++) {
+        const cllm_pref_example *e = &d->items[idx[i]];
+        seqs[i] = (cllm_rl_seq){e->prompt, e->chosen, e->n_prompt, e->n_chosen};
+        seqs[k + i] = (cllm_rl_seq){e->prompt, e->rejected, e->n_prompt, e->n_rejected};
+    }
+    return cllm_rl_batch_build(seqs, 2 * k, max_T, b, err);
+}
+
+int rl_cursor_next(rl_cursor *c) {
+    if (c->pos >= c->n) {
+        rl_shuffle(c->idx, c->n, c->rng);
+        c->pos = 0;
+    }
+    return c->idx[c->pos++];
+}
+
 void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_template tmpl) {
     memset(e, 0, sizeof *e);
     e->n_ids = cllm_chat_end_tokens(tok, tmpl, e->ids);
