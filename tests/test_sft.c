@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cllm/chat_data.h"
+#include "cllm/fileio.h"
 #include "cllm/kernels.h"
 #include "cllm/layers.h"
 #include "cllm/model_io.h"
@@ -361,6 +362,28 @@ static double model_accuracy(const char *path, const char *adapter) {
 #define E2E_CHECK_ACCURACY 1
 #endif
 
+/* An untrained byte-level tiny-llama of context 16 saved at `path`; 0 on failure. */
+static int save_tiny_base(const char *path, int n_layer, int n_embd, int n_head, uint64_t seed) {
+    cllm_model_config c;
+    cllm_error err;
+    cllm_model_preset("tiny-llama", &c, &err);
+    c.vocab_size = 256;
+    c.context_length = 16;
+    c.n_layer = n_layer;
+    c.n_embd = n_embd;
+    c.n_head = c.n_kv_head = n_head;
+    c.ffn_hidden = 2 * n_embd;
+    c.dropout = 0;
+    cllm_model *m = NULL;
+    CHECK(cllm_model_create(&c, NULL, &m, &err) == CLLM_OK, "%s", err.msg);
+    if (!m) return 0;
+    cllm_model_init_weights(m, seed);
+    cllm_status st = cllm_model_save_gguf(m, path, NULL, &err);
+    CHECK(st == CLLM_OK, "%s", err.msg);
+    cllm_model_destroy(m);
+    return st == CLLM_OK;
+}
+
 static void test_sft_raises_accuracy_on_addition(void) {
     char dir[] = "/tmp/test_sft_e2e_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -370,23 +393,8 @@ static void test_sft_raises_accuracy_on_addition(void) {
     snprintf(run, sizeof run, "%s/full", dir);
     snprintf(run2, sizeof run2, "%s/lora", dir);
     /* base: a tiny byte-level model, untrained */
-    cllm_model_config c;
     cllm_error err;
-    cllm_model_preset("tiny-llama", &c, &err);
-    c.vocab_size = 256;
-    c.context_length = 16;
-    c.n_layer = 2;
-    c.n_embd = 64;
-    c.n_head = 4;
-    c.n_kv_head = 4;
-    c.ffn_hidden = 128;
-    c.dropout = 0;
-    cllm_model *m = NULL;
-    CHECK(cllm_model_create(&c, NULL, &m, &err) == CLLM_OK, "%s", err.msg);
-    if (!m) return;
-    cllm_model_init_weights(m, 1);
-    CHECK(cllm_model_save_gguf(m, base, NULL, &err) == CLLM_OK, "%s", err.msg);
-    cllm_model_destroy(m);
+    if (!save_tiny_base(base, 2, 64, 4, 1)) return;
     /* the "pretrained" base: the same prompts answered with a*b (so its head and
      * embeddings are trained, as a real base's are, but it does not add) */
     char mul[600], pre[600], base_sft[700];
@@ -483,25 +491,10 @@ static void test_sft_raises_accuracy_on_addition(void) {
 /* ---- resume ------------------------------------------------------------------ */
 
 static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t n = 0, cap = 0, got;
-    char chunk[4096];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (n + got + 1 > cap) {
-            cap = 2 * (n + got + 1);
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        memcpy(buf + n, chunk, got);
-        n += got;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    *len = n;
-    return buf;
+    char *data = NULL;
+    cllm_error err;
+    if (cllm_file_read_all(path, 0, &data, len, &err) != CLLM_OK) return NULL;
+    return data;
 }
 
 /* train.csv without its last column (tokens_per_s is a wall-clock rate). */
@@ -552,23 +545,8 @@ static void sft_resume_case(int lora) {
     snprintf(val, sizeof val, "%s/val.jsonl", dir);
     snprintf(ref, sizeof ref, "%s/ref", dir);
     snprintf(cut, sizeof cut, "%s/cut", dir);
-    cllm_model_config c;
     cllm_error err;
-    cllm_model_preset("tiny-llama", &c, &err);
-    c.vocab_size = 256;
-    c.context_length = 16;
-    c.n_layer = 1;
-    c.n_embd = 32;
-    c.n_head = 2;
-    c.n_kv_head = 2;
-    c.ffn_hidden = 64;
-    c.dropout = 0;
-    cllm_model *m = NULL;
-    CHECK(cllm_model_create(&c, NULL, &m, &err) == CLLM_OK, "%s", err.msg);
-    if (!m) return;
-    cllm_model_init_weights(m, 2);
-    CHECK(cllm_model_save_gguf(m, base, NULL, &err) == CLLM_OK, "%s", err.msg);
-    cllm_model_destroy(m);
+    if (!save_tiny_base(base, 1, 32, 2, 2)) return;
     FILE *f = fopen(data, "w");
     for (int a = 0; a < 5; a++)
         for (int b = 0; b < 3; b++) fprintf(f, "{\"prompt\": \"%d+%d=\", \"completion\": \"%d\\n\"}\n", a, b, a + b);

@@ -117,14 +117,18 @@ void th_free(th_run *h) {
     h->curve_step = h->curve_loss = h->curve_val = h->step_times = NULL;
 }
 
-void th_log(const th_run *h, const char *fmt, ...) {
-    if (!h->log) return;
+void th_logv(void (*log)(void *ctx, const char *line), void *ctx, const char *fmt, va_list ap) {
+    if (!log) return;
     char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    log(ctx, line);
+}
+
+void th_log(const th_run *h, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    th_logv(h->log, h->log_ctx, fmt, ap);
     va_end(ap);
-    h->log(h->log_ctx, line);
 }
 
 cllm_status th_lock_existing(th_run *h, cllm_error *err) {

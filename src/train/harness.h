@@ -29,6 +29,7 @@
 #define CLLM_TRAIN_HARNESS_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "cllm/checkpoint.h"
@@ -129,7 +130,9 @@ struct th_run {
 
 void th_init(th_run *h);
 void th_free(th_run *h);
+/* printf-style line to the trainer's log callback (none when log is NULL). */
 void th_log(const th_run *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void th_logv(void (*log)(void *ctx, const char *line), void *ctx, const char *fmt, va_list ap);
 
 /* An existing run directory is checked writable and locked before the data
  * is read, so a second trainer fails at once. */

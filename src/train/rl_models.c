@@ -14,6 +14,7 @@
 #include "cllm/gguf.h"
 #include "cllm/model_file.h"
 #include "cllm/model_io.h"
+#include "harness.h"
 #include "rl_internal.h"
 
 cllm_status rl_adam_init(rl_adam *a, size_t n, cllm_error *err) {
@@ -65,13 +66,10 @@ void rl_adam_step_flat(rl_adam *a, float *p, const float *g, float lr, float cli
 }
 
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) {
-    if (!p->log) return;
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    th_logv(p->log, p->log_ctx, fmt, ap);
     va_end(ap);
-    p->log(p->log_ctx, line);
 }
 
 void rl_shuffle(int *idx, int n, cllm_rng *rng) {
