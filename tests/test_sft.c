@@ -8,6 +8,7 @@
  * Tolerances are written beside each check.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "cllm/chat_data.h"
+#include "cllm/fileio.h"
 #include "cllm/kernels.h"
 #include "cllm/layers.h"
 #include "cllm/model_io.h"
@@ -360,6 +362,28 @@ static double model_accuracy(const char *path, const char *adapter) {
 #define E2E_CHECK_ACCURACY 1
 #endif
 
+/* An untrained byte-level tiny-llama of context 16 saved at `path`; 0 on failure. */
+static int save_tiny_base(const char *path, int n_layer, int n_embd, int n_head, uint64_t seed) {
+    cllm_model_config c;
+    cllm_error err;
+    cllm_model_preset("tiny-llama", &c, &err);
+    c.vocab_size = 256;
+    c.context_length = 16;
+    c.n_layer = n_layer;
+    c.n_embd = n_embd;
+    c.n_head = c.n_kv_head = n_head;
+    c.ffn_hidden = 2 * n_embd;
+    c.dropout = 0;
+    cllm_model *m = NULL;
+    CHECK(cllm_model_create(&c, NULL, &m, &err) == CLLM_OK, "%s", err.msg);
+    if (!m) return 0;
+    cllm_model_init_weights(m, seed);
+    cllm_status st = cllm_model_save_gguf(m, path, NULL, &err);
+    CHECK(st == CLLM_OK, "%s", err.msg);
+    cllm_model_destroy(m);
+    return st == CLLM_OK;
+}
+
 static void test_sft_raises_accuracy_on_addition(void) {
     char dir[] = "/tmp/test_sft_e2e_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -369,23 +393,8 @@ static void test_sft_raises_accuracy_on_addition(void) {
     snprintf(run, sizeof run, "%s/full", dir);
     snprintf(run2, sizeof run2, "%s/lora", dir);
     /* base: a tiny byte-level model, untrained */
-    cllm_model_config c;
     cllm_error err;
-    cllm_model_preset("tiny-llama", &c, &err);
-    c.vocab_size = 256;
-    c.context_length = 16;
-    c.n_layer = 2;
-    c.n_embd = 64;
-    c.n_head = 4;
-    c.n_kv_head = 4;
-    c.ffn_hidden = 128;
-    c.dropout = 0;
-    cllm_model *m = NULL;
-    CHECK(cllm_model_create(&c, NULL, &m, &err) == CLLM_OK, "%s", err.msg);
-    if (!m) return;
-    cllm_model_init_weights(m, 1);
-    CHECK(cllm_model_save_gguf(m, base, NULL, &err) == CLLM_OK, "%s", err.msg);
-    cllm_model_destroy(m);
+    if (!save_tiny_base(base, 2, 64, 4, 1)) return;
     /* the "pretrained" base: the same prompts answered with a*b (so its head and
      * embeddings are trained, as a real base's are, but it does not add) */
     char mul[600], pre[600], base_sft[700];
@@ -479,6 +488,131 @@ static void test_sft_raises_accuracy_on_addition(void) {
     if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
 }
 
+/* ---- resume ------------------------------------------------------------------ */
+
+static char *slurp(const char *path, size_t *len) {
+    char *data = NULL;
+    cllm_error err;
+    if (cllm_file_read_all(path, 0, &data, len, &err) != CLLM_OK) return NULL;
+    return data;
+}
+
+/* train.csv without its last column (tokens_per_s is a wall-clock rate). */
+static void csv_rows(const char *run, char *out, size_t cap, int *rows) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/train.csv", run);
+    size_t len = 0, n = 0;
+    char *data = slurp(path, &len);
+    *rows = -1; /* the header is not a row */
+    out[0] = '\0';
+    for (char *line = data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t l = nl ? (size_t)(nl - line) : strlen(line);
+        char *last = memrchr(line, ',', l);
+        size_t keep = last ? (size_t)(last - line) : l;
+        if (n + keep + 2 < cap) {
+            memcpy(out + n, line, keep);
+            n += keep;
+            out[n++] = '\n';
+            out[n] = '\0';
+        }
+        (*rows)++;
+        line = nl ? nl + 1 : line + l;
+    }
+    free(data);
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t la = 0, lb = 0;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* An SFT run stopped after step 1 and again after step 2 (stop_flag raised,
+ * as SIGTERM does), then resumed to the end, equals the uninterrupted run:
+ * weights bit for bit, CSV rows (all but the timing column) identical.
+ * Resuming the finished run keeps its rows and weights; resuming with other
+ * settings names the setting. */
+static void sft_resume_case(int lora) {
+    char dir[] = "/tmp/test_sft_resume_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char base[600], data[600], val[600], ref[600], cut[600];
+    snprintf(base, sizeof base, "%s/base.gguf", dir);
+    snprintf(data, sizeof data, "%s/train.jsonl", dir);
+    snprintf(val, sizeof val, "%s/val.jsonl", dir);
+    snprintf(ref, sizeof ref, "%s/ref", dir);
+    snprintf(cut, sizeof cut, "%s/cut", dir);
+    cllm_error err;
+    if (!save_tiny_base(base, 1, 32, 2, 2)) return;
+    FILE *f = fopen(data, "w");
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 3; b++) fprintf(f, "{\"prompt\": \"%d+%d=\", \"completion\": \"%d\\n\"}\n", a, b, a + b);
+    fclose(f);
+    f = fopen(val, "w");
+    fprintf(f, "{\"prompt\": \"7+1=\", \"completion\": \"8\\n\"}\n");
+    fclose(f);
+    cllm_sft_params p = cllm_sft_default_params();
+    p.model_path = base;
+    p.data_path = data;
+    p.val_path = val;
+    p.B = 4;
+    p.T = 8;
+    p.steps = 7; /* crosses an epoch (15 rows, 4 per step) */
+    p.eval_every = 3;
+    p.lr = 3e-3f;
+    p.warmup = 2;
+    p.seed = 9;
+    p.threads = 1;
+    if (lora) {
+        p.lora.rank = 2;
+        p.lora.alpha = 4;
+        cllm_lora_targets_parse("q,v", &p.lora.targets, &err);
+    }
+    const char *out_name = lora ? "adapter.gguf" : "model.gguf";
+    cllm_sft_result res;
+    p.run_dir = ref;
+    CHECK(cllm_sft_run(&p, &res, &err) == CLLM_OK, "uninterrupted run: %s", err.msg);
+    /* interrupted twice, then resumed to the end */
+    volatile sig_atomic_t stop = 1;
+    p.run_dir = cut;
+    p.stop_flag = &stop;
+    CHECK(cllm_sft_run(&p, &res, &err) == CLLM_OK && res.steps_done == 1, "stopped after step 1: %s", err.msg);
+    p.resume = 1;
+    CHECK(cllm_sft_run(&p, &res, &err) == CLLM_OK && res.steps_done == 2, "stopped after step 2: %s", err.msg);
+    p.stop_flag = NULL;
+    CHECK(cllm_sft_run(&p, &res, &err) == CLLM_OK && res.steps_done == 7, "resumed to the end: %s", err.msg);
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/%s", ref, out_name);
+    snprintf(b, sizeof b, "%s/%s", cut, out_name);
+    CHECK(same_file(a, b), "%s: interrupted + resumed == uninterrupted, bit for bit", out_name);
+    static char rows_ref[16384], rows_cut[16384], rows_again[16384];
+    int n_ref, n_cut, n_again;
+    csv_rows(ref, rows_ref, sizeof rows_ref, &n_ref);
+    csv_rows(cut, rows_cut, sizeof rows_cut, &n_cut);
+    CHECK(n_ref == 7 && n_cut == 7, "7 CSV rows each (%d uninterrupted, %d resumed)", n_ref, n_cut);
+    CHECK(strcmp(rows_ref, rows_cut) == 0, "CSV rows identical:\n%s--- vs ---\n%s", rows_ref, rows_cut);
+    /* resuming a finished run keeps everything */
+    p.run_dir = ref;
+    CHECK(cllm_sft_run(&p, &res, &err) == CLLM_OK, "resuming the finished run: %s", err.msg);
+    csv_rows(ref, rows_again, sizeof rows_again, &n_again);
+    CHECK(n_again == 7 && strcmp(rows_ref, rows_again) == 0, "finished run resumed keeps its %d CSV rows (now %d)",
+          n_ref, n_again);
+    CHECK(same_file(a, b), "finished run resumed keeps its weights");
+    /* other settings: the error names the setting */
+    p.lr = 1e-3f;
+    CHECK(cllm_sft_run(&p, &res, &err) != CLLM_OK && strstr(err.msg, "lr="), "mismatch names the setting: %s",
+          err.msg);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
+}
+
+static void test_sft_resume_full_is_exact(void) { sft_resume_case(0); }
+static void test_sft_resume_lora_is_exact(void) { sft_resume_case(1); }
+
 int main(void) {
     cllm_kernels_set_threads(2);
     TEST_RUN(test_sft_mask_only_assistant_tokens);
@@ -486,5 +620,7 @@ int main(void) {
     TEST_RUN(test_sft_packed_equals_unpacked);
     TEST_RUN(test_sft_masked_loss_matches_pytorch);
     TEST_RUN(test_sft_raises_accuracy_on_addition);
+    TEST_RUN(test_sft_resume_full_is_exact);
+    TEST_RUN(test_sft_resume_lora_is_exact);
     return test_finish();
 }

@@ -27,6 +27,16 @@ check "full sft writes model.gguf" test -s "$work/full/model.gguf"
 check "full sft summary is JSON with a val loss" /usr/bin/python3 -c '
 import json,sys; d=json.loads(sys.stdin.read()); assert d["steps"] == 20 and d["val_loss"] is not None and d["examples"] == 80, d' <<<"$out"
 check "loss plot and CSV" test -s "$work/full/loss.svg" -a -s "$work/full/train.csv"
+rows=$(wc -l < "$work/full/train.csv")
+cp "$work/full/model.gguf" "$work/full-before.gguf"
+"$bin" sft --model "$base" --data "$work/train.jsonl" --val "$work/val.jsonl" --out "$work/full" --steps 20 \
+      --batch 4 --seq 64 --lr 3e-3 --threads 1 --quiet --resume >/dev/null 2>"$work/resume.err"
+check "resuming the finished sft run exits 0" test $? -eq 0
+check "resuming the finished sft run keeps its $rows CSV lines" test "$(wc -l < "$work/full/train.csv")" -eq "$rows" -a "$rows" -eq 21
+check "resuming the finished sft run keeps its weights" cmp -s "$work/full/model.gguf" "$work/full-before.gguf"
+"$bin" sft --model "$base" --data "$work/train.jsonl" --val "$work/val.jsonl" --out "$work/full" --steps 20 \
+      --batch 4 --seq 64 --lr 1e-3 --threads 1 --quiet --resume >/dev/null 2>"$work/resume.err"
+check "resume with another --lr exits 1 naming the setting" grep -q "lr=" "$work/resume.err"
 "$bin" info -m "$work/full/model.gguf" >/dev/null 2>&1
 check "cllm info reads the tuned model" test $? -eq 0
 

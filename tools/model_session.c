@@ -1,5 +1,6 @@
 /*
- * model_session.c: model + tokenizer + chat template for inference commands.
+ * model_session.c: model + tokenizer + chat template for inference commands:
+ * the command-line flags over the library loader (model_file.h).
  */
 #include "model_session.h"
 
@@ -8,10 +9,9 @@
 
 #include "cli.h"
 #include "cllm/ggml_types.h"
-#include "cllm/gguf.h"
 #include "cllm/kernels.h"
 #include "cllm/lora.h"
-#include "cllm/model_io.h"
+#include "cllm/model_file.h"
 #include "cllm/model_quant.h"
 
 void model_session_args_init(model_session_args *a) {
@@ -90,20 +90,24 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     memset(s, 0, sizeof *s);
     if (!a->model_path) return cli_usage_error(command, "a model is required: -m MODEL.gguf");
     cllm_kernels_set_threads(a->threads);
-    cllm_error err;
-    cllm_gguf *g = NULL;
-    cllm_status st = cllm_gguf_open(&g, a->model_path, &err);
-    cllm_model_config cfg;
-    if (st == CLLM_OK) st = cllm_model_config_from_gguf(g, &cfg, &err);
-    if (st != CLLM_OK) {
-        cllm_gguf_close(g);
-        return cli_fail(command, &err);
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    if (a->tokenizer.path) {
+        int rc = tok_source_load(command, &a->tokenizer, &fp.tokenizer);
+        if (rc != 0) return rc;
     }
-    int context = a->context > 0 ? a->context : cfg.context_length;
-    if (context > cfg.context_length) {
-        cllm_gguf_close(g);
-        return cli_usage_error(command, "--ctx %d is larger than the model's context length %d", context,
-                               cfg.context_length);
+    /* config, tokenizer and template first: --ctx is checked before the weights load */
+    fp.load_model = 0;
+    fp.chat_template = a->chat_template;
+    cllm_error err;
+    cllm_model_file f;
+    if (cllm_model_file_open(a->model_path, &fp, &f, &err) != CLLM_OK) return cli_fail(command, &err);
+    const int context = a->context > 0 ? a->context : f.config.context_length;
+    cllm_model_file_release_gguf(&f);
+    if (context > f.config.context_length) {
+        int rc = cli_usage_error(command, "--ctx %d is larger than the model's context length %d", context,
+                                 f.config.context_length);
+        cllm_model_file_close(&f);
+        return rc;
     }
     cllm_model_options opt = cllm_model_default_options();
     opt.kv_slots = kv_slots;
@@ -115,43 +119,13 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0) and are copied into a huge-page arena (q8_0/q4_0 repacked
      * for the VNNI kernels) unless --no-repack. */
-    st = cllm_model_load_gguf_mapped(a->model_path, &opt, &s->model, &err);
-    if (st == CLLM_OK && a->lora_path && (st = cllm_model_lora_load_gguf(s->model, a->lora_path, &err)) != CLLM_OK)
-        model_session_close(s);
-    if (st != CLLM_OK) {
-        cllm_gguf_close(g);
-        return cli_fail(command, &err);
-    }
+    cllm_status st = cllm_model_load_gguf_mapped(a->model_path, &opt, &s->model, &err);
+    if (st == CLLM_OK && a->lora_path) st = cllm_model_lora_load_gguf(s->model, a->lora_path, &err);
+    s->tok = f.tok;
+    f.tok = NULL;
+    s->chat_template = f.chat_template;
     s->context = context;
-    /* Tokenizer: explicit file, then the model's own, then raw bytes. */
-    if (a->tokenizer.path) {
-        int rc = tok_source_load(command, &a->tokenizer, &s->tok);
-        if (rc != 0) {
-            cllm_gguf_close(g);
-            model_session_close(s);
-            return rc;
-        }
-    } else if (cllm_gguf_find_kv(g, "tokenizer.ggml.tokens")) {
-        st = cllm_tokenizer_from_gguf(g, &s->tok, &err);
-    } else if (cfg.vocab_size == 256) {
-        st = cllm_tokenizer_new_bytes(&s->tok, &err);
-    } else {
-        st = cllm_error_set(&err, CLLM_ERR_FORMAT,
-                            "%s: the model has no tokenizer inside (no tokenizer.ggml.tokens); pass --tokenizer FILE",
-                            a->model_path);
-    }
-    if (st == CLLM_OK && (int64_t)cllm_tokenizer_n_vocab(s->tok) != cfg.vocab_size)
-        st = cllm_error_set(&err, CLLM_ERR_ARG, "the tokenizer has %u tokens but %s expects %d",
-                            cllm_tokenizer_n_vocab(s->tok), a->model_path, cfg.vocab_size);
-    /* Chat template: flag, then the file's, then what the vocabulary supports. */
-    if (st == CLLM_OK) {
-        char jinja[8192];
-        if (a->chat_template >= 0) s->chat_template = (cllm_chat_template)a->chat_template;
-        else if (cllm_gguf_get_str_buf(g, "tokenizer.chat_template", jinja, sizeof jinja, NULL) == CLLM_OK)
-            st = cllm_chat_template_detect(jinja, &s->chat_template, &err);
-        else s->chat_template = cllm_chat_template_for(s->tok);
-    }
-    cllm_gguf_close(g);
+    cllm_model_file_close(&f);
     if (st != CLLM_OK) {
         model_session_close(s);
         return cli_fail(command, &err);

@@ -127,4 +127,12 @@ void cllm_crossentropy_backward(float *dlogits, const float *logits, const float
                                 const float *row_rsum, const int32_t *targets, int B, int T, int V,
                                 float dloss_scale);
 
+/* ---- scalar head (reward / value) ----------------------------------------
+ * out[N] = h[N,C] . w[C] + b[0]  (OVERWRITES out).
+ * Backward ACCUMULATES: dh[N,C] += dout[n] w; dw[C] += sum_n dout[n] h[n];
+ * db[0] += sum_n dout[n]. Any of dh, dw, db may be NULL. */
+void cllm_scalar_head_forward(float *out, const float *h, const float *w, const float *b, int N, int C);
+void cllm_scalar_head_backward(float *dh, float *dw, float *db, const float *dout, const float *h,
+                               const float *w, int N, int C);
+
 #endif

@@ -216,6 +216,13 @@ const cllm_tensor *cllm_model_find_tensor(const cllm_model *m, const char *name)
 cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32_t *targets,
                                int B, int T, float *loss, cllm_error *err);
 
+/* Forward with a segment id per position (seg[B,T], contiguous runs; -1
+ * for padding is a run of its own): attention stays inside a run and
+ * positions (learned or RoPE) restart at 0 at each run's start. Otherwise
+ * as cllm_model_forward; cllm_model_backward then differentiates it. */
+cllm_status cllm_model_forward_packed(cllm_model *m, const int32_t *tokens, const int32_t *targets,
+                                      const int32_t *seg, int B, int T, float *loss, cllm_error *err);
+
 /* logits[B,T,V] of the last forward (B,T as passed). Borrowed; valid until the
  * next forward, and OVERWRITTEN by cllm_model_backward (it holds dlogits). */
 const float *cllm_model_logits(const cllm_model *m);

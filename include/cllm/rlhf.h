@@ -28,17 +28,10 @@
 #include <stdint.h>
 
 #include "cllm/chat.h"
+#include "cllm/layers.h"
 #include "cllm/model.h"
 #include "cllm/status.h"
 #include "cllm/tokenizer.h"
-
-/* ---- scalar head (reward / value) ----------------------------------------
- * out[N] = h[N,C] . w[C] + b[0]  (OVERWRITES out).
- * Backward ACCUMULATES: dh[N,C] += dout[n] w; dw[C] += sum_n dout[n] h[n];
- * db[0] += sum_n dout[n]. Any of dh, dw, db may be NULL. */
-void cllm_scalar_head_forward(float *out, const float *h, const float *w, const float *b, int N, int C);
-void cllm_scalar_head_backward(float *dh, float *dw, float *db, const float *dout, const float *h,
-                               const float *w, int N, int C);
 
 /* GGUF tensor names of a scalar head stored next to the model's tensors
  * (llama.cpp's classifier-head prefix; cllm's model loader tolerates "cls."). */

@@ -115,11 +115,4 @@ cllm_status cllm_sft_run(const cllm_sft_params *p, cllm_sft_result *res, cllm_er
 int cllm_sft_fill_rows(const cllm_sft_example *ex, const size_t *order, size_t n, int T, int pack, int max_rows,
                        int32_t *tokens, int32_t *targets, int32_t *seg, size_t *used);
 
-/* Forward with a segment id per position (seg[B,T], contiguous runs; -1
- * for padding is a run of its own): attention stays inside a run and
- * positions (learned or RoPE) restart at 0 at each run's start. Otherwise
- * as cllm_model_forward; cllm_model_backward then differentiates it. */
-cllm_status cllm_model_forward_packed(cllm_model *m, const int32_t *tokens, const int32_t *targets,
-                                      const int32_t *seg, int B, int T, float *loss, cllm_error *err);
-
 #endif

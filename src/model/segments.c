@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cllm/layers.h"
-#include "cllm/sft.h"
+#include "cllm/model.h"
 #include "model_internal.h"
 
 cllm_status cllm_model_forward_packed(cllm_model *m, const int32_t *tokens, const int32_t *targets,

@@ -22,24 +22,13 @@
 
 #include "rl_internal.h"
 
-static cllm_status pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
-                              cllm_error *err) {
-    cllm_rl_seq seqs[2 * k];
-    for (int i = 0; i < k; i++) {
-        const cllm_pref_example *e = &d->items[idx[i]];
-        seqs[i] = (cllm_rl_seq){e->prompt, e->chosen, e->n_prompt, e->n_chosen};
-        seqs[k + i] = (cllm_rl_seq){e->prompt, e->rejected, e->n_prompt, e->n_rejected};
-    }
-    return cllm_rl_batch_build(seqs, 2 * k, max_T, b, err);
-}
-
 /* Sequence log-probs of pairs idx[0..n) under m: lc[i], lr[i] indexed by pair id. */
 static cllm_status score_pairs(cllm_model *m, const cllm_pref_data *d, const int *idx, int n, int bs, int max_T,
                                float *tok, double *lc, double *lr, cllm_error *err) {
     for (int i = 0; i < n; i += bs) {
         int k = n - i < bs ? n - i : bs;
         cllm_rl_batch b;
-        cllm_status st = pair_batch(d, idx + i, k, max_T, &b, err);
+        cllm_status st = rl_pair_batch(d, idx + i, k, max_T, &b, err);
         if (st) return st;
         double s[2 * k];
         st = cllm_rl_logprobs(m, &b, tok, s, err);
@@ -64,16 +53,16 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     int *idx = NULL;
     float *tok = NULL, *dlogp = NULL;
     double *ref_c = NULL, *ref_r = NULL, *pc = NULL, *pr = NULL;
-    cllm_status st = cllm_rl_model_load(p->model_path, NULL, 0, &pol, err);
-    if (st) return st;
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = 2 * p->batch;
-    o.max_seq = cllm_model_get_config(pol.model)->context_length;
-    cllm_rl_model_free(&pol);
-    const int max_T = o.max_seq;
-    if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, &ref, err))) return st;
+    o.max_seq = 0; /* the policy's context */
     o.training = 1;
-    if ((st = cllm_rl_model_load(p->model_path, &o, 0, &pol, err))) goto done;
+    cllm_status st = cllm_rl_model_load(p->model_path, &o, 0, &pol, err);
+    if (st) return st;
+    const int max_T = cllm_model_get_config(pol.model)->context_length;
+    o.max_seq = max_T;
+    o.training = 0;
+    if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, &ref, err))) goto done;
     if ((st = cllm_rl_check_same_shape(cllm_model_get_config(pol.model), cllm_model_get_config(ref.model),
                                        "reference model", err)))
         goto done;
@@ -104,20 +93,14 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     if ((st = score_pairs(ref.model, &data, idx, data.n, p->batch, max_T, tok, ref_c, ref_r, err))) goto done;
     cllm_rl_model_free(&ref);
     if ((st = rl_adam_init(&opt, cllm_model_num_params(pol.model), err))) goto done;
-    int cursor = n_train;
+    rl_cursor cursor = {idx, n_train, n_train, &rng};
     double first_acc = -1;
     for (int step = 1; step <= p->steps; step++) {
         int k = p->batch < n_train ? p->batch : n_train;
         int sel[k];
-        for (int j = 0; j < k; j++) {
-            if (cursor >= n_train) {
-                rl_shuffle(idx, n_train, &rng);
-                cursor = 0;
-            }
-            sel[j] = idx[cursor++];
-        }
+        for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&cursor);
         cllm_rl_batch b;
-        if ((st = pair_batch(&data, sel, k, max_T, &b, err))) break;
+        if ((st = rl_pair_batch(&data, sel, k, max_T, &b, err))) break;
         double s[2 * k], rc[k], rr[k], ds[2 * k];
         cllm_model_zero_grad(pol.model);
         st = cllm_rl_logprobs(pol.model, &b, tok, s, err);

@@ -71,16 +71,12 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
     if ((st = rl_adam_init(&opt, cllm_model_num_params(pol.model), err))) goto done;
     rl_turn_end end;
     rl_turn_end_init(&end, pol.tok, pol.tmpl);
-    int cursor = 0;
+    rl_cursor cursor = {order, data.n, 0, &rng};
     double sample_s = 0;
     for (int step = 1; step <= p->steps && !st; step++) {
         int ex[n];
         for (int i = 0; i < p->batch; i++) {
-            if (cursor == data.n) {
-                rl_shuffle(order, data.n, &rng);
-                cursor = 0;
-            }
-            int e = order[cursor++];
+            int e = rl_cursor_next(&cursor);
             for (int g = 0; g < p->group; g++) ex[i * p->group + g] = e;
         }
         rl_rollout ro;

@@ -79,17 +79,11 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     if ((st = rl_adam_init(&hopt, (size_t)C + 1, err))) goto done;
     rl_turn_end end;
     rl_turn_end_init(&end, pol.tok, pol.tmpl);
-    int cursor = 0;
+    rl_cursor cursor = {order, data.n, 0, &rng};
     double sample_s = 0;
     for (int step = 1; step <= p->steps && !st; step++) {
         int ex[n];
-        for (int i = 0; i < n; i++) {
-            if (cursor == data.n) {
-                rl_shuffle(order, data.n, &rng);
-                cursor = 0;
-            }
-            ex[i] = order[cursor++];
-        }
+        for (int i = 0; i < n; i++) ex[i] = rl_cursor_next(&cursor);
         rl_rollout ro;
         if ((st = rl_rollout_run(p, &pol, smp, &end, &data, ex, n, &rm, &ro, &res->rollout_tokens, &sample_s, err)))
             break;

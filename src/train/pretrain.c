@@ -12,35 +12,30 @@
  * moments, Adam step, loader state, dropout seed, early-stop counters), and
  * every setting that does is in the state's config text, compared on resume.
  *
+ * The run directory, checkpoints, resume, CSV, AdamW, non-finite steps and
+ * stopping are the harness's (harness.h); this file supplies the batches
+ * (dataloader.h), the loss, validation and the weights file.
  * Weights are written as f32 GGUF (model_io.h), which round-trips bit-exactly.
  * The tokenizer travels inside every weights file (see trainer.h).
  * Does not: parse command lines (tools/cmd_pretrain.c).
  */
 #include "cllm/trainer.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
-#include "cllm/checkpoint.h"
-#include "cllm/fileio.h"
 #include "cllm/gguf.h"
 #include "cllm/kernels.h"
 #include "cllm/model_io.h"
-#include "cllm/plot.h"
-#include "cllm/progress.h"
 #include "cllm/shard.h"
 #include "cllm/tokenizer.h"
+#include "harness.h"
 
 #define WEIGHTS_EXT "gguf"
-#define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
 
 cllm_pretrain_params cllm_pretrain_default_params(void) {
     cllm_pretrain_params p;
@@ -75,17 +70,6 @@ cllm_pretrain_params cllm_pretrain_default_params(void) {
     p.peak_gflops = 0;
     p.progress = 1;
     return p;
-}
-
-static void logf_(const cllm_pretrain_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const cllm_pretrain_params *p, const char *fmt, ...) {
-    if (!p->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    p->log(p->log_ctx, line);
 }
 
 cllm_status cllm_pretrain_validate(const cllm_pretrain_params *p, cllm_error *err) {
@@ -146,26 +130,6 @@ static void config_text(const cllm_pretrain_params *p, const cllm_model_config *
         p->patience, p->max_nonfinite);
     ADD("seed=%" PRIu64 "\nthreads=%d\n", p->seed, p->threads);
 #undef ADD
-}
-
-/* First line that differs between two config texts, as an error. */
-static cllm_status compare_config(const char *saved, const char *now, const char *state_path, cllm_error *err) {
-    const char *a = saved, *b = now;
-    while (*a || *b) {
-        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
-        if (la != lb || memcmp(a, b, la) != 0) {
-            char sa[256], sb[256];
-            snprintf(sa, sizeof sa, "%.*s", (int)(la < 200 ? la : 200), a);
-            snprintf(sb, sizeof sb, "%.*s", (int)(lb < 200 ? lb : 200), b);
-            return cllm_error_set(err, CLLM_ERR_ARG,
-                                  "cannot resume: the checkpoint (%s) was trained with '%s' but this run asks for "
-                                  "'%s'; pass the same settings to resume, or start a new run directory",
-                                  state_path, la ? sa : "(nothing)", lb ? sb : "(nothing)");
-        }
-        a += la + (a[la] == '\n');
-        b += lb + (b[lb] == '\n');
-    }
-    return CLLM_OK;
 }
 
 static uint64_t layout_hash(cllm_model *m, const char *cfg_text) {
@@ -248,109 +212,58 @@ static cllm_status read_weights(const char *path, void *ctx, cllm_error *err) {
     return st;
 }
 
-/* ---- CSV log ---------------------------------------------------------------- */
-
-typedef struct {
-    double *step, *loss, *val; /* [n] for the plot */
-    size_t n, cap;
-} curve;
-
-static int curve_push(curve *c, double step, double loss, double val) {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 1024;
-        double *s = realloc(c->step, cap * sizeof *s);
-        if (s) c->step = s;
-        double *l = realloc(c->loss, cap * sizeof *l);
-        if (l) c->loss = l;
-        double *v = realloc(c->val, cap * sizeof *v);
-        if (v) c->val = v;
-        if (!s || !l || !v) return 0;
-        c->cap = cap;
-    }
-    c->step[c->n] = step;
-    c->loss[c->n] = loss;
-    c->val[c->n] = val;
-    c->n++;
-    return 1;
-}
-
-static void curve_free(curve *c) {
-    free(c->step);
-    free(c->loss);
-    free(c->val);
-}
-
-/* Keeps the header and the rows of steps < keep_below (complete lines only),
- * rewrites the file atomically, and refills the curve from them. */
-static cllm_status csv_cut_back(const char *path, int64_t keep_below, curve *c, cllm_error *err) {
-    char *data = NULL;
-    size_t len = 0;
-    cllm_status st = cllm_file_read_all(path, 0, &data, &len, err);
-    if (st != CLLM_OK) return st;
-    char *out = malloc(len + sizeof CSV_HEADER);
-    if (!out) {
-        free(data);
-        return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t n = 0;
-    memcpy(out, CSV_HEADER, strlen(CSV_HEADER));
-    n = strlen(CSV_HEADER);
-    char *line = data;
-    while (line < data + len) {
-        char *nl = memchr(line, '\n', (size_t)(data + len - line));
-        if (!nl) break; /* a partial last line from a kill: dropped */
-        *nl = '\0';
-        char *end;
-        errno = 0;
-        long long step = strtoll(line, &end, 10);
-        if (end != line && *end == ',' && !errno && step >= 0 && step < keep_below) {
-            char *f2 = end + 1, *f3 = strchr(f2, ',');
-            double loss = strtod(f2, NULL), val = NAN;
-            if (f3 && f3[1] != ',') val = strtod(f3 + 1, NULL);
-            if (!curve_push(c, (double)step, loss, val)) {
-                st = cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            size_t l = (size_t)(nl - line);
-            memcpy(out + n, line, l);
-            out[n + l] = '\n';
-            n += l + 1;
-        }
-        line = nl + 1;
-    }
-    if (st == CLLM_OK) st = cllm_file_write_atomic(path, out, n, err);
-    free(out);
-    free(data);
-    return st;
-}
-
 /* ---- the run ------------------------------------------------------------------ */
 
 typedef struct {
+    const cllm_pretrain_params *p;
+    cllm_pretrain_result *res;
     cllm_model *model;
     cllm_loader *loader;
     cllm_tokenizer *own_tokenizer; /* the byte vocabulary for text data, else NULL */
-    float *m, *v;                 /* AdamW moments [n_params] */
     int32_t *inputs, *targets;    /* [B*T] */
-    FILE *csv;
-    int lock_fd;
-    curve curve;
+    int accum;
+    double flops_per_token, peak; /* MFU: model FLOPs per token, GEMM peak (GFLOP/s, <= 0 unknown) */
+    double t0;
+    th_run h;
 } run_ctx;
 
 static void run_free(run_ctx *r) {
     cllm_model_destroy(r->model);
     cllm_loader_free(r->loader);
     cllm_tokenizer_destroy(r->own_tokenizer);
-    free(r->m);
-    free(r->v);
     free(r->inputs);
     free(r->targets);
-    if (r->csv) fclose(r->csv);
-    cllm_ckpt_unlock(r->lock_fd);
-    curve_free(&r->curve);
+    th_free(&r->h);
 }
 
-static cllm_status evaluate(run_ctx *r, const cllm_pretrain_params *p, double *val_loss, cllm_error *err) {
+/* hooks.step: accum micro-batches of B x T, mean cross-entropy's gradient. */
+static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *tokens, cllm_error *err) {
+    run_ctx *r = ctx;
+    const cllm_pretrain_params *p = r->p;
+    const float dloss_scale = 1.0f / (float)((double)p->B * p->T * r->accum);
+    cllm_model_zero_grad(r->model);
+    cllm_model_set_train_mode(r->model, 1);
+    double loss_sum = 0;
+    for (int a = 0; a < r->accum; a++) {
+        cllm_loader_next(r->loader, r->inputs, r->targets);
+        float l = 0;
+        cllm_status st = cllm_model_forward(r->model, r->inputs, r->targets, p->B, p->T, &l, err);
+        if (st == CLLM_OK) st = cllm_model_backward(r->model, dloss_scale, err);
+        if (st != CLLM_OK) return st;
+        loss_sum += l;
+    }
+    if (p->fault_nonfinite_count > 0 && step >= p->fault_nonfinite_from &&
+        step - p->fault_nonfinite_from < p->fault_nonfinite_count)
+        cllm_model_grads(r->model)[0] = NAN;
+    *loss = loss_sum / r->accum;
+    *tokens = (double)p->total_batch;
+    return CLLM_OK;
+}
+
+/* hooks.evaluate: mean loss over the fixed validation batches, in eval mode. */
+static cllm_status evaluate_hook(void *ctx, double *val_loss, cllm_error *err) {
+    run_ctx *r = ctx;
+    const cllm_pretrain_params *p = r->p;
     cllm_model_set_train_mode(r->model, 0);
     double sum = 0;
     for (int k = 0; k < p->eval_batches; k++) {
@@ -364,45 +277,106 @@ static cllm_status evaluate(run_ctx *r, const cllm_pretrain_params *p, double *v
     return CLLM_OK;
 }
 
-static cllm_status check_free_space(const char *dir, size_t n_params, int keep, cllm_error *err) {
-    struct statvfs vfs;
-    if (statvfs(dir, &vfs) != 0) return CLLM_OK; /* unknown: let the writes report */
-    /* weights + two moments, for keep+1 checkpoints (the new one before pruning) */
-    double need = (double)n_params * 12.0 * (keep + 1) + 1e6;
-    double have = (double)vfs.f_bavail * (double)vfs.f_frsize;
-    if (have < need)
-        return cllm_error_set(err, CLLM_ERR_IO,
-                              "%s: %.1f MB free, checkpoints need about %.1f MB (%d kept + 1 being written)",
-                              dir, have / 1e6, need / 1e6, keep);
+static void snapshot_hook(void *ctx, cllm_train_state *s) {
+    run_ctx *r = ctx;
+    cllm_loader_get_state(r->loader, &s->loader);
+    s->dropout_seed = cllm_model_dropout_seed(r->model);
+}
+
+static void progress_hook(void *ctx, const th_run *h, double loss, float lr, char *out, size_t cap) {
+    run_ctx *r = ctx;
+    double elapsed = cllm_now_seconds() - r->t0;
+    double mfu = (r->peak > 0 && elapsed > 0) ? r->flops_per_token * h->tokens_this_run / elapsed / (r->peak * 1e9) : NAN;
+    r->res->mfu = mfu;
+    if (isfinite(mfu))
+        snprintf(out, cap, "step %" PRId64 "/%" PRId64 " loss %.4f lr %.2e MFU %.1f%%", h->state.step, h->steps, loss,
+                 (double)lr, mfu * 100);
+    else
+        snprintf(out, cap, "step %" PRId64 "/%" PRId64 " loss %.4f lr %.2e", h->state.step, h->steps, loss, (double)lr);
+}
+
+static void harness_settings(run_ctx *r) {
+    const cllm_pretrain_params *p = r->p;
+    th_run *h = &r->h;
+    h->name = "pretrain";
+    h->run_dir = p->run_dir;
+    h->resume = p->resume;
+    h->keep = p->keep;
+    h->steps = p->steps;
+    h->save_every = p->save_every;
+    h->eval_every = p->eval_every;
+    h->patience = p->patience;
+    h->max_nonfinite = p->max_nonfinite;
+    h->nonfinite_hint = "lower --lr or raise --warmup / --clip";
+    h->sched = (cllm_schedule){p->schedule, p->lr, p->min_lr, p->warmup, p->steps, p->wsd_decay_frac};
+    h->progress = p->progress;
+    h->progress_unit = "tok";
+    h->progress_per_step = (double)p->total_batch;
+    h->stop_flag = p->stop_flag;
+    h->log = p->log;
+    h->log_ctx = p->log_ctx;
+}
+
+/* Data, then the run directory (created only once the data validated). */
+static cllm_status open_data(run_ctx *r, const cllm_tokenizer **tokenizer, cllm_error *err) {
+    const cllm_pretrain_params *p = r->p;
+    cllm_loader_params lp = cllm_loader_default_params();
+    lp.B = p->B;
+    lp.T = p->T;
+    lp.val_frac = p->val_frac;
+    lp.order = p->order;
+    lp.seed = p->seed ^ 0x5DEECE66Dull; /* the loader's stream, distinct from the init stream */
+    cllm_status st = cllm_loader_open(&r->loader, p->data_paths, p->n_data, &lp, err);
+    if (st == CLLM_OK) st = resolve_tokenizer(p, r->loader, &r->own_tokenizer, tokenizer, err);
+    if (st != CLLM_OK) return st;
+    if (p->eval_every > 0 && cllm_loader_n_val_windows(r->loader) == 0)
+        return cllm_error_set(err, CLLM_ERR_ARG, "the validation split is too small for one window of T+1 = %d tokens",
+                              p->T + 1);
+    return th_open(&r->h, err);
+}
+
+/* The model (vocabulary from the data), its optimizer and the batch buffers. */
+static cllm_status build_model(run_ctx *r, cllm_model_config *cfg, cllm_error *err) {
+    const cllm_pretrain_params *p = r->p;
+    *cfg = p->model;
+    cfg->vocab_size = (int)cllm_loader_vocab_size(r->loader);
+    cllm_status st = cllm_model_config_validate(cfg, err);
+    if (st != CLLM_OK) return st;
+    cllm_model_options mo = cllm_model_default_options();
+    mo.max_batch = p->B;
+    mo.max_seq = p->T;
+    mo.training = 1;
+    st = cllm_model_create(cfg, &mo, &r->model, err);
+    if (st != CLLM_OK) return st;
+    cllm_adamw_params hp = cllm_adamw_default_params();
+    hp.beta1 = p->beta1;
+    hp.beta2 = p->beta2;
+    hp.eps = p->eps;
+    hp.weight_decay = p->weight_decay;
+    st = th_optim_init_model(&r->h.opt, r->model, 0, &hp, p->clip, err);
+    if (st != CLLM_OK) return st;
+    r->inputs = malloc((size_t)p->B * p->T * sizeof(int32_t));
+    r->targets = malloc((size_t)p->B * p->T * sizeof(int32_t));
+    if (!r->inputs || !r->targets)
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "cannot allocate batches of %d x %d tokens", p->B, p->T);
+    cllm_model_init_weights(r->model, p->seed);
     return CLLM_OK;
 }
 
-static cllm_status save_checkpoint(run_ctx *r, const cllm_pretrain_params *p, cllm_train_state *state,
-                                   weights_ctx *wctx, int64_t adam_step, cllm_error *err) {
-    /* Never let non-finite weights replace a good checkpoint. */
-    const float *w = cllm_model_params(r->model);
-    size_t n = cllm_model_num_params(r->model);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(w[i]))
-            return cllm_error_set(err, CLLM_ERR_NUMERIC,
-                                  "parameter %zu is %g at step %" PRId64 "; not saving a checkpoint of non-finite weights",
-                                  i, (double)w[i], state->step);
-    if (r->csv && (fflush(r->csv) != 0 || fsync(fileno(r->csv)) != 0))
-        return cllm_error_set(err, CLLM_ERR_IO, "%s/train.csv: cannot flush: %s", p->run_dir, strerror(errno));
-    cllm_loader_get_state(r->loader, &state->loader);
-    state->dropout_seed = cllm_model_dropout_seed(r->model);
-    cllm_ckpt_io io = {WEIGHTS_EXT, write_weights, read_weights, wctx, r->m, r->v, NULL, NULL, n, adam_step};
-    cllm_status st = cllm_ckpt_save(p->run_dir, &io, state, err);
-    if (st != CLLM_OK) return st;
-    return cllm_ckpt_prune(p->run_dir, p->keep, err);
-}
-
-static void format_suffix(char *out, size_t cap, int64_t step, int64_t steps, double loss, float lr, double mfu) {
-    if (isfinite(mfu))
-        snprintf(out, cap, "step %" PRId64 "/%" PRId64 " loss %.4f lr %.2e MFU %.1f%%", step, steps, loss, (double)lr,
-                 mfu * 100);
-    else
-        snprintf(out, cap, "step %" PRId64 "/%" PRId64 " loss %.4f lr %.2e", step, steps, loss, (double)lr);
+static void log_start(run_ctx *r, const cllm_model_config *cfg) {
+    const cllm_pretrain_params *p = r->p;
+    r->accum = (int)(p->total_batch / ((int64_t)p->B * p->T));
+    r->flops_per_token = 3.0 * cllm_model_flops_per_token(cfg, p->T);
+    r->peak = p->peak_gflops;
+    if (r->peak == 0) {
+        cllm_error perr;
+        if (cllm_kernels_measure_gemm_peak(p->threads, &r->peak, &perr) != CLLM_OK) r->peak = -1;
+    }
+    th_log(&r->h, "model: %zu parameters, %d layers, %d heads, %d wide, vocab %d; data: %" PRIu64 " train / %" PRIu64
+           " val tokens; %d x %d x %d = %" PRId64 " tokens per step; %d threads%s",
+           cllm_model_num_params(r->model), cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab_size,
+           cllm_loader_n_train(r->loader), cllm_loader_n_val(r->loader), p->B, p->T, r->accum, p->total_batch,
+           cllm_kernels_threads(), r->peak > 0 ? "" : " (MFU unknown)");
 }
 
 cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_result *res, cllm_error *err) {
@@ -415,303 +389,51 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     if (st != CLLM_OK) return st;
     run_ctx r;
     memset(&r, 0, sizeof r);
-    r.lock_fd = -1;
-    char path[4096];
-
-    /* An existing run directory is locked before the data is read, so a
-     * second trainer fails at once; a new one is created only after the data
-     * validated, so bad input leaves nothing behind. */
-    struct stat dir_st;
-    int dir_exists = stat(p->run_dir, &dir_st) == 0;
-    if (dir_exists) {
-        st = cllm_dir_check_writable(p->run_dir, err);
-        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &r.lock_fd, err);
-        if (st != CLLM_OK) goto done;
-    }
+    r.p = p;
+    r.res = res;
+    th_init(&r.h);
+    harness_settings(&r);
+    /* an existing run directory is locked before the data is read */
+    st = th_lock_existing(&r.h, err);
+    if (st != CLLM_OK) goto done;
     cllm_kernels_set_threads(p->threads);
-
-    /* data */
-    cllm_loader_params lp = cllm_loader_default_params();
-    lp.B = p->B;
-    lp.T = p->T;
-    lp.val_frac = p->val_frac;
-    lp.order = p->order;
-    lp.seed = p->seed ^ 0x5DEECE66Dull; /* the loader's stream, distinct from the init stream */
-    st = cllm_loader_open(&r.loader, p->data_paths, p->n_data, &lp, err);
-    if (st != CLLM_OK) goto done;
     const cllm_tokenizer *tokenizer = NULL;
-    st = resolve_tokenizer(p, r.loader, &r.own_tokenizer, &tokenizer, err);
+    cllm_model_config cfg;
+    st = open_data(&r, &tokenizer, err);
+    if (st == CLLM_OK) st = build_model(&r, &cfg, err);
     if (st != CLLM_OK) goto done;
-    if (p->eval_every > 0 && cllm_loader_n_val_windows(r.loader) == 0) {
-        st = cllm_error_set(err, CLLM_ERR_ARG, "the validation split is too small for one window of T+1 = %d tokens", p->T + 1);
-        goto done;
-    }
-    if (!dir_exists) {
-        st = cllm_dir_ensure(p->run_dir, err);
-        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &r.lock_fd, err);
-        if (st != CLLM_OK) goto done;
-    }
-    int64_t latest = -1;
-    st = cllm_ckpt_find_latest(p->run_dir, &latest, err);
-    if (st == CLLM_OK && latest >= 0 && !p->resume)
-        st = cllm_error_set(err, CLLM_ERR_ARG,
-                            "%s already holds a checkpoint (step %" PRId64 "); pass --resume to continue it, or "
-                            "choose a new --out",
-                            p->run_dir, latest);
+    res->n_params = cllm_model_num_params(r.model);
+    char config[CLLM_CKPT_CONFIG_MAX];
+    config_text(p, &cfg, config, sizeof config);
+    const uint64_t tok_hash = cllm_loader_tokenizer_hash(r.loader), layout = layout_hash(r.model, config);
+    weights_ctx wctx = {r.model, layout, tok_hash, tokenizer};
+    r.h.weights_ext = "gguf";
+    r.h.write_weights = write_weights;
+    r.h.read_weights = read_weights;
+    r.h.weights_ctx = &wctx;
+    st = th_begin(&r.h, config, cllm_loader_fingerprint(r.loader), tok_hash, layout, err);
+    if (st == CLLM_OK && r.h.resumed) st = cllm_loader_set_state(r.loader, &r.h.state.loader, err);
     if (st != CLLM_OK) goto done;
+    cllm_model_set_dropout_seed(r.model, r.h.resumed ? r.h.state.dropout_seed : p->seed ^ 0xD0D0D0D0ull);
+    res->start_step = r.h.state.step;
+    log_start(&r, &cfg);
 
-    /* model */
-    cllm_model_config cfg = p->model;
-    cfg.vocab_size = (int)cllm_loader_vocab_size(r.loader);
-    st = cllm_model_config_validate(&cfg, err);
+    const th_hooks hooks = {step_hook, p->eval_every > 0 ? evaluate_hook : NULL, snapshot_hook, progress_hook};
+    r.t0 = cllm_now_seconds();
+    st = th_loop(&r.h, &hooks, &r, err);
+    res->last_train_loss = r.h.last_loss;
+    res->last_val_loss = r.h.last_val;
+    res->best_val_loss = r.h.state.best_val_loss;
     if (st != CLLM_OK) goto done;
-    cllm_model_options mo = cllm_model_default_options();
-    mo.max_batch = p->B;
-    mo.max_seq = p->T;
-    mo.training = 1;
-    st = cllm_model_create(&cfg, &mo, &r.model, err);
-    if (st != CLLM_OK) goto done;
-    const size_t n_params = cllm_model_num_params(r.model);
-    res->n_params = n_params;
-    r.m = calloc(n_params, sizeof(float));
-    r.v = calloc(n_params, sizeof(float));
-    r.inputs = malloc((size_t)p->B * p->T * sizeof(int32_t));
-    r.targets = malloc((size_t)p->B * p->T * sizeof(int32_t));
-    if (!r.m || !r.v || !r.inputs || !r.targets) {
-        st = cllm_error_set(err, CLLM_ERR_NOMEM, "cannot allocate optimizer state for %zu parameters", n_params);
-        goto done;
-    }
-    st = check_free_space(p->run_dir, n_params, p->keep, err);
-    if (st != CLLM_OK) goto done;
-
-    cllm_train_state state;
-    cllm_train_state_init(&state);
-    config_text(p, &cfg, state.config, sizeof state.config);
-    state.data_fingerprint = cllm_loader_fingerprint(r.loader);
-    state.tokenizer_hash = cllm_loader_tokenizer_hash(r.loader);
-    state.layout_hash = layout_hash(r.model, state.config);
-    weights_ctx wctx = {r.model, state.layout_hash, state.tokenizer_hash, tokenizer};
-    int64_t adam_step = 0;
-    snprintf(path, sizeof path, "%s/train.csv", p->run_dir);
-
-    if (latest >= 0) {
-        cllm_train_state saved;
-        cllm_ckpt_io io = {WEIGHTS_EXT, write_weights, read_weights, &wctx, NULL, NULL, r.m, r.v, n_params, 0};
-        char state_path[4096];
-        cllm_ckpt_path(state_path, sizeof state_path, p->run_dir, latest, "state");
-        /* compare settings and data before reading the big files */
-        st = cllm_train_state_read(state_path, &saved, err);
-        if (st == CLLM_OK) st = compare_config(saved.config, state.config, state_path, err);
-        if (st == CLLM_OK && saved.data_fingerprint != state.data_fingerprint)
-            st = cllm_error_set(err, CLLM_ERR_ARG,
-                                "cannot resume: the data differs from the checkpoint's (fingerprint %016" PRIx64
-                                " now, %016" PRIx64 " in %s); pass the same --data files in the same order",
-                                state.data_fingerprint, saved.data_fingerprint, state_path);
-        if (st == CLLM_OK && saved.tokenizer_hash != state.tokenizer_hash)
-            st = cllm_error_set(err, CLLM_ERR_ARG, "cannot resume: the tokenizer differs from the checkpoint's (%s)", state_path);
-        if (st == CLLM_OK) st = cllm_ckpt_load(p->run_dir, latest, &io, &saved, err);
-        if (st == CLLM_OK) st = cllm_loader_set_state(r.loader, &saved.loader, err);
-        if (st != CLLM_OK) goto done;
-        cllm_model_set_dropout_seed(r.model, saved.dropout_seed);
-        adam_step = io.adam_step;
-        char keep_config[CLLM_CKPT_CONFIG_MAX];
-        memcpy(keep_config, state.config, sizeof keep_config);
-        state = saved;
-        memcpy(state.config, keep_config, sizeof keep_config);
-        st = cllm_ckpt_prune(p->run_dir, p->keep, err); /* leftovers of the interrupted run */
-        if (st == CLLM_OK) {
-            uint64_t sz;
-            if (cllm_file_check_regular(path, &sz, NULL) == CLLM_OK) st = csv_cut_back(path, state.step, &r.curve, err);
-            else st = cllm_file_write_atomic(path, CSV_HEADER, strlen(CSV_HEADER), err);
-        }
-        if (st != CLLM_OK) goto done;
-        logf_(p, "resumed from %s/ckpt-%010" PRId64 " (step %" PRId64 " of %" PRId64 ")", p->run_dir, latest, state.step,
-              p->steps);
-    } else {
-        cllm_model_init_weights(r.model, p->seed);
-        cllm_model_set_dropout_seed(r.model, p->seed ^ 0xD0D0D0D0ull);
-        st = cllm_ckpt_prune(p->run_dir, p->keep, err); /* files of a run killed before its first checkpoint */
-        if (st == CLLM_OK) st = cllm_file_write_atomic(path, CSV_HEADER, strlen(CSV_HEADER), err);
-        if (st != CLLM_OK) goto done;
-    }
-    res->start_step = state.step;
-    res->best_val_loss = state.best_val_loss;
-    r.csv = fopen(path, "ab");
-    if (!r.csv) {
-        st = cllm_error_set(err, CLLM_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
-        goto done;
-    }
-
-    const int accum = (int)(p->total_batch / ((int64_t)p->B * p->T));
-    const cllm_schedule sched = {p->schedule, p->lr, p->min_lr, p->warmup, p->steps, p->wsd_decay_frac};
-    const double flops_per_token = 3.0 * cllm_model_flops_per_token(&cfg, p->T);
-    double peak = p->peak_gflops;
-    if (peak == 0) {
-        cllm_error perr;
-        if (cllm_kernels_measure_gemm_peak(p->threads, &peak, &perr) != CLLM_OK) peak = -1;
-    }
-    logf_(p, "model: %zu parameters, %d layers, %d heads, %d wide, vocab %d; data: %" PRIu64 " train / %" PRIu64
-          " val tokens; %d x %d x %d = %" PRId64 " tokens per step; %d threads%s",
-          n_params, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, cllm_loader_n_train(r.loader),
-          cllm_loader_n_val(r.loader), p->B, p->T, accum, p->total_batch, cllm_kernels_threads(),
-          peak > 0 ? "" : " (MFU unknown)");
-
-    if (state.step >= p->steps) {
-        res->reason = CLLM_STOP_ALREADY_DONE;
-        snprintf(res->reason_text, sizeof res->reason_text, "the run already finished: its newest checkpoint is at step %" PRId64,
-                 state.step);
-    }
-    cllm_progress bar;
-    cllm_progress_begin(&bar, "pretrain", (double)(p->steps - state.step) * (double)p->total_batch, "tok");
-    bar.enabled = p->progress;
-    const double t0 = cllm_now_seconds();
-    double tokens_this_run = 0;
-    cllm_adamw_params hp = cllm_adamw_default_params();
-    hp.beta1 = p->beta1;
-    hp.beta2 = p->beta2;
-    hp.eps = p->eps;
-    hp.weight_decay = p->weight_decay;
-    float *grads = cllm_model_grads(r.model);
-    float *params_block = cllm_model_params(r.model);
-    const int n_tensors = cllm_model_num_tensors(r.model);
-    const float dloss_scale = 1.0f / (float)((double)p->B * p->T * accum);
-    int stop = state.step >= p->steps;
-    double last_val = NAN;
-
-    while (!stop) {
-        const int64_t step = state.step;
-        const double ts = cllm_now_seconds();
-        const float lr = cllm_schedule_lr(&sched, step);
-        cllm_model_zero_grad(r.model);
-        cllm_model_set_train_mode(r.model, 1);
-        double loss_sum = 0;
-        for (int a = 0; a < accum; a++) {
-            cllm_loader_next(r.loader, r.inputs, r.targets);
-            float loss = 0;
-            st = cllm_model_forward(r.model, r.inputs, r.targets, p->B, p->T, &loss, err);
-            if (st == CLLM_OK) st = cllm_model_backward(r.model, dloss_scale, err);
-            if (st != CLLM_OK) goto done;
-            loss_sum += loss;
-        }
-        const double train_loss = loss_sum / accum;
-        if (p->fault_nonfinite_count > 0 && step >= p->fault_nonfinite_from &&
-            step - p->fault_nonfinite_from < p->fault_nonfinite_count)
-            grads[0] = NAN;
-        const double norm = cllm_grad_norm(grads, n_params);
-        if (!isfinite(train_loss) || !isfinite(norm)) {
-            state.nonfinite_streak++;
-            state.nonfinite_total++;
-            if (state.nonfinite_streak >= p->max_nonfinite) {
-                st = cllm_error_set(err, CLLM_ERR_NUMERIC,
-                                    "stopping at step %" PRId64 ": %" PRId64 " steps in a row had a non-finite loss "
-                                    "or gradient (loss %g, grad norm %g); lower --lr or raise --warmup / --clip",
-                                    step, state.nonfinite_streak, train_loss, norm);
-                goto done;
-            }
-        } else {
-            state.nonfinite_streak = 0;
-            /* clipping fused into the update: g * scale as it is read */
-            hp.grad_scale = cllm_grad_clip_scale(norm, p->clip);
-            adam_step++;
-            hp.lr = lr;
-            for (int i = 0; i < n_tensors; i++) {
-                const cllm_tensor *t = cllm_model_tensor(r.model, i);
-                if (!t->trainable) continue;
-                cllm_adamw_update(params_block + t->offset, grads + t->offset, r.m + t->offset, r.v + t->offset,
-                                  t->numel, &hp, adam_step, t->decay);
-            }
-        }
-        state.step = step + 1;
-        state.tokens_seen += (uint64_t)p->total_batch;
-        tokens_this_run += (double)p->total_batch;
-        res->last_train_loss = train_loss;
-        const double step_s = cllm_now_seconds() - ts;
-        const double tok_s = step_s > 0 ? (double)p->total_batch / step_s : 0;
-
-        /* evaluation */
-        double val = NAN;
-        int is_last = state.step >= p->steps;
-        if (p->eval_every > 0 && (state.step % p->eval_every == 0 || is_last)) {
-            st = evaluate(&r, p, &val, err);
-            if (st != CLLM_OK) goto done;
-            last_val = val;
-            res->last_val_loss = val;
-            if (val < state.best_val_loss) {
-                state.best_val_loss = val;
-                state.evals_since_best = 0;
-            } else {
-                state.evals_since_best++;
-            }
-            res->best_val_loss = state.best_val_loss;
-        }
-        char val_s[32] = "";
-        if (isfinite(val)) snprintf(val_s, sizeof val_s, "%.9g", val);
-        fprintf(r.csv, "%" PRId64 ",%.9g,%s,%.9g,%.9g,%.1f\n", step, train_loss, val_s, (double)lr, norm, tok_s);
-        if (fflush(r.csv) != 0) {
-            st = cllm_error_set(err, CLLM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-            goto done;
-        }
-        curve_push(&r.curve, (double)step, train_loss, val);
-
-        /* progress */
-        double elapsed = cllm_now_seconds() - t0;
-        double mfu = (peak > 0 && elapsed > 0) ? flops_per_token * tokens_this_run / elapsed / (peak * 1e9) : NAN;
-        res->mfu = mfu;
-        char suffix[160];
-        format_suffix(suffix, sizeof suffix, state.step, p->steps, train_loss, lr, mfu);
-        if (isfinite(last_val)) {
-            size_t l = strlen(suffix);
-            snprintf(suffix + l, sizeof suffix - l, " val %.4f", last_val);
-        }
-        cllm_progress_update(&bar, tokens_this_run, suffix);
-
-        /* stopping */
-        if (is_last) {
-            stop = 1;
-            res->reason = CLLM_STOP_COMPLETED;
-            snprintf(res->reason_text, sizeof res->reason_text, "completed %" PRId64 " steps", p->steps);
-        } else if (p->patience > 0 && state.evals_since_best >= p->patience) {
-            stop = 1;
-            res->reason = CLLM_STOP_EARLY;
-            snprintf(res->reason_text, sizeof res->reason_text,
-                     "early stop at step %" PRId64 ": validation loss has not improved on %.4f for %d evaluations",
-                     state.step, state.best_val_loss, p->patience);
-        } else if (p->stop_flag && *p->stop_flag) {
-            stop = 1;
-            res->reason = CLLM_STOP_SIGNAL;
-            snprintf(res->reason_text, sizeof res->reason_text, "stopped by a signal after step %" PRId64
-                     "; continue with --resume", state.step);
-        }
-        state.elapsed_s += step_s;
-        if (stop || (p->save_every > 0 && state.step % p->save_every == 0)) {
-            st = save_checkpoint(&r, p, &state, &wctx, adam_step, err);
-            if (st != CLLM_OK) goto done;
-        }
-    }
-    res->seconds = cllm_now_seconds() - t0;
-    res->tokens_per_s = res->seconds > 0 ? tokens_this_run / res->seconds : 0;
-    res->steps_done = state.step;
-    res->nonfinite_skipped = state.nonfinite_total;
-    {
-        char suffix[160];
-        format_suffix(suffix, sizeof suffix, state.step, p->steps, res->last_train_loss, cllm_schedule_lr(&sched, state.step - 1),
-                      res->mfu);
-        if (p->progress && tokens_this_run > 0) cllm_progress_end(&bar, suffix);
-    }
+    res->reason = r.h.reason;
+    snprintf(res->reason_text, sizeof res->reason_text, "%s", r.h.reason_text);
+    res->seconds = r.h.seconds;
+    res->tokens_per_s = res->seconds > 0 ? r.h.tokens_this_run / res->seconds : 0;
+    res->steps_done = r.h.state.step;
+    res->nonfinite_skipped = r.h.state.nonfinite_total;
     /* final weights beside the checkpoints, and the loss curve */
-    snprintf(res->weights_path, sizeof res->weights_path, "%s/model.%s", p->run_dir, WEIGHTS_EXT);
-    st = write_weights(res->weights_path, &wctx, err);
-    if (st != CLLM_OK) goto done;
-    if (r.curve.n > 0) {
-        cllm_plot_series series[2] = {{"train", r.curve.step, r.curve.loss, r.curve.n, NULL, 0},
-                                      {"validation", r.curve.step, r.curve.val, r.curve.n, NULL, 1}};
-        cllm_plot_params pp = cllm_plot_default_params();
-        pp.title = "Training loss";
-        pp.x_label = "step";
-        pp.y_label = "cross-entropy (nats/token)";
-        snprintf(path, sizeof path, "%s/loss.svg", p->run_dir);
-        st = cllm_plot_svg_write(path, &pp, series, p->eval_every > 0 ? 2 : 1, err);
-    }
+    st = th_finish(&r.h, "model.gguf", "Training loss", "cross-entropy (nats/token)", p->eval_every > 0,
+                   res->weights_path, sizeof res->weights_path, err);
 done:
     run_free(&r);
     return st;

@@ -40,18 +40,6 @@ cllm_rl_params cllm_rl_default_params(void) {
     return p;
 }
 
-/* Rows: chosen of pairs idx[0..k), then their rejected. */
-static cllm_status pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
-                              cllm_error *err) {
-    cllm_rl_seq seqs[2 * k];
-    for (int i = 0; i < k; i++) {
-        const cllm_pref_example *e = &d->items[idx[i]];
-        seqs[i] = (cllm_rl_seq){e->prompt, e->chosen, e->n_prompt, e->n_chosen};
-        seqs[k + i] = (cllm_rl_seq){e->prompt, e->rejected, e->n_prompt, e->n_rejected};
-    }
-    return cllm_rl_batch_build(seqs, 2 * k, max_T, b, err);
-}
-
 /* Held-out pairwise accuracy: the fraction of pairs idx[0..n) scored
  * r(chosen) > r(rejected); -1 when n is 0. */
 static cllm_status eval_accuracy(cllm_rl_model *rm, const cllm_pref_data *d, const int *idx, int n, int bs,
@@ -60,7 +48,7 @@ static cllm_status eval_accuracy(cllm_rl_model *rm, const cllm_pref_data *d, con
     for (int i = 0; i < n; i += bs) {
         int k = n - i < bs ? n - i : bs;
         cllm_rl_batch b;
-        cllm_status st = pair_batch(d, idx + i, k, max_T, &b, err);
+        cllm_status st = rl_pair_batch(d, idx + i, k, max_T, &b, err);
         if (st) return st;
         float r[2 * k];
         st = rl_reward_scores(rm, &b, r, err);
@@ -85,14 +73,10 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     cllm_model_options o = cllm_model_default_options();
     o.training = 1;
     o.max_batch = 2 * p->batch;
-    o.max_seq = 0; /* set after reading the config below */
-    /* first pass: read the config for the context length */
-    cllm_status st = cllm_rl_model_load(p->model_path, NULL, 1, &rm, err);
+    o.max_seq = 0; /* the model's context */
+    cllm_status st = cllm_rl_model_load(p->model_path, &o, 1, &rm, err);
     if (st) return st;
-    o.max_seq = cllm_model_get_config(rm.model)->context_length;
-    cllm_rl_model_free(&rm);
-    if ((st = cllm_rl_model_load(p->model_path, &o, 1, &rm, err))) return st;
-    const int C = cllm_model_get_config(rm.model)->n_embd, max_T = o.max_seq;
+    const int C = cllm_model_get_config(rm.model)->n_embd, max_T = cllm_model_get_config(rm.model)->context_length;
     cllm_rng rng;
     cllm_rng_seed(&rng, p->seed);
     int have_head = 0;
@@ -130,19 +114,13 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     }
     res->first_metric = acc0;
     if (n_val) rl_log(p, "reward: %d train / %d held-out pairs; held-out accuracy before training %.3f", n_train, n_val, acc0);
-    int cursor = n_train;
+    rl_cursor cursor = {idx, n_train, n_train, &rng};
     for (int step = 1; step <= p->steps; step++) {
         int sel[p->batch];
         int k = p->batch < n_train ? p->batch : n_train;
-        for (int j = 0; j < k; j++) {
-            if (cursor >= n_train) {
-                rl_shuffle(idx, n_train, &rng);
-                cursor = 0;
-            }
-            sel[j] = idx[cursor++];
-        }
+        for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&cursor);
         cllm_rl_batch b;
-        if ((st = pair_batch(&data, sel, k, max_T, &b, err))) break;
+        if ((st = rl_pair_batch(&data, sel, k, max_T, &b, err))) break;
         float r[2 * k], dr[2 * k];
         cllm_model_zero_grad(rm.model);
         st = rl_reward_scores(&rm, &b, r, err);

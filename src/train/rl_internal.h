@@ -34,6 +34,22 @@ void rl_log(const cllm_rl_params *p, const char *fmt, ...) __attribute__((format
 /* Fisher-Yates shuffle of idx[n] with rng. */
 void rl_shuffle(int *idx, int n, cllm_rng *rng);
 
+/* The examples of a run in a shuffled order: idx[0..n) (borrowed) is drawn
+ * from in turn and reshuffled with rng whenever it runs out. pos = n makes
+ * the first draw shuffle; pos = 0 starts from idx as it is. */
+typedef struct {
+    int *idx;      /* [n] example ids, borrowed */
+    int n, pos;
+    cllm_rng *rng; /* borrowed */
+} rl_cursor;
+
+int rl_cursor_next(rl_cursor *c);
+
+/* Preference pairs d->items[idx[0..k)] as one batch: rows 0..k-1 the
+ * chosen completions, rows k..2k-1 the rejected ones (reward.c, dpo.c). */
+cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
+                          cllm_error *err);
+
 /* Ids that end an assistant turn for the run's template, or, when the
  * template ends turns in text (PLAIN without an end-of-text token), the text. */
 typedef struct {
@@ -70,8 +86,6 @@ float rl_head_at(const cllm_rl_model *rm, int T, int row, int t);
 /* Scores completions with a reward model: r[B] for the batch (its own forward). */
 cllm_status rl_reward_scores(cllm_rl_model *rm, const cllm_rl_batch *b, float *r, cllm_error *err);
 
-#endif
-
 /* ---- rollouts (rl_rollout.c) ---- */
 typedef struct {
     int n, max_new;
@@ -91,12 +105,15 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
                            int64_t *tokens, double *seconds, cllm_error *err);
 void rl_rollout_free(rl_rollout *ro);
 
-/* Loads the policy (training, kv_slots), the reference (same shape, checked)
- * and the reward model when p->reward_path; max rows n. */
 /* The prompts (p->data_path, leaving max_new tokens of max_T for the reply)
  * and the rollout sampler (temperature p->temperature, no truncation, seed
  * p->seed) that PPO and GRPO share; `command` names the caller in errors. */
 cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, const cllm_rl_model *pol, int max_T,
                              cllm_pref_data *data, cllm_sampler **sampler, cllm_error *err);
+/* Loads the policy (training, kv_slots = n, max_seq = its context), the
+ * reference (same shape, checked) and the reward model when p->reward_path;
+ * each file is opened once (model_file.h); max rows n. */
 cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
                                cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err);
+
+#endif

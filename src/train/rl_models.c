@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "cllm/gguf.h"
+#include "cllm/model_file.h"
 #include "cllm/model_io.h"
+#include "harness.h"
 #include "rl_internal.h"
 
 cllm_status rl_adam_init(rl_adam *a, size_t n, cllm_error *err) {
@@ -64,13 +66,10 @@ void rl_adam_step_flat(rl_adam *a, float *p, const float *g, float lr, float cli
 }
 
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) {
-    if (!p->log) return;
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    th_logv(p->log, p->log_ctx, fmt, ap);
     va_end(ap);
-    p->log(p->log_ctx, line);
 }
 
 void rl_shuffle(int *idx, int n, cllm_rng *rng) {
@@ -80,6 +79,26 @@ void rl_shuffle(int *idx, int n, cllm_rng *rng) {
         idx[i] = idx[j];
         idx[j] = t;
     }
+}
+
+/* Rows: chosen of pairs idx[0..k), then their rejected. */
+cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
+                         cllm_error *err) {
+    cllm_rl_seq seqs[2 * k];
+    for (int i = 0; i < k; i++) {
+        const cllm_pref_example *e = &d->items[idx[i]];
+        seqs[i] = (cllm_rl_seq){e->prompt, e->chosen, e->n_prompt, e->n_chosen};
+        seqs[k + i] = (cllm_rl_seq){e->prompt, e->rejected, e->n_prompt, e->n_rejected};
+    }
+    return cllm_rl_batch_build(seqs, 2 * k, max_T, b, err);
+}
+
+int rl_cursor_next(rl_cursor *c) {
+    if (c->pos >= c->n) {
+        rl_shuffle(c->idx, c->n, c->rng);
+        c->pos = 0;
+    }
+    return c->idx[c->pos++];
 }
 
 void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_template tmpl) {
@@ -145,51 +164,28 @@ static cllm_status read_head(const cllm_gguf *g, int C, cllm_rl_model *rm, int *
 cllm_status cllm_rl_model_load(const char *path, const cllm_model_options *opts, int want_head,
                                cllm_rl_model *out, cllm_error *err) {
     memset(out, 0, sizeof *out);
-    cllm_gguf *g = NULL;
-    cllm_status st = cllm_gguf_open(&g, path, err);
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    if (opts) fp.opts = *opts;
+    cllm_model_file f;
+    cllm_status st = cllm_model_file_open(path, &fp, &f, err);
     if (st) return st;
-    if ((st = cllm_model_from_gguf(g, opts, 1, &out->model, err))) goto fail;
-    const cllm_model_config *c = cllm_model_get_config(out->model);
-    if (cllm_gguf_find_kv(g, "tokenizer.ggml.tokens")) {
-        if ((st = cllm_tokenizer_from_gguf(g, &out->tok, err))) goto fail;
-    } else if (c->vocab_size == 256) {
-        if ((st = cllm_tokenizer_new_bytes(&out->tok, err))) goto fail;
-    } else {
-        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: no tokenizer in the file and the vocabulary (%d) is not bytes",
-                            path, c->vocab_size);
-        goto fail;
-    }
-    if (cllm_tokenizer_n_vocab(out->tok) != (uint32_t)c->vocab_size) {
-        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer has %u tokens but the model %d", path,
-                            cllm_tokenizer_n_vocab(out->tok), c->vocab_size);
-        goto fail;
-    }
-    char jinja[8192];
-    if (cllm_gguf_get_str_buf(g, "tokenizer.chat_template", jinja, sizeof jinja, NULL) == CLLM_OK) {
-        if ((st = cllm_chat_template_detect(jinja, &out->tmpl, err))) goto fail;
-    } else {
-        out->tmpl = cllm_chat_template_for(out->tok);
-    }
+    out->model = f.model;
+    out->tok = f.tok;
+    out->tmpl = f.chat_template;
+    f.model = NULL;
+    f.tok = NULL;
+    const int C = f.config.n_embd;
     if (want_head) {
-        out->head_w = calloc((size_t)c->n_embd, sizeof(float));
-        if (!out->head_w) {
-            st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        int found;
-        if ((st = read_head(g, c->n_embd, out, &found, err))) goto fail;
-        if (!found && want_head == 2) {
-            st = cllm_error_set(err, CLLM_ERR_FORMAT,
-                                "%s: not a reward model (no %s tensor; train one with `cllm reward`)", path,
-                                CLLM_REWARD_HEAD_W);
-            goto fail;
-        }
+        int found = 0;
+        out->head_w = calloc((size_t)C, sizeof(float));
+        if (!out->head_w) st = cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory for the scalar head", path);
+        if (st == CLLM_OK) st = read_head(f.gguf, C, out, &found, err);
+        if (st == CLLM_OK && !found && want_head == 2)
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: not a reward model (no %s tensor; train one with `cllm reward`)",
+                                path, CLLM_REWARD_HEAD_W);
     }
-    cllm_gguf_close(g);
-    return CLLM_OK;
-fail:
-    cllm_gguf_close(g);
-    cllm_rl_model_free(out);
+    cllm_model_file_close(&f);
+    if (st) cllm_rl_model_free(out);
     return st;
 }
 

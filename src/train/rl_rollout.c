@@ -253,18 +253,18 @@ cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_he
     memset(pol, 0, sizeof *pol);
     memset(ref, 0, sizeof *ref);
     memset(rm, 0, sizeof *rm);
-    cllm_status st = cllm_rl_model_load(p->model_path, NULL, 0, pol, err);
-    if (st) return st;
-    const int ctx = cllm_model_get_config(pol->model)->context_length;
-    cllm_rl_model_free(pol);
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = n;
-    o.max_seq = ctx;
-    if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, ref, err))) return st;
-    if (p->reward_path && (st = cllm_rl_model_load(p->reward_path, &o, 2, rm, err))) goto fail;
+    o.max_seq = 0; /* the policy's context */
     o.training = 1;
     o.kv_slots = n;
-    if ((st = cllm_rl_model_load(p->model_path, &o, want_value_head, pol, err))) goto fail;
+    cllm_status st = cllm_rl_model_load(p->model_path, &o, want_value_head, pol, err);
+    if (st) return st;
+    o.max_seq = cllm_model_get_config(pol->model)->context_length;
+    o.training = 0;
+    o.kv_slots = 0;
+    if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, ref, err))) goto fail;
+    if (p->reward_path && (st = cllm_rl_model_load(p->reward_path, &o, 2, rm, err))) goto fail;
     if ((st = cllm_rl_check_same_shape(cllm_model_get_config(pol->model), cllm_model_get_config(ref->model),
                                        "reference model", err)))
         goto fail;

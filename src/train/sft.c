@@ -28,13 +28,14 @@
 #include "cllm/fileio.h"
 #include "cllm/gguf.h"
 #include "cllm/kernels.h"
+#include "cllm/model_file.h"
 #include "cllm/model_io.h"
 #include "cllm/plot.h"
 #include "cllm/progress.h"
 #include "cllm/rng.h"
 #include "cllm/sft.h"
+#include "harness.h"
 
-#define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
 
 cllm_sft_params cllm_sft_default_params(void) {
     cllm_sft_params p;
@@ -179,32 +180,20 @@ static int64_t count_targets(const int32_t *tgt, size_t n) {
 /* ---- the run ------------------------------------------------------------------------ */
 
 typedef struct {
-    const cllm_sft_params *p;
+    const cllm_sft_params *p;      /* with T capped at the model's context */
     cllm_model *model;
     cllm_tokenizer *tok;
     int chat_template;
     int lora;
-    float *params, *grads, *m, *v; /* the trainable block and its state [n] */
-    size_t n;
-    row_set rows;          /* current epoch */
-    int64_t epoch, row;    /* stream position */
-    int32_t *btok, *btgt, *bseg; /* [accum * B * T] the step's rows */
-    int lock_fd;
-    FILE *csv;
-    double *cs, *cl, *cv;  /* curve: step, loss, val */
-    size_t cn, ccap;
+    const cllm_sft_dataset *train;
+    row_set rows;                  /* current epoch */
+    row_set vrows;                 /* validation rows (file order) */
+    int64_t epoch, row;            /* stream position */
+    int32_t *btok, *btgt, *bseg;   /* [B * T] an evaluation batch */
+    int32_t *stok, *stgt, *sseg;   /* [accum * B * T] the step's rows */
+    double loss_tokens;            /* assistant tokens trained on in this process */
+    th_run h;
 } sft_ctx;
-
-static void logf_(const cllm_sft_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const cllm_sft_params *p, const char *fmt, ...) {
-    if (!p->log) return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    p->log(p->log_ctx, buf);
-}
 
 static cllm_status add_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     sft_ctx *c = ctx;
@@ -249,46 +238,25 @@ static cllm_status read_weights(const char *path, void *ctx, cllm_error *err) {
 static void ctx_free(sft_ctx *c) {
     cllm_model_destroy(c->model);
     cllm_tokenizer_destroy(c->tok);
-    free(c->m);
-    free(c->v);
     rows_free(&c->rows);
+    rows_free(&c->vrows);
     free(c->btok);
     free(c->btgt);
     free(c->bseg);
-    if (c->csv) fclose(c->csv);
-    cllm_ckpt_unlock(c->lock_fd);
-    free(c->cs);
-    free(c->cl);
-    free(c->cv);
-}
-
-static void curve_push(sft_ctx *c, double s, double l, double v) {
-    if (c->cn == c->ccap) {
-        size_t cap = c->ccap ? 2 * c->ccap : 256;
-        double *a = realloc(c->cs, cap * sizeof *a);
-        if (a) c->cs = a;
-        double *b = realloc(c->cl, cap * sizeof *b);
-        if (b) c->cl = b;
-        double *d = realloc(c->cv, cap * sizeof *d);
-        if (d) c->cv = d;
-        if (!a || !b || !d) return; /* the plot is best effort */
-        c->ccap = cap;
-    }
-    c->cs[c->cn] = s;
-    c->cl[c->cn] = l;
-    c->cv[c->cn] = v;
-    c->cn++;
+    free(c->stok);
+    free(c->stgt);
+    free(c->sseg);
+    th_free(&c->h);
 }
 
 /* Copies the next B rows of the stream into dst (advancing epochs as needed). */
-static cllm_status next_rows(sft_ctx *c, const cllm_sft_dataset *ds, int32_t *tok, int32_t *tgt, int32_t *seg,
-                             cllm_error *err) {
+static cllm_status next_rows(sft_ctx *c, int32_t *tok, int32_t *tgt, int32_t *seg, cllm_error *err) {
     const int T = c->p->T;
     for (int b = 0; b < c->p->B; b++) {
         while (c->row >= c->rows.n_rows) {
             c->epoch++;
             c->row = 0;
-            cllm_status st = build_rows(ds, T, c->p->pack, c->p->seed, c->epoch, &c->rows, err);
+            cllm_status st = build_rows(c->train, T, c->p->pack, c->p->seed, c->epoch, &c->rows, err);
             if (st != CLLM_OK) return st;
         }
         size_t src = (size_t)c->row * T, dst = (size_t)b * T;
@@ -300,8 +268,10 @@ static cllm_status next_rows(sft_ctx *c, const cllm_sft_dataset *ds, int32_t *to
     return CLLM_OK;
 }
 
-/* Token-weighted mean loss over every validation row. */
-static cllm_status evaluate(sft_ctx *c, const row_set *val, double *out, cllm_error *err) {
+/* hooks.evaluate: token-weighted mean loss over every validation row. */
+static cllm_status evaluate_hook(void *ctx, double *out, cllm_error *err) {
+    sft_ctx *c = ctx;
+    const row_set *val = &c->vrows;
     const int B = c->p->B, T = c->p->T;
     double sum = 0;
     int64_t count = 0;
@@ -335,46 +305,145 @@ static uint64_t data_fingerprint(const cllm_sft_dataset *ds) {
     return h;
 }
 
-static cllm_status load_base(sft_ctx *c, cllm_model_config *cfg, cllm_gguf **g, cllm_error *err) {
-    const cllm_sft_params *p = c->p;
-    cllm_status st = cllm_gguf_open(g, p->model_path, err);
-    if (st == CLLM_OK) st = cllm_model_config_from_gguf(*g, cfg, err);
+/* Config, tokenizer and chat template of the base (model_file.h); the
+ * weights are read once the batch shape is known (build_model). */
+static cllm_status load_base(sft_ctx *c, cllm_model_file *f, cllm_error *err) {
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    fp.load_model = 0;
+    fp.chat_template = c->p->chat_template;
+    cllm_status st = cllm_model_file_open(c->p->model_path, &fp, f, err);
     if (st != CLLM_OK) return st;
-    if (cllm_gguf_find_kv(*g, "tokenizer.ggml.tokens")) {
-        st = cllm_tokenizer_from_gguf(*g, &c->tok, err);
-    } else if (cfg->vocab_size == 256) {
-        st = cllm_tokenizer_new_bytes(&c->tok, err);
-    } else {
-        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the model has no tokenizer metadata and %d tokens (not bytes)",
-                            p->model_path, cfg->vocab_size);
-    }
-    if (st != CLLM_OK) return st;
-    if ((int64_t)cllm_tokenizer_n_vocab(c->tok) > cfg->vocab_size)
-        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the tokenizer has %u tokens but the model only %d",
-                              p->model_path, cllm_tokenizer_n_vocab(c->tok), cfg->vocab_size);
-    if (p->chat_template >= 0) {
-        c->chat_template = p->chat_template;
-    } else {
-        char jinja[8192];
-        cllm_chat_template kind = cllm_chat_template_for(c->tok);
-        if (cllm_gguf_get_str_buf(*g, "tokenizer.chat_template", jinja, sizeof jinja, NULL) == CLLM_OK &&
-            cllm_chat_template_detect(jinja, &kind, NULL) != CLLM_OK)
-            kind = cllm_chat_template_for(c->tok);
-        c->chat_template = (int)kind;
-    }
+    c->tok = f->tok;
+    f->tok = NULL;
+    c->chat_template = (int)f->chat_template;
     return CLLM_OK;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+/* hooks.step: the next accum x B rows, loss = mean over their assistant tokens. */
+static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *tokens, cllm_error *err) {
+    (void)step;
+    sft_ctx *c = ctx;
+    const cllm_sft_params *p = c->p;
+    const size_t bt = (size_t)p->B * p->T;
+    cllm_status st = CLLM_OK;
+    for (int a = 0; a < p->accum && st == CLLM_OK; a++)
+        st = next_rows(c, c->stok + a * bt, c->stgt + a * bt, c->sseg + a * bt, err);
+    if (st != CLLM_OK) return st;
+    const int64_t n_tgt = count_targets(c->stgt, (size_t)p->accum * bt);
+    if (c->lora) cllm_model_lora_zero_grad(c->model);
+    else cllm_model_zero_grad(c->model);
+    cllm_model_set_train_mode(c->model, 1);
+    double loss_sum = 0;
+    for (int a = 0; a < p->accum && st == CLLM_OK; a++) {
+        const size_t off = a * bt;
+        if (count_targets(c->stgt + off, bt) == 0) continue;
+        float l = 0;
+        st = p->pack ? cllm_model_forward_packed(c->model, c->stok + off, c->stgt + off, c->sseg + off, p->B, p->T, &l, err)
+                     : cllm_model_forward(c->model, c->stok + off, c->stgt + off, p->B, p->T, &l, err);
+        if (st == CLLM_OK) {
+            loss_sum += (double)l * (double)cllm_model_num_targets(c->model);
+            st = cllm_model_backward(c->model, 1.0f / (float)n_tgt, err);
+        }
+    }
+    *loss = n_tgt ? loss_sum / (double)n_tgt : NAN;
+    *tokens = (double)p->accum * (double)bt;
+    c->loss_tokens += (double)n_tgt;
+    return st;
 }
 
-/* Median of v[n] (sorts v); 0 when n == 0. */
-static double median(double *v, size_t n) {
-    if (n == 0) return 0;
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+static void snapshot_hook(void *ctx, cllm_train_state *s) {
+    sft_ctx *c = ctx;
+    s->loader.epoch = (uint64_t)c->epoch;
+    s->loader.position = (uint64_t)c->row;
+}
+
+/* Every setting that changes the result, compared on resume. */
+static void config_text(const sft_ctx *c, int64_t steps, char *out, size_t cap) {
+    const cllm_sft_params *p = c->p;
+    char targets[64] = "";
+    cllm_lora_targets_format(p->lora.targets, targets, sizeof targets);
+    snprintf(out, cap,
+             "kind=sft\nB=%d\nT=%d\naccum=%d\npack=%d\nsteps=%" PRId64 "\nlr=%a\nmin_lr=%a\nwarmup=%" PRId64
+             "\nschedule=%d\nwd=%a\nbeta1=%a\nbeta2=%a\neps=%a\nclip=%a\nlora_rank=%d\nlora_alpha=%a\nlora_targets=%s\n"
+             "seed=%" PRIu64 "\ntemplate=%d\n",
+             p->B, p->T, p->accum, p->pack, steps, (double)p->lr, (double)p->min_lr, p->warmup, (int)p->schedule,
+             (double)p->weight_decay, (double)p->beta1, (double)p->beta2, (double)p->eps, (double)p->clip,
+             p->lora.rank, (double)p->lora.alpha, c->lora ? targets : "", p->seed, c->chat_template);
+}
+
+/* Training and validation examples, tokenized with the model's template. */
+static cllm_status load_data(sft_ctx *c, cllm_sft_dataset *train, cllm_sft_dataset *val, cllm_sft_result *res,
+                             cllm_error *err) {
+    const cllm_sft_params *p = c->p;
+    cllm_chat_data_params dp = cllm_chat_data_default_params(c->tok);
+    dp.chat_template = (cllm_chat_template)c->chat_template;
+    dp.max_tokens = (size_t)p->T;
+    dp.truncate = p->truncate;
+    cllm_status st = cllm_chat_data_load(p->data_path, c->tok, &dp, train, err);
+    if (st == CLLM_OK && p->val_path) st = cllm_chat_data_load(p->val_path, c->tok, &dp, val, err);
+    if (st != CLLM_OK) return st;
+    res->n_examples = train->n;
+    res->n_val_examples = val->n;
+    res->n_truncated = train->n_truncated + val->n_truncated;
+    res->n_dropped = train->n_dropped + val->n_dropped;
+    if (res->n_truncated || res->n_dropped)
+        th_log(&c->h, "truncated %" PRId64 " examples to %d tokens; dropped %" PRId64 " left without assistant tokens",
+               res->n_truncated, p->T, res->n_dropped);
+    return CLLM_OK;
+}
+
+/* The model from the base file (frozen under LoRA, adapters attached), its
+ * optimizer and the batch buffers. */
+static cllm_status build_model(sft_ctx *c, const cllm_model_config *cfg, const cllm_gguf *g, cllm_sft_result *res,
+                               cllm_error *err) {
+    const cllm_sft_params *p = c->p;
+    cllm_model_options mo = cllm_model_default_options();
+    mo.max_batch = p->B;
+    mo.max_seq = p->T;
+    mo.training = 1;
+    mo.freeze_base = c->lora;
+    cllm_status st = cllm_model_create(cfg, &mo, &c->model, err);
+    if (st == CLLM_OK) st = cllm_model_read_gguf(c->model, g, 1, err);
+    if (st == CLLM_OK && c->lora) st = cllm_model_lora_attach(c->model, &p->lora, p->seed, err);
+    cllm_adamw_params hp = cllm_adamw_default_params();
+    hp.beta1 = p->beta1;
+    hp.beta2 = p->beta2;
+    hp.eps = p->eps;
+    hp.weight_decay = p->weight_decay;
+    if (st == CLLM_OK) st = th_optim_init_model(&c->h.opt, c->model, c->lora, &hp, p->clip, err);
+    if (st != CLLM_OK) return st;
+    res->total_params = cllm_model_num_params(c->model);
+    res->trainable_params = 0;
+    for (int i = 0; i < c->h.opt.n_tensors; i++) {
+        const cllm_tensor *t = c->h.opt.tensor(c->model, i);
+        res->trainable_params += t->trainable ? t->numel : 0;
+    }
+    res->grad_bytes = c->h.opt.n * sizeof(float);
+    res->optimizer_bytes = 2 * c->h.opt.n * sizeof(float);
+    const size_t bt = (size_t)p->B * p->T, st_rows = (size_t)p->accum * bt;
+    c->btok = malloc(bt * sizeof(int32_t));
+    c->btgt = malloc(bt * sizeof(int32_t));
+    c->bseg = malloc(bt * sizeof(int32_t));
+    c->stok = malloc(st_rows * sizeof(int32_t));
+    c->stgt = malloc(st_rows * sizeof(int32_t));
+    c->sseg = malloc(st_rows * sizeof(int32_t));
+    if (!c->btok || !c->btgt || !c->bseg || !c->stok || !c->stgt || !c->sseg)
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory for batches of %d x %d tokens", p->B, p->T);
+    return CLLM_OK;
+}
+
+static void harness_settings(sft_ctx *c, int64_t steps) {
+    const cllm_sft_params *p = c->p;
+    th_run *h = &c->h;
+    h->steps = steps;
+    h->save_every = p->save_every;
+    h->eval_every = p->eval_every;
+    h->sched = (cllm_schedule){p->schedule, p->lr, p->min_lr, p->warmup, steps, 0.2f};
+    h->weights_ext = "gguf";
+    h->write_weights = write_weights;
+    h->read_weights = read_weights;
+    h->weights_ctx = c;
+    h->progress = p->progress;
 }
 
 cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_error *err) {
@@ -384,303 +453,84 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     cllm_status st = cllm_sft_validate(pp, err);
     if (st != CLLM_OK) return st;
     cllm_sft_params P = *pp;
-    const cllm_sft_params *p = &P;
     sft_ctx c;
     memset(&c, 0, sizeof c);
-    c.p = p;
-    c.lock_fd = -1;
-    c.lora = p->lora.rank > 0;
+    c.p = &P;
+    c.lora = P.lora.rank > 0;
+    th_init(&c.h);
+    c.h.name = "sft";
+    c.h.run_dir = P.run_dir;
+    c.h.resume = P.resume;
+    c.h.keep = P.keep;
+    c.h.max_nonfinite = P.max_nonfinite;
+    c.h.stop_flag = P.stop_flag;
+    c.h.log = P.log;
+    c.h.log_ctx = P.log_ctx;
     cllm_sft_dataset train, val;
     memset(&train, 0, sizeof train);
     memset(&val, 0, sizeof val);
-    row_set vrows;
-    memset(&vrows, 0, sizeof vrows);
-    cllm_gguf *g = NULL;
-    char path[4096];
+    c.train = &train;
+    cllm_model_file base;
+    memset(&base, 0, sizeof base);
 
-    struct stat dst;
-    int dir_exists = stat(p->run_dir, &dst) == 0;
-    if (dir_exists) {
-        st = cllm_dir_check_writable(p->run_dir, err);
-        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &c.lock_fd, err);
-        if (st != CLLM_OK) goto done;
-    }
-    cllm_kernels_set_threads(p->threads);
-    cllm_model_config cfg;
-    st = load_base(&c, &cfg, &g, err);
+    /* an existing run directory is locked before anything is read */
+    st = th_lock_existing(&c.h, err);
     if (st != CLLM_OK) goto done;
-    if (P.T > cfg.context_length) P.T = cfg.context_length;
-    cllm_chat_data_params dp = cllm_chat_data_default_params(c.tok);
-    dp.chat_template = (cllm_chat_template)c.chat_template;
-    dp.max_tokens = (size_t)P.T;
-    dp.truncate = p->truncate;
-    st = cllm_chat_data_load(p->data_path, c.tok, &dp, &train, err);
-    if (st == CLLM_OK && p->val_path) st = cllm_chat_data_load(p->val_path, c.tok, &dp, &val, err);
+    cllm_kernels_set_threads(P.threads);
+    st = load_base(&c, &base, err);
     if (st != CLLM_OK) goto done;
-    res->n_examples = train.n;
-    res->n_val_examples = val.n;
-    res->n_truncated = train.n_truncated + val.n_truncated;
-    res->n_dropped = train.n_dropped + val.n_dropped;
-    if (res->n_truncated || res->n_dropped)
-        logf_(p, "truncated %" PRId64 " examples to %d tokens; dropped %" PRId64 " left without assistant tokens",
-              res->n_truncated, P.T, res->n_dropped);
-    if (!dir_exists) {
-        st = cllm_dir_ensure(p->run_dir, err);
-        if (st == CLLM_OK) st = cllm_ckpt_lock(p->run_dir, &c.lock_fd, err);
-        if (st != CLLM_OK) goto done;
-    }
-    int64_t latest = -1;
-    st = cllm_ckpt_find_latest(p->run_dir, &latest, err);
-    if (st == CLLM_OK && latest >= 0 && !p->resume)
-        st = cllm_error_set(err, CLLM_ERR_ARG, "%s already holds a checkpoint (step %" PRId64 "); pass --resume or choose a new --out",
-                            p->run_dir, latest);
+    if (P.T > base.config.context_length) P.T = base.config.context_length;
+    st = load_data(&c, &train, &val, res, err);
+    if (st == CLLM_OK) st = th_open(&c.h, err);
+    if (st == CLLM_OK) st = build_model(&c, &base.config, base.gguf, res, err);
+    if (st == CLLM_OK) st = build_rows(&train, P.T, P.pack, P.seed, 0, &c.rows, err);
+    if (st == CLLM_OK && val.n) st = build_rows(&val, P.T, P.pack, P.seed, -1, &c.vrows, err);
     if (st != CLLM_OK) goto done;
-
-    /* model: base weights, frozen under LoRA */
-    cllm_model_options mo = cllm_model_default_options();
-    mo.max_batch = P.B;
-    mo.max_seq = P.T;
-    mo.training = 1;
-    mo.freeze_base = c.lora;
-    st = cllm_model_create(&cfg, &mo, &c.model, err);
-    if (st == CLLM_OK) st = cllm_model_read_gguf(c.model, g, 1, err);
-    if (st == CLLM_OK && c.lora) st = cllm_model_lora_attach(c.model, &p->lora, p->seed, err);
-    if (st != CLLM_OK) goto done;
-    cllm_gguf_close(g);
-    g = NULL;
-    res->total_params = cllm_model_num_params(c.model);
-    if (c.lora) {
-        c.params = cllm_model_lora_params(c.model);
-        c.grads = cllm_model_lora_grads(c.model);
-        c.n = cllm_model_lora_num_params(c.model);
-        res->trainable_params = 0;
-        for (int i = 0; i < cllm_model_lora_num_tensors(c.model); i++)
-            res->trainable_params += cllm_model_lora_tensor(c.model, i)->numel;
-    } else {
-        c.params = cllm_model_params(c.model);
-        c.grads = cllm_model_grads(c.model);
-        c.n = cllm_model_num_params(c.model);
-        res->trainable_params = cllm_model_config_num_params(&cfg);
-    }
-    res->grad_bytes = c.n * sizeof(float);
-    res->optimizer_bytes = 2 * c.n * sizeof(float);
-    c.m = calloc(c.n, sizeof(float));
-    c.v = calloc(c.n, sizeof(float));
-    size_t bt = (size_t)P.B * P.T;
-    c.btok = malloc(bt * sizeof(int32_t));
-    c.btgt = malloc(bt * sizeof(int32_t));
-    c.bseg = malloc(bt * sizeof(int32_t));
-    if (!c.m || !c.v || !c.btok || !c.btgt || !c.bseg) {
-        st = cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory for optimizer state (%zu values)", c.n);
-        goto done;
-    }
-    st = build_rows(&train, P.T, p->pack, p->seed, 0, &c.rows, err);
-    if (st == CLLM_OK && val.n) st = build_rows(&val, P.T, p->pack, p->seed, -1, &vrows, err);
-    if (st != CLLM_OK) goto done;
+    cllm_model_file_close(&base);
     res->rows_per_epoch = (size_t)c.rows.n_rows;
     const int64_t rows_per_step = (int64_t)P.B * P.accum;
-    const int64_t steps = p->steps > 0 ? p->steps : ((int64_t)c.rows.n_rows * p->epochs + rows_per_step - 1) / rows_per_step;
+    const int64_t steps = P.steps > 0 ? P.steps : ((int64_t)c.rows.n_rows * P.epochs + rows_per_step - 1) / rows_per_step;
+    harness_settings(&c, steps);
 
-    /* state and resume */
-    cllm_train_state state;
-    cllm_train_state_init(&state);
-    char targets[64] = "";
-    cllm_lora_targets_format(p->lora.targets, targets, sizeof targets);
-    snprintf(state.config, sizeof state.config,
-             "kind=sft\nB=%d\nT=%d\naccum=%d\npack=%d\nsteps=%" PRId64 "\nlr=%a\nmin_lr=%a\nwarmup=%" PRId64
-             "\nschedule=%d\nwd=%a\nbeta1=%a\nbeta2=%a\neps=%a\nclip=%a\nlora_rank=%d\nlora_alpha=%a\nlora_targets=%s\n"
-             "seed=%" PRIu64 "\ntemplate=%d\n",
-             P.B, P.T, P.accum, p->pack, steps, (double)p->lr, (double)p->min_lr, p->warmup, (int)p->schedule,
-             (double)p->weight_decay, (double)p->beta1, (double)p->beta2, (double)p->eps, (double)p->clip,
-             p->lora.rank, (double)p->lora.alpha, c.lora ? targets : "", p->seed, c.chat_template);
-    state.data_fingerprint = data_fingerprint(&train);
-    state.tokenizer_hash = cllm_tokenizer_hash(c.tok);
-    int64_t adam_step = 0;
-    snprintf(path, sizeof path, "%s/train.csv", p->run_dir);
-    if (latest >= 0) {
-        cllm_train_state saved;
-        cllm_ckpt_io io = {"gguf", write_weights, read_weights, &c, NULL, NULL, c.m, c.v, c.n, 0};
-        st = cllm_ckpt_load(p->run_dir, latest, &io, &saved, err);
-        if (st == CLLM_OK && strcmp(saved.config, state.config))
-            st = cllm_error_set(err, CLLM_ERR_ARG, "cannot resume %s: the settings differ from the checkpoint's", p->run_dir);
-        if (st == CLLM_OK && saved.data_fingerprint != state.data_fingerprint)
-            st = cllm_error_set(err, CLLM_ERR_ARG, "cannot resume %s: the data differs from the checkpoint's", p->run_dir);
-        if (st != CLLM_OK) goto done;
-        adam_step = io.adam_step;
-        state = saved;
-        c.epoch = (int64_t)state.loader.epoch;
-        c.row = (int64_t)state.loader.position;
-        st = build_rows(&train, P.T, p->pack, p->seed, c.epoch, &c.rows, err);
-        if (st == CLLM_OK) st = cllm_file_write_atomic(path, CSV_HEADER, strlen(CSV_HEADER), err);
-        if (st != CLLM_OK) goto done;
-        logf_(p, "resumed from step %" PRId64, state.step);
-    } else {
-        st = cllm_ckpt_prune(p->run_dir, p->keep, err);
-        if (st == CLLM_OK) st = cllm_file_write_atomic(path, CSV_HEADER, strlen(CSV_HEADER), err);
-        if (st != CLLM_OK) goto done;
+    char config[CLLM_CKPT_CONFIG_MAX];
+    config_text(&c, steps, config, sizeof config);
+    st = th_begin(&c.h, config, data_fingerprint(&train), cllm_tokenizer_hash(c.tok), 0, err);
+    if (st == CLLM_OK && c.h.resumed) {
+        c.epoch = (int64_t)c.h.state.loader.epoch;
+        c.row = (int64_t)c.h.state.loader.position;
+        st = build_rows(&train, P.T, P.pack, P.seed, c.epoch, &c.rows, err);
     }
-    res->start_step = state.step;
-    c.csv = fopen(path, "ab");
-    if (!c.csv) {
-        st = cllm_error_set(err, CLLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        goto done;
-    }
-    logf_(p, "sft: %zu examples (%" PRIu64 " tokens, %" PRIu64 " assistant), %d rows of %d per epoch%s; %" PRId64
-          " steps of %d x %d rows; %s: %zu trainable of %zu parameters; grads %.2f MB, AdamW %.2f MB",
-          train.n, train.n_tokens, train.n_loss_tokens, c.rows.n_rows, P.T, p->pack ? " (packed)" : "", steps, P.accum,
-          P.B, c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
-          res->optimizer_bytes / 1e6);
-
-    const cllm_schedule sched = {p->schedule, p->lr, p->min_lr, p->warmup, steps, 0.2f};
-    cllm_adamw_params hp = cllm_adamw_default_params();
-    hp.beta1 = p->beta1;
-    hp.beta2 = p->beta2;
-    hp.eps = p->eps;
-    hp.weight_decay = p->weight_decay;
-    cllm_progress bar;
-    cllm_progress_begin(&bar, "sft", (double)(steps - state.step), "step");
-    bar.enabled = p->progress;
-    const double t0 = cllm_now_seconds();
-    res->startup_seconds = t0 - t_start;
-    double positions = 0, loss_tokens = 0;
-    int64_t nonfinite_streak = 0;
-    int32_t *stok = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
-    int32_t *stgt = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
-    int32_t *sseg = malloc((size_t)rows_per_step * P.T * sizeof(int32_t));
-    /* per-step times of this run, for the steady-state median */
-    double *step_times = malloc((size_t)(steps - state.step > 0 ? steps - state.step : 1) * sizeof(double));
-    size_t n_step_times = 0;
-    if (!stok || !stgt || !sseg || !step_times) {
-        free(stok), free(stgt), free(sseg), free(step_times);
-        st = cllm_error_set(err, CLLM_ERR_NOMEM, "sft: out of memory");
-        goto done;
-    }
-    snprintf(res->reason_text, sizeof res->reason_text, "completed %" PRId64 " steps", steps);
-    while (state.step < steps) {
-        const int64_t step = state.step;
-        const double ts = cllm_now_seconds();
-        const float lr = cllm_schedule_lr(&sched, step);
-        for (int a = 0; a < P.accum && st == CLLM_OK; a++) {
-            size_t off = (size_t)a * bt;
-            st = next_rows(&c, &train, stok + off, stgt + off, sseg + off, err);
-        }
-        if (st != CLLM_OK) break;
-        const int64_t n_tgt = count_targets(stgt, (size_t)rows_per_step * P.T);
-        if (c.lora) cllm_model_lora_zero_grad(c.model);
-        else cllm_model_zero_grad(c.model);
-        cllm_model_set_train_mode(c.model, 1);
-        double loss_sum = 0;
-        for (int a = 0; a < P.accum && st == CLLM_OK; a++) {
-            size_t off = (size_t)a * bt;
-            if (count_targets(stgt + off, bt) == 0) continue;
-            float loss = 0;
-            st = p->pack ? cllm_model_forward_packed(c.model, stok + off, stgt + off, sseg + off, P.B, P.T, &loss, err)
-                         : cllm_model_forward(c.model, stok + off, stgt + off, P.B, P.T, &loss, err);
-            if (st == CLLM_OK) {
-                loss_sum += (double)loss * (double)cllm_model_num_targets(c.model);
-                st = cllm_model_backward(c.model, 1.0f / (float)n_tgt, err);
-            }
-        }
-        if (st != CLLM_OK) break;
-        const double train_loss = n_tgt ? loss_sum / (double)n_tgt : NAN;
-        double te = 0; /* validation and checkpoint time, outside the step's time */
-        const double norm = cllm_grad_norm(c.grads, c.n);
-        if (!isfinite(train_loss) || !isfinite(norm)) {
-            state.nonfinite_total++;
-            if (++nonfinite_streak >= p->max_nonfinite) {
-                st = cllm_error_set(err, CLLM_ERR_NUMERIC,
-                                    "stopping at step %" PRId64 ": %" PRId64 " steps in a row had a non-finite loss or "
-                                    "gradient; lower --lr",
-                                    step, nonfinite_streak);
-                break;
-            }
-        } else {
-            nonfinite_streak = 0;
-            hp.grad_scale = cllm_grad_clip_scale(norm, p->clip);
-            hp.lr = lr;
-            adam_step++;
-            int nt = c.lora ? cllm_model_lora_num_tensors(c.model) : cllm_model_num_tensors(c.model);
-            for (int i = 0; i < nt; i++) {
-                const cllm_tensor *t = c.lora ? cllm_model_lora_tensor(c.model, i) : cllm_model_tensor(c.model, i);
-                cllm_adamw_update(c.params + t->offset, c.grads + t->offset, c.m + t->offset, c.v + t->offset, t->numel,
-                                  &hp, adam_step, t->decay);
-            }
-        }
-        const double dt = cllm_now_seconds() - ts; /* rows + forward + backward + AdamW */
-        res->step_seconds += dt;
-        step_times[n_step_times++] = dt;
-        state.step = step + 1;
-        state.tokens_seen += (uint64_t)rows_per_step * (uint64_t)P.T;
-        positions += (double)rows_per_step * P.T;
-        loss_tokens += (double)n_tgt;
-        if (isnan(res->first_train_loss)) res->first_train_loss = train_loss;
-        res->last_train_loss = train_loss;
-        double vl = NAN;
-        const int last = state.step >= steps;
-        if (val.n && ((p->eval_every > 0 && state.step % p->eval_every == 0) || last)) {
-            te = cllm_now_seconds();
-            st = evaluate(&c, &vrows, &vl, err);
-            res->eval_seconds += cllm_now_seconds() - te;
-            if (st != CLLM_OK) break;
-            res->last_val_loss = vl;
-        }
-        char vs[32] = "";
-        if (isfinite(vl)) snprintf(vs, sizeof vs, "%.9g", vl);
-        fprintf(c.csv, "%" PRId64 ",%.9g,%s,%.9g,%.9g,%.1f\n", step, train_loss, vs, (double)lr, norm,
-                dt > 0 ? rows_per_step * P.T / dt : 0);
-        fflush(c.csv);
-        curve_push(&c, (double)step, train_loss, vl);
-        char suffix[128];
-        snprintf(suffix, sizeof suffix, "step %" PRId64 "/%" PRId64 " loss %.4f%s%s", state.step, steps, train_loss,
-                 vs[0] ? " val " : "", vs);
-        cllm_progress_update(&bar, (double)(state.step - res->start_step), suffix);
-        int stop = last || (p->stop_flag && *p->stop_flag);
-        if (!last && stop)
-            snprintf(res->reason_text, sizeof res->reason_text, "stopped by a signal after step %" PRId64 "; continue with --resume",
-                     state.step);
-        if (stop || (p->save_every > 0 && state.step % p->save_every == 0)) {
-            state.loader.epoch = (uint64_t)c.epoch;
-            state.loader.position = (uint64_t)c.row;
-            fflush(c.csv);
-            cllm_ckpt_io io = {"gguf", write_weights, read_weights, &c, c.m, c.v, NULL, NULL, c.n, adam_step};
-            te = cllm_now_seconds();
-            st = cllm_ckpt_save(p->run_dir, &io, &state, err);
-            if (st == CLLM_OK) st = cllm_ckpt_prune(p->run_dir, p->keep, err);
-            res->save_seconds += cllm_now_seconds() - te;
-            if (st != CLLM_OK) break;
-        }
-        if (stop) break;
-    }
-    free(stok);
-    free(stgt);
-    free(sseg);
-    res->step_seconds_median = median(step_times, n_step_times);
-    free(step_times);
     if (st != CLLM_OK) goto done;
-    if (p->progress && state.step > res->start_step) cllm_progress_end(&bar, res->reason_text);
-    res->steps_done = state.step;
-    res->nonfinite_skipped = state.nonfinite_total;
-    res->seconds = cllm_now_seconds() - t0;
-    res->tokens_per_s = res->step_seconds > 0 ? positions / res->step_seconds : 0;
-    res->loss_tokens_per_s = res->step_seconds > 0 ? loss_tokens / res->step_seconds : 0;
-    snprintf(res->output_path, sizeof res->output_path, "%s/%s", p->run_dir, c.lora ? "adapter.gguf" : "model.gguf");
-    const double tw = cllm_now_seconds();
-    st = write_weights(res->output_path, &c, err);
-    res->save_seconds += cllm_now_seconds() - tw;
-    if (st == CLLM_OK && c.cn) {
-        cllm_plot_series series[2] = {{"train", c.cs, c.cl, c.cn, NULL, 0}, {"validation", c.cs, c.cv, c.cn, NULL, 1}};
-        cllm_plot_params pp2 = cllm_plot_default_params();
-        pp2.title = c.lora ? "SFT loss (LoRA)" : "SFT loss";
-        pp2.x_label = "step";
-        pp2.y_label = "cross-entropy on assistant tokens (nats)";
-        snprintf(path, sizeof path, "%s/loss.svg", p->run_dir);
-        st = cllm_plot_svg_write(path, &pp2, series, val.n ? 2 : 1, err);
-    }
+    res->start_step = c.h.state.step;
+    th_log(&c.h, "sft: %zu examples (%" PRIu64 " tokens, %" PRIu64 " assistant), %d rows of %d per epoch%s; %" PRId64
+           " steps of %d x %d rows; %s: %zu trainable of %zu parameters; grads %.2f MB, AdamW %.2f MB",
+           train.n, train.n_tokens, train.n_loss_tokens, c.rows.n_rows, P.T, P.pack ? " (packed)" : "", steps, P.accum,
+           P.B, c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
+           res->optimizer_bytes / 1e6);
+
+    const th_hooks hooks = {step_hook, val.n ? evaluate_hook : NULL, snapshot_hook, NULL};
+    res->startup_seconds = cllm_now_seconds() - t_start;
+    st = th_loop(&c.h, &hooks, &c, err);
+    res->first_train_loss = c.h.first_loss;
+    res->last_train_loss = c.h.last_loss;
+    res->last_val_loss = c.h.last_val;
+    res->step_seconds = c.h.step_seconds;
+    res->step_seconds_median = th_median_step_seconds(&c.h);
+    res->eval_seconds = c.h.eval_seconds;
+    if (st != CLLM_OK) goto done;
+    snprintf(res->reason_text, sizeof res->reason_text, "%s", c.h.reason_text);
+    res->steps_done = c.h.state.step;
+    res->nonfinite_skipped = c.h.state.nonfinite_total;
+    res->seconds = c.h.seconds;
+    res->tokens_per_s = res->step_seconds > 0 ? c.h.tokens_this_run / res->step_seconds : 0;
+    res->loss_tokens_per_s = res->step_seconds > 0 ? c.loss_tokens / res->step_seconds : 0;
+    st = th_finish(&c.h, c.lora ? "adapter.gguf" : "model.gguf", c.lora ? "SFT loss (LoRA)" : "SFT loss",
+                   "cross-entropy on assistant tokens (nats)", val.n > 0, res->output_path, sizeof res->output_path, err);
+    res->save_seconds = c.h.save_seconds;
 done:
-    cllm_gguf_close(g);
+    cllm_model_file_close(&base);
     cllm_sft_dataset_free(&train);
     cllm_sft_dataset_free(&val);
-    rows_free(&vrows);
     ctx_free(&c);
     return st;
 }

@@ -1,0 +1,109 @@
+/*
+ * model_file.c: the model loader (model_file.h): one GGUF parse for the
+ * config, the model, the tokenizer and the chat template.
+ *
+ * Lives in src/load/ because it joins src/formats (GGUF), src/model,
+ * src/tokenizer and the chat templates of src/infer; nothing below it
+ * depends on it (src/train and tools/ call it), so folders stay acyclic.
+ */
+#include "cllm/model_file.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cllm/model_io.h"
+
+#define KEY_TOKENS "tokenizer.ggml.tokens"
+#define KEY_TEMPLATE "tokenizer.chat_template"
+
+cllm_model_file_params cllm_model_file_default_params(void) {
+    cllm_model_file_params p;
+    memset(&p, 0, sizeof p);
+    p.load_model = 1;
+    p.opts = cllm_model_default_options();
+    p.opts.max_seq = 0;
+    p.check_finite = 1;
+    p.chat_template = -1;
+    return p;
+}
+
+static cllm_status open_tokenizer(cllm_model_file *f, cllm_tokenizer *given, cllm_error *err) {
+    cllm_status st = CLLM_OK;
+    if (given) f->tok = given;
+    else if (cllm_gguf_find_kv(f->gguf, KEY_TOKENS)) st = cllm_tokenizer_from_gguf(f->gguf, &f->tok, err);
+    else if (f->config.vocab_size == 256) st = cllm_tokenizer_new_bytes(&f->tok, err);
+    else
+        st = cllm_error_set(err, CLLM_ERR_FORMAT,
+                            "%s: the model has no tokenizer inside (no %s) and %d tokens (not bytes); pass --tokenizer FILE",
+                            f->path, KEY_TOKENS, f->config.vocab_size);
+    if (st == CLLM_OK && (int64_t)cllm_tokenizer_n_vocab(f->tok) != f->config.vocab_size)
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the tokenizer has %u tokens but the model's vocab_size is %d",
+                            f->path, cllm_tokenizer_n_vocab(f->tok), f->config.vocab_size);
+    return st;
+}
+
+static cllm_status open_template(cllm_model_file *f, int forced, cllm_error *err) {
+    if (forced >= 0) {
+        f->chat_template = (cllm_chat_template)forced;
+        return CLLM_OK;
+    }
+    if (!cllm_gguf_find_kv(f->gguf, KEY_TEMPLATE)) {
+        f->chat_template = cllm_chat_template_for(f->tok);
+        return CLLM_OK;
+    }
+    cllm_gguf_str s;
+    cllm_status st = cllm_gguf_get_str(f->gguf, KEY_TEMPLATE, &s, err);
+    if (st != CLLM_OK) return st;
+    char *jinja = malloc(s.len + 1);
+    if (!jinja) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory for %s", f->path, KEY_TEMPLATE);
+    memcpy(jinja, s.data, s.len);
+    jinja[s.len] = '\0';
+    cllm_error why;
+    st = cllm_chat_template_detect(jinja, &f->chat_template, &why);
+    free(jinja);
+    if (st != CLLM_OK)
+        return cllm_error_set(err, st, "%s: %s: %s (pass --template to choose one)", f->path, KEY_TEMPLATE, why.msg);
+    return CLLM_OK;
+}
+
+static cllm_status open_model(cllm_model_file *f, const cllm_model_file_params *p, cllm_error *err) {
+    cllm_model_options o = p->opts;
+    if (o.max_seq <= 0) o.max_seq = f->config.context_length;
+    if (o.max_batch <= 0) o.max_batch = 1;
+    return cllm_model_from_gguf(f->gguf, &o, p->check_finite, &f->model, err);
+}
+
+cllm_status cllm_model_file_open(const char *path, const cllm_model_file_params *pp, cllm_model_file *f,
+                                 cllm_error *err) {
+    cllm_model_file_params p = pp ? *pp : cllm_model_file_default_params();
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    cllm_status st = cllm_gguf_open(&f->gguf, path, err);
+    if (st == CLLM_OK) st = cllm_model_config_from_gguf(f->gguf, &f->config, err);
+    if (st != CLLM_OK) {
+        cllm_tokenizer_destroy(p.tokenizer);
+        cllm_model_file_close(f);
+        return st;
+    }
+    st = open_tokenizer(f, p.tokenizer, err);
+    if (st == CLLM_OK) st = open_template(f, p.chat_template, err);
+    if (st == CLLM_OK && p.load_model) st = open_model(f, &p, err);
+    if (st != CLLM_OK) {
+        if (!f->tok) cllm_tokenizer_destroy(p.tokenizer);
+        cllm_model_file_close(f);
+    }
+    return st;
+}
+
+void cllm_model_file_release_gguf(cllm_model_file *f) {
+    cllm_gguf_close(f->gguf);
+    f->gguf = NULL;
+}
+
+void cllm_model_file_close(cllm_model_file *f) {
+    if (!f) return;
+    cllm_model_destroy(f->model);
+    cllm_tokenizer_destroy(f->tok);
+    cllm_gguf_close(f->gguf);
+    memset(f, 0, sizeof *f);
+}

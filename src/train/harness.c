@@ -1,0 +1,487 @@
+/*
+ * harness.c: the training harness (harness.h): run directory, resume,
+ * checkpoints, train.csv, loss curve, AdamW, non-finite steps, stopping.
+ *
+ * Does not: read data, run a model or know a loss (the trainer's hooks).
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "cllm/fileio.h"
+#include "cllm/lora.h"
+#include "cllm/plot.h"
+
+#define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
+
+/* ---- AdamW ---------------------------------------------------------------------- */
+
+static cllm_status optim_alloc(th_optim *o, const cllm_adamw_params *hp, float clip, cllm_error *err) {
+    o->m = calloc(o->n ? o->n : 1, sizeof(float));
+    o->v = calloc(o->n ? o->n : 1, sizeof(float));
+    o->hp = *hp;
+    o->clip = clip;
+    if (!o->m || !o->v) {
+        th_optim_free(o);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "optimizer: out of memory for %zu moments", o->n);
+    }
+    return CLLM_OK;
+}
+
+cllm_status th_optim_init_model(th_optim *o, cllm_model *m, int lora, const cllm_adamw_params *hp, float clip,
+                                cllm_error *err) {
+    memset(o, 0, sizeof *o);
+    o->model = m;
+    if (lora) {
+        o->params = cllm_model_lora_params(m);
+        o->grads = cllm_model_lora_grads(m);
+        o->n = cllm_model_lora_num_params(m);
+        o->tensor = cllm_model_lora_tensor;
+        o->n_tensors = cllm_model_lora_num_tensors(m);
+    } else {
+        o->params = cllm_model_params(m);
+        o->grads = cllm_model_grads(m);
+        o->n = cllm_model_num_params(m);
+        o->tensor = cllm_model_tensor;
+        o->n_tensors = cllm_model_num_tensors(m);
+    }
+    return optim_alloc(o, hp, clip, err);
+}
+
+cllm_status th_optim_init_flat(th_optim *o, float *p, float *g, size_t n, const cllm_adamw_params *hp, float clip,
+                               cllm_error *err) {
+    memset(o, 0, sizeof *o);
+    o->params = p;
+    o->grads = g;
+    o->n = n;
+    return optim_alloc(o, hp, clip, err);
+}
+
+double th_optim_norm(const th_optim *o) { return cllm_grad_norm(o->grads, o->n); }
+
+void th_optim_update(th_optim *o, float lr, double norm) {
+    o->hp.grad_scale = cllm_grad_clip_scale(norm, o->clip); /* clipping fused into the update */
+    o->hp.lr = lr;
+    o->step++;
+    if (!o->model) {
+        cllm_adamw_update(o->params, o->grads, o->m, o->v, o->n, &o->hp, o->step, 0);
+        return;
+    }
+    for (int i = 0; i < o->n_tensors; i++) {
+        const cllm_tensor *t = o->tensor(o->model, i);
+        if (!t->trainable) continue;
+        cllm_adamw_update(o->params + t->offset, o->grads + t->offset, o->m + t->offset, o->v + t->offset, t->numel,
+                          &o->hp, o->step, t->decay);
+    }
+}
+
+void th_optim_free(th_optim *o) {
+    free(o->m);
+    free(o->v);
+    o->m = o->v = NULL;
+}
+
+/* ---- run ---------------------------------------------------------------------------- */
+
+void th_init(th_run *h) {
+    memset(h, 0, sizeof *h);
+    h->lock_fd = -1;
+    h->latest = -1;
+    h->keep = 1;
+    h->max_nonfinite = 1;
+    h->weights_ext = "gguf";
+    h->progress_unit = "step";
+    h->progress_per_step = 1;
+    h->first_loss = h->last_loss = h->last_val = NAN;
+    cllm_train_state_init(&h->state);
+}
+
+void th_free(th_run *h) {
+    if (h->csv) fclose(h->csv);
+    cllm_ckpt_unlock(h->lock_fd);
+    th_optim_free(&h->opt);
+    free(h->curve_step);
+    free(h->curve_loss);
+    free(h->curve_val);
+    free(h->step_times);
+    h->csv = NULL;
+    h->lock_fd = -1;
+    h->curve_step = h->curve_loss = h->curve_val = h->step_times = NULL;
+}
+
+void th_logv(void (*log)(void *ctx, const char *line), void *ctx, const char *fmt, va_list ap) {
+    if (!log) return;
+    char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    log(ctx, line);
+}
+
+void th_log(const th_run *h, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    th_logv(h->log, h->log_ctx, fmt, ap);
+    va_end(ap);
+}
+
+cllm_status th_lock_existing(th_run *h, cllm_error *err) {
+    struct stat st;
+    h->dir_existed = stat(h->run_dir, &st) == 0;
+    if (!h->dir_existed) return CLLM_OK;
+    cllm_status s = cllm_dir_check_writable(h->run_dir, err);
+    if (s == CLLM_OK) s = cllm_ckpt_lock(h->run_dir, &h->lock_fd, err);
+    return s;
+}
+
+cllm_status th_open(th_run *h, cllm_error *err) {
+    cllm_status st = CLLM_OK;
+    if (h->lock_fd < 0) {
+        st = cllm_dir_ensure(h->run_dir, err);
+        if (st == CLLM_OK) st = cllm_dir_check_writable(h->run_dir, err);
+        if (st == CLLM_OK) st = cllm_ckpt_lock(h->run_dir, &h->lock_fd, err);
+        if (st != CLLM_OK) return st;
+    }
+    st = cllm_ckpt_find_latest(h->run_dir, &h->latest, err);
+    if (st == CLLM_OK && h->latest >= 0 && !h->resume)
+        st = cllm_error_set(err, CLLM_ERR_ARG,
+                            "%s already holds a checkpoint (step %" PRId64 "); pass --resume to continue it, or "
+                            "choose a new --out",
+                            h->run_dir, h->latest);
+    return st;
+}
+
+/* ---- loss curve and CSV -------------------------------------------------------------- */
+
+static int curve_push(th_run *h, double step, double loss, double val) {
+    if (h->curve_n == h->curve_cap) {
+        size_t cap = h->curve_cap ? h->curve_cap * 2 : 1024;
+        double *s = realloc(h->curve_step, cap * sizeof *s);
+        if (s) h->curve_step = s;
+        double *l = realloc(h->curve_loss, cap * sizeof *l);
+        if (l) h->curve_loss = l;
+        double *v = realloc(h->curve_val, cap * sizeof *v);
+        if (v) h->curve_val = v;
+        if (!s || !l || !v) return 0;
+        h->curve_cap = cap;
+    }
+    h->curve_step[h->curve_n] = step;
+    h->curve_loss[h->curve_n] = loss;
+    h->curve_val[h->curve_n] = val;
+    h->curve_n++;
+    return 1;
+}
+
+/* Keeps the header and the complete rows of steps < keep_below, rewrites the
+ * file atomically, and refills the curve from them. */
+static cllm_status csv_cut_back(th_run *h, int64_t keep_below, cllm_error *err) {
+    const char *path = h->csv_path;
+    char *data = NULL;
+    size_t len = 0;
+    cllm_status st = cllm_file_read_all(path, 0, &data, &len, err);
+    if (st != CLLM_OK) return st;
+    char *out = malloc(len + sizeof CSV_HEADER);
+    if (!out) {
+        free(data);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = strlen(CSV_HEADER);
+    memcpy(out, CSV_HEADER, n);
+    char *line = data;
+    while (line < data + len) {
+        char *nl = memchr(line, '\n', (size_t)(data + len - line));
+        if (!nl) break; /* a partial last line from a kill: dropped */
+        *nl = '\0';
+        char *end;
+        errno = 0;
+        long long step = strtoll(line, &end, 10);
+        if (end != line && *end == ',' && !errno && step >= 0 && step < keep_below) {
+            char *f2 = end + 1, *f3 = strchr(f2, ',');
+            double loss = strtod(f2, NULL), val = NAN;
+            if (f3 && f3[1] != ',') val = strtod(f3 + 1, NULL);
+            if (!curve_push(h, (double)step, loss, val)) {
+                st = cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            size_t l = (size_t)(nl - line);
+            memcpy(out + n, line, l);
+            out[n + l] = '\n';
+            n += l + 1;
+        }
+        line = nl + 1;
+    }
+    if (st == CLLM_OK) st = cllm_file_write_atomic(path, out, n, err);
+    free(out);
+    free(data);
+    return st;
+}
+
+/* ---- resume --------------------------------------------------------------------------- */
+
+/* First line that differs between two config texts, as an error naming it. */
+static cllm_status compare_config(const char *saved, const char *now, const char *state_path, cllm_error *err) {
+    const char *a = saved, *b = now;
+    while (*a || *b) {
+        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+        if (la != lb || memcmp(a, b, la) != 0) {
+            char sa[256], sb[256];
+            snprintf(sa, sizeof sa, "%.*s", (int)(la < 200 ? la : 200), a);
+            snprintf(sb, sizeof sb, "%.*s", (int)(lb < 200 ? lb : 200), b);
+            return cllm_error_set(err, CLLM_ERR_ARG,
+                                  "cannot resume: the checkpoint (%s) was trained with '%s' but this run asks for "
+                                  "'%s'; pass the same settings to resume, or start a new run directory",
+                                  state_path, la ? sa : "(nothing)", lb ? sb : "(nothing)");
+        }
+        a += la + (a[la] == '\n');
+        b += lb + (b[lb] == '\n');
+    }
+    return CLLM_OK;
+}
+
+static cllm_status check_free_space(const th_run *h, cllm_error *err) {
+    struct statvfs vfs;
+    if (statvfs(h->run_dir, &vfs) != 0) return CLLM_OK; /* unknown: let the writes report */
+    /* weights + two moments, for keep+1 checkpoints (the new one before pruning) */
+    double need = (double)h->opt.n * 12.0 * (h->keep + 1) + 1e6;
+    double have = (double)vfs.f_bavail * (double)vfs.f_frsize;
+    if (have < need)
+        return cllm_error_set(err, CLLM_ERR_IO, "%s: %.1f MB free, checkpoints need about %.1f MB (%d kept + 1 being written)",
+                              h->run_dir, have / 1e6, need / 1e6, h->keep);
+    return CLLM_OK;
+}
+
+static cllm_status resume(th_run *h, cllm_error *err) {
+    cllm_train_state saved;
+    cllm_ckpt_io io = {h->weights_ext, h->write_weights, h->read_weights, h->weights_ctx, NULL, NULL,
+                       h->opt.m, h->opt.v, h->opt.n, 0};
+    char state_path[4096];
+    cllm_ckpt_path(state_path, sizeof state_path, h->run_dir, h->latest, "state");
+    /* settings, data and tokenizer before the big files */
+    cllm_status st = cllm_train_state_read(state_path, &saved, err);
+    if (st == CLLM_OK) st = compare_config(saved.config, h->state.config, state_path, err);
+    if (st == CLLM_OK && saved.data_fingerprint != h->state.data_fingerprint)
+        st = cllm_error_set(err, CLLM_ERR_ARG,
+                            "cannot resume: the data differs from the checkpoint's (fingerprint %016" PRIx64
+                            " now, %016" PRIx64 " in %s); pass the same data files in the same order",
+                            h->state.data_fingerprint, saved.data_fingerprint, state_path);
+    if (st == CLLM_OK && saved.tokenizer_hash != h->state.tokenizer_hash)
+        st = cllm_error_set(err, CLLM_ERR_ARG, "cannot resume: the tokenizer differs from the checkpoint's (%s)",
+                            state_path);
+    if (st == CLLM_OK) st = cllm_ckpt_load(h->run_dir, h->latest, &io, &saved, err);
+    if (st != CLLM_OK) return st;
+    h->opt.step = io.adam_step;
+    memcpy(saved.config, h->state.config, sizeof saved.config);
+    h->state = saved;
+    h->resumed = 1;
+    st = cllm_ckpt_prune(h->run_dir, h->keep, err); /* leftovers of the interrupted run */
+    if (st != CLLM_OK) return st;
+    uint64_t size;
+    if (cllm_file_check_regular(h->csv_path, &size, NULL) == CLLM_OK) st = csv_cut_back(h, h->state.step, err);
+    else st = cllm_file_write_atomic(h->csv_path, CSV_HEADER, strlen(CSV_HEADER), err);
+    if (st == CLLM_OK)
+        th_log(h, "resumed from %s/ckpt-%010" PRId64 " (step %" PRId64 " of %" PRId64 ")", h->run_dir, h->latest,
+               h->state.step, h->steps);
+    return st;
+}
+
+cllm_status th_begin(th_run *h, const char *config, uint64_t data_fingerprint, uint64_t tokenizer_hash,
+                     uint64_t layout_hash, cllm_error *err) {
+    snprintf(h->state.config, sizeof h->state.config, "%s", config);
+    h->state.data_fingerprint = data_fingerprint;
+    h->state.tokenizer_hash = tokenizer_hash;
+    h->state.layout_hash = layout_hash;
+    snprintf(h->csv_path, sizeof h->csv_path, "%s/train.csv", h->run_dir);
+    cllm_status st = check_free_space(h, err);
+    if (st != CLLM_OK) return st;
+    if (h->latest >= 0) {
+        st = resume(h, err);
+    } else {
+        st = cllm_ckpt_prune(h->run_dir, h->keep, err); /* files of a run killed before its first checkpoint */
+        if (st == CLLM_OK) st = cllm_file_write_atomic(h->csv_path, CSV_HEADER, strlen(CSV_HEADER), err);
+    }
+    if (st != CLLM_OK) return st;
+    h->start_step = h->state.step;
+    h->csv = fopen(h->csv_path, "ab");
+    if (!h->csv) return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot open for appending: %s", h->csv_path, strerror(errno));
+    return CLLM_OK;
+}
+
+/* ---- the step loop ------------------------------------------------------------------------ */
+
+static cllm_status save_checkpoint(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
+    /* Never let non-finite weights replace a good checkpoint. */
+    for (size_t i = 0; i < h->opt.n; i++)
+        if (!isfinite(h->opt.params[i]))
+            return cllm_error_set(err, CLLM_ERR_NUMERIC,
+                                  "parameter %zu is %g at step %" PRId64 "; not saving a checkpoint of non-finite weights",
+                                  i, (double)h->opt.params[i], h->state.step);
+    if (h->csv && (fflush(h->csv) != 0 || fsync(fileno(h->csv)) != 0))
+        return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot flush: %s", h->csv_path, strerror(errno));
+    if (hk->snapshot) hk->snapshot(ctx, &h->state);
+    const double t = cllm_now_seconds();
+    cllm_ckpt_io io = {h->weights_ext, h->write_weights, h->read_weights, h->weights_ctx, h->opt.m, h->opt.v,
+                       NULL, NULL, h->opt.n, h->opt.step};
+    cllm_status st = cllm_ckpt_save(h->run_dir, &io, &h->state, err);
+    if (st == CLLM_OK) st = cllm_ckpt_prune(h->run_dir, h->keep, err);
+    h->save_seconds += cllm_now_seconds() - t;
+    return st;
+}
+
+/* Skips or applies the update; the error when too many steps in a row were not finite. */
+static cllm_status update(th_run *h, int64_t step, double loss, float lr, double *norm, cllm_error *err) {
+    *norm = th_optim_norm(&h->opt);
+    if (isfinite(loss) && isfinite(*norm)) {
+        h->state.nonfinite_streak = 0;
+        th_optim_update(&h->opt, lr, *norm);
+        return CLLM_OK;
+    }
+    h->state.nonfinite_streak++;
+    h->state.nonfinite_total++;
+    if (h->state.nonfinite_streak < h->max_nonfinite) return CLLM_OK;
+    return cllm_error_set(err, CLLM_ERR_NUMERIC,
+                          "stopping at step %" PRId64 ": %" PRId64 " steps in a row had a non-finite loss or gradient "
+                          "(loss %g, grad norm %g); %s",
+                          step, h->state.nonfinite_streak, loss, *norm, h->nonfinite_hint ? h->nonfinite_hint : "lower --lr");
+}
+
+/* Validation when due, with the early-stop bookkeeping; *val NaN when not due. */
+static cllm_status maybe_evaluate(th_run *h, const th_hooks *hk, void *ctx, double *val, cllm_error *err) {
+    *val = NAN;
+    const int last = h->state.step >= h->steps;
+    if (!hk->evaluate || !((h->eval_every > 0 && h->state.step % h->eval_every == 0) || last)) return CLLM_OK;
+    const double t = cllm_now_seconds();
+    cllm_status st = hk->evaluate(ctx, val, err);
+    h->eval_seconds += cllm_now_seconds() - t;
+    if (st != CLLM_OK) return st;
+    h->last_val = *val;
+    if (*val < h->state.best_val_loss) {
+        h->state.best_val_loss = *val;
+        h->state.evals_since_best = 0;
+    } else {
+        h->state.evals_since_best++;
+    }
+    return CLLM_OK;
+}
+
+static cllm_status csv_row(th_run *h, int64_t step, double loss, double val, float lr, double norm, double tok_s,
+                           cllm_error *err) {
+    char val_s[32] = "";
+    if (isfinite(val)) snprintf(val_s, sizeof val_s, "%.9g", val);
+    fprintf(h->csv, "%" PRId64 ",%.9g,%s,%.9g,%.9g,%.1f\n", step, loss, val_s, (double)lr, norm, tok_s);
+    if (fflush(h->csv) != 0)
+        return cllm_error_set(err, CLLM_ERR_IO, "%s: write failed: %s", h->csv_path, strerror(errno));
+    curve_push(h, (double)step, loss, val); /* the plot is best effort */
+    return CLLM_OK;
+}
+
+/* 1 when the run stops after this step, with the reason. */
+static int stop_after_step(th_run *h) {
+    if (h->state.step >= h->steps) {
+        h->reason = CLLM_STOP_COMPLETED;
+        snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " steps", h->steps);
+    } else if (h->patience > 0 && h->state.evals_since_best >= h->patience) {
+        h->reason = CLLM_STOP_EARLY;
+        snprintf(h->reason_text, sizeof h->reason_text,
+                 "early stop at step %" PRId64 ": validation loss has not improved on %.4f for %d evaluations",
+                 h->state.step, h->state.best_val_loss, h->patience);
+    } else if (h->stop_flag && *h->stop_flag) {
+        h->reason = CLLM_STOP_SIGNAL;
+        snprintf(h->reason_text, sizeof h->reason_text,
+                 "stopped by a signal after step %" PRId64 "; continue with --resume", h->state.step);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static void progress_text(th_run *h, const th_hooks *hk, void *ctx, double loss, float lr, char *out, size_t cap) {
+    if (hk->progress) hk->progress(ctx, h, loss, lr, out, cap);
+    else snprintf(out, cap, "step %" PRId64 "/%" PRId64 " loss %.4f lr %.2e", h->state.step, h->steps, loss, (double)lr);
+    if (isfinite(h->last_val)) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, " val %.4f", h->last_val);
+    }
+}
+
+cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
+    const double t0 = cllm_now_seconds();
+    int64_t todo = h->steps - h->state.step;
+    h->step_times = malloc((size_t)(todo > 0 ? todo : 1) * sizeof *h->step_times);
+    if (!h->step_times) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
+    snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " steps", h->steps);
+    if (todo <= 0) {
+        h->reason = CLLM_STOP_ALREADY_DONE;
+        snprintf(h->reason_text, sizeof h->reason_text,
+                 "the run already finished: its newest checkpoint is at step %" PRId64, h->state.step);
+    }
+    cllm_progress bar;
+    cllm_progress_begin(&bar, h->name, (double)(todo > 0 ? todo : 0) * h->progress_per_step, h->progress_unit);
+    bar.enabled = h->progress;
+    char text[192] = "";
+    cllm_status st = CLLM_OK;
+    for (int stop = todo <= 0; !stop && st == CLLM_OK;) {
+        const int64_t step = h->state.step;
+        const double ts = cllm_now_seconds();
+        const float lr = cllm_schedule_lr(&h->sched, step);
+        double loss = NAN, tokens = 0, norm = NAN, val = NAN;
+        st = hk->step(ctx, step, &loss, &tokens, err);
+        if (st == CLLM_OK) st = update(h, step, loss, lr, &norm, err);
+        if (st != CLLM_OK) break;
+        const double dt = cllm_now_seconds() - ts;
+        h->step_seconds += dt;
+        h->step_times[h->n_step_times++] = dt;
+        h->state.step = step + 1;
+        h->state.tokens_seen += (uint64_t)tokens;
+        h->state.elapsed_s += dt;
+        h->tokens_this_run += tokens;
+        if (isnan(h->first_loss)) h->first_loss = loss;
+        h->last_loss = loss;
+        st = maybe_evaluate(h, hk, ctx, &val, err);
+        if (st == CLLM_OK) st = csv_row(h, step, loss, val, lr, norm, dt > 0 ? tokens / dt : 0, err);
+        if (st != CLLM_OK) break;
+        progress_text(h, hk, ctx, loss, lr, text, sizeof text);
+        cllm_progress_update(&bar, (double)(h->state.step - h->start_step) * h->progress_per_step, text);
+        stop = stop_after_step(h);
+        if (stop || (h->save_every > 0 && h->state.step % h->save_every == 0)) st = save_checkpoint(h, hk, ctx, err);
+    }
+    h->seconds = cllm_now_seconds() - t0;
+    if (st == CLLM_OK && h->progress && h->n_step_times > 0) cllm_progress_end(&bar, text);
+    return st;
+}
+
+cllm_status th_finish(th_run *h, const char *file, const char *title, const char *y_label, int with_val, char *out,
+                      size_t cap, cllm_error *err) {
+    snprintf(out, cap, "%s/%s", h->run_dir, file);
+    const double t = cllm_now_seconds();
+    cllm_status st = h->write_weights(out, h->weights_ctx, err);
+    h->save_seconds += cllm_now_seconds() - t;
+    if (st != CLLM_OK || h->curve_n == 0) return st;
+    cllm_plot_series series[2] = {{"train", h->curve_step, h->curve_loss, h->curve_n, NULL, 0},
+                                  {"validation", h->curve_step, h->curve_val, h->curve_n, NULL, 1}};
+    cllm_plot_params pp = cllm_plot_default_params();
+    pp.title = title;
+    pp.x_label = "step";
+    pp.y_label = y_label;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/loss.svg", h->run_dir);
+    return cllm_plot_svg_write(path, &pp, series, with_val ? 2 : 1, err);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double th_median_step_seconds(th_run *h) {
+    size_t n = h->n_step_times;
+    if (n == 0) return 0;
+    double *v = h->step_times;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}

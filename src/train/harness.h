@@ -1,0 +1,161 @@
+/*
+ * harness.h: the training harness every trainer in src/train/ runs on
+ * (pretrain.c, sft.c, dpo.c, reward.c, ppo.c, grpo.c); not public API.
+ *
+ * It owns what does not depend on the method: the run directory (checked
+ * writable and locked before the first step), exact resume (settings, data
+ * and tokenizer compared first, then weights, AdamW moments and the training
+ * state read back), checkpoints every save_every steps, at the end and on a
+ * stop request (SIGINT/SIGTERM raise stop_flag: the step finishes, a
+ * checkpoint is saved, the loop returns), train.csv (appended and flushed
+ * every step, fsync'ed before each checkpoint, cut back to the checkpoint's
+ * step on resume: never emptied), the loss curve and its plot, AdamW over
+ * the trainable tensors with global-norm clipping fused into the update,
+ * the non-finite-step streak, evaluation cadence, early stopping and the
+ * progress bar.
+ *
+ * A trainer plugs in its batch source and loss as th_hooks.step (fill the
+ * gradients of one optimizer step), optionally a validation loss, the data
+ * position to checkpoint, and a progress line; its weights file through the
+ * checkpoint callbacks (checkpoint.h).
+ *
+ * Order of one step (also the order resume reproduces): lr = schedule(step);
+ * hooks.step (zero grads, batches, forward, backward); norm = global grad
+ * norm; loss or norm not finite: skip and count (max_nonfinite in a row is
+ * CLLM_ERR_NUMERIC), else AdamW; maybe evaluate; CSV row; stop checks;
+ * maybe checkpoint.
+ */
+#ifndef CLLM_TRAIN_HARNESS_H
+#define CLLM_TRAIN_HARNESS_H
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "cllm/checkpoint.h"
+#include "cllm/model.h"
+#include "cllm/optim.h"
+#include "cllm/progress.h"
+#include "cllm/status.h"
+#include "cllm/trainer.h"
+
+/* ---- AdamW over a set of trainable tensors ------------------------------------ */
+
+typedef struct {
+    float *params, *grads;     /* [n] the trainable block and its gradients (borrowed) */
+    float *m, *v;              /* [n] AdamW moments (owned) */
+    size_t n;
+    const cllm_model *model;   /* tensor table source; NULL: one flat tensor without decay */
+    const cllm_tensor *(*tensor)(const cllm_model *m, int i);
+    int n_tensors;
+    int64_t step;              /* Adam's step count (checkpointed) */
+    cllm_adamw_params hp;      /* betas, eps, weight decay; lr and grad_scale set per step */
+    float clip;                /* max global grad norm; 0 = off */
+} th_optim;
+
+/* Over the model's trainable tensors (lora = 0) or its LoRA adapters (lora = 1). */
+cllm_status th_optim_init_model(th_optim *o, cllm_model *m, int lora, const cllm_adamw_params *hp, float clip,
+                                cllm_error *err);
+/* Over a flat array p[n] with gradients g[n] (a scalar head), no decay. */
+cllm_status th_optim_init_flat(th_optim *o, float *p, float *g, size_t n, const cllm_adamw_params *hp, float clip,
+                               cllm_error *err);
+/* Global L2 norm of the gradients. */
+double th_optim_norm(const th_optim *o);
+/* One AdamW step at lr with the gradients scaled to clip (norm from th_optim_norm). */
+void th_optim_update(th_optim *o, float lr, double norm);
+void th_optim_free(th_optim *o);
+
+/* ---- the run ---------------------------------------------------------------- */
+
+typedef struct th_run th_run;
+
+typedef struct {
+    /* Fills the gradients of optimizer step `step` (zero them, take the
+     * step's batches, forward, backward). *loss: the step's training loss
+     * (NaN/Inf skips the update); *tokens: tokens processed (CSV rate). */
+    cllm_status (*step)(void *ctx, int64_t step, double *loss, double *tokens, cllm_error *err);
+    /* Validation loss, or NULL for none. Due every eval_every steps and at the end. */
+    cllm_status (*evaluate)(void *ctx, double *val, cllm_error *err);
+    /* Writes the data position (and RNG streams) into s before a checkpoint; may be NULL. */
+    void (*snapshot)(void *ctx, cllm_train_state *s);
+    /* Progress text after a step; NULL: "step s/S loss x lr y". */
+    void (*progress)(void *ctx, const th_run *h, double loss, float lr, char *out, size_t cap);
+} th_hooks;
+
+struct th_run {
+    /* settings, filled by the trainer before th_open */
+    const char *name;          /* "pretrain", "sft", ...: messages and the progress label */
+    const char *run_dir;
+    int resume;                /* 1: continue from the newest checkpoint */
+    int keep;                  /* complete checkpoints kept (>= 1) */
+    int64_t steps;             /* length of the whole run */
+    int64_t save_every;        /* 0: at the end and on stop only */
+    int64_t eval_every;        /* 0: at the end only (when hooks.evaluate) */
+    int patience;              /* evaluations without improvement before stopping; 0 = off */
+    int max_nonfinite;         /* non-finite steps in a row before giving up */
+    const char *nonfinite_hint; /* appended to that error, e.g. "lower --lr" */
+    cllm_schedule sched;
+    th_optim opt;              /* trainer initialises it (th_optim_init_*) */
+    const char *weights_ext;   /* checkpoint weights: extension and callbacks (checkpoint.h) */
+    cllm_ckpt_model_writer write_weights;
+    cllm_ckpt_model_reader read_weights;
+    void *weights_ctx;
+    int progress;              /* 1: progress bar on stderr */
+    const char *progress_unit; /* "tok" or "step" */
+    double progress_per_step;  /* progress units per step */
+    volatile sig_atomic_t *stop_flag;
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
+    /* state */
+    cllm_train_state state;    /* after th_begin: the checkpoint's when resumed */
+    int resumed;               /* th_begin loaded a checkpoint */
+    int64_t start_step;
+    int64_t latest;            /* newest complete checkpoint at th_open, -1 none */
+    int lock_fd, dir_existed;
+    FILE *csv;
+    char csv_path[4096];
+    double *curve_step, *curve_loss, *curve_val; /* [curve_n] for the plot */
+    size_t curve_n, curve_cap;
+    /* results of th_loop */
+    cllm_stop_reason reason;
+    char reason_text[256];
+    double first_loss, last_loss, last_val; /* NaN when none */
+    double tokens_this_run;
+    double seconds;            /* wall time of th_loop */
+    double step_seconds;       /* sum of step times (hooks.step + update) */
+    double *step_times;        /* [n_step_times] this run's step times */
+    size_t n_step_times;
+    double eval_seconds, save_seconds;
+};
+
+void th_init(th_run *h);
+void th_free(th_run *h);
+/* printf-style line to the trainer's log callback (none when log is NULL). */
+void th_log(const th_run *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void th_logv(void (*log)(void *ctx, const char *line), void *ctx, const char *fmt, va_list ap);
+
+/* An existing run directory is checked writable and locked before the data
+ * is read, so a second trainer fails at once. */
+cllm_status th_lock_existing(th_run *h, cllm_error *err);
+/* Creates (one level) and locks a missing run directory, after the inputs
+ * validated (so bad input leaves nothing behind), finds the newest
+ * checkpoint and refuses one without `resume`. */
+cllm_status th_open(th_run *h, cllm_error *err);
+/* Fresh run (weights already initialised by the trainer): prunes files of a
+ * run killed before its first checkpoint, starts train.csv. Resume: compares
+ * config (the first differing line is named), data fingerprint and
+ * tokenizer hash, loads the checkpoint (weights through read_weights,
+ * moments into opt), cuts train.csv back to its step. The trainer then
+ * restores its data position from h->state. */
+cllm_status th_begin(th_run *h, const char *config, uint64_t data_fingerprint, uint64_t tokenizer_hash,
+                     uint64_t layout_hash, cllm_error *err);
+/* The step loop, from h->state.step to h->steps or a stop. */
+cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err);
+/* Writes the final weights to RUN_DIR/<file> (write_weights) into out[cap],
+ * and the loss plot RUN_DIR/loss.svg when any step ran. */
+cllm_status th_finish(th_run *h, const char *file, const char *title, const char *y_label, int with_val, char *out,
+                      size_t cap, cllm_error *err);
+/* Median step time of this run (0 when none). */
+double th_median_step_seconds(th_run *h);
+
+#endif
