@@ -102,7 +102,6 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     cllm_model_file f;
     if (cllm_model_file_open(a->model_path, &fp, &f, &err) != CLLM_OK) return cli_fail(command, &err);
     const int context = a->context > 0 ? a->context : f.config.context_length;
-    cllm_model_file_release_gguf(&f);
     if (context > f.config.context_length) {
         int rc = cli_usage_error(command, "--ctx %d is larger than the model's context length %d", context,
                                  f.config.context_length);
@@ -119,7 +118,9 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0) and are copied into a huge-page arena (q8_0/q4_0 repacked
      * for the VNNI kernels) unless --no-repack. */
-    cllm_status st = cllm_model_load_gguf_mapped(a->model_path, &opt, &s->model, &err);
+    cllm_gguf *g = f.gguf; /* the loader's parse, handed to the mapped model (parsed once) */
+    f.gguf = NULL;
+    cllm_status st = cllm_model_from_gguf_mapped(g, &opt, &s->model, &err);
     if (st == CLLM_OK && a->lora_path) st = cllm_model_lora_load_gguf(s->model, a->lora_path, &err);
     s->tok = f.tok;
     f.tok = NULL;

@@ -40,6 +40,12 @@
  * format guarantees it). *out is owned by the caller (cllm_model_destroy). */
 cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_options *opts,
                                         cllm_model **out, cllm_error *err);
+/* The same over a file the caller already opened (the model loader parses
+ * each file once). Takes g over in every case: the model closes it when
+ * destroyed, and it is closed on failure. */
+typedef struct cllm_gguf cllm_gguf;
+cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *opts, cllm_model **out,
+                                        cllm_error *err);
 
 /* 1 when m was made by cllm_model_load_gguf_mapped. */
 int cllm_model_is_mapped(const cllm_model *m);

@@ -267,6 +267,14 @@ cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_optio
     cllm_gguf *g = NULL;
     cllm_status st = cllm_gguf_open(&g, path, err);
     if (st != CLLM_OK) return st;
+    return cllm_model_from_gguf_mapped(g, opts, out, err);
+}
+
+cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *opts, cllm_model **out,
+                                        cllm_error *err) {
+    *out = NULL;
+    const char *path = cllm_gguf_path(g);
+    cllm_status st;
     cllm_model_config cfg;
     if ((st = cllm_model_config_from_gguf(g, &cfg, err)) != CLLM_OK) {
         cllm_gguf_close(g);
