@@ -14,9 +14,9 @@
 
 #include "cli.h"
 #include "cllm/fileio.h"
-#include "cllm/gguf.h"
 #include "cllm/kernels.h"
 #include "cllm/model.h"
+#include "cllm/model_file.h"
 #include "cllm/model_io.h"
 #include "cllm/tokenizer.h"
 #include "tok_common.h"
@@ -166,35 +166,24 @@ int cllm_cmd_attention(int argc, char **argv) {
     if (!out) return cli_usage_error(CMD, "missing --out FILE.svg");
     cllm_kernels_set_threads(threads);
     cllm_error err;
-    cllm_gguf *g = NULL;
-    cllm_model_config cfg;
-    cllm_tokenizer *tok = NULL;
+    cllm_model_file f = {0};
     cllm_model *m = NULL;
     cllm_tokens ids = {0};
     int32_t *tokens = NULL;
     int rc = CLI_EXIT_DATA;
-    if (cllm_gguf_open(&g, model_path, &err) != CLLM_OK || cllm_model_config_from_gguf(g, &cfg, &err) != CLLM_OK) goto fail;
+    /* the loader's rules for the tokenizer; the model is made below once the
+     * text's length is known (its attention buffers are T x T) */
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    fp.load_model = 0;
+    if (ts.path && (rc = tok_source_load(CMD, &ts, &fp.tokenizer)) != CLI_EXIT_OK) return rc;
+    if (cllm_model_file_open(model_path, &fp, &f, &err) != CLLM_OK) goto fail;
+    const cllm_model_config cfg = f.config;
+    const cllm_tokenizer *tok = f.tok;
     if (layer >= cfg.n_layer) {
         rc = cli_usage_error(CMD, "--layer %d: the model has %d layers (0..%d)", layer, cfg.n_layer, cfg.n_layer - 1);
         goto out;
     }
     if (layer < 0) layer = cfg.n_layer - 1;
-    if (ts.path) {
-        if ((rc = tok_source_load(CMD, &ts, &tok)) != 0) goto out;
-        rc = CLI_EXIT_DATA;
-    } else if (cllm_gguf_find_kv(g, "tokenizer.ggml.tokens")) {
-        if (cllm_tokenizer_from_gguf(g, &tok, &err) != CLLM_OK) goto fail;
-    } else if (cfg.vocab_size == 256) {
-        if (cllm_tokenizer_new_bytes(&tok, &err) != CLLM_OK) goto fail;
-    } else {
-        cllm_error_set(&err, CLLM_ERR_FORMAT, "%s has no tokenizer inside; pass --tokenizer FILE", model_path);
-        goto fail;
-    }
-    if ((int64_t)cllm_tokenizer_n_vocab(tok) != cfg.vocab_size) {
-        cllm_error_set(&err, CLLM_ERR_ARG, "the tokenizer has %u tokens but the model expects %d",
-                       cllm_tokenizer_n_vocab(tok), cfg.vocab_size);
-        goto fail;
-    }
     if (cllm_tokenizer_encode(tok, text, strlen(text), NULL, &ids, &err) != CLLM_OK) goto fail;
     if (ids.n == 0) {
         cllm_error_set(&err, CLLM_ERR_ARG, "the text is empty");
@@ -210,7 +199,7 @@ int cllm_cmd_attention(int argc, char **argv) {
     cllm_model_options o = cllm_model_default_options();
     o.training = 1; /* keeps every layer's attention probabilities */
     o.max_seq = T;
-    if (cllm_model_create(&cfg, &o, &m, &err) != CLLM_OK || cllm_model_read_gguf(m, g, 1, &err) != CLLM_OK) goto fail;
+    if (cllm_model_create(&cfg, &o, &m, &err) != CLLM_OK || cllm_model_read_gguf(m, f.gguf, 1, &err) != CLLM_OK) goto fail;
     tokens = malloc((size_t)T * sizeof *tokens);
     if (!tokens) {
         cllm_error_set(&err, CLLM_ERR_NOMEM, "out of memory");
@@ -234,7 +223,6 @@ out:
     free(tokens);
     cllm_tokens_free(&ids);
     cllm_model_destroy(m);
-    cllm_tokenizer_destroy(tok);
-    cllm_gguf_close(g);
+    cllm_model_file_close(&f);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include "cllm/fileio.h"
 #include "cllm/kernels.h"
 #include "cllm/model.h"
+#include "cllm/model_file.h"
 #include "cllm/model_quant.h"
 #include "cllm/perplexity.h"
 #include "cllm/gguf.h"
@@ -81,33 +82,16 @@ static int read_ids(const char *path, int V, int32_t **ids, size_t *n, cllm_erro
     return 0;
 }
 
-/* The text's tokenizer: --tokenizer, else the one inside the model file, else
- * the byte vocabulary for a 256-token model. */
-static cllm_status load_tokenizer(const char *tok_path, const char *model_path, int V, cllm_tokenizer **tk,
-                                  cllm_error *err) {
-    if (tok_path) return cllm_tokenizer_load_any(tok_path, CLLM_PRETOK_GPT2, tk, err);
-    cllm_gguf *g = NULL;
-    cllm_status st = cllm_gguf_open(&g, model_path, err);
-    if (st != CLLM_OK) return st;
-    if (cllm_gguf_find_kv(g, "tokenizer.ggml.tokens")) st = cllm_tokenizer_from_gguf(g, tk, err);
-    else if (V == 256) st = cllm_tokenizer_new_bytes(tk, err);
-    else
-        st = cllm_error_set(err, CLLM_ERR_ARG,
-                            "%s has no tokenizer inside and %d tokens: pass --tokenizer PATH or --tokens", model_path, V);
-    cllm_gguf_close(g);
-    return st;
-}
-
-static int tokenize_file(const char *path, const char *tok_path, const char *model_path, int V, int32_t **ids,
-                         size_t *n, cllm_error *err) {
+/* The text in `path` as ids of the model's tokenizer (the loader's choice:
+ * --tokenizer, else the model file's, else bytes for a 256-token model). */
+static int tokenize_file(const char *path, const cllm_tokenizer *tk, int V, int32_t **ids, size_t *n,
+                         cllm_error *err) {
     char *data = NULL;
     size_t len = 0;
     if (cllm_file_read_all(path, MAX_TEXT, &data, &len, err) != CLLM_OK) return -1;
-    cllm_tokenizer *tk = NULL;
     cllm_tokens toks = {0};
     int rc = -1;
-    if (load_tokenizer(tok_path, model_path, V, &tk, err) == CLLM_OK &&
-        cllm_tokenizer_encode_parallel(tk, data, len, NULL, 0, &toks, err) == CLLM_OK) {
+    if (cllm_tokenizer_encode_parallel(tk, data, len, NULL, 0, &toks, err) == CLLM_OK) {
         int32_t *out = malloc(sizeof *out * (toks.n ? toks.n : 1));
         rc = 0;
         for (size_t i = 0; out && i < toks.n; i++) {
@@ -123,7 +107,6 @@ static int tokenize_file(const char *path, const char *tok_path, const char *mod
         else free(out);
     }
     cllm_tokens_free(&toks);
-    cllm_tokenizer_destroy(tk);
     free(data);
     return rc;
 }
@@ -175,15 +158,19 @@ int cllm_cmd_perplexity(int argc, char **argv) {
     cllm_kernels_set_threads(threads);
     cllm_error err = {0};
     cllm_model *m = NULL, *b = NULL;
+    cllm_model_file f = {0};
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = CLI_EXIT_DATA;
-    /* Load once to learn the context, then with the chunk-sized cache. */
+    /* One parse of the file: config, tokenizer (none needed with --tokens),
+     * then the mapped model with the chunk-sized cache. */
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    fp.load_model = 0;
+    fp.tokenizer_optional = as_ids;
+    if (tok && cllm_tokenizer_load_any(tok, CLLM_PRETOK_GPT2, &fp.tokenizer, &err) != CLLM_OK) goto fail;
+    if (cllm_model_file_open(model, &fp, &f, &err) != CLLM_OK) goto fail;
     cllm_model_options o = cllm_model_default_options();
-    if (cllm_model_load_gguf_mapped(model, NULL, &m, &err) != CLLM_OK) goto fail;
-    const int context = cllm_model_get_config(m)->context_length, V = cllm_model_get_config(m)->vocab_size;
-    cllm_model_destroy(m);
-    m = NULL;
+    const int context = f.config.context_length, V = f.config.vocab_size;
     if (ctx == 0) ctx = context < 512 ? context : 512;
     if (ctx > context) {
         rc = cli_usage_error(CMD, "--ctx %d exceeds the model's context of %d", ctx, context);
@@ -194,13 +181,15 @@ int cllm_cmd_perplexity(int argc, char **argv) {
     o.kv_context = ctx;
     o.kv_type = cache_type;
     o.bf16_prompt = bf16_prompt; /* both models: the base is the same kind of reference */
-    if (cllm_model_load_gguf_mapped(model, &o, &m, &err) != CLLM_OK) goto fail;
+    cllm_gguf *g = f.gguf; /* handed to the mapped model */
+    f.gguf = NULL;
+    if (cllm_model_from_gguf_mapped(g, &o, &m, &err) != CLLM_OK) goto fail;
     o.kv_type = 0; /* the base is the f32-cache reference */
     if (base && cllm_model_load_gguf_mapped(base, &o, &b, &err) != CLLM_OK) {
         cllm_error_prefix(&err, "--kl-base");
         goto fail;
     }
-    if ((as_ids ? read_ids(file, V, &ids, &n, &err) : tokenize_file(file, tok, model, V, &ids, &n, &err)) != 0) goto fail;
+    if ((as_ids ? read_ids(file, V, &ids, &n, &err) : tokenize_file(file, f.tok, V, &ids, &n, &err)) != 0) goto fail;
     if (n < (size_t)ctx) {
         fprintf(stderr, "cllm perplexity: %zu tokens are fewer than one chunk of %d; using --ctx %zu\n", n, ctx, n);
         ctx = (int)n;
@@ -233,5 +222,6 @@ out:
     free(ids);
     cllm_model_destroy(m);
     cllm_model_destroy(b);
+    cllm_model_file_close(&f);
     return rc;
 }

@@ -35,13 +35,16 @@ typedef struct {
     cllm_model_options opts;      /* max_seq <= 0 or max_batch <= 0: the model's context / 1 */
     int check_finite;             /* f32 copy: refuse NaN/Inf weights (default 1) */
     cllm_tokenizer *tokenizer;    /* taken over (freed on error too); NULL: the file's */
+    int tokenizer_optional;       /* 1: a file with no tokenizer inside (and not 256 tokens) opens with
+                                     tok NULL and the natural template of no specials (PLAIN), for
+                                     callers that take token ids (perplexity --tokens) */
     int chat_template;            /* cllm_chat_template to force, -1 (default): see above */
 } cllm_model_file_params;
 
 typedef struct {
     cllm_model_config config;
     cllm_model *model;            /* owned; NULL when load_model = 0 */
-    cllm_tokenizer *tok;          /* owned */
+    cllm_tokenizer *tok;          /* owned; NULL only with tokenizer_optional */
     cllm_chat_template chat_template;
     cllm_gguf *gguf;              /* owned, open; NULL once released */
     const char *path;             /* borrowed from the caller */

@@ -27,11 +27,12 @@ cllm_model_file_params cllm_model_file_default_params(void) {
     return p;
 }
 
-static cllm_status open_tokenizer(cllm_model_file *f, cllm_tokenizer *given, cllm_error *err) {
+static cllm_status open_tokenizer(cllm_model_file *f, cllm_tokenizer *given, int optional, cllm_error *err) {
     cllm_status st = CLLM_OK;
     if (given) f->tok = given;
     else if (cllm_gguf_find_kv(f->gguf, KEY_TOKENS)) st = cllm_tokenizer_from_gguf(f->gguf, &f->tok, err);
     else if (f->config.vocab_size == 256) st = cllm_tokenizer_new_bytes(&f->tok, err);
+    else if (optional) return CLLM_OK;
     else
         st = cllm_error_set(err, CLLM_ERR_FORMAT,
                             "%s: the model has no tokenizer inside (no %s) and %d tokens (not bytes); pass --tokenizer FILE",
@@ -48,7 +49,7 @@ static cllm_status open_template(cllm_model_file *f, int forced, cllm_error *err
         return CLLM_OK;
     }
     if (!cllm_gguf_find_kv(f->gguf, KEY_TEMPLATE)) {
-        f->chat_template = cllm_chat_template_for(f->tok);
+        f->chat_template = f->tok ? cllm_chat_template_for(f->tok) : CLLM_CHAT_TEMPLATE_PLAIN;
         return CLLM_OK;
     }
     cllm_gguf_str s;
@@ -85,7 +86,7 @@ cllm_status cllm_model_file_open(const char *path, const cllm_model_file_params 
         cllm_model_file_close(f);
         return st;
     }
-    st = open_tokenizer(f, p.tokenizer, err);
+    st = open_tokenizer(f, p.tokenizer, p.tokenizer_optional, err);
     if (st == CLLM_OK) st = open_template(f, p.chat_template, err);
     if (st == CLLM_OK && p.load_model) st = open_model(f, &p, err);
     if (st != CLLM_OK) {
