@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cllm/byteorder.h"
 #include "cllm/fileio.h"
 #include "cllm/hash.h" /* cllm_fnv1a64: callers fingerprint shards with it */
 #include "cllm/status.h"
@@ -61,12 +62,7 @@ void cllm_shard_close(cllm_shard *shard);
 
 /* Token i of the shard (i < n_tokens). */
 static inline uint32_t cllm_shard_token(const cllm_shard *shard, uint64_t i) {
-    if (shard->info.token_bytes == 2) {
-        const uint8_t *p = shard->ids + 2 * i;
-        return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
-    }
-    const uint8_t *p = shard->ids + 4 * i;
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    return shard->info.token_bytes == 2 ? cllm_get_le16(shard->ids + 2 * i) : cllm_get_le32(shard->ids + 4 * i);
 }
 
 #endif

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cllm/byteorder.h"
+
 static const cllm_ggml_type_info type_table[CLLM_GGML_TYPE_COUNT] = {
     [CLLM_GGML_F32] = {"f32", 1, 4, true},
     [CLLM_GGML_F16] = {"f16", 1, 2, true},
@@ -126,7 +128,6 @@ static void put_u16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 /* Float to int with saturation; NaN gives 0 (defined, meaningless). */
 static int clamp_to_int(float v, int lo, int hi) {
@@ -202,22 +203,22 @@ int cllm_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n) {
         memcpy(dst, src, (size_t)n * sizeof(float));
         return 0;
     case CLLM_GGML_F16:
-        for (int64_t i = 0; i < n; i++) dst[i] = cllm_fp16_to_fp32(get_u16(in + 2 * i));
+        for (int64_t i = 0; i < n; i++) dst[i] = cllm_fp16_to_fp32(cllm_get_le16(in + 2 * i));
         return 0;
     case CLLM_GGML_BF16:
-        for (int64_t i = 0; i < n; i++) dst[i] = cllm_bf16_to_fp32(get_u16(in + 2 * i));
+        for (int64_t i = 0; i < n; i++) dst[i] = cllm_bf16_to_fp32(cllm_get_le16(in + 2 * i));
         return 0;
     case CLLM_GGML_Q8_0:
         for (int64_t b = 0; b < n / CLLM_QK8_0; b++) {
             const uint8_t *blk = in + b * 34;
-            float d = cllm_fp16_to_fp32(get_u16(blk));
+            float d = cllm_fp16_to_fp32(cllm_get_le16(blk));
             for (int j = 0; j < CLLM_QK8_0; j++) dst[b * CLLM_QK8_0 + j] = d * (float)(int8_t)blk[2 + j];
         }
         return 0;
     case CLLM_GGML_Q4_0:
         for (int64_t b = 0; b < n / CLLM_QK4_0; b++) {
             const uint8_t *blk = in + b * 18;
-            float d = cllm_fp16_to_fp32(get_u16(blk));
+            float d = cllm_fp16_to_fp32(cllm_get_le16(blk));
             float *o = dst + b * CLLM_QK4_0;
             for (int j = 0; j < CLLM_QK4_0 / 2; j++) {
                 o[j] = d * (float)((blk[2 + j] & 0x0f) - 8);

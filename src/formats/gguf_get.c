@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cllm/byteorder.h"
 #include "gguf_internal.h"
 
 const char *cllm_gguf_type_name(uint32_t type) {
@@ -80,24 +81,18 @@ static int_val int_of_scalar(const cllm_gguf_kv *kv) {
     return v;
 }
 
-static uint64_t le_bytes(const uint8_t *p, size_t n) {
-    uint64_t v = 0;
-    for (size_t k = n; k-- > 0;) v = (v << 8) | p[k];
-    return v;
-}
-
 static int_val int_of_elem(cllm_gguf_type t, const uint8_t *base, uint64_t i) {
     int_val v = {0, 0, 0};
     int64_t s;
     switch (t) {
     case CLLM_GGUF_UINT8: v.u = base[i]; return v;
-    case CLLM_GGUF_UINT16: v.u = le_bytes(base + 2 * i, 2); return v;
-    case CLLM_GGUF_UINT32: v.u = le_bytes(base + 4 * i, 4); return v;
-    case CLLM_GGUF_UINT64: v.u = le_bytes(base + 8 * i, 8); return v;
+    case CLLM_GGUF_UINT16: v.u = cllm_get_le(base + 2 * i, 2); return v;
+    case CLLM_GGUF_UINT32: v.u = cllm_get_le(base + 4 * i, 4); return v;
+    case CLLM_GGUF_UINT64: v.u = cllm_get_le(base + 8 * i, 8); return v;
     case CLLM_GGUF_INT8: s = (int8_t)base[i]; break;
-    case CLLM_GGUF_INT16: s = (int16_t)le_bytes(base + 2 * i, 2); break;
-    case CLLM_GGUF_INT32: s = (int32_t)le_bytes(base + 4 * i, 4); break;
-    default: s = (int64_t)le_bytes(base + 8 * i, 8); break; /* INT64 */
+    case CLLM_GGUF_INT16: s = (int16_t)cllm_get_le(base + 2 * i, 2); break;
+    case CLLM_GGUF_INT32: s = (int32_t)cllm_get_le(base + 4 * i, 4); break;
+    default: s = (int64_t)cllm_get_le(base + 8 * i, 8); break; /* INT64 */
     }
     if (s < 0) { v.neg = 1; v.i = s; } else v.u = (uint64_t)s;
     return v;
@@ -105,12 +100,12 @@ static int_val int_of_elem(cllm_gguf_type t, const uint8_t *base, uint64_t i) {
 
 static double float_of_elem(cllm_gguf_type t, const uint8_t *base, uint64_t i) {
     if (t == CLLM_GGUF_FLOAT32) {
-        uint32_t b = (uint32_t)le_bytes(base + 4 * i, 4);
+        uint32_t b = (uint32_t)cllm_get_le(base + 4 * i, 4);
         float f;
         memcpy(&f, &b, 4);
         return f;
     }
-    uint64_t b = le_bytes(base + 8 * i, 8);
+    uint64_t b = cllm_get_le(base + 8 * i, 8);
     double d;
     memcpy(&d, &b, 8);
     return d;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/byteorder.h"
+#include "cllm/hash.h"
 #include "gguf_internal.h"
 
 /* Smallest encodings, used to bound counts by the bytes left:
@@ -53,16 +55,10 @@ static cllm_status need(cursor *c, uint64_t n, const char *field) {
     return CLLM_OK;
 }
 
-static uint64_t le(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
 static cllm_status rd_u32(cursor *c, uint32_t *v, const char *field) {
     cllm_status st = need(c, 4, field);
     if (st) return st;
-    *v = (uint32_t)le(c->p + c->pos, 4);
+    *v = cllm_get_le32(c->p + c->pos);
     c->pos += 4;
     return CLLM_OK;
 }
@@ -70,7 +66,7 @@ static cllm_status rd_u32(cursor *c, uint32_t *v, const char *field) {
 static cllm_status rd_u64(cursor *c, uint64_t *v, const char *field) {
     cllm_status st = need(c, 8, field);
     if (st) return st;
-    *v = le(c->p + c->pos, 8);
+    *v = cllm_get_le64(c->p + c->pos);
     c->pos += 8;
     return CLLM_OK;
 }
@@ -129,12 +125,7 @@ static int pool_add(char_pool *p, const char *s, size_t len, size_t *off) {
 /* ---- name index -------------------------------------------------------- */
 
 uint64_t cllm_gguf_hash_name(const char *s, size_t len) {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    return cllm_fnv1a64(s, len, CLLM_FNV_OFFSET);
 }
 
 int64_t cllm_gguf_index_find(const gguf_name_index *ix, const char *pool, const size_t *offs,
@@ -198,7 +189,7 @@ static cllm_status parse_scalar(parser *ps, cllm_gguf_kv *kv, uint32_t type, con
     size_t n = scalar_size(type);
     cllm_status st = need(c, n, field);
     if (st) return st;
-    uint64_t raw = le(c->p + c->pos, (int)n);
+    uint64_t raw = cllm_get_le(c->p + c->pos, (size_t)n);
     c->pos += n;
     switch (type) {
     case CLLM_GGUF_UINT8: case CLLM_GGUF_UINT16: case CLLM_GGUF_UINT32: case CLLM_GGUF_UINT64:

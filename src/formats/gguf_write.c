@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/byteorder.h"
 #include "cllm/fileio.h"
 #include "cllm/gguf.h"
 
@@ -57,10 +58,6 @@ void cllm_gguf_writer_destroy(cllm_gguf_writer *w) {
     free(w);
 }
 
-static void put_le(uint8_t *p, uint64_t v, size_t n) {
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static size_t elem_size(uint32_t type) {
     switch (type) {
     case CLLM_GGUF_UINT8: case CLLM_GGUF_INT8: case CLLM_GGUF_BOOL: return 1;
@@ -81,9 +78,7 @@ static cllm_status put_kv(cllm_gguf_writer *w, const char *key, uint32_t type, u
                               CLLM_GGUF_MAX_KEY, klen);
     }
     if (strcmp(key, "general.alignment") == 0) {
-        uint64_t a = type == CLLM_GGUF_UINT32 ? (uint64_t)payload[0] | ((uint64_t)payload[1] << 8) |
-                                                    ((uint64_t)payload[2] << 16) | ((uint64_t)payload[3] << 24)
-                                              : 0;
+        uint64_t a = type == CLLM_GGUF_UINT32 ? cllm_get_le32(payload) : 0;
         if (a == 0 || (a & (a - 1)) || a > CLLM_GGUF_MAX_ALIGNMENT) {
             free(payload);
             return cllm_error_set(err, CLLM_ERR_ARG,
@@ -125,7 +120,7 @@ static cllm_status put_scalar(cllm_gguf_writer *w, const char *key, uint32_t typ
     size_t n = elem_size(type);
     uint8_t *p = malloc(n);
     if (!p) return cllm_error_set(err, CLLM_ERR_NOMEM, "gguf writer: out of memory for key '%s'", key);
-    put_le(p, bits, n);
+    cllm_put_le(p, bits, n);
     return put_kv(w, key, type, p, n, err);
 }
 
@@ -174,7 +169,7 @@ cllm_status cllm_gguf_set_str_n(cllm_gguf_writer *w, const char *key, const char
         return cllm_error_set(err, CLLM_ERR_ARG, "gguf writer: string for '%s' too long", key ? key : "");
     uint8_t *p = malloc(total);
     if (!p) return cllm_error_set(err, CLLM_ERR_NOMEM, "gguf writer: out of memory for key '%s'", key ? key : "");
-    put_le(p, len, 8);
+    cllm_put_le(p, len, 8);
     if (len) memcpy(p + 8, v, (size_t)len);
     return put_kv(w, key, CLLM_GGUF_STRING, p, total, err);
 }
@@ -198,8 +193,8 @@ cllm_status cllm_gguf_set_arr(cllm_gguf_writer *w, const char *key, cllm_gguf_ty
                                       key ? key : "", (unsigned long long)i);
     uint8_t *p = malloc(total);
     if (!p) return cllm_error_set(err, CLLM_ERR_NOMEM, "gguf writer: out of memory for array '%s'", key ? key : "");
-    put_le(p, elem_type, 4);
-    put_le(p + 4, n, 8);
+    cllm_put_le(p, elem_type, 4);
+    cllm_put_le(p + 4, n, 8);
     /* elements: host layout is little-endian on every platform cllm builds for */
     if (body) memcpy(p + 12, data, body);
     return put_kv(w, key, CLLM_GGUF_ARRAY, p, total, err);
@@ -215,12 +210,12 @@ cllm_status cllm_gguf_set_arr_str(cllm_gguf_writer *w, const char *key, const ch
     }
     uint8_t *p = malloc(total);
     if (!p) return cllm_error_set(err, CLLM_ERR_NOMEM, "gguf writer: out of memory for array '%s'", key ? key : "");
-    put_le(p, CLLM_GGUF_STRING, 4);
-    put_le(p + 4, n, 8);
+    cllm_put_le(p, CLLM_GGUF_STRING, 4);
+    cllm_put_le(p + 4, n, 8);
     size_t at = 12;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t l = lens ? lens[i] : strlen(strs[i]);
-        put_le(p + at, l, 8);
+        cllm_put_le(p + at, l, 8);
         if (l) memcpy(p + at + 8, strs[i], (size_t)l);
         at += 8 + (size_t)l;
     }
@@ -281,12 +276,12 @@ cllm_status cllm_gguf_add_tensor(cllm_gguf_writer *w, const char *name, uint32_t
 
 static void write_u32(cllm_atomic_file *af, uint64_t v) {
     uint8_t b[4];
-    put_le(b, v, 4);
+    cllm_put_le(b, v, 4);
     cllm_atomic_write(af, b, 4);
 }
 static void write_u64(cllm_atomic_file *af, uint64_t v) {
     uint8_t b[8];
-    put_le(b, v, 8);
+    cllm_put_le(b, v, 8);
     cllm_atomic_write(af, b, 8);
 }
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/byteorder.h"
 #include "cllm/ggml_types.h"
 #include "cllm/kernels.h"
 #include "cllm/quant.h"
@@ -23,7 +24,6 @@
 #include "quant_internal.h"
 
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 /* ---- reference ---------------------------------------------------------- */
 
@@ -52,7 +52,7 @@ static float ref_dot_q8_0_q8_0(const void *w, const void *xq, int64_t n) {
     for (int64_t i = 0; i < n / 32; i++, a += CLLM_Q8_0_BYTES, b += CLLM_Q8_0_BYTES) {
         int32_t s = 0;
         for (int j = 0; j < 32; j++) s += (int32_t)(int8_t)a[2 + j] * (int32_t)(int8_t)b[2 + j];
-        sum += cllm_fp16_to_fp32(rd16(a)) * cllm_fp16_to_fp32(rd16(b)) * (float)s;
+        sum += cllm_fp16_to_fp32(cllm_get_le16(a)) * cllm_fp16_to_fp32(cllm_get_le16(b)) * (float)s;
     }
     return sum;
 }
@@ -66,7 +66,7 @@ static float ref_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n) {
             s += ((a[2 + j] & 0x0F) - 8) * (int32_t)(int8_t)b[2 + j];
             s += ((a[2 + j] >> 4) - 8) * (int32_t)(int8_t)b[2 + 16 + j];
         }
-        sum += cllm_fp16_to_fp32(rd16(a)) * cllm_fp16_to_fp32(rd16(b)) * (float)s;
+        sum += cllm_fp16_to_fp32(cllm_get_le16(a)) * cllm_fp16_to_fp32(cllm_get_le16(b)) * (float)s;
     }
     return sum;
 }
@@ -74,14 +74,14 @@ static float ref_dot_q4_0_q8_0(const void *w, const void *xq, int64_t n) {
 static float ref_dot_f16_f32(const void *w, const float *x, int64_t n) {
     const uint8_t *a = w;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) sum += cllm_fp16_to_fp32(rd16(a + 2 * i)) * x[i];
+    for (int64_t i = 0; i < n; i++) sum += cllm_fp16_to_fp32(cllm_get_le16(a + 2 * i)) * x[i];
     return sum;
 }
 
 static float ref_dot_bf16_f32(const void *w, const float *x, int64_t n) {
     const uint8_t *a = w;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) sum += cllm_bf16_to_fp32(rd16(a + 2 * i)) * x[i];
+    for (int64_t i = 0; i < n; i++) sum += cllm_bf16_to_fp32(cllm_get_le16(a + 2 * i)) * x[i];
     return sum;
 }
 
@@ -313,7 +313,7 @@ void cllm_quant_gemm_x16(const cllm_quant_kernels *k, uint32_t type, const void 
             for (int b = 0; b < nb; b++, blk += CLLM_Q8_0_BYTES) {
                 int32_t sum = 0;
                 for (int i = 0; i < 32; i++) sum += (int8_t)blk[2 + i];
-                dy[(size_t)t * nb + b] = cllm_fp16_to_fp32(rd16(blk));
+                dy[(size_t)t * nb + b] = cllm_fp16_to_fp32(cllm_get_le16(blk));
                 corr[(size_t)t * nb + b] = -c * sum;
             }
         }
