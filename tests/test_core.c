@@ -115,6 +115,57 @@ static void test_core_mmap_empty_and_small(void) {
     cllm_mmap_close(&map);
 }
 
+static void write_bytes(const char *path, int byte, size_t n) {
+    FILE *f = fopen(path, "wb");
+    for (size_t i = 0; i < n; i++) fputc(byte, f);
+    fclose(f);
+}
+
+/* A mapped file truncated under a guarded map: the read that used to be
+ * SIGBUS returns zeros, and the check names the file; a file rewritten in
+ * place is reported by the check; a file renamed over the mapped one is
+ * harmless (the map keeps the old inode, its bytes unchanged). */
+static void test_core_mmap_guard_survives_truncation(void) {
+    char dir[] = "/tmp/cllm_guard_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    const size_t n = 3 * 4096 + 100;
+    cllm_mmap_guard_enable();
+    cllm_error err;
+    /* truncated */
+    write_bytes(a, 7, n);
+    cllm_mmap m;
+    CHECK(cllm_mmap_open(&m, a, &err) == CLLM_OK && m.guard_slot > 0, "map, guarded");
+    CHECK(cllm_mmap_check(&m, a, &err) == CLLM_OK, "unchanged file passes");
+    CHECK(truncate(a, 0) == 0, "truncate");
+    volatile uint8_t last = m.data[n - 1]; /* SIGBUS without the guard */
+    CHECK(last == 0, "a truncated page reads as zero (got %u)", last);
+    CHECK(cllm_mmap_check(&m, a, &err) == CLLM_ERR_IO && strstr(err.msg, "truncated") && strstr(err.msg, a),
+          "check names the truncation: %s", err.msg);
+    cllm_mmap_close(&m);
+    /* rewritten in place (cp over it) */
+    write_bytes(a, 7, n);
+    CHECK(cllm_mmap_open(&m, a, &err) == CLLM_OK, "map again");
+    FILE *f = fopen(a, "r+b"); /* same inode, new size */
+    fputs("changed", f);
+    fclose(f);
+    CHECK(truncate(a, 100) == 0, "shrink");
+    CHECK(cllm_mmap_check(&m, a, &err) == CLLM_ERR_IO && strstr(err.msg, "modified in place"),
+          "in-place rewrite reported: %s", err.msg);
+    cllm_mmap_close(&m);
+    /* replaced by rename */
+    write_bytes(a, 7, n);
+    write_bytes(b, 9, 10);
+    CHECK(cllm_mmap_open(&m, a, &err) == CLLM_OK, "map third");
+    CHECK(rename(b, a) == 0, "rename over");
+    CHECK(cllm_mmap_check(&m, a, &err) == CLLM_OK && m.data[n - 1] == 7, "rename: map intact, check passes");
+    cllm_mmap_close(&m);
+    unlink(a);
+    rmdir(dir);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cllm-test-core-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -125,6 +176,7 @@ int main(void) {
     TEST_RUN(test_core_atomic_write_to_missing_dir_fails_cleanly);
     TEST_RUN(test_core_readers_refuse_non_regular_files);
     TEST_RUN(test_core_mmap_empty_and_small);
+    TEST_RUN(test_core_mmap_guard_survives_truncation);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cllm/fileio.h"
 
 #define CLLM_COMMAND(name, fn, summary) int fn(int argc, char **argv);
 #include "commands.h"
@@ -48,6 +49,10 @@ static void bound_openmp_spinning(char **argv) {
 
 int main(int argc, char **argv) {
     bound_openmp_spinning(argv);
+    /* Model files and shards stay mapped while a command runs (a server for
+     * days): a file truncated under us reads as zeros and is reported by the
+     * next check (cllm_model_check_file) instead of killing us with SIGBUS. */
+    cllm_mmap_guard_enable();
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;

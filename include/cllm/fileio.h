@@ -40,14 +40,34 @@ cllm_status cllm_file_read_all(const char *path, uint64_t max_len, char **data,
                                size_t *len, cllm_error *err);
 
 /* A read-only private memory map of a whole regular file. An empty file maps
- * to data == NULL, size == 0. Unmap with cllm_mmap_close (accepts zeroed). */
+ * to data == NULL, size == 0. Unmap with cllm_mmap_close (accepts zeroed).
+ *
+ * A file truncated or rewritten in place while mapped would kill the process
+ * with SIGBUS at the next read past its new end (a model served for days, a
+ * `cp` over it). With the guard enabled (cllm_mmap_guard_enable, once per
+ * process, by the programs that keep models mapped), such a read does not
+ * kill: the whole mapping is replaced by zero pages, marked damaged, and the
+ * read goes on; the owner asks cllm_mmap_check between units of work
+ * (a request, a generation) and stops with its error. A file replaced by
+ * rename (mv, an editor's save) is harmless: the map keeps the old inode. */
 typedef struct {
     const uint8_t *data; /* [size] bytes, borrowed until close */
     size_t size;
+    int guard_slot;      /* 1 + index in the SIGBUS guard's table; 0 = not registered */
+    uint64_t dev, ino;   /* identity of the mapped file at open */
+    int64_t mtime_ns;
 } cllm_mmap;
 
 cllm_status cllm_mmap_open(cllm_mmap *map, const char *path, cllm_error *err);
 void cllm_mmap_close(cllm_mmap *map);
+/* Installs the SIGBUS handler described above (idempotent, thread-safe).
+ * A SIGBUS outside every registered mapping still terminates the process. */
+void cllm_mmap_guard_enable(void);
+/* CLLM_ERR_IO naming path when a guarded read found the file shorter than
+ * its map (the map now reads zeros) or when the mapped file was modified in
+ * place since open (same inode, other size or modification time); CLLM_OK
+ * otherwise, also when path now names another file (renamed over ours). */
+cllm_status cllm_mmap_check(const cllm_mmap *map, const char *path, cllm_error *err);
 
 /* Fails unless `dir` exists, is a directory and is writable by us. */
 cllm_status cllm_dir_check_writable(const char *dir, cllm_error *err);

@@ -126,6 +126,10 @@ cllm_status cllm_gguf_open_memory(cllm_gguf **out, const void *data, size_t size
                                   const char *name, cllm_error *err);
 
 void cllm_gguf_close(cllm_gguf *g); /* accepts NULL */
+/* Whether the file behind an opened g is still the one that was mapped
+ * (cllm_mmap_check: truncated or modified in place is CLLM_ERR_IO naming
+ * the path); CLLM_OK for a file opened from memory. */
+cllm_status cllm_gguf_check_file(const cllm_gguf *g, cllm_error *err);
 
 const char *cllm_gguf_path(const cllm_gguf *g);
 uint32_t cllm_gguf_version(const cllm_gguf *g);

@@ -50,6 +50,13 @@ cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *
 /* 1 when m was made by cllm_model_load_gguf_mapped. */
 int cllm_model_is_mapped(const cllm_model *m);
 
+/* For a mapped model, whether its file is still the one mapped
+ * (cllm_gguf_check_file); callers that keep a model for long (the server,
+ * chat) ask between requests and turns, and after one, since with
+ * cllm_mmap_guard_enable a truncated file reads as zeros instead of killing
+ * the process. CLLM_OK for other models. */
+cllm_status cllm_model_check_file(const cllm_model *m, cllm_error *err);
+
 /* Bytes of weights one decoded token reads: every matrix view except the
  * token embedding (one row per token), plus the f32 1-D tensors. For an f32
  * model made by cllm_model_create, the same count in f32. */

@@ -9,6 +9,9 @@
 #include "cllm/fileio.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -73,9 +76,78 @@ cllm_status cllm_file_read_all(const char *path, uint64_t max_len, char **data,
     return CLLM_OK;
 }
 
+/* ---- the SIGBUS guard (fileio.h) -------------------------------------------
+ * A table of the live mappings' address ranges, written at open and close
+ * and read by the handler; atomics, because the handler may run on any
+ * thread while another opens or closes a map. 64 slots: a process maps a
+ * few model files and shards; a map that finds no free slot is unguarded. */
+#define GUARD_SLOTS 64
+static struct {
+    atomic_uintptr_t lo, hi; /* [lo, hi) page-rounded; lo == 0: free */
+    atomic_int used, damaged;
+} guard[GUARD_SLOTS];
+static size_t guard_page_size = 4096; /* set before the handler is installed (sysconf is not signal-safe) */
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    const uintptr_t a = (uintptr_t)si->si_addr;
+    for (int i = 0; i < GUARD_SLOTS; i++) {
+        const uintptr_t lo = atomic_load(&guard[i].lo), hi = atomic_load(&guard[i].hi);
+        if (!lo || a < lo || a >= hi) continue;
+        /* The file no longer backs [lo, hi): zero pages take its place, so
+         * the faulting read and every later one complete. mmap is one system
+         * call (not on POSIX's list of async-signal-safe functions, but it
+         * touches no user-space state). */
+        if (mmap((void *)lo, hi - lo, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+            atomic_store(&guard[i].damaged, 1);
+            return;
+        }
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL); /* not one of ours: die as without the guard */
+    raise(sig);
+}
+
+static void guard_install(void) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page > 0) guard_page_size = (size_t)page;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+void cllm_mmap_guard_enable(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, guard_install);
+}
+
+static int guard_register(const void *p, size_t n) {
+    const uintptr_t lo = (uintptr_t)p, hi = lo + (n + guard_page_size - 1) / guard_page_size * guard_page_size;
+    for (int i = 0; i < GUARD_SLOTS; i++) {
+        int expect = 0;
+        if (!atomic_compare_exchange_strong(&guard[i].used, &expect, 1)) continue;
+        atomic_store(&guard[i].damaged, 0);
+        atomic_store(&guard[i].hi, hi);
+        atomic_store(&guard[i].lo, lo);
+        return i + 1;
+    }
+    return 0;
+}
+
+static void guard_unregister(int slot) {
+    if (slot <= 0) return;
+    atomic_store(&guard[slot - 1].lo, 0);
+    atomic_store(&guard[slot - 1].hi, 0);
+    atomic_store(&guard[slot - 1].used, 0);
+}
+
 cllm_status cllm_mmap_open(cllm_mmap *map, const char *path, cllm_error *err) {
-    map->data = NULL;
-    map->size = 0;
+    memset(map, 0, sizeof *map);
     uint64_t size = 0;
     cllm_status st = cllm_file_check_regular(path, &size, err);
     if (st != CLLM_OK) return st;
@@ -84,21 +156,45 @@ cllm_status cllm_mmap_open(cllm_mmap *map, const char *path, cllm_error *err) {
         return cllm_error_set(err, CLLM_ERR_LIMIT, "%s: file too large to map", path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    struct stat id;
+    void *p = fstat(fd, &id) == 0 ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     int map_errno = errno;
     close(fd);
     if (p == MAP_FAILED)
         return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
     map->data = p;
     map->size = (size_t)size;
+    map->dev = (uint64_t)id.st_dev;
+    map->ino = (uint64_t)id.st_ino;
+    map->mtime_ns = (int64_t)id.st_mtim.tv_sec * 1000000000 + id.st_mtim.tv_nsec;
+    map->guard_slot = guard_register(p, map->size);
     return CLLM_OK;
 }
 
 void cllm_mmap_close(cllm_mmap *map) {
     if (!map) return;
+    guard_unregister(map->guard_slot); /* before the range can be reused by another mapping */
     if (map->data) munmap((void *)map->data, map->size);
-    map->data = NULL;
-    map->size = 0;
+    memset(map, 0, sizeof *map);
+}
+
+cllm_status cllm_mmap_check(const cllm_mmap *map, const char *path, cllm_error *err) {
+    if (!map->data) return CLLM_OK;
+    if (map->guard_slot > 0 && atomic_load(&guard[map->guard_slot - 1].damaged))
+        return cllm_error_set(err, CLLM_ERR_IO,
+                              "%s: the file was truncated while in use (its mapped pages now read as zeros); "
+                              "restart to load it again",
+                              path);
+    struct stat now;
+    if (stat(path, &now) != 0 || (uint64_t)now.st_dev != map->dev || (uint64_t)now.st_ino != map->ino)
+        return CLLM_OK; /* removed or replaced by rename: the mapped inode is intact */
+    const int64_t mtime = (int64_t)now.st_mtim.tv_sec * 1000000000 + now.st_mtim.tv_nsec;
+    if ((uint64_t)now.st_size != (uint64_t)map->size || mtime != map->mtime_ns)
+        return cllm_error_set(err, CLLM_ERR_IO,
+                              "%s: the file was modified in place while in use (size %llu -> %llu bytes); "
+                              "replace model files by rename (mv) and restart to load the new one",
+                              path, (unsigned long long)map->size, (unsigned long long)now.st_size);
+    return CLLM_OK;
 }
 
 cllm_status cllm_dir_check_writable(const char *dir, cllm_error *err) {

@@ -544,6 +544,10 @@ cllm_status cllm_gguf_open_memory(cllm_gguf **out, const void *data, size_t size
     return open_common(out, g, g->path, err);
 }
 
+cllm_status cllm_gguf_check_file(const cllm_gguf *g, cllm_error *err) {
+    return cllm_mmap_check(&g->map, g->path, err);
+}
+
 void cllm_gguf_close(cllm_gguf *g) {
     if (!g) return;
     cllm_mmap_close(&g->map);

@@ -330,6 +330,10 @@ cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *
 
 int cllm_model_is_mapped(const cllm_model *m) { return m && m->views != NULL; }
 
+cllm_status cllm_model_check_file(const cllm_model *m, cllm_error *err) {
+    return m->views ? cllm_gguf_check_file(m->views->g, err) : CLLM_OK;
+}
+
 size_t cllm_model_decode_weight_bytes(const cllm_model *m) {
     if (m->views) return m->views->weight_bytes;
     size_t b = 0;
