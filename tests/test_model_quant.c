@@ -453,6 +453,43 @@ static void test_model_quant_two_threads_match_one(void) {
     free(b);
 }
 
+/* A weight that is NaN or Inf (an fp16 block scale in q8_0, a float in f16, a
+ * norm weight) makes every logit non-finite: the mapped load refuses it,
+ * naming the tensor (issue: base models used to load with no check), unless
+ * skip_weight_check asks for the file as it is. */
+static void test_model_quant_non_finite_weights_refused(void) {
+    const cllm_model_config c = cfg_llama();
+    const char *poison[2] = {"blk.1.ffn_down.weight", "output_norm.weight"};
+    const uint32_t types[2] = {CLLM_GGML_F16, CLLM_GGML_Q8_0}; /* the norm stays f32 in both */
+    for (int k = 0; k < 2; k++) {
+        char f32[160], q[160];
+        snprintf(f32, sizeof f32, "%s/nan-%d-f32.gguf", tmpdir, k);
+        snprintf(q, sizeof q, "%s/nan-%d.gguf", tmpdir, k);
+        cllm_model *m = NULL;
+        cllm_error err = {0};
+        cllm_model_options o = infer_opts(8);
+        CHECK(cllm_model_create(&c, &o, &m, &err) == CLLM_OK, "create: %s", err.msg);
+        if (!m) return;
+        cllm_model_init_weights(m, 3);
+        for (int i = 0; i < cllm_model_num_tensors(m); i++) {
+            const cllm_tensor *t = cllm_model_tensor(m, i);
+            if (!strcmp(t->name, poison[k])) t->data[t->numel / 2] = k ? INFINITY : NAN;
+        }
+        CHECK(cllm_model_save_gguf(m, f32, NULL, &err) == CLLM_OK, "save: %s", err.msg);
+        cllm_model_destroy(m);
+        cllm_quantize_stats s;
+        CHECK(cllm_quantize_gguf(f32, q, types[k], &s, &err) == CLLM_OK, "quantize: %s", err.msg);
+        o.kv_slots = 1, o.kv_context = 8;
+        m = NULL;
+        CHECK(cllm_model_load_gguf_mapped(q, &o, &m, &err) == CLLM_ERR_NUMERIC && !m && strstr(err.msg, poison[k]) &&
+                  strstr(err.msg, q),
+              "%s poisoned: refused naming it: %s", poison[k], err.msg);
+        o.skip_weight_check = 1;
+        CHECK(cllm_model_load_gguf_mapped(q, &o, &m, &err) == CLLM_OK && m, "skip_weight_check loads it: %s", err.msg);
+        cllm_model_destroy(m);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cllm-test-mquant-XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -465,6 +502,7 @@ int main(void) {
     TEST_RUN(test_model_quant_ragged_rows_fall_back_to_f16);
     TEST_RUN(test_model_quant_bad_input);
     TEST_RUN(test_model_quant_two_threads_match_one);
+    TEST_RUN(test_model_quant_non_finite_weights_refused);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -39,6 +39,10 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
         if (!(v = cli_value(command, argc, argv, i))) return -1;
         return model_session_parse_cache_type(command, v, &a->cache_type) ? 1 : -1;
     }
+    if (!strcmp(flag, "--no-check-weights")) {
+        a->no_check_weights = 1;
+        return 1;
+    }
     if (!strcmp(flag, "--no-repack")) {
         a->no_repack = 1;
         return 1;
@@ -113,6 +117,7 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     opt.kv_context = context;
     opt.kv_type = a->cache_type;
     opt.keep_file_layout = a->no_repack;
+    opt.skip_weight_check = a->no_check_weights;
     opt.bf16_prompt = a->bf16_prompt;
     opt.max_seq = context < 512 ? context : 512; /* prompt chunk */
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,

@@ -25,6 +25,7 @@ typedef struct {
     const char *lora_path;  /* --lora FILE: a LoRA adapter GGUF applied without merging */
     int cache_type;         /* --cache-type f32|f16|q8_0: KV cache element type (a ggml id; f32 = 0) */
     int no_repack;          /* --no-repack: run the weights from the map (keep_file_layout) */
+    int no_check_weights;   /* --no-check-weights: skip the load-time NaN/Inf scan (skip_weight_check) */
     int bf16_prompt;        /* --bf16-prompt auto|own|onednn (cllm_bf16_prompt; auto = 0) */
 } model_session_args;
 
@@ -47,6 +48,8 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \
     "  --cache-type T    KV cache type: f32 (default), f16 (2x smaller, llama.cpp's default) or q8_0\n" \
     "                    (3.76x smaller), as llama.cpp's -ctk/-ctv\n" \
+    "  --no-check-weights  load a model even if a weight is NaN or Inf (default: refused at load,\n" \
+    "                    naming the tensor; such a model can only produce non-finite logits)\n" \
     "  --no-repack       run the weights from the file's mapping (default: copied at load into huge\n" \
     "                    pages, q8_0/q4_0/bf16 interleaved for the VNNI / AVX512-BF16 kernels:\n" \
     "                    their prompts ~2x faster, decoding 1.1-1.6x; same memory)\n" \

@@ -162,6 +162,8 @@ typedef struct {
                              q8_0 ~1.15x, f16/f32 ~1.1-1.2x (huge pages) */
     int bf16_prompt; /* mapped bf16 matrices, prompt chunks (cllm_bf16_prompt): AUTO (0) takes
                         ONEDNN on CPUs with AMX, else OWN */
+    int skip_weight_check; /* mapped models: 1 skips the load-time scan that refuses NaN/Inf in any
+                              weight (0, the default: one read of every weight at load) */
 } cllm_model_options;
 
 /* How prompt chunks of a mapped model multiply bf16 weights. */

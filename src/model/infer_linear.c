@@ -21,6 +21,7 @@
  * Does not: training or cllm_model_forward (forward.c refuses mapped
  * models), write files, or quantize anything (quantize.c, ggml_types.c).
  */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,7 +123,27 @@ static size_t view_bytes(const model_qmat *v) {
     return b;
 }
 
+/* Refuses a tensor with a NaN or Inf anywhere (a q8_0/q4_0 block's fp16
+ * scale included): such a model would only ever produce non-finite logits.
+ * data NULL: the rows are already f32 in row[rows * cols]; else each row of
+ * data is widened into row[cols] (scratch) and checked there. */
+static cllm_status check_rows_finite(const cllm_gguf *g, const char *name, uint32_t type, const uint8_t *data,
+                                     size_t row_bytes, int64_t rows, int64_t cols, float *row, cllm_error *err) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = data ? row : row + (size_t)r * (size_t)cols;
+        if (data) cllm_ggml_to_f32(type, data + (size_t)r * row_bytes, row, cols);
+        for (int64_t j = 0; j < cols; j++)
+            if (!isfinite(x[j]))
+                return cllm_error_set(err, CLLM_ERR_NUMERIC,
+                                      "%s: tensor '%s' holds %g at row %lld, column %lld: the file is damaged or its "
+                                      "training diverged (--no-check-weights loads it anyway)",
+                                      cllm_gguf_path(g), name, (double)x[j], (long long)r, (long long)j);
+    }
+    return CLLM_OK;
+}
+
 static cllm_status bind(cllm_model *m, struct model_infer_views *views, cllm_error *err) {
+    const int check = !m->opts.skip_weight_check;
     const cllm_gguf *g = views->g;
     uint64_t used = 0;
     for (int i = 0; i < m->n_tensors; i++) {
@@ -147,6 +168,9 @@ static cllm_status bind(cllm_model *m, struct model_infer_views *views, cllm_err
                 q->data = ft->data;
                 q->rows = (int)pn[p].rows;
                 cllm_ggml_row_size(ft->type, cols, &q->row_bytes);
+                if (check && (st = check_rows_finite(g, pn[p].name, q->type, q->data, q->row_bytes, q->rows, cols,
+                                                     views->deq, err)) != CLLM_OK)
+                    return st;
             } else {
                 /* 1-D tensor or position_embd: widen into the f32 block */
                 const int64_t rows = pn[p].rows;
@@ -155,6 +179,9 @@ static cllm_status bind(cllm_model *m, struct model_infer_views *views, cllm_err
                 for (int64_t r = 0; r < rows; r++)
                     cllm_ggml_to_f32(ft->type, (const uint8_t *)ft->data + (size_t)r * rb,
                                      t->data + (row0 + (size_t)r) * (size_t)cols, cols);
+                if (check && (st = check_rows_finite(g, pn[p].name, ft->type, NULL, rb, rows, cols,
+                                                     t->data + row0 * (size_t)cols, err)) != CLLM_OK)
+                    return st;
                 if (t->ndim == 1) views->weight_bytes += (size_t)rows * sizeof(float);
             }
             row0 += (size_t)pn[p].rows;

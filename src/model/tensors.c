@@ -244,7 +244,7 @@ static size_t plan_kv(cllm_model *m, float *base) {
 }
 
 cllm_model_options cllm_model_default_options(void) {
-    cllm_model_options o = {1, 64, 0, 0, 0, 0, CLLM_GGML_F32, 0, CLLM_BF16_PROMPT_AUTO};
+    cllm_model_options o = {1, 64, 0, 0, 0, 0, CLLM_GGML_F32, 0, CLLM_BF16_PROMPT_AUTO, 0};
     return o;
 }
 
