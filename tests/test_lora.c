@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cllm/kernels.h"
+#include "cllm/gguf.h"
 #include "cllm/lora.h"
 #include "cllm/model.h"
 #include "cllm/model_io.h"
@@ -267,6 +268,31 @@ static void test_lora_fresh_adapter_is_identity_and_bad_files(void) {
     CHECK(cllm_model_lora_load_gguf(other, path, &err) != CLLM_OK, "an adapter for another shape is refused");
     CHECK(strstr(err.msg, "n_embd") != NULL, "the error names the field: %s", err.msg);
     CHECK(cllm_model_lora_config(other) == NULL, "a failed load leaves no adapters");
+    /* the same adapter with alpha -1: refused deep in the adapter set-up, whose
+     * message knew no file; the loader names it */
+    char bad_path[80];
+    snprintf(bad_path, sizeof bad_path, "/tmp/test_lora_alpha%d.gguf", (int)getpid());
+    cllm_gguf *rg = NULL;
+    cllm_gguf_writer *w = cllm_gguf_writer_create();
+    CHECK(cllm_gguf_open(&rg, path, &err) == CLLM_OK && w, "reopen: %s", err.msg);
+    for (uint64_t i = 0; rg && i < cllm_gguf_n_kv(rg); i++) {
+        const cllm_gguf_kv *kv = cllm_gguf_kv_at(rg, i);
+        if (strcmp(kv->key, "adapter.lora.alpha")) cllm_gguf_set_kv(w, kv, &err);
+    }
+    cllm_gguf_set_f32(w, "adapter.lora.alpha", -1.0f, &err);
+    for (uint64_t i = 0; rg && i < cllm_gguf_n_tensors(rg); i++) {
+        const cllm_gguf_tensor *t = cllm_gguf_tensor_at(rg, i);
+        cllm_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->dims, t->data, t->nbytes, &err);
+    }
+    CHECK(cllm_gguf_writer_write(w, bad_path, &err) == CLLM_OK, "write: %s", err.msg);
+    cllm_gguf_writer_destroy(w);
+    cllm_gguf_close(rg);
+    cllm_model *fresh = make(&c, 0, 0, 5);
+    CHECK(cllm_model_lora_load_gguf(fresh, bad_path, &err) != CLLM_OK && strstr(err.msg, "alpha") &&
+              strstr(err.msg, bad_path),
+          "alpha -1 refused naming the file: %s", err.msg);
+    cllm_model_destroy(fresh);
+    unlink(bad_path);
     unsigned t;
     CHECK(cllm_lora_targets_parse("q,x", &t, &err) != CLLM_OK && strstr(err.msg, "\"x\""), "unknown target named");
     CHECK(cllm_lora_targets_parse("q,q", &t, &err) != CLLM_OK, "duplicate target refused");

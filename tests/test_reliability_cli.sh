@@ -35,4 +35,10 @@ check "generate says it uses a 4096-token context" grep -q "using a 4096-token c
 check "serve --ctx 2^20 --parallel 64 (256 GiB of cache) exits 2" test $? -eq 2
 check "and says what to lower" grep -q "KV cache for 65 slots needs .* GiB, more than 3/4 of this machine's" "$work/err"
 
+# ---- bytes from inputs never drive the terminal ----
+"$bin" generate -m "$work/no$(printf '\033')[31mred$(printf '\377').gguf" -p x >/dev/null 2>"$work/err"
+check "a missing model exits 1" test $? -eq 1
+check "the escape byte and invalid UTF-8 in the path are shown as \\xNN" grep -qF 'no\x1b[31mred\xff.gguf' "$work/err"
+check "no raw escape byte reaches stderr" bash -c "! grep -q \$'\\x1b' '$work/err'"
+
 finish

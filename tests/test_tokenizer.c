@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cllm/rng.h"
+#include "cllm/gguf.h"
 #include "cllm/tokenizer.h"
 #include "test.h"
 
@@ -576,6 +577,39 @@ static void test_tokenizer_far_ids_rejected_before_allocating(void) {
     rmdir(dir);
 }
 
+/* Errors name the file: a newer cllm tokenizer file is reported as such (it
+ * was read as a bad tiktoken file), and a GGUF tokenizer whose keys have the
+ * wrong types is reported with the GGUF's path (the getters' messages alone
+ * did not name it). */
+static void test_tokenizer_errors_name_the_file(void) {
+    char dir[] = "/tmp/cllm_tok_name_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char p1[128];
+    snprintf(p1, sizeof p1, "%s/tok-v2.cllm", dir);
+    cllm_tokenizer *t = NULL;
+    cllm_error err;
+    write_file(p1, "cllm-tokenizer 2\nrule merges\n");
+    CHECK(cllm_tokenizer_load_any(p1, CLLM_PRETOK_GPT2, &t, &err) == CLLM_ERR_FORMAT && !t &&
+              strstr(err.msg, "version 2") && strstr(err.msg, p1) && !strstr(err.msg, "tiktoken"),
+          "version 2: %s", err.msg);
+    snprintf(p1, sizeof p1, "%s/t.gguf", dir);
+    cllm_gguf_writer *w = cllm_gguf_writer_create();
+    const char *tokens[2] = {"a", "b"}; /* no byte tokens: the vocabulary check deep down knows no file */
+    const int32_t types[2] = {1, 1};
+    CHECK(w && cllm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", &err) == CLLM_OK &&
+              cllm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", tokens, NULL, 2, &err) == CLLM_OK &&
+              cllm_gguf_set_arr(w, "tokenizer.ggml.token_type", CLLM_GGUF_INT32, types, 2, &err) == CLLM_OK &&
+              cllm_gguf_writer_write(w, p1, &err) == CLLM_OK,
+          "write gguf: %s", err.msg);
+    cllm_gguf_writer_destroy(w);
+    CHECK(cllm_tokenizer_read_gguf(p1, &t, &err) != CLLM_OK && !t && strstr(err.msg, p1),
+          "GGUF tokenizer error names the file: %s", err.msg);
+    unlink(p1);
+    snprintf(p1, sizeof p1, "%s/tok-v2.cllm", dir);
+    unlink(p1);
+    rmdir(dir);
+}
+
 static void test_tokenizer_gguf_roundtrip(void) {
     char *en = make_text(english_words, sizeof english_words / sizeof *english_words, 30000, 12);
     char dir[] = "/tmp/cllm_tok_gguf_XXXXXX";
@@ -627,6 +661,7 @@ int main(void) {
     TEST_RUN(test_tokenizer_bad_files_rejected);
     TEST_RUN(test_tokenizer_bad_foreign_files_rejected);
     TEST_RUN(test_tokenizer_far_ids_rejected_before_allocating);
+    TEST_RUN(test_tokenizer_errors_name_the_file);
     TEST_RUN(test_tokenizer_gguf_roundtrip);
     return test_finish();
 }

@@ -10,18 +10,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Length of the valid UTF-8 character at s (1-4), or 0 when s starts an
+ * invalid or truncated sequence. */
+static int utf8_char(const unsigned char *s) {
+    if (s[0] < 0x80) return 1;
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    if (n == 0 || (n == 3 && s[0] > 0xef)) return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) || (s[0] == 0xf0 && s[1] < 0x90) ||
+        (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0; /* overlong, surrogate, beyond U+10FFFF */
+    return n;
+}
+
+void cli_print_safe(FILE *out, const char *text) {
+    const unsigned char *s = (const unsigned char *)text;
+    while (*s) {
+        int n = utf8_char(s);
+        if (n == 1 && (*s >= 0x20 || *s == '\n' || *s == '\t') && *s != 0x7f) fputc(*s, out);
+        else if (n > 1) fwrite(s, 1, (size_t)n, out);
+        else fprintf(out, "\\x%02x", *s), n = 1; /* escape sequences, control bytes, invalid UTF-8 */
+        s += n;
+    }
+}
+
 int cli_usage_error(const char *command, const char *fmt, ...) {
+    char msg[2048];
     va_list ap;
-    fprintf(stderr, "cllm %s: ", command);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "cllm %s: ", command);
+    cli_print_safe(stderr, msg);
     fprintf(stderr, "\nRun 'cllm %s --help' for usage.\n", command);
     return CLI_EXIT_USAGE;
 }
 
 int cli_fail(const char *command, const cllm_error *err) {
-    fprintf(stderr, "cllm %s: error: %s\n", command, err->msg);
+    fprintf(stderr, "cllm %s: error: ", command);
+    cli_print_safe(stderr, err->msg);
+    fputc('\n', stderr);
     return CLI_EXIT_DATA;
 }
 

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "cllm/status.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
@@ -18,6 +20,10 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
 int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "cllm <command>: error: <err->msg>"; returns CLI_EXIT_DATA. */
 int cli_fail(const char *command, const cllm_error *err);
+/* Writes text to out with control bytes (escape sequences from a file's
+ * metadata, say) and invalid UTF-8 shown as \\xNN, so no input can drive
+ * the terminal; newlines and tabs pass. Every error above goes through it. */
+void cli_print_safe(FILE *out, const char *text);
 
 /* True when argv[i] is --help or -h. */
 int cli_is_help(const char *arg);

@@ -45,6 +45,10 @@ cllm_status cllm_error_set(cllm_error *err, cllm_status status, const char *fmt,
 void cllm_error_prefix(cllm_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Prefixes "path: " unless the message already names path: for functions
+ * whose deeper errors (a getter, a shared parser) may not know the file. */
+void cllm_error_name_file(cllm_error *err, const char *path);
+
 void cllm_error_clear(cllm_error *err);
 
 /* Always-on assertion for internal invariants (never for input validation). */

@@ -42,6 +42,10 @@ void cllm_error_prefix(cllm_error *err, const char *fmt, ...) {
     memcpy(err->msg, joined, sizeof joined);
 }
 
+void cllm_error_name_file(cllm_error *err, const char *path) {
+    if (err && path && !strstr(err->msg, path)) cllm_error_prefix(err, "%s", path);
+}
+
 void cllm_error_clear(cllm_error *err) {
     if (!err) return;
     err->status = CLLM_OK;

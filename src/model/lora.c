@@ -353,7 +353,15 @@ cllm_status cllm_model_lora_save_gguf(const cllm_model *m, const char *path, cll
     return st;
 }
 
+static cllm_status lora_load(cllm_model *m, const char *path, cllm_error *err);
+
 cllm_status cllm_model_lora_load_gguf(cllm_model *m, const char *path, cllm_error *err) {
+    cllm_status st = lora_load(m, path, err);
+    if (st != CLLM_OK) cllm_error_name_file(err, path);
+    return st;
+}
+
+static cllm_status lora_load(cllm_model *m, const char *path, cllm_error *err) {
     if (m->lora) return cllm_error_set(err, CLLM_ERR_ARG, "%s: the model already has adapters", path);
     cllm_gguf *g = NULL;
     cllm_status st = cllm_gguf_open(&g, path, err);

@@ -103,7 +103,15 @@ static cllm_status opt_str(const cllm_gguf *g, const char *key, char *buf, size_
     return cllm_gguf_get_str_buf(g, key, buf, cap, err);
 }
 
+static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err);
+
 cllm_status cllm_tokenizer_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err) {
+    cllm_status st = from_gguf(g, out, err);
+    if (st != CLLM_OK) cllm_error_name_file(err, cllm_gguf_path(g));
+    return st;
+}
+
+static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err) {
     *out = NULL;
     const char *path = cllm_gguf_path(g);
     char model[32], pre[64], rule[16], pattern[16];

@@ -21,7 +21,8 @@
 #include "cllm/fileio.h"
 #include "tok_internal.h"
 
-#define FILE_MAGIC "cllm-tokenizer 1"
+#define FILE_KIND "cllm-tokenizer " /* then the version */
+#define FILE_MAGIC FILE_KIND "1"
 
 cllm_status cllm_tokenizer_save(const cllm_tokenizer *t, const char *path, cllm_error *err) {
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "%s: tokenizer not finalized", path);
@@ -116,8 +117,14 @@ cllm_status cllm_tokenizer_parse(const char *data, size_t len, const char *name,
         st = cllm_error_set(err, CLLM_ERR_FORMAT, __VA_ARGS__);                    \
         goto fail;                                                                 \
     } while (0)
-    if (!next_line(&r) || !line_is(&r, FILE_MAGIC))
+    if (!next_line(&r)) BAD("%s:1: not a cllm tokenizer file (expected '%s')", name, FILE_MAGIC);
+    if (!line_is(&r, FILE_MAGIC)) {
+        const size_t k = strlen(FILE_KIND);
+        if (r.line_len > k && r.line_len < 32 && !memcmp(r.line, FILE_KIND, k))
+            BAD("%s:1: cllm tokenizer file version %.*s; this cllm reads version 1 (written by a newer cllm?)", name,
+                (int)(r.line_len - k), r.line + k);
         BAD("%s:1: not a cllm tokenizer file (expected '%s')", name, FILE_MAGIC);
+    }
     cllm_bpe_rule rule;
     if (!next_line(&r)) BAD("%s: truncated after line %zu", name, r.line_no);
     if (line_is(&r, "rule ranks")) rule = CLLM_BPE_RANKS;
@@ -236,7 +243,7 @@ cllm_status cllm_tokenizer_load_any(const char *path, cllm_pretok_kind kind, cll
     char head[64] = {0};
     size_t n = fread(head, 1, sizeof head - 1, f);
     fclose(f);
-    if (n >= strlen(FILE_MAGIC) && !memcmp(head, FILE_MAGIC, strlen(FILE_MAGIC)))
+    if (n >= strlen(FILE_KIND) && !memcmp(head, FILE_KIND, strlen(FILE_KIND))) /* any version: its reader says which */
         return cllm_tokenizer_load(path, out, err);
     if (n >= 4 && !memcmp(head, "GGUF", 4)) return cllm_tokenizer_read_gguf(path, out, err);
     size_t i = 0;
