@@ -352,6 +352,20 @@ for hs in holders:
 time.sleep(0.5)
 check("slots free again after the holders left", json.loads(req("GET", "/health")[1])["slots_processing"] == 0)
 
+# ---- a model whose logits are all NaN: 500 / SSE error naming the cause, server up ----
+NPORT = int(os.environ["NAN_PORT"])
+for mp in (0.05, 0.5):
+    s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 4, "min_p": mp}, port=NPORT)
+    check(f"NaN logits, min_p {mp}: 500 naming the cause", s == 500 and "no finite logit" in json.loads(t)["error"]["message"],
+          f"{s} {t[:200]}")
+s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 4, "temperature": 0, "stream": True, "logprobs": True},
+              port=NPORT)
+ev, done = sse_events(t)
+check("NaN logits, stream: an SSE error event then [DONE]", s == 200 and done and ev and "error" in ev[-1]
+      and "no finite logit" in ev[-1]["error"]["message"], t[:300])
+s, t, _ = req("GET", "/health", port=NPORT)
+check("NaN logits: the server is still up, slot free", s == 200 and json.loads(t)["slots_processing"] == 0, t)
+
 # ---- bounded load test: 32 requests from 8 threads; every answer 200 or 429 ----
 codes = []
 lock = threading.Lock()

@@ -44,8 +44,12 @@ start() {
 }
 start main --parallel 2 --queue 1 --max-body 4096 --max-header 8192 --timeout 2 --debug-step-delay 5
 start keyed --api-key sekret-key-123
+# A diverged model (every logit NaN): each request fails with a 500 or an SSE
+# error event naming the cause, and the server stays up.
+/usr/bin/python3 "$here/nan_model.py" "$model" "$work/nan.gguf" || fail_all "nan_model.py"
+start nan -m "$work/nan.gguf" --parallel 1
 expected=$("$bin" generate -m "$model" -p "the cat" -n 20 --temperature 0 --no-echo --threads 1 2>/dev/null)
-CLLM_BIN="$bin" MODEL="$model" WEB_PAGE="$here/../web/index.html" EXPECTED_GREEDY="$expected" \
+NAN_PORT="$PORT_nan" CLLM_BIN="$bin" MODEL="$model" WEB_PAGE="$here/../web/index.html" EXPECTED_GREEDY="$expected" \
     /usr/bin/python3 "$here/server_cases.py" "$PORT_main" "$PORT_keyed" | tee "$work/cases.out"
 add_results "$work/cases.out" "server cases: "
 # Command-line checks (no server needed).

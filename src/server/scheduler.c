@@ -218,6 +218,18 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     cllm_token_logprob top[CLLM_GENERATE_MAX_TOP];
     float lp = 0.0f;
     int32_t tok = cllm_sampler_sample(q->sampler, logits, &lp, top, r->n_top);
+    if (tok < 0) { /* no finite logit: the request fails (500 / SSE error event); the server goes on */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the model produced no finite logit at position %d (every logit is NaN or infinite)",
+                 cllm_model_kv_length(s->model, q->slot));
+        lap(s, SRV_PH_SAMPLE);
+        pthread_mutex_lock(&s->mu);
+        request_fail_locked(r, msg);
+        seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     cllm_sampler_accept(q->sampler, tok);
     q->n_gen++;
     char out[CLLM_TEXT_STREAM_OUT_MAX];
