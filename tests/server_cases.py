@@ -112,6 +112,32 @@ cases = [
     ("detokenize id out of range", "/detokenize", {"tokens": [1, 300]}, 400, "tokens[1]"),
     ("detokenize negative id", "/detokenize", {"tokens": [-1]}, 400, "tokens[0]"),
     ("tokenize missing content", "/tokenize", {}, 400, "content"),
+    # numbers out of range are refused before any cast (a double -> int64 cast was undefined behaviour)
+    ("max_tokens 1e20", CHAT, '{"messages":[{"role":"user","content":"x"}],"max_tokens":1e20}', 400, "max_tokens"),
+    ("max_tokens 1e400 (inf)", CMPL, '{"prompt":"x","max_tokens":1e400}', 400, "max_tokens"),
+    ("seed 1e20", CMPL, '{"prompt":"x","seed":1e20}', 400, "seed"),
+    ("seed -1e19", CMPL, '{"prompt":"x","seed":-1e19}', 400, "seed"),
+    ("top_k 1e20", CMPL, '{"prompt":"x","top_k":1e20}', 400, "top_k"),
+    ("n 1e20", CMPL, '{"prompt":"x","n":1e20}', 400, "n"),
+    ("logprobs 1e300 (completions)", CMPL, '{"prompt":"x","logprobs":1e300}', 400, "logprobs"),
+    ("top_logprobs 1e19", CHAT, '{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":1e19}', 400,
+     "top_logprobs"),
+    # fields cllm does not implement: a 400 naming them, never a silent 200
+    ("response_format json_object", CHAT, {"messages": msgs, "response_format": {"type": "json_object"}}, 400,
+     "response_format"),
+    ("response_format json_schema", CMPL, {"prompt": "x", "response_format": {"type": "json_schema"}}, 400,
+     "response_format"),
+    ("grammar", CMPL, {"prompt": "x", "grammar": "root ::= \"a\""}, 400, "grammar"),
+    ("tools with tool_choice required", CHAT, {"messages": msgs, "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {}}}], "tool_choice": "required"}, 400, "tools"),
+    ("tool_choice required", CHAT, {"messages": msgs, "tool_choice": "required"}, 400, "tool_choice"),
+    ("continue_final_message", CHAT, {"messages": msgs, "continue_final_message": True}, 400, "continue_final_message"),
+    ("echo true", CMPL, {"prompt": "x", "echo": True}, 400, "echo"),
+    ("best_of 3", CMPL, {"prompt": "x", "best_of": 3}, 400, "best_of"),
+    ("unknown field", CHAT, {"messages": msgs, "frobnicate": 1}, 400, "frobnicate"),
+    ("chat field on completions", CMPL, {"prompt": "x", "messages": msgs}, 400, "messages"),
+    ("user not a string", CHAT, {"messages": msgs, "user": 5}, 400, "user"),
+    ("embeddings dimensions", "/v1/embeddings", {"input": "x", "dimensions": 8}, 400, "dimensions"),
 ]
 for name, path, body, status, param in cases:
     raw = body if isinstance(body, str) else None
@@ -125,6 +151,29 @@ for name, path, body, status, param in cases:
         t = f"{t[:200]} ({ex})"
     check(f"bad input: {name} -> {status} naming {param}", ok, f"got {s} {t[:200]}")
     check(f"health after {name}", health_ok())
+
+# fields accepted deliberately: their "off" values, and user
+for name, body in [("response_format text", {"response_format": {"type": "text"}}), ("user", {"user": "u-1"}),
+                   ("tool_choice none, tools []", {"tool_choice": "none", "tools": []}),
+                   ("continue_final_message false", {"continue_final_message": False}), ("n 1", {"n": 1}),
+                   ("seed 1e19 (above int64)", {"seed": 1e19}), ("seed -5", {"seed": -5})]:
+    s, t, _ = req("POST", CHAT, dict(messages=msgs, max_tokens=2, **body))
+    check(f"accepted: {name}", s == 200, f"{s} {t[:200]}")
+
+# a 400 quoting invalid UTF-8 from the request is still valid UTF-8 JSON
+for name, raw in [("role", b'{"messages":[{"role":"wiz\xff\xfe","content":"x"}]}'),
+                  ("field name", b'{"messages":[{"role":"user","content":"x"}],"a\xc3":1}')]:
+    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    c.request("POST", CHAT, body=raw, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    try:
+        e = json.loads(data.decode("utf-8"))["error"]
+        good = r.status == 400 and "\ufffd" in e["message"]
+    except (UnicodeDecodeError, ValueError, KeyError) as ex:
+        good, e = False, ex
+    check(f"invalid UTF-8 in the request ({name}): the 400 is valid UTF-8 with U+FFFD", good, f"{r.status} {data[:120]!r}")
 
 s, t, _ = req("POST", "/nope", {})
 check("unknown route 404", s == 404 and "error" in json.loads(t))

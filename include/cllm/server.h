@@ -35,6 +35,7 @@
 
 #include "cllm/chat.h"
 #include "cllm/model.h"
+#include "cllm/sampler.h"
 #include "cllm/status.h"
 #include "cllm/tokenizer.h"
 
@@ -51,10 +52,21 @@ typedef struct {
     int timeout_s;           /* idle connection timeout, seconds (slow clients) */
     int max_n;               /* largest `n` (choices per request) */
     int debug_step_delay_ms; /* sleep after each worker step (tests: makes slots stay busy); 0 */
+    int n_predict;           /* tokens generated when a request gives no max_tokens; 0: to the end of the
+                                context for chat, 16 for completions (OpenAI's defaults) */
+    const cllm_sampler_params *sampling; /* defaults of requests' sampling fields; NULL: the API's
+                                (temperature 1, top_p 1, top_k/min_p/penalties off); borrowed */
+    int64_t seed;            /* seed of requests that give none; -1: a different one per request */
+    int request_timeout_s;   /* a generation running longer ends with finish_reason "length"; 0: none */
+    int no_ui;               /* 1: GET / answers 404 */
+    int no_metrics;          /* 1: GET /metrics answers 404 */
+    int slots_endpoint;      /* 1: GET /slots answers (llama.cpp's --slots) */
 } cllm_server_params;
 
 /* host 127.0.0.1, port 8080, no key, model_name "cllm", parallel 4,
- * queue 16, max_body 1 MiB, max_header 16 KiB, timeout 30 s, max_n 8. */
+ * queue 16, max_body 1 MiB, max_header 16 KiB, timeout 30 s, max_n 8,
+ * n_predict 0, sampling NULL, seed -1, no request timeout, UI and metrics on,
+ * /slots off. */
 cllm_server_params cllm_server_default_params(void);
 
 typedef struct cllm_server cllm_server;

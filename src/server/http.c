@@ -46,6 +46,7 @@ cllm_server_params cllm_server_default_params(void) {
     p.max_header = 16 << 10;
     p.timeout_s = 30;
     p.max_n = 8;
+    p.seed = -1;
     return p;
 }
 
@@ -113,10 +114,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     return n;
 }
 
-static enum MHD_Result start_generation(cllm_server *s, struct MHD_Connection *c, conn_state *cs, srv_kind kind) {
+static enum MHD_Result start_generation(cllm_server *s, struct MHD_Connection *c, conn_state *cs, srv_kind kind,
+                                        int native) {
     srv_request *r = NULL;
-    srv_reply rep = kind == SRV_EMBED ? srv_parse_embeddings(s, cs->body.data, cs->body.len, &r)
-                                      : srv_parse_generation(s, kind, cs->body.data, cs->body.len, &r);
+    srv_reply rep = kind == SRV_EMBED ? srv_parse_embeddings(s, cs->body.data, cs->body.len, native, &r)
+                                      : srv_parse_generation(s, kind, native, cs->body.data, cs->body.len, &r);
     if (!r) return send_reply(s, c, rep);
     r->conn = c;
     cs->req = r; /* the connection's reference */
@@ -197,11 +199,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     int post = strcmp(method, "POST") == 0;
     if (post && (strcmp(url, "/v1/chat/completions") == 0 || strcmp(url, "/chat/completions") == 0))
-        return start_generation(s, c, cs, SRV_CHAT);
+        return start_generation(s, c, cs, SRV_CHAT, 0);
     if (post && (strcmp(url, "/v1/completions") == 0 || strcmp(url, "/completions") == 0))
-        return start_generation(s, c, cs, SRV_COMPLETION);
+        return start_generation(s, c, cs, SRV_COMPLETION, 0);
     if (post && (strcmp(url, "/v1/embeddings") == 0 || strcmp(url, "/embeddings") == 0))
-        return start_generation(s, c, cs, SRV_EMBED);
+        return start_generation(s, c, cs, SRV_EMBED, 0);
     int handled = 0;
     srv_reply rep = srv_route_simple(s, method, url, cs->body.data, cs->body.len, &handled);
     if (handled) return send_reply(s, c, rep);

@@ -22,11 +22,17 @@ srv_reply srv_error(int status, const char *type, const char *param, const char 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* The message and param may quote the request (a field name, a role):
+     * JSON must be valid UTF-8, so bad bytes (or a character cut by %.40s)
+     * become U+FFFD rather than being copied. */
+    char *m = srv_utf8_repair(msg, strlen(msg)), *pm = param ? srv_utf8_repair(param, strlen(param)) : NULL;
     cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "message", m ? m : "");
     cJSON_AddStringToObject(e, "type", type);
-    if (param) cJSON_AddStringToObject(e, "param", param);
+    if (param) cJSON_AddStringToObject(e, "param", pm ? pm : "");
     else cJSON_AddNullToObject(e, "param");
+    free(m);
+    free(pm);
     if (code) cJSON_AddStringToObject(e, "code", code);
     else cJSON_AddNullToObject(e, "code");
     srv_reply r = {status, cJSON_PrintUnformatted(root), "application/json"};

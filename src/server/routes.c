@@ -89,13 +89,7 @@ static srv_reply route_detokenize(cllm_server *s, const char *body, size_t len) 
     }
     free(ids);
     /* Raw token bytes may not be valid UTF-8: repair for JSON. */
-    char *fixed = malloc(3 * (tl + 4) + 4);
-    cllm_utf8_stream st = {0};
-    size_t k = fixed ? cllm_utf8_stream_feed(&st, (const uint8_t *)text, tl, fixed) : 0;
-    if (fixed) {
-        k += cllm_utf8_stream_flush(&st, fixed + k);
-        fixed[k] = '\0';
-    }
+    char *fixed = srv_utf8_repair(text, tl);
     free(text);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "content", fixed ? fixed : "");

@@ -62,6 +62,7 @@ struct srv_request {
     int refs;                   /* connection + worker (mu) */
     srv_kind kind;
     int stream, include_usage;
+    int native;                 /* llama.cpp's /completion or /embedding: its request and response shapes */
     int want_logprobs;          /* chat: logprobs true; completion: logprobs given */
     int n_top;                  /* alternatives per token */
     char id[48];
@@ -163,6 +164,9 @@ size_t srv_utf8_complete(const char *s, size_t len);
 /* A token's bytes as valid UTF-8 text (invalid bytes -> U+FFFD), and the
  * raw bytes as a JSON int array. */
 cJSON *srv_token_text(const cllm_tokenizer *tok, int32_t id);
+/* s[n] as a new NUL-terminated valid UTF-8 string (invalid bytes -> U+FFFD);
+ * owned by the caller; NULL when out of memory. */
+char *srv_utf8_repair(const char *s, size_t n);
 cJSON *srv_token_bytes(const cllm_tokenizer *tok, int32_t id);
 
 typedef struct {
@@ -174,8 +178,9 @@ typedef struct {
 /* ---- request.c: request bodies -> srv_request ---------------------------- */
 /* Parses a generation request; on success *out is a new request (refs 1,
  * the connection's) and the reply's status is 0. */
-srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, size_t len, srv_request **out);
-srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, srv_request **out);
+srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const char *body, size_t len,
+                               srv_request **out);
+srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, int native, srv_request **out);
 /* The body as a JSON object: on success *out is owned by the caller and the
  * reply's status is 0; else *out is NULL and the reply is a 400. */
 srv_reply srv_parse_root(const char *body, size_t len, cJSON **out);
