@@ -198,8 +198,11 @@ check("empty stop strings are ignored", s == 200 and json.loads(t)["usage"]["com
 expected = os.environ["EXPECTED_GREEDY"]
 s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0})
 d = json.loads(t)
-check("completion shape", s == 200 and d["object"] == "text_completion" and d["usage"] ==
-      {"prompt_tokens": 7, "completion_tokens": 20, "total_tokens": 27}, t)
+u = d.get("usage", {})
+check("completion shape", s == 200 and d["object"] == "text_completion" and d["system_fingerprint"].startswith("fp_")
+      and {k: u.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")} ==
+      {"prompt_tokens": 7, "completion_tokens": 20, "total_tokens": 27}
+      and 0 <= u["prompt_tokens_details"]["cached_tokens"] <= 6 and d["timings"]["predicted_n"] == 20, t)
 check("greedy completion equals cllm generate", d["choices"][0]["text"] == expected,
       f"{d['choices'][0]['text']!r} vs {expected!r}")
 s, t, ct = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0, "stream": True,
@@ -388,6 +391,92 @@ time.sleep(0.3)
 check("disconnect: slot was busy, then freed", busy == 1 and freed, f"busy {busy}")
 check("disconnect: counted as cancelled", metric("cllm_requests_cancelled_total") == cancelled0 + 1)
 check("disconnect: generation stopped", metric("cllm_generated_tokens_total") == gen_tokens)
+
+# ---- a non-streamed request whose client disconnects frees its slot within a step ----
+cancelled0 = metric("cllm_requests_cancelled_total")
+ns = open_stream({"prompt": "the", "max_tokens": 120, "temperature": 0})
+t0 = time.time()
+while json.loads(req("GET", "/health")[1])["slots_processing"] == 0 and time.time() - t0 < 2:
+    time.sleep(0.005)
+time.sleep(0.05)
+ns.close()
+t0 = time.time()
+freed_after = None
+while time.time() - t0 < 2.0:  # 120 tokens x >= 5 ms: about 0.5 s would be left
+    if json.loads(req("GET", "/health")[1])["slots_processing"] == 0:
+        freed_after = time.time() - t0
+        break
+    time.sleep(0.002)
+check("non-stream disconnect: slot freed within about a step", freed_after is not None and freed_after < 0.1,
+      f"freed after {freed_after}")
+check("non-stream disconnect: counted as cancelled", metric("cllm_requests_cancelled_total") == cancelled0 + 1)
+
+# ---- chat streams: a role-only first chunk, then content ----
+s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 4, "temperature": 0, "stream": True})
+ev, done = sse_events(t)
+d0 = ev[0]["choices"][0]["delta"]
+check("chat stream: the first chunk carries only the role", d0 == {"role": "assistant", "content": ""}
+      and all("role" not in c["choices"][0]["delta"] for c in ev[1:]) and ev[0]["system_fingerprint"], t[:300])
+
+# ---- llama.cpp's native routes and fields ----
+s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 6, "temperature": 0, "n_probs": 2,
+                                      "cache_prompt": True})
+d = json.loads(t) if s == 200 else {}
+check("/completion: content, stop, tokens_predicted, timings, n_probs", s == 200 and d["content"] == expected[:len(d["content"])]
+      and d["stop"] is True and d["tokens_predicted"] == 6 and d["timings"]["predicted_n"] == 6
+      and len(d["completion_probabilities"]) == 6 and len(d["completion_probabilities"][0]["top_logprobs"]) == 2, t[:300])
+s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 4, "temperature": 0, "stream": True})
+blocks = [json.loads(b[6:]) for b in t.strip().split("\n\n")]
+check("/completion stream: content chunks, a last one with stop and timings, no [DONE]", s == 200
+      and blocks[-1]["stop"] is True and "timings" in blocks[-1] and not blocks[0]["stop"]
+      and "".join(b["content"] for b in blocks) == expected[:len("".join(b["content"] for b in blocks))], t[:300])
+s, t, _ = req("POST", "/completion", {"prompt": "x", "logprobs": 2})
+check("/completion: an OpenAI-only field is a 400", s == 400 and json.loads(t)["error"]["param"] == "logprobs", t[:200])
+s, t, _ = req("GET", "/props")
+d = json.loads(t)
+check("/props: total_slots and n_ctx", s == 200 and d["total_slots"] == 2 and d["default_generation_settings"]["n_ctx"] == 128, t)
+s, t, _ = req("GET", "/slots")
+check("/slots is off without --slots", s == 404, f"{s}")
+s, t, _ = req("POST", "/apply-template", {"messages": msgs})
+check("/apply-template: the template's prompt text", s == 200 and "the cat" in json.loads(t)["prompt"], t)
+s, t, _ = req("POST", "/embedding", {"content": "the cat"})
+d = json.loads(t) if s == 200 else [{}]
+check("/embedding: [{index, embedding}]", s == 200 and len(d[0]["embedding"]) == 32, t[:200])
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 3, "temperature": 0, "logit_bias": [[32, False], [" ", -100]]})
+check("logit_bias array form, with false and a string", s == 200 and " " not in json.loads(t)["choices"][0]["text"], t)
+s, t, _ = req("GET", "/metrics")
+check("metrics under llama.cpp's names", "llamacpp:prompt_tokens_total " in t and "llamacpp:tokens_predicted_total " in t
+      and "llamacpp:n_decode_total " in t)
+
+# ---- server-side defaults, switches, CORS, the key from a file and from CLLM_API_KEY ----
+XPORT, EPORT = int(os.environ["EXTRA_PORT"]), int(os.environ["ENVKEY_PORT"])
+XKEY = {"Authorization": "Bearer file-key-456"}
+s, t, _ = req("POST", CHAT, {"messages": msgs}, port=XPORT, headers=XKEY)
+check("--n-predict 5: a chat request without max_tokens stops at 5", s == 200 and json.loads(t)["usage"]["completion_tokens"] == 5, t[:300])
+a = json.loads(req("POST", CMPL, {"prompt": "the"}, port=XPORT, headers=XKEY)[1])["choices"][0]["text"]
+check("--temp 0 is the default temperature (greedy)", a == json.loads(req(
+    "POST", CMPL, {"prompt": "the", "max_tokens": 5, "temperature": 0}, port=XPORT, headers=XKEY)[1])["choices"][0]["text"])
+check("--no-ui: / is 404", req("GET", "/", port=XPORT)[0] == 404)
+check("--no-metrics: /metrics is 404", req("GET", "/metrics", port=XPORT, headers=XKEY)[0] == 404)
+s, t, _ = req("GET", "/slots", port=XPORT, headers=XKEY)
+check("--slots: /slots lists the slot", s == 200 and json.loads(t)[0]["id"] == 0, t)
+check("--api-key-file: no key -> 401", req("GET", "/v1/models", port=XPORT)[0] == 401)
+check("CLLM_API_KEY: no key -> 401, the key -> 200", req("GET", "/v1/models", port=EPORT)[0] == 401 and
+      req("GET", "/v1/models", port=EPORT, headers={"Authorization": "Bearer env-key-789"})[0] == 200)
+for path in (CHAT, "/v1/models"):
+    c = http.client.HTTPConnection("127.0.0.1", XPORT, timeout=10)
+    c.request("OPTIONS", path, headers={"Origin": "http://page.example", "Access-Control-Request-Method": "POST",
+                                        "Access-Control-Request-Headers": "authorization, content-type"})
+    r = c.getresponse(); r.read(); c.close()
+    check(f"CORS preflight {path} (no key): 204 with origin, methods, headers", r.status == 204
+          and r.getheader("Access-Control-Allow-Origin") == "http://page.example"
+          and "POST" in r.getheader("Access-Control-Allow-Methods", "")
+          and "Authorization" in r.getheader("Access-Control-Allow-Headers", ""), f"{r.status} {r.getheaders()}")
+c = http.client.HTTPConnection("127.0.0.1", XPORT, timeout=10)
+c.request("POST", CMPL, body=json.dumps({"prompt": "a", "max_tokens": 1}),
+          headers=dict(XKEY, Origin="http://page.example", **{"Content-Type": "application/json"}))
+r = c.getresponse(); r.read(); c.close()
+check("CORS: the answer names the allowed origin", r.status == 200 and r.getheader("Access-Control-Allow-Origin") == "http://page.example")
 
 # ---- more requests than slots + queue: 429 while /health answers ----
 holders = [open_stream({"prompt": "the", "max_tokens": 100, "stream": True}) for _ in range(3)]

@@ -5,7 +5,13 @@
  * the model-free routes): POST /v1/chat/completions, POST
  * /v1/completions (streaming as server-sent events, or one JSON answer),
  * GET /v1/models, POST /v1/embeddings, POST /tokenize, POST /detokenize,
- * GET /health, GET /metrics (Prometheus text), GET / (the chat page).
+ * GET /health, GET /metrics (Prometheus text, also under llama.cpp's
+ * llamacpp:* names), GET / (the chat page); and llama.cpp's native routes:
+ * POST /completion (prompt, n_predict, n_probs; answers content, stop,
+ * tokens_predicted, timings, completion_probabilities; streams end without
+ * [DONE]), POST /embedding, GET /props, GET /slots (with slots_endpoint),
+ * POST /apply-template. Answers carry system_fingerprint, timings and
+ * usage.prompt_tokens_details.cached_tokens.
  * Errors use OpenAI's shape {"error": {"message", "type", "param", "code"}}.
  *
  * Concurrency (src/server/scheduler.c): one worker thread owns the model.
@@ -16,7 +22,8 @@
  * generating slots in one batched forward (cllm_model_decode_batch).
  * Beyond the slots a bounded queue holds `queue` sequences; a request that
  * does not fit gets 429. A client that disconnects mid-stream has its
- * sequence cancelled and its slot freed at the next step.
+ * sequence cancelled and its slot freed at the next step; so does a
+ * non-stream request's (the worker polls its suspended socket each step).
  *
  * The network side (src/server/http.c, libmicrohttpd, one polling thread)
  * never waits on the model: connections waiting for tokens are suspended
@@ -25,7 +32,8 @@
  * Limits: body size (413), header size (431, libmicrohttpd's per-connection
  * memory), idle connection timeout, optional API key (401, constant-time
  * compare; GET /health and the page at / need no key), no CORS headers
- * unless cors_origin is set.
+ * unless cors_origin is set (then preflight OPTIONS requests get a 204 with
+ * the allowed methods and headers, before any key check).
  */
 #ifndef CLLM_SERVER_H
 #define CLLM_SERVER_H

@@ -480,7 +480,7 @@ static srv_reply begin_request(const char *body, size_t len, srv_kind kind, int 
     *r = NULL;
     srv_reply e = srv_parse_root(body, len, root);
     if (!*root) return e;
-    unsigned kbit = native ? K_NATIVE : kind == SRV_CHAT ? K_CHAT : kind == SRV_COMPLETION ? K_CMPL : K_EMBED;
+    unsigned kbit = kind == SRV_EMBED ? K_EMBED : native ? K_NATIVE : kind == SRV_CHAT ? K_CHAT : K_CMPL;
     if (check_fields(*root, kbit, &e)) {
         cJSON_Delete(*root);
         *root = NULL;
@@ -493,6 +493,7 @@ static srv_reply begin_request(const char *body, size_t len, srv_kind kind, int 
         return srv_error(500, "server_error", NULL, NULL, "out of memory");
     }
     (*r)->refs = 1;
+    (*r)->fd = -1;
     (*r)->kind = kind;
     return (srv_reply){0, NULL, NULL};
 }
@@ -745,3 +746,30 @@ fail:
     return e;
 }
 
+
+/* ---- /apply-template (llama.cpp): the chat template's prompt text ------- */
+
+srv_reply srv_apply_template(cllm_server *s, const char *body, size_t len) {
+    cJSON *root = NULL;
+    srv_reply e = srv_parse_root(body, len, &root);
+    if (!root) return e;
+    cllm_tokens toks = {0};
+    char *text = NULL;
+    size_t tl = 0;
+    cllm_error err;
+    if (render_messages(s, root, &toks, &e)) goto done;
+    if (cllm_tokenizer_decode(s->tok, toks.ids, toks.n, &text, &tl, &err) != CLLM_OK) {
+        e = BAD("messages", "%s", err.msg);
+        goto done;
+    }
+    char *fixed = srv_utf8_repair(text, tl);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "prompt", fixed ? fixed : "");
+    free(fixed);
+    e = srv_reply_json(o);
+done:
+    free(text);
+    cllm_tokens_free(&toks);
+    cJSON_Delete(root);
+    return e;
+}
