@@ -199,10 +199,11 @@ expected = os.environ["EXPECTED_GREEDY"]
 s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0})
 d = json.loads(t)
 u = d.get("usage", {})
-check("completion shape", s == 200 and d["object"] == "text_completion" and d["system_fingerprint"].startswith("fp_")
+check("completion shape", s == 200 and d["object"] == "text_completion" and d.get("system_fingerprint", "").startswith("fp_")
       and {k: u.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")} ==
       {"prompt_tokens": 7, "completion_tokens": 20, "total_tokens": 27}
-      and 0 <= u["prompt_tokens_details"]["cached_tokens"] <= 6 and d["timings"]["predicted_n"] == 20, t)
+      and 0 <= u.get("prompt_tokens_details", {}).get("cached_tokens", -1) <= 6
+      and d.get("timings", {}).get("predicted_n") == 20, t)
 check("greedy completion equals cllm generate", d["choices"][0]["text"] == expected,
       f"{d['choices'][0]['text']!r} vs {expected!r}")
 s, t, ct = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0, "stream": True,
@@ -416,7 +417,7 @@ s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 4, "temperature": 0
 ev, done = sse_events(t)
 d0 = ev[0]["choices"][0]["delta"]
 check("chat stream: the first chunk carries only the role", d0 == {"role": "assistant", "content": ""}
-      and all("role" not in c["choices"][0]["delta"] for c in ev[1:]) and ev[0]["system_fingerprint"], t[:300])
+      and all("role" not in c["choices"][0]["delta"] for c in ev[1:]) and ev[0].get("system_fingerprint"), t[:300])
 
 # ---- llama.cpp's native routes and fields ----
 s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 6, "temperature": 0, "n_probs": 2,
@@ -426,24 +427,24 @@ check("/completion: content, stop, tokens_predicted, timings, n_probs", s == 200
       and d["stop"] is True and d["tokens_predicted"] == 6 and d["timings"]["predicted_n"] == 6
       and len(d["completion_probabilities"]) == 6 and len(d["completion_probabilities"][0]["top_logprobs"]) == 2, t[:300])
 s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 4, "temperature": 0, "stream": True})
-blocks = [json.loads(b[6:]) for b in t.strip().split("\n\n")]
+blocks = [json.loads(b[6:]) for b in t.strip().split("\n\n")] if s == 200 else [{"stop": None}]
 check("/completion stream: content chunks, a last one with stop and timings, no [DONE]", s == 200
       and blocks[-1]["stop"] is True and "timings" in blocks[-1] and not blocks[0]["stop"]
       and "".join(b["content"] for b in blocks) == expected[:len("".join(b["content"] for b in blocks))], t[:300])
 s, t, _ = req("POST", "/completion", {"prompt": "x", "logprobs": 2})
 check("/completion: an OpenAI-only field is a 400", s == 400 and json.loads(t)["error"]["param"] == "logprobs", t[:200])
 s, t, _ = req("GET", "/props")
-d = json.loads(t)
-check("/props: total_slots and n_ctx", s == 200 and d["total_slots"] == 2 and d["default_generation_settings"]["n_ctx"] == 128, t)
+d = json.loads(t) if s == 200 else {"default_generation_settings": {}}
+check("/props: total_slots and n_ctx", s == 200 and d.get("total_slots") == 2 and d["default_generation_settings"].get("n_ctx") == 128, t)
 s, t, _ = req("GET", "/slots")
 check("/slots is off without --slots", s == 404, f"{s}")
 s, t, _ = req("POST", "/apply-template", {"messages": msgs})
-check("/apply-template: the template's prompt text", s == 200 and "the cat" in json.loads(t)["prompt"], t)
+check("/apply-template: the template's prompt text", s == 200 and "the cat" in json.loads(t).get("prompt", ""), t)
 s, t, _ = req("POST", "/embedding", {"content": "the cat"})
 d = json.loads(t) if s == 200 else [{}]
 check("/embedding: [{index, embedding}]", s == 200 and len(d[0]["embedding"]) == 32, t[:200])
 s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 3, "temperature": 0, "logit_bias": [[32, False], [" ", -100]]})
-check("logit_bias array form, with false and a string", s == 200 and " " not in json.loads(t)["choices"][0]["text"], t)
+check("logit_bias array form, with false and a string", s == 200 and " " not in json.loads(t)["choices"][0]["text"], t[:200])
 s, t, _ = req("GET", "/metrics")
 check("metrics under llama.cpp's names", "llamacpp:prompt_tokens_total " in t and "llamacpp:tokens_predicted_total " in t
       and "llamacpp:n_decode_total " in t)

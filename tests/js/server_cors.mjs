@@ -3,29 +3,17 @@
 // headless Chromium: with the key (a preflighted POST, streamed and not) and
 // without (a 401 the page can read). argv: API base URL, chromium path, key.
 // Prints "N passed, N failed".
-import { chromium } from "playwright-core";
 import { createServer } from "node:http";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { check, launch, tally } from "./browser.mjs";
 
 const [apiURL, exe, key] = process.argv.slice(2);
-let passed = 0, failed = 0;
-function check(name, cond, detail = "") {
-  if (cond) passed++;
-  else { failed++; console.log(`FAIL: ${name} ${detail}`); }
-}
 const site = createServer((req, res) => { res.writeHead(200, { "Content-Type": "text/html" }); res.end("<!doctype html><p>other origin</p>"); });
 await new Promise((r) => site.listen(0, "127.0.0.1", r));
 const pageURL = `http://127.0.0.1:${site.address().port}`;
-const profile = mkdtempSync(join(tmpdir(), "cllm-chromium-"));
-let ctx;
+let browser = null;
 try {
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: exe, headless: true, timeout: 60000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch(exe);
+  const ctx = browser.ctx;
   const page = ctx.pages()[0] ?? await ctx.newPage();
   await page.goto(pageURL + "/");
   const out = await page.evaluate(async ([api, key]) => {
@@ -45,9 +33,8 @@ try {
 } catch (e) {
   check("no exception", false, String(e && e.stack || e));
 } finally {
-  if (ctx) await ctx.close();
+  if (browser) await browser.close();
   site.close();
-  rmSync(profile, { recursive: true, force: true });
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`${tally.passed} passed, ${tally.failed} failed`);
+process.exit(tally.failed ? 1 : 0);
