@@ -457,6 +457,13 @@ check("--n-predict 5: a chat request without max_tokens stops at 5", s == 200 an
 a = json.loads(req("POST", CMPL, {"prompt": "the"}, port=XPORT, headers=XKEY)[1])["choices"][0]["text"]
 check("--temp 0 is the default temperature (greedy)", a == json.loads(req(
     "POST", CMPL, {"prompt": "the", "max_tokens": 5, "temperature": 0}, port=XPORT, headers=XKEY)[1])["choices"][0]["text"])
+t0 = time.time()
+s, t, _ = req("POST", CMPL, {"prompt": "the", "max_tokens": 120}, port=XPORT, headers=XKEY)
+took = time.time() - t0
+d = json.loads(t) if s == 200 else {}
+check("--request-timeout 1: a 120-token request (20 ms steps) ends after about 1 s with finish_reason length",
+      s == 200 and d["choices"][0]["finish_reason"] == "length" and d["usage"]["completion_tokens"] < 120 and 0.9 < took < 2.0,
+      f"{took:.2f}s {t[:200]}")
 check("--no-ui: / is 404", req("GET", "/", port=XPORT)[0] == 404)
 check("--no-metrics: /metrics is 404", req("GET", "/metrics", port=XPORT, headers=XKEY)[0] == 404)
 s, t, _ = req("GET", "/slots", port=XPORT, headers=XKEY)

@@ -51,7 +51,7 @@ start nan -m "$work/nan.gguf" --parallel 1
 # Server-side defaults and switches; the key from a file, and from the environment.
 printf 'file-key-456\n' >"$work/key.txt"
 start extra --parallel 1 --cors http://page.example --api-key-file "$work/key.txt" --n-predict 5 --temp 0 --seed 9 \
-    --no-ui --no-metrics --slots --debug-step-delay 5
+    --no-ui --no-metrics --slots --debug-step-delay 20 --request-timeout 1
 CLLM_API_KEY=env-key-789 start envkey --parallel 1
 expected=$("$bin" generate -m "$model" -p "the cat" -n 20 --temperature 0 --no-echo --threads 1 2>/dev/null)
 NAN_PORT="$PORT_nan" EXTRA_PORT="$PORT_extra" ENVKEY_PORT="$PORT_envkey" CLLM_BIN="$bin" MODEL="$model" WEB_PAGE="$here/../web/index.html" EXPECTED_GREEDY="$expected" \
