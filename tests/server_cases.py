@@ -112,6 +112,32 @@ cases = [
     ("detokenize id out of range", "/detokenize", {"tokens": [1, 300]}, 400, "tokens[1]"),
     ("detokenize negative id", "/detokenize", {"tokens": [-1]}, 400, "tokens[0]"),
     ("tokenize missing content", "/tokenize", {}, 400, "content"),
+    # numbers out of range are refused before any cast (a double -> int64 cast was undefined behaviour)
+    ("max_tokens 1e20", CHAT, '{"messages":[{"role":"user","content":"x"}],"max_tokens":1e20}', 400, "max_tokens"),
+    ("max_tokens 1e400 (inf)", CMPL, '{"prompt":"x","max_tokens":1e400}', 400, "max_tokens"),
+    ("seed 1e20", CMPL, '{"prompt":"x","seed":1e20}', 400, "seed"),
+    ("seed -1e19", CMPL, '{"prompt":"x","seed":-1e19}', 400, "seed"),
+    ("top_k 1e20", CMPL, '{"prompt":"x","top_k":1e20}', 400, "top_k"),
+    ("n 1e20", CMPL, '{"prompt":"x","n":1e20}', 400, "n"),
+    ("logprobs 1e300 (completions)", CMPL, '{"prompt":"x","logprobs":1e300}', 400, "logprobs"),
+    ("top_logprobs 1e19", CHAT, '{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":1e19}', 400,
+     "top_logprobs"),
+    # fields cllm does not implement: a 400 naming them, never a silent 200
+    ("response_format json_object", CHAT, {"messages": msgs, "response_format": {"type": "json_object"}}, 400,
+     "response_format"),
+    ("response_format json_schema", CMPL, {"prompt": "x", "response_format": {"type": "json_schema"}}, 400,
+     "response_format"),
+    ("grammar", CMPL, {"prompt": "x", "grammar": "root ::= \"a\""}, 400, "grammar"),
+    ("tools with tool_choice required", CHAT, {"messages": msgs, "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": {}}}], "tool_choice": "required"}, 400, "tools"),
+    ("tool_choice required", CHAT, {"messages": msgs, "tool_choice": "required"}, 400, "tool_choice"),
+    ("continue_final_message", CHAT, {"messages": msgs, "continue_final_message": True}, 400, "continue_final_message"),
+    ("echo true", CMPL, {"prompt": "x", "echo": True}, 400, "echo"),
+    ("best_of 3", CMPL, {"prompt": "x", "best_of": 3}, 400, "best_of"),
+    ("unknown field", CHAT, {"messages": msgs, "frobnicate": 1}, 400, "frobnicate"),
+    ("chat field on completions", CMPL, {"prompt": "x", "messages": msgs}, 400, "messages"),
+    ("user not a string", CHAT, {"messages": msgs, "user": 5}, 400, "user"),
+    ("embeddings dimensions", "/v1/embeddings", {"input": "x", "dimensions": 8}, 400, "dimensions"),
 ]
 for name, path, body, status, param in cases:
     raw = body if isinstance(body, str) else None
@@ -125,6 +151,29 @@ for name, path, body, status, param in cases:
         t = f"{t[:200]} ({ex})"
     check(f"bad input: {name} -> {status} naming {param}", ok, f"got {s} {t[:200]}")
     check(f"health after {name}", health_ok())
+
+# fields accepted deliberately: their "off" values, and user
+for name, body in [("response_format text", {"response_format": {"type": "text"}}), ("user", {"user": "u-1"}),
+                   ("tool_choice none, tools []", {"tool_choice": "none", "tools": []}),
+                   ("continue_final_message false", {"continue_final_message": False}), ("n 1", {"n": 1}),
+                   ("seed 1e19 (above int64)", {"seed": 1e19}), ("seed -5", {"seed": -5})]:
+    s, t, _ = req("POST", CHAT, dict(messages=msgs, max_tokens=2, **body))
+    check(f"accepted: {name}", s == 200, f"{s} {t[:200]}")
+
+# a 400 quoting invalid UTF-8 from the request is still valid UTF-8 JSON
+for name, raw in [("role", b'{"messages":[{"role":"wiz\xff\xfe","content":"x"}]}'),
+                  ("field name", b'{"messages":[{"role":"user","content":"x"}],"a\xc3":1}')]:
+    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    c.request("POST", CHAT, body=raw, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    try:
+        e = json.loads(data.decode("utf-8"))["error"]
+        good = r.status == 400 and "\ufffd" in e["message"]
+    except (UnicodeDecodeError, ValueError, KeyError) as ex:
+        good, e = False, ex
+    check(f"invalid UTF-8 in the request ({name}): the 400 is valid UTF-8 with U+FFFD", good, f"{r.status} {data[:120]!r}")
 
 s, t, _ = req("POST", "/nope", {})
 check("unknown route 404", s == 404 and "error" in json.loads(t))
@@ -149,8 +198,12 @@ check("empty stop strings are ignored", s == 200 and json.loads(t)["usage"]["com
 expected = os.environ["EXPECTED_GREEDY"]
 s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0})
 d = json.loads(t)
-check("completion shape", s == 200 and d["object"] == "text_completion" and d["usage"] ==
-      {"prompt_tokens": 7, "completion_tokens": 20, "total_tokens": 27}, t)
+u = d.get("usage", {})
+check("completion shape", s == 200 and d["object"] == "text_completion" and d.get("system_fingerprint", "").startswith("fp_")
+      and {k: u.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")} ==
+      {"prompt_tokens": 7, "completion_tokens": 20, "total_tokens": 27}
+      and 0 <= u.get("prompt_tokens_details", {}).get("cached_tokens", -1) <= 6
+      and d.get("timings", {}).get("predicted_n") == 20, t)
 check("greedy completion equals cllm generate", d["choices"][0]["text"] == expected,
       f"{d['choices'][0]['text']!r} vs {expected!r}")
 s, t, ct = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 20, "temperature": 0, "stream": True,
@@ -340,6 +393,99 @@ check("disconnect: slot was busy, then freed", busy == 1 and freed, f"busy {busy
 check("disconnect: counted as cancelled", metric("cllm_requests_cancelled_total") == cancelled0 + 1)
 check("disconnect: generation stopped", metric("cllm_generated_tokens_total") == gen_tokens)
 
+# ---- a non-streamed request whose client disconnects frees its slot within a step ----
+cancelled0 = metric("cllm_requests_cancelled_total")
+ns = open_stream({"prompt": "the", "max_tokens": 120, "temperature": 0})
+t0 = time.time()
+while json.loads(req("GET", "/health")[1])["slots_processing"] == 0 and time.time() - t0 < 2:
+    time.sleep(0.005)
+time.sleep(0.05)
+ns.close()
+t0 = time.time()
+freed_after = None
+while time.time() - t0 < 2.0:  # 120 tokens x >= 5 ms: about 0.5 s would be left
+    if json.loads(req("GET", "/health")[1])["slots_processing"] == 0:
+        freed_after = time.time() - t0
+        break
+    time.sleep(0.002)
+check("non-stream disconnect: slot freed within about a step", freed_after is not None and freed_after < 0.1,
+      f"freed after {freed_after}")
+check("non-stream disconnect: counted as cancelled", metric("cllm_requests_cancelled_total") == cancelled0 + 1)
+
+# ---- chat streams: a role-only first chunk, then content ----
+s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 4, "temperature": 0, "stream": True})
+ev, done = sse_events(t)
+d0 = ev[0]["choices"][0]["delta"]
+check("chat stream: the first chunk carries only the role", d0 == {"role": "assistant", "content": ""}
+      and all("role" not in c["choices"][0]["delta"] for c in ev[1:]) and ev[0].get("system_fingerprint"), t[:300])
+
+# ---- llama.cpp's native routes and fields ----
+s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 6, "temperature": 0, "n_probs": 2,
+                                      "cache_prompt": True})
+d = json.loads(t) if s == 200 else {}
+check("/completion: content, stop, tokens_predicted, timings, n_probs", s == 200 and d["content"] == expected[:len(d["content"])]
+      and d["stop"] is True and d["tokens_predicted"] == 6 and d["timings"]["predicted_n"] == 6
+      and len(d["completion_probabilities"]) == 6 and len(d["completion_probabilities"][0]["top_logprobs"]) == 2, t[:300])
+s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 4, "temperature": 0, "stream": True})
+blocks = [json.loads(b[6:]) for b in t.strip().split("\n\n")] if s == 200 else [{"stop": None}]
+check("/completion stream: content chunks, a last one with stop and timings, no [DONE]", s == 200
+      and blocks[-1]["stop"] is True and "timings" in blocks[-1] and not blocks[0]["stop"]
+      and "".join(b["content"] for b in blocks) == expected[:len("".join(b["content"] for b in blocks))], t[:300])
+s, t, _ = req("POST", "/completion", {"prompt": "x", "logprobs": 2})
+check("/completion: an OpenAI-only field is a 400", s == 400 and json.loads(t)["error"]["param"] == "logprobs", t[:200])
+s, t, _ = req("GET", "/props")
+d = json.loads(t) if s == 200 else {"default_generation_settings": {}}
+check("/props: total_slots and n_ctx", s == 200 and d.get("total_slots") == 2 and d["default_generation_settings"].get("n_ctx") == 128, t)
+s, t, _ = req("GET", "/slots")
+check("/slots is off without --slots", s == 404, f"{s}")
+s, t, _ = req("POST", "/apply-template", {"messages": msgs})
+check("/apply-template: the template's prompt text", s == 200 and "the cat" in json.loads(t).get("prompt", ""), t)
+s, t, _ = req("POST", "/embedding", {"content": "the cat"})
+d = json.loads(t) if s == 200 else [{}]
+check("/embedding: [{index, embedding}]", s == 200 and len(d[0]["embedding"]) == 32, t[:200])
+s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 3, "temperature": 0, "logit_bias": [[32, False], [" ", -100]]})
+check("logit_bias array form, with false and a string", s == 200 and " " not in json.loads(t)["choices"][0]["text"], t[:200])
+s, t, _ = req("GET", "/metrics")
+check("metrics under llama.cpp's names", "llamacpp:prompt_tokens_total " in t and "llamacpp:tokens_predicted_total " in t
+      and "llamacpp:n_decode_total " in t)
+
+# ---- server-side defaults, switches, CORS, the key from a file and from CLLM_API_KEY ----
+XPORT, EPORT = int(os.environ["EXTRA_PORT"]), int(os.environ["ENVKEY_PORT"])
+XKEY = {"Authorization": "Bearer file-key-456"}
+s, t, _ = req("POST", CHAT, {"messages": msgs}, port=XPORT, headers=XKEY)
+check("--n-predict 5: a chat request without max_tokens stops at 5", s == 200 and json.loads(t)["usage"]["completion_tokens"] == 5, t[:300])
+a = json.loads(req("POST", CMPL, {"prompt": "the"}, port=XPORT, headers=XKEY)[1])["choices"][0]["text"]
+check("--temp 0 is the default temperature (greedy)", a == json.loads(req(
+    "POST", CMPL, {"prompt": "the", "max_tokens": 5, "temperature": 0}, port=XPORT, headers=XKEY)[1])["choices"][0]["text"])
+t0 = time.time()
+s, t, _ = req("POST", CMPL, {"prompt": "the", "max_tokens": 120}, port=XPORT, headers=XKEY)
+took = time.time() - t0
+d = json.loads(t) if s == 200 else {}
+check("--request-timeout 1: a 120-token request (20 ms steps) ends after about 1 s with finish_reason length",
+      s == 200 and d["choices"][0]["finish_reason"] == "length" and d["usage"]["completion_tokens"] < 120 and 0.9 < took < 2.0,
+      f"{took:.2f}s {t[:200]}")
+check("--no-ui: / is 404", req("GET", "/", port=XPORT)[0] == 404)
+check("--no-metrics: /metrics is 404", req("GET", "/metrics", port=XPORT, headers=XKEY)[0] == 404)
+s, t, _ = req("GET", "/slots", port=XPORT, headers=XKEY)
+check("--slots: /slots lists the slot", s == 200 and json.loads(t)[0]["id"] == 0, t)
+check("--api-key-file: no key -> 401", req("GET", "/v1/models", port=XPORT)[0] == 401)
+check("CLLM_API_KEY: no key -> 401, the key -> 200", req("GET", "/v1/models", port=EPORT)[0] == 401 and
+      req("GET", "/v1/models", port=EPORT, headers={"Authorization": "Bearer env-key-789"})[0] == 200)
+for path in (CHAT, "/v1/models"):
+    c = http.client.HTTPConnection("127.0.0.1", XPORT, timeout=10)
+    c.request("OPTIONS", path, headers={"Origin": "http://page.example", "Access-Control-Request-Method": "POST",
+                                        "Access-Control-Request-Headers": "authorization, content-type"})
+    r = c.getresponse(); r.read(); c.close()
+    check(f"CORS preflight {path} (no key): 204 with origin, methods, headers", r.status == 204
+          and r.getheader("Access-Control-Allow-Origin") == "http://page.example"
+          and "POST" in r.getheader("Access-Control-Allow-Methods", "")
+          and "Authorization" in r.getheader("Access-Control-Allow-Headers", ""), f"{r.status} {r.getheaders()}")
+c = http.client.HTTPConnection("127.0.0.1", XPORT, timeout=10)
+c.request("POST", CMPL, body=json.dumps({"prompt": "a", "max_tokens": 1}),
+          headers=dict(XKEY, Origin="http://page.example", **{"Content-Type": "application/json"}))
+r = c.getresponse(); r.read(); c.close()
+check("CORS: the answer names the allowed origin", r.status == 200 and r.getheader("Access-Control-Allow-Origin") == "http://page.example")
+
 # ---- more requests than slots + queue: 429 while /health answers ----
 holders = [open_stream({"prompt": "the", "max_tokens": 100, "stream": True}) for _ in range(3)]
 time.sleep(0.2)
@@ -351,6 +497,20 @@ for hs in holders:
     hs.close()
 time.sleep(0.5)
 check("slots free again after the holders left", json.loads(req("GET", "/health")[1])["slots_processing"] == 0)
+
+# ---- a model whose logits are all NaN: 500 / SSE error naming the cause, server up ----
+NPORT = int(os.environ["NAN_PORT"])
+for mp in (0.05, 0.5):
+    s, t, _ = req("POST", CMPL, {"prompt": "the cat", "max_tokens": 4, "min_p": mp}, port=NPORT)
+    check(f"NaN logits, min_p {mp}: 500 naming the cause", s == 500 and "no finite logit" in json.loads(t)["error"]["message"],
+          f"{s} {t[:200]}")
+s, t, _ = req("POST", CHAT, {"messages": msgs, "max_tokens": 4, "temperature": 0, "stream": True, "logprobs": True},
+              port=NPORT)
+ev, done = sse_events(t)
+check("NaN logits, stream: an SSE error event then [DONE]", s == 200 and done and ev and "error" in ev[-1]
+      and "no finite logit" in ev[-1]["error"]["message"], t[:300])
+s, t, _ = req("GET", "/health", port=NPORT)
+check("NaN logits: the server is still up, slot free", s == 200 and json.loads(t)["slots_processing"] == 0, t)
 
 # ---- bounded load test: 32 requests from 8 threads; every answer 200 or 429 ----
 codes = []

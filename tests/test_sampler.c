@@ -244,6 +244,47 @@ static void test_sampler_rejects_out_of_range_params(void) {
     }
 }
 
+/* A step with no finite logit is an error (-1), never a read past the
+ * candidate list: every truncation stage and greedy, with and without
+ * log-probabilities; the outputs are left untouched. A partly-NaN row
+ * samples only among the finite logits, and its log-probabilities are finite
+ * (or -inf for the NaN tokens), never NaN. */
+static void test_sampler_no_finite_logit_is_an_error(void) {
+    enum { V = 6 };
+    float nan_row[V], inf_row[V], mixed[V];
+    for (int i = 0; i < V; i++) nan_row[i] = NAN, inf_row[i] = i % 2 ? INFINITY : -INFINITY, mixed[i] = NAN;
+    mixed[4] = 1.0f;
+    struct { const char *name; float temperature, top_p, min_p; int top_k; } cases[] = {
+        {"min_p 0.05", 1.0f, 1.0f, 0.05f, 0}, {"min_p 0.5", 1.0f, 1.0f, 0.5f, 0},
+        {"top_p 0.9", 1.0f, 0.9f, 0.0f, 0},   {"temperature 0", 0.0f, 1.0f, 0.0f, 0},
+        {"top_k 2", 0.7f, 1.0f, 0.0f, 2},     {"defaults", 0.8f, 0.95f, 0.05f, 40},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cllm_sampler_params p = plain_params();
+        p.temperature = cases[c].temperature, p.top_p = cases[c].top_p, p.min_p = cases[c].min_p;
+        p.top_k = cases[c].top_k;
+        cllm_error err;
+        cllm_sampler *s = cllm_sampler_create(&p, V, &err);
+        CHECK(s != NULL, "create: %s", err.msg);
+        if (!s) continue;
+        for (int with_lp = 0; with_lp < 2; with_lp++) {
+            cllm_token_logprob top[3] = {{77, 7.0f}, {77, 7.0f}, {77, 7.0f}};
+            float lp = 7.0f;
+            int32_t t = cllm_sampler_sample(s, nan_row, with_lp ? &lp : NULL, with_lp ? top : NULL, with_lp ? 3 : 0);
+            CHECK(t == -1, "%s: all-NaN row must return -1, got %d", cases[c].name, t);
+            CHECK(lp == 7.0f && top[0].token == 77, "%s: outputs untouched on -1", cases[c].name);
+            t = cllm_sampler_sample(s, inf_row, NULL, NULL, 0);
+            CHECK(t == -1, "%s: all-inf row must return -1, got %d", cases[c].name, t);
+            t = cllm_sampler_sample(s, mixed, with_lp ? &lp : NULL, with_lp ? top : NULL, with_lp ? 3 : 0);
+            CHECK(t == 4, "%s: the only finite logit wins, got %d", cases[c].name, t);
+            if (with_lp)
+                CHECK(lp == 0.0f && top[0].token == 4 && top[0].logprob == 0.0f && !isnan(top[1].logprob),
+                      "%s: logprobs over the finite logits (lp %g, top1 %g)", cases[c].name, lp, top[1].logprob);
+        }
+        cllm_sampler_destroy(s);
+    }
+}
+
 int main(void) {
     TEST_RUN(test_sampler_greedy_picks_argmax);
     TEST_RUN(test_sampler_matches_softmax_distribution);
@@ -255,5 +296,6 @@ int main(void) {
     TEST_RUN(test_sampler_is_deterministic_per_seed);
     TEST_RUN(test_sampler_reports_model_logprobs);
     TEST_RUN(test_sampler_rejects_out_of_range_params);
+    TEST_RUN(test_sampler_no_finite_logit_is_an_error);
     return test_finish();
 }

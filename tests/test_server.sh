@@ -44,8 +44,17 @@ start() {
 }
 start main --parallel 2 --queue 1 --max-body 4096 --max-header 8192 --timeout 2 --debug-step-delay 5
 start keyed --api-key sekret-key-123
+# A diverged model (every logit NaN): each request fails with a 500 or an SSE
+# error event naming the cause, and the server stays up.
+/usr/bin/python3 "$here/nan_model.py" "$model" "$work/nan.gguf" || fail_all "nan_model.py"
+start nan -m "$work/nan.gguf" --parallel 1
+# Server-side defaults and switches; the key from a file, and from the environment.
+printf 'file-key-456\n' >"$work/key.txt"
+start extra --parallel 1 --cors http://page.example --api-key-file "$work/key.txt" --n-predict 5 --temp 0 --seed 9 \
+    --no-ui --no-metrics --slots --debug-step-delay 20 --request-timeout 1
+CLLM_API_KEY=env-key-789 start envkey --parallel 1
 expected=$("$bin" generate -m "$model" -p "the cat" -n 20 --temperature 0 --no-echo --threads 1 2>/dev/null)
-CLLM_BIN="$bin" MODEL="$model" WEB_PAGE="$here/../web/index.html" EXPECTED_GREEDY="$expected" \
+NAN_PORT="$PORT_nan" EXTRA_PORT="$PORT_extra" ENVKEY_PORT="$PORT_envkey" CLLM_BIN="$bin" MODEL="$model" WEB_PAGE="$here/../web/index.html" EXPECTED_GREEDY="$expected" \
     /usr/bin/python3 "$here/server_cases.py" "$PORT_main" "$PORT_keyed" | tee "$work/cases.out"
 add_results "$work/cases.out" "server cases: "
 # Command-line checks (no server needed).
@@ -56,6 +65,13 @@ add_results "$work/cases.out" "server cases: "
 "$bin" serve -m "$work/none.gguf" --host 0.0.0.0 >/dev/null 2>"$work/err"; check "missing model file exits 1" test $? -eq 1
 check "0.0.0.0 without a key warns loudly" grep -q "WARNING.*WITHOUT an API key" "$work/err"
 "$bin" serve -m "$model" --host not-an-ip --port 0 --threads 1 >/dev/null 2>"$work/err"; check "bad host exits 1" test $? -eq 1
+"$bin" serve -m "$model" --api-key-file "$work/none.txt" --port 0 >/dev/null 2>&1; check "missing --api-key-file exits 1" test $? -eq 1
+# --host :: binds every interface: the message must say [::], not [::1].
+"$bin" serve -m "$model" --host :: --port 0 --threads 1 2>"$work/v6.log" &
+v6=$!
+for _ in $(seq 1 50); do grep -q "listening on" "$work/v6.log" && break; sleep 0.1; done
+kill $v6 2>/dev/null; wait $v6 2>/dev/null
+check "--host :: says it listens on [::]" grep -q 'listening on http://\[::\]:' "$work/v6.log"
 # Prompt chunks spread over model passes: three choices of a 23-token prompt
 # are 69 prompt rows and one pass holds 24 (max_seq = --ctx), so chunks start
 # mid-prompt and share passes; each choice must still be the greedy one.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_server_js.sh: `cllm serve` driven by the official `openai` npm client
 # (tests/js/server_openai.mjs) and its chat page driven in headless Debian
-# Chromium through playwright-core (tests/js/server_page.mjs), on a tiny
+# Chromium through playwright-core (tests/js/server_page.mjs), a page on
+# another origin calling the API through CORS (tests/js/server_cors.mjs), on a tiny
 # model trained here. Missing node, tests/js/node_modules (openai,
 # playwright-core) or chromium is a failure naming what to install
 # (scripts/install-deps.sh), never a silent "0 passed": a suite whose
@@ -47,4 +48,8 @@ add_results "$work/openai.out"
 start open --parallel 2 || fail_all "server did not start"
 (cd "$here/js" && timeout 180 node server_page.mjs "$URL" "$chrome") | tee "$work/page.out"
 add_results "$work/page.out"
+# A page on another origin (a second loopback port) calls the API through CORS.
+start cors --api-key cors-key --cors "*" --parallel 1 || fail_all "server did not start"
+(cd "$here/js" && timeout 120 node server_cors.mjs "$URL" "$chrome" cors-key) | tee "$work/cors.out"
+add_results "$work/cors.out"
 finish

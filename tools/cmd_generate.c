@@ -6,6 +6,7 @@
  * decided. Timings go to stderr. --json prints one object instead (text,
  * token ids, log-probabilities, finish reason, timings) for scripts.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,13 @@ static void json_string(const char *s, size_t len) {
         else putchar(c);
     }
     putchar('"');
+}
+
+/* A log-probability as JSON: JSON has no NaN or infinity, so a token the
+ * model gave no finite logit (-inf) prints as null. */
+static void json_logprob(float v) {
+    if (isfinite(v)) printf("%.6f", v);
+    else printf("null");
 }
 
 int cllm_cmd_generate(int argc, char **argv) {
@@ -194,11 +202,16 @@ int cllm_cmd_generate(int argc, char **argv) {
             printf(", \"finish_reason\": \"%s\", \"prompt_tokens\": %d, \"completion_tokens\": %d, \"tokens\": [",
                    cllm_finish_reason_name(res.finish), res.n_prompt, res.n_generated);
             for (int k = 0; k < sc.n_events; k++) {
-                printf("%s{\"id\": %d, \"logprob\": %.6f", k ? ", " : "", sc.events[k].token, sc.events[k].logprob);
+                printf("%s{\"id\": %d, \"logprob\": ", k ? ", " : "", sc.events[k].token);
+                json_logprob(sc.events[k].logprob);
                 if (gp.n_top_logprobs > 0) {
                     printf(", \"top\": [");
                     for (int j = 0; j < gp.n_top_logprobs; j++)
-                        printf("%s[%d, %.6f]", j ? ", " : "", sc.tops[k][j].token, sc.tops[k][j].logprob);
+                    {
+                        printf("%s[%d, ", j ? ", " : "", sc.tops[k][j].token);
+                        json_logprob(sc.tops[k][j].logprob);
+                        printf("]");
+                    }
                     printf("]");
                 }
                 printf("}");

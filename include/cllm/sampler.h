@@ -86,7 +86,16 @@ typedef struct {
  * n_top most likely tokens of the model's own distribution and their
  * log-probabilities are written to top[n_top] (most likely first); if
  * chosen_logprob is non-NULL it receives the chosen token's log-probability.
- * Does not call accept: the caller decides what enters the history. */
+ * Does not call accept: the caller decides what enters the history.
+ *
+ * Non-finite logits (NaN, +inf, -inf) are never candidates, and their
+ * tokens' log-probabilities are -inf; the log-softmax is taken over the
+ * finite ones, so no reported number is NaN. Returns a token id in [0, V),
+ * or CLLM_SAMPLER_NO_FINITE_LOGIT (-1) when no logit of the row is finite
+ * (a diverged or corrupt model): that step is an error for the caller
+ * (generate returns CLLM_ERR_NUMERIC, the server fails the request with a
+ * 500 / SSE error event), and chosen_logprob and top are left untouched. */
+#define CLLM_SAMPLER_NO_FINITE_LOGIT (-1)
 int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_logprob,
                             cllm_token_logprob *top, int n_top);
 

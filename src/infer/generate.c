@@ -97,6 +97,13 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
     for (int step = 0; step < p->max_tokens; step++) {
         float lp = 0;
         int32_t token = cllm_sampler_sample(sampler, logits, &lp, top, p->n_top_logprobs);
+        if (token < 0) {
+            st = cllm_error_set(err, CLLM_ERR_NUMERIC,
+                                "generate: no finite logit at position %d (every logit is NaN or infinite: the "
+                                "model's weights or activations have diverged)",
+                                pos);
+            goto done;
+        }
         cllm_sampler_accept(sampler, token);
         result->n_generated++;
         int end = cllm_generate_is_eog(p, token);

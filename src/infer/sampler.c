@@ -258,22 +258,27 @@ static int apply_min_p(candidate *c, int n, float min_p) {
     int kept = 0;
     for (int i = 0; i < n; i++)
         if (c[i].logit >= threshold) c[kept++] = c[i];
-    return kept;
+    return kept > 0 ? kept : n; /* the maximum always passes; kept 0 only if it is NaN */
 }
 
+/* Log-softmax over the finite logits (at least one, checked by the caller);
+ * a non-finite logit's token has log-probability -inf, so nothing reported
+ * is NaN. */
 static void model_logprobs(const float *logits, int V, int32_t chosen, float *chosen_logprob,
                            cllm_token_logprob *top, int n_top) {
     float m = -INFINITY;
-    for (int i = 0; i < V; i++) m = logits[i] > m ? logits[i] : m;
+    for (int i = 0; i < V; i++)
+        if (isfinite(logits[i])) m = logits[i] > m ? logits[i] : m;
     double sum = 0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - m));
+    for (int i = 0; i < V; i++)
+        if (isfinite(logits[i])) sum += exp((double)(logits[i] - m));
     float lse = m + (float)log(sum);
-    if (chosen_logprob) *chosen_logprob = logits[chosen] - lse;
+    if (chosen_logprob) *chosen_logprob = isfinite(logits[chosen]) ? logits[chosen] - lse : -INFINITY;
     if (n_top <= 0) return;
     if (n_top > V) n_top = V;
     int filled = 0;
     for (int i = 0; i < V; i++) {
-        float lp = logits[i] - lse;
+        float lp = isfinite(logits[i]) ? logits[i] - lse : -INFINITY;
         if (filled == n_top && lp <= top[filled - 1].logprob) continue;
         int pos = filled < n_top ? filled++ : n_top - 1;
         while (pos > 0 && top[pos - 1].logprob < lp) {
@@ -289,11 +294,16 @@ int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_
                             cllm_token_logprob *top, int n_top) {
     const cllm_sampler_params *p = &s->params;
     candidate *c = s->cand;
-    int n = s->V;
-    for (int i = 0; i < n; i++) {
-        c[i].token = i;
-        c[i].logit = logits[i];
+    int n = 0;
+    /* Only finite logits are candidates: NaN compares false both ways (the
+     * truncation stages would keep nothing) and +-inf has no probability. */
+    for (int i = 0; i < s->V; i++) {
+        if (!isfinite(logits[i])) continue;
+        c[n].token = i;
+        c[n].logit = logits[i];
+        n++;
     }
+    if (n == 0) return -1;
     int sorted_prefix = 0; /* c[0..sorted_prefix) are the best, in order */
     float temperature = p->temperature;
     for (int k = 0; k < p->n_stages && n > 1; k++) {

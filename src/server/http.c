@@ -18,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,7 +47,19 @@ cllm_server_params cllm_server_default_params(void) {
     p.max_header = 16 << 10;
     p.timeout_s = 30;
     p.max_n = 8;
+    p.seed = -1;
     return p;
+}
+
+/* With --cors ORIGIN every answer names the origin allowed to read it, and
+ * preflights learn the methods and headers the API uses. */
+static void add_cors(cllm_server *s, struct MHD_Response *r) {
+    if (!s->p.cors_origin) return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", s->p.cors_origin);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    if (strcmp(s->p.cors_origin, "*") != 0) MHD_add_response_header(r, "Vary", "Origin");
 }
 
 static enum MHD_Result send_reply(cllm_server *s, struct MHD_Connection *c, srv_reply rep) {
@@ -62,7 +75,7 @@ static enum MHD_Result send_reply(cllm_server *s, struct MHD_Connection *c, srv_
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", rep.type ? rep.type : "application/json");
-    if (s->p.cors_origin) MHD_add_response_header(r, "Access-Control-Allow-Origin", s->p.cors_origin);
+    add_cors(s, r);
     if (rep.status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)rep.status, r);
     MHD_destroy_response(r);
@@ -113,12 +126,15 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     return n;
 }
 
-static enum MHD_Result start_generation(cllm_server *s, struct MHD_Connection *c, conn_state *cs, srv_kind kind) {
+static enum MHD_Result start_generation(cllm_server *s, struct MHD_Connection *c, conn_state *cs, srv_kind kind,
+                                        int native) {
     srv_request *r = NULL;
-    srv_reply rep = kind == SRV_EMBED ? srv_parse_embeddings(s, cs->body.data, cs->body.len, &r)
-                                      : srv_parse_generation(s, kind, cs->body.data, cs->body.len, &r);
+    srv_reply rep = kind == SRV_EMBED ? srv_parse_embeddings(s, cs->body.data, cs->body.len, native, &r)
+                                      : srv_parse_generation(s, kind, native, cs->body.data, cs->body.len, &r);
     if (!r) return send_reply(s, c, rep);
     r->conn = c;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? ci->connect_fd : -1;
     cs->req = r; /* the connection's reference */
     if (srv_submit(s, r) != 0) {
         pthread_mutex_lock(&s->mu);
@@ -138,7 +154,7 @@ static enum MHD_Result start_generation(cllm_server *s, struct MHD_Connection *c
         if (!resp) return MHD_NO;
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
-        if (s->p.cors_origin) MHD_add_response_header(resp, "Access-Control-Allow-Origin", s->p.cors_origin);
+        add_cors(s, resp);
         enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
         MHD_destroy_response(resp);
         return ok;
@@ -163,6 +179,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!cs) return MHD_NO;
         *con_cls = cs;
         cs->srv = s;
+        /* A CORS preflight carries no credentials: answer it before the key check. */
+        if (s->p.cors_origin && strcmp(method, "OPTIONS") == 0 &&
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") &&
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method")) {
+            struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+            if (!r) return MHD_NO;
+            add_cors(s, r);
+            enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
+            MHD_destroy_response(r);
+            return ok;
+        }
         int open_route = strcmp(url, "/health") == 0 || strcmp(url, "/") == 0;
         if (!open_route && !authorized(s, c))
             return send_reply(s, c, srv_error(401, "authentication_error", NULL, "invalid_api_key",
@@ -197,16 +224,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     int post = strcmp(method, "POST") == 0;
     if (post && (strcmp(url, "/v1/chat/completions") == 0 || strcmp(url, "/chat/completions") == 0))
-        return start_generation(s, c, cs, SRV_CHAT);
+        return start_generation(s, c, cs, SRV_CHAT, 0);
     if (post && (strcmp(url, "/v1/completions") == 0 || strcmp(url, "/completions") == 0))
-        return start_generation(s, c, cs, SRV_COMPLETION);
+        return start_generation(s, c, cs, SRV_COMPLETION, 0);
     if (post && (strcmp(url, "/v1/embeddings") == 0 || strcmp(url, "/embeddings") == 0))
-        return start_generation(s, c, cs, SRV_EMBED);
+        return start_generation(s, c, cs, SRV_EMBED, 0);
+    if (post && strcmp(url, "/completion") == 0) return start_generation(s, c, cs, SRV_COMPLETION, 1);
+    if (post && strcmp(url, "/embedding") == 0) return start_generation(s, c, cs, SRV_EMBED, 1);
     int handled = 0;
     srv_reply rep = srv_route_simple(s, method, url, cs->body.data, cs->body.len, &handled);
     if (handled) return send_reply(s, c, rep);
     static const char *known[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize",
-                                  "/detokenize", "/health", "/metrics", "/v1/models", "/"};
+                                  "/detokenize", "/health", "/metrics", "/v1/models", "/", "/completion",
+                                  "/embedding", "/props", "/slots", "/apply-template"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(url, known[i]) == 0)
             return send_reply(s, c, srv_error(405, "invalid_request_error", NULL, "method_not_allowed",
@@ -281,6 +311,8 @@ cllm_status cllm_server_start(cllm_model *model, const cllm_tokenizer *tok, cllm
     s->gen = cllm_generate_default_params();
     cllm_generate_add_default_eog(&s->gen, tok);
     s->turn_stop = cllm_chat_stop_string(tok, tmpl);
+    snprintf(s->fingerprint, sizeof s->fingerprint, "fp_cllm_%08llx",
+             (unsigned long long)(cllm_model_num_params(model) * 2654435761ull + (uint64_t)cfg->vocab_size) & 0xffffffffull);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (srv_worker_start(s) != 0) {

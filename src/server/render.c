@@ -22,11 +22,17 @@ srv_reply srv_error(int status, const char *type, const char *param, const char 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* The message and param may quote the request (a field name, a role):
+     * JSON must be valid UTF-8, so bad bytes (or a character cut by %.40s)
+     * become U+FFFD rather than being copied. */
+    char *m = srv_utf8_repair(msg, strlen(msg)), *pm = param ? srv_utf8_repair(param, strlen(param)) : NULL;
     cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "message", m ? m : "");
     cJSON_AddStringToObject(e, "type", type);
-    if (param) cJSON_AddStringToObject(e, "param", param);
+    if (param) cJSON_AddStringToObject(e, "param", pm ? pm : "");
     else cJSON_AddNullToObject(e, "param");
+    free(m);
+    free(pm);
     if (code) cJSON_AddStringToObject(e, "code", code);
     else cJSON_AddNullToObject(e, "code");
     srv_reply r = {status, cJSON_PrintUnformatted(root), "application/json"};
@@ -87,12 +93,65 @@ static cJSON *legacy_logprobs(const cJSON *entries, size_t text_base) {
     return o;
 }
 
+/* llama.cpp's `timings` of a request, from its first choice: prompt
+ * tokens computed (cached ones excluded) and generated tokens, with times. */
+static cJSON *timings_json(const srv_request *r) {
+    const srv_seq *q = &r->seqs[0];
+    cJSON *t = cJSON_CreateObject();
+    double prompt_ms = (double)(q->t_prompt_ns - q->t_admit_ns) * 1e-6;
+    double pred_ms = (double)(q->t_end_ns - q->t_prompt_ns) * 1e-6;
+    int prompt_n = r->n_prompt - q->n_reused, pred_n = q->n_gen;
+    cJSON_AddNumberToObject(t, "cache_n", q->n_reused);
+    cJSON_AddNumberToObject(t, "prompt_n", prompt_n);
+    cJSON_AddNumberToObject(t, "prompt_ms", prompt_ms);
+    cJSON_AddNumberToObject(t, "prompt_per_token_ms", prompt_n > 0 ? prompt_ms / prompt_n : 0);
+    cJSON_AddNumberToObject(t, "prompt_per_second", prompt_ms > 0 ? 1e3 * prompt_n / prompt_ms : 0);
+    cJSON_AddNumberToObject(t, "predicted_n", pred_n);
+    cJSON_AddNumberToObject(t, "predicted_ms", pred_ms);
+    cJSON_AddNumberToObject(t, "predicted_per_token_ms", pred_n > 0 ? pred_ms / pred_n : 0);
+    cJSON_AddNumberToObject(t, "predicted_per_second", pred_ms > 0 ? 1e3 * pred_n / pred_ms : 0);
+    return t;
+}
+
+static const char *stop_type(cllm_finish_reason f) { return f == CLLM_FINISH_STOP ? "eos" : "limit"; }
+
+/* llama.cpp's /completion fields common to its stream chunks and answers. */
+static void add_native_end(cllm_server *s, cJSON *o, const srv_request *r, const srv_seq *q) {
+    cJSON_AddStringToObject(o, "model", s->p.model_name);
+    cJSON_AddNumberToObject(o, "tokens_predicted", q->n_gen);
+    cJSON_AddNumberToObject(o, "tokens_evaluated", r->n_prompt);
+    cJSON_AddNumberToObject(o, "tokens_cached", q->n_reused);
+    cJSON_AddStringToObject(o, "stop_type", stop_type(q->finish));
+    cJSON_AddBoolToObject(o, "truncated", 0);
+    cJSON_AddItemToObject(o, "timings", timings_json(r));
+}
+
+static void emit_native_chunk(cllm_server *s, srv_seq *q, const char *text, size_t len, cJSON *entry,
+                              const char *finish) {
+    srv_request *r = q->req;
+    cJSON *c = cJSON_CreateObject();
+    char *t = srv_utf8_repair(text, len);
+    cJSON_AddStringToObject(c, "content", t ? t : "");
+    free(t);
+    cJSON_AddNumberToObject(c, "index", q->index);
+    cJSON_AddNumberToObject(c, "id_slot", q->slot);
+    cJSON_AddBoolToObject(c, "stop", finish != NULL);
+    if (entry) {
+        cJSON *a = cJSON_AddArrayToObject(c, "completion_probabilities");
+        cJSON_AddItemToArray(a, entry); /* the chat-style entry: token, logprob, bytes, top_logprobs */
+    }
+    if (finish) add_native_end(s, c, r, q);
+    srv_sse_event(&r->out, c);
+    cJSON_Delete(c);
+}
+
 static cJSON *chunk_base(cllm_server *s, srv_request *r) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "id", r->id);
     cJSON_AddStringToObject(c, "object", r->kind == SRV_CHAT ? "chat.completion.chunk" : "text_completion");
     cJSON_AddNumberToObject(c, "created", (double)r->created);
     cJSON_AddStringToObject(c, "model", s->p.model_name);
+    cJSON_AddStringToObject(c, "system_fingerprint", s->fingerprint);
     return c;
 }
 
@@ -101,11 +160,32 @@ static void add_usage(cJSON *o, srv_request *r) {
     cJSON_AddNumberToObject(u, "prompt_tokens", r->n_prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", r->completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", r->n_prompt + r->completion_tokens);
+    /* Prompt tokens served from a slot's cached prefix (first choice). */
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(u, "prompt_tokens_details"), "cached_tokens", r->seqs[0].n_reused);
 }
 
 static void emit_chunk(cllm_server *s, srv_seq *q, const char *text, size_t len, cJSON *logprobs_entry,
                        const char *finish) {
     srv_request *r = q->req;
+    if (r->native) {
+        emit_native_chunk(s, q, text, len, logprobs_entry, finish);
+        return;
+    }
+    if (r->kind == SRV_CHAT && !q->sent_role) {
+        /* First a chunk with only the role (as OpenAI and llama.cpp send). */
+        q->sent_role = 1;
+        cJSON *c = chunk_base(s, r);
+        cJSON *ch = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "choices"), ch);
+        cJSON_AddNumberToObject(ch, "index", q->index);
+        cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+        cJSON_AddStringToObject(delta, "role", "assistant");
+        cJSON_AddStringToObject(delta, "content", "");
+        cJSON_AddNullToObject(ch, "logprobs");
+        cJSON_AddNullToObject(ch, "finish_reason");
+        srv_sse_event(&r->out, c);
+        cJSON_Delete(c);
+    }
     cJSON *c = chunk_base(s, r);
     cJSON *choices = cJSON_AddArrayToObject(c, "choices"), *ch = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, ch);
@@ -117,10 +197,6 @@ static void emit_chunk(cllm_server *s, srv_seq *q, const char *text, size_t len,
     }
     if (r->kind == SRV_CHAT) {
         cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
-        if (!q->sent_role) {
-            cJSON_AddStringToObject(delta, "role", "assistant");
-            q->sent_role = 1;
-        }
         if (!finish) cJSON_AddStringToObject(delta, "content", t ? t : "");
         if (logprobs_entry) {
             cJSON *lo = cJSON_AddObjectToObject(ch, "logprobs");
@@ -147,7 +223,7 @@ static void emit_chunk(cllm_server *s, srv_seq *q, const char *text, size_t len,
     cJSON_Delete(c);
 }
 
-void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, int32_t token, float lp,
+void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, int32_t token, int eog, float lp,
                     const cllm_token_logprob *top, int n_top) {
     srv_request *r = q->req;
     /* Join with a held incomplete character; send only whole characters. */
@@ -161,13 +237,13 @@ void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, in
     size_t whole = srv_utf8_complete(buf, n);
     q->n_carry = (int)(n - whole);
     memcpy(q->utf8_carry, buf + whole, (size_t)q->n_carry);
-    cJSON *entry = r->want_logprobs ? logprob_entry(s, token, lp, top, n_top) : NULL;
+    cJSON *entry = r->want_logprobs && !eog ? logprob_entry(s, token, lp, top, n_top) : NULL;
     if (!r->stream) {
         srv_buf_append(&q->text, buf, whole);
         if (entry) cJSON_AddItemToArray(q->logprobs, entry);
         return;
     }
-    if (whole == 0 && !entry && q->sent_role) return;
+    if (whole == 0 && !entry) return;
     emit_chunk(s, q, buf, whole, entry, NULL);
     /* Completions' text_offset counts the text sent so far. */
     if (r->kind == SRV_COMPLETION) srv_buf_append(&q->text, buf, whole);
@@ -194,18 +270,29 @@ void srv_emit_request_end(cllm_server *s, srv_request *r) {
         cJSON_AddNullToObject(e, "code");
         srv_sse_event(&r->out, root);
         cJSON_Delete(root);
-    } else if (r->include_usage) {
+    } else if (r->include_usage && !r->native) {
         cJSON *c = chunk_base(s, r);
         cJSON_AddArrayToObject(c, "choices");
         add_usage(c, r);
+        cJSON_AddItemToObject(c, "timings", timings_json(r));
         srv_sse_event(&r->out, c);
         cJSON_Delete(c);
     }
-    srv_sse_done(&r->out);
+    if (!r->native) srv_sse_done(&r->out); /* llama.cpp's /completion stream ends without [DONE] */
 }
 
 srv_reply srv_final_reply(cllm_server *s, srv_request *r) {
     if (r->failed) return srv_error(500, "server_error", NULL, NULL, "%s", r->errmsg);
+    if (r->kind == SRV_EMBED && r->native) { /* llama.cpp's /embedding: [{"index", "embedding"}] */
+        cJSON *root = cJSON_CreateArray();
+        for (int i = 0; i < r->n_inputs; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "index", i);
+            cJSON_AddItemToObject(o, "embedding", cJSON_CreateFloatArray(r->embeddings + (size_t)i * s->C, s->C));
+            cJSON_AddItemToArray(root, o);
+        }
+        return srv_reply_json(root);
+    }
     if (r->kind == SRV_EMBED) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "object", "list");
@@ -245,9 +332,25 @@ srv_reply srv_final_reply(cllm_server *s, srv_request *r) {
         cJSON_AddNumberToObject(u, "total_tokens", total);
         return srv_reply_json(root);
     }
+    if (r->native) { /* llama.cpp's /completion answer (first choice) */
+        srv_seq *q = &r->seqs[0];
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "content", q->text.data ? q->text.data : "");
+        cJSON_AddNumberToObject(root, "index", 0);
+        cJSON_AddNumberToObject(root, "id_slot", q->slot_used);
+        cJSON_AddBoolToObject(root, "stop", 1);
+        add_native_end(s, root, r, q);
+        if (q->logprobs) {
+            cJSON *a = cJSON_AddArrayToObject(root, "completion_probabilities");
+            const cJSON *e;
+            cJSON_ArrayForEach(e, q->logprobs) cJSON_AddItemToArray(a, cJSON_Duplicate(e, 1));
+        }
+        return srv_reply_json(root);
+    }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", r->id);
     cJSON_AddStringToObject(root, "object", r->kind == SRV_CHAT ? "chat.completion" : "text_completion");
+    cJSON_AddStringToObject(root, "system_fingerprint", s->fingerprint);
     cJSON_AddNumberToObject(root, "created", (double)r->created);
     cJSON_AddStringToObject(root, "model", s->p.model_name);
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
@@ -275,6 +378,7 @@ srv_reply srv_final_reply(cllm_server *s, srv_request *r) {
         cJSON_AddItemToArray(choices, ch);
     }
     add_usage(root, r);
+    cJSON_AddItemToObject(root, "timings", timings_json(r));
     return srv_reply_json(root);
 }
 

@@ -4,21 +4,31 @@
  * the other routes share.
  *
  * Parsing validates every field it uses and answers 400 naming the field
- * (OpenAI's error shape). Accepted fields and ranges:
+ * (OpenAI's error shape). Which fields each route knows is one table
+ * (fields[] below): used, accepted-and-ignored (user, metadata,
+ * parallel_tool_calls, cache_prompt), or not implemented (response_format
+ * other than text, grammar, json_schema, tools/tool_choice/functions,
+ * continue_final_message, echo, suffix, best_of > 1, store, dimensions:
+ * a 400 unless the field holds its "off" value). Any other field is a 400.
+ * Accepted fields and ranges:
  *   messages (chat; roles system|developer|user|assistant, content a string,
  *   an array of {"type":"text","text"} parts, or null), prompt (completions:
  *   a string, may contain special tokens, or an array of token ids),
- *   max_tokens / max_completion_tokens (integer >= 1; larger than the room
- *   left in the context is capped to it, finish_reason "length"),
- *   temperature [0,2], top_p [0,1] (0 = greedy), top_k >= 0, min_p [0,1),
- *   presence_penalty / frequency_penalty [-2,2], repeat_penalty [0.01,100],
- *   seed (integer), n [1, max_n], stop (string or array of at most 16
- *   strings of at most 256 bytes; empty strings ignored), logprobs (chat:
- *   boolean, with top_logprobs [0,20]; completions: integer [0,20]),
- *   logit_bias ({"token id": bias in [-100,100]}, ids in [0,V), at most
- *   1024 entries), stream, stream_options.include_usage. Other fields are
- *   ignored. A prompt that does not leave room for one new token is refused
- *   with both token counts (code context_length_exceeded).
+ *   max_tokens / max_completion_tokens / n_predict (integer in [1, 2^53];
+ *   larger than the room left in the context is capped to it, finish_reason
+ *   "length"; absent: --n-predict, else chat to the end of the context and
+ *   completions 16), temperature [0,2], top_p [0,1] (0 = greedy), top_k >= 0,
+ *   min_p [0,1), presence_penalty / frequency_penalty [-2,2], repeat_penalty
+ *   [0.01,100], seed (integer in [-2^63, 2^64)), n [1, max_n], stop (string
+ *   or array of at most 16 strings of at most 256 bytes; empty strings
+ *   ignored), logprobs (chat: boolean, with top_logprobs [0,20];
+ *   completions: integer [0,20]; /completion: n_probs), logit_bias
+ *   ({"token id": bias} or [[id or string, bias], ...], bias in [-100,100]
+ *   or false to ban, ids in [0,V), at most 1024 entries), stream,
+ *   stream_options.include_usage. Every number is range-checked as a
+ *   double before any integer cast. A prompt that does not leave room for
+ *   one new token is refused with both token counts (code
+ *   context_length_exceeded).
  *
  * Not here: building responses (render.c), which URL goes where (routes.c),
  * sockets and limits (http.c), scheduling (scheduler.c).
@@ -71,19 +81,40 @@ static int opt_num(cJSON *root, const char *key, double lo, double hi, double *o
     return 0;
 }
 
+/* The largest integer a double holds exactly (2^53): integer fields are
+ * range-checked against bounds inside +-MAX_EXACT before any cast, so a
+ * value such as 1e20 is a 400, never an undefined double -> int64 cast. */
+#define MAX_EXACT 9007199254740992.0
+
+/* Optional integer field in [lo, hi] (|lo|, |hi| <= MAX_EXACT); absent or
+ * null leaves *out. */
 static int opt_int(cJSON *root, const char *key, double lo, double hi, int64_t *out, srv_reply *e) {
+    CLLM_ASSERT(lo >= -MAX_EXACT && hi <= MAX_EXACT);
     cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) {
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble)) {
         *e = BAD(key, "'%s' must be an integer", key);
         return -1;
     }
     double d = v->valuedouble;
     if (d < lo || d > hi) {
-        *e = BAD(key, "'%s' must be in [%.0f, %.0f], got %.0f", key, lo, hi, d);
+        *e = BAD(key, "'%s' must be in [%.0f, %.0f], got %g", key, lo, hi, d);
         return -1;
     }
     *out = (int64_t)d;
+    return 0;
+}
+
+/* seed: an integer in [-2^63, 2^64); negative values wrap as int64 does. */
+static int opt_seed(cJSON *root, uint64_t *out, srv_reply *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    if (!v || cJSON_IsNull(v)) return 0;
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!isfinite(d) || d != floor(d) || d < -9223372036854775808.0 || d >= 18446744073709551616.0) {
+        *e = BAD("seed", "'seed' must be an integer in [-2^63, 2^64)");
+        return -1;
+    }
+    *out = d < 0 ? (uint64_t)(int64_t)d : (uint64_t)d;
     return 0;
 }
 
@@ -149,32 +180,77 @@ static int parse_stop(cJSON *root, srv_request *r, srv_reply *e) {
     return 0;
 }
 
-static int parse_logit_bias(cJSON *root, cllm_sampler_params *sp, int V, srv_reply *e) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsObject(v)) {
-        *e = BAD("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+static int add_bias(cllm_sampler_params *sp, double id, const cJSON *val, int V, srv_reply *e) {
+    if (!(id >= 0 && id < V)) {
+        *e = BAD("logit_bias", "'logit_bias' names token %.0f, not a token id in [0, %d)", id, V);
         return -1;
     }
+    double b;
+    if (cJSON_IsFalse(val)) b = -INFINITY; /* llama.cpp: false bans the token */
+    else if (cJSON_IsNumber(val) && isfinite(val->valuedouble) && fabs(val->valuedouble) <= 100) b = val->valuedouble;
+    else {
+        *e = BAD("logit_bias", "'logit_bias' values must be numbers in [-100, 100] (or false to ban)");
+        return -1;
+    }
+    if (sp->n_bias >= CLLM_SAMPLER_MAX_BIAS) {
+        *e = BAD("logit_bias", "'logit_bias' holds at most %d entries", CLLM_SAMPLER_MAX_BIAS);
+        return -1;
+    }
+    sp->bias[sp->n_bias].token = (int32_t)id;
+    sp->bias[sp->n_bias].bias = (float)b;
+    sp->n_bias++;
+    return 0;
+}
+
+/* logit_bias in OpenAI's form {"id": bias} (keys are decimal token ids), or
+ * llama.cpp's array form [[id, bias], ...] where id may also be a string
+ * whose tokens all get the bias. */
+static int parse_logit_bias(cllm_server *s, cJSON *root, cllm_sampler_params *sp, srv_reply *e) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
+    if (!v || cJSON_IsNull(v)) return 0;
     cJSON *it;
+    if (cJSON_IsArray(v)) {
+        cJSON_ArrayForEach(it, v) {
+            cJSON *k = cJSON_GetArrayItem(it, 0), *b = cJSON_GetArrayItem(it, 1);
+            if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !(cJSON_IsNumber(k) || cJSON_IsString(k))) {
+                *e = BAD("logit_bias", "'logit_bias' as an array holds [token id or string, bias] pairs");
+                return -1;
+            }
+            if (cJSON_IsNumber(k)) {
+                if (k->valuedouble != floor(k->valuedouble)) {
+                    *e = BAD("logit_bias", "'logit_bias' token ids must be integers");
+                    return -1;
+                }
+                if (add_bias(sp, k->valuedouble, b, s->V, e)) return -1;
+                continue;
+            }
+            cllm_tokens toks = {0};
+            cllm_error err;
+            if (cllm_tokenizer_encode(s->tok, k->valuestring, strlen(k->valuestring), NULL, &toks, &err) != CLLM_OK) {
+                *e = BAD("logit_bias", "%s", err.msg);
+                return -1;
+            }
+            for (size_t i = 0; i < toks.n; i++)
+                if (add_bias(sp, toks.ids[i], b, s->V, e)) {
+                    cllm_tokens_free(&toks);
+                    return -1;
+                }
+            cllm_tokens_free(&toks);
+        }
+        return 0;
+    }
+    if (!cJSON_IsObject(v)) {
+        *e = BAD("logit_bias", "'logit_bias' must be an object mapping token ids to numbers, or [[id, bias], ...]");
+        return -1;
+    }
     cJSON_ArrayForEach(it, v) {
         char *endp = NULL;
         long long id = strtoll(it->string, &endp, 10);
-        if (!it->string[0] || *endp || id < 0 || id >= V) {
-            *e = BAD("logit_bias", "'logit_bias' key '%.40s' is not a token id in [0, %d)", it->string, V);
+        if (!it->string[0] || *endp || id < 0 || id >= s->V) {
+            *e = BAD("logit_bias", "'logit_bias' key '%.40s' is not a token id in [0, %d)", it->string, s->V);
             return -1;
         }
-        if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || fabs(it->valuedouble) > 100) {
-            *e = BAD("logit_bias", "'logit_bias' values must be numbers in [-100, 100]");
-            return -1;
-        }
-        if (sp->n_bias >= CLLM_SAMPLER_MAX_BIAS) {
-            *e = BAD("logit_bias", "'logit_bias' holds at most %d entries", CLLM_SAMPLER_MAX_BIAS);
-            return -1;
-        }
-        sp->bias[sp->n_bias].token = (int32_t)id;
-        sp->bias[sp->n_bias].bias = (float)it->valuedouble;
-        sp->n_bias++;
+        if (add_bias(sp, (double)id, it, s->V, e)) return -1;
     }
     return 0;
 }
@@ -298,12 +374,118 @@ static int parse_prompt(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_repl
     return -1;
 }
 
+/* ---- the fields each route knows -----------------------------------------
+ * One table for every request field. USED fields are read and validated by
+ * the parsers below. IGNORED fields are accepted deliberately (type-checked)
+ * and have no effect, for the reason given. DEFAULT_ONLY fields are features
+ * cllm does not implement: the request is accepted only when the field is
+ * null or holds the value that means "feature off", so a client asking for
+ * JSON mode, tools or a grammar gets a 400 naming the field instead of a
+ * silent 200. A field in no row (or in a row for another route) is a 400. */
+enum { K_CHAT = 1, K_CMPL = 2, K_EMBED = 4, K_NATIVE = 8, K_GEN = K_CHAT | K_CMPL | K_NATIVE };
+typedef enum { F_USED, F_IGNORED, F_DEFAULT_ONLY } field_how;
+typedef struct {
+    const char *name;
+    unsigned kinds;
+    field_how how;
+    const char *arg; /* IGNORED: the JSON type accepted; DEFAULT_ONLY: the JSON of the one accepted value (NULL: none) */
+} srv_field;
+
+static const srv_field fields[] = {
+    {"model", K_GEN | K_EMBED, F_USED, NULL},
+    {"messages", K_CHAT, F_USED, NULL},
+    {"prompt", K_CMPL | K_NATIVE, F_USED, NULL},
+    {"max_tokens", K_GEN, F_USED, NULL},
+    {"max_completion_tokens", K_CHAT, F_USED, NULL},
+    {"n_predict", K_NATIVE, F_USED, NULL},
+    {"temperature", K_GEN, F_USED, NULL},
+    {"top_p", K_GEN, F_USED, NULL},
+    {"top_k", K_GEN, F_USED, NULL},
+    {"min_p", K_GEN, F_USED, NULL},
+    {"presence_penalty", K_GEN, F_USED, NULL},
+    {"frequency_penalty", K_GEN, F_USED, NULL},
+    {"repeat_penalty", K_GEN, F_USED, NULL},
+    {"seed", K_GEN, F_USED, NULL},
+    {"n", K_CHAT | K_CMPL, F_USED, NULL},
+    {"stop", K_GEN, F_USED, NULL},
+    {"logprobs", K_CHAT | K_CMPL, F_USED, NULL},
+    {"top_logprobs", K_CHAT, F_USED, NULL},
+    {"n_probs", K_NATIVE, F_USED, NULL},
+    {"logit_bias", K_GEN, F_USED, NULL},
+    {"stream", K_GEN, F_USED, NULL},
+    {"stream_options", K_CHAT | K_CMPL, F_USED, NULL},
+    {"input", K_EMBED, F_USED, NULL},
+    {"content", K_EMBED, F_USED, NULL}, /* llama.cpp's /embedding */
+    {"encoding_format", K_EMBED, F_USED, NULL},
+    /* accepted, no effect */
+    {"user", K_GEN | K_EMBED, F_IGNORED, "string"},              /* no per-user accounting */
+    {"metadata", K_CHAT | K_CMPL, F_IGNORED, "object"},          /* nothing is stored */
+    {"parallel_tool_calls", K_CHAT, F_IGNORED, "boolean"},       /* meaningless without tools */
+    {"cache_prompt", K_NATIVE, F_IGNORED, "boolean"},            /* prefix reuse is always on */
+    /* not implemented: only the "off" value */
+    {"store", K_CHAT | K_CMPL, F_DEFAULT_ONLY, "false"},
+    {"echo", K_CMPL, F_DEFAULT_ONLY, "false"},
+    {"suffix", K_CMPL, F_DEFAULT_ONLY, "\"\""},
+    {"best_of", K_CMPL, F_DEFAULT_ONLY, "1"},
+    {"response_format", K_CHAT | K_CMPL | K_NATIVE, F_DEFAULT_ONLY, "{\"type\": \"text\"}"},
+    {"json_schema", K_NATIVE, F_DEFAULT_ONLY, NULL},
+    {"grammar", K_GEN, F_DEFAULT_ONLY, "\"\""},
+    {"tools", K_CHAT, F_DEFAULT_ONLY, "[]"},
+    {"tool_choice", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
+    {"functions", K_CHAT, F_DEFAULT_ONLY, "[]"},
+    {"function_call", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
+    {"continue_final_message", K_CHAT, F_DEFAULT_ONLY, "false"}, /* needs prefill support in the chat renderer */
+    {"add_generation_prompt", K_CHAT, F_DEFAULT_ONLY, "true"},
+    {"dimensions", K_EMBED, F_DEFAULT_ONLY, NULL},
+};
+
+/* 0 when every field of root is known for this route and acceptable. */
+static int check_fields(cJSON *root, unsigned kind, srv_reply *e) {
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root) {
+        const srv_field *f = NULL;
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !f; i++)
+            if (strcmp(fields[i].name, it->string) == 0 && (fields[i].kinds & kind)) f = &fields[i];
+        if (!f) {
+            *e = BAD(it->string, "unknown field '%.64s': this server does not implement it", it->string);
+            return -1;
+        }
+        if (f->how == F_USED || cJSON_IsNull(it)) continue;
+        if (f->how == F_IGNORED) {
+            int ok = !strcmp(f->arg, "string") ? cJSON_IsString(it)
+                     : !strcmp(f->arg, "object") ? cJSON_IsObject(it)
+                                                 : cJSON_IsBool(it);
+            if (!ok) {
+                *e = BAD(f->name, "'%s' must be a %s", f->name, f->arg);
+                return -1;
+            }
+            continue;
+        }
+        cJSON *def = f->arg ? cJSON_Parse(f->arg) : NULL;
+        int same = def && cJSON_Compare(it, def, 1);
+        cJSON_Delete(def);
+        if (!same) {
+            *e = BAD(f->name, "'%s' is not supported by this server%s%s", f->name, f->arg ? "; it accepts only " : "",
+                     f->arg ? f->arg : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The body's JSON object and a new request of that kind (refs 1, the
  * connection's). On failure *r is NULL and the reply is the error. */
-static srv_reply begin_request(const char *body, size_t len, srv_kind kind, cJSON **root, srv_request **r) {
+static srv_reply begin_request(const char *body, size_t len, srv_kind kind, int native, cJSON **root,
+                               srv_request **r) {
     *r = NULL;
     srv_reply e = srv_parse_root(body, len, root);
     if (!*root) return e;
+    unsigned kbit = kind == SRV_EMBED ? K_EMBED : native ? K_NATIVE : kind == SRV_CHAT ? K_CHAT : K_CMPL;
+    if (check_fields(*root, kbit, &e)) {
+        cJSON_Delete(*root);
+        *root = NULL;
+        return e;
+    }
     *r = calloc(1, sizeof **r);
     if (!*r) {
         cJSON_Delete(*root);
@@ -311,25 +493,32 @@ static srv_reply begin_request(const char *body, size_t len, srv_kind kind, cJSO
         return srv_error(500, "server_error", NULL, NULL, "out of memory");
     }
     (*r)->refs = 1;
+    (*r)->fd = -1;
     (*r)->kind = kind;
     return (srv_reply){0, NULL, NULL};
 }
 
-srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, size_t len, srv_request **out) {
+srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const char *body, size_t len,
+                               srv_request **out) {
     *out = NULL;
     cJSON *root = NULL;
     srv_request *r = NULL;
-    srv_reply e = begin_request(body, len, kind, &root, &r);
+    srv_reply e = begin_request(body, len, kind, native, &root, &r);
     if (!r) return e;
     cllm_tokens toks = {0};
     r->n = 1;
+    r->native = native;
     cllm_sampler_params *sp = &r->sp;
-    *sp = cllm_sampler_default_params();
-    sp->temperature = 1.0f;
-    sp->top_k = 0;
-    sp->top_p = 1.0f;
-    sp->min_p = 0.0f;
-    sp->penalty_window = 256;
+    if (s->p.sampling) {
+        *sp = *s->p.sampling;
+    } else {
+        *sp = cllm_sampler_default_params();
+        sp->temperature = 1.0f;
+        sp->top_k = 0;
+        sp->top_p = 1.0f;
+        sp->min_p = 0.0f;
+        sp->penalty_window = 256;
+    }
     cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (model && !cJSON_IsString(model) && !cJSON_IsNull(model)) {
         e = BAD("model", "'model' must be a string");
@@ -350,23 +539,19 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, 
     }
     double d;
     int64_t iv;
-    int room = s->ctx - (int)toks.n;
-    r->max_tokens = room;
-    int has_max = 0;
-    const char *mkeys[2] = {"max_tokens", "max_completion_tokens"};
-    for (int k = 0; k < 2; k++) {
-        iv = -1;
-        if (opt_int(root, mkeys[k], -1e300, 1e300, &iv, &e)) goto fail;
+    const int room = s->ctx - (int)toks.n;
+    /* Without max_tokens: --n-predict, else OpenAI's defaults (chat: the
+     * rest of the context; completions: 16). Larger values are capped to
+     * the room left (finish_reason "length"). */
+    iv = s->p.n_predict > 0 ? s->p.n_predict : kind == SRV_CHAT ? room : 16;
+    const char *mkeys[3] = {"max_tokens", "max_completion_tokens", "n_predict"};
+    for (int k = 0; k < 3; k++) {
         cJSON *mv = cJSON_GetObjectItemCaseSensitive(root, mkeys[k]);
-        if (!mv || cJSON_IsNull(mv)) continue;
-        if (mv->valuedouble < 1) {
-            e = BAD(mkeys[k], "'%s' must be >= 1, got %.0f", mkeys[k], mv->valuedouble);
-            goto fail;
-        }
-        has_max = 1;
-        r->max_tokens = mv->valuedouble < room ? (int)mv->valuedouble : room;
+        if (k == 2 && mv && cJSON_IsNumber(mv) && mv->valuedouble < 0) continue; /* llama.cpp: -1 = no limit */
+        if (opt_int(root, mkeys[k], 1, MAX_EXACT, &iv, &e)) goto fail;
+        if (k == 2 && mv && cJSON_IsNumber(mv) && mv->valuedouble < 0) iv = room;
     }
-    if (!has_max && kind == SRV_COMPLETION) r->max_tokens = room < 16 ? room : 16; /* OpenAI's default */
+    r->max_tokens = iv < room ? (int)iv : room;
     d = sp->temperature;
     if (opt_num(root, "temperature", 0, 2, &d, &e)) goto fail;
     sp->temperature = (float)d;
@@ -374,31 +559,26 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, 
     if (opt_num(root, "top_p", 0, 1, &d, &e)) goto fail;
     if (d == 0) sp->temperature = 0, d = 1; /* the smallest nucleus: one token */
     sp->top_p = (float)d;
-    iv = 0;
+    iv = sp->top_k;
     if (opt_int(root, "top_k", 0, 1e9, &iv, &e)) goto fail;
     sp->top_k = iv > s->V ? s->V : (int)iv;
-    d = 0;
+    d = sp->min_p;
     if (opt_num(root, "min_p", 0, 0.999999, &d, &e)) goto fail;
     sp->min_p = (float)d;
-    d = 0;
+    d = sp->presence_penalty;
     if (opt_num(root, "presence_penalty", -2, 2, &d, &e)) goto fail;
     sp->presence_penalty = (float)d;
-    d = 0;
+    d = sp->frequency_penalty;
     if (opt_num(root, "frequency_penalty", -2, 2, &d, &e)) goto fail;
     sp->frequency_penalty = (float)d;
-    d = 1;
+    d = sp->repeat_penalty;
     if (opt_num(root, "repeat_penalty", 0.01, 100, &d, &e)) goto fail;
     sp->repeat_penalty = (float)d;
     pthread_mutex_lock(&s->mu);
     uint64_t id = ++s->next_id;
     pthread_mutex_unlock(&s->mu);
-    sp->seed = id * 0x9E3779B97F4A7C15ull;
-    iv = 0;
-    cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
-    if (seed && !cJSON_IsNull(seed)) {
-        if (opt_int(root, "seed", -9.2e18, 1.8e19, &iv, &e)) goto fail;
-        sp->seed = seed->valuedouble < 0 ? (uint64_t)(int64_t)seed->valuedouble : (uint64_t)seed->valuedouble;
-    }
+    sp->seed = s->p.seed >= 0 ? (uint64_t)s->p.seed : id * 0x9E3779B97F4A7C15ull;
+    if (opt_seed(root, &sp->seed, &e)) goto fail;
     iv = 1;
     if (opt_int(root, "n", 1, s->p.max_n, &iv, &e)) goto fail;
     r->n = (int)iv;
@@ -423,13 +603,14 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, 
         r->want_logprobs = lp;
         r->n_top = (int)iv;
     } else {
-        cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
+        const char *lkey = native ? "n_probs" : "logprobs";
+        cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, lkey);
         iv = 0;
-        if (opt_int(root, "logprobs", 0, MAX_TOP, &iv, &e)) goto fail;
-        r->want_logprobs = lp && !cJSON_IsNull(lp);
+        if (opt_int(root, lkey, 0, MAX_TOP, &iv, &e)) goto fail;
+        r->want_logprobs = native ? iv > 0 : lp && !cJSON_IsNull(lp);
         r->n_top = (int)iv;
     }
-    if (parse_logit_bias(root, sp, s->V, &e)) goto fail;
+    if (parse_logit_bias(s, root, sp, &e)) goto fail;
     if (srv_opt_bool(root, "stream", &r->stream, &e)) goto fail;
     cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
@@ -481,13 +662,15 @@ fail:
 
 /* ---- embeddings ---------------------------------------------------------- */
 
-srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, srv_request **out) {
+srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, int native, srv_request **out) {
     *out = NULL;
     cJSON *root = NULL;
     srv_request *r = NULL;
-    srv_reply e = begin_request(body, len, SRV_EMBED, &root, &r);
+    srv_reply e = begin_request(body, len, SRV_EMBED, native, &root, &r);
     if (!r) return e;
     cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "input");
+    if (!in && native) in = cJSON_GetObjectItemCaseSensitive(root, "content");
+    r->native = native;
     cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
     if (fmt && !cJSON_IsNull(fmt)) {
         if (!cJSON_IsString(fmt) || (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64"))) {
@@ -563,3 +746,30 @@ fail:
     return e;
 }
 
+
+/* ---- /apply-template (llama.cpp): the chat template's prompt text ------- */
+
+srv_reply srv_apply_template(cllm_server *s, const char *body, size_t len) {
+    cJSON *root = NULL;
+    srv_reply e = srv_parse_root(body, len, &root);
+    if (!root) return e;
+    cllm_tokens toks = {0};
+    char *text = NULL;
+    size_t tl = 0;
+    cllm_error err;
+    if (render_messages(s, root, &toks, &e)) goto done;
+    if (cllm_tokenizer_decode(s->tok, toks.ids, toks.n, &text, &tl, &err) != CLLM_OK) {
+        e = BAD("messages", "%s", err.msg);
+        goto done;
+    }
+    char *fixed = srv_utf8_repair(text, tl);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "prompt", fixed ? fixed : "");
+    free(fixed);
+    e = srv_reply_json(o);
+done:
+    free(text);
+    cllm_tokens_free(&toks);
+    cJSON_Delete(root);
+    return e;
+}

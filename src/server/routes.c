@@ -22,12 +22,16 @@ static srv_reply route_tokenize(cllm_server *s, const char *body, size_t len) {
     srv_reply e = srv_parse_root(body, len, &root);
     if (!root) return e;
     cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "content");
-    int special = 0, pieces = 0;
+    /* llama.cpp's meanings: parse_special turns special-token text into
+     * those tokens; add_special puts the vocabulary's BOS token first (when
+     * it has one: <|begin_of_text|> or <s>; byte and GPT-2 vocabularies have
+     * none). */
+    int add_special = 0, parse_special = 0, pieces = 0;
     if (!cJSON_IsString(c)) {
         cJSON_Delete(root);
         return BAD("content", "'content' is required and must be a string");
     }
-    if (srv_opt_bool(root, "add_special", &special, &e) || srv_opt_bool(root, "parse_special", &special, &e) ||
+    if (srv_opt_bool(root, "add_special", &add_special, &e) || srv_opt_bool(root, "parse_special", &parse_special, &e) ||
         srv_opt_bool(root, "with_pieces", &pieces, &e)) {
         cJSON_Delete(root);
         return e;
@@ -35,8 +39,12 @@ static srv_reply route_tokenize(cllm_server *s, const char *body, size_t len) {
     cllm_tokens toks = {0};
     cllm_special_set all = {1, NULL, 0};
     cllm_error err;
-    if (cllm_tokenizer_encode(s->tok, c->valuestring, strlen(c->valuestring), special ? &all : NULL, &toks, &err) !=
-        CLLM_OK) {
+    int64_t bos = cllm_tokenizer_special_id(s->tok, "<|begin_of_text|>");
+    if (bos < 0) bos = cllm_tokenizer_special_id(s->tok, "<s>");
+    if ((add_special && bos >= 0 && cllm_tokens_push(&toks, (uint32_t)bos, &err) != CLLM_OK) ||
+        cllm_tokenizer_encode(s->tok, c->valuestring, strlen(c->valuestring), parse_special ? &all : NULL, &toks,
+                              &err) != CLLM_OK) {
+        cllm_tokens_free(&toks);
         cJSON_Delete(root);
         return BAD("content", "%s", err.msg);
     }
@@ -89,13 +97,7 @@ static srv_reply route_detokenize(cllm_server *s, const char *body, size_t len) 
     }
     free(ids);
     /* Raw token bytes may not be valid UTF-8: repair for JSON. */
-    char *fixed = malloc(3 * (tl + 4) + 4);
-    cllm_utf8_stream st = {0};
-    size_t k = fixed ? cllm_utf8_stream_feed(&st, (const uint8_t *)text, tl, fixed) : 0;
-    if (fixed) {
-        k += cllm_utf8_stream_flush(&st, fixed + k);
-        fixed[k] = '\0';
-    }
+    char *fixed = srv_utf8_repair(text, tl);
     free(text);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "content", fixed ? fixed : "");
@@ -177,22 +179,87 @@ static srv_reply route_metrics(cllm_server *s) {
     GAUGE("cllm_slots", "KV slots.", s->p.parallel);
     GAUGE("cllm_slots_busy", "Slots holding a sequence.", busy);
     GAUGE("cllm_queue_depth", "Sequences and embedding jobs waiting.", queued);
+    /* The same counters under llama.cpp's names, for its dashboards. */
+    COUNTER("llamacpp:prompt_tokens_total", "Number of prompt tokens processed.", m.prompt_tokens);
+    PUT("# HELP llamacpp:prompt_seconds_total Prompt process time\n# TYPE llamacpp:prompt_seconds_total counter\n"
+        "llamacpp:prompt_seconds_total %.9f\n", (double)m.prompt_ns * 1e-9);
+    COUNTER("llamacpp:tokens_predicted_total", "Number of generation tokens processed.", m.generated_tokens);
+    PUT("# HELP llamacpp:tokens_predicted_seconds_total Predict process time\n"
+        "# TYPE llamacpp:tokens_predicted_seconds_total counter\nllamacpp:tokens_predicted_seconds_total %.9f\n",
+        (double)m.predict_ns * 1e-9);
+    COUNTER("llamacpp:n_decode_total", "Total number of llama_decode() calls.", m.decode_steps);
+    PUT("# HELP llamacpp:n_busy_slots_per_decode Average number of busy slots per llama_decode() call\n"
+        "# TYPE llamacpp:n_busy_slots_per_decode counter\nllamacpp:n_busy_slots_per_decode %.6f\n",
+        m.decode_steps ? (double)m.batched_rows / (double)m.decode_steps : 0.0);
+    GAUGE("llamacpp:requests_processing", "Number of requests processing.", busy);
+    GAUGE("llamacpp:requests_deferred", "Number of requests deferred.", queued);
 #undef PUT
 #undef COUNTER
 #undef GAUGE
     return (srv_reply){200, b.data, "text/plain; version=0.0.4"};
 }
 
+static srv_reply route_props(cllm_server *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *d = cJSON_AddObjectToObject(o, "default_generation_settings");
+    cJSON_AddNumberToObject(d, "n_ctx", s->ctx);
+    cJSON *p = cJSON_AddObjectToObject(d, "params");
+    cllm_sampler_params sp = cllm_sampler_default_params();
+    if (s->p.sampling) sp = *s->p.sampling;
+    else sp.temperature = 1.0f, sp.top_k = 0, sp.top_p = 1.0f, sp.min_p = 0.0f;
+    cJSON_AddNumberToObject(p, "n_predict", s->p.n_predict > 0 ? s->p.n_predict : -1);
+    cJSON_AddNumberToObject(p, "temperature", sp.temperature);
+    cJSON_AddNumberToObject(p, "top_k", sp.top_k);
+    cJSON_AddNumberToObject(p, "top_p", sp.top_p);
+    cJSON_AddNumberToObject(p, "min_p", sp.min_p);
+    cJSON_AddNumberToObject(p, "repeat_penalty", sp.repeat_penalty);
+    cJSON_AddNumberToObject(p, "presence_penalty", sp.presence_penalty);
+    cJSON_AddNumberToObject(p, "frequency_penalty", sp.frequency_penalty);
+    cJSON_AddNumberToObject(p, "seed", s->p.seed >= 0 ? (double)s->p.seed : -1);
+    cJSON_AddNumberToObject(o, "total_slots", s->p.parallel);
+    cJSON_AddStringToObject(o, "model_path", s->p.model_name);
+    cJSON_AddStringToObject(o, "chat_template", cllm_chat_template_name(s->tmpl));
+    cJSON_AddStringToObject(o, "build_info", s->fingerprint);
+    return srv_reply_json(o);
+}
+
+static srv_reply route_slots(cllm_server *s) {
+    cJSON *a = cJSON_CreateArray();
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->p.parallel; i++) {
+        const srv_seq *q = s->slots[i].seq;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", i);
+        cJSON_AddNumberToObject(o, "n_ctx", s->ctx);
+        cJSON_AddBoolToObject(o, "is_processing", q != NULL);
+        cJSON_AddNumberToObject(o, "n_cached", s->slots[i].n_cached);
+        if (q) {
+            cJSON_AddStringToObject(o, "id_task", q->req->id);
+            cJSON_AddNumberToObject(o, "n_prompt_tokens", q->req->n_prompt);
+            cJSON_AddNumberToObject(o, "n_decoded", q->n_gen);
+        }
+        cJSON_AddItemToArray(a, o);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return srv_reply_json(a);
+}
+
 srv_reply srv_route_simple(cllm_server *s, const char *method, const char *url, const char *body, size_t len,
                            int *handled) {
     *handled = 1;
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    if ((s->p.no_ui && strcmp(url, "/") == 0) || (s->p.no_metrics && strcmp(url, "/metrics") == 0) ||
+        (!s->p.slots_endpoint && strcmp(url, "/slots") == 0))
+        return srv_error(404, "not_found_error", NULL, "not_found", "%s is turned off on this server", url);
     if (strcmp(url, "/health") == 0 && get) return route_health(s);
-    if (strcmp(url, "/metrics") == 0 && get) return route_metrics(s);
+    if (strcmp(url, "/metrics") == 0 && get && !s->p.no_metrics) return route_metrics(s);
+    if (strcmp(url, "/props") == 0 && get) return route_props(s);
+    if (strcmp(url, "/slots") == 0 && get && s->p.slots_endpoint) return route_slots(s);
+    if (strcmp(url, "/apply-template") == 0 && post) return srv_apply_template(s, body, len);
     if ((strcmp(url, "/v1/models") == 0 || strcmp(url, "/models") == 0) && get) return route_models(s);
     if (strcmp(url, "/tokenize") == 0 && post) return route_tokenize(s, body, len);
     if (strcmp(url, "/detokenize") == 0 && post) return route_detokenize(s, body, len);
-    if (strcmp(url, "/") == 0 && get) {
+    if (strcmp(url, "/") == 0 && get && !s->p.no_ui) {
         return (srv_reply){200, strdup(srv_webui_html), "text/html; charset=utf-8"};
     }
     *handled = 0;

@@ -24,9 +24,11 @@
  *
  * Not here: HTTP (http.c), request JSON (request.c), response JSON (render.c).
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -38,6 +40,23 @@ static uint64_t clock_ns(clockid_t id) {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t srv_now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* (mu held) 1 when the client of a suspended non-stream request has closed
+ * its connection. libmicrohttpd does not watch a suspended connection, so
+ * the worker looks at the socket itself, once per step: a hang-up, an error
+ * or an orderly close (recv of 0 bytes; pipelined bytes are left queued).
+ * The socket stays open until the completion callback has run, which takes
+ * mu and clears r->conn, so r->fd is valid here while r->conn is set. */
+static int client_gone_locked(srv_request *r) {
+    if (r->stream || !r->conn || r->fd < 0) return 0;
+    struct pollfd pf = {.fd = r->fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&pf, 1, 0) <= 0) return 0;
+    if (pf.revents & (POLLHUP | POLLERR | POLLNVAL | POLLRDHUP)) return 1;
+    char b;
+    return (pf.revents & POLLIN) && recv(r->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 /* (worker) Charges the time since the last lap to phase ph. */
@@ -87,6 +106,7 @@ void srv_request_release_locked(cllm_server *s, srv_request *r) {
 }
 
 int srv_submit(cllm_server *s, srv_request *r) {
+    r->t_submit_ns = srv_now_ns();
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     if (s->stopping) {
@@ -129,7 +149,13 @@ static void seq_finish_locked(cllm_server *s, srv_seq *q, cllm_finish_reason why
     }
     q->state = SEQ_DONE;
     q->finish = why;
+    q->t_end_ns = srv_now_ns();
+    if (!q->t_prompt_ns) q->t_prompt_ns = q->t_end_ns;
     if (!r->cancelled && !r->failed) srv_emit_finish(s, q);
+    if (q->index == 0 && r->kind != SRV_EMBED) {
+        s->m.prompt_ns += q->t_prompt_ns - (q->t_admit_ns ? q->t_admit_ns : q->t_prompt_ns);
+        s->m.predict_ns += q->t_end_ns - q->t_prompt_ns;
+    }
     if (++r->n_done == r->n) {
         if (r->cancelled) s->m.cancelled++;
         if (r->failed) s->m.failures++;
@@ -155,6 +181,7 @@ static int lcp(const uint32_t *a, int na, const uint32_t *b, int nb) {
 static srv_request *schedule_locked(cllm_server *s) {
     for (int i = 0; i < s->p.parallel; i++) {
         srv_seq *q = s->slots[i].seq;
+        if (q && !q->req->cancelled && client_gone_locked(q->req)) q->req->cancelled = 1;
         if (q && (q->req->cancelled || q->req->failed)) seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
     }
     while (s->q_head && s->busy < s->p.parallel) {
@@ -164,6 +191,7 @@ static srv_request *schedule_locked(cllm_server *s) {
         s->queued--;
         q->next = NULL;
         srv_request *r = q->req;
+        if (!r->cancelled && client_gone_locked(r)) r->cancelled = 1;
         if (r->cancelled || r->failed) {
             seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
             continue;
@@ -200,6 +228,9 @@ static srv_request *schedule_locked(cllm_server *s) {
         q->slot = best;
         q->state = SEQ_PREFILL;
         q->n_prefilled = reuse;
+        q->n_reused = reuse;
+        q->slot_used = best;
+        q->t_admit_ns = srv_now_ns();
         s->m.reused_tokens += (uint64_t)reuse;
     }
     srv_request *ej = NULL;
@@ -218,8 +249,20 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     cllm_token_logprob top[CLLM_GENERATE_MAX_TOP];
     float lp = 0.0f;
     int32_t tok = cllm_sampler_sample(q->sampler, logits, &lp, top, r->n_top);
+    if (tok < 0) { /* no finite logit: the request fails (500 / SSE error event); the server goes on */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the model produced no finite logit at position %d (every logit is NaN or infinite)",
+                 cllm_model_kv_length(s->model, q->slot));
+        lap(s, SRV_PH_SAMPLE);
+        pthread_mutex_lock(&s->mu);
+        request_fail_locked(r, msg);
+        seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     cllm_sampler_accept(q->sampler, tok);
-    q->n_gen++;
+    if (q->n_gen++ == 0) q->t_prompt_ns = srv_now_ns();
     char out[CLLM_TEXT_STREAM_OUT_MAX];
     size_t rlen = 0;
     int finish = -1;
@@ -231,8 +274,9 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
         cllm_error err; /* an undecodable token adds no text (the sampler only draws ids < V) */
         if (cllm_text_stream_token(&q->text_stream, s->tok, (uint32_t)tok, out, &rlen, &err) != CLLM_OK) rlen = 0;
         if (cllm_text_stream_stopped(&q->text_stream)) finish = CLLM_FINISH_STOP;
-        else if (q->n_gen >= r->max_tokens || next_pos >= s->ctx) {
-            finish = q->n_gen >= r->max_tokens ? CLLM_FINISH_LENGTH : CLLM_FINISH_CONTEXT;
+        else if (q->n_gen >= r->max_tokens || next_pos >= s->ctx ||
+                 (s->p.request_timeout_s > 0 && srv_now_ns() - r->t_submit_ns >= (uint64_t)s->p.request_timeout_s * 1000000000u)) {
+            finish = next_pos >= s->ctx && q->n_gen < r->max_tokens ? CLLM_FINISH_CONTEXT : CLLM_FINISH_LENGTH;
             rlen += cllm_text_stream_end(&q->text_stream, out + rlen);
         }
     }
@@ -243,7 +287,7 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     s->m.generated_tokens++;
     r->completion_tokens++;
     if (!r->cancelled && !r->failed) {
-        srv_emit_token(s, q, out, rlen, tok, lp, top, r->n_top);
+        srv_emit_token(s, q, out, rlen, tok, cllm_generate_is_eog(&s->gen, tok), lp, top, r->n_top);
         /* A stream's connection is resumed once per step, after every row
          * is sampled (wake_all): resuming per token woke the network thread
          * in the middle of the step, taking the core from the worker. A

@@ -51,7 +51,10 @@ typedef struct srv_seq {
     int pos;                    /* position of last_token */
     int32_t last_token;         /* sampled, not yet fed to the model */
     int n_gen;                  /* tokens sampled */
-    int sent_role;              /* chat stream: first delta carried the role */
+    int sent_role;              /* chat stream: the role-only first chunk was sent */
+    int n_reused;               /* prompt tokens served from a cached prefix (worker) */
+    int slot_used;              /* the slot it ran in (kept after it is freed) */
+    uint64_t t_admit_ns, t_prompt_ns, t_end_ns; /* admitted, prompt done (first token), finished (worker) */
     cllm_finish_reason finish;
     srv_buf text;               /* non-stream: the whole text */
     cJSON *logprobs;            /* non-stream with logprobs: per-token entries (array) */
@@ -62,6 +65,7 @@ struct srv_request {
     int refs;                   /* connection + worker (mu) */
     srv_kind kind;
     int stream, include_usage;
+    int native;                 /* llama.cpp's /completion or /embedding: its request and response shapes */
     int want_logprobs;          /* chat: logprobs true; completion: logprobs given */
     int n_top;                  /* alternatives per token */
     char id[48];
@@ -77,6 +81,9 @@ struct srv_request {
     int n_done;                 /* mu */
     int completion_tokens;      /* mu */
     int cancelled;              /* client went away (mu) */
+    int fd;                     /* the connection's socket, polled for a hang-up while a
+                                   non-stream request is suspended; -1 unknown (mu) */
+    uint64_t t_submit_ns;       /* CLOCK_MONOTONIC at submission (request timeout) */
     int failed;                 /* the model failed mid-request (mu) */
     char errmsg[256];
     srv_buf out;                /* stream: SSE bytes ready to send (mu) */
@@ -109,6 +116,7 @@ typedef enum { SRV_PH_FORWARD = 0, SRV_PH_EMBED, SRV_PH_SAMPLE, SRV_PH_EMIT, SRV
 typedef struct {
     uint64_t requests[SRV_KIND_COUNT], rejected_busy, errors_4xx, cancelled, prompt_tokens,
         generated_tokens, reused_tokens, copied_tokens, decode_steps, batched_rows, failures;
+    uint64_t prompt_ns, predict_ns;  /* per request: admission -> first token, first token -> end (first choice) */
     uint64_t phase_ns[SRV_PH_COUNT]; /* worker wall time per phase */
     uint64_t worker_cpu_ns;          /* the worker thread's CPU time (its OpenMP helpers excluded) */
     int worker_threads;              /* OpenMP threads the worker decodes with */
@@ -140,10 +148,12 @@ struct cllm_server {
     int n_wake;
     int busy;                   /* slots in use (mu) */
     uint64_t next_id;           /* mu */
+    char fingerprint[48];       /* system_fingerprint: build and model */
     srv_metrics m;              /* mu */
 };
 
 /* ---- scheduler.c -------------------------------------------------------- */
+uint64_t srv_now_ns(void); /* CLOCK_MONOTONIC */
 int srv_worker_start(cllm_server *s);
 void srv_worker_stop(cllm_server *s);
 /* Queues a request's sequences (or an embedding job). Returns 0, or -1 when
@@ -163,6 +173,9 @@ size_t srv_utf8_complete(const char *s, size_t len);
 /* A token's bytes as valid UTF-8 text (invalid bytes -> U+FFFD), and the
  * raw bytes as a JSON int array. */
 cJSON *srv_token_text(const cllm_tokenizer *tok, int32_t id);
+/* s[n] as a new NUL-terminated valid UTF-8 string (invalid bytes -> U+FFFD);
+ * owned by the caller; NULL when out of memory. */
+char *srv_utf8_repair(const char *s, size_t n);
 cJSON *srv_token_bytes(const cllm_tokenizer *tok, int32_t id);
 
 typedef struct {
@@ -174,14 +187,17 @@ typedef struct {
 /* ---- request.c: request bodies -> srv_request ---------------------------- */
 /* Parses a generation request; on success *out is a new request (refs 1,
  * the connection's) and the reply's status is 0. */
-srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, const char *body, size_t len, srv_request **out);
-srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, srv_request **out);
+srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const char *body, size_t len,
+                               srv_request **out);
+srv_reply srv_parse_embeddings(cllm_server *s, const char *body, size_t len, int native, srv_request **out);
 /* The body as a JSON object: on success *out is owned by the caller and the
  * reply's status is 0; else *out is NULL and the reply is a 400. */
 srv_reply srv_parse_root(const char *body, size_t len, cJSON **out);
 /* Optional boolean field: absent or null leaves *out. Returns 0, or -1 with
  * a 400 in *e naming the field. */
 int srv_opt_bool(cJSON *root, const char *key, int *out, srv_reply *e);
+/* POST /apply-template: {"messages"} -> {"prompt"}, the chat template's text. */
+srv_reply srv_apply_template(cllm_server *s, const char *body, size_t len);
 
 /* ---- render.c: responses -------------------------------------------------- */
 /* Errors in OpenAI's shape. param may be NULL. */
@@ -192,7 +208,9 @@ srv_reply srv_reply_json(cJSON *root);
 /* The final non-stream JSON of a finished request. */
 srv_reply srv_final_reply(cllm_server *s, srv_request *r);
 /* Stream chunk builders used by the worker (mu held). */
-void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, int32_t token, float lp,
+/* token: the sampled id; an end-of-generation token (eog) adds neither
+ * text nor a logprobs entry, as the returned text omits it. */
+void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, int32_t token, int eog, float lp,
                     const cllm_token_logprob *top, int n_top);
 void srv_emit_finish(cllm_server *s, srv_seq *q);
 void srv_emit_request_end(cllm_server *s, srv_request *r);

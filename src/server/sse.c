@@ -64,16 +64,22 @@ size_t srv_utf8_complete(const char *s, size_t len) {
     return back + 1 >= need ? len : i - 1;
 }
 
+char *srv_utf8_repair(const char *s, size_t n) {
+    char *out = malloc(3 * (n + 4) + 4);
+    if (!out) return NULL;
+    cllm_utf8_stream st = {0};
+    size_t k = cllm_utf8_stream_feed(&st, (const uint8_t *)s, n, out);
+    k += cllm_utf8_stream_flush(&st, out + k);
+    out[k] = '\0';
+    return out;
+}
+
 cJSON *srv_token_text(const cllm_tokenizer *tok, int32_t id) {
     const uint8_t *bytes = NULL;
     size_t n = 0;
     if (cllm_tokenizer_token_bytes(tok, (uint32_t)id, &bytes, &n, NULL) != CLLM_OK) return cJSON_CreateString("");
-    char *out = malloc(3 * (n + 4) + 4);
+    char *out = srv_utf8_repair((const char *)bytes, n);
     if (!out) return NULL;
-    cllm_utf8_stream st = {0};
-    size_t k = cllm_utf8_stream_feed(&st, bytes, n, out);
-    k += cllm_utf8_stream_flush(&st, out + k);
-    out[k] = '\0';
     cJSON *j = cJSON_CreateString(out);
     free(out);
     return j;

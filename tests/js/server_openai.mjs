@@ -17,14 +17,17 @@ try {
         && chat.usage.completion_tokens >= 1, JSON.stringify(chat));
   const stream = await client.chat.completions.create({ model: "m", messages, max_tokens: 12, temperature: 0, stream: true,
                                                         stream_options: { include_usage: true } });
-  let text = "", usage = null, finish = null;
+  let text = "", usage = null, finish = null, first = null;
   for await (const chunk of stream) {
+    if (!first) first = chunk;
     if (chunk.usage) usage = chunk.usage;
     for (const c of chunk.choices) {
       text += c.delta.content ?? "";
       if (c.finish_reason) finish = c.finish_reason;
     }
   }
+  check("chat stream: a role-only first chunk", first && first.choices[0].delta.role === "assistant"
+        && first.choices[0].delta.content === "", JSON.stringify(first));
   check("chat stream equals non-stream (greedy)", text === chat.choices[0].message.content, `${JSON.stringify(text)}`);
   check("chat stream usage and finish", usage && usage.completion_tokens === chat.usage.completion_tokens && finish !== null);
   const cmpl = await client.completions.create({ model: "m", prompt: "the cat", max_tokens: 20, temperature: 0 });

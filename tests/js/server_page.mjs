@@ -2,25 +2,13 @@
 // `chromium`, through playwright-core): type a message, send it, and see
 // the streamed reply appear; the stop button and the conversation kept in
 // the page. argv: base URL, chromium path. Prints "N passed, N failed".
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { check, launch, tally } from "./browser.mjs";
 
 const [baseURL, exe] = process.argv.slice(2);
-let passed = 0, failed = 0;
-function check(name, cond, detail = "") {
-  if (cond) passed++;
-  else { failed++; console.log(`FAIL: ${name} ${detail}`); }
-}
-const profile = mkdtempSync(join(tmpdir(), "cllm-chromium-"));
-let ctx;
+let browser = null;
 try {
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: exe, headless: true, timeout: 60000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch(exe);
+  const ctx = browser.ctx;
   const page = ctx.pages()[0] ?? await ctx.newPage();
   const external = [];
   page.on("request", (r) => { if (!r.url().startsWith(baseURL)) external.push(r.url()); });
@@ -53,8 +41,7 @@ try {
 } catch (e) {
   check("chromium drove the page", false, String(e && e.stack || e));
 } finally {
-  if (ctx) await ctx.close();
-  rmSync(profile, { recursive: true, force: true });
+  if (browser) await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`${tally.passed} passed, ${tally.failed} failed`);
+process.exit(tally.failed ? 1 : 0);
