@@ -52,15 +52,19 @@ check "missing model file exits 1" test $? -eq 1
 head -c 100 "$model" > "$work/truncated.gguf"
 "$bin" generate -m "$work/truncated.gguf" -p "x" >/dev/null 2>"$work/err"
 check "truncated model exits 1 naming the file" bash -c "grep -q truncated.gguf '$work/err'"
-# A diverged model (every logit NaN): an error naming the cause, exit 1, no
-# bare nan on stdout (the sampler used to read past its empty candidate list).
+# A diverged model (a NaN weight, so every logit NaN): refused at load naming
+# the tensor; loaded anyway with --no-check-weights, an error naming the
+# cause, exit 1, no bare nan on stdout (the sampler used to read past its
+# empty candidate list).
 /usr/bin/python3 "$(dirname "$0")/nan_model.py" "$model" "$work/nan.gguf"
+"$bin" generate -m "$work/nan.gguf" -p "the cat" -n 4 --threads 1 >/dev/null 2>"$work/err"
+check "NaN model: refused at load, exit 1 naming the tensor" bash -c "test $? -eq 1 && grep -q \"tensor 'output_norm.weight' holds nan\" '$work/err'"
 for mp in 0.05 0.5; do
-    "$bin" generate -m "$work/nan.gguf" -p "the cat" -n 4 --min-p $mp --json --threads 1 >"$work/nan.out" 2>"$work/err"
+    "$bin" generate -m "$work/nan.gguf" -p "the cat" -n 4 --min-p $mp --json --no-check-weights --threads 1 >"$work/nan.out" 2>"$work/err"
     check "NaN model, --min-p $mp --json: exit 1 naming the cause" bash -c "test $? -eq 1 && grep -q 'no finite logit' '$work/err'"
     check "NaN model, --min-p $mp --json: no nan on stdout" bash -c "! grep -qi nan '$work/nan.out'"
 done
-"$bin" generate -m "$work/nan.gguf" -p "the cat" -n 4 --temperature 0 --threads 1 >/dev/null 2>"$work/err"
+"$bin" generate -m "$work/nan.gguf" -p "the cat" -n 4 --temperature 0 --no-check-weights --threads 1 >/dev/null 2>"$work/err"
 check "NaN model, greedy: exit 1 naming the cause" bash -c "test $? -eq 1 && grep -q 'no finite logit' '$work/err'"
 "$bin" generate --help | grep -q "Usage: cllm generate"
 check "generate --help" test $? -eq 0

@@ -47,7 +47,7 @@ start keyed --api-key sekret-key-123
 # A diverged model (every logit NaN): each request fails with a 500 or an SSE
 # error event naming the cause, and the server stays up.
 /usr/bin/python3 "$here/nan_model.py" "$model" "$work/nan.gguf" || fail_all "nan_model.py"
-start nan -m "$work/nan.gguf" --parallel 1
+start nan -m "$work/nan.gguf" --parallel 1 --no-check-weights
 # Server-side defaults and switches; the key from a file, and from the environment.
 printf 'file-key-456\n' >"$work/key.txt"
 start extra --parallel 1 --cors http://page.example --api-key-file "$work/key.txt" --n-predict 5 --temp 0 --seed 9 \
@@ -72,6 +72,41 @@ v6=$!
 for _ in $(seq 1 50); do grep -q "listening on" "$work/v6.log" && break; sleep 0.1; done
 kill $v6 2>/dev/null; wait $v6 2>/dev/null
 check "--host :: says it listens on [::]" grep -q 'listening on http://\[::\]:' "$work/v6.log"
+# The model file truncated, or rewritten in place by cp, while it is served
+# (the default copied layout and --no-repack): the server used to die of
+# SIGBUS at the next request (exit 135). Now that request fails naming the
+# file, /health answers 503 with the reason, and the process stays up.
+post_status() { /usr/bin/python3 -c '
+import json, sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1], data=json.dumps({"prompt": "the cat", "max_tokens": 8}).encode(),
+                             headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, timeout=20) as r: print(r.status, r.read().decode())
+except urllib.error.HTTPError as e: print(e.code, e.read().decode())
+except Exception as e: print("down", e)' "$1"; }
+for layout in copied no-repack; do
+    for how in truncate rewrite; do
+        cp "$model" "$work/live.gguf"
+        extra=(); [ "$layout" = no-repack ] && extra=(--no-repack)
+        "$bin" serve -m "$work/live.gguf" --threads 1 --port 0 --parallel 1 "${extra[@]}" 2>"$work/live.log" &
+        live=$!
+        for _ in $(seq 1 100); do grep -q "listening on" "$work/live.log" && break; sleep 0.1; done
+        lport=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/live.log" | sed 's/.*://')
+        before=$(post_status "http://127.0.0.1:$lport/v1/completions")
+        if [ $how = truncate ]; then truncate -s 4096 "$work/live.gguf"; else cp "$work/nan.gguf" "$work/live.gguf"; fi
+        after=$(post_status "http://127.0.0.1:$lport/v1/completions")
+        health=$(post_status "http://127.0.0.1:$lport/health" 2>/dev/null; /usr/bin/python3 -c '
+import sys, urllib.request, urllib.error
+try: urllib.request.urlopen(sys.argv[1], timeout=5); print(200)
+except urllib.error.HTTPError as e: print(e.code, e.read().decode())' "http://127.0.0.1:$lport/health")
+        check "$layout, $how: served before (${before:0:3})" test "${before:0:3}" = 200
+        check "$layout, $how: the next request fails naming the file (${after:0:60})" \
+            bash -c "[[ '${after:0:3}' == 5* ]] && grep -q live.gguf <<< '$after'"
+        check "$layout, $how: /health is 503 with the reason" bash -c "grep -q '^503.*live.gguf' <<< '$health'"
+        check "$layout, $how: the server is still running" kill -0 $live
+        kill $live 2>/dev/null; wait $live 2>/dev/null
+    done
+done
 # Prompt chunks spread over model passes: three choices of a 23-token prompt
 # are 69 prompt rows and one pass holds 24 (max_seq = --ctx), so chunks start
 # mid-prompt and share passes; each choice must still be the greedy one.

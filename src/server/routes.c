@@ -128,12 +128,16 @@ static srv_reply route_models(cllm_server *s) {
 static srv_reply route_health(cllm_server *s) {
     cJSON *o = cJSON_CreateObject();
     pthread_mutex_lock(&s->mu);
-    cJSON_AddStringToObject(o, "status", s->stopping ? "stopping" : "ok");
+    cJSON_AddStringToObject(o, "status", s->stopping ? "stopping" : s->broken[0] ? "error" : "ok");
+    if (s->broken[0]) cJSON_AddStringToObject(o, "error", s->broken);
     cJSON_AddNumberToObject(o, "slots_idle", s->p.parallel - s->busy);
     cJSON_AddNumberToObject(o, "slots_processing", s->busy);
     cJSON_AddNumberToObject(o, "queued", s->queued + s->n_embed);
+    const int broken = s->broken[0] != 0;
     pthread_mutex_unlock(&s->mu);
-    return srv_reply_json(o);
+    srv_reply rep = srv_reply_json(o);
+    if (broken) rep.status = 503; /* load balancers take it out of rotation */
+    return rep;
 }
 
 static srv_reply route_metrics(cllm_server *s) {

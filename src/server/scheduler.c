@@ -34,6 +34,7 @@
 #include <microhttpd.h>
 
 #include "cllm/kernels.h"
+#include "cllm/model_quant.h"
 #include "server_internal.h"
 
 static uint64_t clock_ns(clockid_t id) {
@@ -177,10 +178,12 @@ static int lcp(const uint32_t *a, int na, const uint32_t *b, int nb) {
     return i;
 }
 
-/* (mu held) Reap cancelled work, admit queued sequences, pick an embed job. */
+/* (mu held) Reap cancelled work, admit queued sequences, pick an embed job.
+ * Once the model is broken every request fails with the reason. */
 static srv_request *schedule_locked(cllm_server *s) {
     for (int i = 0; i < s->p.parallel; i++) {
         srv_seq *q = s->slots[i].seq;
+        if (q && s->broken[0]) request_fail_locked(q->req, s->broken);
         if (q && !q->req->cancelled && client_gone_locked(q->req)) q->req->cancelled = 1;
         if (q && (q->req->cancelled || q->req->failed)) seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
     }
@@ -191,6 +194,7 @@ static srv_request *schedule_locked(cllm_server *s) {
         s->queued--;
         q->next = NULL;
         srv_request *r = q->req;
+        if (s->broken[0]) request_fail_locked(r, s->broken);
         if (!r->cancelled && client_gone_locked(r)) r->cancelled = 1;
         if (r->cancelled || r->failed) {
             seq_finish_locked(s, q, CLLM_FINISH_CANCELLED);
@@ -439,6 +443,14 @@ static void *worker_main(void *arg) {
         cllm_error err;
         cllm_status st = cllm_model_decode_rows(s->model, n, rows_slot, rows_tok, rows_pos, rows_want, &logits,
                                                 &n_logits, &err);
+        /* A model file truncated or rewritten under the map (the SIGBUS guard
+         * turned its pages into zeros) makes this pass's logits meaningless:
+         * its sequences fail, and so does everything after (/health says why). */
+        if (st == CLLM_OK && (st = cllm_model_check_file(s->model, &err)) != CLLM_OK) {
+            pthread_mutex_lock(&s->mu);
+            snprintf(s->broken, sizeof s->broken, "%s", err.msg);
+            pthread_mutex_unlock(&s->mu);
+        }
         lap(s, SRV_PH_FORWARD);
         if (st != CLLM_OK) {
             for (int k = 0; k < n; k++) {

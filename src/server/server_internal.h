@@ -138,6 +138,8 @@ struct cllm_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping;
+    char broken[512];           /* why the model can no longer run (its file truncated or rewritten
+                                   under the map, cllm_model_check_file), "" while healthy (mu) */
     srv_seq *q_head, *q_tail;   /* waiting sequences (mu) */
     int queued;
     srv_request *embed_head[64];/* waiting embedding requests, ring (mu) */

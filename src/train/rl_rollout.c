@@ -80,6 +80,15 @@ static cllm_status prefill_rows(cllm_model *m, int n, const int *first, const in
     return st;
 }
 
+/* The sampler found no finite logit (CLLM_SAMPLER_NO_FINITE_LOGIT): the
+ * policy's weights or activations went NaN/Inf. */
+static cllm_status no_finite_logit(int seq, int token, cllm_error *err) {
+    return cllm_error_set(err, CLLM_ERR_NUMERIC,
+                          "rollout: completion %d, token %d: every logit is NaN or Inf (the policy diverged; lower "
+                          "the learning rate or resume from an earlier checkpoint)",
+                          seq, token);
+}
+
 int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, const rl_turn_end *end, int n,
                     const int32_t *const *prompts, const int *n_prompt, int max_new, int prefill_flags, int32_t *out,
                     int *count, cllm_error *err) {
@@ -123,7 +132,8 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
         if (first[i] != i) st = cllm_model_kv_copy(m, i, first[i], n_prompt[i], err);
     /* first tokens in slot order, so the sampler's draws do not depend on how prompts were prefilled */
     for (int i = 0; i < n && !st; i++) {
-        out[(size_t)i * max_new] = cllm_sampler_sample(s, saved + (size_t)first[i] * V, NULL, NULL, 0);
+        if ((out[(size_t)i * max_new] = cllm_sampler_sample(s, saved + (size_t)first[i] * V, NULL, NULL, 0)) < 0)
+            st = no_finite_logit(i, 0, err);
         count[i] = 1;
         generated++;
     }
@@ -146,7 +156,8 @@ int rl_sample_batch(cllm_model *m, cllm_sampler *s, const cllm_tokenizer *tok, c
             if (cllm_model_decode_batch(m, k, slots + r0, next + r0, pos + r0, &logits, err)) return -1;
             for (int r = 0; r < k; r++) {
                 int i = slots[r0 + r];
-                out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0);
+                if ((out[(size_t)i * max_new + count[i]++] = cllm_sampler_sample(s, logits + (size_t)r * V, NULL, NULL, 0)) < 0)
+                    return no_finite_logit(i, count[i] - 1, err), -1;
                 generated++;
             }
         }
