@@ -13,7 +13,7 @@
  * Safety, by construction: a template sees only the JSON context it is
  * given (no files, no host objects, no imports); rendering is bounded in
  * output bytes, loop iterations, working memory and macro recursion depth
- * (CLLM_JINJA_MAX_*), and errors name the limit. Compile errors name the
+ * and work (CLLM_JINJA_MAX_*), and errors name the limit. Compile errors name the
  * template line and reason ("chat_template: line 3: unknown tag 'include'").
  *
  * Supported subset:
@@ -68,6 +68,7 @@ struct cJSON;
 #define CLLM_JINJA_MAX_OUTPUT (4u << 20)      /* bytes of rendered text */
 #define CLLM_JINJA_MAX_ITERATIONS 1000000L    /* loop iterations, all loops together */
 #define CLLM_JINJA_MAX_MEMORY (64u << 20)     /* bytes of values built while rendering */
+#define CLLM_JINJA_MAX_STEPS 50000000LL  /* expressions evaluated + bytes copied or scanned / 16 */
 #define CLLM_JINJA_MAX_DEPTH 64               /* macro calls nested */
 #define CLLM_JINJA_MAX_NESTING 200            /* blocks + expression nesting at compile time */
 #define CLLM_JINJA_MAX_SOURCE (1u << 20)      /* bytes of template text */

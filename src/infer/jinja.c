@@ -86,6 +86,7 @@ typedef struct {
     cllm_error *err;
     scope *root;
     long iterations;
+    int64_t steps; /* expressions evaluated + bytes copied or scanned / 16 */
     int depth;
     int ctl; /* 1 break, 2 continue pending */
     int failed;
@@ -106,7 +107,10 @@ static int rfail(rs *st, int line, cllm_status status, const char *fmt, ...) {
     return -1;
 }
 
+static int charge(rs *st, size_t bytes, int line);
+
 static void *ralloc(rs *st, size_t n, int line) {
+    if (n >= 4096 && charge(st, n, line)) return NULL;
     void *p = jarena_alloc(&st->a, n);
     if (!p) rfail(st, line, CLLM_ERR_LIMIT, "template needs more than %u bytes of working memory (CLLM_JINJA_MAX_MEMORY)",
                   CLLM_JINJA_MAX_MEMORY);
@@ -115,6 +119,7 @@ static void *ralloc(rs *st, size_t n, int line) {
 
 /* Output buffers (malloc'ed, capped). */
 static int sb_put(rs *st, sbuf *b, const char *s, size_t n, int line) {
+    if (n >= 4096 && charge(st, n, line)) return -1;
     if (n > b->limit - b->n) {
         return rfail(st, line, CLLM_ERR_LIMIT, "template output passed %zu bytes (%s)", b->limit,
                      b->limit == CLLM_JINJA_MAX_OUTPUT ? "CLLM_JINJA_MAX_OUTPUT" : "CLLM_JINJA_MAX_MEMORY");
@@ -583,6 +588,7 @@ static int cmp_values(rs *st, jv a, jv b, int line, int *out) {
 static int contains(rs *st, jv hay, jv needle, int line, int *out) {
     switch (hay.t) {
     case V_STR:
+        if (charge(st, hay.u.s.n, line)) return -1;
         if (needle.t != V_STR)
             return rfail(st, line, CLLM_ERR_FORMAT, "'in <string>' requires string as left operand, not %s", type_name(needle));
         *out = needle.u.s.n == 0 || (needle.u.s.n <= hay.u.s.n && memmem(hay.u.s.p, hay.u.s.n, needle.u.s.p, needle.u.s.n));
@@ -604,6 +610,7 @@ static int contains(rs *st, jv hay, jv needle, int line, int *out) {
  * characters; Undefined iterates as empty. */
 static int iterate(rs *st, jv v, jlist **out, int line) {
     if (v.t == V_LIST) return *out = v.u.l, 0;
+    if (v.t == V_STR && charge(st, v.u.s.n * 4, line)) return -1;
     jlist *l = new_list(st, line);
     if (!l) return -1;
     *out = l;
@@ -926,6 +933,7 @@ static jv strip(jv s, const jv *chars, int left, int right) {
 }
 
 static int str_replace(rs *st, jv s, jv old, jv new, int64_t count, jv *out, int line) {
+    if (charge(st, s.u.s.n, line)) return -1;
     sbuf b = {.limit = CLLM_JINJA_MAX_MEMORY};
     const char *p = s.u.s.p;
     size_t n = s.u.s.n, i = 0;
@@ -1249,8 +1257,16 @@ static int eval_slice(rs *st, const jnode *n, scope *sc, jv *out) {
     return 0;
 }
 
+static int charge(rs *st, size_t bytes, int line) {
+    st->steps += 1 + (int64_t)(bytes >> 4);
+    if (st->steps <= CLLM_JINJA_MAX_STEPS) return 0;
+    return rfail(st, line, CLLM_ERR_LIMIT, "template did more than %lld steps of work (CLLM_JINJA_MAX_STEPS)",
+                 (long long)CLLM_JINJA_MAX_STEPS);
+}
+
 static int eval(rs *st, const jnode *n, scope *sc, jv *out) {
     jv a, b;
+    if (charge(st, 0, n->line)) return -1;
     switch (n->kind) {
     case JN_STR: *out = mk_str(n->s, n->n); return 0;
     case JN_INT: *out = mk_int(n->i); return 0;
