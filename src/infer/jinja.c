@@ -96,14 +96,10 @@ typedef struct {
 
 static int rfail(rs *st, int line, cllm_status status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int rfail(rs *st, int line, cllm_status status, const char *fmt, ...) {
-    if (st->failed) return -1;
-    char msg[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    jinja_error(st->err, &st->failed, status, st->t->name, line, fmt, ap);
     va_end(ap);
-    cllm_error_set(st->err, status, "%s: line %d: %s", st->t->name, line, msg);
-    st->failed = 1;
     return -1;
 }
 

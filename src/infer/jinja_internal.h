@@ -6,6 +6,7 @@
 #ifndef CLLM_JINJA_INTERNAL_H
 #define CLLM_JINJA_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,6 +99,10 @@ struct cllm_jinja {
 
 /* Lexes and parses src into t->body (nodes in t->arena). */
 cllm_status jinja_parse(cllm_jinja *t, const char *src, size_t len, cllm_error *err);
+
+/* Writes "name: line N: <fmt>" into err unless *failed is already set (the
+ * first error wins), sets *failed; returns -1. Shared by parser and renderer. */
+int jinja_error(cllm_error *err, int *failed, cllm_status status, const char *name, int line, const char *fmt, va_list ap);
 
 /* Python's str.isspace for the code point starting at s[0..n): its byte
  * length, or 0 when it is not whitespace. */

@@ -114,15 +114,20 @@ typedef struct {
 } parser;
 
 static int fail(parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int jinja_error(cllm_error *err, int *failed, cllm_status status, const char *name, int line, const char *fmt, va_list ap) {
+    if (*failed) return -1;
+    char msg[900];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    cllm_error_set(err, status, "%s: line %d: %s", name, line, msg);
+    *failed = 1;
+    return -1;
+}
+
 static int fail(parser *p, int line, const char *fmt, ...) {
-    if (p->failed) return -1;
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    jinja_error(p->err, &p->failed, CLLM_ERR_FORMAT, p->t->name, line, fmt, ap);
     va_end(ap);
-    cllm_error_set(p->err, CLLM_ERR_FORMAT, "%s: line %d: %s", p->t->name, line, msg);
-    p->failed = 1;
     return -1;
 }
 
