@@ -33,8 +33,8 @@
  *            and/or/not, x if c else y
  *   filters  abs capitalize count d default first float indent int items
  *            join last length list lower map (attribute= or a filter name)
- *            reject rejectattr replace reverse safe select selectattr sort
- *            string title tojson trim unique upper
+ *            reject rejectattr replace reverse safe select selectattr
+ *            string title tojson(ensure_ascii, indent, separators, sort_keys) trim upper
  *   tests    boolean callable defined divisibleby eq equalto even false
  *            float ge gt in integer iterable le lower lt mapping ne none
  *            number odd sameas sequence string true undefined upper
