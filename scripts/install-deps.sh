@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what cllm needs on Debian 12, as root, skipping what is present.
 # Debian packages: compiler, oneDNN (GEMM), PCRE2 (tokenizer regexes), cJSON,
-# libmicrohttpd (server), PyTorch + NumPy (reference tests, benchmarks) and
+# libmicrohttpd (server), PyTorch + NumPy (reference tests, benchmarks), Jinja2 (chat-template reference) and
 # OpenBLAS (without it Debian's torch runs the netlib reference BLAS, ~25x slower).
 # clang with its libFuzzer and OpenMP runtimes (make fuzz, the last part of make check).
 # npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev
-          python3 python3-torch python3-numpy libopenblas0-openmp chromium
+          python3 python3-torch python3-numpy python3-jinja2 libopenblas0-openmp chromium
           clang libclang-rt-14-dev libomp-dev)
 # Node.js may come from another source than Debian (whose npm package then
 # conflicts with it): only ask apt for it when the commands are missing.
