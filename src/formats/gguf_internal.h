@@ -33,6 +33,17 @@ struct cllm_gguf {
     gguf_name_index kv_index, tensor_index;
 };
 
+/* Bytes of one value of a scalar GGUF type; 0 for STRING, ARRAY and unknown ids. */
+static inline size_t gguf_scalar_size(uint32_t type) {
+    switch (type) {
+    case CLLM_GGUF_UINT8: case CLLM_GGUF_INT8: case CLLM_GGUF_BOOL: return 1;
+    case CLLM_GGUF_UINT16: case CLLM_GGUF_INT16: return 2;
+    case CLLM_GGUF_UINT32: case CLLM_GGUF_INT32: case CLLM_GGUF_FLOAT32: return 4;
+    case CLLM_GGUF_UINT64: case CLLM_GGUF_INT64: case CLLM_GGUF_FLOAT64: return 8;
+    default: return 0;
+    }
+}
+
 uint64_t cllm_gguf_hash_name(const char *s, size_t len);
 /* Index of the record whose name is s[0..len), or -1. */
 int64_t cllm_gguf_index_find(const gguf_name_index *ix, const char *pool, const size_t *offs,

@@ -87,16 +87,6 @@ static cllm_status rd_str(cursor *c, cllm_gguf_str *s, const char *field) {
     return CLLM_OK;
 }
 
-static size_t scalar_size(uint32_t type) {
-    switch (type) {
-    case CLLM_GGUF_UINT8: case CLLM_GGUF_INT8: case CLLM_GGUF_BOOL: return 1;
-    case CLLM_GGUF_UINT16: case CLLM_GGUF_INT16: return 2;
-    case CLLM_GGUF_UINT32: case CLLM_GGUF_INT32: case CLLM_GGUF_FLOAT32: return 4;
-    case CLLM_GGUF_UINT64: case CLLM_GGUF_INT64: case CLLM_GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 /* ---- growable pools (offsets stay valid across realloc) -------------- */
 
 typedef struct {
@@ -186,7 +176,7 @@ static cllm_status parse_scalar(parser *ps, cllm_gguf_kv *kv, uint32_t type, con
     cursor *c = &ps->c;
     size_t at = c->pos;
     if (type == CLLM_GGUF_STRING) return rd_str(c, &kv->val.str, field);
-    size_t n = scalar_size(type);
+    size_t n = gguf_scalar_size(type);
     cllm_status st = need(c, n, field);
     if (st) return st;
     uint64_t raw = cllm_get_le(c->p + c->pos, (size_t)n);
@@ -232,7 +222,7 @@ static cllm_status parse_array(parser *ps, uint64_t kv_i, cllm_gguf_kv *kv, cons
     size_t n_at = c->pos;
     uint64_t n;
     if ((st = rd_u64(c, &n, field))) return st;
-    size_t elem = et == CLLM_GGUF_STRING ? 8 : scalar_size(et); /* strings: >= their 8-byte length */
+    size_t elem = et == CLLM_GGUF_STRING ? 8 : gguf_scalar_size(et); /* strings: >= their 8-byte length */
     if (n > left(c) / elem)
         return failf(c, CLLM_ERR_FORMAT,
                      "%s at offset %zu has %llu elements of type %s but only %zu bytes remain", field,

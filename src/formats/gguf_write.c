@@ -15,6 +15,7 @@
 #include "cllm/byteorder.h"
 #include "cllm/fileio.h"
 #include "cllm/gguf.h"
+#include "gguf_internal.h"
 
 typedef struct {
     char *key;        /* owned, NUL-terminated */
@@ -56,16 +57,6 @@ void cllm_gguf_writer_destroy(cllm_gguf_writer *w) {
     free(w->kvs);
     free(w->ts);
     free(w);
-}
-
-static size_t elem_size(uint32_t type) {
-    switch (type) {
-    case CLLM_GGUF_UINT8: case CLLM_GGUF_INT8: case CLLM_GGUF_BOOL: return 1;
-    case CLLM_GGUF_UINT16: case CLLM_GGUF_INT16: return 2;
-    case CLLM_GGUF_UINT32: case CLLM_GGUF_INT32: case CLLM_GGUF_FLOAT32: return 4;
-    case CLLM_GGUF_UINT64: case CLLM_GGUF_INT64: case CLLM_GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
 }
 
 /* Takes ownership of payload (freed on failure too). Replaces an existing key. */
@@ -117,7 +108,7 @@ static cllm_status put_kv(cllm_gguf_writer *w, const char *key, uint32_t type, u
 
 static cllm_status put_scalar(cllm_gguf_writer *w, const char *key, uint32_t type, uint64_t bits,
                               cllm_error *err) {
-    size_t n = elem_size(type);
+    size_t n = gguf_scalar_size(type);
     uint8_t *p = malloc(n);
     if (!p) return cllm_error_set(err, CLLM_ERR_NOMEM, "gguf writer: out of memory for key '%s'", key);
     cllm_put_le(p, bits, n);
@@ -180,7 +171,7 @@ cllm_status cllm_gguf_set_str(cllm_gguf_writer *w, const char *key, const char *
 
 cllm_status cllm_gguf_set_arr(cllm_gguf_writer *w, const char *key, cllm_gguf_type elem_type,
                               const void *data, uint64_t n, cllm_error *err) {
-    size_t es = elem_size(elem_type), body, total;
+    size_t es = gguf_scalar_size(elem_type), body, total;
     if (!es)
         return cllm_error_set(err, CLLM_ERR_ARG, "gguf writer: array '%s' element type %s is not numeric/bool",
                               key ? key : "", cllm_gguf_type_name(elem_type));
