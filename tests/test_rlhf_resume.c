@@ -19,6 +19,7 @@
 #include "cllm/kernels.h"
 #include "cllm/model_io.h"
 #include "cllm/rlhf.h"
+#include "run_files.h"
 #include "test.h"
 
 static char dir[] = "/tmp/test_rlhf_resume_XXXXXX";
@@ -45,47 +46,6 @@ static int save_tiny_base(const char *p) {
     CHECK(st == CLLM_OK, "%s", err.msg);
     cllm_model_destroy(m);
     return st == CLLM_OK;
-}
-
-static char *slurp(const char *p, size_t *len) {
-    char *data = NULL;
-    cllm_error err;
-    if (cllm_file_read_all(p, 0, &data, len, &err) != CLLM_OK) return NULL;
-    return data;
-}
-
-static int same_file(const char *a, const char *b) {
-    size_t la = 0, lb = 0;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
-/* train.csv without its last column (tokens_per_s is a wall-clock rate); *rows excludes the header. */
-static void csv_rows(const char *run, char *out, size_t cap, int *rows) {
-    char p[700];
-    snprintf(p, sizeof p, "%s/train.csv", run);
-    size_t len = 0, n = 0;
-    char *data = slurp(p, &len);
-    *rows = -1;
-    out[0] = '\0';
-    for (char *line = data; line && *line;) {
-        char *nl = strchr(line, '\n');
-        size_t l = nl ? (size_t)(nl - line) : strlen(line);
-        char *last = memrchr(line, ',', l);
-        size_t keep = last ? (size_t)(last - line) : l;
-        if (n + keep + 2 < cap) {
-            memcpy(out + n, line, keep);
-            n += keep;
-            out[n++] = '\n';
-            out[n] = '\0';
-        }
-        (*rows)++;
-        line = nl ? nl + 1 : line + l;
-    }
-    free(data);
 }
 
 typedef cllm_status (*train_fn)(const cllm_rl_params *, cllm_rl_result *, cllm_error *);
