@@ -231,7 +231,8 @@ if [ ! -e "$pref" ]; then
     mv "$pref.tmp" "$pref"
 fi
 run_stage dpo "$out/runs/dpo.gguf" "$cllm" dpo -m "$out/runs/sft/model.gguf" \
-    --data "$pref" $dpo_args --seed 1337 "${T[@]}" -o "$out/runs/dpo.gguf"
+    --data "$pref" $dpo_args --seed 1337 --save-every 100 --resume "${T[@]}" --out "$out/runs/dpo" \
+    -o "$out/runs/dpo.gguf"
 stages=(untrained pretrain sft dpo)
 models=("$out/runs/untrained/model.gguf" "$out/runs/pretrain/model.gguf" "$out/runs/sft/model.gguf" "$out/runs/dpo.gguf")
 
@@ -250,7 +251,8 @@ if [ -n "$grpo_args" ]; then
         mv "$grpo_data.tmp" "$grpo_data"
     fi
     run_stage grpo "$out/runs/grpo.gguf" "$cllm" grpo -m "$out/runs/dpo.gguf" --data "$grpo_data" \
-        --verify number $grpo_args --seed 1337 "${T[@]}" -o "$out/runs/grpo.gguf"
+        --verify number $grpo_args --seed 1337 --save-every 20 --resume "${T[@]}" --out "$out/runs/grpo" \
+        -o "$out/runs/grpo.gguf"
     stages+=(grpo)
     models+=("$out/runs/grpo.gguf")
 fi

@@ -386,7 +386,7 @@ static void test_rlhf_pref_data_errors(void) {
     expect_error("{\"prompt\":\"a long prompt here\"}\n", 1, 20, "leave no room");
     expect_error("{\"prompt\":\"a\",\"answer\":[1]}\n", 1, 256, "field \"answer\"");
     expect_error("\n\n", 0, 256, "no examples");
-    expect_error("[1,2]\n", 0, 256, "t.jsonl:1:1: expected a JSON object");
+    expect_error("[1,2]\n", 0, 256, "t.jsonl:1:1: each line must be a JSON object");
 }
 
 static void test_rlhf_reference_shape_mismatch_names_both(void) {

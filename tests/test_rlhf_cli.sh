@@ -79,6 +79,37 @@ expect "unknown flag" 2 "unknown flag" "$bin" reward -m "$m" --data "$work/pairs
 expect "bad regex" 2 "offset" "$bin" grpo -m "$m" --data "$work/prompts.jsonl" -o "$work/x.gguf" --verify regex --pattern '(['
 expect "missing data file" 1 "nope.jsonl" "$bin" dpo -m "$m" --data "$work/nope.jsonl" -o "$work/x.gguf"
 check "no output file after any failure" test ! -e "$work/x.gguf"
+check "no run directory after any failure" test ! -e "$work/x.gguf.run"
+
+# ---- run directory (issue 15 item 5) ----
+expect "missing parent of --out: fails before step 0" 1 "no/such" "$bin" dpo -m "$m" --data "$work/pairs.jsonl" --out "$work/no/such/run" --steps 2 --batch 2
+check "missing parent: no step ran" bash -c "! grep -q 'dpo step' '$work/err'"
+expect "unwritable -o directory: fails before any work" 1 "nodir" "$bin" reward -m "$m" --data "$work/pairs.jsonl" --out "$work/r-ro" -o "$work/nodir/rm.gguf" --steps 2 --batch 2
+check "unwritable -o: nothing trained" test ! -e "$work/r-ro"
+if [ "$(id -u)" != 0 ]; then
+    mkdir -p "$work/ro" && chmod 555 "$work/ro"
+    expect "read-only parent of --out: fails before step 0" 1 "ro/run" "$bin" grpo -m "$m" --data "$work/prompts.jsonl" --out "$work/ro/run" --verify number --steps 2 --batch 2 --group 2 --max-new 2
+    check "read-only parent: no step ran" bash -c "! grep -q 'grpo step' '$work/err'"
+    chmod 755 "$work/ro"
+else
+    echo "skipped: read-only parent of --out (running as root: permissions do not apply)"
+fi
+out=$("$bin" dpo -m "$m" --data "$work/pairs.jsonl" --out "$work/dpo-run" --steps 3 --batch 2 --threads 1 2>"$work/err")
+check "dpo --out RUN_DIR writes RUN_DIR/model.gguf, train.csv and a checkpoint" bash -c "test -f '$work/dpo-run/model.gguf' && test -f '$work/dpo-run/train.csv' && ls '$work/dpo-run' | grep -q 'ckpt-0000000003.done'"
+"$bin" dpo -m "$m" --data "$work/pairs.jsonl" --out "$work/dpo-run" --steps 3 --batch 2 --threads 1 >/dev/null 2>"$work/err"
+check "a second run into a finished run directory needs --resume" bash -c "[ $? -eq 1 ] && grep -q -- '--resume' '$work/err'"
+"$bin" dpo -m "$m" --data "$work/pairs.jsonl" --out "$work/dpo-run" --steps 3 --batch 2 --beta 0.5 --threads 1 --resume >/dev/null 2>"$work/err"
+check "--resume with another --beta names it" bash -c "[ $? -eq 1 ] && grep -q 'beta=' '$work/err'"
+# SIGTERM: finish the step, save, exit 0; --resume continues from there
+"$bin" ppo -m "$m" --reward-model "$work/rm.gguf" --data "$work/prompts.jsonl" --out "$work/ppo-sig" --steps 100000 --batch 2 --max-new 3 --threads 1 >"$work/sig.out" 2>"$work/sig.err" &
+pid=$!
+for i in $(seq 1 100); do grep -q "ppo step 1:" "$work/sig.err" 2>/dev/null && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid
+check "SIGTERM: exit 0" test $? -eq 0
+check "SIGTERM: reason names the signal" grep -q '"reason":"stopped by a signal' "$work/sig.out"
+check "SIGTERM: a complete checkpoint" bash -c "ls '$work/ppo-sig' | grep -q '\\.done$'"
+check "SIGTERM: the model written" test -f "$work/ppo-sig/model.gguf"
 for c in reward dpo ppo grpo; do
     "$bin" "$c" --help >"$work/help" 2>&1
     check "$c --help exits 0 and shows usage" bash -c "[ $? -eq 0 ] && grep -q 'Usage: cllm $c' '$work/help'"

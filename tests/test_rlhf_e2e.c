@@ -226,6 +226,8 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.model_path = sft_model;
     p.data_path = pairs_path;
     cllm_rl_result res;
+    char run[600];
+#define RUN_DIR_OF(o) (snprintf(run, sizeof run, "%s.run", (o)), p.run_dir = run)
 
     /* DPO */
     path(out, "dpo.gguf");
@@ -236,6 +238,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.beta = 0.1f;
     p.rpo_alpha = 1.0f; /* plain DPO lowers the shared turn-end tokens too and breaks the format */
     p.val_frac = 0;
+    RUN_DIR_OF(p.out_path);
     CHECK(cllm_dpo_train(&p, &res, &err) == CLLM_OK, "dpo: %s", err.msg);
     double acc_dpo = accuracy(out);
     printf("e2e accuracy: dpo  %.3f (train pair accuracy %.3f -> %.3f)\n", acc_dpo, res.first_metric, res.last_metric);
@@ -248,6 +251,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.steps = RM_STEPS;
     p.lr = 3e-4f;
     p.val_frac = 0.2f;
+    RUN_DIR_OF(p.out_path);
     CHECK(cllm_reward_train(&p, &res, &err) == CLLM_OK, "reward: %s", err.msg);
     printf("e2e reward model: held-out pairwise accuracy %.3f -> %.3f\n", res.first_metric, res.val_accuracy);
     CHECK(E2E_QUICK || res.val_accuracy > 0.7, "reward model held-out accuracy %.3f > 0.7", res.val_accuracy);
@@ -263,6 +267,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.epochs = 4;
     p.missing_eos_penalty = 5.0f;
     p.temperature = 1.0f;
+    RUN_DIR_OF(p.out_path);
     CHECK(cllm_ppo_train(&p, &res, &err) == CLLM_OK, "ppo: %s", err.msg);
     double acc_ppo = accuracy(out);
     printf("e2e accuracy: ppo  %.3f (mean reward-model score %.3f -> %.3f)\n", acc_ppo, res.first_metric,
@@ -286,6 +291,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.temperature = 1.0f;
     p.epochs = 4;
     p.missing_eos_penalty = 1.0f;
+    RUN_DIR_OF(p.out_path);
     CHECK(cllm_grpo_train(&p, &res, &err) == CLLM_OK, "grpo: %s", err.msg);
     double acc_grpo = accuracy(out);
     printf("e2e accuracy: grpo %.3f (mean sampled reward %.3f -> %.3f)\n", acc_grpo, res.first_metric, res.last_metric);

@@ -22,6 +22,7 @@
 #include "cllm/model_io.h"
 #include "cllm/rng.h"
 #include "cllm/sft.h"
+#include "run_files.h"
 #include "test.h"
 
 static cllm_tokenizer *bytes_tok(void) {
@@ -490,46 +491,6 @@ static void test_sft_raises_accuracy_on_addition(void) {
 
 /* ---- resume ------------------------------------------------------------------ */
 
-static char *slurp(const char *path, size_t *len) {
-    char *data = NULL;
-    cllm_error err;
-    if (cllm_file_read_all(path, 0, &data, len, &err) != CLLM_OK) return NULL;
-    return data;
-}
-
-/* train.csv without its last column (tokens_per_s is a wall-clock rate). */
-static void csv_rows(const char *run, char *out, size_t cap, int *rows) {
-    char path[700];
-    snprintf(path, sizeof path, "%s/train.csv", run);
-    size_t len = 0, n = 0;
-    char *data = slurp(path, &len);
-    *rows = -1; /* the header is not a row */
-    out[0] = '\0';
-    for (char *line = data; line && *line;) {
-        char *nl = strchr(line, '\n');
-        size_t l = nl ? (size_t)(nl - line) : strlen(line);
-        char *last = memrchr(line, ',', l);
-        size_t keep = last ? (size_t)(last - line) : l;
-        if (n + keep + 2 < cap) {
-            memcpy(out + n, line, keep);
-            n += keep;
-            out[n++] = '\n';
-            out[n] = '\0';
-        }
-        (*rows)++;
-        line = nl ? nl + 1 : line + l;
-    }
-    free(data);
-}
-
-static int same_file(const char *a, const char *b) {
-    size_t la = 0, lb = 0;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
 
 /* An SFT run stopped after step 1 and again after step 2 (stop_flag raised,
  * as SIGTERM does), then resumed to the end, equals the uninterrupted run:

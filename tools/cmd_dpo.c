@@ -8,7 +8,7 @@
 #include "rl_args.h"
 
 static void usage(void) {
-    printf("Usage: cllm dpo -m POLICY.gguf --data PAIRS.jsonl -o OUT.gguf [options]\n\n"
+    printf("Usage: cllm dpo -m POLICY.gguf --data PAIRS.jsonl --out RUN_DIR [options]\n\n"
            "Direct Preference Optimization: loss -log sigmoid(beta((pi_c - ref_c) - (pi_r - ref_r)))\n"
            "with the reference log-probabilities computed once from a frozen copy of the policy\n"
            "(or --ref). Logs loss, chosen/rejected rewards, margin and accuracy.\n\n" RL_COMMON_HELP

@@ -8,7 +8,7 @@
 #include "rl_args.h"
 
 static void usage(void) {
-    printf("Usage: cllm grpo -m POLICY.gguf --data PROMPTS.jsonl -o OUT.gguf\n"
+    printf("Usage: cllm grpo -m POLICY.gguf --data PROMPTS.jsonl --out RUN_DIR\n"
            "                 (--verify exact|number|regex | --reward-model RM.gguf) [options]\n\n"
            "Samples --group completions per prompt, scores them, normalises the rewards within\n"
            "each group into advantages and maximises the clipped surrogate minus beta * KL to\n"

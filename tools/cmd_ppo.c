@@ -8,7 +8,7 @@
 #include "rl_args.h"
 
 static void usage(void) {
-    printf("Usage: cllm ppo -m POLICY.gguf --reward-model RM.gguf --data PROMPTS.jsonl -o OUT.gguf [options]\n\n"
+    printf("Usage: cllm ppo -m POLICY.gguf --reward-model RM.gguf --data PROMPTS.jsonl --out RUN_DIR [options]\n\n"
            "PPO with a per-token KL penalty to the reference, GAE advantages, clipped policy and\n"
            "value losses, several epochs per rollout batch. The value model starts from the reward\n"
            "model. Logs reward, KL, entropy and clip fraction. JSONL lines: {\"prompt\": ...}.\n\n"

@@ -8,7 +8,7 @@
 #include "rl_args.h"
 
 static void usage(void) {
-    printf("Usage: cllm reward -m BASE.gguf --data PAIRS.jsonl -o REWARD.gguf [options]\n\n"
+    printf("Usage: cllm reward -m BASE.gguf --data PAIRS.jsonl --out RUN_DIR [-o REWARD.gguf] [options]\n\n"
            "Trains a scalar reward head (and the transformer under it) with the Bradley-Terry\n"
            "loss -log sigmoid(r(chosen) - r(rejected)). JSONL lines: {\"prompt\",\"chosen\",\"rejected\"},\n"
            "strings or lists of {\"role\",\"content\"} messages (TRL's formats).\n"

@@ -2,8 +2,11 @@
  * rl_args.c: the shared flag parser and runner of the preference-tuning
  * commands (see rl_args.h).
  */
+#include <libgen.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,6 +37,10 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
             return -1;
         }
         if (strncmp(a, "-", 1) != 0) return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        if (!strcmp(a, "--resume")) {
+            p->resume = 1;
+            continue;
+        }
         const char *v = cli_value(cmd, argc, argv, &i);
         if (!v) return CLI_EXIT_USAGE;
         double d;
@@ -43,7 +50,8 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
 #define INT(f, lo, hi, dst, need) else if (!strcmp(a, f) && (flags & (need)) == (need)) { if (!cli_parse_int(cmd, f, v, lo, hi, &iv)) return CLI_EXIT_USAGE; dst = iv; }
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) p->model_path = v;
         else if (!strcmp(a, "--data")) p->data_path = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--out")) p->out_path = v;
+        else if (!strcmp(a, "-o")) p->out_path = v;
+        else if (!strcmp(a, "--out")) p->run_dir = v;
         else if (!strcmp(a, "--ref") && (flags & RL_F_REF)) p->ref_path = v;
         else if (!strcmp(a, "--reward-model") && (flags & RL_F_REWARD)) p->reward_path = v;
         else if (!strcmp(a, "--verify") && (flags & RL_F_GROUP)) verify = v;
@@ -58,6 +66,8 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
         DBL("--weight-decay", 0.0, 10.0, p->weight_decay, 0)
         DBL("--clip", 0.0, 1e6, p->clip_grad, 0)
         INT("--threads", 0, 4096, threads, 0)
+        INT("--save-every", 0, 100000000, p->save_every, 0)
+        INT("--keep", 1, 1000, p->keep, 0)
         DBL("--val-frac", 0.0, 0.9, p->val_frac, RL_F_VAL)
         DBL("--beta", 1e-6, 100.0, p->beta, RL_F_BETA)
         DBL("--rpo-alpha", 0.0, 100.0, p->rpo_alpha, RL_F_VAL | RL_F_BETA)
@@ -76,7 +86,12 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
 #undef DBL
 #undef INT
     }
-    if (!p->out_path) return cli_usage_error(cmd, "-o/--out is required");
+    if (!p->run_dir && !p->out_path) return cli_usage_error(cmd, "--out RUN_DIR (or -o OUT.gguf) is required");
+    if (!p->run_dir) { /* -o alone: the run directory sits beside the model */
+        static char dir[4096];
+        snprintf(dir, sizeof dir, "%s.run", p->out_path);
+        p->run_dir = dir;
+    }
     if (pattern && !verify) return cli_usage_error(cmd, "--pattern needs --verify regex");
     int rc;
     if ((rc = check_in(cmd, "-m/--model", p->model_path)) || (rc = check_in(cmd, "--data", p->data_path))) return rc;
@@ -94,8 +109,24 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
         return cli_usage_error(cmd, "give --reward-model FILE or --verify exact|number|regex");
     if ((flags & RL_F_REWARD) && !(flags & RL_F_GROUP) && !p->reward_path)
         return cli_usage_error(cmd, "--reward-model is required");
+    if (p->out_path) { /* the final model's directory, checked before any work */
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s", p->out_path);
+        cllm_error err;
+        if (cllm_dir_check_writable(dirname(tmp), &err) != CLLM_OK) return cli_fail(cmd, &err);
+    }
     if (threads > 0) omp_set_num_threads(threads);
     return 0;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+    static const char msg[] = "\ncllm: stop requested; finishing this step and saving\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
 }
 
 static void log_line(void *ctx, const char *line) {
@@ -106,12 +137,21 @@ static void log_line(void *ctx, const char *line) {
 int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_rl_result *, cllm_error *),
                 cllm_rl_params *p) {
     p->log = log_line;
+    p->stop_flag = &stop_requested;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal kills */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     cllm_rl_result res;
     cllm_error err;
     if (fn(p, &res, &err) != CLLM_OK) return cli_fail(cmd, &err);
-    printf("{\"command\":\"%s\",\"steps\":%d,\"first\":%.6g,\"last\":%.6g,\"val_accuracy\":%.6g,"
-           "\"rollout_tokens\":%lld,\"rollout_tokens_per_s\":%.6g,\"out\":\"%s\"}\n",
-           cmd, res.steps_done, res.first_metric, res.last_metric, res.val_accuracy, (long long)res.rollout_tokens,
-           res.rollout_tokens_per_s, p->out_path);
+    printf("{\"command\":\"%s\",\"steps\":%d,\"start_step\":%d,\"first\":%.6g,\"last\":%.6g,"
+           "\"val_accuracy\":%.6g,\"rollout_tokens\":%lld,\"rollout_tokens_per_s\":%.6g,\"run_dir\":\"%s\","
+           "\"output\":\"%s\",\"out\":\"%s\",\"reason\":\"%s\"}\n",
+           cmd, res.steps_done, res.start_step, res.first_metric, res.last_metric, res.val_accuracy,
+           (long long)res.rollout_tokens, res.rollout_tokens_per_s, p->run_dir, res.output_path,
+           p->out_path ? p->out_path : res.output_path, res.reason_text);
     return CLI_EXIT_OK;
 }

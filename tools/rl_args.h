@@ -32,7 +32,14 @@ int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_
 #define RL_COMMON_HELP                                                                               \
     "  -m, --model FILE     the policy / base model GGUF (required)\n"                               \
     "  --data FILE          JSONL (required)\n"                                                      \
-    "  -o, --out FILE       output GGUF (required)\n"                                                \
+    "  --out RUN_DIR        run directory: lock, checkpoints, train.csv, loss.svg and the\n"          \
+    "                       final RUN_DIR/model.gguf (checked writable before the first step)\n"     \
+    "  -o FILE              also write the final model to FILE; alone, the run directory\n"          \
+    "                       is FILE.run\n"                                                           \
+    "  --resume             continue the newest checkpoint of RUN_DIR (same settings)\n"             \
+    "  --save-every N       checkpoint every N steps (default: at the end and on SIGINT/SIGTERM,\n"  \
+    "                       which finish the step, save and exit 0)\n"                               \
+    "  --keep N             complete checkpoints kept (default 1)\n"                                 \
     "  --steps N            optimizer steps (default 100)\n"                                         \
     "  --batch N            pairs or prompts per step (default 8)\n"                                 \
     "  --lr X               AdamW learning rate (default 1e-4)\n"                                    \

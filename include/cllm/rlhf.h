@@ -15,7 +15,13 @@
  *                    of small arrays with their gradients, each checked by
  *                    finite differences and against PyTorch
  *   runs             cllm_reward_train, cllm_dpo_train, cllm_ppo_train,
- *                    cllm_grpo_train: the loops behind `cllm reward|dpo|ppo|grpo`
+ *                    cllm_grpo_train: the trainers behind `cllm reward|dpo|ppo|grpo`,
+ *                    on the training harness (src/train/harness.h) as pretrain
+ *                    and SFT are: a run directory checked and locked before
+ *                    the first step, checkpoints (weights, AdamW moments, data
+ *                    position), a stop request saving and returning, exact
+ *                    resume, train.csv (step,loss,val_loss,lr,grad_norm,tokens_per_s)
+ *                    and RUN_DIR/model.gguf at the end
  *
  * Legend: B batch rows, T time, C n_embd, V vocab, n tokens or pairs.
  * Errors: cllm_status + cllm_error naming file:line:column / field; nothing
@@ -24,6 +30,7 @@
 #ifndef CLLM_RLHF_H
 #define CLLM_RLHF_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -202,8 +209,8 @@ typedef struct {
     cllm_model *model;            /* owned */
     cllm_tokenizer *tok;          /* owned */
     cllm_chat_template tmpl;
-    float *head_w;                /* [C] owned; reward/value head, NULL when none */
-    float head_b;
+    float *head_w;                /* [C+1] owned: reward/value head weights, then its bias at
+                                     [C]; NULL when none */
 } cllm_rl_model;
 
 /* Loads a GGUF: the model (with opts), its tokenizer (file metadata, or bytes
@@ -224,7 +231,12 @@ typedef struct {
     const char *ref_path;    /* DPO/PPO/GRPO: reference GGUF; NULL = a copy of the policy */
     const char *reward_path; /* PPO/GRPO: reward model GGUF (cllm reward); NULL for GRPO with vreward */
     const char *data_path;   /* JSONL */
-    const char *out_path;    /* output GGUF */
+    const char *run_dir;     /* run directory (required): lock, ckpt-*, train.csv, model.gguf */
+    const char *out_path;    /* NULL, or also write the final model to this GGUF */
+    int resume;              /* 1: continue from the newest checkpoint of run_dir */
+    int save_every;          /* checkpoint every N steps; 0 = at the end and on a stop only */
+    int keep;                /* complete checkpoints kept (>= 1) */
+    volatile sig_atomic_t *stop_flag; /* set (by a signal handler): finish the step, save, return */
     int steps;               /* optimizer steps (>= 1) */
     int batch;               /* pairs (reward/DPO) or prompts (PPO/GRPO) per step */
     float lr;
@@ -258,9 +270,12 @@ cllm_rl_params cllm_rl_default_params(void);
 typedef struct {
     double first_metric, last_metric; /* reward: val accuracy; DPO: train acc; PPO/GRPO: mean reward */
     double val_accuracy;              /* reward/DPO held-out pairwise accuracy at the end (-1 if none) */
-    int steps_done;
+    int steps_done;                   /* steps completed in the whole run (resumed ones included) */
+    int start_step;                   /* 0, or the step this process resumed at */
     double rollout_tokens_per_s;      /* PPO/GRPO sampling speed */
-    int64_t rollout_tokens;
+    int64_t rollout_tokens;           /* sampled by this process */
+    char output_path[4096];           /* RUN_DIR/model.gguf */
+    char reason_text[256];            /* why the run stopped ("completed N steps", a signal, ...) */
 } cllm_rl_result;
 
 cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err);

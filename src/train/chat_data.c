@@ -190,7 +190,9 @@ static cllm_status push_text(load_ctx *c, const char *text, size_t len, uint8_t 
         c->mask.values = v;
         c->mask.cap = cap;
     }
-    memset(c->mask.values + before, learn, need - before);
+    /* an empty piece (e.g. an empty first prompt) adds nothing; mask.values
+     * may still be NULL then, and memset(NULL, _, 0) is undefined */
+    if (need > before) memset(c->mask.values + before, learn, need - before);
     c->mask.n = need;
     return CLLM_OK;
 }
@@ -229,7 +231,7 @@ static cllm_status empty_reply(const char *name, int64_t line, const char *field
 static cllm_status render(load_ctx *c, const cllm_chat_message *m, int n, int learn, cllm_error *err) {
     size_t before = c->ids.n;
     cllm_status st = cllm_chat_render(c->tok, c->p->chat_template, m, n, 0, &c->ids, &c->mask, err);
-    if (st == CLLM_OK && !learn) memset(c->mask.values + before, 0, c->ids.n - before);
+    if (st == CLLM_OK && !learn && c->ids.n > before) memset(c->mask.values + before, 0, c->ids.n - before);
     return st;
 }
 

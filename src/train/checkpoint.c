@@ -540,9 +540,9 @@ cllm_status cllm_ckpt_load(const char *run_dir, int64_t step, cllm_ckpt_io *io,
     float *arrays[2] = {io->m_out, io->v_out};
     st = cllm_ckpt_read_floats(optim_p, arrays, 2, io->n, state->layout_hash, &io->adam_step, err);
     if (st != CLLM_OK) return st;
-    if (io->adam_step < 0 || io->adam_step > state->step)
-        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: Adam step %" PRId64 " is outside [0, %" PRId64 "]",
-                              optim_p, io->adam_step, state->step);
+    /* not bounded by the step: PPO/GRPO take several updates per step */
+    if (io->adam_step < 0)
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: Adam step %" PRId64 " is negative", optim_p, io->adam_step);
     return io->read_model(model_p, io->ctx, err);
 }
 

@@ -14,11 +14,16 @@
  * does not (it may lower both sides, e.g. a turn-end shared by both). Logged: loss, the
  * implicit rewards beta*(pi - ref) of both sides, their margin, accuracy.
  *
+ * The loop, checkpoints and resume are the training harness's (harness.h);
+ * the checkpointed data position is the pair cursor (rl_cursor_snapshot).
+ *
  * Does not: implement IPO/KTO variants or length normalisation.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <stdio.h>
 
 #include "rl_internal.h"
 
@@ -42,123 +47,163 @@ static cllm_status score_pairs(cllm_model *m, const cllm_pref_data *d, const int
     return CLLM_OK;
 }
 
+typedef struct {
+    const cllm_rl_params *p;
+    cllm_rl_model pol;
+    cllm_pref_data data;
+    int *idx;                 /* [data.n] shuffled pair ids: train ones, then held-out */
+    int n_train, n_val, max_T;
+    float *tok, *dlogp;       /* [2 batch * max_T] */
+    double *ref_c, *ref_r;    /* [data.n] reference sequence log-probs, by pair id */
+    cllm_rng rng;
+    rl_cursor cursor;
+    cllm_dpo_stats last;      /* the last step's statistics (log) */
+    cllm_rl_result *res;
+    th_run h;
+} dpo_ctx;
+
+/* hooks.step: one batch of pairs, the DPO (+ RPO) loss, its gradients. */
+static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *tokens, cllm_error *err) {
+    dpo_ctx *c = ctx;
+    const cllm_rl_params *p = c->p;
+    int k = p->batch < c->n_train ? p->batch : c->n_train;
+    int sel[k];
+    for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&c->cursor);
+    cllm_rl_batch b;
+    cllm_status st = rl_pair_batch(&c->data, sel, k, c->max_T, &b, err);
+    if (st) return st;
+    double s[2 * k], rc[k], rr[k], ds[2 * k];
+    cllm_model_zero_grad(c->pol.model);
+    st = cllm_rl_logprobs(c->pol.model, &b, c->tok, s, err);
+    if (st == CLLM_OK) {
+        for (int j = 0; j < k; j++) {
+            rc[j] = c->ref_c[sel[j]];
+            rr[j] = c->ref_r[sel[j]];
+        }
+        *loss = cllm_dpo_loss(s, s + k, rc, rr, k, p->beta, ds, ds + k, &c->last);
+        *tokens = (double)b.B * b.T;
+        if (step == 0) c->res->first_metric = c->last.accuracy;
+        c->res->last_metric = c->last.accuracy;
+    }
+    if (st == CLLM_OK && isfinite(*loss)) { /* else the harness skips the step */
+        memset(c->dlogp, 0, (size_t)b.B * b.T * sizeof *c->dlogp);
+        for (int r = 0; r < b.B; r++) {
+            /* d/dlogp of rpo_alpha * mean over pairs of -(1/count) sum_t logp, chosen rows */
+            double nll = r < k ? -p->rpo_alpha / ((double)k * b.count[r]) : 0.0;
+            for (int t = 0; t < b.count[r]; t++) c->dlogp[(size_t)r * b.T + b.first[r] + t] = (float)(ds[r] + nll);
+        }
+        st = cllm_model_backward_heads(c->pol.model, c->dlogp, NULL, err);
+    }
+    cllm_rl_batch_free(&b);
+    return st;
+}
+
+static void progress_hook(void *ctx, const th_run *h, double loss, float lr, char *out, size_t cap) {
+    dpo_ctx *c = ctx;
+    const int64_t step = h->state.step; /* 1-based: steps done */
+    char line[512];
+    snprintf(line, sizeof line, "dpo step %lld: loss %.4f  rewards chosen %.4f rejected %.4f  margin %.4f  accuracy %.3f  "
+             "grad_norm %.3g  lr %.2e", (long long)step, loss, c->last.reward_chosen, c->last.reward_rejected,
+             c->last.margin, c->last.accuracy, h->norm, (double)lr);
+    if (step == h->start_step + 1 || step == h->steps || step % 10 == 0) th_log(h, "%s", line);
+    snprintf(out, cap, "%s", line);
+}
+
+static void snapshot_hook(void *ctx, cllm_train_state *s) { rl_cursor_snapshot(&((dpo_ctx *)ctx)->cursor, s); }
+
+static cllm_status write_final(const char *path, void *ctx, cllm_error *err) {
+    return cllm_rl_model_save(&((dpo_ctx *)ctx)->pol, path, err);
+}
+
 cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err) {
     memset(res, 0, sizeof *res);
     res->val_accuracy = -1;
     if (p->steps < 1 || p->batch < 1 || !(p->lr > 0) || !(p->beta > 0) || !(p->val_frac >= 0 && p->val_frac < 1))
         return cllm_error_set(err, CLLM_ERR_ARG, "dpo: steps, batch, lr and beta must be positive, val_frac in [0,1)");
-    cllm_rl_model pol = {0}, ref = {0};
-    cllm_pref_data data = {0};
-    rl_adam opt = {0};
-    int *idx = NULL;
-    float *tok = NULL, *dlogp = NULL;
-    double *ref_c = NULL, *ref_r = NULL, *pc = NULL, *pr = NULL;
+    dpo_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.res = res;
+    th_init(&c.h);
+    cllm_rl_model ref = {0};
+    double *pc = NULL, *pr = NULL;
+    cllm_status st = rl_run_begin(&c.h, "dpo", p, write_final, &c, err);
+    if (st) goto done;
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = 2 * p->batch;
     o.max_seq = 0; /* the policy's context */
     o.training = 1;
-    cllm_status st = cllm_rl_model_load(p->model_path, &o, 0, &pol, err);
-    if (st) return st;
-    const int max_T = cllm_model_get_config(pol.model)->context_length;
-    o.max_seq = max_T;
+    if ((st = cllm_rl_model_load(p->model_path, &o, 0, &c.pol, err))) goto done;
+    c.max_T = cllm_model_get_config(c.pol.model)->context_length;
+    o.max_seq = c.max_T;
     o.training = 0;
     if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, &ref, err))) goto done;
-    if ((st = cllm_rl_check_same_shape(cllm_model_get_config(pol.model), cllm_model_get_config(ref.model),
+    if ((st = cllm_rl_check_same_shape(cllm_model_get_config(c.pol.model), cllm_model_get_config(ref.model),
                                        "reference model", err)))
         goto done;
-    cllm_pref_load_params lp = {0, max_T};
-    if ((st = cllm_pref_data_load(p->data_path, pol.tok, pol.tmpl, &lp, &data, err))) goto done;
-    int n_val = (int)(data.n * p->val_frac), n_train = data.n - n_val;
-    if (n_train < 1) {
-        st = cllm_error_set(err, CLLM_ERR_ARG, "dpo: %s has %d pairs, none left for training", p->data_path, data.n);
+    cllm_pref_load_params lp = {0, c.max_T};
+    if ((st = cllm_pref_data_load(p->data_path, c.pol.tok, c.pol.tmpl, &lp, &c.data, err))) goto done;
+    const int n = c.data.n;
+    c.n_val = (int)(n * p->val_frac);
+    c.n_train = n - c.n_val;
+    if (c.n_train < 1) {
+        st = cllm_error_set(err, CLLM_ERR_ARG, "dpo: %s has %d pairs, none left for training", p->data_path, n);
         goto done;
     }
-    size_t N = (size_t)o.max_batch * max_T;
-    idx = malloc((size_t)data.n * sizeof *idx);
-    tok = malloc(N * sizeof *tok);
-    dlogp = malloc(N * sizeof *dlogp);
-    ref_c = malloc((size_t)data.n * sizeof *ref_c);
-    ref_r = malloc((size_t)data.n * sizeof *ref_r);
-    pc = malloc((size_t)data.n * sizeof *pc);
-    pr = malloc((size_t)data.n * sizeof *pr);
-    if (!idx || !tok || !dlogp || !ref_c || !ref_r || !pc || !pr) {
+    if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
+    size_t N = (size_t)o.max_batch * c.max_T;
+    c.idx = malloc((size_t)n * sizeof *c.idx);
+    c.tok = malloc(N * sizeof *c.tok);
+    c.dlogp = malloc(N * sizeof *c.dlogp);
+    c.ref_c = malloc((size_t)n * sizeof *c.ref_c);
+    c.ref_r = malloc((size_t)n * sizeof *c.ref_r);
+    pc = malloc((size_t)n * sizeof *pc);
+    pr = malloc((size_t)n * sizeof *pr);
+    if (!c.idx || !c.tok || !c.dlogp || !c.ref_c || !c.ref_r || !pc || !pr) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "dpo: out of memory");
         goto done;
     }
-    for (int i = 0; i < data.n; i++) idx[i] = i;
-    cllm_rng rng;
-    cllm_rng_seed(&rng, p->seed);
-    rl_shuffle(idx, data.n, &rng);
-    /* reference log-probabilities, once */
-    if ((st = score_pairs(ref.model, &data, idx, data.n, p->batch, max_T, tok, ref_c, ref_r, err))) goto done;
+    for (int i = 0; i < n; i++) c.idx[i] = i;
+    cllm_rng_seed(&c.rng, p->seed);
+    rl_shuffle(c.idx, n, &c.rng);
+    /* reference log-probabilities, once (a resumed run recomputes the same) */
+    if ((st = score_pairs(ref.model, &c.data, c.idx, n, p->batch, c.max_T, c.tok, c.ref_c, c.ref_r, err))) goto done;
     cllm_rl_model_free(&ref);
-    if ((st = rl_adam_init(&opt, cllm_model_num_params(pol.model), err))) goto done;
-    rl_cursor cursor = {idx, n_train, n_train, &rng};
-    double first_acc = -1;
-    for (int step = 1; step <= p->steps; step++) {
-        int k = p->batch < n_train ? p->batch : n_train;
-        int sel[k];
-        for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&cursor);
-        cllm_rl_batch b;
-        if ((st = rl_pair_batch(&data, sel, k, max_T, &b, err))) break;
-        double s[2 * k], rc[k], rr[k], ds[2 * k];
-        cllm_model_zero_grad(pol.model);
-        st = cllm_rl_logprobs(pol.model, &b, tok, s, err);
-        if (st == CLLM_OK) {
-            for (int j = 0; j < k; j++) {
-                rc[j] = ref_c[sel[j]];
-                rr[j] = ref_r[sel[j]];
-            }
-            cllm_dpo_stats ds_st;
-            cllm_dpo_loss(s, s + k, rc, rr, k, p->beta, ds, ds + k, &ds_st);
-            if (!isfinite(ds_st.loss)) {
-                st = cllm_error_set(err, CLLM_ERR_NUMERIC, "dpo step %d: loss is not finite", step);
-            } else {
-                memset(dlogp, 0, (size_t)b.B * b.T * sizeof *dlogp);
-                for (int r = 0; r < b.B; r++) {
-                    /* d/dlogp of rpo_alpha * mean over pairs of -(1/count) sum_t logp, chosen rows */
-                    double nll = r < k ? -p->rpo_alpha / ((double)k * b.count[r]) : 0.0;
-                    for (int t = 0; t < b.count[r]; t++) dlogp[(size_t)r * b.T + b.first[r] + t] = (float)(ds[r] + nll);
-                }
-                st = cllm_model_backward_heads(pol.model, dlogp, NULL, err);
-            }
-            if (st == CLLM_OK) {
-                double gn = rl_adam_step_model(&opt, pol.model, p->lr, p->weight_decay, p->clip_grad);
-                if (step == 1) first_acc = ds_st.accuracy;
-                if (step == 1 || step == p->steps || step % 10 == 0)
-                    rl_log(p, "dpo step %d: loss %.4f  rewards chosen %.4f rejected %.4f  margin %.4f  accuracy %.3f  grad_norm %.3g",
-                           step, ds_st.loss, ds_st.reward_chosen, ds_st.reward_rejected, ds_st.margin, ds_st.accuracy, gn);
-                res->last_metric = ds_st.accuracy;
-            }
-        }
-        cllm_rl_batch_free(&b);
-        if (st) break;
-        res->steps_done = step;
-    }
-    res->first_metric = first_acc;
-    if (st) goto done;
-    if (n_val) {
-        if ((st = score_pairs(pol.model, &data, idx + n_train, n_val, p->batch, max_T, tok, pc, pr, err))) goto done;
+    cllm_adamw_params hp = rl_adamw(p);
+    if ((st = th_optim_init_model(&c.h.opt, c.pol.model, 0, &hp, p->clip_grad, err))) goto done;
+    c.cursor = (rl_cursor){c.idx, c.n_train, c.n_train, &c.rng, 0};
+    char config[CLLM_CKPT_CONFIG_MAX];
+    int len = rl_config_common("dpo", p, config, sizeof config);
+    snprintf(config + len, sizeof config - (size_t)len, "beta=%a\nrpo_alpha=%a\nval_frac=%a\n", (double)p->beta,
+             (double)p->rpo_alpha, (double)p->val_frac);
+    if ((st = th_begin(&c.h, config, rl_data_fingerprint(&c.data), cllm_tokenizer_hash(c.pol.tok), 0, err))) goto done;
+    if (c.h.resumed && (st = rl_cursor_restore(&c.cursor, &c.h.state, err))) goto done;
+    res->start_step = (int)c.h.state.step;
+    const th_hooks hooks = {step_hook, NULL, snapshot_hook, progress_hook, 0};
+    if ((st = th_loop(&c.h, &hooks, &c, err))) goto done;
+    if (c.n_val) {
+        if ((st = score_pairs(c.pol.model, &c.data, c.idx + c.n_train, c.n_val, p->batch, c.max_T, c.tok, pc, pr, err)))
+            goto done;
         int correct = 0;
-        for (int j = n_train; j < data.n; j++) {
-            int i = idx[j];
-            correct += (pc[i] - ref_c[i]) - (pr[i] - ref_r[i]) > 0;
+        for (int j = c.n_train; j < n; j++) {
+            int i = c.idx[j];
+            correct += (pc[i] - c.ref_c[i]) - (pr[i] - c.ref_r[i]) > 0;
         }
-        res->val_accuracy = (double)correct / n_val;
-        rl_log(p, "dpo: held-out preference accuracy %.3f (%d pairs)", res->val_accuracy, n_val);
+        res->val_accuracy = (double)correct / c.n_val;
+        rl_log(p, "dpo: held-out preference accuracy %.3f (%d pairs)", res->val_accuracy, c.n_val);
     }
-    if (p->out_path) st = cllm_rl_model_save(&pol, p->out_path, err);
+    st = rl_run_finish(&c.h, p, "DPO loss", res, err);
 done:
-    free(idx);
-    free(tok);
-    free(dlogp);
-    free(ref_c);
-    free(ref_r);
+    free(c.idx);
+    free(c.tok);
+    free(c.dlogp);
+    free(c.ref_c);
+    free(c.ref_r);
     free(pc);
     free(pr);
-    rl_adam_free(&opt);
-    cllm_pref_data_free(&data);
-    cllm_rl_model_free(&pol);
+    th_free(&c.h);
+    cllm_pref_data_free(&c.data);
+    cllm_rl_model_free(&c.pol);
     cllm_rl_model_free(&ref);
     return st;
 }

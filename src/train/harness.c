@@ -100,14 +100,84 @@ void th_init(th_run *h) {
     h->weights_ext = "gguf";
     h->progress_unit = "step";
     h->progress_per_step = 1;
-    h->first_loss = h->last_loss = h->last_val = NAN;
+    h->first_loss = h->last_loss = h->last_val = h->norm = NAN;
     cllm_train_state_init(&h->state);
+}
+
+/* ---- the optimizers' blocks as one array (checkpoints) ------------------------------ */
+
+static th_optim *optim_at(th_run *h, int i) { return i == 0 ? &h->opt : &h->extra[i - 1]; }
+
+static size_t total_n(const th_run *h) {
+    size_t n = h->opt.n;
+    for (int i = 0; i < h->n_extra; i++) n += h->extra[i].n;
+    return n;
+}
+
+enum { BLOCK_PARAMS, BLOCK_M, BLOCK_V };
+
+static float *block_of(th_optim *o, int which) {
+    return which == BLOCK_PARAMS ? o->params : which == BLOCK_M ? o->m : o->v;
+}
+
+/* Array `which` of every optimizer, laid end to end: borrowed when there is
+ * one optimizer, else a malloc'ed copy (*owned = 1; NULL without memory). */
+static float *blocks_join(th_run *h, int which, int *owned) {
+    *owned = h->n_extra > 0;
+    if (!*owned) return block_of(&h->opt, which);
+    float *out = malloc(total_n(h) * sizeof *out), *p = out;
+    for (int i = 0; out && i <= h->n_extra; i++) {
+        th_optim *o = optim_at(h, i);
+        memcpy(p, block_of(o, which), o->n * sizeof *p);
+        p += o->n;
+    }
+    return out;
+}
+
+static void blocks_split(th_run *h, int which, const float *src) {
+    for (int i = 0; i <= h->n_extra; i++) {
+        th_optim *o = optim_at(h, i);
+        if (block_of(o, which) != src) memcpy(block_of(o, which), src, o->n * sizeof *src);
+        src += o->n;
+    }
+}
+
+/* Default checkpoint weights: every optimizer's parameter block, one float file. */
+static cllm_status params_write(const char *path, void *ctx, cllm_error *err) {
+    th_run *h = ctx;
+    int owned;
+    const float *all = blocks_join(h, BLOCK_PARAMS, &owned);
+    if (!all) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", path);
+    cllm_status st = cllm_ckpt_write_floats(path, &all, 1, total_n(h), h->state.layout_hash, 0, err);
+    if (owned) free((float *)all);
+    return st;
+}
+
+static cllm_status params_read(const char *path, void *ctx, cllm_error *err) {
+    th_run *h = ctx;
+    int owned;
+    float *all = blocks_join(h, BLOCK_PARAMS, &owned);
+    if (!all) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", path);
+    cllm_status st = cllm_ckpt_read_floats(path, &all, 1, total_n(h), h->state.layout_hash, NULL, err);
+    if (st == CLLM_OK) blocks_split(h, BLOCK_PARAMS, all);
+    if (owned) free(all);
+    return st;
+}
+
+/* The checkpoint's weights callbacks: the trainer's, or the parameter blocks. */
+static cllm_ckpt_io ckpt_io(th_run *h) {
+    cllm_ckpt_io io = {h->weights_ext, h->write_weights, h->read_weights, h->weights_ctx, NULL, NULL, NULL, NULL,
+                       total_n(h), 0};
+    if (!h->write_weights) io = (cllm_ckpt_io){"params", params_write, params_read, h, NULL, NULL, NULL, NULL,
+                                               total_n(h), 0};
+    return io;
 }
 
 void th_free(th_run *h) {
     if (h->csv) fclose(h->csv);
     cllm_ckpt_unlock(h->lock_fd);
     th_optim_free(&h->opt);
+    for (int i = 0; i < h->n_extra; i++) th_optim_free(&h->extra[i]);
     free(h->curve_step);
     free(h->curve_loss);
     free(h->curve_val);
@@ -248,7 +318,7 @@ static cllm_status check_free_space(const th_run *h, cllm_error *err) {
     struct statvfs vfs;
     if (statvfs(h->run_dir, &vfs) != 0) return CLLM_OK; /* unknown: let the writes report */
     /* weights + two moments, for keep+1 checkpoints (the new one before pruning) */
-    double need = (double)h->opt.n * 12.0 * (h->keep + 1) + 1e6;
+    double need = (double)total_n(h) * 12.0 * (h->keep + 1) + 1e6;
     double have = (double)vfs.f_bavail * (double)vfs.f_frsize;
     if (have < need)
         return cllm_error_set(err, CLLM_ERR_IO, "%s: %.1f MB free, checkpoints need about %.1f MB (%d kept + 1 being written)",
@@ -258,8 +328,10 @@ static cllm_status check_free_space(const th_run *h, cllm_error *err) {
 
 static cllm_status resume(th_run *h, cllm_error *err) {
     cllm_train_state saved;
-    cllm_ckpt_io io = {h->weights_ext, h->write_weights, h->read_weights, h->weights_ctx, NULL, NULL,
-                       h->opt.m, h->opt.v, h->opt.n, 0};
+    cllm_ckpt_io io = ckpt_io(h);
+    int own_m, own_v;
+    io.m_out = blocks_join(h, BLOCK_M, &own_m);
+    io.v_out = blocks_join(h, BLOCK_V, &own_v);
     char state_path[4096];
     cllm_ckpt_path(state_path, sizeof state_path, h->run_dir, h->latest, "state");
     /* settings, data and tokenizer before the big files */
@@ -273,9 +345,16 @@ static cllm_status resume(th_run *h, cllm_error *err) {
     if (st == CLLM_OK && saved.tokenizer_hash != h->state.tokenizer_hash)
         st = cllm_error_set(err, CLLM_ERR_ARG, "cannot resume: the tokenizer differs from the checkpoint's (%s)",
                             state_path);
+    if (st == CLLM_OK && (!io.m_out || !io.v_out)) st = cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
     if (st == CLLM_OK) st = cllm_ckpt_load(h->run_dir, h->latest, &io, &saved, err);
+    if (st == CLLM_OK) {
+        blocks_split(h, BLOCK_M, io.m_out);
+        blocks_split(h, BLOCK_V, io.v_out);
+    }
+    if (own_m) free(io.m_out);
+    if (own_v) free(io.v_out);
     if (st != CLLM_OK) return st;
-    h->opt.step = io.adam_step;
+    for (int i = 0; i <= h->n_extra; i++) optim_at(h, i)->step = io.adam_step; /* updated together */
     memcpy(saved.config, h->state.config, sizeof saved.config);
     h->state = saved;
     h->resumed = 1;
@@ -316,18 +395,28 @@ cllm_status th_begin(th_run *h, const char *config, uint64_t data_fingerprint, u
 
 static cllm_status save_checkpoint(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
     /* Never let non-finite weights replace a good checkpoint. */
-    for (size_t i = 0; i < h->opt.n; i++)
-        if (!isfinite(h->opt.params[i]))
-            return cllm_error_set(err, CLLM_ERR_NUMERIC,
-                                  "parameter %zu is %g at step %" PRId64 "; not saving a checkpoint of non-finite weights",
-                                  i, (double)h->opt.params[i], h->state.step);
+    for (int k = 0; k <= h->n_extra; k++) {
+        const th_optim *o = optim_at(h, k);
+        for (size_t i = 0; i < o->n; i++)
+            if (!isfinite(o->params[i]))
+                return cllm_error_set(err, CLLM_ERR_NUMERIC,
+                                      "parameter %zu of block %d is %g at step %" PRId64
+                                      "; not saving a checkpoint of non-finite weights",
+                                      i, k, (double)o->params[i], h->state.step);
+    }
     if (h->csv && (fflush(h->csv) != 0 || fsync(fileno(h->csv)) != 0))
         return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot flush: %s", h->csv_path, strerror(errno));
     if (hk->snapshot) hk->snapshot(ctx, &h->state);
     const double t = cllm_now_seconds();
-    cllm_ckpt_io io = {h->weights_ext, h->write_weights, h->read_weights, h->weights_ctx, h->opt.m, h->opt.v,
-                       NULL, NULL, h->opt.n, h->opt.step};
-    cllm_status st = cllm_ckpt_save(h->run_dir, &io, &h->state, err);
+    cllm_ckpt_io io = ckpt_io(h);
+    int own_m, own_v;
+    io.m = blocks_join(h, BLOCK_M, &own_m);
+    io.v = blocks_join(h, BLOCK_V, &own_v);
+    io.adam_step = h->opt.step;
+    cllm_status st = io.m && io.v ? cllm_ckpt_save(h->run_dir, &io, &h->state, err)
+                                  : cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
+    if (own_m) free((float *)io.m);
+    if (own_v) free((float *)io.v);
     if (st == CLLM_OK) st = cllm_ckpt_prune(h->run_dir, h->keep, err);
     h->save_seconds += cllm_now_seconds() - t;
     return st;
@@ -335,10 +424,13 @@ static cllm_status save_checkpoint(th_run *h, const th_hooks *hk, void *ctx, cll
 
 /* Skips or applies the update; the error when too many steps in a row were not finite. */
 static cllm_status update(th_run *h, int64_t step, double loss, float lr, double *norm, cllm_error *err) {
-    *norm = th_optim_norm(&h->opt);
-    if (isfinite(loss) && isfinite(*norm)) {
+    double norms[TH_MAX_EXTRA + 1];
+    int finite = isfinite(loss);
+    for (int i = 0; i <= h->n_extra; i++) finite &= isfinite(norms[i] = th_optim_norm(optim_at(h, i)));
+    *norm = norms[0];
+    if (finite) {
         h->state.nonfinite_streak = 0;
-        th_optim_update(&h->opt, lr, *norm);
+        for (int i = 0; i <= h->n_extra; i++) th_optim_update(optim_at(h, i), lr, norms[i]);
         return CLLM_OK;
     }
     h->state.nonfinite_streak++;
@@ -348,6 +440,10 @@ static cllm_status update(th_run *h, int64_t step, double loss, float lr, double
                           "stopping at step %" PRId64 ": %" PRId64 " steps in a row had a non-finite loss or gradient "
                           "(loss %g, grad norm %g); %s",
                           step, h->state.nonfinite_streak, loss, *norm, h->nonfinite_hint ? h->nonfinite_hint : "lower --lr");
+}
+
+cllm_status th_update(th_run *h, double loss, cllm_error *err) {
+    return update(h, h->state.step, loss, h->lr, &h->norm, err);
 }
 
 /* Validation when due, with the early-stop bookkeeping; *val NaN when not due. */
@@ -428,10 +524,13 @@ cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
     for (int stop = todo <= 0; !stop && st == CLLM_OK;) {
         const int64_t step = h->state.step;
         const double ts = cllm_now_seconds();
-        const float lr = cllm_schedule_lr(&h->sched, step);
+        const float lr = h->lr = cllm_schedule_lr(&h->sched, step);
         double loss = NAN, tokens = 0, norm = NAN, val = NAN;
+        h->norm = NAN;
         st = hk->step(ctx, step, &loss, &tokens, err);
-        if (st == CLLM_OK) st = update(h, step, loss, lr, &norm, err);
+        if (st == CLLM_OK && !hk->own_updates) st = update(h, step, loss, lr, &norm, err);
+        if (hk->own_updates) norm = h->norm;
+        else h->norm = norm;
         if (st != CLLM_OK) break;
         const double dt = cllm_now_seconds() - ts;
         h->step_seconds += dt;
@@ -459,7 +558,7 @@ cllm_status th_finish(th_run *h, const char *file, const char *title, const char
                       size_t cap, cllm_error *err) {
     snprintf(out, cap, "%s/%s", h->run_dir, file);
     const double t = cllm_now_seconds();
-    cllm_status st = h->write_weights(out, h->weights_ctx, err);
+    cllm_status st = (h->write_final ? h->write_final : h->write_weights)(out, h->weights_ctx, err);
     h->save_seconds += cllm_now_seconds() - t;
     if (st != CLLM_OK || h->curve_n == 0) return st;
     cllm_plot_series series[2] = {{"train", h->curve_step, h->curve_loss, h->curve_n, NULL, 0},

@@ -23,7 +23,16 @@
  * hooks.step (zero grads, batches, forward, backward); norm = global grad
  * norm; loss or norm not finite: skip and count (max_nonfinite in a row is
  * CLLM_ERR_NUMERIC), else AdamW; maybe evaluate; CSV row; stop checks;
- * maybe checkpoint.
+ * maybe checkpoint. A trainer that takes several updates per step (PPO and
+ * GRPO: epochs over one rollout) sets hooks.own_updates and calls th_update
+ * after filling each update's gradients instead.
+ *
+ * Besides h->opt, a run may train up to TH_MAX_EXTRA more blocks (a value
+ * model, a scalar head), each an optimizer of its own, clipped by its own
+ * norm, updated (or skipped) together with opt and checkpointed with it.
+ * Without write_weights the checkpoint's weights are every optimizer's
+ * parameter block in one float file (ext "params"), and write_final writes
+ * the model at the end.
  */
 #ifndef CLLM_TRAIN_HARNESS_H
 #define CLLM_TRAIN_HARNESS_H
@@ -69,6 +78,8 @@ void th_optim_free(th_optim *o);
 
 typedef struct th_run th_run;
 
+#define TH_MAX_EXTRA 2
+
 typedef struct {
     /* Fills the gradients of optimizer step `step` (zero them, take the
      * step's batches, forward, backward). *loss: the step's training loss
@@ -80,6 +91,8 @@ typedef struct {
     void (*snapshot)(void *ctx, cllm_train_state *s);
     /* Progress text after a step; NULL: "step s/S loss x lr y". */
     void (*progress)(void *ctx, const th_run *h, double loss, float lr, char *out, size_t cap);
+    /* 1: step updates through th_update itself (any number of times) */
+    int own_updates;
 } th_hooks;
 
 struct th_run {
@@ -96,9 +109,12 @@ struct th_run {
     const char *nonfinite_hint; /* appended to that error, e.g. "lower --lr" */
     cllm_schedule sched;
     th_optim opt;              /* trainer initialises it (th_optim_init_*) */
-    const char *weights_ext;   /* checkpoint weights: extension and callbacks (checkpoint.h) */
-    cllm_ckpt_model_writer write_weights;
+    th_optim extra[TH_MAX_EXTRA]; /* [n_extra] more trained blocks (th_optim_init_*) */
+    int n_extra;
+    const char *weights_ext;   /* checkpoint weights: extension and callbacks (checkpoint.h); */
+    cllm_ckpt_model_writer write_weights; /* NULL: the optimizers' blocks as one "params" file */
     cllm_ckpt_model_reader read_weights;
+    cllm_ckpt_model_writer write_final; /* th_finish's file; NULL: write_weights */
     void *weights_ctx;
     int progress;              /* 1: progress bar on stderr */
     const char *progress_unit; /* "tok" or "step" */
@@ -112,6 +128,8 @@ struct th_run {
     int64_t start_step;
     int64_t latest;            /* newest complete checkpoint at th_open, -1 none */
     int lock_fd, dir_existed;
+    float lr;                  /* this step's learning rate (for th_update) */
+    double norm;               /* the last update's grad norm of opt (NaN: skipped) */
     FILE *csv;
     char csv_path[4096];
     double *curve_step, *curve_loss, *curve_val; /* [curve_n] for the plot */
@@ -151,6 +169,9 @@ cllm_status th_begin(th_run *h, const char *config, uint64_t data_fingerprint, u
                      uint64_t layout_hash, cllm_error *err);
 /* The step loop, from h->state.step to h->steps or a stop. */
 cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err);
+/* One AdamW update of every optimizer at this step's lr (or a counted skip
+ * when loss or a norm is not finite), for hooks with own_updates. */
+cllm_status th_update(th_run *h, double loss, cllm_error *err);
 /* Writes the final weights to RUN_DIR/<file> (write_weights) into out[cap],
  * and the loss plot RUN_DIR/loss.svg when any step ran. */
 cllm_status th_finish(th_run *h, const char *file, const char *title, const char *y_label, int with_val, char *out,

@@ -13,11 +13,16 @@
  * `epochs` passes of the clipped policy loss and the clipped value loss.
  * Logged: mean score, KL to the reference (per sequence), policy entropy,
  * clip fraction, value loss.
+ * One harness step (harness.h) is one rollout batch; each of its epochs is
+ * an optimizer update (th_update) of the policy, the value trunk and the
+ * value head together, each clipped by its own norm. The rollout sampler
+ * is seeded from (seed, step) so a resumed run samples the same.
  * Does not: adapt kl_coef, use mini-batches smaller than the rollout batch,
  * or share the policy's trunk with the value head. Log-probabilities use
  * the sampling temperature, as in grpo.c.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +38,160 @@ static void read_values(const cllm_rl_model *vm, const cllm_rl_batch *b, float *
         }
 }
 
+typedef struct {
+    const cllm_rl_params *p;
+    cllm_rl_model pol, ref, rm, vm; /* policy, reference, reward model, value model */
+    cllm_pref_data data;
+    int *order;              /* [data.n] prompt ids, shuffled */
+    int C, max_T;
+    float *buf;              /* [9 n max_T] the per-token arrays below */
+    float *hgrad, *dh;       /* [C+1] value-head gradients; [n max_T C] d loss / d hidden */
+    cllm_rng rng;
+    rl_cursor cursor;
+    rl_turn_end end;
+    double sample_s, mean_score, kl_seq, entropy;
+    cllm_ppo_stats ps;
+    cllm_rl_result *res;
+    th_run h;
+} ppo_ctx;
+
+/* One rollout batch and `epochs` updates of the policy, the value model and
+ * its head (through th_update). */
+static cllm_status train_on(ppo_ctx *c, const rl_rollout *ro, double *loss, cllm_error *err) {
+    const cllm_rl_params *p = c->p;
+    const int n = p->batch, C = c->C;
+    const cllm_rl_batch *b = &ro->batch;
+    const size_t N = (size_t)n * c->max_T, BT = (size_t)b->B * b->T;
+    /* all [B,T] layout; only completion positions are used */
+    float *tok = c->buf, *old = c->buf + N, *refl = c->buf + 2 * N, *val_old = c->buf + 3 * N, *adv = c->buf + 4 * N,
+          *ret = c->buf + 5 * N, *dlogp = c->buf + 6 * N, *val = c->buf + 7 * N, *dval = c->buf + 8 * N;
+    cllm_status st = cllm_rl_logprobs(c->ref.model, b, refl, NULL, err);
+    if (!st) st = cllm_rl_logprobs(c->pol.model, b, old, NULL, err);
+    if (!st) st = cllm_model_forward(c->vm.model, b->tokens, NULL, b->B, b->T, NULL, err);
+    if (st) return st;
+    read_values(&c->vm, b, val_old);
+    /* rewards, GAE per row, then whitening over every completion token */
+    double a_sum = 0, a_sq = 0;
+    int nt = 0;
+    c->kl_seq = 0;
+    for (int r = 0; r < b->B; r++) {
+        int K = b->count[r];
+        size_t o0 = (size_t)r * b->T + b->first[r];
+        float rw[K];
+        for (int k = 0; k < K; k++) {
+            float kl = old[o0 + k] - refl[o0 + k];
+            c->kl_seq += kl;
+            rw[k] = -p->kl_coef * kl;
+        }
+        rw[K - 1] += ro->score[r];
+        cllm_gae(rw, val_old + o0, K, p->gamma, p->lam, adv + o0, ret + o0);
+        for (int k = 0; k < K; k++) a_sum += adv[o0 + k], a_sq += (double)adv[o0 + k] * adv[o0 + k];
+        nt += K;
+    }
+    c->kl_seq /= n;
+    double a_mean = a_sum / nt, a_sd = sqrt(fmax(a_sq / nt - a_mean * a_mean, 0.0));
+    for (int r = 0; r < b->B; r++)
+        for (int k = 0; k < b->count[r]; k++) {
+            size_t o = (size_t)r * b->T + b->first[r] + k;
+            adv[o] = (float)((adv[o] - a_mean) / (a_sd + 1e-8));
+        }
+    /* gather views: the loss functions take dense token arrays */
+    float *g_lp = malloc((size_t)nt * 7 * sizeof(float));
+    size_t *pos_of = malloc((size_t)nt * sizeof *pos_of);
+    if (!g_lp || !pos_of) {
+        free(g_lp);
+        free(pos_of);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "ppo: out of memory");
+    }
+    float *g_old = g_lp + nt, *g_adv = g_lp + 2 * nt, *g_d = g_lp + 3 * nt, *g_v = g_lp + 4 * nt,
+          *g_vold = g_lp + 5 * nt, *g_ret = g_lp + 6 * nt;
+    for (int r = 0, k = 0; r < b->B; r++)
+        for (int j = 0; j < b->count[r]; j++) pos_of[k++] = (size_t)r * b->T + b->first[r] + j;
+    for (int k = 0; k < nt; k++) {
+        g_old[k] = old[pos_of[k]];
+        g_adv[k] = adv[pos_of[k]];
+        g_vold[k] = val_old[pos_of[k]];
+        g_ret[k] = ret[pos_of[k]];
+    }
+    memset(&c->ps, 0, sizeof c->ps);
+    c->entropy = 0;
+    for (int ep = 0; ep < p->epochs && !st; ep++) {
+        /* policy gradients */
+        cllm_model_zero_grad(c->pol.model);
+        if ((st = cllm_rl_logprobs(c->pol.model, b, tok, NULL, err))) break;
+        if (ep == 0) c->entropy = cllm_rl_entropy(c->pol.model, b);
+        for (int k = 0; k < nt; k++) g_lp[k] = tok[pos_of[k]];
+        cllm_ppo_policy_loss(g_lp, g_old, g_adv, nt, p->clip_eps, g_d, &c->ps);
+        memset(dlogp, 0, BT * sizeof *dlogp);
+        for (int k = 0; k < nt; k++) dlogp[pos_of[k]] = g_d[k];
+        if ((st = cllm_model_backward_heads(c->pol.model, dlogp, NULL, err))) break;
+        /* value model and head gradients (the value model does not depend on the policy) */
+        cllm_model_zero_grad(c->vm.model);
+        if ((st = cllm_model_forward(c->vm.model, b->tokens, NULL, b->B, b->T, NULL, err))) break;
+        read_values(&c->vm, b, val);
+        for (int k = 0; k < nt; k++) g_v[k] = val[pos_of[k]];
+        cllm_ppo_value_loss(g_v, g_vold, g_ret, nt, p->vf_clip, g_d, &c->ps);
+        memset(dval, 0, BT * sizeof *dval);
+        for (int k = 0; k < nt; k++) dval[pos_of[k]] = p->vf_coef * g_d[k];
+        memset(c->dh, 0, BT * C * sizeof *c->dh);
+        memset(c->hgrad, 0, ((size_t)C + 1) * sizeof *c->hgrad);
+        cllm_scalar_head_backward(c->dh, c->hgrad, c->hgrad + C, dval, cllm_model_hidden(c->vm.model), c->vm.head_w,
+                                  (int)BT, C);
+        if ((st = cllm_model_backward_heads(c->vm.model, NULL, c->dh, err))) break;
+        *loss = c->ps.policy_loss + p->vf_coef * c->ps.value_loss;
+        st = th_update(&c->h, *loss, err); /* policy, value trunk and head, each clipped by its own norm */
+    }
+    free(g_lp);
+    free(pos_of);
+    return st;
+}
+
+/* hooks.step: sample, score, then the epochs of updates. */
+static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *tokens, cllm_error *err) {
+    ppo_ctx *c = ctx;
+    const cllm_rl_params *p = c->p;
+    const int n = p->batch;
+    int ex[n];
+    for (int i = 0; i < n; i++) ex[i] = rl_cursor_next(&c->cursor);
+    cllm_sampler *smp = rl_rollout_sampler(p, &c->pol, step, err);
+    if (!smp) return err->status;
+    rl_rollout ro;
+    int64_t before = c->res->rollout_tokens;
+    cllm_status st = rl_rollout_run(p, &c->pol, smp, &c->end, &c->data, ex, n, &c->rm, &ro, &c->res->rollout_tokens,
+                                    &c->sample_s, err);
+    cllm_sampler_destroy(smp);
+    if (st) return st;
+    *tokens = (double)(c->res->rollout_tokens - before);
+    c->mean_score = 0;
+    for (int i = 0; i < n; i++) c->mean_score += ro.score[i];
+    c->mean_score /= n;
+    if (step == c->res->start_step) c->res->first_metric = c->mean_score;
+    c->res->last_metric = c->mean_score;
+    st = train_on(c, &ro, loss, err);
+    rl_rollout_free(&ro);
+    return st;
+}
+
+static void progress_hook(void *ctx, const th_run *h, double loss, float lr, char *out, size_t cap) {
+    (void)loss;
+    (void)lr;
+    ppo_ctx *c = ctx;
+    const int64_t step = h->state.step;
+    char line[512];
+    snprintf(line, sizeof line,
+             "ppo step %lld: reward %.4f  kl %.4f  entropy %.3f  clip_frac %.3f  policy_loss %.4f  value_loss %.4f",
+             (long long)step, c->mean_score, c->kl_seq, c->entropy, c->ps.clip_frac, c->ps.policy_loss,
+             c->ps.value_loss);
+    if (step == h->start_step + 1 || step == h->steps || step % 5 == 0) th_log(h, "%s", line);
+    snprintf(out, cap, "%s", line);
+}
+
+static void snapshot_hook(void *ctx, cllm_train_state *s) { rl_cursor_snapshot(&((ppo_ctx *)ctx)->cursor, s); }
+
+static cllm_status write_final(const char *path, void *ctx, cllm_error *err) {
+    return cllm_rl_model_save(&((ppo_ctx *)ctx)->pol, path, err);
+}
+
 cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err) {
     memset(res, 0, sizeof *res);
     res->val_accuracy = -1;
@@ -41,166 +200,69 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
         return cllm_error_set(err, CLLM_ERR_ARG, "ppo: steps, batch, epochs, max_new, lr, clip-eps, vf-clip must be positive");
     if (!p->reward_path) return cllm_error_set(err, CLLM_ERR_ARG, "ppo: needs a reward model");
     const int n = p->batch;
-    cllm_rl_model pol, ref, rm, vm = {0};
-    cllm_status st = rl_load_run_models(p, n, 0, &pol, &ref, &rm, err);
-    if (st) return st;
-    cllm_pref_data data = {0};
-    rl_adam opt = {0}, vopt = {0}, hopt = {0};
-    cllm_sampler *smp = NULL;
-    float *buf = NULL, *head = NULL, *hgrad = NULL, *dh = NULL;
-    int *order = NULL;
-    const int max_T = cllm_model_get_options(pol.model)->max_seq;
+    ppo_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.res = res;
+    th_init(&c.h);
+    cllm_status st = rl_run_begin(&c.h, "ppo", p, write_final, &c, err);
+    if (st) goto done;
+    if ((st = rl_load_run_models(p, n, 0, &c.pol, &c.ref, &c.rm, err))) goto done;
+    c.max_T = cllm_model_get_options(c.pol.model)->max_seq;
     cllm_model_options vo = cllm_model_default_options();
     vo.max_batch = n;
-    vo.max_seq = max_T;
+    vo.max_seq = c.max_T;
     vo.training = 1;
-    if ((st = cllm_rl_model_load(p->reward_path, &vo, 2, &vm, err))) goto done;
-    const int C = cllm_model_get_config(vm.model)->n_embd;
-    if ((st = rl_rollout_setup("ppo", p, &pol, max_T, &data, &smp, err))) goto done;
-    size_t N = (size_t)n * max_T;
-    buf = malloc(9 * N * sizeof *buf);
-    head = malloc(((size_t)C + 1) * sizeof *head);
-    hgrad = malloc(((size_t)C + 1) * sizeof *hgrad);
-    dh = malloc(N * C * sizeof *dh);
-    order = malloc((size_t)data.n * sizeof *order);
-    if (!buf || !head || !hgrad || !dh || !order) {
+    if ((st = cllm_rl_model_load(p->reward_path, &vo, 2, &c.vm, err))) goto done;
+    const int C = c.C = cllm_model_get_config(c.vm.model)->n_embd;
+    if ((st = rl_rollout_setup("ppo", p, c.max_T, &c.pol, &c.data, err))) goto done;
+    if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
+    size_t N = (size_t)n * c.max_T;
+    c.buf = malloc(9 * N * sizeof *c.buf);
+    c.hgrad = malloc(((size_t)C + 1) * sizeof *c.hgrad);
+    c.dh = malloc(N * C * sizeof *c.dh);
+    c.order = malloc((size_t)c.data.n * sizeof *c.order);
+    if (!c.buf || !c.hgrad || !c.dh || !c.order) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "ppo: out of memory");
         goto done;
     }
-    /* all [B,T] layout; only completion positions are used */
-    float *tok = buf, *old = buf + N, *refl = buf + 2 * N, *val_old = buf + 3 * N, *adv = buf + 4 * N,
-          *ret = buf + 5 * N, *dlogp = buf + 6 * N, *val = buf + 7 * N, *dval = buf + 8 * N;
-    for (int i = 0; i < data.n; i++) order[i] = i;
-    cllm_rng rng;
-    cllm_rng_seed(&rng, p->seed ^ 0x70706Full);
-    rl_shuffle(order, data.n, &rng);
-    if ((st = rl_adam_init(&opt, cllm_model_num_params(pol.model), err))) goto done;
-    if ((st = rl_adam_init(&vopt, cllm_model_num_params(vm.model), err))) goto done;
-    if ((st = rl_adam_init(&hopt, (size_t)C + 1, err))) goto done;
-    rl_turn_end end;
-    rl_turn_end_init(&end, pol.tok, pol.tmpl);
-    rl_cursor cursor = {order, data.n, 0, &rng};
-    double sample_s = 0;
-    for (int step = 1; step <= p->steps && !st; step++) {
-        int ex[n];
-        for (int i = 0; i < n; i++) ex[i] = rl_cursor_next(&cursor);
-        rl_rollout ro;
-        if ((st = rl_rollout_run(p, &pol, smp, &end, &data, ex, n, &rm, &ro, &res->rollout_tokens, &sample_s, err)))
-            break;
-        const cllm_rl_batch *b = &ro.batch;
-        const size_t BT = (size_t)b->B * b->T;
-        double mean_score = 0, kl_seq = 0;
-        for (int i = 0; i < n; i++) mean_score += ro.score[i];
-        mean_score /= n;
-        if (step == 1) res->first_metric = mean_score;
-        res->last_metric = mean_score;
-        if (!st) st = cllm_rl_logprobs(ref.model, b, refl, NULL, err);
-        if (!st) st = cllm_rl_logprobs(pol.model, b, old, NULL, err);
-        if (!st) st = cllm_model_forward(vm.model, b->tokens, NULL, b->B, b->T, NULL, err);
-        if (st) {
-            rl_rollout_free(&ro);
-            break;
-        }
-        read_values(&vm, b, val_old);
-        /* rewards, GAE per row, then whitening over every completion token */
-        double a_sum = 0, a_sq = 0;
-        int nt = 0;
-        for (int r = 0; r < b->B; r++) {
-            int K = b->count[r];
-            size_t o0 = (size_t)r * b->T + b->first[r];
-            float rw[K];
-            for (int k = 0; k < K; k++) {
-                float kl = old[o0 + k] - refl[o0 + k];
-                kl_seq += kl;
-                rw[k] = -p->kl_coef * kl;
-            }
-            rw[K - 1] += ro.score[r];
-            cllm_gae(rw, val_old + o0, K, p->gamma, p->lam, adv + o0, ret + o0);
-            for (int k = 0; k < K; k++) a_sum += adv[o0 + k], a_sq += (double)adv[o0 + k] * adv[o0 + k];
-            nt += K;
-        }
-        kl_seq /= n;
-        double a_mean = a_sum / nt, a_sd = sqrt(fmax(a_sq / nt - a_mean * a_mean, 0.0));
-        for (int r = 0; r < b->B; r++)
-            for (int k = 0; k < b->count[r]; k++) {
-                size_t o = (size_t)r * b->T + b->first[r] + k;
-                adv[o] = (float)((adv[o] - a_mean) / (a_sd + 1e-8));
-            }
-        /* gather views: the loss functions take dense token arrays */
-        float *g_lp = malloc((size_t)nt * 7 * sizeof(float));
-        if (!g_lp) {
-            st = cllm_error_set(err, CLLM_ERR_NOMEM, "ppo: out of memory");
-            rl_rollout_free(&ro);
-            break;
-        }
-        float *g_old = g_lp + nt, *g_adv = g_lp + 2 * nt, *g_d = g_lp + 3 * nt, *g_v = g_lp + 4 * nt,
-              *g_vold = g_lp + 5 * nt, *g_ret = g_lp + 6 * nt;
-        size_t pos_of[nt];
-        for (int r = 0, k = 0; r < b->B; r++)
-            for (int j = 0; j < b->count[r]; j++) pos_of[k++] = (size_t)r * b->T + b->first[r] + j;
-        for (int k = 0; k < nt; k++) {
-            g_old[k] = old[pos_of[k]];
-            g_adv[k] = adv[pos_of[k]];
-            g_vold[k] = val_old[pos_of[k]];
-            g_ret[k] = ret[pos_of[k]];
-        }
-        cllm_ppo_stats ps = {0};
-        double entropy = 0;
-        for (int ep = 0; ep < p->epochs && !st; ep++) {
-            /* policy */
-            cllm_model_zero_grad(pol.model);
-            if ((st = cllm_rl_logprobs(pol.model, b, tok, NULL, err))) break;
-            if (ep == 0) entropy = cllm_rl_entropy(pol.model, b);
-            for (int k = 0; k < nt; k++) g_lp[k] = tok[pos_of[k]];
-            cllm_ppo_policy_loss(g_lp, g_old, g_adv, nt, p->clip_eps, g_d, &ps);
-            memset(dlogp, 0, BT * sizeof *dlogp);
-            for (int k = 0; k < nt; k++) dlogp[pos_of[k]] = g_d[k];
-            if ((st = cllm_model_backward_heads(pol.model, dlogp, NULL, err))) break;
-            rl_adam_step_model(&opt, pol.model, p->lr, p->weight_decay, p->clip_grad);
-            /* value model */
-            cllm_model_zero_grad(vm.model);
-            if ((st = cllm_model_forward(vm.model, b->tokens, NULL, b->B, b->T, NULL, err))) break;
-            read_values(&vm, b, val);
-            for (int k = 0; k < nt; k++) g_v[k] = val[pos_of[k]];
-            cllm_ppo_value_loss(g_v, g_vold, g_ret, nt, p->vf_clip, g_d, &ps);
-            memset(dval, 0, BT * sizeof *dval);
-            for (int k = 0; k < nt; k++) dval[pos_of[k]] = p->vf_coef * g_d[k];
-            memset(dh, 0, BT * C * sizeof *dh);
-            memset(hgrad, 0, ((size_t)C + 1) * sizeof *hgrad);
-            const float *h = cllm_model_hidden(vm.model);
-            cllm_scalar_head_backward(dh, hgrad, hgrad + C, dval, h, vm.head_w, (int)BT, C);
-            if ((st = cllm_model_backward_heads(vm.model, NULL, dh, err))) break;
-            rl_adam_step_model(&vopt, vm.model, p->lr, p->weight_decay, p->clip_grad);
-            memcpy(head, vm.head_w, (size_t)C * sizeof *head);
-            head[C] = vm.head_b;
-            rl_adam_step_flat(&hopt, head, hgrad, p->lr, p->clip_grad);
-            memcpy(vm.head_w, head, (size_t)C * sizeof *head);
-            vm.head_b = head[C];
-        }
-        free(g_lp);
-        rl_rollout_free(&ro);
-        if (st) break;
-        res->steps_done = step;
-        if (step == 1 || step == p->steps || step % 5 == 0)
-            rl_log(p, "ppo step %d: reward %.4f  kl %.4f  entropy %.3f  clip_frac %.3f  policy_loss %.4f  value_loss %.4f",
-                   step, mean_score, kl_seq, entropy, ps.clip_frac, ps.policy_loss, ps.value_loss);
-    }
-    res->rollout_tokens_per_s = sample_s > 0 ? res->rollout_tokens / sample_s : 0;
-    if (!st && p->out_path) st = cllm_rl_model_save(&pol, p->out_path, err);
+    for (int i = 0; i < c.data.n; i++) c.order[i] = i;
+    cllm_rng_seed(&c.rng, p->seed ^ 0x70706Full);
+    rl_shuffle(c.order, c.data.n, &c.rng);
+    /* the policy (opt), the value trunk and its head (extras), updated together */
+    cllm_adamw_params hp = rl_adamw(p);
+    if ((st = th_optim_init_model(&c.h.opt, c.pol.model, 0, &hp, p->clip_grad, err))) goto done;
+    if ((st = th_optim_init_model(&c.h.extra[0], c.vm.model, 0, &hp, p->clip_grad, err))) goto done;
+    c.h.n_extra = 1;
+    if ((st = th_optim_init_flat(&c.h.extra[1], c.vm.head_w, c.hgrad, (size_t)C + 1, &hp, p->clip_grad, err)))
+        goto done;
+    c.h.n_extra = 2;
+    rl_turn_end_init(&c.end, c.pol.tok, c.pol.tmpl);
+    c.cursor = (rl_cursor){c.order, c.data.n, 0, &c.rng, 0};
+    char config[CLLM_CKPT_CONFIG_MAX];
+    int len = rl_config_common("ppo", p, config, sizeof config);
+    snprintf(config + len, sizeof config - (size_t)len,
+             "max_new=%d\ntemperature=%a\nepochs=%d\nclip_eps=%a\nkl_coef=%a\ngamma=%a\nlam=%a\nvf_coef=%a\n"
+             "vf_clip=%a\nmissing_eos_penalty=%a\n",
+             p->max_new, (double)p->temperature, p->epochs, (double)p->clip_eps, (double)p->kl_coef, (double)p->gamma,
+             (double)p->lam, (double)p->vf_coef, (double)p->vf_clip, (double)p->missing_eos_penalty);
+    if ((st = th_begin(&c.h, config, rl_data_fingerprint(&c.data), cllm_tokenizer_hash(c.pol.tok), 0, err))) goto done;
+    if (c.h.resumed && (st = rl_cursor_restore(&c.cursor, &c.h.state, err))) goto done;
+    res->start_step = (int)c.h.state.step;
+    const th_hooks hooks = {step_hook, NULL, snapshot_hook, progress_hook, 1};
+    st = th_loop(&c.h, &hooks, &c, err);
+    res->rollout_tokens_per_s = c.sample_s > 0 ? res->rollout_tokens / c.sample_s : 0;
+    if (!st) st = rl_run_finish(&c.h, p, "PPO loss (policy + vf_coef x value)", res, err);
 done:
-    free(buf);
-    free(head);
-    free(hgrad);
-    free(dh);
-    free(order);
-    cllm_sampler_destroy(smp);
-    rl_adam_free(&opt);
-    rl_adam_free(&vopt);
-    rl_adam_free(&hopt);
-    cllm_pref_data_free(&data);
-    cllm_rl_model_free(&pol);
-    cllm_rl_model_free(&ref);
-    cllm_rl_model_free(&rm);
-    cllm_rl_model_free(&vm);
+    free(c.buf);
+    free(c.hgrad);
+    free(c.dh);
+    free(c.order);
+    th_free(&c.h);
+    cllm_pref_data_free(&c.data);
+    cllm_rl_model_free(&c.pol);
+    cllm_rl_model_free(&c.ref);
+    cllm_rl_model_free(&c.rm);
+    cllm_rl_model_free(&c.vm);
     return st;
 }

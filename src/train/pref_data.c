@@ -13,7 +13,9 @@
  * Errors name the file and 1-based line, plus the column for JSON syntax
  * (cJSON reports where parsing stopped) or the field for missing, wrong-typed
  * or empty values, and both token counts for a too-long example. Blank lines
- * are skipped; CRLF line ends and a UTF-8 BOM are accepted.
+ * are skipped; CRLF line ends and a UTF-8 BOM are accepted. Lines are split,
+ * size-checked (CLLM_JSONL_MAX_LINE, before parsing) and parsed by the JSONL
+ * walker SFT data uses (cllm_jsonl_each, chat_data.h).
  * Does not: skip bad lines (one bad line fails the load), or pack examples.
  */
 #include <cjson/cJSON.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/chat_data.h"
 #include "cllm/fileio.h"
 #include "cllm/rlhf.h"
 
@@ -123,21 +126,11 @@ static cllm_status render_completion(const ctx_t *c, const cllm_chat_message *pm
     return st;
 }
 
-static cllm_status parse_line(const ctx_t *c, const char *text, size_t len, const cllm_pref_load_params *p,
-                              cllm_pref_example *ex, cllm_error *err) {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) {
-        size_t col = end && end >= text ? (size_t)(end - text) + 1 : 1;
-        if (col > len + 1) col = len + 1;
-        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%d:%zu: malformed JSON", c->name, c->line, col);
-    }
+/* One record (a JSON object, parsed by the shared JSONL walker) into ex. */
+static cllm_status parse_record(const ctx_t *c, const cJSON *root, const cllm_pref_load_params *p,
+                                cllm_pref_example *ex, cllm_error *err) {
     cllm_status st = CLLM_OK;
     cllm_tokens prompt = {0};
-    if (!cJSON_IsObject(root)) {
-        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%d:1: expected a JSON object", c->name, c->line);
-        goto done;
-    }
     cllm_chat_message pm[PREF_MAX_MESSAGES];
     int np = 0;
     const cJSON *pv = cJSON_GetObjectItemCaseSensitive(root, "prompt");
@@ -189,7 +182,6 @@ static cllm_status parse_line(const ctx_t *c, const char *text, size_t len, cons
                             c->name, c->line, ex->n_prompt, longest, p->max_tokens);
 done:
     cllm_tokens_free(&prompt);
-    cJSON_Delete(root);
     return st;
 }
 
@@ -208,6 +200,33 @@ void cllm_pref_data_free(cllm_pref_data *d) {
     d->n = 0;
 }
 
+typedef struct {
+    ctx_t c;
+    const cllm_pref_load_params *p;
+    cllm_pref_data *out;
+    int cap;
+} walk_t;
+
+static cllm_status on_record(void *ctx, const cJSON *obj, int64_t line, cllm_error *err) {
+    walk_t *w = ctx;
+    cllm_pref_data *out = w->out;
+    w->c.line = (int)line;
+    if (out->n == w->cap) {
+        int nc = w->cap ? w->cap * 2 : 64;
+        cllm_pref_example *ni = realloc(out->items, (size_t)nc * sizeof *ni);
+        if (!ni) return cllm_error_set(err, CLLM_ERR_NOMEM, "preference data: out of memory");
+        out->items = ni;
+        w->cap = nc;
+    }
+    cllm_pref_example *ex = &out->items[out->n];
+    memset(ex, 0, sizeof *ex);
+    ex->line = w->c.line;
+    cllm_status st = parse_record(&w->c, obj, w->p, ex, err);
+    if (st) example_free(ex);
+    else out->n++;
+    return st;
+}
+
 cllm_status cllm_pref_data_parse(const char *text, size_t len, const char *name, const cllm_tokenizer *tok,
                                  cllm_chat_template tmpl, const cllm_pref_load_params *p,
                                  cllm_pref_data *out, cllm_error *err) {
@@ -215,41 +234,9 @@ cllm_status cllm_pref_data_parse(const char *text, size_t len, const char *name,
     out->n = 0;
     if (p->max_tokens < 2)
         return cllm_error_set(err, CLLM_ERR_ARG, "preference data: max_tokens %d < 2", p->max_tokens);
-    ctx_t c = {name, 0, tok, tmpl};
-    size_t pos = 0;
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    int cap = 0;
-    cllm_status st = CLLM_OK;
-    while (pos < len) {
-        c.line++;
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        size_t l = end - pos;
-        if (l && text[pos + l - 1] == '\r') l--;
-        const char *s = text + pos;
-        pos = nl ? end + 1 : len;
-        size_t k = 0;
-        while (k < l && (s[k] == ' ' || s[k] == '\t')) k++;
-        if (k == l) continue;
-        if (out->n == cap) {
-            int nc = cap ? cap * 2 : 64;
-            cllm_pref_example *ni = realloc(out->items, (size_t)nc * sizeof *ni);
-            if (!ni) {
-                st = cllm_error_set(err, CLLM_ERR_NOMEM, "preference data: out of memory");
-                break;
-            }
-            out->items = ni;
-            cap = nc;
-        }
-        cllm_pref_example *ex = &out->items[out->n];
-        memset(ex, 0, sizeof *ex);
-        ex->line = c.line;
-        if ((st = parse_line(&c, s, l, p, ex, err))) {
-            example_free(ex);
-            break;
-        }
-        out->n++;
-    }
+    /* the JSONL walker every reader shares: line limit, nesting limit, syntax errors */
+    walk_t w = {{name, 0, tok, tmpl}, p, out, 0};
+    cllm_status st = cllm_jsonl_each(text, len, name, on_record, &w, err);
     if (st == CLLM_OK && out->n == 0)
         st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: no examples (empty file)", name);
     if (st) cllm_pref_data_free(out);

@@ -418,7 +418,7 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     res->start_step = r.h.state.step;
     log_start(&r, &cfg);
 
-    const th_hooks hooks = {step_hook, p->eval_every > 0 ? evaluate_hook : NULL, snapshot_hook, progress_hook};
+    const th_hooks hooks = {step_hook, p->eval_every > 0 ? evaluate_hook : NULL, snapshot_hook, progress_hook, 0};
     r.t0 = cllm_now_seconds();
     st = th_loop(&r.h, &hooks, &r, err);
     res->last_train_loss = r.h.last_loss;

@@ -7,10 +7,15 @@
  * a held-out split (the last val_frac of the shuffled pairs). The result is
  * the base GGUF plus cls.weight [C] / cls.bias [1].
  *
+ * The loop, checkpoints and resume are the training harness's (harness.h):
+ * the trunk is its optimizer, the head (w then b, no decay) a second one
+ * clipped by its own norm, as before the port.
+ *
  * Does not: normalise rewards (PPO whitens advantages instead), or pack
  * pairs (each batch holds its chosen rows, then its rejected rows).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +42,7 @@ cllm_rl_params cllm_rl_default_params(void) {
     p.lam = 0.95f;
     p.vf_coef = 0.1f;
     p.vf_clip = 0.2f;
+    p.keep = 1;
     return p;
 }
 
@@ -60,111 +66,147 @@ static cllm_status eval_accuracy(cllm_rl_model *rm, const cllm_pref_data *d, con
     return CLLM_OK;
 }
 
+typedef struct {
+    const cllm_rl_params *p;
+    cllm_rl_model rm;
+    cllm_pref_data data;
+    int *idx;               /* [data.n] shuffled pair ids: train ones, then held-out */
+    int n_train, n_val, max_T, C;
+    float *dh;              /* [2 batch * max_T * C] d loss / d hidden */
+    float *hgrad;           /* [C+1] head gradients (w, then b) */
+    cllm_rng rng;
+    rl_cursor cursor;
+    double batch_acc;       /* the last step's pairwise accuracy (log) */
+    th_run h;
+} reward_ctx;
+
+/* hooks.step: one batch of pairs, the Bradley-Terry loss, trunk and head gradients. */
+static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *tokens, cllm_error *err) {
+    (void)step;
+    reward_ctx *c = ctx;
+    const int C = c->C;
+    int k = c->p->batch < c->n_train ? c->p->batch : c->n_train;
+    int sel[k];
+    for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&c->cursor);
+    cllm_rl_batch b;
+    cllm_status st = rl_pair_batch(&c->data, sel, k, c->max_T, &b, err);
+    if (st) return st;
+    float r[2 * k], dr[2 * k];
+    cllm_model_zero_grad(c->rm.model);
+    memset(c->hgrad, 0, ((size_t)C + 1) * sizeof *c->hgrad);
+    st = rl_reward_scores(&c->rm, &b, r, err);
+    if (st == CLLM_OK) {
+        int correct = 0;
+        *loss = cllm_bt_loss(r, r + k, k, dr, dr + k, &correct);
+        *tokens = (double)b.B * b.T;
+        c->batch_acc = (double)correct / k;
+        const float *h = cllm_model_hidden(c->rm.model);
+        memset(c->dh, 0, (size_t)b.B * b.T * C * sizeof *c->dh);
+        for (int i = 0; i < b.B; i++) {
+            size_t off = ((size_t)i * b.T + (size_t)b.last[i]) * C;
+            cllm_scalar_head_backward(c->dh + off, c->hgrad, c->hgrad + C, &dr[i], h + off, c->rm.head_w, 1, C);
+        }
+        st = cllm_model_backward_heads(c->rm.model, NULL, c->dh, err);
+    }
+    cllm_rl_batch_free(&b);
+    return st;
+}
+
+static void progress_hook(void *ctx, const th_run *h, double loss, float lr, char *out, size_t cap) {
+    reward_ctx *c = ctx;
+    const int64_t step = h->state.step;
+    char line[256];
+    snprintf(line, sizeof line, "reward step %lld: loss %.4f  batch accuracy %.3f  grad_norm %.3g  lr %.2e",
+             (long long)step, loss, c->batch_acc, h->norm, (double)lr);
+    if (step == h->start_step + 1 || step == h->steps || step % 10 == 0) th_log(h, "%s", line);
+    snprintf(out, cap, "%s", line);
+}
+
+static void snapshot_hook(void *ctx, cllm_train_state *s) { rl_cursor_snapshot(&((reward_ctx *)ctx)->cursor, s); }
+
+static cllm_status write_final(const char *path, void *ctx, cllm_error *err) {
+    return cllm_rl_model_save(&((reward_ctx *)ctx)->rm, path, err);
+}
+
 cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err) {
     memset(res, 0, sizeof *res);
     res->val_accuracy = -1;
-    cllm_rl_model rm = {0};
-    cllm_pref_data data = {0};
-    rl_adam opt = {0}, hopt = {0};
-    int *idx = NULL;
-    float *dh = NULL, *hgrad = NULL;
     if (p->steps < 1 || p->batch < 1 || !(p->lr > 0) || !(p->val_frac >= 0 && p->val_frac < 1))
         return cllm_error_set(err, CLLM_ERR_ARG, "reward: steps, batch and lr must be positive, val_frac in [0,1)");
+    reward_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    th_init(&c.h);
+    cllm_status st = rl_run_begin(&c.h, "reward", p, write_final, &c, err);
+    if (st) goto done;
     cllm_model_options o = cllm_model_default_options();
     o.training = 1;
     o.max_batch = 2 * p->batch;
     o.max_seq = 0; /* the model's context */
-    cllm_status st = cllm_rl_model_load(p->model_path, &o, 1, &rm, err);
-    if (st) return st;
-    const int C = cllm_model_get_config(rm.model)->n_embd, max_T = cllm_model_get_config(rm.model)->context_length;
-    cllm_rng rng;
-    cllm_rng_seed(&rng, p->seed);
+    if ((st = cllm_rl_model_load(p->model_path, &o, 1, &c.rm, err))) goto done;
+    const int C = c.C = cllm_model_get_config(c.rm.model)->n_embd;
+    c.max_T = cllm_model_get_config(c.rm.model)->context_length;
+    cllm_rng_seed(&c.rng, p->seed);
     int have_head = 0;
-    for (int i = 0; i < C; i++) have_head |= rm.head_w[i] != 0.0f;
+    for (int i = 0; i < C; i++) have_head |= c.rm.head_w[i] != 0.0f;
     if (!have_head) /* small random head so the trunk gets a gradient from step 0 */
-        for (int i = 0; i < C; i++) rm.head_w[i] = cllm_rng_normal(&rng) / sqrtf((float)C);
+        for (int i = 0; i < C; i++) c.rm.head_w[i] = cllm_rng_normal(&c.rng) / sqrtf((float)C);
 
-    cllm_pref_load_params lp = {0, max_T};
-    if ((st = cllm_pref_data_load(p->data_path, rm.tok, rm.tmpl, &lp, &data, err))) goto done;
-    int n_val = (int)(data.n * p->val_frac), n_train = data.n - n_val;
-    if (n_train < 1) {
-        st = cllm_error_set(err, CLLM_ERR_ARG, "reward: %s has %d pairs, none left for training", p->data_path, data.n);
+    cllm_pref_load_params lp = {0, c.max_T};
+    if ((st = cllm_pref_data_load(p->data_path, c.rm.tok, c.rm.tmpl, &lp, &c.data, err))) goto done;
+    const int n = c.data.n;
+    c.n_val = (int)(n * p->val_frac);
+    c.n_train = n - c.n_val;
+    if (c.n_train < 1) {
+        st = cllm_error_set(err, CLLM_ERR_ARG, "reward: %s has %d pairs, none left for training", p->data_path, n);
         goto done;
     }
-    idx = malloc((size_t)data.n * sizeof *idx);
-    dh = malloc((size_t)o.max_batch * max_T * C * sizeof *dh);
-    hgrad = malloc(((size_t)C + 1) * sizeof *hgrad);
-    if (!idx || !dh || !hgrad) {
+    if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
+    c.idx = malloc((size_t)n * sizeof *c.idx);
+    c.dh = malloc((size_t)o.max_batch * c.max_T * C * sizeof *c.dh);
+    c.hgrad = malloc(((size_t)C + 1) * sizeof *c.hgrad);
+    if (!c.idx || !c.dh || !c.hgrad) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "reward: out of memory");
         goto done;
     }
-    for (int i = 0; i < data.n; i++) idx[i] = i;
-    rl_shuffle(idx, data.n, &rng);
-    if ((st = rl_adam_init(&opt, cllm_model_num_params(rm.model), err))) goto done;
-    if ((st = rl_adam_init(&hopt, (size_t)C + 1, err))) goto done;
-    float *head = malloc(((size_t)C + 1) * sizeof *head); /* w then b, for the flat optimizer */
-    if (!head) {
-        st = cllm_error_set(err, CLLM_ERR_NOMEM, "reward: out of memory");
+    for (int i = 0; i < n; i++) c.idx[i] = i;
+    rl_shuffle(c.idx, n, &c.rng);
+    /* the trunk (opt) and the head (extra[0], no decay), updated together */
+    cllm_adamw_params hp = rl_adamw(p);
+    if ((st = th_optim_init_model(&c.h.opt, c.rm.model, 0, &hp, p->clip_grad, err))) goto done;
+    if ((st = th_optim_init_flat(&c.h.extra[0], c.rm.head_w, c.hgrad, (size_t)C + 1, &hp, p->clip_grad, err)))
         goto done;
-    }
+    c.h.n_extra = 1;
+    c.cursor = (rl_cursor){c.idx, c.n_train, c.n_train, &c.rng, 0};
+    char config[CLLM_CKPT_CONFIG_MAX];
+    int len = rl_config_common("reward", p, config, sizeof config);
+    snprintf(config + len, sizeof config - (size_t)len, "val_frac=%a\n", (double)p->val_frac);
+    if ((st = th_begin(&c.h, config, rl_data_fingerprint(&c.data), cllm_tokenizer_hash(c.rm.tok), 0, err))) goto done;
+    if (c.h.resumed && (st = rl_cursor_restore(&c.cursor, &c.h.state, err))) goto done;
+    res->start_step = (int)c.h.state.step;
     double acc0 = -1;
-    if (n_val && (st = eval_accuracy(&rm, &data, idx + n_train, n_val, p->batch, max_T, &acc0, err))) {
-        free(head);
+    if (c.n_val && (st = eval_accuracy(&c.rm, &c.data, c.idx + c.n_train, c.n_val, p->batch, c.max_T, &acc0, err)))
         goto done;
-    }
     res->first_metric = acc0;
-    if (n_val) rl_log(p, "reward: %d train / %d held-out pairs; held-out accuracy before training %.3f", n_train, n_val, acc0);
-    rl_cursor cursor = {idx, n_train, n_train, &rng};
-    for (int step = 1; step <= p->steps; step++) {
-        int sel[p->batch];
-        int k = p->batch < n_train ? p->batch : n_train;
-        for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&cursor);
-        cllm_rl_batch b;
-        if ((st = rl_pair_batch(&data, sel, k, max_T, &b, err))) break;
-        float r[2 * k], dr[2 * k];
-        cllm_model_zero_grad(rm.model);
-        st = rl_reward_scores(&rm, &b, r, err);
-        int correct = 0;
-        double loss = cllm_bt_loss(r, r + k, k, dr, dr + k, &correct);
-        if (st == CLLM_OK) {
-            const float *h = cllm_model_hidden(rm.model);
-            memset(dh, 0, (size_t)b.B * b.T * C * sizeof *dh);
-            memset(hgrad, 0, ((size_t)C + 1) * sizeof *hgrad);
-            for (int i = 0; i < b.B; i++) {
-                size_t off = ((size_t)i * b.T + (size_t)b.last[i]) * C;
-                cllm_scalar_head_backward(dh + off, hgrad, hgrad + C, &dr[i], h + off, rm.head_w, 1, C);
-            }
-            st = cllm_model_backward_heads(rm.model, NULL, dh, err);
-        }
-        cllm_rl_batch_free(&b);
-        if (st) break;
-        double gn = rl_adam_step_model(&opt, rm.model, p->lr, p->weight_decay, p->clip_grad);
-        memcpy(head, rm.head_w, (size_t)C * sizeof *head);
-        head[C] = rm.head_b;
-        rl_adam_step_flat(&hopt, head, hgrad, p->lr, p->clip_grad);
-        memcpy(rm.head_w, head, (size_t)C * sizeof *head);
-        rm.head_b = head[C];
-        res->steps_done = step;
-        if (step == 1 || step == p->steps || step % 10 == 0)
-            rl_log(p, "reward step %d: loss %.4f  batch accuracy %.3f  grad_norm %.3g", step, loss,
-                   (double)correct / k, gn);
-    }
-    free(head);
-    if (st) goto done;
-    if (n_val) {
-        if ((st = eval_accuracy(&rm, &data, idx + n_train, n_val, p->batch, max_T, &res->val_accuracy, err)))
+    if (c.n_val)
+        rl_log(p, "reward: %d train / %d held-out pairs; held-out accuracy at step %d %.3f", c.n_train, c.n_val,
+               res->start_step, acc0);
+    const th_hooks hooks = {step_hook, NULL, snapshot_hook, progress_hook, 0};
+    if ((st = th_loop(&c.h, &hooks, &c, err))) goto done;
+    if (c.n_val) {
+        if ((st = eval_accuracy(&c.rm, &c.data, c.idx + c.n_train, c.n_val, p->batch, c.max_T, &res->val_accuracy,
+                                err)))
             goto done;
-        rl_log(p, "reward: held-out pairwise accuracy %.3f (%d pairs)", res->val_accuracy, n_val);
+        rl_log(p, "reward: held-out pairwise accuracy %.3f (%d pairs)", res->val_accuracy, c.n_val);
     }
     res->last_metric = res->val_accuracy;
-    if (p->out_path) st = cllm_rl_model_save(&rm, p->out_path, err);
+    st = rl_run_finish(&c.h, p, "reward model loss", res, err);
 done:
-    free(idx);
-    free(dh);
-    free(hgrad);
-    rl_adam_free(&opt);
-    rl_adam_free(&hopt);
-    cllm_pref_data_free(&data);
-    cllm_rl_model_free(&rm);
+    free(c.idx);
+    free(c.dh);
+    free(c.hgrad);
+    th_free(&c.h);
+    cllm_pref_data_free(&c.data);
+    cllm_rl_model_free(&c.rm);
     return st;
 }

@@ -9,24 +9,29 @@
 
 #include "cllm/optim.h"
 #include "cllm/rlhf.h"
+#include "harness.h"
 #include "cllm/rng.h"
 #include "cllm/sampler.h"
 
-/* AdamW moments for a model (over its whole parameter block) or a flat array. */
-typedef struct {
-    float *m, *v; /* [n] */
-    size_t n;
-    int64_t step;
-} rl_adam;
+/* ---- the run on the harness (rl_models.c) ---- */
 
-cllm_status rl_adam_init(rl_adam *a, size_t n, cllm_error *err);
-void rl_adam_free(rl_adam *a);
-/* One AdamW step on every trainable tensor of m with its gradients clipped to
- * clip (0 = off); returns the pre-clip gradient norm, or NaN when the
- * gradients were not finite (then nothing is updated). */
-double rl_adam_step_model(rl_adam *a, cllm_model *m, float lr, float wd, float clip);
-/* Same for a flat parameter array (a scalar head), no decay. */
-void rl_adam_step_flat(rl_adam *a, float *p, const float *g, float lr, float clip);
+#define RL_MAX_NONFINITE 5 /* non-finite steps in a row before a run stops */
+
+/* Harness settings from p: run directory, resume, checkpoints, stop flag,
+ * log, a constant learning rate over p->steps; checkpoint weights are the
+ * optimizers' blocks (the harness's "params" file), write_final(ctx) the
+ * model at the end. Then locks an existing run directory. */
+cllm_status rl_run_begin(th_run *h, const char *name, const cllm_rl_params *p, cllm_ckpt_model_writer write_final,
+                         void *ctx, cllm_error *err);
+/* AdamW hyper-parameters of a run (p->weight_decay on matrices). */
+cllm_adamw_params rl_adamw(const cllm_rl_params *p);
+/* "kind=...\nsteps=...\n..." of the settings every run has, into out[cap]. */
+int rl_config_common(const char *name, const cllm_rl_params *p, char *out, size_t cap);
+/* FNV-1a over every example's ids and answer: the run's data identity. */
+uint64_t rl_data_fingerprint(const cllm_pref_data *d);
+/* After th_loop: the result fields, RUN_DIR/model.gguf (+ p->out_path). */
+cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title, cllm_rl_result *res,
+                          cllm_error *err);
 
 /* printf-style line to p->log when set. */
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -41,9 +46,17 @@ typedef struct {
     int *idx;      /* [n] example ids, borrowed */
     int n, pos;
     cllm_rng *rng; /* borrowed */
+    uint64_t shuffles; /* reshuffles so far */
 } rl_cursor;
 
 int rl_cursor_next(rl_cursor *c);
+/* The cursor's position into a checkpoint (loader.epoch = reshuffles,
+ * loader.position = pos, loader.rng for the check on resume). */
+void rl_cursor_snapshot(const rl_cursor *c, cllm_train_state *s);
+/* Resume: replays the checkpoint's reshuffles on a cursor built as at the
+ * start of the run (same seed, same initial shuffle), so idx and the RNG
+ * are where they were; an error when the replayed RNG differs. */
+cllm_status rl_cursor_restore(rl_cursor *c, const cllm_train_state *s, cllm_error *err);
 
 /* Preference pairs d->items[idx[0..k)] as one batch: rows 0..k-1 the
  * chosen completions, rows k..2k-1 the rejected ones (reward.c, dpo.c). */
@@ -106,10 +119,14 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
 void rl_rollout_free(rl_rollout *ro);
 
 /* The prompts (p->data_path, leaving max_new tokens of max_T for the reply)
- * and the rollout sampler (temperature p->temperature, no truncation, seed
- * p->seed) that PPO and GRPO share; `command` names the caller in errors. */
-cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, const cllm_rl_model *pol, int max_T,
-                             cllm_pref_data *data, cllm_sampler **sampler, cllm_error *err);
+ * that PPO and GRPO share; `command` names the caller in errors. */
+cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, int max_T, const cllm_rl_model *pol,
+                             cllm_pref_data *data, cllm_error *err);
+/* The rollout sampler of step `step` (temperature p->temperature, no
+ * truncation): seeded from (p->seed, step), so the checkpointed step is its
+ * whole RNG state and a resumed run samples what the uninterrupted one did
+ * (sampler.h has no RNG state to save). NULL with err filled. */
+cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *pol, int64_t step, cllm_error *err);
 /* Loads the policy (training, kv_slots = n, max_seq = its context), the
  * reference (same shape, checked) and the reward model when p->reward_path;
  * each file is opened once (model_file.h); max rows n. */

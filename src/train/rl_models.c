@@ -1,8 +1,10 @@
 /*
  * rl_models.c: what every preference-tuning run shares: loading a model
  * together with its tokenizer, chat template and optional scalar head
- * (cls.weight / cls.bias) from GGUF and saving it back atomically; AdamW
- * over a model or a head; scoring completions with a reward model; logging.
+ * (cls.weight / cls.bias) from GGUF and saving it back atomically; the
+ * harness settings, config and data identity every run has; the shuffled
+ * data cursor and its checkpoint; scoring completions with a reward model;
+ * logging.
  *
  * Does not: hold any method's loop (reward.c, dpo.c, ppo.c, grpo.c).
  */
@@ -17,52 +19,69 @@
 #include "harness.h"
 #include "rl_internal.h"
 
-cllm_status rl_adam_init(rl_adam *a, size_t n, cllm_error *err) {
-    memset(a, 0, sizeof *a);
-    a->m = calloc(n ? n : 1, sizeof(float));
-    a->v = calloc(n ? n : 1, sizeof(float));
-    a->n = n;
-    if (!a->m || !a->v) {
-        rl_adam_free(a);
-        return cllm_error_set(err, CLLM_ERR_NOMEM, "optimizer: out of memory for %zu moments", n);
-    }
-    return CLLM_OK;
+/* ---- the run on the harness ------------------------------------------------ */
+
+cllm_status rl_run_begin(th_run *h, const char *name, const cllm_rl_params *p, cllm_ckpt_model_writer write_final,
+                         void *ctx, cllm_error *err) {
+    if (!p->run_dir) return cllm_error_set(err, CLLM_ERR_ARG, "%s: no run directory (--out RUN_DIR)", name);
+    if (p->keep < 1 || p->save_every < 0)
+        return cllm_error_set(err, CLLM_ERR_ARG, "%s: keep must be >= 1 and save_every >= 0", name);
+    h->name = name;
+    h->run_dir = p->run_dir;
+    h->resume = p->resume;
+    h->keep = p->keep;
+    h->steps = p->steps;
+    h->save_every = p->save_every;
+    h->max_nonfinite = RL_MAX_NONFINITE;
+    h->sched = (cllm_schedule){CLLM_SCHEDULE_CONSTANT, p->lr, p->lr, 0, p->steps, 0};
+    h->write_weights = NULL; /* the optimizers' blocks */
+    h->write_final = write_final;
+    h->weights_ctx = ctx;
+    h->stop_flag = p->stop_flag;
+    h->log = p->log;
+    h->log_ctx = p->log_ctx;
+    return th_lock_existing(h, err);
 }
 
-void rl_adam_free(rl_adam *a) {
-    if (!a) return;
-    free(a->m);
-    free(a->v);
-    memset(a, 0, sizeof *a);
-}
-
-double rl_adam_step_model(rl_adam *a, cllm_model *m, float lr, float wd, float clip) {
-    float *params = cllm_model_params(m), *grads = cllm_model_grads(m);
-    double norm = cllm_grad_norm(grads, cllm_model_num_params(m));
-    if (!isfinite(norm)) return NAN;
+cllm_adamw_params rl_adamw(const cllm_rl_params *p) {
     cllm_adamw_params hp = cllm_adamw_default_params();
-    hp.lr = lr;
-    hp.weight_decay = wd;
-    hp.grad_scale = clip > 0 ? cllm_grad_clip_scale(norm, clip) : 1.0f;
-    a->step++;
-    for (int i = 0; i < cllm_model_num_tensors(m); i++) {
-        const cllm_tensor *t = cllm_model_tensor(m, i);
-        if (!t->trainable) continue;
-        cllm_adamw_update(params + t->offset, grads + t->offset, a->m + t->offset, a->v + t->offset, t->numel,
-                          &hp, a->step, t->decay);
-    }
-    return norm;
+    hp.weight_decay = p->weight_decay;
+    return hp;
 }
 
-void rl_adam_step_flat(rl_adam *a, float *p, const float *g, float lr, float clip) {
-    double norm = cllm_grad_norm(g, a->n);
-    if (!isfinite(norm)) return;
-    cllm_adamw_params hp = cllm_adamw_default_params();
-    hp.lr = lr;
-    hp.weight_decay = 0;
-    hp.grad_scale = clip > 0 ? cllm_grad_clip_scale(norm, clip) : 1.0f;
-    a->step++;
-    cllm_adamw_update(p, g, a->m, a->v, a->n, &hp, a->step, 0);
+int rl_config_common(const char *name, const cllm_rl_params *p, char *out, size_t cap) {
+    return snprintf(out, cap, "kind=%s\nsteps=%d\nbatch=%d\nlr=%a\nweight_decay=%a\nclip=%a\nseed=%llu\n", name,
+                    p->steps, p->batch, (double)p->lr, (double)p->weight_decay, (double)p->clip_grad,
+                    (unsigned long long)p->seed);
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+uint64_t rl_data_fingerprint(const cllm_pref_data *d) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < d->n; i++) {
+        const cllm_pref_example *e = &d->items[i];
+        int n[3] = {e->n_prompt, e->n_chosen, e->n_rejected};
+        h = fnv(h, n, sizeof n);
+        h = fnv(h, e->prompt, (size_t)e->n_prompt * sizeof *e->prompt);
+        if (e->chosen) h = fnv(h, e->chosen, (size_t)e->n_chosen * sizeof *e->chosen);
+        if (e->rejected) h = fnv(h, e->rejected, (size_t)e->n_rejected * sizeof *e->rejected);
+        if (e->answer) h = fnv(h, e->answer, strlen(e->answer) + 1);
+    }
+    return h;
+}
+
+cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title, cllm_rl_result *res,
+                          cllm_error *err) {
+    res->steps_done = (int)h->state.step;
+    snprintf(res->reason_text, sizeof res->reason_text, "%s", h->reason_text);
+    cllm_status st = th_finish(h, "model.gguf", title, "loss", 0, res->output_path, sizeof res->output_path, err);
+    if (st == CLLM_OK && p->out_path) st = h->write_final(p->out_path, h->weights_ctx, err);
+    return st;
 }
 
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) {
@@ -96,9 +115,29 @@ cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int ma
 int rl_cursor_next(rl_cursor *c) {
     if (c->pos >= c->n) {
         rl_shuffle(c->idx, c->n, c->rng);
+        c->shuffles++;
         c->pos = 0;
     }
     return c->idx[c->pos++];
+}
+
+void rl_cursor_snapshot(const rl_cursor *c, cllm_train_state *s) {
+    s->loader.epoch = c->shuffles;
+    s->loader.position = (uint64_t)c->pos;
+    s->loader.rng = *c->rng;
+}
+
+cllm_status rl_cursor_restore(rl_cursor *c, const cllm_train_state *s, cllm_error *err) {
+    if (s->loader.position > (uint64_t)c->n)
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "checkpoint data position %llu is past the %d examples",
+                              (unsigned long long)s->loader.position, c->n);
+    for (; c->shuffles < s->loader.epoch; c->shuffles++) rl_shuffle(c->idx, c->n, c->rng);
+    c->pos = (int)s->loader.position;
+    if (memcmp(c->rng, &s->loader.rng, sizeof *c->rng) != 0)
+        return cllm_error_set(err, CLLM_ERR_FORMAT,
+                              "checkpoint data order does not replay (%llu reshuffles); start a new run directory",
+                              (unsigned long long)s->loader.epoch);
+    return CLLM_OK;
 }
 
 void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_template tmpl) {
@@ -129,7 +168,7 @@ float rl_head_at(const cllm_rl_model *rm, int T, int row, int t) {
     const int C = cllm_model_get_config(rm->model)->n_embd;
     const float *h = cllm_model_hidden(rm->model) + ((size_t)row * T + (size_t)t) * C;
     float r;
-    cllm_scalar_head_forward(&r, h, rm->head_w, &rm->head_b, 1, C);
+    cllm_scalar_head_forward(&r, h, rm->head_w, rm->head_w + C, 1, C);
     return r;
 }
 
@@ -152,7 +191,7 @@ static cllm_status read_head(const cllm_gguf *g, int C, cllm_rl_model *rm, int *
                               "%s: reward head must be f32 %s [%d] and %s [1]", cllm_gguf_path(g),
                               CLLM_REWARD_HEAD_W, C, CLLM_REWARD_HEAD_B);
     memcpy(rm->head_w, w->data, (size_t)C * sizeof(float));
-    memcpy(&rm->head_b, b->data, sizeof(float));
+    memcpy(rm->head_w + C, b->data, sizeof(float));
     for (int i = 0; i < C; i++)
         if (!isfinite(rm->head_w[i]))
             return cllm_error_set(err, CLLM_ERR_NUMERIC, "%s: %s[%d] is not finite", cllm_gguf_path(g),
@@ -177,7 +216,7 @@ cllm_status cllm_rl_model_load(const char *path, const cllm_model_options *opts,
     const int C = f.config.n_embd;
     if (want_head) {
         int found = 0;
-        out->head_w = calloc((size_t)C, sizeof(float));
+        out->head_w = calloc((size_t)C + 1, sizeof(float));
         if (!out->head_w) st = cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory for the scalar head", path);
         if (st == CLLM_OK) st = read_head(f.gguf, C, out, &found, err);
         if (st == CLLM_OK && !found && want_head == 2)
@@ -204,7 +243,7 @@ static cllm_status save_extra(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     int64_t C = cllm_model_get_config(rm->model)->n_embd, one = 1;
     if ((st = cllm_gguf_add_tensor(w, CLLM_REWARD_HEAD_W, 0, 1, &C, rm->head_w, (size_t)C * sizeof(float), err)))
         return st;
-    return cllm_gguf_add_tensor(w, CLLM_REWARD_HEAD_B, 0, 1, &one, &rm->head_b, sizeof(float), err);
+    return cllm_gguf_add_tensor(w, CLLM_REWARD_HEAD_B, 0, 1, &one, rm->head_w + C, sizeof(float), err);
 }
 
 cllm_status cllm_rl_model_save(const cllm_rl_model *rm, const char *path, cllm_error *err) {

@@ -241,22 +241,23 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
     return st;
 }
 
-cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, const cllm_rl_model *pol, int max_T,
-                             cllm_pref_data *data, cllm_sampler **sampler, cllm_error *err) {
+cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, int max_T, const cllm_rl_model *pol,
+                             cllm_pref_data *data, cllm_error *err) {
     cllm_pref_load_params lp = {1, max_T - p->max_new};
     if (lp.max_tokens < 2)
         return cllm_error_set(err, CLLM_ERR_ARG, "%s: --max-new %d leaves no room for a prompt in the %d-token context",
                               command, p->max_new, max_T);
-    cllm_status st = cllm_pref_data_load(p->data_path, pol->tok, pol->tmpl, &lp, data, err);
-    if (st) return st;
+    return cllm_pref_data_load(p->data_path, pol->tok, pol->tmpl, &lp, data, err);
+}
+
+cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *pol, int64_t step, cllm_error *err) {
     cllm_sampler_params sp = cllm_sampler_default_params();
     sp.temperature = p->temperature;
     sp.top_k = 0;
     sp.top_p = 1.0f;
     sp.min_p = 0.0f;
-    sp.seed = p->seed;
-    if (!(*sampler = cllm_sampler_create(&sp, cllm_model_get_config(pol->model)->vocab_size, err))) return err->status;
-    return CLLM_OK;
+    sp.seed = p->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(step + 1)); /* golden-ratio stride per step */
+    return cllm_sampler_create(&sp, cllm_model_get_config(pol->model)->vocab_size, err);
 }
 
 cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,

@@ -508,7 +508,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
            P.B, c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
            res->optimizer_bytes / 1e6);
 
-    const th_hooks hooks = {step_hook, val.n ? evaluate_hook : NULL, snapshot_hook, NULL};
+    const th_hooks hooks = {step_hook, val.n ? evaluate_hook : NULL, snapshot_hook, NULL, 0};
     res->startup_seconds = cllm_now_seconds() - t_start;
     st = th_loop(&c.h, &hooks, &c, err);
     res->first_train_loss = c.h.first_loss;
