@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -324,9 +326,19 @@ static void test_checkpoint_lock_excludes_second_trainer(void) {
     char want[64];
     snprintf(want, sizeof want, "pid %ld", (long)getpid());
     CHECK(strstr(err.msg, "another trainer") && strstr(err.msg, want), "message: %s", err.msg);
-    cllm_ckpt_unlock(fd1);
+    /* a holder that finishes removes the file; a locker that had opened it
+     * before the removal must not think it holds the lock */
+    char lock_path[256];
+    snprintf(lock_path, sizeof lock_path, "%s/lock", dir);
+    int early = open(lock_path, O_RDWR);
+    cllm_ckpt_unlock(fd1, dir);
+    CHECK(access(lock_path, F_OK) != 0, "unlock removes the lock file");
+    CHECK(early >= 0 && flock(early, LOCK_EX | LOCK_NB) == 0, "the removed file's lock is free");
     CHECK(cllm_ckpt_lock(dir, &fd2, &err) == CLLM_OK, "lock after release: %s", err.msg);
-    cllm_ckpt_unlock(fd2);
+    int fd3 = -1;
+    CHECK(cllm_ckpt_lock(dir, &fd3, &err) == CLLM_ERR_IO, "a third locker is still refused");
+    if (early >= 0) close(early);
+    cllm_ckpt_unlock(fd2, dir);
     CHECK(cllm_ckpt_lock(tmp_path("no-such-dir"), &fd1, &err) == CLLM_ERR_IO, "missing dir: %s", err.msg);
 }
 

@@ -35,6 +35,35 @@ check "generate says it uses a 4096-token context" grep -q "using a 4096-token c
 check "serve --ctx 2^20 --parallel 64 (256 GiB of cache) exits 2" test $? -eq 2
 check "and says what to lower" grep -q "KV cache for 65 slots needs .* GiB, more than 3/4 of this machine's" "$work/err"
 
+# ---- no lock file is left behind by a run that ends or fails to start ----
+mkdir -p "$work/run"
+"$bin" pretrain --data "$work/missing.txt" --out "$work/run" --no-progress >/dev/null 2>&1
+check "pretrain on missing data exits 1" test $? -eq 1
+check "and leaves no lock file in the existing run directory" test ! -e "$work/run/lock"
+check "a finished run leaves no lock file" test ! -e "$work/big/lock"
+
+# ---- after a disk-full stop, --resume needs room for one checkpoint ----
+# A run whose last save did not happen (ckpt 4 removed, as a full disk leaves
+# it) is copied into a tmpfs with room for one more checkpoint but not for
+# --keep 3 + 1 of them: --resume must finish, equal to the uninterrupted run
+# (it was refused: the check asked for keep+1 checkpoints' worth of space).
+wide="--preset tiny-llama --n-layer 2 --n-embd 48 --n-head 4 --n-kv-head 4 --ffn-hidden 96 --seq 8 --batch 2"
+run4() { "$bin" pretrain --data "$work/text.txt" $wide --steps 4 --save-every 1 --keep 3 --eval-every 0 --no-progress \
+    --threads 1 "$@"; }
+run4 --out "$work/full" >/dev/null 2>&1
+cp -r "$work/full" "$work/cut"
+rm -f "$work/cut"/ckpt-0000000004.* "$work/cut/model.gguf"
+if [ "$(id -u)" = 0 ] && mkdir -p "$work/mnt" && mount -t tmpfs -o size=3584k tmpfs "$work/mnt" 2>/dev/null; then
+    cp -r "$work/cut" "$work/mnt/r"
+    run4 --out "$work/mnt/r" --resume >/dev/null 2>"$work/full.err"
+    rc=$?
+    check "--resume with room for one ~0.85 MB checkpoint, not 4, exits 0 ($(head -c 150 "$work/full.err"))" test $rc -eq 0
+    check "and gives the uninterrupted run's model" cmp -s "$work/full/model.gguf" "$work/mnt/r/model.gguf"
+    umount "$work/mnt"
+else
+    bad "disk-full resume: mounting a tmpfs needs root (run the suite as root, as CI does)"
+fi
+
 # ---- bytes from inputs never drive the terminal ----
 "$bin" generate -m "$work/no$(printf '\033')[31mred$(printf '\377').gguf" -p x >/dev/null 2>"$work/err"
 check "a missing model exits 1" test $? -eq 1

@@ -33,6 +33,10 @@
  * The lock: cllm_ckpt_lock takes an exclusive flock on RUN_DIR/lock (the pid
  * is written inside for the message), so a second trainer on the same run
  * directory fails at once; the kernel drops the lock when the process dies.
+ * cllm_ckpt_unlock removes the file while still holding the lock, so a run
+ * that ends (or fails to start) leaves none behind; a locker whose file was
+ * removed under it in the meantime notices (the path names another inode,
+ * or none) and takes the lock again, so two trainers never both hold it.
  *
  * Does not: know the model (weights go through callbacks) or decide when to
  * save (the trainer does).
@@ -84,9 +88,10 @@ cllm_status cllm_ckpt_read_floats(const char *path, float *const *arrays, int n_
 /* ---- run directory ---------------------------------------------------- */
 
 /* Exclusive, non-blocking lock on RUN_DIR/lock. *fd receives the descriptor
- * to pass to cllm_ckpt_unlock (closing it releases the lock). */
+ * to pass to cllm_ckpt_unlock. */
 cllm_status cllm_ckpt_lock(const char *run_dir, int *fd, cllm_error *err);
-void cllm_ckpt_unlock(int fd);
+/* Removes RUN_DIR/lock, then releases the lock (fd < 0: nothing). */
+void cllm_ckpt_unlock(int fd, const char *run_dir);
 
 /* Writes the model to `path` atomically; ctx is the caller's. */
 typedef cllm_status (*cllm_ckpt_model_writer)(const char *path, void *ctx, cllm_error *err);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cllm/byteorder.h"
@@ -310,37 +311,55 @@ cllm_status cllm_train_state_read(const char *path, cllm_train_state *s, cllm_er
 
 /* ---- lock --------------------------------------------------------------- */
 
+/* 1 when fd is still the file at path (not removed or replaced since open). */
+static int lock_is_current(int fd, const char *path) {
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 cllm_status cllm_ckpt_lock(const char *run_dir, int *fd, cllm_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/lock", run_dir);
     *fd = -1;
-    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (f < 0) return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        char other[32] = "";
-        ssize_t got = pread(f, other, sizeof other - 1, 0);
-        other[got > 0 ? got : 0] = '\0';
-        other[strcspn(other, "\n")] = '\0';
-        close(f);
-        if (e == EWOULDBLOCK)
-            return cllm_error_set(err, CLLM_ERR_IO,
-                                  "%s: another trainer (pid %s) is using run directory %s; wait for it "
-                                  "or choose another --out",
-                                  path, other[0] ? other : "unknown", run_dir);
-        return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+    for (int attempt = 0;; attempt++) {
+        int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (f < 0) return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
+        if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            char other[32] = "";
+            ssize_t got = pread(f, other, sizeof other - 1, 0);
+            other[got > 0 ? got : 0] = '\0';
+            other[strcspn(other, "\n")] = '\0';
+            close(f);
+            if (e == EWOULDBLOCK)
+                return cllm_error_set(err, CLLM_ERR_IO,
+                                      "%s: another trainer (pid %s) is using run directory %s; wait for it "
+                                      "or choose another --out",
+                                      path, other[0] ? other : "unknown", run_dir);
+            return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+        }
+        if (lock_is_current(f, path)) {
+            char pid[32];
+            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+                /* The lock is held; the pid is only for the message. */
+            }
+            *fd = f;
+            return CLLM_OK;
+        }
+        close(f); /* the holder removed this file as it finished: lock the new one */
+        if (attempt == 8)
+            return cllm_error_set(err, CLLM_ERR_IO, "%s: the lock file keeps being replaced; is another trainer starting?",
+                                  path);
     }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
-        /* The lock is held; the pid is only for the message. */
-    }
-    *fd = f;
-    return CLLM_OK;
 }
 
-void cllm_ckpt_unlock(int fd) {
-    if (fd >= 0) close(fd);
+void cllm_ckpt_unlock(int fd, const char *run_dir) {
+    if (fd < 0) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lock", run_dir);
+    if (lock_is_current(fd, path)) unlink(path); /* still ours: remove it while holding the lock */
+    close(fd);
 }
 
 /* ---- save / find / load / prune ------------------------------------------ */

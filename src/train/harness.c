@@ -175,7 +175,7 @@ static cllm_ckpt_io ckpt_io(th_run *h) {
 
 void th_free(th_run *h) {
     if (h->csv) fclose(h->csv);
-    cllm_ckpt_unlock(h->lock_fd);
+    cllm_ckpt_unlock(h->lock_fd, h->run_dir);
     th_optim_free(&h->opt);
     for (int i = 0; i < h->n_extra; i++) th_optim_free(&h->extra[i]);
     free(h->curve_step);
@@ -317,12 +317,16 @@ static cllm_status compare_config(const char *saved, const char *now, const char
 static cllm_status check_free_space(const th_run *h, cllm_error *err) {
     struct statvfs vfs;
     if (statvfs(h->run_dir, &vfs) != 0) return CLLM_OK; /* unknown: let the writes report */
-    /* weights + two moments, for keep+1 checkpoints (the new one before pruning) */
-    double need = (double)total_n(h) * 12.0 * (h->keep + 1) + 1e6;
+    /* Room for the next checkpoint (weights + two moments): the older ones
+     * are already on disk, and a save that runs out of space fails cleanly,
+     * keeping the last complete one, so asking for keep+1 of them refused to
+     * resume after a disk-full stop that one more checkpoint would fit. */
+    double need = (double)total_n(h) * 12.0 + 65536;
     double have = (double)vfs.f_bavail * (double)vfs.f_frsize;
     if (have < need)
-        return cllm_error_set(err, CLLM_ERR_IO, "%s: %.1f MB free, checkpoints need about %.1f MB (%d kept + 1 being written)",
-                              h->run_dir, have / 1e6, need / 1e6, h->keep);
+        return cllm_error_set(err, CLLM_ERR_IO, "%s: %.2f MB free, the next checkpoint needs about %.2f MB; free some "
+                              "space (older checkpoints: --keep)",
+                              h->run_dir, have / 1e6, need / 1e6);
     return CLLM_OK;
 }
 
