@@ -62,7 +62,7 @@ echo '{"prompt": "a", "completion": ""}' > "$work/empty.jsonl"
 "$bin" sft --model "$base" --data "$work/empty.jsonl" --out "$work/bad" --steps 1 --quiet 2>"$work/bad.err"
 check "empty completion exits 1 naming the line" grep -q 'empty.jsonl:1: "completion" is empty' "$work/bad.err"
 "$bin" sft --model "$base" --data "$work/train.jsonl" --out "$work/bad" --steps 1 --seq 8 --quiet 2>"$work/bad.err"
-check "example longer than --seq is an error without --truncate" grep -q "more than the 8" "$work/bad.err"
+check "example longer than --seq is an error without --truncate" grep -q "more than the 8 of a training row; shorten it, raise --seq" "$work/bad.err"
 "$bin" sft --model "$base" --data "$work/train.jsonl" --out "$work/x" --lora-rank 0 2>/dev/null
 check "--lora-rank 0 exits 2" test $? -eq 2
 "$bin" sft --model "$base" --data "$work/train.jsonl" --out "$work/x" --lora-rank 2 --lora-targets q,bogus 2>/dev/null

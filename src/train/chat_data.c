@@ -301,8 +301,8 @@ static cllm_status record(void *ctxp, const struct cJSON *obj, int64_t line, cll
     if (max && n > max) {
         if (!c->p->truncate)
             return cllm_error_set(err, CLLM_ERR_LIMIT,
-                                  "%s:%lld: the example has %zu tokens, more than the %zu the context allows; "
-                                  "shorten it, raise --ctx, or pass --truncate",
+                                  "%s:%lld: the example has %zu tokens, more than the %zu of a training row; "
+                                  "shorten it, raise --seq, or pass --truncate",
                                   name, (long long)line, n, max);
         n = max;
         ds->n_truncated++;
