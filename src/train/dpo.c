@@ -152,7 +152,8 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     }
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
     size_t N = (size_t)o.max_batch * c.max_T;
-    c.idx = malloc((size_t)n * sizeof *c.idx);
+    cllm_rng_seed(&c.rng, p->seed);
+    c.idx = rl_order_new(n, &c.rng);
     c.tok = malloc(N * sizeof *c.tok);
     c.dlogp = malloc(N * sizeof *c.dlogp);
     c.ref_c = malloc((size_t)n * sizeof *c.ref_c);
@@ -163,9 +164,6 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "dpo: out of memory");
         goto done;
     }
-    for (int i = 0; i < n; i++) c.idx[i] = i;
-    cllm_rng_seed(&c.rng, p->seed);
-    rl_shuffle(c.idx, n, &c.rng);
     /* reference log-probabilities, once (a resumed run recomputes the same) */
     if ((st = score_pairs(ref.model, &c.data, c.idx, n, p->batch, c.max_T, c.tok, c.ref_c, c.ref_r, err))) goto done;
     cllm_rl_model_free(&ref);

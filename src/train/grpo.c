@@ -69,22 +69,12 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
         int e = rl_cursor_next(&c->cursor);
         for (int g = 0; g < p->group; g++) ex[i * p->group + g] = e;
     }
-    cllm_sampler *smp = rl_rollout_sampler(p, &c->pol, step, err);
-    if (!smp) return err->status;
     rl_rollout ro;
-    int64_t before = c->res->rollout_tokens;
-    cllm_status st = rl_rollout_run(p, &c->pol, smp, &c->end, &c->data, ex, n, &c->rm, &ro, &c->res->rollout_tokens,
-                                    &c->sample_s, err);
-    cllm_sampler_destroy(smp);
+    cllm_status st = rl_rollout_step(p, &c->pol, &c->end, &c->data, ex, n, &c->rm, step, c->res, &ro, &c->mean_r,
+                                     tokens, &c->sample_s, err);
     if (st) return st;
-    *tokens = (double)(c->res->rollout_tokens - before);
     float adv_seq[n];
     cllm_grpo_advantages(ro.score, p->batch, p->group, adv_seq);
-    c->mean_r = 0;
-    for (int i = 0; i < n; i++) c->mean_r += ro.score[i];
-    c->mean_r /= n;
-    if (step == c->res->start_step) c->res->first_metric = c->mean_r;
-    c->res->last_metric = c->mean_r;
     const cllm_rl_batch *b = &ro.batch;
     if (!(st = cllm_rl_logprobs(c->ref.model, b, tok, NULL, err))) c->nt = gather(b, tok, ref_g);
     if (!st && !(st = cllm_rl_logprobs(c->pol.model, b, tok, NULL, err))) gather(b, tok, old_g);
@@ -144,14 +134,12 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
     size_t N = (size_t)n * c.max_T;
     c.buf = malloc(7 * N * sizeof *c.buf);
-    c.order = malloc((size_t)c.data.n * sizeof *c.order);
+    cllm_rng_seed(&c.rng, p->seed ^ 0x6772706Full);
+    c.order = rl_order_new(c.data.n, &c.rng);
     if (!c.buf || !c.order) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "grpo: out of memory");
         goto done;
     }
-    for (int i = 0; i < c.data.n; i++) c.order[i] = i;
-    cllm_rng_seed(&c.rng, p->seed ^ 0x6772706Full);
-    rl_shuffle(c.order, c.data.n, &c.rng);
     cllm_adamw_params hp = rl_adamw(p);
     if ((st = th_optim_init_model(&c.h.opt, c.pol.model, 0, &hp, p->clip_grad, err))) goto done;
     rl_turn_end_init(&c.end, c.pol.tok, c.pol.tmpl);

@@ -153,20 +153,10 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
     const int n = p->batch;
     int ex[n];
     for (int i = 0; i < n; i++) ex[i] = rl_cursor_next(&c->cursor);
-    cllm_sampler *smp = rl_rollout_sampler(p, &c->pol, step, err);
-    if (!smp) return err->status;
     rl_rollout ro;
-    int64_t before = c->res->rollout_tokens;
-    cllm_status st = rl_rollout_run(p, &c->pol, smp, &c->end, &c->data, ex, n, &c->rm, &ro, &c->res->rollout_tokens,
-                                    &c->sample_s, err);
-    cllm_sampler_destroy(smp);
+    cllm_status st = rl_rollout_step(p, &c->pol, &c->end, &c->data, ex, n, &c->rm, step, c->res, &ro, &c->mean_score,
+                                     tokens, &c->sample_s, err);
     if (st) return st;
-    *tokens = (double)(c->res->rollout_tokens - before);
-    c->mean_score = 0;
-    for (int i = 0; i < n; i++) c->mean_score += ro.score[i];
-    c->mean_score /= n;
-    if (step == c->res->start_step) c->res->first_metric = c->mean_score;
-    c->res->last_metric = c->mean_score;
     st = train_on(c, &ro, loss, err);
     rl_rollout_free(&ro);
     return st;
@@ -221,14 +211,12 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     c.buf = malloc(9 * N * sizeof *c.buf);
     c.hgrad = malloc(((size_t)C + 1) * sizeof *c.hgrad);
     c.dh = malloc(N * C * sizeof *c.dh);
-    c.order = malloc((size_t)c.data.n * sizeof *c.order);
+    cllm_rng_seed(&c.rng, p->seed ^ 0x70706Full);
+    c.order = rl_order_new(c.data.n, &c.rng);
     if (!c.buf || !c.hgrad || !c.dh || !c.order) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "ppo: out of memory");
         goto done;
     }
-    for (int i = 0; i < c.data.n; i++) c.order[i] = i;
-    cllm_rng_seed(&c.rng, p->seed ^ 0x70706Full);
-    rl_shuffle(c.order, c.data.n, &c.rng);
     /* the policy (opt), the value trunk and its head (extras), updated together */
     cllm_adamw_params hp = rl_adamw(p);
     if ((st = th_optim_init_model(&c.h.opt, c.pol.model, 0, &hp, p->clip_grad, err))) goto done;

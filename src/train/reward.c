@@ -162,15 +162,13 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
         goto done;
     }
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
-    c.idx = malloc((size_t)n * sizeof *c.idx);
+    c.idx = rl_order_new(n, &c.rng);
     c.dh = malloc((size_t)o.max_batch * c.max_T * C * sizeof *c.dh);
     c.hgrad = malloc(((size_t)C + 1) * sizeof *c.hgrad);
     if (!c.idx || !c.dh || !c.hgrad) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "reward: out of memory");
         goto done;
     }
-    for (int i = 0; i < n; i++) c.idx[i] = i;
-    rl_shuffle(c.idx, n, &c.rng);
     /* the trunk (opt) and the head (extra[0], no decay), updated together */
     cllm_adamw_params hp = rl_adamw(p);
     if ((st = th_optim_init_model(&c.h.opt, c.rm.model, 0, &hp, p->clip_grad, err))) goto done;

@@ -38,6 +38,8 @@ void rl_log(const cllm_rl_params *p, const char *fmt, ...) __attribute__((format
 
 /* Fisher-Yates shuffle of idx[n] with rng. */
 void rl_shuffle(int *idx, int n, cllm_rng *rng);
+/* A new array [n] of 0..n-1 shuffled with rng (owned by the caller); NULL when out of memory. */
+int *rl_order_new(int n, cllm_rng *rng);
 
 /* The examples of a run in a shuffled order: idx[0..n) (borrowed) is drawn
  * from in turn and reshuffled with rng whenever it runs out. pos = n makes
@@ -117,6 +119,15 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
                            const cllm_pref_data *d, const int *ex, int n, cllm_rl_model *rm, rl_rollout *ro,
                            int64_t *tokens, double *seconds, cllm_error *err);
 void rl_rollout_free(rl_rollout *ro);
+/* One training step's rollouts for PPO and GRPO: rl_rollout_run with the
+ * sampler of `step` (rl_rollout_sampler); *tokens = tokens sampled by it,
+ * res->rollout_tokens and *seconds accumulate; *mean = the mean score, also
+ * res->last_metric (and res->first_metric at res->start_step). ro is the
+ * caller's to free on success. */
+cllm_status rl_rollout_step(const cllm_rl_params *p, cllm_rl_model *pol, const rl_turn_end *end,
+                            const cllm_pref_data *d, const int *ex, int n, cllm_rl_model *rm, int64_t step,
+                            cllm_rl_result *res, rl_rollout *ro, double *mean, double *tokens, double *seconds,
+                            cllm_error *err);
 
 /* The prompts (p->data_path, leaving max_new tokens of max_T for the reply)
  * that PPO and GRPO share; `command` names the caller in errors. */

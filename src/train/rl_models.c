@@ -100,6 +100,14 @@ void rl_shuffle(int *idx, int n, cllm_rng *rng) {
     }
 }
 
+int *rl_order_new(int n, cllm_rng *rng) {
+    int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    if (!idx) return NULL;
+    for (int i = 0; i < n; i++) idx[i] = i;
+    rl_shuffle(idx, n, rng);
+    return idx;
+}
+
 /* Rows: chosen of pairs idx[0..k), then their rejected. */
 cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
                          cllm_error *err) {

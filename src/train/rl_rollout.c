@@ -14,6 +14,25 @@
 
 #include "rl_internal.h"
 
+cllm_status rl_rollout_step(const cllm_rl_params *p, cllm_rl_model *pol, const rl_turn_end *end,
+                            const cllm_pref_data *d, const int *ex, int n, cllm_rl_model *rm, int64_t step,
+                            cllm_rl_result *res, rl_rollout *ro, double *mean, double *tokens, double *seconds,
+                            cllm_error *err) {
+    cllm_sampler *smp = rl_rollout_sampler(p, pol, step, err);
+    if (!smp) return err->status;
+    const int64_t before = res->rollout_tokens;
+    cllm_status st = rl_rollout_run(p, pol, smp, end, d, ex, n, rm, ro, &res->rollout_tokens, seconds, err);
+    cllm_sampler_destroy(smp);
+    if (st) return st;
+    *tokens = (double)(res->rollout_tokens - before);
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += ro->score[i];
+    *mean = sum / n;
+    if (step == res->start_step) res->first_metric = *mean;
+    res->last_metric = *mean;
+    return CLLM_OK;
+}
+
 void rl_rollout_free(rl_rollout *ro) {
     if (!ro) return;
     free(ro->out);
