@@ -201,7 +201,7 @@ float cllm_vreward_score(const cllm_vreward *v, const char *completion, size_t l
 typedef struct {
     cllm_model *model;            /* owned */
     cllm_tokenizer *tok;          /* owned */
-    cllm_chat_template tmpl;
+    cllm_chat_template tmpl; /* owned (cllm_rl_model_free) */
     float *head_w;                /* [C] owned; reward/value head, NULL when none */
     float head_b;
 } cllm_rl_model;
