@@ -25,8 +25,9 @@
  *
  * The per-token mask marks what supervised fine-tuning learns from: the
  * tokens of each assistant message's content and the token(s) that end the
- * assistant turn (so the tuned model learns to stop). Everything else
- * (system and user turns, template markup) is 0.
+ * assistant turn (so the tuned model learns to stop; JINJA: the end-of-turn
+ * specials of cllm_chat_end_tokens right after the content). Everything
+ * else (system, user and tool turns, template markup) is 0.
  */
 #ifndef CLLM_CHAT_H
 #define CLLM_CHAT_H
