@@ -161,6 +161,10 @@ s, b = post("/v1/chat/completions", {"messages": convs[0], "continue_final_messa
 check("continue_final_message with a user message last: 400", s == 400 and "continue_final_message" in json.dumps(b), b)
 s, b = post("/v1/chat/completions", {"messages": pre, "continue_final_message": True, "add_generation_prompt": True})
 check("continue_final_message with add_generation_prompt: 400", s == 400, b)
+with urllib.request.urlopen(f"http://127.0.0.1:{port}/props", timeout=30) as resp:
+    props = json.loads(resp.read())
+check("/props chat_template is the template's text", props.get("chat_template") == open(os.environ["TEMPLATE"]).read(),
+      props.get("chat_template"))
 print(f"py: {passed} passed, {failed} failed")
 PY
 cat "$work/py.log"
