@@ -131,7 +131,13 @@ cases = [
     ("tools with tool_choice required", CHAT, {"messages": msgs, "tools": [
         {"type": "function", "function": {"name": "f", "parameters": {}}}], "tool_choice": "required"}, 400, "tools"),
     ("tool_choice required", CHAT, {"messages": msgs, "tool_choice": "required"}, 400, "tool_choice"),
-    ("continue_final_message", CHAT, {"messages": msgs, "continue_final_message": True}, 400, "continue_final_message"),
+    ("continue_final_message, user last", CHAT, {"messages": msgs, "continue_final_message": True}, 400,
+     "continue_final_message"),
+    ("continue_final_message with add_generation_prompt", CHAT,
+     {"messages": msgs + [{"role": "assistant", "content": "the"}], "continue_final_message": True,
+      "add_generation_prompt": True}, 400, "continue_final_message"),
+    ("add_generation_prompt not a boolean", CHAT, {"messages": msgs, "add_generation_prompt": 1}, 400,
+     "add_generation_prompt"),
     ("echo true", CMPL, {"prompt": "x", "echo": True}, 400, "echo"),
     ("best_of 3", CMPL, {"prompt": "x", "best_of": 3}, 400, "best_of"),
     ("unknown field", CHAT, {"messages": msgs, "frobnicate": 1}, 400, "frobnicate"),
@@ -440,6 +446,17 @@ s, t, _ = req("GET", "/slots")
 check("/slots is off without --slots", s == 404, f"{s}")
 s, t, _ = req("POST", "/apply-template", {"messages": msgs})
 check("/apply-template: the template's prompt text", s == 200 and "the cat" in json.loads(t).get("prompt", ""), t)
+pre = msgs + [{"role": "assistant", "content": "the dog"}]
+s, t, _ = req("POST", "/apply-template", {"messages": pre, "continue_final_message": True,
+                                          "add_generation_prompt": False})
+check("/apply-template continue_final_message: the assistant turn left open",
+      s == 200 and json.loads(t).get("prompt", "").endswith("### Assistant:\nthe dog"), t)
+s, t, _ = req("POST", "/apply-template", {"messages": msgs, "add_generation_prompt": False})
+check("/apply-template add_generation_prompt false: no assistant header",
+      s == 200 and not json.loads(t).get("prompt", "").endswith("### Assistant:\n"), t)
+s, t, _ = req("POST", "/v1/chat/completions", {"messages": pre, "continue_final_message": True,
+                                               "add_generation_prompt": False, "max_tokens": 3, "temperature": 0})
+check("chat continue_final_message: 200", s == 200 and json.loads(t)["choices"][0]["finish_reason"] in ("length", "stop"), t)
 s, t, _ = req("POST", "/embedding", {"content": "the cat"})
 d = json.loads(t) if s == 200 else [{}]
 check("/embedding: [{index, embedding}]", s == 200 and len(d[0]["embedding"]) == 32, t[:200])

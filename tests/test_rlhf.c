@@ -333,7 +333,7 @@ static cllm_status parse(const char *text, int prompt_only, int max_tokens, cllm
     cllm_status st = cllm_tokenizer_new_bytes(&tok, err);
     if (st) return st;
     cllm_pref_load_params p = {prompt_only, max_tokens};
-    st = cllm_pref_data_parse(text, strlen(text), "t.jsonl", tok, CLLM_CHAT_TEMPLATE_PLAIN, &p, d, err);
+    st = cllm_pref_data_parse(text, strlen(text), "t.jsonl", tok, cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN), &p, d, err);
     cllm_tokenizer_destroy(tok);
     return st;
 }

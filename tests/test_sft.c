@@ -35,7 +35,7 @@ static cllm_tokenizer *bytes_tok(void) {
 static cllm_status parse(const char *text, const cllm_tokenizer *tok, size_t max_tokens, int truncate,
                          cllm_sft_dataset *ds, cllm_error *err) {
     cllm_chat_data_params p = cllm_chat_data_default_params(tok);
-    p.chat_template = CLLM_CHAT_TEMPLATE_PLAIN;
+    p.chat_template = cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN);
     p.max_tokens = max_tokens;
     p.truncate = truncate;
     return cllm_chat_data_parse(text, strlen(text), "data.jsonl", tok, &p, ds, err);

@@ -92,9 +92,9 @@ static cllm_status render(const model_session *s, const conversation *c, cllm_to
     cllm_chat_message *msgs = malloc((size_t)(c->n + 1) * sizeof *msgs);
     if (!msgs) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
     int n = 0;
-    if (c->system) msgs[n++] = (cllm_chat_message){CLLM_ROLE_SYSTEM, c->system, strlen(c->system)};
+    if (c->system) msgs[n++] = (cllm_chat_message){CLLM_ROLE_SYSTEM, c->system, strlen(c->system), NULL};
     for (int i = 0; i < c->n; i++)
-        msgs[n++] = (cllm_chat_message){c->turns[i].role, c->turns[i].content, strlen(c->turns[i].content)};
+        msgs[n++] = (cllm_chat_message){c->turns[i].role, c->turns[i].content, strlen(c->turns[i].content), NULL};
     ids->n = 0;
     cllm_status st = cllm_chat_render(s->tok, s->chat_template, msgs, n, 1, ids, NULL, err);
     free(msgs);
@@ -185,7 +185,7 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
     }
     cllm_generate_params gp = cllm_generate_default_params();
     gp.max_tokens = budget;
-    int32_t ends[2];
+    int32_t ends[CLLM_CHAT_MAX_END_TOKENS];
     int n_end = cllm_chat_end_tokens(s->tok, s->chat_template, ends);
     for (int k = 0; k < n_end; k++) gp.eog[gp.n_eog++] = ends[k];
     cllm_generate_add_default_eog(&gp, s->tok);

@@ -152,6 +152,7 @@ int cllm_cmd_generate(int argc, char **argv) {
         }
         prompt = file_text;
     }
+    margs.template_optional = !chat; /* plain generation never renders the chat template */
     model_session s;
     int rc = model_session_open(CMD, &margs, 1, &s);
     if (rc != 0) {
@@ -164,10 +165,10 @@ int cllm_cmd_generate(int argc, char **argv) {
     if (chat) {
         cllm_chat_message msgs[2];
         int n = 0;
-        if (system) msgs[n++] = (cllm_chat_message){CLLM_ROLE_SYSTEM, system, strlen(system)};
-        msgs[n++] = (cllm_chat_message){CLLM_ROLE_USER, prompt, prompt_len};
+        if (system) msgs[n++] = (cllm_chat_message){CLLM_ROLE_SYSTEM, system, strlen(system), NULL};
+        msgs[n++] = (cllm_chat_message){CLLM_ROLE_USER, prompt, prompt_len, NULL};
         st = cllm_chat_render(s.tok, s.chat_template, msgs, n, 1, &ids, NULL, &err);
-        int32_t ends[2];
+        int32_t ends[CLLM_CHAT_MAX_END_TOKENS];
         int n_end = cllm_chat_end_tokens(s.tok, s.chat_template, ends);
         for (int k = 0; k < n_end && gp.n_eog < CLLM_GENERATE_MAX_EOG; k++) gp.eog[gp.n_eog++] = ends[k];
         const char *stop_text = cllm_chat_stop_string(s.tok, s.chat_template);

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cllm/ggml_types.h"
 #include "cllm/gguf.h"
+#include "cllm/model_file.h"
 #include "cllm/model.h"
 #include "cllm/model_io.h"
 
@@ -47,6 +48,28 @@ static cllm_status config_from_model_file(const char *path, cllm_model_config *c
     if (st == CLLM_OK) st = cllm_model_config_from_gguf(g, cfg, err);
     cllm_gguf_close(g);
     return st;
+}
+
+/* The chat template commands would use for the model file, as
+ * "chatml", "plain" or "jinja", with where it comes from ("none": a
+ * tokenizer-less file; "refused: why": a stored template that does not compile). */
+static void template_of(const char *path, char *out, size_t cap) {
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    fp.load_model = 0;
+    fp.tokenizer_optional = 1;
+    fp.chat_template_optional = 1;
+    cllm_model_file f;
+    cllm_error err;
+    if (cllm_model_file_open(path, &fp, &f, &err) != CLLM_OK) {
+        snprintf(out, cap, "unknown (%s)", err.msg);
+        return;
+    }
+    int stored = cllm_gguf_find_kv(f.gguf, CLLM_CHAT_TEMPLATE_KEY) != NULL;
+    if (f.chat_template_refused) snprintf(out, cap, "refused: %s", f.chat_template_error.msg);
+    else if (!f.tok) snprintf(out, cap, "none");
+    else snprintf(out, cap, "%s (%s)", cllm_chat_template_name(f.chat_template),
+                  stored ? CLLM_CHAT_TEMPLATE_KEY : "the vocabulary's default");
+    cllm_model_file_close(&f);
 }
 
 /* Prints s as a JSON string literal (quotes, backslashes, control bytes escaped). */
@@ -168,10 +191,16 @@ int cllm_cmd_info(int argc, char **argv) {
     if (cllm_model_memory_estimate(&cfg, &inf, &mq, &err) != CLLM_OK) memset(&mq, 0, sizeof mq);
     double fwd = cllm_model_flops_per_token(&cfg, T), fwd_ctx = cllm_model_flops_per_token(&cfg, ctx);
     const char *name = preset ? preset : model_path;
+    char tmpl[1200] = "";
+    if (model_path) template_of(model_path, tmpl, sizeof tmpl);
 
     if (json) {
         printf("{\"model\":");
         json_string(name);
+        if (model_path) {
+            printf(",\"chat_template\":");
+            json_string(tmpl);
+        }
         printf(",\"config\":{\"vocab_size\":%d,\"context_length\":%d,\"n_layer\":%d,"
                "\"n_head\":%d,\"n_kv_head\":%d,\"n_embd\":%d,\"ffn_hidden\":%d,\"pos\":\"%s\","
                "\"rope_theta\":%g,\"norm\":\"%s\",\"norm_eps\":%g,\"mlp\":\"%s\",\"tied_embeddings\":%s,"
@@ -195,6 +224,7 @@ int cllm_cmd_info(int argc, char **argv) {
     }
     char h[32];
     printf("model %s\n", name);
+    if (model_path) printf("  chat template %s\n", tmpl);
     printf("  vocab %d, context %d, %d layers, %d heads (%d kv), n_embd %d, ffn %d\n", cfg.vocab_size,
            cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd, cfg.ffn_hidden);
     printf("  positions %s, %s (eps %g), %s MLP, %s embeddings, bias %s, dropout %g\n",

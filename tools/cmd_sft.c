@@ -50,7 +50,8 @@ static void usage(void) {
            "Data:\n"
            "  --data FILE          training JSONL (required)\n"
            "  --val FILE           validation JSONL (loss every --eval-every steps and at the end)\n"
-           "  --template NAME      chatml | plain (default: the model's, else what the vocabulary has)\n"
+           "  --chat-template NAME|FILE  chatml | plain | a Jinja file (default: the model's, else what\n"
+           "                       the vocabulary has); --template is an alias\n"
            "  --pack               pack short examples into rows (attention kept inside each)\n"
            "  --truncate           cut examples longer than --seq instead of failing (counted)\n"
            "Batch and schedule:\n"
@@ -87,11 +88,7 @@ int cllm_cmd_sft(int argc, char **argv) {
         else if (!strcmp(f, "--data")) { VAL(); p.data_path = v; }
         else if (!strcmp(f, "--val")) { VAL(); p.val_path = v; }
         else if (!strcmp(f, "--out")) { VAL(); p.run_dir = v; }
-        else if (!strcmp(f, "--template")) {
-            VAL();
-            p.chat_template = cllm_chat_template_parse(v);
-            if (p.chat_template < 0) return cli_usage_error(CMD, "--template must be chatml or plain, got '%s'", v);
-        }
+        else if (!strcmp(f, "--chat-template") || !strcmp(f, "--template")) { VAL(); p.chat_template = v; }
         else if (!strcmp(f, "--pack")) p.pack = 1;
         else if (!strcmp(f, "--truncate")) p.truncate = 1;
         else if (!strcmp(f, "--resume")) p.resume = 1;

@@ -17,7 +17,6 @@
 
 void model_session_args_init(model_session_args *a) {
     memset(a, 0, sizeof *a);
-    a->chat_template = -1;
 }
 
 int model_session_arg(const char *command, model_session_args *a, int argc, char **argv, int *i) {
@@ -57,13 +56,9 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
         a->lora_path = v;
         return 1;
     }
-    if (!strcmp(flag, "--template")) {
+    if (!strcmp(flag, "--chat-template") || !strcmp(flag, "--template")) {
         if (!(v = cli_value(command, argc, argv, i))) return -1;
-        a->chat_template = cllm_chat_template_parse(v);
-        if (a->chat_template < 0) {
-            cli_usage_error(command, "--template must be chatml or plain, got '%s'", v);
-            return -1;
-        }
+        a->chat_template = v; /* a name or a file, read with the model */
         return 1;
     }
     return tok_source_arg(command, &a->tokenizer, argc, argv, i);
@@ -121,9 +116,12 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     /* config, tokenizer and template first: --ctx is checked before the weights load */
     fp.load_model = 0;
     fp.chat_template = a->chat_template;
+    fp.chat_template_optional = a->template_optional;
     cllm_error err;
     cllm_model_file f;
     if (cllm_model_file_open(a->model_path, &fp, &f, &err) != CLLM_OK) return cli_fail(command, &err);
+    if (f.chat_template_refused)
+        fprintf(stderr, "cllm %s: warning: %s (not needed here)\n", command, f.chat_template_error.msg);
     /* A file may claim any context (2^20 positions in a 146 KB model made
      * generate allocate 2.3 GiB): without --ctx the cache covers at most
      * SESSION_DEFAULT_CONTEXT positions, as llama.cpp's default. */
@@ -161,6 +159,7 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     s->tok = f.tok;
     f.tok = NULL;
     s->chat_template = f.chat_template;
+    f.chat_template = cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN);
     s->context = context;
     cllm_model_file_close(&f);
     if (st != CLLM_OK) {
@@ -173,5 +172,6 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
 void model_session_close(model_session *s) {
     cllm_model_destroy(s->model);
     cllm_tokenizer_destroy(s->tok);
+    cllm_chat_template_free(&s->chat_template);
     memset(s, 0, sizeof *s);
 }

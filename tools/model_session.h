@@ -25,7 +25,9 @@ typedef struct {
     tok_source tokenizer;   /* --tokenizer, --merges, --pattern */
     int context;            /* --ctx: KV-cache positions, 0 = the model's context_length */
     int threads;            /* --threads, 0 = all cores */
-    int chat_template;      /* --template chatml|plain, -1 = from the file or tokenizer */
+    const char *chat_template; /* --chat-template (alias --template) NAME|FILE, NULL = from the file or tokenizer */
+    int template_optional;  /* set by the command: it renders no chat, so a model template that does not
+                               compile is a warning (model_file.h chat_template_optional) */
     const char *lora_path;  /* --lora FILE: a LoRA adapter GGUF applied without merging */
     int cache_type;         /* --cache-type f32|f16|q8_0: KV cache element type (a ggml id; f32 = 0) */
     int no_repack;          /* --no-repack: run the weights from the map (keep_file_layout) */
@@ -36,7 +38,7 @@ typedef struct {
 typedef struct {
     cllm_model *model;
     cllm_tokenizer *tok;
-    cllm_chat_template chat_template;
+    cllm_chat_template chat_template; /* owned */
     int context; /* KV positions per slot */
 } model_session;
 
@@ -48,7 +50,8 @@ int model_session_arg(const char *command, model_session_args *a, int argc, char
     "  -m, --model FILE  a GGUF model (required)\n"                                          \
     "  --ctx N           context window in tokens (default: the model's, at most 4096)\n"                  \
     "  --threads N       CPU threads (default: all cores)\n"                                 \
-    "  --template NAME   chat template: chatml or plain (default: the model's)\n"            \
+    "  --chat-template NAME|FILE  chat template: chatml, plain or a Jinja file (default: the\n" \
+    "                    model's tokenizer.chat_template); --template is an alias\n"            \
     "  --lora FILE       apply a LoRA adapter (cllm sft --lora-rank) without merging\n"     \
     "  --cache-type T    KV cache type: f32 (default), f16 (2x smaller, llama.cpp's default) or q8_0\n" \
     "                    (3.76x smaller), as llama.cpp's -ctk/-ctv\n" \

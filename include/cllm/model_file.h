@@ -8,10 +8,15 @@
  *     the file's tokenizer.ggml.* metadata, else the byte vocabulary when
  *     the model has exactly 256 tokens; otherwise an error naming the file.
  *     Its size must equal the model's vocab_size exactly.
- *   chat template: params.chat_template when >= 0; else the file's
- *     tokenizer.chat_template, which must be one we recognise (an error
- *     naming the file and key otherwise, never silently replaced); else the
- *     vocabulary's natural one (cllm_chat_template_for).
+ *   chat template: params.chat_template (NAME|FILE, cllm_chat_template_load)
+ *     when given; else the file's tokenizer.chat_template: the built-in
+ *     kind when it is the text cllm writes for one, else compiled as Jinja;
+ *     a template that does not compile is an error naming the file, the key
+ *     and the template line, never silently replaced, unless
+ *     params.chat_template_optional (commands that never render a chat,
+ *     e.g. `generate -p`): then it is kept in f->chat_template_error and
+ *     the natural template stands in; else the vocabulary's natural one
+ *     (cllm_chat_template_for).
  *   model: an f32 copy (training, or any use that needs parameters) through
  *     cllm_model_from_gguf on the same parsed file, or none (load_model = 0:
  *     the caller creates it from f->gguf and f->config, e.g. frozen for
@@ -38,14 +43,17 @@ typedef struct {
     int tokenizer_optional;       /* 1: a file with no tokenizer inside (and not 256 tokens) opens with
                                      tok NULL and the natural template of no specials (PLAIN), for
                                      callers that take token ids (perplexity --tokens) */
-    int chat_template;            /* cllm_chat_template to force, -1 (default): see above */
+    const char *chat_template;    /* NAME|FILE to use instead of the file's; NULL (default): see above */
+    int chat_template_optional;   /* 1: a file template that does not compile is no error (see above) */
 } cllm_model_file_params;
 
 typedef struct {
     cllm_model_config config;
     cllm_model *model;            /* owned; NULL when load_model = 0 */
     cllm_tokenizer *tok;          /* owned; NULL only with tokenizer_optional */
-    cllm_chat_template chat_template;
+    cllm_chat_template chat_template; /* owned (cllm_chat_template_free), a caller may take it over */
+    int chat_template_refused;    /* 1: the file's template did not compile (only with chat_template_optional) */
+    cllm_error chat_template_error; /* why, naming file, key and line, when chat_template_refused */
     cllm_gguf *gguf;              /* owned, open; NULL once released */
     const char *path;             /* borrowed from the caller */
 } cllm_model_file;

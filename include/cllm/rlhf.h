@@ -208,7 +208,7 @@ float cllm_vreward_score(const cllm_vreward *v, const char *completion, size_t l
 typedef struct {
     cllm_model *model;            /* owned */
     cllm_tokenizer *tok;          /* owned */
-    cllm_chat_template tmpl;
+    cllm_chat_template tmpl;      /* owned (cllm_rl_model_free) */
     float *head_w;                /* [C+1] owned: reward/value head weights, then its bias at
                                      [C]; NULL when none */
 } cllm_rl_model;

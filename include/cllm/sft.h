@@ -43,7 +43,7 @@ typedef struct {
     const char *model_path;        /* base GGUF (with tokenizer metadata, or 256 tokens = bytes) */
     const char *data_path;         /* training JSONL */
     const char *val_path;          /* validation JSONL, or NULL */
-    int chat_template;             /* cllm_chat_template, -1 = the model file's or the tokenizer's */
+    const char *chat_template;     /* NAME|FILE (cllm_chat_template_load), NULL = the model file's or the tokenizer's */
     int pack;                      /* 1: pack examples into rows (see above) */
     int truncate;                  /* 1: cut examples longer than T (counted) instead of failing */
     /* batch */

@@ -197,7 +197,7 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
     }
     cllm_generate_params gp = cllm_generate_default_params();
     gp.max_tokens = max_tokens < context - (int)ids.n - 1 ? max_tokens : context - (int)ids.n - 1;
-    int32_t ends[2];
+    int32_t ends[CLLM_CHAT_MAX_END_TOKENS];
     int n_end = cllm_chat_end_tokens(tok, tmpl, ends);
     for (int k = 0; k < n_end; k++) gp.eog[gp.n_eog++] = ends[k];
     cllm_generate_add_default_eog(&gp, tok);

@@ -8,13 +8,14 @@
  */
 #include "cllm/model_file.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cllm/model_io.h"
 
 #define KEY_TOKENS "tokenizer.ggml.tokens"
-#define KEY_TEMPLATE "tokenizer.chat_template"
+#define KEY_TEMPLATE CLLM_CHAT_TEMPLATE_KEY
 
 cllm_model_file_params cllm_model_file_default_params(void) {
     cllm_model_file_params p;
@@ -23,7 +24,6 @@ cllm_model_file_params cllm_model_file_default_params(void) {
     p.opts = cllm_model_default_options();
     p.opts.max_seq = 0;
     p.check_finite = 1;
-    p.chat_template = -1;
     return p;
 }
 
@@ -43,28 +43,28 @@ static cllm_status open_tokenizer(cllm_model_file *f, cllm_tokenizer *given, int
     return st;
 }
 
-static cllm_status open_template(cllm_model_file *f, int forced, cllm_error *err) {
-    if (forced >= 0) {
-        f->chat_template = (cllm_chat_template)forced;
-        return CLLM_OK;
-    }
-    if (!cllm_gguf_find_kv(f->gguf, KEY_TEMPLATE)) {
-        f->chat_template = f->tok ? cllm_chat_template_for(f->tok) : CLLM_CHAT_TEMPLATE_PLAIN;
-        return CLLM_OK;
-    }
+static cllm_status open_template(cllm_model_file *f, const cllm_model_file_params *p, cllm_error *err) {
+    if (p->chat_template) return cllm_chat_template_load(p->chat_template, &f->chat_template, err);
+    f->chat_template = f->tok ? cllm_chat_template_for(f->tok) : cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN);
+    if (!cllm_gguf_find_kv(f->gguf, KEY_TEMPLATE)) return CLLM_OK;
     cllm_gguf_str s;
     cllm_status st = cllm_gguf_get_str(f->gguf, KEY_TEMPLATE, &s, err);
     if (st != CLLM_OK) return st;
-    char *jinja = malloc(s.len + 1);
-    if (!jinja) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory for %s", f->path, KEY_TEMPLATE);
-    memcpy(jinja, s.data, s.len);
-    jinja[s.len] = '\0';
+    char name[512];
+    snprintf(name, sizeof name, "%s: %s", f->path, KEY_TEMPLATE);
+    cllm_chat_template t;
     cllm_error why;
-    st = cllm_chat_template_detect(jinja, &f->chat_template, &why);
-    free(jinja);
-    if (st != CLLM_OK)
-        return cllm_error_set(err, st, "%s: %s: %s (pass --template to choose one)", f->path, KEY_TEMPLATE, why.msg);
-    return CLLM_OK;
+    st = cllm_chat_template_from_text(s.data, s.len, name, &t, &why);
+    if (st == CLLM_OK) {
+        f->chat_template = t;
+        return CLLM_OK;
+    }
+    if (st != CLLM_ERR_NOMEM && p->chat_template_optional) {
+        f->chat_template_refused = 1;
+        f->chat_template_error = why;
+        return CLLM_OK;
+    }
+    return cllm_error_set(err, st, "%s (pass --chat-template NAME|FILE to use another)", why.msg);
 }
 
 static cllm_status open_model(cllm_model_file *f, const cllm_model_file_params *p, cllm_error *err) {
@@ -87,7 +87,7 @@ cllm_status cllm_model_file_open(const char *path, const cllm_model_file_params 
         return st;
     }
     st = open_tokenizer(f, p.tokenizer, p.tokenizer_optional, err);
-    if (st == CLLM_OK) st = open_template(f, p.chat_template, err);
+    if (st == CLLM_OK) st = open_template(f, &p, err);
     if (st == CLLM_OK && p.load_model) st = open_model(f, &p, err);
     if (st != CLLM_OK) {
         if (!f->tok) cllm_tokenizer_destroy(p.tokenizer);
@@ -105,6 +105,7 @@ void cllm_model_file_close(cllm_model_file *f) {
     if (!f) return;
     cllm_model_destroy(f->model);
     cllm_tokenizer_destroy(f->tok);
+    cllm_chat_template_free(&f->chat_template);
     cllm_gguf_close(f->gguf);
     memset(f, 0, sizeof *f);
 }

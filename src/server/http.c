@@ -310,6 +310,10 @@ cllm_status cllm_server_start(cllm_model *model, const cllm_tokenizer *tok, cllm
     s->max_seq = o->max_seq;
     s->gen = cllm_generate_default_params();
     cllm_generate_add_default_eog(&s->gen, tok);
+    int32_t ends[CLLM_CHAT_MAX_END_TOKENS]; /* the template's end of turn (<end_of_turn>, </s>, ...) */
+    for (int k = 0, n_end = cllm_chat_end_tokens(tok, tmpl, ends); k < n_end; k++)
+        if (!cllm_generate_is_eog(&s->gen, ends[k]) && s->gen.n_eog < CLLM_GENERATE_MAX_EOG)
+            s->gen.eog[s->gen.n_eog++] = ends[k];
     s->turn_stop = cllm_chat_stop_string(tok, tmpl);
     snprintf(s->fingerprint, sizeof s->fingerprint, "fp_cllm_%08llx",
              (unsigned long long)(cllm_model_num_params(model) * 2654435761ull + (uint64_t)cfg->vocab_size) & 0xffffffffull);

@@ -8,11 +8,19 @@
  * (fields[] below): used, accepted-and-ignored (user, metadata,
  * parallel_tool_calls, cache_prompt), or not implemented (response_format
  * other than text, grammar, json_schema, tools/tool_choice/functions,
- * continue_final_message, echo, suffix, best_of > 1, store, dimensions:
+ * echo, suffix, best_of > 1, store, dimensions:
  * a 400 unless the field holds its "off" value). Any other field is a 400.
  * Accepted fields and ranges:
- *   messages (chat; roles system|developer|user|assistant, content a string,
- *   an array of {"type":"text","text"} parts, or null), prompt (completions:
+ *   messages (chat; roles system|developer|user|assistant|tool, content a
+ *   string, an array of {"type":"text","text"} parts, or null; a message's
+ *   other fields, such as tool_calls, tool_call_id and name, are given to
+ *   Jinja templates as they are), add_generation_prompt (default true) and
+ *   continue_final_message (assistant prefill: the last message, an
+ *   assistant's, is left open and generation continues it; a 400 with
+ *   add_generation_prompt true or another role last), as llama.cpp and
+ *   vLLM read them; /apply-template also takes tools (a list given to the
+ *   template; chat completions refuse tools, cllm parses no tool calls),
+ *   prompt (completions:
  *   a string, may contain special tokens, or an array of token ids),
  *   max_tokens / max_completion_tokens / n_predict (integer in [1, 2^53];
  *   larger than the room left in the context is capped to it, finish_reason
@@ -289,16 +297,18 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
         }
         int rk = strcmp(role->valuestring, "developer") == 0 ? CLLM_ROLE_SYSTEM : cllm_chat_role_parse(role->valuestring);
         if (rk < 0) {
-            *e = BAD(param, "'%s' is '%.40s'; expected system, developer, user or assistant", param, role->valuestring);
+            *e = BAD(param, "'%s' is '%.40s'; expected system, developer, user, assistant or tool", param,
+                     role->valuestring);
             goto done;
         }
         cm[i].role = (cllm_chat_role)rk;
+        cm[i].extra = m; /* tool_calls, tool_call_id, name: for Jinja templates */
         cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         snprintf(param, sizeof param, "messages[%d].content", i);
         if (cJSON_IsString(content)) {
             cm[i].content = content->valuestring;
             cm[i].len = strlen(content->valuestring);
-        } else if (cJSON_IsNull(content) && rk == CLLM_ROLE_ASSISTANT) {
+        } else if ((cJSON_IsNull(content) || !content) && rk == CLLM_ROLE_ASSISTANT) {
             cm[i].content = "";
         } else if (cJSON_IsArray(content)) {
             srv_buf b = {0};
@@ -322,8 +332,26 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
             goto done;
         }
     }
+    int generate = 1, cont = 0;
+    if (srv_opt_bool(root, "add_generation_prompt", &generate, e) ||
+        srv_opt_bool(root, "continue_final_message", &cont, e))
+        goto done;
+    if (cont && generate && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "add_generation_prompt"))) {
+        *e = BAD("continue_final_message", "'continue_final_message' and 'add_generation_prompt' cannot both be true");
+        goto done;
+    }
+    if (cont && cm[n - 1].role != CLLM_ROLE_ASSISTANT) {
+        *e = BAD("continue_final_message", "'continue_final_message' needs the last message to be the assistant's");
+        goto done;
+    }
+    cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    if (tools && !cJSON_IsNull(tools) && !cJSON_IsArray(tools)) {
+        *e = BAD("tools", "'tools' must be an array");
+        goto done;
+    }
+    int mode = cont ? CLLM_CHAT_CONTINUE : generate ? CLLM_CHAT_GENERATE : CLLM_CHAT_END;
     cllm_error err;
-    if (cllm_chat_render(s->tok, s->tmpl, cm, n, 1, toks, NULL, &err) != CLLM_OK) {
+    if (cllm_chat_render_tools(s->tok, s->tmpl, cm, n, mode, tools, toks, NULL, &err) != CLLM_OK) {
         *e = BAD("messages", "%s", err.msg);
         goto done;
     }
@@ -417,6 +445,8 @@ static const srv_field fields[] = {
     {"input", K_EMBED, F_USED, NULL},
     {"content", K_EMBED, F_USED, NULL}, /* llama.cpp's /embedding */
     {"encoding_format", K_EMBED, F_USED, NULL},
+    {"add_generation_prompt", K_CHAT, F_USED, NULL},
+    {"continue_final_message", K_CHAT, F_USED, NULL}, /* assistant prefill */
     /* accepted, no effect */
     {"user", K_GEN | K_EMBED, F_IGNORED, "string"},              /* no per-user accounting */
     {"metadata", K_CHAT | K_CMPL, F_IGNORED, "object"},          /* nothing is stored */
@@ -434,8 +464,6 @@ static const srv_field fields[] = {
     {"tool_choice", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
     {"functions", K_CHAT, F_DEFAULT_ONLY, "[]"},
     {"function_call", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
-    {"continue_final_message", K_CHAT, F_DEFAULT_ONLY, "false"}, /* needs prefill support in the chat renderer */
-    {"add_generation_prompt", K_CHAT, F_DEFAULT_ONLY, "true"},
     {"dimensions", K_EMBED, F_DEFAULT_ONLY, NULL},
 };
 

@@ -222,7 +222,7 @@ static srv_reply route_props(cllm_server *s) {
     cJSON_AddNumberToObject(p, "seed", s->p.seed >= 0 ? (double)s->p.seed : -1);
     cJSON_AddNumberToObject(o, "total_slots", s->p.parallel);
     cJSON_AddStringToObject(o, "model_path", s->p.model_name);
-    cJSON_AddStringToObject(o, "chat_template", cllm_chat_template_name(s->tmpl));
+    cJSON_AddStringToObject(o, "chat_template", s->tmpl.text ? s->tmpl.text : ""); /* llama.cpp: the text */
     cJSON_AddStringToObject(o, "build_info", s->fingerprint);
     return srv_reply_json(o);
 }

@@ -346,7 +346,7 @@ static cllm_status record(void *ctxp, const struct cJSON *obj, int64_t line, cll
 cllm_chat_data_params cllm_chat_data_default_params(const cllm_tokenizer *tok) {
     cllm_chat_data_params p;
     memset(&p, 0, sizeof p);
-    p.chat_template = tok ? cllm_chat_template_for(tok) : CLLM_CHAT_TEMPLATE_PLAIN;
+    p.chat_template = tok ? cllm_chat_template_for(tok) : cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN);
     return p;
 }
 

@@ -218,7 +218,8 @@ cllm_status cllm_rl_model_load(const char *path, const cllm_model_options *opts,
     if (st) return st;
     out->model = f.model;
     out->tok = f.tok;
-    out->tmpl = f.chat_template;
+    out->tmpl = f.chat_template; /* owned from here */
+    f.chat_template = cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN);
     f.model = NULL;
     f.tok = NULL;
     const int C = f.config.n_embd;
@@ -240,13 +241,14 @@ void cllm_rl_model_free(cllm_rl_model *rm) {
     if (!rm) return;
     cllm_model_destroy(rm->model);
     cllm_tokenizer_destroy(rm->tok);
+    cllm_chat_template_free(&rm->tmpl);
     free(rm->head_w);
     memset(rm, 0, sizeof *rm);
 }
 
 static cllm_status save_extra(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     const cllm_rl_model *rm = ctx;
-    cllm_status st = cllm_tokenizer_gguf_set(rm->tok, w, cllm_chat_template_jinja(rm->tmpl), err);
+    cllm_status st = cllm_tokenizer_gguf_set(rm->tok, w, rm->tmpl.text, err);
     if (st || !rm->head_w) return st;
     int64_t C = cllm_model_get_config(rm->model)->n_embd, one = 1;
     if ((st = cllm_gguf_add_tensor(w, CLLM_REWARD_HEAD_W, 0, 1, &C, rm->head_w, (size_t)C * sizeof(float), err)))

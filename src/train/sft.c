@@ -40,7 +40,6 @@
 cllm_sft_params cllm_sft_default_params(void) {
     cllm_sft_params p;
     memset(&p, 0, sizeof p);
-    p.chat_template = -1;
     p.B = 8;
     p.T = 256;
     p.accum = 1;
@@ -82,7 +81,6 @@ cllm_status cllm_sft_validate(const cllm_sft_params *p, cllm_error *err) {
     if (p->keep < 1) BAD("sft: keep must be >= 1");
     if (p->max_nonfinite < 1) BAD("sft: max_nonfinite must be >= 1");
     if (p->eval_every < 0 || p->save_every < 0) BAD("sft: eval_every and save_every must be >= 0");
-    if (p->chat_template >= CLLM_CHAT_TEMPLATE_COUNT) BAD("sft: unknown chat template %d", p->chat_template);
 #undef BAD
     return CLLM_OK;
 }
@@ -183,7 +181,7 @@ typedef struct {
     const cllm_sft_params *p;      /* with T capped at the model's context */
     cllm_model *model;
     cllm_tokenizer *tok;
-    int chat_template;
+    cllm_chat_template chat_template; /* owned */
     int lora;
     const cllm_sft_dataset *train;
     row_set rows;                  /* current epoch */
@@ -199,7 +197,7 @@ static cllm_status add_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     sft_ctx *c = ctx;
     cllm_status st = cllm_gguf_set_u64(w, "cllm.tokenizer_hash", cllm_tokenizer_hash(c->tok), err);
     if (st == CLLM_OK)
-        st = cllm_tokenizer_gguf_set(c->tok, w, cllm_chat_template_jinja((cllm_chat_template)c->chat_template), err);
+        st = cllm_tokenizer_gguf_set(c->tok, w, c->chat_template.text, err);
     return st;
 }
 
@@ -238,6 +236,7 @@ static cllm_status read_weights(const char *path, void *ctx, cllm_error *err) {
 static void ctx_free(sft_ctx *c) {
     cllm_model_destroy(c->model);
     cllm_tokenizer_destroy(c->tok);
+    cllm_chat_template_free(&c->chat_template);
     rows_free(&c->rows);
     rows_free(&c->vrows);
     free(c->btok);
@@ -315,7 +314,8 @@ static cllm_status load_base(sft_ctx *c, cllm_model_file *f, cllm_error *err) {
     if (st != CLLM_OK) return st;
     c->tok = f->tok;
     f->tok = NULL;
-    c->chat_template = (int)f->chat_template;
+    c->chat_template = f->chat_template;
+    f->chat_template = cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN);
     return CLLM_OK;
 }
 
@@ -368,7 +368,7 @@ static void config_text(const sft_ctx *c, int64_t steps, char *out, size_t cap) 
              "seed=%" PRIu64 "\ntemplate=%d\n",
              p->B, p->T, p->accum, p->pack, steps, (double)p->lr, (double)p->min_lr, p->warmup, (int)p->schedule,
              (double)p->weight_decay, (double)p->beta1, (double)p->beta2, (double)p->eps, (double)p->clip,
-             p->lora.rank, (double)p->lora.alpha, c->lora ? targets : "", p->seed, c->chat_template);
+             p->lora.rank, (double)p->lora.alpha, c->lora ? targets : "", p->seed, (int)c->chat_template.kind);
 }
 
 /* Training and validation examples, tokenized with the model's template. */
@@ -376,7 +376,7 @@ static cllm_status load_data(sft_ctx *c, cllm_sft_dataset *train, cllm_sft_datas
                              cllm_error *err) {
     const cllm_sft_params *p = c->p;
     cllm_chat_data_params dp = cllm_chat_data_default_params(c->tok);
-    dp.chat_template = (cllm_chat_template)c->chat_template;
+    dp.chat_template = c->chat_template;
     dp.max_tokens = (size_t)p->T;
     dp.truncate = p->truncate;
     cllm_status st = cllm_chat_data_load(p->data_path, c->tok, &dp, train, err);

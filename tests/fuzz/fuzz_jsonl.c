@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         cllm_pref_load_params p = {.prompt_only = which == 2, .max_tokens = 256};
         cllm_pref_data d = {0};
-        if (cllm_pref_data_parse(text, size, "fuzz.jsonl", tok, CLLM_CHAT_TEMPLATE_CHATML, &p, &d, &err) == CLLM_OK)
+        if (cllm_pref_data_parse(text, size, "fuzz.jsonl", tok, cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_CHATML), &p, &d, &err) == CLLM_OK)
             cllm_pref_data_free(&d);
     }
     return 0;
