@@ -104,6 +104,10 @@ def reference(messages, add_generation_prompt=True):
                        bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>")
 
 
+def ntok_ids(text):
+    return post("/tokenize", {"content": text})[1]["tokens"]
+
+
 def ntok(text, special):
     s, b = post("/tokenize", {"content": text, "parse_special": special})
     return len(b["tokens"])
@@ -145,6 +149,30 @@ check("generation stops at <|eot_id|>", s == 200 and b["choices"][0]["finish_rea
       b["choices"][0]["message"]["content"] == "" and b["usage"]["completion_tokens"] <= 1, b)
 s, b = post("/v1/chat/completions", {"messages": convs[1], "max_tokens": 4, "temperature": 0})
 check("chat completion runs", s == 200 and b["choices"][0]["finish_reason"] in ("length", "stop"), b)
+# log-probabilities cover the returned text only: the end-of-turn token that
+# ends it has no entry, and a stream sends no empty chunk for it
+s, b = post("/v1/chat/completions", {"messages": convs[0], "max_tokens": 8, "temperature": 0, "logprobs": True,
+                                     "logit_bias": {str(eot[0]): 100}})
+check("logprobs: no entry for the end-of-turn token", s == 200 and b["choices"][0]["finish_reason"] == "stop" and
+      b["choices"][0]["logprobs"]["content"] == [], b)
+r = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions",
+                           json.dumps({"messages": convs[0], "max_tokens": 8, "temperature": 0, "stream": True,
+                                       "logprobs": True, "logit_bias": {str(eot[0]): 100}}).encode(),
+                           {"Content-Type": "application/json"})
+with urllib.request.urlopen(r, timeout=60) as resp:
+    events = [json.loads(l[6:]) for l in resp.read().decode().splitlines() if l.startswith("data: {")]
+content_chunks = [e for e in events if e["choices"] and "content" in e["choices"][0]["delta"] and
+                  "role" not in e["choices"][0]["delta"]]
+check("stream: no empty content chunk for the end-of-turn token", content_chunks == [], events)
+# /tokenize: add_special adds the vocabulary's BOS, parse_special reads specials in the text
+s, b = post("/tokenize", {"content": "the cat", "add_special": True})
+bos = post("/tokenize", {"content": "<|begin_of_text|>", "parse_special": True})[1]["tokens"]
+plain = post("/tokenize", {"content": "the cat"})[1]["tokens"]
+check("/tokenize add_special puts <|begin_of_text|> first", s == 200 and len(bos) == 1 and b["tokens"] == bos + plain,
+      (b, bos, plain))
+s, b = post("/tokenize", {"content": "<|eot_id|>", "add_special": True})
+check("/tokenize add_special does not parse specials in the text", s == 200 and b["tokens"][1:] == ntok_ids("<|eot_id|>"),
+      b)
 
 # prefill: the assistant text is continued
 pre = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": "the cat sat on"}]
