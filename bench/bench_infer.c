@@ -26,15 +26,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/kv_attn.h"
-#include "cllm/model.h"
-#include "cllm/model_io.h"
-#include "cllm/model_quant.h"
-#include "cllm/quant.h"
-#include "cllm/quantize.h"
-#include "cllm/tokenizer.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/kv_attn.h"
+#include "cllm/model/model.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/model/mapped.h"
+#include "cllm/kernels/quant.h"
+#include "cllm/infer/quantize.h"
+#include "cllm/tokenizer/tokenizer.h"
 
 static double now(void) {
     struct timespec ts;

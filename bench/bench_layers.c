@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "cllm/kernels.h"
-#include "cllm/layers.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/layers/layers.h"
 
 static double now(void) {
     struct timespec ts;

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cllm/fileio.h"
-#include "cllm/progress.h"
-#include "cllm/tokenizer.h"
+#include "cllm/core/fileio.h"
+#include "cllm/core/progress.h"
+#include "cllm/tokenizer/tokenizer.h"
 
 int main(int argc, char **argv) {
     if (argc < 4) {

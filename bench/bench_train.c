@@ -12,11 +12,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "cllm/kernels.h"
-#include "cllm/model.h"
-#include "cllm/optim.h"
-#include "cllm/progress.h"
-#include "cllm/rng.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/model.h"
+#include "cllm/train/optim.h"
+#include "cllm/core/progress.h"
+#include "cllm/core/rng.h"
 
 static int compare_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

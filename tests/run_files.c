@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 #include "run_files.h"
 
 char *slurp(const char *path, size_t *len) {

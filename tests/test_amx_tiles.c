@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/quant.h"
-#include "cllm/rng.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/quant.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 /* ---- the emulated tiles -------------------------------------------------- */

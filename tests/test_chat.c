@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/chat.h"
+#include "cllm/infer/chat_template.h"
 #include "test.h"
 
 #define CHATML cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_CHATML)

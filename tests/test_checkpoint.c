@@ -1,5 +1,5 @@
 /*
- * test_checkpoint.c: the checkpoint protocol (include/cllm/checkpoint.h):
+ * test_checkpoint.c: the checkpoint protocol (include/cllm/train/checkpoint.h):
  * float-array and state-record round trips, rejection of truncated/corrupt
  * files with clear messages, the marker-last protocol under SIGKILL at
  * random moments, pruning, and the run-directory lock.
@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cllm/checkpoint.h"
-#include "cllm/rng.h"
-#include "cllm/shard.h"
+#include "cllm/train/checkpoint.h"
+#include "cllm/core/rng.h"
+#include "cllm/train/shard.h"
 #include "test.h"
 
 static char tmpdir[64];

@@ -6,9 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cllm/fileio.h"
-#include "cllm/rng.h"
-#include "cllm/status.h"
+#include "cllm/cllm.h" /* every public header, together: they must compile as one */
+#include "cllm/core/fileio.h"
+#include "cllm/core/rng.h"
+#include "cllm/core/status.h"
 #include "test.h"
 
 static char tmpdir[256];

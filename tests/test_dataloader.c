@@ -1,5 +1,5 @@
 /*
- * test_dataloader.c: the batch loader (include/cllm/dataloader.h): text and
+ * test_dataloader.c: the batch loader (include/cllm/train/dataloader.h): text and
  * shard inputs, the validation split, determinism, exact state restore,
  * fingerprints, and rejection of bad data before any batch is drawn.
  */
@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cllm/dataloader.h"
-#include "cllm/shard.h"
+#include "cllm/train/dataloader.h"
+#include "cllm/train/shard.h"
 #include "test.h"
 
 static char tmpdir[64];

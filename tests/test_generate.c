@@ -6,7 +6,7 @@
  */
 #include <stdlib.h>
 
-#include "cllm/generate.h"
+#include "cllm/infer/generate.h"
 #include "test.h"
 
 static cllm_model *model;

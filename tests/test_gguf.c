@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cllm/fileio.h"
-#include "cllm/ggml_types.h"
-#include "cllm/gguf.h"
+#include "cllm/core/fileio.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/formats/gguf.h"
 #include "test.h"
 
 static char tmpdir[256];

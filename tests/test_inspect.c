@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cllm/model.h"
+#include "cllm/model/model.h"
 #include "test.h"
 
 static cllm_model *tiny(int training) {

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/jinja.h"
+#include "cllm/infer/jinja.h"
 #include "test.h"
 
 static char *read_all(FILE *f, size_t *n) {

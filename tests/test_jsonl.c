@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/chat_data.h"
-#include "cllm/progress.h"
-#include "cllm/rlhf.h"
+#include "cllm/train/chat_data.h"
+#include "cllm/core/progress.h"
+#include "cllm/train/rlhf.h"
 #include "test.h"
 
 static cllm_tokenizer *bytes_tok(void) {

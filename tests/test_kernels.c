@@ -12,8 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cllm/kernels.h"
-#include "cllm/rng.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 /* The per-ISA entry points, to test every variant this CPU can run, not
  * only the dispatched one. */

@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kv_attn.h"
-#include "cllm/quant.h"
-#include "cllm/model.h"
-#include "cllm/perplexity.h"
-#include "cllm/rng.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kv_attn.h"
+#include "cllm/kernels/quant.h"
+#include "cllm/model/model.h"
+#include "cllm/infer/perplexity.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 #define V 97

@@ -1,5 +1,5 @@
 /*
- * test_layers.c: every layer of cllm/layers.h checked three ways:
+ * test_layers.c: every layer of cllm/layers/layers.h checked three ways:
  *   1. finite differences IN DOUBLE PRECISION (central, h = 1e-5) for every
  *      input and parameter gradient, on random and ragged shapes;
  *   2. the float library functions agree with the double results;
@@ -24,11 +24,11 @@
  */
 #include <stdlib.h>
 
-#include "cllm/kernels.h"
-#include "cllm/layers.h"
-#include "cllm/lora.h"
-#include "cllm/rng.h"
-#include "cllm/status.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/layers/layers.h"
+#include "cllm/model/lora.h"
+#include "cllm/core/rng.h"
+#include "cllm/core/status.h"
 #include "test.h"
 
 #define CLLM_LAYERS_DOUBLE
@@ -334,7 +334,7 @@ static void test_layers_rope_gradients(void) {
     tmp_free_all();
 }
 
-/* The pairing convention is fixed by cllm/layers.h (adjacent pairs, as in
+/* The pairing convention is fixed by cllm/layers/layers.h (adjacent pairs, as in
  * llama.cpp's NORM RoPE): check one rotated pair against the formula. */
 static void test_layers_rope_adjacent_pairs(void) {
     float x[2 * 8]; /* T = 2 positions, one head of HS = 8 */

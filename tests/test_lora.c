@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/kernels.h"
-#include "cllm/gguf.h"
-#include "cllm/lora.h"
-#include "cllm/model.h"
-#include "cllm/model_io.h"
-#include "cllm/rng.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/model/lora.h"
+#include "cllm/model/model.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 static cllm_model_config tiny(int rope) {

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/eval.h"
-#include "cllm/metrics.h"
-#include "cllm/model.h"
+#include "cllm/eval/eval.h"
+#include "cllm/eval/metrics.h"
+#include "cllm/model/model.h"
 #include "test.h"
 
 /* Exact fractions below; 1e-9 absorbs double rounding only. */

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/kernels.h"
-#include "cllm/model.h"
-#include "cllm/rng.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/model.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 static cllm_model_config tiny(const char *preset) {

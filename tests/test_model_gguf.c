@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cllm/fileio.h"
-#include "cllm/model_io.h"
+#include "cllm/core/fileio.h"
+#include "cllm/model/gguf_io.h"
 #include "test.h"
 
 static char tmpdir[256];

@@ -17,10 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/fileio.h"
-#include "cllm/model.h"
-#include "cllm/optim.h"
-#include "cllm/rng.h"
+#include "cllm/core/fileio.h"
+#include "cllm/model/model.h"
+#include "cllm/train/optim.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 enum { B = 2, T = 12, STEPS = 10 };

@@ -16,14 +16,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/gguf.h"
-#include "cllm/kernels.h"
-#include "cllm/model.h"
-#include "cllm/model_io.h"
-#include "cllm/model_quant.h"
-#include "cllm/quant.h"
-#include "cllm/quantize.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/model.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/model/mapped.h"
+#include "cllm/kernels/quant.h"
+#include "cllm/infer/quantize.h"
 #include "test.h"
 
 static char tmpdir[64];

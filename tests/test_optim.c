@@ -1,6 +1,6 @@
 /*
  * test_optim.c: AdamW, learning-rate schedules and gradient clipping
- * (include/cllm/optim.h) against hand-computed values and, for AdamW,
+ * (include/cllm/train/optim.h) against hand-computed values and, for AdamW,
  * against torch.optim.AdamW run by Debian's /usr/bin/python3.
  */
 #include <math.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/optim.h"
-#include "cllm/rng.h"
+#include "cllm/train/optim.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 /* One step from zero moments: m = (1-b1) g, v = (1-b2) g^2, the bias

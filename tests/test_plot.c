@@ -1,5 +1,5 @@
 /*
- * test_plot.c: SVG line charts (include/cllm/plot.h): structure, scaling,
+ * test_plot.c: SVG line charts (include/cllm/core/plot.h): structure, scaling,
  * gaps at non-finite points, escaping, bucketing of long series, atomic write;
  * grouped bar charts: one bar per finite value, heights to scale, negative
  * values, labels escaped, bad arguments.
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/plot.h"
+#include "cllm/core/plot.h"
 #include "test.h"
 
 static int count(const char *hay, const char *needle) {

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cllm/trainer.h"
+#include "cllm/train/pretrain.h"
 #include "test.h"
 
 static char tmpdir[64];

@@ -1,5 +1,5 @@
 /*
- * test_quant.c: the quantized-inference kernels (cllm/quant.h) of every ISA
+ * test_quant.c: the quantized-inference kernels (cllm/kernels/quant.h) of every ISA
  * this CPU runs, against the scalar reference, on random data and ragged
  * sizes; the weight block layouts against hand-computed llama.cpp blocks;
  * the threaded matrix-vector and row-dequantization loops.
@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/quant.h"
-#include "cllm/rng.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/quant.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 static const int64_t q_sizes[] = {32, 64, 96, 160, 768, 800, 3072, 4096 + 32};

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "../src/train/rl_internal.h"
-#include "cllm/ggml_types.h"
-#include "cllm/model.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/model/model.h"
 #include "test.h"
 
 #define V 61

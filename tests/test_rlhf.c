@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/rlhf.h"
-#include "cllm/rng.h"
+#include "cllm/train/rlhf.h"
+#include "cllm/core/rng.h"
 #include "test.h"
 
 /* ---- scalar head in double -------------------------------------------------- */

@@ -40,10 +40,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/model_io.h"
-#include "cllm/rlhf.h"
-#include "cllm/rng.h"
-#include "cllm/trainer.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/train/rlhf.h"
+#include "cllm/core/rng.h"
+#include "cllm/train/pretrain.h"
 #include "test.h"
 
 /* Stage lengths, tuned for ~1 minute on two shared cores. Under the

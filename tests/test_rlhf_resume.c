@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/fileio.h"
-#include "cllm/kernels.h"
-#include "cllm/model_io.h"
-#include "cllm/rlhf.h"
+#include "cllm/core/fileio.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/train/rlhf.h"
 #include "run_files.h"
 #include "test.h"
 

@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "cllm/sampler.h"
+#include "cllm/infer/sampler.h"
 #include "test.h"
 
 static cllm_sampler_params plain_params(void) {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../src/server/server_internal.h"
-#include "cllm/model.h"
+#include "cllm/model/model.h"
 #include "test.h"
 
 static cllm_model *make(const char *preset, int slots) {

@@ -15,13 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cllm/chat_data.h"
-#include "cllm/fileio.h"
-#include "cllm/kernels.h"
-#include "cllm/layers.h"
-#include "cllm/model_io.h"
-#include "cllm/rng.h"
-#include "cllm/sft.h"
+#include "cllm/train/chat_data.h"
+#include "cllm/core/fileio.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/layers/layers.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/core/rng.h"
+#include "cllm/train/sft.h"
 #include "run_files.h"
 #include "test.h"
 

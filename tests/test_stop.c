@@ -6,7 +6,7 @@
  */
 #include <stdlib.h>
 
-#include "cllm/stop.h"
+#include "cllm/infer/stop.h"
 #include "test.h"
 
 /* Feeds `pieces` one by one and returns everything released (plus flush). */

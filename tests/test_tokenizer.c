@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/rng.h"
-#include "cllm/gguf.h"
-#include "cllm/tokenizer.h"
+#include "cllm/core/rng.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "test.h"
 
 /* ---- helpers ---- */

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cllm/hash.h"
+#include "cllm/core/hash.h"
 #include "../src/data/world_internal.h"
-#include "cllm/world.h"
+#include "cllm/data/world.h"
 #include "test.h"
 
 static const char *particle(const char *w, cllm_ko_particle p) { return cllm_ko_particle_for(w, p); }

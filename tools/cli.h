@@ -12,7 +12,7 @@
 
 #include <stdio.h>
 
-#include "cllm/status.h"
+#include "cllm/core/status.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
 

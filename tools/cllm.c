@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 
 #define CLLM_COMMAND(name, fn, summary) int fn(int argc, char **argv);
 #include "commands.h"

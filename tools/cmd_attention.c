@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/kernels.h"
-#include "cllm/model.h"
-#include "cllm/model_file.h"
-#include "cllm/model_io.h"
-#include "cllm/tokenizer.h"
+#include "cllm/core/fileio.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/model.h"
+#include "cllm/load/model_file.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "tok_common.h"
 
 #define CMD "attention"

@@ -1,7 +1,7 @@
 /*
  * cmd_data.c: `cllm data world`: writes the built-in practice world (stories
  * for pre-training, task sets with references, preference pairs, manifest)
- * into a directory. The generator is include/cllm/world.h; this file only
+ * into a directory. The generator is include/cllm/data/world.h; this file only
  * parses flags and prints what was written.
  */
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "cllm/world.h"
+#include "cllm/data/world.h"
 
 #define CMD "data"
 

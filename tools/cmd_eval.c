@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/eval.h"
-#include "cllm/fileio.h"
-#include "cllm/progress.h"
+#include "cllm/eval/eval.h"
+#include "cllm/core/fileio.h"
+#include "cllm/core/progress.h"
 #include "model_session.h"
 
 #define CMD "eval"

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/generate.h"
+#include "cllm/core/fileio.h"
+#include "cllm/infer/generate.h"
 #include "model_session.h"
 #include "sampler_args.h"
 

@@ -12,11 +12,11 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/ggml_types.h"
-#include "cllm/gguf.h"
-#include "cllm/model_file.h"
-#include "cllm/model.h"
-#include "cllm/model_io.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/load/model_file.h"
+#include "cllm/model/model.h"
+#include "cllm/model/gguf_io.h"
 
 #define CMD "info"
 

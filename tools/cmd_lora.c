@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/gguf.h"
-#include "cllm/lora.h"
-#include "cllm/model_io.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/model/lora.h"
+#include "cllm/model/gguf_io.h"
 
 #define CMD "lora"
 

@@ -2,7 +2,7 @@
  * cmd_perplexity.c: `cllm perplexity -m MODEL FILE`: perplexity of a GGUF
  * model on a text file, and with --kl-base BASE.gguf the quantization-damage
  * report against a base model (mean KL, top-1 agreement, PPL ratio). Method
- * in cllm/perplexity.h. Both models run through the mapped-weights path
+ * in cllm/infer/perplexity.h. Both models run through the mapped-weights path
  * (model_quant.h), so f32 and quantized files are read in place.
  *
  * Text: tokenized with --tokenizer PATH (any format cllm_tokenizer_load_any
@@ -15,14 +15,14 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/kernels.h"
-#include "cllm/model.h"
-#include "cllm/model_file.h"
-#include "cllm/model_quant.h"
-#include "cllm/perplexity.h"
-#include "cllm/gguf.h"
-#include "cllm/tokenizer.h"
+#include "cllm/core/fileio.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/model.h"
+#include "cllm/load/model_file.h"
+#include "cllm/model/mapped.h"
+#include "cllm/infer/perplexity.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "model_session.h"
 
 #define CMD "perplexity"

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/trainer.h"
+#include "cllm/core/fileio.h"
+#include "cllm/train/pretrain.h"
 #include "tok_common.h"
 
 #define CMD "pretrain"

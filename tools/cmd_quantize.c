@@ -1,14 +1,14 @@
 /*
  * cmd_quantize.c: `cllm quantize IN.gguf OUT.gguf TYPE`: rewrite a model file
  * with its matrices in f32, f16, bf16, q8_0 or q4_0 (llama.cpp's block
- * layouts; rules in cllm/quantize.h). Argument checks and messages only.
+ * layouts; rules in cllm/infer/quantize.h). Argument checks and messages only.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/ggml_types.h"
-#include "cllm/quantize.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/infer/quantize.h"
 
 #define CMD "quantize"
 

@@ -21,8 +21,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/eval.h"
-#include "cllm/fileio.h"
+#include "cllm/eval/eval.h"
+#include "cllm/core/fileio.h"
 
 #define CMD "report"
 

@@ -1,6 +1,6 @@
 /*
  * cmd_serve.c: `cllm serve`: the OpenAI-compatible HTTP server
- * (include/cllm/server.h) over one model, until SIGINT or SIGTERM.
+ * (include/cllm/server/server.h) over one model, until SIGINT or SIGTERM.
  *
  * Prints "cllm serve: listening on http://HOST:PORT" to stderr once the
  * socket is bound (with --port 0 the port is the one the kernel chose), so
@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/server.h"
+#include "cllm/core/fileio.h"
+#include "cllm/server/server.h"
 #include "model_session.h"
 #include "sampler_args.h"
 

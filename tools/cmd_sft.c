@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/sft.h"
+#include "cllm/core/fileio.h"
+#include "cllm/train/sft.h"
 
 #define CMD "sft"
 

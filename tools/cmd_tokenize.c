@@ -1,6 +1,6 @@
 /*
  * cmd_tokenize.c: `cllm tokenize`: text or JSONL files in, one token shard
- * out (include/cllm/shard.h: u16 ids when the vocabulary fits, else u32),
+ * out (include/cllm/train/shard.h: u16 ids when the vocabulary fits, else u32),
  * with a document separator after every document, encoded on all cores,
  * with a progress bar. Parsing and orchestration only; encoding is in
  * src/tokenizer/, the shard writer in src/train/shard.c.
@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/progress.h"
-#include "cllm/shard.h"
+#include "cllm/core/fileio.h"
+#include "cllm/core/progress.h"
+#include "cllm/train/shard.h"
 #include "tok_common.h"
 
 #define CMD "tokenize"

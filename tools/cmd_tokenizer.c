@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
-#include "cllm/progress.h"
+#include "cllm/core/fileio.h"
+#include "cllm/core/progress.h"
 #include "tok_common.h"
 
 #define CMD "tokenizer"

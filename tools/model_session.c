@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/lora.h"
-#include "cllm/model_file.h"
-#include "cllm/model_quant.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/lora.h"
+#include "cllm/load/model_file.h"
+#include "cllm/model/mapped.h"
 
 void model_session_args_init(model_session_args *a) {
     memset(a, 0, sizeof *a);

@@ -11,9 +11,9 @@
 #ifndef CLLM_TOOLS_MODEL_SESSION_H
 #define CLLM_TOOLS_MODEL_SESSION_H
 
-#include "cllm/chat.h"
-#include "cllm/model.h"
-#include "cllm/tokenizer.h"
+#include "cllm/infer/chat_template.h"
+#include "cllm/model/model.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "tok_common.h"
 
 /* Without --ctx, the KV cache covers the model's context up to this many

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 #include "rl_args.h"
 
 static int check_in(const char *cmd, const char *flag, const char *path) {

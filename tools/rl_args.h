@@ -7,7 +7,7 @@
 #ifndef CLLM_TOOLS_RL_ARGS_H
 #define CLLM_TOOLS_RL_ARGS_H
 
-#include "cllm/rlhf.h"
+#include "cllm/train/rlhf.h"
 
 enum {
     RL_F_REF = 1 << 0,     /* --ref */

@@ -5,7 +5,7 @@
 #ifndef CLLM_TOOLS_SAMPLER_ARGS_H
 #define CLLM_TOOLS_SAMPLER_ARGS_H
 
-#include "cllm/sampler.h"
+#include "cllm/infer/sampler.h"
 
 /* Consumes argv[*i] if it is a sampling flag: 1 consumed, 0 not ours, -1
  * usage error (printed). */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 
 int tok_source_arg(const char *command, tok_source *src, int argc, char **argv, int *i) {
     const char **slot = NULL;

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "cllm/tokenizer.h"
+#include "cllm/tokenizer/tokenizer.h"
 
 typedef struct {
     const char *path;    /* --tokenizer */

@@ -6,7 +6,7 @@
  * directory. A reader therefore sees either the old complete file or the new
  * complete file, never a mixture, even after kill -9 or power loss.
  */
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 
 #include <errno.h>
 #include <pthread.h>

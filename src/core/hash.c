@@ -1,7 +1,7 @@
 /*
  * hash.c: FNV-1a over a buffer (hash.h).
  */
-#include "cllm/hash.h"
+#include "cllm/core/hash.h"
 
 uint64_t cllm_fnv1a64(const void *data, size_t len, uint64_t seed) {
     const uint8_t *p = data;

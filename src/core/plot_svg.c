@@ -8,7 +8,7 @@
  * Does not: measure text (labels are placed with fixed offsets) or write
  * anything but SVG 1.1.
  */
-#include "cllm/plot.h"
+#include "cllm/core/plot.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 
 typedef struct {
     char *buf;

@@ -1,7 +1,7 @@
 /*
  * progress.c: the stderr progress bar described in progress.h.
  */
-#include "cllm/progress.h"
+#include "cllm/core/progress.h"
 
 #include <stdio.h>
 #include <string.h>

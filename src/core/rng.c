@@ -1,9 +1,9 @@
 /*
  * rng.c: xoshiro256** with splitmix64 seeding; see rng.h.
  */
-#include "cllm/rng.h"
+#include "cllm/core/rng.h"
 
-#include "cllm/hash.h"
+#include "cllm/core/hash.h"
 
 #include <math.h>
 

@@ -1,7 +1,7 @@
 /*
  * status.c: error buffer helpers and the always-on assertion.
  */
-#include "cllm/status.h"
+#include "cllm/core/status.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
-#include "cllm/hash.h"
+#include "cllm/core/fileio.h"
+#include "cllm/core/hash.h"
 #include "world_internal.h"
 
 #define WORLD_VERSION 1

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cllm/rng.h"
-#include "cllm/world.h"
+#include "cllm/core/rng.h"
+#include "cllm/data/world.h"
 
 /* ---- growable text buffer (world_buf.c) -----------------------------------
  * Appends never fail loudly: an allocation failure sets oom and later

@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "cllm/world.h"
+#include "cllm/data/world.h"
 
 #define HANGUL_FIRST 0xAC00u
 #define HANGUL_LAST 0xD7A3u

@@ -1,10 +1,10 @@
 /*
  * metrics.c: exact match, first-word accuracy, ROUGE-L and chrF scores of a
  * hypothesis against a reference, and a model's likelihood of a token
- * sequence. Definitions and scales are in include/cllm/metrics.h. Does not
+ * sequence. Definitions and scales are in include/cllm/eval/metrics.h. Does not
  * generate text or read files.
  */
-#include "cllm/metrics.h"
+#include "cllm/eval/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>

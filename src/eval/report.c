@@ -8,7 +8,7 @@
  * find_drops and count_targets. Does not print: `cllm report` prints the
  * table and the warnings.
  */
-#include "cllm/eval.h"
+#include "cllm/eval/eval.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,8 +17,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "cllm/fileio.h"
-#include "cllm/plot.h"
+#include "cllm/core/fileio.h"
+#include "cllm/core/plot.h"
 
 #define MAX_JSON_BYTES (256u << 20) /* an eval JSON is a few KB per task; refuse absurd files */
 

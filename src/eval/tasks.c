@@ -7,7 +7,7 @@
  * FILE:LINE[:COLUMN]; `cllm eval` (tools/cmd_eval.c) prints tables, samples
  * and predictions.
  */
-#include "cllm/eval.h"
+#include "cllm/eval/eval.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -17,9 +17,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "cllm/fileio.h"
-#include "cllm/generate.h"
-#include "cllm/sampler.h"
+#include "cllm/core/fileio.h"
+#include "cllm/infer/generate.h"
+#include "cllm/infer/sampler.h"
 
 #define MAX_FILE_BYTES (1ull << 31)
 

@@ -6,13 +6,13 @@
  * writing files and as the ground truth that SIMD kernels in src/kernels/
  * are tested against. They are not meant to be fast.
  */
-#include "cllm/ggml_types.h"
+#include "cllm/formats/ggml_types.h"
 
 #include <math.h>
 #include <string.h>
 #include <strings.h>
 
-#include "cllm/byteorder.h"
+#include "cllm/core/byteorder.h"
 
 static const cllm_ggml_type_info type_table[CLLM_GGML_TYPE_COUNT] = {
     [CLLM_GGML_F32] = {"f32", 1, 4, true},

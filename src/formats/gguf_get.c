@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cllm/byteorder.h"
+#include "cllm/core/byteorder.h"
 #include "gguf_internal.h"
 
 const char *cllm_gguf_type_name(uint32_t type) {

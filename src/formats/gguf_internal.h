@@ -5,8 +5,8 @@
 #ifndef CLLM_GGUF_INTERNAL_H
 #define CLLM_GGUF_INTERNAL_H
 
-#include "cllm/fileio.h"
-#include "cllm/gguf.h"
+#include "cllm/core/fileio.h"
+#include "cllm/formats/gguf.h"
 
 /* Open-addressing index from a name to a record number (slot = index + 1,
  * 0 = empty); names live in `pool` at `offs[index]`, NUL-terminated. */

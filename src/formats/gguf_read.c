@@ -1,6 +1,6 @@
 /*
  * gguf_read.c: maps a GGUF file and validates every byte of its structure
- * before handing it out (the checks are listed in cllm/gguf.h).
+ * before handing it out (the checks are listed in cllm/formats/gguf.h).
  *
  * The parser walks the file once with a bounds-checked cursor: every count
  * is compared with the bytes left before anything is allocated for it, and
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/byteorder.h"
-#include "cllm/hash.h"
+#include "cllm/core/byteorder.h"
+#include "cllm/core/hash.h"
 #include "gguf_internal.h"
 
 /* Smallest encodings, used to bound counts by the bytes left:

@@ -1,6 +1,6 @@
 /*
  * gguf_write.c: builds a GGUF v3 file from key/values and tensors and writes
- * it atomically (layout in cllm/gguf.h).
+ * it atomically (layout in cllm/formats/gguf.h).
  *
  * Each value is serialized into its on-disk bytes when it is set, so writing
  * is a plain concatenation. Tensor data is borrowed, never copied, and laid
@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/byteorder.h"
-#include "cllm/fileio.h"
-#include "cllm/gguf.h"
+#include "cllm/core/byteorder.h"
+#include "cllm/core/fileio.h"
+#include "cllm/formats/gguf.h"
 #include "gguf_internal.h"
 
 typedef struct {

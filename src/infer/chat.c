@@ -20,14 +20,14 @@
  * then becomes it, and no mask can be made (SFT refuses such a template).
  * Tool definitions and tool_calls are markup either way.
  */
-#include "cllm/chat.h"
+#include "cllm/infer/chat_template.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/jinja.h"
+#include "cllm/infer/jinja.h"
 
 static const char *const role_names[CLLM_ROLE_COUNT] = {"system", "user", "assistant", "tool"};
 static const char *const plain_role_titles[CLLM_ROLE_COUNT] = {"System", "User", "Assistant", "Tool"};

@@ -1,12 +1,12 @@
 /*
  * generate.c: the prompt -> tokens -> text loop described in generate.h.
  */
-#include "cllm/generate.h"
+#include "cllm/infer/generate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/progress.h"
+#include "cllm/core/progress.h"
 
 cllm_generate_params cllm_generate_default_params(void) {
     cllm_generate_params p;

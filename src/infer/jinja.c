@@ -1,7 +1,7 @@
 /*
  * jinja.c: renders a compiled chat template (jinja_parse.c builds the tree)
  * with a JSON context, the way Jinja2 under Hugging Face's
- * apply_chat_template would (include/cllm/jinja.h lists the subset).
+ * apply_chat_template would (include/cllm/infer/jinja.h lists the subset).
  *
  * Values are Python's: None, bool, int (64-bit here), float, str, list,
  * tuple, dict (insertion-ordered), plus Jinja's Undefined, namespace(), the

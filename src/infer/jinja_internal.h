@@ -1,7 +1,7 @@
 /*
  * jinja_internal.h: what the Jinja parser (jinja_parse.c) hands the renderer
  * (jinja.c): a bump arena and the syntax tree of a compiled template.
- * Not part of the public API (include/cllm/jinja.h).
+ * Not part of the public API (include/cllm/infer/jinja.h).
  */
 #ifndef CLLM_JINJA_INTERNAL_H
 #define CLLM_JINJA_INTERNAL_H
@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cllm/jinja.h"
+#include "cllm/infer/jinja.h"
 
 /* Bump allocator: everything lives until jarena_free. alloc returns NULL
  * when the arena would pass `limit` bytes (or malloc fails). */

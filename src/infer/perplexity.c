@@ -1,5 +1,5 @@
 /*
- * perplexity.c: cllm_perplexity_eval (cllm/perplexity.h): chunked
+ * perplexity.c: cllm_perplexity_eval (cllm/infer/perplexity.h): chunked
  * evaluation of next-token log-likelihood, and KL / top-1 / PPL-ratio of a
  * model against a base model decoded on the same chunks.
  *
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/perplexity.h"
+#include "cllm/infer/perplexity.h"
 
 /* log-softmax normaliser of row x[V]: max + log(sum exp(x - max)). */
 static double log_norm(const float *x, int V, int *argmax) {

@@ -1,5 +1,5 @@
 /*
- * quantize.c: cllm_quantize_gguf (cllm/quantize.h): copy a GGUF file's
+ * quantize.c: cllm_quantize_gguf (cllm/infer/quantize.h): copy a GGUF file's
  * metadata, convert its matrices to the target ggml type row by row (rows
  * split over OpenMP threads), and write the result atomically.
  *
@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/gguf.h"
-#include "cllm/quantize.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/infer/quantize.h"
 
 #define QUANT_VERSION 2 /* ggml's GGML_QNT_VERSION for the current q4_0/q8_0 layouts */
 

@@ -7,13 +7,13 @@
  * partition (quickselect) and only sort that prefix, growing it for top-p
  * until it holds the requested probability mass.
  */
-#include "cllm/sampler.h"
+#include "cllm/infer/sampler.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/rng.h"
+#include "cllm/core/rng.h"
 
 typedef struct {
     int32_t token;

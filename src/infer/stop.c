@@ -7,7 +7,7 @@
  * proper prefix of some stop string. Every byte before it can be released,
  * because no stop string can start there and still be incomplete.
  */
-#include "cllm/stop.h"
+#include "cllm/infer/stop.h"
 
 #include <string.h>
 

@@ -6,7 +6,7 @@
  * primitive with more than one implementation (fp32 GEMM, elementwise
  * math, the AdamW update and sum of squares, the quantized-inference
  * table of quant.h, KV cache attention) is chosen here, once, into
- * cllm_kernels_table (cllm/kernels.h); the public entry points call through
+ * cllm_kernels_table (cllm/kernels/kernels.h); the public entry points call through
  * it. A GPU (or any other) backend plugs in here: fill the table's entries
  * with its implementations in dispatch_init, and nothing above src/kernels/
  * changes. The implementations stay in their per-ISA files (*_avx2.c,
@@ -18,7 +18,7 @@
  * once (CLLM_KERNELS=reference forces the scalar ones), set the OpenMP thread
  * count shared with oneDNN.
  * Does not: run any kernel itself, or change OpenMP's wait policy (libgomp
- * reads that from the environment at load time; see cllm/kernels.h).
+ * reads that from the environment at load time; see cllm/kernels/kernels.h).
  */
 #include <cpuid.h>
 #include <omp.h>
@@ -29,7 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cllm/kernels.h"
+#include "cllm/kernels/kernels.h"
 #include "kernels_internal.h"
 #include "quant_internal.h"
 

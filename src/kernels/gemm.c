@@ -2,14 +2,14 @@
  * gemm.c: the fp32 GEMM entry point (argument checks, dispatch) and its
  * scalar reference.
  *
- * Does: C[M,N] = alpha op(A) op(B) + beta C, row-major (cllm/kernels.h).
+ * Does: C[M,N] = alpha op(A) op(B) + beta C, row-major (cllm/kernels/kernels.h).
  * The reference accumulates each dot product in double, so it is the more
  * accurate side when tests compare it with the fast path.
  * Does not: tile, vectorise or cache anything; speed lives in gemm_onednn.c.
  */
 #include <stddef.h>
 
-#include "cllm/kernels.h"
+#include "cllm/kernels/kernels.h"
 
 static void gemm_check(int trans_a, int trans_b, int M, int N, int K, int lda, int ldb,
                        int ldc) {

@@ -26,8 +26,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/quant.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/quant.h"
 #include "kernels_internal.h"
 
 #define BF16_CACHE_SLOTS 16 /* distinct shapes: 4 products per layer x a few chunk lengths */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "cllm/kernels.h"
+#include "cllm/kernels/kernels.h"
 
 static double measure_now(void) {
     struct timespec ts;

@@ -4,7 +4,7 @@
 #ifndef CLLM_KERNELS_INTERNAL_H
 #define CLLM_KERNELS_INTERNAL_H
 
-#include "cllm/kernels.h"
+#include "cllm/kernels/kernels.h"
 
 /* dnnl_sgemm behind the cllm_sgemm_fn signature (gemm_onednn.c). */
 void cllm_kernels_sgemm_onednn(int trans_a, int trans_b, int M, int N, int K, float alpha,

@@ -1,6 +1,6 @@
 /*
  * kv_attn.c: dispatch and scalar references of single-query attention over
- * a q8_0, f16 or f32 KV cache (cllm/kv_attn.h).
+ * a q8_0, f16 or f32 KV cache (cllm/kernels/kv_attn.h).
  *
  * Does: the references (one set of plain loops over per-type row dot and
  * row axpy, the definition the versions in kv_attn_avx512.c and
@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/kv_attn.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/kv_attn.h"
 
 
 static float scale_at(const uint8_t *blk) {

@@ -1,6 +1,6 @@
 /*
  * kv_attn_avx2.c: single-query attention over a q8_0 or f16 KV cache head with
- * AVX2 + FMA + F16C (cllm/kv_attn.h), for CPUs without AVX-512. Entered
+ * AVX2 + FMA + F16C (cllm/kernels/kv_attn.h), for CPUs without AVX-512. Entered
  * only through the dispatch in kv_attn.c after checking the CPU.
  *
  * Same scheme as kv_attn_avx512.c at half the width: the query's blocks are
@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/kv_attn.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/kv_attn.h"
 #include "f16c_load.h"
 #include "kernels_internal.h"
 #include "kv_attn_f32.h"

@@ -1,6 +1,6 @@
 /*
  * kv_attn_avx512.c: single-query attention over a q8_0 or f16 KV cache head with
- * AVX-512 F/BW (cllm/kv_attn.h). Entered only through the dispatch in
+ * AVX-512 F/BW (cllm/kernels/kv_attn.h). Entered only through the dispatch in
  * kv_attn.c, after checking the CPU has AVX-512.
  *
  * Scores: the query's blocks are widened to int16 once; per key row each
@@ -20,9 +20,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/kv_attn.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/kv_attn.h"
 #include "f16c_load.h"
 #include "kernels_internal.h"
 #include "kv_attn_f32.h"

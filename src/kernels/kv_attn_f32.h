@@ -1,5 +1,5 @@
 /*
- * kv_attn_f32.h: the body of cllm_kv_attend_f32 (cllm/kv_attn.h), written
+ * kv_attn_f32.h: the body of cllm_kv_attend_f32 (cllm/kernels/kv_attn.h), written
  * once in plain C with an OpenMP simd hint and compiled per ISA by
  * kv_attn_avx512.c and kv_attn_avx2.c (their -m flags make the compiler
  * vectorize the loops over HS), each passing its own vector exponential.

@@ -1,5 +1,5 @@
 /*
- * optim.c: the AdamW update kernel (cllm/kernels.h, cllm_vadamw): its scalar
+ * optim.c: the AdamW update kernel (cllm/kernels/kernels.h, cllm_vadamw): its scalar
  * reference and the threaded loop over chunks of the version dispatch.c
  * chose (optim_avx512.c, optim_avx2.c or the reference).
  *
@@ -23,7 +23,7 @@
  */
 #include <math.h>
 
-#include "cllm/kernels.h"
+#include "cllm/kernels/kernels.h"
 #include "kernels_internal.h"
 
 /* Elements per parallel work item: 4 arrays x 16 Ki floats = 256 KiB in

@@ -1,6 +1,6 @@
 /*
  * quant.c: the scalar reference of every quantized-inference primitive in
- * cllm/quant.h (the table dispatch.c chooses from, beside the SIMD ones of
+ * cllm/kernels/quant.h (the table dispatch.c chooses from, beside the SIMD ones of
  * quant_avx2.c, quant_avx512.c and quant_amx.c), and the threaded matrix-vector, batched
  * integer product (cllm_quant_gemm) and row-dequantization loops on top of
  * one implementation.
@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/byteorder.h"
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/quant.h"
-#include "cllm/status.h"
+#include "cllm/core/byteorder.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/quant.h"
+#include "cllm/core/status.h"
 #include "kernels_internal.h"
 #include "quant_internal.h"
 

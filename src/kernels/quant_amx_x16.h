@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
+#include "cllm/formats/ggml_types.h"
 
 #ifndef CLLM_QUANT_AMX_X16_TYPES
 #define CLLM_QUANT_AMX_X16_TYPES

@@ -1,5 +1,5 @@
 /*
- * quant_avx2.c: AVX2 (+FMA, F16C) versions of the cllm/quant.h primitives.
+ * quant_avx2.c: AVX2 (+FMA, F16C) versions of the cllm/kernels/quant.h primitives.
  * Compiled with AVX2 flags (file suffix); entered only through quant.c's
  * run-time dispatch.
  *
@@ -15,7 +15,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
+#include "cllm/formats/ggml_types.h"
 #include "quant_internal.h"
 #include "f16c_load.h"
 

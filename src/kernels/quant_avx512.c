@@ -1,6 +1,6 @@
 /*
  * quant_avx512.c: AVX-512 (F/BW/VL/DQ, optionally VNNI) versions of the
- * cllm/quant.h primitives. Compiled with AVX-512 flags (file suffix);
+ * cllm/kernels/quant.h primitives. Compiled with AVX-512 flags (file suffix);
  * entered only through quant.c's run-time dispatch, which fills the VNNI
  * table only when the CPU has avx512_vnni.
  *
@@ -19,7 +19,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
+#include "cllm/formats/ggml_types.h"
 #include "quant_internal.h"
 #include "f16c_load.h"
 

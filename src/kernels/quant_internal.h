@@ -6,7 +6,7 @@
 #ifndef CLLM_QUANT_INTERNAL_H
 #define CLLM_QUANT_INTERNAL_H
 
-#include "cllm/quant.h"
+#include "cllm/kernels/quant.h"
 
 /* Fill t with the scalar reference (quant.c). */
 void cllm_quant_fill_reference(cllm_quant_kernels *t);

@@ -6,11 +6,11 @@
  * references here). The references are plain loops over libm and define
  * the results the SIMD versions are tested against.
  * Does not: promise bit-identical results across ISAs (only the accuracy
- * bounds in cllm/kernels.h).
+ * bounds in cllm/kernels/kernels.h).
  */
 #include <math.h>
 
-#include "cllm/kernels.h"
+#include "cllm/kernels/kernels.h"
 
 float cllm_vmax_reference(const float *x, size_t n) {
     float m = -INFINITY;

@@ -1,6 +1,6 @@
 /*
  * vecmath_avx2.c: AVX2 + FMA versions of the elementwise kernels in
- * cllm/kernels.h, for CPUs without AVX-512. Same algorithms and accuracy as
+ * cllm/kernels/kernels.h, for CPUs without AVX-512. Same algorithms and accuracy as
  * vecmath_avx512.c, except 2^k is built in the exponent bits, so exp of
  * x < -87.3 (below the smallest normal float) returns 0 instead of a
  * denormal. Entered only through vecmath.c's run-time dispatch.

@@ -1,6 +1,6 @@
 /*
  * vecmath_avx512.c: AVX-512 versions of the elementwise kernels in
- * cllm/kernels.h (max, exp with shift and sum, tanh). Compiled with AVX-512
+ * cllm/kernels/kernels.h (max, exp with shift and sum, tanh). Compiled with AVX-512
  * flags (file suffix); entered only through vecmath.c's run-time dispatch.
  *
  * exp(x): x = k ln2 + r with k = round(x log2 e), |r| <= ln2/2, ln2 split in

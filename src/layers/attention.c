@@ -2,7 +2,7 @@
  * attention.c: causal multi-head self-attention with grouped-query heads
  * (Vaswani et al. 2017; GQA: Ainslie et al. 2023), forward and backward.
  *
- * Layout (cllm/layers.h): qkv[B,T,(NH+2*NKV)*HS] packs per token NH query
+ * Layout (cllm/layers/layers.h): qkv[B,T,(NH+2*NKV)*HS] packs per token NH query
  * heads, then NKV key heads, then NKV value heads; query head h reads kv head
  * h / (NH/NKV). att[B,NH,T,T] holds the softmax probabilities (upper triangle
  * zero). Scores are scaled by 1/sqrt(HS).
@@ -26,8 +26,8 @@
  * Does not: use a KV cache (incremental decoding lives in the model) or
  * flash-style tiling; T x T scores per head are fine for T <= 1024.
  */
-#include "cllm/layers.h"
-#include "cllm/status.h"
+#include "cllm/layers/layers.h"
+#include "cllm/core/status.h"
 #include "layer_real.h"
 
 /* First position of the run of equal segment ids that contains t (0 without segments). */

@@ -5,7 +5,7 @@
  * softmax from the logits and writes the gradient in their place.
  *
  * Forward per row: row_max = max(logits), sum = sum exp(logits - row_max)
- * (SIMD kernels of cllm/kernels.h; the exponentials go to a small stack
+ * (SIMD kernels of cllm/kernels/kernels.h; the exponentials go to a small stack
  * buffer and are dropped, the sum is in double); row_rsum = 1 / sum;
  * loss = logsumexp(logits) - logits[target] = log(sum) + row_max -
  * logits[target], from the log-sum-exp rather than -log(prob) so a tiny
@@ -20,8 +20,8 @@
  */
 #include <string.h>
 
-#include "cllm/layers.h"
-#include "cllm/status.h"
+#include "cllm/layers/layers.h"
+#include "cllm/core/status.h"
 #include "layer_real.h"
 
 /* Exponentials of the forward pass are summed chunk by chunk through this

@@ -13,9 +13,9 @@
  */
 #include <string.h>
 
-#include "cllm/hash.h"
-#include "cllm/layers.h"
-#include "cllm/status.h"
+#include "cllm/core/hash.h"
+#include "cllm/layers/layers.h"
+#include "cllm/core/status.h"
 #include "layer_real.h"
 
 /* Element i's draw: the (i+1)-th splitmix64 output from seed, computed directly. */

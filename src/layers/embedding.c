@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 void LAYER_FN(cllm_embedding_forward)(real *out, const int32_t *tokens, const real *wte,

@@ -10,7 +10,7 @@
  * ~2.5% of a GPT-2 prompt).
  * Does not: implement the exact erf form.
  */
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 #define GELU_K R(0.7978845608028654) /* sqrt(2/pi) */

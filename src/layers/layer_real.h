@@ -1,6 +1,6 @@
 /*
  * layer_real.h: lets every file of src/layers/ be compiled twice, once in
- * float (the library, the functions declared in cllm/layers.h) and once in
+ * float (the library, the functions declared in cllm/layers/layers.h) and once in
  * double (only inside tests/test_layers.c, which defines CLLM_LAYERS_DOUBLE
  * and #includes the layer sources), so the double-precision finite-difference
  * gradient checks exercise the very code the float build runs.
@@ -49,7 +49,7 @@ static inline void layer_d_vtanh(double *y, const double *x, size_t n) {
 #define LAYER_VEXP_SHIFT_SUM layer_d_vexp_shift_sum
 #define LAYER_VTANH layer_d_vtanh
 #else
-#include "cllm/kernels.h"
+#include "cllm/kernels/kernels.h"
 typedef float real;
 #define LAYER_FN(name) name
 #define R_EXP expf

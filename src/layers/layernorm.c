@@ -11,7 +11,7 @@
  *   dweight += sum_n dout * xhat,  dbias += sum_n dout.
  * Does not: support normalising over more than one axis.
  */
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 void LAYER_FN(cllm_layernorm_forward)(real *out, real *mean, real *rstd, const real *inp,

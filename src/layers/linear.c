@@ -7,7 +7,7 @@
  * the += contract for free) + a column sum for the bias.
  * Does not: fuse activations or handle bf16/quantized weights.
  */
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 void LAYER_FN(cllm_linear_forward)(real *out, const real *inp, const real *weight,

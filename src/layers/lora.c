@@ -10,8 +10,8 @@
  * products are GEMMs through the kernel layer. Does not: hold weights, pick
  * targets or initialise A and B (src/model/lora.c does).
  */
-#include "cllm/lora.h"
-#include "cllm/status.h"
+#include "cllm/core/status.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 void LAYER_FN(cllm_lora_forward)(real *out, int out_stride, real *xa, const real *inp, const real *A,

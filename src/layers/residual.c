@@ -5,7 +5,7 @@
  * the += gradient convention gives for free (the model adds dout into both
  * inputs' gradients), so there is no residual_backward.
  */
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 void LAYER_FN(cllm_residual_forward)(real *out, const real *a, const real *b, size_t N) {

@@ -7,7 +7,7 @@
  *   dinp += rstd * (g - xhat * mean(g * xhat)),  dweight += sum_n dout * xhat.
  * Does not: add a bias (RMSNorm has none) or center the input.
  */
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 void LAYER_FN(cllm_rmsnorm_forward)(real *out, real *rstd, const real *inp, const real *weight,

@@ -10,8 +10,8 @@
  * rotation (the transpose), so it overwrites dx in place.
  * Does not: support NEOX-style half-split pairing or frequency scaling.
  */
-#include "cllm/layers.h"
-#include "cllm/status.h"
+#include "cllm/layers/layers.h"
+#include "cllm/core/status.h"
 #include "layer_real.h"
 
 /* Largest head size supported (frequencies live in a stack array). */

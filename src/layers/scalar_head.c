@@ -9,7 +9,7 @@
  * test (layer_real.h). Does not: pick which rows are scored (the caller
  * passes the hidden state of the last token, or of every completion token).
  */
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 void LAYER_FN(cllm_scalar_head_forward)(real *out, const real *h, const real *w, const real *b, int N,

@@ -10,7 +10,7 @@
  * Does not: perform the projections (linear.c does, with one fused gate+up
  * weight so a single GEMM produces inp).
  */
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "layer_real.h"
 
 /* Forward: sigmoid(g) = (1 + tanh(g / 2)) / 2 through the SIMD tanh kernel

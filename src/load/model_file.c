@@ -6,13 +6,13 @@
  * src/tokenizer and the chat templates of src/infer; nothing below it
  * depends on it (src/train and tools/ call it), so folders stay acyclic.
  */
-#include "cllm/model_file.h"
+#include "cllm/load/model_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/model_io.h"
+#include "cllm/model/gguf_io.h"
 
 #define KEY_TOKENS "tokenizer.ggml.tokens"
 #define KEY_TEMPLATE CLLM_CHAT_TEMPLATE_KEY

@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "model_internal.h"
 
 static void norm_backward(const cllm_model *m, float *dinp, float *dw, float *db, const float *dout,

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cllm/model.h"
+#include "cllm/model/model.h"
 
 static const char *const pos_names[CLLM_POS_COUNT] = {"learned", "sinusoidal", "rope"};
 static const char *const norm_names[CLLM_NORM_COUNT] = {"layernorm", "rmsnorm"};

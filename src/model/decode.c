@@ -31,7 +31,7 @@
  */
 #include <string.h>
 
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "model_internal.h"
 
 /* End of the run of rows from i0: same slot, consecutive positions. */

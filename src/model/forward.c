@@ -14,7 +14,7 @@
  */
 #include <string.h>
 
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "model_internal.h"
 
 void model_norm_forward(const cllm_model *m, float *out, float *mean, float *rstd, const float *inp,

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/layers.h"
-#include "cllm/model_io.h"
+#include "cllm/layers/layers.h"
+#include "cllm/model/gguf_io.h"
 #include "model_internal.h"
 
 static int is_llama_arch(const cllm_model_config *cfg) { return cfg->pos == CLLM_POS_ROPE; }

@@ -17,7 +17,7 @@
  */
 #include <string.h>
 
-#include "cllm/layers.h"
+#include "cllm/layers/layers.h"
 #include "model_internal.h"
 
 const float *cllm_model_hidden(const cllm_model *m) { return m->last_B ? m->ga.lnf : NULL; }

@@ -29,13 +29,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/gguf.h"
-#include "cllm/kernels.h"
-#include "cllm/layers.h"
-#include "cllm/model_io.h"
-#include "cllm/model_quant.h"
-#include "cllm/quant.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/layers/layers.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/model/mapped.h"
+#include "cllm/kernels/quant.h"
 #include "model_internal.h"
 
 #define LIN_ROW_BLOCK 256   /* rows dequantized per GEMM in prompt processing */

@@ -3,7 +3,7 @@
  * for visualisation (`cllm attention`). Today: the attention probabilities
  * each layer saved for backward. Does not compute anything itself.
  */
-#include "cllm/model.h"
+#include "cllm/model/model.h"
 #include "model_internal.h"
 
 const float *cllm_model_attention(const cllm_model *m, int layer, int *B, int *T, int *NH) {

@@ -36,10 +36,10 @@
 #include <omp.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
-#include "cllm/kernels.h"
-#include "cllm/kv_attn.h"
-#include "cllm/quant.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/kernels/kv_attn.h"
+#include "cllm/kernels/quant.h"
 #include "model_internal.h"
 
 /* Offset (floats for f32, bytes for q8_0 / f16; unit = rowb) of position 0

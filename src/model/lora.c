@@ -22,12 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
-#include "cllm/gguf.h"
-#include "cllm/kernels.h"
-#include "cllm/lora.h"
-#include "cllm/model_io.h"
-#include "cllm/rng.h"
+#include "cllm/core/fileio.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/layers/layers.h"
+#include "cllm/model/lora.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/core/rng.h"
 #include "model_internal.h"
 
 #define T_COUNT CLLM_LORA_TARGET_COUNT

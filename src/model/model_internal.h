@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cllm/gguf.h"
-#include "cllm/model.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/model/model.h"
 
 /* Tensor roles inside one block, and global ones. */
 enum {

@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "cllm/model.h"
+#include "cllm/model/model.h"
 
 typedef struct {
     const char *name, *description;

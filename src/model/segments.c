@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/layers.h"
-#include "cllm/model.h"
+#include "cllm/layers/layers.h"
+#include "cllm/model/model.h"
 #include "model_internal.h"
 
 cllm_status cllm_model_forward_packed(cllm_model *m, const int32_t *tokens, const int32_t *targets,

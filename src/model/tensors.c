@@ -24,10 +24,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "cllm/fileio.h"
-#include "cllm/ggml_types.h"
-#include "cllm/layers.h"
-#include "cllm/rng.h"
+#include "cllm/core/fileio.h"
+#include "cllm/formats/ggml_types.h"
+#include "cllm/layers/layers.h"
+#include "cllm/core/rng.h"
 #include "model_internal.h"
 
 #define ALIGN_FLOATS 16 /* 64 bytes */

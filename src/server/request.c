@@ -48,7 +48,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cllm/chat.h"
+#include "cllm/infer/chat_template.h"
 #include "server_internal.h"
 
 #define MAX_TOP 20

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/chat.h"
+#include "cllm/infer/chat_template.h"
 #include "server_internal.h"
 
 #define BAD(param, ...) srv_error(400, "invalid_request_error", param, NULL, __VA_ARGS__)

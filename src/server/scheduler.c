@@ -33,8 +33,8 @@
 
 #include <microhttpd.h>
 
-#include "cllm/kernels.h"
-#include "cllm/model_quant.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/mapped.h"
 #include "server_internal.h"
 
 static uint64_t clock_ns(clockid_t id) {

@@ -15,10 +15,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "cllm/generate.h"
-#include "cllm/sampler.h"
-#include "cllm/server.h"
-#include "cllm/stop.h"
+#include "cllm/infer/generate.h"
+#include "cllm/infer/sampler.h"
+#include "cllm/server/server.h"
+#include "cllm/infer/stop.h"
 
 struct MHD_Connection;
 struct MHD_Daemon;

@@ -2,7 +2,7 @@
  * bytes.c: the byte-level vocabulary (id b = byte b) that `cllm pretrain`
  * uses for raw text files, so such models carry a real tokenizer too.
  */
-#include "cllm/tokenizer.h"
+#include "cllm/tokenizer/tokenizer.h"
 
 cllm_status cllm_tokenizer_new_bytes(cllm_tokenizer **out, cllm_error *err) {
     cllm_status st = cllm_tokenizer_new(out, 256, CLLM_PRETOK_NONE, NULL, err);

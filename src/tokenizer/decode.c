@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 #include "tok_internal.h"
 
 cllm_status cllm_tokenizer_decode(const cllm_tokenizer *t, const uint32_t *ids, size_t n,

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 #include "tok_internal.h"
 
 #define FILE_KIND "cllm-tokenizer " /* then the version */

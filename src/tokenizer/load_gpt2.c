@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
+#include "cllm/core/fileio.h"
 #include "tok_internal.h"
 
 static int byte_is_printable(int b) {

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/tokenizer.h"
+#include "cllm/tokenizer/tokenizer.h"
 
 /* The patterns of tiktoken's gpt2, cl100k_base and o200k_base encodings. */
 static const char pattern_gpt2[] =

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cllm/tokenizer.h"
+#include "cllm/tokenizer/tokenizer.h"
 
 #define TOK_NO_ID UINT32_MAX
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/progress.h"
+#include "cllm/core/progress.h"
 #include "tok_internal.h"
 
 /* ---- pre-token counting ---------------------------------------------------- */

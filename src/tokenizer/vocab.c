@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/shard.h"
+#include "cllm/core/hash.h"
 #include "tok_internal.h"
 
 cllm_status cllm_tokenizer_new(cllm_tokenizer **out, uint32_t n_vocab, cllm_pretok_kind kind,

@@ -26,8 +26,8 @@
  */
 #include <math.h>
 
-#include "cllm/kernels.h"
-#include "cllm/optim.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/train/optim.h"
 
 cllm_adamw_params cllm_adamw_default_params(void) {
     cllm_adamw_params p;

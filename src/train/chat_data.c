@@ -1,6 +1,6 @@
 /*
  * chat_data.c: JSONL chat/instruction data (TRL's formats) to token ids and
- * a loss mask (see cllm/chat_data.h for the accepted shapes and the mask).
+ * a loss mask (see cllm/train/chat_data.h for the accepted shapes and the mask).
  *
  * Lines are split here (blank lines, BOM and CRLF handled), nesting depth is
  * checked by a small scan before cJSON parses the line (so 10^5 '[' is an
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/chat_data.h"
-#include "cllm/fileio.h"
+#include "cllm/train/chat_data.h"
+#include "cllm/core/fileio.h"
 
 /* ---- the line walker ---------------------------------------------------------- */
 

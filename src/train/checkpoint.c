@@ -7,7 +7,7 @@
  * Does not: serialise the model itself (the caller's callback does) or decide
  * when to save.
  */
-#include "cllm/checkpoint.h"
+#include "cllm/train/checkpoint.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,9 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cllm/byteorder.h"
-#include "cllm/fileio.h"
-#include "cllm/shard.h" /* cllm_fnv1a64 */
+#include "cllm/core/byteorder.h"
+#include "cllm/core/fileio.h"
+#include "cllm/train/shard.h" /* cllm_fnv1a64 */
 
 #define FLOATS_MAGIC "CLLMFLT"
 #define FLOATS_VERSION 1u

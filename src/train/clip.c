@@ -13,8 +13,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "cllm/kernels.h"
-#include "cllm/optim.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/train/optim.h"
 
 #define CLIP_CHUNK 65536
 

@@ -6,13 +6,13 @@
  * Does not: tokenize with BPE, shuffle documents, or stream from disk; the
  * stream is a uint32 array in memory (4 bytes a token).
  */
-#include "cllm/dataloader.h"
+#include "cllm/train/dataloader.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/fileio.h"
-#include "cllm/shard.h"
+#include "cllm/core/fileio.h"
+#include "cllm/train/shard.h"
 
 /* Text files beyond this are refused (the stream holds 4 bytes a byte). */
 #define LOADER_MAX_TEXT_BYTES (1ull << 33)

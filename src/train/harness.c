@@ -16,9 +16,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "cllm/fileio.h"
-#include "cllm/lora.h"
-#include "cllm/plot.h"
+#include "cllm/core/fileio.h"
+#include "cllm/model/lora.h"
+#include "cllm/core/plot.h"
 
 #define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
 

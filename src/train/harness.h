@@ -41,12 +41,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "cllm/checkpoint.h"
-#include "cllm/model.h"
-#include "cllm/optim.h"
-#include "cllm/progress.h"
-#include "cllm/status.h"
-#include "cllm/trainer.h"
+#include "cllm/train/checkpoint.h"
+#include "cllm/model/model.h"
+#include "cllm/train/optim.h"
+#include "cllm/core/progress.h"
+#include "cllm/core/status.h"
+#include "cllm/train/pretrain.h"
 
 /* ---- AdamW over a set of trainable tensors ------------------------------------ */
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/rlhf.h"
+#include "cllm/train/rlhf.h"
 
 void cllm_rl_batch_free(cllm_rl_batch *b) {
     if (!b) return;

@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/chat_data.h"
-#include "cllm/fileio.h"
-#include "cllm/rlhf.h"
+#include "cllm/train/chat_data.h"
+#include "cllm/core/fileio.h"
+#include "cllm/train/rlhf.h"
 
 #define PREF_MAX_FILE ((uint64_t)1 << 32) /* 4 GiB of JSONL */
 #define PREF_MAX_MESSAGES 256

@@ -19,7 +19,7 @@
  * The tokenizer travels inside every weights file (see trainer.h).
  * Does not: parse command lines (tools/cmd_pretrain.c).
  */
-#include "cllm/trainer.h"
+#include "cllm/train/pretrain.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -28,11 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/gguf.h"
-#include "cllm/kernels.h"
-#include "cllm/model_io.h"
-#include "cllm/shard.h"
-#include "cllm/tokenizer.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/train/shard.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "harness.h"
 
 #define WEIGHTS_EXT "gguf"

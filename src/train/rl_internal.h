@@ -7,11 +7,11 @@
 
 #include <stdarg.h>
 
-#include "cllm/optim.h"
-#include "cllm/rlhf.h"
+#include "cllm/train/optim.h"
+#include "cllm/train/rlhf.h"
 #include "harness.h"
-#include "cllm/rng.h"
-#include "cllm/sampler.h"
+#include "cllm/core/rng.h"
+#include "cllm/infer/sampler.h"
 
 /* ---- the run on the harness (rl_models.c) ---- */
 

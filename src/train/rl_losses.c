@@ -14,7 +14,7 @@
  */
 #include <math.h>
 
-#include "cllm/rlhf.h"
+#include "cllm/train/rlhf.h"
 
 static double softplus(double x) { return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 static double sigmoid(double x) {

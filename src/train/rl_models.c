@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/gguf.h"
-#include "cllm/model_file.h"
-#include "cllm/model_io.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/load/model_file.h"
+#include "cllm/model/gguf_io.h"
 #include "harness.h"
 #include "rl_internal.h"
 

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cllm/optim.h"
+#include "cllm/train/optim.h"
 
 static const char *const schedule_names[CLLM_SCHEDULE_COUNT] = {"cosine", "linear", "constant",
                                                                 "wsd"};

@@ -24,16 +24,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cllm/checkpoint.h"
-#include "cllm/fileio.h"
-#include "cllm/gguf.h"
-#include "cllm/kernels.h"
-#include "cllm/model_file.h"
-#include "cllm/model_io.h"
-#include "cllm/plot.h"
-#include "cllm/progress.h"
-#include "cllm/rng.h"
-#include "cllm/sft.h"
+#include "cllm/train/checkpoint.h"
+#include "cllm/core/fileio.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/kernels/kernels.h"
+#include "cllm/load/model_file.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/core/plot.h"
+#include "cllm/core/progress.h"
+#include "cllm/core/rng.h"
+#include "cllm/train/sft.h"
 #include "harness.h"
 
 

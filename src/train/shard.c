@@ -1,12 +1,12 @@
 /*
  * shard.c: write, map and validate token shard files (layout in shard.h).
  */
-#include "cllm/shard.h"
+#include "cllm/train/shard.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/byteorder.h"
+#include "cllm/core/byteorder.h"
 
 static const char shard_magic[8] = {'C', 'L', 'L', 'M', 'T', 'O', 'K', '\0'};
 

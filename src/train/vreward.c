@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/rlhf.h"
+#include "cllm/train/rlhf.h"
 
 struct cllm_vreward {
     cllm_vreward_kind kind;

@@ -3,9 +3,9 @@
  * model configuration, the tokenizer (tokenizer.ggml.*) and the weights'
  * placement (cllm_model_from_gguf maps tensors without copying them).
  */
-#include "cllm/gguf.h"
-#include "cllm/model_io.h"
-#include "cllm/tokenizer.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/model/gguf_io.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

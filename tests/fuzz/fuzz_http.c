@@ -10,8 +10,8 @@
 #include <stdlib.h>
 
 #include "../../src/server/server_internal.h"
-#include "cllm/model.h"
-#include "cllm/tokenizer.h"
+#include "cllm/model/model.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "fuzz.h"
 
 static cllm_server *server;

@@ -1,5 +1,5 @@
 /*
- * fuzz_jinja.c: the chat-template interpreter (include/cllm/jinja.h):
+ * fuzz_jinja.c: the chat-template interpreter (include/cllm/infer/jinja.h):
  * arbitrary bytes compiled as a template and, when they compile, rendered
  * with a fixed chat context (system/user/assistant/tool messages with a
  * tool call, tools, bos/eos tokens). Refusals are its job; crashes,
@@ -9,7 +9,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
-#include "cllm/jinja.h"
+#include "cllm/infer/jinja.h"
 #include "fuzz.h"
 
 static const char context_json[] =

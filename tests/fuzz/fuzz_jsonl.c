@@ -4,9 +4,9 @@
  * preference pairs (DPO, reward) and prompt-only RL records (PPO, GRPO),
  * tokenized with the byte-level vocabulary and the ChatML template.
  */
-#include "cllm/chat_data.h"
-#include "cllm/rlhf.h"
-#include "cllm/tokenizer.h"
+#include "cllm/train/chat_data.h"
+#include "cllm/train/rlhf.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -5,8 +5,8 @@
  * narrowed to the shape of the seed adapter in corpus/fuzz_lora/ (byte
  * vocabulary, 1 layer, 8 wide), so seeds reach past the shape checks.
  */
-#include "cllm/lora.h"
-#include "cllm/model.h"
+#include "cllm/model/lora.h"
+#include "cllm/model/model.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

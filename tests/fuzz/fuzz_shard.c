@@ -1,7 +1,7 @@
 /*
  * fuzz_shard.c: token shard files (header, size, ids below the vocabulary).
  */
-#include "cllm/shard.h"
+#include "cllm/train/shard.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

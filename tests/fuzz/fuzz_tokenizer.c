@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "cllm/tokenizer.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

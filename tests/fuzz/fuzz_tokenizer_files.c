@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "cllm/tokenizer.h"
+#include "cllm/tokenizer/tokenizer.h"
 #include "fuzz.h"
 
 static void exercise(cllm_tokenizer *tok) {

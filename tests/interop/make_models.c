@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/model_io.h"
+#include "cllm/model/gguf_io.h"
 
 #define T_PROMPT 6
 #define N_GREEDY 8

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cllm/ggml_types.h"
+#include "cllm/formats/ggml_types.h"
 
 typedef void (*quant_fn)(const float *x, void *y, int64_t k);    /* quantize_row_*_ref */
 typedef void (*conv_fn)(const float *x, uint16_t *y, int64_t n); /* ggml_fp32_to_*_row */
