@@ -70,4 +70,63 @@ check "a missing model exits 1" test $? -eq 1
 check "the escape byte and invalid UTF-8 in the path are shown as \\xNN" grep -qF 'no\x1b[31mred\xff.gguf' "$work/err"
 check "no raw escape byte reaches stderr" bash -c "! grep -q \$'\\x1b' '$work/err'"
 
+# ---- command line: usage errors exit 2 with a --help hint, on every command ----
+# (RELIABILITY.md "Command line"; docs/RELIABILITY_COVERAGE.md.) $work/big is the
+# tiny model trained above.
+m="$work/big/model.gguf"
+usage2() { # NAME ARGS...: exit 2, and stderr names the --help of the command
+    "$bin" "$@" >/dev/null 2>"$work/uerr" </dev/null
+    local rc=$? cmd=$1
+    check "$cmd: exit 2 with a usage hint (rc $rc: $(head -c 120 "$work/uerr"))" \
+        '[ $rc -eq 2 ] && grep -q "Run .cllm $cmd --help" "$work/uerr"'
+}
+for c in info tokenize pretrain sft reward dpo ppo grpo quantize generate chat serve eval perplexity attention report; do
+    usage2 "$c" --frobnicate 1
+done
+for v in abc "" 99999999999999999999 1e400 5x -1 0; do
+    usage2 generate -m "$m" -p x -n 1 --ctx "$v"
+    usage2 serve -m "$m" --port 1 --parallel "$v"
+    usage2 dpo -m "$m" --data "$work/text.txt" --out "$work/u" --steps "$v"
+    usage2 perplexity -m "$m" --ctx "$v" "$work/text.txt"
+    usage2 info --preset tiny-llama -b "$v"
+done
+for v in nan inf -inf abc "" 1e400; do
+    usage2 generate -m "$m" -p x -n 1 --top-p "$v"
+    usage2 generate -m "$m" -p x -n 1 --temperature "$v"
+    usage2 sft -m "$m" --data "$work/text.txt" --out "$work/u" --lr "$v"
+done
+usage2 generate -m "$m" -p x --top-p 2
+usage2 generate -m "$m" -p x --threads 0
+usage2 sft -m "$m" --data "$work/text.txt" --out "$work/u" --lr -1
+usage2 generate -m "$m" -p x --top-p
+usage2 serve -m "$m" --parallel
+usage2 eval -m
+check "no run directory from refused starts" test ! -e "$work/u"
+
+# ---- a FIFO, /dev/zero, a directory or a missing file as the model: exit 1, named ----
+mkfifo "$work/fifo"
+for p in "$work/fifo" /dev/zero "$work" "$work/missing.gguf"; do
+    for c in generate info quantize perplexity eval serve; do
+        case $c in
+        generate) a=(generate -m "$p" -p x) ;;
+        info) a=(info -m "$p") ;;
+        quantize) a=(quantize "$p" "$work/q.gguf" q8_0) ;;
+        perplexity) a=(perplexity -m "$p" "$work/text.txt") ;;
+        eval) a=(eval -m "$p" --text "$work/text.txt") ;;
+        serve) a=(serve -m "$p" --port 1) ;;
+        esac
+        timeout 20 "$bin" "${a[@]}" >/dev/null 2>"$work/perr" </dev/null
+        rc=$?
+        check "$c -m ${p##*/}: exit 1 naming the file (rc $rc: $(head -c 100 "$work/perr"))" \
+            '[ $rc -eq 1 ] && grep -qF "$p" "$work/perr"'
+    done
+done
+
+# ---- an output directory that does not exist: fail before any work ----
+# quantize used to convert every tensor, then fail creating its temp file.
+"$bin" quantize "$m" "$work/nodir/q.gguf" q8_0 >/dev/null 2>"$work/qerr"
+check "quantize into a missing directory exits 1" test $? -eq 1
+check "and names the directory before converting" grep -q "nodir: output directory does not exist" "$work/qerr"
+check "and creates nothing" test ! -e "$work/nodir"
+
 finish

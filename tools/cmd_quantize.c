@@ -3,10 +3,12 @@
  * with its matrices in f32, f16, bf16, q8_0 or q4_0 (llama.cpp's block
  * layouts; rules in cllm/infer/quantize.h). Argument checks and messages only.
  */
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cllm/core/fileio.h"
 #include "cllm/formats/ggml_types.h"
 #include "cllm/infer/quantize.h"
 
@@ -48,6 +50,9 @@ int cllm_cmd_quantize(int argc, char **argv) {
         return cli_usage_error(CMD, "unknown type '%s' (use f32, f16, bf16, q8_0 or q4_0)", pos[2]);
     if (!strcmp(pos[0], pos[1])) return cli_usage_error(CMD, "IN and OUT are the same file");
     cllm_error err = {0};
+    char dir[4096]; /* OUT's directory, checked before any work (RELIABILITY.md) */
+    snprintf(dir, sizeof dir, "%s", pos[1]);
+    if (cllm_dir_check_writable(dirname(dir), &err) != CLLM_OK) return cli_fail(CMD, &err);
     cllm_quantize_stats s;
     if (cllm_quantize_gguf(pos[0], pos[1], type, &s, &err) != CLLM_OK) return cli_fail(CMD, &err);
     if (!quiet)
