@@ -1,5 +1,5 @@
 /*
- * test_pretrain.c: the pre-training loop as a library call (trainer.h):
+ * test_pretrain.c: the pre-training loop as a library call (train/pretrain.h):
  * loss falls on a tiny repetitive text, NaN/Inf steps are skipped and
  * counted and too many in a row stop the run with a clear error, early
  * stopping triggers when validation loss stops improving, and parameters are

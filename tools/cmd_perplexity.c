@@ -3,7 +3,7 @@
  * model on a text file, and with --kl-base BASE.gguf the quantization-damage
  * report against a base model (mean KL, top-1 agreement, PPL ratio). Method
  * in cllm/infer/perplexity.h. Both models run through the mapped-weights path
- * (model_quant.h), so f32 and quantized files are read in place.
+ * (model/mapped.h), so f32 and quantized files are read in place.
  *
  * Text: tokenized with --tokenizer PATH (any format cllm_tokenizer_load_any
  * reads), else with the tokenizer stored in the model file, else, for a

@@ -1,6 +1,6 @@
 /*
  * cmd_pretrain.c: `cllm pretrain`: flag parsing and validation, signal
- * handling, and printing; the work is cllm_pretrain_run (trainer.h).
+ * handling, and printing; the work is cllm_pretrain_run (train/pretrain.h).
  *
  * Every flag and path is checked before any work starts (exit 2 for usage,
  * 1 for unreadable data or a failed run). SIGINT/SIGTERM ask the trainer to

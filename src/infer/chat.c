@@ -1,5 +1,5 @@
 /*
- * chat.c: rendering conversations with the templates of chat.h.
+ * chat.c: rendering conversations with the templates of infer/chat_template.h.
  *
  * Each piece of a rendering is encoded on its own: markup with the
  * template's specials allowed, content with none. Rendering the same

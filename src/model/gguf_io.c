@@ -2,7 +2,7 @@
  * gguf_io.c: the model's GGUF file mapping: saves a cllm_model as a GGUF
  * file (arch gpt2 or llama, with llama.cpp's names and keys) and loads one
  * back, validating the metadata and every tensor's presence, shape and type
- * (contract in model_io.h).
+ * (contract in model/gguf_io.h).
  *
  * The one non-obvious part is the tensor mapping: the model fuses q/k/v
  * and gate/up, llama.cpp's `llama` arch stores them split.

@@ -3,7 +3,7 @@
  * model (model_infer_linear, model_infer_embed): an ordinary model's f32
  * parameters through cllm_sgemm, or the weight views of a model whose
  * matrices stay in a memory-mapped GGUF file in their own ggml types
- * (model_quant.h).
+ * (model/mapped.h).
  *
  * Does: bind every tensor of the file to the model's tensor table (split
  * attn_q/k/v and ffn_gate/up become parts of one view), widen the 1-D

@@ -5,7 +5,7 @@
  * Lines are split here (blank lines, BOM and CRLF handled), nesting depth is
  * checked by a small scan before cJSON parses the line (so 10^5 '[' is an
  * error, not a deep recursion), and each record is rendered with the chat
- * template of chat.h. Does not: batch, pack or shuffle (sft.c).
+ * template of infer/chat_template.h. Does not: batch, pack or shuffle (sft.c).
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * pretrain.c: the pre-training step loop of trainer.h.
+ * pretrain.c: the pre-training step loop of train/pretrain.h.
  *
  * Order of one optimizer step (also the order resume must reproduce):
  *   lr = schedule(step); zero grads; for each of accum micro-batches: next
@@ -15,8 +15,8 @@
  * The run directory, checkpoints, resume, CSV, AdamW, non-finite steps and
  * stopping are the harness's (harness.h); this file supplies the batches
  * (dataloader.h), the loss, validation and the weights file.
- * Weights are written as f32 GGUF (model_io.h), which round-trips bit-exactly.
- * The tokenizer travels inside every weights file (see trainer.h).
+ * Weights are written as f32 GGUF (model/gguf_io.h), which round-trips bit-exactly.
+ * The tokenizer travels inside every weights file (see train/pretrain.h).
  * Does not: parse command lines (tools/cmd_pretrain.c).
  */
 #include "cllm/train/pretrain.h"
@@ -143,7 +143,7 @@ static uint64_t layout_hash(cllm_model *m, const char *cfg_text) {
     return h;
 }
 
-/* ---- weights I/O: GGUF f32 through model_io.h ------------------------------ */
+/* ---- weights I/O: GGUF f32 through model/gguf_io.h ------------------------------ */
 
 typedef struct {
     cllm_model *model;
@@ -187,7 +187,7 @@ static cllm_status resolve_tokenizer(const cllm_pretrain_params *p, const cllm_l
                           (unsigned long long)hash, vocab);
 }
 
-/* f32 GGUF round-trips bit-exactly (model_io.h), which exact resume needs. */
+/* f32 GGUF round-trips bit-exactly (model/gguf_io.h), which exact resume needs. */
 static cllm_status write_weights(const char *path, void *ctx, cllm_error *err) {
     weights_ctx *wc = ctx;
     cllm_model_save_params sp = cllm_model_save_default_params();

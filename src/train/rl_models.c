@@ -151,7 +151,7 @@ cllm_status rl_cursor_restore(rl_cursor *c, const cllm_train_state *s, cllm_erro
 void rl_turn_end_init(rl_turn_end *e, const cllm_tokenizer *tok, cllm_chat_template tmpl) {
     memset(e, 0, sizeof *e);
     e->n_ids = cllm_chat_end_tokens(tok, tmpl, e->ids);
-    /* chat.h: PLAIN without an end-of-text special ends an assistant turn with "\n\n" */
+    /* chat_template.h: PLAIN without an end-of-text special ends an assistant turn with "\n\n" */
     if (e->n_ids == 0) e->text = "\n\n";
 }
 

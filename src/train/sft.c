@@ -12,7 +12,7 @@
  * (dloss_scale = 1 / their count), as TRL computes it.
  *
  * Reuses: checkpoint.h (files, lock, prune), optim.h (AdamW, schedules,
- * clipping scale), plot.h, progress.h, model_io.h. Does not: tokenize
+ * clipping scale), plot.h, progress.h, model/gguf_io.h. Does not: tokenize
  * (chat_data.c) or implement LoRA (src/model/lora.c).
  */
 #include <errno.h>

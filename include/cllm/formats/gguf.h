@@ -35,7 +35,7 @@
  * file appears and an older file at the path is untouched. Keys are written
  * in the order first set; setting an existing key replaces its value in place.
  *
- * Not here: what the keys and tensors mean for a model (model_io.h), the
+ * Not here: what the keys and tensors mean for a model (model/gguf_io.h), the
  * tokenizer.ggml.* keys (tokenizer module), quantization (ggml_types.h).
  */
 #ifndef CLLM_GGUF_H

@@ -29,8 +29,8 @@
  * specials of cllm_chat_end_tokens right after the content). Everything
  * else (system, user and tool turns, template markup) is 0.
  */
-#ifndef CLLM_CHAT_H
-#define CLLM_CHAT_H
+#ifndef CLLM_CHAT_TEMPLATE_H
+#define CLLM_CHAT_TEMPLATE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -22,7 +22,7 @@
  * reference only by the order of the float accumulation over blocks.
  *
  * Not here: quantizing weights for files (ggml_types.h), model inference
- * (model_quant.h). Model inference runs cllm_quant_gemm_x16 on repacked
+ * (model/mapped.h). Model inference runs cllm_quant_gemm_x16 on repacked
  * q8_0/q4_0 weights (cllm_quant_gemm on the file layout without VNNI or
  * with keep_file_layout), and dequantized row blocks + cllm_sgemm for the
  * float types' prompt chunks.

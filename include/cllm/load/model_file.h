@@ -20,7 +20,7 @@
  *   model: an f32 copy (training, or any use that needs parameters) through
  *     cllm_model_from_gguf on the same parsed file, or none (load_model = 0:
  *     the caller creates it from f->gguf and f->config, e.g. frozen for
- *     LoRA, or memory-mapped for inference, model_quant.h).
+ *     LoRA, or memory-mapped for inference, model/mapped.h).
  * The file stays open in f->gguf (for extra tensors such as a reward head)
  * until cllm_model_file_close or cllm_model_file_release_gguf.
  *

@@ -153,7 +153,7 @@ typedef struct {
                        default), CLLM_GGML_F16 (half the bytes; llama.cpp's default) or
                        CLLM_GGML_Q8_0 (llama.cpp's q8_0 blocks, 34 bytes per 32 values, per head
                        row; needs HS % 32 == 0), as llama.cpp's -ctk/-ctv */
-    int keep_file_layout; /* mapped models (model_quant.h): 1 runs the weights from the file's
+    int keep_file_layout; /* mapped models (model/mapped.h): 1 runs the weights from the file's
                              mapping; 0 (default) copies every matrix at load into one huge-page
                              arena, q8_0/q4_0 repacked into quant.h's x16 layout when the CPU has
                              VNNI (bf16 with AVX512-BF16: activations then rounded to bf16), and

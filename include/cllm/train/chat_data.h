@@ -4,7 +4,7 @@
  *
  * One JSON object per line. Accepted shapes (TRL's "SFT dataset formats"):
  *   {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
- *       conversational: rendered with the chat template (chat.h); loss on
+ *       conversational: rendered with the chat template (chat_template.h); loss on
  *       every assistant turn's content and its end-of-turn token(s).
  *   {"prompt": "...", "completion": "..."}
  *       standard prompt-completion: the two texts concatenated, loss on the
@@ -32,7 +32,7 @@
  * Mask convention: mask[i] = 1 when token i is a training target (the model
  * is asked to predict it from ids[0..i-1]); mask[0] is always 0.
  *
- * Not here: batching or packing (sft.h), the template itself (chat.h).
+ * Not here: batching or packing (sft.h), the template itself (chat_template.h).
  */
 #ifndef CLLM_CHAT_DATA_H
 #define CLLM_CHAT_DATA_H

@@ -22,7 +22,7 @@
  * at the end), and the final weights model.gguf.
  *
  * Weights (checkpoints and the final model) are f32 GGUF files written by
- * cllm_model_save_gguf (model_io.h), which round-trip bit-exactly. They
+ * cllm_model_save_gguf (model/gguf_io.h), which round-trip bit-exactly. They
  * carry the tokenizer (tokenizer.ggml.* keys, so `cllm generate` and
  * llama.cpp can use the file alone) and cllm.tokenizer_hash (0 = byte-level
  * data). Text data gets the byte-level vocabulary; token shards need the
