@@ -174,9 +174,7 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     int len = rl_config_common("dpo", p, config, sizeof config);
     snprintf(config + len, sizeof config - (size_t)len, "beta=%a\nrpo_alpha=%a\nval_frac=%a\n", (double)p->beta,
              (double)p->rpo_alpha, (double)p->val_frac);
-    if ((st = th_begin(&c.h, config, rl_data_fingerprint(&c.data), cllm_tokenizer_hash(c.pol.tok), 0, err))) goto done;
-    if (c.h.resumed && (st = rl_cursor_restore(&c.cursor, &c.h.state, err))) goto done;
-    res->start_step = (int)c.h.state.step;
+    if ((st = rl_run_start(&c.h, config, &c.data, c.pol.tok, &c.cursor, res, err))) goto done;
     const th_hooks hooks = {step_hook, NULL, snapshot_hook, progress_hook, 0};
     if ((st = th_loop(&c.h, &hooks, &c, err))) goto done;
     if (c.n_val) {

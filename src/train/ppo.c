@@ -234,9 +234,7 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
              "vf_clip=%a\nmissing_eos_penalty=%a\n",
              p->max_new, (double)p->temperature, p->epochs, (double)p->clip_eps, (double)p->kl_coef, (double)p->gamma,
              (double)p->lam, (double)p->vf_coef, (double)p->vf_clip, (double)p->missing_eos_penalty);
-    if ((st = th_begin(&c.h, config, rl_data_fingerprint(&c.data), cllm_tokenizer_hash(c.pol.tok), 0, err))) goto done;
-    if (c.h.resumed && (st = rl_cursor_restore(&c.cursor, &c.h.state, err))) goto done;
-    res->start_step = (int)c.h.state.step;
+    if ((st = rl_run_start(&c.h, config, &c.data, c.pol.tok, &c.cursor, res, err))) goto done;
     const th_hooks hooks = {step_hook, NULL, snapshot_hook, progress_hook, 1};
     st = th_loop(&c.h, &hooks, &c, err);
     res->rollout_tokens_per_s = c.sample_s > 0 ? res->rollout_tokens / c.sample_s : 0;

@@ -179,9 +179,7 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     char config[CLLM_CKPT_CONFIG_MAX];
     int len = rl_config_common("reward", p, config, sizeof config);
     snprintf(config + len, sizeof config - (size_t)len, "val_frac=%a\n", (double)p->val_frac);
-    if ((st = th_begin(&c.h, config, rl_data_fingerprint(&c.data), cllm_tokenizer_hash(c.rm.tok), 0, err))) goto done;
-    if (c.h.resumed && (st = rl_cursor_restore(&c.cursor, &c.h.state, err))) goto done;
-    res->start_step = (int)c.h.state.step;
+    if ((st = rl_run_start(&c.h, config, &c.data, c.rm.tok, &c.cursor, res, err))) goto done;
     double acc0 = -1;
     if (c.n_val && (st = eval_accuracy(&c.rm, &c.data, c.idx + c.n_train, c.n_val, p->batch, c.max_T, &acc0, err)))
         goto done;

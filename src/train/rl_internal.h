@@ -59,6 +59,11 @@ void rl_cursor_snapshot(const rl_cursor *c, cllm_train_state *s);
  * start of the run (same seed, same initial shuffle), so idx and the RNG
  * are where they were; an error when the replayed RNG differs. */
 cllm_status rl_cursor_restore(rl_cursor *c, const cllm_train_state *s, cllm_error *err);
+/* Before th_loop: th_begin with the run's settings (config), data and
+ * tokenizer identity; on resume the example cursor replays to the
+ * checkpoint; res->start_step is the first step this process runs. */
+cllm_status rl_run_start(th_run *h, const char *config, const cllm_pref_data *d, const cllm_tokenizer *tok,
+                         rl_cursor *cursor, cllm_rl_result *res, cllm_error *err);
 
 /* Preference pairs d->items[idx[0..k)] as one batch: rows 0..k-1 the
  * chosen completions, rows k..2k-1 the rejected ones (reward.c, dpo.c). */

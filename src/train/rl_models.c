@@ -75,6 +75,14 @@ uint64_t rl_data_fingerprint(const cllm_pref_data *d) {
     return h;
 }
 
+cllm_status rl_run_start(th_run *h, const char *config, const cllm_pref_data *d, const cllm_tokenizer *tok,
+                         rl_cursor *cursor, cllm_rl_result *res, cllm_error *err) {
+    cllm_status st = th_begin(h, config, rl_data_fingerprint(d), cllm_tokenizer_hash(tok), 0, err);
+    if (!st && h->resumed) st = rl_cursor_restore(cursor, &h->state, err);
+    res->start_step = (int)h->state.step;
+    return st;
+}
+
 cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title, cllm_rl_result *res,
                           cllm_error *err) {
     res->steps_done = (int)h->state.step;
