@@ -129,4 +129,31 @@ check "quantize into a missing directory exits 1" test $? -eq 1
 check "and names the directory before converting" grep -q "nodir: output directory does not exist" "$work/qerr"
 check "and creates nothing" test ! -e "$work/nodir"
 
+# ---- SIGINT: finish the step, save, exit 0 (as SIGTERM, tested elsewhere) ----
+"$bin" pretrain --data "$work/text.txt" $wide --steps 100000 --save-every 1000000 --eval-every 0 --no-progress \
+    --threads 1 --out "$work/int" >/dev/null 2>"$work/int.err" &
+ipid=$!
+for _ in $(seq 1 200); do [ -s "$work/int/train.csv" ] && [ "$(wc -l <"$work/int/train.csv")" -gt 3 ] && break; sleep 0.05; done
+kill -INT $ipid
+wait $ipid
+check "pretrain stopped by SIGINT exits 0" test $? -eq 0
+check "and saved a complete checkpoint" bash -c "ls '$work/int' | grep -q '\.done$'"
+
+# ---- a read-only output directory fails before any work, even for root ----
+if [ "$(id -u)" = 0 ] && mkdir -p "$work/ro" && mount -t tmpfs -o ro,size=1m tmpfs "$work/ro" 2>/dev/null; then
+    "$bin" pretrain --data "$work/text.txt" $wide --steps 2 --out "$work/ro/run" --no-progress >/dev/null 2>"$work/ro.err"
+    check "pretrain into a read-only file system exits 1 naming it" bash -c "test $? -eq 1 && grep -q '$work/ro' '$work/ro.err'"
+    echo '{"prompt": "the cat", "completion": " sat"}' >"$work/s.jsonl"
+    "$bin" sft --model "$work/full/model.gguf" --data "$work/s.jsonl" --seq 8 --out "$work/ro/run" >/dev/null 2>"$work/ro.err"
+    check "sft into a read-only file system exits 1 naming it" bash -c "test $? -eq 1 && grep -q '$work/ro' '$work/ro.err'"
+    "$bin" dpo -m "$work/full/model.gguf" --data "$work/s.jsonl" --out "$work/ro/run" >/dev/null 2>"$work/ro.err"
+    check "dpo into a read-only file system exits 1 before reading its data" \
+        bash -c "test $? -eq 1 && grep -q '$work/ro' '$work/ro.err'"
+    "$bin" generate -m "$work/full/model.gguf" -p x -n 1 >/dev/null 2>&1
+    check "reading from the same tree still works" test $? -eq 0
+    umount "$work/ro"
+else
+    bad "read-only output: mounting a read-only tmpfs needs root (run the suite as root, as CI does)"
+fi
+
 finish

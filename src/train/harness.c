@@ -204,7 +204,20 @@ void th_log(const th_run *h, const char *fmt, ...) {
 cllm_status th_lock_existing(th_run *h, cllm_error *err) {
     struct stat st;
     h->dir_existed = stat(h->run_dir, &st) == 0;
-    if (!h->dir_existed) return CLLM_OK;
+    if (!h->dir_existed) {
+        /* created only once the inputs are valid (th_open), but its parent
+         * must take it: a missing or read-only parent fails before any work */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", h->run_dir);
+        char *slash = strrchr(parent, '/');
+        while (slash && slash > parent && slash[1] == '\0') *slash = '\0', slash = strrchr(parent, '/');
+        if (!slash) snprintf(parent, sizeof parent, ".");
+        else if (slash == parent) parent[1] = '\0';
+        else *slash = '\0';
+        cllm_status s = cllm_dir_check_writable(parent, err);
+        if (s != CLLM_OK) cllm_error_prefix(err, "cannot create the run directory %s", h->run_dir);
+        return s;
+    }
     cllm_status s = cllm_dir_check_writable(h->run_dir, err);
     if (s == CLLM_OK) s = cllm_ckpt_lock(h->run_dir, &h->lock_fd, err);
     return s;
