@@ -437,6 +437,15 @@ blocks = [json.loads(b[6:]) for b in t.strip().split("\n\n")] if s == 200 else [
 check("/completion stream: content chunks, a last one with stop and timings, no [DONE]", s == 200
       and blocks[-1]["stop"] is True and "timings" in blocks[-1] and not blocks[0]["stop"]
       and "".join(b["content"] for b in blocks) == expected[:len("".join(b["content"] for b in blocks))], t[:300])
+stop_word = expected[2:4] if len(expected) >= 4 else expected[-1:]
+s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 16, "temperature": 0, "stop": [stop_word]})
+d = json.loads(t) if s == 200 else {}
+check("/completion: a stop string gives stop_type word and names it", s == 200 and d["stop_type"] == "word"
+      and d["stopping_word"] == stop_word and stop_word not in d["content"], t[:300])
+s, t, _ = req("POST", "/completion", {"prompt": "the cat", "n_predict": 3, "temperature": 0})
+d = json.loads(t) if s == 200 else {}
+check("/completion: n_predict reached is stop_type limit", s == 200 and d["stop_type"] == "limit"
+      and d["stopping_word"] == "", t[:300])
 s, t, _ = req("POST", "/completion", {"prompt": "x", "logprobs": 2})
 check("/completion: an OpenAI-only field is a 400", s == 400 and json.loads(t)["error"]["param"] == "logprobs", t[:200])
 s, t, _ = req("GET", "/props")

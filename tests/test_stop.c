@@ -54,6 +54,13 @@ static void test_stop_earliest_of_several(void) {
     int stopped;
     run(stops, 3, pieces, 1, out, &stopped);
     CHECK(stopped && !strcmp(out, "abc"), "earliest match wins: '%s'", out);
+    /* the matcher names the string that matched (llama.cpp's stopping_word) */
+    cllm_stop_matcher m;
+    cllm_error err;
+    CHECK(cllm_stop_init(&m, stops, 3, &err) == CLLM_OK && cllm_stop_matched(&m) == NULL, "none matched yet");
+    cllm_stop_feed(&m, pieces[0], strlen(pieces[0]), out);
+    CHECK(cllm_stop_matched(&m) && !strcmp(cllm_stop_matched(&m), "xy"), "matched: %s",
+          cllm_stop_matched(&m) ? cllm_stop_matched(&m) : "(none)");
 }
 
 static void test_stop_holds_back_only_possible_prefix(void) {

@@ -56,16 +56,18 @@ size_t cllm_stop_feed(cllm_stop_matcher *m, const char *piece, size_t len, char 
     memcpy(out + m->n_held, piece, len);
     /* Earliest complete match wins. */
     size_t first = n;
+    int which = -1;
     for (int s = 0; s < m->n; s++) {
         if (m->lens[s] > n) continue;
         for (size_t i = 0; i + m->lens[s] <= n && i < first; i++)
             if (!memcmp(out + i, m->strings[s], m->lens[s])) {
                 first = i;
+                which = s;
                 break;
             }
     }
     if (first < n) {
-        m->stopped = 1;
+        m->stopped = 1 + which;
         m->n_held = 0;
         return first;
     }

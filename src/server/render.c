@@ -113,7 +113,11 @@ static cJSON *timings_json(const srv_request *r) {
     return t;
 }
 
-static const char *stop_type(cllm_finish_reason f) { return f == CLLM_FINISH_STOP ? "eos" : "limit"; }
+/* llama.cpp's stop_type: "word" (a stop string, named in stopping_word), "eos" or "limit". */
+static const char *stop_type(const srv_seq *q) {
+    if (q->finish != CLLM_FINISH_STOP) return "limit";
+    return cllm_stop_matched(&q->text_stream.stop) ? "word" : "eos";
+}
 
 /* llama.cpp's /completion fields common to its stream chunks and answers. */
 static void add_native_end(cllm_server *s, cJSON *o, const srv_request *r, const srv_seq *q) {
@@ -121,7 +125,9 @@ static void add_native_end(cllm_server *s, cJSON *o, const srv_request *r, const
     cJSON_AddNumberToObject(o, "tokens_predicted", q->n_gen);
     cJSON_AddNumberToObject(o, "tokens_evaluated", r->n_prompt);
     cJSON_AddNumberToObject(o, "tokens_cached", q->n_reused);
-    cJSON_AddStringToObject(o, "stop_type", stop_type(q->finish));
+    cJSON_AddStringToObject(o, "stop_type", stop_type(q));
+    const char *word = cllm_stop_matched(&q->text_stream.stop);
+    cJSON_AddStringToObject(o, "stopping_word", word ? word : "");
     cJSON_AddBoolToObject(o, "truncated", 0);
     cJSON_AddItemToObject(o, "timings", timings_json(r));
 }

@@ -36,7 +36,7 @@ typedef struct {
     size_t lens[CLLM_STOP_MAX];
     char held[CLLM_STOP_MAX_LEN]; /* text not yet released (a possible stop prefix) */
     size_t n_held;
-    int stopped;                  /* 1 once a stop string has matched */
+    int stopped;                  /* 1 + index of the stop string that matched; 0 while none has */
 } cllm_stop_matcher;
 
 /* Copies the strings; fails naming the index when one is too long or there
@@ -85,7 +85,12 @@ cllm_status cllm_text_stream_token(cllm_text_stream *ts, const cllm_tokenizer *t
  * (at most CLLM_STOP_MAX_LEN + 3). Later calls release nothing. */
 size_t cllm_text_stream_end(cllm_text_stream *ts, char *out);
 
-/* 1 once a stop string has matched (the text before it was released). */
+/* The stop string that matched, or NULL while none has. */
+static inline const char *cllm_stop_matched(const cllm_stop_matcher *m) {
+    return m->stopped ? m->strings[m->stopped - 1] : NULL;
+}
+
+/* Non-zero once a stop string has matched (the text before it was released). */
 static inline int cllm_text_stream_stopped(const cllm_text_stream *ts) { return ts->stop.stopped; }
 
 #endif
