@@ -310,8 +310,9 @@ cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *
     cllm_model_options o = opts ? *opts : cllm_model_default_options();
     if (!opts && o.max_seq > cfg.context_length) o.max_seq = cfg.context_length;
     if (o.training) {
-        cllm_gguf_close(g);
-        return cllm_error_set(err, CLLM_ERR_ARG, "%s: a mapped model is for inference only (training = 1)", path);
+        cllm_error_set(err, CLLM_ERR_ARG, "%s: a mapped model is for inference only (training = 1)", path);
+        cllm_gguf_close(g); /* path is g's: the message first */
+        return CLLM_ERR_ARG;
     }
     cllm_model *m = NULL;
     if ((st = model_create_impl(&cfg, &o, 1, &m, err)) != CLLM_OK) {
