@@ -93,8 +93,38 @@ static void test_jsonl_empty_first_prompt_loads(void) {
     cllm_tokenizer_destroy(tok);
 }
 
+/* Prompt-only data (PPO, GRPO) in the messages form of cllm's task files:
+ * the turns before the last assistant one are the prompt (the same ids as
+ * {"prompt": ...}), the answer is "answer", else "reference", else that
+ * assistant turn (grpo refused these files: field "prompt" missing). */
+static void test_jsonl_prompts_from_messages(void) {
+    cllm_tokenizer *tok = bytes_tok();
+    cllm_error err;
+    const char *text =
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"2+3?\"}, {\"role\": \"assistant\", \"content\": \"five\"}],"
+        " \"reference\": \"5\"}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"1+1?\"}, {\"role\": \"assistant\", \"content\": \"2\"}]}\n"
+        "{\"prompt\": \"2+3?\"}\n";
+    cllm_pref_load_params pp = {1, 256};
+    cllm_pref_data d = {0};
+    cllm_status st = cllm_pref_data_parse(text, strlen(text), "t.jsonl", tok,
+                                          cllm_chat_template_builtin(CLLM_CHAT_TEMPLATE_PLAIN), &pp, &d, &err);
+    CHECK(st == CLLM_OK && d.n == 3, "loads: %s", st ? err.msg : "");
+    if (st == CLLM_OK && d.n == 3) {
+        CHECK(d.items[0].answer && !strcmp(d.items[0].answer, "5"), "reference is the answer");
+        CHECK(d.items[1].answer && !strcmp(d.items[1].answer, "2"), "else the last assistant turn");
+        CHECK(!d.items[2].answer, "a plain prompt has none");
+        CHECK(d.items[0].n_prompt == d.items[2].n_prompt &&
+                  !memcmp(d.items[0].prompt, d.items[2].prompt, (size_t)d.items[0].n_prompt * sizeof(int32_t)),
+              "the prompt is the turns before the reply, rendered as a plain prompt is");
+    }
+    cllm_pref_data_free(&d);
+    cllm_tokenizer_destroy(tok);
+}
+
 int main(void) {
     TEST_RUN(test_jsonl_empty_first_prompt_loads);
+    TEST_RUN(test_jsonl_prompts_from_messages);
     TEST_RUN(test_jsonl_long_line_rejected_by_every_reader);
     return test_finish();
 }

@@ -28,7 +28,7 @@ static const command_entry commands[] = {
 static void print_usage(FILE *out) {
     fprintf(out,
             "cllm: train, align, run and serve language models, in C.\n\n"
-            "Usage: cllm <command> [options]\n\nCommands:\n");
+            "Usage: cllm <command> [options]   (cllm --version: the version and CPU features)\n\nCommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'cllm <command> --help' for the options of one command.\n");
@@ -61,6 +61,7 @@ int main(int argc, char **argv) {
         print_usage(stdout);
         return CLI_EXIT_OK;
     }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) argv[1] = "version"; /* as `cllm version` */
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "cllm: unknown command '%s'\n", argv[1]);

@@ -53,7 +53,7 @@ static void usage(void) {
         "  --tokenizer FILE     the tokenizer the shards were made with (required for\n"
         "                       shards; stored in the model file so it runs alone)\n"
         "Model (a preset, then overrides):\n"
-        "  --preset NAME        default nanogpt-shakespeare (see 'cllm info --presets')\n"
+        "  --preset NAME        default nanogpt-shakespeare (see 'cllm info --list')\n"
         "  --n-layer N  --n-head N  --n-kv-head N  --n-embd N  --ffn-hidden N\n"
         "  --context N          context length (default: the preset's, raised to --seq)\n"
         "  --pos learned|sinusoidal|rope   --norm layernorm|rmsnorm   --mlp gelu|swiglu\n"

@@ -182,6 +182,11 @@ static int cmd_train(int argc, char **argv) {
                 out, cllm_tokenizer_n_vocab(tok), cllm_tokenizer_n_merges(tok),
                 (unsigned long long)cllm_bpe_trainer_n_unique(c.tr), (unsigned long long)c.bytes,
                 t1 - t0, t2 - t1);
+    if (rc == CLI_EXIT_OK && cllm_tokenizer_n_vocab(tok) < p.vocab_size)
+        fprintf(stderr,
+                "note: the vocabulary has %u tokens, fewer than the %u asked: the corpus ran out of pairs seen at "
+                "least --min-count times to merge (more or more varied text, or a lower --min-count, gives more)\n",
+                cllm_tokenizer_n_vocab(tok), p.vocab_size);
     cllm_tokenizer_destroy(tok);
 done:
     cllm_bpe_trainer_destroy(c.tr);

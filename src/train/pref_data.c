@@ -6,7 +6,9 @@
  * turn) or a list of {"role","content"} messages, and X / Y are strings (the
  * assistant reply) or lists of assistant messages. Prompts (PPO/GRPO):
  * {"prompt": P} with an optional "answer" (string or number) for verifiable
- * rewards. The prompt ids are the prompt messages with the assistant
+ * rewards, or {"messages": [...]} (cllm's task files, SFT data): the turns
+ * before the last assistant one are the prompt, and the answer is "answer",
+ * else "reference", else that assistant turn's text. The prompt ids are the prompt messages with the assistant
  * generation header; a completion is what the template renders for the
  * reply after that header, up to and including its end-of-turn token(s).
  *
@@ -134,7 +136,13 @@ static cllm_status parse_record(const ctx_t *c, const cJSON *root, const cllm_pr
     cllm_chat_message pm[PREF_MAX_MESSAGES];
     int np = 0;
     const cJSON *pv = cJSON_GetObjectItemCaseSensitive(root, "prompt");
-    if ((st = collect(c, pv, "prompt", CLLM_ROLE_USER, 0, pm, &np, err))) goto done;
+    /* prompts may also come as a conversation (cllm's task files, SFT data):
+     * "messages" up to its last assistant turn is the prompt, and that turn
+     * the answer unless "answer" (or the task files' "reference") says it */
+    const cJSON *mv = !pv && p->prompt_only ? cJSON_GetObjectItemCaseSensitive(root, "messages") : NULL;
+    const cllm_chat_message *reply = NULL;
+    if ((st = collect(c, mv ? mv : pv, mv ? "messages" : "prompt", CLLM_ROLE_USER, 0, pm, &np, err))) goto done;
+    if (mv && np > 1 && pm[np - 1].role == CLLM_ROLE_ASSISTANT) reply = &pm[--np];
     if (pm[np - 1].role == CLLM_ROLE_ASSISTANT) {
         st = fail(c, "prompt", "must not end with an assistant message", err);
         goto done;
@@ -147,6 +155,11 @@ static cllm_status parse_record(const ctx_t *c, const cJSON *root, const cllm_pr
     if ((st = copy_ids(prompt.ids, prompt.n, &ex->prompt, err))) goto done;
     if (p->prompt_only) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "answer");
+        if (!a && mv) a = cJSON_GetObjectItemCaseSensitive(root, "reference");
+        if (!a && reply && !(ex->answer = strndup(reply->content, reply->len))) {
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "preference data: out of memory");
+            goto done;
+        }
         if (a) {
             char buf[64];
             const char *s = NULL;
@@ -165,8 +178,8 @@ static cllm_status parse_record(const ctx_t *c, const cJSON *root, const cllm_pr
         }
         if (ex->n_prompt >= p->max_tokens)
             st = cllm_error_set(err, CLLM_ERR_LIMIT,
-                                "%s:%d: field \"prompt\": %d prompt tokens leave no room in the %d-token context",
-                                c->name, c->line, ex->n_prompt, p->max_tokens);
+                                "%s:%d: field \"%s\": %d prompt tokens leave no room in the %d-token context",
+                                c->name, c->line, mv ? "messages" : "prompt", ex->n_prompt, p->max_tokens);
         goto done;
     }
     if ((st = render_completion(c, pm, np, cJSON_GetObjectItemCaseSensitive(root, "chosen"), "chosen", &prompt,

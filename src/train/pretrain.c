@@ -166,6 +166,12 @@ static cllm_status resolve_tokenizer(const cllm_pretrain_params *p, const cllm_l
     uint32_t vocab = cllm_loader_vocab_size(loader);
     uint64_t hash = cllm_loader_tokenizer_hash(loader);
     if (p->tokenizer) {
+        if (cllm_tokenizer_n_vocab(p->tokenizer) != vocab && hash == 0 && vocab == 256)
+            return cllm_error_set(err, CLLM_ERR_ARG,
+                                  "the data is text, which pre-training reads as raw bytes (256 tokens), but the "
+                                  "tokenizer has %u tokens: make token shards with `cllm tokenize --tokenizer TOK "
+                                  "-o data.tok FILES` and pass those to --data (or drop --tokenizer to train on bytes)",
+                                  cllm_tokenizer_n_vocab(p->tokenizer));
         if (cllm_tokenizer_n_vocab(p->tokenizer) != vocab)
             return cllm_error_set(err, CLLM_ERR_ARG, "the tokenizer has %u tokens but the data's vocab_size is %u",
                                   cllm_tokenizer_n_vocab(p->tokenizer), vocab);

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# test_newcomer_cli.sh: what a new user meets first (issue: the newcomer's
+# path): help that points at commands that exist, messages that say what to
+# do next, `cllm --version`, and the trainers accepting cllm's own files.
+set -u
+bin=${CLLM_BUILD:-build}/cllm
+work=$(mktemp -d /tmp/cllm-test-newcomer.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh"
+for i in $(seq 1 30); do echo "the cat sat on the mat. the dog ran to the log."; done >"$work/text.txt"
+
+# pretrain --help names `cllm info --list` (it named --presets, which does not exist), and that runs
+"$bin" pretrain --help | grep -q "cllm info --list"
+check "pretrain --help points to 'cllm info --list'" test $? -eq 0
+"$bin" info --list >/dev/null 2>&1
+check "cllm info --list exits 0" test $? -eq 0
+
+# a vocabulary smaller than asked is said, with why
+"$bin" tokenizer train --vocab-size 4096 -o "$work/tok" "$work/text.txt" >/dev/null 2>"$work/err"
+check "tokenizer train exits 0" test $? -eq 0
+check "tokenizer train says it made fewer tokens than asked, and why" \
+    grep -q "fewer than the 4096 asked: the corpus ran out of pairs" "$work/err"
+
+# text data with a tokenizer: say that text is read as bytes and how to make shards
+"$bin" pretrain --data "$work/text.txt" --tokenizer "$work/tok" --preset tiny-llama --steps 1 --out "$work/run" \
+    --no-progress >/dev/null 2>"$work/err"
+check "pretrain on text with --tokenizer exits 2 or 1" test $? -ne 0
+check "and says text is read as bytes and 'cllm tokenize' makes shards" \
+    bash -c "grep -q 'raw bytes' '$work/err' && grep -q 'cllm tokenize' '$work/err'"
+
+# cllm --version is cllm version
+check "cllm --version prints what cllm version prints" bash -c "[ \"\$('$bin' --version)\" = \"\$('$bin' version)\" ]"
+
+# grpo reads cllm's own task files (messages + reference), as every other trainer does
+"$bin" pretrain --data "$work/text.txt" --preset tiny-llama --steps 1 --seq 16 --context 128 --batch 2 --eval-every 0 \
+    --no-progress --threads 1 --out "$work/base" >/dev/null 2>&1
+cat >"$work/arith.jsonl" <<'J'
+{"task": "arithmetic", "messages": [{"role": "user", "content": "What is 2 plus 3?"}, {"role": "assistant", "content": "5"}], "reference": "5"}
+{"task": "arithmetic", "messages": [{"role": "user", "content": "Add 1 and 1."}, {"role": "assistant", "content": "2"}]}
+J
+"$bin" grpo -m "$work/base/model.gguf" --data "$work/arith.jsonl" --verify number --steps 1 --batch 2 --group 2 \
+    --max-new 2 --threads 1 --out "$work/grpo" >/dev/null 2>"$work/err"
+check "grpo accepts a task file in the messages format ($(head -c 120 "$work/err"))" test -f "$work/grpo/model.gguf"
+
+finish
