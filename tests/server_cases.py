@@ -407,15 +407,21 @@ while json.loads(req("GET", "/health")[1])["slots_processing"] == 0 and time.tim
     time.sleep(0.005)
 time.sleep(0.05)
 ns.close()
+# counted in decode steps, not seconds (sanitizer builds and a busy machine
+# stretch a step): the tokens sampled between the close and the slot being
+# free. Each step samples one token of this request; before the fix it ran
+# on to max_tokens (about 100 more).
+g_close = metric("cllm_generated_tokens_total")
 t0 = time.time()
-freed_after = None
-while time.time() - t0 < 2.0:  # 120 tokens x >= 5 ms: about 0.5 s would be left
+freed = False
+while time.time() - t0 < 10.0:
     if json.loads(req("GET", "/health")[1])["slots_processing"] == 0:
-        freed_after = time.time() - t0
+        freed = True
         break
     time.sleep(0.002)
-check("non-stream disconnect: slot freed within about a step", freed_after is not None and freed_after < 0.1,
-      f"freed after {freed_after}")
+g_free = metric("cllm_generated_tokens_total")
+check("non-stream disconnect: slot freed within two decode steps of the close", freed and g_free - g_close <= 2,
+      f"freed {freed}, {g_free - g_close} tokens sampled after the close")
 check("non-stream disconnect: counted as cancelled", metric("cllm_requests_cancelled_total") == cancelled0 + 1)
 
 # ---- chat streams: a role-only first chunk, then content ----
@@ -487,8 +493,11 @@ t0 = time.time()
 s, t, _ = req("POST", CMPL, {"prompt": "the", "max_tokens": 120}, port=XPORT, headers=XKEY)
 took = time.time() - t0
 d = json.loads(t) if s == 200 else {}
-check("--request-timeout 1: a 120-token request (20 ms steps) ends after about 1 s with finish_reason length",
-      s == 200 and d["choices"][0]["finish_reason"] == "length" and d["usage"]["completion_tokens"] < 120 and 0.9 < took < 2.0,
+# the timeout is the feature, so its lower bound is checked in seconds; that it
+# ended early is checked in tokens (a busy or sanitizer-slowed machine only
+# stretches the wall time)
+check("--request-timeout 1: a 120-token request (20 ms steps) ends after the timeout, short, with finish_reason length",
+      s == 200 and d["choices"][0]["finish_reason"] == "length" and d["usage"]["completion_tokens"] < 120 and took >= 0.9,
       f"{took:.2f}s {t[:200]}")
 check("--no-ui: / is 404", req("GET", "/", port=XPORT)[0] == 404)
 check("--no-metrics: /metrics is 404", req("GET", "/metrics", port=XPORT, headers=XKEY)[0] == 404)
