@@ -14,6 +14,7 @@
  */
 #include <string.h>
 
+#include "cllm/core/hash.h"
 #include "cllm/layers/layers.h"
 #include "model_internal.h"
 
@@ -25,13 +26,8 @@ void model_norm_forward(const cllm_model *m, float *out, float *mean, float *rst
         cllm_rmsnorm_forward(out, rstd, inp, w, N, m->cfg.n_embd, m->cfg.norm_eps);
 }
 
-/* Same finaliser as tensors.c: per-site dropout seeds from the model seed. */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+/* Per-site dropout seeds from the model seed: one splitmix64 step (hash.h). */
+static uint64_t mix64(uint64_t x) { return cllm_splitmix64(&x); }
 
 /* out = res + drop(branch), branch in ga.proj. With dropout, mask is saved. */
 static void add_branch(cllm_model *m, float *out, const float *res, const float *branch,

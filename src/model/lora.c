@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/core/hash.h"
 #include "cllm/core/fileio.h"
 #include "cllm/formats/gguf.h"
 #include "cllm/kernels/kernels.h"
@@ -237,7 +238,7 @@ cllm_status cllm_model_lora_attach(cllm_model *m, const cllm_lora_config *cfg, u
     for (int i = 0; i < lo->n_tensors; i += 2) {
         cllm_tensor *a = &lo->tensors[i];
         cllm_rng rng;
-        cllm_rng_seed(&rng, seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1);
+        cllm_rng_seed(&rng, seed * CLLM_GOLDEN_GAMMA + (uint64_t)i + 1);
         float bound = 1.0f / sqrtf((float)a->shape[1]);
         for (size_t j = 0; j < a->numel; j++) a->data[j] = bound * (2.0f * cllm_rng_float(&rng) - 1.0f);
     }

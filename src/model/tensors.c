@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "cllm/core/hash.h"
 #include "cllm/core/fileio.h"
 #include "cllm/formats/ggml_types.h"
 #include "cllm/layers/layers.h"
@@ -478,13 +479,8 @@ void model_global_view(const cllm_model *m, float *base, model_global_weights *w
     w->output = m->cfg.tied_embeddings ? w->tok_embd : at(base, m->global_off[GROLE_OUTPUT]);
 }
 
-/* splitmix64 finaliser: an independent stream seed per tensor. */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+/* An independent stream seed per tensor: one splitmix64 step (hash.h). */
+static uint64_t mix64(uint64_t x) { return cllm_splitmix64(&x); }
 
 void cllm_model_init_weights(cllm_model *m, uint64_t seed) {
     /* GPT-2 paper sec. 2.3 / nanoGPT: std 0.02, residual projections 0.02/sqrt(2L). */

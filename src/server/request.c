@@ -48,6 +48,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cllm/core/hash.h"
 #include "cllm/infer/chat_template.h"
 #include "server_internal.h"
 
@@ -605,7 +606,7 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const 
     pthread_mutex_lock(&s->mu);
     uint64_t id = ++s->next_id;
     pthread_mutex_unlock(&s->mu);
-    sp->seed = s->p.seed >= 0 ? (uint64_t)s->p.seed : id * 0x9E3779B97F4A7C15ull;
+    sp->seed = s->p.seed >= 0 ? (uint64_t)s->p.seed : id * CLLM_GOLDEN_GAMMA;
     if (opt_seed(root, &sp->seed, &e)) goto fail;
     iv = 1;
     if (opt_int(root, "n", 1, s->p.max_n, &iv, &e)) goto fail;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/core/hash.h"
 #include "cllm/formats/gguf.h"
 #include "cllm/load/model_file.h"
 #include "cllm/model/gguf_io.h"
@@ -55,11 +56,7 @@ int rl_config_common(const char *name, const cllm_rl_params *p, char *out, size_
                     (unsigned long long)p->seed);
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
+static uint64_t fnv(uint64_t h, const void *data, size_t n) { return cllm_fnv1a64(data, n, h); }
 
 uint64_t rl_data_fingerprint(const cllm_pref_data *d) {
     uint64_t h = 1469598103934665603ull;

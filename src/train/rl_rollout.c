@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cllm/core/hash.h"
 #include "rl_internal.h"
 
 cllm_status rl_rollout_step(const cllm_rl_params *p, cllm_rl_model *pol, const rl_turn_end *end,
@@ -275,7 +276,7 @@ cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *p
     sp.top_k = 0;
     sp.top_p = 1.0f;
     sp.min_p = 0.0f;
-    sp.seed = p->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(step + 1)); /* golden-ratio stride per step */
+    sp.seed = p->seed ^ (CLLM_GOLDEN_GAMMA * (uint64_t)(step + 1)); /* golden-ratio stride per step */
     return cllm_sampler_create(&sp, cllm_model_get_config(pol->model)->vocab_size, err);
 }
 

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cllm/core/hash.h"
 #include "cllm/train/checkpoint.h"
 #include "cllm/core/fileio.h"
 #include "cllm/formats/gguf.h"
@@ -294,12 +295,15 @@ static cllm_status evaluate_hook(void *ctx, double *out, cllm_error *err) {
     return CLLM_OK;
 }
 
+/* FNV-1a over whole ids and mask bytes (one value per step, hash.h), from
+ * the offset basis this file has always used (FNV's with a digit lost): the
+ * fingerprint is stored in checkpoints, so it keeps its values. */
 static uint64_t data_fingerprint(const cllm_sft_dataset *ds) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < ds->n; i++)
         for (size_t j = 0; j < ds->ex[i].n; j++) {
-            h = (h ^ (uint64_t)(uint32_t)ds->ex[i].ids[j]) * 1099511628211ull;
-            h = (h ^ ds->ex[i].mask[j]) * 1099511628211ull;
+            h = cllm_fnv1a64_mix(h, (uint32_t)ds->ex[i].ids[j]);
+            h = cllm_fnv1a64_mix(h, ds->ex[i].mask[j]);
         }
     return h;
 }
