@@ -31,9 +31,9 @@ for i in $(seq 1 200); do echo "the cat sat on the mat. the dog ran to the log."
 "$bin" pretrain --data "$work/text.tok" --tokenizer "$work/tok" --preset tiny-llama --steps 20 --batch 4 --seq 32 \
     --context 128 --lr 1e-2 --eval-every 0 --threads 1 --out "$work/run" --no-progress >>"$work/log" 2>&1 ||
     fail_all "pretrain"
-python3 "$here/gguf_set_template.py" "$work/run/model.gguf" "$work/l3.gguf" "$l3tmpl" || fail_all "set llama3 template"
+/usr/bin/python3 "$here/gguf_set_template.py" "$work/run/model.gguf" "$work/l3.gguf" "$l3tmpl" || fail_all "set llama3 template"
 printf '{%% for m in messages %%}{{ m.content }}\n{%% endfor %%}\n{%% include "x.jinja" %%}\n' >"$work/inc.jinja"
-python3 "$here/gguf_set_template.py" "$work/run/model.gguf" "$work/inc.gguf" "$work/inc.jinja" || fail_all "set include"
+/usr/bin/python3 "$here/gguf_set_template.py" "$work/run/model.gguf" "$work/inc.gguf" "$work/inc.jinja" || fail_all "set include"
 
 # ---- the loader: refused only where the template is used ----
 "$bin" info -m "$work/l3.gguf" >"$work/info.txt" 2>&1
@@ -69,7 +69,7 @@ done
 [ -n "$port" ] || { cat "$work/serve.log"; fail_all "server did not start"; }
 check "serve names the template kind" grep -q "template jinja" "$work/serve.log"
 
-PORT=$port TEMPLATE=$l3tmpl python3 - >"$work/py.log" 2>&1 <<'PY'
+PORT=$port TEMPLATE=$l3tmpl /usr/bin/python3 - >"$work/py.log" 2>&1 <<'PY'
 import json, os, urllib.request, urllib.error
 import jinja2
 
