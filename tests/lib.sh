@@ -18,11 +18,15 @@
 #                                exits 1 when anything failed, else 0.
 #   fail_all MESSAGE             setup failed and nothing else can run: counts one
 #                                failure named MESSAGE, then finish.
+#   lib_workdir PREFIX           work=$(mktemp -d /tmp/PREFIX.XXXXXX), pids=(), and an EXIT
+#                                trap that stops every pid in `pids` and removes $work.
+#   serve_start LOG ARG...       runs "$bin serve ARG..." in the background (stderr to LOG),
+#                                adds it to `pids`, waits up to 10 s for "listening on" and
+#                                sets serve_port; returns 1 when it did not start.
 #
 # tests/run_all.sh reads the closing line and the exit status; a script that
 # ends without calling finish has no summary line and counts as failed there.
-# Does not: create temporary directories, start servers or trap EXIT (each
-# script owns its own cleanup).
+# Does not: choose what a script tests or clean up what it did not start.
 
 pass=0
 fail=0
@@ -81,4 +85,31 @@ finish() {
 fail_all() {
     bad "$1"
     finish
+}
+
+lib_workdir() {
+    work=$(mktemp -d "/tmp/$1.XXXXXX")
+    pids=()
+    trap _lib_cleanup EXIT
+}
+
+_lib_cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+
+serve_start() {
+    local log=$1
+    shift
+    "$bin" serve "$@" >/dev/null 2>"$log" &
+    pids+=($!)
+    serve_port=
+    for _ in $(seq 1 100); do
+        serve_port=$(grep -o 'listening on http://[^ ]*:[0-9]*' "$log" | sed 's/.*://')
+        [ -n "$serve_port" ] && return 0
+        sleep 0.1
+    done
+    return 1
 }

@@ -11,15 +11,8 @@
 set -u
 bin=${CLLM_BUILD:-build}/cllm
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d /tmp/cllm-test-chat-template.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
+lib_workdir cllm-test-chat-template
 l3tmpl=$here/reference/jinja_templates/llama3.jinja
 
 for i in $(seq 1 200); do echo "the cat sat on the mat. the dog ran to the log."; done >"$work/text.txt"
@@ -58,15 +51,9 @@ check "--template FILE (alias) for chat" test $? -eq 0
 check "an unknown --chat-template is refused naming it" 'test $? -ne 0 && grep -q nonesuch "$work/err"'
 
 # ---- the server: python3-jinja2's text, ids, stops, prefill ----
-"$bin" serve -m "$work/l3.gguf" --threads 1 --port 0 --parallel 1 2>"$work/serve.log" &
-pids+=($!)
-port=
-for _ in $(seq 1 100); do
-    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/serve.log" | sed 's/.*://')
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$work/serve.log"; fail_all "server did not start"; }
+serve_start "$work/serve.log" -m "$work/l3.gguf" --threads 1 --port 0 --parallel 1 ||
+    { cat "$work/serve.log"; fail_all "server did not start"; }
+port=$serve_port
 check "serve names the template kind" grep -q "template jinja" "$work/serve.log"
 
 PORT=$port TEMPLATE=$l3tmpl /usr/bin/python3 - >"$work/py.log" 2>&1 <<'PY'

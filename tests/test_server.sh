@@ -12,15 +12,8 @@
 set -u
 bin=${CLLM_BUILD:-build}/cllm
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d /tmp/cllm-test-server.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
+lib_workdir cllm-test-server
 
 for i in $(seq 1 400); do echo "the cat sat on the mat. the dog ran to the log."; done > "$work/text.txt"
 "$bin" pretrain --data "$work/text.txt" --preset tiny-gpt2 --steps 300 --batch 8 --seq 32 --context 128 --lr 1e-2 \
@@ -30,15 +23,10 @@ model=$work/run/model.gguf
 # start NAME ARGS...: starts a server, waits for its port, sets PORT_<NAME>.
 start() {
     local name=$1; shift
-    "$bin" serve -m "$model" --threads 1 --port 0 "$@" 2>"$work/$name.log" &
-    pids+=($!)
-    for _ in $(seq 1 100); do
-        if grep -q "listening on" "$work/$name.log"; then
-            eval "PORT_$name=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/$name.log" | sed 's/.*://')"
-            return 0
-        fi
-        sleep 0.1
-    done
+    if serve_start "$work/$name.log" -m "$model" --threads 1 --port 0 "$@"; then
+        eval "PORT_$name=$serve_port"
+        return 0
+    fi
     cat "$work/$name.log"
     fail_all "server $name did not start"
 }
@@ -76,29 +64,26 @@ check "--host :: says it listens on [::]" grep -q 'listening on http://\[::\]:' 
 # (the default copied layout and --no-repack): the server used to die of
 # SIGBUS at the next request (exit 135). Now that request fails naming the
 # file, /health answers 503 with the reason, and the process stays up.
-post_status() { /usr/bin/python3 -c '
-import json, sys, urllib.request, urllib.error
-req = urllib.request.Request(sys.argv[1], data=json.dumps({"prompt": "the cat", "max_tokens": 8}).encode(),
-                             headers={"Content-Type": "application/json"})
+http_status() { # URL [JSON]: "STATUS BODY" of a GET, or of a POST with the JSON body
+    /usr/bin/python3 -c '
+import sys, urllib.request, urllib.error
+data = sys.argv[2].encode() if len(sys.argv) > 2 else None
+req = urllib.request.Request(sys.argv[1], data=data, headers={"Content-Type": "application/json"})
 try:
     with urllib.request.urlopen(req, timeout=20) as r: print(r.status, r.read().decode())
 except urllib.error.HTTPError as e: print(e.code, e.read().decode())
-except Exception as e: print("down", e)' "$1"; }
+except Exception as e: print("down", e)' "$@"; }
 for layout in copied no-repack; do
     for how in truncate rewrite; do
         cp "$model" "$work/live.gguf"
         extra=(); [ "$layout" = no-repack ] && extra=(--no-repack)
-        "$bin" serve -m "$work/live.gguf" --threads 1 --port 0 --parallel 1 "${extra[@]}" 2>"$work/live.log" &
-        live=$!
-        for _ in $(seq 1 100); do grep -q "listening on" "$work/live.log" && break; sleep 0.1; done
-        lport=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/live.log" | sed 's/.*://')
-        before=$(post_status "http://127.0.0.1:$lport/v1/completions")
+        serve_start "$work/live.log" -m "$work/live.gguf" --threads 1 --port 0 --parallel 1 "${extra[@]}"
+        live=${pids[-1]}
+        url=http://127.0.0.1:$serve_port
+        before=$(http_status "$url/v1/completions" '{"prompt": "the cat", "max_tokens": 8}')
         if [ $how = truncate ]; then truncate -s 4096 "$work/live.gguf"; else cp "$work/nan.gguf" "$work/live.gguf"; fi
-        after=$(post_status "http://127.0.0.1:$lport/v1/completions")
-        health=$(post_status "http://127.0.0.1:$lport/health" 2>/dev/null; /usr/bin/python3 -c '
-import sys, urllib.request, urllib.error
-try: urllib.request.urlopen(sys.argv[1], timeout=5); print(200)
-except urllib.error.HTTPError as e: print(e.code, e.read().decode())' "http://127.0.0.1:$lport/health")
+        after=$(http_status "$url/v1/completions" '{"prompt": "the cat", "max_tokens": 8}')
+        health=$(http_status "$url/health")
         check "$layout, $how: served before (${before:0:3})" test "${before:0:3}" = 200
         check "$layout, $how: the next request fails naming the file (${after:0:60})" \
             bash -c "[[ '${after:0:3}' == 5* ]] && grep -q live.gguf <<< '$after'"

@@ -10,15 +10,8 @@
 set -u
 bin=${CLLM_BUILD:-build}/cllm
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d /tmp/cllm-test-server-js.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
 . "$here/lib.sh"
+lib_workdir cllm-test-server-js
 command -v node >/dev/null || fail_all "node is not installed (scripts/install-deps.sh installs it)"
 for m in openai playwright-core; do
     [ -d "$here/js/node_modules/$m" ] ||
@@ -31,16 +24,8 @@ for i in $(seq 1 400); do echo "the cat sat on the mat. the dog ran to the log."
     --eval-every 0 --threads 1 --out "$work/run" --no-progress >"$work/train.log" 2>&1 || fail_all "pretrain"
 start() { # NAME ARGS...: starts a server and sets URL
     local name=$1; shift
-    "$bin" serve -m "$work/run/model.gguf" --threads 1 --port 0 "$@" >/dev/null 2>"$work/$name.log" &
-    pids+=($!)
-    for _ in $(seq 1 100); do
-        if grep -q "listening on" "$work/$name.log"; then
-            URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/$name.log" | head -1)
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
+    serve_start "$work/$name.log" -m "$work/run/model.gguf" --threads 1 --port 0 "$@" || return 1
+    URL=http://127.0.0.1:$serve_port
 }
 start keyed --api-key test-key --parallel 2 || fail_all "server did not start"
 (cd "$here/js" && timeout 120 node server_openai.mjs "$URL/v1" test-key) | tee "$work/openai.out"
