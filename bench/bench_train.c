@@ -28,6 +28,7 @@ int main(int argc, char **argv) {
     const char *sets[16];
     int n_sets = 0;
     int B = 4, T = 64, steps = 10, warmup = 2, threads = 2;
+    cllm_precision precision = CLLM_PRECISION_FP32;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
@@ -36,9 +37,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--set") && n_sets < 16) sets[n_sets++] = argv[i + 1];
+        else if (!strcmp(argv[i], "--precision") && cllm_precision_from_name(argv[i + 1], &precision)) continue;
         else {
             fprintf(stderr, "usage: bench_train [--preset P] [--set key=value]... [--batch B] [--seq T] [--steps N] "
-                            "[--warmup N] [--threads N]\n");
+                            "[--warmup N] [--threads N] [--precision fp32|bf16]\n");
             return 2;
         }
     }
@@ -76,6 +78,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     cllm_model_init_weights(m, 1);
+    if (cllm_precision_check(precision, &err) != CLLM_OK) {
+        fprintf(stderr, "bench_train: --precision: %s\n", err.msg);
+        return 2;
+    }
+    /* as the training harness does: bf16 products, the weights mirrored once per step */
+    cllm_matmul_set_precision(precision);
+    if (precision == CLLM_PRECISION_BF16)
+        for (int k = 0; k < cllm_model_num_tensors(m); k++) {
+            const cllm_tensor *t = cllm_model_tensor(m, k);
+            cllm_bf16_mirror_add(cllm_model_params(m) + t->offset, t->numel);
+        }
     size_t n = cllm_model_num_params(m);
     float *mom1 = calloc(n, sizeof(float)), *mom2 = calloc(n, sizeof(float));
     int32_t *tokens = malloc((size_t)B * T * sizeof *tokens), *targets = malloc((size_t)B * T * sizeof *targets);
@@ -116,6 +129,7 @@ int main(int argc, char **argv) {
             cllm_adamw_update(params + t->offset, grads + t->offset, mom1 + t->offset, mom2 + t->offset, t->numel, &hp,
                               s + 1, t->decay);
         }
+        cllm_bf16_mirror_stale(params, n);
         double t3 = cllm_now_seconds();
         if (s >= warmup) {
             times[s - warmup] = t3 - t0;
@@ -135,10 +149,11 @@ int main(int argc, char **argv) {
            "\"ms_per_step_median\": %.2f, \"ms_per_step_min\": %.2f, \"tokens_per_s\": %.1f, "
            "\"forward_ms\": %.2f, \"backward_ms\": %.2f, \"optimizer_ms\": %.2f, "
            "\"achieved_gflops\": %.1f, \"gemm_peak_gflops\": %.1f, \"mfu\": %.3f, \"peak_rss_mb\": %.1f, "
-           "\"gemm\": \"%s\", \"wait_policy\": \"%s\", \"final_loss\": %.4f}\n",
+           "\"gemm\": \"%s\", \"precision\": \"%s\", \"bf16_kernel\": \"%s\", \"wait_policy\": \"%s\", \"final_loss\": %.4f}\n",
            preset, cfg.n_layer, cfg.n_embd, cfg.vocab_size, threads, B, T, n, median * 1e3, times[0] * 1e3, B * T / median, fwd_s / steps * 1e3,
            bwd_s / steps * 1e3, opt_s / steps * 1e3, flops_step / median / 1e9, peak,
            peak > 0 ? flops_step / median / 1e9 / peak : 0.0, ru.ru_maxrss / 1024.0, cllm_kernels_gemm_name(),
+           cllm_precision_name(precision), precision == CLLM_PRECISION_BF16 ? cllm_quant_bf16_onednn_impl() : "none",
            cllm_kernels_wait_policy(), loss);
     free(times);
     free(mom1);

@@ -108,6 +108,19 @@ int cli_parse_double(const char *command, const char *flag, const char *text, do
     return 1;
 }
 
+int cli_parse_precision(const char *command, const char *text, cllm_precision *out) {
+    if (!cllm_precision_from_name(text, out)) {
+        cli_usage_error(command, "--precision must be fp32 or bf16, got '%s'", text);
+        return 0;
+    }
+    cllm_error err;
+    if (cllm_precision_check(*out, &err) != CLLM_OK) {
+        cli_usage_error(command, "--precision %s: %s", text, err.msg);
+        return 0;
+    }
+    return 1;
+}
+
 int cli_text_append(cli_text *t, const char *s, size_t n) {
     if (t->len + n + 1 > t->cap) {
         size_t cap = (t->cap + n + 1) * 2;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "cllm/core/status.h"
+#include "cllm/kernels/kernels.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
 
@@ -40,6 +41,16 @@ int cli_parse_int(const char *command, const char *flag, const char *text, int m
                   int *out);
 int cli_parse_double(const char *command, const char *flag, const char *text, double min,
                      double max, double *out);
+
+/* --precision fp32|bf16 for the training commands: the name, then whether
+ * this CPU runs it (bf16: AVX512-BF16 or AMX); on failure a usage error
+ * naming the flag (exit 2) and 0. */
+int cli_parse_precision(const char *command, const char *text, cllm_precision *out);
+#define CLI_PRECISION_HELP                                                                           \
+    "  --precision P        matrix products in fp32 (default) or bf16: bf16 inputs, fp32\n"          \
+    "                       accumulation, fp32 weights, gradients and AdamW (needs AVX512-BF16\n"    \
+    "                       or AMX; docs/PRECISION.md)\n"                                            \
+    "  --precision-change   let --resume continue a checkpoint trained at another precision\n"
 
 /* A growable NUL-terminated text buffer for collecting streamed output. */
 typedef struct {

@@ -74,6 +74,7 @@ static void usage(void) {
         "  --weight-decay X     AdamW decay on matrices (default 0.1)\n"
         "  --beta1 X --beta2 X  AdamW betas (default 0.9, 0.99)\n"
         "  --clip X             max global gradient norm, 0 = off (default 1.0)\n"
+        CLI_PRECISION_HELP
         "Evaluation and stopping:\n"
         "  --eval-every N       validate every N steps, 0 = never (default 250)\n"
         "  --eval-batches N     validation batches per evaluation (default 20)\n"
@@ -160,6 +161,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         }
         if (!strcmp(a, "--resume")) { p.resume = 1; continue; }
         if (!strcmp(a, "--no-progress")) { p.progress = 0; continue; }
+        if (!strcmp(a, "--precision-change")) { p.precision_change = 1; continue; }
         if (strncmp(a, "--", 2) != 0) { rc = cli_usage_error(CMD, "unexpected argument '%s'", a); break; }
         const char *v = cli_value(CMD, argc, argv, &i);
         if (!v) { rc = CLI_EXIT_USAGE; break; }
@@ -219,6 +221,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         INT("--keep", 1, 1000, p.keep)
         DBL("--peak-gflops", -1.0, 1e9, p.peak_gflops)
         else if (!strcmp(a, "--tokenizer")) tok_src.path = v;
+        else if (!strcmp(a, "--precision")) { if (!cli_parse_precision(CMD, v, &p.precision)) rc = CLI_EXIT_USAGE; }
         else rc = cli_usage_error(CMD, "unknown flag '%s'", a);
 #undef I64
 #undef INT

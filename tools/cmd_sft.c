@@ -60,6 +60,7 @@ static void usage(void) {
            "  --steps N | --epochs N          length of the run (default 1 epoch)\n"
            "  --lr F --min-lr F --warmup N --schedule cosine|linear|constant|wsd\n"
            "  --weight-decay F --beta1 F --beta2 F --eps F --clip F\n"
+           CLI_PRECISION_HELP
            "LoRA (frozen base; only adapters train):\n"
            "  --lora-rank R  --lora-alpha A (default 2R)  --lora-targets q,k,v,o,up,down,gate|all (default q,v)\n"
            "Run:\n"
@@ -92,6 +93,8 @@ int cllm_cmd_sft(int argc, char **argv) {
         else if (!strcmp(f, "--pack")) p.pack = 1;
         else if (!strcmp(f, "--truncate")) p.truncate = 1;
         else if (!strcmp(f, "--resume")) p.resume = 1;
+        else if (!strcmp(f, "--precision-change")) p.precision_change = 1;
+        else if (!strcmp(f, "--precision")) { VAL(); if (!cli_parse_precision(CMD, v, &p.precision)) return CLI_EXIT_USAGE; }
         else if (!strcmp(f, "--quiet")) quiet = 1;
         else if (!strcmp(f, "--batch")) INT(B, 1, 4096);
         else if (!strcmp(f, "--seq")) INT(T, 2, 1 << 20);

@@ -41,6 +41,10 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
             p->resume = 1;
             continue;
         }
+        if (!strcmp(a, "--precision-change")) {
+            p->precision_change = 1;
+            continue;
+        }
         const char *v = cli_value(cmd, argc, argv, &i);
         if (!v) return CLI_EXIT_USAGE;
         double d;
@@ -56,6 +60,9 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
         else if (!strcmp(a, "--reward-model") && (flags & RL_F_REWARD)) p->reward_path = v;
         else if (!strcmp(a, "--verify") && (flags & RL_F_GROUP)) verify = v;
         else if (!strcmp(a, "--pattern") && (flags & RL_F_GROUP)) pattern = v;
+        else if (!strcmp(a, "--precision")) {
+            if (!cli_parse_precision(cmd, v, &p->precision)) return CLI_EXIT_USAGE;
+        }
         else if (!strcmp(a, "--seed")) {
             if (!cli_parse_i64(cmd, "--seed", v, 0, INT64_MAX, &i64)) return CLI_EXIT_USAGE;
             p->seed = (uint64_t)i64;

@@ -46,6 +46,7 @@ int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_
     "  --weight-decay X     AdamW decay on matrices (default 0)\n"                                   \
     "  --clip X             max global gradient norm, 0 = off (default 1)\n"                         \
     "  --seed N             random seed (default 1337)\n"                                            \
-    "  --threads N          CPU threads, 0 = all (default 0)\n"
+    "  --threads N          CPU threads, 0 = all (default 0)\n"                                      \
+    CLI_PRECISION_HELP
 
 #endif

@@ -11,6 +11,11 @@ void cllm_kernels_sgemm_onednn(int trans_a, int trans_b, int M, int N, int K, fl
                                const float *A, int lda, const float *B, int ldb, float beta,
                                float *C, int ldc);
 
+/* C = alpha op(A) op(B) + beta C on bf16 operands through oneDNN's matmul
+ * (gemm_bf16_onednn.c; kernels.h's convention, strides in elements); 0 when
+ * oneDNN has no bf16 matmul here. Callable from inside a parallel region. */
+int cllm_kernels_gemm_bf16_onednn(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A,
+                                  int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
 /* Elementwise kernels per ISA (vecmath_avx2.c, vecmath_avx512.c). */
 float cllm_kernels_vmax_avx2(const float *x, size_t n);
 double cllm_kernels_vexp_shift_sum_avx2(float *y, const float *x, float shift, size_t n);
@@ -24,7 +29,14 @@ void cllm_kernels_vtanh_avx512(float *y, const float *x, size_t n);
  * this thread; NULL when out of memory. GEMM_T: gemm_onednn.c's transposed
  * product; PRODUCT_ACT: activations in the form a weight product takes
  * (q8_0 scales and corrections, or bf16). */
-typedef enum { CLLM_SCRATCH_GEMM_T = 0, CLLM_SCRATCH_PRODUCT_ACT, CLLM_SCRATCH_COUNT } cllm_scratch_slot;
+typedef enum {
+    CLLM_SCRATCH_GEMM_T = 0,
+    CLLM_SCRATCH_PRODUCT_ACT,
+    CLLM_SCRATCH_BF16_A, /* matmul_bf16.c: the operands of a bf16 product, rounded */
+    CLLM_SCRATCH_BF16_B,
+    CLLM_SCRATCH_ONEDNN, /* gemm_bf16_onednn.c: a oneDNN primitive's scratchpad */
+    CLLM_SCRATCH_COUNT
+} cllm_scratch_slot;
 void *cllm_thread_scratch(cllm_scratch_slot slot, size_t bytes);
 
 /* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (transpose_avx512.c). */

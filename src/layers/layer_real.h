@@ -7,7 +7,8 @@
  *
  * Provides: the `real` element type, LAYER_FN(name) (name, or name_d in the
  * double build), the math functions for `real`, R(x) for literals, and the
- * kernels: LAYER_GEMM is cllm_sgemm in float; in double, cllm_layers_test_dgemm,
+ * kernels: LAYER_GEMM is cllm_gemm in float (fp32 or bf16 products, by the
+ * matmul precision); in double, cllm_layers_test_dgemm,
  * a plain double GEMM with the same row-major convention that the test file
  * defines. LAYER_VMAX / LAYER_VEXP_SHIFT_SUM / LAYER_VTANH are the SIMD
  * elementwise kernels in float and plain libm loops in double.
@@ -56,7 +57,7 @@ typedef float real;
 #define R_LOG logf
 #define R_SQRT sqrtf
 #define R_TANH tanhf
-#define LAYER_GEMM cllm_sgemm
+#define LAYER_GEMM cllm_gemm
 #define LAYER_VMAX cllm_vmax
 #define LAYER_VEXP_SHIFT_SUM cllm_vexp_shift_sum
 #define LAYER_VTANH cllm_vtanh

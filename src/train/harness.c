@@ -73,6 +73,7 @@ void th_optim_update(th_optim *o, float lr, double norm) {
     o->step++;
     if (!o->model) {
         cllm_adamw_update(o->params, o->grads, o->m, o->v, o->n, &o->hp, o->step, 0);
+        cllm_bf16_mirror_stale(o->params, o->n);
         return;
     }
     for (int i = 0; i < o->n_tensors; i++) {
@@ -81,6 +82,7 @@ void th_optim_update(th_optim *o, float lr, double norm) {
         cllm_adamw_update(o->params + t->offset, o->grads + t->offset, o->m + t->offset, o->v + t->offset, t->numel,
                           &o->hp, o->step, t->decay);
     }
+    cllm_bf16_mirror_stale(o->params, o->n); /* bf16 runs: the weights' copies are out of date */
 }
 
 void th_optim_free(th_optim *o) {
@@ -307,19 +309,43 @@ static cllm_status csv_cut_back(th_run *h, int64_t keep_below, cllm_error *err) 
 
 /* ---- resume --------------------------------------------------------------------------- */
 
-/* First line that differs between two config texts, as an error naming it. */
-static cllm_status compare_config(const char *saved, const char *now, const char *state_path, cllm_error *err) {
+#define PRECISION_LINE "precision="
+
+/* The next line of a config text at *p (advancing *p), skipping the
+ * precision line when skip_precision; its length. */
+static size_t config_line(const char **p, int skip_precision) {
+    for (;;) {
+        const char *line = *p;
+        size_t len = strcspn(line, "\n");
+        if (skip_precision && !strncmp(line, PRECISION_LINE, strlen(PRECISION_LINE))) {
+            *p = line + len + (line[len] == '\n');
+            continue;
+        }
+        return len;
+    }
+}
+
+/* First line that differs between two config texts, as an error naming it;
+ * the precision line is not compared when skip_precision. */
+static cllm_status compare_config(const char *saved, const char *now, int skip_precision, const char *state_path,
+                                  cllm_error *err) {
     const char *a = saved, *b = now;
-    while (*a || *b) {
-        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+    for (;;) {
+        size_t la = config_line(&a, skip_precision), lb = config_line(&b, skip_precision);
+        if (!*a && !*b) break;
         if (la != lb || memcmp(a, b, la) != 0) {
             char sa[256], sb[256];
             snprintf(sa, sizeof sa, "%.*s", (int)(la < 200 ? la : 200), a);
             snprintf(sb, sizeof sb, "%.*s", (int)(lb < 200 ? lb : 200), b);
+            const int precision = !strncmp(sa, PRECISION_LINE, strlen(PRECISION_LINE)) ||
+                                  !strncmp(sb, PRECISION_LINE, strlen(PRECISION_LINE));
             return cllm_error_set(err, CLLM_ERR_ARG,
                                   "cannot resume: the checkpoint (%s) was trained with '%s' but this run asks for "
-                                  "'%s'; pass the same settings to resume, or start a new run directory",
-                                  state_path, la ? sa : "(nothing)", lb ? sb : "(nothing)");
+                                  "'%s'; %s",
+                                  state_path, la ? sa : precision ? PRECISION_LINE "fp32" : "(nothing)",
+                                  lb ? sb : precision ? PRECISION_LINE "fp32" : "(nothing)",
+                                  precision ? "pass the same --precision, or add --precision-change to switch"
+                                            : "pass the same settings to resume, or start a new run directory");
         }
         a += la + (a[la] == '\n');
         b += lb + (b[lb] == '\n');
@@ -353,7 +379,10 @@ static cllm_status resume(th_run *h, cllm_error *err) {
     cllm_ckpt_path(state_path, sizeof state_path, h->run_dir, h->latest, "state");
     /* settings, data and tokenizer before the big files */
     cllm_status st = cllm_train_state_read(state_path, &saved, err);
-    if (st == CLLM_OK) st = compare_config(saved.config, h->state.config, state_path, err);
+    if (st == CLLM_OK) st = compare_config(saved.config, h->state.config, h->precision_change, state_path, err);
+    if (st == CLLM_OK && h->precision_change && compare_config(saved.config, h->state.config, 0, state_path, NULL))
+        th_log(h, "note: resuming at %s from a checkpoint trained at another precision (--precision-change)",
+               cllm_precision_name(h->precision));
     if (st == CLLM_OK && saved.data_fingerprint != h->state.data_fingerprint)
         st = cllm_error_set(err, CLLM_ERR_ARG,
                             "cannot resume: the data differs from the checkpoint's (fingerprint %016" PRIx64
@@ -388,7 +417,11 @@ static cllm_status resume(th_run *h, cllm_error *err) {
 
 cllm_status th_begin(th_run *h, const char *config, uint64_t data_fingerprint, uint64_t tokenizer_hash,
                      uint64_t layout_hash, cllm_error *err) {
-    snprintf(h->state.config, sizeof h->state.config, "%s", config);
+    if (h->precision == CLLM_PRECISION_FP32) /* no line: fp32 runs of every version compare equal */
+        snprintf(h->state.config, sizeof h->state.config, "%s", config);
+    else
+        snprintf(h->state.config, sizeof h->state.config, "%s%s" PRECISION_LINE "%s", config,
+                 config[0] && config[strlen(config) - 1] != '\n' ? "\n" : "", cllm_precision_name(h->precision));
     h->state.data_fingerprint = data_fingerprint;
     h->state.tokenizer_hash = tokenizer_hash;
     h->state.layout_hash = layout_hash;
@@ -522,7 +555,41 @@ static void progress_text(th_run *h, const th_hooks *hk, void *ctx, double loss,
     }
 }
 
+static cllm_status loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err);
+
+/* The step's matrix products at h->precision: bf16 mirrors the weight
+ * tensors of every optimizer's model (LoRA: the frozen base too, which then
+ * is rounded once for the whole run). */
+static cllm_status precision_begin(th_run *h, cllm_error *err) {
+    cllm_status st = cllm_precision_check(h->precision, err);
+    if (st != CLLM_OK) return st;
+    cllm_matmul_set_precision(h->precision);
+    if (h->precision != CLLM_PRECISION_BF16) return CLLM_OK;
+    for (int i = 0; i <= h->n_extra; i++) {
+        cllm_model *m = optim_at(h, i)->model;
+        for (int k = 0; m && k < cllm_model_num_tensors(m); k++) {
+            const cllm_tensor *t = cllm_model_tensor(m, k);
+            if (!cllm_bf16_mirror_add(cllm_model_params(m) + t->offset, t->numel)) break; /* no memory: round per product */
+        }
+    }
+    th_log(h, "precision: bf16 matrix products (%s), fp32 weights, gradients and AdamW; bf16 weight copies %.1f MB",
+           cllm_precision_bf16_path(), (double)cllm_bf16_mirror_bytes() / 1e6);
+    return CLLM_OK;
+}
+
+static void precision_end(void) {
+    cllm_matmul_set_precision(CLLM_PRECISION_FP32);
+    cllm_bf16_mirror_clear();
+}
+
 cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
+    cllm_status st = precision_begin(h, err);
+    if (st == CLLM_OK) st = loop(h, hk, ctx, err);
+    precision_end();
+    return st;
+}
+
+static cllm_status loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
     const double t0 = cllm_now_seconds();
     int64_t todo = h->steps - h->state.step;
     h->step_times = malloc((size_t)(todo > 0 ? todo : 1) * sizeof *h->step_times);

@@ -27,6 +27,13 @@
  * GRPO: epochs over one rollout) sets hooks.own_updates and calls th_update
  * after filling each update's gradients instead.
  *
+ * Precision: th_loop runs every matrix product of the step at h->precision
+ * (kernels.h's matmul precision; bf16 keeps the weights of every optimizer's
+ * model mirrored in bf16, refreshed after each update), then restores fp32.
+ * Master weights, gradients and moments stay fp32 either way, so a
+ * checkpoint does not depend on it; the run's config records it, and a
+ * resume at another precision is refused unless precision_change is set.
+ *
  * Besides h->opt, a run may train up to TH_MAX_EXTRA more blocks (a value
  * model, a scalar head), each an optimizer of its own, clipped by its own
  * norm, updated (or skipped) together with opt and checkpointed with it.
@@ -54,7 +61,7 @@ typedef struct {
     float *params, *grads;     /* [n] the trainable block and its gradients (borrowed) */
     float *m, *v;              /* [n] AdamW moments (owned) */
     size_t n;
-    const cllm_model *model;   /* tensor table source; NULL: one flat tensor without decay */
+    cllm_model *model;         /* tensor table source; NULL: one flat tensor without decay */
     const cllm_tensor *(*tensor)(const cllm_model *m, int i);
     int n_tensors;
     int64_t step;              /* Adam's step count (checkpointed) */
@@ -101,6 +108,8 @@ struct th_run {
     const char *run_dir;
     int resume;                /* 1: continue from the newest checkpoint */
     int keep;                  /* complete checkpoints kept (>= 1) */
+    cllm_precision precision;  /* the matrix products of th_loop (a config line when not fp32) */
+    int precision_change;      /* 1: resume from a checkpoint of another precision (noted) */
     int64_t steps;             /* length of the whole run */
     int64_t save_every;        /* 0: at the end and on stop only */
     int64_t eval_every;        /* 0: at the end only (when hooks.evaluate) */

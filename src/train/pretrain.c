@@ -308,6 +308,8 @@ static void harness_settings(run_ctx *r) {
     h->run_dir = p->run_dir;
     h->resume = p->resume;
     h->keep = p->keep;
+    h->precision = p->precision;
+    h->precision_change = p->precision_change;
     h->steps = p->steps;
     h->save_every = p->save_every;
     h->eval_every = p->eval_every;

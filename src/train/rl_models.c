@@ -31,6 +31,8 @@ cllm_status rl_run_begin(th_run *h, const char *name, const cllm_rl_params *p, c
     h->run_dir = p->run_dir;
     h->resume = p->resume;
     h->keep = p->keep;
+    h->precision = p->precision;
+    h->precision_change = p->precision_change;
     h->steps = p->steps;
     h->save_every = p->save_every;
     h->max_nonfinite = RL_MAX_NONFINITE;

@@ -466,6 +466,8 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     c.h.run_dir = P.run_dir;
     c.h.resume = P.resume;
     c.h.keep = P.keep;
+    c.h.precision = P.precision;
+    c.h.precision_change = P.precision_change;
     c.h.max_nonfinite = P.max_nonfinite;
     c.h.stop_flag = P.stop_flag;
     c.h.log = P.log;

@@ -118,6 +118,53 @@ void cllm_sgemm_reference(int trans_a, int trans_b, int M, int N, int K, float a
                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
                           int ldc);
 
+/* ---- mixed precision: the layers' matrix products ---------------------------
+ * Every product in src/layers/ goes through cllm_gemm, which follows one
+ * process-wide setting, like torch.set_float32_matmul_precision: fp32 runs
+ * cllm_sgemm; bf16 rounds both f32 operands to bf16 (nearest even), multiplies
+ * exactly and accumulates in f32 into the f32 C (cllm_gemm_bf16). Everything
+ * else (softmax, norms, residuals, the loss, the optimizer) stays fp32; see
+ * docs/PRECISION.md. Set it from the main thread, outside parallel regions. */
+typedef enum {
+    CLLM_PRECISION_FP32 = 0,
+    CLLM_PRECISION_BF16,
+    CLLM_PRECISION_COUNT
+} cllm_precision;
+
+/* "fp32" / "bf16"; and the reverse (1 when name is one of them). */
+const char *cllm_precision_name(cllm_precision p);
+int cllm_precision_from_name(const char *name, cllm_precision *out);
+/* CLLM_OK when this CPU can run products at p (bf16: AVX512-BF16 or AMX, or
+ * CLLM_KERNELS=reference); else CLLM_ERR_ARG naming what is missing. */
+cllm_status cllm_precision_check(cllm_precision p, cllm_error *err);
+/* Which kernel bf16 products run on here, in words (for `cllm version`). */
+const char *cllm_precision_bf16_path(void);
+void cllm_matmul_set_precision(cllm_precision p);
+cllm_precision cllm_matmul_get_precision(void);
+
+/* The layers' GEMM: cllm_sgemm or cllm_gemm_bf16 by the setting above. */
+void cllm_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc);
+/* The bf16 product on f32 operands, whatever the setting: oneDNN's bf16 matmul
+ * (AMX tiles or AVX512-BF16, chosen by oneDNN at run time); the reference
+ * under CLLM_KERNELS=reference. Callable inside parallel regions (one thread). */
+void cllm_gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+/* Scalar reference: the same bf16-rounded operands, accumulated in double. */
+void cllm_gemm_bf16_reference(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The bf16 mirror of the weights: an operand of cllm_gemm_bf16 that lies
+ * inside a registered tensor w[n] is read from a bf16 copy made at its first
+ * use after the tensor last changed, instead of being rounded per product.
+ * Whoever changes a registered tensor marks it stale (the training harness
+ * does after each update). add: 0 when out of memory (products then round
+ * per call). Not thread-safe: call from the main thread, outside products. */
+int cllm_bf16_mirror_add(const float *w, size_t n);
+void cllm_bf16_mirror_stale(const float *block, size_t n);
+void cllm_bf16_mirror_clear(void);
+size_t cllm_bf16_mirror_bytes(void);
+
 /* ---- elementwise math for the layers (softmax, GELU) ----------------------
  * SIMD versions (AVX-512, AVX2) behind the dispatch table, each with a scalar
  * reference over libm (the *_reference functions, which tests compare with).

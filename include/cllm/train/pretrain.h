@@ -38,6 +38,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "cllm/kernels/kernels.h"
 #include "cllm/train/dataloader.h"
 #include "cllm/model/model.h"
 #include "cllm/train/optim.h"
@@ -77,6 +78,8 @@ typedef struct {
     int64_t save_every;            /* 0 = only at the end / on stop */
     int keep;                      /* complete checkpoints kept (>= 1) */
     int resume;                    /* 1: continue from the newest complete checkpoint */
+    cllm_precision precision;      /* matrix products: fp32 or bf16 (docs/PRECISION.md) */
+    int precision_change;          /* 1: a resume may switch precision */
     double peak_gflops;            /* MFU denominator; 0 = measure, < 0 = no MFU */
     int progress;                  /* 1: progress bar on stderr */
     volatile sig_atomic_t *stop_flag; /* when it becomes non-zero: finish the step, save, return */

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cllm/kernels/kernels.h"
 #include "cllm/infer/chat_template.h"
 #include "cllm/layers/layers.h"
 #include "cllm/model/model.h"
@@ -236,6 +237,8 @@ typedef struct {
     int resume;              /* 1: continue from the newest checkpoint of run_dir */
     int save_every;          /* checkpoint every N steps; 0 = at the end and on a stop only */
     int keep;                /* complete checkpoints kept (>= 1) */
+    cllm_precision precision; /* matrix products: fp32 or bf16 (docs/PRECISION.md) */
+    int precision_change;    /* 1: a resume may switch precision */
     volatile sig_atomic_t *stop_flag; /* set (by a signal handler): finish the step, save, return */
     int steps;               /* optimizer steps (>= 1) */
     int batch;               /* pairs (reward/DPO) or prompts (PPO/GRPO) per step */

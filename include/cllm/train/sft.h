@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "cllm/kernels/kernels.h"
 #include "cllm/train/chat_data.h"
 #include "cllm/model/lora.h"
 #include "cllm/model/model.h"
@@ -67,6 +68,8 @@ typedef struct {
     int64_t save_every;            /* 0 = at the end only */
     int keep;
     int resume;
+    cllm_precision precision;      /* matrix products: fp32 or bf16 (docs/PRECISION.md) */
+    int precision_change;          /* 1: a resume may switch precision */
     int progress;
     int max_nonfinite;
     volatile sig_atomic_t *stop_flag;
