@@ -15,7 +15,8 @@
  * Does: detect features once (CPUID plus XGETBV, so a feature the OS does not
  * save in its context counts as absent; AMX also needs Linux's permission,
  * requested here), pick each primitive's implementation
- * once (CLLM_KERNELS=reference forces the scalar ones), set the OpenMP thread
+ * once (CLLM_KERNELS=reference forces the scalar ones; CLLM_CPU_DISABLE=amx,...
+ * hides features, to run an older CPU's paths), set the OpenMP thread
  * count shared with oneDNN.
  * Does not: run any kernel itself, or change OpenMP's wait policy (libgomp
  * reads that from the environment at load time; see cllm/kernels/kernels.h).
@@ -29,9 +30,19 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include "cllm/kernels/kernels.h"
 #include "kernels_internal.h"
 #include "quant_internal.h"
+
+/* Feature names, as reports print them and CLLM_CPU_DISABLE takes them. */
+static const struct {
+    unsigned bit;
+    const char *name;
+} feature_names[] = {{CLLM_CPU_AVX2, "avx2"},           {CLLM_CPU_AVX512, "avx512"},
+                     {CLLM_CPU_AVX512_BF16, "avx512_bf16"}, {CLLM_CPU_AVX512_VNNI, "avx512_vnni"},
+                     {CLLM_CPU_AMX, "amx_bf16"},        {CLLM_CPU_AMX_INT8, "amx_int8"}};
 
 static cllm_kernels_table table;
 /* Every quantized-inference table this CPU can run (tests compare each with
@@ -115,9 +126,40 @@ static void quant_init(unsigned f, int reference) {
     table.quant = &quant_tables[best];
 }
 
+/* CLLM_CPU_DISABLE=name,name,...: features to treat as absent (a feature
+ * that needs a disabled one goes too), so the paths of older CPUs can be
+ * run and tested here; oneDNN is capped to match, before its first kernel. */
+static unsigned disabled_features(void) {
+    const char *env = getenv("CLLM_CPU_DISABLE");
+    unsigned off = 0;
+    for (const char *p = env; p && *p;) {
+        size_t len = strcspn(p, ", ");
+        for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++)
+            if (len == strlen(feature_names[i].name) && !strncmp(p, feature_names[i].name, len)) off |= feature_names[i].bit;
+        if (len == 3 && !strncmp(p, "amx", 3)) off |= CLLM_CPU_AMX | CLLM_CPU_AMX_INT8;
+        p += len;
+        p += strspn(p, ", ");
+    }
+    if (off & CLLM_CPU_AVX2) off |= CLLM_CPU_AVX512;
+    if (off & CLLM_CPU_AVX512) off |= CLLM_CPU_AVX512_BF16 | CLLM_CPU_AVX512_VNNI | CLLM_CPU_AMX | CLLM_CPU_AMX_INT8;
+    return off;
+}
+
+static void cap_onednn(unsigned f) {
+    dnnl_cpu_isa_t isa = dnnl_cpu_isa_all;
+    if (!(f & CLLM_CPU_AMX)) isa = dnnl_cpu_isa_avx512_core_bf16;
+    if (!(f & CLLM_CPU_AVX512_BF16)) isa = dnnl_cpu_isa_avx512_core_vnni;
+    if (!(f & CLLM_CPU_AVX512_VNNI)) isa = dnnl_cpu_isa_avx512_core;
+    if (!(f & CLLM_CPU_AVX512)) isa = dnnl_cpu_isa_avx2;
+    if (!(f & CLLM_CPU_AVX2)) isa = dnnl_cpu_isa_sse41;
+    dnnl_set_max_cpu_isa(isa); /* fails harmlessly when the CPU is below the cap */
+}
+
 static void dispatch_init(void) {
     const char *env = getenv("CLLM_KERNELS");
-    table.cpu_features = dispatch_detect();
+    const unsigned off = disabled_features();
+    table.cpu_features = dispatch_detect() & ~off;
+    if (off) cap_onednn(table.cpu_features);
     table.reference = env && strcmp(env, "reference") == 0;
     const unsigned f = table.reference ? 0 : table.cpu_features; /* what the SIMD choices may use */
     /* fp32 GEMM: oneDNN has its own JIT for every x86-64 level (SSE4.1 up),
@@ -214,17 +256,13 @@ const char *cllm_kernels_vec_name(void) {
 }
 
 void cllm_kernels_features_string(char *buf, size_t cap) {
-    static const struct { unsigned bit; const char *name; } names[] = {
-        {CLLM_CPU_AVX2, "avx2"}, {CLLM_CPU_AVX512, "avx512"},
-        {CLLM_CPU_AVX512_BF16, "avx512_bf16"}, {CLLM_CPU_AVX512_VNNI, "avx512_vnni"},
-        {CLLM_CPU_AMX, "amx_bf16"}, {CLLM_CPU_AMX_INT8, "amx_int8"}};
     unsigned feat = cllm_kernels_get()->cpu_features;
     size_t used = 0;
     if (cap == 0) return;
     buf[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (!(feat & names[i].bit)) continue;
-        int n = snprintf(buf + used, cap - used, "%s%s", used ? " " : "", names[i].name);
+    for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
+        if (!(feat & feature_names[i].bit)) continue;
+        int n = snprintf(buf + used, cap - used, "%s%s", used ? " " : "", feature_names[i].name);
         if (n < 0 || (size_t)n >= cap - used) break;
         used += (size_t)n;
     }

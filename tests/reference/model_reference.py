@@ -9,7 +9,9 @@ DIR holds what the C test wrote:
   tensors.txt  one line per parameter: name ndim rows cols decay (table order)
   weights.bin  float32 little-endian, the tensors concatenated in that order
   tokens.bin, targets.bin   int32 [B*T] (targets -1 = no loss)
-For each dtype in (float64, float32) it writes DIR/out_<dtype>.bin, float32:
+For each of float64, float32 and float32 under torch.autocast("cpu",
+dtype=torch.bfloat16) (PyTorch's mixed precision, the yardstick for cllm's
+--precision bf16) it writes DIR/out_<float64|float32|autocast_bf16>.bin, float32:
   logits [B*T*V], loss [1], every gradient in table order, the losses of
   `steps` AdamW steps (torch.optim.AdamW, decay on the tensors flagged, global
   grad-norm clipping by torch.nn.utils.clip_grad_norm_), then every parameter
@@ -118,7 +120,7 @@ def forward(cfg, P, tokens, targets):
     return logits, loss
 
 
-def run(d, cfg, table, flat, tokens, targets, dtype):
+def run(d, cfg, table, flat, tokens, targets, dtype, autocast=False):
     P, off = {}, 0
     for name, ndim, rows, cols, decay in table:
         n = rows * cols
@@ -126,7 +128,8 @@ def run(d, cfg, table, flat, tokens, targets, dtype):
         t = torch.tensor(flat[off:off + n], dtype=torch.float64).to(dtype).view(shape).clone()
         P[name] = t.requires_grad_(True)
         off += n
-    logits, loss = forward(cfg, P, tokens, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits, loss = forward(cfg, P, tokens, targets)
     loss.backward()
     out = [logits.detach().reshape(-1), loss.detach().reshape(1)]
     out += [P[name].grad.detach().reshape(-1) for name, *_ in table]
@@ -143,7 +146,8 @@ def run(d, cfg, table, flat, tokens, targets, dtype):
     losses = []
     for _ in range(int(cfg["steps"])):
         opt.zero_grad(set_to_none=True)
-        _, l = forward(cfg, P, tokens, targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            _, l = forward(cfg, P, tokens, targets)
         losses.append(l.item())
         l.backward()
         if float(cfg["clip"]) > 0:
@@ -152,7 +156,8 @@ def run(d, cfg, table, flat, tokens, targets, dtype):
     out.append(torch.tensor(losses, dtype=torch.float64))
     out += [P[name].detach().reshape(-1) for name, *_ in table]
     arr = torch.cat([o.to(torch.float64) for o in out]).numpy().astype("<f4")
-    arr.tofile(os.path.join(d, "out_%s.bin" % str(dtype).replace("torch.", "")))
+    name = "autocast_bf16" if autocast else str(dtype).replace("torch.", "")
+    arr.tofile(os.path.join(d, "out_%s.bin" % name))
 
 
 def main():
@@ -177,6 +182,7 @@ def main():
         return 1
     for dtype in (torch.float64, torch.float32):
         run(d, cfg, table, flat, tokens, targets, dtype)
+    run(d, cfg, table, flat, tokens, targets, torch.float32, autocast=True)
     return 0
 
 
