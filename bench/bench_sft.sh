@@ -7,6 +7,8 @@
 #   bash bench/bench_sft.sh                       # both models, 2 threads
 #   STEPS=4 PRESETS=llama-10m THREADS=1 bash bench/bench_sft.sh
 #   env: BUILD=build STEPS=6 THREADS=2 SEQ=128 BATCH=4 ROUNDS=2 TORCH=1
+#        MODES="full lora" (add full_bf16 lora_bf16: the same with --precision bf16,
+#        alternating with the fp32 runs) OUT=bench/results/sft.json
 #
 # Per model (its base made by `cllm pretrain` for 1 step; weights only matter
 # for shape), ROUNDS rounds alternate, so a busy neighbour hits all alike:
@@ -33,6 +35,8 @@ batch=${BATCH:-4}
 rounds=${ROUNDS:-2}
 torch=${TORCH:-1}
 presets=${PRESETS:-"llama-10m llama-110m"}
+modes=${MODES:-"full lora"}
+result=${OUT:-bench/results/sft.json}
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-20000} # what cllm sets for itself; applied to PyTorch's libgomp too
 make -s -j2 BUILD="$build" "$build/cllm" >&2
 bin=$build/cllm
@@ -65,9 +69,10 @@ tps = [float(r["tokens_per_s"]) for r in csv.DictReader(open(sys.argv[1]))]
 steady = tps[1:] or tps
 print(json.dumps({"tokens_per_s": round(statistics.median(steady), 1), "peak_rss_bytes": int(open(sys.argv[2]).read()) * 1024}))
 ' "$work/pt/train.csv" "$work/rss")"
-        for mode in full lora; do
+        for mode in $modes; do
             extra=""
-            [ "$mode" = lora ] && extra="--lora-rank 16 --lora-targets q,k,v,o,up,down,gate --lr 1e-3"
+            case $mode in lora*) extra="--lora-rank 16 --lora-targets q,k,v,o,up,down,gate --lr 1e-3" ;; esac
+            case $mode in *_bf16) extra="$extra --precision bf16" ;; esac
             rm -rf "$work/sft"
             # shellcheck disable=SC2086
             /usr/bin/time -f "%M" -o "$work/rss" "$bin" sft --model "$base" --data "$work/chat.jsonl" \
@@ -120,10 +125,12 @@ for model in dict.fromkeys(r["model"] for r in runs):
     row["sft_full_over_pretrain"] = ratio("full", "pretrain")
     row["lora_over_full"] = ratio("lora", "full")
     row["cllm_sft_full_over_pytorch"] = ratio("full", "pytorch")
+    row["full_bf16_over_full"] = ratio("full_bf16", "full")
+    row["lora_bf16_over_lora"] = ratio("lora_bf16", "lora")
     out["models"].append(row)
 print(json.dumps(out))
 EOF
 )
 mkdir -p bench/results
-echo "$json" | /usr/bin/python3 -m json.tool > bench/results/sft.json
+echo "$json" | /usr/bin/python3 -m json.tool > "$result"
 echo "$json"

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """PyTorch CPU peer for bench/bench_train.sh: times training steps of a
 GPT-2-shaped model (learned positions, LayerNorm, GELU, biases, tied
-embeddings) with AdamW, in fp32, and prints one JSON object.
+embeddings) with AdamW, in fp32 or under torch.autocast("cpu",
+dtype=torch.bfloat16) (--precision bf16: PyTorch's mixed precision, fp32
+weights and optimizer), and prints one JSON object.
 
 Run with Debian's python3 (it has torch 1.13):
   /usr/bin/python3 bench/torch_train.py --layers 12 --heads 12 --embd 768 \
@@ -83,7 +85,9 @@ def main():
                           ("ctx", 1024), ("batch", 4), ("seq", 64), ("steps", 10),
                           ("warmup", 2), ("threads", 2)]:
         ap.add_argument("--" + name, type=int, default=default)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     a = ap.parse_args()
+    bf16 = a.precision == "bf16"
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = GPT(a.layers, a.heads, a.embd, a.vocab, a.ctx)
@@ -96,7 +100,8 @@ def main():
     for step in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(idx, tgt)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(idx, tgt)
         loss.backward()
         opt.step()
         dt = time.perf_counter() - t0
@@ -112,6 +117,8 @@ def main():
         "env": {k: os.environ[k] for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE",
                                            "ATEN_CPU_CAPABILITY") if k in os.environ},
         "threads": a.threads,
+        "precision": a.precision,
+        "mkldnn": torch.backends.mkldnn.is_available(),
         "params": n_params,
         "ms_per_step_median": round(median * 1e3, 2),
         "ms_per_step_min": round(times[0] * 1e3, 2),

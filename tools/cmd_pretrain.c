@@ -88,7 +88,7 @@ static void usage(void) {
         "                       (same settings and data; starts fresh if there is none)\n"
         "  --seed N             random seed (default 1337)\n"
         "  --threads N          threads, 0 = all CPUs (default 0)\n"
-        "  --peak-gflops X      fp32 peak for MFU; 0 = measure (default), -1 = no MFU\n"
+        "  --peak-gflops X      GEMM peak for MFU (at --precision); 0 = measure (default), -1 = no MFU\n"
         "  --no-progress        no progress bar\n\n"
         "Outputs in RUN_DIR: ckpt-<step>.{gguf,optim,state,done}, model.gguf (f32 GGUF),\n"
         "train.csv (step,loss,val_loss,lr,grad_norm,tokens_per_s), loss.svg.\n"

@@ -378,7 +378,9 @@ static void log_start(run_ctx *r, const cllm_model_config *cfg) {
     r->peak = p->peak_gflops;
     if (r->peak == 0) {
         cllm_error perr;
+        cllm_matmul_set_precision(p->precision); /* MFU against the peak of the products the run uses */
         if (cllm_kernels_measure_gemm_peak(p->threads, &r->peak, &perr) != CLLM_OK) r->peak = -1;
+        cllm_matmul_set_precision(CLLM_PRECISION_FP32);
     }
     th_log(&r->h, "model: %zu parameters, %d layers, %d heads, %d wide, vocab %d; data: %" PRIu64 " train / %" PRIu64
            " val tokens; %d x %d x %d = %" PRId64 " tokens per step; %d threads%s",

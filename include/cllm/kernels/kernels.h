@@ -207,13 +207,15 @@ void cllm_vadamw_reference(float *param, const float *grad, float *m, float *v, 
 double cllm_vsumsq(const float *x, size_t n);
 double cllm_vsumsq_reference(const float *x, size_t n);
 
-/* Measures the dispatched sgemm on C[M,N] = A[M,K] B[K,N]^T shapes (the
- * linear layer's forward form) with the current thread count: best of
+/* Measures the layers' GEMM at the current matmul precision (bf16: the
+ * product on operands rounded beforehand) on C[M,N] = A[M,K] B[K,N]^T shapes
+ * (the linear layer's forward form) with the current thread count: best of
  * `reps` timed runs after one warm-up. Writes GFLOP/s (2*M*N*K / seconds). */
 cllm_status cllm_kernels_measure_gemm(int M, int N, int K, int reps, double *gflops,
                                       cllm_error *err);
 
-/* The fp32 GEMM peak that MFU is computed against: the best GFLOP/s of the
+/* The GEMM peak that MFU is computed against, at the current matmul
+ * precision (fp32 or bf16): the best GFLOP/s of the
  * GPT-2 124M training shapes (256x768x2304, 256x768x3072, 256x3072x768) with
  * `threads` threads (<= 0: current count; restored afterwards). Takes about
  * a second. */
