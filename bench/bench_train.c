@@ -29,6 +29,7 @@ int main(int argc, char **argv) {
     int n_sets = 0;
     int B = 4, T = 64, steps = 10, warmup = 2, threads = 2;
     cllm_precision precision = CLLM_PRECISION_FP32;
+    int mirror = 1; /* bf16: keep bf16 copies of the weights (as the harness does); 0 rounds them per product */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
@@ -38,9 +39,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--set") && n_sets < 16) sets[n_sets++] = argv[i + 1];
         else if (!strcmp(argv[i], "--precision") && cllm_precision_from_name(argv[i + 1], &precision)) continue;
+        else if (!strcmp(argv[i], "--bf16-mirror")) mirror = atoi(argv[i + 1]) != 0;
         else {
             fprintf(stderr, "usage: bench_train [--preset P] [--set key=value]... [--batch B] [--seq T] [--steps N] "
-                            "[--warmup N] [--threads N] [--precision fp32|bf16]\n");
+                            "[--warmup N] [--threads N] [--precision fp32|bf16] [--bf16-mirror 0|1]\n");
             return 2;
         }
     }
@@ -84,7 +86,7 @@ int main(int argc, char **argv) {
     }
     /* as the training harness does: bf16 products, the weights mirrored once per step */
     cllm_matmul_set_precision(precision);
-    if (precision == CLLM_PRECISION_BF16)
+    if (precision == CLLM_PRECISION_BF16 && mirror)
         for (int k = 0; k < cllm_model_num_tensors(m); k++) {
             const cllm_tensor *t = cllm_model_tensor(m, k);
             cllm_bf16_mirror_add(cllm_model_params(m) + t->offset, t->numel);
@@ -149,11 +151,11 @@ int main(int argc, char **argv) {
            "\"ms_per_step_median\": %.2f, \"ms_per_step_min\": %.2f, \"tokens_per_s\": %.1f, "
            "\"forward_ms\": %.2f, \"backward_ms\": %.2f, \"optimizer_ms\": %.2f, "
            "\"achieved_gflops\": %.1f, \"gemm_peak_gflops\": %.1f, \"mfu\": %.3f, \"peak_rss_mb\": %.1f, "
-           "\"gemm\": \"%s\", \"precision\": \"%s\", \"bf16_kernel\": \"%s\", \"wait_policy\": \"%s\", \"final_loss\": %.4f}\n",
+           "\"gemm\": \"%s\", \"precision\": \"%s\", \"bf16_mirror\": %d, \"bf16_kernel\": \"%s\", \"wait_policy\": \"%s\", \"final_loss\": %.4f}\n",
            preset, cfg.n_layer, cfg.n_embd, cfg.vocab_size, threads, B, T, n, median * 1e3, times[0] * 1e3, B * T / median, fwd_s / steps * 1e3,
            bwd_s / steps * 1e3, opt_s / steps * 1e3, flops_step / median / 1e9, peak,
            peak > 0 ? flops_step / median / 1e9 / peak : 0.0, ru.ru_maxrss / 1024.0, cllm_kernels_gemm_name(),
-           cllm_precision_name(precision), precision == CLLM_PRECISION_BF16 ? cllm_quant_bf16_onednn_impl() : "none",
+           cllm_precision_name(precision), precision == CLLM_PRECISION_BF16 && mirror, precision == CLLM_PRECISION_BF16 ? cllm_quant_bf16_onednn_impl() : "none",
            cllm_kernels_wait_policy(), loss);
     free(times);
     free(mom1);

@@ -21,7 +21,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: scripts/demo.sh [--quick | --smoke] [--out DIR] [--cllm PATH] [--threads N]
+Usage: scripts/demo.sh [--quick | --smoke] [--out DIR] [--cllm PATH] [--threads N] [--precision P]
 
   --quick       small world, small model, short runs (CI); default out: demo-quick
   --smoke       the quick pipeline cut to a few steps, for sanitizer builds: shows
@@ -29,6 +29,8 @@ Usage: scripts/demo.sh [--quick | --smoke] [--out DIR] [--cllm PATH] [--threads 
   --out DIR     where everything goes (default: demo, or demo-quick with --quick)
   --cllm PATH   the cllm binary (default: build/cllm)
   --threads N   threads for every command (default: all cores)
+  --precision P fp32 (default) or bf16: the training stages' matrix products
+                (docs/PRECISION.md; bf16 needs AVX512-BF16 or AMX)
   -h, --help    this help
 
 Outputs in DIR: final.gguf (the assistant), report.txt / report.json (stage x
@@ -42,6 +44,7 @@ quick=0
 out=
 cllm=build/cllm
 threads=0
+precision=fp32
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
@@ -49,12 +52,14 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || { echo "demo.sh: --out needs a value" >&2; exit 2; }; out=$2; shift ;;
     --cllm) [ $# -ge 2 ] || { echo "demo.sh: --cllm needs a value" >&2; exit 2; }; cllm=$2; shift ;;
     --threads) [ $# -ge 2 ] || { echo "demo.sh: --threads needs a value" >&2; exit 2; }; threads=$2; shift ;;
+    --precision) [ $# -ge 2 ] || { echo "demo.sh: --precision needs a value" >&2; exit 2; }; precision=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
 case $threads in '' | *[!0-9]*) echo "demo.sh: --threads must be a number >= 0" >&2; exit 2 ;; esac
+case $precision in fp32 | bf16) ;; *) echo "demo.sh: --precision must be fp32 or bf16" >&2; exit 2 ;; esac
 if [ -z "$out" ]; then
     case $quick in 1) out=demo-quick ;; 2) out=demo-smoke ;; *) out=demo ;; esac
 fi
@@ -117,6 +122,7 @@ printf '%s' "$settings" >"$out/settings.txt.tmp" && mv "$out/settings.txt.tmp" "
 
 T=()
 [ "$threads" = 0 ] || T=(--threads "$threads")
+P=(--precision "$precision") # the training stages only
 # Decoding a model this small is a few MFLOP per token: one thread is faster
 # than two waiting on each other at every layer (much faster on a busy machine).
 TD=(--threads 1)
@@ -194,11 +200,11 @@ val_frac=$(awk -v a="$(stat -c %s "$out/shards/train.tok")" -v b="$(stat -c %s "
 # learning rate (pretrain needs at least one step), so it scores as random.
 run_stage untrained "$out/runs/untrained/model.gguf" "$cllm" pretrain \
     --data "$out/shards/train.tok,$out/shards/val.tok" --val-frac "$val_frac" --tokenizer "$out/tokenizer.bin" \
-    $arch --steps 1 --batch 1 --seq 64 --lr 1e-12 --warmup 0 --eval-every 0 --seed 1337 "${T[@]}" \
+    $arch --steps 1 --batch 1 --seq 64 --lr 1e-12 --warmup 0 --eval-every 0 --seed 1337 "${T[@]}" "${P[@]}" \
     --out "$out/runs/untrained"
 run_stage pretrain "$out/runs/pretrain/model.gguf" "$cllm" pretrain \
     --data "$out/shards/train.tok,$out/shards/val.tok" --val-frac "$val_frac" --tokenizer "$out/tokenizer.bin" \
-    $arch $pt_args --seed 1337 --save-every 200 --resume "${T[@]}" --out "$out/runs/pretrain"
+    $arch $pt_args --seed 1337 --save-every 200 --resume "${T[@]}" "${P[@]}" --out "$out/runs/pretrain"
 
 # ---- 5. SFT on every task's training split, mixed ----
 # The arithmetic split is repeated sft_arith_copies times: its answers are one
@@ -219,7 +225,7 @@ if [ ! -e "$sft_val" ]; then
 fi
 run_stage sft "$out/runs/sft/model.gguf" "$cllm" sft --model "$out/runs/pretrain/model.gguf" \
     --data "$sft_train" $sft_val_args --template chatml --pack $sft_args --seed 1337 \
-    --save-every 300 --resume "${T[@]}" --out "$out/runs/sft"
+    --save-every 300 --resume "${T[@]}" "${P[@]}" --out "$out/runs/sft"
 
 # ---- 6. preference tuning: DPO on a sample of the preference pairs ----
 # cllm dpo scores every pair with the reference model first, so give it only
@@ -231,7 +237,7 @@ if [ ! -e "$pref" ]; then
     mv "$pref.tmp" "$pref"
 fi
 run_stage dpo "$out/runs/dpo.gguf" "$cllm" dpo -m "$out/runs/sft/model.gguf" \
-    --data "$pref" $dpo_args --seed 1337 --save-every 100 --resume "${T[@]}" --out "$out/runs/dpo" \
+    --data "$pref" $dpo_args --seed 1337 --save-every 100 --resume "${T[@]}" "${P[@]}" --out "$out/runs/dpo" \
     -o "$out/runs/dpo.gguf"
 stages=(untrained pretrain sft dpo)
 models=("$out/runs/untrained/model.gguf" "$out/runs/pretrain/model.gguf" "$out/runs/sft/model.gguf" "$out/runs/dpo.gguf")
@@ -251,7 +257,7 @@ if [ -n "$grpo_args" ]; then
         mv "$grpo_data.tmp" "$grpo_data"
     fi
     run_stage grpo "$out/runs/grpo.gguf" "$cllm" grpo -m "$out/runs/dpo.gguf" --data "$grpo_data" \
-        --verify number $grpo_args --seed 1337 --save-every 20 --resume "${T[@]}" --out "$out/runs/grpo" \
+        --verify number $grpo_args --seed 1337 --save-every 20 --resume "${T[@]}" "${P[@]}" --out "$out/runs/grpo" \
         -o "$out/runs/grpo.gguf"
     stages+=(grpo)
     models+=("$out/runs/grpo.gguf")
