@@ -26,6 +26,7 @@
 #include "cllm/formats/ggml_types.h"
 #include "cllm/kernels/quant.h"
 #include "cllm/model/model.h"
+#include "cllm/train/optim.h"
 #include "cllm/core/rng.h"
 #include "test.h"
 
@@ -187,6 +188,29 @@ static void test_bf16_mirror(void) {
     bad = 0;
     for (int i = 0; i < M * N; i++) bad += fabsf(got[i] - ref[i]) > 1e-4f * (1 + fabsf(ref[i]));
     CHECK(bad == 0, "after the stale mark the product sees the change (%d differ)", bad);
+    /* AdamW keeps the copy current without a stale mark */
+    float *m1 = calloc((size_t)N * K, sizeof *m1), *v1 = calloc((size_t)N * K, sizeof *v1), *g = malloc(sizeof(float) * N * K);
+    fill(g, (size_t)N * K, &rng);
+    cllm_adamw_params hp = cllm_adamw_default_params();
+    hp.lr = 0.1f;
+    cllm_adamw_update(w, g, m1, v1, (size_t)N * K, &hp, 1, 1);
+    cllm_gemm_bf16(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, got, N);
+    cllm_gemm_bf16_reference(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, ref, N);
+    bad = 0;
+    for (int i = 0; i < M * N; i++) bad += fabsf(got[i] - ref[i]) > 1e-4f * (1 + fabsf(ref[i]));
+    CHECK(bad == 0, "after an AdamW update the product sees the new weights (%d differ)", bad);
+    /* an update of part of the tensor whose copy is stale cannot make it current */
+    for (int i = 0; i < N * K; i++) w[i] *= 0.5f;
+    cllm_bf16_mirror_stale(w, 1);
+    cllm_adamw_update(w, g, m1, v1, (size_t)K, &hp, 2, 1); /* row 0 only */
+    cllm_gemm_bf16(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, got, N);
+    cllm_gemm_bf16_reference(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, ref, N);
+    bad = 0;
+    for (int i = 0; i < M * N; i++) bad += fabsf(got[i] - ref[i]) > 1e-4f * (1 + fabsf(ref[i]));
+    CHECK(bad == 0, "a partial update of a stale tensor: the product still sees the whole change (%d differ)", bad);
+    free(m1);
+    free(v1);
+    free(g);
     cllm_bf16_mirror_clear();
     CHECK(cllm_bf16_mirror_bytes() == 0, "cleared");
     free(x);

@@ -12,8 +12,8 @@
  * yardstick). The test fails when python or torch is missing.
  *
  * bf16 (--precision bf16): the same checks with cllm's matrix products in
- * bf16 (weights mirrored and marked stale after each AdamW update, as the
- * training harness does), against float64 with bf16-sized tolerances and
+ * bf16 (weights mirrored, the copies rewritten by AdamW, as in the training
+ * harness), against float64 with bf16-sized tolerances and
  * against torch.autocast("cpu", bfloat16) on the same weights and batch:
  * ours must stay within a small multiple of autocast's own distance from
  * float64 (autocast also rounds the products' outputs and runs the softmax
@@ -227,8 +227,7 @@ static void parity(cllm_model_config cfg, const char *what, cllm_precision prec,
                 const cllm_tensor *t = cllm_model_tensor(m, i);
                 cllm_adamw_update(t->data, t->grad, mom + t->offset, var + t->offset, t->numel, &hp,
                                   s + 1, t->decay);
-            }
-            cllm_bf16_mirror_stale(cllm_model_params(m), np);
+            } /* (AdamW rewrites the bf16 copies itself) */
         }
         /* The key bias gets an exactly-zero gradient in exact arithmetic (adding
          * a constant to every key shifts each query's scores uniformly, which

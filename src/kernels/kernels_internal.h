@@ -16,6 +16,14 @@ void cllm_kernels_sgemm_onednn(int trans_a, int trans_b, int M, int N, int K, fl
  * oneDNN has no bf16 matmul here. Callable from inside a parallel region. */
 int cllm_kernels_gemm_bf16_onednn(int trans_a, int trans_b, int M, int N, int K, float alpha, const uint16_t *A,
                                   int lda, const uint16_t *B, int ldb, float beta, float *C, int ldc);
+/* For an update about to rewrite x[0..n) (matmul_bf16.c): the bf16 copy of
+ * the registered tensor holding that range, to be rewritten along with it
+ * (the entry then counts as current), when the range is the whole tensor
+ * or the tensor's copy is current; else NULL, having marked every tensor
+ * overlapping the range stale. Main thread, outside products. */
+uint16_t *cllm_bf16_mirror_claim(const float *x, size_t n);
+/* y[0..n) = x rounded to bf16 (the quant table's SIMD kernel when there is one). */
+void cllm_bf16_round_span(const float *x, uint16_t *y, size_t n);
 /* Elementwise kernels per ISA (vecmath_avx2.c, vecmath_avx512.c). */
 float cllm_kernels_vmax_avx2(const float *x, size_t n);
 double cllm_kernels_vexp_shift_sum_avx2(float *y, const float *x, float shift, size_t n);

@@ -86,7 +86,7 @@ typedef struct {
 static mirror_entry *mirrors; /* [n_mirrors], unsorted; lookups are a short scan per product */
 static int n_mirrors, cap_mirrors;
 
-static void round_span(const float *x, uint16_t *y, size_t n) {
+void cllm_bf16_round_span(const float *x, uint16_t *y, size_t n) {
     const cllm_quant_kernels *k = cllm_quant_kernels_get();
     if (k->round_bf16) {
         k->round_bf16(x, y, (int64_t)n);
@@ -102,7 +102,7 @@ static void round_parallel(const float *x, uint16_t *y, size_t n) {
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (long c = 0; c < chunks; c++) {
         const size_t i0 = (size_t)c * CHUNK, len = n - i0 < CHUNK ? n - i0 : CHUNK;
-        round_span(x + i0, y + i0, len);
+        cllm_bf16_round_span(x + i0, y + i0, len);
     }
 }
 
@@ -125,6 +125,22 @@ int cllm_bf16_mirror_add(const float *w, size_t n) {
 void cllm_bf16_mirror_stale(const float *block, size_t n) {
     for (int i = 0; i < n_mirrors; i++)
         if (mirrors[i].w < block + n && block < mirrors[i].w + mirrors[i].n) mirrors[i].fresh = 0;
+}
+
+uint16_t *cllm_bf16_mirror_claim(const float *x, size_t n) {
+    uint16_t *claimed = NULL;
+    for (int i = 0; i < n_mirrors; i++) {
+        mirror_entry *e = &mirrors[i];
+        if (!(e->w < x + n && x < e->w + e->n)) continue;
+        const int inside = x >= e->w && x + n <= e->w + e->n;
+        if (inside && !claimed && (e->fresh || (x == e->w && n == e->n))) {
+            e->fresh = 1;
+            claimed = e->b + (x - e->w);
+        } else {
+            e->fresh = 0;
+        }
+    }
+    return claimed;
 }
 
 void cllm_bf16_mirror_clear(void) {
@@ -166,7 +182,7 @@ static void round_matrix(const float *x, int ld, int rows, int cols, uint16_t *y
         return;
     }
 #pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)cols >= ((size_t)1 << 16))
-    for (int r = 0; r < rows; r++) round_span(x + (size_t)r * (size_t)ld, y + (size_t)r * (size_t)cols, (size_t)cols);
+    for (int r = 0; r < rows; r++) cllm_bf16_round_span(x + (size_t)r * (size_t)ld, y + (size_t)r * (size_t)cols, (size_t)cols);
 }
 
 /* An operand stored as rows x cols with row stride ld: its bf16 form from the

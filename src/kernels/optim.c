@@ -57,11 +57,15 @@ void cllm_vadamw(float *param, const float *grad, float *m, float *v, size_t n,
                  const cllm_adamw_coefs *k) {
     void (*const fn)(float *, const float *, float *, float *, size_t, const cllm_adamw_coefs *) =
         cllm_kernels_get()->vadamw;
+    /* a bf16 run's copy of these weights is rewritten chunk by chunk, while
+     * the chunk is still in cache (kernels.h, the bf16 mirror) */
+    uint16_t *copy = cllm_bf16_mirror_claim(param, n);
     const long long n_chunks = (long long)((n + ADAMW_CHUNK - 1) / ADAMW_CHUNK);
 #pragma omp parallel for schedule(static) if (n_chunks > 1)
     for (long long c = 0; c < n_chunks; c++) {
         size_t lo = (size_t)c * ADAMW_CHUNK, len = n - lo < ADAMW_CHUNK ? n - lo : ADAMW_CHUNK;
         fn(param + lo, grad + lo, m + lo, v + lo, len, k);
+        if (copy) cllm_bf16_round_span(param + lo, copy + lo, len);
     }
 }
 

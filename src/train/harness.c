@@ -73,7 +73,6 @@ void th_optim_update(th_optim *o, float lr, double norm) {
     o->step++;
     if (!o->model) {
         cllm_adamw_update(o->params, o->grads, o->m, o->v, o->n, &o->hp, o->step, 0);
-        cllm_bf16_mirror_stale(o->params, o->n);
         return;
     }
     for (int i = 0; i < o->n_tensors; i++) {
@@ -82,7 +81,6 @@ void th_optim_update(th_optim *o, float lr, double norm) {
         cllm_adamw_update(o->params + t->offset, o->grads + t->offset, o->m + t->offset, o->v + t->offset, t->numel,
                           &o->hp, o->step, t->decay);
     }
-    cllm_bf16_mirror_stale(o->params, o->n); /* bf16 runs: the weights' copies are out of date */
 }
 
 void th_optim_free(th_optim *o) {
@@ -559,7 +557,8 @@ static cllm_status loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *er
 
 /* The step's matrix products at h->precision: bf16 mirrors the weight
  * tensors of every optimizer's model (LoRA: the frozen base too, which then
- * is rounded once for the whole run). */
+ * is rounded once for the whole run); AdamW (cllm_vadamw) rewrites the
+ * copies of the tensors it updates as it goes. */
 static cllm_status precision_begin(th_run *h, cllm_error *err) {
     cllm_status st = cllm_precision_check(h->precision, err);
     if (st != CLLM_OK) return st;

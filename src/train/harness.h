@@ -29,7 +29,7 @@
  *
  * Precision: th_loop runs every matrix product of the step at h->precision
  * (kernels.h's matmul precision; bf16 keeps the weights of every optimizer's
- * model mirrored in bf16, refreshed after each update), then restores fp32.
+ * model mirrored in bf16, rewritten by each AdamW update), then restores fp32.
  * Master weights, gradients and moments stay fp32 either way, so a
  * checkpoint does not depend on it; the run's config records it, and a
  * resume at another precision is refused unless precision_change is set.

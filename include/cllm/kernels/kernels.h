@@ -157,9 +157,10 @@ void cllm_gemm_bf16_reference(int trans_a, int trans_b, int M, int N, int K, flo
 /* The bf16 mirror of the weights: an operand of cllm_gemm_bf16 that lies
  * inside a registered tensor w[n] is read from a bf16 copy made at its first
  * use after the tensor last changed, instead of being rounded per product.
- * Whoever changes a registered tensor marks it stale (the training harness
- * does after each update). add: 0 when out of memory (products then round
- * per call). Not thread-safe: call from the main thread, outside products. */
+ * cllm_vadamw keeps the copy current itself (it rounds each chunk into it
+ * as it updates the chunk); whoever changes a registered tensor any other
+ * way marks it stale. add: 0 when out of memory (products then round per
+ * call). Not thread-safe: call from the main thread, outside products. */
 int cllm_bf16_mirror_add(const float *w, size_t n);
 void cllm_bf16_mirror_stale(const float *block, size_t n);
 void cllm_bf16_mirror_clear(void);
