@@ -135,7 +135,8 @@ static unsigned disabled_features(void) {
     for (const char *p = env; p && *p;) {
         size_t len = strcspn(p, ", ");
         for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++)
-            if (len == strlen(feature_names[i].name) && !strncmp(p, feature_names[i].name, len)) off |= feature_names[i].bit;
+            if (len == strlen(feature_names[i].name) && !strncmp(p, feature_names[i].name, len))
+                off |= feature_names[i].bit;
         if (len == 3 && !strncmp(p, "amx", 3)) off |= CLLM_CPU_AMX | CLLM_CPU_AMX_INT8;
         p += len;
         p += strspn(p, ", ");

@@ -9,8 +9,9 @@
  * bf16 x bf16 product fits f32's 24-bit significand) and accumulates in
  * f32; C stays f32. The rounded copies live in per-thread scratch, except
  * for operands inside a registered weight tensor: those come from the
- * mirror, a bf16 copy of the tensor made at its first use after it last
- * changed (the harness marks a block stale after each optimizer update),
+ * mirror, a bf16 copy of the tensor that AdamW rewrites as it updates the
+ * tensor (cllm_bf16_mirror_claim, called by optim.c's cllm_vadamw) and that
+ * is remade at its next product after any other change marked it stale,
  * so each weight is rounded once per step instead of once per product.
  * The product itself runs on oneDNN's bf16 matmul (gemm_bf16_onednn.c: AMX
  * tiles or AVX512-BF16, oneDNN's choice at run time), or on the reference
@@ -182,7 +183,8 @@ static void round_matrix(const float *x, int ld, int rows, int cols, uint16_t *y
         return;
     }
 #pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)cols >= ((size_t)1 << 16))
-    for (int r = 0; r < rows; r++) cllm_bf16_round_span(x + (size_t)r * (size_t)ld, y + (size_t)r * (size_t)cols, (size_t)cols);
+    for (int r = 0; r < rows; r++)
+        cllm_bf16_round_span(x + (size_t)r * (size_t)ld, y + (size_t)r * (size_t)cols, (size_t)cols);
 }
 
 /* An operand stored as rows x cols with row stride ld: its bf16 form from the
@@ -209,7 +211,8 @@ void cllm_gemm_bf16_reference(int trans_a, int trans_b, int M, int N, int K, flo
             for (int k = 0; k < K; k++) {
                 const float a = trans_a ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
                 const float b = trans_b ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-                acc += (double)cllm_bf16_to_fp32(cllm_fp32_to_bf16(a)) * (double)cllm_bf16_to_fp32(cllm_fp32_to_bf16(b));
+                acc += (double)cllm_bf16_to_fp32(cllm_fp32_to_bf16(a)) *
+                       (double)cllm_bf16_to_fp32(cllm_fp32_to_bf16(b));
             }
             float *c = &C[(size_t)i * ldc + j];
             *c = (float)(alpha * acc) + (beta == 0.0f ? 0.0f : beta * *c);
