@@ -42,4 +42,16 @@ J
     --max-new 2 --threads 1 --out "$work/grpo" >/dev/null 2>"$work/err"
 check "grpo accepts a task file in the messages format ($(head -c 120 "$work/err"))" test -f "$work/grpo/model.gguf"
 
+# sft packs by default (unpacked rows of short examples were 75% padding); --no-pack says the fill
+for i in $(seq 1 20); do
+    echo '{"messages": [{"role": "user", "content": "where is the cat?"}, {"role": "assistant", "content": "on the mat."}]}'
+done >"$work/chat.jsonl"
+"$bin" sft -m "$work/base/model.gguf" --data "$work/chat.jsonl" --steps 1 --batch 2 --seq 64 --threads 1 \
+    --out "$work/sft" >/dev/null 2>"$work/err"
+check "sft packs by default ($(grep -m1 'rows of' "$work/err"))" grep -q "rows of 64 per epoch (packed)" "$work/err"
+"$bin" sft -m "$work/base/model.gguf" --data "$work/chat.jsonl" --steps 1 --batch 2 --seq 64 --threads 1 --no-pack \
+    --out "$work/sft-unpacked" >/dev/null 2>"$work/err"
+check "sft --no-pack says how full its rows are ($(grep -m1 'fill' "$work/err"))" \
+    grep -Eq "unpacked, real tokens fill [0-9.]+% of each row" "$work/err"
+
 finish

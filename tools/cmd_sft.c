@@ -52,7 +52,8 @@ static void usage(void) {
            "  --val FILE           validation JSONL (loss every --eval-every steps and at the end)\n"
            "  --chat-template NAME|FILE  chatml | plain | a Jinja file (default: the model's, else what\n"
            "                       the vocabulary has); --template is an alias\n"
-           "  --pack               pack short examples into rows (attention kept inside each)\n"
+           "  --no-pack            one example per row, padded (default: short examples are packed\n"
+           "                       into rows, attention kept inside each; --pack is accepted)\n"
            "  --truncate           cut examples longer than --seq instead of failing (counted)\n"
            "Batch and schedule:\n"
            "  --batch N  --seq N  --accum N   rows per micro-batch, row length, micro-batches per step\n"
@@ -68,6 +69,7 @@ static void usage(void) {
 
 int cllm_cmd_sft(int argc, char **argv) {
     cllm_sft_params p = cllm_sft_default_params();
+    p.pack = 1; /* unpacked rows of short chat examples are mostly padding */
     int quiet = 0;
     int64_t v64;
     double d;
@@ -90,6 +92,7 @@ int cllm_cmd_sft(int argc, char **argv) {
         else if (!strcmp(f, "--out")) { VAL(); p.run_dir = v; }
         else if (!strcmp(f, "--chat-template") || !strcmp(f, "--template")) { VAL(); p.chat_template = v; }
         else if (!strcmp(f, "--pack")) p.pack = 1;
+        else if (!strcmp(f, "--no-pack")) p.pack = 0;
         else if (!strcmp(f, "--truncate")) p.truncate = 1;
         else if (!strcmp(f, "--resume")) p.resume = 1;
         else if (!strcmp(f, "--quiet")) quiet = 1;
