@@ -54,4 +54,44 @@ check "sft packs by default ($(grep -m1 'rows of' "$work/err"))" grep -q "rows o
 check "sft --no-pack says how full its rows are ($(grep -m1 'fill' "$work/err"))" \
     grep -Eq "unpacked, real tokens fill [0-9.]+% of each row" "$work/err"
 
+# "did you mean" on unknown flags, from each command's own --help (tools/cli.c, cli_unknown_flag)
+for case in "pretrain --stesp 3|--steps" "generate --temprature 0.5|--temperature" "sft --lora-rnk 4|--lora-rank" \
+    "grpo --grup 4|--group" "chat --sytem x|--system" "tokenizer train --vocab 30|--vocab-size" "serve --prot 1|--port" \
+    "data world --sede 3|--seed" "generate --top_p 1|--top-p"; do
+    args=${case%|*} want=${case#*|}
+    # shellcheck disable=SC2086
+    "$bin" $args >/dev/null 2>"$work/err"
+    rc=$?
+    check "cllm $args exits 2 and asks 'did you mean $want?' ($(head -n 1 "$work/err"))" \
+        bash -c "[ $rc -eq 2 ] && grep -qF 'did you mean $want?' '$work/err'"
+done
+"$bin" info --bogus >/dev/null 2>"$work/err"
+check "a flag close to none gets no suggestion" bash -c "grep -q \"unknown flag '--bogus'\" '$work/err' && ! grep -q 'did you mean' '$work/err'"
+
+# aliases: --temp for --temperature (sampling and the RL rollouts), -o for --out on the trainers
+"$bin" generate -m "$work/base/model.gguf" --temp 0 -p "the" -n 2 --threads 1 >/dev/null 2>"$work/err"
+check "generate --temp is --temperature ($(tail -c 200 "$work/err"))" test $? -eq 0
+"$bin" pretrain --data "$work/text.txt" --preset tiny-llama --steps 1 --seq 16 --batch 2 --eval-every 0 \
+    --no-progress --threads 1 -o "$work/pre-o" >/dev/null 2>&1
+check "pretrain -o is --out" test -s "$work/pre-o/model.gguf"
+"$bin" sft -m "$work/base/model.gguf" --data "$work/chat.jsonl" --steps 1 --batch 2 --seq 64 --threads 1 \
+    -o "$work/sft-o" >/dev/null 2>&1
+check "sft -o is --out" test -s "$work/sft-o/model.gguf"
+"$bin" data world -o "$work/world" --stories 5 >/dev/null 2>&1
+check "data world -o is --out" test -s "$work/world/manifest.json"
+
+# RL commands: a progress bar with ETA on a terminal; the summary names what first/last measure
+if command -v script >/dev/null; then
+    script -qfec "'$bin' grpo -m '$work/base/model.gguf' --data '$work/arith.jsonl' --verify number --steps 2 --batch 2 \
+        --group 2 --max-new 2 --threads 1 --out '$work/grpo-tty'" /dev/null >"$work/tty" 2>&1
+    check "grpo on a terminal draws a progress bar with ETA ($(tr '\r' '\n' <"$work/tty" | grep -a -m1 ETA))" \
+        grep -aq "grpo \[#*\.*\] .*ETA" "$work/tty"
+else
+    ok "grpo progress bar (skipped: no script(1))"
+fi
+out=$("$bin" grpo -m "$work/base/model.gguf" --data "$work/arith.jsonl" --verify number --steps 1 --batch 2 --group 2 \
+    --max-new 2 --threads 1 --out "$work/grpo2" 2>"$work/err")
+check "grpo's summary says what first/last are ($out)" grep -q '"metric":"the mean reward' <<<"$out"
+check "grpo without a terminal logs steps instead of a bar" bash -c "grep -q 'grpo step 1:' '$work/err' && ! grep -q ETA '$work/err'"
+
 finish

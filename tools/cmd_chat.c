@@ -278,7 +278,7 @@ int cllm_cmd_chat(int argc, char **argv) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 20, &max_tokens))
                 return CLI_EXIT_USAGE;
         } else {
-            return cli_usage_error(CMD, "unknown argument '%s'", a);
+            return cli_unknown_flag(CMD, a);
         }
     }
     cllm_error err;

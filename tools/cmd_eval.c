@@ -92,7 +92,7 @@ static int parse_args(eval_args *a, int argc, char **argv) {
         } else if (!strcmp(arg, "--no-progress")) {
             a->progress = 0;
         } else {
-            return cli_usage_error(CMD, "unknown option '%s'", arg);
+            return cli_unknown_flag(CMD, arg);
         }
     }
     if (!a->sa.model_path) return cli_usage_error(CMD, "a model is required: -m MODEL.gguf");

@@ -120,7 +120,7 @@ int cllm_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--no-echo")) echo = 0;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
-        else return cli_usage_error(CMD, "unknown argument '%s'", a);
+        else return cli_unknown_flag(CMD, a);
     }
     if (!prompt == !prompt_file) return cli_usage_error(CMD, "give exactly one of --prompt or --file");
     if (system && !chat) return cli_usage_error(CMD, "--system needs --chat");

@@ -80,7 +80,7 @@ static void usage(void) {
         "  --patience K         stop after K evaluations without improvement, 0 = off\n"
         "  --max-nonfinite N    stop after N NaN/Inf steps in a row (default 10)\n"
         "Run:\n"
-        "  --out RUN_DIR        run directory (created if missing): checkpoints, train.csv, loss.svg\n"
+        "  -o, --out RUN_DIR    run directory (created if missing): checkpoints, train.csv, loss.svg\n"
         "  --save-every N       checkpoint every N steps, 0 = only at the end (default 0)\n"
         "  --keep K             complete checkpoints kept (default 2)\n"
         "  --resume             continue from the newest complete checkpoint in RUN_DIR\n"
@@ -160,6 +160,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         }
         if (!strcmp(a, "--resume")) { p.resume = 1; continue; }
         if (!strcmp(a, "--no-progress")) { p.progress = 0; continue; }
+        if (!strcmp(a, "-o")) a = "--out";
         if (strncmp(a, "--", 2) != 0) { rc = cli_usage_error(CMD, "unexpected argument '%s'", a); break; }
         const char *v = cli_value(CMD, argc, argv, &i);
         if (!v) { rc = CLI_EXIT_USAGE; break; }
@@ -219,7 +220,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         INT("--keep", 1, 1000, p.keep)
         DBL("--peak-gflops", -1.0, 1e9, p.peak_gflops)
         else if (!strcmp(a, "--tokenizer")) tok_src.path = v;
-        else rc = cli_usage_error(CMD, "unknown flag '%s'", a);
+        else rc = cli_unknown_flag(CMD, a);
 #undef I64
 #undef INT
 #undef DBL

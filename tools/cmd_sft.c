@@ -64,7 +64,7 @@ static void usage(void) {
            "LoRA (frozen base; only adapters train):\n"
            "  --lora-rank R  --lora-alpha A (default 2R)  --lora-targets q,k,v,o,up,down,gate|all (default q,v)\n"
            "Run:\n"
-           "  --out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n");
+           "  -o/--out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n");
 }
 
 int cllm_cmd_sft(int argc, char **argv) {
@@ -89,7 +89,7 @@ int cllm_cmd_sft(int argc, char **argv) {
         if (!strcmp(f, "--model") || !strcmp(f, "-m")) { VAL(); p.model_path = v; }
         else if (!strcmp(f, "--data")) { VAL(); p.data_path = v; }
         else if (!strcmp(f, "--val")) { VAL(); p.val_path = v; }
-        else if (!strcmp(f, "--out")) { VAL(); p.run_dir = v; }
+        else if (!strcmp(f, "--out") || !strcmp(f, "-o")) { VAL(); p.run_dir = v; }
         else if (!strcmp(f, "--chat-template") || !strcmp(f, "--template")) { VAL(); p.chat_template = v; }
         else if (!strcmp(f, "--pack")) p.pack = 1;
         else if (!strcmp(f, "--no-pack")) p.pack = 0;
@@ -126,7 +126,7 @@ int cllm_cmd_sft(int argc, char **argv) {
         else if (!strcmp(f, "--keep")) INT(keep, 1, 1000);
         else if (!strcmp(f, "--seed")) { VAL(); if (!cli_parse_i64(CMD, f, v, 0, INT64_MAX, &v64)) return CLI_EXIT_USAGE; p.seed = (uint64_t)v64; }
         else if (!strcmp(f, "--threads")) INT(threads, 1, 1024);
-        else return cli_usage_error(CMD, "unknown option '%s'", f);
+        else return cli_unknown_flag(CMD, f);
 #undef VAL
 #undef INT
 #undef I64

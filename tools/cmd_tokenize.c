@@ -127,7 +127,7 @@ int cllm_cmd_tokenize(int argc, char **argv) {
         if (cli_is_help(a)) {
             print_help();
             return CLI_EXIT_OK;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--out")) {
             if (!(out = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--field")) {
             if (!(field = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
@@ -139,7 +139,7 @@ int cllm_cmd_tokenize(int argc, char **argv) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v || !cli_parse_int(CMD, a, v, 1, 4096, &threads)) return CLI_EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(CMD, "unknown flag '%s'", a);
+            return cli_unknown_flag(CMD, a);
         } else {
             if (n_files == (int)(sizeof files / sizeof files[0])) return cli_usage_error(CMD, "too many files");
             files[n_files++] = a;

@@ -105,7 +105,7 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
     snprintf(line, sizeof line, "dpo step %lld: loss %.4f  rewards chosen %.4f rejected %.4f  margin %.4f  accuracy %.3f  "
              "grad_norm %.3g  lr %.2e", (long long)step, loss, c->last.reward_chosen, c->last.reward_rejected,
              c->last.margin, c->last.accuracy, h->norm, (double)lr);
-    if (step == h->start_step + 1 || step == h->steps || step % 10 == 0) th_log(h, "%s", line);
+    if (!h->progress && (step == h->start_step + 1 || step == h->steps || step % 10 == 0)) th_log(h, "%s", line);
     snprintf(out, cap, "%s", line);
 }
 

@@ -118,7 +118,7 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
     char line[256];
     snprintf(line, sizeof line, "reward step %lld: loss %.4f  batch accuracy %.3f  grad_norm %.3g  lr %.2e",
              (long long)step, loss, c->batch_acc, h->norm, (double)lr);
-    if (step == h->start_step + 1 || step == h->steps || step % 10 == 0) th_log(h, "%s", line);
+    if (!h->progress && (step == h->start_step + 1 || step == h->steps || step % 10 == 0)) th_log(h, "%s", line);
     snprintf(out, cap, "%s", line);
 }
 
