@@ -122,7 +122,9 @@ T=()
 TD=(--threads 1)
 [ "$threads" = 0 ] || TD=(--threads "$threads")
 start=$SECONDS
-banner() { printf '\n\033[1m== %s\033[0m  (%ds)\n' "$*" $((SECONDS - start)); }
+bold= plain=
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; fi # no escapes in a log or a pipe
+banner() { printf '\n%s== %s%s  (%ds)\n' "$bold" "$*" "$plain" $((SECONDS - start)); }
 # run_stage NAME OUTPUT CMD...: skip when OUTPUT exists; otherwise run CMD,
 # its output shown and kept in logs/NAME.log; stop the demo when it fails.
 run_stage() {

@@ -94,4 +94,17 @@ out=$("$bin" grpo -m "$work/base/model.gguf" --data "$work/arith.jsonl" --verify
 check "grpo's summary says what first/last are ($out)" grep -q '"metric":"the mean reward' <<<"$out"
 check "grpo without a terminal logs steps instead of a bar" bash -c "grep -q 'grpo step 1:' '$work/err' && ! grep -q ETA '$work/err'"
 
+# output hygiene without a terminal: no escape sequences, one final progress line, singular counts
+"$bin" tokenize --tokenizer "$work/tok" -o "$work/one.tok" "$work/text.txt" >"$work/out" 2>"$work/err"
+check "tokenize in a log: exactly one progress line ($(grep -c 'tokenize \[' "$work/err"))" \
+    test "$(grep -c 'tokenize \[' "$work/err")" -eq 1
+check "tokenize says 'from 1 document,' ($(grep wrote "$work/err"))" grep -q "from 1 document," "$work/err"
+"$bin" pretrain --data "$work/text.txt" --preset tiny-llama --steps 1 --seq 16 --batch 2 --eval-every 0 --threads 1 \
+    --out "$work/pre-log" >"$work/out" 2>"$work/err"
+check "pretrain in a log: exactly one progress line ($(grep -c 'pretrain \[' "$work/err"))" \
+    test "$(grep -c 'pretrain \[' "$work/err")" -eq 1
+check "pretrain in a log: no escape sequences" bash -c "! grep -q $'\033' '$work/err' '$work/out'"
+check "pretrain says 'completed 1 step' and '1 thread' ($(head -n 1 "$work/out"))" \
+    bash -c "grep -qx 'completed 1 step' '$work/out' && grep -q '= 32 tokens per step; 1 thread' '$work/err'"
+
 finish

@@ -273,7 +273,7 @@ int cllm_cmd_eval(int argc, char **argv) {
     double seconds = cllm_now_seconds() - t0;
     if (rc == CLI_EXIT_OK && tally->n_tasks) {
         report_tasks(&a, tally, samples, out);
-        if (!a.json) printf("%zu examples in %.1f s\n", ex.n, seconds);
+        if (!a.json) printf("%zu example%s in %.1f s\n", ex.n, ex.n == 1 ? "" : "s", seconds);
     }
     if (rc == CLI_EXIT_OK && a.text) rc = eval_text(&s, a.text, out, a.json);
     if (rc == CLI_EXIT_OK && a.json) {

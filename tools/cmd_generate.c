@@ -223,8 +223,9 @@ int cllm_cmd_generate(int argc, char **argv) {
             printf("\n");
         }
         fflush(stdout);
-        fprintf(stderr, "[prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | finish: %s]\n",
-                res.n_prompt, res.prompt_seconds > 0 ? res.n_prompt / res.prompt_seconds : 0.0, res.n_generated,
+        fprintf(stderr, "[prompt %d token%s, %.1f tok/s | generated %d token%s, %.1f tok/s | finish: %s]\n",
+                res.n_prompt, res.n_prompt == 1 ? "" : "s", res.prompt_seconds > 0 ? res.n_prompt / res.prompt_seconds : 0.0,
+                res.n_generated, res.n_generated == 1 ? "" : "s",
                 res.generate_seconds > 0 ? res.n_generated / res.generate_seconds : 0.0,
                 cllm_finish_reason_name(res.finish));
     }

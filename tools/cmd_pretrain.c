@@ -284,7 +284,8 @@ int cllm_cmd_pretrain(int argc, char **argv) {
     printf("steps %" PRId64 " (this run from %" PRId64 "), params %zu\n", res.steps_done, res.start_step, res.n_params);
     if (isfinite(res.last_train_loss)) printf("train loss %.4f\n", res.last_train_loss);
     if (isfinite(res.last_val_loss)) printf("val loss %.4f (best %.4f)\n", res.last_val_loss, res.best_val_loss);
-    if (res.nonfinite_skipped) printf("skipped %" PRId64 " steps with NaN/Inf loss or gradient\n", res.nonfinite_skipped);
+    if (res.nonfinite_skipped)
+        printf("skipped %" PRId64 " step%s with NaN/Inf loss or gradient\n", res.nonfinite_skipped, res.nonfinite_skipped == 1 ? "" : "s");
     if (res.seconds > 0) {
         printf("time %.1f s, %.0f tokens/s", res.seconds, res.tokens_per_s);
         if (isfinite(res.mfu)) printf(", MFU %.1f%%", res.mfu * 100);

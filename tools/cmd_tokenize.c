@@ -198,8 +198,9 @@ int cllm_cmd_tokenize(int argc, char **argv) {
                          &err) != CLLM_OK)
         rc = cli_fail(CMD, &err);
     if (rc == CLI_EXIT_OK)
-        fprintf(stderr, "wrote %s: %zu tokens from %llu documents, %llu bytes (%.3f bytes/token)\n", out,
-                c.all.n, (unsigned long long)c.n_documents, (unsigned long long)c.done_bytes,
+        fprintf(stderr, "wrote %s: %zu token%s from %llu document%s, %llu bytes (%.3f bytes/token)\n", out,
+                c.all.n, c.all.n == 1 ? "" : "s", (unsigned long long)c.n_documents, c.n_documents == 1 ? "" : "s",
+                (unsigned long long)c.done_bytes,
                 c.all.n ? (double)c.done_bytes / (double)c.all.n : 0.0);
     free(c.docs);
     free(c.lens);

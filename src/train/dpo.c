@@ -186,7 +186,7 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
             correct += (pc[i] - c.ref_c[i]) - (pr[i] - c.ref_r[i]) > 0;
         }
         res->val_accuracy = (double)correct / c.n_val;
-        rl_log(p, "dpo: held-out preference accuracy %.3f (%d pairs)", res->val_accuracy, c.n_val);
+        rl_log(p, "dpo: held-out preference accuracy %.3f (%d pair%s)", res->val_accuracy, c.n_val, c.n_val == 1 ? "" : "s");
     }
     st = rl_run_finish(&c.h, p, "DPO loss", res, err);
 done:

@@ -497,7 +497,7 @@ static cllm_status csv_row(th_run *h, int64_t step, double loss, double val, flo
 static int stop_after_step(th_run *h) {
     if (h->state.step >= h->steps) {
         h->reason = CLLM_STOP_COMPLETED;
-        snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " steps", h->steps);
+        snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " step%s", h->steps, h->steps == 1 ? "" : "s");
     } else if (h->patience > 0 && h->state.evals_since_best >= h->patience) {
         h->reason = CLLM_STOP_EARLY;
         snprintf(h->reason_text, sizeof h->reason_text,
@@ -527,7 +527,7 @@ cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
     int64_t todo = h->steps - h->state.step;
     h->step_times = malloc((size_t)(todo > 0 ? todo : 1) * sizeof *h->step_times);
     if (!h->step_times) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
-    snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " steps", h->steps);
+    snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " step%s", h->steps, h->steps == 1 ? "" : "s");
     if (todo <= 0) {
         h->reason = CLLM_STOP_ALREADY_DONE;
         snprintf(h->reason_text, sizeof h->reason_text,
