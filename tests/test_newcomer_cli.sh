@@ -107,4 +107,20 @@ check "pretrain in a log: no escape sequences" bash -c "! grep -q $'\033' '$work
 check "pretrain says 'completed 1 step' and '1 thread' ($(head -n 1 "$work/out"))" \
     bash -c "grep -qx 'completed 1 step' '$work/out' && grep -q '= 32 tokens per step; 1 thread' '$work/err'"
 
+# early stopping keeps the best evaluated weights as model.gguf, and says so: training text the
+# model overfits at lr 3e-2, a validation tail it never sees, so validation loss is best early
+for i in $(seq 1 60); do echo "the cat sat on the mat. the dog ran to the log."; done >"$work/es.txt"
+for i in $(seq 1 8); do echo "zebras quietly juggle purple xylophones while vexed wizards box."; done >>"$work/es.txt"
+"$bin" pretrain --data "$work/es.txt" --preset tiny-llama --steps 60 --seq 16 --batch 4 --lr 3e-2 --warmup 0 \
+    --schedule constant --eval-every 3 --eval-batches 4 --patience 3 --val-frac 0.15 --save-every 3 --keep 100 \
+    --threads 1 --out "$work/es" >"$work/out" 2>"$work/err"
+check "pretrain --patience stops early ($(head -n 1 "$work/out"))" grep -q "^early stop at step" "$work/out"
+best=$(sed -n 's/.*holds the best evaluated weights, step \([0-9]*\).*/\1/p' "$work/err")
+last=$(sed -n 's/^steps \([0-9]*\) .*/\1/p' "$work/out")
+check "and says model.gguf holds the best evaluated weights (step '$best' of '$last')" \
+    bash -c "[ -n '$best' ] && [ -n '$last' ] && [ '$best' -lt '$last' ]"
+check "model.gguf is the checkpoint of that step, byte for byte" \
+    cmp -s "$work/es/model.gguf" "$(printf '%s/es/ckpt-%010d.gguf' "$work" "${best:-0}")"
+check "not the last step's weights" bash -c "! cmp -s '$work/es/model.gguf' \"\$(printf '%s/es/ckpt-%010d.gguf' '$work' '${last:-0}')\""
+
 finish
