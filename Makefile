@@ -25,7 +25,7 @@ OPT ?= -O2 -g
 endif
 
 CC ?= cc
-PKGS := libpcre2-8 libcjson libmicrohttpd
+PKGS := libpcre2-8 libcjson libmicrohttpd libedit
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
