@@ -7,8 +7,10 @@
 #                   between stories; each English story is followed by a short
 #                   Korean rendering)
 #   held-out.txt    40 validation stories, never in corpus.txt (perplexity)
-#   chat.jsonl      every 10th training example of the six tasks plus
-#                   conversations.jsonl (system messages, several turns)
+#   chat.jsonl      every 10th training example of the six tasks and of the
+#                   world's conversations (system messages, several turns,
+#                   reworded instructions), plus the hand-written
+#                   conversations.jsonl
 #   pairs.jsonl     150 preference pairs (prompt / chosen / rejected)
 #   arithmetic.jsonl 120 arithmetic questions with a reference answer (grpo)
 #
@@ -27,7 +29,7 @@ w=$tmp/w
 awk 'BEGIN { RS = ""; ORS = "\n\n" } NR <= 600' "$w/stories.train.txt" >"$tmp/corpus.txt"
 awk 'BEGIN { RS = ""; ORS = "\n\n" } NR <= 40' "$w/stories.val.txt" >"$tmp/held-out.txt"
 {
-    for t in translate_en_ko translate_ko_en summary sentiment faq arithmetic; do
+    for t in translate_en_ko translate_ko_en summary sentiment faq arithmetic conversations; do
         awk 'NR % 10 == 1' "$w/$t.train.jsonl"
     done
     cat "$here/conversations.jsonl"
