@@ -25,7 +25,7 @@ OPT ?= -O2 -g
 endif
 
 CC ?= cc
-PKGS := libpcre2-8 libcjson libmicrohttpd
+PKGS := libpcre2-8 libcjson libmicrohttpd libedit
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -52,7 +52,7 @@ TEST_BIN := $(TEST_MAIN_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB := $(BUILD)/libcllm.a
 CLLM := $(BUILD)/cllm
 
-.PHONY: all test check deps clean demo bench fuzz fuzz-run
+.PHONY: all test check deps deps-build clean demo bench fuzz fuzz-run
 .SECONDARY:
 all: $(CLLM) $(TEST_BIN)
 
@@ -103,6 +103,10 @@ fuzz-run: $(FUZZ_BIN)
 deps:
 	bash scripts/install-deps.sh
 
+# Only what building and running cllm needs (no Python, browser or npm peers).
+deps-build:
+	bash scripts/install-deps.sh --build
+
 check: deps
 	$(MAKE) test
 	$(MAKE) SAN=1 test
@@ -110,8 +114,9 @@ check: deps
 
 # The README's main command: packages, the binary, then scripts/demo.sh (world ->
 # tokenizer -> pre-train -> SFT -> DPO -> GRPO -> report; outputs in demo/).
-# QUICK=1: the ~2-minute CI size, in demo-quick/.
-demo: deps
+# QUICK=1: the ~2-minute CI size, in demo-quick/. Installs only the build's
+# packages (deps-build); the tests' peers come with make deps / make check.
+demo: deps-build
 	$(MAKE) $(CLLM)
 	bash scripts/demo.sh $(if $(filter 1,$(QUICK)),--quick) --cllm $(CLLM)
 

@@ -67,7 +67,7 @@ fi
 cllm=$(cd "$(dirname "$cllm")" && pwd)/$(basename "$cllm")
 
 # ---- settings (chosen on the validation split, never on test) ----
-tasks="translate_en_ko translate_ko_en summary sentiment faq arithmetic"
+tasks="translate_en_ko translate_ko_en summary sentiment faq arithmetic conversations"
 if [ $quick != 0 ]; then
     mode=quick
     world_size=small
@@ -128,7 +128,9 @@ P=(--precision "$precision") # the training stages only
 TD=(--threads 1)
 [ "$threads" = 0 ] || TD=(--threads "$threads")
 start=$SECONDS
-banner() { printf '\n\033[1m== %s\033[0m  (%ds)\n' "$*" $((SECONDS - start)); }
+bold= plain=
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; fi # no escapes in a log or a pipe
+banner() { printf '\n%s== %s%s  (%ds)\n' "$bold" "$*" "$plain" $((SECONDS - start)); }
 # run_stage NAME OUTPUT CMD...: skip when OUTPUT exists; otherwise run CMD,
 # its output shown and kept in logs/NAME.log; stop the demo when it fails.
 run_stage() {
@@ -310,6 +312,24 @@ for p in "${prompts[@]}"; do
         { cat "$out/logs/chat.log" >&2; echo "demo.sh: cllm chat failed" >&2; exit 1; }
     printf 'User: %s\nAssistant: %s\n\n' "$p" "$a" | tee -a "$out/samples.txt.tmp"
 done
+# A system message, the guide's Korean instruction and reworded ones, then three
+# turns of one conversation (the conversations task's kind of input).
+sys_msg="You are a helpful assistant."
+for p in "다음 문장을 한국어로 번역하세요: I like apples." "Please translate into English: 고마워요."; do
+    a=$("$cllm" chat -m "$out/final.gguf" --temperature 0 -n 64 --system "$sys_msg" -p "$p" "${TD[@]}" \
+        2>"$out/logs/chat.log") || { cat "$out/logs/chat.log" >&2; echo "demo.sh: cllm chat failed" >&2; exit 1; }
+    printf 'System: %s\nUser: %s\nAssistant: %s\n\n' "$sys_msg" "$p" "$a" | tee -a "$out/samples.txt.tmp"
+done
+turns=("What is 3 + 4?" "Translate to Korean: Good morning." "When are you open?")
+replies=$(printf '%s\n' "${turns[@]}" | "$cllm" chat -m "$out/final.gguf" --temperature 0 -n 64 --system "$sys_msg" \
+    "${TD[@]}" 2>"$out/logs/chat.log") || { cat "$out/logs/chat.log" >&2; echo "demo.sh: cllm chat failed" >&2; exit 1; }
+{
+    printf 'One conversation (system: %s):\n' "$sys_msg"
+    for i in "${!turns[@]}"; do
+        printf 'User: %s\nAssistant: %s\n' "${turns[$i]}" "$(sed -n "$((i + 1))p" <<<"$replies")"
+    done
+    printf '\n'
+} | tee -a "$out/samples.txt.tmp"
 mv "$out/samples.txt.tmp" "$out/samples.txt"
 
 banner "done in $((SECONDS - start)) s"

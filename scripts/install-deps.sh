@@ -5,15 +5,25 @@
 # OpenBLAS (without it Debian's torch runs the netlib reference BLAS, ~25x slower).
 # clang with its libFuzzer and OpenMP runtimes (make fuzz, the last part of make check).
 # npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
+#
+# `install-deps.sh --build` (what `make demo` runs) installs only what building
+# and running cllm needs: the compiler, pkg-config, oneDNN, PCRE2, cJSON,
+# libmicrohttpd and libedit (line editing in `cllm chat`); no Python, no
+# browser, no npm. Without --build (`make deps`, `make check`) the tests' peers
+# come too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev
-          python3 python3-torch python3-numpy python3-jinja2 libopenblas0-openmp chromium
-          clang libclang-rt-14-dev libomp-dev)
-# Node.js may come from another source than Debian (whose npm package then
-# conflicts with it): only ask apt for it when the commands are missing.
-command -v node >/dev/null 2>&1 || packages+=(nodejs)
-command -v npm >/dev/null 2>&1 || packages+=(npm)
+build_only=0
+[ "${1:-}" = --build ] && build_only=1
+packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev libedit-dev)
+if [ $build_only = 0 ]; then
+    packages+=(python3 python3-torch python3-numpy python3-jinja2 libopenblas0-openmp chromium
+               clang libclang-rt-14-dev libomp-dev)
+    # Node.js may come from another source than Debian (whose npm package then
+    # conflicts with it): only ask apt for it when the commands are missing.
+    command -v node >/dev/null 2>&1 || packages+=(nodejs)
+    command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}"
 fi
+[ $build_only = 0 ] || exit 0
 # npm dependencies for the JavaScript-side tests (exactness peers, API clients),
 # reinstalled whenever package-lock.json changed since the last install.
 for dir in tests/js bench/js; do

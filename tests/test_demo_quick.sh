@@ -33,14 +33,15 @@ check "prints the stage x task table and how to chat and serve" bash -c "
     grep -qE '^sentiment \(accuracy\) ' '$work/log1' &&
     grep -q 'chat -m .*final.gguf' '$work/log1' && grep -q 'serve -m .*final.gguf' '$work/log1'"
 check "sample answers for the guide's prompts" bash -c "
-    test \$(grep -c '^User: ' '$d/samples.txt') -eq 6 && grep -q 'Hello, how are you?' '$d/samples.txt'"
+    test \$(grep -c '^User: ' '$d/samples.txt') -eq 11 && grep -q 'Hello, how are you?' '$d/samples.txt' &&
+    grep -q '^System: ' '$d/samples.txt' && grep -q '다음 문장을 한국어로 번역하세요' '$d/samples.txt'"
 # The final stage beats the untrained model: never worse on any task, better
 # on most, and by at least 10 points on average (every score on 0..100).
 [ $size = --smoke ] || check "final stage improves over the untrained model" $py -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 first, last = r["stages"][0], r["stages"][-1]
-assert first == "untrained" and len(r["tasks"]) == 6, r["stages"]
+assert first == "untrained" and len(r["tasks"]) == 7, r["stages"]
 scale = lambda t, v: v if t["metric"] == "chrf" else 100 * v
 better, gain = 0, 0.0
 for t in r["tasks"]:

@@ -94,7 +94,7 @@ static int same_world(const cllm_world *a, const cllm_world *b) {
 
 static void test_world_deterministic(void) {
     cllm_world a = build(7), b = build(7), c = build(8);
-    CHECK(a.n_files == 23, "23 files, got %d", a.n_files);
+    CHECK(a.n_files == 26, "26 files, got %d", a.n_files);
     CHECK(same_world(&a, &b), "same seed gives identical bytes");
     int differ = 0;
     for (int i = 0; i < a.n_files && i < c.n_files; i++)
@@ -438,6 +438,75 @@ static void test_world_write_and_bad_args(void) {
     CHECK(cllm_world_size_parse("full") == CLLM_WORLD_FULL && cllm_world_size_parse("huge") == -1, "size names");
 }
 
+/* conversations.*.jsonl (issue 23 item 4): system messages, several turns,
+ * reworded instructions (the guide's Korean one among them); every record
+ * alternates user/assistant after an optional system message, ends with the
+ * assistant, whose answer is the reference; a split's turns are its own
+ * examples (the last answer of every test conversation answers a test
+ * question of its task). */
+typedef struct {
+    int bad, with_system, multi_turn, korean_instruction;
+} conv_ctx;
+
+static void check_conversation(cJSON *o, void *ctx) {
+    conv_ctx *c = ctx;
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages");
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(o, "reference");
+    int n = cJSON_GetArraySize(msgs), first = 0, users = 0, ok = cJSON_IsString(task) && cJSON_IsString(ref) && n >= 2;
+    if (ok && strcmp(task->valuestring, "conversations") != 0) ok = 0;
+    for (int i = 0; ok && i < n; i++) {
+        const cJSON *m = cJSON_GetArrayItem(msgs, i);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!cJSON_IsString(role) || !cJSON_IsString(content)) { ok = 0; break; }
+        if (i == 0 && !strcmp(role->valuestring, "system")) { first = 1, c->with_system++; continue; }
+        const char *want = (i - first) % 2 ? "assistant" : "user";
+        if (strcmp(role->valuestring, want)) ok = 0;
+        if (!strcmp(want, "user")) users++;
+        if (strstr(content->valuestring, "다음 문장을 한국어로 번역하세요: ")) c->korean_instruction++;
+        if (i == n - 1 && (strcmp(want, "assistant") || strcmp(content->valuestring, ref->valuestring))) ok = 0;
+    }
+    if (users >= 2) c->multi_turn++;
+    if (!ok) c->bad++;
+}
+
+static void test_world_conversations(void) {
+    cllm_world w = build(3);
+    static const char *const splits[] = {"train", "val", "test"};
+    for (int s = 0; s < 3; s++) {
+        char name[64];
+        snprintf(name, sizeof name, "conversations.%s.jsonl", splits[s]);
+        const cllm_world_file *f = cllm_world_find(&w, name);
+        CHECK(f && f->n_records >= 50, "%s has conversations (%zu)", name, f ? f->n_records : 0);
+        if (!f) continue;
+        conv_ctx c = {0};
+        size_t n = each_line(f, check_conversation, &c);
+        CHECK(n == f->n_records, "%s: %zu lines, manifest says %zu", name, n, f->n_records);
+        CHECK(c.bad == 0, "%s: %d records with a wrong shape", name, c.bad);
+        CHECK(c.with_system > 0 && (size_t)c.with_system < n, "%s: some with a system message (%d of %zu)", name,
+              c.with_system, n);
+        CHECK(c.multi_turn > 0, "%s: some with several turns (%d)", name, c.multi_turn);
+        if (s == 0) CHECK(c.korean_instruction > 0, "%s: the Korean instruction occurs (%d)", name, c.korean_instruction);
+    }
+    /* no test question in training: each test conversation's last answer's question is a test example */
+    const cllm_world_file *conv = cllm_world_find(&w, "conversations.test.jsonl");
+    const cllm_world_file *train = cllm_world_find(&w, "translate_en_ko.train.jsonl");
+    CHECK(conv && train, "files present");
+    if (conv && train) {
+        int leaked = 0, checked = 0;
+        for (const char *p = conv->data; (p = strstr(p, "Translate to Korean: ")) != NULL; p++) {
+            const char *e = strchr(p, '"');
+            char needle[600];
+            if (!e || e - p >= (long)sizeof needle - 2) continue;
+            snprintf(needle, sizeof needle, "%.*s\"", (int)(e - p), p);
+            checked++;
+            leaked += strstr(train->data, needle) != NULL;
+        }
+        CHECK(checked > 0 && leaked == 0, "test conversations ask no training translation (%d of %d)", leaked, checked);
+    }
+    cllm_world_free(&w);
+}
+
 int main(void) {
     TEST_RUN(test_world_final_consonant);
     TEST_RUN(test_world_korean_particles);
@@ -448,5 +517,6 @@ int main(void) {
     TEST_RUN(test_world_write_and_bad_args);
     TEST_RUN(test_world_arithmetic_answers_correct);
     TEST_RUN(test_world_guide_greeting_in_train);
+    TEST_RUN(test_world_conversations);
     return test_finish();
 }

@@ -4,11 +4,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Length of the valid UTF-8 character at s (1-4), or 0 when s starts an
  * invalid or truncated sequence. */
@@ -133,4 +136,106 @@ int cli_text_append(cli_text *t, const char *s, size_t n) {
     t->len += n;
     t->text[t->len] = 0;
     return 1;
+}
+
+/* ---- "did you mean" for unknown flags ---- */
+
+/* Optimal string alignment distance (Levenshtein plus adjacent swaps), short strings only. */
+static int edit_distance(const char *a, const char *b) {
+    enum { MAXN = 64 };
+    size_t n = strlen(a), m = strlen(b);
+    if (n >= MAXN || m >= MAXN) return 1 << 20;
+    int d[MAXN][MAXN];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+const char *cli_nearest_flag(const char *flag, const char *const *candidates, int n) {
+    const char *best = NULL, *prefix = NULL;
+    int best_d = 1 << 20, n_prefix = 0;
+    size_t len = strlen(flag);
+    for (int k = 0; k < n; k++) {
+        const char *c = candidates[k];
+        if (!strcmp(c, flag)) continue;
+        if (len > 2 && !strncmp(c, flag, len)) {
+            if (!prefix || strcmp(prefix, c)) n_prefix++;
+            prefix = c;
+        }
+        int d = edit_distance(flag, c);
+        if (d < best_d) best_d = d, best = c;
+    }
+    /* Close enough to be a typo: 1 edit in short flags, 2 from 6 characters,
+     * 3 from 12 (counting the dashes). */
+    int limit = len >= 12 ? 3 : len >= 6 ? 2 : 1;
+    if (best && best_d <= limit) return best;
+    return n_prefix == 1 ? prefix : NULL;
+}
+
+int cli_unknown_flag(const char *command, const char *flag) {
+    if (flag[0] != '-') return cli_usage_error(command, "unexpected argument '%s'", flag);
+    /* The command's flags: what `cllm <command> --help` lists. */
+    enum { MAX_FLAGS = 256 };
+    char help[65536], *flags[MAX_FLAGS];
+    int n = 0;
+    size_t len = 0;
+    /* run this binary (not through a shell) with the command's words and --help */
+    char words[256], *argv[16];
+    int argc = 0;
+    snprintf(words, sizeof words, "%s", command);
+    argv[argc++] = "cllm";
+    for (char *save = NULL, *w = strtok_r(words, " ", &save); w && argc < 14; w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    argv[argc++] = "--help";
+    argv[argc] = NULL;
+    int fd[2];
+    if (pipe(fd) == 0) {
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(fd[1], STDOUT_FILENO);
+            if (null >= 0) dup2(null, STDERR_FILENO);
+            close(fd[0]);
+            execv("/proc/self/exe", argv);
+            _exit(127);
+        }
+        close(fd[1]);
+        ssize_t got;
+        while (len < sizeof help - 1 && (got = read(fd[0], help + len, sizeof help - 1 - len)) > 0) len += (size_t)got;
+        close(fd[0]);
+        if (pid > 0) waitpid(pid, NULL, 0);
+    }
+    help[len] = 0;
+    for (char *c = help; *c && n < MAX_FLAGS; c++) {
+        int starts = c[0] == '-' && (c == help || !(c[-1] == '-' || (c[-1] >= 'a' && c[-1] <= 'z') ||
+                                                    (c[-1] >= 'A' && c[-1] <= 'Z') || (c[-1] >= '0' && c[-1] <= '9')));
+        if (!starts) continue;
+        char *e = c + 1;
+        if (*e == '-') e++;
+        if (!(*e >= 'a' && *e <= 'z')) continue;
+        while ((*e >= 'a' && *e <= 'z') || (*e >= '0' && *e <= '9') || *e == '-') e++;
+        while (e[-1] == '-') e--;
+        char save = *e;
+        *e = 0;
+        if ((flags[n] = strdup(c))) n++;
+        *e = save;
+        c = e - 1;
+    }
+    const char *near = cli_nearest_flag(flag, (const char *const *)flags, n);
+    int rc = near ? cli_usage_error(command, "unknown flag '%s' (did you mean %s?)", flag, near)
+                  : cli_usage_error(command, "unknown flag '%s'", flag);
+    for (int k = 0; k < n; k++) free(flags[k]);
+    return rc;
 }

@@ -26,6 +26,17 @@ int cli_fail(const char *command, const cllm_error *err);
  * the terminal; newlines and tabs pass. Every error above goes through it. */
 void cli_print_safe(FILE *out, const char *text);
 
+/* The usage error for an unknown flag, with "did you mean --x?" when one of
+ * the command's own flags is close (edit distance, or the flag is the start of
+ * exactly one of them). The command's flags are the ones its --help lists:
+ * `cllm <command> --help` is run (this same binary) and read, so a flag is
+ * suggested only if it is documented. `command` may hold a subcommand
+ * ("tokenizer train"). Returns CLI_EXIT_USAGE. */
+int cli_unknown_flag(const char *command, const char *flag);
+/* The nearest of n candidate flags to `flag` (NULL when none is close);
+ * cli_unknown_flag's rule, exposed for tests. */
+const char *cli_nearest_flag(const char *flag, const char *const *candidates, int n);
+
 /* True when argv[i] is --help or -h. */
 int cli_is_help(const char *arg);
 

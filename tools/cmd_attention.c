@@ -33,7 +33,7 @@ static void usage(FILE *out) {
             "at, darker = more weight (the upper triangle is masked: causal attention).\n\n"
             "Options:\n"
             "  -m, --model FILE  a GGUF model (required)\n"
-            "  --out FILE        the SVG to write (required)\n"
+            "  -o, --out FILE    the SVG to write (required)\n"
             "  --layer L         layer to draw, 0-based (default: the last)\n"
             "  --threads N       CPU threads (default: all cores)\n"
             TOK_SOURCE_HELP
@@ -144,7 +144,7 @@ int cllm_cmd_attention(int argc, char **argv) {
             return CLI_EXIT_OK;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(model_path = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--out")) {
+        } else if (!strcmp(a, "--out") || !strcmp(a, "-o")) {
             if (!(out = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--layer")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 0, CLLM_MODEL_MAX_LAYERS - 1, &layer))
@@ -156,7 +156,7 @@ int cllm_cmd_attention(int argc, char **argv) {
             int r = tok_source_arg(CMD, &ts, argc, argv, &i);
             if (r < 0) return CLI_EXIT_USAGE;
             if (r > 0) continue;
-            if (a[0] == '-' && a[1]) return cli_usage_error(CMD, "unknown option '%s'", a);
+            if (a[0] == '-' && a[1]) return cli_unknown_flag(CMD, a);
             if (text) return cli_usage_error(CMD, "unexpected argument '%s' (quote the text)", a);
             text = a;
         }

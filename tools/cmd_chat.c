@@ -8,12 +8,20 @@
  * guide's "context limit". Lines starting with '/' are commands (/help).
  * Without a terminal (a pipe, a script), or with --prompt, every input line
  * is one user turn and only the replies are printed.
+ *
+ * Input: on a terminal, lines are read with libedit (Debian's libedit-dev:
+ * Emacs-style editing, arrow keys, history of this session); from a pipe,
+ * with getline, so scripts and tests need no terminal. Either way one turn
+ * may span lines: a line ending in '\' continues on the next, and a line
+ * holding only """ opens a block that the next such line closes.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <editline/readline.h>
 
 #include "cli.h"
 #include "cllm/core/fileio.h"
@@ -36,10 +44,13 @@ static void usage(FILE *out) {
             "  -h, --help             this help\n\n" SAMPLER_HELP
             "\nCommands in the chat:\n"
             "  /reset              forget the conversation (keeps the system message)\n"
-            "  /system TEXT        set the system message\n"
+            "  /system [TEXT]      set the system message; without TEXT, clear it\n"
             "  /set NAME VALUE     change sampling, e.g. /set temperature 0.2, /set max-tokens 64\n"
             "  /save FILE          write the transcript as JSON ({\"messages\": [...]})\n"
-            "  /quit               leave (Ctrl-D too); Ctrl-C stops a reply\n");
+            "  /quit               leave (Ctrl-D too); Ctrl-C stops a reply\n"
+            "\nA turn of several lines: end a line with \\ to continue it, or put it between\n"
+            "two lines holding only \"\"\" (the summary task's story, say). On a terminal, lines\n"
+            "are edited with libedit (arrows, Ctrl-A/E/K/W...) and Up/Down recall earlier ones.\n");
 }
 
 typedef struct {
@@ -220,6 +231,65 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
     return ok;
 }
 
+/* One physical line without its newline (malloc'd), or NULL at end of input.
+ * On a terminal through libedit's readline, which also keeps the history. */
+static char *read_line(int interactive, const char *prompt) {
+    if (interactive) {
+        char *line = readline(prompt);
+        if (line && *line) add_history(line);
+        return line;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, stdin);
+    if (len < 0) {
+        free(line);
+        return NULL;
+    }
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    return line;
+}
+
+/* One user turn (malloc'd), joined from several lines when it continues
+ * ('\' at the end) or is a """ block; NULL at end of input. An unfinished
+ * turn at end of input is returned as it is. Turns are capped at
+ * CHAT_MAX_LINE bytes: the rest of a longer one is dropped, with a notice. */
+static char *read_turn(int interactive) {
+    char *first = read_line(interactive, "> ");
+    if (!first) return NULL;
+    size_t n = strlen(first);
+    int block = !strcmp(first, "\"\"\"");
+    if (!block && !(n && first[n - 1] == '\\')) return first;
+    cli_text t = {0};
+    int ok = 1, cut = 0;
+    if (!block) ok = cli_text_append(&t, first, n - 1) && cli_text_append(&t, "\n", 1);
+    free(first);
+    for (char *line; ok && (line = read_line(interactive, "... ")) != NULL;) {
+        size_t len = strlen(line);
+        int done;
+        if (block) {
+            done = !strcmp(line, "\"\"\"");
+            if (!done && t.len + len + 1 < CHAT_MAX_LINE) ok = cli_text_append(&t, line, len) && cli_text_append(&t, "\n", 1);
+            else if (!done) cut = 1;
+        } else {
+            done = !(len && line[len - 1] == '\\');
+            if (!done) len--;
+            if (t.len + len + 1 < CHAT_MAX_LINE) ok = cli_text_append(&t, line, len) && (done || cli_text_append(&t, "\n", 1));
+            else cut = 1;
+        }
+        free(line);
+        if (done) break;
+    }
+    if (cut) fprintf(stderr, "[the message was cut to %d bytes]\n", CHAT_MAX_LINE);
+    while (t.len && t.text[t.len - 1] == '\n') t.text[--t.len] = 0; /* a block's last newline */
+    if (!ok) {
+        free(t.text);
+        fprintf(stderr, "cllm %s: out of memory\n", CMD);
+        return NULL;
+    }
+    return t.text ? t.text : strdup("");
+}
+
 /* Handles a /command; returns 0 to quit. */
 static int chat_command(conversation *c, cllm_sampler_params *sp, int *max_tokens, char *line) {
     char *arg = strchr(line, ' ');
@@ -228,10 +298,10 @@ static int chat_command(conversation *c, cllm_sampler_params *sp, int *max_token
     if (!strcmp(line, "/reset")) {
         conversation_reset(c);
         fprintf(stderr, "[conversation cleared]\n");
-    } else if (!strcmp(line, "/system") && arg) {
+    } else if (!strcmp(line, "/system")) {
         free(c->system);
-        c->system = strdup(arg);
-        fprintf(stderr, "[system message set]\n");
+        c->system = arg && *arg ? strdup(arg) : NULL;
+        fprintf(stderr, c->system ? "[system message set]\n" : "[system message cleared]\n");
     } else if (!strcmp(line, "/set") && arg) {
         char *value = strchr(arg, ' ');
         if (!value) {
@@ -250,7 +320,8 @@ static int chat_command(conversation *c, cllm_sampler_params *sp, int *max_token
     } else if (!strcmp(line, "/save") && arg) {
         if (save_transcript(c, arg)) fprintf(stderr, "[saved %s]\n", arg);
     } else {
-        fprintf(stderr, "commands: /reset, /system TEXT, /set NAME VALUE, /save FILE, /quit\n");
+        fprintf(stderr, "commands: /reset, /system [TEXT], /set NAME VALUE, /save FILE, /quit; a line ending in \\ "
+                        "continues, \"\"\" opens and closes a block of lines\n");
     }
     return 1;
 }
@@ -278,7 +349,7 @@ int cllm_cmd_chat(int argc, char **argv) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 20, &max_tokens))
                 return CLI_EXIT_USAGE;
         } else {
-            return cli_usage_error(CMD, "unknown argument '%s'", a);
+            return cli_unknown_flag(CMD, a);
         }
     }
     cllm_error err;
@@ -296,27 +367,21 @@ int cllm_cmd_chat(int argc, char **argv) {
         ok = chat_turn(&s, &c, &sp, max_tokens, one_prompt, 0);
     } else {
         int interactive = isatty(STDIN_FILENO);
-        char *line = malloc(CHAT_MAX_LINE);
         if (interactive)
-            fprintf(stderr, "cllm chat: %s (template %s, context %d tokens). /help for commands, Ctrl-D to quit.\n",
+            fprintf(stderr, "cllm chat: %s (template %s, context %d tokens). /help for commands, Ctrl-D to quit;\n"
+                            "end a line with \\ (or open a block with \"\"\") to write several lines.\n",
                     margs.model_path, cllm_chat_template_name(s.chat_template), s.context);
-        while (ok && line) {
-            if (interactive) {
-                fputs("> ", stdout);
-                fflush(stdout);
-            }
-            interrupted = 0;
-            if (!fgets(line, CHAT_MAX_LINE, stdin)) break;
-            size_t len = strlen(line);
-            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-            if (len == 0) continue;
-            if (line[0] == '/') {
-                if (!chat_command(&c, &sp, &max_tokens, line)) break;
+        for (char *line; ok && (interrupted = 0, line = read_turn(interactive)) != NULL; free(line)) {
+            if (line[0] == 0) continue;
+            if (line[0] == '/' && !strchr(line, '\n')) {
+                if (!chat_command(&c, &sp, &max_tokens, line)) {
+                    free(line);
+                    break;
+                }
                 continue;
             }
             ok = chat_turn(&s, &c, &sp, max_tokens, line, interactive);
         }
-        free(line);
     }
     conversation_reset(&c);
     free(c.turns);

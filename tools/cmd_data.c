@@ -21,9 +21,11 @@ static void usage(FILE *out) {
             "references split train/val/test with no shared inputs (<task>.{train,val,test}.jsonl,\n"
             "TRL \"messages\" format plus \"task\", \"metrics\" and \"reference\"), preference pairs\n"
             "(preferences.{train,val}.jsonl: prompt / chosen / rejected) and manifest.json.\n"
-            "Tasks: translate_en_ko, translate_ko_en, summary, sentiment, faq, arithmetic.\n\n"
+            "Tasks: translate_en_ko, translate_ko_en, summary, sentiment, faq, arithmetic, and\n"
+            "conversations: 1-3 turns of those questions, half after a system message, with\n"
+            "reworded instructions (e.g. \"다음 문장을 한국어로 번역하세요: ...\").\n\n"
             "Options:\n"
-            "  --out DIR        output directory (created if missing; files replaced atomically)\n"
+            "  -o, --out DIR    output directory (created if missing; files replaced atomically)\n"
             "  --seed S         generator seed (default 1)\n"
             "  --size NAME      small (CI, ~1.5 MB of stories) or full (~15 MB); default small\n"
             "  --stories N      number of pre-training stories (default: the size's)\n"
@@ -43,7 +45,7 @@ int cllm_cmd_data(int argc, char **argv) {
         if (cli_is_help(a)) {
             usage(stdout);
             return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--out")) {
+        } else if (!strcmp(a, "--out") || !strcmp(a, "-o")) {
             if (!(out = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--seed")) {
             int64_t s;
@@ -58,7 +60,7 @@ int cllm_cmd_data(int argc, char **argv) {
             if (s < 0) return cli_usage_error(CMD, "--size must be small or full, got '%s'", v);
             p.size = (cllm_world_size)s;
         } else {
-            return cli_usage_error(CMD, "unknown option '%s'", a);
+            return cli_unknown_flag(CMD, a);
         }
     }
     if (!out) return cli_usage_error(CMD, "missing --out DIR");

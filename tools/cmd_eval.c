@@ -92,7 +92,7 @@ static int parse_args(eval_args *a, int argc, char **argv) {
         } else if (!strcmp(arg, "--no-progress")) {
             a->progress = 0;
         } else {
-            return cli_usage_error(CMD, "unknown option '%s'", arg);
+            return cli_unknown_flag(CMD, arg);
         }
     }
     if (!a->sa.model_path) return cli_usage_error(CMD, "a model is required: -m MODEL.gguf");
@@ -273,7 +273,7 @@ int cllm_cmd_eval(int argc, char **argv) {
     double seconds = cllm_now_seconds() - t0;
     if (rc == CLI_EXIT_OK && tally->n_tasks) {
         report_tasks(&a, tally, samples, out);
-        if (!a.json) printf("%zu examples in %.1f s\n", ex.n, seconds);
+        if (!a.json) printf("%zu example%s in %.1f s\n", ex.n, ex.n == 1 ? "" : "s", seconds);
     }
     if (rc == CLI_EXIT_OK && a.text) rc = eval_text(&s, a.text, out, a.json);
     if (rc == CLI_EXIT_OK && a.json) {

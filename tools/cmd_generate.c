@@ -120,7 +120,7 @@ int cllm_cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--no-echo")) echo = 0;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
-        else return cli_usage_error(CMD, "unknown argument '%s'", a);
+        else return cli_unknown_flag(CMD, a);
     }
     if (!prompt == !prompt_file) return cli_usage_error(CMD, "give exactly one of --prompt or --file");
     if (system && !chat) return cli_usage_error(CMD, "--system needs --chat");
@@ -223,8 +223,9 @@ int cllm_cmd_generate(int argc, char **argv) {
             printf("\n");
         }
         fflush(stdout);
-        fprintf(stderr, "[prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | finish: %s]\n",
-                res.n_prompt, res.prompt_seconds > 0 ? res.n_prompt / res.prompt_seconds : 0.0, res.n_generated,
+        fprintf(stderr, "[prompt %d token%s, %.1f tok/s | generated %d token%s, %.1f tok/s | finish: %s]\n",
+                res.n_prompt, res.n_prompt == 1 ? "" : "s", res.prompt_seconds > 0 ? res.n_prompt / res.prompt_seconds : 0.0,
+                res.n_generated, res.n_generated == 1 ? "" : "s",
                 res.generate_seconds > 0 ? res.n_generated / res.generate_seconds : 0.0,
                 cllm_finish_reason_name(res.finish));
     }

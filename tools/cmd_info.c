@@ -145,7 +145,7 @@ int cllm_cmd_info(int argc, char **argv) {
         } else if (!strcmp(a, "--chunk")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &chunk)) return CLI_EXIT_USAGE;
         } else {
-            return cli_usage_error(CMD, "unknown argument '%s'", a);
+            return cli_unknown_flag(CMD, a);
         }
     }
     if (!preset == !model_path) return cli_usage_error(CMD, "give exactly one of --preset NAME or -m MODEL.gguf");

@@ -145,7 +145,7 @@ int cllm_cmd_perplexity(int argc, char **argv) {
         } else if (!strcmp(a, "--tokens")) {
             as_ids = 1;
         } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(CMD, "unknown option '%s'", a);
+            return cli_unknown_flag(CMD, a);
         } else if (!file) {
             file = a;
         } else {

@@ -78,10 +78,11 @@ static void usage(void) {
         "Evaluation and stopping:\n"
         "  --eval-every N       validate every N steps, 0 = never (default 250)\n"
         "  --eval-batches N     validation batches per evaluation (default 20)\n"
-        "  --patience K         stop after K evaluations without improvement, 0 = off\n"
+        "  --patience K         stop after K evaluations without improvement, 0 = off; model.gguf\n"
+        "                       is then the best evaluated weights (kept as best.gguf meanwhile)\n"
         "  --max-nonfinite N    stop after N NaN/Inf steps in a row (default 10)\n"
         "Run:\n"
-        "  --out RUN_DIR        run directory (created if missing): checkpoints, train.csv, loss.svg\n"
+        "  -o, --out RUN_DIR    run directory (created if missing): checkpoints, train.csv, loss.svg\n"
         "  --save-every N       checkpoint every N steps, 0 = only at the end (default 0)\n"
         "  --keep K             complete checkpoints kept (default 2)\n"
         "  --resume             continue from the newest complete checkpoint in RUN_DIR\n"
@@ -162,6 +163,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { p.resume = 1; continue; }
         if (!strcmp(a, "--no-progress")) { p.progress = 0; continue; }
         if (!strcmp(a, "--precision-change")) { p.precision_change = 1; continue; }
+        if (!strcmp(a, "-o")) a = "--out";
         if (strncmp(a, "--", 2) != 0) { rc = cli_usage_error(CMD, "unexpected argument '%s'", a); break; }
         const char *v = cli_value(CMD, argc, argv, &i);
         if (!v) { rc = CLI_EXIT_USAGE; break; }
@@ -222,7 +224,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         DBL("--peak-gflops", -1.0, 1e9, p.peak_gflops)
         else if (!strcmp(a, "--tokenizer")) tok_src.path = v;
         else if (!strcmp(a, "--precision")) { if (!cli_parse_precision(CMD, v, &p.precision)) rc = CLI_EXIT_USAGE; }
-        else rc = cli_usage_error(CMD, "unknown flag '%s'", a);
+        else rc = cli_unknown_flag(CMD, a);
 #undef I64
 #undef INT
 #undef DBL
@@ -286,7 +288,8 @@ int cllm_cmd_pretrain(int argc, char **argv) {
     printf("steps %" PRId64 " (this run from %" PRId64 "), params %zu\n", res.steps_done, res.start_step, res.n_params);
     if (isfinite(res.last_train_loss)) printf("train loss %.4f\n", res.last_train_loss);
     if (isfinite(res.last_val_loss)) printf("val loss %.4f (best %.4f)\n", res.last_val_loss, res.best_val_loss);
-    if (res.nonfinite_skipped) printf("skipped %" PRId64 " steps with NaN/Inf loss or gradient\n", res.nonfinite_skipped);
+    if (res.nonfinite_skipped)
+        printf("skipped %" PRId64 " step%s with NaN/Inf loss or gradient\n", res.nonfinite_skipped, res.nonfinite_skipped == 1 ? "" : "s");
     if (res.seconds > 0) {
         printf("time %.1f s, %.0f tokens/s", res.seconds, res.tokens_per_s);
         if (isfinite(res.mfu)) printf(", MFU %.1f%%", res.mfu * 100);

@@ -37,7 +37,7 @@ int cllm_cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
             quiet = 1;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return cli_usage_error(CMD, "unknown option '%s'", argv[i]);
+            return cli_unknown_flag(CMD, argv[i]);
         } else if (npos < 3) {
             pos[npos++] = argv[i];
         } else {

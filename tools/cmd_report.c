@@ -120,7 +120,7 @@ static int parse_args(report_args *a, int argc, char **argv) {
             const char *v = cli_value(CMD, argc, argv, &i);
             rc = v ? parse_override(a, arg, v) : CLI_EXIT_USAGE;
         } else if (arg[0] == '-') {
-            rc = cli_usage_error(CMD, "unknown flag '%s'", arg);
+            rc = cli_unknown_flag(CMD, arg);
         } else {
             rc = parse_stage(a, arg);
         }

@@ -128,7 +128,7 @@ int cllm_cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--cors")) {
             if (!(p.cors_origin = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else {
-            return cli_usage_error(CMD, "unknown argument '%s'", a);
+            return cli_unknown_flag(CMD, a);
         }
     }
     if (!margs.model_path) return cli_usage_error(CMD, "a model is required: -m MODEL.gguf");

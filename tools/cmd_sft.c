@@ -52,7 +52,8 @@ static void usage(void) {
            "  --val FILE           validation JSONL (loss every --eval-every steps and at the end)\n"
            "  --chat-template NAME|FILE  chatml | plain | a Jinja file (default: the model's, else what\n"
            "                       the vocabulary has); --template is an alias\n"
-           "  --pack               pack short examples into rows (attention kept inside each)\n"
+           "  --no-pack            one example per row, padded (default: short examples are packed\n"
+           "                       into rows, attention kept inside each; --pack is accepted)\n"
            "  --truncate           cut examples longer than --seq instead of failing (counted)\n"
            "Batch and schedule:\n"
            "  --batch N  --seq N  --accum N   rows per micro-batch, row length, micro-batches per step\n"
@@ -64,11 +65,12 @@ static void usage(void) {
            "LoRA (frozen base; only adapters train):\n"
            "  --lora-rank R  --lora-alpha A (default 2R)  --lora-targets q,k,v,o,up,down,gate|all (default q,v)\n"
            "Run:\n"
-           "  --out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n");
+           "  -o/--out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n");
 }
 
 int cllm_cmd_sft(int argc, char **argv) {
     cllm_sft_params p = cllm_sft_default_params();
+    p.pack = 1; /* unpacked rows of short chat examples are mostly padding */
     int quiet = 0;
     int64_t v64;
     double d;
@@ -88,9 +90,10 @@ int cllm_cmd_sft(int argc, char **argv) {
         if (!strcmp(f, "--model") || !strcmp(f, "-m")) { VAL(); p.model_path = v; }
         else if (!strcmp(f, "--data")) { VAL(); p.data_path = v; }
         else if (!strcmp(f, "--val")) { VAL(); p.val_path = v; }
-        else if (!strcmp(f, "--out")) { VAL(); p.run_dir = v; }
+        else if (!strcmp(f, "--out") || !strcmp(f, "-o")) { VAL(); p.run_dir = v; }
         else if (!strcmp(f, "--chat-template") || !strcmp(f, "--template")) { VAL(); p.chat_template = v; }
         else if (!strcmp(f, "--pack")) p.pack = 1;
+        else if (!strcmp(f, "--no-pack")) p.pack = 0;
         else if (!strcmp(f, "--truncate")) p.truncate = 1;
         else if (!strcmp(f, "--resume")) p.resume = 1;
         else if (!strcmp(f, "--precision-change")) p.precision_change = 1;
@@ -126,7 +129,7 @@ int cllm_cmd_sft(int argc, char **argv) {
         else if (!strcmp(f, "--keep")) INT(keep, 1, 1000);
         else if (!strcmp(f, "--seed")) { VAL(); if (!cli_parse_i64(CMD, f, v, 0, INT64_MAX, &v64)) return CLI_EXIT_USAGE; p.seed = (uint64_t)v64; }
         else if (!strcmp(f, "--threads")) INT(threads, 1, 1024);
-        else return cli_usage_error(CMD, "unknown option '%s'", f);
+        else return cli_unknown_flag(CMD, f);
 #undef VAL
 #undef INT
 #undef I64

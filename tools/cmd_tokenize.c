@@ -127,7 +127,7 @@ int cllm_cmd_tokenize(int argc, char **argv) {
         if (cli_is_help(a)) {
             print_help();
             return CLI_EXIT_OK;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--out")) {
             if (!(out = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--field")) {
             if (!(field = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
@@ -139,7 +139,7 @@ int cllm_cmd_tokenize(int argc, char **argv) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v || !cli_parse_int(CMD, a, v, 1, 4096, &threads)) return CLI_EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(CMD, "unknown flag '%s'", a);
+            return cli_unknown_flag(CMD, a);
         } else {
             if (n_files == (int)(sizeof files / sizeof files[0])) return cli_usage_error(CMD, "too many files");
             files[n_files++] = a;
@@ -198,8 +198,9 @@ int cllm_cmd_tokenize(int argc, char **argv) {
                          &err) != CLLM_OK)
         rc = cli_fail(CMD, &err);
     if (rc == CLI_EXIT_OK)
-        fprintf(stderr, "wrote %s: %zu tokens from %llu documents, %llu bytes (%.3f bytes/token)\n", out,
-                c.all.n, (unsigned long long)c.n_documents, (unsigned long long)c.done_bytes,
+        fprintf(stderr, "wrote %s: %zu token%s from %llu document%s, %llu bytes (%.3f bytes/token)\n", out,
+                c.all.n, c.all.n == 1 ? "" : "s", (unsigned long long)c.n_documents, c.n_documents == 1 ? "" : "s",
+                (unsigned long long)c.done_bytes,
                 c.all.n ? (double)c.done_bytes / (double)c.all.n : 0.0);
     free(c.docs);
     free(c.lens);

@@ -99,7 +99,7 @@ static int cmd_train(int argc, char **argv) {
             if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
             if (cllm_pretok_parse(v, &p.pretok, &err) != CLLM_OK)
                 return cli_usage_error(CMD, "--pattern: %s", err.msg);
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--out")) {
             if (!(out = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--special")) {
             if (!(specials_arg = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
@@ -119,7 +119,7 @@ static int cmd_train(int argc, char **argv) {
                 !cli_parse_int(CMD, a, v, 1, 4096, &p.n_threads))
                 return CLI_EXIT_USAGE;
         } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(CMD, "train: unknown flag '%s'", a);
+            return cli_unknown_flag(CMD " train", a);
         } else {
             if (n_files == (int)(sizeof files / sizeof files[0]))
                 return cli_usage_error(CMD, "train: too many input files");
@@ -335,7 +335,7 @@ static int cmd_encode(int argc, char **argv) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v || !cli_parse_int(CMD, a, v, 1, 4096, &threads)) return CLI_EXIT_USAGE;
         } else {
-            return cli_usage_error(CMD, "encode: unknown argument '%s'", a);
+            return cli_unknown_flag(CMD " encode", a);
         }
     }
     if (!!text + !!file + !!jsonl > 1)
@@ -482,7 +482,7 @@ static int cmd_info_convert(int argc, char **argv, int convert) {
             print_help();
             return CLI_EXIT_OK;
         }
-        if (convert && (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output"))) {
+        if (convert && (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output") || !strcmp(argv[i], "--out"))) {
             if (!(out = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
             continue;
         }

@@ -30,6 +30,7 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
     const char *verify = NULL, *pattern = NULL;
     int threads = 0;
     *vr = NULL;
+    p->progress = isatty(STDERR_FILENO); /* a bar with ETA; logs (not a terminal) get a line every few steps */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -43,6 +44,10 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
         }
         if (!strcmp(a, "--precision-change")) {
             p->precision_change = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-progress")) {
+            p->progress = 0;
             continue;
         }
         const char *v = cli_value(cmd, argc, argv, &i);
@@ -80,6 +85,7 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
         DBL("--rpo-alpha", 0.0, 100.0, p->rpo_alpha, RL_F_VAL | RL_F_BETA)
         INT("--max-new", 1, 1 << 20, p->max_new, RL_F_ROLLOUT)
         DBL("--temperature", 0.01, 100.0, p->temperature, RL_F_ROLLOUT)
+        DBL("--temp", 0.01, 100.0, p->temperature, RL_F_ROLLOUT)
         INT("--epochs", 1, 100, p->epochs, RL_F_ROLLOUT)
         DBL("--clip-eps", 1e-4, 10.0, p->clip_eps, RL_F_ROLLOUT)
         DBL("--missing-eos-penalty", 0.0, 1e6, p->missing_eos_penalty, RL_F_ROLLOUT)
@@ -89,7 +95,7 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
         DBL("--lam", 0.0, 1.0, p->lam, RL_F_PPO)
         DBL("--vf-coef", 0.0, 100.0, p->vf_coef, RL_F_PPO)
         DBL("--vf-clip", 1e-4, 1e6, p->vf_clip, RL_F_PPO)
-        else return cli_usage_error(cmd, "unknown flag '%s'", a);
+        else return cli_unknown_flag(cmd, a);
 #undef DBL
 #undef INT
     }
@@ -154,10 +160,14 @@ int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_
     cllm_rl_result res;
     cllm_error err;
     if (fn(p, &res, &err) != CLLM_OK) return cli_fail(cmd, &err);
-    printf("{\"command\":\"%s\",\"steps\":%d,\"start_step\":%d,\"first\":%.6g,\"last\":%.6g,"
+    /* what "first" and "last" measure, which differs by trainer */
+    const char *metric = !strcmp(cmd, "reward") ? "held-out pair accuracy, before and after training"
+                         : !strcmp(cmd, "dpo")  ? "the batch's preference accuracy at the first and last step"
+                                                : "the mean reward of the first and last step's rollouts";
+    printf("{\"command\":\"%s\",\"steps\":%d,\"start_step\":%d,\"metric\":\"%s\",\"first\":%.6g,\"last\":%.6g,"
            "\"val_accuracy\":%.6g,\"rollout_tokens\":%lld,\"rollout_tokens_per_s\":%.6g,\"run_dir\":\"%s\","
            "\"output\":\"%s\",\"out\":\"%s\",\"reason\":\"%s\"}\n",
-           cmd, res.steps_done, res.start_step, res.first_metric, res.last_metric, res.val_accuracy,
+           cmd, res.steps_done, res.start_step, metric, res.first_metric, res.last_metric, res.val_accuracy,
            (long long)res.rollout_tokens, res.rollout_tokens_per_s, p->run_dir, res.output_path,
            p->out_path ? p->out_path : res.output_path, res.reason_text);
     return CLI_EXIT_OK;

@@ -37,6 +37,7 @@ int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_
     "  -o FILE              also write the final model to FILE; alone, the run directory\n"          \
     "                       is FILE.run\n"                                                           \
     "  --resume             continue the newest checkpoint of RUN_DIR (same settings)\n"             \
+    "  --no-progress        no progress bar (shown when stderr is a terminal)\n"                    \
     "  --save-every N       checkpoint every N steps (default: at the end and on SIGINT/SIGTERM,\n"  \
     "                       which finish the step, save and exit 0)\n"                               \
     "  --keep N             complete checkpoints kept (default 1)\n"                                 \

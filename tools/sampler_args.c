@@ -73,8 +73,9 @@ int sampler_arg(const char *command, cllm_sampler_params *p, int argc, char **ar
     static const char *const flags[] = {"--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
                                         "--presence-penalty", "--frequency-penalty", "--penalty-window",
                                         "--seed", "--sampler-order", "--logit-bias"};
+    const char *a = !strcmp(argv[*i], "--temp") ? "--temperature" : argv[*i]; /* llama.cpp's spelling */
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
-        if (strcmp(argv[*i], flags[k])) continue;
+        if (strcmp(a, flags[k])) continue;
         const char *v = cli_value(command, argc, argv, i);
         if (!v) return -1;
         return sampler_set(command, p, flags[k] + 2, v) ? 1 : -1;

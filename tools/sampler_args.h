@@ -15,7 +15,7 @@ int sampler_set(const char *command, cllm_sampler_params *p, const char *name, c
 
 #define SAMPLER_HELP                                                                          \
     "Sampling:\n"                                                                             \
-    "  --temperature T        0 = greedy (default 0.8)\n"                                     \
+    "  --temperature T        0 = greedy (default 0.8); --temp is an alias\n"                  \
     "  --top-k K              keep the K most likely tokens, 0 = off (default 40)\n"          \
     "  --top-p P              nucleus: smallest set with probability >= P (default 0.95)\n"   \
     "  --min-p P              drop tokens below P x the top probability (default 0.05)\n"     \

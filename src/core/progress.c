@@ -39,6 +39,7 @@ void cllm_progress_begin(cllm_progress *p, const char *label, double total, cons
     p->last_draw_s = -1e9;
     p->quiet_interval_s = 10.0;
     p->is_tty = isatty(STDERR_FILENO);
+    if (!p->is_tty) p->last_draw_s = p->start_s; /* a log gets its first line after quiet_interval_s */
     p->enabled = 1;
 }
 
@@ -76,6 +77,8 @@ void cllm_progress_update(cllm_progress *p, double done, const char *suffix) {
     p->done = done;
     double now = cllm_now_seconds();
     double interval = p->is_tty ? 0.1 : p->quiet_interval_s;
+    /* in a log, the finished state is cllm_progress_end's one final line */
+    if (!p->is_tty && p->total > 0 && done >= p->total) return;
     if (now - p->last_draw_s >= interval) draw(p, suffix, 0);
 }
 

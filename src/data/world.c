@@ -138,7 +138,35 @@ typedef struct {
     hset seen[T_COUNT];
     cllm_rng pref_rng;
     uint64_t seed;
+    /* every example, per split, for the conversations (build_conversations) */
+    struct w_item {
+        int task;
+        char *input, *ref; /* owned */
+    } *items[SPLIT_COUNT];
+    size_t n_items[SPLIT_COUNT], cap_items[SPLIT_COUNT];
+    int items_oom;
+    wbuf conv[SPLIT_COUNT];
+    size_t n_conv[SPLIT_COUNT];
 } builder;
+
+static void keep_item(builder *b, int task, int split, const char *input, const char *ref) {
+    if (b->n_items[split] == b->cap_items[split]) {
+        size_t cap = b->cap_items[split] ? 2 * b->cap_items[split] : 1024;
+        struct w_item *v = realloc(b->items[split], cap * sizeof *v);
+        if (!v) {
+            b->items_oom = 1;
+            return;
+        }
+        b->items[split] = v, b->cap_items[split] = cap;
+    }
+    char *i = strdup(input), *r = strdup(ref);
+    if (!i || !r) {
+        free(i), free(r);
+        b->items_oom = 1;
+        return;
+    }
+    b->items[split][b->n_items[split]++] = (struct w_item){task, i, r};
+}
 
 static void put_example(builder *b, int task, int split, const char *input, const char *ref) {
     wbuf *o = &b->task[task][split];
@@ -156,6 +184,7 @@ static void put_example(builder *b, int task, int split, const char *input, cons
     wb_puts(o, "}\n");
     b->n_task[task][split]++;
     if (prompt.oom) o->oom = 1;
+    keep_item(b, task, split, input, ref);
 
     /* One preference pair per train / val example. */
     if (split == SPLIT_TEST) {
@@ -235,6 +264,11 @@ static cllm_rng stream(uint64_t seed, uint64_t id) {
 
 static void builder_free(builder *b) {
     for (int i = 0; i < 2; i++) wb_free(&b->text[i]), wb_free(&b->pref[i]);
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        for (size_t i = 0; i < b->n_items[s]; i++) free(b->items[s][i].input), free(b->items[s][i].ref);
+        free(b->items[s]);
+        wb_free(&b->conv[s]);
+    }
     for (int t = 0; t < T_COUNT; t++) {
         for (int s = 0; s < SPLIT_COUNT; s++) wb_free(&b->task[t][s]);
         for (int s = 0; s < 2; s++) wb_free(&b->last_ref[t][s]);
@@ -243,7 +277,8 @@ static void builder_free(builder *b) {
 }
 
 static int builder_oom(const builder *b) {
-    int oom = 0;
+    int oom = b->items_oom;
+    for (int s = 0; s < SPLIT_COUNT; s++) oom |= b->conv[s].oom;
     for (int i = 0; i < 2; i++) oom |= b->text[i].oom | b->pref[i].oom;
     for (int t = 0; t < T_COUNT; t++)
         for (int s = 0; s < SPLIT_COUNT; s++) oom |= b->task[t][s].oom;
@@ -349,6 +384,82 @@ oom:
     return -1;
 }
 
+/* The "conversations" task: what a chat assistant meets beyond one bare
+ * question. Each record is 1-3 turns, each a question of the six tasks with
+ * its answer, half of them after a system message, and the instructions of
+ * the translation, summary and sentiment questions reworded half of the time
+ * (among them the guide's Korean "다음 문장을 한국어로 번역하세요: ..."). The
+ * turns of a split's conversations are that split's own examples, so no test
+ * question is seen in training; the wordings are shared by all splits (the
+ * task measures answering a known wording of a new question after other
+ * turns and a system message, not understanding an unseen wording). The
+ * reference is the last turn's answer. A summary question (a whole story)
+ * only comes alone, so every conversation fits a 256-token row. */
+#define CONVERSATIONS_PER_EXAMPLES 5 /* one conversation per 5 examples of the split */
+static void build_conversations(builder *b, uint64_t seed) {
+    static const char *const systems[] = {
+        "You are a helpful assistant.", "You are a helpful assistant. Answer briefly.",
+        "You are a friendly assistant for Maple Corner, a toy shop.",
+        "You translate between English and Korean, and you answer short questions.",
+        "당신은 친절한 도우미입니다."};
+    static const char *const en_ko[] = {"Translate to Korean: ", "다음 문장을 한국어로 번역하세요: ",
+                                        "Translate this into Korean: ", "Please translate into Korean: ",
+                                        "How do you say this in Korean? "};
+    static const char *const ko_en[] = {"Translate to English: ", "다음 문장을 영어로 번역하세요: ",
+                                        "Translate this into English: ", "Please translate into English: ",
+                                        "What does this mean in English? "};
+    static const char *const summary[] = {"Summarize this story briefly.\n\n",
+                                          "Give a one or two sentence summary of this story.\n\n",
+                                          "What happens in this story? Answer in one or two sentences.\n\n"};
+    static const char *const sentiment[] = {"Is the feeling of this text positive, negative or neutral?\n\n",
+                                            "Positive, negative or neutral?\n\n",
+                                            "What is the sentiment of this text (positive, negative or neutral)?\n\n"};
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        size_t n = b->n_items[s];
+        if (n == 0) continue;
+        cllm_rng r = stream(seed, 2000 + (uint64_t)s);
+        wbuf *o = &b->conv[s];
+        for (size_t c = 0; c < n / CONVERSATIONS_PER_EXAMPLES; c++) {
+            int turns = 1 + (int)cllm_rng_below(&r, 3);
+            wb_puts(o, "{\"task\": \"conversations\", \"metrics\": [\"chrf\", \"exact_match\"], \"messages\": [");
+            if (cllm_rng_below(&r, 2)) {
+                wb_puts(o, "{\"role\": \"system\", \"content\": ");
+                wb_json_str(o, W_PICK(&r, systems));
+                wb_puts(o, "}, ");
+            }
+            const char *ref = "";
+            for (int t = 0; t < turns; t++) {
+                const struct w_item *it = &b->items[s][cllm_rng_below(&r, n)];
+                /* a story to summarize is long: it only comes alone, so a
+                 * conversation fits a 256-token training row */
+                for (int tries = 0; turns > 1 && it->task == T_SUMMARY && tries < 64; tries++)
+                    it = &b->items[s][cllm_rng_below(&r, n)];
+                int reword = (int)cllm_rng_below(&r, 2);
+                const char *prefix = task_info[it->task].prompt;
+                if (reword && it->task == T_EN_KO) prefix = W_PICK(&r, en_ko);
+                else if (reword && it->task == T_KO_EN) prefix = W_PICK(&r, ko_en);
+                else if (reword && it->task == T_SUMMARY) prefix = W_PICK(&r, summary);
+                else if (reword && it->task == T_SENTIMENT) prefix = W_PICK(&r, sentiment);
+                wbuf u = {0};
+                wb_puts(&u, prefix);
+                wb_puts(&u, it->input);
+                wb_puts(o, t ? ", {\"role\": \"user\", \"content\": " : "{\"role\": \"user\", \"content\": ");
+                wb_json_str(o, u.data ? u.data : "");
+                wb_puts(o, "}, {\"role\": \"assistant\", \"content\": ");
+                wb_json_str(o, it->ref);
+                wb_puts(o, "}");
+                if (u.oom) o->oom = 1;
+                wb_free(&u);
+                ref = it->ref;
+            }
+            wb_puts(o, "], \"reference\": ");
+            wb_json_str(o, ref);
+            wb_puts(o, "}\n");
+            b->n_conv[s]++;
+        }
+    }
+}
+
 /* Next blank-line-separated block of text[*pos, len), including its
  * trailing blank line; returns its length (0 at the end). */
 static size_t next_block(const char *text, size_t len, size_t *pos) {
@@ -439,7 +550,7 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
     builder *b = calloc(1, sizeof *b);
     if (!b) return cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
     b->seed = p->seed;
-    int max_files = 2 + T_COUNT * SPLIT_COUNT + 2 + 1;
+    int max_files = 2 + T_COUNT * SPLIT_COUNT + SPLIT_COUNT + 2 + 1;
     out->files = calloc((size_t)max_files, sizeof *out->files);
     cllm_status st = CLLM_OK;
     if (!out->files || build(b, p) != 0) {
@@ -447,6 +558,11 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
         goto done;
     }
     append_bilingual(b, err);
+    build_conversations(b, p->seed);
+    if (builder_oom(b)) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
+        goto done;
+    }
     char name[64];
     for (int s = 0; s < 2 && st == CLLM_OK; s++) {
         snprintf(name, sizeof name, "stories.%s.txt", split_name[s]);
@@ -457,6 +573,10 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
             snprintf(name, sizeof name, "%s.%s.jsonl", task_info[t].name, split_name[s]);
             st = add_file(out, name, &b->task[t][s], b->n_task[t][s], err);
         }
+    for (int s = 0; s < SPLIT_COUNT && st == CLLM_OK; s++) {
+        snprintf(name, sizeof name, "conversations.%s.jsonl", split_name[s]);
+        st = add_file(out, name, &b->conv[s], b->n_conv[s], err);
+    }
     for (int s = 0; s < 2 && st == CLLM_OK; s++) {
         snprintf(name, sizeof name, "preferences.%s.jsonl", split_name[s]);
         st = add_file(out, name, &b->pref[s], b->n_pref[s], err);
@@ -468,7 +588,7 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
         wb_puts(&m, "  \"tasks\": {");
         for (int t = 0; t < T_COUNT; t++)
             wb_printf(&m, "%s\"%s\": %s", t ? ", " : "", task_info[t].name, task_info[t].metrics);
-        wb_puts(&m, "},\n  \"files\": [\n");
+        wb_puts(&m, ", \"conversations\": [\"chrf\", \"exact_match\"]},\n  \"files\": [\n");
         for (int i = 0; i < out->n_files; i++)
             wb_printf(&m, "    {\"name\": \"%s\", \"records\": %zu, \"bytes\": %zu}%s\n", out->files[i].name,
                       out->files[i].n_records, out->files[i].len, i + 1 < out->n_files ? "," : "");

@@ -105,7 +105,7 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
     snprintf(line, sizeof line, "dpo step %lld: loss %.4f  rewards chosen %.4f rejected %.4f  margin %.4f  accuracy %.3f  "
              "grad_norm %.3g  lr %.2e", (long long)step, loss, c->last.reward_chosen, c->last.reward_rejected,
              c->last.margin, c->last.accuracy, h->norm, (double)lr);
-    if (step == h->start_step + 1 || step == h->steps || step % 10 == 0) th_log(h, "%s", line);
+    if (!h->progress && (step == h->start_step + 1 || step == h->steps || step % 10 == 0)) th_log(h, "%s", line);
     snprintf(out, cap, "%s", line);
 }
 
@@ -186,7 +186,7 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
             correct += (pc[i] - c.ref_c[i]) - (pr[i] - c.ref_r[i]) > 0;
         }
         res->val_accuracy = (double)correct / c.n_val;
-        rl_log(p, "dpo: held-out preference accuracy %.3f (%d pairs)", res->val_accuracy, c.n_val);
+        rl_log(p, "dpo: held-out preference accuracy %.3f (%d pair%s)", res->val_accuracy, c.n_val, c.n_val == 1 ? "" : "s");
     }
     st = rl_run_finish(&c.h, p, "DPO loss", res, err);
 done:

@@ -101,7 +101,7 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
     char line[256];
     snprintf(line, sizeof line, "grpo step %lld: reward %.3f  loss %.4f  kl %.4f  clip_frac %.3f  tokens %d",
              (long long)step, c->mean_r, loss, c->gs.kl, c->gs.clip_frac, c->nt);
-    if (step == h->start_step + 1 || step == h->steps || step % 5 == 0) th_log(h, "%s", line);
+    if (!h->progress && (step == h->start_step + 1 || step == h->steps || step % 5 == 0)) th_log(h, "%s", line);
     snprintf(out, cap, "%s", line);
 }
 

@@ -507,6 +507,15 @@ static cllm_status maybe_evaluate(th_run *h, const th_hooks *hk, void *ctx, doub
     if (*val < h->state.best_val_loss) {
         h->state.best_val_loss = *val;
         h->state.evals_since_best = 0;
+        if (h->patience > 0) { /* early stopping keeps the best evaluated weights */
+            char path[4096];
+            snprintf(path, sizeof path, "%s/best.gguf", h->run_dir);
+            const double tw = cllm_now_seconds();
+            st = (h->write_final ? h->write_final : h->write_weights)(path, h->weights_ctx, err);
+            h->save_seconds += cllm_now_seconds() - tw;
+            if (st != CLLM_OK) return st;
+            h->best_step = h->state.step;
+        }
     } else {
         h->state.evals_since_best++;
     }
@@ -528,7 +537,7 @@ static cllm_status csv_row(th_run *h, int64_t step, double loss, double val, flo
 static int stop_after_step(th_run *h) {
     if (h->state.step >= h->steps) {
         h->reason = CLLM_STOP_COMPLETED;
-        snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " steps", h->steps);
+        snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " step%s", h->steps, h->steps == 1 ? "" : "s");
     } else if (h->patience > 0 && h->state.evals_since_best >= h->patience) {
         h->reason = CLLM_STOP_EARLY;
         snprintf(h->reason_text, sizeof h->reason_text,
@@ -593,7 +602,7 @@ static cllm_status loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *er
     int64_t todo = h->steps - h->state.step;
     h->step_times = malloc((size_t)(todo > 0 ? todo : 1) * sizeof *h->step_times);
     if (!h->step_times) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
-    snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " steps", h->steps);
+    snprintf(h->reason_text, sizeof h->reason_text, "completed %" PRId64 " step%s", h->steps, h->steps == 1 ? "" : "s");
     if (todo <= 0) {
         h->reason = CLLM_STOP_ALREADY_DONE;
         snprintf(h->reason_text, sizeof h->reason_text,
@@ -641,7 +650,20 @@ cllm_status th_finish(th_run *h, const char *file, const char *title, const char
                       size_t cap, cllm_error *err) {
     snprintf(out, cap, "%s/%s", h->run_dir, file);
     const double t = cllm_now_seconds();
-    cllm_status st = (h->write_final ? h->write_final : h->write_weights)(out, h->weights_ctx, err);
+    cllm_status st;
+    char best[4096];
+    snprintf(best, sizeof best, "%s/best.gguf", h->run_dir);
+    if (h->best_step > 0 && h->best_step < h->state.step && h->reason != CLLM_STOP_SIGNAL) {
+        /* early stopping: the best evaluated weights are the result, not the last ones */
+        if (rename(best, out) != 0)
+            return cllm_error_set(err, CLLM_ERR_IO, "%s -> %s: %s", best, out, strerror(errno));
+        th_log(h, "%s: %s holds the best evaluated weights, step %" PRId64 " (validation loss %.4f; the last, step %" PRId64
+               ", had %.4f)", h->name, out, h->best_step, h->state.best_val_loss, h->state.step, h->last_val);
+        st = CLLM_OK;
+    } else {
+        st = (h->write_final ? h->write_final : h->write_weights)(out, h->weights_ctx, err);
+        if (st == CLLM_OK && h->best_step > 0) unlink(best); /* the final weights are the best */
+    }
     h->save_seconds += cllm_now_seconds() - t;
     if (st != CLLM_OK || h->curve_n == 0) return st;
     cllm_plot_series series[2] = {{"train", h->curve_step, h->curve_loss, h->curve_n, NULL, 0},

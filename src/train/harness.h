@@ -113,7 +113,9 @@ struct th_run {
     int64_t steps;             /* length of the whole run */
     int64_t save_every;        /* 0: at the end and on stop only */
     int64_t eval_every;        /* 0: at the end only (when hooks.evaluate) */
-    int patience;              /* evaluations without improvement before stopping; 0 = off */
+    int patience;              /* evaluations without improvement before stopping; 0 = off. When on,
+                                  each better evaluation writes RUN_DIR/best.gguf and th_finish makes
+                                  the best evaluated weights RUN_DIR/<file> (and says so) */
     int max_nonfinite;         /* non-finite steps in a row before giving up */
     const char *nonfinite_hint; /* appended to that error, e.g. "lower --lr" */
     cllm_schedule sched;
@@ -141,6 +143,7 @@ struct th_run {
     double norm;               /* the last update's grad norm of opt (NaN: skipped) */
     FILE *csv;
     char csv_path[4096];
+    int64_t best_step;         /* step of RUN_DIR/best.gguf, written by this process; 0 = none */
     double *curve_step, *curve_loss, *curve_val; /* [curve_n] for the plot */
     size_t curve_n, curve_cap;
     /* results of th_loop */

@@ -172,7 +172,7 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
              "ppo step %lld: reward %.4f  kl %.4f  entropy %.3f  clip_frac %.3f  policy_loss %.4f  value_loss %.4f",
              (long long)step, c->mean_score, c->kl_seq, c->entropy, c->ps.clip_frac, c->ps.policy_loss,
              c->ps.value_loss);
-    if (step == h->start_step + 1 || step == h->steps || step % 5 == 0) th_log(h, "%s", line);
+    if (!h->progress && (step == h->start_step + 1 || step == h->steps || step % 5 == 0)) th_log(h, "%s", line);
     snprintf(out, cap, "%s", line);
 }
 

@@ -383,10 +383,10 @@ static void log_start(run_ctx *r, const cllm_model_config *cfg) {
         cllm_matmul_set_precision(CLLM_PRECISION_FP32);
     }
     th_log(&r->h, "model: %zu parameters, %d layers, %d heads, %d wide, vocab %d; data: %" PRIu64 " train / %" PRIu64
-           " val tokens; %d x %d x %d = %" PRId64 " tokens per step; %d threads%s",
+           " val tokens; %d x %d x %d = %" PRId64 " tokens per step; %d thread%s%s",
            cllm_model_num_params(r->model), cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab_size,
            cllm_loader_n_train(r->loader), cllm_loader_n_val(r->loader), p->B, p->T, r->accum, p->total_batch,
-           cllm_kernels_threads(), r->peak > 0 ? "" : " (MFU unknown)");
+           cllm_kernels_threads(), cllm_kernels_threads() == 1 ? "" : "s", r->peak > 0 ? "" : " (MFU unknown)");
 }
 
 cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_result *res, cllm_error *err) {

@@ -118,7 +118,7 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
     char line[256];
     snprintf(line, sizeof line, "reward step %lld: loss %.4f  batch accuracy %.3f  grad_norm %.3g  lr %.2e",
              (long long)step, loss, c->batch_acc, h->norm, (double)lr);
-    if (step == h->start_step + 1 || step == h->steps || step % 10 == 0) th_log(h, "%s", line);
+    if (!h->progress && (step == h->start_step + 1 || step == h->steps || step % 10 == 0)) th_log(h, "%s", line);
     snprintf(out, cap, "%s", line);
 }
 
@@ -193,7 +193,7 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
         if ((st = eval_accuracy(&c.rm, &c.data, c.idx + c.n_train, c.n_val, p->batch, c.max_T, &res->val_accuracy,
                                 err)))
             goto done;
-        rl_log(p, "reward: held-out pairwise accuracy %.3f (%d pairs)", res->val_accuracy, c.n_val);
+        rl_log(p, "reward: held-out pairwise accuracy %.3f (%d pair%s)", res->val_accuracy, c.n_val, c.n_val == 1 ? "" : "s");
     }
     res->last_metric = res->val_accuracy;
     st = rl_run_finish(&c.h, p, "reward model loss", res, err);

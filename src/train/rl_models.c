@@ -30,6 +30,7 @@ cllm_status rl_run_begin(th_run *h, const char *name, const cllm_rl_params *p, c
     h->name = name;
     h->run_dir = p->run_dir;
     h->resume = p->resume;
+    h->progress = p->progress;
     h->keep = p->keep;
     h->precision = p->precision;
     h->precision_change = p->precision_change;

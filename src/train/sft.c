@@ -513,6 +513,9 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
            train.n, train.n_tokens, train.n_loss_tokens, c.rows.n_rows, P.T, P.pack ? " (packed)" : "", steps, P.accum,
            P.B, c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
            res->optimizer_bytes / 1e6);
+    if (!P.pack && c.rows.n_rows > 0)
+        th_log(&c.h, "sft: unpacked, real tokens fill %.1f%% of each row (the rest is padding; packing fills them)",
+               100.0 * (double)train.n_tokens / ((double)c.rows.n_rows * P.T));
 
     const th_hooks hooks = {step_hook, val.n ? evaluate_hook : NULL, snapshot_hook, NULL, 0};
     res->startup_seconds = cllm_now_seconds() - t_start;

@@ -3,8 +3,10 @@
  *
  * Shows done/total, a bar, a rate in the caller's unit (tokens/s, MB/s...),
  * elapsed time, ETA and a free-form suffix (loss, lr...). Redraws at most ten
- * times a second. When stderr is not a terminal it prints a plain line at most
- * every `quiet_interval_s` seconds instead, so logs stay readable.
+ * times a second, with no escape sequences when stderr is not a terminal:
+ * then it prints a plain line every `quiet_interval_s` seconds (none at the
+ * start, none for the finished state), and cllm_progress_end prints exactly
+ * one final line, so a log holds one line per interval and one at the end.
  */
 #ifndef CLLM_PROGRESS_H
 #define CLLM_PROGRESS_H

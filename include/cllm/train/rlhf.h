@@ -235,6 +235,8 @@ typedef struct {
     const char *run_dir;     /* run directory (required): lock, ckpt-*, train.csv, model.gguf */
     const char *out_path;    /* NULL, or also write the final model to this GGUF */
     int resume;              /* 1: continue from the newest checkpoint of run_dir */
+    int progress;            /* 1: a progress bar with ETA on stderr instead of a log line every
+                                5-10 steps (cllm's commands: when stderr is a terminal) */
     int save_every;          /* checkpoint every N steps; 0 = at the end and on a stop only */
     int keep;                /* complete checkpoints kept (>= 1) */
     cllm_precision precision; /* matrix products: fp32 or bf16 (docs/PRECISION.md) */
