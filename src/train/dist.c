@@ -130,7 +130,7 @@ struct th_dist {
     int group;               /* one rank with groups > 1: group of the last unit, -1 none yet */
     int stashed;             /* ... and acc holds the groups before it */
     float *acc;              /* [total] stashed partial gradients (groups > 1 on one rank) */
-    float *recv;             /* [total] reduce-scatter receive buffer (size > 1) */
+    float *recv;             /* [size x largest own slice] reduce-scatter receive buffer (size > 1) */
     size_t lo[TH_MAX_EXTRA + 1], hi[TH_MAX_EXTRA + 1]; /* this rank's slice per optimizer */
     int stop_any;
     double comm_s, *compute_s; /* this step: rank 0's communication time, each rank's compute time */
@@ -181,7 +181,6 @@ cllm_status th_dist_open(th_run *h, cllm_error *err) {
         return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
     }
     h->dist = d;
-    if (d->rank != 0) h->progress = 0;
     return CLLM_OK;
 }
 
@@ -446,7 +445,15 @@ void th_dist_reduce(th_run *h) {
     if (!parallel(h)) return;
 #ifdef CLLM_MPI
     const double t0 = cllm_now_seconds();
-    if (!d->recv) d->recv = malloc(total_params(h) * sizeof *d->recv);
+    if (!d->recv) { /* room for every rank's piece of my largest slice */
+        size_t most = 0;
+        for (int k = 0; k <= h->n_extra; k++) {
+            size_t lo, hi;
+            slices_of(d, optim_k(h, k), d->rank, &lo, &hi);
+            if (hi - lo > most) most = hi - lo;
+        }
+        d->recv = malloc((most ? most : 1) * (size_t)d->size * sizeof *d->recv);
+    }
     int *sc = malloc(sizeof(int) * 4 * (size_t)d->size);
     if (!d->recv || !sc) {
         fprintf(stderr, "%s: rank %d: out of memory for the gradient reduction\n", h->name, d->rank);

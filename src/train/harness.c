@@ -568,7 +568,7 @@ cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
     }
     cllm_progress bar;
     cllm_progress_begin(&bar, h->name, (double)(todo > 0 ? todo : 0) * h->progress_per_step, h->progress_unit);
-    bar.enabled = h->progress;
+    bar.enabled = h->progress && th_dist_writer(h);
     char text[192] = "";
     cllm_status st = CLLM_OK;
     for (int stop = todo <= 0; !stop && st == CLLM_OK;) {
@@ -602,7 +602,7 @@ cllm_status th_loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *err) {
         if (stop || (h->save_every > 0 && h->state.step % h->save_every == 0)) st = save_checkpoint(h, hk, ctx, err);
     }
     h->seconds = cllm_now_seconds() - t0;
-    if (st == CLLM_OK && h->progress && h->n_step_times > 0) cllm_progress_end(&bar, text);
+    if (st == CLLM_OK && bar.enabled && h->n_step_times > 0) cllm_progress_end(&bar, text);
     return st;
 }
 
