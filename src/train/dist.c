@@ -265,6 +265,9 @@ cllm_status th_dist_check_same(th_run *h, cllm_error *err) {
         }
     free(all);
     free(cfg0);
+    if (st == CLLM_OK && !h->data_parallel)
+        th_log(h, "%s: not split across ranks yet: each of the %d ranks computes the whole step (the result of one "
+               "process, without a speedup)", h->name, d->size);
     return st;
 #else
     (void)err;
@@ -362,6 +365,18 @@ int th_unit(th_run *h, int i, int n) {
         }
         d->group = g;
     }
+    return 1;
+}
+
+int th_groups(const th_run *h) { return h->dist && h->data_parallel ? h->dist->groups : 1; }
+
+int th_group(th_run *h, int g, int n, int *lo, int *hi) {
+    const int G = th_groups(h);
+    *lo = (int)(((int64_t)g * n + G - 1) / G); /* the units i with i * G / n == g (th_unit) */
+    *hi = (int)(((int64_t)(g + 1) * n + G - 1) / G);
+    if (G <= 1) return 1;
+    if (h->dist->size > 1) return g == h->dist->rank;
+    if (*lo < *hi) return th_unit(h, *lo, n); /* starts the group (stashes the one before) */
     return 1;
 }
 

@@ -190,6 +190,11 @@ cllm_status th_finish(th_run *h, const char *file, const char *title, const char
  * the whole batch) and its tokens; the harness adds the ranks' gradients,
  * losses and tokens in rank order. */
 int th_unit(th_run *h, int i, int n);
+/* The same split for a trainer that computes a group of units in one batch:
+ * th_groups(h) groups (1 unless data parallel), group g holds units
+ * [*lo, *hi) of n; 1 when this rank computes it (call in group order). */
+int th_groups(const th_run *h);
+int th_group(th_run *h, int g, int n, int *lo, int *hi);
 /* 1 on the rank that prints and writes files (rank 0; always with one rank). */
 int th_is_writer(const th_run *h);
 /* Median step time of this run (0 when none). */

@@ -85,7 +85,7 @@ cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title,
     res->steps_done = (int)h->state.step;
     snprintf(res->reason_text, sizeof res->reason_text, "%s", h->reason_text);
     cllm_status st = th_finish(h, "model.gguf", title, "loss", 0, res->output_path, sizeof res->output_path, err);
-    if (st == CLLM_OK && p->out_path) st = h->write_final(p->out_path, h->weights_ctx, err);
+    if (st == CLLM_OK && p->out_path && th_is_writer(h)) st = h->write_final(p->out_path, h->weights_ctx, err);
     return st;
 }
 
