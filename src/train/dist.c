@@ -54,7 +54,10 @@ static int MPI_Bcast(void *b, int n, MPI_Datatype t, int root, MPI_Comm c) { (vo
 
 /* ---- process level ---------------------------------------------------------------- */
 
-static int g_rank = 0, g_size = 1, g_inited = 0, g_tried = 0;
+static int g_rank = 0, g_size = 1, g_tried = 0;
+#ifdef CLLM_MPI
+static int g_inited = 0;
+#endif
 
 static int launched_by_mpi(void) {
     const char *force = getenv("CLLM_MPI");
@@ -145,7 +148,7 @@ static size_t total_params(const th_run *h) {
 }
 
 /* Slice r of [0, n) among `size`: whole `align`-element pieces, contiguous. */
-static void slice(size_t n, int r, int size, size_t align, size_t *lo, size_t *hi) {
+__attribute__((unused)) static void slice(size_t n, int r, int size, size_t align, size_t *lo, size_t *hi) {
     size_t pieces = (n + align - 1) / align;
     size_t a = pieces * (size_t)r / (size_t)size, b = pieces * (size_t)(r + 1) / (size_t)size;
     *lo = a * align < n ? a * align : n;
@@ -213,7 +216,7 @@ cllm_status th_dist_share_open(th_run *h, cllm_status st, cllm_error *err) {
 }
 
 /* First line of two config texts that differs, into a[]/b[]; 0 when equal. */
-static int first_diff(const char *x, const char *y, char *a, char *b, size_t cap) {
+__attribute__((unused)) static int first_diff(const char *x, const char *y, char *a, char *b, size_t cap) {
     while (*x || *y) {
         size_t lx = strcspn(x, "\n"), ly = strcspn(y, "\n");
         if (lx != ly || memcmp(x, y, lx) != 0) {
@@ -258,7 +261,7 @@ cllm_status th_dist_check_same(th_run *h, cllm_error *err) {
                                     h->name, r, b, a);
             else
                 st = cllm_error_set(err, CLLM_ERR_ARG,
-                                    "%s: rank %d's %s differs from rank 0's (%016" PRIx64 " vs %016" PRIx64
+                                    "%s: rank %d's %s does not match rank 0's (%016" PRIx64 " vs %016" PRIx64
                                     "); every rank must get the same options and the same data files",
                                     h->name, r, what[k], all[r * 5 + k], all[k]);
             break;
