@@ -13,7 +13,8 @@
 #   - resuming with another rank count works and says so;
 #   - ranks started with different settings or data are refused, naming them;
 #   - the shim for a build without MPI compiles with -Werror and the program
-#     links and trains without libmpi.
+#     links and trains without libmpi;
+#   - cllm info --ranks N reports the per-rank optimizer memory with ZeRO-1.
 # In a build made with MPI=0 (BUILD/.mpi-0) only the last case runs, and the
 # script says so; in an MPI build a missing mpirun is a failure.
 set -u
@@ -47,6 +48,14 @@ small=(pretrain --data "$work/data.txt" --preset tiny-gpt2 --batch 2 --seq 16 --
 check "the build without MPI trains" test -s "$work/nompi/model.gguf"
 "$bin" "${small[@]}" --out "$work/withmpi" >/dev/null 2>&1
 check "... the same model as the MPI build run as one process (cmp)" cmp -s "$work/nompi/model.gguf" "$work/withmpi/model.gguf"
+
+"$bin" info --preset gpt2 --ranks 8 --json >"$work/info.json" 2>&1
+check "cllm info --ranks 8: ZeRO-1 moments are 1/8 of the unsharded ones (to a 64 Ki-element chunk)" /usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["data_parallel"]
+full, z = d["adamw_bytes_per_rank"], d["adamw_bytes_per_rank_zero1"]
+assert d["ranks"] == 8 and full == 8 * json.load(open(sys.argv[1]))["n_params"], d
+assert full / 8 <= z <= full / 8 + 8 * 65536, d' "$work/info.json"
 
 if [ "$mpi_build" -eq 0 ]; then
     echo "this build was made without MPI (make MPI=0): the multi-rank cases are skipped"
@@ -123,6 +132,10 @@ check "unsharded run exits 0" test $? -eq 0
 same_bits "ZeRO-1 vs unsharded" "$work/zero1" "$work/zero0"
 check "the clipping bound was active (so the sharded norm mattered)" \
     'awk -F, "NR>1 && \$5 > 1 {n++} END {exit !n}" "$work/zero1/train.csv"'
+run2 -x CLLM_REDUCE_ROUND=50000 "$bin" "${big[@]}" --out "$work/rounds1" >/dev/null 2>&1
+same_bits "ZeRO-1 reducing in rounds of 50000 elements vs in one" "$work/zero1" "$work/rounds1"
+run2 -x CLLM_REDUCE_ROUND=50000 -x CLLM_ZERO=0 "$bin" "${big[@]}" --out "$work/rounds0" >/dev/null 2>&1
+same_bits "unsharded, in rounds vs ZeRO-1" "$work/zero1" "$work/rounds0"
 
 # ---- kill -9 of one rank: the job stops, --resume continues bit-exactly ----
 long=(pretrain --data "$work/data.txt" --preset nanogpt-shakespeare --batch 2 --seq 16 --total-batch 64 --steps 400

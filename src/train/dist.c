@@ -124,6 +124,24 @@ double cllm_dist_optimizer_bytes(size_t n, int ranks, int zero) {
     return 2.0 * sizeof(float) * (double)mine;
 }
 
+/* Elements of one rank's slice that one reduce-scatter round moves: the
+ * receive buffer (ranks x this) stays near 64 MiB whatever the model size. */
+static size_t round_elems(int ranks) {
+    const char *t = getenv("CLLM_REDUCE_ROUND"); /* tests: many rounds on a small model */
+    if (t && atol(t) > 0) return (size_t)atol(t);
+    size_t e = ((size_t)16 << 20) / (size_t)(ranks > 0 ? ranks : 1);
+    return e < CHUNK ? CHUNK : e;
+}
+
+double cllm_dist_reduce_buffer_bytes(size_t n, int ranks, int zero) {
+    if (ranks <= 1) return 0;
+    size_t chunks = (n + CHUNK - 1) / CHUNK, most = zero ? (chunks + (size_t)ranks - 1) / (size_t)ranks * CHUNK
+                                                          : (n + (size_t)ranks - 1) / (size_t)ranks;
+    if (most > n) most = n;
+    if (most > round_elems(ranks)) most = round_elems(ranks);
+    return (double)sizeof(float) * (double)most * ranks;
+}
+
 /* ---- harness level ------------------------------------------------------------------- */
 
 struct th_dist {
@@ -133,7 +151,7 @@ struct th_dist {
     int group;               /* one rank with groups > 1: group of the last unit, -1 none yet */
     int stashed;             /* ... and acc holds the groups before it */
     float *acc;              /* [total] stashed partial gradients (groups > 1 on one rank) */
-    float *recv;             /* [size x largest own slice] reduce-scatter receive buffer (size > 1) */
+    float *recv;             /* [size x round_elems] reduce-scatter receive buffer (size > 1) */
     size_t lo[TH_MAX_EXTRA + 1], hi[TH_MAX_EXTRA + 1]; /* this rank's slice per optimizer */
     int stop_any;
     double comm_s, *compute_s; /* this step: rank 0's communication time, each rank's compute time */
@@ -296,6 +314,22 @@ void th_dist_resume_note(th_run *h, const char *saved) {
                was, h->dist->groups, was);
 }
 
+#ifdef CLLM_MPI
+/* Slices of optimizer o's block: ZeRO's chunk-aligned ones, or even ones. */
+static void slices_of(const th_dist *d, const th_optim *o, int r, size_t *lo, size_t *hi) {
+    slice(o->n, r, d->size, d->zero ? CHUNK : 1, lo, hi);
+}
+
+static void counts_of(const th_dist *d, const th_optim *o, int *cnt, int *disp) {
+    for (int r = 0; r < d->size; r++) {
+        size_t lo, hi;
+        slices_of(d, o, r, &lo, &hi);
+        cnt[r] = (int)(hi - lo);
+        disp[r] = (int)lo;
+    }
+}
+#endif
+
 cllm_status th_dist_share_resume(th_run *h, cllm_status st, cllm_error *err) {
     th_dist *d = h->dist;
     if (!d || d->size == 1) return st;
@@ -316,11 +350,27 @@ cllm_status th_dist_share_resume(th_run *h, cllm_status st, cllm_error *err) {
         int64_t step = o->step;
         MPI_Bcast(&step, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
         o->step = step;
+        const int sharded = parallel(h) && d->zero;
         for (size_t off = 0; off < o->n; off += (size_t)1 << 28) {
             int cnt = (int)(o->n - off < ((size_t)1 << 28) ? o->n - off : ((size_t)1 << 28));
             MPI_Bcast(o->params + off, cnt, MPI_FLOAT, 0, MPI_COMM_WORLD);
+            if (sharded) continue;
             MPI_Bcast(o->m + off, cnt, MPI_FLOAT, 0, MPI_COMM_WORLD);
             MPI_Bcast(o->v + off, cnt, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        }
+        if (sharded) { /* ZeRO-1: each rank receives (and touches) only its slice of the moments */
+            int *cnt = malloc(sizeof(int) * 2 * (size_t)d->size);
+            if (!cnt) return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
+            counts_of(d, o, cnt, cnt + d->size);
+            float *bufs[2] = {o->m, o->v};
+            for (int b = 0; b < 2; b++) {
+                if (d->rank == 0)
+                    MPI_Scatterv(bufs[b], cnt, cnt + d->size, MPI_FLOAT, MPI_IN_PLACE, 0, MPI_FLOAT, 0, MPI_COMM_WORLD);
+                else
+                    MPI_Scatterv(NULL, NULL, NULL, MPI_FLOAT, bufs[b] + cnt[d->size + d->rank], cnt[d->rank], MPI_FLOAT,
+                                 0, MPI_COMM_WORLD);
+            }
+            free(cnt);
         }
     }
     h->resumed = 1;
@@ -442,36 +492,14 @@ int th_dist_stop_requested(const th_run *h) {
 
 /* ---- reduction and update ------------------------------------------------------------ */
 
-#ifdef CLLM_MPI
-/* Slices of optimizer o's block: ZeRO's chunk-aligned ones, or even ones. */
-static void slices_of(const th_dist *d, const th_optim *o, int r, size_t *lo, size_t *hi) {
-    slice(o->n, r, d->size, d->zero ? CHUNK : 1, lo, hi);
-}
-
-static void counts_of(const th_dist *d, const th_optim *o, int *cnt, int *disp) {
-    for (int r = 0; r < d->size; r++) {
-        size_t lo, hi;
-        slices_of(d, o, r, &lo, &hi);
-        cnt[r] = (int)(hi - lo);
-        disp[r] = (int)lo;
-    }
-}
-#endif
 
 void th_dist_reduce(th_run *h) {
     th_dist *d = h->dist;
     if (!parallel(h)) return;
 #ifdef CLLM_MPI
     const double t0 = cllm_now_seconds();
-    if (!d->recv) { /* room for every rank's piece of my largest slice */
-        size_t most = 0;
-        for (int k = 0; k <= h->n_extra; k++) {
-            size_t lo, hi;
-            slices_of(d, optim_k(h, k), d->rank, &lo, &hi);
-            if (hi - lo > most) most = hi - lo;
-        }
-        d->recv = malloc((most ? most : 1) * (size_t)d->size * sizeof *d->recv);
-    }
+    const size_t per_round = round_elems(d->size);
+    if (!d->recv) d->recv = malloc(per_round * (size_t)d->size * sizeof *d->recv);
     int *sc = malloc(sizeof(int) * 4 * (size_t)d->size);
     if (!d->recv || !sc) {
         fprintf(stderr, "%s: rank %d: out of memory for the gradient reduction\n", h->name, d->rank);
@@ -480,25 +508,43 @@ void th_dist_reduce(th_run *h) {
     int *sd = sc + d->size, *rc = sd + d->size, *rd = rc + d->size;
     for (int k = 0; k <= h->n_extra; k++) {
         th_optim *o = optim_k(h, k);
-        size_t lo, hi;
+        size_t lo, hi, most = 0;
         slices_of(d, o, d->rank, &lo, &hi);
         d->lo[k] = lo;
         d->hi[k] = hi;
-        const int len = (int)(hi - lo);
-        counts_of(d, o, sc, sd);
         for (int r = 0; r < d->size; r++) {
-            rc[r] = len;
-            rd[r] = r * len;
+            size_t a, b;
+            slices_of(d, o, r, &a, &b);
+            if (b - a > most) most = b - a;
         }
-        /* every rank's piece of my slice, in rank order */
-        MPI_Alltoallv(o->grads, sc, sd, MPI_FLOAT, d->recv, rc, rd, MPI_FLOAT, MPI_COMM_WORLD);
-        float *g = o->grads + lo;
-        memcpy(g, d->recv, (size_t)len * sizeof *g);
-        for (int r = 1; r < d->size; r++) {
-            const float *p = d->recv + (size_t)r * len;
-            for (int i = 0; i < len; i++) g[i] += p[i];
+        /* rounds of at most per_round elements of every slice: all ranks take the same number */
+        for (size_t off = 0; off < most; off += per_round) {
+            for (int r = 0; r < d->size; r++) {
+                size_t a, b;
+                slices_of(d, o, r, &a, &b);
+                size_t s0 = a + off < b ? a + off : b, s1 = s0 + per_round < b ? s0 + per_round : b;
+                sc[r] = (int)(s1 - s0); /* my gradients of rank r's slice, this round */
+                sd[r] = (int)s0;
+            }
+            size_t m0 = lo + off < hi ? lo + off : hi, m1 = m0 + per_round < hi ? m0 + per_round : hi;
+            const int len = (int)(m1 - m0);
+            for (int r = 0; r < d->size; r++) {
+                rc[r] = len;
+                rd[r] = r * len;
+            }
+            /* every rank's piece of my slice, in rank order, added in rank order */
+            MPI_Alltoallv(o->grads, sc, sd, MPI_FLOAT, d->recv, rc, rd, MPI_FLOAT, MPI_COMM_WORLD);
+            float *g = o->grads + m0;
+            memcpy(g, d->recv, (size_t)len * sizeof *g);
+            for (int r = 1; r < d->size; r++) {
+                const float *p = d->recv + (size_t)r * len;
+                for (int i = 0; i < len; i++) g[i] += p[i];
+            }
         }
-        if (!d->zero) MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, o->grads, sc, sd, MPI_FLOAT, MPI_COMM_WORLD);
+        if (!d->zero) {
+            counts_of(d, o, sc, sd);
+            MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, o->grads, sc, sd, MPI_FLOAT, MPI_COMM_WORLD);
+        }
     }
     free(sc);
     d->comm_s += cllm_now_seconds() - t0;

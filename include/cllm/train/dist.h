@@ -36,5 +36,8 @@ int cllm_dist_exit(int rc);
  * (zero = 0) or a 1/ranks slice (ZeRO-1, zero = 1; slices are whole 64 Ki
  * chunks, so the largest slice is reported). */
 double cllm_dist_optimizer_bytes(size_t n, int ranks, int zero);
+/* The gradient reduction's receive buffer per rank, in bytes (0 for one
+ * rank): the reduce-scatter moves at most ~64 MiB per round. */
+double cllm_dist_reduce_buffer_bytes(size_t n, int ranks, int zero);
 
 #endif
