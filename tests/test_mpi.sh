@@ -9,7 +9,8 @@
 #   - two 2-rank runs are bit-identical;
 #   - ZeRO-1 (moments sharded, the default) == the unsharded update (cmp);
 #   - kill -9 of one rank stops the whole job (no hang), and --resume then
-#     gives the uninterrupted run's model (cmp);
+#     gives the uninterrupted run's model (cmp); SIGTERM to one rank stops
+#     every rank after the same step with a checkpoint;
 #   - resuming with another rank count works and says so;
 #   - ranks started with different settings or data are refused, naming them;
 #   - the shim for a build without MPI compiles with -Werror and the program
@@ -166,6 +167,30 @@ if [ -n "$victim" ]; then
     same_bits "killed + resumed vs uninterrupted" "$work/ref" "$work/killed"
 else
     bad "found no rank 1 to kill (the job ended before 50 steps?)"
+fi
+
+# ---- SIGTERM to one rank only: every rank stops after the same step, rank 0 saves ----
+run2 "$bin" "${long[@]}" --out "$work/term" >"$work/term.log" 2>&1 &
+job=$!
+pids+=("$job")
+for _ in $(seq 1 3000); do
+    [ -f "$work/term/train.csv" ] && [ "$(wc -l <"$work/term/train.csv")" -gt 30 ] && break
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.02
+done
+victim=""
+for p in $(pgrep -f -- "--out $work/term"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$p
+done
+if [ -n "$victim" ]; then
+    kill -TERM "$victim"
+    wait "$job"
+    rc=$?
+    check "SIGTERM to rank 1 alone: the job exits 0 (exit $rc)" test "$rc" -eq 0 || tail -5 "$work/term.log"
+    check "... rank 0 reports the stop" grep -q "stopped by a signal after step" "$work/term.log"
+    check "... and saved a checkpoint there" 'ls "$work/term"/ckpt-*.done >/dev/null 2>&1'
+else
+    bad "found no rank 1 to signal"
 fi
 
 # ---- resume with another rank count: works, with a note ----
