@@ -38,6 +38,24 @@
 
 #ifdef CLLM_MPI
 #include <mpi.h>
+#include <pthread.h>
+#include <signal.h>
+
+/* SIGINT/SIGTERM (the trainers' stop request) are held while this thread is
+ * inside MPI: a signal that interrupts the shared-memory transport's copy
+ * system calls corrupted a collective (seen as heap corruption in about 1 of
+ * 10 runs stopped by SIGTERM). A held signal is delivered on release. */
+typedef struct { sigset_t old; } sig_hold;
+static sig_hold hold_signals(void) {
+    sig_hold h;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &s, &h.old);
+    return h;
+}
+static void release_signals(sig_hold h) { pthread_sigmask(SIG_SETMASK, &h.old, NULL); }
 #else
 /* ---- one-rank shim: the few MPI calls used here, for a build without MPI ---- */
 typedef int MPI_Comm;
@@ -49,6 +67,9 @@ typedef int MPI_Datatype;
 #define MPI_BYTE 4
 #define MPI_UINT64_T 5
 #define MPI_IN_PLACE NULL
+typedef int sig_hold;
+static sig_hold hold_signals(void) { return 0; }
+static void release_signals(sig_hold h) { (void)h; }
 static int MPI_Bcast(void *b, int n, MPI_Datatype t, int root, MPI_Comm c) { (void)b, (void)n, (void)t, (void)root, (void)c; return 0; }
 #endif
 
@@ -153,7 +174,7 @@ struct th_dist {
     float *acc;              /* [total] stashed partial gradients (groups > 1 on one rank) */
     float *recv;             /* [size x round_elems] reduce-scatter receive buffer (size > 1) */
     size_t lo[TH_MAX_EXTRA + 1], hi[TH_MAX_EXTRA + 1]; /* this rank's slice per optimizer */
-    int stop_any;
+    int stop_any, warned;
     double comm_s, *compute_s; /* this step: rank 0's communication time, each rank's compute time */
 };
 
@@ -220,7 +241,7 @@ int th_dist_ranks(const th_run *h) { return h->dist ? h->dist->size : 1; }
 
 static int parallel(const th_run *h) { return h->dist && h->dist->size > 1 && h->data_parallel; }
 
-cllm_status th_dist_share_open(th_run *h, cllm_status st, cllm_error *err) {
+static cllm_status th_dist_share_open_impl(th_run *h, cllm_status st, cllm_error *err) {
     th_dist *d = h->dist;
     if (!d || d->size == 1) return st;
     int64_t msg[2] = {st, h->latest};
@@ -248,7 +269,7 @@ __attribute__((unused)) static int first_diff(const char *x, const char *y, char
     return 0;
 }
 
-cllm_status th_dist_check_same(th_run *h, cllm_error *err) {
+static cllm_status th_dist_check_same_impl(th_run *h, cllm_error *err) {
     th_dist *d = h->dist;
     if (!d || d->size == 1) return CLLM_OK;
 #ifdef CLLM_MPI
@@ -330,7 +351,7 @@ static void counts_of(const th_dist *d, const th_optim *o, int *cnt, int *disp) 
 }
 #endif
 
-cllm_status th_dist_share_resume(th_run *h, cllm_status st, cllm_error *err) {
+static cllm_status th_dist_share_resume_impl(th_run *h, cllm_status st, cllm_error *err) {
     th_dist *d = h->dist;
     if (!d || d->size == 1) return st;
 #ifdef CLLM_MPI
@@ -405,6 +426,12 @@ static void stash(th_run *h) {
 int th_unit(th_run *h, int i, int n) {
     th_dist *d = h->dist;
     if (!d || !h->data_parallel || d->groups <= 1 || n <= 0) return 1;
+    if (n < d->groups && !d->warned) {
+        d->warned = 1;
+        th_log(h, "%s: warning: a step has %d unit(s) (micro-batches or pairs) for %d gradient groups (ranks): %d "
+               "of them idle; raise --total-batch / --accum / --batch to a multiple of %d",
+               h->name, n, d->groups, d->groups - n, d->groups);
+    }
     const int g = (int)((int64_t)i * d->groups / n);
     if (d->size > 1) return g == d->rank;
     if (g != d->group) {
@@ -441,7 +468,7 @@ void th_dist_step_begin(th_run *h) {
     d->comm_s = 0;
 }
 
-cllm_status th_dist_step_end(th_run *h, double *loss, double *tokens, double compute_s, cllm_error *err) {
+static cllm_status th_dist_step_end_impl(th_run *h, double *loss, double *tokens, double compute_s, cllm_error *err) {
     th_dist *d = h->dist;
     if (!d) return CLLM_OK;
     if (d->size == 1) {
@@ -493,7 +520,7 @@ int th_dist_stop_requested(const th_run *h) {
 /* ---- reduction and update ------------------------------------------------------------ */
 
 
-void th_dist_reduce(th_run *h) {
+static void th_dist_reduce_impl(th_run *h) {
     th_dist *d = h->dist;
     if (!parallel(h)) return;
 #ifdef CLLM_MPI
@@ -553,7 +580,7 @@ void th_dist_reduce(th_run *h) {
 #endif
 }
 
-double th_dist_norm(th_run *h, int k) {
+static double th_dist_norm_impl(th_run *h, int k) {
     th_optim *o = optim_k(h, k);
     if (!parallel(h) || !h->dist->zero) return th_optim_norm(o);
 #ifdef CLLM_MPI
@@ -591,7 +618,7 @@ double th_dist_norm(th_run *h, int k) {
 #endif
 }
 
-void th_dist_update(th_run *h, int k, float lr, double norm) {
+static void th_dist_update_impl(th_run *h, int k, float lr, double norm) {
     th_optim *o = optim_k(h, k);
     if (!parallel(h) || !h->dist->zero) {
         th_optim_update(o, lr, norm);
@@ -610,7 +637,7 @@ void th_dist_update(th_run *h, int k, float lr, double norm) {
 #endif
 }
 
-void th_dist_gather_moments(th_run *h) {
+static void th_dist_gather_moments_impl(th_run *h) {
     if (!parallel(h) || !h->dist->zero) return;
 #ifdef CLLM_MPI
     th_dist *d = h->dist;
@@ -642,4 +669,57 @@ void th_dist_csv_columns(const th_run *h, char *out, size_t cap) {
     size_t n = (size_t)snprintf(out, cap, ",%d,%.6f,", d->size, d->comm_s);
     for (int r = 0; r < d->size && n < cap; r++)
         n += (size_t)snprintf(out + n, cap - n, "%s%.6f", r ? ";" : "", d->compute_s[r]);
+}
+
+cllm_status th_dist_share_open(th_run *h, cllm_status st, cllm_error *err) {
+    sig_hold held = hold_signals();
+    cllm_status r = th_dist_share_open_impl(h, st, err);
+    release_signals(held);
+    return r;
+}
+
+cllm_status th_dist_check_same(th_run *h, cllm_error *err) {
+    sig_hold held = hold_signals();
+    cllm_status r = th_dist_check_same_impl(h, err);
+    release_signals(held);
+    return r;
+}
+
+cllm_status th_dist_share_resume(th_run *h, cllm_status st, cllm_error *err) {
+    sig_hold held = hold_signals();
+    cllm_status r = th_dist_share_resume_impl(h, st, err);
+    release_signals(held);
+    return r;
+}
+
+cllm_status th_dist_step_end(th_run *h, double *loss, double *tokens, double compute_s, cllm_error *err) {
+    sig_hold held = hold_signals();
+    cllm_status r = th_dist_step_end_impl(h, loss, tokens, compute_s, err);
+    release_signals(held);
+    return r;
+}
+
+void th_dist_reduce(th_run *h) {
+    sig_hold held = hold_signals();
+    th_dist_reduce_impl(h);
+    release_signals(held);
+}
+
+double th_dist_norm(th_run *h, int k) {
+    sig_hold held = hold_signals();
+    double r = th_dist_norm_impl(h, k);
+    release_signals(held);
+    return r;
+}
+
+void th_dist_update(th_run *h, int k, float lr, double norm) {
+    sig_hold held = hold_signals();
+    th_dist_update_impl(h, k, lr, norm);
+    release_signals(held);
+}
+
+void th_dist_gather_moments(th_run *h) {
+    sig_hold held = hold_signals();
+    th_dist_gather_moments_impl(h);
+    release_signals(held);
 }
