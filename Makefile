@@ -73,12 +73,16 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_ISA) -MMD -MP -c $< -o $@
 
-# dist.o alone sees the MPI flags; a stamp file rebuilds it when MPI changes.
-MPI_STAMP := $(BUILD)/.mpi-$(MPI)
+# dist.o alone sees the MPI flags. BUILD/.mpi holds the MPI setting it was
+# built with (tests/test_mpi.sh reads it); rewritten only when the setting
+# changes, which rebuilds dist.o (a rule could not do it: .SECONDARY lets a
+# missing prerequisite go unbuilt).
+MPI_STAMP := $(BUILD)/.mpi
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(MPI_STAMP) 2>/dev/null)" = "$(MPI)" ] || echo $(MPI) >$(MPI_STAMP); })
+endif
 $(BUILD)/obj/src/train/dist.o: EXTRA_ISA += $(MPI_CFLAGS)
 $(BUILD)/obj/src/train/dist.o: $(MPI_STAMP)
-$(MPI_STAMP):
-	@mkdir -p $(BUILD) && rm -f $(BUILD)/.mpi-* && touch $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -16,7 +16,7 @@
 #   - the shim for a build without MPI compiles with -Werror and the program
 #     links and trains without libmpi;
 #   - cllm info --ranks N reports the per-rank optimizer memory with ZeRO-1.
-# In a build made with MPI=0 (BUILD/.mpi-0) only the last case runs, and the
+# In a build made with MPI=0 (BUILD/.mpi holds 0) only the no-MPI cases run, and the
 # script says so; in an MPI build a missing mpirun is a failure.
 set -u
 BUILD=${CLLM_BUILD:-build}
@@ -27,9 +27,11 @@ lib_workdir cllm-test-mpi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Open MPI's own allocations outlive MPI_Finalize; LeakSanitizer would call them ours.
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
-mpi_build=1
-if [ -f "$BUILD/.mpi-0" ]; then mpi_build=0
-elif [ ! -f "$BUILD/.mpi-1" ] && ! ldd "$bin" 2>/dev/null | grep -q libmpi; then mpi_build=0; fi
+mpi_build=$(cat "$BUILD/.mpi" 2>/dev/null) # the Makefile's MPI setting for this build
+if [ "$mpi_build" != 0 ] && [ "$mpi_build" != 1 ]; then
+    mpi_build=0
+    ldd "$bin" 2>/dev/null | grep -q libmpi && mpi_build=1
+fi
 
 # ---- the build without MPI: the shim compiles, the program links without libmpi ----
 san=()
