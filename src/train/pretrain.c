@@ -253,7 +253,10 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
     int mine = 0;
     for (int a = 0; a < r->accum; a++) {
         cllm_loader_next(r->loader, r->inputs, r->targets); /* every rank: the same data position */
-        if (!th_unit(&r->h, a, r->accum)) continue;          /* another rank's micro-batch */
+        if (!th_unit(&r->h, a, r->accum)) {                  /* another rank's micro-batch */
+            cllm_model_skip_dropout(r->model);
+            continue;
+        }
         mine++;
         float l = 0;
         cllm_status st = cllm_model_forward(r->model, r->inputs, r->targets, p->B, p->T, &l, err);

@@ -341,7 +341,10 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
     int mine = 0;
     for (int a = 0; a < p->accum && st == CLLM_OK; a++) {
         const size_t off = a * bt;
-        if (!th_unit(&c->h, a, p->accum)) continue; /* another rank's micro-batch */
+        if (!th_unit(&c->h, a, p->accum)) { /* another rank's micro-batch */
+            if (count_targets(c->stgt + off, bt) != 0) cllm_model_skip_dropout(c->model);
+            continue;
+        }
         mine++;
         if (count_targets(c->stgt + off, bt) == 0) continue;
         float l = 0;
