@@ -8,6 +8,8 @@
 #     relative 1e-4 in the final loss (the sums round differently);
 #   - two 2-rank runs are bit-identical;
 #   - ZeRO-1 (moments sharded, the default) == the unsharded update (cmp);
+#   - overlapped reduction (CLLM_OVERLAP=1) gives the same bits (pretrain,
+#     SFT LoRA, DPO) and reports its share; ranks disagreeing on it are refused;
 #   - kill -9 of one rank stops the whole job (no hang), and --resume then
 #     gives the uninterrupted run's model (cmp); SIGTERM to one rank stops
 #     every rank after the same step with a checkpoint;
@@ -126,6 +128,24 @@ for t in reward dpo; do
     check "$t: 2 ranks exit 0" test $? -eq 0
     check "$t: 2 ranks vs 1 process, model bytes equal (cmp)" cmp -s "$work/$t.g2/model.gguf" "$work/$t.r2/model.gguf"
 done
+
+# ---- overlap (CLLM_OVERLAP=1): reductions start during backward, same bits ----
+args=(pretrain --data "$work/data.txt" --preset tiny-llama --batch 2 --seq 16 --total-batch 64 --steps 20 --lr 3e-3
+      --dropout 0 --warmup 3 --eval-every 10 --eval-batches 2 --threads 1 --seed 7 --peak-gflops -1 --no-progress)
+run2 -x CLLM_OVERLAP=1 "$bin" "${args[@]}" --out "$work/ov.llama" >"$work/ov.llama.log" 2>&1
+check "overlap: tiny-llama exits 0" test $? -eq 0
+same_bits "overlap: tiny-llama vs 1 process" "$work/tiny-llama.g2" "$work/ov.llama"
+check "overlap: the log reports the share exchanged during backward" grep -q "^overlap: [0-9]*% of the gradient bytes" \
+    "$work/ov.llama.log"
+run2 -x CLLM_OVERLAP=1 -x CLLM_ZERO=0 "$bin" "${sft[@]}" --out "$work/ov.sft" >/dev/null 2>&1
+same_bits "overlap, unsharded: sft LoRA vs 1 process" "$work/sft.g2" "$work/ov.sft" adapter.gguf
+a=(dpo -m "$base" --data "$work/pairs.jsonl" --steps 6 --batch 4 --threads 1)
+run2 -x CLLM_OVERLAP=1 "$bin" "${a[@]}" --out "$work/ov.dpo" >/dev/null 2>&1
+check "overlap: dpo vs 1 process, model bytes equal (cmp)" cmp -s "$work/dpo.g2/model.gguf" "$work/ov.dpo/model.gguf"
+timeout 300 mpirun --oversubscribe --bind-to none -np 1 -x CLLM_OVERLAP=1 "$bin" "${args[@]}" --out "$work/ov.mm" : \
+    -np 1 "$bin" "${args[@]}" --out "$work/ov.mm" >"$work/ov.mm.log" 2>&1
+check "ranks that disagree on CLLM_OVERLAP are refused" grep -q "CLLM_OVERLAP / CLLM_ZERO environment does not match" \
+    "$work/ov.mm.log"
 
 # ---- ZeRO-1: a model of 13 norm chunks (828K parameters), sharded vs not ----
 big=(pretrain --data "$work/data.txt" --preset nanogpt-shakespeare --batch 2 --seq 16 --total-batch 64 --steps 10

@@ -176,6 +176,11 @@ struct th_dist {
     size_t lo[TH_MAX_EXTRA + 1], hi[TH_MAX_EXTRA + 1]; /* this rank's slice per optimizer */
     int stop_any, warned;
     double comm_s, *compute_s; /* this step: rank 0's communication time, each rank's compute time */
+    int overlap;             /* CLLM_OVERLAP=1: reduce block by block during backward (ov_*) */
+    struct ov_plan *ov;      /* its plan, built at the first unit (NULL: blocking rounds) */
+#ifdef CLLM_MPI
+    MPI_Comm comm2;          /* the overlapped reductions' own communicator (size > 1) */
+#endif
 };
 
 static th_optim *optim_k(th_run *h, int k) { return k == 0 ? &h->opt : &h->extra[k - 1]; }
@@ -216,6 +221,11 @@ cllm_status th_dist_open(th_run *h, cllm_error *err) {
         d->groups = g;
     }
     d->zero = d->size > 1 && env_int("CLLM_ZERO", 1) != 0;
+    d->overlap = d->size > 1 && env_int("CLLM_OVERLAP", 0) != 0;
+#ifdef CLLM_MPI
+    /* every rank, overlap or not: a collective that all ranks reach here */
+    if (d->size > 1) MPI_Comm_dup(MPI_COMM_WORLD, &d->comm2);
+#endif
     d->group = -1;
     d->compute_s = calloc((size_t)d->size, sizeof *d->compute_s);
     if (!d->compute_s) {
@@ -226,9 +236,16 @@ cllm_status th_dist_open(th_run *h, cllm_error *err) {
     return CLLM_OK;
 }
 
+#ifdef CLLM_MPI
+static void ov_free(th_run *h);
+#endif
+
 void th_dist_free(th_run *h) {
     th_dist *d = h->dist;
     if (!d) return;
+#ifdef CLLM_MPI
+    ov_free(h);
+#endif
     free(d->acc);
     free(d->recv);
     free(d->compute_s);
@@ -274,8 +291,9 @@ static cllm_status th_dist_check_same_impl(th_run *h, cllm_error *err) {
     if (!d || d->size == 1) return CLLM_OK;
 #ifdef CLLM_MPI
     const cllm_train_state *s = &h->state;
-    uint64_t mine[5] = {cllm_fnv1a64(s->config, strlen(s->config), CLLM_FNV_OFFSET), s->data_fingerprint,
-                        s->tokenizer_hash, s->layout_hash, (uint64_t)h->data_parallel};
+    uint64_t mine[6] = {cllm_fnv1a64(s->config, strlen(s->config), CLLM_FNV_OFFSET), s->data_fingerprint,
+                        s->tokenizer_hash, s->layout_hash, (uint64_t)h->data_parallel,
+                        (uint64_t)(d->overlap * 2 + d->zero)};
     uint64_t *all = malloc(sizeof mine * (size_t)d->size);
     char *cfg0 = malloc(CLLM_CKPT_CONFIG_MAX);
     if (!all || !cfg0) {
@@ -283,15 +301,15 @@ static cllm_status th_dist_check_same_impl(th_run *h, cllm_error *err) {
         free(cfg0);
         return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
     }
-    MPI_Allgather(mine, 5, MPI_UINT64_T, all, 5, MPI_UINT64_T, MPI_COMM_WORLD);
+    MPI_Allgather(mine, 6, MPI_UINT64_T, all, 6, MPI_UINT64_T, MPI_COMM_WORLD);
     memcpy(cfg0, s->config, CLLM_CKPT_CONFIG_MAX);
     MPI_Bcast(cfg0, CLLM_CKPT_CONFIG_MAX, MPI_BYTE, 0, MPI_COMM_WORLD);
-    static const char *what[5] = {"settings", "training data (fingerprint)", "tokenizer", "model layout",
-                                  "trainer"};
+    static const char *what[6] = {"settings", "training data (fingerprint)", "tokenizer", "model layout",
+                                  "trainer", "CLLM_OVERLAP / CLLM_ZERO environment"};
     cllm_status st = CLLM_OK;
     for (int r = 1; r < d->size && st == CLLM_OK; r++)
-        for (int k = 0; k < 5; k++) {
-            if (all[r * 5 + k] == all[k]) continue;
+        for (int k = 0; k < 6; k++) {
+            if (all[r * 6 + k] == all[k]) continue;
             char a[256] = "", b[256] = "";
             if (k == 0 && r == d->rank && first_diff(cfg0, s->config, a, b, sizeof a))
                 st = cllm_error_set(err, CLLM_ERR_ARG,
@@ -302,7 +320,7 @@ static cllm_status th_dist_check_same_impl(th_run *h, cllm_error *err) {
                 st = cllm_error_set(err, CLLM_ERR_ARG,
                                     "%s: rank %d's %s does not match rank 0's (%016" PRIx64 " vs %016" PRIx64
                                     "); every rank must get the same options and the same data files",
-                                    h->name, r, what[k], all[r * 5 + k], all[k]);
+                                    h->name, r, what[k], all[r * 6 + k], all[k]);
             break;
         }
     free(all);
@@ -348,6 +366,178 @@ static void counts_of(const th_dist *d, const th_optim *o, int *cnt, int *disp) 
         cnt[r] = (int)(hi - lo);
         disp[r] = (int)lo;
     }
+}
+
+/* ---- overlap (CLLM_OVERLAP=1): optimizer 0's block reduced range by range -------------
+ * The block is cut into ranges by the backward event that completes them
+ * (block l's tensors: cllm_model_set_grad_ready_hook's l; everything else:
+ * -1, the end of backward), ordered by event, last block first. When the
+ * backward of a rank's last unit reports block l, the ranges of events >= l
+ * start (MPI_Ialltoallv on comm2, the same pieces as the blocking rounds);
+ * th_dist_reduce starts the rest (a rank whose last unit ran no backward
+ * starts them all there), waits, and adds every range's pieces in rank
+ * order: the same fp32 adds as the blocking path, so the same bits. All
+ * ranks start the ranges in the same order on comm2, so the blocking
+ * collectives on MPI_COMM_WORLD in between do not interleave with them.
+ * The receive buffer is size x this rank's slice (about the gradient
+ * block), not a 64 MiB round. */
+typedef struct {
+    size_t lo, hi;   /* [lo, hi) of optimizer 0's block */
+    int event;       /* block whose backward completes it; -1: the end of backward */
+    size_t mlo, mhi; /* its part inside this rank's slice */
+    size_t rbase;    /* where the ranks' pieces of [mlo, mhi) land in recv, rank after rank */
+    int *cnt;        /* [4 x size] send counts, send offsets, receive counts, receive offsets */
+} ov_range;
+
+struct ov_plan {
+    ov_range *r;
+    int n, next;              /* ranges; the first not started this step */
+    MPI_Request *req;
+    float *recv;
+    int armed;                /* the backward running now is this rank's last of the step */
+    double bytes, bytes_early; /* over the run: bytes of the ranges, and of those this rank saw done in backward */
+};
+
+static int cmp_tensor_off(const void *a, const void *b) {
+    const cllm_tensor *x = *(const cllm_tensor *const *)a, *y = *(const cllm_tensor *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+static int cmp_range(const void *a, const void *b) {
+    const ov_range *x = a, *y = b;
+    if (x->event != y->event) return x->event < y->event ? 1 : -1; /* descending: L-1 .. 0, then -1 */
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+static void ov_hook(void *ctx, int layer);
+
+/* Builds the plan once (NULL on failure: the blocking rounds are used). */
+static void ov_prepare(th_run *h) {
+    th_dist *d = h->dist;
+    th_optim *o = &h->opt;
+    if (d->ov || !d->overlap || !o->model || !o->tensor || o->n == 0) return;
+    struct ov_plan *p = calloc(1, sizeof *p);
+    const cllm_tensor **t = malloc(sizeof *t * (size_t)(o->n_tensors > 0 ? o->n_tensors : 1));
+    p->r = p ? calloc(2 * (size_t)o->n_tensors + 2, sizeof *p->r) : NULL;
+    if (!p || !t || !p->r) goto fail;
+    for (int i = 0; i < o->n_tensors; i++) t[i] = o->tensor(o->model, i);
+    qsort(t, (size_t)o->n_tensors, sizeof *t, cmp_tensor_off);
+    size_t at = 0; /* [0, at) is covered */
+    for (int i = 0; i <= o->n_tensors; i++) {
+        size_t start = i < o->n_tensors ? t[i]->offset : o->n;
+        if (start > at) p->r[p->n++] = (ov_range){at, start, -1, 0, 0, 0, NULL}; /* a gap */
+        if (i == o->n_tensors) break;
+        int ev = t[i]->layer >= 0 ? t[i]->layer : -1;
+        size_t end = t[i]->offset + t[i]->numel;
+        if (p->n > 0 && p->r[p->n - 1].event == ev && p->r[p->n - 1].hi == t[i]->offset) p->r[p->n - 1].hi = end;
+        else p->r[p->n++] = (ov_range){t[i]->offset, end, ev, 0, 0, 0, NULL};
+        at = end;
+    }
+    qsort(p->r, (size_t)p->n, sizeof *p->r, cmp_range);
+    size_t mlo, mhi, total = 0;
+    slices_of(d, o, d->rank, &mlo, &mhi);
+    for (int k = 0; k < p->n; k++) {
+        ov_range *x = &p->r[k];
+        x->cnt = malloc(sizeof(int) * 4 * (size_t)d->size);
+        if (!x->cnt) goto fail;
+        x->mlo = x->lo > mlo ? x->lo : mlo;
+        x->mhi = x->hi < mhi ? x->hi : mhi;
+        if (x->mhi < x->mlo) x->mhi = x->mlo;
+        x->rbase = total;
+        const int len = (int)(x->mhi - x->mlo);
+        total += (size_t)len * (size_t)d->size;
+        for (int r = 0; r < d->size; r++) {
+            size_t a, b;
+            slices_of(d, o, r, &a, &b);
+            a = a > x->lo ? a : x->lo;
+            b = b < x->hi ? b : x->hi;
+            x->cnt[r] = b > a ? (int)(b - a) : 0;
+            x->cnt[d->size + r] = (int)a;
+            x->cnt[2 * d->size + r] = len;
+            x->cnt[3 * d->size + r] = r * len;
+        }
+    }
+    p->req = malloc(sizeof *p->req * (size_t)p->n);
+    p->recv = malloc((total ? total : 1) * sizeof *p->recv);
+    if (!p->req || !p->recv) goto fail;
+    for (int k = 0; k < p->n; k++) p->req[k] = MPI_REQUEST_NULL;
+    free(t);
+    d->ov = p;
+    cllm_model_set_grad_ready_hook((cllm_model *)o->model, ov_hook, h);
+    return;
+fail:
+    if (p && p->r)
+        for (int k = 0; k < p->n; k++) free(p->r[k].cnt);
+    if (p) free(p->r), free(p->req), free(p->recv);
+    free(p);
+    free(t);
+    d->overlap = 0; /* the blocking rounds: every rank must agree, so a rank that cannot plan stops */
+    fprintf(stderr, "%s: rank %d: out of memory for the overlapped reduction\n", h->name, d->rank);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+static void ov_start(th_run *h, int k) {
+    th_dist *d = h->dist;
+    ov_range *x = &d->ov->r[k];
+    int *c = x->cnt;
+    MPI_Ialltoallv(h->opt.grads, c, c + d->size, MPI_FLOAT, d->ov->recv + x->rbase, c + 2 * d->size,
+                   c + 3 * d->size, MPI_FLOAT, d->comm2, &d->ov->req[k]);
+}
+
+/* Ranges started so far that have finished count as hidden. */
+static void ov_poll(th_run *h, int upto) {
+    struct ov_plan *p = h->dist->ov;
+    for (int k = 0; k < upto; k++) {
+        if (p->req[k] == MPI_REQUEST_NULL) continue;
+        int done = 0;
+        MPI_Test(&p->req[k], &done, MPI_STATUS_IGNORE);
+        if (done) p->bytes_early += 4.0 * (double)(p->r[k].hi - p->r[k].lo);
+    }
+}
+
+static void ov_hook(void *ctx, int layer) {
+    th_run *h = ctx;
+    struct ov_plan *p = h->dist->ov;
+    if (!p || !p->armed) return;
+    sig_hold held = hold_signals();
+    while (p->next < p->n && (layer < 0 || p->r[p->next].event >= layer)) ov_start(h, p->next++);
+    ov_poll(h, p->next); /* also drives the transfers: Open MPI progresses inside MPI calls */
+    release_signals(held);
+}
+
+static void ov_free(th_run *h) {
+    struct ov_plan *p = h->dist->ov;
+    if (!p) return;
+    if (p->bytes > 0)
+        th_log(h, "overlap: %.0f%% of the gradient bytes had been exchanged when backward ended (reduced while "
+               "it ran)", 100.0 * p->bytes_early / p->bytes);
+    for (int k = 0; k < p->n; k++) free(p->r[k].cnt);
+    free(p->r);
+    free(p->req);
+    free(p->recv);
+    free(p);
+    h->dist->ov = NULL; /* the model's hook still points at h: trainers free the model with the run */
+}
+
+/* th_dist_reduce for optimizer 0 with a plan: start the rest, wait, add in rank order. */
+static void ov_finish(th_run *h) {
+    th_dist *d = h->dist;
+    struct ov_plan *p = d->ov;
+    ov_poll(h, p->next);
+    while (p->next < p->n) ov_start(h, p->next++);
+    MPI_Waitall(p->n, p->req, MPI_STATUSES_IGNORE);
+    float *g = h->opt.grads;
+    for (int k = 0; k < p->n; k++) {
+        const ov_range *x = &p->r[k];
+        const size_t len = x->mhi - x->mlo;
+        const float *in = p->recv + x->rbase;
+        memcpy(g + x->mlo, in, len * sizeof *g);
+        for (int r = 1; r < d->size; r++)
+            for (size_t i = 0; i < len; i++) g[x->mlo + i] += in[(size_t)r * len + i];
+        p->bytes += 4.0 * (double)(x->hi - x->lo);
+    }
+    p->next = 0;
+    p->armed = 0;
 }
 #endif
 
@@ -433,7 +623,14 @@ int th_unit(th_run *h, int i, int n) {
                h->name, n, d->groups, d->groups - n, d->groups);
     }
     const int g = (int)((int64_t)i * d->groups / n);
-    if (d->size > 1) return g == d->rank;
+    if (d->size > 1) {
+#ifdef CLLM_MPI
+        ov_prepare(h);
+        /* the last unit of this rank's group: its backward completes the step's gradients */
+        if (d->ov && g == d->rank && (int)((int64_t)(i + 1) * d->groups / n) != g) d->ov->armed = 1;
+#endif
+        return g == d->rank;
+    }
     if (g != d->group) {
         if (d->group >= 0) {
             if (!d->acc) d->acc = malloc(total_params(h) * sizeof *d->acc);
@@ -455,7 +652,13 @@ int th_group(th_run *h, int g, int n, int *lo, int *hi) {
     *lo = (int)(((int64_t)g * n + G - 1) / G); /* the units i with i * G / n == g (th_unit) */
     *hi = (int)(((int64_t)(g + 1) * n + G - 1) / G);
     if (G <= 1) return 1;
-    if (h->dist->size > 1) return g == h->dist->rank;
+    if (h->dist->size > 1) {
+#ifdef CLLM_MPI
+        ov_prepare(h);
+        if (h->dist->ov && g == h->dist->rank && *lo < *hi) h->dist->ov->armed = 1; /* one backward per group */
+#endif
+        return g == h->dist->rank;
+    }
     if (*lo < *hi) return th_unit(h, *lo, n); /* starts the group (stashes the one before) */
     return 1;
 }
@@ -539,11 +742,14 @@ static void th_dist_reduce_impl(th_run *h) {
         slices_of(d, o, d->rank, &lo, &hi);
         d->lo[k] = lo;
         d->hi[k] = hi;
-        for (int r = 0; r < d->size; r++) {
+        if (k == 0 && d->overlap) ov_prepare(h); /* normally built at the first unit */
+        if (k == 0 && d->ov) ov_finish(h);
+        else
+            for (int r = 0; r < d->size; r++) { /* the blocking path: rounds over the slices */
             size_t a, b;
             slices_of(d, o, r, &a, &b);
             if (b - a > most) most = b - a;
-        }
+            }
         /* rounds of at most per_round elements of every slice: all ranks take the same number */
         for (size_t off = 0; off < most; off += per_round) {
             for (int r = 0; r < d->size; r++) {
