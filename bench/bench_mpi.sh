@@ -12,6 +12,9 @@
 #   effective all-reduce bandwidth = bytes one rank sends and receives per
 #   step for the reduce-scatter + all-gather (2 x (N-1)/N x 4 x params) /
 #   comm time;
+#   the same 2 ranks with CLLM_OVERLAP=1 (reductions started during backward):
+#   its exposed comm ms, comm_hidden_fraction = 1 - that / the blocking run's,
+#   and the share of gradient bytes exchanged before backward ended (log);
 #   the speedup 2 ranks vs 1 rank x 2 threads; whether both models are
 #   equal to a one-process run with CLLM_GRAD_GROUPS=2 (cmp) is not asked
 #   here (tests/test_mpi.sh does that).
@@ -39,12 +42,17 @@ args=(pretrain --data "$work/data.txt" --preset "$preset" --batch 4 --seq 128 --
 "$bin" "${args[@]}" --threads 2 --out "$work/one" >"$work/one.log" 2>&1
 mpirun -np 2 --oversubscribe --bind-to core "$bin" "${args[@]}" --threads 1 --out "$work/two" >"$work/two.log" 2>&1 ||
     mpirun -np 2 --oversubscribe --bind-to none "$bin" "${args[@]}" --threads 1 --out "$work/two" >"$work/two.log" 2>&1
+mpirun -np 2 --oversubscribe --bind-to core -x CLLM_OVERLAP=1 "$bin" "${args[@]}" --threads 1 --out "$work/ov" \
+    >"$work/ov.log" 2>&1 ||
+    mpirun -np 2 --oversubscribe --bind-to none -x CLLM_OVERLAP=1 "$bin" "${args[@]}" --threads 1 --out "$work/ov" \
+    >"$work/ov.log" 2>&1
 load_after=$(cut -d' ' -f1 /proc/loadavg)
+share=$(grep -o '^overlap: [0-9]*%' "$work/ov.log" | grep -o '[0-9]*' || echo null)
 params=$(grep -o 'model: [0-9]*' "$work/one.log" | grep -o '[0-9]*$')
 /usr/bin/python3 - "$work/one/train.csv" "$work/two/train.csv" "$params" "$preset" "$steps" "$load_before" \
-    "$load_after" "$(nproc)" <<'EOF' | tee "$out"
+    "$load_after" "$(nproc)" "$work/ov/train.csv" "$share" <<'EOF' | tee "$out"
 import csv, json, statistics, sys
-one, two, params, preset, steps, lb, la, cores = sys.argv[1:]
+one, two, params, preset, steps, lb, la, cores, ov, share = sys.argv[1:]
 params = int(params)
 def rows(p):
     r = list(csv.DictReader(open(p)))
@@ -62,10 +70,12 @@ def summary(p, ranks):
                   "allreduce_bytes_per_step": int(moved),
                   "allreduce_GB_per_s": round(moved / comm / 1e9, 3) if comm > 0 else None})
     return d
-a, b = summary(one, 1), summary(two, 2)
+a, b, c = summary(one, 1), summary(two, 2), summary(ov, 2)
+c["exchanged_during_backward_pct"] = None if share == "null" else int(share)
+c["comm_hidden_fraction"] = round(1 - c["comm_ms"] / b["comm_ms"], 3) if b["comm_ms"] > 0 else None
 print(json.dumps({"bench": "mpi", "preset": preset, "params": params, "batch": 4, "seq": 128, "tokens_per_step": 1024,
                   "steps": int(steps), "cores": int(cores),
-                  "one_rank_two_threads": a, "two_ranks_one_thread": b,
+                  "one_rank_two_threads": a, "two_ranks_one_thread": b, "two_ranks_overlap": c,
                   "speedup_two_ranks": round(b["tokens_per_s"] / a["tokens_per_s"], 3),
                   "load_before": float(lb), "load_after": float(la)}, indent=1))
 EOF
