@@ -18,6 +18,7 @@
 #include "cllm/load/model_file.h"
 #include "cllm/model/gguf_io.h"
 #include "harness.h"
+#include "cllm/train/dist.h"
 #include "rl_internal.h"
 
 /* ---- the run on the harness ------------------------------------------------ */
@@ -90,6 +91,7 @@ cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title,
 }
 
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) {
+    if (cllm_dist_rank() != 0) return; /* rank 0 speaks for a data-parallel job */
     va_list ap;
     va_start(ap, fmt);
     th_logv(p->log, p->log_ctx, fmt, ap);
