@@ -29,8 +29,17 @@ PKGS := libpcre2-8 libcjson libmicrohttpd libedit
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# MPI (data-parallel training, docs/MPI.md): on when Open MPI is found (its
+# pkg-config file ompi-c, else mpicc --showme); `make MPI=0` builds without it.
+# Only src/train/dist.c includes <mpi.h>; without MPI it compiles a one-rank shim.
+MPI ?= $(shell (pkg-config --exists ompi-c || command -v mpicc) >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(or $(shell pkg-config --cflags ompi-c 2>/dev/null),$(shell mpicc --showme:compile 2>/dev/null)) -DCLLM_MPI=1
+MPI_LIBS := $(or $(shell pkg-config --libs ompi-c 2>/dev/null),$(shell mpicc --showme:link 2>/dev/null))
+endif
+
 CFLAGS := -std=c11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fopenmp -Iinclude -Itools $(PKG_CFLAGS) $(OPT) $(EXTRA_CFLAGS)
-LDLIBS := $(PKG_LIBS) -ldnnl -lm -lpthread $(EXTRA_LDLIBS)
+LDLIBS := $(PKG_LIBS) $(MPI_LIBS) -ldnnl -lm -lpthread $(EXTRA_LDLIBS)
 LDFLAGS := -fopenmp $(filter -fsanitize=%,$(OPT))
 
 AVX2_FLAGS := -mavx2 -mfma -mf16c
@@ -63,6 +72,17 @@ $(BUILD)/obj/%_amx.o: EXTRA_ISA := $(AMX_FLAGS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_ISA) -MMD -MP -c $< -o $@
+
+# dist.o alone sees the MPI flags. BUILD/.mpi holds the MPI setting it was
+# built with (tests/test_mpi.sh reads it); rewritten only when the setting
+# changes, which rebuilds dist.o (a rule could not do it: .SECONDARY lets a
+# missing prerequisite go unbuilt).
+MPI_STAMP := $(BUILD)/.mpi
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(MPI_STAMP) 2>/dev/null)" = "$(MPI)" ] || echo $(MPI) >$(MPI_STAMP); })
+endif
+$(BUILD)/obj/src/train/dist.o: EXTRA_ISA += $(MPI_CFLAGS)
+$(BUILD)/obj/src/train/dist.o: $(MPI_STAMP)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -4,6 +4,7 @@
 # libmicrohttpd (server), PyTorch + NumPy (reference tests, benchmarks), Jinja2 (chat-template reference) and
 # OpenBLAS (without it Debian's torch runs the netlib reference BLAS, ~25x slower).
 # clang with its libFuzzer and OpenMP runtimes (make fuzz, the last part of make check).
+# Open MPI (libopenmpi-dev, openmpi-bin): data-parallel training, mpirun -np N cllm pretrain (docs/MPI.md).
 # npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
 #
 # `install-deps.sh --build` (what `make demo` runs) installs only what building
@@ -18,7 +19,7 @@ build_only=0
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev libedit-dev)
 if [ $build_only = 0 ]; then
     packages+=(python3 python3-torch python3-numpy python3-jinja2 libopenblas0-openmp chromium
-               clang libclang-rt-14-dev libomp-dev)
+               clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin)
     # Node.js may come from another source than Debian (whose npm package then
     # conflicts with it): only ask apt for it when the commands are missing.
     command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -16,7 +16,9 @@ char *slurp(const char *path, size_t *len) {
     return data;
 }
 
-/* train.csv without its last column (tokens_per_s is a wall-clock rate). */
+/* train.csv's first five columns (step, loss, val_loss, lr, grad_norm): the
+ * ones after them are wall-clock (tokens_per_s, comm_s, rank_compute_s) or
+ * the rank count. */
 void csv_rows(const char *run, char *out, size_t cap, int *rows) {
     char path[700];
     snprintf(path, sizeof path, "%s/train.csv", run);
@@ -27,8 +29,9 @@ void csv_rows(const char *run, char *out, size_t cap, int *rows) {
     for (char *line = data; line && *line;) {
         char *nl = strchr(line, '\n');
         size_t l = nl ? (size_t)(nl - line) : strlen(line);
-        char *last = memrchr(line, ',', l);
-        size_t keep = last ? (size_t)(last - line) : l;
+        size_t keep = 0;
+        for (int commas = 0; keep < l && !(line[keep] == ',' && ++commas == 5); keep++) {
+        }
         if (n + keep + 2 < cap) {
             memcpy(out + n, line, keep);
             n += keep;

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cllm/core/fileio.h"
+#include "cllm/train/dist.h"
 
 #define CLLM_COMMAND(name, fn, summary) int fn(int argc, char **argv);
 #include "commands.h"
@@ -63,7 +64,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) argv[1] = "version"; /* as `cllm version` */
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return cllm_dist_exit(commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "cllm: unknown command '%s'\n", argv[1]);
     print_usage(stderr);
     return CLI_EXIT_USAGE;

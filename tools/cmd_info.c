@@ -17,6 +17,7 @@
 #include "cllm/load/model_file.h"
 #include "cllm/model/model.h"
 #include "cllm/model/gguf_io.h"
+#include "cllm/train/dist.h"
 
 #define CMD "info"
 
@@ -35,6 +36,8 @@ static void usage(FILE *out) {
             "  -t, --seq T          training sequence length (default min(1024, context))\n"
             "  -c, --context N      inference context for the KV cache (default: the model's)\n"
             "  --chunk N            inference prompt chunk (default min(512, context))\n"
+            "  --ranks N            data-parallel training over N MPI ranks: AdamW memory per\n"
+            "                       rank with and without ZeRO-1 sharding (docs/MPI.md)\n"
             "  --json               one JSON object instead of the table\n"
             "  --list               list the presets and exit\n"
             "  -h, --help           this help\n");
@@ -110,7 +113,7 @@ static void row_bytes(const char *label, size_t b) {
 int cllm_cmd_info(int argc, char **argv) {
     const char *preset = NULL, *model_path = NULL;
     const char *sets[64];
-    int n_sets = 0, B = 4, T = 0, ctx = 0, chunk = 0, json = 0;
+    int n_sets = 0, B = 4, T = 0, ctx = 0, chunk = 0, json = 0, ranks = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -142,6 +145,8 @@ int cllm_cmd_info(int argc, char **argv) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &T)) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--context")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &ctx)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--ranks")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 20, &ranks)) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--chunk")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &chunk)) return CLI_EXIT_USAGE;
         } else {
@@ -218,6 +223,11 @@ int cllm_cmd_info(int argc, char **argv) {
                "\"kv_cache_bytes_q8_0\":%zu,\"total_bytes_q8_0\":%zu},",
                ctx, chunk, mi.param_bytes, mi.kv_cache_bytes, mi.activation_bytes, mi.total_bytes,
                mi.kv_store_bytes, mh.kv_store_bytes, mq.kv_store_bytes, mq.kv_cache_bytes, mq.total_bytes);
+        if (ranks > 0)
+            printf("\"data_parallel\":{\"ranks\":%d,\"adamw_bytes_per_rank\":%.0f,\"adamw_bytes_per_rank_zero1\":%.0f,"
+                   "\"reduce_buffer_bytes\":%.0f,\"reduce_buffer_bytes_zero1\":%.0f},",
+                   ranks, cllm_dist_optimizer_bytes(mt.n_params, ranks, 0), cllm_dist_optimizer_bytes(mt.n_params, ranks, 1),
+                   cllm_dist_reduce_buffer_bytes(mt.n_params, ranks, 0), cllm_dist_reduce_buffer_bytes(mt.n_params, ranks, 1));
         printf("\"flops_per_token\":{\"seq\":%d,\"forward\":%.6g,\"training\":%.6g,\"forward_at_context\":%.6g}}\n",
                T, fwd, 3.0 * fwd, fwd_ctx);
         return CLI_EXIT_OK;
@@ -239,6 +249,12 @@ int cllm_cmd_info(int argc, char **argv) {
     row_bytes("AdamW moments", mt.adamw_bytes);
     row_bytes("activations", mt.activation_bytes);
     row_bytes("total", mt.total_bytes);
+    if (ranks > 0) {
+        printf("data-parallel training over %d ranks, per rank (bytes)\n", ranks);
+        row_bytes("AdamW moments, unsharded", (size_t)cllm_dist_optimizer_bytes(mt.n_params, ranks, 0));
+        row_bytes("AdamW moments, ZeRO-1", (size_t)cllm_dist_optimizer_bytes(mt.n_params, ranks, 1));
+        row_bytes("reduction buffer", (size_t)cllm_dist_reduce_buffer_bytes(mt.n_params, ranks, 1));
+    }
     printf("inference memory, fp32, context %d, prompt chunk %d (bytes)\n", ctx, chunk);
     row_bytes("weights", mi.param_bytes);
     row_bytes("KV cache + decode scratch", mi.kv_cache_bytes);

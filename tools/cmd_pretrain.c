@@ -92,7 +92,7 @@ static void usage(void) {
         "  --peak-gflops X      GEMM peak for MFU (at --precision); 0 = measure (default), -1 = no MFU\n"
         "  --no-progress        no progress bar\n\n"
         "Outputs in RUN_DIR: ckpt-<step>.{gguf,optim,state,done}, model.gguf (f32 GGUF),\n"
-        "train.csv (step,loss,val_loss,lr,grad_norm,tokens_per_s), loss.svg.\n"
+        "train.csv (step,loss,val_loss,lr,grad_norm,tokens_per_s,ranks,comm_s,rank_compute_s), loss.svg.\n"
         "Ctrl-C finishes the step, saves and exits 0; --resume continues bit-exactly.\n");
 }
 

@@ -137,6 +137,7 @@ void model_backward_from_lnf(cllm_model *m) {
         if (m->lora) model_lora_backward(m, l, LIN_QKV, g->dqkv, a->ln1, g->dln, (int)N);
         norm_backward(m, g->dres, dw.attn_norm_w, dw.attn_norm_b, g->dln, x, w.attn_norm_w,
                       a->ln1_mean, a->ln1_rstd, (int)N);
+        if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, l); /* block l's gradients are final */
     }
     /* embeddings (the sinusoidal table is a constant: no gradient) */
     const float *demb = through_dropout(m, m->ga.mask_emb, N * C);
@@ -144,4 +145,5 @@ void model_backward_from_lnf(cllm_model *m) {
         cllm_embedding_backward(gg.tok_embd, c->pos == CLLM_POS_LEARNED && !seg ? gg.pos_embd : NULL, demb,
                                 m->tokens, B, T, c->n_embd, 0);
     if (seg && c->pos == CLLM_POS_LEARNED && gg.pos_embd) model_seg_pos_backward(m, gg.pos_embd, demb, B, T);
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, -1);
 }

@@ -150,3 +150,13 @@ int64_t cllm_model_num_targets(const cllm_model *m) { return m->last_num_targets
 void cllm_model_set_train_mode(cllm_model *m, int train) { m->train_mode = train != 0; }
 void cllm_model_set_dropout_seed(cllm_model *m, uint64_t seed) { m->dropout_seed = seed; }
 uint64_t cllm_model_dropout_seed(const cllm_model *m) { return m->dropout_seed; }
+
+void cllm_model_set_grad_ready_hook(cllm_model *m, void (*fn)(void *ctx, int layer), void *ctx) {
+    m->grad_ready = fn;
+    m->grad_ready_ctx = ctx;
+}
+
+void cllm_model_skip_dropout(cllm_model *m) {
+    if (m->opts.training && m->train_mode && m->cfg.dropout > 0.0f)
+        m->dropout_seed = mix64(m->dropout_seed ^ 0xD1B54A32D192ED03ull); /* as a train-mode forward does */
+}

@@ -113,6 +113,8 @@ struct cllm_model {
 
     cllm_tensor *tensors;       /* [n_tensors], owned */
     int n_tensors;
+    void (*grad_ready)(void *ctx, int layer); /* cllm_model_set_grad_ready_hook */
+    void *grad_ready_ctx;
     size_t n_params;
     size_t layer_off[CLLM_MODEL_MAX_LAYERS][ROLE_LAYER_COUNT]; /* MODEL_NO_TENSOR if absent */
     size_t global_off[GROLE_COUNT];

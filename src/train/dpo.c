@@ -69,32 +69,45 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
     int k = p->batch < c->n_train ? p->batch : c->n_train;
     int sel[k];
     for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&c->cursor);
-    cllm_rl_batch b;
-    cllm_status st = rl_pair_batch(&c->data, sel, k, c->max_T, &b, err);
-    if (st) return st;
-    double s[2 * k], rc[k], rr[k], ds[2 * k];
     cllm_model_zero_grad(c->pol.model);
-    st = cllm_rl_logprobs(c->pol.model, &b, c->tok, s, err);
-    if (st == CLLM_OK) {
-        for (int j = 0; j < k; j++) {
-            rc[j] = c->ref_c[sel[j]];
-            rr[j] = c->ref_r[sel[j]];
+    cllm_status st = CLLM_OK;
+    *loss = 0;
+    *tokens = 0;
+    /* the pairs in gradient groups (one per rank, th_group); one group: the whole batch */
+    for (int g = 0, lo, hi; g < th_groups(&c->h) && st == CLLM_OK; g++) {
+        if (!th_group(&c->h, g, k, &lo, &hi) || lo == hi) continue;
+        const int kg = hi - lo;
+        cllm_rl_batch b;
+        st = rl_pair_batch(&c->data, sel + lo, kg, c->max_T, &b, err);
+        if (st) return st;
+        double s[2 * kg], rc[kg], rr[kg], ds[2 * kg], l = NAN;
+        st = cllm_rl_logprobs(c->pol.model, &b, c->tok, s, err);
+        if (st == CLLM_OK) {
+            for (int j = 0; j < kg; j++) {
+                rc[j] = c->ref_c[sel[lo + j]];
+                rr[j] = c->ref_r[sel[lo + j]];
+            }
+            l = cllm_dpo_loss(s, s + kg, rc, rr, kg, p->beta, ds, ds + kg, &c->last);
+            if (kg != k) { /* a share of the batch mean */
+                for (int i = 0; i < 2 * kg; i++) ds[i] *= (double)kg / k;
+                l *= (double)kg / k;
+            }
+            *loss += l;
+            *tokens += (double)b.B * b.T;
+            if (step == 0) c->res->first_metric = c->last.accuracy;
+            c->res->last_metric = c->last.accuracy;
         }
-        *loss = cllm_dpo_loss(s, s + k, rc, rr, k, p->beta, ds, ds + k, &c->last);
-        *tokens = (double)b.B * b.T;
-        if (step == 0) c->res->first_metric = c->last.accuracy;
-        c->res->last_metric = c->last.accuracy;
-    }
-    if (st == CLLM_OK && isfinite(*loss)) { /* else the harness skips the step */
-        memset(c->dlogp, 0, (size_t)b.B * b.T * sizeof *c->dlogp);
-        for (int r = 0; r < b.B; r++) {
-            /* d/dlogp of rpo_alpha * mean over pairs of -(1/count) sum_t logp, chosen rows */
-            double nll = r < k ? -p->rpo_alpha / ((double)k * b.count[r]) : 0.0;
-            for (int t = 0; t < b.count[r]; t++) c->dlogp[(size_t)r * b.T + b.first[r] + t] = (float)(ds[r] + nll);
+        if (st == CLLM_OK && isfinite(l)) { /* else the harness skips the step */
+            memset(c->dlogp, 0, (size_t)b.B * b.T * sizeof *c->dlogp);
+            for (int r = 0; r < b.B; r++) {
+                /* d/dlogp of rpo_alpha * mean over pairs of -(1/count) sum_t logp, chosen rows */
+                double nll = r < kg ? -p->rpo_alpha / ((double)k * b.count[r]) : 0.0;
+                for (int t = 0; t < b.count[r]; t++) c->dlogp[(size_t)r * b.T + b.first[r] + t] = (float)(ds[r] + nll);
+            }
+            st = cllm_model_backward_heads(c->pol.model, c->dlogp, NULL, err);
         }
-        st = cllm_model_backward_heads(c->pol.model, c->dlogp, NULL, err);
+        cllm_rl_batch_free(&b);
     }
-    cllm_rl_batch_free(&b);
     return st;
 }
 
@@ -127,6 +140,7 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     th_init(&c.h);
     cllm_rl_model ref = {0};
     double *pc = NULL, *pr = NULL;
+    c.h.data_parallel = 1;
     cllm_status st = rl_run_begin(&c.h, "dpo", p, write_final, &c, err);
     if (st) goto done;
     cllm_model_options o = cllm_model_default_options();

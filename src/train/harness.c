@@ -5,6 +5,7 @@
  * Does not: read data, run a model or know a loss (the trainer's hooks).
  */
 #include "harness.h"
+#include "dist_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +21,7 @@
 #include "cllm/model/lora.h"
 #include "cllm/core/plot.h"
 
-#define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s\n"
+#define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s,ranks,comm_s,rank_compute_s\n"
 
 /* ---- AdamW ---------------------------------------------------------------------- */
 
@@ -67,19 +68,21 @@ cllm_status th_optim_init_flat(th_optim *o, float *p, float *g, size_t n, const 
 
 double th_optim_norm(const th_optim *o) { return cllm_grad_norm(o->grads, o->n); }
 
-void th_optim_update(th_optim *o, float lr, double norm) {
+void th_optim_update(th_optim *o, float lr, double norm) { th_optim_update_range(o, lr, norm, 0, o->n); }
+
+void th_optim_update_range(th_optim *o, float lr, double norm, size_t lo, size_t hi) {
     o->hp.grad_scale = cllm_grad_clip_scale(norm, o->clip); /* clipping fused into the update */
     o->hp.lr = lr;
     o->step++;
     if (!o->model) {
-        cllm_adamw_update(o->params, o->grads, o->m, o->v, o->n, &o->hp, o->step, 0);
+        if (hi > lo) cllm_adamw_update(o->params + lo, o->grads + lo, o->m + lo, o->v + lo, hi - lo, &o->hp, o->step, 0);
         return;
     }
-    for (int i = 0; i < o->n_tensors; i++) {
+    for (int i = 0; i < o->n_tensors; i++) { /* each tensor's part inside [lo, hi) */
         const cllm_tensor *t = o->tensor(o->model, i);
-        if (!t->trainable) continue;
-        cllm_adamw_update(o->params + t->offset, o->grads + t->offset, o->m + t->offset, o->v + t->offset, t->numel,
-                          &o->hp, o->step, t->decay);
+        size_t a = t->offset > lo ? t->offset : lo, b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+        if (!t->trainable || a >= b) continue;
+        cllm_adamw_update(o->params + a, o->grads + a, o->m + a, o->v + a, b - a, &o->hp, o->step, t->decay);
     }
 }
 
@@ -182,6 +185,7 @@ void th_free(th_run *h) {
     free(h->curve_loss);
     free(h->curve_val);
     free(h->step_times);
+    th_dist_free(h);
     h->csv = NULL;
     h->lock_fd = -1;
     h->curve_step = h->curve_loss = h->curve_val = h->step_times = NULL;
@@ -194,7 +198,10 @@ void th_logv(void (*log)(void *ctx, const char *line), void *ctx, const char *fm
     log(ctx, line);
 }
 
+int th_is_writer(const th_run *h) { return th_dist_writer(h); }
+
 void th_log(const th_run *h, const char *fmt, ...) {
+    if (!th_dist_writer(h)) return; /* rank 0 speaks for the job */
     va_list ap;
     va_start(ap, fmt);
     th_logv(h->log, h->log_ctx, fmt, ap);
@@ -203,7 +210,10 @@ void th_log(const th_run *h, const char *fmt, ...) {
 
 cllm_status th_lock_existing(th_run *h, cllm_error *err) {
     struct stat st;
+    cllm_status ds = th_dist_open(h, err);
+    if (ds != CLLM_OK) return ds;
     h->dir_existed = stat(h->run_dir, &st) == 0;
+    if (!th_dist_writer(h)) return CLLM_OK; /* the run directory is rank 0's */
     if (!h->dir_existed) {
         /* created only once the inputs are valid (th_open), but its parent
          * must take it: a missing or read-only parent fails before any work */
@@ -224,12 +234,14 @@ cllm_status th_lock_existing(th_run *h, cllm_error *err) {
 }
 
 cllm_status th_open(th_run *h, cllm_error *err) {
-    cllm_status st = CLLM_OK;
+    cllm_status st = th_dist_open(h, err);
+    if (st != CLLM_OK) return st;
+    if (!th_dist_writer(h)) return th_dist_share_open(h, CLLM_OK, err);
     if (h->lock_fd < 0) {
         st = cllm_dir_ensure(h->run_dir, err);
         if (st == CLLM_OK) st = cllm_dir_check_writable(h->run_dir, err);
         if (st == CLLM_OK) st = cllm_ckpt_lock(h->run_dir, &h->lock_fd, err);
-        if (st != CLLM_OK) return st;
+        if (st != CLLM_OK) return th_dist_share_open(h, st, err);
     }
     st = cllm_ckpt_find_latest(h->run_dir, &h->latest, err);
     if (st == CLLM_OK && h->latest >= 0 && !h->resume)
@@ -237,7 +249,7 @@ cllm_status th_open(th_run *h, cllm_error *err) {
                             "%s already holds a checkpoint (step %" PRId64 "); pass --resume to continue it, or "
                             "choose a new --out",
                             h->run_dir, h->latest);
-    return st;
+    return th_dist_share_open(h, st, err);
 }
 
 /* ---- loss curve and CSV -------------------------------------------------------------- */
@@ -309,13 +321,16 @@ static cllm_status csv_cut_back(th_run *h, int64_t keep_below, cllm_error *err) 
 
 #define PRECISION_LINE "precision="
 
+#define GRAD_GROUPS_LINE "grad_groups=" /* not a setting: dist.c's note of how gradients were summed */
+
 /* The next line of a config text at *p (advancing *p), skipping the
- * precision line when skip_precision; its length. */
+ * grad_groups line, and the precision line when skip_precision; its length. */
 static size_t config_line(const char **p, int skip_precision) {
     for (;;) {
         const char *line = *p;
         size_t len = strcspn(line, "\n");
-        if (skip_precision && !strncmp(line, PRECISION_LINE, strlen(PRECISION_LINE))) {
+        if (!strncmp(line, GRAD_GROUPS_LINE, strlen(GRAD_GROUPS_LINE)) ||
+            (skip_precision && !strncmp(line, PRECISION_LINE, strlen(PRECISION_LINE)))) {
             *p = line + len + (line[len] == '\n');
             continue;
         }
@@ -381,6 +396,7 @@ static cllm_status resume(th_run *h, cllm_error *err) {
     if (st == CLLM_OK && h->precision_change && compare_config(saved.config, h->state.config, 0, state_path, NULL))
         th_log(h, "note: resuming at %s from a checkpoint trained at another precision (--precision-change)",
                cllm_precision_name(h->precision));
+    if (st == CLLM_OK) th_dist_resume_note(h, saved.config);
     if (st == CLLM_OK && saved.data_fingerprint != h->state.data_fingerprint)
         st = cllm_error_set(err, CLLM_ERR_ARG,
                             "cannot resume: the data differs from the checkpoint's (fingerprint %016" PRIx64
@@ -424,10 +440,19 @@ cllm_status th_begin(th_run *h, const char *config, uint64_t data_fingerprint, u
     h->state.tokenizer_hash = tokenizer_hash;
     h->state.layout_hash = layout_hash;
     snprintf(h->csv_path, sizeof h->csv_path, "%s/train.csv", h->run_dir);
-    cllm_status st = check_free_space(h, err);
+    cllm_status st = th_dist_open(h, err);
+    if (st == CLLM_OK) st = th_dist_check_same(h, err);
+    if (st != CLLM_OK) return st;
+    th_dist_config_line(h);
+    if (!th_dist_writer(h)) { /* rank 0 reads the checkpoint and sends it */
+        if (h->latest >= 0) st = th_dist_share_resume(h, CLLM_OK, err);
+        h->start_step = h->state.step;
+        return st;
+    }
+    st = check_free_space(h, err);
     if (st != CLLM_OK) return st;
     if (h->latest >= 0) {
-        st = resume(h, err);
+        st = th_dist_share_resume(h, resume(h, err), err);
     } else {
         st = cllm_ckpt_prune(h->run_dir, h->keep, err); /* files of a run killed before its first checkpoint */
         if (st == CLLM_OK) st = cllm_file_write_atomic(h->csv_path, CSV_HEADER, strlen(CSV_HEADER), err);
@@ -452,6 +477,8 @@ static cllm_status save_checkpoint(th_run *h, const th_hooks *hk, void *ctx, cll
                                       "; not saving a checkpoint of non-finite weights",
                                       i, k, (double)o->params[i], h->state.step);
     }
+    th_dist_gather_moments(h); /* ZeRO-1: the moments' slices to rank 0 */
+    if (!th_dist_writer(h)) return CLLM_OK;
     if (h->csv && (fflush(h->csv) != 0 || fsync(fileno(h->csv)) != 0))
         return cllm_error_set(err, CLLM_ERR_IO, "%s: cannot flush: %s", h->csv_path, strerror(errno));
     if (hk->snapshot) hk->snapshot(ctx, &h->state);
@@ -474,11 +501,12 @@ static cllm_status save_checkpoint(th_run *h, const th_hooks *hk, void *ctx, cll
 static cllm_status update(th_run *h, int64_t step, double loss, float lr, double *norm, cllm_error *err) {
     double norms[TH_MAX_EXTRA + 1];
     int finite = isfinite(loss);
-    for (int i = 0; i <= h->n_extra; i++) finite &= isfinite(norms[i] = th_optim_norm(optim_at(h, i)));
+    th_dist_reduce(h); /* the ranks' gradients summed (rank order) */
+    for (int i = 0; i <= h->n_extra; i++) finite &= isfinite(norms[i] = th_dist_norm(h, i));
     *norm = norms[0];
     if (finite) {
         h->state.nonfinite_streak = 0;
-        for (int i = 0; i <= h->n_extra; i++) th_optim_update(optim_at(h, i), lr, norms[i]);
+        for (int i = 0; i <= h->n_extra; i++) th_dist_update(h, i, lr, norms[i]);
         return CLLM_OK;
     }
     h->state.nonfinite_streak++;
@@ -524,9 +552,11 @@ static cllm_status maybe_evaluate(th_run *h, const th_hooks *hk, void *ctx, doub
 
 static cllm_status csv_row(th_run *h, int64_t step, double loss, double val, float lr, double norm, double tok_s,
                            cllm_error *err) {
-    char val_s[32] = "";
+    char val_s[32] = "", dist_s[512];
+    if (!h->csv) return CLLM_OK; /* not rank 0 */
     if (isfinite(val)) snprintf(val_s, sizeof val_s, "%.9g", val);
-    fprintf(h->csv, "%" PRId64 ",%.9g,%s,%.9g,%.9g,%.1f\n", step, loss, val_s, (double)lr, norm, tok_s);
+    th_dist_csv_columns(h, dist_s, sizeof dist_s);
+    fprintf(h->csv, "%" PRId64 ",%.9g,%s,%.9g,%.9g,%.1f%s\n", step, loss, val_s, (double)lr, norm, tok_s, dist_s);
     if (fflush(h->csv) != 0)
         return cllm_error_set(err, CLLM_ERR_IO, "%s: write failed: %s", h->csv_path, strerror(errno));
     curve_push(h, (double)step, loss, val); /* the plot is best effort */
@@ -543,7 +573,7 @@ static int stop_after_step(th_run *h) {
         snprintf(h->reason_text, sizeof h->reason_text,
                  "early stop at step %" PRId64 ": validation loss has not improved on %.4f for %d evaluations",
                  h->state.step, h->state.best_val_loss, h->patience);
-    } else if (h->stop_flag && *h->stop_flag) {
+    } else if (th_dist_stop_requested(h)) {
         h->reason = CLLM_STOP_SIGNAL;
         snprintf(h->reason_text, sizeof h->reason_text,
                  "stopped by a signal after step %" PRId64 "; continue with --resume", h->state.step);
@@ -610,7 +640,7 @@ static cllm_status loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *er
     }
     cllm_progress bar;
     cllm_progress_begin(&bar, h->name, (double)(todo > 0 ? todo : 0) * h->progress_per_step, h->progress_unit);
-    bar.enabled = h->progress;
+    bar.enabled = h->progress && th_dist_writer(h);
     char text[192] = "";
     cllm_status st = CLLM_OK;
     for (int stop = todo <= 0; !stop && st == CLLM_OK;) {
@@ -619,7 +649,9 @@ static cllm_status loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *er
         const float lr = h->lr = cllm_schedule_lr(&h->sched, step);
         double loss = NAN, tokens = 0, norm = NAN, val = NAN;
         h->norm = NAN;
+        th_dist_step_begin(h);
         st = hk->step(ctx, step, &loss, &tokens, err);
+        if (st == CLLM_OK) st = th_dist_step_end(h, &loss, &tokens, cllm_now_seconds() - ts, err);
         if (st == CLLM_OK && !hk->own_updates) st = update(h, step, loss, lr, &norm, err);
         if (hk->own_updates) norm = h->norm;
         else h->norm = norm;
@@ -642,13 +674,14 @@ static cllm_status loop(th_run *h, const th_hooks *hk, void *ctx, cllm_error *er
         if (stop || (h->save_every > 0 && h->state.step % h->save_every == 0)) st = save_checkpoint(h, hk, ctx, err);
     }
     h->seconds = cllm_now_seconds() - t0;
-    if (st == CLLM_OK && h->progress && h->n_step_times > 0) cllm_progress_end(&bar, text);
+    if (st == CLLM_OK && bar.enabled && h->n_step_times > 0) cllm_progress_end(&bar, text);
     return st;
 }
 
 cllm_status th_finish(th_run *h, const char *file, const char *title, const char *y_label, int with_val, char *out,
                       size_t cap, cllm_error *err) {
     snprintf(out, cap, "%s/%s", h->run_dir, file);
+    if (!th_dist_writer(h)) return CLLM_OK;
     const double t = cllm_now_seconds();
     cllm_status st;
     char best[4096];

@@ -79,11 +79,14 @@ cllm_status th_optim_init_flat(th_optim *o, float *p, float *g, size_t n, const 
 double th_optim_norm(const th_optim *o);
 /* One AdamW step at lr with the gradients scaled to clip (norm from th_optim_norm). */
 void th_optim_update(th_optim *o, float lr, double norm);
+/* The same step for the elements [lo, hi) only (ZeRO-1's slice); counts one step. */
+void th_optim_update_range(th_optim *o, float lr, double norm, size_t lo, size_t hi);
 void th_optim_free(th_optim *o);
 
 /* ---- the run ---------------------------------------------------------------- */
 
 typedef struct th_run th_run;
+typedef struct th_dist th_dist; /* data parallelism over MPI (dist_internal.h) */
 
 #define TH_MAX_EXTRA 2
 
@@ -133,6 +136,7 @@ struct th_run {
     volatile sig_atomic_t *stop_flag;
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
+    int data_parallel;         /* 1: hooks.step computes only the units th_unit gives this rank */
     /* state */
     cllm_train_state state;    /* after th_begin: the checkpoint's when resumed */
     int resumed;               /* th_begin loaded a checkpoint */
@@ -156,6 +160,7 @@ struct th_run {
     double *step_times;        /* [n_step_times] this run's step times */
     size_t n_step_times;
     double eval_seconds, save_seconds;
+    th_dist *dist;             /* ranks, gradient groups, ZeRO-1 slices (NULL before th_open) */
 };
 
 void th_init(th_run *h);
@@ -188,6 +193,22 @@ cllm_status th_update(th_run *h, double loss, cllm_error *err);
  * and the loss plot RUN_DIR/loss.svg when any step ran. */
 cllm_status th_finish(th_run *h, const char *file, const char *title, const char *y_label, int with_val, char *out,
                       size_t cap, cllm_error *err);
+/* Data parallelism (docs/MPI.md): a data-parallel trainer (data_parallel = 1)
+ * splits each step's global batch into n units (micro-batches, pairs) and,
+ * in unit order, calls th_unit(h, i, n) for every unit before computing it:
+ * 1 when this rank computes unit i. Units skipped here must still advance
+ * the data position as if computed, so every rank keeps the same state.
+ * The step hook then reports this rank's share of the loss (normalised by
+ * the whole batch) and its tokens; the harness adds the ranks' gradients,
+ * losses and tokens in rank order. */
+int th_unit(th_run *h, int i, int n);
+/* The same split for a trainer that computes a group of units in one batch:
+ * th_groups(h) groups (1 unless data parallel), group g holds units
+ * [*lo, *hi) of n; 1 when this rank computes it (call in group order). */
+int th_groups(const th_run *h);
+int th_group(th_run *h, int g, int n, int *lo, int *hi);
+/* 1 on the rank that prints and writes files (rank 0; always with one rank). */
+int th_is_writer(const th_run *h);
 /* Median step time of this run (0 when none). */
 double th_median_step_seconds(th_run *h);
 

@@ -250,8 +250,14 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
     cllm_model_zero_grad(r->model);
     cllm_model_set_train_mode(r->model, 1);
     double loss_sum = 0;
+    int mine = 0;
     for (int a = 0; a < r->accum; a++) {
-        cllm_loader_next(r->loader, r->inputs, r->targets);
+        cllm_loader_next(r->loader, r->inputs, r->targets); /* every rank: the same data position */
+        if (!th_unit(&r->h, a, r->accum)) {                  /* another rank's micro-batch */
+            cllm_model_skip_dropout(r->model);
+            continue;
+        }
+        mine++;
         float l = 0;
         cllm_status st = cllm_model_forward(r->model, r->inputs, r->targets, p->B, p->T, &l, err);
         if (st == CLLM_OK) st = cllm_model_backward(r->model, dloss_scale, err);
@@ -262,7 +268,7 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
         step - p->fault_nonfinite_from < p->fault_nonfinite_count)
         cllm_model_grads(r->model)[0] = NAN;
     *loss = loss_sum / r->accum;
-    *tokens = (double)p->total_batch;
+    *tokens = (double)mine * p->B * p->T;
     return CLLM_OK;
 }
 
@@ -323,6 +329,7 @@ static void harness_settings(run_ctx *r) {
     h->stop_flag = p->stop_flag;
     h->log = p->log;
     h->log_ctx = p->log_ctx;
+    h->data_parallel = 1;
 }
 
 /* Data, then the run directory (created only once the data validated). */

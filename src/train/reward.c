@@ -88,27 +88,44 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
     int k = c->p->batch < c->n_train ? c->p->batch : c->n_train;
     int sel[k];
     for (int j = 0; j < k; j++) sel[j] = rl_cursor_next(&c->cursor);
-    cllm_rl_batch b;
-    cllm_status st = rl_pair_batch(&c->data, sel, k, c->max_T, &b, err);
-    if (st) return st;
-    float r[2 * k], dr[2 * k];
     cllm_model_zero_grad(c->rm.model);
     memset(c->hgrad, 0, ((size_t)C + 1) * sizeof *c->hgrad);
-    st = rl_reward_scores(&c->rm, &b, r, err);
-    if (st == CLLM_OK) {
-        int correct = 0;
-        *loss = cllm_bt_loss(r, r + k, k, dr, dr + k, &correct);
-        *tokens = (double)b.B * b.T;
-        c->batch_acc = (double)correct / k;
-        const float *h = cllm_model_hidden(c->rm.model);
-        memset(c->dh, 0, (size_t)b.B * b.T * C * sizeof *c->dh);
-        for (int i = 0; i < b.B; i++) {
-            size_t off = ((size_t)i * b.T + (size_t)b.last[i]) * C;
-            cllm_scalar_head_backward(c->dh + off, c->hgrad, c->hgrad + C, &dr[i], h + off, c->rm.head_w, 1, C);
+    cllm_status st = CLLM_OK;
+    int correct_all = 0, seen = 0;
+    *loss = 0;
+    *tokens = 0;
+    /* the pairs in gradient groups (one per rank, th_group); one group: the whole batch */
+    for (int g = 0, lo, hi; g < th_groups(&c->h) && st == CLLM_OK; g++) {
+        if (!th_group(&c->h, g, k, &lo, &hi) || lo == hi) continue;
+        const int kg = hi - lo;
+        cllm_rl_batch b;
+        st = rl_pair_batch(&c->data, sel + lo, kg, c->max_T, &b, err);
+        if (st) return st;
+        float r[2 * kg], dr[2 * kg];
+        st = rl_reward_scores(&c->rm, &b, r, err);
+        if (st == CLLM_OK) {
+            int correct = 0;
+            const double l = cllm_bt_loss(r, r + kg, kg, dr, dr + kg, &correct);
+            if (kg != k) { /* a share of the batch mean */
+                for (int i = 0; i < 2 * kg; i++) dr[i] *= (float)kg / (float)k;
+                *loss += l * kg / k;
+            } else {
+                *loss += l;
+            }
+            *tokens += (double)b.B * b.T;
+            correct_all += correct;
+            seen += kg;
+            const float *h = cllm_model_hidden(c->rm.model);
+            memset(c->dh, 0, (size_t)b.B * b.T * C * sizeof *c->dh);
+            for (int i = 0; i < b.B; i++) {
+                size_t off = ((size_t)i * b.T + (size_t)b.last[i]) * C;
+                cllm_scalar_head_backward(c->dh + off, c->hgrad, c->hgrad + C, &dr[i], h + off, c->rm.head_w, 1, C);
+            }
+            st = cllm_model_backward_heads(c->rm.model, NULL, c->dh, err);
         }
-        st = cllm_model_backward_heads(c->rm.model, NULL, c->dh, err);
+        cllm_rl_batch_free(&b);
     }
-    cllm_rl_batch_free(&b);
+    c->batch_acc = seen ? (double)correct_all / seen : NAN; /* this rank's pairs */
     return st;
 }
 
@@ -137,6 +154,7 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     memset(&c, 0, sizeof c);
     c.p = p;
     th_init(&c.h);
+    c.h.data_parallel = 1;
     cllm_status st = rl_run_begin(&c.h, "reward", p, write_final, &c, err);
     if (st) goto done;
     cllm_model_options o = cllm_model_default_options();

@@ -18,6 +18,7 @@
 #include "cllm/load/model_file.h"
 #include "cllm/model/gguf_io.h"
 #include "harness.h"
+#include "cllm/train/dist.h"
 #include "rl_internal.h"
 
 /* ---- the run on the harness ------------------------------------------------ */
@@ -88,11 +89,12 @@ cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title,
     res->steps_done = (int)h->state.step;
     snprintf(res->reason_text, sizeof res->reason_text, "%s", h->reason_text);
     cllm_status st = th_finish(h, "model.gguf", title, "loss", 0, res->output_path, sizeof res->output_path, err);
-    if (st == CLLM_OK && p->out_path) st = h->write_final(p->out_path, h->weights_ctx, err);
+    if (st == CLLM_OK && p->out_path && th_is_writer(h)) st = h->write_final(p->out_path, h->weights_ctx, err);
     return st;
 }
 
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) {
+    if (cllm_dist_rank() != 0) return; /* rank 0 speaks for a data-parallel job */
     va_list ap;
     va_start(ap, fmt);
     th_logv(p->log, p->log_ctx, fmt, ap);

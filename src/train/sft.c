@@ -338,8 +338,14 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
     else cllm_model_zero_grad(c->model);
     cllm_model_set_train_mode(c->model, 1);
     double loss_sum = 0;
+    int mine = 0;
     for (int a = 0; a < p->accum && st == CLLM_OK; a++) {
         const size_t off = a * bt;
+        if (!th_unit(&c->h, a, p->accum)) { /* another rank's micro-batch */
+            if (count_targets(c->stgt + off, bt) != 0) cllm_model_skip_dropout(c->model);
+            continue;
+        }
+        mine++;
         if (count_targets(c->stgt + off, bt) == 0) continue;
         float l = 0;
         st = p->pack ? cllm_model_forward_packed(c->model, c->stok + off, c->stgt + off, c->sseg + off, p->B, p->T, &l, err)
@@ -350,7 +356,7 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
         }
     }
     *loss = n_tgt ? loss_sum / (double)n_tgt : NAN;
-    *tokens = (double)p->accum * (double)bt;
+    *tokens = (double)mine * (double)bt;
     c->loss_tokens += (double)n_tgt;
     return st;
 }
@@ -448,6 +454,7 @@ static void harness_settings(sft_ctx *c, int64_t steps) {
     h->read_weights = read_weights;
     h->weights_ctx = c;
     h->progress = p->progress;
+    h->data_parallel = 1;
 }
 
 cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_error *err) {

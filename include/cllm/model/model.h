@@ -286,6 +286,15 @@ cllm_status cllm_model_set_logit_temperature(cllm_model *m, float temperature, c
 void cllm_model_set_train_mode(cllm_model *m, int train);
 void cllm_model_set_dropout_seed(cllm_model *m, uint64_t seed);
 uint64_t cllm_model_dropout_seed(const cllm_model *m);
+/* Advances the dropout stream as one train-mode forward would, without
+ * running it: a data-parallel rank skipping another rank's micro-batch keeps
+ * the masks of the ones it computes equal to one process's. */
+void cllm_model_skip_dropout(cllm_model *m);
+/* Backward calls fn(ctx, l) once the gradients of block l are complete (l =
+ * n_layer-1 down to 0; LoRA adapters of the block included), then fn(ctx, -1)
+ * at its end: data-parallel training starts reducing a block's gradients
+ * while the blocks below it run backward. NULL removes it. */
+void cllm_model_set_grad_ready_hook(cllm_model *m, void (*fn)(void *ctx, int layer), void *ctx);
 
 /* ---- inference with the KV cache ----------------------------------------
  * Feeds tokens[n] of sequence `slot` at positions pos..pos+n-1 (a prompt
