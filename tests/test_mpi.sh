@@ -43,7 +43,7 @@ cc -std=c11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fopenmp 
 check "dist.c without MPI compiles with -Werror" test $? -eq 0
 cp "$BUILD/libcllm.a" "$work/lib.a" && ar r "$work/lib.a" "$work/dist.o" 2>/dev/null
 cc -fopenmp "${san[@]}" -o "$work/cllm-nompi" "$BUILD"/obj/tools/*.o "$work/lib.a" \
-    $(pkg-config --libs libpcre2-8 libcjson libmicrohttpd) -ldnnl -lm -lpthread 2>"$work/link.err"
+    $(pkg-config --libs libpcre2-8 libcjson libmicrohttpd libedit) -ldnnl -lm -lpthread 2>"$work/link.err"
 check "the program links without libmpi" test $? -eq 0
 check "... and does not load it" '! ldd "$work/cllm-nompi" | grep -q libmpi'
 for i in $(seq 1 300); do echo "the quick brown fox jumps over the lazy dog, number $((i % 5))."; done >"$work/data.txt"
@@ -103,6 +103,16 @@ b = float(open(sys.argv[2]).read().splitlines()[-1].split(",")[1])
 assert abs(a - b) <= 1e-4 * abs(b), (a, b)' "$work/g1/train.csv" "$work/tiny-gpt2.r2/train.csv"
 run2 "$bin" "${args[@]}" --out "$work/again" >/dev/null 2>&1
 same_bits "2 ranks run twice" "$work/tiny-gpt2.r2" "$work/again"
+# bf16 (docs/PRECISION.md) with ZeRO-1: the other ranks' weight slices arrive by all-gather, outside
+# AdamW, so the bf16 weight copies must be remade; 2 ranks == 1 process with 2 groups in bf16 too
+if "$bin" version | grep -q 'bf16 training: *oneDNN'; then
+    CLLM_GRAD_GROUPS=2 "$bin" "${args[@]}" --precision bf16 --out "$work/bf.g2" >/dev/null 2>&1
+    run2 "$bin" "${args[@]}" --precision bf16 --out "$work/bf.r2" >/dev/null 2>&1
+    same_bits "bf16: 2 ranks (ZeRO-1) vs 1 process" "$work/bf.g2" "$work/bf.r2"
+    timeout 300 mpirun --oversubscribe --bind-to none -np 1 "$bin" "${args[@]}" --out "$work/mixp" : -np 1 "$bin" "${args[@]}" \
+        --precision bf16 --out "$work/mixp" >/dev/null 2>"$work/mixp.err"
+    check "ranks started with different --precision are refused" grep -q "precision=bf16" "$work/mixp.err"
+fi
 
 # ---- SFT with LoRA, reward, DPO ----
 for i in $(seq 1 40); do
