@@ -72,7 +72,7 @@ printf '{"prompt":"%s","chosen":"2","rejected":"3"}\n' "$(head -c 60 /dev/zero |
 expect "prompt longer than the context" 1 "exceed the 48-token context" "$bin" dpo -m "$m" --data "$work/bad5.jsonl" -o "$work/x.gguf"
 expect "reference of another shape" 1 "reference model (L=2 .*) does not match the policy (L=1 " "$bin" dpo -m "$m" --ref "$work/b/model.gguf" --data "$work/pairs.jsonl" -o "$work/x.gguf"
 expect "ppo needs a reward model" 2 "reward-model is required" "$bin" ppo -m "$m" --data "$work/prompts.jsonl" -o "$work/x.gguf"
-expect "ppo with a model that is not a reward model" 1 "not a reward model" "$bin" ppo -m "$m" --reward-model "$m" --data "$work/prompts.jsonl" -o "$work/x.gguf"
+expect "ppo with a model that is not a reward model" 1 "not a reward model" "$bin" ppo -m "$m" --reward-model "$m" --data "$work/prompts.jsonl" --max-new 4 -o "$work/x.gguf"
 expect "grpo needs a reward" 2 "verify" "$bin" grpo -m "$m" --data "$work/prompts.jsonl" -o "$work/x.gguf"
 expect "bad --beta" 2 "beta" "$bin" dpo -m "$m" --data "$work/pairs.jsonl" -o "$work/x.gguf" --beta -1
 expect "unknown flag" 2 "unknown flag" "$bin" reward -m "$m" --data "$work/pairs.jsonl" -o "$work/x.gguf" --beta 1

@@ -128,9 +128,7 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
     th_init(&c.h);
     cllm_status st = rl_run_begin(&c.h, "grpo", p, write_final, &c, err);
     if (st) goto done;
-    if ((st = rl_load_run_models(p, n, 0, &c.pol, &c.ref, &c.rm, err))) goto done;
-    c.max_T = cllm_model_get_options(c.pol.model)->max_seq;
-    if ((st = rl_rollout_setup("grpo", p, c.max_T, &c.pol, &c.data, err))) goto done;
+    if ((st = rl_load_run("grpo", p, n, 0, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
     size_t N = (size_t)n * c.max_T;
     c.buf = malloc(7 * N * sizeof *c.buf);

@@ -197,15 +197,13 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     th_init(&c.h);
     cllm_status st = rl_run_begin(&c.h, "ppo", p, write_final, &c, err);
     if (st) goto done;
-    if ((st = rl_load_run_models(p, n, 0, &c.pol, &c.ref, &c.rm, err))) goto done;
-    c.max_T = cllm_model_get_options(c.pol.model)->max_seq;
+    if ((st = rl_load_run("ppo", p, n, 0, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
     cllm_model_options vo = cllm_model_default_options();
     vo.max_batch = n;
     vo.max_seq = c.max_T;
     vo.training = 1;
     if ((st = cllm_rl_model_load(p->reward_path, &vo, 2, &c.vm, err))) goto done;
     const int C = c.C = cllm_model_get_config(c.vm.model)->n_embd;
-    if ((st = rl_rollout_setup("ppo", p, c.max_T, &c.pol, &c.data, err))) goto done;
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
     size_t N = (size_t)n * c.max_T;
     c.buf = malloc(9 * N * sizeof *c.buf);

@@ -143,10 +143,18 @@ cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, int m
  * whole RNG state and a resumed run samples what the uninterrupted one did
  * (sampler.h has no RNG state to save). NULL with err filled. */
 cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *pol, int64_t step, cllm_error *err);
-/* Loads the policy (training, kv_slots = n, max_seq = its context), the
- * reference (same shape, checked) and the reward model when p->reward_path;
- * each file is opened once (model_file.h); max rows n. */
-cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+/* Loads the policy (training, kv_slots = n, rows of max_seq tokens, 0: its
+ * context), the reference (same shape, checked) and the reward model when
+ * p->reward_path; each file is opened once (model_file.h); max rows n. */
+cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, int max_seq, cllm_rl_model *pol,
                                cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err);
+/* PPO's and GRPO's start: the prompts (rl_rollout_setup, with the policy's
+ * tokenizer and template read alone), then the models (rl_load_run_models)
+ * with rows of the longest prompt + max_new tokens (*max_T, at most the
+ * context): the training activations of n rows grow with the row length
+ * squared (attention), and sized for the whole context they were most of a
+ * GRPO run's memory. */
+cllm_status rl_load_run(const char *command, const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+                        cllm_rl_model *ref, cllm_rl_model *rm, cllm_pref_data *data, int *max_T, cllm_error *err);
 
 #endif

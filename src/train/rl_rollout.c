@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cllm/core/hash.h"
+#include "cllm/load/model_file.h"
 #include "rl_internal.h"
 
 cllm_status rl_rollout_step(const cllm_rl_params *p, cllm_rl_model *pol, const rl_turn_end *end,
@@ -280,19 +281,19 @@ cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *p
     return cllm_sampler_create(&sp, cllm_model_get_config(pol->model)->vocab_size, err);
 }
 
-cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, int max_seq, cllm_rl_model *pol,
                                cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err) {
     memset(pol, 0, sizeof *pol);
     memset(ref, 0, sizeof *ref);
     memset(rm, 0, sizeof *rm);
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = n;
-    o.max_seq = 0; /* the policy's context */
+    o.max_seq = max_seq; /* 0: the policy's context */
     o.training = 1;
     o.kv_slots = n;
     cllm_status st = cllm_rl_model_load(p->model_path, &o, want_value_head, pol, err);
     if (st) return st;
-    o.max_seq = cllm_model_get_config(pol->model)->context_length;
+    o.max_seq = cllm_model_get_options(pol->model)->max_seq;
     o.training = 0;
     o.kv_slots = 0;
     if ((st = cllm_rl_model_load(p->ref_path ? p->ref_path : p->model_path, &o, 0, ref, err))) goto fail;
@@ -317,4 +318,23 @@ fail:
     cllm_rl_model_free(ref);
     cllm_rl_model_free(rm);
     return st;
+}
+
+cllm_status rl_load_run(const char *command, const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+                        cllm_rl_model *ref, cllm_rl_model *rm, cllm_pref_data *data, int *max_T, cllm_error *err) {
+    cllm_model_file_params fp = cllm_model_file_default_params();
+    fp.load_model = 0; /* the tokenizer and template the prompts need; no model yet */
+    cllm_model_file f;
+    cllm_status st = cllm_model_file_open(p->model_path, &fp, &f, err);
+    if (st) return st;
+    const int context = f.config.context_length;
+    const cllm_rl_model probe = {.tok = f.tok, .tmpl = f.chat_template};
+    st = rl_rollout_setup(command, p, context, &probe, data, err);
+    cllm_model_file_close(&f);
+    if (st) return st;
+    int longest = 0;
+    for (int i = 0; i < data->n; i++)
+        if (data->items[i].n_prompt > longest) longest = data->items[i].n_prompt;
+    *max_T = longest + p->max_new < context ? longest + p->max_new : context; /* setup refused longer prompts */
+    return rl_load_run_models(p, n, want_value_head, *max_T, pol, ref, rm, err);
 }
