@@ -34,13 +34,13 @@ run_shape() { # layers heads embd vocab ctx batch seq
     local r p
     for ((r = 0; r < rounds; r++)); do
         for p in fp32 bf16; do
-            echo "{\"side\": \"cllm_$p\", \"load\": $(load), \"run\": $("$build/bench/bench_train" --preset gpt2 \
+            echo "{\"shape\": \"L$1-C$3\", \"side\": \"cllm_$p\", \"load\": $(load), \"run\": $("$build/bench/bench_train" --preset gpt2 \
                 --set n_layer="$1" --set n_head="$2" --set n_kv_head="$2" --set n_embd="$3" \
                 --set ffn_hidden=$((4 * $3)) --set vocab_size="$4" --set context_length="$5" \
                 --batch "$6" --seq "$7" --steps "$steps" --threads "$threads" --precision "$p")}" >>"$rows"
         done
         for p in fp32 bf16; do
-            echo "{\"side\": \"pytorch_$p\", \"load\": $(load), \"run\": $(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+            echo "{\"shape\": \"L$1-C$3\", \"side\": \"pytorch_$p\", \"load\": $(load), \"run\": $(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
                 /usr/bin/python3 bench/torch_train.py --layers "$1" --heads "$2" --embd "$3" --vocab "$4" \
                 --ctx "$5" --batch "$6" --seq "$7" --steps "$steps" --threads "$threads" --precision "$p")}" >>"$rows"
         done
@@ -51,21 +51,9 @@ run_shape 6 6 384 8192 256 8 128    # a ~10M GPT-2-style model
 /usr/bin/python3 - "$rows" "$out" "$removed" <<'PY'
 import json, os, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-shapes = {}
-for r in runs:
-    j = r["run"]
-    key = "L%d-C%d" % (j.get("layers", 0), j.get("embd", 0)) if r["side"].startswith("cllm") else None
-    r["key"] = key
-# torch rows carry no shape: they follow their cllm rows in order
-last = None
-for r in runs:
-    if r["key"]:
-        last = r["key"]
-    else:
-        r["key"] = last
 results = []
-for key in dict.fromkeys(r["key"] for r in runs):
-    rs = [r for r in runs if r["key"] == key]
+for key in dict.fromkeys(r["shape"] for r in runs):
+    rs = [r for r in runs if r["shape"] == key]
     best = {}
     for r in rs:
         s = r["side"]

@@ -177,18 +177,23 @@ long=(pretrain --data "$work/data.txt" --preset nanogpt-shakespeare --batch 2 --
       --lr 3e-3 --warmup 2 --threads 1 --seed 9 --peak-gflops -1 --no-progress --eval-every 0 --save-every 20 --keep 2)
 run2 "$bin" "${long[@]}" --out "$work/ref" >/dev/null 2>&1
 check "uninterrupted 2-rank run exits 0" test $? -eq 0
-run2 "$bin" "${long[@]}" --out "$work/killed" >"$work/killed.log" 2>&1 &
-job=$!
-pids+=("$job")
-for _ in $(seq 1 3000); do
-    [ -f "$work/killed/train.csv" ] && [ "$(wc -l <"$work/killed/train.csv")" -gt 50 ] && break
-    kill -0 "$job" 2>/dev/null || break
-    sleep 0.02
-done
-victim=""
-for p in $(pgrep -f -- "--out $work/killed"); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$p
-done
+# start_job NAME ROWS: the long 2-rank run into $work/NAME in the background (job), and once its
+# train.csv has more than ROWS lines the pid of its rank 1 (victim; empty when the job ended first)
+start_job() {
+    run2 "$bin" "${long[@]}" --out "$work/$1" >"$work/$1.log" 2>&1 &
+    job=$!
+    pids+=("$job")
+    for _ in $(seq 1 3000); do
+        [ -f "$work/$1/train.csv" ] && [ "$(wc -l <"$work/$1/train.csv")" -gt "$2" ] && break
+        kill -0 "$job" 2>/dev/null || break
+        sleep 0.02
+    done
+    victim=""
+    for p in $(pgrep -f -- "--out $work/$1"); do
+        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$p
+    done
+}
+start_job killed 50
 if [ -n "$victim" ]; then
     kill -9 "$victim"
     wait "$job"
@@ -204,18 +209,7 @@ else
 fi
 
 # ---- SIGTERM to one rank only: every rank stops after the same step, rank 0 saves ----
-run2 "$bin" "${long[@]}" --out "$work/term" >"$work/term.log" 2>&1 &
-job=$!
-pids+=("$job")
-for _ in $(seq 1 3000); do
-    [ -f "$work/term/train.csv" ] && [ "$(wc -l <"$work/term/train.csv")" -gt 30 ] && break
-    kill -0 "$job" 2>/dev/null || break
-    sleep 0.02
-done
-victim=""
-for p in $(pgrep -f -- "--out $work/term"); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$p
-done
+start_job term 30
 if [ -n "$victim" ]; then
     kill -TERM "$victim"
     wait "$job"

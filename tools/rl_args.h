@@ -7,6 +7,7 @@
 #ifndef CLLM_TOOLS_RL_ARGS_H
 #define CLLM_TOOLS_RL_ARGS_H
 
+#include "cli.h" /* CLI_PRECISION_HELP in RL_COMMON_HELP */
 #include "cllm/train/rlhf.h"
 
 enum {

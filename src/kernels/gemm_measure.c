@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "cllm/formats/ggml_types.h"
 #include "cllm/kernels/kernels.h"
 #include "kernels_internal.h"
 
@@ -38,12 +37,16 @@ cllm_status cllm_kernels_measure_gemm(int M, int N, int K, int reps, double *gfl
     /* Small deterministic values; denormals or NaN would distort timings. */
     for (size_t i = 0; i < na; i++) a[i] = (float)((i * 7 + 3) % 17) * 0.01f - 0.08f;
     for (size_t i = 0; i < nb; i++) b[i] = (float)((i * 5 + 1) % 13) * 0.01f - 0.06f;
-    /* bf16: the operands rounded once, into the first halves of a and b */
+    /* bf16: the operands rounded once, before the timing */
     const int bf16 = cllm_matmul_get_precision() == CLLM_PRECISION_BF16 && !cllm_kernels_get()->reference;
-    uint16_t *ab = (uint16_t *)a, *bb = (uint16_t *)b;
+    uint16_t *ab = bf16 ? malloc(na * sizeof *ab) : NULL, *bb = bf16 ? malloc(nb * sizeof *bb) : NULL;
+    if (bf16 && (!ab || !bb)) {
+        free(a), free(b), free(c), free(ab), free(bb);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "gemm measure: cannot allocate %dx%dx%d", M, N, K);
+    }
     if (bf16) {
-        for (size_t i = 0; i < na; i++) ab[i] = cllm_fp32_to_bf16(a[i]);
-        for (size_t i = 0; i < nb; i++) bb[i] = cllm_fp32_to_bf16(b[i]);
+        cllm_bf16_round_span(a, ab, na);
+        cllm_bf16_round_span(b, bb, nb);
     }
     double best = 1e300;
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up (JIT, caches) */
@@ -53,7 +56,7 @@ cllm_status cllm_kernels_measure_gemm(int M, int N, int K, int reps, double *gfl
         double dt = measure_now() - t0;
         if (r >= 0 && dt < best) best = dt;
     }
-    free(a), free(b), free(c);
+    free(a), free(b), free(c), free(ab), free(bb);
     if (best == 1e300) return cllm_error_set(err, CLLM_ERR_ARG, "gemm measure: no bf16 matmul on this CPU");
     if (best <= 0) best = 1e-9;
     *gflops = 2.0 * M * N * K / best * 1e-9;

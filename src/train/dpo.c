@@ -155,15 +155,8 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     if ((st = cllm_rl_check_same_shape(cllm_model_get_config(c.pol.model), cllm_model_get_config(ref.model),
                                        "reference model", err)))
         goto done;
-    cllm_pref_load_params lp = {0, c.max_T};
-    if ((st = cllm_pref_data_load(p->data_path, c.pol.tok, c.pol.tmpl, &lp, &c.data, err))) goto done;
+    if ((st = rl_pairs_load("dpo", p, &c.pol, c.max_T, &c.data, &c.n_train, &c.n_val, err))) goto done;
     const int n = c.data.n;
-    c.n_val = (int)(n * p->val_frac);
-    c.n_train = n - c.n_val;
-    if (c.n_train < 1) {
-        st = cllm_error_set(err, CLLM_ERR_ARG, "dpo: %s has %d pairs, none left for training", p->data_path, n);
-        goto done;
-    }
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
     size_t N = (size_t)o.max_batch * c.max_T;
     cllm_rng_seed(&c.rng, p->seed);

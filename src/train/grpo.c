@@ -14,7 +14,7 @@
  * Does not: filter all-equal groups (their advantages are 0 and add only the
  * KL term) or reuse rollouts across steps. Log-probabilities, ratios, KL
  * and gradients use softmax(logits / temperature), the distribution the
- * rollouts were sampled from (rl_load_run_models), so any sampling
+ * rollouts were sampled from (rl_load_run), so any sampling
  * temperature keeps the updates on-policy.
  */
 #include <math.h>
@@ -128,7 +128,7 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
     th_init(&c.h);
     cllm_status st = rl_run_begin(&c.h, "grpo", p, write_final, &c, err);
     if (st) goto done;
-    if ((st = rl_load_run("grpo", p, n, 0, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
+    if ((st = rl_load_run("grpo", p, n, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
     size_t N = (size_t)n * c.max_T;
     c.buf = malloc(7 * N * sizeof *c.buf);

@@ -197,7 +197,7 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     th_init(&c.h);
     cllm_status st = rl_run_begin(&c.h, "ppo", p, write_final, &c, err);
     if (st) goto done;
-    if ((st = rl_load_run("ppo", p, n, 0, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
+    if ((st = rl_load_run("ppo", p, n, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
     cllm_model_options vo = cllm_model_default_options();
     vo.max_batch = n;
     vo.max_seq = c.max_T;

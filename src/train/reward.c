@@ -170,15 +170,8 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     if (!have_head) /* small random head so the trunk gets a gradient from step 0 */
         for (int i = 0; i < C; i++) c.rm.head_w[i] = cllm_rng_normal(&c.rng) / sqrtf((float)C);
 
-    cllm_pref_load_params lp = {0, c.max_T};
-    if ((st = cllm_pref_data_load(p->data_path, c.rm.tok, c.rm.tmpl, &lp, &c.data, err))) goto done;
+    if ((st = rl_pairs_load("reward", p, &c.rm, c.max_T, &c.data, &c.n_train, &c.n_val, err))) goto done;
     const int n = c.data.n;
-    c.n_val = (int)(n * p->val_frac);
-    c.n_train = n - c.n_val;
-    if (c.n_train < 1) {
-        st = cllm_error_set(err, CLLM_ERR_ARG, "reward: %s has %d pairs, none left for training", p->data_path, n);
-        goto done;
-    }
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
     c.idx = rl_order_new(n, &c.rng);
     c.dh = malloc((size_t)o.max_batch * c.max_T * C * sizeof *c.dh);

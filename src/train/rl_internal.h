@@ -65,6 +65,12 @@ cllm_status rl_cursor_restore(rl_cursor *c, const cllm_train_state *s, cllm_erro
 cllm_status rl_run_start(th_run *h, const char *config, const cllm_pref_data *d, const cllm_tokenizer *tok,
                          rl_cursor *cursor, cllm_rl_result *res, cllm_error *err);
 
+/* The preference pairs of reward and DPO (p->data_path; each pair within
+ * max_T tokens, with m's tokenizer and template): the last val_frac of them
+ * held out (*n_val), the rest for training (*n_train, an error when none). */
+cllm_status rl_pairs_load(const char *command, const cllm_rl_params *p, const cllm_rl_model *m, int max_T,
+                          cllm_pref_data *data, int *n_train, int *n_val, cllm_error *err);
+
 /* Preference pairs d->items[idx[0..k)] as one batch: rows 0..k-1 the
  * chosen completions, rows k..2k-1 the rejected ones (reward.c, dpo.c). */
 cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
@@ -134,27 +140,20 @@ cllm_status rl_rollout_step(const cllm_rl_params *p, cllm_rl_model *pol, const r
                             cllm_rl_result *res, rl_rollout *ro, double *mean, double *tokens, double *seconds,
                             cllm_error *err);
 
-/* The prompts (p->data_path, leaving max_new tokens of max_T for the reply)
- * that PPO and GRPO share; `command` names the caller in errors. */
-cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, int max_T, const cllm_rl_model *pol,
-                             cllm_pref_data *data, cllm_error *err);
 /* The rollout sampler of step `step` (temperature p->temperature, no
  * truncation): seeded from (p->seed, step), so the checkpointed step is its
  * whole RNG state and a resumed run samples what the uninterrupted one did
  * (sampler.h has no RNG state to save). NULL with err filled. */
 cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *pol, int64_t step, cllm_error *err);
-/* Loads the policy (training, kv_slots = n, rows of max_seq tokens, 0: its
- * context), the reference (same shape, checked) and the reward model when
- * p->reward_path; each file is opened once (model_file.h); max rows n. */
-cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, int max_seq, cllm_rl_model *pol,
-                               cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err);
-/* PPO's and GRPO's start: the prompts (rl_rollout_setup, with the policy's
- * tokenizer and template read alone), then the models (rl_load_run_models)
- * with rows of the longest prompt + max_new tokens (*max_T, at most the
- * context): the training activations of n rows grow with the row length
- * squared (attention), and sized for the whole context they were most of a
- * GRPO run's memory. */
-cllm_status rl_load_run(const char *command, const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+/* PPO's and GRPO's start: the prompts (p->data_path, each leaving max_new
+ * tokens of the context for the reply; read with the policy's tokenizer and
+ * template alone; `command` names the caller in errors), then the policy
+ * (training, kv_slots = n), the reference (same shape, checked) and the
+ * reward model when p->reward_path, each with n rows of the longest prompt +
+ * max_new tokens (*max_T, at most the context): the training activations
+ * grow with the row length squared (attention), and sized for the whole
+ * context they were most of a GRPO run's memory. */
+cllm_status rl_load_run(const char *command, const cllm_rl_params *p, int n, cllm_rl_model *pol,
                         cllm_rl_model *ref, cllm_rl_model *rm, cllm_pref_data *data, int *max_T, cllm_error *err);
 
 #endif

@@ -118,6 +118,19 @@ int *rl_order_new(int n, cllm_rng *rng) {
     return idx;
 }
 
+cllm_status rl_pairs_load(const char *command, const cllm_rl_params *p, const cllm_rl_model *m, int max_T,
+                          cllm_pref_data *data, int *n_train, int *n_val, cllm_error *err) {
+    cllm_pref_load_params lp = {0, max_T};
+    cllm_status st = cllm_pref_data_load(p->data_path, m->tok, m->tmpl, &lp, data, err);
+    if (st) return st;
+    *n_val = (int)(data->n * p->val_frac);
+    *n_train = data->n - *n_val;
+    if (*n_train < 1)
+        return cllm_error_set(err, CLLM_ERR_ARG, "%s: %s has %d pairs, none left for training", command, p->data_path,
+                              data->n);
+    return CLLM_OK;
+}
+
 /* Rows: chosen of pairs idx[0..k), then their rejected. */
 cllm_status rl_pair_batch(const cllm_pref_data *d, const int *idx, int k, int max_T, cllm_rl_batch *b,
                          cllm_error *err) {

@@ -262,15 +262,6 @@ cllm_status rl_rollout_run(const cllm_rl_params *p, cllm_rl_model *pol, cllm_sam
     return st;
 }
 
-cllm_status rl_rollout_setup(const char *command, const cllm_rl_params *p, int max_T, const cllm_rl_model *pol,
-                             cllm_pref_data *data, cllm_error *err) {
-    cllm_pref_load_params lp = {1, max_T - p->max_new};
-    if (lp.max_tokens < 2)
-        return cllm_error_set(err, CLLM_ERR_ARG, "%s: --max-new %d leaves no room for a prompt in the %d-token context",
-                              command, p->max_new, max_T);
-    return cllm_pref_data_load(p->data_path, pol->tok, pol->tmpl, &lp, data, err);
-}
-
 cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *pol, int64_t step, cllm_error *err) {
     cllm_sampler_params sp = cllm_sampler_default_params();
     sp.temperature = p->temperature;
@@ -281,17 +272,18 @@ cllm_sampler *rl_rollout_sampler(const cllm_rl_params *p, const cllm_rl_model *p
     return cllm_sampler_create(&sp, cllm_model_get_config(pol->model)->vocab_size, err);
 }
 
-cllm_status rl_load_run_models(const cllm_rl_params *p, int n, int want_value_head, int max_seq, cllm_rl_model *pol,
-                               cllm_rl_model *ref, cllm_rl_model *rm, cllm_error *err) {
+/* The policy, reference and reward model with n rows of max_seq tokens. */
+static cllm_status run_models(const cllm_rl_params *p, int n, int max_seq, cllm_rl_model *pol, cllm_rl_model *ref,
+                              cllm_rl_model *rm, cllm_error *err) {
     memset(pol, 0, sizeof *pol);
     memset(ref, 0, sizeof *ref);
     memset(rm, 0, sizeof *rm);
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = n;
-    o.max_seq = max_seq; /* 0: the policy's context */
+    o.max_seq = max_seq;
     o.training = 1;
     o.kv_slots = n;
-    cllm_status st = cllm_rl_model_load(p->model_path, &o, want_value_head, pol, err);
+    cllm_status st = cllm_rl_model_load(p->model_path, &o, 0, pol, err);
     if (st) return st;
     o.max_seq = cllm_model_get_options(pol->model)->max_seq;
     o.training = 0;
@@ -320,7 +312,7 @@ fail:
     return st;
 }
 
-cllm_status rl_load_run(const char *command, const cllm_rl_params *p, int n, int want_value_head, cllm_rl_model *pol,
+cllm_status rl_load_run(const char *command, const cllm_rl_params *p, int n, cllm_rl_model *pol,
                         cllm_rl_model *ref, cllm_rl_model *rm, cllm_pref_data *data, int *max_T, cllm_error *err) {
     cllm_model_file_params fp = cllm_model_file_default_params();
     fp.load_model = 0; /* the tokenizer and template the prompts need; no model yet */
@@ -328,13 +320,17 @@ cllm_status rl_load_run(const char *command, const cllm_rl_params *p, int n, int
     cllm_status st = cllm_model_file_open(p->model_path, &fp, &f, err);
     if (st) return st;
     const int context = f.config.context_length;
-    const cllm_rl_model probe = {.tok = f.tok, .tmpl = f.chat_template};
-    st = rl_rollout_setup(command, p, context, &probe, data, err);
+    cllm_pref_load_params lp = {1, context - p->max_new};
+    if (lp.max_tokens < 2)
+        st = cllm_error_set(err, CLLM_ERR_ARG, "%s: --max-new %d leaves no room for a prompt in the %d-token context",
+                            command, p->max_new, context);
+    else
+        st = cllm_pref_data_load(p->data_path, f.tok, f.chat_template, &lp, data, err);
     cllm_model_file_close(&f);
     if (st) return st;
     int longest = 0;
     for (int i = 0; i < data->n; i++)
         if (data->items[i].n_prompt > longest) longest = data->items[i].n_prompt;
-    *max_T = longest + p->max_new < context ? longest + p->max_new : context; /* setup refused longer prompts */
-    return rl_load_run_models(p, n, want_value_head, *max_T, pol, ref, rm, err);
+    *max_T = longest + p->max_new < context ? longest + p->max_new : context; /* longer prompts were refused */
+    return run_models(p, n, *max_T, pol, ref, rm, err);
 }
