@@ -235,7 +235,7 @@ timeout 300 mpirun --oversubscribe --bind-to none -np 1 "$bin" "${mm[@]}" --data
     >"$work/mm.log" 2>&1
 rc=$?
 check "ranks with different --seed: non-zero exit ($rc)" test "$rc" -ne 0 -a "$rc" -ne 124
-check "... naming the setting" grep -q "rank 1 was started with other settings than rank 0 ('seed=2' here, 'seed=1'" "$work/mm.log"
+check "... naming the setting" grep -q "rank 1 was started with other settings than rank 0 ('seed=2' on rank 1, 'seed=1'" "$work/mm.log"
 head -c 5000 "$work/data.txt" >"$work/less.txt"
 timeout 300 mpirun --oversubscribe --bind-to none -np 1 "$bin" "${mm[@]}" --data "$work/data.txt" : -np 1 "$bin" "${mm[@]}" --data "$work/less.txt" \
     >"$work/mm2.log" 2>&1

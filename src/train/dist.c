@@ -295,10 +295,11 @@ static cllm_status th_dist_check_same_impl(th_run *h, cllm_error *err) {
                         s->tokenizer_hash, s->layout_hash, (uint64_t)h->data_parallel,
                         (uint64_t)(d->overlap * 2 + d->zero)};
     uint64_t *all = malloc(sizeof mine * (size_t)d->size);
-    char *cfg0 = malloc(CLLM_CKPT_CONFIG_MAX);
-    if (!all || !cfg0) {
+    char *cfg0 = malloc(CLLM_CKPT_CONFIG_MAX), *cfgr = malloc(CLLM_CKPT_CONFIG_MAX);
+    if (!all || !cfg0 || !cfgr) {
         free(all);
         free(cfg0);
+        free(cfgr);
         return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", h->name);
     }
     MPI_Allgather(mine, 6, MPI_UINT64_T, all, 6, MPI_UINT64_T, MPI_COMM_WORLD);
@@ -306,25 +307,35 @@ static cllm_status th_dist_check_same_impl(th_run *h, cllm_error *err) {
     MPI_Bcast(cfg0, CLLM_CKPT_CONFIG_MAX, MPI_BYTE, 0, MPI_COMM_WORLD);
     static const char *what[6] = {"settings", "training data (fingerprint)", "tokenizer", "model layout",
                                   "trainer", "CLLM_OVERLAP / CLLM_ZERO environment"};
+    /* The first mismatch (rank r, item k), the same on every rank; every rank
+     * builds the same message, since whichever stops first may end the job
+     * (MPI_Abort) before another prints anything. */
+    int r = 1, k = 0;
+    for (; r < d->size; r++) {
+        for (k = 0; k < 6 && all[r * 6 + k] == all[k]; k++) {}
+        if (k < 6) break;
+    }
     cllm_status st = CLLM_OK;
-    for (int r = 1; r < d->size && st == CLLM_OK; r++)
-        for (int k = 0; k < 6; k++) {
-            if (all[r * 6 + k] == all[k]) continue;
-            char a[256] = "", b[256] = "";
-            if (k == 0 && r == d->rank && first_diff(cfg0, s->config, a, b, sizeof a))
-                st = cllm_error_set(err, CLLM_ERR_ARG,
-                                    "%s: rank %d was started with other settings than rank 0 ('%s' here, '%s' on "
-                                    "rank 0); every rank must get the same options",
-                                    h->name, r, b, a);
-            else
-                st = cllm_error_set(err, CLLM_ERR_ARG,
-                                    "%s: rank %d's %s does not match rank 0's (%016" PRIx64 " vs %016" PRIx64
-                                    "); every rank must get the same options and the same data files",
-                                    h->name, r, what[k], all[r * 6 + k], all[k]);
-            break;
+    if (r < d->size) {
+        char a[256] = "", b[256] = "";
+        if (k == 0) { /* rank r's settings text, to name the first differing line */
+            memcpy(cfgr, s->config, CLLM_CKPT_CONFIG_MAX);
+            MPI_Bcast(cfgr, CLLM_CKPT_CONFIG_MAX, MPI_BYTE, r, MPI_COMM_WORLD);
         }
+        if (k == 0 && first_diff(cfg0, cfgr, a, b, sizeof a))
+            st = cllm_error_set(err, CLLM_ERR_ARG,
+                                "%s: rank %d was started with other settings than rank 0 ('%s' on rank %d, '%s' "
+                                "on rank 0); every rank must get the same options",
+                                h->name, r, b, r, a);
+        else
+            st = cllm_error_set(err, CLLM_ERR_ARG,
+                                "%s: rank %d's %s does not match rank 0's (%016" PRIx64 " vs %016" PRIx64
+                                "); every rank must get the same options and the same data files",
+                                h->name, r, what[k], all[r * 6 + k], all[k]);
+    }
     free(all);
     free(cfg0);
+    free(cfgr);
     if (st == CLLM_OK && !h->data_parallel)
         th_log(h, "%s: not split across ranks yet: each of the %d ranks computes the whole step (the result of one "
                "process, without a speedup)", h->name, d->size);
