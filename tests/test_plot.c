@@ -22,7 +22,7 @@ static int count(const char *hay, const char *needle) {
 static void test_plot_two_series_with_gap(void) {
     double x[5] = {0, 10, 20, 30, 40}, y1[5] = {4.0, 3.0, NAN, 2.0, 1.0};
     double xv[2] = {20, 40}, yv[2] = {3.5, 2.5};
-    cllm_plot_series s[2] = {{"train <loss>", x, y1, 5, NULL, 0}, {"val & co", xv, yv, 2, "#ff0000", 1}};
+    cllm_plot_series s[2] = {{"train <loss>", x, y1, 5, NULL, 0, 0}, {"val & co", xv, yv, 2, "#ff0000", 1, 0}};
     cllm_plot_params p = cllm_plot_default_params();
     p.title = "Loss";
     p.x_label = "step";
@@ -50,7 +50,7 @@ static void test_plot_long_series_bucketed_and_log(void) {
         x[i] = (double)i;
         y[i] = 10.0 / (1.0 + (double)i);
     }
-    cllm_plot_series s = {"decay", x, y, n, NULL, 0};
+    cllm_plot_series s = {"decay", x, y, n, NULL, 0, 0};
     cllm_plot_params p = cllm_plot_default_params();
     p.log_y = 1;
     char *svg = NULL;
@@ -78,7 +78,7 @@ static void test_plot_edge_cases(void) {
     CHECK(cllm_plot_svg_render(&p, NULL, 0, &svg, &len, &err) == CLLM_OK, "no series: %s", err.msg);
     free(svg);
     double x[1] = {5}, y[1] = {2};
-    cllm_plot_series one = {"one", x, y, 1, NULL, 1};
+    cllm_plot_series one = {"one", x, y, 1, NULL, 1, 0};
     CHECK(cllm_plot_svg_render(&p, &one, 1, &svg, &len, &err) == CLLM_OK && strstr(svg, "<circle"),
           "single point: %s", err.msg);
     free(svg);

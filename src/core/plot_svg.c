@@ -65,7 +65,7 @@ static void sb_escaped(sbuf *s, const char *text) {
 }
 
 cllm_plot_params cllm_plot_default_params(void) {
-    cllm_plot_params p = {NULL, NULL, NULL, 800, 450, 0, 0.0};
+    cllm_plot_params p = {NULL, NULL, NULL, 800, 450, 0, 0, 0.0};
     return p;
 }
 
@@ -81,13 +81,13 @@ static double nice_step(double range, int target) {
 
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
 
-static int point_ok(double x, double y, int log_y) {
-    return isfinite(x) && isfinite(y) && (!log_y || y > 0);
+static int point_ok(double x, double y, int log_x, int log_y) {
+    return isfinite(x) && isfinite(y) && (!log_x || x > 0) && (!log_y || y > 0);
 }
 
 /* Bucket means of one series, or the points themselves when short enough.
  * Fills xs/ys (caller-allocated [CLLM_PLOT_MAX_POINTS] or [n]); returns count. */
-static size_t reduce_series(const cllm_plot_series *s, int log_y, double *xs, double *ys) {
+static size_t reduce_series(const cllm_plot_series *s, int log_x, int log_y, double *xs, double *ys) {
     if (s->n <= CLLM_PLOT_MAX_POINTS) {
         for (size_t i = 0; i < s->n; i++) {
             xs[i] = s->x[i];
@@ -101,12 +101,12 @@ static size_t reduce_series(const cllm_plot_series *s, int log_y, double *xs, do
         double sx = 0, sy = 0;
         size_t k = 0;
         for (size_t i = lo; i < hi; i++)
-            if (point_ok(s->x[i], s->y[i], log_y)) {
-                sx += s->x[i];
+            if (point_ok(s->x[i], s->y[i], log_x, log_y)) {
+                sx += log_x ? log(s->x[i]) : s->x[i];
                 sy += log_y ? log(s->y[i]) : s->y[i];
                 k++;
             }
-        xs[out] = k ? sx / (double)k : NAN;
+        xs[out] = k ? (log_x ? exp(sx / (double)k) : sx / (double)k) : NAN;
         ys[out] = k ? (log_y ? exp(sy / (double)k) : sy / (double)k) : NAN;
         out++;
     }
@@ -144,10 +144,10 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
     for (int s = 0; s < n_series; s++)
         for (size_t i = 0; i < series[s].n; i++) {
             double x = series[s].x[i], y = series[s].y[i];
-            if (!point_ok(x, y, p.log_y)) continue;
-            double ty = p.log_y ? log10(y) : y;
-            if (x < xmin) xmin = x;
-            if (x > xmax) xmax = x;
+            if (!point_ok(x, y, p.log_x, p.log_y)) continue;
+            double tx = p.log_x ? log10(x) : x, ty = p.log_y ? log10(y) : y;
+            if (tx < xmin) xmin = tx;
+            if (tx > xmax) xmax = tx;
             if (ty < ymin) ymin = ty;
             if (ty > ymax) ymax = ty;
         }
@@ -161,14 +161,17 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
     ymax += ypad;
     const double left = 70, right = 20, top = 40, bottom = 55;
     const double pw = p.width - left - right, ph = p.height - top - bottom;
-#define PX(x) (left + ((x) - xmin) / (xmax - xmin) * pw)
+#define PX(tx) (left + ((tx) - xmin) / (xmax - xmin) * pw)
+#define TX(x) (p.log_x ? log10(x) : (x))
 #define PY(ty) (top + (1.0 - ((ty) - ymin) / (ymax - ymin)) * ph)
     sbuf sb = {malloc(8192), 0, 8192, 0};
     if (!sb.buf) return cllm_error_set(err, CLLM_ERR_NOMEM, "cannot allocate the plot");
     svg_begin(&sb, p.width, p.height, p.title);
     /* grid + ticks */
     sb_printf(&sb, "<g stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
-    double xs = nice_step(xmax - xmin, 8);
+    /* On a log axis, ticks at whole decades when the range spans several. */
+    double xs = p.log_x ? fmax(1.0, nice_step(xmax - xmin, 8)) : nice_step(xmax - xmin, 8);
+    if (p.log_x && xmax - xmin < 1.0) xs = nice_step(xmax - xmin, 8);
     for (double t = ceil(xmin / xs) * xs; t <= xmax + xs * 1e-9; t += xs)
         sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(t), top, PX(t), top + ph);
     double ys = p.log_y ? fmax(1.0, nice_step(ymax - ymin, 6)) : nice_step(ymax - ymin, 6);
@@ -177,8 +180,8 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
         sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, PY(t), left + pw, PY(t));
     sb_printf(&sb, "</g>\n<g fill=\"#333\">\n");
     for (double t = ceil(xmin / xs) * xs; t <= xmax + xs * 1e-9; t += xs)
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(t), top + ph + 16,
-                  fabs(t) < xs * 1e-6 ? 0.0 : t);
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.4g</text>\n", PX(t), top + ph + 16,
+                  p.log_x ? pow(10.0, t) : (fabs(t) < xs * 1e-6 ? 0.0 : t));
     for (double t = ceil(ymin / ys) * ys; t <= ymax + ys * 1e-9; t += ys)
         sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n", left - 6, PY(t) + 4,
                   p.log_y ? pow(10.0, t) : (fabs(t) < ys * 1e-6 ? 0.0 : t));
@@ -200,11 +203,11 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
     for (int s = 0; s < n_series && !sb.oom && rx && ry; s++) {
         const cllm_plot_series *se = &series[s];
         double *X = rx, *Y = ry;
-        size_t n = reduce_series(se, p.log_y, X, Y);
+        size_t n = reduce_series(se, p.log_x, p.log_y, X, Y);
         const char *color = se->color ? se->color : palette[s % (int)(sizeof palette / sizeof *palette)];
         int open = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!point_ok(X[i], Y[i], p.log_y)) {
+        for (size_t i = 0; i < n && !se->no_line; i++) {
+            if (!point_ok(X[i], Y[i], p.log_x, p.log_y)) {
                 if (open) sb_printf(&sb, "\"/>\n");
                 open = 0;
                 continue;
@@ -216,25 +219,29 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
                 sb_printf(&sb, "\" stroke-width=\"1.5\" points=\"");
                 open = 1;
             }
-            sb_printf(&sb, "%.1f,%.1f ", PX(X[i]), PY(ty));
+            sb_printf(&sb, "%.1f,%.1f ", PX(TX(X[i])), PY(ty));
         }
         if (open) sb_printf(&sb, "\"/>\n");
-        if (se->markers) {
+        if (se->markers || se->no_line) {
             sb_printf(&sb, "<g fill=\"");
             sb_escaped(&sb, color);
             sb_printf(&sb, "\">\n");
             for (size_t i = 0; i < n; i++)
-                if (point_ok(X[i], Y[i], p.log_y))
-                    sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>\n", PX(X[i]),
-                              PY(p.log_y ? log10(Y[i]) : Y[i]));
+                if (point_ok(X[i], Y[i], p.log_x, p.log_y))
+                    sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\"/>\n", PX(TX(X[i])),
+                              PY(p.log_y ? log10(Y[i]) : Y[i]), se->no_line ? "3.5" : "2.5");
             sb_printf(&sb, "</g>\n");
         }
         /* legend entry */
         double ly = top + 14 + 18.0 * s;
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"", left + pw - 150, ly - 4,
-                  left + pw - 125, ly - 4);
+        if (se->no_line) {
+            sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"", left + pw - 137, ly - 4);
+        } else {
+            sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" stroke=\"",
+                      left + pw - 150, ly - 4, left + pw - 125, ly - 4);
+        }
         sb_escaped(&sb, color);
-        sb_printf(&sb, "\" stroke-width=\"2\"/>\n<text x=\"%.1f\" y=\"%.1f\">", left + pw - 120, ly);
+        sb_printf(&sb, "\"/>\n<text x=\"%.1f\" y=\"%.1f\">", left + pw - 120, ly);
         sb_escaped(&sb, se->label ? se->label : "");
         sb_printf(&sb, "</text>\n");
     }
@@ -243,6 +250,7 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
     free(ry);
     sb_printf(&sb, "</svg>\n");
 #undef PX
+#undef TX
 #undef PY
     if (sb.oom || alloc_failed) {
         free(sb.buf);
@@ -276,7 +284,7 @@ cllm_status cllm_plot_bars_svg_render(const cllm_plot_params *params, const char
     if (p.height <= 0) p.height = 450;
     if (p.width < 200 || p.height < 150 || p.width > 20000 || p.height > 20000)
         return cllm_error_set(err, CLLM_ERR_ARG, "plot size %dx%d outside 200x150..20000x20000", p.width, p.height);
-    if (p.log_y) return cllm_error_set(err, CLLM_ERR_ARG, "bar charts have no logarithmic axis");
+    if (p.log_y || p.log_x) return cllm_error_set(err, CLLM_ERR_ARG, "bar charts have no logarithmic axis");
     if (n_groups < 1 || n_series < 1 || !groups || !series || !values)
         return cllm_error_set(err, CLLM_ERR_ARG, "a bar chart needs at least one group, one series and the values");
     if ((long long)n_groups * n_series > CLLM_PLOT_MAX_BARS)

@@ -699,8 +699,8 @@ cllm_status th_finish(th_run *h, const char *file, const char *title, const char
     }
     h->save_seconds += cllm_now_seconds() - t;
     if (st != CLLM_OK || h->curve_n == 0) return st;
-    cllm_plot_series series[2] = {{"train", h->curve_step, h->curve_loss, h->curve_n, NULL, 0},
-                                  {"validation", h->curve_step, h->curve_val, h->curve_n, NULL, 1}};
+    cllm_plot_series series[2] = {{"train", h->curve_step, h->curve_loss, h->curve_n, NULL, 0, 0},
+                                  {"validation", h->curve_step, h->curve_val, h->curve_n, NULL, 1, 0}};
     cllm_plot_params pp = cllm_plot_default_params();
     pp.title = title;
     pp.x_label = "step";

@@ -1,8 +1,8 @@
 /*
  * plot.h: line charts as standalone SVG files (loss curves, and any other
- * x/y series: learning rate, reward, throughput...).
+ * x/y series: learning rate, reward, throughput...) and scatter plots.
  *
- * One chart: axes with "nice" ticks (1, 2, 5 x 10^k), optional log-scale y,
+ * One chart: axes with "nice" ticks (1, 2, 5 x 10^k), optional log-scale x and y,
  * a title, axis labels, a legend, and one polyline per series. Points whose x
  * or y is NaN/Inf (or y <= 0 on a log axis) are skipped and break the line,
  * so a missing validation value never draws a spike. Series longer than
@@ -12,7 +12,7 @@
  * category (e.g. a task), one bar per series (e.g. a training stage) with a
  * legend, the y axis from 0 (or below, for negative values) to the largest
  * value or params.y_max; a non-finite value leaves its bar out.
- * Does not: rasterise (no PNG), draw scatter or stacked charts, or pick units.
+ * Does not: rasterise (no PNG), draw stacked charts, or pick units.
  */
 #ifndef CLLM_PLOT_H
 #define CLLM_PLOT_H
@@ -30,6 +30,7 @@ typedef struct {
     size_t n;
     const char *color;   /* CSS color, or NULL for the built-in palette */
     int markers;         /* 1: draw a small circle at each point (sparse series) */
+    int no_line;         /* 1: points only, no connecting line (a scatter; implies markers) */
 } cllm_plot_series;
 
 typedef struct {
@@ -38,6 +39,7 @@ typedef struct {
     const char *y_label;
     int width, height;   /* pixels; 0 means 800 x 450 */
     int log_y;           /* 1: logarithmic y axis (line charts only) */
+    int log_x;           /* 1: logarithmic x axis (line charts only; x <= 0 is skipped) */
     double y_max;        /* bar charts: top of the y axis, 0 = from the data */
 } cllm_plot_params;
 
