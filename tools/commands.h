@@ -14,6 +14,7 @@ CLLM_COMMAND("data", cllm_cmd_data, "generate the built-in practice world: stori
 CLLM_COMMAND("tokenizer", cllm_cmd_tokenizer, "train a BPE vocabulary; encode, decode and inspect text")
 CLLM_COMMAND("tokenize", cllm_cmd_tokenize, "encode text or JSONL files into a token shard")
 CLLM_COMMAND("pretrain", cllm_cmd_pretrain, "pre-train a transformer on text or token shards (checkpoints, resume)")
+CLLM_COMMAND("scale", cllm_cmd_scale, "scaling laws: train a ladder of sizes, fit L(N) and L(N, D), isoFLOP optimum, predict the next size")
 CLLM_COMMAND("sft", cllm_cmd_sft, "supervised fine-tuning on chat JSONL (TRL formats), full or LoRA, packing")
 CLLM_COMMAND("lora", cllm_cmd_lora, "merge a LoRA adapter into its base model (cllm lora merge)")
 CLLM_COMMAND("reward", cllm_cmd_reward, "train a Bradley-Terry reward model on prompt/chosen/rejected pairs")

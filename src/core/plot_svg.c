@@ -156,6 +156,11 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
     }
     if (xmax == xmin) xmin -= 0.5, xmax += 0.5;
     if (ymax == ymin) ymin -= 0.5, ymax += 0.5;
+    if (p.log_x) { /* room for markers at the ends of a log axis (scatter plots) */
+        double xpad = (xmax - xmin) * 0.03;
+        xmin -= xpad;
+        xmax += xpad;
+    }
     double ypad = (ymax - ymin) * 0.05;
     ymin -= ypad;
     ymax += ypad;
@@ -169,19 +174,32 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
     svg_begin(&sb, p.width, p.height, p.title);
     /* grid + ticks */
     sb_printf(&sb, "<g stroke=\"#e0e0e0\" stroke-width=\"1\">\n");
-    /* On a log axis, ticks at whole decades when the range spans several. */
-    double xs = p.log_x ? fmax(1.0, nice_step(xmax - xmin, 8)) : nice_step(xmax - xmin, 8);
-    if (p.log_x && xmax - xmin < 1.0) xs = nice_step(xmax - xmin, 8);
-    for (double t = ceil(xmin / xs) * xs; t <= xmax + xs * 1e-9; t += xs)
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(t), top, PX(t), top + ph);
+    /* x ticks (as axis values: log10 of x on a log axis): a log axis gets
+     * 1, 2 and 5 x 10^k over spans up to 3 decades, whole decades beyond. */
+    double xt[64];
+    int nxt = 0;
+    if (p.log_x) {
+        double dec = fmax(1.0, nice_step(xmax - xmin, 8));
+        for (double k = floor(xmin); k <= xmax + 1e-9 && nxt < 60; k += (xmax - xmin <= 3 ? 1.0 : dec))
+            for (int m = 0; m < 3 && nxt < 60; m++) {
+                double t = k + log10(m == 0 ? 1.0 : m == 1 ? 2.0 : 5.0);
+                if ((m == 0 || xmax - xmin <= 3) && t >= xmin - 1e-9 && t <= xmax + 1e-9) xt[nxt++] = t;
+            }
+    } else {
+        double xs = nice_step(xmax - xmin, 8);
+        for (double t = ceil(xmin / xs) * xs; t <= xmax + xs * 1e-9 && nxt < 60; t += xs)
+            xt[nxt++] = fabs(t) < xs * 1e-6 ? 0.0 : t;
+    }
+    for (int k = 0; k < nxt; k++)
+        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(xt[k]), top, PX(xt[k]), top + ph);
     double ys = p.log_y ? fmax(1.0, nice_step(ymax - ymin, 6)) : nice_step(ymax - ymin, 6);
     if (p.log_y && ymax - ymin < 1.0) ys = nice_step(ymax - ymin, 6);
     for (double t = ceil(ymin / ys) * ys; t <= ymax + ys * 1e-9; t += ys)
         sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, PY(t), left + pw, PY(t));
     sb_printf(&sb, "</g>\n<g fill=\"#333\">\n");
-    for (double t = ceil(xmin / xs) * xs; t <= xmax + xs * 1e-9; t += xs)
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.4g</text>\n", PX(t), top + ph + 16,
-                  p.log_x ? pow(10.0, t) : (fabs(t) < xs * 1e-6 ? 0.0 : t));
+    for (int k = 0; k < nxt; k++)
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.4g</text>\n", PX(xt[k]), top + ph + 16,
+                  p.log_x ? pow(10.0, xt[k]) : xt[k]);
     for (double t = ceil(ymin / ys) * ys; t <= ymax + ys * 1e-9; t += ys)
         sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n", left - 6, PY(t) + 4,
                   p.log_y ? pow(10.0, t) : (fabs(t) < ys * 1e-6 ? 0.0 : t));
@@ -232,18 +250,37 @@ cllm_status cllm_plot_svg_render(const cllm_plot_params *params, const cllm_plot
                               PY(p.log_y ? log10(Y[i]) : Y[i]), se->no_line ? "3.5" : "2.5");
             sb_printf(&sb, "</g>\n");
         }
-        /* legend entry */
-        double ly = top + 14 + 18.0 * s;
-        if (se->no_line) {
-            sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"", left + pw - 137, ly - 4);
-        } else {
-            sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" stroke=\"",
-                      left + pw - 150, ly - 4, left + pw - 125, ly - 4);
+    }
+    /* Legend: the labelled series (an empty label leaves a series out), on a
+     * white box in the top-right corner sized to the longest label (about
+     * 6.5 px per character at font size 12). */
+    int n_leg = 0;
+    size_t longest = 0;
+    for (int s = 0; s < n_series; s++)
+        if (series[s].label && *series[s].label) {
+            n_leg++;
+            if (strlen(series[s].label) > longest) longest = strlen(series[s].label);
         }
-        sb_escaped(&sb, color);
-        sb_printf(&sb, "\"/>\n<text x=\"%.1f\" y=\"%.1f\">", left + pw - 120, ly);
-        sb_escaped(&sb, se->label ? se->label : "");
-        sb_printf(&sb, "</text>\n");
+    if (n_leg > 0) {
+        double lw = 36 + 6.5 * (double)longest, lx = left + pw - lw - 6;
+        if (lx < left + 4) lx = left + 4;
+        sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" fill-opacity=\"0.85\" "
+                       "stroke=\"#cccccc\"/>\n", lx - 4, top + 4, lw + 4, 18.0 * n_leg + 6);
+        for (int s = 0, k = 0; s < n_series; s++) {
+            const cllm_plot_series *se = &series[s];
+            if (!se->label || !*se->label) continue;
+            const char *color = se->color ? se->color : palette[s % (int)(sizeof palette / sizeof *palette)];
+            double ly = top + 18 + 18.0 * k++;
+            if (se->no_line)
+                sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"", lx + 12, ly - 4);
+            else
+                sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\" stroke=\"", lx,
+                          ly - 4, lx + 25, ly - 4);
+            sb_escaped(&sb, color);
+            sb_printf(&sb, "\"/>\n<text x=\"%.1f\" y=\"%.1f\">", lx + 30, ly);
+            sb_escaped(&sb, se->label);
+            sb_printf(&sb, "</text>\n");
+        }
     }
     int alloc_failed = !rx || !ry;
     free(rx);

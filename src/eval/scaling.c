@@ -344,6 +344,8 @@ cllm_status cllm_scale_isoflop_min(const double *N, const double *loss, int n, d
 #undef DET3
     out->C = C;
     out->at_edge = 1;
+    out->u0 = xm;
+    memcpy(out->c, c, sizeof c);
     double xv = c[2] > 0 ? xm - c[1] / (2 * c[2]) : NAN;
     if (isfinite(xv) && xv >= xlo && xv <= xhi) {
         double u = xv - xm;

@@ -126,6 +126,14 @@ size_t cllm_model_config_num_params(const cllm_model_config *c) {
     return total;
 }
 
+size_t cllm_model_config_num_params_non_embedding(const cllm_model_config *c) {
+    size_t total = cllm_model_config_num_params(c);
+    if (total == 0) return 0;
+    size_t emb = (size_t)c->vocab_size * (size_t)c->n_embd * (c->tied_embeddings ? 1 : 2);
+    if (c->pos == CLLM_POS_LEARNED) emb += (size_t)c->context_length * (size_t)c->n_embd;
+    return total - emb;
+}
+
 /* ---- activation / KV plan ------------------------------------------------- */
 
 typedef struct {

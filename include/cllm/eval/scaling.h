@@ -81,6 +81,7 @@ typedef struct {
     double loss_opt; /* the parabola's value there */
     int at_edge;     /* 1: the vertex is outside the runs' N range (or the parabola opens down):
                         N_opt is then the best run's N, not an interpolated minimum */
+    double u0, c[3]; /* the parabola: loss = c[0] + c[1] u + c[2] u^2, u = log N - u0 */
 } cllm_scale_isoflop;
 
 /* The isoFLOP minimum through n >= 3 runs (N[i], loss[i]) at one budget C. */

@@ -138,6 +138,9 @@ typedef struct {
 
 /* Parameter count of a config without building a model; 0 if it is invalid. */
 size_t cllm_model_config_num_params(const cllm_model_config *cfg);
+/* The same without the embeddings (token and learned position tables, and an
+ * untied output head): the N of Kaplan et al. 2020's scaling laws. */
+size_t cllm_model_config_num_params_non_embedding(const cllm_model_config *cfg);
 
 /* ---- creation ----------------------------------------------------------- */
 
