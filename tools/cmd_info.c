@@ -7,17 +7,26 @@
  * cllm_model_memory_estimate, cllm_model_flops_per_token), which uses the
  * same tensor table and memory plan as model creation, so nothing here is
  * a separate estimate. Prints a table, or one JSON object with --json.
+ *
+ * The Chinchilla line: a compute-optimal run (Hoffmann et al. 2022: about
+ * 20 training tokens per parameter) takes C = 6 N D FLOPs; its time here comes
+ * from a measured training speed: forward + backward of a one-layer copy of
+ * the model (same width, heads and vocabulary) at B 1 x T min(128, context),
+ * scaled to the whole model by the FLOPs per token (--no-speed skips it).
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "cllm/formats/ggml_types.h"
 #include "cllm/formats/gguf.h"
+#include "cllm/kernels/kernels.h"
 #include "cllm/load/model_file.h"
 #include "cllm/model/model.h"
 #include "cllm/model/gguf_io.h"
 #include "cllm/train/dist.h"
+#include "cllm/train/scale.h"
 
 #define CMD "info"
 
@@ -38,6 +47,8 @@ static void usage(FILE *out) {
             "  --chunk N            inference prompt chunk (default min(512, context))\n"
             "  --ranks N            data-parallel training over N MPI ranks: AdamW memory per\n"
             "                       rank with and without ZeRO-1 sharding (docs/MPI.md)\n"
+            "  --no-speed           skip the training-speed measurement behind the\n"
+            "                       Chinchilla-optimal run's time (prints its FLOPs only)\n"
             "  --json               one JSON object instead of the table\n"
             "  --list               list the presets and exit\n"
             "  -h, --help           this help\n");
@@ -97,7 +108,9 @@ static void human_bytes(char *buf, size_t cap, double b) {
 }
 
 static void human_count(char *buf, size_t cap, double n) {
-    if (n >= 1e12) snprintf(buf, cap, "%.2f T", n / 1e12);
+    if (n >= 1e18) snprintf(buf, cap, "%.2f E", n / 1e18);
+    else if (n >= 1e15) snprintf(buf, cap, "%.2f P", n / 1e15);
+    else if (n >= 1e12) snprintf(buf, cap, "%.2f T", n / 1e12);
     else if (n >= 1e9) snprintf(buf, cap, "%.2f G", n / 1e9);
     else if (n >= 1e6) snprintf(buf, cap, "%.2f M", n / 1e6);
     else if (n >= 1e3) snprintf(buf, cap, "%.2f K", n / 1e3);
@@ -113,7 +126,7 @@ static void row_bytes(const char *label, size_t b) {
 int cllm_cmd_info(int argc, char **argv) {
     const char *preset = NULL, *model_path = NULL;
     const char *sets[64];
-    int n_sets = 0, B = 4, T = 0, ctx = 0, chunk = 0, json = 0, ranks = 0;
+    int n_sets = 0, B = 4, T = 0, ctx = 0, chunk = 0, json = 0, ranks = 0, speed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -130,6 +143,8 @@ int cllm_cmd_info(int argc, char **argv) {
             return CLI_EXIT_OK;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--no-speed")) {
+            speed = 0;
         } else if (!strcmp(a, "--preset")) {
             if (!(preset = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -195,6 +210,17 @@ int cllm_cmd_info(int argc, char **argv) {
     inf.kv_type = CLLM_GGML_Q8_0;
     if (cllm_model_memory_estimate(&cfg, &inf, &mq, &err) != CLLM_OK) memset(&mq, 0, sizeof mq);
     double fwd = cllm_model_flops_per_token(&cfg, T), fwd_ctx = cllm_model_flops_per_token(&cfg, ctx);
+    /* Chinchilla-optimal run: D = 20 N tokens, C = 6 N D; time at the measured speed. */
+    const double chin_tokens = 20.0 * (double)mt.n_params, chin_flops = 6.0 * (double)mt.n_params * chin_tokens;
+    double train_tps = NAN;
+    if (speed) {
+        cllm_model_config one = cfg;
+        one.n_layer = 1;
+        const int Ts = cfg.context_length < 128 ? cfg.context_length : 128;
+        double tps1;
+        if (cllm_scale_measure_speed(&one, 1, Ts, &tps1, &err) != CLLM_OK) return cli_fail(CMD, &err);
+        train_tps = tps1 * cllm_model_flops_per_token(&one, Ts) / cllm_model_flops_per_token(&cfg, Ts);
+    }
     const char *name = preset ? preset : model_path;
     char tmpl[1200] = "";
     if (model_path) template_of(model_path, tmpl, sizeof tmpl);
@@ -228,8 +254,11 @@ int cllm_cmd_info(int argc, char **argv) {
                    "\"reduce_buffer_bytes\":%.0f,\"reduce_buffer_bytes_zero1\":%.0f},",
                    ranks, cllm_dist_optimizer_bytes(mt.n_params, ranks, 0), cllm_dist_optimizer_bytes(mt.n_params, ranks, 1),
                    cllm_dist_reduce_buffer_bytes(mt.n_params, ranks, 0), cllm_dist_reduce_buffer_bytes(mt.n_params, ranks, 1));
-        printf("\"flops_per_token\":{\"seq\":%d,\"forward\":%.6g,\"training\":%.6g,\"forward_at_context\":%.6g}}\n",
+        printf("\"flops_per_token\":{\"seq\":%d,\"forward\":%.6g,\"training\":%.6g,\"forward_at_context\":%.6g},",
                T, fwd, 3.0 * fwd, fwd_ctx);
+        printf("\"chinchilla_optimal\":{\"tokens\":%.10g,\"flops\":%.10g", chin_tokens, chin_flops);
+        if (speed) printf(",\"train_tokens_per_s\":%.10g,\"seconds\":%.10g", train_tps, chin_tokens / train_tps);
+        printf("}}\n");
         return CLI_EXIT_OK;
     }
     char h[32];
@@ -270,5 +299,21 @@ int cllm_cmd_info(int argc, char **argv) {
     printf("  %-28s %14.4g  %sFLOP\n", "forward", fwd, h);
     human_count(h, sizeof h, 3.0 * fwd);
     printf("  %-28s %14.4g  %sFLOP\n", "training (fwd+bwd, 3x)", 3.0 * fwd, h);
+    printf("Chinchilla-optimal training (20 tokens per parameter, C = 6 N D)\n");
+    human_count(h, sizeof h, chin_tokens);
+    printf("  %-28s %14.4g  %s\n", "tokens", chin_tokens, h);
+    human_count(h, sizeof h, chin_flops);
+    printf("  %-28s %14.4g  %sFLOP\n", "compute", chin_flops, h);
+    if (speed) {
+        double sec = chin_tokens / train_tps;
+        char when[64];
+        if (sec < 120) snprintf(when, sizeof when, "%.0f seconds", sec);
+        else if (sec < 7200) snprintf(when, sizeof when, "%.1f minutes", sec / 60);
+        else if (sec < 2 * 86400) snprintf(when, sizeof when, "%.1f hours", sec / 3600);
+        else if (sec < 730 * 86400) snprintf(when, sizeof when, "%.1f days", sec / 86400);
+        else snprintf(when, sizeof when, "%.1f years", sec / (365.25 * 86400));
+        printf("  %-28s %14.4g  tokens/s measured here (%d threads), fp32\n", "training speed", train_tps, cllm_kernels_threads());
+        printf("  %-28s %14.4g  s = %s\n", "time here", sec, when);
+    }
     return CLI_EXIT_OK;
 }

@@ -142,6 +142,7 @@ typedef struct {
 typedef struct {
     int rungs[CLLM_SCALE_MAX_RUNGS], n_rungs;
     double tps[CLLM_SCALE_MAX_RUNGS]; /* measured tokens/s per rung */
+    double N[CLLM_SCALE_MAX_RUNGS];   /* non-embedding parameters per rung */
     double budgets[N_BUDGETS];        /* isoFLOP compute budgets, FLOPs (6 N D) */
     scale_run runs[MAX_RUNS];
     int n_runs;
@@ -189,13 +190,12 @@ static int iso_window(const scale_plan *pl, double C, int B, int T) {
     int nF = pl->n_rungs - 1, best = 0, lo = 0;
     double target = log(sqrt(C / 120.0)), bd = INFINITY; /* N with D = 20 N and C = 6 N D */
     for (int i = 0; i < nF; i++) {
-        double d = fabs(log(rung_n(pl->rungs[i], pl->vocab, T)) - target);
+        double d = fabs(log(pl->N[i]) - target);
         if (d < bd) bd = d, best = i;
     }
     int want = best - 1, dist = INT32_MAX;
     for (int s = 0; s + ISO_SIZES <= nF; s++) {
-        double N = rung_n(pl->rungs[s + ISO_SIZES - 1], pl->vocab, T);
-        if (steps_for(C / (6.0 * N), B * T) < CLLM_SCALE_MIN_STEPS) continue;
+        if (steps_for(C / (6.0 * pl->N[s + ISO_SIZES - 1]), B * T) < CLLM_SCALE_MIN_STEPS) continue;
         if (abs(s - want) < dist) dist = abs(s - want), lo = s;
     }
     return lo;
@@ -207,16 +207,17 @@ static double iso_seconds(const scale_plan *pl, double C0, int B, int T) {
         double C = C0 * pow(ISO_FACTOR, j);
         int lo = iso_window(pl, C, B, T);
         for (int i = lo; i < lo + ISO_SIZES; i++)
-            s += run_seconds(pl, i, steps_for(C / (6.0 * rung_n(pl->rungs[i], pl->vocab, T)), B * T), B * T);
+            s += run_seconds(pl, i, steps_for(C / (6.0 * pl->N[i]), B * T), B * T);
     }
     return s;
 }
 
-/* Sizes every run from the measured speeds; CLLM_ERR_ARG when the budget
- * leaves a run under CLLM_SCALE_MIN_STEPS steps (saying what would fit). */
-static cllm_status plan_make(scale_plan *pl, const cllm_scale_params *p, cllm_error *err) {
+/* Lays out every run for a budget from the measured speeds; returns the
+ * shortest run's steps (0 when the per-run costs alone exceed the budget)
+ * and its name in *shortest. */
+static int64_t plan_layout(scale_plan *pl, const cllm_scale_params *p, double budget_minutes, const char **shortest) {
     const int BT = p->B * p->T, n = pl->n_rungs;
-    double S = p->budget_minutes * 60.0 * PLAN_FRACTION, inv = 0, fixed = 0;
+    double S = budget_minutes * 60.0 * PLAN_FRACTION, inv = 0, fixed = 0;
     for (int i = 0; i < n; i++) {
         inv += 1.0 / pl->tps[i];
         fixed += pl->eval_tokens / (3.0 * pl->tps[i]) + RUN_OVERHEAD_S;
@@ -227,38 +228,47 @@ static cllm_status plan_make(scale_plan *pl, const cllm_scale_params *p, cllm_er
     for (double c = 1e6; c < 1e22; c *= 1.02)
         if (iso_seconds(pl, c, p->B, p->T) <= (1.0 - LADDER_SHARE) * S) C0 = c;
     pl->n_runs = 0;
-    int64_t ladder_steps = D_L > 0 ? steps_for(D_L, BT) : 0;
-    for (int i = 0; i < n && ladder_steps > 0; i++) {
+    *shortest = "every run";
+    if (D_L < BT || C0 <= 0) return 0;
+    int64_t ladder_steps = steps_for(D_L, BT), worst = INT64_MAX;
+    for (int i = 0; i < n; i++) {
         scale_run *r = plan_add(pl, i, ladder_steps, p);
         r->ladder = 1;
         r->holdout = i == n - 1;
     }
-    for (int j = 0; j < N_BUDGETS && C0 > 0; j++) {
+    for (int j = 0; j < N_BUDGETS; j++) {
         pl->budgets[j] = C0 * pow(ISO_FACTOR, j);
         int lo = iso_window(pl, pl->budgets[j], p->B, p->T);
         for (int i = lo; i < lo + ISO_SIZES; i++) {
-            double N = rung_n(pl->rungs[i], pl->vocab, p->T);
-            scale_run *r = plan_add(pl, i, steps_for(pl->budgets[j] / (6.0 * N), BT), p);
+            scale_run *r = plan_add(pl, i, steps_for(pl->budgets[j] / (6.0 * pl->N[i]), BT), p);
             r->budget = j;
         }
     }
-    /* The shortest run decides whether the budget is enough. */
-    double worst = ladder_steps > 0 && C0 > 0 ? INFINITY : 0;
-    const char *worst_name = "every run";
     for (int i = 0; i < pl->n_runs; i++)
-        if ((double)pl->runs[i].steps < worst) worst = (double)pl->runs[i].steps, worst_name = pl->runs[i].name;
-    if (!(worst >= CLLM_SCALE_MIN_STEPS)) {
-        /* Everything scales about linearly with the budget: the budget that
-         * gives the shortest run CLLM_SCALE_MIN_STEPS, with 20% to spare. */
-        double need = worst > 0 ? p->budget_minutes * CLLM_SCALE_MIN_STEPS / worst * 1.2 : p->budget_minutes * 4;
-        return cllm_error_set(err, CLLM_ERR_ARG,
-                              "budget %g minutes is too small for %d sizes at this machine's speed: %s would get %.0f "
-                              "optimizer steps (at least %d needed); --budget %.0f would fit, or give fewer or smaller "
-                              "--sizes (at least %d)",
-                              p->budget_minutes, n, worst_name, worst, CLLM_SCALE_MIN_STEPS, ceil(need),
-                              CLLM_SCALE_MIN_RUNGS);
-    }
-    return CLLM_OK;
+        if (pl->runs[i].steps < worst) worst = pl->runs[i].steps, *shortest = pl->runs[i].name;
+    return worst;
+}
+
+/* Sizes every run from the measured speeds; CLLM_ERR_ARG when the budget
+ * leaves a run under CLLM_SCALE_MIN_STEPS steps, naming the smallest budget
+ * (in 5% steps) that would fit. */
+static cllm_status plan_make(scale_plan *pl, const cllm_scale_params *p, cllm_error *err) {
+    const char *shortest;
+    int64_t worst = plan_layout(pl, p, p->budget_minutes, &shortest);
+    if (worst >= CLLM_SCALE_MIN_STEPS) return CLLM_OK;
+    char name[48];
+    snprintf(name, sizeof name, "%s", shortest);
+    double need = p->budget_minutes;
+    const char *ignored;
+    while (need < 1e6 && plan_layout(pl, p, need, &ignored) < CLLM_SCALE_MIN_STEPS) need *= 1.05;
+    pl->n_runs = 0;
+    char why[160];
+    if (worst > 0) snprintf(why, sizeof why, "%s would get %" PRId64 " optimizer steps (at least %d needed)", name, worst, CLLM_SCALE_MIN_STEPS);
+    else snprintf(why, sizeof why, "setting up and evaluating the %d runs alone would fill it", pl->n_rungs);
+    return cllm_error_set(err, CLLM_ERR_ARG,
+                          "budget %g minutes is too small for %d sizes at this machine's speed: %s; --budget %.1f would "
+                          "fit, or give fewer or smaller --sizes (at least %d)",
+                          p->budget_minutes, pl->n_rungs, why, ceil(need * 10) / 10, CLLM_SCALE_MIN_RUNGS);
 }
 
 static void plan_derive(scale_plan *pl, const cllm_scale_params *p) {
@@ -779,8 +789,19 @@ cllm_status cllm_scale_run(const cllm_scale_params *p, cllm_scale_result *res, c
     lp.T = p->T;
     lp.val_frac = p->val_frac;
     lp.seed = p->seed;
+    for (int i = 0; i < p->n_data; i++) {
+        struct stat sb;
+        if (stat(p->data_paths[i], &sb) == 0 && sb.st_size == 0) {
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: the file is empty: give text to train on", p->data_paths[i]);
+            goto done;
+        }
+    }
     st = cllm_loader_open(&loader, p->data_paths, p->n_data, &lp, err);
-    if (st != CLLM_OK) goto done;
+    if (st != CLLM_OK) { /* a data problem, whatever the loader calls it: exit 1, not a usage error */
+        cllm_error_prefix(err, "%s%s", p->data_paths[0], p->n_data > 1 ? " (and the other --data files)" : "");
+        if (st == CLLM_ERR_ARG) st = CLLM_ERR_FORMAT;
+        goto done;
+    }
     if (cllm_loader_n_train(loader) < (uint64_t)p->T + 1 || cllm_loader_n_val_windows(loader) == 0) {
         st = cllm_error_set(err, CLLM_ERR_ARG,
                             "%s: %" PRIu64 " training and %" PRIu64 " held-out tokens: each needs at least --seq + 1 = %d "
@@ -799,8 +820,9 @@ cllm_status cllm_scale_run(const cllm_scale_params *p, cllm_scale_result *res, c
         off += snprintf(pl->settings + off, sizeof pl->settings - (size_t)off, "%s%d", i ? "," : "", pl->rungs[i]);
     cllm_loader_free(loader);
     loader = NULL;
+    for (int i = 0; i < pl->n_rungs; i++) pl->N[i] = rung_n(pl->rungs[i], pl->vocab, p->T);
     /* The fitted rungs must span CLLM_SCALE_MIN_SPAN in N. */
-    double span = rung_n(pl->rungs[pl->n_rungs - 2], pl->vocab, p->T) / rung_n(pl->rungs[0], pl->vocab, p->T);
+    double span = pl->N[pl->n_rungs - 2] / pl->N[0];
     if (!(span >= CLLM_SCALE_MIN_SPAN)) {
         st = cllm_error_set(err, CLLM_ERR_ARG,
                             "the fitted sizes (all but the largest) span %.1fx in non-embedding parameters; at least %.0fx "
@@ -824,7 +846,7 @@ cllm_status cllm_scale_run(const cllm_scale_params *p, cllm_scale_result *res, c
             st = rung_speed(p, pl->rungs[i], pl->vocab, &pl->tps[i], err);
             if (st == CLLM_OK)
                 logf_(p, "scale: size %d (%d layers x %d wide, %.0f non-embedding parameters): %.0f tokens/s here",
-                      pl->rungs[i], pl->rungs[i], 16 * (pl->rungs[i] + 1), rung_n(pl->rungs[i], pl->vocab, p->T), pl->tps[i]);
+                      pl->rungs[i], pl->rungs[i], 16 * (pl->rungs[i] + 1), pl->N[i], pl->tps[i]);
         }
         if (st == CLLM_OK) st = plan_make(pl, p, err);
         if (st == CLLM_OK) st = plan_write(pl, path, err);
