@@ -14,6 +14,7 @@
 
 #include "cllm/core/status.h"
 #include "cllm/kernels/kernels.h"
+#include "cllm/train/summary.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
 
@@ -62,6 +63,23 @@ int cli_parse_precision(const char *command, const char *text, cllm_precision *o
     "                       accumulation, fp32 weights, gradients and AdamW (needs AVX512-BF16\n"    \
     "                       or AMX; docs/PRECISION.md)\n"                                            \
     "  --precision-change   let --resume continue a checkpoint trained at another precision\n"
+
+/* The end-of-run summary every trainer prints (cllm/train/summary.h) on
+ * stdout: the same lines in the same order for pretrain, sft, reward, dpo,
+ * ppo and grpo ("-" where a field has no value), or with json one JSON
+ * object with the same keys for all (null for none; the trainer's extra
+ * numbers as more keys). CLI_JSON_HELP is the flag's line, CLI_SUMMARY_HELP
+ * the section that ends each trainer's --help. */
+void cli_print_train_summary(const cllm_train_summary *s, int json);
+#define CLI_JSON_HELP "  --json               print the end-of-run summary as one JSON object (see Summary)\n"
+#define CLI_SUMMARY_HELP                                                                             \
+    "\nSummary (stdout, the same for every trainer):\n"                                              \
+    "  reason    why the run stopped          steps   steps done (this process: from -> to)\n"     \
+    "  loss      training loss at the first -> last step this process ran (loss_first/last)\n"   \
+    "  val loss  last held-out loss (best)    metric  the trainer's own measure, first -> last\n"  \
+    "            step (reward, dpo: batch pair accuracy; ppo, grpo: mean reward of the rollouts)\n" \
+    "  skipped   NaN/Inf steps skipped        time    seconds, training tokens/s\n"               \
+    "  weights   the final model file         extra   trainer-specific numbers (name=value)\n"
 
 /* A growable NUL-terminated text buffer for collecting streamed output. */
 typedef struct {
