@@ -51,6 +51,6 @@ check "metric: rollouts' mean reward for ppo and grpo" bash -c "grep -q 'mean re
 check "metric: batch pair accuracy for reward and dpo" bash -c "grep -q 'pair accuracy of the batch' '$work/reward.txt' && grep -q 'pair accuracy of the batch' '$work/dpo.txt'"
 check "metric: none for pretrain and sft" bash -c "grep -q '^  metric    -\$' '$work/pretrain.txt' && grep -q '^  metric    -\$' '$work/sft.txt'"
 check "reward's held-out accuracy is an extra" grep -q "val_accuracy=" "$work/reward.txt"
-check "the model's name is its run directory" grep -aq "general.name.*grpo" "$work/grpo/model.gguf"
+check "the model's name says its trainer" grep -aq "general.name.*cllm-grpo" "$work/grpo/model.gguf"
 echo "--- pretrain's summary:"; cat "$work/pretrain.txt"; echo "--- grpo's:"; cat "$work/grpo.txt"
 finish

@@ -191,19 +191,14 @@ void th_free(th_run *h) {
     h->curve_step = h->curve_loss = h->curve_val = h->step_times = NULL;
 }
 
+/* The last component of path ("a/b.jsonl" -> "b.jsonl"). */
 static const char *base_name(const char *path) {
-    const char *end = path + strlen(path);
-    while (end > path && end[-1] == '/') end--; /* "run/" names "run" */
-    const char *b = end;
-    while (b > path && b[-1] != '/') b--;
-    return b;
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
 }
 
 void th_describe(th_run *h, const char *task, const char *data_path, const char *base_path) {
-    const char *dir = base_name(h->run_dir);
-    size_t n = strlen(dir);
-    while (n && dir[n - 1] == '/') n--;
-    snprintf(h->model_name, sizeof h->model_name, "%.*s", (int)n, dir);
+    snprintf(h->model_name, sizeof h->model_name, "cllm-%s", h->name);
     int k = snprintf(h->model_description, sizeof h->model_description, "%s: %s on %s", h->name, task,
                      data_path ? base_name(data_path) : "?");
     if (base_path && k > 0 && (size_t)k < sizeof h->model_description)

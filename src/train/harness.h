@@ -139,7 +139,7 @@ struct th_run {
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
     int data_parallel;         /* 1: hooks.step computes only the units th_unit gives this rank */
-    char model_name[128];      /* general.name of the weights files: the run directory's base name */
+    char model_name[128];      /* general.name of the weights files: "cllm-<name>" (th_describe) */
     char model_description[512]; /* general.description: what the model was trained to do (th_describe) */
     /* state */
     cllm_train_state state;    /* after th_begin: the checkpoint's when resumed */
@@ -169,10 +169,12 @@ struct th_run {
 
 void th_init(th_run *h);
 void th_free(th_run *h);
-/* Names the weights files this run writes (general.name: the run
- * directory's base name) and says what they were trained to do
- * (general.description: "<h->name>: <task> on <data file>[, from <base>]";
- * base may be NULL). Call after run_dir and name are set. */
+/* Names the weights files this run writes (general.name: "cllm-<h->name>")
+ * and says what they were trained to do (general.description: "<h->name>:
+ * <task> on <data file's name>[, from <base path as given>]"; base may be
+ * NULL). Neither depends on the run directory, so runs of the same inputs
+ * in two directories (resume tests, ranks) still write the same bytes.
+ * Call after name is set. */
 void th_describe(th_run *h, const char *task, const char *data_path, const char *base_path);
 /* Save parameters (f32, no extra keys) carrying th_describe's name and description. */
 cllm_model_save_params th_save_params(const th_run *h);

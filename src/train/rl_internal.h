@@ -32,9 +32,10 @@ cllm_adamw_params rl_adamw(const cllm_rl_params *p);
 int rl_config_common(const char *name, const cllm_rl_params *p, char *out, size_t cap);
 /* FNV-1a over every example's ids and answer: the run's data identity. */
 uint64_t rl_data_fingerprint(const cllm_pref_data *d);
-/* After th_loop: the result fields, RUN_DIR/model.gguf and res->summary (the metric: first_metric/last_metric; val accuracies and rollout counts as extras). */
-cllm_status rl_run_finish(th_run *h, const char *title, cllm_rl_result *res,
-                          cllm_error *err);
+/* After th_loop: the result fields, RUN_DIR/model.gguf and res->summary
+ * (metric: first_metric / last_metric; held-out accuracies and rollout
+ * counts as extras). */
+cllm_status rl_run_finish(th_run *h, const char *title, cllm_rl_result *res, cllm_error *err);
 
 /* printf-style line to p->log when set. */
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

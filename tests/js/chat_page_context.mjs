@@ -7,11 +7,10 @@
 // is ever left empty. argv: base URL, chromium path, expected model name,
 // expected description (a substring), screenshot directory.
 // Prints "N passed, N failed".
-import { check, launch, tally } from "./browser.mjs";
+import { check, runPage } from "./browser.mjs";
 import { join } from "node:path";
 
 const [baseURL, exe, wantName, wantDesc, shots] = process.argv.slice(2);
-let browser = null;
 const sent = []; // bodies of the chat requests, in order
 let shotN = 0;
 async function shot(page, name) {
@@ -33,9 +32,7 @@ async function noEmptyBubble(page, when) {
   const texts = await page.locator(".msg.assistant").allTextContents();
   check(`no empty reply bubble (${when})`, texts.every((t) => t.trim() !== ""), JSON.stringify(texts));
 }
-try {
-  browser = await launch(exe);
-  const page = browser.ctx.pages()[0] ?? await browser.ctx.newPage();
+await runPage(exe, async (page) => {
   await page.setViewportSize({ width: 1000, height: 700 });
   page.on("request", (r) => { if (r.url().endsWith("/v1/chat/completions")) sent.push(r.postData()); });
   await page.goto(baseURL + "/");
@@ -98,10 +95,4 @@ try {
   check("no bubble is left streaming", (await page.locator('.msg.assistant[data-state="streaming"]').count()) === 0);
   await noEmptyBubble(page, "the end");
   await shot(page, "final");
-} catch (e) {
-  check("chromium drove the page", false, String(e && e.stack || e));
-} finally {
-  if (browser) await browser.close();
-}
-console.log(`${tally.passed} passed, ${tally.failed} failed`);
-process.exit(tally.failed ? 1 : 0);
+});
