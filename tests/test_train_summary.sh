@@ -52,5 +52,16 @@ check "metric: batch pair accuracy for reward and dpo" bash -c "grep -q 'pair ac
 check "metric: none for pretrain and sft" bash -c "grep -q '^  metric    -\$' '$work/pretrain.txt' && grep -q '^  metric    -\$' '$work/sft.txt'"
 check "reward's held-out accuracy is an extra" grep -q "val_accuracy=" "$work/reward.txt"
 check "the model's name says its trainer" grep -aq "general.name.*cllm-grpo" "$work/grpo/model.gguf"
+# -o/--out names the output of every command that writes one
+"$bin" quantize "$m" q8_0 -o "$work/q8.gguf" -q
+check "quantize IN TYPE -o OUT" test -s "$work/q8.gguf"
+"$bin" quantize "$m" --out "$work/q8b.gguf" q8_0 -q
+check "quantize IN --out OUT TYPE" cmp -s "$work/q8.gguf" "$work/q8b.gguf"
+"$bin" sft --model "$m" --data "$work/chat.jsonl" --batch 2 --seq 64 --lora-rank 2 -o "$work/lora" "${common[@]}" --quiet >/dev/null 2>&1
+"$bin" lora merge "$m" "$work/lora/adapter.gguf" -o "$work/merged.gguf" 2>/dev/null
+check "lora merge BASE ADAPTER -o OUT" test -s "$work/merged.gguf"
+for c in pretrain sft reward dpo ppo grpo tokenize tokenizer attention data quantize lora; do
+    check "$c --help shows -o" bash -c "'$bin' $c --help 2>&1 | grep -Eq -- '-o, --out|-o/--out|-o RUN_DIR|-o OUT'"
+done
 echo "--- pretrain's summary:"; cat "$work/pretrain.txt"; echo "--- grpo's:"; cat "$work/grpo.txt"
 finish
