@@ -304,7 +304,8 @@ void cli_print_train_summary(const cllm_train_summary *s, int json) {
     printf("  extra    ");
     for (int i = 0; i < s->n_extra; i++) {
         double v = s->extra[i].value;
-        if (v == floor(v) && fabs(v) < 1e15) printf(" %s=%.0f", s->extra[i].name, v);
+        /* integers and rates whole; small measures to 4 significant digits */
+        if ((v == floor(v) && fabs(v) < 1e15) || fabs(v) >= 1000) printf(" %s=%.0f", s->extra[i].name, v);
         else printf(" %s=%.4g", s->extra[i].name, v);
     }
     printf("%s\n", s->n_extra ? "" : " -");

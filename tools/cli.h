@@ -73,13 +73,18 @@ int cli_parse_precision(const char *command, const char *text, cllm_precision *o
 void cli_print_train_summary(const cllm_train_summary *s, int json);
 #define CLI_JSON_HELP "  --json               print the end-of-run summary as one JSON object (see Summary)\n"
 #define CLI_SUMMARY_HELP                                                                             \
-    "\nSummary (stdout, the same for every trainer):\n"                                              \
-    "  reason    why the run stopped          steps   steps done (this process: from -> to)\n"     \
-    "  loss      training loss at the first -> last step this process ran (loss_first/last)\n"   \
-    "  val loss  last held-out loss (best)    metric  the trainer's own measure, first -> last\n"  \
-    "            step (reward, dpo: batch pair accuracy; ppo, grpo: mean reward of the rollouts)\n" \
-    "  skipped   NaN/Inf steps skipped        time    seconds, training tokens/s\n"               \
-    "  weights   the final model file         extra   trainer-specific numbers (name=value)\n"
+    "\nSummary (stdout, the same lines for every trainer, \"-\" for none; --json: the [keys], null\n"  \
+    "for none, plus command and run_dir):\n"                                                         \
+    "  reason    why the run stopped [reason]\n"                                                     \
+    "  steps     steps done in the whole run (this process: from -> to) [steps, start_step]\n"     \
+    "  loss      training loss at the first -> last step this process ran [loss_first, loss_last]\n" \
+    "  val loss  the last held-out loss (the best) [val_loss, val_loss_best]\n"                     \
+    "  metric    the trainer's measure at those steps [metric, metric_first, metric_last]:\n"      \
+    "            reward, dpo: the batch's pair accuracy; ppo, grpo: the rollouts' mean reward\n"    \
+    "  skipped   steps skipped for a NaN/Inf loss or gradient [skipped]\n"                         \
+    "  time      seconds of the step loop, training tokens/s [seconds, tokens_per_s]\n"            \
+    "  weights   the final model file [weights]\n"                                                  \
+    "  extra     the trainer's own numbers as name=value [each its own key]\n"
 
 /* A growable NUL-terminated text buffer for collecting streamed output. */
 typedef struct {
