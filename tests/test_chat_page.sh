@@ -29,6 +29,6 @@ for i in $(seq 1 200); do echo "the cat sat on the mat. the dog ran to the log."
 serve_start "$work/serve.log" -m "$work/tinychat/model.gguf" --threads 1 --port 0 --parallel 1 ||
     fail_all "server did not start"
 (cd "$here/js" && timeout 240 node chat_page_context.mjs "http://127.0.0.1:$serve_port" "$chrome" cllm-pretrain \
-    "pretrain: next-token prediction on text.txt" "$shots") | tee "$work/page.out"
+    "next-token prediction; pretrain on text.txt" "$shots") | tee "$work/page.out"
 add_results "$work/page.out"
 finish

@@ -45,12 +45,13 @@ keys = ["command", "reason", "steps", "start_step", "loss_first", "loss_last", "
         "metric_first", "metric_last", "skipped", "seconds", "tokens_per_s", "run_dir", "weights"]
 assert all(k in d for k in keys), [k for k in keys if k not in d]
 assert d["command"] == sys.argv[2] and d["steps"] == 2 and d["loss_first"] is not None, d' "$work/$c.json" "$c"
-    check "$c: the weights say what they were trained to do" grep -aq "$c: .* on " "$work/$c/model.gguf"
+    check "$c: the weights say what they were trained to do" grep -aq "; $c on " "$work/$c/model.gguf"
 done
 check "metric: rollouts' mean reward for ppo and grpo" bash -c "grep -q 'mean reward of the rollouts' '$work/ppo.txt' && grep -q 'mean reward of the rollouts' '$work/grpo.txt'"
 check "metric: batch pair accuracy for reward and dpo" bash -c "grep -q 'pair accuracy of the batch' '$work/reward.txt' && grep -q 'pair accuracy of the batch' '$work/dpo.txt'"
 check "metric: none for pretrain and sft" bash -c "grep -q '^  metric    -\$' '$work/pretrain.txt' && grep -q '^  metric    -\$' '$work/sft.txt'"
 check "reward's held-out accuracy is an extra" grep -q "val_accuracy=" "$work/reward.txt"
+check "cllm info says what the model was trained to do" bash -c "'$bin' info -m '$work/sft/model.gguf' | grep -q '^  about cllm-sft: answering as the assistant in chats; sft on chat.jsonl, from $m\$'"
 check "the model's name says its trainer" grep -aq "general.name.*cllm-grpo" "$work/grpo/model.gguf"
 # -o/--out names the output of every command that writes one
 "$bin" quantize "$m" q8_0 -o "$work/q8.gguf" -q

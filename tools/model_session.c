@@ -104,15 +104,6 @@ static int check_cache_fits(const char *command, const cllm_model_config *cfg, c
     return CLI_EXIT_OK;
 }
 
-/* A string key into buf[cap], cut to fit; "" when absent or not a string. */
-static void copy_text_key(const cllm_gguf *g, const char *key, char *buf, size_t cap) {
-    cllm_gguf_str v;
-    cllm_error ignored;
-    buf[0] = 0;
-    if (cllm_gguf_get_str(g, key, &v, &ignored) == CLLM_OK)
-        snprintf(buf, cap, "%.*s", (int)(v.len < cap ? v.len : cap - 1), v.data);
-}
-
 int model_session_open(const char *command, const model_session_args *a, int kv_slots, model_session *s) {
     memset(s, 0, sizeof *s);
     if (!a->model_path) return cli_usage_error(command, "a model is required: -m MODEL.gguf");
@@ -161,8 +152,8 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0) and are copied into a huge-page arena (q8_0/q4_0 repacked
      * for the VNNI kernels) unless --no-repack. */
-    copy_text_key(f.gguf, "general.name", s->name, sizeof s->name);
-    copy_text_key(f.gguf, "general.description", s->description, sizeof s->description);
+    memcpy(s->name, f.name, sizeof s->name);
+    memcpy(s->description, f.description, sizeof s->description);
     cllm_gguf *g = f.gguf; /* the loader's parse, handed to the mapped model (parsed once) */
     f.gguf = NULL;
     cllm_status st = cllm_model_from_gguf_mapped(g, &opt, &s->model, &err);

@@ -199,7 +199,7 @@ static const char *base_name(const char *path) {
 
 void th_describe(th_run *h, const char *task, const char *data_path, const char *base_path) {
     snprintf(h->model_name, sizeof h->model_name, "cllm-%s", h->name);
-    int k = snprintf(h->model_description, sizeof h->model_description, "%s: %s on %s", h->name, task,
+    int k = snprintf(h->model_description, sizeof h->model_description, "%s; %s on %s", task, h->name,
                      data_path ? base_name(data_path) : "?");
     if (base_path && k > 0 && (size_t)k < sizeof h->model_description)
         snprintf(h->model_description + k, sizeof h->model_description - (size_t)k, ", from %s", base_path);

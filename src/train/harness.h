@@ -170,9 +170,9 @@ struct th_run {
 void th_init(th_run *h);
 void th_free(th_run *h);
 /* Names the weights files this run writes (general.name: "cllm-<h->name>")
- * and says what they were trained to do (general.description: "<h->name>:
- * <task> on <data file's name>[, from <base path as given>]"; base may be
- * NULL). Neither depends on the run directory, so runs of the same inputs
+ * and says what they were trained to do (general.description: "<task>;
+ * <h->name> on <data file's name>[, from <base path as given>]"; base may
+ * be NULL). Neither depends on the run directory, so runs of the same inputs
  * in two directories (resume tests, ranks) still write the same bytes.
  * Call after name is set. */
 void th_describe(th_run *h, const char *task, const char *data_path, const char *base_path);
