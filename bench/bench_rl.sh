@@ -39,16 +39,16 @@ for preset in $presets; do
         --eval-every 0 --threads "$threads" --out "$tmp/$preset" --no-progress >/dev/null 2>&1
     m=$tmp/$preset/model.gguf
     params=$("$bin" info -m "$m" 2>/dev/null | awk '/^parameters/ {print $2; exit}')
-    "$bin" reward -m "$m" --data "$tmp/pairs.jsonl" -o "$tmp/rm.gguf" --steps 1 --batch 2 --val-frac 0 \
+    "$bin" reward -m "$m" --data "$tmp/pairs.jsonl" -o "$tmp/$preset-rm" --steps 1 --batch 2 --val-frac 0 \
         --threads "$threads" >/dev/null 2>&1
     runs="[]"
     for ((r = 0; r < rounds; r++)); do
         load=$(cut -d' ' -f1 /proc/loadavg)
         gen=$("$bin" generate -m "$m" -p "say 5" --chat -n "$max_new" --ignore-eos --json --temperature 1 --top-k 0 \
             --top-p 1 --min-p 0 --seed "$r" --threads "$threads" 2>/dev/null)
-        g=$("$bin" grpo -m "$m" --data "$tmp/prompts.jsonl" -o "$tmp/g.gguf" --verify regex --pattern ok --steps 1 \
+        g=$("$bin" grpo -m "$m" --data "$tmp/prompts.jsonl" -o "$tmp/$preset-g$r" --json --verify regex --pattern ok --steps 1 \
             --batch 4 --group 4 --max-new "$max_new" --epochs 1 --threads "$threads" 2>/dev/null)
-        p=$("$bin" ppo -m "$m" --reward-model "$tmp/rm.gguf" --data "$tmp/prompts.jsonl" -o "$tmp/p.gguf" --steps 1 \
+        p=$("$bin" ppo -m "$m" --reward-model "$tmp/$preset-rm/model.gguf" --data "$tmp/prompts.jsonl" -o "$tmp/$preset-p$r" --json --steps 1 \
             --batch 16 --max-new "$max_new" --epochs 1 --threads "$threads" 2>/dev/null)
         runs=$(/usr/bin/python3 -c '
 import json, sys

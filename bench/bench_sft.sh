@@ -75,7 +75,7 @@ print(json.dumps({"tokens_per_s": round(statistics.median(steady), 1), "peak_rss
             case $mode in *_bf16) extra="$extra --precision bf16" ;; esac
             rm -rf "$work/sft"
             # shellcheck disable=SC2086
-            /usr/bin/time -f "%M" -o "$work/rss" "$bin" sft --model "$base" --data "$work/chat.jsonl" \
+            /usr/bin/time -f "%M" -o "$work/rss" "$bin" sft --json --model "$base" --data "$work/chat.jsonl" \
                 --out "$work/sft" --steps "$steps" --batch "$batch" --seq "$seq" --pack \
                 --threads "$threads" --quiet $extra > "$work/out.json"
             emit "$tag, \"kind\": \"$mode\"}" "$(/usr/bin/python3 -c '
@@ -84,7 +84,7 @@ d = json.load(open(sys.argv[1]))
 tps = [float(r["tokens_per_s"]) for r in csv.DictReader(open(sys.argv[2]))]
 steady = tps[1:] or tps
 print(json.dumps({"tokens_per_s": round(statistics.median(steady), 1),
-  "tokens_per_s_all_steps": d["tokens_per_s"], "assistant_tokens_per_s_all_steps": d["assistant_tokens_per_s"],
+  "tokens_per_s_all_steps": d["step_tokens_per_s"], "assistant_tokens_per_s_all_steps": d["assistant_tokens_per_s"],
   "startup_seconds": d["startup_seconds"], "save_seconds": d["save_seconds"],
   "trainable_params": d["trainable_params"], "total_params": d["total_params"], "grad_bytes": d["grad_bytes"],
   "optimizer_bytes": d["optimizer_bytes"], "peak_rss_bytes": int(open(sys.argv[3]).read()) * 1024}))

@@ -238,11 +238,10 @@ if [ ! -e "$pref" ]; then
     awk -v pm=$dpo_permille '(NR * 2654435761) % 1000 < pm' "$w/preferences.train.jsonl" >"$pref.tmp"
     mv "$pref.tmp" "$pref"
 fi
-run_stage dpo "$out/runs/dpo.gguf" "$cllm" dpo -m "$out/runs/sft/model.gguf" \
-    --data "$pref" $dpo_args --seed 1337 --save-every 100 --resume "${T[@]}" "${P[@]}" --out "$out/runs/dpo" \
-    -o "$out/runs/dpo.gguf"
+run_stage dpo "$out/runs/dpo/model.gguf" "$cllm" dpo -m "$out/runs/sft/model.gguf" \
+    --data "$pref" $dpo_args --seed 1337 --save-every 100 --resume "${T[@]}" "${P[@]}" --out "$out/runs/dpo"
 stages=(untrained pretrain sft dpo)
-models=("$out/runs/untrained/model.gguf" "$out/runs/pretrain/model.gguf" "$out/runs/sft/model.gguf" "$out/runs/dpo.gguf")
+models=("$out/runs/untrained/model.gguf" "$out/runs/pretrain/model.gguf" "$out/runs/sft/model.gguf" "$out/runs/dpo/model.gguf")
 
 # ---- 7. GRPO with a verifiable reward on the arithmetic training prompts ----
 if [ -n "$grpo_args" ]; then
@@ -258,11 +257,10 @@ if [ -n "$grpo_args" ]; then
         fi
         mv "$grpo_data.tmp" "$grpo_data"
     fi
-    run_stage grpo "$out/runs/grpo.gguf" "$cllm" grpo -m "$out/runs/dpo.gguf" --data "$grpo_data" \
-        --verify number $grpo_args --seed 1337 --save-every 20 --resume "${T[@]}" "${P[@]}" --out "$out/runs/grpo" \
-        -o "$out/runs/grpo.gguf"
+    run_stage grpo "$out/runs/grpo/model.gguf" "$cllm" grpo -m "$out/runs/dpo/model.gguf" --data "$grpo_data" \
+        --verify number $grpo_args --seed 1337 --save-every 20 --resume "${T[@]}" "${P[@]}" --out "$out/runs/grpo"
     stages+=(grpo)
-    models+=("$out/runs/grpo.gguf")
+    models+=("$out/runs/grpo/model.gguf")
 fi
 
 # ---- 8. evaluate every stage on the same test examples ----

@@ -6,6 +6,7 @@
 # clang with its libFuzzer and OpenMP runtimes (make fuzz, the last part of make check).
 # Open MPI (libopenmpi-dev, openmpi-bin): data-parallel training, mpirun -np N cllm pretrain (docs/MPI.md).
 # npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
+# Chromium and fonts-noto-cjk (the CJK font the chat page asks for): tests/test_chat_page.sh.
 #
 # `install-deps.sh --build` (what `make demo` runs) installs only what building
 # and running cllm needs: the compiler, pkg-config, oneDNN, PCRE2, cJSON,
@@ -18,7 +19,7 @@ build_only=0
 [ "${1:-}" = --build ] && build_only=1
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev libedit-dev)
 if [ $build_only = 0 ]; then
-    packages+=(python3 python3-torch python3-numpy python3-jinja2 libopenblas0-openmp chromium
+    packages+=(python3 python3-torch python3-numpy python3-jinja2 libopenblas0-openmp chromium fonts-noto-cjk
                clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin)
     # Node.js may come from another source than Debian (whose npm package then
     # conflicts with it): only ask apt for it when the commands are missing.

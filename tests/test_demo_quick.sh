@@ -64,7 +64,7 @@ check "re-run: same final model" cmp -s "$d/final.gguf" "$work/final.before"
 
 # A failing stage stops the demo and names it; nothing after it runs.
 cp -r "$d" "$work/broken"
-rm -rf "$work/broken/runs/sft" "$work/broken/runs/dpo.gguf" "$work/broken/eval" "$work/broken/final.gguf"
+rm -rf "$work/broken/runs/sft" "$work/broken/runs/dpo" "$work/broken/eval" "$work/broken/final.gguf"
 cat >"$work/fake-cllm" <<EOF
 #!/usr/bin/env bash
 [ "\$1" = sft ] && { echo "sft: simulated failure" >&2; exit 1; }
@@ -75,7 +75,7 @@ bash "$root/scripts/demo.sh" $size --out "$work/broken" --cllm "$work/fake-cllm"
 rc=$?
 check "failing stage: non-zero exit naming the stage" bash -c "test $rc -ne 0 && grep -q \"stage 'sft' failed\" '$work/log3'"
 check "failing stage: its error is shown" grep -q "simulated failure" "$work/log3"
-check "failing stage: later stages did not run" bash -c "test ! -e '$work/broken/runs/dpo.gguf' && test ! -e '$work/broken/final.gguf'"
+check "failing stage: later stages did not run" bash -c "test ! -e '$work/broken/runs/dpo/model.gguf' && test ! -e '$work/broken/final.gguf'"
 
 # An output directory made with other settings is refused; bad options exit 2.
 bash "$root/scripts/demo.sh" --out "$d" --cllm "$bin" >"$work/log4" 2>&1

@@ -227,18 +227,18 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.data_path = pairs_path;
     cllm_rl_result res;
     char run[600];
-#define RUN_DIR_OF(o) (snprintf(run, sizeof run, "%s.run", (o)), p.run_dir = run)
+    /* the run directory o.run; o becomes its final weights, o.run/model.gguf */
+#define RUN_DIR_OF(o) (snprintf(run, sizeof run, "%s.run", (o)), p.run_dir = run, snprintf((o), 512, "%s/model.gguf", run))
 
     /* DPO */
     path(out, "dpo.gguf");
-    p.out_path = out;
     p.steps = DPO_STEPS;
     p.batch = 8;
     p.lr = 2e-4f;
     p.beta = 0.1f;
     p.rpo_alpha = 1.0f; /* plain DPO lowers the shared turn-end tokens too and breaks the format */
     p.val_frac = 0;
-    RUN_DIR_OF(p.out_path);
+    RUN_DIR_OF(out);
     CHECK(cllm_dpo_train(&p, &res, &err) == CLLM_OK, "dpo: %s", err.msg);
     double acc_dpo = accuracy(out);
     printf("e2e accuracy: dpo  %.3f (train pair accuracy %.3f -> %.3f)\n", acc_dpo, res.first_metric, res.last_metric);
@@ -246,17 +246,15 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     CHECK(E2E_QUICK || acc_dpo > acc_sft, "DPO raises accuracy: %.3f -> %.3f", acc_sft, acc_dpo);
 
     /* reward model, then PPO */
-    p.out_path = rm_path;
     p.data_path = rm_pairs_path;
     p.steps = RM_STEPS;
     p.lr = 3e-4f;
     p.val_frac = 0.2f;
-    RUN_DIR_OF(p.out_path);
+    RUN_DIR_OF(rm_path);
     CHECK(cllm_reward_train(&p, &res, &err) == CLLM_OK, "reward: %s", err.msg);
-    printf("e2e reward model: held-out pairwise accuracy %.3f -> %.3f\n", res.first_metric, res.val_accuracy);
+    printf("e2e reward model: held-out pairwise accuracy %.3f -> %.3f\n", res.val_accuracy_before, res.val_accuracy);
     CHECK(E2E_QUICK || res.val_accuracy > 0.7, "reward model held-out accuracy %.3f > 0.7", res.val_accuracy);
     path(out, "ppo.gguf");
-    p.out_path = out;
     p.data_path = prompts_path;
     p.reward_path = rm_path;
     p.steps = PPO_STEPS;
@@ -267,7 +265,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.epochs = 4;
     p.missing_eos_penalty = 5.0f;
     p.temperature = 1.0f;
-    RUN_DIR_OF(p.out_path);
+    RUN_DIR_OF(out);
     CHECK(cllm_ppo_train(&p, &res, &err) == CLLM_OK, "ppo: %s", err.msg);
     double acc_ppo = accuracy(out);
     printf("e2e accuracy: ppo  %.3f (mean reward-model score %.3f -> %.3f)\n", acc_ppo, res.first_metric,
@@ -280,7 +278,6 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     cllm_vreward *vr = NULL;
     CHECK(cllm_vreward_create(CLLM_VREWARD_NUMBER, NULL, &vr, &err) == CLLM_OK, "%s", err.msg);
     path(out, "grpo.gguf");
-    p.out_path = out;
     p.reward_path = NULL;
     p.vreward = vr;
     p.steps = GRPO_STEPS;
@@ -291,7 +288,7 @@ static void test_rlhf_e2e_pipeline_accuracy(void) {
     p.temperature = 1.0f;
     p.epochs = 4;
     p.missing_eos_penalty = 1.0f;
-    RUN_DIR_OF(p.out_path);
+    RUN_DIR_OF(out);
     CHECK(cllm_grpo_train(&p, &res, &err) == CLLM_OK, "grpo: %s", err.msg);
     double acc_grpo = accuracy(out);
     printf("e2e accuracy: grpo %.3f (mean sampled reward %.3f -> %.3f)\n", acc_grpo, res.first_metric, res.last_metric);

@@ -141,7 +141,7 @@ int main(void) {
     path(base, sizeof base, "base.gguf");
     path(pairs, sizeof pairs, "pairs.jsonl");
     path(prompts, sizeof prompts, "prompts.jsonl");
-    path(rm_path, sizeof rm_path, "rm.gguf");
+    path(rm_path, sizeof rm_path, "rm-run/model.gguf"); /* the reward run's final weights */
     int ok = save_tiny_base(base);
     FILE *f = fopen(pairs, "w"), *g = fopen(prompts, "w");
     for (int i = 0; f && g && i < 8; i++) {
@@ -155,7 +155,6 @@ int main(void) {
     char run[700];
     path(run, sizeof run, "rm-run");
     p.run_dir = run;
-    p.out_path = rm_path;
     p.steps = 2;
     cllm_rl_result res;
     cllm_error err;

@@ -20,7 +20,7 @@ for i in $(seq 1 40); do
 done > "$work/train.jsonl"
 head -4 "$work/train.jsonl" > "$work/val.jsonl"
 
-out=$("$bin" sft --model "$base" --data "$work/train.jsonl" --val "$work/val.jsonl" --out "$work/full" --steps 20 \
+out=$("$bin" sft --json --model "$base" --data "$work/train.jsonl" --val "$work/val.jsonl" --out "$work/full" --steps 20 \
       --batch 4 --seq 64 --lr 3e-3 --threads 1 --quiet 2>"$work/full.err")
 check "full sft exits 0" test $? -eq 0
 check "full sft writes model.gguf" test -s "$work/full/model.gguf"
@@ -40,7 +40,7 @@ check "resume with another --lr exits 1 naming the setting" grep -q "lr=" "$work
 "$bin" info -m "$work/full/model.gguf" >/dev/null 2>&1
 check "cllm info reads the tuned model" test $? -eq 0
 
-out=$("$bin" sft --model "$base" --data "$work/train.jsonl" --out "$work/lora" --steps 20 --batch 4 --seq 64 --pack \
+out=$("$bin" sft --json --model "$base" --data "$work/train.jsonl" --out "$work/lora" --steps 20 --batch 4 --seq 64 --pack \
       --lr 1e-2 --lora-rank 4 --lora-targets q,k,v,o,up,down,gate --threads 1 --quiet 2>"$work/lora.err")
 check "LoRA sft exits 0" test $? -eq 0
 check "LoRA sft writes adapter.gguf only" test -s "$work/lora/adapter.gguf" -a ! -e "$work/lora/model.gguf"

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 /* Length of the valid UTF-8 character at s (1-4), or 0 when s starts an
  * invalid or truncated sequence. */
 static int utf8_char(const unsigned char *s) {
@@ -238,4 +240,73 @@ int cli_unknown_flag(const char *command, const char *flag) {
                   : cli_usage_error(command, "unknown flag '%s'", flag);
     for (int k = 0; k < n; k++) free(flags[k]);
     return rc;
+}
+
+/* ---- the trainers' end-of-run summary ------------------------------------ */
+
+static void summary_json(const cllm_train_summary *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "command", s->command);
+    cJSON_AddStringToObject(o, "reason", s->reason);
+    cJSON_AddNumberToObject(o, "steps", (double)s->steps);
+    cJSON_AddNumberToObject(o, "start_step", (double)s->start_step);
+    cJSON_AddNumberToObject(o, "loss_first", s->loss_first); /* cJSON writes NaN as null */
+    cJSON_AddNumberToObject(o, "loss_last", s->loss_last);
+    cJSON_AddNumberToObject(o, "val_loss", s->val_loss);
+    cJSON_AddNumberToObject(o, "val_loss_best", s->val_loss_best);
+    if (s->metric[0]) cJSON_AddStringToObject(o, "metric", s->metric);
+    else cJSON_AddNullToObject(o, "metric");
+    cJSON_AddNumberToObject(o, "metric_first", s->metric_first);
+    cJSON_AddNumberToObject(o, "metric_last", s->metric_last);
+    cJSON_AddNumberToObject(o, "skipped", (double)s->skipped);
+    cJSON_AddNumberToObject(o, "seconds", s->seconds);
+    cJSON_AddNumberToObject(o, "tokens_per_s", s->tokens_per_s);
+    cJSON_AddStringToObject(o, "run_dir", s->run_dir);
+    cJSON_AddStringToObject(o, "weights", s->weights);
+    for (int i = 0; i < s->n_extra; i++) cJSON_AddNumberToObject(o, s->extra[i].name, s->extra[i].value);
+    char *text = cJSON_PrintUnformatted(o);
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    cJSON_Delete(o);
+}
+
+/* "%.4f" of x, or "-" when x is NaN/Inf. */
+static const char *num4(char *buf, size_t cap, double x) {
+    if (isfinite(x)) snprintf(buf, cap, "%.4f", x);
+    else snprintf(buf, cap, "-");
+    return buf;
+}
+
+void cli_print_train_summary(const cllm_train_summary *s, int json) {
+    if (json) {
+        summary_json(s);
+        return;
+    }
+    char a[32], b[32];
+    printf("%s summary\n", s->command);
+    printf("  reason    %s\n", s->reason[0] ? s->reason : "-");
+    printf("  steps     %lld (this run: %lld -> %lld)\n", (long long)s->steps, (long long)s->start_step,
+           (long long)s->steps);
+    printf("  loss      %s -> %s (training loss, first -> last step of this run)\n",
+           num4(a, sizeof a, s->loss_first), num4(b, sizeof b, s->loss_last));
+    printf("  val loss  %s (best %s)\n", num4(a, sizeof a, s->val_loss), num4(b, sizeof b, s->val_loss_best));
+    if (s->metric[0])
+        printf("  metric    %s -> %s (%s, first -> last step of this run)\n", num4(a, sizeof a, s->metric_first),
+               num4(b, sizeof b, s->metric_last), s->metric);
+    else
+        printf("  metric    -\n");
+    printf("  skipped   %lld step%s (NaN/Inf loss or gradient)\n", (long long)s->skipped, s->skipped == 1 ? "" : "s");
+    if (isfinite(s->seconds) && isfinite(s->tokens_per_s))
+        printf("  time      %.1f s, %.0f tokens/s\n", s->seconds, s->tokens_per_s);
+    else
+        printf("  time      -\n");
+    printf("  weights   %s\n", s->weights[0] ? s->weights : "-");
+    printf("  extra    ");
+    for (int i = 0; i < s->n_extra; i++) {
+        double v = s->extra[i].value;
+        /* integers and rates whole; small measures to 4 significant digits */
+        if ((v == floor(v) && fabs(v) < 1e15) || fabs(v) >= 1000) printf(" %s=%.0f", s->extra[i].name, v);
+        else printf(" %s=%.4g", s->extra[i].name, v);
+    }
+    printf("%s\n", s->n_extra ? "" : " -");
 }

@@ -14,6 +14,7 @@
 
 #include "cllm/core/status.h"
 #include "cllm/kernels/kernels.h"
+#include "cllm/train/summary.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
 
@@ -62,6 +63,28 @@ int cli_parse_precision(const char *command, const char *text, cllm_precision *o
     "                       accumulation, fp32 weights, gradients and AdamW (needs AVX512-BF16\n"    \
     "                       or AMX; docs/PRECISION.md)\n"                                            \
     "  --precision-change   let --resume continue a checkpoint trained at another precision\n"
+
+/* The end-of-run summary every trainer prints (cllm/train/summary.h) on
+ * stdout: the same lines in the same order for pretrain, sft, reward, dpo,
+ * ppo and grpo ("-" where a field has no value), or with json one JSON
+ * object with the same keys for all (null for none; the trainer's extra
+ * numbers as more keys). CLI_JSON_HELP is the flag's line, CLI_SUMMARY_HELP
+ * the section that ends each trainer's --help. */
+void cli_print_train_summary(const cllm_train_summary *s, int json);
+#define CLI_JSON_HELP "  --json               print the end-of-run summary as one JSON object (see Summary)\n"
+#define CLI_SUMMARY_HELP                                                                             \
+    "\nSummary (stdout, the same lines for every trainer, \"-\" for none; --json: the [keys], null\n"  \
+    "for none, plus command and run_dir):\n"                                                         \
+    "  reason    why the run stopped [reason]\n"                                                     \
+    "  steps     steps done in the whole run (this process: from -> to) [steps, start_step]\n"     \
+    "  loss      training loss at the first -> last step this process ran [loss_first, loss_last]\n" \
+    "  val loss  the last held-out loss (the best) [val_loss, val_loss_best]\n"                     \
+    "  metric    the trainer's measure at those steps [metric, metric_first, metric_last]:\n"      \
+    "            reward, dpo: the batch's pair accuracy; ppo, grpo: the rollouts' mean reward\n"    \
+    "  skipped   steps skipped for a NaN/Inf loss or gradient [skipped]\n"                         \
+    "  time      seconds of the step loop, training tokens/s [seconds, tokens_per_s]\n"            \
+    "  weights   the final model file [weights]\n"                                                  \
+    "  extra     the trainer's own numbers as name=value [each its own key]\n"
 
 /* A growable NUL-terminated text buffer for collecting streamed output. */
 typedef struct {

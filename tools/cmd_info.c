@@ -67,7 +67,9 @@ static cllm_status config_from_model_file(const char *path, cllm_model_config *c
 /* The chat template commands would use for the model file, as
  * "chatml", "plain" or "jinja", with where it comes from ("none": a
  * tokenizer-less file; "refused: why": a stored template that does not compile). */
-static void template_of(const char *path, char *out, size_t cap) {
+/* The chat template's description into out[cap], and what the file says
+ * it was trained to do (general.name, general.description) into about[cap]. */
+static void template_of(const char *path, char *out, size_t cap, char *about, size_t about_cap) {
     cllm_model_file_params fp = cllm_model_file_default_params();
     fp.load_model = 0;
     fp.tokenizer_optional = 1;
@@ -78,6 +80,7 @@ static void template_of(const char *path, char *out, size_t cap) {
         snprintf(out, cap, "unknown (%s)", err.msg);
         return;
     }
+    snprintf(about, about_cap, "%s%s%s", f.name, f.name[0] && f.description[0] ? ": " : "", f.description);
     int stored = cllm_gguf_find_kv(f.gguf, CLLM_CHAT_TEMPLATE_KEY) != NULL;
     if (f.chat_template_refused) snprintf(out, cap, "refused: %s", f.chat_template_error.msg);
     else if (!f.tok) snprintf(out, cap, "none");
@@ -222,8 +225,8 @@ int cllm_cmd_info(int argc, char **argv) {
         train_tps = tps1 * cllm_model_flops_per_token(&one, Ts) / cllm_model_flops_per_token(&cfg, Ts);
     }
     const char *name = preset ? preset : model_path;
-    char tmpl[1200] = "";
-    if (model_path) template_of(model_path, tmpl, sizeof tmpl);
+    char tmpl[1200] = "", about[700] = "";
+    if (model_path) template_of(model_path, tmpl, sizeof tmpl, about, sizeof about);
 
     if (json) {
         printf("{\"model\":");
@@ -231,6 +234,8 @@ int cllm_cmd_info(int argc, char **argv) {
         if (model_path) {
             printf(",\"chat_template\":");
             json_string(tmpl);
+            printf(",\"about\":");
+            json_string(about);
         }
         printf(",\"config\":{\"vocab_size\":%d,\"context_length\":%d,\"n_layer\":%d,"
                "\"n_head\":%d,\"n_kv_head\":%d,\"n_embd\":%d,\"ffn_hidden\":%d,\"pos\":\"%s\","
@@ -263,6 +268,7 @@ int cllm_cmd_info(int argc, char **argv) {
     }
     char h[32];
     printf("model %s\n", name);
+    if (about[0]) printf("  about %s\n", about);
     if (model_path) printf("  chat template %s\n", tmpl);
     printf("  vocab %d, context %d, %d layers, %d heads (%d kv), n_embd %d, ffn %d\n", cfg.vocab_size,
            cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd, cfg.ffn_hidden);

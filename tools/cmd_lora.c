@@ -15,7 +15,8 @@
 #define CMD "lora"
 
 static void usage(void) {
-    printf("Usage: cllm lora merge BASE.gguf ADAPTER.gguf OUT.gguf\n\n"
+    printf("Usage: cllm lora merge BASE.gguf ADAPTER.gguf OUT.gguf\n"
+           "       cllm lora merge BASE.gguf ADAPTER.gguf -o OUT.gguf   (-o, --out: the same)\n\n"
            "Merges a LoRA adapter (from cllm sft --lora-rank) into its base model:\n"
            "W += (alpha/r) B A for every adapted matrix. OUT keeps the base's tokenizer\n"
            "and chat template and is written atomically (f32 weights).\n");
@@ -41,7 +42,11 @@ int cllm_cmd_lora(int argc, char **argv) {
             return CLI_EXIT_OK;
         }
     if (argc < 2 || strcmp(argv[1], "merge")) return cli_usage_error(CMD, "expected the subcommand 'merge'");
-    if (argc != 5) return cli_usage_error(CMD, "merge takes BASE.gguf ADAPTER.gguf OUT.gguf");
+    if (argc == 6 && (!strcmp(argv[4], "-o") || !strcmp(argv[4], "--out"))) { /* merge BASE ADAPTER -o OUT */
+        argv[4] = argv[5];
+        argc = 5;
+    }
+    if (argc != 5) return cli_usage_error(CMD, "merge takes BASE.gguf ADAPTER.gguf OUT.gguf (or -o OUT.gguf)");
     cllm_error err;
     cllm_gguf *g = NULL;
     cllm_model *m = NULL;

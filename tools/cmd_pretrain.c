@@ -90,10 +90,11 @@ static void usage(void) {
         "  --seed N             random seed (default 1337)\n"
         "  --threads N          threads, 0 = all CPUs (default 0)\n"
         "  --peak-gflops X      GEMM peak for MFU (at --precision); 0 = measure (default), -1 = no MFU\n"
-        "  --no-progress        no progress bar\n\n"
+        "  --no-progress        no progress bar\n"
+        CLI_JSON_HELP "\n"
         "Outputs in RUN_DIR: ckpt-<step>.{gguf,optim,state,done}, model.gguf (f32 GGUF),\n"
         "train.csv (step,loss,val_loss,lr,grad_norm,tokens_per_s,ranks,comm_s,rank_compute_s), loss.svg.\n"
-        "Ctrl-C finishes the step, saves and exits 0; --resume continues bit-exactly.\n");
+        "Ctrl-C finishes the step, saves and exits 0; --resume continues bit-exactly.\n" CLI_SUMMARY_HELP);
 }
 
 static int check_data_path(const char *path) {
@@ -150,7 +151,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
     int n_ov = 0;
     int64_t total_batch = 0, context = 0;
     double min_lr = -1;
-    int rc = CLI_EXIT_OK;
+    int rc = CLI_EXIT_OK, json = 0;
     int64_t i64;
     double d;
     int iv;
@@ -162,6 +163,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         }
         if (!strcmp(a, "--resume")) { p.resume = 1; continue; }
         if (!strcmp(a, "--no-progress")) { p.progress = 0; continue; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--precision-change")) { p.precision_change = 1; continue; }
         if (!strcmp(a, "-o")) a = "--out";
         if (strncmp(a, "--", 2) != 0) { rc = cli_usage_error(CMD, "unexpected argument '%s'", a); break; }
@@ -284,18 +286,7 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         rc = cli_fail(CMD, &err);
         goto out;
     }
-    printf("%s\n", res.reason_text);
-    printf("steps %" PRId64 " (this run from %" PRId64 "), params %zu\n", res.steps_done, res.start_step, res.n_params);
-    if (isfinite(res.last_train_loss)) printf("train loss %.4f\n", res.last_train_loss);
-    if (isfinite(res.last_val_loss)) printf("val loss %.4f (best %.4f)\n", res.last_val_loss, res.best_val_loss);
-    if (res.nonfinite_skipped)
-        printf("skipped %" PRId64 " step%s with NaN/Inf loss or gradient\n", res.nonfinite_skipped, res.nonfinite_skipped == 1 ? "" : "s");
-    if (res.seconds > 0) {
-        printf("time %.1f s, %.0f tokens/s", res.seconds, res.tokens_per_s);
-        if (isfinite(res.mfu)) printf(", MFU %.1f%%", res.mfu * 100);
-        printf("\n");
-    }
-    printf("weights %s\n", res.weights_path);
+    cli_print_train_summary(&res.summary, json);
 out:
     cllm_tokenizer_destroy(tokenizer);
     for (int k = 0; k < n_copies; k++) free(data_copies[k]);

@@ -16,19 +16,21 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "Usage: cllm quantize IN.gguf OUT.gguf TYPE\n\n"
+            "Usage: cllm quantize IN.gguf OUT.gguf TYPE\n"
+            "       cllm quantize IN.gguf TYPE -o OUT.gguf\n\n"
             "Writes OUT.gguf with every matrix of IN.gguf in TYPE, keeping all metadata\n"
             "(tokenizer, chat template). TYPE: f32, f16, bf16, q8_0, q4_0 (llama.cpp's\n"
             "layouts, so llama.cpp runs the file). 1-D tensors and position_embd.weight\n"
             "are kept as they are; a matrix whose rows are not a multiple of 32 is\n"
             "written as f16 when TYPE is q8_0 or q4_0. The output appears only complete.\n\n"
             "Options:\n"
+            "  -o, --out OUT.gguf  the file to write (instead of the second argument)\n"
             "  -q, --quiet   no summary line on stderr\n"
             "  -h, --help    this help\n");
 }
 
 int cllm_cmd_quantize(int argc, char **argv) {
-    const char *pos[3] = {0};
+    const char *pos[3] = {0}, *out = NULL;
     int npos = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -36,6 +38,8 @@ int cllm_cmd_quantize(int argc, char **argv) {
             return CLI_EXIT_OK;
         } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) {
+            if (!(out = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return cli_unknown_flag(CMD, argv[i]);
         } else if (npos < 3) {
@@ -44,7 +48,14 @@ int cllm_cmd_quantize(int argc, char **argv) {
             return cli_usage_error(CMD, "unexpected argument '%s'", argv[i]);
         }
     }
-    if (npos != 3) return cli_usage_error(CMD, "expected IN.gguf OUT.gguf TYPE");
+    if (out && npos == 2) { /* IN TYPE -o OUT */
+        pos[2] = pos[1];
+        pos[1] = out;
+        npos = 3;
+    } else if (out) {
+        return cli_usage_error(CMD, "with -o OUT.gguf, give IN.gguf and TYPE only");
+    }
+    if (npos != 3) return cli_usage_error(CMD, "expected IN.gguf OUT.gguf TYPE (or IN.gguf TYPE -o OUT.gguf)");
     cllm_ggml_type type;
     if (cllm_ggml_type_parse(pos[2], &type) != 0)
         return cli_usage_error(CMD, "unknown type '%s' (use f32, f16, bf16, q8_0 or q4_0)", pos[2]);

@@ -170,6 +170,8 @@ int cllm_cmd_serve(int argc, char **argv) {
         free(file_key);
         return rc;
     }
+    p.model_title = s.name;
+    p.model_description = s.description;
     if (p.parallel > s.context || p.parallel > cllm_model_get_options(s.model)->max_seq) {
         model_session_close(&s);
         free(file_key);

@@ -5,7 +5,7 @@
  * Usage errors exit 2 before any work; bad data or a failed run exit 1
  * with the library's message (file:line:column for JSONL). SIGINT/SIGTERM
  * finish the step, save a checkpoint and exit 0 (continue with --resume).
- * The summary (stdout) is one JSON object.
+ * The summary (stdout) is the trainers' one shape (cli_print_train_summary; --json: JSON).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -36,11 +36,6 @@ static void log_line(void *ctx, const char *line) {
     fprintf(stderr, "%s\n", line);
 }
 
-static void json_num(char *buf, size_t cap, double x) {
-    if (isfinite(x)) snprintf(buf, cap, "%.6g", x);
-    else snprintf(buf, cap, "null");
-}
-
 static void usage(void) {
     printf("Usage: cllm sft --model BASE.gguf --data train.jsonl --out RUN_DIR [options]\n\n"
            "Supervised fine-tuning on JSONL in TRL's formats: {\"messages\": [...]},\n"
@@ -65,13 +60,14 @@ static void usage(void) {
            "LoRA (frozen base; only adapters train):\n"
            "  --lora-rank R  --lora-alpha A (default 2R)  --lora-targets q,k,v,o,up,down,gate|all (default q,v)\n"
            "Run:\n"
-           "  -o/--out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n");
+           "  -o/--out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n"
+           CLI_JSON_HELP CLI_SUMMARY_HELP);
 }
 
 int cllm_cmd_sft(int argc, char **argv) {
     cllm_sft_params p = cllm_sft_default_params();
     p.pack = 1; /* unpacked rows of short chat examples are mostly padding */
-    int quiet = 0;
+    int quiet = 0, json = 0;
     int64_t v64;
     double d;
     int have_alpha = 0;
@@ -99,6 +95,7 @@ int cllm_cmd_sft(int argc, char **argv) {
         else if (!strcmp(f, "--precision-change")) p.precision_change = 1;
         else if (!strcmp(f, "--precision")) { VAL(); if (!cli_parse_precision(CMD, v, &p.precision)) return CLI_EXIT_USAGE; }
         else if (!strcmp(f, "--quiet")) quiet = 1;
+        else if (!strcmp(f, "--json")) json = 1;
         else if (!strcmp(f, "--batch")) INT(B, 1, 4096);
         else if (!strcmp(f, "--seq")) INT(T, 2, 1 << 20);
         else if (!strcmp(f, "--accum")) INT(accum, 1, 1 << 16);
@@ -157,19 +154,6 @@ int cllm_cmd_sft(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     cllm_sft_result r;
     if (cllm_sft_run(&p, &r, &err) != CLLM_OK) return cli_fail(CMD, &err);
-    char l0[32], l1[32], lv[32]; /* JSON has no NaN: null instead */
-    json_num(l0, sizeof l0, r.first_train_loss);
-    json_num(l1, sizeof l1, r.last_train_loss);
-    json_num(lv, sizeof lv, r.last_val_loss);
-    printf("{\"output\": \"%s\", \"steps\": %" PRId64 ", \"first_loss\": %s, \"last_loss\": %s, \"val_loss\": %s, "
-           "\"examples\": %zu, \"val_examples\": %zu, \"truncated\": %" PRId64 ", \"dropped\": %" PRId64
-           ", \"rows_per_epoch\": %zu, \"trainable_params\": %zu, \"total_params\": %zu, \"grad_bytes\": %zu, "
-           "\"optimizer_bytes\": %zu, \"tokens_per_s\": %.1f, \"assistant_tokens_per_s\": %.1f, "
-           "\"ms_per_step_median\": %.2f, \"step_seconds\": %.3f, \"startup_seconds\": %.3f, "
-           "\"eval_seconds\": %.3f, \"save_seconds\": %.3f, \"seconds\": %.3f, \"reason\": \"%s\"}\n",
-           r.output_path, r.steps_done, l0, l1, lv, r.n_examples,
-           r.n_val_examples, r.n_truncated, r.n_dropped, r.rows_per_epoch, r.trainable_params, r.total_params,
-           r.grad_bytes, r.optimizer_bytes, r.tokens_per_s, r.loss_tokens_per_s, 1e3 * r.step_seconds_median,
-           r.step_seconds, r.startup_seconds, r.eval_seconds, r.save_seconds, r.seconds, r.reason_text);
+    cli_print_train_summary(&r.summary, json);
     return CLI_EXIT_OK;
 }

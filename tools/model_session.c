@@ -152,6 +152,8 @@ int model_session_open(const char *command, const model_session_args *a, int kv_
     /* Weights stay memory-mapped in the file's own types (f32, f16, bf16,
      * q8_0, q4_0) and are copied into a huge-page arena (q8_0/q4_0 repacked
      * for the VNNI kernels) unless --no-repack. */
+    memcpy(s->name, f.name, sizeof s->name);
+    memcpy(s->description, f.description, sizeof s->description);
     cllm_gguf *g = f.gguf; /* the loader's parse, handed to the mapped model (parsed once) */
     f.gguf = NULL;
     cllm_status st = cllm_model_from_gguf_mapped(g, &opt, &s->model, &err);

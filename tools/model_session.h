@@ -40,6 +40,8 @@ typedef struct {
     cllm_tokenizer *tok;
     cllm_chat_template chat_template; /* owned */
     int context; /* KV positions per slot */
+    char name[128];         /* the file's general.name (cllm_model_file's) */
+    char description[512];  /* general.description: what it was trained to do */
 } model_session;
 
 void model_session_args_init(model_session_args *a);

@@ -26,7 +26,7 @@ static int check_in(const char *cmd, const char *flag, const char *path) {
 }
 
 int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (*usage)(void), cllm_rl_params *p,
-                  cllm_vreward **vr) {
+                  cllm_vreward **vr, int *json) {
     const char *verify = NULL, *pattern = NULL;
     int threads = 0;
     *vr = NULL;
@@ -50,6 +50,10 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
             p->progress = 0;
             continue;
         }
+        if (!strcmp(a, "--json")) {
+            *json = 1;
+            continue;
+        }
         const char *v = cli_value(cmd, argc, argv, &i);
         if (!v) return CLI_EXIT_USAGE;
         double d;
@@ -59,8 +63,7 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
 #define INT(f, lo, hi, dst, need) else if (!strcmp(a, f) && (flags & (need)) == (need)) { if (!cli_parse_int(cmd, f, v, lo, hi, &iv)) return CLI_EXIT_USAGE; dst = iv; }
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) p->model_path = v;
         else if (!strcmp(a, "--data")) p->data_path = v;
-        else if (!strcmp(a, "-o")) p->out_path = v;
-        else if (!strcmp(a, "--out")) p->run_dir = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--out")) p->run_dir = v;
         else if (!strcmp(a, "--ref") && (flags & RL_F_REF)) p->ref_path = v;
         else if (!strcmp(a, "--reward-model") && (flags & RL_F_REWARD)) p->reward_path = v;
         else if (!strcmp(a, "--verify") && (flags & RL_F_GROUP)) verify = v;
@@ -99,12 +102,7 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
 #undef DBL
 #undef INT
     }
-    if (!p->run_dir && !p->out_path) return cli_usage_error(cmd, "--out RUN_DIR (or -o OUT.gguf) is required");
-    if (!p->run_dir) { /* -o alone: the run directory sits beside the model */
-        static char dir[4096];
-        snprintf(dir, sizeof dir, "%s.run", p->out_path);
-        p->run_dir = dir;
-    }
+    if (!p->run_dir) return cli_usage_error(cmd, "-o/--out RUN_DIR is required");
     if (pattern && !verify) return cli_usage_error(cmd, "--pattern needs --verify regex");
     int rc;
     if ((rc = check_in(cmd, "-m/--model", p->model_path)) || (rc = check_in(cmd, "--data", p->data_path))) return rc;
@@ -122,12 +120,6 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
         return cli_usage_error(cmd, "give --reward-model FILE or --verify exact|number|regex");
     if ((flags & RL_F_REWARD) && !(flags & RL_F_GROUP) && !p->reward_path)
         return cli_usage_error(cmd, "--reward-model is required");
-    if (p->out_path) { /* the final model's directory, checked before any work */
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s", p->out_path);
-        cllm_error err;
-        if (cllm_dir_check_writable(dirname(tmp), &err) != CLLM_OK) return cli_fail(cmd, &err);
-    }
     if (threads > 0) omp_set_num_threads(threads);
     return 0;
 }
@@ -148,7 +140,7 @@ static void log_line(void *ctx, const char *line) {
 }
 
 int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_rl_result *, cllm_error *),
-                cllm_rl_params *p) {
+                cllm_rl_params *p, int json) {
     p->log = log_line;
     p->stop_flag = &stop_requested;
     struct sigaction sa;
@@ -160,15 +152,6 @@ int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_
     cllm_rl_result res;
     cllm_error err;
     if (fn(p, &res, &err) != CLLM_OK) return cli_fail(cmd, &err);
-    /* what "first" and "last" measure, which differs by trainer */
-    const char *metric = !strcmp(cmd, "reward") ? "held-out pair accuracy, before and after training"
-                         : !strcmp(cmd, "dpo")  ? "the batch's preference accuracy at the first and last step"
-                                                : "the mean reward of the first and last step's rollouts";
-    printf("{\"command\":\"%s\",\"steps\":%d,\"start_step\":%d,\"metric\":\"%s\",\"first\":%.6g,\"last\":%.6g,"
-           "\"val_accuracy\":%.6g,\"rollout_tokens\":%lld,\"rollout_tokens_per_s\":%.6g,\"run_dir\":\"%s\","
-           "\"output\":\"%s\",\"out\":\"%s\",\"reason\":\"%s\"}\n",
-           cmd, res.steps_done, res.start_step, metric, res.first_metric, res.last_metric, res.val_accuracy,
-           (long long)res.rollout_tokens, res.rollout_tokens_per_s, p->run_dir, res.output_path,
-           p->out_path ? p->out_path : res.output_path, res.reason_text);
+    cli_print_train_summary(&res.summary, json);
     return CLI_EXIT_OK;
 }

@@ -22,21 +22,19 @@ enum {
 
 /* Parses argv into p (defaults already set). Returns -1 after printing
  * usage (--help: exit 0), or an exit code > 0 on error, or 0. *vr receives
- * an owned verifiable reward when --verify is given. */
+ * an owned verifiable reward when --verify is given; *json is set by --json. */
 int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (*usage)(void), cllm_rl_params *p,
-                  cllm_vreward **vr);
+                  cllm_vreward **vr, int *json);
 
-/* Runs fn with a stderr logger, prints the summary line; returns the exit code. */
+/* Runs fn with a stderr logger, prints the summary (cli_print_train_summary); returns the exit code. */
 int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_rl_result *, cllm_error *),
-                cllm_rl_params *p);
+                cllm_rl_params *p, int json);
 
 #define RL_COMMON_HELP                                                                               \
     "  -m, --model FILE     the policy / base model GGUF (required)\n"                               \
     "  --data FILE          JSONL (required)\n"                                                      \
-    "  --out RUN_DIR        run directory: lock, checkpoints, train.csv, loss.svg and the\n"          \
+    "  -o, --out RUN_DIR    run directory: lock, checkpoints, train.csv, loss.svg and the\n"          \
     "                       final RUN_DIR/model.gguf (checked writable before the first step)\n"     \
-    "  -o FILE              also write the final model to FILE; alone, the run directory\n"          \
-    "                       is FILE.run\n"                                                           \
     "  --resume             continue the newest checkpoint of RUN_DIR (same settings)\n"             \
     "  --no-progress        no progress bar (shown when stderr is a terminal)\n"                    \
     "  --save-every N       checkpoint every N steps (default: at the end and on SIGINT/SIGTERM,\n"  \
@@ -49,6 +47,6 @@ int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_
     "  --clip X             max global gradient norm, 0 = off (default 1)\n"                         \
     "  --seed N             random seed (default 1337)\n"                                            \
     "  --threads N          CPU threads, 0 = all (default 0)\n"                                      \
-    CLI_PRECISION_HELP
+    CLI_PRECISION_HELP CLI_JSON_HELP
 
 #endif

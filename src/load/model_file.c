@@ -74,6 +74,15 @@ static cllm_status open_model(cllm_model_file *f, const cllm_model_file_params *
     return cllm_model_from_gguf(f->gguf, &o, p->check_finite, &f->model, err);
 }
 
+/* A string key into buf[cap], cut to fit; "" when absent or not a string. */
+static void text_key(const cllm_gguf *g, const char *key, char *buf, size_t cap) {
+    cllm_gguf_str v;
+    cllm_error ignored;
+    buf[0] = 0;
+    if (cllm_gguf_get_str(g, key, &v, &ignored) == CLLM_OK)
+        snprintf(buf, cap, "%.*s", (int)(v.len < cap ? v.len : cap - 1), v.data);
+}
+
 cllm_status cllm_model_file_open(const char *path, const cllm_model_file_params *pp, cllm_model_file *f,
                                  cllm_error *err) {
     cllm_model_file_params p = pp ? *pp : cllm_model_file_default_params();
@@ -86,6 +95,8 @@ cllm_status cllm_model_file_open(const char *path, const cllm_model_file_params 
         cllm_model_file_close(f);
         return st;
     }
+    text_key(f->gguf, "general.name", f->name, sizeof f->name);
+    text_key(f->gguf, "general.description", f->description, sizeof f->description);
     st = open_tokenizer(f, p.tokenizer, p.tokenizer_optional, err);
     if (st == CLLM_OK) st = open_template(f, &p, err);
     if (st == CLLM_OK && p.load_model) st = open_model(f, &p, err);

@@ -37,7 +37,7 @@ int cllm_model_gguf_llama_cpp_compatible(const cllm_model_config *cfg) {
 }
 
 cllm_model_save_params cllm_model_save_default_params(void) {
-    cllm_model_save_params p = {CLLM_GGML_F32, "cllm", NULL, NULL};
+    cllm_model_save_params p = {CLLM_GGML_F32, "cllm", NULL, NULL, NULL};
     return p;
 }
 
@@ -100,6 +100,7 @@ static cllm_status put_keys(cllm_gguf_writer *w, const cllm_model_config *c, con
 #define DO(call) do { if (!st) st = (call); } while (0)
     DO(cllm_gguf_set_str(w, "general.architecture", arch, err));
     DO(cllm_gguf_set_str(w, "general.name", p->name ? p->name : "cllm", err));
+    if (p->description) DO(cllm_gguf_set_str(w, "general.description", p->description, err));
     DO(cllm_gguf_set_u32(w, "general.file_type", file_type_of(p->weight_type), err));
     if (p->weight_type == CLLM_GGML_Q8_0 || p->weight_type == CLLM_GGML_Q4_0)
         DO(cllm_gguf_set_u32(w, "general.quantization_version", 2, err)); /* ggml's GGML_QNT_VERSION */

@@ -794,6 +794,9 @@ srv_reply srv_apply_template(cllm_server *s, const char *body, size_t len) {
     char *fixed = srv_utf8_repair(text, tl);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "prompt", fixed ? fixed : "");
+    /* cllm's addition: the prompt's length as chat completions count it
+     * (the chat page trims old turns with it, as `cllm chat` does) */
+    cJSON_AddNumberToObject(o, "n_tokens", (double)toks.n);
     free(fixed);
     e = srv_reply_json(o);
 done:

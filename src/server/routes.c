@@ -121,6 +121,9 @@ static srv_reply route_models(cllm_server *s) {
     cJSON_AddNumberToObject(meta, "n_embd", c->n_embd);
     cJSON_AddNumberToObject(meta, "n_params", (double)cllm_model_num_params(s->model));
     cJSON_AddStringToObject(meta, "chat_template", cllm_chat_template_name(s->tmpl));
+    /* the file's own words (GGUF general.name / general.description): the chat page's header */
+    cJSON_AddStringToObject(meta, "name", s->p.model_title ? s->p.model_title : "");
+    cJSON_AddStringToObject(meta, "description", s->p.model_description ? s->p.model_description : "");
     cJSON_AddItemToArray(d, m);
     return srv_reply_json(o);
 }

@@ -94,7 +94,7 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
             }
             *loss += l;
             *tokens += (double)b.B * b.T;
-            if (step == 0) c->res->first_metric = c->last.accuracy;
+            if (step == c->res->start_step) c->res->first_metric = c->last.accuracy;
             c->res->last_metric = c->last.accuracy;
         }
         if (st == CLLM_OK && isfinite(l)) { /* else the harness skips the step */
@@ -125,12 +125,14 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
 static void snapshot_hook(void *ctx, cllm_train_state *s) { rl_cursor_snapshot(&((dpo_ctx *)ctx)->cursor, s); }
 
 static cllm_status write_final(const char *path, void *ctx, cllm_error *err) {
-    return cllm_rl_model_save(&((dpo_ctx *)ctx)->pol, path, err);
+    const dpo_ctx *c = ctx;
+    return rl_model_save(&c->h, &c->pol, path, err);
 }
 
 cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err) {
     memset(res, 0, sizeof *res);
-    res->val_accuracy = -1;
+    res->val_accuracy = res->val_accuracy_before = -1;
+    res->first_metric = res->last_metric = NAN;
     if (p->steps < 1 || p->batch < 1 || !(p->lr > 0) || !(p->beta > 0) || !(p->val_frac >= 0 && p->val_frac < 1))
         return cllm_error_set(err, CLLM_ERR_ARG, "dpo: steps, batch, lr and beta must be positive, val_frac in [0,1)");
     dpo_ctx c;
@@ -141,7 +143,7 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     cllm_rl_model ref = {0};
     double *pc = NULL, *pr = NULL;
     c.h.data_parallel = 1;
-    cllm_status st = rl_run_begin(&c.h, "dpo", p, write_final, &c, err);
+    cllm_status st = rl_run_begin(&c.h, "dpo", "preferring the chosen replies (DPO)", p, write_final, &c, err);
     if (st) goto done;
     cllm_model_options o = cllm_model_default_options();
     o.max_batch = 2 * p->batch;
@@ -195,7 +197,7 @@ cllm_status cllm_dpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
         res->val_accuracy = (double)correct / c.n_val;
         rl_log(p, "dpo: held-out preference accuracy %.3f (%d pair%s)", res->val_accuracy, c.n_val, c.n_val == 1 ? "" : "s");
     }
-    st = rl_run_finish(&c.h, p, "DPO loss", res, err);
+    st = rl_run_finish(&c.h, "DPO loss", res, err);
 done:
     free(c.idx);
     free(c.tok);

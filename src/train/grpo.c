@@ -108,12 +108,14 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
 static void snapshot_hook(void *ctx, cllm_train_state *s) { rl_cursor_snapshot(&((grpo_ctx *)ctx)->cursor, s); }
 
 static cllm_status write_final(const char *path, void *ctx, cllm_error *err) {
-    return cllm_rl_model_save(&((grpo_ctx *)ctx)->pol, path, err);
+    const grpo_ctx *c = ctx;
+    return rl_model_save(&c->h, &c->pol, path, err);
 }
 
 cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err) {
     memset(res, 0, sizeof *res);
-    res->val_accuracy = -1;
+    res->val_accuracy = res->val_accuracy_before = -1;
+    res->first_metric = res->last_metric = NAN;
     if (p->steps < 1 || p->batch < 1 || p->group < 2 || p->epochs < 1 || p->max_new < 1 || !(p->lr > 0) ||
         !(p->beta >= 0) || !(p->clip_eps > 0))
         return cllm_error_set(err, CLLM_ERR_ARG,
@@ -126,7 +128,7 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
     c.p = p;
     c.res = res;
     th_init(&c.h);
-    cllm_status st = rl_run_begin(&c.h, "grpo", p, write_final, &c, err);
+    cllm_status st = rl_run_begin(&c.h, "grpo", "raising the reward of its replies (GRPO)", p, write_final, &c, err);
     if (st) goto done;
     if ((st = rl_load_run("grpo", p, n, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
     if ((st = th_open(&c.h, err))) goto done; /* the run directory, before any training work */
@@ -153,7 +155,7 @@ cllm_status cllm_grpo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_e
     const th_hooks hooks = {step_hook, NULL, snapshot_hook, progress_hook, 1};
     st = th_loop(&c.h, &hooks, &c, err);
     res->rollout_tokens_per_s = c.sample_s > 0 ? res->rollout_tokens / c.sample_s : 0;
-    if (!st) st = rl_run_finish(&c.h, p, "GRPO loss", res, err);
+    if (!st) st = rl_run_finish(&c.h, "GRPO loss", res, err);
 done:
     free(c.buf);
     free(c.order);

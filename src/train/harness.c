@@ -191,6 +191,59 @@ void th_free(th_run *h) {
     h->curve_step = h->curve_loss = h->curve_val = h->step_times = NULL;
 }
 
+/* The last component of path ("a/b.jsonl" -> "b.jsonl"). */
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+void th_describe(th_run *h, const char *task, const char *data_path, const char *base_path) {
+    snprintf(h->model_name, sizeof h->model_name, "cllm-%s", h->name);
+    int k = snprintf(h->model_description, sizeof h->model_description, "%s; %s on %s", task, h->name,
+                     data_path ? base_name(data_path) : "?");
+    if (base_path && k > 0 && (size_t)k < sizeof h->model_description)
+        snprintf(h->model_description + k, sizeof h->model_description - (size_t)k, ", from %s", base_path);
+}
+
+cllm_model_save_params th_save_params(const th_run *h) {
+    cllm_model_save_params sp = cllm_model_save_default_params();
+    if (h->model_name[0]) sp.name = h->model_name;
+    if (h->model_description[0]) sp.description = h->model_description;
+    return sp;
+}
+
+void cllm_train_summary_init(cllm_train_summary *s) {
+    memset(s, 0, sizeof *s);
+    s->loss_first = s->loss_last = s->val_loss = s->val_loss_best = s->metric_first = s->metric_last = NAN;
+    s->seconds = s->tokens_per_s = NAN;
+}
+
+void cllm_train_summary_add(cllm_train_summary *s, const char *name, double value) {
+    int i = 0;
+    while (i < s->n_extra && strcmp(s->extra[i].name, name) != 0) i++;
+    if (i == CLLM_SUMMARY_MAX_EXTRA) return;
+    if (i == s->n_extra) s->n_extra++;
+    snprintf(s->extra[i].name, sizeof s->extra[i].name, "%s", name);
+    s->extra[i].value = value;
+}
+
+void th_summarize(const th_run *h, const char *weights, cllm_train_summary *s) {
+    cllm_train_summary_init(s);
+    snprintf(s->command, sizeof s->command, "%s", h->name);
+    snprintf(s->reason, sizeof s->reason, "%s", h->reason_text);
+    snprintf(s->run_dir, sizeof s->run_dir, "%s", h->run_dir);
+    snprintf(s->weights, sizeof s->weights, "%s", weights);
+    s->steps = h->state.step;
+    s->start_step = h->start_step;
+    s->skipped = h->state.nonfinite_total;
+    s->loss_first = h->first_loss;
+    s->loss_last = h->last_loss;
+    s->val_loss = h->last_val;
+    if (isfinite(h->state.best_val_loss)) s->val_loss_best = h->state.best_val_loss;
+    s->seconds = h->seconds;
+    s->tokens_per_s = h->seconds > 0 ? h->tokens_this_run / h->seconds : NAN;
+}
+
 void th_logv(void (*log)(void *ctx, const char *line), void *ctx, const char *fmt, va_list ap) {
     if (!log) return;
     char line[1024];

@@ -49,11 +49,13 @@
 #include <stdio.h>
 
 #include "cllm/train/checkpoint.h"
+#include "cllm/model/gguf_io.h"
 #include "cllm/model/model.h"
 #include "cllm/train/optim.h"
 #include "cllm/core/progress.h"
 #include "cllm/core/status.h"
 #include "cllm/train/pretrain.h"
+#include "cllm/train/summary.h"
 
 /* ---- AdamW over a set of trainable tensors ------------------------------------ */
 
@@ -137,6 +139,8 @@ struct th_run {
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
     int data_parallel;         /* 1: hooks.step computes only the units th_unit gives this rank */
+    char model_name[128];      /* general.name of the weights files: "cllm-<name>" (th_describe) */
+    char model_description[512]; /* general.description: what the model was trained to do (th_describe) */
     /* state */
     cllm_train_state state;    /* after th_begin: the checkpoint's when resumed */
     int resumed;               /* th_begin loaded a checkpoint */
@@ -165,6 +169,15 @@ struct th_run {
 
 void th_init(th_run *h);
 void th_free(th_run *h);
+/* Names the weights files this run writes (general.name: "cllm-<h->name>")
+ * and says what they were trained to do (general.description: "<task>;
+ * <h->name> on <data file's name>[, from <base path as given>]"; base may
+ * be NULL). Neither depends on the run directory, so runs of the same inputs
+ * in two directories (resume tests, ranks) still write the same bytes.
+ * Call after name is set. */
+void th_describe(th_run *h, const char *task, const char *data_path, const char *base_path);
+/* Save parameters (f32, no extra keys) carrying th_describe's name and description. */
+cllm_model_save_params th_save_params(const th_run *h);
 /* printf-style line to the trainer's log callback (none when log is NULL). */
 void th_log(const th_run *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void th_logv(void (*log)(void *ctx, const char *line), void *ctx, const char *fmt, va_list ap);
@@ -193,6 +206,10 @@ cllm_status th_update(th_run *h, double loss, cllm_error *err);
  * and the loss plot RUN_DIR/loss.svg when any step ran. */
 cllm_status th_finish(th_run *h, const char *file, const char *title, const char *y_label, int with_val, char *out,
                       size_t cap, cllm_error *err);
+/* The run's summary after th_finish (out: its weights path): command,
+ * reason, steps, first/last training loss of this process, validation
+ * losses, skipped steps, time and tokens/s. The trainer adds its metric. */
+void th_summarize(const th_run *h, const char *weights, cllm_train_summary *s);
 /* Data parallelism (docs/MPI.md): a data-parallel trainer (data_parallel = 1)
  * splits each step's global batch into n units (micro-batches, pairs) and,
  * in unit order, calls th_unit(h, i, n) for every unit before computing it:

@@ -179,12 +179,14 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
 static void snapshot_hook(void *ctx, cllm_train_state *s) { rl_cursor_snapshot(&((ppo_ctx *)ctx)->cursor, s); }
 
 static cllm_status write_final(const char *path, void *ctx, cllm_error *err) {
-    return cllm_rl_model_save(&((ppo_ctx *)ctx)->pol, path, err);
+    const ppo_ctx *c = ctx;
+    return rl_model_save(&c->h, &c->pol, path, err);
 }
 
 cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err) {
     memset(res, 0, sizeof *res);
-    res->val_accuracy = -1;
+    res->val_accuracy = res->val_accuracy_before = -1;
+    res->first_metric = res->last_metric = NAN;
     if (p->steps < 1 || p->batch < 1 || p->epochs < 1 || p->max_new < 1 || !(p->lr > 0) || !(p->clip_eps > 0) ||
         !(p->kl_coef >= 0) || !(p->vf_clip > 0))
         return cllm_error_set(err, CLLM_ERR_ARG, "ppo: steps, batch, epochs, max_new, lr, clip-eps, vf-clip must be positive");
@@ -195,7 +197,7 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     c.p = p;
     c.res = res;
     th_init(&c.h);
-    cllm_status st = rl_run_begin(&c.h, "ppo", p, write_final, &c, err);
+    cllm_status st = rl_run_begin(&c.h, "ppo", "raising a reward model's score of its replies (PPO)", p, write_final, &c, err);
     if (st) goto done;
     if ((st = rl_load_run("ppo", p, n, &c.pol, &c.ref, &c.rm, &c.data, &c.max_T, err))) goto done;
     cllm_model_options vo = cllm_model_default_options();
@@ -236,7 +238,7 @@ cllm_status cllm_ppo_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_er
     const th_hooks hooks = {step_hook, NULL, snapshot_hook, progress_hook, 1};
     st = th_loop(&c.h, &hooks, &c, err);
     res->rollout_tokens_per_s = c.sample_s > 0 ? res->rollout_tokens / c.sample_s : 0;
-    if (!st) st = rl_run_finish(&c.h, p, "PPO loss (policy + vf_coef x value)", res, err);
+    if (!st) st = rl_run_finish(&c.h, "PPO loss (policy + vf_coef x value)", res, err);
 done:
     free(c.buf);
     free(c.hgrad);

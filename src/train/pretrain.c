@@ -150,6 +150,7 @@ typedef struct {
     uint64_t layout;
     uint64_t tokenizer_hash; /* recorded as cllm.tokenizer_hash in the file */
     const cllm_tokenizer *tokenizer; /* written as tokenizer.ggml.* keys */
+    const th_run *h;                 /* the file's name and description (th_save_params) */
 } weights_ctx;
 
 static cllm_status add_train_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
@@ -196,8 +197,7 @@ static cllm_status resolve_tokenizer(const cllm_pretrain_params *p, const cllm_l
 /* f32 GGUF round-trips bit-exactly (model/gguf_io.h), which exact resume needs. */
 static cllm_status write_weights(const char *path, void *ctx, cllm_error *err) {
     weights_ctx *wc = ctx;
-    cllm_model_save_params sp = cllm_model_save_default_params();
-    sp.weight_type = CLLM_GGML_F32;
+    cllm_model_save_params sp = th_save_params(wc->h);
     sp.extra = add_train_keys;
     sp.extra_ctx = wc;
     return cllm_model_save_gguf(wc->model, path, &sp, err);
@@ -423,7 +423,8 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     char config[CLLM_CKPT_CONFIG_MAX];
     config_text(p, &cfg, config, sizeof config);
     const uint64_t tok_hash = cllm_loader_tokenizer_hash(r.loader), layout = layout_hash(r.model, config);
-    weights_ctx wctx = {r.model, layout, tok_hash, tokenizer};
+    weights_ctx wctx = {r.model, layout, tok_hash, tokenizer, &r.h};
+    th_describe(&r.h, "next-token prediction", p->data_paths[0], NULL);
     r.h.weights_ext = "gguf";
     r.h.write_weights = write_weights;
     r.h.read_weights = read_weights;
@@ -451,6 +452,9 @@ cllm_status cllm_pretrain_run(const cllm_pretrain_params *p, cllm_pretrain_resul
     /* final weights beside the checkpoints, and the loss curve */
     st = th_finish(&r.h, "model.gguf", "Training loss", "cross-entropy (nats/token)", p->eval_every > 0,
                    res->weights_path, sizeof res->weights_path, err);
+    th_summarize(&r.h, res->weights_path, &res->summary);
+    cllm_train_summary_add(&res->summary, "params", (double)res->n_params);
+    if (isfinite(res->mfu)) cllm_train_summary_add(&res->summary, "mfu", res->mfu);
 done:
     run_free(&r);
     return st;

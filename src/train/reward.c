@@ -77,12 +77,12 @@ typedef struct {
     cllm_rng rng;
     rl_cursor cursor;
     double batch_acc;       /* the last step's pairwise accuracy (log) */
+    cllm_rl_result *res;    /* first_metric / last_metric: the batch accuracy of this run's first and last step */
     th_run h;
 } reward_ctx;
 
 /* hooks.step: one batch of pairs, the Bradley-Terry loss, trunk and head gradients. */
 static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *tokens, cllm_error *err) {
-    (void)step;
     reward_ctx *c = ctx;
     const int C = c->C;
     int k = c->p->batch < c->n_train ? c->p->batch : c->n_train;
@@ -126,6 +126,8 @@ static cllm_status step_hook(void *ctx, int64_t step, double *loss, double *toke
         cllm_rl_batch_free(&b);
     }
     c->batch_acc = seen ? (double)correct_all / seen : NAN; /* this rank's pairs */
+    if (step == c->res->start_step) c->res->first_metric = c->batch_acc;
+    c->res->last_metric = c->batch_acc;
     return st;
 }
 
@@ -142,20 +144,23 @@ static void progress_hook(void *ctx, const th_run *h, double loss, float lr, cha
 static void snapshot_hook(void *ctx, cllm_train_state *s) { rl_cursor_snapshot(&((reward_ctx *)ctx)->cursor, s); }
 
 static cllm_status write_final(const char *path, void *ctx, cllm_error *err) {
-    return cllm_rl_model_save(&((reward_ctx *)ctx)->rm, path, err);
+    const reward_ctx *c = ctx;
+    return rl_model_save(&c->h, &c->rm, path, err);
 }
 
 cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err) {
     memset(res, 0, sizeof *res);
-    res->val_accuracy = -1;
+    res->val_accuracy = res->val_accuracy_before = -1;
+    res->first_metric = res->last_metric = NAN;
     if (p->steps < 1 || p->batch < 1 || !(p->lr > 0) || !(p->val_frac >= 0 && p->val_frac < 1))
         return cllm_error_set(err, CLLM_ERR_ARG, "reward: steps, batch and lr must be positive, val_frac in [0,1)");
     reward_ctx c;
     memset(&c, 0, sizeof c);
     c.p = p;
+    c.res = res;
     th_init(&c.h);
     c.h.data_parallel = 1;
-    cllm_status st = rl_run_begin(&c.h, "reward", p, write_final, &c, err);
+    cllm_status st = rl_run_begin(&c.h, "reward", "scoring replies (a reward model trained on preference pairs)", p, write_final, &c, err);
     if (st) goto done;
     cllm_model_options o = cllm_model_default_options();
     o.training = 1;
@@ -194,7 +199,7 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
     double acc0 = -1;
     if (c.n_val && (st = eval_accuracy(&c.rm, &c.data, c.idx + c.n_train, c.n_val, p->batch, c.max_T, &acc0, err)))
         goto done;
-    res->first_metric = acc0;
+    res->val_accuracy_before = acc0;
     if (c.n_val)
         rl_log(p, "reward: %d train / %d held-out pairs; held-out accuracy at step %d %.3f", c.n_train, c.n_val,
                res->start_step, acc0);
@@ -206,8 +211,7 @@ cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm
             goto done;
         rl_log(p, "reward: held-out pairwise accuracy %.3f (%d pair%s)", res->val_accuracy, c.n_val, c.n_val == 1 ? "" : "s");
     }
-    res->last_metric = res->val_accuracy;
-    st = rl_run_finish(&c.h, p, "reward model loss", res, err);
+    st = rl_run_finish(&c.h, "reward model loss", res, err);
 done:
     free(c.idx);
     free(c.dh);

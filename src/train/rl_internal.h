@@ -20,18 +20,22 @@
 /* Harness settings from p: run directory, resume, checkpoints, stop flag,
  * log, a constant learning rate over p->steps; checkpoint weights are the
  * optimizers' blocks (the harness's "params" file), write_final(ctx) the
- * model at the end. Then locks an existing run directory. */
-cllm_status rl_run_begin(th_run *h, const char *name, const cllm_rl_params *p, cllm_ckpt_model_writer write_final,
-                         void *ctx, cllm_error *err);
+ * model at the end (through rl_model_save, which names it: th_describe with
+ * task). Then locks an existing run directory. */
+cllm_status rl_run_begin(th_run *h, const char *name, const char *task, const cllm_rl_params *p,
+                         cllm_ckpt_model_writer write_final, void *ctx, cllm_error *err);
+/* cllm_rl_model_save with the run's general.name and general.description. */
+cllm_status rl_model_save(const th_run *h, const cllm_rl_model *rm, const char *path, cllm_error *err);
 /* AdamW hyper-parameters of a run (p->weight_decay on matrices). */
 cllm_adamw_params rl_adamw(const cllm_rl_params *p);
 /* "kind=...\nsteps=...\n..." of the settings every run has, into out[cap]. */
 int rl_config_common(const char *name, const cllm_rl_params *p, char *out, size_t cap);
 /* FNV-1a over every example's ids and answer: the run's data identity. */
 uint64_t rl_data_fingerprint(const cllm_pref_data *d);
-/* After th_loop: the result fields, RUN_DIR/model.gguf (+ p->out_path). */
-cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title, cllm_rl_result *res,
-                          cllm_error *err);
+/* After th_loop: the result fields, RUN_DIR/model.gguf and res->summary
+ * (metric: first_metric / last_metric; held-out accuracies and rollout
+ * counts as extras). */
+cllm_status rl_run_finish(th_run *h, const char *title, cllm_rl_result *res, cllm_error *err);
 
 /* printf-style line to p->log when set. */
 void rl_log(const cllm_rl_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -23,13 +23,14 @@
 
 /* ---- the run on the harness ------------------------------------------------ */
 
-cllm_status rl_run_begin(th_run *h, const char *name, const cllm_rl_params *p, cllm_ckpt_model_writer write_final,
-                         void *ctx, cllm_error *err) {
+cllm_status rl_run_begin(th_run *h, const char *name, const char *task, const cllm_rl_params *p,
+                         cllm_ckpt_model_writer write_final, void *ctx, cllm_error *err) {
     if (!p->run_dir) return cllm_error_set(err, CLLM_ERR_ARG, "%s: no run directory (--out RUN_DIR)", name);
     if (p->keep < 1 || p->save_every < 0)
         return cllm_error_set(err, CLLM_ERR_ARG, "%s: keep must be >= 1 and save_every >= 0", name);
     h->name = name;
     h->run_dir = p->run_dir;
+    th_describe(h, task, p->data_path, p->model_path);
     h->resume = p->resume;
     h->progress = p->progress;
     h->keep = p->keep;
@@ -84,12 +85,23 @@ cllm_status rl_run_start(th_run *h, const char *config, const cllm_pref_data *d,
     return st;
 }
 
-cllm_status rl_run_finish(th_run *h, const cllm_rl_params *p, const char *title, cllm_rl_result *res,
+cllm_status rl_run_finish(th_run *h, const char *title, cllm_rl_result *res,
                           cllm_error *err) {
     res->steps_done = (int)h->state.step;
     snprintf(res->reason_text, sizeof res->reason_text, "%s", h->reason_text);
     cllm_status st = th_finish(h, "model.gguf", title, "loss", 0, res->output_path, sizeof res->output_path, err);
-    if (st == CLLM_OK && p->out_path && th_is_writer(h)) st = h->write_final(p->out_path, h->weights_ctx, err);
+    cllm_train_summary *s = &res->summary;
+    th_summarize(h, res->output_path, s);
+    const int rollouts = !strcmp(h->name, "ppo") || !strcmp(h->name, "grpo");
+    snprintf(s->metric, sizeof s->metric, "%s", rollouts ? "mean reward of the rollouts" : "pair accuracy of the batch");
+    s->metric_first = res->first_metric;
+    s->metric_last = res->last_metric;
+    if (res->val_accuracy_before >= 0) cllm_train_summary_add(s, "val_accuracy_before", res->val_accuracy_before);
+    if (res->val_accuracy >= 0) cllm_train_summary_add(s, "val_accuracy", res->val_accuracy);
+    if (rollouts) {
+        cllm_train_summary_add(s, "rollout_tokens", (double)res->rollout_tokens);
+        cllm_train_summary_add(s, "rollout_tokens_per_s", res->rollout_tokens_per_s);
+    }
     return st;
 }
 
@@ -279,9 +291,16 @@ static cllm_status save_extra(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     return cllm_gguf_add_tensor(w, CLLM_REWARD_HEAD_B, 0, 1, &one, rm->head_w + C, sizeof(float), err);
 }
 
-cllm_status cllm_rl_model_save(const cllm_rl_model *rm, const char *path, cllm_error *err) {
-    cllm_model_save_params sp = cllm_model_save_default_params();
+static cllm_status model_save(const cllm_rl_model *rm, const char *path, cllm_model_save_params sp, cllm_error *err) {
     sp.extra = save_extra;
     sp.extra_ctx = (void *)rm;
     return cllm_model_save_gguf(rm->model, path, &sp, err);
+}
+
+cllm_status cllm_rl_model_save(const cllm_rl_model *rm, const char *path, cllm_error *err) {
+    return model_save(rm, path, cllm_model_save_default_params(), err);
+}
+
+cllm_status rl_model_save(const th_run *h, const cllm_rl_model *rm, const char *path, cllm_error *err) {
+    return model_save(rm, path, th_save_params(h), err);
 }

@@ -205,7 +205,7 @@ static cllm_status add_keys(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
 static cllm_status write_weights(const char *path, void *ctx, cllm_error *err) {
     sft_ctx *c = ctx;
     if (c->lora) return cllm_model_lora_save_gguf(c->model, path, err);
-    cllm_model_save_params sp = cllm_model_save_default_params();
+    cllm_model_save_params sp = th_save_params(&c->h);
     sp.extra = add_keys;
     sp.extra_ctx = c;
     return cllm_model_save_gguf(c->model, path, &sp, err);
@@ -471,6 +471,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     th_init(&c.h);
     c.h.name = "sft";
     c.h.run_dir = P.run_dir;
+    th_describe(&c.h, "answering as the assistant in chats", P.data_path, P.model_path);
     c.h.resume = P.resume;
     c.h.keep = P.keep;
     c.h.precision = P.precision;
@@ -543,6 +544,18 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     st = th_finish(&c.h, c.lora ? "adapter.gguf" : "model.gguf", c.lora ? "SFT loss (LoRA)" : "SFT loss",
                    "cross-entropy on assistant tokens (nats)", val.n > 0, res->output_path, sizeof res->output_path, err);
     res->save_seconds = c.h.save_seconds;
+    cllm_train_summary *sm = &res->summary;
+    th_summarize(&c.h, res->output_path, sm);
+    const struct { const char *name; double v; } extra[] = {
+        {"examples", (double)res->n_examples}, {"val_examples", (double)res->n_val_examples},
+        {"truncated", (double)res->n_truncated}, {"dropped", (double)res->n_dropped},
+        {"rows_per_epoch", (double)res->rows_per_epoch}, {"trainable_params", (double)res->trainable_params},
+        {"total_params", (double)res->total_params}, {"grad_bytes", (double)res->grad_bytes},
+        {"optimizer_bytes", (double)res->optimizer_bytes}, {"step_tokens_per_s", res->tokens_per_s},
+        {"assistant_tokens_per_s", res->loss_tokens_per_s}, {"ms_per_step_median", 1e3 * res->step_seconds_median},
+        {"startup_seconds", res->startup_seconds}, {"step_seconds", res->step_seconds},
+        {"eval_seconds", res->eval_seconds}, {"save_seconds", res->save_seconds}};
+    for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++) cllm_train_summary_add(sm, extra[k].name, extra[k].v);
 done:
     cllm_model_file_close(&base);
     cllm_sft_dataset_free(&train);

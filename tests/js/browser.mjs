@@ -1,6 +1,6 @@
-// browser.mjs: the headless Chromium both page tests use (Debian's
-// `chromium` through playwright-core, a throw-away profile), and the check
-// counter they print as "N passed, N failed".
+// browser.mjs: the headless Chromium the page tests use (Debian's
+// `chromium` through playwright-core, a throw-away profile), the check
+// counter they print as "N passed, N failed", and runPage, their frame.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,4 +28,22 @@ export async function launch(exe) {
     });
   } catch (e) { await close(); throw e; }
   return { ctx, close };
+}
+
+// Runs body(page) on the first page of a fresh browser: an exception is one
+// failed check; the browser is always closed (then cleanup runs), the tally
+// printed as "N passed, N failed", and the process exits 1 when any check failed.
+export async function runPage(exe, body, cleanup = () => {}) {
+  let browser = null;
+  try {
+    browser = await launch(exe);
+    await body(browser.ctx.pages()[0] ?? await browser.ctx.newPage());
+  } catch (e) {
+    check("chromium drove the page", false, String(e && e.stack || e));
+  } finally {
+    if (browser) await browser.close();
+    cleanup();
+  }
+  console.log(`${tally.passed} passed, ${tally.failed} failed`);
+  process.exit(tally.failed ? 1 : 0);
 }

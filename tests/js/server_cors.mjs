@@ -4,17 +4,13 @@
 // without (a 401 the page can read). argv: API base URL, chromium path, key.
 // Prints "N passed, N failed".
 import { createServer } from "node:http";
-import { check, launch, tally } from "./browser.mjs";
+import { check, runPage } from "./browser.mjs";
 
 const [apiURL, exe, key] = process.argv.slice(2);
 const site = createServer((req, res) => { res.writeHead(200, { "Content-Type": "text/html" }); res.end("<!doctype html><p>other origin</p>"); });
 await new Promise((r) => site.listen(0, "127.0.0.1", r));
 const pageURL = `http://127.0.0.1:${site.address().port}`;
-let browser = null;
-try {
-  browser = await launch(exe);
-  const ctx = browser.ctx;
-  const page = ctx.pages()[0] ?? await ctx.newPage();
+await runPage(exe, async (page) => {
   await page.goto(pageURL + "/");
   const out = await page.evaluate(async ([api, key]) => {
     const body = JSON.stringify({ messages: [{ role: "user", content: "the cat" }], max_tokens: 6, temperature: 0 });
@@ -30,11 +26,4 @@ try {
   check("cross-origin POST with the key (preflighted): 200", out.s1 === 200 && typeof out.text === "string", JSON.stringify(out));
   check("cross-origin stream readable, ends with [DONE]", out.s2 === 200 && out.sse.endsWith("data: [DONE]\n\n"), out.sse.slice(-80));
   check("cross-origin wrong key: a readable 401", out.s3 === 401 && out.e3 === "authentication_error", JSON.stringify(out));
-} catch (e) {
-  check("no exception", false, String(e && e.stack || e));
-} finally {
-  if (browser) await browser.close();
-  site.close();
-}
-console.log(`${tally.passed} passed, ${tally.failed} failed`);
-process.exit(tally.failed ? 1 : 0);
+}, () => site.close());

@@ -2,14 +2,10 @@
 // `chromium`, through playwright-core): type a message, send it, and see
 // the streamed reply appear; the stop button and the conversation kept in
 // the page. argv: base URL, chromium path. Prints "N passed, N failed".
-import { check, launch, tally } from "./browser.mjs";
+import { check, runPage } from "./browser.mjs";
 
 const [baseURL, exe] = process.argv.slice(2);
-let browser = null;
-try {
-  browser = await launch(exe);
-  const ctx = browser.ctx;
-  const page = ctx.pages()[0] ?? await ctx.newPage();
+await runPage(exe, async (page) => {
   const external = [];
   page.on("request", (r) => { if (!r.url().startsWith(baseURL)) external.push(r.url()); });
   await page.goto(baseURL + "/");
@@ -38,10 +34,4 @@ try {
     && document.querySelectorAll(".msg.assistant")[1].dataset.state === "done", null, { timeout: 30000 });
   check("the conversation is kept", (await page.locator(".msg.user").count()) === 2);
   check("no external requests", external.length === 0, external.join(" "));
-} catch (e) {
-  check("chromium drove the page", false, String(e && e.stack || e));
-} finally {
-  if (browser) await browser.close();
-}
-console.log(`${tally.passed} passed, ${tally.failed} failed`);
-process.exit(tally.failed ? 1 : 0);
+});

@@ -56,6 +56,8 @@ typedef struct {
     cllm_error chat_template_error; /* why, naming file, key and line, when chat_template_refused */
     cllm_gguf *gguf;              /* owned, open; NULL once released */
     const char *path;             /* borrowed from the caller */
+    char name[128];               /* general.name ("" when absent; cut to fit) */
+    char description[512];        /* general.description: what it was trained to do ("" when absent) */
 } cllm_model_file;
 
 cllm_model_file_params cllm_model_file_default_params(void);

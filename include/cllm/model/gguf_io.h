@@ -48,6 +48,7 @@ typedef cllm_status (*cllm_gguf_kv_hook)(cllm_gguf_writer *w, void *ctx, cllm_er
 typedef struct {
     uint32_t weight_type;    /* cllm_ggml_type for 2-D matrices; default CLLM_GGML_F32 */
     const char *name;        /* general.name; default "cllm" */
+    const char *description; /* general.description (what the model was trained to do); NULL: none */
     cllm_gguf_kv_hook extra; /* may be NULL */
     void *extra_ctx;
 } cllm_model_save_params;

@@ -52,6 +52,8 @@ typedef struct {
     int port;                /* 0: any free port (see cllm_server_port) */
     const char *api_key;     /* NULL or "": no key required */
     const char *model_name;  /* id shown by /v1/models */
+    const char *model_title; /* the file's general.name, shown on the chat page; NULL: none */
+    const char *model_description; /* general.description: what it was trained to do; NULL: none */
     const char *cors_origin; /* NULL: no CORS headers (default) */
     int parallel;            /* KV slots decoded together, >= 1 */
     int queue;               /* sequences waiting beyond the slots, >= 0 */

@@ -43,6 +43,7 @@
 #include "cllm/model/model.h"
 #include "cllm/train/optim.h"
 #include "cllm/core/status.h"
+#include "cllm/train/summary.h"
 #include "cllm/tokenizer/tokenizer.h"
 
 typedef struct {
@@ -118,6 +119,7 @@ typedef struct {
     double mfu;                  /* model FLOPs utilisation, NaN when unknown */
     size_t n_params;
     char weights_path[4096];     /* final weights file */
+    cllm_train_summary summary;  /* the fields above in the shape every trainer prints (summary.h) */
 } cllm_pretrain_result;
 
 /* Validates every parameter (naming the field on error) before touching files. */

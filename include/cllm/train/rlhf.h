@@ -39,6 +39,7 @@
 #include "cllm/layers/layers.h"
 #include "cllm/model/model.h"
 #include "cllm/core/status.h"
+#include "cllm/train/summary.h"
 #include "cllm/tokenizer/tokenizer.h"
 
 /* GGUF tensor names of a scalar head stored next to the model's tensors
@@ -233,7 +234,6 @@ typedef struct {
     const char *reward_path; /* PPO/GRPO: reward model GGUF (cllm reward); NULL for GRPO with vreward */
     const char *data_path;   /* JSONL */
     const char *run_dir;     /* run directory (required): lock, ckpt-*, train.csv, model.gguf */
-    const char *out_path;    /* NULL, or also write the final model to this GGUF */
     int resume;              /* 1: continue from the newest checkpoint of run_dir */
     int progress;            /* 1: a progress bar with ETA on stderr instead of a log line every
                                 5-10 steps (cllm's commands: when stderr is a terminal) */
@@ -273,14 +273,17 @@ typedef struct {
 cllm_rl_params cllm_rl_default_params(void);
 
 typedef struct {
-    double first_metric, last_metric; /* reward: val accuracy; DPO: train acc; PPO/GRPO: mean reward */
+    double first_metric, last_metric; /* at this process's first and last step (NaN: none): reward, DPO:
+                                         the batch's pair accuracy; PPO/GRPO: the rollouts' mean reward */
     double val_accuracy;              /* reward/DPO held-out pairwise accuracy at the end (-1 if none) */
+    double val_accuracy_before;       /* reward: the same before this process's first step (-1 if none) */
     int steps_done;                   /* steps completed in the whole run (resumed ones included) */
     int start_step;                   /* 0, or the step this process resumed at */
     double rollout_tokens_per_s;      /* PPO/GRPO sampling speed */
     int64_t rollout_tokens;           /* sampled by this process */
     char output_path[4096];           /* RUN_DIR/model.gguf */
     char reason_text[256];            /* why the run stopped ("completed N steps", a signal, ...) */
+    cllm_train_summary summary;       /* the fields above in the shape every trainer prints (summary.h) */
 } cllm_rl_result;
 
 cllm_status cllm_reward_train(const cllm_rl_params *p, cllm_rl_result *res, cllm_error *err);

@@ -39,6 +39,7 @@
 #include "cllm/model/model.h"
 #include "cllm/train/optim.h"
 #include "cllm/core/status.h"
+#include "cllm/train/summary.h"
 
 typedef struct {
     const char *model_path;        /* base GGUF (with tokenizer metadata, or 256 tokens = bytes) */
@@ -102,6 +103,8 @@ typedef struct {
     size_t grad_bytes, optimizer_bytes;       /* gradient and AdamW moment memory */
     char output_path[4096];                   /* model.gguf or adapter.gguf */
     char reason_text[256];
+    cllm_train_summary summary;               /* the shape every trainer prints (summary.h); the
+                                                 numbers above are its extras */
 } cllm_sft_result;
 
 cllm_status cllm_sft_validate(const cllm_sft_params *p, cllm_error *err);
