@@ -64,6 +64,11 @@ static void logf_(const cllm_scale_params *p, const char *fmt, ...) {
 
 /* ---- the ladder rule and speed ------------------------------------------------ */
 
+static int rung_width(int rung) { return 16 * (rung + 1); }
+
+/* The learning-rate rule: 2e-3 at width 128, scaled by 1/sqrt(width). */
+static double rung_lr(int rung) { return 2e-3 * sqrt(128.0 / rung_width(rung)); }
+
 cllm_status cllm_scale_rung_config(int rung, int vocab, int context, cllm_model_config *cfg, cllm_error *err) {
     if (rung < 1 || rung > CLLM_SCALE_MAX_RUNGS)
         return cllm_error_set(err, CLLM_ERR_ARG, "rung %d is outside 1..%d", rung, CLLM_SCALE_MAX_RUNGS);
@@ -71,7 +76,7 @@ cllm_status cllm_scale_rung_config(int rung, int vocab, int context, cllm_model_
     c.vocab_size = vocab;
     c.context_length = context;
     c.n_layer = rung;
-    c.n_embd = 16 * (rung + 1);
+    c.n_embd = rung_width(rung);
     c.n_head = c.n_kv_head = rung + 1;
     c.ffn_hidden = (int)lround(8.0 / 3.0 * c.n_embd / 8.0) * 8;
     c.pos = CLLM_POS_ROPE;
@@ -172,7 +177,7 @@ static scale_run *plan_add(scale_plan *pl, int ri, int64_t steps, const cllm_sca
     r->rung = rung;
     r->steps = steps;
     r->budget = -1;
-    r->lr = 2e-3 * sqrt(128.0 / (16.0 * (rung + 1)));
+    r->lr = rung_lr(rung);
     r->est_s = run_seconds(pl, ri, steps, p->B * p->T);
     return r;
 }
@@ -697,7 +702,7 @@ static cllm_status write_report(const cllm_scale_params *p, const scale_plan *pl
         else if (r->ladder && r->budget >= 0) snprintf(role, sizeof role, "ladder, isoFLOP %d", r->budget + 1);
         else if (r->ladder) snprintf(role, sizeof role, "ladder");
         else snprintf(role, sizeof role, "isoFLOP %d", r->budget + 1);
-        cllm_atomic_printf(&af, "| %s | %d | %d | %s | %s | %.1f | %.3g | %s | %.4f | %.0f |\n", r->name, r->cfg.n_layer,
+        cllm_atomic_printf(&af, "| %s | %d | %d | %s | %s | %.1f | %.3g | %s | %.4f | %.1f |\n", r->name, r->cfg.n_layer,
                            r->cfg.n_embd, n, d, r->D / r->N, 6 * r->N * r->D, role, r->loss, r->seconds);
     }
     cllm_atomic_printf(&af, "\n## The parameter law, without the largest size\n\n"
@@ -845,8 +850,9 @@ cllm_status cllm_scale_run(const cllm_scale_params *p, cllm_scale_result *res, c
         for (int i = 0; i < pl->n_rungs && st == CLLM_OK; i++) {
             st = rung_speed(p, pl->rungs[i], pl->vocab, &pl->tps[i], err);
             if (st == CLLM_OK)
-                logf_(p, "scale: size %d (%d layers x %d wide, %.0f non-embedding parameters): %.0f tokens/s here",
-                      pl->rungs[i], pl->rungs[i], 16 * (pl->rungs[i] + 1), pl->N[i], pl->tps[i]);
+                logf_(p, "scale: size %d (%d layer%s x %d wide, %.0f non-embedding parameters): %.0f tokens/s here",
+                      pl->rungs[i], pl->rungs[i], pl->rungs[i] == 1 ? "" : "s", rung_width(pl->rungs[i]), pl->N[i],
+                      pl->tps[i]);
         }
         if (st == CLLM_OK) st = plan_make(pl, p, err);
         if (st == CLLM_OK) st = plan_write(pl, path, err);
@@ -859,7 +865,7 @@ cllm_status cllm_scale_run(const cllm_scale_params *p, cllm_scale_result *res, c
     if (p->plan_only) goto done;
 
     /* Every run but the held-out one, smallest compute first within each group. */
-    double left = res->planned_seconds, t_start = cllm_now_seconds();
+    double left = res->planned_seconds; /* planned seconds of the runs not yet passed */
     int stopped = 0;
     for (int pass = 0; pass < 2 && st == CLLM_OK && !stopped; pass++) {
         for (int i = 0; i < pl->n_runs && st == CLLM_OK && !stopped; i++) {
@@ -877,10 +883,10 @@ cllm_status cllm_scale_run(const cllm_scale_params *p, cllm_scale_result *res, c
                     logf_(p, "scale: predicted held-out loss of %s: %.4f (90%% interval %.4f .. %.4f), written before training it",
                           r->name, res->predicted, res->pred_lo, res->pred_hi);
                 }
-                double el = cllm_now_seconds() - t_start;
-                logf_(p, "scale: run %s: %d layers x %d wide, %.0f tokens (%.1f per parameter), about %.0f s; "
-                         "ladder about %.1f minutes to go",
-                      r->name, r->cfg.n_layer, r->cfg.n_embd, r->D, r->D / r->N, r->est_s, fmax(0, left - el) / 60);
+                logf_(p, "scale: run %s: %d layer%s x %d wide, %.0f tokens (%.1f per parameter), about %.0f s; "
+                         "about %.1f minutes of training to go",
+                      r->name, r->cfg.n_layer, r->cfg.n_layer == 1 ? "" : "s", r->cfg.n_embd, r->D, r->D / r->N,
+                      r->est_s, left / 60);
                 st = run_one(p, pl, r, &stopped, err);
             }
             left -= r->est_s;
