@@ -436,13 +436,14 @@ static cllm_status run_one(const cllm_scale_params *p, const scale_plan *pl, sca
     double loss = isfinite(res.last_val_loss) ? res.last_val_loss : res.best_val_loss;
     if (!(isfinite(loss) && loss > 0))
         return cllm_error_set(err, CLLM_ERR_NUMERIC, "run %s ended without a held-out loss (%s)", r->name, res.reason_text);
-    r->done = 1;
-    r->loss = loss;
-    r->seconds = res.seconds;
     snprintf(path, sizeof path, "%s/scale.txt", dir);
     char text[256];
     int len = snprintf(text, sizeof text, "loss %.17g\nseconds %.3f\n", loss, res.seconds);
-    return cllm_file_write_atomic(path, text, (size_t)len, err);
+    st = cllm_file_write_atomic(path, text, (size_t)len, err);
+    /* The numbers as a rerun will read them, so this run's report and a rerun's are the same. */
+    if (st == CLLM_OK) run_result_read(p, r);
+    if (st == CLLM_OK && !r->done) st = cllm_error_set(err, CLLM_ERR_IO, "%s: cannot read back what was written", path);
+    return st;
 }
 
 /* A rung's training speed here, measured by the trainer itself (optimizer,
