@@ -310,3 +310,33 @@ void cli_print_train_summary(const cllm_train_summary *s, int json) {
     }
     printf("%s\n", s->n_extra ? "" : " -");
 }
+
+static volatile sig_atomic_t stop_requested;
+static char stop_message[160];
+static size_t stop_message_len;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+    ssize_t w = write(STDERR_FILENO, stop_message, stop_message_len); /* async-signal-safe */
+    (void)w;
+}
+
+volatile sig_atomic_t *cli_stop_on_signal(const char *command) {
+    int n = snprintf(stop_message, sizeof stop_message,
+                     "\ncllm %s: stop requested; finishing this step and saving (signal again to kill)\n", command);
+    stop_message_len = n > 0 && (size_t)n < sizeof stop_message ? (size_t)n : strlen(stop_message);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal takes the default action */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return &stop_requested;
+}
+
+void cli_log_line(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+}

@@ -8,6 +8,7 @@
 #ifndef CLLM_TOOLS_CLI_H
 #define CLLM_TOOLS_CLI_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include <stdio.h>
@@ -71,6 +72,14 @@ int cli_parse_precision(const char *command, const char *text, cllm_precision *o
  * numbers as more keys). CLI_JSON_HELP is the flag's line, CLI_SUMMARY_HELP
  * the section that ends each trainer's --help. */
 void cli_print_train_summary(const cllm_train_summary *s, int json);
+
+/* The trainers' Ctrl-C: installs a SIGINT/SIGTERM handler whose first signal
+ * sets the returned flag (the trainer finishes its step, saves and returns)
+ * and prints "cllm <command>: stop requested; finishing this step and saving
+ * (signal again to kill)"; a second signal takes the default action. */
+volatile sig_atomic_t *cli_stop_on_signal(const char *command);
+/* A trainer's log callback: the line on stderr. */
+void cli_log_line(void *ctx, const char *line);
 #define CLI_JSON_HELP "  --json               print the end-of-run summary as one JSON object (see Summary)\n"
 #define CLI_SUMMARY_HELP                                                                             \
     "\nSummary (stdout, the same lines for every trainer, \"-\" for none; --json: the [keys], null\n"  \

@@ -25,21 +25,6 @@
 #define CMD "pretrain"
 #define MAX_DATA 256
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-    static const char msg[] = "\ncllm pretrain: stop requested; finishing this step and saving (signal again to kill)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void log_line(void *ctx, const char *line) {
-    (void)ctx;
-    fprintf(stderr, "%s\n", line);
-}
-
 static void usage(void) {
     printf(
         "Usage: cllm pretrain --data FILE[,FILE...] --out RUN_DIR [options]\n\n"
@@ -270,15 +255,8 @@ int cllm_cmd_pretrain(int argc, char **argv) {
     if (rc != CLI_EXIT_OK) goto out;
     p.tokenizer = tokenizer;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second signal takes the default action */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    p.stop_flag = &stop_requested;
-    p.log = log_line;
+    p.stop_flag = cli_stop_on_signal(CMD);
+    p.log = cli_log_line;
 
     cllm_pretrain_result res;
     cllm_error err;

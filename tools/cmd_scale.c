@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,21 +18,6 @@
 
 #define CMD "scale"
 #define MAX_DATA 256
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-    static const char msg[] = "\ncllm scale: stop requested; finishing this step and saving (rerun the same command to continue)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void log_line(void *ctx, const char *line) {
-    (void)ctx;
-    fprintf(stderr, "%s\n", line);
-}
 
 static void usage(void) {
     printf("Usage: cllm scale --data FILE[,FILE...] --out DIR [options]\n\n"
@@ -158,16 +142,8 @@ int cllm_cmd_scale(int argc, char **argv) {
     p.data_paths = data;
     p.n_data = n_data;
     p.tokenizer = tokenizer;
-    p.log = log_line;
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    p.stop_flag = &stop_requested;
+    p.log = cli_log_line;
+    p.stop_flag = cli_stop_on_signal(CMD);
 
     cllm_scale_result res;
     cllm_error err;

@@ -21,21 +21,6 @@
 
 #define CMD "sft"
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-    static const char msg[] = "\ncllm sft: stop requested; finishing this step and saving\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void log_line(void *ctx, const char *line) {
-    (void)ctx;
-    fprintf(stderr, "%s\n", line);
-}
-
 static void usage(void) {
     printf("Usage: cllm sft --model BASE.gguf --data train.jsonl --out RUN_DIR [options]\n\n"
            "Supervised fine-tuning on JSONL in TRL's formats: {\"messages\": [...]},\n"
@@ -144,14 +129,8 @@ int cllm_cmd_sft(int argc, char **argv) {
     for (int k = 0; k < 3; k++)
         if (files[k] && cllm_file_check_regular(files[k], NULL, &err) != CLLM_OK) return cli_fail(CMD, &err);
     p.progress = !quiet;
-    p.log = quiet ? NULL : log_line;
-    p.stop_flag = &stop_requested;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    p.log = quiet ? NULL : cli_log_line;
+    p.stop_flag = cli_stop_on_signal(CMD);
     cllm_sft_result r;
     if (cllm_sft_run(&p, &r, &err) != CLLM_OK) return cli_fail(CMD, &err);
     cli_print_train_summary(&r.summary, json);

@@ -124,31 +124,10 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
     return 0;
 }
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
-    static const char msg[] = "\ncllm: stop requested; finishing this step and saving\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void log_line(void *ctx, const char *line) {
-    (void)ctx;
-    fprintf(stderr, "%s\n", line);
-}
-
 int rl_args_run(const char *cmd, cllm_status (*fn)(const cllm_rl_params *, cllm_rl_result *, cllm_error *),
                 cllm_rl_params *p, int json) {
-    p->log = log_line;
-    p->stop_flag = &stop_requested;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second signal kills */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    p->log = cli_log_line;
+    p->stop_flag = cli_stop_on_signal(cmd);
     cllm_rl_result res;
     cllm_error err;
     if (fn(p, &res, &err) != CLLM_OK) return cli_fail(cmd, &err);
