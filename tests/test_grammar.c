@@ -242,6 +242,21 @@ static void test_grammar_mask_spans_symbols_and_utf8(void) {
     cllm_grammar_matcher_destroy(m);
     cllm_grammar_destroy(g);
 
+    /* A lead byte alone is judged by the characters it can still become:
+     * 0xE0 starts only U+0800..U+0FFF, never an ASCII letter. */
+    {
+        const uint8_t *b[3] = {(const uint8_t *)"a", (const uint8_t *)"\xe0", (const uint8_t *)"\xf0"};
+        size_t l[3] = {1, 1, 1};
+        cllm_grammar_vocab *lead = cllm_grammar_vocab_create(3, b, l, NULL, 0, &err);
+        g = parse_ok("root ::= [a-z]");
+        m = g && lead ? cllm_grammar_matcher_create(g, &err) : NULL;
+        uint8_t allowed[3];
+        if (m) CHECK(cllm_grammar_matcher_mask(m, lead, allowed) == 1 && allowed[0], "only 'a', not 0xE0 or 0xF0");
+        cllm_grammar_matcher_destroy(m);
+        cllm_grammar_destroy(g);
+        cllm_grammar_vocab_destroy(lead);
+    }
+
     /* A partial character is only allowed when some completion could match. */
     g = parse_ok("root ::= [a-z\\u00e0-\\u00e5]");
     m = g ? cllm_grammar_matcher_create(g, &err) : NULL;

@@ -359,12 +359,12 @@ static int parse_sequence(parser *p, uint32_t rule, int nested) {
         size_t before = p->rules[rule].n;
         if (c == '"') {
             p->pos++;
-            while (p->pos < p->n && p->s[p->pos] != '"') {
+            while (p->pos < p->n && p->s[p->pos] != '"' && p->s[p->pos] != '\n') {
                 uint32_t cp;
                 if (!parse_char(p, &cp) || !push_range(p, cp, cp)) return 0;
                 if (!push_el(p, rule, (element){EL_CHARS, 0, (uint32_t)(p->n_ranges - 1), 1})) return 0;
             }
-            if (p->pos >= p->n) return fail_at(p, start, "unterminated string literal");
+            if (p->pos >= p->n || p->s[p->pos] == '\n') return fail_at(p, start, "unterminated string literal");
             p->pos++;
             last = before;
         } else if (c == '[') {
@@ -372,7 +372,7 @@ static int parse_sequence(parser *p, uint32_t rule, int nested) {
             int negate = p->pos < p->n && p->s[p->pos] == '^';
             if (negate) p->pos++;
             size_t first = p->n_ranges;
-            while (p->pos < p->n && p->s[p->pos] != ']') {
+            while (p->pos < p->n && p->s[p->pos] != ']' && p->s[p->pos] != '\n') {
                 uint32_t lo, hi;
                 if (!parse_char(p, &lo)) return 0;
                 hi = lo;
@@ -384,7 +384,7 @@ static int parse_sequence(parser *p, uint32_t rule, int nested) {
                 }
                 if (!push_range(p, lo, hi)) return 0;
             }
-            if (p->pos >= p->n) return fail_at(p, start, "unterminated character class");
+            if (p->pos >= p->n || p->s[p->pos] == '\n') return fail_at(p, start, "unterminated character class");
             p->pos++;
             element e = {EL_CHARS, (uint8_t)negate, (uint32_t)first, (uint32_t)(p->n_ranges - first)};
             if (!push_el(p, rule, e)) return 0;
@@ -770,9 +770,16 @@ static int utf8_byte(uint32_t *partial, int *need, uint8_t b, uint32_t *cp) {
     *cp = *partial;
     return 1;
 }
+/* The code points an incomplete character can still become. Right after a
+ * 3- or 4-byte lead the bits alone allow overlong values (E0 gives 0..0xFFF),
+ * which no valid completion reaches: clamp to the form's smallest value
+ * (after a 4-byte form's second byte the bits are already >= 0x10000). */
 static void partial_range(uint32_t partial, int need, uint32_t *lo, uint32_t *hi) {
     *lo = partial << (6 * need);
     *hi = *lo | ((1u << (6 * need)) - 1);
+    if (need == 2 && *lo < 0x800) *lo = 0x800;
+    if (need == 3 && *lo < 0x10000) *lo = 0x10000;
+    if (*hi > 0x10FFFF) *hi = 0x10FFFF;
 }
 
 void cllm_grammar_matcher_reset(cllm_grammar_matcher *m) {

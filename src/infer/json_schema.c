@@ -10,7 +10,9 @@
  * output wants; "additionalProperties": true or a schema is refused when the
  * object has properties, and an object without "properties" is a map whose
  * values follow "additionalProperties", any JSON value by default). Whitespace
- * between tokens is bounded (ws below) so a model cannot pad forever.
+ * between tokens is bounded as in llama.cpp (one space, or a newline and up
+ * to 20 spaces or tabs) and so are a number's digits (16 before and after the
+ * point, 3 in the exponent), so a model cannot pad or count forever.
  *
  * Every keyword is either handled, ignored as an annotation (title,
  * description, ...), or refused with its name and JSON pointer: a schema
@@ -32,11 +34,11 @@
     "array ::= \"[\" ws ( value ws ( \",\" ws value ws )* )? \"]\"\n"                               \
     "string ::= \"\\\"\" char* \"\\\"\"\n"                                                          \
     "char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )\n"           \
-    "number ::= integer ( \".\" [0-9]+ )? ( [eE] [-+]? [0-9]+ )?\n"                                 \
+    "number ::= integer ( \".\" [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?\n"                       \
     "integer ::= \"-\"? ( [0-9] | [1-9] [0-9]{1,15} )\n"                                            \
     "boolean ::= \"true\" | \"false\"\n"                                                            \
     "null ::= \"null\"\n"                                                                           \
-    "ws ::= [ \\t\\n]{0,20}\n"
+    "ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n"
 
 static const char json_object_grammar[] =
     "# Any JSON object (response_format {\"type\": \"json_object\"}).\n"
