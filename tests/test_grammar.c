@@ -388,7 +388,7 @@ static void test_grammar_json_schema_refusals_name_the_keyword(void) {
         {"{\"type\":\"string\",\"pattern\":\"^a+$\"}", "unsupported JSON Schema keyword 'pattern' at /"},
         {"{\"oneOf\":[{\"type\":\"string\"}]}", "unsupported JSON Schema keyword 'oneOf' at /"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/x\"}}}",
-         "unsupported JSON Schema keyword '$ref' at //properties/a"},
+         "unsupported JSON Schema keyword '$ref' at /properties/a"},
         {"{\"type\":\"integer\",\"minimum\":0}", "unsupported JSON Schema keyword 'minimum'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":true}",
          "unsupported JSON Schema keyword 'additionalProperties'"},

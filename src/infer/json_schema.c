@@ -130,13 +130,16 @@ static int is_one_of(const char *k, const char *const *list, size_t n) {
 
 static const char *convert(converter *c, const cJSON *s, const char *hint, const char *path);
 
+/* A JSON pointer for messages: the root's is "" and reads better as "/". */
+static const char *at(const char *path) { return *path ? path : "/"; }
+
 static int get_count(converter *c, const cJSON *s, const char *key, const char *path, int64_t *v) {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(s, key);
     if (!n) return 1;
     if (!cJSON_IsNumber(n) || n->valuedouble < 0 || n->valuedouble != (double)(int64_t)n->valuedouble)
-        return refuse(c, CLLM_ERR_ARG, "'%s' at %s must be a non-negative integer", key, path);
+        return refuse(c, CLLM_ERR_ARG, "'%s' at %s must be a non-negative integer", key, at(path));
     if (n->valuedouble > CLLM_GRAMMAR_MAX_REPEAT)
-        return refuse(c, CLLM_ERR_LIMIT, "'%s' at %s is above the limit of %d", key, path, CLLM_GRAMMAR_MAX_REPEAT);
+        return refuse(c, CLLM_ERR_LIMIT, "'%s' at %s is above the limit of %d", key, at(path), CLLM_GRAMMAR_MAX_REPEAT);
     *v = (int64_t)n->valuedouble;
     return 1;
 }
@@ -150,7 +153,7 @@ static void put_repeat(FILE *f, const char *x, int64_t min, int64_t max) {
 static const char *convert_array(converter *c, const cJSON *s, const char *name, const char *path) {
     int64_t min = 0, max = -1;
     if (!get_count(c, s, "minItems", path, &min) || !get_count(c, s, "maxItems", path, &max)) return NULL;
-    if (max >= 0 && max < min) return refuse(c, CLLM_ERR_ARG, "maxItems < minItems at %s", path), NULL;
+    if (max >= 0 && max < min) return refuse(c, CLLM_ERR_ARG, "maxItems < minItems at %s", at(path)), NULL;
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(s, "items");
     char sub[600], hint[200];
     snprintf(sub, sizeof sub, "%s/items", path);
@@ -174,11 +177,11 @@ static const char *convert_object(converter *c, const cJSON *s, const char *name
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(s, "required");
     const cJSON *extra = cJSON_GetObjectItemCaseSensitive(s, "additionalProperties");
     char sub[600], hint[300];
-    if (props && !cJSON_IsObject(props)) return refuse(c, CLLM_ERR_ARG, "'properties' at %s must be an object", path), NULL;
-    if (req && !cJSON_IsArray(req)) return refuse(c, CLLM_ERR_ARG, "'required' at %s must be an array", path), NULL;
+    if (props && !cJSON_IsObject(props)) return refuse(c, CLLM_ERR_ARG, "'properties' at %s must be an object", at(path)), NULL;
+    if (req && !cJSON_IsArray(req)) return refuse(c, CLLM_ERR_ARG, "'required' at %s must be an array", at(path)), NULL;
     for (const cJSON *r = req ? req->child : NULL; r; r = r->next)
         if (!cJSON_IsString(r) || !cJSON_GetObjectItemCaseSensitive(props, r->valuestring))
-            return refuse(c, CLLM_ERR_ARG, "'required' at %s names '%s', which is not in 'properties'", path,
+            return refuse(c, CLLM_ERR_ARG, "'required' at %s names '%s', which is not in 'properties'", at(path),
                           cJSON_IsString(r) ? r->valuestring : "(not a string)"),
                    NULL;
     if (!props || !props->child) { /* a map: any keys, values per additionalProperties */
@@ -200,7 +203,7 @@ static const char *convert_object(converter *c, const cJSON *s, const char *name
         return refuse(c, CLLM_ERR_ARG,
                       "unsupported JSON Schema keyword 'additionalProperties' at %s (only false is supported "
                       "beside 'properties': no other property is ever generated)",
-                      path),
+                      at(path)),
                NULL;
     int n = cJSON_GetArraySize(props);
     const char **kv = calloc((size_t)n, sizeof *kv);
@@ -257,15 +260,15 @@ static const char *convert_object(converter *c, const cJSON *s, const char *name
 static const char *convert(converter *c, const cJSON *s, const char *hint, const char *path) {
     if (c->st != CLLM_OK) return NULL;
     if (cJSON_IsTrue(s)) return "value";
-    if (!cJSON_IsObject(s)) return refuse(c, CLLM_ERR_ARG, "the schema at %s must be an object or true", path), NULL;
+    if (!cJSON_IsObject(s)) return refuse(c, CLLM_ERR_ARG, "the schema at %s must be an object or true", at(path)), NULL;
     if (++c->depth > MAX_SCHEMA_DEPTH) return refuse(c, CLLM_ERR_LIMIT, "the schema nests deeper than %d at %s",
-                                                     MAX_SCHEMA_DEPTH, path), NULL;
+                                                     MAX_SCHEMA_DEPTH, at(path)), NULL;
     static const char *const handled[] = {"type", "properties", "required", "additionalProperties", "items",
                                           "minItems", "maxItems", "enum", "const", "anyOf", "minLength", "maxLength"};
     for (const cJSON *k = s->child; k; k = k->next) {
         if (is_one_of(k->string, annotations, sizeof annotations / sizeof *annotations)) continue;
         if (!is_one_of(k->string, handled, sizeof handled / sizeof *handled))
-            return refuse(c, CLLM_ERR_ARG, "unsupported JSON Schema keyword '%s' at %s", k->string, path), NULL;
+            return refuse(c, CLLM_ERR_ARG, "unsupported JSON Schema keyword '%s' at %s", k->string, at(path)), NULL;
     }
     const char *name = unique_name(c, hint);
     if (!name) return NULL;
@@ -278,7 +281,7 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
         fputc('\n', c->out);
     } else if (en) {
         if (!cJSON_IsArray(en) || !en->child)
-            return refuse(c, CLLM_ERR_ARG, "'enum' at %s must be a non-empty array", path), NULL;
+            return refuse(c, CLLM_ERR_ARG, "'enum' at %s must be a non-empty array", at(path)), NULL;
         fprintf(c->out, "%s ::= ", name);
         for (const cJSON *v = en->child; v; v = v->next) {
             if (v != en->child) fputs(" | ", c->out);
@@ -287,7 +290,7 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
         fputc('\n', c->out);
     } else if (any) {
         if (!cJSON_IsArray(any) || !any->child)
-            return refuse(c, CLLM_ERR_ARG, "'anyOf' at %s must be a non-empty array", path), NULL;
+            return refuse(c, CLLM_ERR_ARG, "'anyOf' at %s must be a non-empty array", at(path)), NULL;
         const char **alts = calloc((size_t)cJSON_GetArraySize(any), sizeof *alts);
         if (!alts) return refuse(c, CLLM_ERR_NOMEM, "out of memory"), NULL;
         int i = 0;
@@ -306,7 +309,7 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
         fprintf(c->out, "%s ::= value\n", name);
     } else {
         int n_types = cJSON_IsArray(type) ? cJSON_GetArraySize(type) : 1;
-        if (n_types == 0) return refuse(c, CLLM_ERR_ARG, "'type' at %s is an empty array", path), NULL;
+        if (n_types == 0) return refuse(c, CLLM_ERR_ARG, "'type' at %s is an empty array", at(path)), NULL;
         const char **alts = calloc((size_t)n_types, sizeof *alts);
         if (!alts) return refuse(c, CLLM_ERR_NOMEM, "out of memory"), NULL;
         for (int i = 0; i < n_types && c->st == CLLM_OK; i++) {
@@ -323,7 +326,7 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
                 int64_t min = 0, max = -1;
                 if (!get_count(c, s, "minLength", path, &min) || !get_count(c, s, "maxLength", path, &max)) break;
                 if (max >= 0 && max < min) {
-                    refuse(c, CLLM_ERR_ARG, "maxLength < minLength at %s", path);
+                    refuse(c, CLLM_ERR_ARG, "maxLength < minLength at %s", at(path));
                     break;
                 }
                 if (min == 0 && max < 0) {
@@ -342,7 +345,7 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
                           : !strcmp(tn, "boolean") ? "boolean" : "null";
             } else {
                 refuse(c, CLLM_ERR_ARG, "'type' at %s: unknown type '%s' (object, array, string, number, integer, "
-                                        "boolean, null)", path, tn);
+                                        "boolean, null)", at(path), tn);
             }
         }
         if (c->st == CLLM_OK && !(n_types == 1 && alts[0] == name)) {
@@ -372,7 +375,7 @@ cllm_status cllm_json_schema_to_gbnf(const char *schema, size_t len, const char 
                                           "integer", "boolean", "null", "ws", "root"};
     for (size_t i = 0; i < sizeof lexicon / sizeof *lexicon && c.st == CLLM_OK; i++) unique_name(&c, lexicon[i]);
     fputs(JSON_LEXICON, c.out);
-    const char *top = c.st == CLLM_OK ? convert(&c, root, "schema", "/") : NULL;
+    const char *top = c.st == CLLM_OK ? convert(&c, root, "schema", "") : NULL;
     if (top) fprintf(c.out, "root ::= %s\n", top);
     fclose(c.out);
     for (size_t i = 0; i < c.n_names; i++) free(c.names[i]);

@@ -78,6 +78,8 @@ struct srv_request {
     char *stops[CLLM_STOP_MAX]; /* owned copies */
     int n;                      /* choices */
     srv_seq *seqs;              /* [n] */
+    cllm_grammar *grammar;      /* response_format / grammar / json_schema, or NULL (owned; the
+                                   samplers borrow it) */
     int n_done;                 /* mu */
     int completion_tokens;      /* mu */
     int cancelled;              /* client went away (mu) */
@@ -129,6 +131,7 @@ struct cllm_server {
     cllm_chat_template tmpl;
     int ctx, V, C, max_seq;
     cllm_generate_params gen;   /* eog ids */
+    cllm_grammar_vocab *gvocab; /* the vocabulary trie for constrained requests (owned) */
     const char *turn_stop;      /* chat template's text stop (PLAIN without eot), or NULL */
     struct MHD_Daemon *daemon;
     int port;
