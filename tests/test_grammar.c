@@ -366,6 +366,8 @@ static void test_grammar_json_schema_table(void) {
         {"{\"type\":\"object\",\"properties\":{\"q\\\"uote\":{\"type\":\"string\"}},\"required\":[\"q\\\"uote\"],"
          "\"title\":\"t\",\"description\":\"annotations are ignored\"}",
          {"{\"q\\\"uote\": \"x\"}"}, {"{\"q\"uote\": \"x\"}"}},
+        {"{\"enum\":[\"\xed\x95\x9c\", \"\xf0\x9f\x98\x80\", \"tab\\t\"]}", {"\"\xed\x95\x9c\"", "\"\xf0\x9f\x98\x80\"", "\"tab\\t\""},
+         {"\"\xed\x95\"", "\"tab\t\""}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cllm_grammar *g = schema_grammar(cases[i].schema);
@@ -400,6 +402,7 @@ static void test_grammar_json_schema_refusals_name_the_keyword(void) {
         {"{\"enum\":[]}", "'enum' at / must be a non-empty array"},
         {"{not json", "s: the schema is not valid JSON"},
         {"[1]", "the schema at / must be an object"},
+        {"{\"type\":\"object\",\"properties\":{\"b\xff\":{}}}", "is not valid UTF-8"}, /* found by fuzz_grammar */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *gbnf = NULL;

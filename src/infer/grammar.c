@@ -27,6 +27,8 @@
  */
 #include "cllm/infer/grammar.h"
 
+#include "grammar_internal.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,8 +231,7 @@ static int hex_value(char c) {
     return -1;
 }
 
-/* Decodes one UTF-8 character at s[0..n); returns its length (0 if invalid). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+size_t cllm_grammar_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     if (n == 0) return 0;
     unsigned char c = s[0];
     size_t len;
@@ -255,7 +256,8 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
         if ((s[i] & 0xC0) != 0x80) return 0;
         v = (v << 6) | (s[i] & 0x3F);
     }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF))) return 0;
+    if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
+        return 0;
     *cp = v;
     return len;
 }
@@ -266,7 +268,7 @@ static int parse_char(parser *p, uint32_t *cp) {
     if (p->pos >= p->n) return fail_at(p, start, "unexpected end of grammar inside a literal or class");
     if (p->s[p->pos] == '\n') return fail_at(p, start, "unexpected end of line inside a literal or class");
     if (p->s[p->pos] != '\\') {
-        size_t len = utf8_decode((const unsigned char *)p->s + p->pos, p->n - p->pos, cp);
+        size_t len = cllm_grammar_utf8_decode((const unsigned char *)p->s + p->pos, p->n - p->pos, cp);
         if (!len) return fail_at(p, start, "invalid UTF-8 in the grammar text");
         p->pos += len;
         return 1;
@@ -532,7 +534,7 @@ static cllm_status build_table(parser *p, cllm_grammar **out) {
         cllm_grammar_destroy(g);
         return fail_nomem(p), p->st;
     }
-    memcpy(g->ranges, p->ranges, 2 * p->n_ranges * sizeof *g->ranges);
+    if (p->n_ranges) memcpy(g->ranges, p->ranges, 2 * p->n_ranges * sizeof *g->ranges);
     g->n_ranges = p->n_ranges;
     size_t at = 0, alt = 0;
     for (size_t i = 0; i < p->n_rules; i++) {
@@ -637,7 +639,8 @@ static void add_stack(cllm_grammar_matcher *m, size_t first, size_t off, uint32_
     for (uint32_t i = 0; i < len; i++) h = (h ^ m->tmp[off + i]) * 16777619u;
     for (size_t i = first; i < m->n_st; i++) {
         const stack_desc *d = &m->st[i];
-        if (d->hash == h && d->len == len && !memcmp(m->data + d->off, m->tmp + off, len * sizeof *m->tmp)) return;
+        if (d->hash == h && d->len == len && (len == 0 || !memcmp(m->data + d->off, m->tmp + off, len * sizeof *m->tmp)))
+            return;
     }
     if (m->n_st - first >= CLLM_GRAMMAR_MAX_STACKS) return; /* documented cap: further parses dropped */
     if (!grow((void **)&m->data, &m->cap_data, m->n_data + len, sizeof *m->data) ||
@@ -645,7 +648,7 @@ static void add_stack(cllm_grammar_matcher *m, size_t first, size_t off, uint32_
         m->oom = 1;
         return;
     }
-    memcpy(m->data + m->n_data, m->tmp + off, len * sizeof *m->tmp);
+    if (len) memcpy(m->data + m->n_data, m->tmp + off, len * sizeof *m->tmp);
     m->st[m->n_st++] = (stack_desc){(uint32_t)m->n_data, len, h};
     m->n_data += len;
 }
@@ -735,7 +738,7 @@ static void drop_sets(cllm_grammar_matcher *m, size_t first) {
 static void move_set_down(cllm_grammar_matcher *m, size_t from, size_t to) {
     if (from == to) return;
     size_t dst = data_end(m, to), src = data_end(m, from), n = m->n_st - from;
-    memmove(m->data + dst, m->data + src, (m->n_data - src) * sizeof *m->data);
+    if (m->n_data > src) memmove(m->data + dst, m->data + src, (m->n_data - src) * sizeof *m->data);
     memmove(m->st + to, m->st + from, n * sizeof *m->st);
     for (size_t i = 0; i < n; i++) m->st[to + i].off -= (uint32_t)(src - dst);
     m->n_data -= src - dst;

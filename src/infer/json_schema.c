@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "cllm/infer/grammar.h"
+#include "grammar_internal.h"
 
 #define JSON_LEXICON                                                                               \
     "value ::= object | array | string | number | boolean | null\n"                                \
@@ -69,6 +70,9 @@ __attribute__((format(printf, 3, 4))) static int refuse(converter *c, cllm_statu
     return 0;
 }
 
+/* A JSON pointer for messages: the root's is "" and reads better as "/". */
+static const char *at(const char *path) { return *path ? path : "/"; }
+
 /* A unique rule name from a hint (GBNF name characters only), owned by c. */
 static const char *unique_name(converter *c, const char *hint) {
     char base[120];
@@ -98,25 +102,36 @@ static const char *unique_name(converter *c, const char *hint) {
     return c->names[c->n_names++];
 }
 
-/* Writes bytes as a GBNF string literal. */
-static void put_literal(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p < 0x20) fprintf(f, "\\x%02X", *p);
-        else fputc(*p, f);
+/* Writes s as a GBNF string literal; characters beyond ASCII as \\u / \\U
+ * escapes. Refuses text that is not UTF-8 (cJSON passes such bytes through,
+ * and no valid output could spell them). */
+static int put_literal(converter *c, const char *s, const char *path) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    fputc('"', c->out);
+    while (n > 0) {
+        uint32_t cp;
+        size_t len = cllm_grammar_utf8_decode(p, n, &cp);
+        if (!len) return refuse(c, CLLM_ERR_ARG, "a name or value at %s is not valid UTF-8", at(path));
+        if (cp == '"' || cp == '\\') fprintf(c->out, "\\%c", (char)cp);
+        else if (cp < 0x20 || cp == 0x7F) fprintf(c->out, "\\x%02X", (unsigned)cp);
+        else if (cp < 0x80) fputc((int)cp, c->out);
+        else if (cp <= 0xFFFF) fprintf(c->out, "\\u%04X", (unsigned)cp);
+        else fprintf(c->out, "\\U%08X", (unsigned)cp);
+        p += len;
+        n -= len;
     }
-    fputc('"', f);
+    fputc('"', c->out);
+    return 1;
 }
 
 /* Writes a JSON value's exact text (as a generated output must spell it). */
-static int put_json_literal(converter *c, const cJSON *v) {
+static int put_json_literal(converter *c, const cJSON *v, const char *path) {
     char *text = cJSON_PrintUnformatted(v);
     if (!text) return refuse(c, CLLM_ERR_NOMEM, "out of memory");
-    put_literal(c->out, text);
+    int ok = put_literal(c, text, path);
     free(text);
-    return 1;
+    return ok;
 }
 
 static const char *const annotations[] = {"title", "description", "$schema", "$id", "$comment", "default",
@@ -129,9 +144,6 @@ static int is_one_of(const char *k, const char *const *list, size_t n) {
 }
 
 static const char *convert(converter *c, const cJSON *s, const char *hint, const char *path);
-
-/* A JSON pointer for messages: the root's is "" and reads better as "/". */
-static const char *at(const char *path) { return *path ? path : "/"; }
 
 static int get_count(converter *c, const cJSON *s, const char *key, const char *path, int64_t *v) {
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(s, key);
@@ -222,8 +234,9 @@ static const char *convert_object(converter *c, const cJSON *s, const char *name
             break;
         }
         fprintf(c->out, "%s ::= ", kv[k]);
-        put_literal(c->out, key);
+        int ok = put_literal(c, key, sub);
         free(key);
+        if (!ok) break;
         fprintf(c->out, " ws \":\" ws %s ws\n", v);
     }
     if (c->st != CLLM_OK) {
@@ -277,7 +290,7 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
     char sub[600], h[300];
     if (cn) { /* the value itself, whatever the other keywords say (it must satisfy them) */
         fprintf(c->out, "%s ::= ", name);
-        if (!put_json_literal(c, cn)) return NULL;
+        if (!put_json_literal(c, cn, path)) return NULL;
         fputc('\n', c->out);
     } else if (en) {
         if (!cJSON_IsArray(en) || !en->child)
@@ -285,7 +298,7 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
         fprintf(c->out, "%s ::= ", name);
         for (const cJSON *v = en->child; v; v = v->next) {
             if (v != en->child) fputs(" | ", c->out);
-            if (!put_json_literal(c, v)) return NULL;
+            if (!put_json_literal(c, v, path)) return NULL;
         }
         fputc('\n', c->out);
     } else if (any) {

@@ -39,8 +39,8 @@
 #define CLLM_GRAMMAR_MAX_TEXT (1u << 20)      /* bytes of grammar text */
 #define CLLM_GRAMMAR_MAX_ELEMENTS (1u << 20)  /* symbols after expanding repetitions */
 #define CLLM_GRAMMAR_MAX_REPEAT 1000          /* m and n in {m,n} */
-#define CLLM_GRAMMAR_MAX_STACKS 4096          /* parallel parses kept per step */
-#define CLLM_GRAMMAR_MAX_DEPTH 2048           /* nesting depth of one parse */
+#define CLLM_GRAMMAR_MAX_STACKS 512           /* parallel parses kept per step (more are dropped) */
+#define CLLM_GRAMMAR_MAX_DEPTH 512            /* nesting depth of one parse (deeper is refused) */
 
 typedef struct cllm_grammar cllm_grammar;
 
