@@ -597,9 +597,14 @@ static void test_grammar_random_grammars_match_reference(void) {
             cllm_grammar_matcher *one = cllm_grammar_matcher_create(g, &err);
             int ok = cllm_grammar_matcher_accept(one, vb[t], vl[t]);
             CHECK(ok == allowed[t], "mask and accept disagree on '%s' under\n%s", all[1 + t], text);
+            CHECK(cllm_grammar_matcher_check_token(m, v, t) == allowed[t], "check_token and mask disagree on '%s'",
+                  all[1 + t]);
             cllm_grammar_matcher_destroy(one);
         }
         CHECK(allowed[12] == cllm_grammar_matcher_complete(m), "eog allowed iff complete");
+        uint8_t again[13]; /* check_token left the matcher as it was */
+        cllm_grammar_matcher_mask(m, v, again);
+        CHECK(!memcmp(allowed, again, sizeof again), "the mask changed after check_token");
         cllm_grammar_matcher_destroy(m);
         cllm_grammar_destroy(g);
         free(text);

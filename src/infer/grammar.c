@@ -828,7 +828,9 @@ void cllm_grammar_matcher_destroy(cllm_grammar_matcher *m) {
     free(m);
 }
 
-int cllm_grammar_matcher_accept(cllm_grammar_matcher *m, const uint8_t *bytes, size_t n) {
+/* Runs bytes through the matcher; with commit the result becomes the
+ * current state, without it the matcher is left as it was either way. */
+static int feed(cllm_grammar_matcher *m, const uint8_t *bytes, size_t n, int commit) {
     uint32_t partial = m->partial;
     int need = m->need;
     size_t work = m->n_cur; /* the working set starts here; the current one stays below until done */
@@ -849,6 +851,10 @@ int cllm_grammar_matcher_accept(cllm_grammar_matcher *m, const uint8_t *bytes, s
         partial_range(partial, need, &lo, &hi);
         if (!partial_ok(m, from, to, lo, hi)) goto reject;
     }
+    if (!commit) {
+        drop_sets(m, m->n_cur);
+        return 1;
+    }
     if (from != 0) move_set_down(m, from, 0);
     m->n_cur = m->n_st;
     m->partial = partial;
@@ -858,6 +864,10 @@ reject:
     drop_sets(m, m->n_cur);
     m->oom = 0;
     return 0;
+}
+
+int cllm_grammar_matcher_accept(cllm_grammar_matcher *m, const uint8_t *bytes, size_t n) {
+    return feed(m, bytes, n, 1);
 }
 
 int cllm_grammar_matcher_complete(const cllm_grammar_matcher *m) {
@@ -1027,8 +1037,17 @@ int cllm_grammar_matcher_mask(cllm_grammar_matcher *m, const cllm_grammar_vocab 
     return n;
 }
 
-int cllm_grammar_matcher_accept_token(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t token) {
+/* accept_token (commit) or check_token (not). */
+static int feed_token(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t token, int commit) {
     if (token < 0 || token >= v->V || v->kind[token] == TOKEN_NEVER) return 0;
     if (v->kind[token] == TOKEN_EOG) return cllm_grammar_matcher_complete(m);
-    return cllm_grammar_matcher_accept(m, v->bytes + v->off[token], v->off[token + 1] - v->off[token]);
+    return feed(m, v->bytes + v->off[token], v->off[token + 1] - v->off[token], commit);
+}
+
+int cllm_grammar_matcher_accept_token(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t token) {
+    return feed_token(m, v, token, 1);
+}
+
+int cllm_grammar_matcher_check_token(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t token) {
+    return feed_token(m, v, token, 0);
 }

@@ -324,18 +324,19 @@ static void model_logprobs(const float *logits, int V, int32_t chosen, float *ch
     }
 }
 
-int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_logprob,
-                            cllm_token_logprob *top, int n_top) {
+/* The chain and the draw over the finite logits whose tokens allowed[]
+ * marks (NULL: every token). Returns a token, or CLLM_SAMPLER_NO_FINITE_LOGIT
+ * / CLLM_SAMPLER_GRAMMAR_DEAD_END. */
+static int32_t run_chain(cllm_sampler *s, const float *logits, const uint8_t *allowed) {
     const cllm_sampler_params *p = &s->params;
     candidate *c = s->cand;
     int n = 0, n_finite = 0;
-    if (s->grammar) cllm_grammar_matcher_mask(s->grammar, s->vocab, s->allowed);
     /* Only finite logits are candidates: NaN compares false both ways (the
      * truncation stages would keep nothing) and +-inf has no probability. */
     for (int i = 0; i < s->V; i++) {
         if (!isfinite(logits[i])) continue;
         n_finite++;
-        if (s->grammar && !s->allowed[i]) continue;
+        if (allowed && !allowed[i]) continue;
         c[n].token = i;
         c[n].logit = logits[i];
         n++;
@@ -400,6 +401,26 @@ int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_
         }
         if (!isfinite(m)) chosen = c[0].token; /* every candidate banned: deterministic fallback */
     }
-    if (chosen_logprob || n_top > 0) model_logprobs(logits, s->V, chosen, chosen_logprob, top, n_top);
+    return chosen;
+}
+
+/* With a grammar the chain first runs unconstrained, and its token stands
+ * when the grammar accepts it (one token's bytes to check); only otherwise
+ * is the vocabulary masked and the chain run again over the valid tokens
+ * (llama.cpp does the same). Greedy decoding picks exactly the best valid
+ * token either way, and plain softmax sampling has exactly the masked
+ * distribution: a valid t is drawn first with p(t), or after a rejection
+ * (probability 1 - p(valid)) with p(t) / p(valid), p(t) / p(valid) in all.
+ * With top-k/top-p/min-p the first try truncates among all tokens. A model
+ * that follows the format rarely needs the mask, which is what keeps the
+ * cost small (bench/bench_grammar.sh). */
+int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_logprob,
+                            cllm_token_logprob *top, int n_top) {
+    int32_t chosen = run_chain(s, logits, NULL);
+    if (s->grammar && chosen >= 0 && !cllm_grammar_matcher_check_token(s->grammar, s->vocab, chosen)) {
+        cllm_grammar_matcher_mask(s->grammar, s->vocab, s->allowed);
+        chosen = run_chain(s, logits, s->allowed);
+    }
+    if (chosen >= 0 && (chosen_logprob || n_top > 0)) model_logprobs(logits, s->V, chosen, chosen_logprob, top, n_top);
     return chosen;
 }

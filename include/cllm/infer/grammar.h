@@ -113,4 +113,8 @@ int cllm_grammar_matcher_mask(cllm_grammar_matcher *m, const cllm_grammar_vocab 
  * grammar is complete). 1 accepted, 0 rejected (matcher unchanged). */
 int cllm_grammar_matcher_accept_token(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t token);
 
+/* 1 when accept_token would accept the token; the matcher is unchanged (its
+ * scratch memory may grow). Costs one token's bytes, not a vocabulary walk. */
+int cllm_grammar_matcher_check_token(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t token);
+
 #endif

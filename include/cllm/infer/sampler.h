@@ -16,9 +16,12 @@
  * Log-probabilities reported with a sample are those of the model itself:
  * log-softmax of the raw logits, before any stage (as OpenAI's API reports).
  *
- * A grammar (grammar.h), when set, is the first stage whatever the order:
- * tokens that would make the output invalid are not candidates at all, so
- * top-k, top-p and min-p see only valid tokens.
+ * A grammar (grammar.h), when set, constrains the draw to tokens that keep
+ * the output valid: the chain runs unconstrained first and its token stands
+ * when valid; otherwise the invalid tokens are removed before the chain
+ * runs again (sampler.c says why this is exact for greedy and for plain
+ * sampling; with top-k/top-p/min-p the first try truncates among all tokens,
+ * as llama.cpp's does).
  */
 #ifndef CLLM_SAMPLER_H
 #define CLLM_SAMPLER_H
