@@ -134,8 +134,8 @@ cases = [
     ("json_schema with oneOf", "/completion", {"prompt": "x", "json_schema": {"oneOf": [{}]}}, 400, "json_schema"),
     ("grammar and json_schema", CHAT, {"messages": msgs, "grammar": "root ::= \"a\"", "json_schema": {}}, 400,
      "json_schema"),
-    ("tools with tool_choice required", CHAT, {"messages": msgs, "tools": [
-        {"type": "function", "function": {"name": "f", "parameters": {}}}], "tool_choice": "required"}, 400, "tools"),
+    ("a tool without a function", CHAT, {"messages": msgs, "tools": [{"type": "function"}]}, 400, "tools"),
+    ("functions (the old API)", CHAT, {"messages": msgs, "functions": [{"name": "f"}]}, 400, "functions"),
     ("tool_choice required", CHAT, {"messages": msgs, "tool_choice": "required"}, 400, "tool_choice"),
     ("continue_final_message, user last", CHAT, {"messages": msgs, "continue_final_message": True}, 400,
      "continue_final_message"),

@@ -6,6 +6,7 @@
 # every output must parse as JSON and match the schema (checked by a small
 # validator below); a GBNF grammar's output is one of its sentences; bad
 # grammar and schema files exit 1 naming the file, line:column or keyword.
+# Then tool calling through `cllm serve` on the same model.
 set -u
 bin=${CLLM_BUILD:-build}/cllm
 here=$(cd "$(dirname "$0")" && pwd)
@@ -139,6 +140,124 @@ check "--grammar with --json-schema: usage error, exit 2" bash -c "test $? -eq 2
 check "--grammar without a value: exit 2" test $? -eq 2
 "$bin" generate -m "$model" -p "x" --gramar "$work/yn.gbnf" >/dev/null 2>"$work/err"
 check "--gramar: did you mean --grammar" bash -c "test $? -eq 2 && grep -q -- '--grammar' '$work/err'"
+# Tool calling through `cllm serve` on the same model (ChatML template, 2048
+# context): tools in the prompt in the ChatML tool format, tool_choice
+# required / named / auto / none, role "tool" messages, tool_calls in the
+# answer and in a stream, and the 400s.
+if serve_start "$work/serve.log" -m "$model" --threads 1 --port 0 --parallel 1; then
+    PORT=$serve_port /usr/bin/python3 - <<'PY' >"$work/tools.out" 2>&1
+import http.client, json, os
+port = int(os.environ["PORT"])
+passed = failed = 0
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond: passed += 1
+    else:
+        failed += 1
+        print(f"FAIL: {name} {str(detail)[:400]}")
+def post(body, path="/v1/chat/completions"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    t = r.read().decode()
+    c.close()
+    return r.status, t
+weather = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8},
+                          "days": {"type": "integer"}}, "required": ["city"], "additionalProperties": False}}}
+add = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {
+       "a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}
+msgs = [{"role": "user", "content": "the cat"}]
+def calls_ok(m, names, schema_check):
+    tc = m.get("tool_calls") or []
+    ok = len(tc) >= 1
+    for c in tc:
+        a = json.loads(c["function"]["arguments"])
+        ok = ok and c["type"] == "function" and c["id"].startswith("call_") and c["function"]["name"] in names
+        ok = ok and schema_check(c["function"]["name"], a)
+    return ok
+def args_ok(name, a):
+    if name == "get_weather":
+        return set(a) <= {"city", "days"} and isinstance(a["city"], str) and len(a["city"]) <= 8 and \
+            ("days" not in a or (isinstance(a["days"], int) and not isinstance(a["days"], bool)))
+    return set(a) == {"a", "b"} and all(isinstance(a[k], int) for k in "ab")
+for seed in (1, 2, 3):
+    s, t = post({"messages": msgs, "tools": [weather, add], "tool_choice": "required", "seed": seed,
+                 "max_tokens": 400, "logit_bias": {}})
+    d = json.loads(t) if s == 200 else {}
+    ch = d.get("choices", [{}])[0]
+    check(f"tool_choice required, seed {seed}: tool_calls that parse and match their schema, finish tool_calls",
+          s == 200 and calls_ok(ch["message"], ("get_weather", "add"), args_ok) and ch["finish_reason"] == "tool_calls"
+          and ch["message"]["content"] is None, t)
+s, t = post({"messages": msgs, "tools": [weather, add], "seed": 4, "max_tokens": 400, "parallel_tool_calls": False,
+             "tool_choice": {"type": "function", "function": {"name": "add"}}})
+d = json.loads(t) if s == 200 else {}
+m = d.get("choices", [{}])[0].get("message", {})
+check("tool_choice naming 'add': exactly one call of add", s == 200 and calls_ok(m, ("add",), args_ok)
+      and len(m["tool_calls"]) == 1, t)
+s, t = post({"messages": msgs, "tools": [weather], "tool_choice": "required", "seed": 5, "stream": True,
+             "max_tokens": 400})
+evs = [json.loads(b[6:]) for b in t.strip().split("\n\n") if b.startswith("data: {")]
+deltas = [e["choices"][0]["delta"] for e in evs if e.get("choices")]
+tcs = [tc for dl in deltas for tc in dl.get("tool_calls", [])]
+check("stream with tool_choice required: a tool_calls delta, finish tool_calls, [DONE]", s == 200
+      and t.endswith("data: [DONE]\n\n") and len(tcs) >= 1 and tcs[0]["index"] == 0
+      and args_ok("get_weather", json.loads(tcs[0]["function"]["arguments"]))
+      and evs[-1]["choices"][0]["finish_reason"] == "tool_calls", t)
+history = msgs + [{"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+           "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+          {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 21}"}]
+for choice in ("auto", "none"):
+    s, t = post({"messages": history, "tools": [weather], "tool_choice": choice, "max_tokens": 8, "temperature": 0})
+    d = json.loads(t) if s == 200 else {}
+    ch = d.get("choices", [{}])[0]
+    check(f"tool_choice {choice} with a tool call and a role 'tool' message in the history: 200, an answer",
+          s == 200 and isinstance(ch["message"]["content"], str) and ch["finish_reason"] in ("stop", "length"), t)
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+c.request("POST", "/apply-template", json.dumps({"messages": history}), {"Content-Type": "application/json"})
+r = c.getresponse(); body = r.read().decode(); c.close()
+check("/apply-template: the assistant's call in the ChatML tool format, then the tool's message",
+      r.status == 200 and '<tool_call>\\n{\\"name\\":\\"get_weather\\",\\"arguments\\":{\\"city\\":\\"Paris\\"}}\\n</tool_call>' in body
+      and "<|im_start|>tool" in body and "21" in body, body)
+for name, body, param in [
+        ("a tool without a name", {"messages": msgs, "tools": [{"type": "function", "function": {}}]}, "tools"),
+        ("a tool of type retrieval", {"messages": msgs, "tools": [{"type": "retrieval"}]}, "tools"),
+        ("a tool name with a space", {"messages": msgs, "tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools"),
+        ("two tools of one name", {"messages": msgs, "tools": [weather, weather]}, "tools"),
+        ("parameters with oneOf", {"messages": msgs, "tools": [{"type": "function", "function": {"name": "f",
+          "parameters": {"oneOf": [{}]}}}]}, "tools"),
+        ("tool_choice names an unknown function", {"messages": msgs, "tools": [weather], "tool_choice":
+          {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
+        ("tool_choice required without tools", {"messages": msgs, "tool_choice": "required"}, "tool_choice"),
+        ("tool_choice sometimes", {"messages": msgs, "tools": [weather], "tool_choice": "sometimes"}, "tool_choice"),
+        ("required tool call with response_format", {"messages": msgs, "tools": [weather], "tool_choice": "required",
+          "response_format": {"type": "json_object"}}, "tool_choice"),
+        ("parallel_tool_calls not a boolean", {"messages": msgs, "tools": [weather], "parallel_tool_calls": 1},
+          "parallel_tool_calls")]:
+    s, t = post(body)
+    e = json.loads(t).get("error", {}) if t.startswith("{") else {}
+    check(f"bad tools input: {name} -> 400 naming {param}", s == 400 and e.get("param") == param, t)
+if "parameters with oneOf" and True:
+    s, t = post({"messages": msgs, "tools": [{"type": "function", "function": {"name": "f", "parameters":
+                 {"type": "object", "properties": {"x": {"type": "string", "format": "date"}}}}}]})
+    check("a refused parameters keyword is named with its tool", s == 400 and
+          "tools[0].function.parameters: unsupported JSON Schema keyword 'format' at /properties/x" in t, t)
+print(f"{passed} passed, {failed} failed")
+PY
+    add_results "$work/tools.out"
+    grep FAIL "$work/tools.out"
+    if command -v node >/dev/null && [ -d "$here/js/node_modules/openai" ]; then
+        (cd "$here/js" && timeout 300 node server_tools.mjs "http://127.0.0.1:$serve_port/v1") >"$work/js.out" 2>&1
+        add_results "$work/js.out"
+        grep FAIL "$work/js.out"
+    else
+        bad "node or tests/js/node_modules/openai is missing: the openai client's tool-calling flow cannot run (scripts/install-deps.sh)"
+    fi
+else
+    cat "$work/serve.log"
+    bad "cllm serve did not start"
+fi
+
 for c in generate chat eval; do
     "$bin" $c --help | grep -q -- "--json-schema FILE"
     check "$c --help lists --json-schema" test $? -eq 0

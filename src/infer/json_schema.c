@@ -374,6 +374,11 @@ static const char *convert(converter *c, const cJSON *s, const char *hint, const
 
 cllm_status cllm_json_schema_to_gbnf(const char *schema, size_t len, const char *name, char **gbnf,
                                      cllm_error *err) {
+    return cllm_json_schema_to_gbnf_root(schema, len, name, NULL, gbnf, err);
+}
+
+cllm_status cllm_json_schema_to_gbnf_root(const char *schema, size_t len, const char *name, const char *root_body,
+                                          char **gbnf, cllm_error *err) {
     *gbnf = NULL;
     converter c = {.name = name ? name : "json_schema", .err = err, .st = CLLM_OK};
     cJSON *root = cJSON_ParseWithLength(schema, len);
@@ -385,11 +390,11 @@ cllm_status cllm_json_schema_to_gbnf(const char *schema, size_t len, const char 
         return cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory", c.name);
     }
     static const char *const lexicon[] = {"value", "object", "array", "string", "char", "number",
-                                          "integer", "boolean", "null", "ws", "root"};
+                                          "integer", "boolean", "null", "ws", "root", "schema"};
     for (size_t i = 0; i < sizeof lexicon / sizeof *lexicon && c.st == CLLM_OK; i++) unique_name(&c, lexicon[i]);
     fputs(JSON_LEXICON, c.out);
-    const char *top = c.st == CLLM_OK ? convert(&c, root, "schema", "") : NULL;
-    if (top) fprintf(c.out, "root ::= %s\n", top);
+    const char *top = c.st == CLLM_OK ? convert(&c, root, "value-of-schema", "") : NULL;
+    if (top) fprintf(c.out, "schema ::= %s\nroot ::= %s\n", top, root_body ? root_body : "schema");
     fclose(c.out);
     for (size_t i = 0; i < c.n_names; i++) free(c.names[i]);
     free(c.names);

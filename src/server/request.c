@@ -265,8 +265,10 @@ static int parse_logit_bias(cllm_server *s, cJSON *root, cllm_sampler_params *sp
     return 0;
 }
 
-/* Chat messages -> prompt ids through the template. */
-static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_reply *e) {
+/* Chat messages -> prompt ids through the template; assistant tool calls,
+ * and a request's tools (r may be NULL), in the built-in templates' ChatML
+ * tool format (tools.c). */
+static int render_messages(cllm_server *s, cJSON *root, const srv_request *r, cllm_tokens *toks, srv_reply *e) {
     cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (!msgs) {
         *e = BAD("messages", "'messages' is required");
@@ -276,9 +278,9 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
         *e = BAD("messages", "'messages' must be a non-empty array");
         return -1;
     }
-    int n = cJSON_GetArraySize(msgs), rc = -1;
-    cllm_chat_message *cm = calloc((size_t)n, sizeof *cm);
-    char **owned = calloc((size_t)n, sizeof *owned);
+    int n = cJSON_GetArraySize(msgs), rc = -1, n_owned = 2 * n + 1;
+    cllm_chat_message *cm = calloc((size_t)n + 1, sizeof *cm); /* + a system message for tools */
+    char **owned = calloc((size_t)n_owned, sizeof *owned);      /* parts joined, then tools.c's texts */
     char param[64];
     if (!cm || !owned) {
         *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
@@ -352,6 +354,10 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
         goto done;
     }
     int mode = cont ? CLLM_CHAT_CONTINUE : generate ? CLLM_CHAT_GENERATE : CLLM_CHAT_END;
+    if (s->tmpl.kind != CLLM_CHAT_TEMPLATE_JINJA && srv_tools_builtin_messages(r, cm, &n, owned + n) != 0) {
+        *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
+        goto done;
+    }
     cllm_error err;
     if (cllm_chat_render_tools(s->tok, s->tmpl, cm, n, mode, tools, toks, NULL, &err) != CLLM_OK) {
         *e = BAD("messages", "%s", err.msg);
@@ -359,7 +365,7 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
     }
     rc = 0;
 done:
-    for (int i = 0; owned && i < n; i++) free(owned[i]);
+    for (int i = 0; owned && i < n_owned; i++) free(owned[i]);
     free(owned);
     free(cm);
     return rc;
@@ -452,18 +458,18 @@ static const srv_field fields[] = {
     {"response_format", K_GEN, F_USED, NULL},          /* OpenAI's JSON mode and structured output */
     {"grammar", K_GEN, F_USED, NULL},                  /* llama.cpp's GBNF field */
     {"json_schema", K_GEN, F_USED, NULL},              /* llama.cpp's schema field */
+    {"tools", K_CHAT, F_USED, NULL},                   /* tool calling (tools.c) */
+    {"tool_choice", K_CHAT, F_USED, NULL},
+    {"parallel_tool_calls", K_CHAT, F_USED, NULL},
     /* accepted, no effect */
     {"user", K_GEN | K_EMBED, F_IGNORED, "string"},              /* no per-user accounting */
     {"metadata", K_CHAT | K_CMPL, F_IGNORED, "object"},          /* nothing is stored */
-    {"parallel_tool_calls", K_CHAT, F_IGNORED, "boolean"},       /* meaningless without tools */
     {"cache_prompt", K_NATIVE, F_IGNORED, "boolean"},            /* prefix reuse is always on */
     /* not implemented: only the "off" value */
     {"store", K_CHAT | K_CMPL, F_DEFAULT_ONLY, "false"},
     {"echo", K_CMPL, F_DEFAULT_ONLY, "false"},
     {"suffix", K_CMPL, F_DEFAULT_ONLY, "\"\""},
     {"best_of", K_CMPL, F_DEFAULT_ONLY, "1"},
-    {"tools", K_CHAT, F_DEFAULT_ONLY, "[]"},
-    {"tool_choice", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
     {"functions", K_CHAT, F_DEFAULT_ONLY, "[]"},
     {"function_call", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
     {"dimensions", K_EMBED, F_DEFAULT_ONLY, NULL},
@@ -630,7 +636,9 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const 
         e = BAD("model", "'model' must be a string");
         goto fail;
     }
-    if (kind == SRV_CHAT ? render_messages(s, root, &toks, &e) : parse_prompt(s, root, &toks, &e)) goto fail;
+    if (parse_constraint(root, r, &e)) goto fail;
+    if (kind == SRV_CHAT && srv_tools_parse(root, r, &e)) goto fail;
+    if (kind == SRV_CHAT ? render_messages(s, root, r, &toks, &e) : parse_prompt(s, root, &toks, &e)) goto fail;
     const char *pparam = kind == SRV_CHAT ? "messages" : "prompt";
     if (toks.n == 0) {
         e = BAD(pparam, "the prompt is empty");
@@ -717,7 +725,6 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const 
         r->n_top = (int)iv;
     }
     if (parse_logit_bias(s, root, sp, &e)) goto fail;
-    if (parse_constraint(root, r, &e)) goto fail;
     if (srv_opt_bool(root, "stream", &r->stream, &e)) goto fail;
     cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
@@ -865,7 +872,7 @@ srv_reply srv_apply_template(cllm_server *s, const char *body, size_t len) {
     char *text = NULL;
     size_t tl = 0;
     cllm_error err;
-    if (render_messages(s, root, &toks, &e)) goto done;
+    if (render_messages(s, root, NULL, &toks, &e)) goto done;
     if (cllm_tokenizer_decode(s->tok, toks.ids, toks.n, &text, &tl, &err) != CLLM_OK) {
         e = BAD("messages", "%s", err.msg);
         goto done;

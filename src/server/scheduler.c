@@ -92,6 +92,7 @@ void srv_request_free(srv_request *r) {
     }
     free(r->seqs);
     cllm_grammar_destroy(r->grammar);
+    cJSON_Delete(r->tools);
     for (int i = 0; i < r->n_stop; i++) free(r->stops[i]);
     for (int i = 0; i < r->n_inputs && r->inputs; i++) free(r->inputs[i]);
     free(r->inputs);

@@ -64,6 +64,12 @@ const char *cllm_grammar_json_object_text(void);
 cllm_status cllm_json_schema_to_gbnf(const char *schema, size_t len, const char *name, char **gbnf,
                                      cllm_error *err);
 
+/* The same, with the root rule's body given: GBNF in which the rule name
+ * `schema` is the schema's value (NULL: "schema", as above). For a wrapper
+ * such as tool calls: "\"<tool_call>\" schema \"</tool_call>\"". */
+cllm_status cllm_json_schema_to_gbnf_root(const char *schema, size_t len, const char *name, const char *root_body,
+                                          char **gbnf, cllm_error *err);
+
 /* ---- matching ------------------------------------------------------------ */
 
 typedef struct cllm_grammar_matcher cllm_grammar_matcher;
