@@ -6,7 +6,7 @@
  * Parsing validates every field it uses and answers 400 naming the field
  * (OpenAI's error shape). Which fields each route knows is one table
  * (fields[] below): used, accepted-and-ignored (user, metadata,
- * parallel_tool_calls, cache_prompt), or not implemented (tools/tool_choice/functions,
+ * cache_prompt), or not implemented (functions/function_call,
  * echo, suffix, best_of > 1, store, dimensions:
  * a 400 unless the field holds its "off" value). Any other field is a 400.
  * Accepted fields and ranges:
@@ -18,7 +18,9 @@
  *   assistant's, is left open and generation continues it; a 400 with
  *   add_generation_prompt true or another role last), as llama.cpp and
  *   vLLM read them; /apply-template also takes tools (a list given to the
- *   template; chat completions refuse tools, cllm parses no tool calls),
+ *   template); chat completions take tools, tool_choice and
+ *   parallel_tool_calls (tools.c: the prompt format, a grammar for required
+ *   calls, tool_calls parsed from the reply),
  *   prompt (completions:
  *   a string, may contain special tokens, or an array of token ids),
  *   max_tokens / max_completion_tokens / n_predict (integer in [1, 2^53];
