@@ -382,6 +382,26 @@ static void test_grammar_json_schema_table(void) {
     }
 }
 
+static void test_grammar_json_schema_root_wraps_the_value(void) {
+    static const char schema[] = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
+                                 "\"required\":[\"a\"]}";
+    char *gbnf = NULL;
+    cllm_error err;
+    CHECK(cllm_json_schema_to_gbnf_root(schema, strlen(schema), "s", "\"<x>\" schema (\",\" schema)* \"</x>\"", &gbnf,
+                                        &err) == CLLM_OK,
+          "%s", err.msg);
+    cllm_grammar *g = NULL;
+    if (gbnf && cllm_grammar_parse(gbnf, strlen(gbnf), "s", &g, &err) == CLLM_OK) {
+        CHECK(matches_g(g, "<x>{\"a\": 1}</x>", 15) == 1, "one value");
+        CHECK(matches_g(g, "<x>{\"a\": 1},{\"a\":2}</x>", 23) == 1, "two values");
+        CHECK(matches_g(g, "{\"a\": 1}", 8) == 0, "the wrapper is required");
+    } else {
+        CHECK(0, "wrapped grammar: %s", err.msg);
+    }
+    cllm_grammar_destroy(g);
+    free(gbnf);
+}
+
 static void test_grammar_json_schema_refusals_name_the_keyword(void) {
     static const struct {
         const char *schema, *expect;
@@ -622,6 +642,7 @@ int main(void) {
     TEST_RUN(test_grammar_mask_spans_symbols_and_utf8);
     TEST_RUN(test_grammar_sampler_stage_masks_and_stops);
     TEST_RUN(test_grammar_json_schema_table);
+    TEST_RUN(test_grammar_json_schema_root_wraps_the_value);
     TEST_RUN(test_grammar_json_schema_refusals_name_the_keyword);
     TEST_RUN(test_grammar_random_grammars_match_reference);
     return test_finish();
