@@ -6,6 +6,10 @@
 #
 #   bash bench/bench_grammar.sh            # ROUNDS=3 THREADS=2 N=128
 #
+# First the grammar alone (bench/bench_grammar.c): per step of a 31-token
+# JSON sample under the schema below, with GPT-2's vocabulary, the time of the
+# full vocabulary mask (the slow path) and of checking one token (the fast
+# path the sampler tries first), best of 5.
 # Models:
 #   - gpt2vocab-tiny: the tiny-gpt2 shape (2 layers, 32 wide) with GPT-2's
 #     50257-token vocabulary (from the npm tiktoken package), 2 training steps:
@@ -17,9 +21,8 @@
 # Each round runs plain then constrained; each side reports its best round.
 # tokens/s = completion_tokens / generate_seconds of `cllm generate --json`
 # (decode only; the plain run ignores end-of-text so it makes N tokens, the
-# constrained one ends when the JSON is complete). mask_share = the fraction
-# of steps that needed the vocabulary walk is not visible from outside, so
-# the ms/token difference is reported instead. The load average is recorded
+# constrained one ends when the JSON is complete); extra_ms_per_token is the
+# difference of the two per-token times. The load average is recorded
 # before and after (2 shared cores: rerun when busy).
 # Not here: llama.cpp side by side (its grammar runs need llama-cli or
 # llama-server, which /tmp/llama-src does not build; only llama-bench).
@@ -32,6 +35,7 @@ n=${N:-128}
 out=${OUT:-bench/results/grammar.json}
 demo=${DEMO_MODEL:-/tmp/demo-bf16/final.gguf}
 bin=$build/cllm
+make -s -j2 BUILD="$build" "$build/cllm" "$build/bench/bench_grammar" >&2
 work=$(mktemp -d /tmp/cllm-bench-grammar.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -82,19 +86,22 @@ bench_model() { # NAME MODEL PROMPT EXTRA...
         "$name" "$best_p" "$best_g" "$(awk -v a="$best_p" -v b="$best_g" 'BEGIN { printf "%.3f", b / a }')" \
         "$(awk -v a="$best_p" -v b="$best_g" 'BEGIN { printf "%.3f", 1000 / b - 1000 / a }')" "$gtokens" "$valid" >>"$work/rows.jsonl"
 }
+printf '{"name": "Juliet Capulet", "age": 13, "tags": ["verona", "balcony"], "ok": true}' >"$work/sample.json"
+"$build/bench/bench_grammar" "$work/gpt2.tok" "$work/schema.json" "$work/sample.json" 5 >"$work/mask.json"
 bench_model gpt2vocab-tiny "$work/tiny/model.gguf" "ROMEO:"
 bench_model gpt2-124m "$work/gpt2/model.gguf" "ROMEO:"
 [ -f "$demo" ] && bench_model demo "$demo" "Describe a person as JSON with name, age, tags and ok." --chat
 
 mkdir -p "$(dirname "$out")"
-/usr/bin/python3 - "$work/rows.jsonl" "$out" "$threads" "$rounds" "$n" "$load_before" "$(load)" <<'PY'
+/usr/bin/python3 - "$work/rows.jsonl" "$out" "$threads" "$rounds" "$n" "$load_before" "$(load)" "$work/mask.json" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 import datetime
 d = {"bench": "grammar", "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), "cpu": cpu,
      "threads": int(sys.argv[3]), "rounds": int(sys.argv[4]), "max_tokens": int(sys.argv[5]),
-     "load_before": float(sys.argv[6]), "load_after": float(sys.argv[7]), "rows": rows}
+     "load_before": float(sys.argv[6]), "load_after": float(sys.argv[7]),
+     "grammar_alone_gpt2_vocab": json.load(open(sys.argv[8])), "rows": rows}
 text = json.dumps(d, indent=1)
 open(sys.argv[2], "w").write(text + "\n")
 print(text)

@@ -616,6 +616,19 @@ typedef struct {
     uint32_t off, len, hash; /* positions data[off..off+len), bottom first */
 } stack_desc;
 
+typedef struct {
+    size_t first, end;     /* st[first..end) */
+    uint64_t hash;         /* independent of the stacks' order */
+} interned_set;
+
+typedef struct {
+    uint64_t key;          /* set id << 21 | code point */
+    int32_t next;          /* the set reached, or -1: no stack takes the code point */
+    uint32_t gen;
+} memo_entry;
+
+#define MEMO_SIZE (1u << 16) /* transitions remembered per mask call (beyond half of it: recomputed) */
+
 struct cllm_grammar_matcher {
     const cllm_grammar *g;
     uint32_t *data;        /* [n_data] stack contents of every live set */
@@ -628,6 +641,13 @@ struct cllm_grammar_matcher {
     uint32_t partial;      /* bits of an incomplete UTF-8 character */
     int need;              /* its continuation bytes still to come; 0 = none */
     int oom;               /* an allocation failed: treated as a rejection */
+    /* mask only: the distinct sets met in one walk, and the transitions
+     * between them already computed (see mask_walk) */
+    interned_set *sets;    /* [n_sets] */
+    size_t n_sets, cap_sets;
+    memo_entry *memo;      /* [MEMO_SIZE] open addressing, valid when gen matches */
+    uint32_t memo_gen;
+    size_t memo_used;
 };
 
 static int is_alt_end(const element *e) { return e->kind == EL_ALT || e->kind == EL_END; }
@@ -822,6 +842,8 @@ cllm_grammar_matcher *cllm_grammar_matcher_create(const cllm_grammar *g, cllm_er
 
 void cllm_grammar_matcher_destroy(cllm_grammar_matcher *m) {
     if (!m) return;
+    free(m->sets);
+    free(m->memo);
     free(m->data);
     free(m->st);
     free(m->tmp);
@@ -995,9 +1017,70 @@ done:
     return v;
 }
 
-/* Marks the tokens below trie node `node` that the sets st[from..to) (with
- * the partial character partial/need) can take; returns how many. */
-static int mask_walk(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t node, size_t from, size_t to,
+/* Order-independent hash of the set st[first..end) (stacks are merged, so a
+ * set is a set: the same stacks in another order are the same state). */
+static uint64_t set_hash(const cllm_grammar_matcher *m, size_t first, size_t end) {
+    uint64_t h = end - first;
+    for (size_t i = first; i < end; i++) h += (m->st[i].hash + 0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull;
+    return h;
+}
+
+static int same_set(const cllm_grammar_matcher *m, const interned_set *a, size_t first, size_t end) {
+    if (a->end - a->first != end - first) return 0;
+    for (size_t i = first; i < end; i++) {
+        const stack_desc *d = &m->st[i];
+        size_t k = a->first;
+        while (k < a->end && !(m->st[k].hash == d->hash && m->st[k].len == d->len &&
+                               (d->len == 0 || !memcmp(m->data + m->st[k].off, m->data + d->off,
+                                                       d->len * sizeof *m->data))))
+            k++;
+        if (k == a->end) return 0;
+    }
+    return 1;
+}
+
+/* The id of the set st[first..n_st) (just built): an earlier identical set's,
+ * whose copy is then dropped, or a new one. -1 when out of memory. */
+static int32_t intern_set(cllm_grammar_matcher *m, size_t first) {
+    uint64_t h = set_hash(m, first, m->n_st);
+    for (size_t i = 0; i < m->n_sets; i++)
+        if (m->sets[i].hash == h && same_set(m, &m->sets[i], first, m->n_st)) {
+            drop_sets(m, first);
+            return (int32_t)i;
+        }
+    if (!grow((void **)&m->sets, &m->cap_sets, m->n_sets + 1, sizeof *m->sets)) return -1;
+    m->sets[m->n_sets] = (interned_set){first, m->n_st, h};
+    return (int32_t)m->n_sets++;
+}
+
+/* The set reached from set `id` by code point cp: remembered, or computed
+ * (appended to the arena, interned) and remembered. -1: none. */
+static int32_t transition(cllm_grammar_matcher *m, int32_t id, uint32_t cp) {
+    uint64_t key = (uint64_t)id << 21 | cp;
+    memo_entry *e = NULL;
+    if (m->memo) {
+        size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 48) & (MEMO_SIZE - 1);
+        while (m->memo[i].gen == m->memo_gen && m->memo[i].key != key) i = (i + 1) & (MEMO_SIZE - 1);
+        e = &m->memo[i];
+        if (e->gen == m->memo_gen) return e->next;
+    }
+    size_t first = m->n_st;
+    int32_t next = -1;
+    if (step_cp(m, m->sets[id].first, m->sets[id].end, cp) == 0) drop_sets(m, first);
+    else next = intern_set(m, first);
+    if (e && m->memo_used < MEMO_SIZE / 2) {
+        *e = (memo_entry){key, next, m->memo_gen};
+        m->memo_used++;
+    }
+    return next;
+}
+
+/* Marks the tokens below trie node `node` that set `id` (with the partial
+ * character partial/need) can take; returns how many. Tokens share
+ * prefixes through the trie, and different prefixes often lead to the same
+ * set (any letter inside a JSON string does), so each distinct (set, code
+ * point) step is computed once per walk. */
+static int mask_walk(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32_t node, int32_t id,
                      uint32_t partial, int need, uint8_t *allowed) {
     int n = 0;
     for (int32_t c = v->nodes[node].first_child; c >= 0; c = v->nodes[c].next_sibling) {
@@ -1005,32 +1088,39 @@ static int mask_walk(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, int32
         int nd = need;
         int r = utf8_byte(&p, &nd, v->nodes[c].byte, &cp);
         if (r < 0) continue;
-        size_t first = m->n_st, nfrom = from, nto = to;
+        int32_t next = id;
         if (r == 1) {
-            if (step_cp(m, from, to, cp) == 0) {
-                drop_sets(m, first);
-                continue;
-            }
-            nfrom = first;
-            nto = m->n_st;
+            if ((next = transition(m, id, cp)) < 0) continue;
         } else {
             uint32_t lo, hi;
             partial_range(p, nd, &lo, &hi);
-            if (!partial_ok(m, from, to, lo, hi)) continue;
+            if (!partial_ok(m, m->sets[id].first, m->sets[id].end, lo, hi)) continue;
         }
         for (int32_t t = v->nodes[c].first_token; t >= 0; t = v->next_token[t]) {
             allowed[t] = 1;
             n++;
         }
-        n += mask_walk(m, v, c, nfrom, nto, p, nd, allowed);
-        drop_sets(m, first);
+        n += mask_walk(m, v, c, next, p, nd, allowed);
     }
     return n;
 }
 
 int cllm_grammar_matcher_mask(cllm_grammar_matcher *m, const cllm_grammar_vocab *v, uint8_t *allowed) {
     memset(allowed, 0, (size_t)v->V);
-    int n = mask_walk(m, v, 0, 0, m->n_cur, m->partial, m->need, allowed);
+    if (!m->memo) m->memo = calloc(MEMO_SIZE, sizeof *m->memo); /* without it: every step computed */
+    if (++m->memo_gen == 0) { /* the stamps wrapped: clear them */
+        if (m->memo) memset(m->memo, 0, MEMO_SIZE * sizeof *m->memo);
+        m->memo_gen = 1;
+    }
+    m->memo_used = 0;
+    m->n_sets = 0;
+    int n = 0;
+    if (grow((void **)&m->sets, &m->cap_sets, 1, sizeof *m->sets)) {
+        m->sets[m->n_sets++] = (interned_set){0, m->n_cur, set_hash(m, 0, m->n_cur)};
+        n = mask_walk(m, v, 0, 0, m->partial, m->need, allowed);
+    }
+    drop_sets(m, m->n_cur);
+    m->n_sets = 0;
     m->oom = 0;
     if (cllm_grammar_matcher_complete(m))
         for (int i = 0; i < v->n_eog; i++) n += !allowed[v->eog[i]], allowed[v->eog[i]] = 1;
