@@ -418,7 +418,7 @@ static int parse_prompt(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_repl
  * and have no effect, for the reason given. DEFAULT_ONLY fields are features
  * cllm does not implement: the request is accepted only when the field is
  * null or holds the value that means "feature off", so a client asking for
- * tools gets a 400 naming the field instead of a
+ * one (the old functions API, say) gets a 400 naming the field instead of a
  * silent 200. A field in no row (or in a row for another route) is a 400. */
 enum { K_CHAT = 1, K_CMPL = 2, K_EMBED = 4, K_NATIVE = 8, K_GEN = K_CHAT | K_CMPL | K_NATIVE };
 typedef enum { F_USED, F_IGNORED, F_DEFAULT_ONLY } field_how;
