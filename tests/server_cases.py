@@ -123,13 +123,19 @@ cases = [
     ("top_logprobs 1e19", CHAT, '{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":1e19}', 400,
      "top_logprobs"),
     # fields cllm does not implement: a 400 naming them, never a silent 200
-    ("response_format json_object", CHAT, {"messages": msgs, "response_format": {"type": "json_object"}}, 400,
-     "response_format"),
-    ("response_format json_schema", CMPL, {"prompt": "x", "response_format": {"type": "json_schema"}}, 400,
-     "response_format"),
-    ("grammar", CMPL, {"prompt": "x", "grammar": "root ::= \"a\""}, 400, "grammar"),
-    ("tools with tool_choice required", CHAT, {"messages": msgs, "tools": [
-        {"type": "function", "function": {"name": "f", "parameters": {}}}], "tool_choice": "required"}, 400, "tools"),
+    # output constraints (docs/GRAMMAR.md): a bad one is a 400 naming its field
+    ("response_format json_schema without a schema", CMPL, {"prompt": "x", "response_format": {"type": "json_schema"}},
+     400, "response_format"),
+    ("response_format type xml", CHAT, {"messages": msgs, "response_format": {"type": "xml"}}, 400, "response_format"),
+    ("response_format schema with format", CHAT, {"messages": msgs, "response_format": {"type": "json_schema",
+     "json_schema": {"name": "p", "schema": {"type": "string", "format": "email"}}}}, 400, "response_format"),
+    ("grammar that does not parse", CMPL, {"prompt": "x", "grammar": "root ::= \"a"}, 400, "grammar"),
+    ("grammar not a string", "/completion", {"prompt": "x", "grammar": 5}, 400, "grammar"),
+    ("json_schema with oneOf", "/completion", {"prompt": "x", "json_schema": {"oneOf": [{}]}}, 400, "json_schema"),
+    ("grammar and json_schema", CHAT, {"messages": msgs, "grammar": "root ::= \"a\"", "json_schema": {}}, 400,
+     "json_schema"),
+    ("a tool without a function", CHAT, {"messages": msgs, "tools": [{"type": "function"}]}, 400, "tools"),
+    ("functions (the old API)", CHAT, {"messages": msgs, "functions": [{"name": "f"}]}, 400, "functions"),
     ("tool_choice required", CHAT, {"messages": msgs, "tool_choice": "required"}, 400, "tool_choice"),
     ("continue_final_message, user last", CHAT, {"messages": msgs, "continue_final_message": True}, 400,
      "continue_final_message"),
@@ -532,6 +538,61 @@ for hs in holders:
     hs.close()
 time.sleep(0.5)
 check("slots free again after the holders left", json.loads(req("GET", "/health")[1])["slots_processing"] == 0)
+
+# ---- constrained output: response_format, grammar, json_schema (docs/GRAMMAR.md) ----
+# Whitespace is banned by logit_bias so a JSON answer fits the 128-token
+# context of this byte-level model (the grammar allows up to 21 bytes of it
+# between tokens); the model alone writes English, never JSON.
+compact = {"32": -100, "10": -100, "9": -100}
+schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2, 3]},
+          "tag": {"type": "string", "maxLength": 5}}, "required": ["ok", "n"], "additionalProperties": False}
+outs = set()
+for seed in (1, 2, 3, 4):
+    s, t, _ = req("POST", CHAT, {"messages": msgs, "seed": seed, "logit_bias": compact, "response_format":
+                                 {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}})
+    c = json.loads(t)["choices"][0] if s == 200 else {}
+    try:
+        d = json.loads(c["message"]["content"])
+        ok = (set(d) <= {"ok", "n", "tag"} and isinstance(d["ok"], bool) and d["n"] in (1, 2, 3)
+              and (("tag" not in d) or (isinstance(d["tag"], str) and len(d["tag"]) <= 5)))
+        outs.add(c["message"]["content"])
+    except Exception:  # noqa: BLE001
+        ok = False
+    check(f"response_format json_schema, seed {seed}: the content matches the schema, finish stop",
+          ok and c.get("finish_reason") == "stop", t[:300])
+check("response_format json_schema: seeds give different objects", len(outs) > 1, outs)
+s, t, _ = req("POST", CHAT, {"messages": msgs, "seed": 5, "logit_bias": dict(compact, **{"125": 100}),
+                             "response_format": {"type": "json_object"}})
+c = json.loads(t)["choices"][0] if s == 200 else {}
+check("response_format json_object: a JSON object even when the model favours '}'", s == 200
+      and isinstance(json.loads(c["message"]["content"]), dict) and c["finish_reason"] == "stop", t[:300])
+yn = 'root ::= ("yes" | "no" | "\\u00e9t\\u00e9") "!"'
+for path, body, get in [
+        (CMPL, {"prompt": "the cat", "max_tokens": 20, "grammar": yn}, lambda d: d["choices"][0]["text"]),
+        ("/completion", {"prompt": "the cat", "n_predict": 20, "grammar": yn}, lambda d: d["content"]),
+        (CHAT, {"messages": msgs, "json_schema": {"enum": ["red", "green"]}}, lambda d: d["choices"][0]["message"]["content"])]:
+    s, t, _ = req("POST", path, body)
+    got = get(json.loads(t)) if s == 200 else None
+    want = ("yes!", "no!", "\u00e9t\u00e9!") if "grammar" in body else ('"red"', '"green"')
+    check(f"{path} with {'grammar' if 'grammar' in body else 'json_schema'}: a sentence of it", got in want, t[:300])
+s, t, _ = req("POST", CHAT, {"messages": msgs, "stream": True, "seed": 3, "logit_bias": compact,
+                             "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}})
+ev, done = sse_events(t) if s == 200 else ([], False)
+text = "".join(e["choices"][0]["delta"].get("content", "") for e in ev if e.get("choices"))
+try:
+    streamed_ok = isinstance(json.loads(text), dict)
+except Exception:  # noqa: BLE001
+    streamed_ok = False
+check("stream with response_format: the deltas join into valid JSON, finish stop", done and streamed_ok
+      and any(e["choices"] and e["choices"][0].get("finish_reason") == "stop" for e in ev), t[:300])
+s, t, _ = req("POST", CMPL, {"prompt": "x", "grammar": "root ::= [a-z]+\nroot ::= \"b\""})
+check("bad grammar: the message gives line and column", s == 400
+      and "grammar:2:1: rule 'root' is defined twice" in json.loads(t)["error"]["message"], t[:300])
+s, t, _ = req("POST", CHAT, {"messages": msgs, "response_format": {"type": "json_schema", "json_schema": {"name": "p",
+                             "schema": {"type": "object", "properties": {"e": {"type": "string", "pattern": "a+"}}}}}})
+check("bad schema: the message names the keyword and where", s == 400 and
+      "unsupported JSON Schema keyword 'pattern' at /properties/e" in json.loads(t)["error"]["message"], t[:300])
+check("constrained requests leave the server healthy", health_ok())
 
 # ---- a model whose logits are all NaN: 500 / SSE error naming the cause, server up ----
 NPORT = int(os.environ["NAN_PORT"])

@@ -41,7 +41,7 @@ static void usage(FILE *out) {
             "  --system TEXT          system message\n"
             "  -p, --prompt TEXT      one user turn, print the reply and exit\n"
             "  -n, --max-tokens N     reply budget in tokens (default 256)\n"
-            "  -h, --help             this help\n\n" SAMPLER_HELP
+            "  -h, --help             this help\n\n" SAMPLER_HELP "\n" GRAMMAR_HELP
             "\nCommands in the chat:\n"
             "  /reset              forget the conversation (keeps the system message)\n"
             "  /system [TEXT]      set the system message; without TEXT, clear it\n"
@@ -171,8 +171,8 @@ static int save_transcript(const conversation *c, const char *path) {
 }
 
 /* One user turn: fit the context, generate, record the reply. Returns 0 on a fatal error. */
-static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp, int max_tokens, const char *line,
-                     int print_notices) {
+static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp, grammar_args *ga, int max_tokens,
+                     const char *line, int print_notices) {
     cllm_error err;
     if (!conversation_add(c, CLLM_ROLE_USER, line, strlen(line))) return 0;
     cllm_tokens ids = {0};
@@ -206,6 +206,10 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
         gp.n_stop = 1;
     }
     cllm_sampler *sampler = cllm_sampler_create(sp, (int)cllm_tokenizer_n_vocab(s->tok), &err);
+    if (sampler && grammar_args_attach(ga, sampler, s->tok, gp.eog, gp.n_eog, &err) != CLLM_OK) {
+        cllm_sampler_destroy(sampler);
+        sampler = NULL;
+    }
     if (!sampler) {
         fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
         cllm_tokens_free(&ids);
@@ -330,12 +334,14 @@ int cllm_cmd_chat(int argc, char **argv) {
     model_session_args margs;
     model_session_args_init(&margs);
     cllm_sampler_params sp = cllm_sampler_default_params();
+    grammar_args ga = {0};
     const char *system = NULL, *one_prompt = NULL;
     int max_tokens = 256;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = model_session_arg(CMD, &margs, argc, argv, &i);
         if (r == 0) r = sampler_arg(CMD, &sp, argc, argv, &i);
+        if (r == 0) r = grammar_arg(CMD, &ga, argc, argv, &i);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
         if (cli_is_help(a)) {
@@ -354,9 +360,14 @@ int cllm_cmd_chat(int argc, char **argv) {
     }
     cllm_error err;
     if (cllm_sampler_params_validate(&sp, 1 << 24, &err) != CLLM_OK) return cli_usage_error(CMD, "%s", err.msg);
+    int rc = grammar_args_load(CMD, &ga);
+    if (rc != CLI_EXIT_OK) return rc;
     model_session s;
-    int rc = model_session_open(CMD, &margs, 1, &s);
-    if (rc != 0) return rc;
+    rc = model_session_open(CMD, &margs, 1, &s);
+    if (rc != 0) {
+        grammar_args_free(&ga);
+        return rc;
+    }
     conversation c = {0};
     if (system) c.system = strdup(system);
     struct sigaction sa = {0};
@@ -364,7 +375,7 @@ int cllm_cmd_chat(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     int ok = 1;
     if (one_prompt) {
-        ok = chat_turn(&s, &c, &sp, max_tokens, one_prompt, 0);
+        ok = chat_turn(&s, &c, &sp, &ga, max_tokens, one_prompt, 0);
     } else {
         int interactive = isatty(STDIN_FILENO);
         if (interactive)
@@ -380,12 +391,13 @@ int cllm_cmd_chat(int argc, char **argv) {
                 }
                 continue;
             }
-            ok = chat_turn(&s, &c, &sp, max_tokens, line, interactive);
+            ok = chat_turn(&s, &c, &sp, &ga, max_tokens, line, interactive);
         }
     }
     conversation_reset(&c);
     free(c.turns);
     free(c.system);
+    grammar_args_free(&ga);
     model_session_close(&s);
     return ok ? CLI_EXIT_OK : CLI_EXIT_DATA;
 }

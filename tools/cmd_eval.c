@@ -21,6 +21,7 @@
 #include "cllm/core/fileio.h"
 #include "cllm/core/progress.h"
 #include "model_session.h"
+#include "sampler_args.h"
 
 #define CMD "eval"
 #define MAX_TASK_FILES 32
@@ -43,12 +44,15 @@ static void usage(FILE *out) {
             "  --show N          print N sample answers per task (default 0; JSON keeps 3)\n"
             "  --predictions F   write every answer with its scores to F (JSONL)\n"
             "  --json            one JSON object on stdout instead of the table\n"
+            "  --grammar FILE    constrain every answer to a GBNF grammar (docs/GRAMMAR.md)\n"
+            "  --json-schema FILE  constrain every answer to JSON matching a JSON Schema\n"
             "  --no-progress     no progress bar on stderr\n"
             "  -h, --help        this help\n");
 }
 
 typedef struct {
     model_session_args sa;
+    grammar_args ga;
     const char *tasks[MAX_TASK_FILES], *text, *pred_path;
     int n_tasks, json, max_tokens, show, progress;
     int64_t limit;
@@ -68,6 +72,7 @@ static int parse_args(eval_args *a, int argc, char **argv) {
             return -1;
         }
         int r = model_session_arg(CMD, &a->sa, argc, argv, &i);
+        if (r == 0) r = grammar_arg(CMD, &a->ga, argc, argv, &i);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
         if (!strcmp(arg, "--task")) {
@@ -101,8 +106,10 @@ static int parse_args(eval_args *a, int argc, char **argv) {
 }
 
 /* Reads and validates every input before the model is loaded. */
-static int check_inputs(const eval_args *a, cllm_eval_set *ex) {
+static int check_inputs(eval_args *a, cllm_eval_set *ex) {
     cllm_error err;
+    int rc = grammar_args_load(CMD, &a->ga);
+    if (rc != CLI_EXIT_OK) return rc;
     for (int t = 0; t < a->n_tasks; t++)
         if (cllm_eval_set_load(ex, a->tasks[t], a->limit, &err) != CLLM_OK) return cli_fail(CMD, &err);
     if (a->text && cllm_file_check_regular(a->text, NULL, &err) != CLLM_OK) return cli_fail(CMD, &err);
@@ -131,7 +138,7 @@ static cJSON *sample_json(const cllm_eval_example *e, const char *answer, const 
 
 /* Answers and scores every example; keeps samples[task] (up to max(show, 3)
  * each) and writes every answer to the predictions file when open. */
-static int run_examples(const eval_args *a, model_session *s, const cllm_eval_set *ex, cllm_eval_tally *tally,
+static int run_examples(eval_args *a, model_session *s, const cllm_eval_set *ex, cllm_eval_tally *tally,
                         cJSON *samples[CLLM_EVAL_MAX_TASKS], cllm_atomic_file *pf) {
     const int keep = a->show > 3 ? a->show : 3;
     cllm_progress bar;
@@ -143,8 +150,8 @@ static int run_examples(const eval_args *a, model_session *s, const cllm_eval_se
         char *answer = NULL;
         int over, g;
         double scores[CLLM_METRIC_COUNT];
-        if (cllm_eval_answer(s->model, s->tok, s->chat_template, s->context, e, a->max_tokens, &answer, &over, &err) !=
-                CLLM_OK ||
+        if (cllm_eval_answer(s->model, s->tok, s->chat_template, s->context, e, a->max_tokens, a->ga.grammar,
+                             &a->ga.vocab, &answer, &over, &err) != CLLM_OK ||
             cllm_eval_tally_add(tally, e, answer, over, scores, &g, &err) != CLLM_OK) {
             free(answer);
             return cli_fail(CMD, &err);
@@ -288,6 +295,7 @@ int cllm_cmd_eval(int argc, char **argv) {
     cJSON_Delete(out);
     free(tally);
     cllm_eval_set_free(&ex);
+    grammar_args_free(&a.ga);
     if (s.model) model_session_close(&s);
     return rc;
 }

@@ -34,7 +34,7 @@ static void usage(FILE *out) {
             "  --no-echo              do not print the prompt before the continuation\n"
             "  --logprobs N           with --json: N most likely alternatives per token (<= 20)\n"
             "  --json                 print one JSON object instead of streaming text\n"
-            "  -h, --help             this help\n\n" SAMPLER_HELP);
+            "  -h, --help             this help\n\n" SAMPLER_HELP "\n" GRAMMAR_HELP);
 }
 
 typedef struct {
@@ -85,6 +85,7 @@ int cllm_cmd_generate(int argc, char **argv) {
     model_session_args_init(&margs);
     cllm_sampler_params sp = cllm_sampler_default_params();
     cllm_generate_params gp = cllm_generate_default_params();
+    grammar_args ga = {0};
     const char *prompt = NULL, *prompt_file = NULL, *system = NULL;
     const char *stops[CLLM_STOP_MAX];
     int n_stops = 0, chat = 0, echo = 1, json = 0, ignore_eos = 0;
@@ -92,6 +93,7 @@ int cllm_cmd_generate(int argc, char **argv) {
         const char *a = argv[i], *v;
         int r = model_session_arg(CMD, &margs, argc, argv, &i);
         if (r == 0) r = sampler_arg(CMD, &sp, argc, argv, &i);
+        if (r == 0) r = grammar_arg(CMD, &ga, argc, argv, &i);
         if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
         if (cli_is_help(a)) {
@@ -124,6 +126,8 @@ int cllm_cmd_generate(int argc, char **argv) {
     }
     if (!prompt == !prompt_file) return cli_usage_error(CMD, "give exactly one of --prompt or --file");
     if (system && !chat) return cli_usage_error(CMD, "--system needs --chat");
+    int rc = grammar_args_load(CMD, &ga);
+    if (rc != CLI_EXIT_OK) return rc;
     cllm_error err;
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
@@ -137,6 +141,7 @@ int cllm_cmd_generate(int argc, char **argv) {
                     char *t = realloc(file_text, cap);
                     if (!t) {
                         free(file_text);
+                        grammar_args_free(&ga);
                         fprintf(stderr, "cllm %s: out of memory reading stdin\n", CMD);
                         return CLI_EXIT_DATA;
                     }
@@ -148,15 +153,17 @@ int cllm_cmd_generate(int argc, char **argv) {
             }
             file_text[prompt_len] = 0;
         } else if (cllm_file_read_all(prompt_file, 64u << 20, &file_text, &prompt_len, &err) != CLLM_OK) {
+            grammar_args_free(&ga);
             return cli_fail(CMD, &err);
         }
         prompt = file_text;
     }
     margs.template_optional = !chat; /* plain generation never renders the chat template */
     model_session s;
-    int rc = model_session_open(CMD, &margs, 1, &s);
+    rc = model_session_open(CMD, &margs, 1, &s);
     if (rc != 0) {
         free(file_text);
+        grammar_args_free(&ga);
         return rc;
     }
     cllm_sampler *sampler = NULL;
@@ -182,6 +189,7 @@ int cllm_cmd_generate(int argc, char **argv) {
     if (st == CLLM_OK && ids.n == 0) st = cllm_error_set(&err, CLLM_ERR_ARG, "the prompt is empty");
     if (st == CLLM_OK && !(sampler = cllm_sampler_create(&sp, (int)cllm_tokenizer_n_vocab(s.tok), &err)))
         st = err.status;
+    if (st == CLLM_OK) st = grammar_args_attach(&ga, sampler, s.tok, gp.eog, gp.n_eog, &err);
     stream_ctx sc = {.json = json, .max_events = gp.max_tokens};
     if (st == CLLM_OK && json) {
         sc.events = calloc((size_t)gp.max_tokens, sizeof *sc.events);
@@ -233,6 +241,7 @@ int cllm_cmd_generate(int argc, char **argv) {
     free(sc.events);
     free(sc.tops);
     cllm_sampler_destroy(sampler);
+    grammar_args_free(&ga);
     cllm_tokens_free(&ids);
     model_session_close(&s);
     free(file_text);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cllm/core/fileio.h"
 
 int sampler_set(const char *command, cllm_sampler_params *p, const char *name, const char *value) {
     double d;
@@ -81,4 +82,55 @@ int sampler_arg(const char *command, cllm_sampler_params *p, int argc, char **ar
         return sampler_set(command, p, flags[k] + 2, v) ? 1 : -1;
     }
     return 0;
+}
+
+int grammar_arg(const char *command, grammar_args *g, int argc, char **argv, int *i) {
+    const char **slot = !strcmp(argv[*i], "--grammar") ? &g->grammar_path
+                        : !strcmp(argv[*i], "--json-schema") ? &g->schema_path : NULL;
+    if (!slot) return 0;
+    if (!(*slot = cli_value(command, argc, argv, i))) return -1;
+    if (g->grammar_path && g->schema_path) {
+        cli_usage_error(command, "give --grammar or --json-schema, not both");
+        return -1;
+    }
+    return 1;
+}
+
+int grammar_args_load(const char *command, grammar_args *g) {
+    const char *path = g->grammar_path ? g->grammar_path : g->schema_path;
+    if (!path) return CLI_EXIT_OK;
+    cllm_error err;
+    char *text = NULL, *gbnf = NULL;
+    size_t len = 0;
+    cllm_status st = cllm_file_read_all(path, CLLM_GRAMMAR_MAX_TEXT, &text, &len, &err);
+    if (st == CLLM_OK && g->schema_path) {
+        st = cllm_json_schema_to_gbnf(text, len, path, &gbnf, &err);
+        if (st == CLLM_OK) st = cllm_grammar_parse(gbnf, strlen(gbnf), path, &g->grammar, &err);
+    } else if (st == CLLM_OK) {
+        st = cllm_grammar_parse(text, len, path, &g->grammar, &err);
+    }
+    free(text);
+    free(gbnf);
+    return st == CLLM_OK ? CLI_EXIT_OK : cli_fail(command, &err);
+}
+
+cllm_status grammar_args_vocab(grammar_args *g, const cllm_tokenizer *tok, const int32_t *eog, int n_eog,
+                               cllm_error *err) {
+    if (g->vocab || !g->grammar) return CLLM_OK;
+    g->vocab = cllm_grammar_vocab_from_tokenizer(tok, eog, n_eog, err);
+    return g->vocab ? CLLM_OK : err->status;
+}
+
+cllm_status grammar_args_attach(grammar_args *g, cllm_sampler *s, const cllm_tokenizer *tok, const int32_t *eog,
+                                int n_eog, cllm_error *err) {
+    if (!g->grammar) return CLLM_OK;
+    cllm_status st = grammar_args_vocab(g, tok, eog, n_eog, err);
+    return st == CLLM_OK ? cllm_sampler_set_grammar(s, g->grammar, g->vocab, err) : st;
+}
+
+void grammar_args_free(grammar_args *g) {
+    cllm_grammar_vocab_destroy(g->vocab);
+    cllm_grammar_destroy(g->grammar);
+    g->vocab = NULL;
+    g->grammar = NULL;
 }

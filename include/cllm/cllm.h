@@ -55,6 +55,7 @@
 /* infer/: sampling, generation, chat templates, perplexity, quantization */
 #include "cllm/infer/chat_template.h"
 #include "cllm/infer/generate.h"
+#include "cllm/infer/grammar.h"
 #include "cllm/infer/jinja.h"
 #include "cllm/infer/perplexity.h"
 #include "cllm/infer/quantize.h"

@@ -180,7 +180,8 @@ static char *trim(char *s) {
 }
 
 cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
-                             const cllm_eval_example *ex, int max_tokens, char **text, int *over, cllm_error *err) {
+                             const cllm_eval_example *ex, int max_tokens, const cllm_grammar *grammar,
+                             cllm_grammar_vocab **vocab, char **text, int *over, cllm_error *err) {
     cllm_tokens ids = {0};
     *text = NULL;
     *over = 0;
@@ -206,6 +207,14 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
     cllm_sampler_params sp = cllm_sampler_default_params();
     sp.temperature = 0;
     cllm_sampler *sampler = cllm_sampler_create(&sp, (int)cllm_tokenizer_n_vocab(tok), err);
+    if (sampler && grammar && !*vocab && !(*vocab = cllm_grammar_vocab_from_tokenizer(tok, gp.eog, gp.n_eog, err))) {
+        cllm_sampler_destroy(sampler);
+        sampler = NULL;
+    }
+    if (sampler && grammar && cllm_sampler_set_grammar(sampler, grammar, *vocab, err) != CLLM_OK) {
+        cllm_sampler_destroy(sampler);
+        sampler = NULL;
+    }
     if (!sampler) {
         cllm_tokens_free(&ids);
         return err->status ? err->status : CLLM_ERR_NOMEM;

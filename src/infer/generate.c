@@ -97,6 +97,13 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
     for (int step = 0; step < p->max_tokens; step++) {
         float lp = 0;
         int32_t token = cllm_sampler_sample(sampler, logits, &lp, top, p->n_top_logprobs);
+        if (token == CLLM_SAMPLER_GRAMMAR_DEAD_END) {
+            st = cllm_error_set(err, CLLM_ERR_ARG,
+                                "generate: at position %d no token keeps the output valid under the grammar (the "
+                                "vocabulary cannot spell what it needs next)",
+                                pos);
+            goto done;
+        }
         if (token < 0) {
             st = cllm_error_set(err, CLLM_ERR_NUMERIC,
                                 "generate: no finite logit at position %d (every logit is NaN or infinite: the "
@@ -104,7 +111,7 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
                                 pos);
             goto done;
         }
-        cllm_sampler_accept(sampler, token);
+        cllm_sampler_advance(sampler, token);
         result->n_generated++;
         int end = cllm_generate_is_eog(p, token);
         size_t rlen = 0;
@@ -123,8 +130,10 @@ cllm_status cllm_generate(cllm_model *m, int slot, const cllm_tokenizer *tok, cl
             result->finish = CLLM_FINISH_STOP;
             break;
         }
-        if (pos >= kv_context || step + 1 == p->max_tokens) {
-            if (step + 1 < p->max_tokens) result->finish = CLLM_FINISH_CONTEXT;
+        int grammar_done = cllm_sampler_grammar_finished(sampler); /* nothing may follow: as at an eog token */
+        if (grammar_done || pos >= kv_context || step + 1 == p->max_tokens) {
+            if (grammar_done) result->finish = CLLM_FINISH_STOP;
+            else if (step + 1 < p->max_tokens) result->finish = CLLM_FINISH_CONTEXT;
             /* Release what the stream still holds, as a text-only event. */
             rlen = cllm_text_stream_end(&text, released);
             cllm_generate_event tail = {released, rlen, -1, 0, NULL, 0};

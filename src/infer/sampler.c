@@ -29,6 +29,9 @@ struct cllm_sampler {
     int32_t *counts;   /* [V] occurrences in the penalty window (zero outside use) */
     int32_t *history;  /* [window] ring buffer of accepted tokens */
     int64_t n_history; /* total accepted since reset */
+    const cllm_grammar_vocab *vocab;  /* borrowed; NULL without a grammar */
+    cllm_grammar_matcher *grammar;    /* owned; NULL without a grammar */
+    uint8_t *allowed;                 /* [V] the grammar's mask for this step */
 };
 
 static const char *const stage_names[CLLM_SAMPLER_STAGE_COUNT] = {
@@ -157,10 +160,41 @@ void cllm_sampler_destroy(cllm_sampler *s) {
     free(s->bias_by_id);
     free(s->counts);
     free(s->history);
+    cllm_grammar_matcher_destroy(s->grammar);
+    free(s->allowed);
     free(s);
 }
 
-void cllm_sampler_reset(cllm_sampler *s) { s->n_history = 0; }
+cllm_status cllm_sampler_set_grammar(cllm_sampler *s, const cllm_grammar *g, const cllm_grammar_vocab *v,
+                                     cllm_error *err) {
+    cllm_grammar_matcher_destroy(s->grammar);
+    s->grammar = NULL;
+    s->vocab = NULL;
+    if (!g) return CLLM_OK;
+    if (cllm_grammar_vocab_size(v) != s->V)
+        return cllm_error_set(err, CLLM_ERR_ARG, "sampler: the grammar's vocabulary has %d tokens, the sampler's %d",
+                              cllm_grammar_vocab_size(v), s->V);
+    if (!s->allowed && !(s->allowed = malloc((size_t)s->V)))
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "sampler: cannot allocate the grammar mask");
+    if (!(s->grammar = cllm_grammar_matcher_create(g, err))) return err->status;
+    s->vocab = v;
+    return CLLM_OK;
+}
+
+int cllm_sampler_advance(cllm_sampler *s, int32_t token) {
+    if (s->grammar && !cllm_grammar_matcher_accept_token(s->grammar, s->vocab, token)) return 0;
+    cllm_sampler_accept(s, token);
+    return 1;
+}
+
+int cllm_sampler_grammar_finished(const cllm_sampler *s) {
+    return s->grammar && cllm_grammar_matcher_complete(s->grammar) && !cllm_grammar_matcher_can_continue(s->grammar);
+}
+
+void cllm_sampler_reset(cllm_sampler *s) {
+    s->n_history = 0;
+    if (s->grammar) cllm_grammar_matcher_reset(s->grammar);
+}
 
 void cllm_sampler_accept(cllm_sampler *s, int32_t token) {
     if (s->params.penalty_window <= 0 || token < 0 || token >= s->V) return;
@@ -290,20 +324,25 @@ static void model_logprobs(const float *logits, int V, int32_t chosen, float *ch
     }
 }
 
-int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_logprob,
-                            cllm_token_logprob *top, int n_top) {
+/* The chain and the draw over the finite logits whose tokens allowed[]
+ * marks (NULL: every token). Returns a token, or CLLM_SAMPLER_NO_FINITE_LOGIT
+ * / CLLM_SAMPLER_GRAMMAR_DEAD_END. */
+static int32_t run_chain(cllm_sampler *s, const float *logits, const uint8_t *allowed) {
     const cllm_sampler_params *p = &s->params;
     candidate *c = s->cand;
-    int n = 0;
+    int n = 0, n_finite = 0;
     /* Only finite logits are candidates: NaN compares false both ways (the
      * truncation stages would keep nothing) and +-inf has no probability. */
     for (int i = 0; i < s->V; i++) {
         if (!isfinite(logits[i])) continue;
+        n_finite++;
+        if (allowed && !allowed[i]) continue;
         c[n].token = i;
         c[n].logit = logits[i];
         n++;
     }
-    if (n == 0) return -1;
+    if (n_finite == 0) return CLLM_SAMPLER_NO_FINITE_LOGIT;
+    if (n == 0) return CLLM_SAMPLER_GRAMMAR_DEAD_END;
     int sorted_prefix = 0; /* c[0..sorted_prefix) are the best, in order */
     float temperature = p->temperature;
     for (int k = 0; k < p->n_stages && n > 1; k++) {
@@ -362,6 +401,26 @@ int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_
         }
         if (!isfinite(m)) chosen = c[0].token; /* every candidate banned: deterministic fallback */
     }
-    if (chosen_logprob || n_top > 0) model_logprobs(logits, s->V, chosen, chosen_logprob, top, n_top);
+    return chosen;
+}
+
+/* With a grammar the chain first runs unconstrained, and its token stands
+ * when the grammar accepts it (one token's bytes to check); only otherwise
+ * is the vocabulary masked and the chain run again over the valid tokens
+ * (llama.cpp does the same). Greedy decoding picks exactly the best valid
+ * token either way, and plain softmax sampling has exactly the masked
+ * distribution: a valid t is drawn first with p(t), or after a rejection
+ * (probability 1 - p(valid)) with p(t) / p(valid), p(t) / p(valid) in all.
+ * With top-k/top-p/min-p the first try truncates among all tokens. A model
+ * that follows the format rarely needs the mask, which is what keeps the
+ * cost small (bench/bench_grammar.sh). */
+int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_logprob,
+                            cllm_token_logprob *top, int n_top) {
+    int32_t chosen = run_chain(s, logits, NULL);
+    if (s->grammar && chosen >= 0 && !cllm_grammar_matcher_check_token(s->grammar, s->vocab, chosen)) {
+        cllm_grammar_matcher_mask(s->grammar, s->vocab, s->allowed);
+        chosen = run_chain(s, logits, s->allowed);
+    }
+    if (chosen >= 0 && (chosen_logprob || n_top > 0)) model_logprobs(logits, s->V, chosen, chosen_logprob, top, n_top);
     return chosen;
 }

@@ -315,6 +315,10 @@ cllm_status cllm_server_start(cllm_model *model, const cllm_tokenizer *tok, cllm
         if (!cllm_generate_is_eog(&s->gen, ends[k]) && s->gen.n_eog < CLLM_GENERATE_MAX_EOG)
             s->gen.eog[s->gen.n_eog++] = ends[k];
     s->turn_stop = cllm_chat_stop_string(tok, tmpl);
+    if (!(s->gvocab = cllm_grammar_vocab_from_tokenizer(tok, s->gen.eog, s->gen.n_eog, err))) {
+        free(s);
+        return err->status;
+    }
     snprintf(s->fingerprint, sizeof s->fingerprint, "fp_cllm_%08llx",
              (unsigned long long)(cllm_model_num_params(model) * 2654435761ull + (uint64_t)cfg->vocab_size) & 0xffffffffull);
     pthread_mutex_init(&s->mu, NULL);
@@ -346,5 +350,6 @@ void cllm_server_stop(cllm_server *s) {
     if (s->daemon) MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    cllm_grammar_vocab_destroy(s->gvocab);
     free(s);
 }

@@ -244,6 +244,12 @@ void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, in
     q->n_carry = (int)(n - whole);
     memcpy(q->utf8_carry, buf + whole, (size_t)q->n_carry);
     cJSON *entry = r->want_logprobs && !eog ? logprob_entry(s, token, lp, top, n_top) : NULL;
+    if (r->stream && r->kind == SRV_CHAT && r->tools && r->tool_mode != SRV_TOOLS_OFF) {
+        /* With tools the text is held until the end: it may be tool calls (tools.c). */
+        srv_buf_append(&q->text, buf, whole);
+        cJSON_Delete(entry);
+        return;
+    }
     if (!r->stream) {
         srv_buf_append(&q->text, buf, whole);
         if (entry) cJSON_AddItemToArray(q->logprobs, entry);
@@ -255,15 +261,48 @@ void srv_emit_token(cllm_server *s, srv_seq *q, const char *text, size_t len, in
     if (r->kind == SRV_COMPLETION) srv_buf_append(&q->text, buf, whole);
 }
 
+/* A stream's tool calls, in one delta (each with its index, as OpenAI's). */
+static void emit_tool_calls_chunk(cllm_server *s, srv_seq *q, cJSON *calls) {
+    srv_request *r = q->req;
+    cJSON *c = chunk_base(s, r), *ch = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "choices"), ch);
+    cJSON_AddNumberToObject(ch, "index", q->index);
+    int k = 0;
+    cJSON *tc;
+    cJSON_ArrayForEach(tc, calls) cJSON_AddNumberToObject(tc, "index", k++);
+    cJSON_AddItemReferenceToObject(cJSON_AddObjectToObject(ch, "delta"), "tool_calls", calls);
+    cJSON_AddNullToObject(ch, "logprobs");
+    cJSON_AddNullToObject(ch, "finish_reason");
+    srv_sse_event(&r->out, c);
+    cJSON_Delete(c);
+}
+
 void srv_emit_finish(cllm_server *s, srv_seq *q) {
     srv_request *r = q->req;
+    int held = r->stream && r->kind == SRV_CHAT && r->tools && r->tool_mode != SRV_TOOLS_OFF;
     if (q->n_carry) { /* a dangling partial character: U+FFFD, as the decoder does */
         const char *rep = "\xEF\xBF\xBD";
         q->n_carry = 0;
-        if (r->stream) emit_chunk(s, q, rep, 3, NULL, NULL);
+        if (r->stream && !held) emit_chunk(s, q, rep, 3, NULL, NULL);
         else srv_buf_append(&q->text, rep, 3);
     }
-    if (r->stream) emit_chunk(s, q, "", 0, NULL, finish_name(q->finish));
+    if (!r->stream) return;
+    const char *finish = finish_name(q->finish);
+    if (held) { /* the held text: its tool calls, and the text around them */
+        srv_buf_append(&q->text, "", 0);
+        char *content = NULL;
+        cJSON *calls = srv_tools_extract(r, q->index, q->text.data ? q->text.data : "", &content);
+        const char *text = calls ? content : q->text.data;
+        if (text && *text) emit_chunk(s, q, text, strlen(text), NULL, NULL);
+        if (calls) {
+            if (!q->sent_role) emit_chunk(s, q, "", 0, NULL, NULL);
+            emit_tool_calls_chunk(s, q, calls);
+            finish = "tool_calls";
+        }
+        cJSON_Delete(calls);
+        free(content);
+    }
+    emit_chunk(s, q, "", 0, NULL, finish);
 }
 
 void srv_emit_request_end(cllm_server *s, srv_request *r) {
@@ -365,10 +404,20 @@ srv_reply srv_final_reply(cllm_server *s, srv_request *r) {
         cJSON *ch = cJSON_CreateObject();
         cJSON_AddNumberToObject(ch, "index", i);
         const char *text = q->text.data ? q->text.data : "";
+        const char *finish = finish_name(q->finish);
         if (r->kind == SRV_CHAT) {
             cJSON *m = cJSON_AddObjectToObject(ch, "message");
             cJSON_AddStringToObject(m, "role", "assistant");
-            cJSON_AddStringToObject(m, "content", text);
+            char *content = NULL;
+            cJSON *calls = srv_tools_extract(r, i, text, &content);
+            if (!calls) cJSON_AddStringToObject(m, "content", text);
+            else if (content) cJSON_AddStringToObject(m, "content", content);
+            else cJSON_AddNullToObject(m, "content");
+            if (calls) {
+                cJSON_AddItemToObject(m, "tool_calls", calls);
+                finish = "tool_calls";
+            }
+            free(content);
             if (q->logprobs) {
                 cJSON *lo = cJSON_AddObjectToObject(ch, "logprobs");
                 cJSON_AddItemReferenceToObject(lo, "content", q->logprobs);
@@ -380,7 +429,7 @@ srv_reply srv_final_reply(cllm_server *s, srv_request *r) {
             if (q->logprobs) cJSON_AddItemToObject(ch, "logprobs", legacy_logprobs(q->logprobs, 0));
             else cJSON_AddNullToObject(ch, "logprobs");
         }
-        cJSON_AddStringToObject(ch, "finish_reason", finish_name(q->finish));
+        cJSON_AddStringToObject(ch, "finish_reason", finish);
         cJSON_AddItemToArray(choices, ch);
     }
     add_usage(root, r);

@@ -6,8 +6,7 @@
  * Parsing validates every field it uses and answers 400 naming the field
  * (OpenAI's error shape). Which fields each route knows is one table
  * (fields[] below): used, accepted-and-ignored (user, metadata,
- * parallel_tool_calls, cache_prompt), or not implemented (response_format
- * other than text, grammar, json_schema, tools/tool_choice/functions,
+ * cache_prompt), or not implemented (functions/function_call,
  * echo, suffix, best_of > 1, store, dimensions:
  * a 400 unless the field holds its "off" value). Any other field is a 400.
  * Accepted fields and ranges:
@@ -19,7 +18,9 @@
  *   assistant's, is left open and generation continues it; a 400 with
  *   add_generation_prompt true or another role last), as llama.cpp and
  *   vLLM read them; /apply-template also takes tools (a list given to the
- *   template; chat completions refuse tools, cllm parses no tool calls),
+ *   template); chat completions take tools, tool_choice and
+ *   parallel_tool_calls (tools.c: the prompt format, a grammar for required
+ *   calls, tool_calls parsed from the reply),
  *   prompt (completions:
  *   a string, may contain special tokens, or an array of token ids),
  *   max_tokens / max_completion_tokens / n_predict (integer in [1, 2^53];
@@ -33,7 +34,9 @@
  *   completions: integer [0,20]; /completion: n_probs), logit_bias
  *   ({"token id": bias} or [[id or string, bias], ...], bias in [-100,100]
  *   or false to ban, ids in [0,V), at most 1024 entries), stream,
- *   stream_options.include_usage. Every number is range-checked as a
+ *   stream_options.include_usage, and one output constraint: response_format
+ *   (text, json_object, json_schema), grammar (GBNF) or json_schema
+ *   (docs/GRAMMAR.md; parse_constraint). Every number is range-checked as a
  *   double before any integer cast. A prompt that does not leave room for
  *   one new token is refused with both token counts (code
  *   context_length_exceeded).
@@ -264,8 +267,10 @@ static int parse_logit_bias(cllm_server *s, cJSON *root, cllm_sampler_params *sp
     return 0;
 }
 
-/* Chat messages -> prompt ids through the template. */
-static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_reply *e) {
+/* Chat messages -> prompt ids through the template; assistant tool calls,
+ * and a request's tools (r may be NULL), in the built-in templates' ChatML
+ * tool format (tools.c). */
+static int render_messages(cllm_server *s, cJSON *root, const srv_request *r, cllm_tokens *toks, srv_reply *e) {
     cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (!msgs) {
         *e = BAD("messages", "'messages' is required");
@@ -275,9 +280,9 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
         *e = BAD("messages", "'messages' must be a non-empty array");
         return -1;
     }
-    int n = cJSON_GetArraySize(msgs), rc = -1;
-    cllm_chat_message *cm = calloc((size_t)n, sizeof *cm);
-    char **owned = calloc((size_t)n, sizeof *owned);
+    int n = cJSON_GetArraySize(msgs), rc = -1, n_owned = 2 * n + 1;
+    cllm_chat_message *cm = calloc((size_t)n + 1, sizeof *cm); /* + a system message for tools */
+    char **owned = calloc((size_t)n_owned, sizeof *owned);      /* parts joined, then tools.c's texts */
     char param[64];
     if (!cm || !owned) {
         *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
@@ -351,6 +356,10 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
         goto done;
     }
     int mode = cont ? CLLM_CHAT_CONTINUE : generate ? CLLM_CHAT_GENERATE : CLLM_CHAT_END;
+    if (s->tmpl.kind != CLLM_CHAT_TEMPLATE_JINJA && srv_tools_builtin_messages(r, cm, &n, owned + n) != 0) {
+        *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
+        goto done;
+    }
     cllm_error err;
     if (cllm_chat_render_tools(s->tok, s->tmpl, cm, n, mode, tools, toks, NULL, &err) != CLLM_OK) {
         *e = BAD("messages", "%s", err.msg);
@@ -358,7 +367,7 @@ static int render_messages(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_r
     }
     rc = 0;
 done:
-    for (int i = 0; owned && i < n; i++) free(owned[i]);
+    for (int i = 0; owned && i < n_owned; i++) free(owned[i]);
     free(owned);
     free(cm);
     return rc;
@@ -409,7 +418,7 @@ static int parse_prompt(cllm_server *s, cJSON *root, cllm_tokens *toks, srv_repl
  * and have no effect, for the reason given. DEFAULT_ONLY fields are features
  * cllm does not implement: the request is accepted only when the field is
  * null or holds the value that means "feature off", so a client asking for
- * JSON mode, tools or a grammar gets a 400 naming the field instead of a
+ * one (the old functions API, say) gets a 400 naming the field instead of a
  * silent 200. A field in no row (or in a row for another route) is a 400. */
 enum { K_CHAT = 1, K_CMPL = 2, K_EMBED = 4, K_NATIVE = 8, K_GEN = K_CHAT | K_CMPL | K_NATIVE };
 typedef enum { F_USED, F_IGNORED, F_DEFAULT_ONLY } field_how;
@@ -448,21 +457,21 @@ static const srv_field fields[] = {
     {"encoding_format", K_EMBED, F_USED, NULL},
     {"add_generation_prompt", K_CHAT, F_USED, NULL},
     {"continue_final_message", K_CHAT, F_USED, NULL}, /* assistant prefill */
+    {"response_format", K_GEN, F_USED, NULL},          /* OpenAI's JSON mode and structured output */
+    {"grammar", K_GEN, F_USED, NULL},                  /* llama.cpp's GBNF field */
+    {"json_schema", K_GEN, F_USED, NULL},              /* llama.cpp's schema field */
+    {"tools", K_CHAT, F_USED, NULL},                   /* tool calling (tools.c) */
+    {"tool_choice", K_CHAT, F_USED, NULL},
+    {"parallel_tool_calls", K_CHAT, F_USED, NULL},
     /* accepted, no effect */
     {"user", K_GEN | K_EMBED, F_IGNORED, "string"},              /* no per-user accounting */
     {"metadata", K_CHAT | K_CMPL, F_IGNORED, "object"},          /* nothing is stored */
-    {"parallel_tool_calls", K_CHAT, F_IGNORED, "boolean"},       /* meaningless without tools */
     {"cache_prompt", K_NATIVE, F_IGNORED, "boolean"},            /* prefix reuse is always on */
     /* not implemented: only the "off" value */
     {"store", K_CHAT | K_CMPL, F_DEFAULT_ONLY, "false"},
     {"echo", K_CMPL, F_DEFAULT_ONLY, "false"},
     {"suffix", K_CMPL, F_DEFAULT_ONLY, "\"\""},
     {"best_of", K_CMPL, F_DEFAULT_ONLY, "1"},
-    {"response_format", K_CHAT | K_CMPL | K_NATIVE, F_DEFAULT_ONLY, "{\"type\": \"text\"}"},
-    {"json_schema", K_NATIVE, F_DEFAULT_ONLY, NULL},
-    {"grammar", K_GEN, F_DEFAULT_ONLY, "\"\""},
-    {"tools", K_CHAT, F_DEFAULT_ONLY, "[]"},
-    {"tool_choice", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
     {"functions", K_CHAT, F_DEFAULT_ONLY, "[]"},
     {"function_call", K_CHAT, F_DEFAULT_ONLY, "\"none\""},
     {"dimensions", K_EMBED, F_DEFAULT_ONLY, NULL},
@@ -527,6 +536,82 @@ static srv_reply begin_request(const char *body, size_t len, srv_kind kind, int 
     return (srv_reply){0, NULL, NULL};
 }
 
+/* The output constraint: OpenAI's response_format ({"type": "text" |
+ * "json_object" | "json_schema", "json_schema": {"name", "schema"}}), or
+ * llama.cpp's "grammar" (GBNF text) and "json_schema" (a schema object); at
+ * most one of them. Fills r->grammar (NULL for none); a bad schema or
+ * grammar is a 400 naming the field, with the converter's or parser's
+ * message (keyword and path, or line:column). Returns 0 or -1. */
+static int parse_constraint(cJSON *root, srv_request *r, srv_reply *e) {
+    static const char *const keys[3] = {"response_format", "grammar", "json_schema"};
+    cJSON *v[3];
+    int given = 0;
+    for (int k = 0; k < 3; k++) {
+        v[k] = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
+        if (cJSON_IsNull(v[k])) v[k] = NULL;
+        if (v[k] && given++) {
+            *e = BAD(keys[k], "give only one of 'response_format', 'grammar' and 'json_schema'");
+            return -1;
+        }
+    }
+    const char *field = NULL, *text = NULL;
+    const cJSON *schema = NULL;
+    if (v[0]) {
+        field = "response_format";
+        cJSON *type = cJSON_IsObject(v[0]) ? cJSON_GetObjectItemCaseSensitive(v[0], "type") : NULL;
+        const char *t = cJSON_IsString(type) ? type->valuestring : "";
+        if (!strcmp(t, "text")) return 0;
+        if (!strcmp(t, "json_object")) {
+            schema = cJSON_GetObjectItemCaseSensitive(v[0], "schema"); /* llama.cpp's extension */
+            if (cJSON_IsNull(schema)) schema = NULL;
+            if (!schema) text = cllm_grammar_json_object_text();
+            field = "response_format.schema";
+        } else if (!strcmp(t, "json_schema")) {
+            cJSON *js = cJSON_GetObjectItemCaseSensitive(v[0], "json_schema");
+            cJSON *name = cJSON_IsObject(js) ? cJSON_GetObjectItemCaseSensitive(js, "name") : NULL;
+            schema = cJSON_IsObject(js) ? cJSON_GetObjectItemCaseSensitive(js, "schema") : NULL;
+            if (!cJSON_IsObject(js) || (name && !cJSON_IsString(name)) || !cJSON_IsObject(schema)) {
+                *e = BAD("response_format", "'response_format' of type json_schema needs \"json_schema\": "
+                                            "{\"name\": string, \"schema\": object}");
+                return -1;
+            }
+            field = "response_format.json_schema.schema";
+        } else {
+            *e = BAD("response_format", "'response_format' must be an object whose 'type' is \"text\", "
+                                        "\"json_object\" or \"json_schema\"");
+            return -1;
+        }
+    } else if (v[1]) {
+        field = "grammar";
+        if (!cJSON_IsString(v[1])) {
+            *e = BAD("grammar", "'grammar' must be a string of GBNF rules");
+            return -1;
+        }
+        if (!v[1]->valuestring[0]) return 0; /* llama.cpp's "no grammar" */
+        text = v[1]->valuestring;
+    } else if (v[2]) {
+        field = "json_schema";
+        schema = v[2];
+    } else {
+        return 0;
+    }
+    cllm_error err;
+    char *gbnf = NULL, *schema_text = NULL;
+    cllm_status st = CLLM_OK;
+    if (schema) {
+        if (!(schema_text = cJSON_PrintUnformatted(schema))) st = cllm_error_set(&err, CLLM_ERR_NOMEM, "out of memory");
+        else st = cllm_json_schema_to_gbnf(schema_text, strlen(schema_text), field, &gbnf, &err);
+        text = gbnf;
+    }
+    if (st == CLLM_OK) st = cllm_grammar_parse(text, strlen(text), field, &r->grammar, &err);
+    free(gbnf);
+    free(schema_text);
+    if (st == CLLM_OK) return 0;
+    const char *param = strchr(field, '.') ? "response_format" : field;
+    *e = st == CLLM_ERR_NOMEM ? srv_error(500, "server_error", NULL, NULL, "out of memory") : BAD(param, "%s", err.msg);
+    return -1;
+}
+
 srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const char *body, size_t len,
                                srv_request **out) {
     *out = NULL;
@@ -553,7 +638,9 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const 
         e = BAD("model", "'model' must be a string");
         goto fail;
     }
-    if (kind == SRV_CHAT ? render_messages(s, root, &toks, &e) : parse_prompt(s, root, &toks, &e)) goto fail;
+    if (parse_constraint(root, r, &e)) goto fail;
+    if (kind == SRV_CHAT && srv_tools_parse(root, r, &e)) goto fail;
+    if (kind == SRV_CHAT ? render_messages(s, root, r, &toks, &e) : parse_prompt(s, root, &toks, &e)) goto fail;
     const char *pparam = kind == SRV_CHAT ? "messages" : "prompt";
     if (toks.n == 0) {
         e = BAD(pparam, "the prompt is empty");
@@ -672,7 +759,8 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const 
         cllm_sampler_params spi = *sp;
         spi.seed = sp->seed + (uint64_t)i;
         q->sampler = cllm_sampler_create(&spi, s->V, &err);
-        if (!q->sampler || cllm_text_stream_init(&q->text_stream, (const char *const *)r->stops, r->n_stop, &err) != CLLM_OK) {
+        if (!q->sampler || cllm_sampler_set_grammar(q->sampler, r->grammar, s->gvocab, &err) != CLLM_OK ||
+            cllm_text_stream_init(&q->text_stream, (const char *const *)r->stops, r->n_stop, &err) != CLLM_OK) {
             e = BAD(NULL, "%s", err.msg);
             goto fail;
         }
@@ -786,7 +874,7 @@ srv_reply srv_apply_template(cllm_server *s, const char *body, size_t len) {
     char *text = NULL;
     size_t tl = 0;
     cllm_error err;
-    if (render_messages(s, root, &toks, &e)) goto done;
+    if (render_messages(s, root, NULL, &toks, &e)) goto done;
     if (cllm_tokenizer_decode(s->tok, toks.ids, toks.n, &text, &tl, &err) != CLLM_OK) {
         e = BAD("messages", "%s", err.msg);
         goto done;

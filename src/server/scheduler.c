@@ -91,6 +91,8 @@ void srv_request_free(srv_request *r) {
         cJSON_Delete(r->seqs[i].logprobs);
     }
     free(r->seqs);
+    cllm_grammar_destroy(r->grammar);
+    cJSON_Delete(r->tools);
     for (int i = 0; i < r->n_stop; i++) free(r->stops[i]);
     for (int i = 0; i < r->n_inputs && r->inputs; i++) free(r->inputs[i]);
     free(r->inputs);
@@ -253,11 +255,17 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     cllm_token_logprob top[CLLM_GENERATE_MAX_TOP];
     float lp = 0.0f;
     int32_t tok = cllm_sampler_sample(q->sampler, logits, &lp, top, r->n_top);
-    if (tok < 0) { /* no finite logit: the request fails (500 / SSE error event); the server goes on */
-        char msg[160];
-        snprintf(msg, sizeof msg,
-                 "the model produced no finite logit at position %d (every logit is NaN or infinite)",
-                 cllm_model_kv_length(s->model, q->slot));
+    if (tok < 0) { /* no finite logit, or a grammar dead end: the request fails (500 / SSE error event) */
+        char msg[200];
+        if (tok == CLLM_SAMPLER_GRAMMAR_DEAD_END)
+            snprintf(msg, sizeof msg,
+                     "at position %d no token keeps the output valid under the grammar (the vocabulary cannot "
+                     "spell what it needs next)",
+                     cllm_model_kv_length(s->model, q->slot));
+        else
+            snprintf(msg, sizeof msg,
+                     "the model produced no finite logit at position %d (every logit is NaN or infinite)",
+                     cllm_model_kv_length(s->model, q->slot));
         lap(s, SRV_PH_SAMPLE);
         pthread_mutex_lock(&s->mu);
         request_fail_locked(r, msg);
@@ -265,7 +273,7 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
         pthread_mutex_unlock(&s->mu);
         return;
     }
-    cllm_sampler_accept(q->sampler, tok);
+    cllm_sampler_advance(q->sampler, tok);
     if (q->n_gen++ == 0) q->t_prompt_ns = srv_now_ns();
     char out[CLLM_TEXT_STREAM_OUT_MAX];
     size_t rlen = 0;
@@ -277,8 +285,12 @@ static void take_token(cllm_server *s, srv_seq *q, const float *logits) {
     } else {
         cllm_error err; /* an undecodable token adds no text (the sampler only draws ids < V) */
         if (cllm_text_stream_token(&q->text_stream, s->tok, (uint32_t)tok, out, &rlen, &err) != CLLM_OK) rlen = 0;
-        if (cllm_text_stream_stopped(&q->text_stream)) finish = CLLM_FINISH_STOP;
-        else if (q->n_gen >= r->max_tokens || next_pos >= s->ctx ||
+        if (cllm_text_stream_stopped(&q->text_stream)) {
+            finish = CLLM_FINISH_STOP;
+        } else if (cllm_sampler_grammar_finished(q->sampler)) { /* nothing may follow: as at an eog token */
+            finish = CLLM_FINISH_STOP;
+            rlen += cllm_text_stream_end(&q->text_stream, out + rlen);
+        } else if (q->n_gen >= r->max_tokens || next_pos >= s->ctx ||
                  (s->p.request_timeout_s > 0 && srv_now_ns() - r->t_submit_ns >= (uint64_t)s->p.request_timeout_s * 1000000000u)) {
             finish = next_pos >= s->ctx && q->n_gen < r->max_tokens ? CLLM_FINISH_CONTEXT : CLLM_FINISH_LENGTH;
             rlen += cllm_text_stream_end(&q->text_stream, out + rlen);

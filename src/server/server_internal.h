@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cllm/infer/chat_template.h"
 #include "cllm/infer/generate.h"
 #include "cllm/infer/sampler.h"
 #include "cllm/server/server.h"
@@ -33,6 +34,9 @@ int srv_buf_append(srv_buf *b, const char *s, size_t n); /* 0 ok, -1 no memory *
 void srv_buf_free(srv_buf *b);
 
 typedef enum { SRV_CHAT = 0, SRV_COMPLETION, SRV_EMBED, SRV_KIND_COUNT } srv_kind;
+/* tool_choice: off ("none", or no tools), auto (parse what the model
+ * writes), required (a grammar: the reply is tool calls only). */
+typedef enum { SRV_TOOLS_OFF = 0, SRV_TOOLS_AUTO, SRV_TOOLS_REQUIRED, SRV_TOOLS_MODE_COUNT } srv_tool_mode;
 typedef enum { SEQ_QUEUED = 0, SEQ_PREFILL, SEQ_GEN, SEQ_DONE } srv_seq_state;
 
 typedef struct srv_request srv_request;
@@ -78,6 +82,11 @@ struct srv_request {
     char *stops[CLLM_STOP_MAX]; /* owned copies */
     int n;                      /* choices */
     srv_seq *seqs;              /* [n] */
+    cllm_grammar *grammar;      /* response_format / grammar / json_schema / a required tool call,
+                                   or NULL (owned; the samplers borrow it) */
+    cJSON *tools;               /* chat: the request's tools (owned copy), NULL without */
+    int tool_mode;              /* srv_tool_mode */
+    int parallel_tools;         /* parallel_tool_calls (default 1) */
     int n_done;                 /* mu */
     int completion_tokens;      /* mu */
     int cancelled;              /* client went away (mu) */
@@ -129,6 +138,7 @@ struct cllm_server {
     cllm_chat_template tmpl;
     int ctx, V, C, max_seq;
     cllm_generate_params gen;   /* eog ids */
+    cllm_grammar_vocab *gvocab; /* the vocabulary trie for constrained requests (owned) */
     const char *turn_stop;      /* chat template's text stop (PLAIN without eot), or NULL */
     struct MHD_Daemon *daemon;
     int port;
@@ -185,6 +195,21 @@ typedef struct {
     char *body;       /* owned JSON/text */
     const char *type; /* content type */
 } srv_reply;
+
+/* ---- tools.c: tool calling (chat) ----------------------------------------- */
+/* Validates tools / tool_choice / parallel_tool_calls into r (tools, tool_mode,
+ * parallel_tools; for a required call also r->grammar, which must be unset).
+ * 0, or -1 with the 400 in *e. */
+int srv_tools_parse(cJSON *root, srv_request *r, srv_reply *e);
+/* For the built-in templates: assistant messages with tool_calls get the
+ * calls as <tool_call> text, and with r's tools (r may be NULL) the system message (inserted if
+ * absent: cm must have room for *n + 1) gains the tools section. New texts
+ * go to owned[] (room for *n + 1; the caller frees them). 0, or -1 out of memory. */
+int srv_tools_builtin_messages(const srv_request *r, cllm_chat_message *cm, int *n, char **owned);
+/* The tool calls in choice `choice`'s text (an OpenAI tool_calls array), or
+ * NULL when there are none (or tools are off); *content receives the text
+ * around them, trimmed (NULL when empty). Both owned by the caller. */
+cJSON *srv_tools_extract(const srv_request *r, int choice, const char *text, char **content);
 
 /* ---- request.c: request bodies -> srv_request ---------------------------- */
 /* Parses a generation request; on success *out is a new request (refs 1,

@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "cllm/infer/chat_template.h"
+#include "cllm/infer/grammar.h"
 #include "cllm/eval/metrics.h"
 #include "cllm/model/model.h"
 #include "cllm/core/status.h"
@@ -72,10 +73,12 @@ void cllm_eval_set_free(cllm_eval_set *set); /* accepts an empty set */
 
 /* Greedy answer to ex (see above), trimmed; *text is owned by the caller.
  * *over_context is 1 (and *text "") when the prompt leaves no room for an
- * answer in `context` tokens. Uses KV slot 0 of m. */
+ * answer in `context` tokens. Uses KV slot 0 of m. With a grammar (NULL:
+ * none) the answer is constrained to it; *vocab caches the vocabulary trie
+ * between calls (start with NULL; the caller destroys it). */
 cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
-                             const cllm_eval_example *ex, int max_tokens, char **text, int *over_context,
-                             cllm_error *err);
+                             const cllm_eval_example *ex, int max_tokens, const cllm_grammar *grammar,
+                             cllm_grammar_vocab **vocab, char **text, int *over_context, cllm_error *err);
 
 /* Per-task totals of the declared metrics. */
 #define CLLM_EVAL_MAX_TASKS 64

@@ -7,7 +7,8 @@
  * sampler chain, and turned into text by a text stream (stop.h: whole UTF-8
  * characters, stop strings held back) before the callback sees them. Generation ends at
  * max_tokens, an end-of-generation token (not emitted as text), a stop string
- * (not emitted), the end of the context window, or when the callback asks.
+ * (not emitted), the end of the context window, when the sampler's grammar is
+ * complete and admits nothing more (finish "stop"), or when the callback asks.
  *
  * Not here: chat templates (they produce the prompt ids), batching several
  * sequences (the server does that).

@@ -15,6 +15,13 @@
  *
  * Log-probabilities reported with a sample are those of the model itself:
  * log-softmax of the raw logits, before any stage (as OpenAI's API reports).
+ *
+ * A grammar (grammar.h), when set, constrains the draw to tokens that keep
+ * the output valid: the chain runs unconstrained first and its token stands
+ * when valid; otherwise the invalid tokens are removed before the chain
+ * runs again (sampler.c says why this is exact for greedy and for plain
+ * sampling; with top-k/top-p/min-p the first try truncates among all tokens,
+ * as llama.cpp's does).
  */
 #ifndef CLLM_SAMPLER_H
 #define CLLM_SAMPLER_H
@@ -22,6 +29,7 @@
 #include <stdint.h>
 
 #include "cllm/core/status.h"
+#include "cllm/infer/grammar.h"
 
 typedef enum {
     CLLM_SAMPLER_STAGE_PENALTIES = 0,
@@ -72,10 +80,26 @@ typedef struct cllm_sampler cllm_sampler;
 /* Owned result; NULL with err filled on invalid params or no memory. */
 cllm_sampler *cllm_sampler_create(const cllm_sampler_params *p, int V, cllm_error *err);
 void cllm_sampler_destroy(cllm_sampler *s);
-/* Forget the history (new conversation); the RNG stream continues. */
+/* Forget the history (new conversation) and restart the grammar, if any;
+ * the RNG stream continues. */
 void cllm_sampler_reset(cllm_sampler *s);
 /* Record a token as generated (or as part of the prompt) for the penalties. */
 void cllm_sampler_accept(cllm_sampler *s, int32_t token);
+
+/* Constrains the following samples to grammar g over vocabulary v (both
+ * borrowed: they must outlive the sampler or the next call; v's size must be
+ * the sampler's V). The grammar starts at its beginning; NULL g removes it. */
+cllm_status cllm_sampler_set_grammar(cllm_sampler *s, const cllm_grammar *g, const cllm_grammar_vocab *v,
+                                     cllm_error *err);
+
+/* Records a token the sampler chose: cllm_sampler_accept plus advancing the
+ * grammar, if any. Returns 1, or 0 when the grammar refuses the token (only
+ * for a token the sampler did not offer; the grammar is then unchanged). */
+int cllm_sampler_advance(cllm_sampler *s, int32_t token);
+
+/* 1 when a grammar is set, the output so far completes it and nothing may
+ * follow: generation ends here (as at an end-of-generation token). */
+int cllm_sampler_grammar_finished(const cllm_sampler *s);
 
 typedef struct {
     int32_t token;
@@ -96,6 +120,9 @@ typedef struct {
  * (generate returns CLLM_ERR_NUMERIC, the server fails the request with a
  * 500 / SSE error event), and chosen_logprob and top are left untouched. */
 #define CLLM_SAMPLER_NO_FINITE_LOGIT (-1)
+/* With a grammar: no token with a finite logit keeps the output valid (the
+ * vocabulary cannot spell what the grammar needs next). */
+#define CLLM_SAMPLER_GRAMMAR_DEAD_END (-2)
 int32_t cllm_sampler_sample(cllm_sampler *s, const float *logits, float *chosen_logprob,
                             cllm_token_logprob *top, int n_top);
 
