@@ -571,7 +571,7 @@ static int is_stale_temp(const char *name) {
     for (const char *p = t + 5; *p; p++)
         if (*p < '0' || *p > '9') return 0;
     if (strncmp(name, "ckpt-", 5) == 0) return 1;
-    static const char *const ours[] = {"train.csv.tmp.", "loss.svg.tmp.", "model.gguf.tmp.",
+    static const char *const ours[] = {"train.csv.tmp.", "loss.svg.tmp.", "model.gguf.tmp.", "best.gguf.tmp.",
                                        "model.params.tmp."};
     for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
         if (strncmp(name, ours[i], strlen(ours[i])) == 0) return 1;
