@@ -64,6 +64,10 @@ static int parse_sizes(const char *text, int *rungs, int *n) {
     return 1;
 }
 
+/* The flags that take a value. */
+static const char *const valued[] = {"--data", "--out", "--budget", "--sizes", "--batch",
+                                     "--seq", "--val-frac", "--tokenizer", "--seed", "--threads"};
+
 int cllm_cmd_scale(int argc, char **argv) {
     cllm_scale_params p = cllm_scale_default_params();
     const char *data[MAX_DATA];
@@ -82,10 +86,9 @@ int cllm_cmd_scale(int argc, char **argv) {
         if (!strcmp(a, "--plan")) { p.plan_only = 1; continue; }
         if (!strcmp(a, "--no-progress")) { p.progress = 0; continue; }
         if (!strcmp(a, "-o")) a = "--out";
-        if (strncmp(a, "--", 2) != 0 || !(!strcmp(a, "--data") || !strcmp(a, "--out") || !strcmp(a, "--budget") ||
-                                          !strcmp(a, "--sizes") || !strcmp(a, "--batch") || !strcmp(a, "--seq") ||
-                                          !strcmp(a, "--val-frac") || !strcmp(a, "--tokenizer") || !strcmp(a, "--seed") ||
-                                          !strcmp(a, "--threads"))) {
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
+        if (!known) { /* before its value is taken, so a misspelt flag gets its suggestion */
             rc = cli_unknown_flag(CMD, a);
             break;
         }

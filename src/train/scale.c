@@ -88,11 +88,6 @@ cllm_status cllm_scale_rung_config(int rung, int vocab, int context, cllm_model_
     return cllm_model_config_validate(cfg, err);
 }
 
-static int dbl_cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 cllm_status cllm_scale_measure_speed(const cllm_model_config *cfg, int B, int T, double *tokens_per_s,
                                      cllm_error *err) {
     cllm_model_options o = cllm_model_default_options();
@@ -117,8 +112,8 @@ cllm_status cllm_scale_measure_speed(const cllm_model_config *cfg, int B, int T,
             if (st == CLLM_OK) st = cllm_model_backward(m, 1.0f / ((float)B * T), err);
             t[k] = cllm_now_seconds() - t0;
         }
-        qsort(t + 1, 3, sizeof *t, dbl_cmp); /* the first step warms caches and page tables */
-        if (st == CLLM_OK) *tokens_per_s = (double)B * T / fmax(t[2], 1e-9);
+        /* the median of the last 3: the first step warms caches and page tables */
+        if (st == CLLM_OK) *tokens_per_s = (double)B * T / fmax(cllm_scale_quantile(t + 1, 3, 0.5), 1e-9);
     }
     cllm_model_destroy(m);
     free(tok);
@@ -491,6 +486,16 @@ typedef struct {
     int n_ok;
 } law_ci;
 
+/* What the finished ladder's fits give: the laws with intervals, the isoFLOP
+ * minima and how N_opt and D_opt grow with compute. */
+typedef struct {
+    cllm_scale_law param_law, joint_law;
+    law_ci param_ci, joint_ci;
+    cllm_scale_isoflop iso[N_BUDGETS];
+    int n_iso;
+    double n_exp, d_exp; /* N_opt ~ C^n_exp, D_opt ~ C^d_exp */
+} scale_fits;
+
 static void law_intervals(const cllm_scale_law *s, int n, law_ci *ci) {
     double *v = malloc(sizeof *v * (size_t)(n > 0 ? n : 1));
     ci->n_ok = n;
@@ -558,6 +563,35 @@ static cllm_status prediction_get(const cllm_scale_params *p, const scale_plan *
     return cllm_file_write_atomic(path, text, (size_t)len, err);
 }
 
+/* The fits of a finished ladder, the isoFLOP minima and the prediction
+ * against the measurement (into f and res). samples[BOOT]: scratch. */
+static cllm_status fit_all(const cllm_scale_params *p, const scale_plan *pl, cllm_scale_law *samples, scale_fits *f,
+                           cllm_scale_result *res, cllm_error *err) {
+    cllm_status st = fit_law(pl, 1, p->seed, &f->joint_law, samples, &f->joint_ci, err);
+    if (st == CLLM_OK) st = fit_law(pl, 0, p->seed, &f->param_law, samples, &f->param_ci, err);
+    if (st == CLLM_OK) st = prediction_get(p, pl, &f->param_law, samples, f->param_ci.n_ok, res, err);
+    double Cs[N_BUDGETS], Ns[N_BUDGETS], Ds[N_BUDGETS], k;
+    for (int j = 0; j < N_BUDGETS && st == CLLM_OK; j++) {
+        double N[MAX_RUNS], L[MAX_RUNS];
+        int m = 0;
+        for (int i = 0; i < pl->n_runs; i++)
+            if (pl->runs[i].budget == j) N[m] = pl->runs[i].N, L[m++] = pl->runs[i].loss;
+        cllm_scale_isoflop *o = &f->iso[f->n_iso];
+        st = cllm_scale_isoflop_min(N, L, m, pl->budgets[j], o, err);
+        if (st == CLLM_OK) Cs[f->n_iso] = o->C, Ns[f->n_iso] = o->N_opt, Ds[f->n_iso] = o->D_opt, f->n_iso++;
+    }
+    if (st == CLLM_OK) st = cllm_scale_power_fit(Cs, Ns, f->n_iso, &k, &f->n_exp, err);
+    if (st == CLLM_OK) st = cllm_scale_power_fit(Cs, Ds, f->n_iso, &k, &f->d_exp, err);
+    if (st != CLLM_OK) return st;
+    res->param_law = f->param_law;
+    res->joint_law = f->joint_law;
+    res->tokens_per_param = f->iso[f->n_iso / 2].D_opt / f->iso[f->n_iso / 2].N_opt;
+    res->actual = holdout_run(pl)->loss;
+    res->law_held = (res->actual >= res->pred_lo && res->actual <= res->pred_hi) ||
+                    fabs(res->actual - res->predicted) <= 0.02 * res->predicted;
+    return CLLM_OK;
+}
+
 /* Series helpers for the pictures. */
 typedef struct {
     double x[256], y[256];
@@ -568,34 +602,36 @@ static void xy_add(xy *s, double x, double y) {
     if (s->n < 256) s->x[s->n] = x, s->y[s->n++] = y;
 }
 
-static cllm_status write_plots(const cllm_scale_params *p, const scale_plan *pl, const cllm_scale_law *nl,
-                               const cllm_scale_law *jl, const cllm_scale_isoflop *iso, int n_iso, cllm_error *err) {
+/* Every series of the three pictures (about 40 KB: on the heap, not the stack). */
+typedef struct {
+    xy ladder, held, curve, frontier, by_kind[3], budget_pts[N_BUDGETS], parab[N_BUDGETS], minima;
+} plot_data;
+
+static cllm_status plot_all(const cllm_scale_params *p, const scale_plan *pl, const scale_fits *f, plot_data *d,
+                            cllm_error *err) {
+    const cllm_scale_law *nl = &f->param_law, *jl = &f->joint_law;
     char path[4200];
-    static xy ladder, held, curve, frontier, budget_pts[N_BUDGETS], parab[N_BUDGETS], minima;
-    memset(&ladder, 0, sizeof ladder), memset(&held, 0, sizeof held), memset(&curve, 0, sizeof curve);
-    memset(&frontier, 0, sizeof frontier), memset(budget_pts, 0, sizeof budget_pts), memset(parab, 0, sizeof parab);
-    memset(&minima, 0, sizeof minima);
     double nmin = INFINITY, nmax = 0, cmin = INFINITY, cmax = 0;
     for (int i = 0; i < pl->n_runs; i++) {
         const scale_run *r = &pl->runs[i];
         if (!r->done) continue;
         nmin = fmin(nmin, r->N), nmax = fmax(nmax, r->N);
         cmin = fmin(cmin, 6 * r->N * r->D), cmax = fmax(cmax, 6 * r->N * r->D);
-        if (r->holdout) xy_add(&held, r->N, r->loss);
-        else if (r->ladder) xy_add(&ladder, r->N, r->loss);
+        if (r->holdout) xy_add(&d->held, r->N, r->loss);
+        else if (r->ladder) xy_add(&d->ladder, r->N, r->loss);
     }
     const scale_run *h = holdout_run(pl);
     for (int k = 0; k <= 60 && isfinite(nmin); k++) {
         double N = exp(log(nmin) + (log(fmax(nmax, h->N)) - log(nmin)) * k / 60.0);
-        xy_add(&curve, N, cllm_scale_law_loss(nl, N, h->D));
+        xy_add(&d->curve, N, cllm_scale_law_loss(nl, N, h->D));
         double C = exp(log(cmin) + (log(cmax) - log(cmin)) * k / 60.0), No = cllm_scale_law_optimal_n(jl, C);
-        if (isfinite(No)) xy_add(&frontier, C, cllm_scale_law_loss(jl, No, C / (6 * No)));
+        if (isfinite(No)) xy_add(&d->frontier, C, cllm_scale_law_loss(jl, No, C / (6 * No)));
     }
     char dlabel[96];
     snprintf(dlabel, sizeof dlabel, "fitted L(N) at D = %.3g tokens", h->D);
-    cllm_plot_series s1[3] = {{"ladder runs (fitted)", ladder.x, ladder.y, ladder.n, NULL, 1, 1},
-                              {dlabel, curve.x, curve.y, curve.n, NULL, 0, 0},
-                              {"largest size (held out)", held.x, held.y, held.n, "#d62728", 1, 1}};
+    cllm_plot_series s1[3] = {{"ladder runs (fitted)", d->ladder.x, d->ladder.y, d->ladder.n, NULL, 1, 1},
+                              {dlabel, d->curve.x, d->curve.y, d->curve.n, NULL, 0, 0},
+                              {"largest size (held out)", d->held.x, d->held.y, d->held.n, "#d62728", 1, 1}};
     cllm_plot_params pp = cllm_plot_default_params();
     pp.log_x = 1;
     pp.title = "Held-out loss against model size";
@@ -606,16 +642,14 @@ static cllm_status write_plots(const cllm_scale_params *p, const scale_plan *pl,
     if (st != CLLM_OK) return st;
 
     /* loss against compute: every run, one colour per rung group, and the frontier */
-    static xy by_kind[3];
-    memset(by_kind, 0, sizeof by_kind);
     for (int i = 0; i < pl->n_runs; i++) {
         const scale_run *r = &pl->runs[i];
-        if (r->done) xy_add(&by_kind[r->holdout ? 2 : r->budget >= 0 ? 1 : 0], 6 * r->N * r->D, r->loss);
+        if (r->done) xy_add(&d->by_kind[r->holdout ? 2 : r->budget >= 0 ? 1 : 0], 6 * r->N * r->D, r->loss);
     }
-    cllm_plot_series s2[4] = {{"ladder runs", by_kind[0].x, by_kind[0].y, by_kind[0].n, NULL, 1, 1},
-                              {"isoFLOP runs", by_kind[1].x, by_kind[1].y, by_kind[1].n, "#2ca02c", 1, 1},
-                              {"held-out run", by_kind[2].x, by_kind[2].y, by_kind[2].n, "#d62728", 1, 1},
-                              {"compute-optimal frontier of L(N, D)", frontier.x, frontier.y, frontier.n, "#333333", 0, 0}};
+    cllm_plot_series s2[4] = {{"ladder runs", d->by_kind[0].x, d->by_kind[0].y, d->by_kind[0].n, NULL, 1, 1},
+                              {"isoFLOP runs", d->by_kind[1].x, d->by_kind[1].y, d->by_kind[1].n, "#2ca02c", 1, 1},
+                              {"held-out run", d->by_kind[2].x, d->by_kind[2].y, d->by_kind[2].n, "#d62728", 1, 1},
+                              {"compute-optimal frontier of L(N, D)", d->frontier.x, d->frontier.y, d->frontier.n, "#333333", 0, 0}};
     pp.title = "Held-out loss against training compute";
     pp.x_label = "training compute C = 6 N D (FLOPs, log scale)";
     snprintf(path, sizeof path, "%s/loss_vs_compute.svg", p->out_dir);
@@ -627,29 +661,37 @@ static cllm_status write_plots(const cllm_scale_params *p, const scale_plan *pl,
     char labels[N_BUDGETS][64];
     static const char *const colors[N_BUDGETS] = {"#1f77b4", "#ff7f0e", "#2ca02c"};
     int ns = 0;
-    for (int j = 0; j < n_iso; j++) {
+    for (int j = 0; j < f->n_iso; j++) {
         double lo = INFINITY, hi = 0;
         for (int i = 0; i < pl->n_runs; i++) {
             const scale_run *r = &pl->runs[i];
             if (r->done && r->budget == j) {
-                xy_add(&budget_pts[j], r->N, r->loss);
+                xy_add(&d->budget_pts[j], r->N, r->loss);
                 lo = fmin(lo, r->N), hi = fmax(hi, r->N);
             }
         }
         for (int k = 0; k <= 40 && isfinite(lo); k++) {
-            double u = log(lo) + (log(hi) - log(lo)) * k / 40.0 - iso[j].u0;
-            xy_add(&parab[j], exp(u + iso[j].u0), iso[j].c[0] + iso[j].c[1] * u + iso[j].c[2] * u * u);
+            double u = log(lo) + (log(hi) - log(lo)) * k / 40.0 - f->iso[j].u0;
+            xy_add(&d->parab[j], exp(u + f->iso[j].u0), f->iso[j].c[0] + f->iso[j].c[1] * u + f->iso[j].c[2] * u * u);
         }
-        xy_add(&minima, iso[j].N_opt, iso[j].loss_opt);
-        snprintf(labels[j], sizeof labels[j], "C = %.2g FLOPs", iso[j].C);
-        s3[ns++] = (cllm_plot_series){labels[j], budget_pts[j].x, budget_pts[j].y, budget_pts[j].n, colors[j], 1, 1};
-        s3[ns++] = (cllm_plot_series){"", parab[j].x, parab[j].y, parab[j].n, colors[j], 0, 0};
+        xy_add(&d->minima, f->iso[j].N_opt, f->iso[j].loss_opt);
+        snprintf(labels[j], sizeof labels[j], "C = %.2g FLOPs", f->iso[j].C);
+        s3[ns++] = (cllm_plot_series){labels[j], d->budget_pts[j].x, d->budget_pts[j].y, d->budget_pts[j].n, colors[j], 1, 1};
+        s3[ns++] = (cllm_plot_series){"", d->parab[j].x, d->parab[j].y, d->parab[j].n, colors[j], 0, 0};
     }
-    s3[ns++] = (cllm_plot_series){"minimum of each budget", minima.x, minima.y, minima.n, "#000000", 1, 1};
+    s3[ns++] = (cllm_plot_series){"minimum of each budget", d->minima.x, d->minima.y, d->minima.n, "#000000", 1, 1};
     pp.title = "IsoFLOP curves: loss against size at fixed compute";
     pp.x_label = "non-embedding parameters N (log scale)";
     snprintf(path, sizeof path, "%s/isoflop.svg", p->out_dir);
     return cllm_plot_svg_write(path, &pp, s3, ns, err);
+}
+
+static cllm_status write_plots(const cllm_scale_params *p, const scale_plan *pl, const scale_fits *f, cllm_error *err) {
+    plot_data *d = calloc(1, sizeof *d);
+    if (!d) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory drawing the pictures");
+    cllm_status st = plot_all(p, pl, f, d, err);
+    free(d);
+    return st;
 }
 
 static void human(char *buf, size_t cap, double v) {
@@ -659,10 +701,12 @@ static void human(char *buf, size_t cap, double v) {
     else snprintf(buf, cap, "%.0f", v);
 }
 
-static cllm_status write_report(const cllm_scale_params *p, const scale_plan *pl, const cllm_scale_law *nl,
-                                const law_ci *nci, const cllm_scale_law *jl, const law_ci *jci,
-                                const cllm_scale_isoflop *iso, int n_iso, double ratio_a, double ratio_b,
+static cllm_status write_report(const cllm_scale_params *p, const scale_plan *pl, const scale_fits *f,
                                 const cllm_scale_result *res, cllm_error *err) {
+    const cllm_scale_law *nl = &f->param_law, *jl = &f->joint_law;
+    const law_ci *nci = &f->param_ci, *jci = &f->joint_ci;
+    const cllm_scale_isoflop *iso = f->iso;
+    const int n_iso = f->n_iso;
     char path[4200];
     snprintf(path, sizeof path, "%s/runs.csv", p->out_dir);
     cllm_atomic_file af;
@@ -733,7 +777,7 @@ static cllm_status write_report(const cllm_scale_params *p, const scale_plan *pl
     cllm_atomic_printf(&af, "\nAcross budgets N_opt grows as C^%.2f and D_opt as C^%.2f (Chinchilla: about 0.5 each). "
                             "Tokens per parameter at the middle budget: %.1f from the isoFLOP minimum, %.1f from the joint "
                             "law's compute-optimal size; Chinchilla's is about 20.\n\n",
-                       ratio_a, ratio_b, res->tokens_per_param, isfinite(jn) ? mid / (6 * jn) / jn : NAN);
+                       f->n_exp, f->d_exp, res->tokens_per_param, isfinite(jn) ? mid / (6 * jn) / jn : NAN);
     const scale_run *h = holdout_run(pl);
     double e = (res->actual - res->predicted) / res->predicted * 100;
     cllm_atomic_printf(&af, "## Prediction of the largest size\n\n"
@@ -901,35 +945,11 @@ cllm_status cllm_scale_run(const cllm_scale_params *p, cllm_scale_result *res, c
         goto done;
     }
 
-    /* The fits, the isoFLOP minima, the prediction against the measurement. */
-    law_ci nci, jci;
-    cllm_scale_law jl;
-    st = fit_law(pl, 1, p->seed, &jl, samples, &jci, err);
-    if (st == CLLM_OK) st = fit_law(pl, 0, p->seed, &res->param_law, samples, &nci, err);
-    if (st == CLLM_OK) st = prediction_get(p, pl, &res->param_law, samples, nci.n_ok, res, err);
-    if (st != CLLM_OK) goto done;
-    res->joint_law = jl;
-    cllm_scale_isoflop iso[N_BUDGETS];
-    double Cs[N_BUDGETS], Ns[N_BUDGETS], Ds[N_BUDGETS], k, ratio_a = NAN, ratio_b = NAN;
-    int n_iso = 0;
-    for (int j = 0; j < N_BUDGETS && st == CLLM_OK; j++) {
-        double N[ISO_SIZES * 2], L[ISO_SIZES * 2];
-        int m = 0;
-        for (int i = 0; i < pl->n_runs; i++)
-            if (pl->runs[i].budget == j && m < ISO_SIZES * 2) N[m] = pl->runs[i].N, L[m++] = pl->runs[i].loss;
-        st = cllm_scale_isoflop_min(N, L, m, pl->budgets[j], &iso[n_iso], err);
-        if (st == CLLM_OK) Cs[n_iso] = iso[n_iso].C, Ns[n_iso] = iso[n_iso].N_opt, Ds[n_iso] = iso[n_iso].D_opt, n_iso++;
-    }
-    if (st == CLLM_OK) st = cllm_scale_power_fit(Cs, Ns, n_iso, &k, &ratio_a, err);
-    if (st == CLLM_OK) st = cllm_scale_power_fit(Cs, Ds, n_iso, &k, &ratio_b, err);
-    if (st != CLLM_OK) goto done;
-    res->tokens_per_param = iso[n_iso / 2].D_opt / iso[n_iso / 2].N_opt;
-    const scale_run *h = holdout_run(pl);
-    res->actual = h->loss;
-    res->law_held = (res->actual >= res->pred_lo && res->actual <= res->pred_hi) ||
-                    fabs(res->actual - res->predicted) <= 0.02 * res->predicted;
-    st = write_plots(p, pl, &res->param_law, &jl, iso, n_iso, err);
-    if (st == CLLM_OK) st = write_report(p, pl, &res->param_law, &nci, &jl, &jci, iso, n_iso, ratio_a, ratio_b, res, err);
+    scale_fits *f = calloc(1, sizeof *f);
+    st = f ? fit_all(p, pl, samples, f, res, err) : cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    if (st == CLLM_OK) st = write_plots(p, pl, f, err);
+    if (st == CLLM_OK) st = write_report(p, pl, f, res, err);
+    free(f);
 done:
     if (lock_fd >= 0) cllm_ckpt_unlock(lock_fd, p->out_dir);
     cllm_loader_free(loader);

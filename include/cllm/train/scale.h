@@ -14,9 +14,9 @@
  * rung 1 12.6K, 2 55.5K, 3 146K, 4 310K, 5 554K, 6 899K, 7 1.39M.
  *
  * The plan, from the budget and each rung's training speed measured here:
- *   - ladder: every rung at one token count D_L (40% of the time);
- *   - isoFLOP: 3 compute budgets a factor 4 apart, each over the 4 fit rungs
- *     around Chinchilla's 20 tokens per parameter (60% of the time);
+ *   - ladder: every rung at one token count D_L (35% of the planned training time, 85% of the budget);
+ *   - isoFLOP: 3 compute budgets a factor 3 apart, each over the 4 fit rungs
+ *     around Chinchilla's 20 tokens per parameter (the other 65%);
  *   - the last rung is held out: the parameter law L(N) is fitted to the
  *     other ladder runs, its prediction (with a bootstrap interval) written
  *     to prediction.txt, and only then is the last rung trained.
@@ -72,7 +72,10 @@ cllm_scale_params cllm_scale_default_params(void);
 cllm_status cllm_scale_rung_config(int rung, int vocab, int context, cllm_model_config *cfg, cllm_error *err);
 
 /* Training tokens per second of cfg here (forward + backward at B x T, the
- * median of 3 timed steps after one warm-up), at the current thread count. */
+ * median of 3 timed steps after one warm-up), at the current thread count;
+ * what `cllm info` scales to a whole model. The ladder plans with the trainer's
+ * own speed instead (scale.c rung_speed): at its sizes the optimizer and data
+ * are a large part of a step. */
 cllm_status cllm_scale_measure_speed(const cllm_model_config *cfg, int B, int T, double *tokens_per_s,
                                      cllm_error *err);
 
