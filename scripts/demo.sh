@@ -67,24 +67,25 @@ fi
 cllm=$(cd "$(dirname "$cllm")" && pwd)/$(basename "$cllm")
 
 # ---- settings (chosen on the validation split, never on test) ----
-tasks="translate_en_ko translate_ko_en summary sentiment faq arithmetic conversations"
+tasks="translate_en_ko translate_ko_en summary sentiment faq arithmetic conversations tool_arithmetic tool_shop"
 if [ $quick != 0 ]; then
     mode=quick
     world_size=small
     vocab=1024
     model_args="--n-layer 2 --n-embd 96 --n-head 4 --n-kv-head 2 --ffn-hidden 256"
     pt_args="--steps 120 --batch 8 --seq 128 --lr 3e-3 --warmup 20 --eval-every 60 --eval-batches 4"
-    sft_args="--steps 150 --batch 8 --seq 256 --lr 3e-3 --warmup 15 --eval-every 0"
+    sft_args="--steps 150 --batch 4 --seq 512 --lr 3e-3 --warmup 15 --eval-every 0"
     dpo_args="--steps 10 --batch 8 --lr 2e-5 --beta 0.1"
     dpo_permille=15
     grpo_args=
     eval_limit=16
     eval_max_tokens=40
     sft_arith_copies=1
+    sft_tool_examples=300
     if [ $quick = 2 ]; then
         mode=smoke
         pt_args="--steps 20 --batch 4 --seq 64 --lr 3e-3 --warmup 5 --eval-every 10 --eval-batches 2"
-        sft_args="--steps 20 --batch 4 --seq 256 --lr 3e-3 --warmup 5 --eval-every 0"
+        sft_args="--steps 20 --batch 2 --seq 512 --lr 3e-3 --warmup 5 --eval-every 0"
         dpo_args="--steps 2 --batch 4 --lr 2e-5 --beta 0.1"
         dpo_permille=4
         eval_limit=3
@@ -96,8 +97,9 @@ else
     vocab=2048
     model_args="--n-layer 4 --n-embd 192 --n-head 6 --n-kv-head 2 --ffn-hidden 512"
     pt_args="--steps 600 --batch 8 --seq 256 --lr 3e-3 --warmup 50 --eval-every 100 --eval-batches 10"
-    sft_args="--steps 2400 --batch 8 --seq 256 --lr 2e-3 --warmup 50 --eval-every 600"
+    sft_args="--steps 3000 --batch 4 --seq 512 --lr 2e-3 --warmup 50 --eval-every 600"
     sft_arith_copies=6
+    sft_tool_examples=1500
     dpo_args="--steps 60 --batch 8 --lr 1e-5 --beta 0.1"
     dpo_permille=20
     grpo_args="--steps 80 --batch 8 --group 4 --lr 5e-6 --beta 0.1 --max-new 8 --temperature 0.7"
@@ -108,7 +110,7 @@ fi
 # context 512 holds the longest preference pair of the world.
 arch="--preset llama-1m $model_args --context 512 --pos rope --norm rmsnorm --mlp swiglu"
 pretok=gpt4
-settings="mode=$mode world=$world_size vocab=$vocab/$pretok model=[$arch] pretrain=[$pt_args] sft=[$sft_args x$sft_arith_copies] dpo=[$dpo_args $dpo_permille] grpo=[$grpo_args] eval=$eval_limit/$eval_max_tokens"
+settings="mode=$mode world=$world_size vocab=$vocab/$pretok model=[$arch] pretrain=[$pt_args] sft=[$sft_args x$sft_arith_copies tools:$sft_tool_examples] dpo=[$dpo_args $dpo_permille] grpo=[$grpo_args] eval=$eval_limit/$eval_max_tokens"
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -211,19 +213,27 @@ run_stage pretrain "$out/runs/pretrain/model.gguf" "$cllm" pretrain \
 # ---- 5. SFT on every task's training split, mixed ----
 # The arithmetic split is repeated sft_arith_copies times: its answers are one
 # or two tokens, so unrepeated it is a small share of the answer-token loss,
-# and on the validation split it is the task a small model learns last.
+# and on the validation split it is the task a small model learns last. Of
+# the tool tasks only the first sft_tool_examples of each go in: every one
+# carries the ~300-token tool list in its system message (docs/TOOLS.md), and
+# a few thousand were enough on the validation split. Rows are 512 tokens so
+# that such an example fits whole.
 sft_train=$out/sft.train.jsonl
 sft_val=$out/sft.val.jsonl
 sft_val_args="--val $sft_val"
 [ $mode != smoke ] || sft_val_args=
 if [ ! -e "$sft_train" ]; then
     {
-        for t in $tasks; do cat "$w/$t.train.jsonl"; done
+        for t in $tasks; do
+            case $t in tool_*) head -n $sft_tool_examples "$w/$t.train.jsonl" ;; *) cat "$w/$t.train.jsonl" ;; esac
+        done
         for ((i = 1; i < sft_arith_copies; i++)); do cat "$w/arithmetic.train.jsonl"; done
     } >"$sft_train.tmp" && mv "$sft_train.tmp" "$sft_train"
 fi
 if [ ! -e "$sft_val" ]; then
-    for t in $tasks; do cat "$w/$t.val.jsonl"; done >"$sft_val.tmp" && mv "$sft_val.tmp" "$sft_val"
+    for t in $tasks; do
+        case $t in tool_*) head -n 100 "$w/$t.val.jsonl" ;; *) cat "$w/$t.val.jsonl" ;; esac
+    done >"$sft_val.tmp" && mv "$sft_val.tmp" "$sft_val"
 fi
 run_stage sft "$out/runs/sft/model.gguf" "$cllm" sft --model "$out/runs/pretrain/model.gguf" \
     --data "$sft_train" $sft_val_args --template chatml --pack $sft_args --seed 1337 \
@@ -264,13 +274,16 @@ if [ -n "$grpo_args" ]; then
 fi
 
 # ---- 8. evaluate every stage on the same test examples ----
+# The tool tasks run through the agent loop with the world's built-in tools
+# (tools.json: the calculator and the shop's table), calls constrained to
+# the tools' grammar.
 test_files=()
 for t in $tasks; do test_files+=(--task "$w/$t.test.jsonl"); done
 report_args=()
 for i in "${!stages[@]}"; do
     s=${stages[$i]}
     capture "eval-$s" "$out/eval/$s.json" "$cllm" eval -m "${models[$i]}" --template chatml "${test_files[@]}" \
-        --limit $eval_limit --max-tokens $eval_max_tokens --json "${TD[@]}"
+        --tools "$w/tools.json" --limit $eval_limit --max-tokens $eval_max_tokens --json "${TD[@]}"
     report_args+=("$s=$out/eval/$s.json")
 done
 
@@ -283,9 +296,27 @@ done
 banner "report: test scores per stage (first $eval_limit test examples of each task)"
 "$cllm" report --manifest "$w/manifest.json" --drops-from sft --svg "$out/scores.svg" --json "$out/report.json.tmp" \
     --target translate_en_ko=80 --target summary=0.6 --target sentiment=0.95 --target faq=0.9 \
-    --target arithmetic=0.9 "${report_args[@]}" | tee "$out/report.txt.tmp"
+    --target arithmetic=0.9 --target tool_arithmetic=0.95 --target tool_shop=0.9 "${report_args[@]}" |
+    tee "$out/report.txt.tmp"
 mv "$out/report.json.tmp" "$out/report.json"
 mv "$out/report.txt.tmp" "$out/report.txt"
+
+# ---- 9b. tools and structured output, on the final model ----
+# The same test questions without the tools (the model alone must compute
+# the 4-digit sums), and the sentiment test answered as JSON under a schema
+# the model was never trained on (the grammar alone keeps it valid).
+capture eval-no-tools "$out/eval/no-tools.json" "$cllm" eval -m "$final" --template chatml \
+    --task "$w/tool_arithmetic.test.jsonl" --task "$w/tool_shop.test.jsonl" --no-tools \
+    --limit $eval_limit --max-tokens $eval_max_tokens --json "${TD[@]}"
+schema=$out/sentiment.schema.json
+printf '%s\n' '{"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative", "neutral"]}},' \
+    ' "required": ["sentiment"], "additionalProperties": false}' >"$schema"
+capture eval-json-schema "$out/eval/json-schema.json" "$cllm" eval -m "$final" --template chatml \
+    --task "$w/sentiment.test.jsonl" --json-schema "$schema" --limit $eval_limit --max-tokens $eval_max_tokens \
+    --json "${TD[@]}"
+"$cllm" report --tools-summary "$out/eval/${stages[${#stages[@]} - 1]}.json" "$out/eval/no-tools.json" \
+    "$out/eval/json-schema.json" | tee "$out/tools.txt.tmp"
+mv "$out/tools.txt.tmp" "$out/tools.txt"
 
 # ---- 10. attention, sample answers ----
 "$cllm" attention -m "$out/final.gguf" "Mina and Sam went to the park. They were happy." \
@@ -309,6 +340,17 @@ for p in "${prompts[@]}"; do
     a=$("$cllm" chat -m "$out/final.gguf" --temperature 0 -n 64 -p "$p" "${TD[@]}" 2>"$out/logs/chat.log") ||
         { cat "$out/logs/chat.log" >&2; echo "demo.sh: cllm chat failed" >&2; exit 1; }
     printf 'User: %s\nAssistant: %s\n\n' "$p" "$a" | tee -a "$out/samples.txt.tmp"
+done
+# Questions that need a tool, through the agent loop: its calls and their
+# results (stderr, "[tool] ...") are shown before the answer.
+for p in "What is 4821 + 377?" "What is 23 + 19?" "Do you have apples in stock?"; do
+    a=$("$cllm" chat -m "$out/final.gguf" --tools "$w/tools.json" --temperature 0 -n 64 -p "$p" "${TD[@]}" \
+        2>"$out/logs/chat.log") || { cat "$out/logs/chat.log" >&2; echo "demo.sh: cllm chat --tools failed" >&2; exit 1; }
+    {
+        printf 'User (tools: calculator, shop): %s\n' "$p"
+        grep '^\[tool\]' "$out/logs/chat.log" | sed 's/^/  /'
+        printf 'Assistant: %s\n\n' "$a"
+    } | tee -a "$out/samples.txt.tmp"
 done
 # A system message, the guide's Korean instruction and reworded ones, then three
 # turns of one conversation (the conversations task's kind of input).

@@ -21,10 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <editline/readline.h>
 
 #include "cli.h"
 #include "cllm/core/fileio.h"
+#include "cllm/infer/agent.h"
 #include "cllm/infer/generate.h"
 #include "model_session.h"
 #include "sampler_args.h"
@@ -41,6 +43,10 @@ static void usage(FILE *out) {
             "  --system TEXT          system message\n"
             "  -p, --prompt TEXT      one user turn, print the reply and exit\n"
             "  -n, --max-tokens N     reply budget in tokens (default 256)\n"
+            "  --tools FILE           let the model call the built-in tools this toolbox declares\n"
+            "                         (calculator, shop; the world's tools.json): each call is run,\n"
+            "                         shown on stderr and its result given back (docs/TOOLS.md)\n"
+            "  --max-steps N          model turns per message with --tools (default 4)\n"
             "  -h, --help             this help\n\n" SAMPLER_HELP "\n" GRAMMAR_HELP
             "\nCommands in the chat:\n"
             "  /reset              forget the conversation (keeps the system message)\n"
@@ -196,15 +202,7 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
     }
     cllm_generate_params gp = cllm_generate_default_params();
     gp.max_tokens = budget;
-    int32_t ends[CLLM_CHAT_MAX_END_TOKENS];
-    int n_end = cllm_chat_end_tokens(s->tok, s->chat_template, ends);
-    for (int k = 0; k < n_end; k++) gp.eog[gp.n_eog++] = ends[k];
-    cllm_generate_add_default_eog(&gp, s->tok);
-    const char *stop_text = cllm_chat_stop_string(s->tok, s->chat_template);
-    if (stop_text) {
-        gp.stop = &stop_text;
-        gp.n_stop = 1;
-    }
+    cllm_generate_chat_ends(&gp, s->tok, s->chat_template);
     cllm_sampler *sampler = cllm_sampler_create(sp, (int)cllm_tokenizer_n_vocab(s->tok), &err);
     if (sampler && grammar_args_attach(ga, sampler, s->tok, gp.eog, gp.n_eog, &err) != CLLM_OK) {
         cllm_sampler_destroy(sampler);
@@ -233,6 +231,76 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
     int ok = conversation_add(c, CLLM_ROLE_ASSISTANT, r.out.text ? r.out.text : "", r.out.len);
     free(r.out.text);
     return ok;
+}
+
+/* ---- with --tools: the agent loop on an OpenAI message list ---- */
+
+typedef struct {
+    const cJSON *messages;
+} agent_view;
+
+/* Calls and results go to stderr as they happen; a turn's text is printed
+ * when it ends, unless it was calls. */
+static int on_agent_event(void *ctx, const cllm_agent_event *ev) {
+    const agent_view *v = ctx;
+    if (ev->kind == CLLM_AGENT_CALL) {
+        fprintf(stderr, "[tool] %s %.*s\n", ev->name, (int)ev->len, ev->text);
+    } else if (ev->kind == CLLM_AGENT_RESULT) {
+        fprintf(stderr, "[tool] -> %.*s\n", (int)ev->len, ev->text);
+    } else if (ev->kind == CLLM_AGENT_TURN_END) {
+        const cJSON *last = cJSON_GetArrayItem(v->messages, cJSON_GetArraySize(v->messages) - 1);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
+        if (!cJSON_GetObjectItemCaseSensitive(last, "tool_calls") && cJSON_IsString(content))
+            printf("%s\n", content->valuestring);
+        fflush(stdout);
+    }
+    return interrupted ? 1 : 0;
+}
+
+/* Removes the oldest user message and what followed it up to the next user
+ * message (the system message stays). 0 when there is nothing to drop. */
+static int messages_drop_oldest(cJSON *msgs) {
+    int n = cJSON_GetArraySize(msgs), first = -1, next = -1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(msgs, i), "role");
+        int user = cJSON_IsString(r) && !strcmp(r->valuestring, "user");
+        if (user && first < 0) first = i;
+        else if (user && next < 0) next = i;
+    }
+    if (first < 0 || next < 0) return 0;
+    for (int i = first; i < next; i++) cJSON_DeleteItemFromArray(msgs, first);
+    return 1;
+}
+
+static int tools_turn(model_session *s, cJSON *msgs, const cllm_toolbox *tb, const cllm_agent_params *p,
+                      const char *line, int print_notices) {
+    cJSON *u = cJSON_CreateObject();
+    if (!u || !cJSON_AddItemToArray(msgs, u)) {
+        cJSON_Delete(u);
+        return 0;
+    }
+    cJSON_AddStringToObject(u, "role", "user");
+    cJSON_AddStringToObject(u, "content", line);
+    for (;;) {
+        int before = cJSON_GetArraySize(msgs);
+        agent_view v = {msgs};
+        cllm_agent_stats st;
+        cllm_error err;
+        interrupted = 0;
+        if (cllm_agent_run(s->model, s->tok, s->chat_template, s->context, tb, p, msgs, on_agent_event, &v, &st,
+                           &err) != CLLM_OK) {
+            fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
+            return 0;
+        }
+        if (st.over_context && cJSON_GetArraySize(msgs) == before && messages_drop_oldest(msgs)) {
+            if (print_notices) fprintf(stderr, "[context full: dropped the oldest turn to stay within %d tokens]\n", s->context);
+            continue;
+        }
+        if (st.over_context) fprintf(stderr, "[the conversation no longer fits the %d-token context: /reset]\n", s->context);
+        if (st.out_of_steps) fprintf(stderr, "[stopped after %d model turns (--max-steps)]\n", p->max_steps);
+        if (st.cancelled && print_notices) fprintf(stderr, "[stopped]\n");
+        return 1;
+    }
 }
 
 /* One physical line without its newline (malloc'd), or NULL at end of input.
@@ -294,11 +362,44 @@ static char *read_turn(int interactive) {
     return t.text ? t.text : strdup("");
 }
 
+/* With --tools: /reset, /system and /save act on the message list. 1 when handled. */
+static int tools_command(cJSON *msgs, const char *cmd, const char *arg) {
+    const cJSON *first = cJSON_GetArrayItem(msgs, 0);
+    const cJSON *r0 = cJSON_GetObjectItemCaseSensitive(first, "role");
+    int has_system = cJSON_IsString(r0) && !strcmp(r0->valuestring, "system");
+    if (!strcmp(cmd, "/reset")) {
+        while (cJSON_GetArraySize(msgs) > has_system) cJSON_DeleteItemFromArray(msgs, has_system);
+        fprintf(stderr, "[conversation cleared]\n");
+    } else if (!strcmp(cmd, "/system")) {
+        if (has_system) cJSON_DeleteItemFromArray(msgs, 0);
+        if (arg && *arg) {
+            cJSON *sm = cJSON_CreateObject();
+            cJSON_AddStringToObject(sm, "role", "system");
+            cJSON_AddStringToObject(sm, "content", arg);
+            cJSON_InsertItemInArray(msgs, 0, sm);
+        }
+        fprintf(stderr, arg && *arg ? "[system message set]\n" : "[system message cleared]\n");
+    } else if (!strcmp(cmd, "/save") && arg) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(o, "messages", msgs);
+        char *text = cJSON_Print(o);
+        cJSON_Delete(o);
+        cllm_error err;
+        if (text && cllm_file_write_atomic(arg, text, strlen(text), &err) == CLLM_OK) fprintf(stderr, "[saved %s]\n", arg);
+        else fprintf(stderr, "cllm %s: %s\n", CMD, text ? err.msg : "out of memory");
+        free(text);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* Handles a /command; returns 0 to quit. */
-static int chat_command(conversation *c, cllm_sampler_params *sp, int *max_tokens, char *line) {
+static int chat_command(conversation *c, cJSON *tool_msgs, cllm_sampler_params *sp, int *max_tokens, char *line) {
     char *arg = strchr(line, ' ');
     if (arg) *arg++ = 0;
     if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) return 0;
+    if (tool_msgs && tools_command(tool_msgs, line, arg)) return 1;
     if (!strcmp(line, "/reset")) {
         conversation_reset(c);
         fprintf(stderr, "[conversation cleared]\n");
@@ -335,8 +436,8 @@ int cllm_cmd_chat(int argc, char **argv) {
     model_session_args_init(&margs);
     cllm_sampler_params sp = cllm_sampler_default_params();
     grammar_args ga = {0};
-    const char *system = NULL, *one_prompt = NULL;
-    int max_tokens = 256;
+    const char *system = NULL, *one_prompt = NULL, *tools_path = NULL;
+    int max_tokens = 256, max_steps = 4;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = model_session_arg(CMD, &margs, argc, argv, &i);
@@ -354,19 +455,41 @@ int cllm_cmd_chat(int argc, char **argv) {
         } else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 20, &max_tokens))
                 return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--tools")) {
+            if (!(tools_path = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--max-steps")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 64, &max_steps))
+                return CLI_EXIT_USAGE;
         } else {
             return cli_unknown_flag(CMD, a);
         }
     }
     cllm_error err;
     if (cllm_sampler_params_validate(&sp, 1 << 24, &err) != CLLM_OK) return cli_usage_error(CMD, "%s", err.msg);
+    if (tools_path && (ga.grammar_path || ga.schema_path))
+        return cli_usage_error(CMD, "--tools constrains calls with the tools' own grammar; it cannot be combined with "
+                                    "--grammar or --json-schema");
     int rc = grammar_args_load(CMD, &ga);
     if (rc != CLI_EXIT_OK) return rc;
+    cllm_toolbox *tb = NULL;
+    if (tools_path && cllm_toolbox_load(tools_path, &tb, &err) != CLLM_OK) return cli_fail(CMD, &err);
     model_session s;
     rc = model_session_open(CMD, &margs, 1, &s);
     if (rc != 0) {
         grammar_args_free(&ga);
+        cllm_toolbox_free(tb);
         return rc;
+    }
+    cllm_agent_params ap = cllm_agent_default_params();
+    ap.sampler = sp;
+    ap.max_steps = max_steps;
+    ap.max_tokens = max_tokens;
+    cJSON *msgs = tb ? cJSON_CreateArray() : NULL; /* with --tools, the conversation */
+    if (msgs && system) {
+        cJSON *sm = cJSON_CreateObject();
+        cJSON_AddItemToArray(msgs, sm);
+        cJSON_AddStringToObject(sm, "role", "system");
+        cJSON_AddStringToObject(sm, "content", system);
     }
     conversation c = {0};
     if (system) c.system = strdup(system);
@@ -375,7 +498,7 @@ int cllm_cmd_chat(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     int ok = 1;
     if (one_prompt) {
-        ok = chat_turn(&s, &c, &sp, &ga, max_tokens, one_prompt, 0);
+        ok = tb ? tools_turn(&s, msgs, tb, &ap, one_prompt, 0) : chat_turn(&s, &c, &sp, &ga, max_tokens, one_prompt, 0);
     } else {
         int interactive = isatty(STDIN_FILENO);
         if (interactive)
@@ -385,15 +508,19 @@ int cllm_cmd_chat(int argc, char **argv) {
         for (char *line; ok && (interrupted = 0, line = read_turn(interactive)) != NULL; free(line)) {
             if (line[0] == 0) continue;
             if (line[0] == '/' && !strchr(line, '\n')) {
-                if (!chat_command(&c, &sp, &max_tokens, line)) {
+                if (!chat_command(&c, msgs, &sp, &max_tokens, line)) {
                     free(line);
                     break;
                 }
                 continue;
             }
-            ok = chat_turn(&s, &c, &sp, &ga, max_tokens, line, interactive);
+            ap.sampler = sp, ap.max_tokens = max_tokens; /* as /set left them */
+            ok = tb ? tools_turn(&s, msgs, tb, &ap, line, interactive)
+                    : chat_turn(&s, &c, &sp, &ga, max_tokens, line, interactive);
         }
     }
+    cJSON_Delete(msgs);
+    cllm_toolbox_free(tb);
     conversation_reset(&c);
     free(c.turns);
     free(c.system);

@@ -46,6 +46,10 @@ static void usage(FILE *out) {
             "  --json            one JSON object on stdout instead of the table\n"
             "  --grammar FILE    constrain every answer to a GBNF grammar (docs/GRAMMAR.md)\n"
             "  --json-schema FILE  constrain every answer to JSON matching a JSON Schema\n"
+            "  --tools FILE      answer examples that have \"tools\" with the agent loop and this\n"
+            "                    toolbox (the world's tools.json; docs/TOOLS.md); reports the\n"
+            "                    share of valid tool calls per task\n"
+            "  --no-tools        answer examples that have \"tools\" without them (the model alone)\n"
             "  --no-progress     no progress bar on stderr\n"
             "  -h, --help        this help\n");
 }
@@ -53,8 +57,10 @@ static void usage(FILE *out) {
 typedef struct {
     model_session_args sa;
     grammar_args ga;
-    const char *tasks[MAX_TASK_FILES], *text, *pred_path;
-    int n_tasks, json, max_tokens, show, progress;
+    const char *tasks[MAX_TASK_FILES], *text, *pred_path, *tools_path;
+    int n_tasks, json, max_tokens, show, progress, no_tools;
+    cllm_toolbox *toolbox;
+    size_t grammar_valid[CLLM_EVAL_MAX_TASKS]; /* with --grammar / --json-schema: answers the grammar accepts */
     int64_t limit;
 } eval_args;
 
@@ -92,6 +98,10 @@ static int parse_args(eval_args *a, int argc, char **argv) {
         } else if (!strcmp(arg, "--show")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, arg, v, 0, 1000, &a->show))
                 return CLI_EXIT_USAGE;
+        } else if (!strcmp(arg, "--tools")) {
+            if (!(a->tools_path = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (!strcmp(arg, "--no-tools")) {
+            a->no_tools = 1;
         } else if (!strcmp(arg, "--json")) {
             a->json = 1;
         } else if (!strcmp(arg, "--no-progress")) {
@@ -102,6 +112,10 @@ static int parse_args(eval_args *a, int argc, char **argv) {
     }
     if (!a->sa.model_path) return cli_usage_error(CMD, "a model is required: -m MODEL.gguf");
     if (!a->n_tasks && !a->text) return cli_usage_error(CMD, "nothing to evaluate: give --task FILE or --text FILE");
+    if (a->tools_path && a->no_tools) return cli_usage_error(CMD, "--tools and --no-tools exclude each other");
+    if (a->tools_path && (a->ga.grammar_path || a->ga.schema_path))
+        return cli_usage_error(CMD, "--tools constrains calls with the tools' own grammar; it cannot be combined with "
+                                    "--grammar or --json-schema");
     return CLI_EXIT_OK;
 }
 
@@ -112,6 +126,12 @@ static int check_inputs(eval_args *a, cllm_eval_set *ex) {
     if (rc != CLI_EXIT_OK) return rc;
     for (int t = 0; t < a->n_tasks; t++)
         if (cllm_eval_set_load(ex, a->tasks[t], a->limit, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    if (a->tools_path && cllm_toolbox_load(a->tools_path, &a->toolbox, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    for (size_t i = 0; i < ex->n && !a->tools_path && !a->no_tools; i++)
+        if (ex->v[i].tools)
+            return cli_usage_error(CMD, "%s:%ld: the example has \"tools\": pass --tools TOOLBOX.json to let the model "
+                                        "call them (the world's tools.json), or --no-tools to answer without",
+                                   ex->v[i].file, ex->v[i].line);
     if (a->text && cllm_file_check_regular(a->text, NULL, &err) != CLLM_OK) return cli_fail(CMD, &err);
     if (a->pred_path) {
         char dir[4096];
@@ -136,6 +156,22 @@ static cJSON *sample_json(const cllm_eval_example *e, const char *answer, const 
     return sample;
 }
 
+/* 1 when answer is a whole sentence of the grammar (and, for a JSON
+ * Schema, parses as JSON): the check of constrained output. */
+static int grammar_accepts(const eval_args *a, const char *answer) {
+    cllm_error err;
+    cllm_grammar_matcher *m = cllm_grammar_matcher_create(a->ga.grammar, &err);
+    if (!m) return 0;
+    int ok = cllm_grammar_matcher_accept(m, (const uint8_t *)answer, strlen(answer)) && cllm_grammar_matcher_complete(m);
+    cllm_grammar_matcher_destroy(m);
+    if (ok && a->ga.schema_path) {
+        cJSON *j = cJSON_Parse(answer);
+        ok = j != NULL;
+        cJSON_Delete(j);
+    }
+    return ok;
+}
+
 /* Answers and scores every example; keeps samples[task] (up to max(show, 3)
  * each) and writes every answer to the predictions file when open. */
 static int run_examples(eval_args *a, model_session *s, const cllm_eval_set *ex, cllm_eval_tally *tally,
@@ -150,12 +186,18 @@ static int run_examples(eval_args *a, model_session *s, const cllm_eval_set *ex,
         char *answer = NULL;
         int over, g;
         double scores[CLLM_METRIC_COUNT];
-        if (cllm_eval_answer(s->model, s->tok, s->chat_template, s->context, e, a->max_tokens, a->ga.grammar,
-                             &a->ga.vocab, &answer, &over, &err) != CLLM_OK ||
-            cllm_eval_tally_add(tally, e, answer, over, scores, &g, &err) != CLLM_OK) {
+        cllm_agent_stats stats;
+        int agent = e->tools && a->toolbox;
+        cllm_status st = agent ? cllm_eval_answer_agent(s->model, s->tok, s->chat_template, s->context, e,
+                                                        a->max_tokens, a->toolbox, &answer, &over, &stats, &err)
+                               : cllm_eval_answer(s->model, s->tok, s->chat_template, s->context, e, a->max_tokens,
+                                                  a->ga.grammar, &a->ga.vocab, &answer, &over, &err);
+        if (st != CLLM_OK || cllm_eval_tally_add(tally, e, answer, over, scores, &g, &err) != CLLM_OK) {
             free(answer);
             return cli_fail(CMD, &err);
         }
+        if (agent) cllm_eval_tally_agent(tally, g, &stats);
+        if (a->ga.grammar) a->grammar_valid[g] += (size_t)grammar_accepts(a, answer);
         if (!samples[g]) samples[g] = cJSON_CreateArray();
         if (pf || cJSON_GetArraySize(samples[g]) < keep) {
             cJSON *sample = sample_json(e, answer, scores);
@@ -200,6 +242,19 @@ static void report_tasks(const eval_args *a, const cllm_eval_tally *tally, cJSON
             }
             cJSON_AddNumberToObject(mo, cllm_metric_name((cllm_metric)m), mean);
             if (!json) printf(m == CLLM_METRIC_CHRF ? " %11.2f" : " %11.4f", mean);
+        }
+        if (a->ga.grammar) { /* answers are checked after the fact, not trusted to the constraint */
+            double v = g->n ? (double)a->grammar_valid[gi] / (double)g->n : 0;
+            cJSON_AddNumberToObject(o, "grammar_validity", v);
+            if (!json) printf("   (%.1f%% valid under the grammar)", 100.0 * v);
+        }
+        if (g->agent_runs) { /* validity: the share of written calls that could run */
+            double valid = g->calls ? (double)g->valid_calls / (double)g->calls : 0;
+            cJSON_AddNumberToObject(o, "tool_calls", (double)g->calls);
+            if (g->calls) cJSON_AddNumberToObject(o, "tool_call_validity", valid);
+            else cJSON_AddNullToObject(o, "tool_call_validity");
+            if (!json && g->calls) printf("   (%zu tool calls, %.1f%% valid)", g->calls, 100.0 * valid);
+            else if (!json) printf("   (no tool calls)");
         }
         if (!json) printf(g->over_context ? "   (%zu over the context)\n" : "\n", g->over_context);
         cJSON_AddItemToObject(o, "samples", samples[gi] ? samples[gi] : cJSON_CreateArray());
@@ -296,6 +351,7 @@ int cllm_cmd_eval(int argc, char **argv) {
     free(tally);
     cllm_eval_set_free(&ex);
     grammar_args_free(&a.ga);
+    cllm_toolbox_free(a.toolbox);
     if (s.model) model_session_close(&s);
     return rc;
 }

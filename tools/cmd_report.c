@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "cllm/eval/eval.h"
 #include "cllm/core/fileio.h"
@@ -42,6 +44,10 @@ static void usage(FILE *out) {
             "                        (accuracy 0.95, chrF 80, ROUGE-L 0.6); repeatable\n"
             "  --drops-from STAGE    report drops only for stages after STAGE (default: all)\n"
             "  --title TEXT          chart title\n"
+            "  --tools-summary WITH.json ALONE.json SCHEMA.json\n"
+            "                        instead of the table: the tool-use summary of one model from\n"
+            "                        three `cllm eval --json` results: the tool tasks with --tools,\n"
+            "                        the same with --no-tools, and a task under --json-schema\n"
             "  -h, --help            this help\n");
 }
 
@@ -204,7 +210,83 @@ static cllm_status write_json(const cllm_report *r, const char *path, cllm_error
     return st;
 }
 
+/* The first task of an eval JSON named `task` (NULL: any), or NULL. */
+static const cJSON *eval_task(const cJSON *eval, const char *task) {
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(eval, "tasks")) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "task");
+        if (!task || (cJSON_IsString(name) && !strcmp(name->valuestring, task))) return t;
+    }
+    return NULL;
+}
+
+static double eval_number(const cJSON *task, const char *group, const char *key) {
+    const cJSON *o = group ? cJSON_GetObjectItemCaseSensitive(task, group) : task;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void summary_row(const char *label, double value, double target) {
+    char cell[32] = "-";
+    if (isfinite(value)) snprintf(cell, sizeof cell, "%.1f%%", 100 * value);
+    printf("%-58s %8s", label, cell);
+    if (isfinite(target)) printf("   %5.1f%% %s", 100 * target, isfinite(value) && value >= target ? "met" : "MISS");
+    printf("\n");
+}
+
+/* --tools-summary: tool-call validity, the tool tasks with and without their
+ * tools, and output validity under a JSON Schema (issue targets: 100%, 95%,
+ * 90%, 100%). */
+static int tools_summary(const char *const path[3]) {
+    cJSON *e[3] = {0};
+    int rc = CLI_EXIT_OK;
+    for (int i = 0; i < 3 && rc == CLI_EXIT_OK; i++) {
+        char *data = NULL;
+        size_t len = 0;
+        cllm_error err;
+        if (cllm_file_read_all(path[i], 64u << 20, &data, &len, &err) != CLLM_OK) {
+            rc = cli_fail(CMD, &err);
+            break;
+        }
+        e[i] = cJSON_ParseWithLength(data, len);
+        free(data);
+        if (!eval_task(e[i], NULL)) {
+            fprintf(stderr, "cllm %s: %s: not a `cllm eval --json` result with \"tasks\"\n", CMD, path[i]);
+            rc = CLI_EXIT_DATA;
+        }
+    }
+    if (rc == CLI_EXIT_OK) {
+        const cJSON *ta = eval_task(e[0], "tool_arithmetic"), *ts = eval_task(e[0], "tool_shop");
+        double calls = eval_number(ta, NULL, "tool_calls") + eval_number(ts, NULL, "tool_calls");
+        double valid = eval_number(ta, NULL, "tool_call_validity") * eval_number(ta, NULL, "tool_calls") +
+                       eval_number(ts, NULL, "tool_call_validity") * eval_number(ts, NULL, "tool_calls");
+        printf("%-58s %8s   %s\n", "tools (final model, test split)", "value", "target");
+        char label[96];
+        snprintf(label, sizeof label, "tool-call validity (%.0f calls, constrained decoding)", calls);
+        summary_row(label, calls > 0 ? valid / calls : NAN, 1.0);
+        summary_row("arithmetic on unseen 4-digit numbers, with the calculator",
+                    eval_number(ta, "metrics", "accuracy"), 0.95);
+        summary_row("arithmetic on unseen 4-digit numbers, the model alone",
+                    eval_number(eval_task(e[1], "tool_arithmetic"), "metrics", "accuracy"), NAN);
+        summary_row("shop questions (orders, stock), with the shop tool", eval_number(ts, "metrics", "exact_match"), 0.9);
+        summary_row("shop questions (orders, stock), the model alone",
+                    eval_number(eval_task(e[1], "tool_shop"), "metrics", "exact_match"), NAN);
+        const cJSON *js = eval_task(e[2], NULL);
+        snprintf(label, sizeof label, "JSON-schema output validity (%s as JSON)",
+                 cJSON_IsString(cJSON_GetObjectItemCaseSensitive(js, "task"))
+                     ? cJSON_GetObjectItemCaseSensitive(js, "task")->valuestring : "?");
+        summary_row(label, eval_number(js, NULL, "grammar_validity"), 1.0);
+    }
+    for (int i = 0; i < 3; i++) cJSON_Delete(e[i]);
+    return rc;
+}
+
 int cllm_cmd_report(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "--tools-summary")) {
+        if (argc != 5) return cli_usage_error(CMD, "--tools-summary takes three eval JSON files (with tools, without, "
+                                                   "under a JSON Schema) and nothing else");
+        return tools_summary((const char *const *)argv + 2);
+    }
     report_args *a = malloc(sizeof *a);
     if (!a) return cli_fail(CMD, &(cllm_error){.msg = "out of memory"});
     int rc = parse_args(a, argc, argv);

@@ -109,7 +109,7 @@ static int hset_has(const hset *s, uint64_t k) {
 
 /* ---- tasks and output files ----------------------------------------------- */
 
-enum { T_EN_KO = 0, T_KO_EN, T_SUMMARY, T_SENTIMENT, T_FAQ, T_ARITH, T_COUNT };
+enum { T_EN_KO = 0, T_KO_EN, T_SUMMARY, T_SENTIMENT, T_FAQ, T_ARITH, T_TOOL_ARITH, T_TOOL_SHOP, T_COUNT };
 static const struct {
     const char *name, *metrics, *prompt;
 } task_info[T_COUNT] = {
@@ -119,10 +119,13 @@ static const struct {
     {"sentiment", "[\"accuracy\"]", "Is this text positive, negative or neutral?\n\n"},
     {"faq", "[\"exact_match\", \"chrf\"]", ""},
     {"arithmetic", "[\"accuracy\"]", ""},
+    {"tool_arithmetic", "[\"accuracy\"]", ""},
+    {"tool_shop", "[\"exact_match\", \"chrf\"]", ""},
 };
 
 /* Examples drawn per task before deduplication (small size; full x5). */
-static const int task_draws_small[T_COUNT] = {3000, 0, 800, 2500, 2000, 2500};
+static const int task_draws_small[T_COUNT] = {3000, 0, 800, 2500, 2000, 2500, 1500, 1500};
+#define SHOP_ORDERS_SMALL 800 /* the shop's orders (full x5) */
 #define STORIES_SMALL 2000
 #define FULL_FACTOR 10
 #define TASK_FULL_FACTOR 5
@@ -147,6 +150,8 @@ typedef struct {
     int items_oom;
     wbuf conv[SPLIT_COUNT];
     size_t n_conv[SPLIT_COUNT];
+    w_shop shop;
+    wbuf tools, toolbox, shop_table; /* the tool definitions; tools.json; shop.json */
 } builder;
 
 static void keep_item(builder *b, int task, int split, const char *input, const char *ref) {
@@ -256,6 +261,74 @@ static int add_example(builder *b, int task, const char *input, const char *ref,
     return 1;
 }
 
+/* {"role": "assistant", "content": "", "tool_calls": [one call of tool with args]} */
+static void tool_call_message(wbuf *o, const char *tool, const char *args) {
+    wb_printf(o, "{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [{\"id\": \"call_0\", \"type\": "
+                 "\"function\", \"function\": {\"name\": \"%s\", \"arguments\": ", tool);
+    wb_json_str(o, args);
+    wb_puts(o, "}}]}");
+}
+
+/* A tool task's example: the question, the assistant's call, the tool's
+ * result, the answer (the reference). Train and val examples also give a
+ * preference pair: the right call against a call with wrong arguments
+ * (wrong_args, the same call with one digit or the item changed) or no call
+ * at all (a guessed answer, no_call). Split by key (0: the question). */
+static int add_tool_example(builder *b, int task, const char *question, const char *tool, const char *args,
+                            const char *wrong_args, const char *result, const char *answer, const char *guess,
+                            uint64_t key) {
+    int added = hset_add(&b->seen[task], norm_hash(question));
+    if (added <= 0) return added;
+    int split = split_of(key ? key : norm_hash(question), b->seed);
+    wbuf *o = &b->task[task][split];
+    wb_puts(o, "{\"task\": ");
+    wb_json_str(o, task_info[task].name);
+    wb_printf(o, ", \"metrics\": %s, \"tools\": %s, \"messages\": [{\"role\": \"user\", \"content\": ",
+              task_info[task].metrics, b->tools.data);
+    wb_json_str(o, question);
+    wb_puts(o, "}, ");
+    tool_call_message(o, tool, args);
+    wb_printf(o, ", {\"role\": \"tool\", \"tool_call_id\": \"call_0\", \"name\": \"%s\", \"content\": ", tool);
+    wb_json_str(o, result);
+    wb_puts(o, "}, {\"role\": \"assistant\", \"content\": ");
+    wb_json_str(o, answer);
+    wb_puts(o, "}], \"reference\": ");
+    wb_json_str(o, answer);
+    wb_puts(o, "}\n");
+    b->n_task[task][split]++;
+    if (split == SPLIT_TEST) return 1;
+    int no_call = cllm_rng_below(&b->pref_rng, 2) == 0;
+    wbuf *p = &b->pref[split];
+    wb_puts(p, "{\"task\": ");
+    wb_json_str(p, task_info[task].name);
+    wb_printf(p, ", \"tools\": %s, \"prompt\": [{\"role\": \"user\", \"content\": ", b->tools.data);
+    wb_json_str(p, question);
+    wb_puts(p, "}], \"chosen\": [");
+    tool_call_message(p, tool, args);
+    wb_puts(p, "], \"rejected\": [");
+    if (no_call) {
+        wb_puts(p, "{\"role\": \"assistant\", \"content\": ");
+        wb_json_str(p, guess);
+        wb_puts(p, "}");
+    } else {
+        tool_call_message(p, tool, wrong_args);
+    }
+    wb_printf(p, "], \"rejected_kind\": \"%s\"}\n", no_call ? "no_call" : "wrong_args");
+    b->n_pref[split]++;
+    return 1;
+}
+
+/* text with its last digit changed (a wrong argument that still looks right) */
+static void change_a_digit(cllm_rng *r, const char *text, wbuf *out) {
+    wb_reset(out);
+    wb_puts(out, text);
+    for (size_t i = out->len; i-- > 0;)
+        if (out->data[i] >= '0' && out->data[i] <= '9') {
+            out->data[i] = (char)('0' + (out->data[i] - '0' + 1 + (int)cllm_rng_below(r, 9)) % 10);
+            return;
+        }
+}
+
 static cllm_rng stream(uint64_t seed, uint64_t id) {
     cllm_rng r;
     cllm_rng_seed(&r, cllm_mix64(seed) ^ cllm_mix64(id * CLLM_GOLDEN_GAMMA + 1));
@@ -264,6 +337,7 @@ static cllm_rng stream(uint64_t seed, uint64_t id) {
 
 static void builder_free(builder *b) {
     for (int i = 0; i < 2; i++) wb_free(&b->text[i]), wb_free(&b->pref[i]);
+    wb_free(&b->tools), wb_free(&b->toolbox), wb_free(&b->shop_table);
     for (int s = 0; s < SPLIT_COUNT; s++) {
         for (size_t i = 0; i < b->n_items[s]; i++) free(b->items[s][i].input), free(b->items[s][i].ref);
         free(b->items[s]);
@@ -277,7 +351,7 @@ static void builder_free(builder *b) {
 }
 
 static int builder_oom(const builder *b) {
-    int oom = b->items_oom;
+    int oom = b->items_oom | b->tools.oom | b->toolbox.oom | b->shop_table.oom;
     for (int s = 0; s < SPLIT_COUNT; s++) oom |= b->conv[s].oom;
     for (int i = 0; i < 2; i++) oom |= b->text[i].oom | b->pref[i].oom;
     for (int t = 0; t < T_COUNT; t++)
@@ -354,6 +428,50 @@ static int build(builder *b, const cllm_world_params *p) {
         if (add_example(b, T_ARITH, x.data, ans, 0, -1) < 0) goto oom;
     }
 
+    /* Tools: the shop's table, the definitions, and questions that need them. */
+    w_shop_build(p->seed, SHOP_ORDERS_SMALL * factor, &b->shop);
+    w_shop_json(&b->shop, &b->shop_table);
+    w_tools_json(&b->tools, 0);
+    w_tools_json(&b->toolbox, 1);
+    wb_puts(&b->toolbox, "\n");
+    wbuf args = {0}, result = {0}, wrong = {0}, guess = {0};
+    if (b->tools.oom) goto tools_oom;
+    r = stream(p->seed, T_TOOL_ARITH);
+    for (int i = 0; i < task_draws_small[T_TOOL_ARITH] * factor; i++) {
+        long long answer;
+        uint64_t key;
+        char ans[32];
+        wb_reset(&x), wb_reset(&y), wb_reset(&args), wb_reset(&guess);
+        w_task_tool_arith(&r, &x, &y, &answer, &key);
+        snprintf(ans, sizeof ans, "%lld", answer);
+        wb_puts(&args, "{\"expression\": ");
+        wb_json_str(&args, y.data);
+        wb_puts(&args, "}");
+        change_a_digit(&b->pref_rng, args.data, &wrong);
+        change_a_digit(&b->pref_rng, ans, &guess);
+        if (add_tool_example(b, T_TOOL_ARITH, x.data, "calculator", args.data, wrong.data, ans, ans, guess.data, key) < 0)
+            goto tools_oom;
+    }
+    r = stream(p->seed, T_TOOL_SHOP);
+    for (int i = 0; i < task_draws_small[T_TOOL_SHOP] * factor; i++) {
+        uint64_t key;
+        const char *tool;
+        wb_reset(&x), wb_reset(&y), wb_reset(&args), wb_reset(&result);
+        w_task_tool_shop(&r, &b->shop, &x, &tool, &args, &result, &y, &key);
+        change_a_digit(&b->pref_rng, args.data, &wrong);
+        if (!strstr(args.data, "order")) { /* an item: ask for another one */
+            wb_reset(&wrong);
+            wb_puts(&wrong, "{\"item\": ");
+            wb_json_str(&wrong, w_things[w_pick_thing(&b->pref_rng, W_FOOD | W_TOY | W_THING)].en);
+            wb_puts(&wrong, "}");
+        }
+        wb_reset(&guess);
+        change_a_digit(&b->pref_rng, y.data, &guess);
+        if (add_tool_example(b, T_TOOL_SHOP, x.data, tool, args.data, wrong.data, result.data, y.data, guess.data, key) < 0)
+            goto tools_oom;
+    }
+    wb_free(&args), wb_free(&result), wb_free(&wrong), wb_free(&guess);
+
     /* Pre-training text: full stories with their Korean rendering, 5% to val;
      * none equal to a summary input. */
     r = stream(p->seed, 1000);
@@ -379,6 +497,8 @@ static int build(builder *b, const cllm_world_params *p) {
     free(story_seen.keys);
     wb_free(&x), wb_free(&y);
     return builder_oom(b) ? -1 : 0;
+tools_oom:
+    wb_free(&args), wb_free(&result), wb_free(&wrong), wb_free(&guess);
 oom:
     wb_free(&x), wb_free(&y);
     return -1;
@@ -550,7 +670,7 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
     builder *b = calloc(1, sizeof *b);
     if (!b) return cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
     b->seed = p->seed;
-    int max_files = 2 + T_COUNT * SPLIT_COUNT + SPLIT_COUNT + 2 + 1;
+    int max_files = 2 + T_COUNT * SPLIT_COUNT + SPLIT_COUNT + 2 + 2 + 1;
     out->files = calloc((size_t)max_files, sizeof *out->files);
     cllm_status st = CLLM_OK;
     if (!out->files || build(b, p) != 0) {
@@ -581,6 +701,8 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
         snprintf(name, sizeof name, "preferences.%s.jsonl", split_name[s]);
         st = add_file(out, name, &b->pref[s], b->n_pref[s], err);
     }
+    if (st == CLLM_OK) st = add_file(out, "tools.json", &b->toolbox, 2, err);
+    if (st == CLLM_OK) st = add_file(out, "shop.json", &b->shop_table, 1, err);
     if (st == CLLM_OK) {
         wbuf m = {0};
         wb_printf(&m, "{\n  \"generator\": \"cllm world\",\n  \"version\": %d,\n  \"seed\": %llu,\n  \"size\": \"%s\",\n",

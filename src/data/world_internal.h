@@ -130,4 +130,24 @@ int w_faq_n_intents(void);
 const char *w_faq_answer(int intent);
 void w_task_arithmetic(cllm_rng *rng, wbuf *question, int *answer);
 
+/* ---- tools (world_tools.c) ------------------------------------------------ */
+#define W_SHOP_MAX_ORDERS 4000
+typedef struct {
+    int n_orders;
+    int order_id[W_SHOP_MAX_ORDERS];     /* 1000..9999, distinct */
+    int order_item[W_SHOP_MAX_ORDERS];   /* w_things index */
+    int order_status[W_SHOP_MAX_ORDERS]; /* index into the status names */
+    int stock[64];                       /* per w_things index */
+} w_shop;
+void w_shop_build(uint64_t seed, int n_orders, w_shop *shop);
+/* The table as agent.h's shop reads it; the tool definitions (with the
+ * x-cllm keys of a toolbox file when builtin). */
+void w_shop_json(const w_shop *shop, wbuf *out);
+void w_tools_json(wbuf *out, int builtin);
+/* A question, the tool, the call's arguments or expression, the result, the answer;
+ * *key is the split key (0: the question's text). */
+void w_task_tool_arith(cllm_rng *rng, wbuf *question, wbuf *expression, long long *answer, uint64_t *key);
+void w_task_tool_shop(cllm_rng *rng, const w_shop *shop, wbuf *question, const char **tool, wbuf *args, wbuf *result,
+                      wbuf *answer, uint64_t *key);
+
 #endif

@@ -20,6 +20,7 @@
 #include "cllm/core/fileio.h"
 #include "cllm/infer/generate.h"
 #include "cllm/infer/sampler.h"
+#include "cllm/infer/tools.h"
 
 #define MAX_FILE_BYTES (1ull << 31)
 
@@ -57,25 +58,36 @@ static cllm_status parse_example(const char *file, long line, const char *text, 
     int n = cJSON_GetArraySize(msgs);
     if (n > CLLM_EVAL_MAX_MESSAGES) return fail_at(err, file, line, 0, "more than 64 messages%s", "");
     const char *last_assistant = NULL;
-    int k = 0;
+    cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    if (cJSON_IsNull(tools)) tools = NULL;
+    if (tools && !cJSON_IsArray(tools)) return fail_at(err, file, line, 0, "\"tools\" must be an array of tools%s", "");
+    ex->tools = tools;
+    int k = 0, prompt_done = 0;
     for (int i = 0; i < n; i++) {
         cJSON *m = cJSON_GetArrayItem(msgs, i);
         cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
-            char what[64];
-            snprintf(what, sizeof what, "messages[%d]", i);
+        cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        char what[64];
+        snprintf(what, sizeof what, "messages[%d]", i);
+        if (!cJSON_IsString(role) || !(cJSON_IsString(content) || (cJSON_IsArray(calls) && (!content || cJSON_IsNull(content)))))
             return fail_at(err, file, line, 0, "%s needs string \"role\" and \"content\"", what);
-        }
         int r = cllm_chat_role_parse(role->valuestring);
-        if (r < 0) return fail_at(err, file, line, 0, "unknown role '%s' (system, user, assistant)", role->valuestring);
-        /* The final assistant message is the answer, not part of the prompt. */
+        if (r < 0) return fail_at(err, file, line, 0, "unknown role '%s' (system, user, assistant, tool)", role->valuestring);
+        const char *text = cJSON_IsString(content) ? content->valuestring : "";
+        /* The final assistant message is the answer, not part of the prompt;
+         * with tools, the calls and results before it are the expected way
+         * there (the agent makes its own), so the prompt ends at the first
+         * assistant message. */
         if (i == n - 1 && r == CLLM_ROLE_ASSISTANT) {
-            last_assistant = content->valuestring;
+            last_assistant = text;
             break;
         }
+        if (tools && r == CLLM_ROLE_ASSISTANT) prompt_done = 1;
+        if (prompt_done) continue;
         ex->msgs[k].role = (cllm_chat_role)r;
-        ex->msgs[k].content = content->valuestring;
-        ex->msgs[k].len = strlen(content->valuestring);
+        ex->msgs[k].content = text;
+        ex->msgs[k].len = strlen(text);
+        ex->msgs[k].extra = m;
         k++;
     }
     if (k == 0) return fail_at(err, file, line, 0, "no prompt: the only message is the assistant's answer%s", "");
@@ -198,12 +210,7 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
     }
     cllm_generate_params gp = cllm_generate_default_params();
     gp.max_tokens = max_tokens < context - (int)ids.n - 1 ? max_tokens : context - (int)ids.n - 1;
-    int32_t ends[CLLM_CHAT_MAX_END_TOKENS];
-    int n_end = cllm_chat_end_tokens(tok, tmpl, ends);
-    for (int k = 0; k < n_end; k++) gp.eog[gp.n_eog++] = ends[k];
-    cllm_generate_add_default_eog(&gp, tok);
-    const char *stop_text = cllm_chat_stop_string(tok, tmpl);
-    if (stop_text) gp.stop = &stop_text, gp.n_stop = 1;
+    cllm_generate_chat_ends(&gp, tok, tmpl);
     cllm_sampler_params sp = cllm_sampler_default_params();
     sp.temperature = 0;
     cllm_sampler *sampler = cllm_sampler_create(&sp, (int)cllm_tokenizer_n_vocab(tok), err);
@@ -233,6 +240,54 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
     const char *t = trim(*text);
     memmove(*text, t, strlen(t) + 1);
     return CLLM_OK;
+}
+
+cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
+                                   const cllm_eval_example *ex, int max_tokens, const cllm_toolbox *tb, char **text,
+                                   int *over, cllm_agent_stats *stats, cllm_error *err) {
+    *text = NULL;
+    *over = 0;
+    const cJSON *have = cllm_toolbox_tools(tb), *t;
+    cJSON_ArrayForEach(t, ex->tools) { /* the toolbox must run what the example declares */
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "function"), "name");
+        if (!cJSON_IsString(name) || !cllm_tools_find(have, name->valuestring))
+            return cllm_error_set(err, CLLM_ERR_ARG, "%s:%ld: the example's tool '%s' is not in the toolbox", ex->file,
+                                  ex->line, cJSON_IsString(name) ? name->valuestring : "(no name)");
+    }
+    cJSON *msgs = cJSON_CreateArray();
+    for (int i = 0; msgs && i < ex->n_msgs; i++) {
+        cJSON *d = cJSON_Duplicate(ex->msgs[i].extra, 1);
+        if (!d || !cJSON_AddItemToArray(msgs, d)) {
+            cJSON_Delete(d);
+            cJSON_Delete(msgs);
+            msgs = NULL;
+        }
+    }
+    if (!msgs) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    cllm_agent_params p = cllm_agent_default_params();
+    p.max_tokens = max_tokens;
+    cllm_status st = cllm_agent_run(m, tok, tmpl, context, tb, &p, msgs, NULL, NULL, stats, err);
+    if (st != CLLM_OK) {
+        cllm_error_prefix(err, "%s:%ld", ex->file, ex->line);
+    } else {
+        const cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(last, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
+        int answered = cJSON_GetArraySize(msgs) > ex->n_msgs && cJSON_IsString(role) &&
+                       !strcmp(role->valuestring, "assistant") && cJSON_IsString(content);
+        *over = stats->over_context && cJSON_GetArraySize(msgs) == ex->n_msgs;
+        *text = strdup(answered ? trim(content->valuestring) : "");
+        if (!*text) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    }
+    cJSON_Delete(msgs);
+    return st;
+}
+
+void cllm_eval_tally_agent(cllm_eval_tally *tally, int task_index, const cllm_agent_stats *stats) {
+    cllm_eval_task_totals *t = &tally->tasks[task_index];
+    t->agent_runs++;
+    t->calls += (size_t)(stats->calls + stats->refused_calls + stats->invalid_calls);
+    t->valid_calls += (size_t)stats->calls;
 }
 
 /* ---- per-task totals ------------------------------------------------------------ */

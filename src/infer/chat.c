@@ -18,7 +18,9 @@
  * the real rendering is encoded whole with every special allowed, as
  * llama.cpp does for every template: content that spells a special token
  * then becomes it, and no mask can be made (SFT refuses such a template).
- * Tool definitions and tool_calls are markup either way.
+ * Tool definitions and tool_calls are markup either way. With the
+ * built-in templates, tools and calls are written in infer/tools.h's format
+ * (render_with_tools); a call is part of the reply it is in (learned).
  */
 #include "cllm/infer/chat_template.h"
 
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #include "cllm/infer/jinja.h"
+#include "cllm/infer/tools.h"
 
 static const char *const role_names[CLLM_ROLE_COUNT] = {"system", "user", "assistant", "tool"};
 static const char *const plain_role_titles[CLLM_ROLE_COUNT] = {"System", "User", "Assistant", "Tool"};
@@ -216,9 +219,16 @@ int cllm_chat_end_tokens(const cllm_tokenizer *tok, cllm_chat_template tmpl, int
                                                                  : cllm_tokenizer_eot_id(tok));
 }
 
-const char *cllm_chat_stop_string(const cllm_tokenizer *tok, cllm_chat_template tmpl) {
-    if (tmpl.kind == CLLM_CHAT_TEMPLATE_PLAIN && cllm_tokenizer_eot_id(tok) < 0) return "\n\n### ";
+static const char *const plain_stop[1] = {"\n\n### "};
+
+const char *const *cllm_chat_stop_strings(const cllm_tokenizer *tok, cllm_chat_template tmpl) {
+    if (tmpl.kind == CLLM_CHAT_TEMPLATE_PLAIN && cllm_tokenizer_eot_id(tok) < 0) return plain_stop;
     return NULL;
+}
+
+const char *cllm_chat_stop_string(const cllm_tokenizer *tok, cllm_chat_template tmpl) {
+    const char *const *list = cllm_chat_stop_strings(tok, tmpl);
+    return list ? list[0] : NULL;
 }
 
 /* ---- Jinja templates ---------------------------------------------------------------- */
@@ -429,6 +439,49 @@ static cllm_status render_jinja(const cllm_tokenizer *tok, cllm_chat_template tm
 
 /* ---- rendering ---------------------------------------------------------------------- */
 
+static cllm_status render_builtin(const cllm_tokenizer *tok, cllm_chat_template tmpl, const cllm_chat_message *messages,
+                                  int n, int mode, cllm_tokens *out, cllm_chat_mask *mask, cllm_error *err);
+
+/* A built-in template with tools (infer/tools.h's format): the system
+ * message gains the tools section (one is put first when there is none),
+ * and assistant messages with tool_calls in `extra` are written with their
+ * calls, which are learned like the rest of the reply. */
+static cllm_status render_with_tools(const cllm_tokenizer *tok, cllm_chat_template tmpl,
+                                     const cllm_chat_message *messages, int n, int mode, const cJSON *tools,
+                                     cllm_tokens *out, cllm_chat_mask *mask, cllm_error *err) {
+    int with_tools = cJSON_IsArray(tools) && tools->child, calls = 0;
+    for (int i = 0; i < n; i++)
+        calls |= messages[i].role == CLLM_ROLE_ASSISTANT && messages[i].extra &&
+                 cJSON_GetObjectItemCaseSensitive(messages[i].extra, "tool_calls");
+    if (!with_tools && !calls) return render_builtin(tok, tmpl, messages, n, mode, out, mask, err);
+    const int slots = n + 1;
+    cllm_chat_message *m = malloc((size_t)slots * sizeof *m);
+    char **owned = calloc((size_t)slots, sizeof *owned);
+    int k = 0, oom = !m || !owned;
+    if (!oom && with_tools) {
+        int sys = n > 0 && messages[0].role == CLLM_ROLE_SYSTEM;
+        owned[0] = cllm_tools_system_text(sys ? messages[0].content : NULL, sys ? messages[0].len : 0, tools);
+        oom = !owned[0];
+        m[k++] = (cllm_chat_message){CLLM_ROLE_SYSTEM, owned[0], owned[0] ? strlen(owned[0]) : 0, NULL};
+        if (sys) messages++, n--;
+    }
+    for (int i = 0; !oom && i < n; i++) {
+        m[k] = messages[i];
+        if (messages[i].role == CLLM_ROLE_ASSISTANT && messages[i].extra) {
+            const cJSON *tc = cJSON_GetObjectItemCaseSensitive(messages[i].extra, "tool_calls");
+            char *t = cllm_tools_assistant_text(messages[i].content, messages[i].len, tc, &oom);
+            if (t) m[k].content = owned[k] = t, m[k].len = strlen(t);
+        }
+        k++;
+    }
+    cllm_status st = oom ? cllm_error_set(err, CLLM_ERR_NOMEM, "chat: out of memory")
+                         : render_builtin(tok, tmpl, m, k, mode, out, mask, err);
+    for (int i = 0; owned && i < slots; i++) free(owned[i]);
+    free(owned);
+    free(m);
+    return st;
+}
+
 cllm_status cllm_chat_render(const cllm_tokenizer *tok, cllm_chat_template tmpl, const cllm_chat_message *messages,
                              int n, int mode, cllm_tokens *out, cllm_chat_mask *mask, cllm_error *err) {
     return cllm_chat_render_tools(tok, tmpl, messages, n, mode, NULL, out, mask, err);
@@ -450,8 +503,14 @@ cllm_status cllm_chat_render_tools(const cllm_tokenizer *tok, cllm_chat_template
     if (mode == CLLM_CHAT_CONTINUE && (n == 0 || messages[n - 1].role != CLLM_ROLE_ASSISTANT))
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "chat: continuing the final message needs it to be an assistant's message");
+    if (tmpl.kind == CLLM_CHAT_TEMPLATE_JINJA) return render_jinja(tok, tmpl, messages, n, mode, tools, out, mask, err);
+    return render_with_tools(tok, tmpl, messages, n, mode, tools, out, mask, err);
+}
+
+/* A built-in template: each piece encoded on its own (see the top). */
+static cllm_status render_builtin(const cllm_tokenizer *tok, cllm_chat_template tmpl, const cllm_chat_message *messages,
+                                  int n, int mode, cllm_tokens *out, cllm_chat_mask *mask, cllm_error *err) {
     const int kind = tmpl.kind;
-    if (kind == CLLM_CHAT_TEMPLATE_JINJA) return render_jinja(tok, tmpl, messages, n, mode, tools, out, mask, err);
     uint32_t specials[2];
     cllm_special_set markup = {0, specials, 0};
     cllm_special_set none = {0, NULL, 0};

@@ -26,6 +26,15 @@ void cllm_generate_add_default_eog(cllm_generate_params *p, const cllm_tokenizer
     }
 }
 
+void cllm_generate_chat_ends(cllm_generate_params *p, const cllm_tokenizer *tok, cllm_chat_template tmpl) {
+    int32_t ends[CLLM_CHAT_MAX_END_TOKENS];
+    int n_end = cllm_chat_end_tokens(tok, tmpl, ends);
+    for (int k = 0; k < n_end && p->n_eog < CLLM_GENERATE_MAX_EOG; k++) p->eog[p->n_eog++] = ends[k];
+    cllm_generate_add_default_eog(p, tok);
+    const char *const *stop = cllm_chat_stop_strings(tok, tmpl);
+    if (stop) p->stop = stop, p->n_stop = 1;
+}
+
 const char *cllm_finish_reason_name(cllm_finish_reason r) {
     static const char *const names[CLLM_FINISH_COUNT] = {"length", "stop", "context", "cancelled"};
     return (int)r >= 0 && r < CLLM_FINISH_COUNT ? names[r] : "unknown";

@@ -280,9 +280,9 @@ static int render_messages(cllm_server *s, cJSON *root, const srv_request *r, cl
         *e = BAD("messages", "'messages' must be a non-empty array");
         return -1;
     }
-    int n = cJSON_GetArraySize(msgs), rc = -1, n_owned = 2 * n + 1;
-    cllm_chat_message *cm = calloc((size_t)n + 1, sizeof *cm); /* + a system message for tools */
-    char **owned = calloc((size_t)n_owned, sizeof *owned);      /* parts joined, then tools.c's texts */
+    int n = cJSON_GetArraySize(msgs), rc = -1, n_owned = n;
+    cllm_chat_message *cm = calloc((size_t)n, sizeof *cm);
+    char **owned = calloc((size_t)n_owned, sizeof *owned); /* contents joined from text parts */
     char param[64];
     if (!cm || !owned) {
         *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
@@ -356,10 +356,8 @@ static int render_messages(cllm_server *s, cJSON *root, const srv_request *r, cl
         goto done;
     }
     int mode = cont ? CLLM_CHAT_CONTINUE : generate ? CLLM_CHAT_GENERATE : CLLM_CHAT_END;
-    if (s->tmpl.kind != CLLM_CHAT_TEMPLATE_JINJA && srv_tools_builtin_messages(r, cm, &n, owned + n) != 0) {
-        *e = srv_error(500, "server_error", NULL, NULL, "out of memory");
-        goto done;
-    }
+    /* A Jinja template gets the tools as sent; the built-in ones show them unless tool_choice is "none" */
+    if (s->tmpl.kind != CLLM_CHAT_TEMPLATE_JINJA) tools = r && r->tool_mode != SRV_TOOLS_OFF ? r->tools : NULL;
     cllm_error err;
     if (cllm_chat_render_tools(s->tok, s->tmpl, cm, n, mode, tools, toks, NULL, &err) != CLLM_OK) {
         *e = BAD("messages", "%s", err.msg);

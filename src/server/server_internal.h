@@ -201,11 +201,6 @@ typedef struct {
  * parallel_tools; for a required call also r->grammar, which must be unset).
  * 0, or -1 with the 400 in *e. */
 int srv_tools_parse(cJSON *root, srv_request *r, srv_reply *e);
-/* For the built-in templates: assistant messages with tool_calls get the
- * calls as <tool_call> text, and with r's tools (r may be NULL) the system message (inserted if
- * absent: cm must have room for *n + 1) gains the tools section. New texts
- * go to owned[] (room for *n + 1; the caller frees them). 0, or -1 out of memory. */
-int srv_tools_builtin_messages(const srv_request *r, cllm_chat_message *cm, int *n, char **owned);
 /* The tool calls in choice `choice`'s text (an OpenAI tool_calls array), or
  * NULL when there are none (or tools are off); *content receives the text
  * around them, trimmed (NULL when empty). Both owned by the caller. */

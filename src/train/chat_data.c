@@ -14,6 +14,7 @@
 
 #include "cllm/train/chat_data.h"
 #include "cllm/core/fileio.h"
+#include "cllm/infer/tools.h"
 
 /* ---- the line walker ---------------------------------------------------------- */
 
@@ -125,6 +126,12 @@ cllm_status cllm_chat_data_string(const struct cJSON *obj, const char *name, int
     return CLLM_OK;
 }
 
+/* An assistant message with OpenAI tool_calls (a non-empty array). */
+static int has_calls(const cJSON *msg) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+    return cJSON_IsArray(c) && c->child;
+}
+
 cllm_status cllm_chat_data_messages(const struct cJSON *arr, const char *name, int64_t line, const char *field,
                                     cllm_chat_message **msgs, int *n, cllm_error *err) {
     *msgs = NULL;
@@ -147,19 +154,21 @@ cllm_status cllm_chat_data_messages(const struct cJSON *arr, const char *name, i
         if (!cJSON_IsObject(it)) why = "must be an object with \"role\" and \"content\"";
         else if (!role) why = "has no \"role\"";
         else if (!cJSON_IsString(role)) why = "has a \"role\" that is not a string";
-        else if (cllm_chat_role_parse(role->valuestring) < 0) why = "has an unknown role (use system, user or assistant)";
+        else if (cllm_chat_role_parse(role->valuestring) < 0) why = "has an unknown role (use system, user, assistant or tool)";
+        else if (has_calls(it) && (!content || cJSON_IsNull(content))) content = NULL; /* a call without text */
         else if (!content) why = "has no \"content\"";
         else if (!cJSON_IsString(content)) why = "has a \"content\" that is not a string";
         if (why) {
             free(m);
             if (role && cJSON_IsString(role) && cllm_chat_role_parse(role->valuestring) < 0)
-                return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%lld: %s[%d].role \"%.40s\" is unknown (use system, user "
-                                      "or assistant)", name, (long long)line, field, i, role->valuestring);
+                return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%lld: %s[%d].role \"%.40s\" is unknown (use system, user, "
+                                      "assistant or tool)", name, (long long)line, field, i, role->valuestring);
             return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%lld: %s[%d] %s", name, (long long)line, field, i, why);
         }
         m[i].role = (cllm_chat_role)cllm_chat_role_parse(role->valuestring);
-        m[i].content = content->valuestring;
-        m[i].len = strlen(content->valuestring);
+        m[i].content = content ? content->valuestring : "";
+        m[i].len = strlen(m[i].content);
+        m[i].extra = it; /* an assistant's tool_calls (infer/tools.h) */
         i++;
     }
     *msgs = m;
@@ -176,6 +185,7 @@ typedef struct {
     cllm_sft_dataset *ds;
     cllm_tokens ids;
     cllm_chat_mask mask;
+    const cJSON *tools; /* the record's "tools" (infer/tools.h), or NULL */
 } load_ctx;
 
 static cllm_status push_text(load_ctx *c, const char *text, size_t len, uint8_t learn, cllm_error *err) {
@@ -222,7 +232,7 @@ static int has_assistant(const cllm_chat_message *m, int n) {
 static cllm_status empty_reply(const char *name, int64_t line, const char *field, const cllm_chat_message *m, int n,
                                cllm_error *err) {
     for (int i = 0; i < n; i++)
-        if (m[i].role == CLLM_ROLE_ASSISTANT && m[i].len == 0)
+        if (m[i].role == CLLM_ROLE_ASSISTANT && m[i].len == 0 && !has_calls(m[i].extra))
             return cllm_error_set(err, CLLM_ERR_FORMAT, "%s:%lld: %s[%d] is an empty assistant reply", name,
                                   (long long)line, field, i);
     return CLLM_OK;
@@ -230,7 +240,7 @@ static cllm_status empty_reply(const char *name, int64_t line, const char *field
 
 static cllm_status render(load_ctx *c, const cllm_chat_message *m, int n, int learn, cllm_error *err) {
     size_t before = c->ids.n;
-    cllm_status st = cllm_chat_render(c->tok, c->p->chat_template, m, n, 0, &c->ids, &c->mask, err);
+    cllm_status st = cllm_chat_render_tools(c->tok, c->p->chat_template, m, n, 0, c->tools, &c->ids, &c->mask, err);
     if (st == CLLM_OK && !learn && c->ids.n > before) memset(c->mask.values + before, 0, c->ids.n - before);
     return st;
 }
@@ -249,6 +259,13 @@ static cllm_status record(void *ctxp, const struct cJSON *obj, int64_t line, cll
     cllm_status st = CLLM_OK;
     cllm_chat_message *m1 = NULL, *m2 = NULL;
     int n1 = 0, n2 = 0;
+    c->tools = cJSON_GetObjectItemCaseSensitive(obj, "tools");
+    if (cJSON_IsNull(c->tools)) c->tools = NULL;
+    if (c->tools) {
+        char where[600];
+        snprintf(where, sizeof where, "%s:%lld: field \"tools\"", name, (long long)line);
+        if ((st = cllm_tools_check(c->tools, where, err)) != CLLM_OK) return st;
+    }
     if (messages) {
         st = cllm_chat_data_messages(messages, name, line, "messages", &m1, &n1, err);
         if (st == CLLM_OK && !has_assistant(m1, n1))

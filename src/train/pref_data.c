@@ -12,6 +12,10 @@
  * generation header; a completion is what the template renders for the
  * reply after that header, up to and including its end-of-turn token(s).
  *
+ * A record's "tools" (an OpenAI tool list) and assistant messages'
+ * "tool_calls" are written as infer/tools.h says (TRL's tool format), so a
+ * chosen reply may be a call and a rejected one a wrong call or none.
+ *
  * Errors name the file and 1-based line, plus the column for JSON syntax
  * (cJSON reports where parsing stopped) or the field for missing, wrong-typed
  * or empty values, and both token counts for a too-long example. Blank lines
@@ -27,6 +31,7 @@
 
 #include "cllm/train/chat_data.h"
 #include "cllm/core/fileio.h"
+#include "cllm/infer/tools.h"
 #include "cllm/train/rlhf.h"
 
 #define PREF_MAX_FILE ((uint64_t)1 << 32) /* 4 GiB of JSONL */
@@ -37,6 +42,7 @@ typedef struct {
     int line;
     const cllm_tokenizer *tok;
     cllm_chat_template tmpl;
+    const cJSON *tools; /* the record's "tools" (infer/tools.h), or NULL */
 } ctx_t;
 
 static cllm_status fail(const ctx_t *c, const char *field, const char *what, cllm_error *err) {
@@ -63,7 +69,9 @@ static cllm_status collect(const ctx_t *c, const cJSON *v, const char *field, cl
         char what[128];
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role");
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsObject(it) || !cJSON_IsString(r) || !cJSON_IsString(ct)) {
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(it, "tool_calls");
+        int has_calls = cJSON_IsArray(calls) && calls->child; /* then the text may be empty or null */
+        if (!cJSON_IsObject(it) || !cJSON_IsString(r) || !(cJSON_IsString(ct) || (has_calls && (!ct || cJSON_IsNull(ct))))) {
             snprintf(what, sizeof what, "message %d must be an object with string \"role\" and \"content\"", k);
             return fail(c, field, what, err);
         }
@@ -78,8 +86,9 @@ static cllm_status collect(const ctx_t *c, const cJSON *v, const char *field, cl
         }
         if (*n >= PREF_MAX_MESSAGES) return fail(c, field, "too many messages", err);
         msgs[*n].role = (cllm_chat_role)rr;
-        msgs[*n].content = ct->valuestring;
-        msgs[*n].len = strlen(ct->valuestring);
+        msgs[*n].content = cJSON_IsString(ct) ? ct->valuestring : "";
+        msgs[*n].len = strlen(msgs[*n].content);
+        msgs[*n].extra = it; /* tool_calls */
         (*n)++;
         k++;
     }
@@ -105,10 +114,11 @@ static cllm_status render_completion(const ctx_t *c, const cllm_chat_message *pm
     cllm_status st = collect(c, v, field, CLLM_ROLE_ASSISTANT, 1, msgs, &n, err);
     if (st) return st;
     for (int i = np; i < n; i++)
-        if (msgs[i].len == 0) return fail(c, field, "empty completion", err);
+        if (msgs[i].len == 0 && !cJSON_GetObjectItemCaseSensitive(msgs[i].extra, "tool_calls"))
+            return fail(c, field, "empty completion", err);
     cllm_tokens full = {0};
     cllm_chat_mask mask = {0};
-    st = cllm_chat_render(c->tok, c->tmpl, msgs, n, 0, &full, &mask, err);
+    st = cllm_chat_render_tools(c->tok, c->tmpl, msgs, n, 0, c->tools, &full, &mask, err);
     if (st == CLLM_OK) {
         size_t last = 0;
         for (size_t i = 0; i < mask.n; i++)
@@ -147,7 +157,7 @@ static cllm_status parse_record(const ctx_t *c, const cJSON *root, const cllm_pr
         st = fail(c, "prompt", "must not end with an assistant message", err);
         goto done;
     }
-    if ((st = cllm_chat_render(c->tok, c->tmpl, pm, np, 1, &prompt, NULL, err))) {
+    if ((st = cllm_chat_render_tools(c->tok, c->tmpl, pm, np, 1, c->tools, &prompt, NULL, err))) {
         cllm_error_prefix(err, "%s:%d: field \"prompt\"", c->name, c->line);
         goto done;
     }
@@ -234,7 +244,15 @@ static cllm_status on_record(void *ctx, const cJSON *obj, int64_t line, cllm_err
     cllm_pref_example *ex = &out->items[out->n];
     memset(ex, 0, sizeof *ex);
     ex->line = w->c.line;
-    cllm_status st = parse_record(&w->c, obj, w->p, ex, err);
+    cllm_status st = CLLM_OK;
+    w->c.tools = cJSON_GetObjectItemCaseSensitive(obj, "tools");
+    if (cJSON_IsNull(w->c.tools)) w->c.tools = NULL;
+    if (w->c.tools) {
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d: field \"tools\"", w->c.name, w->c.line);
+        st = cllm_tools_check(w->c.tools, where, err);
+    }
+    if (st == CLLM_OK) st = parse_record(&w->c, obj, w->p, ex, err);
     if (st) example_free(ex);
     else out->n++;
     return st;
@@ -248,7 +266,7 @@ cllm_status cllm_pref_data_parse(const char *text, size_t len, const char *name,
     if (p->max_tokens < 2)
         return cllm_error_set(err, CLLM_ERR_ARG, "preference data: max_tokens %d < 2", p->max_tokens);
     /* the JSONL walker every reader shares: line limit, nesting limit, syntax errors */
-    walk_t w = {{name, 0, tok, tmpl}, p, out, 0};
+    walk_t w = {{name, 0, tok, tmpl, NULL}, p, out, 0};
     cllm_status st = cllm_jsonl_each(text, len, name, on_record, &w, err);
     if (st == CLLM_OK && out->n == 0)
         st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: no examples (empty file)", name);

@@ -4,6 +4,12 @@
  * likelihood, and the stage x task report built from several `cllm eval
  * --json` results (`cllm report`).
  *
+ * An example with "tools" (the world's tool tasks) has the OpenAI tool list
+ * and, in "messages", the expected calls and results before the final
+ * answer: its prompt is the messages before the first assistant message,
+ * and it is answered by the agent loop (agent.h) with the caller's toolbox,
+ * or without tools (the model alone) when the caller says so.
+ *
  * Task file: JSONL, one example per line, as `cllm data world` writes them:
  *   {"task": "faq", "metrics": ["exact_match", "chrf"],
  *    "messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}],
@@ -37,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cllm/infer/agent.h"
 #include "cllm/infer/chat_template.h"
 #include "cllm/infer/grammar.h"
 #include "cllm/eval/metrics.h"
@@ -55,6 +62,7 @@ typedef struct {
     int n_msgs;
     int metrics[CLLM_METRIC_COUNT];     /* [n_metrics] cllm_metric values, no repeats */
     int n_metrics;
+    const struct cJSON *tools;          /* borrowed from json: the example's "tools", or NULL */
     const char *file;                   /* borrowed: the path given to cllm_eval_set_load */
     long line;                          /* 1-based line in file */
 } cllm_eval_example;
@@ -80,6 +88,13 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
                              const cllm_eval_example *ex, int max_tokens, const cllm_grammar *grammar,
                              cllm_grammar_vocab **vocab, char **text, int *over_context, cllm_error *err);
 
+/* The agent's answer to ex (which has "tools") with the toolbox's tools:
+ * the last assistant message's text, trimmed ("" when the run ended in a
+ * call); *stats counts the calls. Otherwise as cllm_eval_answer. */
+cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
+                                   const cllm_eval_example *ex, int max_tokens, const cllm_toolbox *tb, char **text,
+                                   int *over_context, cllm_agent_stats *stats, cllm_error *err);
+
 /* Per-task totals of the declared metrics. */
 #define CLLM_EVAL_MAX_TASKS 64
 
@@ -88,6 +103,9 @@ typedef struct {
     size_t n, over_context;            /* examples, of which over the context */
     double sum[CLLM_METRIC_COUNT];     /* [metric] total score */
     size_t count[CLLM_METRIC_COUNT];   /* [metric] examples that declared it */
+    size_t agent_runs;                 /* examples answered by the agent loop */
+    size_t calls, valid_calls;         /* tool calls written, and of them those that parsed as a call of a
+                                          declared tool with arguments it takes */
 } cllm_eval_task_totals;
 
 typedef struct {
@@ -102,6 +120,9 @@ typedef struct {
 cllm_status cllm_eval_tally_add(cllm_eval_tally *tally, const cllm_eval_example *ex, const char *answer,
                                 int over_context, double scores[CLLM_METRIC_COUNT], int *task_index,
                                 cllm_error *err);
+
+/* Adds an agent run's call counts to task task_index (from cllm_eval_tally_add). */
+void cllm_eval_tally_agent(cllm_eval_tally *tally, int task_index, const cllm_agent_stats *stats);
 
 /* Mean of metric m over the task's examples; NaN when none declared it. */
 double cllm_eval_task_mean(const cllm_eval_task_totals *t, cllm_metric m);

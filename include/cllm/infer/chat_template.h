@@ -57,7 +57,8 @@ typedef struct {
     const char *content; /* UTF-8, [len] bytes, borrowed */
     size_t len;
     const struct cJSON *extra; /* optional JSON object (borrowed): tool_calls, tool_call_id, name, ...
-                                  given to Jinja templates as fields of the message; built-ins ignore it */
+                                  given to Jinja templates as fields of the message; built-ins
+                                  write an assistant's tool_calls (infer/tools.h) and ignore the rest */
 } cllm_chat_message;
 
 typedef enum {
@@ -125,7 +126,8 @@ enum {
  * must be a zero-initialised cllm_chat_mask and is grown as needed.
  * mode is CLLM_CHAT_END, _GENERATE or _CONTINUE (CONTINUE needs the final
  * message to be an assistant's, else CLLM_ERR_ARG). tools (borrowed, may be
- * NULL) is the JSON list given to Jinja templates as `tools`. Fails naming
+ * NULL) is the JSON list given to Jinja templates as `tools`; the built-in
+ * templates write it into the system message (infer/tools.h). Fails naming
  * the message index for an unknown role, when CHATML is asked of a
  * tokenizer without its specials, and with the template's line for Jinja
  * render errors (raise_exception). For JINJA templates see chat.c: content
@@ -146,7 +148,9 @@ cllm_status cllm_chat_render(const cllm_tokenizer *tok, cllm_chat_template tmpl,
  * string, cllm_chat_stop_string). */
 #define CLLM_CHAT_MAX_END_TOKENS 2
 int cllm_chat_end_tokens(const cllm_tokenizer *tok, cllm_chat_template tmpl, int32_t *ids);
-/* A stop string that ends a turn in text form, or NULL. */
+/* A stop string that ends a turn in text form, or NULL; _strings gives it
+ * as a static one-string list (for cllm_generate_params.stop). */
 const char *cllm_chat_stop_string(const cllm_tokenizer *tok, cllm_chat_template tmpl);
+const char *const *cllm_chat_stop_strings(const cllm_tokenizer *tok, cllm_chat_template tmpl);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "cllm/infer/chat_template.h"
 #include "cllm/model/model.h"
 #include "cllm/infer/sampler.h"
 #include "cllm/core/status.h"
@@ -42,6 +43,11 @@ cllm_generate_params cllm_generate_default_params(void);
 /* Adds the tokenizer's usual end tokens (<|endoftext|>, <|im_end|>, <|eot_id|>
  * when present) to p->eog. */
 void cllm_generate_add_default_eog(cllm_generate_params *p, const cllm_tokenizer *tok);
+
+/* The ends of an assistant reply under a chat template: the template's
+ * end-of-turn tokens, the tokenizer's usual end tokens, and the template's
+ * text stop (a static string) when it has one. */
+void cllm_generate_chat_ends(cllm_generate_params *p, const cllm_tokenizer *tok, cllm_chat_template tmpl);
 
 /* 1 when token is one of p->eog (ends generation; not emitted as text). */
 int cllm_generate_is_eog(const cllm_generate_params *p, int32_t token);

@@ -16,6 +16,11 @@
  *       completion only (assistant turns inside the prompt are context).
  *   {"text": "..."}
  *       language modelling: loss on every token (and end-of-text).
+ *   Tools (TRL's tool-calling format): a record's "tools" (an OpenAI tool
+ *       list, infer/tools.h) is written into the system message, messages
+ *       may have role "tool" (a result: context, no loss), and an assistant
+ *       message may hold "tool_calls" (its "content" then may be empty or
+ *       null): the calls are written in infer/tools.h's format and learned.
  * Other keys are ignored. Blank lines (only spaces, tabs, CR) are skipped; a
  * UTF-8 BOM on the first line is skipped; CRLF line ends are accepted; a last
  * line without '\n' is read like the others.
