@@ -25,13 +25,18 @@ rc=$?
 check "demo --quick exits 0" test $rc -eq 0
 [ $rc -eq 0 ] || tail -n 40 "$work/log1"
 for f in final.gguf report.txt report.json scores.svg loss-pretrain.svg loss-sft.svg attention.svg samples.txt \
-    eval/untrained.json eval/pretrain.json eval/sft.json eval/dpo.json; do
+    tools.txt eval/untrained.json eval/pretrain.json eval/sft.json eval/dpo.json eval/no-tools.json \
+    eval/json-schema.json; do
     check "writes $f" test -s "$d/$f"
 done
 check "prints the stage x task table and how to chat and serve" bash -c "
     grep -qE '^task \(metric\) +untrained +pretrain +sft +dpo' '$work/log1' &&
     grep -qE '^sentiment \(accuracy\) ' '$work/log1' &&
     grep -q 'chat -m .*final.gguf' '$work/log1' && grep -q 'serve -m .*final.gguf' '$work/log1'"
+check "the tool summary: validity, with and without tools, JSON schema" bash -c "
+    grep -q '^tool-call validity' '$d/tools.txt' && grep -q 'with the calculator' '$d/tools.txt' &&
+    grep -q 'the model alone' '$d/tools.txt' && grep -qE '^JSON-schema output validity .* 100.0% +100.0% met' '$d/tools.txt'"
+check "tool questions sampled through the agent loop" test "$(grep -c '^User (tools: ' "$d/samples.txt")" -eq 3
 check "sample answers for the guide's prompts" bash -c "
     test \$(grep -c '^User: ' '$d/samples.txt') -eq 11 && grep -q 'Hello, how are you?' '$d/samples.txt' &&
     grep -q '^System: ' '$d/samples.txt' && grep -q '다음 문장을 한국어로 번역하세요' '$d/samples.txt'"
@@ -41,7 +46,7 @@ check "sample answers for the guide's prompts" bash -c "
 import json, sys
 r = json.load(open(sys.argv[1]))
 first, last = r["stages"][0], r["stages"][-1]
-assert first == "untrained" and len(r["tasks"]) == 7, r["stages"]
+assert first == "untrained" and len(r["tasks"]) == 9, r["stages"]
 scale = lambda t, v: v if t["metric"] == "chrf" else 100 * v
 better, gain = 0, 0.0
 for t in r["tasks"]:
@@ -57,7 +62,7 @@ cp "$d/final.gguf" "$work/final.before"
 bash "$root/scripts/demo.sh" $size --out "$d" --cllm "$bin" >"$work/log2" 2>&1
 check "re-run exits 0" test $? -eq 0
 check "re-run reuses every training and eval stage" bash -c "
-    for s in world tokenizer untrained pretrain sft dpo eval-untrained eval-sft eval-dpo; do
+    for s in world tokenizer untrained pretrain sft dpo eval-untrained eval-sft eval-dpo eval-no-tools eval-json-schema; do
         grep -q \"== \$s: done before\" '$work/log2' || { echo \"not reused: \$s\"; exit 1; }
     done"
 check "re-run: same final model" cmp -s "$d/final.gguf" "$work/final.before"

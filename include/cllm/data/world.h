@@ -13,8 +13,19 @@
  *       {"task": T, "metrics": [..], "messages": [{"role":"user",..},
  *        {"role":"assistant",..}], "reference": R}
  *     tasks: translate_en_ko, translate_ko_en, summary, sentiment, faq, arithmetic
+ *   tool_arithmetic / tool_shop.{train,val,test}.jsonl: questions that need a
+ *       tool (sums, differences and products of numbers up to 4 digits; an
+ *       order's status or an item's stock): {"task", "metrics", "tools",
+ *       "messages": [user, assistant with "tool_calls", tool result,
+ *       assistant answer], "reference"}; split by the numbers (or the
+ *       order), so no test computation or order is in training
+ *   tools.json: the tools as a toolbox file for the built-ins (agent.h);
+ *   shop.json: the shop's order and stock table the shop tools read
  *   preferences.{train,val}.jsonl: {"task", "prompt", "chosen", "rejected",
- *       "rejected_kind": "wrong"|"rude"|"rambling"} (prompts from the train /
+ *       "rejected_kind": "wrong"|"rude"|"rambling"}, and for the tool tasks
+ *       {"tools", "prompt": [user], "chosen": [the right call], "rejected":
+ *       [a call with a wrong argument, or a guess without a call],
+ *       "rejected_kind": "wrong_args"|"no_call"} (prompts from the train /
  *       val splits only; the test split never appears in any training file)
  *   manifest.json: seed, size, per-file record and byte counts
  *
