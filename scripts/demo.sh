@@ -97,9 +97,9 @@ else
     vocab=2048
     model_args="--n-layer 4 --n-embd 192 --n-head 6 --n-kv-head 2 --ffn-hidden 512"
     pt_args="--steps 600 --batch 8 --seq 256 --lr 3e-3 --warmup 50 --eval-every 100 --eval-batches 10"
-    sft_args="--steps 3000 --batch 4 --seq 512 --lr 2e-3 --warmup 50 --eval-every 600"
+    sft_args="--steps 3300 --batch 4 --seq 512 --lr 2e-3 --warmup 50 --eval-every 600"
     sft_arith_copies=6
-    sft_tool_examples=1500
+    sft_tool_examples=1000
     dpo_args="--steps 60 --batch 8 --lr 1e-5 --beta 0.1"
     dpo_permille=20
     grpo_args="--steps 80 --batch 8 --group 4 --lr 5e-6 --beta 0.1 --max-new 8 --temperature 0.7"
@@ -215,9 +215,10 @@ run_stage pretrain "$out/runs/pretrain/model.gguf" "$cllm" pretrain \
 # or two tokens, so unrepeated it is a small share of the answer-token loss,
 # and on the validation split it is the task a small model learns last. Of
 # the tool tasks only the first sft_tool_examples of each go in: every one
-# carries the ~300-token tool list in its system message (docs/TOOLS.md), and
-# a few thousand were enough on the validation split. Rows are 512 tokens so
-# that such an example fits whole.
+# carries the ~400-token tool list in its system message (docs/TOOLS.md), so
+# they would otherwise take most of the SFT budget. Rows are 512 tokens so
+# that such an example fits whole; 3300 steps of 4 rows keep the other tasks
+# at about two epochs, as 2400 steps of 8 rows of 256 did before the tools.
 sft_train=$out/sft.train.jsonl
 sft_val=$out/sft.val.jsonl
 sft_val_args="--val $sft_val"

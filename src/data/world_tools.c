@@ -65,9 +65,9 @@ void w_tools_json(wbuf *out, int builtin) {
     static const struct {
         const char *name, *description, *arg, *builtin;
     } tools[] = {
-        {"calculator", "Compute an arithmetic expression.", "expression", "calculator"},
-        {"order_status", "Look up an order of the shop by its number.", "order", "shop_order"},
-        {"stock", "Look up how many of an item the shop has.", "item", "shop_stock"},
+        {"calculator", "Arithmetic.", "expression", "calculator"},
+        {"order_status", "An order's status.", "order", "shop_order"},
+        {"stock", "How many the shop has.", "item", "shop_stock"},
     };
     for (int i = 0; i < W_COUNT(tools); i++) {
         wb_printf(out, "%s{\"type\": \"function\", \"function\": {\"name\": \"%s\", \"description\": \"%s\", "

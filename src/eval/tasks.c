@@ -255,7 +255,7 @@ cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_tokenizer *tok, cll
                                   ex->line, cJSON_IsString(name) ? name->valuestring : "(no name)");
     }
     cJSON *msgs = cJSON_CreateArray();
-    for (int i = 0; msgs && i < ex->n_msgs; i++) {
+    for (int i = 0; msgs && i < ex->n_msgs; i++) { /* the prompt's messages as they were in the file */
         cJSON *d = cJSON_Duplicate(ex->msgs[i].extra, 1);
         if (!d || !cJSON_AddItemToArray(msgs, d)) {
             cJSON_Delete(d);

@@ -155,14 +155,22 @@ void cllm_toolbox_free(cllm_toolbox *tb) {
 
 const cJSON *cllm_toolbox_tools(const cllm_toolbox *tb) { return tb->shown; }
 
-/* The shop's table: {"orders": {ID: {"item": s, "status": s}}, "stock": {ITEM: n >= 0}}. */
-static cllm_status load_table(const char *path, cJSON **out, cllm_error *err) {
+/* The JSON in a file (*out NULL when it is not valid JSON). */
+static cllm_status read_json(const char *path, cJSON **out, cllm_error *err) {
     char *data = NULL;
     size_t len = 0;
+    *out = NULL;
     cllm_status st = cllm_file_read_all(path, TOOLBOX_MAX_BYTES, &data, &len, err);
-    if (st != CLLM_OK) return st;
-    cJSON *t = cJSON_ParseWithLength(data, len);
+    if (st == CLLM_OK) *out = cJSON_ParseWithLength(data, len);
     free(data);
+    return st;
+}
+
+/* The shop's table: {"orders": {ID: {"item": s, "status": s}}, "stock": {ITEM: n >= 0}}. */
+static cllm_status load_table(const char *path, cJSON **out, cllm_error *err) {
+    cJSON *t;
+    cllm_status st = read_json(path, &t, err);
+    if (st != CLLM_OK) return st;
     const cJSON *orders = cJSON_GetObjectItemCaseSensitive(t, "orders");
     const cJSON *stock = cJSON_GetObjectItemCaseSensitive(t, "stock"), *x;
     const char *why = !t ? "is not valid JSON"
@@ -204,12 +212,9 @@ static char *relative_to(const char *base, const char *path) {
 
 cllm_status cllm_toolbox_load(const char *path, cllm_toolbox **out, cllm_error *err) {
     *out = NULL;
-    char *data = NULL;
-    size_t len = 0;
-    cllm_status st = cllm_file_read_all(path, TOOLBOX_MAX_BYTES, &data, &len, err);
+    cJSON *root;
+    cllm_status st = read_json(path, &root, err);
     if (st != CLLM_OK) return st;
-    cJSON *root = cJSON_ParseWithLength(data, len);
-    free(data);
     cllm_toolbox *tb = calloc(1, sizeof *tb);
     if (!tb || !(tb->shown = cJSON_CreateArray())) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
     else if (!root) st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: not valid JSON", path);

@@ -59,6 +59,7 @@ static cllm_status collect(const ctx_t *c, const cJSON *v, const char *field, cl
         msgs[*n].role = role;
         msgs[*n].content = v->valuestring;
         msgs[*n].len = strlen(v->valuestring);
+        msgs[*n].extra = NULL;
         (*n)++;
         return CLLM_OK;
     }
