@@ -78,6 +78,17 @@ import json, sys
 r = json.load(open(sys.argv[1]))["tasks"]
 assert len(r) == 2 and all("tool_calls" not in t for t in r), r' "$work/n.json"
 
+# GRPO's tool_call reward on the world's prompts for the two questions: the
+# model writes the expected calls, so every rollout earns 1.
+grep -F -e "\"content\": \"$q_arith\"" -e "\"content\": \"$q_order\"" "$w/tool_prompts.train.jsonl" >"$work/p.jsonl"
+check "the world has GRPO prompts for both" test "$(wc -l <"$work/p.jsonl")" -eq 2
+"$bin" grpo -m "$m" --data "$work/p.jsonl" --verify tool_call --steps 2 --batch 2 --group 2 --max-new 48 \
+    --temperature 0.1 --lr 1e-6 --threads 1 --seed 1 --json --out "$work/grpo" >"$work/g.json" 2>"$work/g.err"
+check "grpo --verify tool_call: every rollout makes the expected call" /usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["metric_first"] == 1.0 and r["metric_last"] == 1.0, r' "$work/g.json"
+
 # Bad input: one clear error, non-zero exit.
 "$bin" eval -m "$m" --task "$work/two.jsonl" --threads 1 >/dev/null 2>"$work/b1.err"
 check "tool examples without --tools: exit 2 saying what to pass" bash -c "test $? -eq 2 &&

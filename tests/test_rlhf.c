@@ -421,6 +421,20 @@ static void test_rlhf_verifiable_rewards(void) {
         CHECK(cllm_vreward_score(re, "123", 3, NULL) == 1.0f && cllm_vreward_score(re, "12a", 3, NULL) == 0.0f,
               "regex match");
     }
+    cllm_vreward *tc = NULL;
+    CHECK(cllm_vreward_create(CLLM_VREWARD_TOOL_CALL, NULL, &tc, &err) == CLLM_OK, "%s", err.msg);
+    if (tc) {
+        const char *want = "{\"name\": \"calculator\", \"arguments\": \"{\\\"expression\\\": \\\"4821 + 377\\\"}\"}";
+        const char *good = "<tool_call>\n{\"name\":\"calculator\",\"arguments\":{\"expression\":\"4821 + 377\"}}\n</tool_call>";
+        const char *wrong = "<tool_call>\n{\"name\":\"calculator\",\"arguments\":{\"expression\":\"4821 + 378\"}}\n</tool_call>";
+        const char *other = "<tool_call>\n{\"name\":\"stock\",\"arguments\":{\"expression\":\"4821 + 377\"}}\n</tool_call>";
+        CHECK(cllm_vreward_score(tc, good, strlen(good), want) == 1.0f, "the expected call (arguments as a string or object)");
+        CHECK(cllm_vreward_score(tc, wrong, strlen(wrong), want) == 0.0f, "a wrong argument");
+        CHECK(cllm_vreward_score(tc, other, strlen(other), want) == 0.0f, "another tool");
+        CHECK(cllm_vreward_score(tc, "5198", 4, want) == 0.0f, "no call");
+        CHECK(cllm_vreward_score(tc, good, strlen(good) - 3, want) == 0.0f, "an unfinished call");
+    }
+    cllm_vreward_destroy(tc);
     cllm_vreward_destroy(ex);
     cllm_vreward_destroy(num);
     cllm_vreward_destroy(re);

@@ -9,7 +9,7 @@
 
 static void usage(void) {
     printf("Usage: cllm grpo -m POLICY.gguf --data PROMPTS.jsonl -o RUN_DIR\n"
-           "                 (--verify exact|number|regex | --reward-model RM.gguf) [options]\n\n"
+           "                 (--verify exact|number|regex|tool_call | --reward-model RM.gguf) [options]\n\n"
            "Samples --group completions per prompt, scores them, normalises the rewards within\n"
            "each group into advantages and maximises the clipped surrogate minus beta * KL to\n"
            "the reference. JSONL lines: {\"prompt\": string or messages, \"answer\": string or number}.\n\n"
@@ -17,7 +17,9 @@ static void usage(void) {
            "  --ref FILE           reference model (default: the policy itself, frozen)\n"
            "  --reward-model FILE  a `cllm reward` model\n"
            "  --verify KIND        built-in reward: exact (trimmed text == answer), number (first\n"
-           "                       number == answer's), regex (completion matches --pattern)\n"
+           "                       number == answer's), regex (completion matches --pattern),\n"
+           "                       tool_call (the first <tool_call> is the answer's {\"name\", \"arguments\"};\n"
+           "                       prompts with \"tools\": docs/TOOLS.md)\n"
            "  --pattern RE         PCRE2 pattern for --verify regex\n"
            "  --group N            completions per prompt (default 4)\n"
            "  --beta X             KL coefficient (default 0.1)\n"

@@ -110,14 +110,14 @@ int rl_args_parse(const char *cmd, int argc, char **argv, unsigned flags, void (
     if (p->reward_path && (rc = check_in(cmd, "--reward-model", p->reward_path))) return rc;
     if (verify) {
         int k = cllm_vreward_parse(verify);
-        if (k < 0) return cli_usage_error(cmd, "--verify must be exact, number or regex, got '%s'", verify);
+        if (k < 0) return cli_usage_error(cmd, "--verify must be exact, number, regex or tool_call, got '%s'", verify);
         if (k == CLLM_VREWARD_REGEX && !pattern) return cli_usage_error(cmd, "--verify regex needs --pattern");
         cllm_error err;
         if (cllm_vreward_create((cllm_vreward_kind)k, pattern, vr, &err)) return cli_usage_error(cmd, "%s", err.msg);
         p->vreward = *vr;
     }
     if ((flags & RL_F_GROUP) && !verify && !p->reward_path)
-        return cli_usage_error(cmd, "give --reward-model FILE or --verify exact|number|regex");
+        return cli_usage_error(cmd, "give --reward-model FILE or --verify exact|number|regex|tool_call");
     if ((flags & RL_F_REWARD) && !(flags & RL_F_GROUP) && !p->reward_path)
         return cli_usage_error(cmd, "--reward-model is required");
     if (threads > 0) omp_set_num_threads(threads);

@@ -152,6 +152,8 @@ typedef struct {
     size_t n_conv[SPLIT_COUNT];
     w_shop shop;
     wbuf tools, toolbox, shop_table; /* the tool definitions; tools.json; shop.json */
+    wbuf tool_prompts;               /* tool_prompts.train.jsonl: GRPO prompts with the expected call */
+    size_t n_tool_prompts;
 } builder;
 
 static void keep_item(builder *b, int task, int split, const char *input, const char *ref) {
@@ -297,6 +299,20 @@ static int add_tool_example(builder *b, int task, const char *question, const ch
     wb_puts(o, "}\n");
     b->n_task[task][split]++;
     if (split == SPLIT_TEST) return 1;
+    if (split == SPLIT_TRAIN) { /* for GRPO's tool_call reward: the question and the call it needs */
+        wbuf *g = &b->tool_prompts, call = {0};
+        wb_puts(g, "{\"task\": ");
+        wb_json_str(g, task_info[task].name);
+        wb_printf(g, ", \"tools\": %s, \"prompt\": [{\"role\": \"user\", \"content\": ", b->tools.data);
+        wb_json_str(g, question);
+        wb_printf(&call, "{\"name\": \"%s\", \"arguments\": %s}", tool, args);
+        wb_puts(g, "}], \"answer\": ");
+        wb_json_str(g, call.data ? call.data : "");
+        wb_puts(g, "}\n");
+        if (call.oom) g->oom = 1;
+        wb_free(&call);
+        b->n_tool_prompts++;
+    }
     int no_call = cllm_rng_below(&b->pref_rng, 2) == 0;
     wbuf *p = &b->pref[split];
     wb_puts(p, "{\"task\": ");
@@ -337,7 +353,7 @@ static cllm_rng stream(uint64_t seed, uint64_t id) {
 
 static void builder_free(builder *b) {
     for (int i = 0; i < 2; i++) wb_free(&b->text[i]), wb_free(&b->pref[i]);
-    wb_free(&b->tools), wb_free(&b->toolbox), wb_free(&b->shop_table);
+    wb_free(&b->tools), wb_free(&b->toolbox), wb_free(&b->shop_table), wb_free(&b->tool_prompts);
     for (int s = 0; s < SPLIT_COUNT; s++) {
         for (size_t i = 0; i < b->n_items[s]; i++) free(b->items[s][i].input), free(b->items[s][i].ref);
         free(b->items[s]);
@@ -351,7 +367,7 @@ static void builder_free(builder *b) {
 }
 
 static int builder_oom(const builder *b) {
-    int oom = b->items_oom | b->tools.oom | b->toolbox.oom | b->shop_table.oom;
+    int oom = b->items_oom | b->tools.oom | b->toolbox.oom | b->shop_table.oom | b->tool_prompts.oom;
     for (int s = 0; s < SPLIT_COUNT; s++) oom |= b->conv[s].oom;
     for (int i = 0; i < 2; i++) oom |= b->text[i].oom | b->pref[i].oom;
     for (int t = 0; t < T_COUNT; t++)
@@ -670,7 +686,7 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
     builder *b = calloc(1, sizeof *b);
     if (!b) return cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
     b->seed = p->seed;
-    int max_files = 2 + T_COUNT * SPLIT_COUNT + SPLIT_COUNT + 2 + 2 + 1;
+    int max_files = 2 + T_COUNT * SPLIT_COUNT + SPLIT_COUNT + 2 + 3 + 1;
     out->files = calloc((size_t)max_files, sizeof *out->files);
     cllm_status st = CLLM_OK;
     if (!out->files || build(b, p) != 0) {
@@ -703,6 +719,7 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
     }
     if (st == CLLM_OK) st = add_file(out, "tools.json", &b->toolbox, 2, err);
     if (st == CLLM_OK) st = add_file(out, "shop.json", &b->shop_table, 1, err);
+    if (st == CLLM_OK) st = add_file(out, "tool_prompts.train.jsonl", &b->tool_prompts, b->n_tool_prompts, err);
     if (st == CLLM_OK) {
         wbuf m = {0};
         wb_printf(&m, "{\n  \"generator\": \"cllm world\",\n  \"version\": %d,\n  \"seed\": %llu,\n  \"size\": \"%s\",\n",

@@ -1,6 +1,7 @@
 /*
  * vreward.c: verifiable rewards for GRPO: exact match of the trimmed
- * completion, equality of the first number in it, or a PCRE2 pattern match.
+ * completion, equality of the first number in it, a PCRE2 pattern match,
+ * or the expected tool call (infer/tools.h's format).
  * Each returns 1.0 or 0.0. The completion is the decoded reply WITHOUT its
  * turn-end token(s) or text (the caller strips them).
  * Does not: give partial credit or parse expressions.
@@ -11,6 +12,8 @@
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "cllm/train/rlhf.h"
 
@@ -24,6 +27,7 @@ int cllm_vreward_parse(const char *name) {
     if (!strcmp(name, "exact")) return CLLM_VREWARD_EXACT;
     if (!strcmp(name, "number")) return CLLM_VREWARD_NUMBER;
     if (!strcmp(name, "regex")) return CLLM_VREWARD_REGEX;
+    if (!strcmp(name, "tool_call")) return CLLM_VREWARD_TOOL_CALL;
     return -1;
 }
 
@@ -91,6 +95,31 @@ static int first_number(const char *s, size_t n, double *out) {
     return 0;
 }
 
+/* 1 when the completion's first <tool_call> block names the answer's tool
+ * with arguments equal to its arguments as JSON values (key order and
+ * spacing free; arguments given as a JSON string are parsed). */
+static int same_call(const char *completion, size_t len, const char *answer) {
+    static const char open[] = "<tool_call>", close[] = "</tool_call>";
+    const char *o = memmem(completion, len, open, sizeof open - 1);
+    const char *body = o ? o + sizeof open - 1 : NULL;
+    const char *c = body ? memmem(body, len - (size_t)(body - completion), close, sizeof close - 1) : NULL;
+    if (!c || !answer) return 0;
+    cJSON *got = cJSON_ParseWithLength(body, (size_t)(c - body)), *want = cJSON_Parse(answer);
+    int same = 0;
+    for (int i = 0; i < 2; i++) { /* arguments written as a JSON string count as the object they spell */
+        cJSON *call = i ? want : got, *args = cJSON_GetObjectItemCaseSensitive(call, "arguments");
+        cJSON *parsed = cJSON_IsString(args) ? cJSON_Parse(args->valuestring) : NULL;
+        if (parsed) cJSON_ReplaceItemInObjectCaseSensitive(call, "arguments", parsed);
+    }
+    const cJSON *gn = cJSON_GetObjectItemCaseSensitive(got, "name"), *wn = cJSON_GetObjectItemCaseSensitive(want, "name");
+    if (cJSON_IsString(gn) && cJSON_IsString(wn) && !strcmp(gn->valuestring, wn->valuestring))
+        same = cJSON_Compare(cJSON_GetObjectItemCaseSensitive(got, "arguments"),
+                             cJSON_GetObjectItemCaseSensitive(want, "arguments"), 1);
+    cJSON_Delete(got);
+    cJSON_Delete(want);
+    return same;
+}
+
 float cllm_vreward_score(const cllm_vreward *v, const char *completion, size_t len, const char *answer) {
     switch (v->kind) {
     case CLLM_VREWARD_EXACT: {
@@ -108,6 +137,8 @@ float cllm_vreward_score(const cllm_vreward *v, const char *completion, size_t l
     }
     case CLLM_VREWARD_REGEX:
         return pcre2_match(v->re, (PCRE2_SPTR)completion, len, 0, 0, v->md, NULL) >= 0 ? 1.0f : 0.0f;
+    case CLLM_VREWARD_TOOL_CALL:
+        return same_call(completion, len, answer) ? 1.0f : 0.0f;
     default:
         return 0.0f;
     }

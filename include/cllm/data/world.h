@@ -21,6 +21,9 @@
  *       order), so no test computation or order is in training
  *   tools.json: the tools as a toolbox file for the built-ins (agent.h);
  *   shop.json: the shop's order and stock table the shop tools read
+ *   tool_prompts.train.jsonl: the tool tasks' training questions as GRPO
+ *       prompts, {"task", "tools", "prompt": [user], "answer": the expected
+ *       call {"name", "arguments"}} (`cllm grpo --verify tool_call`)
  *   preferences.{train,val}.jsonl: {"task", "prompt", "chosen", "rejected",
  *       "rejected_kind": "wrong"|"rude"|"rambling"}, and for the tool tasks
  *       {"tools", "prompt": [user], "chosen": [the right call], "rejected":

@@ -192,6 +192,8 @@ typedef enum {
     CLLM_VREWARD_EXACT = 0, /* completion text, trimmed, equals the answer */
     CLLM_VREWARD_NUMBER,    /* the first number in the completion equals the answer's number */
     CLLM_VREWARD_REGEX,     /* the completion matches a PCRE2 pattern (answer unused) */
+    CLLM_VREWARD_TOOL_CALL, /* the completion's first tool call (infer/tools.h) is the answer's call:
+                               {"name": ..., "arguments": {...}}, arguments equal as JSON */
     CLLM_VREWARD_COUNT
 } cllm_vreward_kind;
 
