@@ -400,7 +400,9 @@ static char *trimmed(const char *s) {
     return strndup(s, n);
 }
 
-/* One model turn: the reply's text (malloc'd) in *text. */
+/* One model turn: its text collects in t->text (malloc'd); when the
+ * conversation no longer fits the context nothing is generated and
+ * stats->over_context is set. */
 static cllm_status model_turn(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
                               const cJSON *tools, const cllm_agent_params *p, const cllm_grammar *g,
                               const cllm_grammar_vocab *v, const cllm_generate_params *ends, cJSON *messages,
