@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 "$bin" data world --seed 3 --out "$work/w" >"$work/out" 2>&1
 check "data world exits 0" test $? -eq 0
 check "prints the file table" grep -q "summary.test.jsonl" "$work/out"
-check "35 files written" test "$(ls "$work/w" | wc -l)" -eq 35
+check "37 files written" test "$(ls "$work/w" | wc -l)" -eq 37
 "$bin" data world --seed 3 --out "$work/w2" >/dev/null 2>&1
 check "same seed, identical bytes" diff -r "$work/w" "$work/w2"
 "$bin" data world --seed 4 --out "$work/w3" >/dev/null 2>&1

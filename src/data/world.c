@@ -126,6 +126,7 @@ static const struct {
 /* Examples drawn per task before deduplication (small size; full x5). */
 static const int task_draws_small[T_COUNT] = {3000, 0, 800, 2500, 2000, 2500, 1500, 1500};
 #define SHOP_ORDERS_SMALL 800 /* the shop's orders (full x5) */
+#define TOOL_SFT_EXCHANGES 4  /* tool exchanges per tool_sft conversation: the ~300-token tool list once for 4 */
 #define STORIES_SMALL 2000
 #define FULL_FACTOR 10
 #define TASK_FULL_FACTOR 5
@@ -154,6 +155,9 @@ typedef struct {
     wbuf tools, toolbox, shop_table; /* the tool definitions; tools.json; shop.json */
     wbuf tool_prompts;               /* tool_prompts.train.jsonl: GRPO prompts with the expected call */
     size_t n_tool_prompts;
+    wbuf tool_sft[2], tool_pending[2]; /* tool_sft.{train,val}.jsonl: TOOL_SFT_EXCHANGES per conversation */
+    size_t n_tool_sft[2];
+    int n_pending[2];
 } builder;
 
 static void keep_item(builder *b, int task, int split, const char *input, const char *ref) {
@@ -271,6 +275,16 @@ static void tool_call_message(wbuf *o, const char *tool, const char *args) {
     wb_puts(o, "}}]}");
 }
 
+/* The pending exchanges of split as one tool_sft conversation. */
+static void flush_tool_sft(builder *b, int split) {
+    if (!b->n_pending[split]) return;
+    wb_printf(&b->tool_sft[split], "{\"task\": \"tool_sft\", \"tools\": %s, \"messages\": [%s]}\n", b->tools.data,
+              b->tool_pending[split].data);
+    b->n_tool_sft[split]++;
+    b->n_pending[split] = 0;
+    wb_reset(&b->tool_pending[split]);
+}
+
 /* A tool task's example: the question, the assistant's call, the tool's
  * result, the answer (the reference). Train and val examples also give a
  * preference pair: the right call against a call with wrong arguments
@@ -282,22 +296,31 @@ static int add_tool_example(builder *b, int task, const char *question, const ch
     int added = hset_add(&b->seen[task], norm_hash(question));
     if (added <= 0) return added;
     int split = split_of(key ? key : norm_hash(question), b->seed);
+    wbuf ex = {0}; /* the exchange: question, call, result, answer */
+    wb_puts(&ex, "{\"role\": \"user\", \"content\": ");
+    wb_json_str(&ex, question);
+    wb_puts(&ex, "}, ");
+    tool_call_message(&ex, tool, args);
+    wb_printf(&ex, ", {\"role\": \"tool\", \"tool_call_id\": \"call_0\", \"name\": \"%s\", \"content\": ", tool);
+    wb_json_str(&ex, result);
+    wb_puts(&ex, "}, {\"role\": \"assistant\", \"content\": ");
+    wb_json_str(&ex, answer);
+    wb_puts(&ex, "}");
     wbuf *o = &b->task[task][split];
     wb_puts(o, "{\"task\": ");
     wb_json_str(o, task_info[task].name);
-    wb_printf(o, ", \"metrics\": %s, \"tools\": %s, \"messages\": [{\"role\": \"user\", \"content\": ",
-              task_info[task].metrics, b->tools.data);
-    wb_json_str(o, question);
-    wb_puts(o, "}, ");
-    tool_call_message(o, tool, args);
-    wb_printf(o, ", {\"role\": \"tool\", \"tool_call_id\": \"call_0\", \"name\": \"%s\", \"content\": ", tool);
-    wb_json_str(o, result);
-    wb_puts(o, "}, {\"role\": \"assistant\", \"content\": ");
-    wb_json_str(o, answer);
-    wb_puts(o, "}], \"reference\": ");
+    wb_printf(o, ", \"metrics\": %s, \"tools\": %s, \"messages\": [%s], \"reference\": ", task_info[task].metrics,
+              b->tools.data, ex.data ? ex.data : "");
     wb_json_str(o, answer);
     wb_puts(o, "}\n");
     b->n_task[task][split]++;
+    if (split != SPLIT_TEST) { /* TOOL_SFT_EXCHANGES per SFT conversation, under one tool list */
+        wbuf *pend = &b->tool_pending[split];
+        wb_printf(pend, "%s%s", pend->len ? ", " : "", ex.data ? ex.data : "");
+        if (++b->n_pending[split] == TOOL_SFT_EXCHANGES) flush_tool_sft(b, split);
+    }
+    if (ex.oom) o->oom = 1;
+    wb_free(&ex);
     if (split == SPLIT_TEST) return 1;
     if (split == SPLIT_TRAIN) { /* for GRPO's tool_call reward: the question and the call it needs */
         wbuf *g = &b->tool_prompts, call = {0};
@@ -354,6 +377,7 @@ static cllm_rng stream(uint64_t seed, uint64_t id) {
 static void builder_free(builder *b) {
     for (int i = 0; i < 2; i++) wb_free(&b->text[i]), wb_free(&b->pref[i]);
     wb_free(&b->tools), wb_free(&b->toolbox), wb_free(&b->shop_table), wb_free(&b->tool_prompts);
+    for (int i = 0; i < 2; i++) wb_free(&b->tool_sft[i]), wb_free(&b->tool_pending[i]);
     for (int s = 0; s < SPLIT_COUNT; s++) {
         for (size_t i = 0; i < b->n_items[s]; i++) free(b->items[s][i].input), free(b->items[s][i].ref);
         free(b->items[s]);
@@ -368,6 +392,7 @@ static void builder_free(builder *b) {
 
 static int builder_oom(const builder *b) {
     int oom = b->items_oom | b->tools.oom | b->toolbox.oom | b->shop_table.oom | b->tool_prompts.oom;
+    for (int i = 0; i < 2; i++) oom |= b->tool_sft[i].oom | b->tool_pending[i].oom;
     for (int s = 0; s < SPLIT_COUNT; s++) oom |= b->conv[s].oom;
     for (int i = 0; i < 2; i++) oom |= b->text[i].oom | b->pref[i].oom;
     for (int t = 0; t < T_COUNT; t++)
@@ -487,6 +512,7 @@ static int build(builder *b, const cllm_world_params *p) {
             goto tools_oom;
     }
     wb_free(&args), wb_free(&result), wb_free(&wrong), wb_free(&guess);
+    for (int s = 0; s < 2; s++) flush_tool_sft(b, s); /* the exchanges left over */
 
     /* Pre-training text: full stories with their Korean rendering, 5% to val;
      * none equal to a summary input. */
@@ -686,7 +712,7 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
     builder *b = calloc(1, sizeof *b);
     if (!b) return cllm_error_set(err, CLLM_ERR_NOMEM, "world: out of memory");
     b->seed = p->seed;
-    int max_files = 2 + T_COUNT * SPLIT_COUNT + SPLIT_COUNT + 2 + 3 + 1;
+    int max_files = 2 + T_COUNT * SPLIT_COUNT + SPLIT_COUNT + 2 + 5 + 1;
     out->files = calloc((size_t)max_files, sizeof *out->files);
     cllm_status st = CLLM_OK;
     if (!out->files || build(b, p) != 0) {
@@ -720,6 +746,10 @@ cllm_status cllm_world_build(const cllm_world_params *p, cllm_world *out, cllm_e
     if (st == CLLM_OK) st = add_file(out, "tools.json", &b->toolbox, 2, err);
     if (st == CLLM_OK) st = add_file(out, "shop.json", &b->shop_table, 1, err);
     if (st == CLLM_OK) st = add_file(out, "tool_prompts.train.jsonl", &b->tool_prompts, b->n_tool_prompts, err);
+    for (int s = 0; s < 2 && st == CLLM_OK; s++) {
+        snprintf(name, sizeof name, "tool_sft.%s.jsonl", split_name[s]);
+        st = add_file(out, name, &b->tool_sft[s], b->n_tool_sft[s], err);
+    }
     if (st == CLLM_OK) {
         wbuf m = {0};
         wb_printf(&m, "{\n  \"generator\": \"cllm world\",\n  \"version\": %d,\n  \"seed\": %llu,\n  \"size\": \"%s\",\n",
