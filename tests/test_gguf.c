@@ -750,7 +750,10 @@ static void test_gguf_type_table_sizes(void) {
     cllm_ggml_type t;
     CHECK(cllm_ggml_type_parse("Q4_0", &t) == 0 && t == CLLM_GGML_Q4_0, "parse q4_0");
     CHECK(cllm_ggml_type_parse("bf16", &t) == 0 && t == CLLM_GGML_BF16, "parse bf16");
-    CHECK(cllm_ggml_type_parse("q4_K", &t) == -1, "q4_K has no kernels");
+    CHECK(cllm_ggml_type_parse("q4_K", &t) == 0 && t == CLLM_GGML_Q4_K, "parse q4_K");
+    CHECK(cllm_ggml_type_parse("Q6_k", &t) == 0 && t == CLLM_GGML_Q6_K, "parse q6_K in any case");
+    CHECK(cllm_ggml_type_parse("q8_K", &t) == -1 && cllm_ggml_type_parse("q8_1", &t) == -1,
+          "q8_K / q8_1 (activation types) have no file kernels");
     CHECK(!strcmp(cllm_ggml_type_name(CLLM_GGML_Q8_0), "q8_0") && !strcmp(cllm_ggml_type_name(77), "unknown"), "names");
 }
 
@@ -890,7 +893,8 @@ static void test_gguf_f16_bf16_rows(void) {
     CHECK(cllm_ggml_from_f32(CLLM_GGML_BF16, x, h, 5) == 0 && cllm_ggml_to_f32(CLLM_GGML_BF16, h, y, 5) == 0, "bf16");
     CHECK(y[0] == 1.0f && y[1] == -0.5f && y[2] == 3.140625f, "bf16 exact values");
     CHECK_NEAR(y[4], 1e-3, 0, 1.0 / 256, "bf16 relative rounding <= 2^-8");
-    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q4_K, x, h, 5) == -1, "no kernels for q4_K");
+    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q8_1, x, h, 5) == -1, "no kernels for q8_1");
+    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q4_K, x, h, 5) == -1, "5 is not a multiple of q4_K's 256");
 }
 
 int main(void) {
