@@ -56,7 +56,7 @@ check "Q4_K_M summary counts the fallbacks" grep -q "in a fallback type" q.log
 check "--type with -o writes the same file" cmp -s m-q4km.gguf m-q4km2.gguf
 "$bin" quantize run/model.gguf m-q4km3.gguf q4_k_m --type q4_k_m 2>/dev/null
 check "TYPE and --type together exit 2" test $? -eq 2
-"$bin" info m-q4km.gguf > info.log 2>&1
+"$bin" info -m m-q4km.gguf --no-speed > info.log 2>&1
 check "info lists the tensor types" grep -qE "tensor types f32 [0-9]+, q5_0 [0-9]+, q8_0 [0-9]+, q4_K [0-9]+, q6_K" info.log
 q51=$("$bin" perplexity -m m-q5_1.gguf --kl-base run/model.gguf eval.txt --ctx 128 --json)
 q4km=$("$bin" perplexity -m m-q4km.gguf --kl-base run/model.gguf eval.txt --ctx 128 --json)
