@@ -196,6 +196,10 @@ static void m_type_removed(buf *b) { build_tensors(b, "t0", 2, d_t0, 4, 0, 256);
 static void m_type_unknown(buf *b) { build_tensors(b, "t0", 2, d_t0, 1000, 0, 256); }
 static void m_type_negative(buf *b) { build_tensors(b, "t0", 2, d_t0, 0xFFFFFFFFu, 0, 256); }
 static void m_row_block(buf *b) { static const uint64_t d[2] = {33, 2}; build_tensors(b, "t0", 2, d, CLLM_GGML_Q8_0, 0, 256); }
+/* k-quants: rows of 128 cannot hold 256-element super-blocks; a q6_K tensor
+ * of 2 rows is 420 bytes, which this short file does not hold */
+static void m_row_block_k(buf *b) { static const uint64_t d[2] = {128, 2}; build_tensors(b, "t0", 2, d, CLLM_GGML_Q4_K, 0, 256); }
+static void m_q6_K_short(buf *b) { static const uint64_t d[2] = {256, 2}; build_tensors(b, "t0", 2, d, CLLM_GGML_Q6_K, 0, 416); }
 static void m_off_unaligned(buf *b) { build_tensors(b, "t0", 2, d_t0, CLLM_GGML_F32, 0, 257); }
 static void m_off_overlap(buf *b) { build_tensors(b, "t0", 2, d_t0, CLLM_GGML_F32, 0, 224); }
 static void m_off_order(buf *b) { build_tensors(b, "t0", 2, d_t0, CLLM_GGML_F32, 64, 0); }
@@ -278,6 +282,8 @@ static const bad_case bad_cases[] = {
     {"type_unknown_1000", m_type_unknown, "is 1000, not a known ggml type"},
     {"type_negative", m_type_negative, "is -1 (negative)"},
     {"row_not_block_multiple", m_row_block, "not a multiple of q8_0's block size 32"},
+    {"row_not_k_block_multiple", m_row_block_k, "'t0': row length dims[0] = 128 is not a multiple of q4_K's block size 256"},
+    {"q6_K_bytes_short", m_q6_K_short, "tensor 't0' data [0, +420) at file offset 224 extends past the end"},
     {"offset_unaligned", m_off_unaligned, "'t1' offset 257 is not a multiple"},
     {"offset_overlapping", m_off_overlap, "'t1' offset 224 overlaps"},
     {"offset_out_of_order", m_off_order, "'t0' offset 64 leaves a gap"},
