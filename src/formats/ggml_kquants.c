@@ -501,31 +501,41 @@ void cllm_ggml_quantize_q8_K(const float *x, void *dst, int64_t n) {
 void cllm_ggml_kq_unpack(uint32_t type, const uint8_t *b, cllm_ggml_kq_block *u) {
     memset(u->mn, 0, sizeof u->mn);
     u->dmin = 0.0f;
+    int8_t *q = u->q;
+    /* the loops run over whole 32-byte runs of the packed bytes, so they vectorize */
     switch (type) {
     case CLLM_GGML_Q2_K:
-        u->d = get_half(b + 80);
-        u->dmin = get_half(b + 82);
-        for (int g = 0; g < 16; g++) {
-            u->sc[g] = (int16_t)(b[g] & 15);
-            u->mn[g] = (int16_t)(b[g] >> 4);
-        }
-        for (int j = 0; j < QK; j++) u->q[j] = (int8_t)((b[16 + 32 * (j / 128) + j % 32] >> (2 * ((j % 128) / 32))) & 3);
-        break;
     case CLLM_GGML_Q3_K: {
-        const uint8_t *sc = b + 96;
-        u->d = get_half(b + 108);
-        for (int g = 0; g < 16; g++)
-            u->sc[g] = (int16_t)((((sc[g % 8] >> (g < 8 ? 0 : 4)) & 15) | (((sc[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32);
-        for (int j = 0; j < QK; j++) {
-            const int lo = (b[32 + 32 * (j / 128) + j % 32] >> (2 * ((j % 128) / 32))) & 3;
-            u->q[j] = (int8_t)(lo - ((b[j % 32] >> (j / 32)) & 1 ? 0 : 4));
+        /* 2-bit planes as pack_2bit wrote them: element 128h + 32k + l in bits 2k of byte 32h + l;
+         * q3_K: minus 4 unless the element's bit (k + 4h of hmask[l]) is set */
+        const int three = type == CLLM_GGML_Q3_K;
+        const uint8_t *qs = b + (three ? 32 : 16);
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < 32; l++) {
+                    int v = (qs[32 * h + l] >> (2 * k)) & 3;
+                    if (three) v -= (b[l] >> (4 * h + k)) & 1 ? 0 : 4;
+                    q[128 * h + 32 * k + l] = (int8_t)v;
+                }
+        if (three) {
+            const uint8_t *sc = b + 96;
+            u->d = get_half(b + 108);
+            for (int g = 0; g < 16; g++)
+                u->sc[g] = (int16_t)((((sc[g % 8] >> (g < 8 ? 0 : 4)) & 15) | (((sc[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32);
+        } else {
+            u->d = get_half(b + 80);
+            u->dmin = get_half(b + 82);
+            for (int g = 0; g < 16; g++) {
+                u->sc[g] = (int16_t)(b[g] & 15);
+                u->mn[g] = (int16_t)(b[g] >> 4);
+            }
         }
         break;
     }
     case CLLM_GGML_Q4_K:
     case CLLM_GGML_Q5_K: {
         const int five = type == CLLM_GGML_Q5_K;
-        const uint8_t *qs = b + (five ? 48 : 16);
+        const uint8_t *qs = b + (five ? 48 : 16), *qh = b + 16;
         u->d = get_half(b);
         u->dmin = get_half(b + 2);
         for (int j = 0; j < 8; j++) {
@@ -534,23 +544,29 @@ void cllm_ggml_kq_unpack(uint32_t type, const uint8_t *b, cllm_ggml_kq_block *u)
             u->sc[2 * j] = u->sc[2 * j + 1] = (int16_t)sc;
             u->mn[2 * j] = u->mn[2 * j + 1] = (int16_t)mn;
         }
-        for (int j = 0; j < QK; j++) {
-            const int c = j / 64, hi = (j / 32) & 1, l = j % 32;
-            int v = (qs[32 * c + l] >> (4 * hi)) & 15;
-            if (five) v |= ((b[16 + l] >> (j / 32)) & 1) << 4;
-            u->q[j] = (int8_t)v;
-        }
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                int lo = qs[32 * c + l] & 15, hi = qs[32 * c + l] >> 4;
+                if (five) {
+                    lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+                    hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                }
+                q[64 * c + l] = (int8_t)lo;
+                q[64 * c + 32 + l] = (int8_t)hi;
+            }
         break;
     }
     case CLLM_GGML_Q6_K:
         u->d = get_half(b + 208);
         for (int g = 0; g < 16; g++) u->sc[g] = (int8_t)b[192 + g];
-        for (int j = 0; j < QK; j++) {
-            const int h = j / 128, k = (j % 128) / 32, l = j % 32;
-            const int lo = (b[64 * h + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 15;
-            const int hi2 = (b[128 + 32 * h + l] >> (2 * k)) & 3;
-            u->q[j] = (int8_t)((lo | (hi2 << 4)) - 32);
-        }
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t l0 = b[64 * h + l], l1 = b[64 * h + 32 + l], hb = b[128 + 32 * h + l];
+                q[128 * h + l] = (int8_t)(((l0 & 15) | ((hb & 3) << 4)) - 32);
+                q[128 * h + 32 + l] = (int8_t)(((l1 & 15) | (((hb >> 2) & 3) << 4)) - 32);
+                q[128 * h + 64 + l] = (int8_t)(((l0 >> 4) | (((hb >> 4) & 3) << 4)) - 32);
+                q[128 * h + 96 + l] = (int8_t)(((l1 >> 4) | (((hb >> 6) & 3) << 4)) - 32);
+            }
         break;
     default:
         CLLM_ASSERT(0 && "not a k-quant");

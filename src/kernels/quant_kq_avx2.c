@@ -43,22 +43,27 @@ static inline float q8k_scale(const uint8_t *b) {
     return d;
 }
 
-/* q4_K/q5_K's 8 six-bit scales and mins (layout in ggml_kquants.c) and
- * sum_j mins[j] * (bsums of sub-block j's two groups of 16). */
-static inline int32_t k4_scales(const uint8_t *s, const uint8_t *bsums, int16_t sc[8]) {
-    int32_t msum = 0;
-    for (int j = 0; j < 8; j++) {
-        int m;
-        if (j < 4) {
-            sc[j] = (int16_t)(s[j] & 63);
-            m = s[j + 4] & 63;
-        } else {
-            sc[j] = (int16_t)((s[j + 4] & 15) | ((s[j - 4] >> 6) << 4));
-            m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-        }
-        msum += m * ((int16_t)cllm_get_le16(bsums + 4 * j) + (int16_t)cllm_get_le16(bsums + 4 * j + 2));
-    }
-    return msum;
+/* q4_K/q5_K's 12 scale bytes as 8 scales and 8 mins (layout in
+ * ggml_kquants.c), four bytes at a time: scales 0-3 are the low 6 bits of
+ * word 0, mins 0-3 of word 1; scales 4-7 the low nibbles of word 2 with
+ * the top 2 bits of word 0's bytes above them, mins 4-7 the high nibbles
+ * with word 1's top bits. Returns the scales and mins as two u64s of bytes. */
+static inline void k4_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4);
+    memcpy(&w1, s + 4, 4);
+    memcpy(&w2, s + 8, 4);
+    const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, top2 = 0x03030303u;
+    const uint32_t s47 = (w2 & lo4) | (((w0 >> 6) & top2) << 4), m47 = ((w2 >> 4) & lo4) | (((w1 >> 6) & top2) << 4);
+    *sc = (uint64_t)(w0 & lo6) | (uint64_t)s47 << 32;
+    *mn = (uint64_t)(w1 & lo6) | (uint64_t)m47 << 32;
+}
+
+/* sum_j mins[j] * (q8_K bsums of sub-block j's two groups of 16), as 4 int32 lanes. */
+static inline __m128i k4_min_sums(uint64_t mn, const uint8_t *bsums) {
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)bsums); /* 16 int16 */
+    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)); /* 8 sums */
+    return _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn)), pairs);
 }
 
 /* q4_K (five = 0) and q5_K (five = 1): the same scales, q5_K's fifth bit
@@ -67,11 +72,12 @@ static inline float dot_k45(const uint8_t *a, const uint8_t *b, int64_t n, int f
     const size_t bytes = five ? 176 : 144;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
-    float macc = 0.0f;
+    __m128 macc = _mm_setzero_ps();
     for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += bytes, b += CLLM_Q8_K_BYTES) {
         const float dy = q8k_scale(b), d = fp16_at(a) * dy, dmin = fp16_at(a + 2) * dy;
-        int16_t sc[8];
-        const int32_t msum = k4_scales(a + 4, b + 260, sc);
+        uint64_t scw, mnw;
+        k4_scales(a + 4, &scw, &mnw);
+        macc = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_sums(mnw, b + 260)), macc);
         const uint8_t *qs = a + (five ? 48 : 16), *y = b + 4;
         const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
         __m256i isum = _mm256_setzero_si256();
@@ -86,13 +92,14 @@ static inline float dot_k45(const uint8_t *a, const uint8_t *b, int64_t n, int f
             }
             const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y + 64 * c)));
             const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 64 * c + 32)));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16((short)((scw >> (16 * c)) & 0xff))));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16((short)((scw >> (16 * c + 8)) & 0xff))));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-        macc += dmin * (float)msum;
     }
-    return hsum_ps(acc) - macc;
+    __m128 m = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return hsum_ps(acc) - _mm_cvtss_f32(m);
 }
 
 static float avx2_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n) { return dot_k45(w, xq, n, 0); }
@@ -104,8 +111,9 @@ static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
     float sum = 0.0f;
     for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += 210, b += CLLM_Q8_K_BYTES) {
         const int8_t *sc = (const int8_t *)(a + 192);
-        int32_t corr = 0;
-        for (int g = 0; g < 16; g++) corr += sc[g] * (int16_t)cllm_get_le16(b + 260 + 2 * g);
+        /* sum_g scale[g] * bsum[g]: the levels' offset 32 times the activations, per group */
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        const int32_t corr = hsum_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(b + 260))));
         __m256i isum = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a + 64 * h));
