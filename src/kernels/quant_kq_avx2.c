@@ -1,7 +1,8 @@
 /*
- * quant_kq_avx2.c: AVX2 dot products of q4_K, q5_K and q6_K rows with q8_K
- * activations (cllm/kernels/quant.h), the types of llama-quantize's Q4_K_M
- * and Q5_K_M mixes. Compiled with AVX2 flags (file suffix); entered only
+ * quant_kq_avx2.c: AVX2 dot products of the k-quant rows with q8_K
+ * activations and of q4_1 / q5_0 / q5_1 rows with q8_0 activations
+ * (cllm/kernels/quant.h); q4_K, q5_K and q6_K, the types of llama-quantize's
+ * Q4_K_M and Q5_K_M mixes, decoded straight from their packed bytes. Compiled with AVX2 flags (file suffix); entered only
  * through the tables dispatch.c fills (the AVX2 and AVX-512 ones alike: at
  * one super-block per step the 256-bit form is not the bottleneck).
  *
@@ -13,7 +14,10 @@
  * sum(min * bsum), q6_K's levels are stored + 32 and 32 * sum(scale * bsum)
  * comes off the integer total. Integer sums are exact, so results differ
  * from the reference only by float summation order.
- * Not here: q2_K, q3_K, q4_1, q5_0, q5_1 (the reference serves them), threading.
+ * q2_K and q3_K expand their 2-bit planes (and q3_K's third bits) in
+ * registers the same way; q4_1, q5_0, q5_1 (q8_0 activations) their
+ * nibbles and fifth bits.
+ * Not here: threading, dequantization (the reference's serves every table).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -136,7 +140,107 @@ static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
     return sum;
 }
 
+/* q2_K (three = 0) and q3_K (three = 1): per 32 elements 128h + 32k + l
+ * the 2-bit plane k of bytes 32h + l as unsigned levels, q3_K adding 4
+ * where its third bit (bit 4h + k of hmask[l]) is set; vpmaddubsw with the
+ * activations, vpmaddwd with the two groups' scales. The offsets come off
+ * through q8_K's group sums: q2_K dmin * sum(min * bsum), q3_K
+ * 4 * sum(scale * bsum) (its stored levels are value + 4). */
+static inline float dot_k23(const uint8_t *a, const uint8_t *b, int64_t n, int three) {
+    const size_t bytes = three ? 110 : 84;
+    const __m256i m2 = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += bytes, b += CLLM_Q8_K_BYTES) {
+        int16_t sc[16];
+        __m256i mn16;
+        if (three) {
+            const uint8_t *s = a + 96;
+            for (int g = 0; g < 16; g++)
+                sc[g] = (int16_t)((((s[g % 8] >> (g < 8 ? 0 : 4)) & 15) | (((s[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32);
+            mn16 = _mm256_setzero_si256();
+        } else {
+            const __m128i s = _mm_loadu_si128((const __m128i *)a);
+            _mm256_storeu_si256((__m256i *)sc, _mm256_cvtepu8_epi16(_mm_and_si128(s, _mm_set1_epi8(15))));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(15)));
+        }
+        const uint8_t *qs = a + (three ? 32 : 16), *y = b + 4;
+        const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)a) : _mm256_setzero_si256();
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            for (int k = 0; k < 4; k++) {
+                __m256i lv = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m2);
+                if (three) {
+                    const __m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + k)));
+                    lv = _mm256_or_si256(lv, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit),
+                                                              _mm256_set1_epi8(4)));
+                }
+                const __m256i p = _mm256_maddubs_epi16(lv, _mm256_loadu_si256((const __m256i *)(y + 128 * h + 32 * k)));
+                const int g = 8 * h + 2 * k;
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]))));
+            }
+        }
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
+        const float dy = q8k_scale(b);
+        if (three) {
+            const int32_t corr = hsum_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)sc), bs));
+            sum += fp16_at(a + 108) * dy * (float)(hsum_epi32(isum) - 4 * corr);
+        } else {
+            const int32_t msum = hsum_epi32(_mm256_madd_epi16(mn16, bs));
+            sum += fp16_at(a + 80) * dy * (float)hsum_epi32(isum) - fp16_at(a + 82) * dy * (float)msum;
+        }
+    }
+    return sum;
+}
+
+static float avx2_dot_q2_K_q8_K(const void *w, const void *xq, int64_t n) { return dot_k23(w, xq, n, 0); }
+static float avx2_dot_q3_K_q8_K(const void *w, const void *xq, int64_t n) { return dot_k23(w, xq, n, 1); }
+
+/* The 32 bits of x as 32 bytes, 0xFF where the bit is set (bit j -> byte j). */
+static inline __m256i bits_to_mask(uint32_t x) {
+    const __m256i spread = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)x), spread), bit);
+    return _mm256_cmpeq_epi8(v, bit);
+}
+
+/* q4_1 / q5_0 / q5_1 x q8_0: the 32 levels as unsigned bytes (nibbles, plus
+ * 16 where the fifth bit is set), one vpmaddubsw with the activations and
+ * one with a vector of 1s for their sum; per block
+ * d * dy * (levels . y) + (m or -16 d) * dy * sum(y). */
+static inline float dot_q5_like(const uint8_t *a, const uint8_t *b, int64_t n, int five, int has_min) {
+    const size_t bytes = has_min ? (five ? 24 : 20) : 22;
+    const int qs_at = has_min ? (five ? 8 : 4) : 6;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, a += bytes, b += CLLM_Q8_0_BYTES) {
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(a + qs_at));
+        __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
+        if (five) {
+            uint32_t qh;
+            memcpy(&qh, a + (has_min ? 4 : 2), 4);
+            q = _mm256_or_si256(q, _mm256_and_si256(bits_to_mask(qh), _mm256_set1_epi8(16)));
+        }
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(b + 2));
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones16));
+        const __m256 sy = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ones, y), ones16));
+        const float d = fp16_at(a), dy = fp16_at(b), off = has_min ? fp16_at(a + 2) : -16.0f * d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), dot, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(off * dy), sy, acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float avx2_dot_q4_1_q8_0(const void *w, const void *xq, int64_t n) { return dot_q5_like(w, xq, n, 0, 1); }
+static float avx2_dot_q5_0_q8_0(const void *w, const void *xq, int64_t n) { return dot_q5_like(w, xq, n, 1, 0); }
+static float avx2_dot_q5_1_q8_0(const void *w, const void *xq, int64_t n) { return dot_q5_like(w, xq, n, 1, 1); }
+
 void cllm_quant_fill_kq_avx2(cllm_quant_kernels *t) {
+    t->dot_q2_K_q8_K = avx2_dot_q2_K_q8_K;
+    t->dot_q3_K_q8_K = avx2_dot_q3_K_q8_K;
+    t->dot_q4_1_q8_0 = avx2_dot_q4_1_q8_0;
+    t->dot_q5_0_q8_0 = avx2_dot_q5_0_q8_0;
+    t->dot_q5_1_q8_0 = avx2_dot_q5_1_q8_0;
     t->dot_q4_K_q8_K = avx2_dot_q4_K_q8_K;
     t->dot_q5_K_q8_K = avx2_dot_q5_K_q8_K;
     t->dot_q6_K_q8_K = avx2_dot_q6_K_q8_K;
