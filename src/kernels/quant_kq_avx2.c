@@ -27,6 +27,11 @@
 #include "f16c_load.h"
 #include "quant_internal.h"
 
+/* Bytes ahead of the current block that the dots prefetch (rows are
+ * streamed from memory when decoding; llama-110m Q4_K_M, 1 thread, tokens/s
+ * without: 69; 512 B: 108; 1 KiB: 120; 2 KiB: 133; 4 KiB: 155; 8 KiB: 155). */
+#define KQ_PREFETCH 4096
+
 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -78,6 +83,11 @@ static inline float dot_k45(const uint8_t *a, const uint8_t *b, int64_t n, int f
     __m256 acc = _mm256_setzero_ps();
     __m128 macc = _mm_setzero_ps();
     for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += bytes, b += CLLM_Q8_K_BYTES) {
+        /* rows lie one after another: fetch ahead into the next row too (decoding streams the
+         * matrix from memory; without this a row of a few blocks left the loads unoverlapped) */
+        _mm_prefetch((const char *)(a + KQ_PREFETCH), _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + KQ_PREFETCH + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + KQ_PREFETCH + 128), _MM_HINT_T0);
         const float dy = q8k_scale(b), d = fp16_at(a) * dy, dmin = fp16_at(a + 2) * dy;
         uint64_t scw, mnw;
         k4_scales(a + 4, &scw, &mnw);
@@ -114,6 +124,7 @@ static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += 210, b += CLLM_Q8_K_BYTES) {
+        for (int f = 0; f < 4; f++) _mm_prefetch((const char *)(a + KQ_PREFETCH + 64 * f), _MM_HINT_T0);
         const int8_t *sc = (const int8_t *)(a + 192);
         /* sum_g scale[g] * bsum[g]: the levels' offset 32 times the activations, per group */
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
@@ -151,6 +162,8 @@ static inline float dot_k23(const uint8_t *a, const uint8_t *b, int64_t n, int t
     const __m256i m2 = _mm256_set1_epi8(3);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += bytes, b += CLLM_Q8_K_BYTES) {
+        _mm_prefetch((const char *)(a + KQ_PREFETCH), _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + KQ_PREFETCH + 64), _MM_HINT_T0);
         int16_t sc[16];
         __m256i mn16;
         if (three) {
@@ -214,6 +227,7 @@ static inline float dot_q5_like(const uint8_t *a, const uint8_t *b, int64_t n, i
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 32; i++, a += bytes, b += CLLM_Q8_0_BYTES) {
+        if (i % 2 == 0) _mm_prefetch((const char *)(a + KQ_PREFETCH), _MM_HINT_T0);
         const __m128i raw = _mm_loadu_si128((const __m128i *)(a + qs_at));
         __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
         if (five) {
