@@ -167,9 +167,17 @@ static inline float dot_k23(const uint8_t *a, const uint8_t *b, int64_t n, int t
         int16_t sc[16];
         __m256i mn16;
         if (three) {
-            const uint8_t *s = a + 96;
-            for (int g = 0; g < 16; g++)
-                sc[g] = (int16_t)((((s[g % 8] >> (g < 8 ? 0 : 4)) & 15) | (((s[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32);
+            /* the 16 six-bit scales four at a time: low nibbles of bytes 0-3, 4-7, then their high
+             * nibbles, each with 2 bits of bytes 8-11 above them (layout in ggml_kquants.c) */
+            uint32_t w0, w1, w2;
+            memcpy(&w0, a + 96, 4);
+            memcpy(&w1, a + 100, 4);
+            memcpy(&w2, a + 104, 4);
+            const uint32_t lo4 = 0x0f0f0f0fu, two = 0x03030303u;
+            const __m128i s8 = _mm_setr_epi32((int)((w0 & lo4) | ((w2 & two) << 4)), (int)((w1 & lo4) | (((w2 >> 2) & two) << 4)),
+                                              (int)(((w0 >> 4) & lo4) | (((w2 >> 4) & two) << 4)),
+                                              (int)(((w1 >> 4) & lo4) | (((w2 >> 6) & two) << 4)));
+            _mm256_storeu_si256((__m256i *)sc, _mm256_sub_epi16(_mm256_cvtepu8_epi16(s8), _mm256_set1_epi16(32)));
             mn16 = _mm256_setzero_si256();
         } else {
             const __m128i s = _mm_loadu_si128((const __m128i *)a);

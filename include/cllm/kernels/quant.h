@@ -1,7 +1,8 @@
 /*
  * quant.h: dot products and matrix-vector products over weights stored in
- * ggml's types (f32, f16, bf16, q8_0, q4_0; layouts in ggml_types.h), the
- * kernels behind quantized inference.
+ * ggml's types (f32, f16, bf16, q8_0, q4_0, and q4_1, q5_0, q5_1, q2_K ..
+ * q6_K at the end of the table; layouts in ggml_types.h), the kernels
+ * behind quantized inference.
  *
  * As in llama.cpp, a quantized weight row (q8_0 or q4_0) is multiplied with
  * the activation vector quantized to q8_0 ("q8_0 activations"): per block of
@@ -20,6 +21,11 @@
  * cllm_kernels_get(); CLLM_KERNELS=reference forces the reference. Integer
  * sums inside a block are exact in every path, so the paths differ from the
  * reference only by the order of the float accumulation over blocks.
+ *
+ * The other block types have dot products only (no batched or x16 form):
+ * the model decodes them row by row on q8_0 / q8_K activations and runs
+ * their prompt chunks on dequantized rows + cllm_sgemm; AVX2 versions of
+ * all of them serve the AVX2 and AVX-512 tables.
  *
  * Not here: quantizing weights for files (ggml_types.h), model inference
  * (model/mapped.h). Model inference runs cllm_quant_gemm_x16 on repacked
