@@ -17,7 +17,9 @@
  * q2_K and q3_K expand their 2-bit planes (and q3_K's third bits) in
  * registers the same way; q4_1, q5_0, q5_1 (q8_0 activations) their
  * nibbles and fifth bits.
- * Not here: threading, dequantization (the reference's serves every table).
+ * Dequantization of q4_K, q5_K and q6_K rows (prompt chunks) is here too,
+ * bit-exact with the reference; the other types use the reference's.
+ * Not here: threading.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -257,7 +259,79 @@ static float avx2_dot_q4_1_q8_0(const void *w, const void *xq, int64_t n) { retu
 static float avx2_dot_q5_0_q8_0(const void *w, const void *xq, int64_t n) { return dot_q5_like(w, xq, n, 1, 0); }
 static float avx2_dot_q5_1_q8_0(const void *w, const void *xq, int64_t n) { return dot_q5_like(w, xq, n, 1, 1); }
 
+/* ---- dequantization (prompt chunks multiply dequantized rows) ------------- */
+
+/* 8 levels (bytes, signed or not) as floats times dg minus mg: the
+ * reference's (d * sc) * q - dmin * m, the same two roundings. */
+static inline void put8(__m128i bytes8, int is_signed, float dg, float mg, float *out) {
+    const __m256i w = is_signed ? _mm256_cvtepi8_epi32(bytes8) : _mm256_cvtepu8_epi32(bytes8);
+    _mm256_storeu_ps(out, _mm256_sub_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(w), _mm256_set1_ps(dg)), _mm256_set1_ps(mg)));
+}
+
+/* 32 levels: the first 16 with (dg0, mg0), the last 16 with (dg1, mg1). */
+static inline void put32(__m256i v, int is_signed, float dg0, float mg0, float dg1, float mg1, float *out) {
+    const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    put8(lo, is_signed, dg0, mg0, out);
+    put8(_mm_srli_si128(lo, 8), is_signed, dg0, mg0, out + 8);
+    put8(hi, is_signed, dg1, mg1, out + 16);
+    put8(_mm_srli_si128(hi, 8), is_signed, dg1, mg1, out + 24);
+}
+
+static void avx2_dequant_other(uint32_t type, const void *src, float *dst, int64_t n) {
+    const uint8_t *a = src;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (type == CLLM_GGML_Q4_K || type == CLLM_GGML_Q5_K) {
+        const int five = type == CLLM_GGML_Q5_K;
+        const size_t bytes = five ? 176 : 144;
+        for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += bytes, dst += CLLM_QK_K) {
+            const float d = fp16_at(a), dmin = fp16_at(a + 2);
+            uint64_t scw, mnw;
+            k4_scales(a + 4, &scw, &mnw);
+            const uint8_t *qs = a + (five ? 48 : 16);
+            const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (five) {
+                    const __m256i blo = _mm256_set1_epi8((char)(1 << (2 * c))), bhi = _mm256_set1_epi8((char)(2 << (2 * c)));
+                    const __m256i sixteen = _mm256_set1_epi8(16);
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, blo), blo), sixteen));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bhi), bhi), sixteen));
+                }
+                const float d0 = d * (float)((scw >> (16 * c)) & 0xff), m0 = dmin * (float)((mnw >> (16 * c)) & 0xff);
+                const float d1 = d * (float)((scw >> (16 * c + 8)) & 0xff), m1 = dmin * (float)((mnw >> (16 * c + 8)) & 0xff);
+                put32(lo, 0, d0, m0, d0, m0, dst + 64 * c);
+                put32(hi, 0, d1, m1, d1, m1, dst + 64 * c + 32);
+            }
+        }
+        return;
+    }
+    if (type == CLLM_GGML_Q6_K) {
+        const __m256i m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+        for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += 210, dst += CLLM_QK_K) {
+            const float d = fp16_at(a + 208);
+            const int8_t *sc = (const int8_t *)(a + 192);
+            for (int h = 0; h < 2; h++) {
+                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a + 64 * h));
+                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a + 64 * h + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(a + 128 + 32 * h));
+                for (int k = 0; k < 4; k++) {
+                    const __m256i ql = k & 1 ? ql1 : ql0;
+                    const __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+                    const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2), 4);
+                    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, hi), off);
+                    const int g = 8 * h + 2 * k;
+                    put32(q, 1, d * (float)sc[g], 0.0f, d * (float)sc[g + 1], 0.0f, dst + 128 * h + 32 * k);
+                }
+            }
+        }
+        return;
+    }
+    cllm_ggml_to_f32(type, src, dst, n);
+}
+
 void cllm_quant_fill_kq_avx2(cllm_quant_kernels *t) {
+    t->dequant_other = avx2_dequant_other;
     t->dot_q2_K_q8_K = avx2_dot_q2_K_q8_K;
     t->dot_q3_K_q8_K = avx2_dot_q3_K_q8_K;
     t->dot_q4_1_q8_0 = avx2_dot_q4_1_q8_0;
