@@ -3,7 +3,7 @@
  *
  *   bench_infer make PRESET DIR       random-weight PRESET (gpt2, llama-110m,
  *                                     ...) saved as DIR/<preset>-f32.gguf and
- *                                     quantized to f16, bf16, q8_0, q4_0
+ *                                     quantized to f16, bf16, q8_0, q4_0, q4_k_m
  *   bench_infer run FILE THREADS [DEPTH]
  *                                     prompt tokens/s at 128 and 512 tokens
  *                                     (one chunk each, fresh cache), generation
@@ -77,12 +77,13 @@ static int cmd_make(const char *preset, const char *dir) {
     cllm_tokenizer_destroy(tok);
     cllm_model_destroy(m);
     if (st != CLLM_OK) return die(&err);
-    const char *types[] = {"f16", "bf16", "q8_0", "q4_0"};
-    for (int i = 0; i < 4; i++) {
-        cllm_ggml_type t;
-        cllm_ggml_type_parse(types[i], &t);
+    const char *types[] = {"f16", "bf16", "q8_0", "q4_0", "q4_k_m"};
+    for (int i = 0; i < 5; i++) {
+        uint32_t t;
+        cllm_quantize_mix mix;
+        cllm_quantize_parse_target(types[i], &t, &mix);
         snprintf(q, sizeof q, "%s/%s-%s.gguf", dir, preset, types[i]);
-        if (cllm_quantize_gguf(f32, q, t, NULL, &err) != CLLM_OK) return die(&err);
+        if (cllm_quantize_gguf_mix(f32, q, t, mix, NULL, &err) != CLLM_OK) return die(&err);
     }
     return 0;
 }

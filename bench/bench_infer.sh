@@ -3,7 +3,7 @@
 # object on stdout (also bench/results/infer.json).
 #   - models: random-weight GPT-2 124M (preset gpt2) and Llama ~110M (preset
 #     llama-110m), written by cllm in f32 and quantized by `cllm quantize` to
-#     f16, bf16, q8_0, q4_0 (bench_infer make);
+#     f16, bf16, q8_0, q4_0 and llama-quantize's Q4_K_M mix (bench_infer make);
 #   - per file and thread count (1, 2): prompt tokens/s at 128 and 512
 #     tokens, generation tokens/s over 64 tokens, for cllm (bench_infer run)
 #     and llama.cpp (llama-bench -p 128,512 -n 64 -r 3, if found), with ratio
@@ -46,11 +46,11 @@ presets=${PRESETS:-"gpt2 llama-110m"}
 depth=${DEPTH:-512}
 rounds=${ROUNDS:-3}
 out=${OUT:-bench/results/infer.json}
-types=${TYPES:-"f32 f16 bf16 q8_0 q4_0"}
+types=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_k_m"}
 rows=$tmp/rows.jsonl
 : >"$rows"
 for p in $presets; do
-    [ -f "$tmp/$p-q4_0.gguf" ] || "$bench" make "$p" "$tmp"
+    [ -f "$tmp/$p-q4_k_m.gguf" ] || "$bench" make "$p" "$tmp"
     for t in $types; do
         f=$tmp/$p-$t.gguf
         for th in 1 2; do

@@ -196,6 +196,10 @@ static void m_type_removed(buf *b) { build_tensors(b, "t0", 2, d_t0, 4, 0, 256);
 static void m_type_unknown(buf *b) { build_tensors(b, "t0", 2, d_t0, 1000, 0, 256); }
 static void m_type_negative(buf *b) { build_tensors(b, "t0", 2, d_t0, 0xFFFFFFFFu, 0, 256); }
 static void m_row_block(buf *b) { static const uint64_t d[2] = {33, 2}; build_tensors(b, "t0", 2, d, CLLM_GGML_Q8_0, 0, 256); }
+/* k-quants: rows of 128 cannot hold 256-element super-blocks; a q6_K tensor
+ * of 2 rows is 420 bytes, which this short file does not hold */
+static void m_row_block_k(buf *b) { static const uint64_t d[2] = {128, 2}; build_tensors(b, "t0", 2, d, CLLM_GGML_Q4_K, 0, 256); }
+static void m_q6_K_short(buf *b) { static const uint64_t d[2] = {256, 2}; build_tensors(b, "t0", 2, d, CLLM_GGML_Q6_K, 0, 416); }
 static void m_off_unaligned(buf *b) { build_tensors(b, "t0", 2, d_t0, CLLM_GGML_F32, 0, 257); }
 static void m_off_overlap(buf *b) { build_tensors(b, "t0", 2, d_t0, CLLM_GGML_F32, 0, 224); }
 static void m_off_order(buf *b) { build_tensors(b, "t0", 2, d_t0, CLLM_GGML_F32, 64, 0); }
@@ -278,6 +282,8 @@ static const bad_case bad_cases[] = {
     {"type_unknown_1000", m_type_unknown, "is 1000, not a known ggml type"},
     {"type_negative", m_type_negative, "is -1 (negative)"},
     {"row_not_block_multiple", m_row_block, "not a multiple of q8_0's block size 32"},
+    {"row_not_k_block_multiple", m_row_block_k, "'t0': row length dims[0] = 128 is not a multiple of q4_K's block size 256"},
+    {"q6_K_bytes_short", m_q6_K_short, "tensor 't0' data [0, +420) at file offset 224 extends past the end"},
     {"offset_unaligned", m_off_unaligned, "'t1' offset 257 is not a multiple"},
     {"offset_overlapping", m_off_overlap, "'t1' offset 224 overlaps"},
     {"offset_out_of_order", m_off_order, "'t0' offset 64 leaves a gap"},
@@ -750,7 +756,10 @@ static void test_gguf_type_table_sizes(void) {
     cllm_ggml_type t;
     CHECK(cllm_ggml_type_parse("Q4_0", &t) == 0 && t == CLLM_GGML_Q4_0, "parse q4_0");
     CHECK(cllm_ggml_type_parse("bf16", &t) == 0 && t == CLLM_GGML_BF16, "parse bf16");
-    CHECK(cllm_ggml_type_parse("q4_K", &t) == -1, "q4_K has no kernels");
+    CHECK(cllm_ggml_type_parse("q4_K", &t) == 0 && t == CLLM_GGML_Q4_K, "parse q4_K");
+    CHECK(cllm_ggml_type_parse("Q6_k", &t) == 0 && t == CLLM_GGML_Q6_K, "parse q6_K in any case");
+    CHECK(cllm_ggml_type_parse("q8_K", &t) == -1 && cllm_ggml_type_parse("q8_1", &t) == -1,
+          "q8_K / q8_1 (activation types) have no file kernels");
     CHECK(!strcmp(cllm_ggml_type_name(CLLM_GGML_Q8_0), "q8_0") && !strcmp(cllm_ggml_type_name(77), "unknown"), "names");
 }
 
@@ -890,7 +899,8 @@ static void test_gguf_f16_bf16_rows(void) {
     CHECK(cllm_ggml_from_f32(CLLM_GGML_BF16, x, h, 5) == 0 && cllm_ggml_to_f32(CLLM_GGML_BF16, h, y, 5) == 0, "bf16");
     CHECK(y[0] == 1.0f && y[1] == -0.5f && y[2] == 3.140625f, "bf16 exact values");
     CHECK_NEAR(y[4], 1e-3, 0, 1.0 / 256, "bf16 relative rounding <= 2^-8");
-    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q4_K, x, h, 5) == -1, "no kernels for q4_K");
+    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q8_1, x, h, 5) == -1, "no kernels for q8_1");
+    CHECK(cllm_ggml_from_f32(CLLM_GGML_Q4_K, x, h, 5) == -1, "5 is not a multiple of q4_K's 256");
 }
 
 int main(void) {

@@ -248,8 +248,8 @@ static void test_model_gguf_quantized_types_load_within_bounds(void) {
         CHECK(dn && dn->type == CLLM_GGML_F32 && up && up->type == CLLM_GGML_Q8_0, "fallback only where needed");
     }
     cllm_gguf_close(g);
-    p.weight_type = CLLM_GGML_Q4_K;
-    CHECK(m && cllm_model_save_gguf(m, path, &p, &err) == CLLM_ERR_ARG, "q4_K cannot be written");
+    p.weight_type = CLLM_GGML_Q8_1;
+    CHECK(m && cllm_model_save_gguf(m, path, &p, &err) == CLLM_ERR_ARG, "q8_1 cannot be written");
     cllm_model_destroy(m);
     unlink(path);
 }

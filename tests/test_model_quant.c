@@ -4,7 +4,9 @@
  *   - an f32/f16/bf16 file decoded through the views gives the logits of the
  *     same weights decoded as f32 (chunked prompt and token by token);
  *   - q8_0 and q4_0 files stay close to the f32 original: mean KL bound per
- *     type, q8_0 much tighter than q4_0;
+ *     type, q8_0 much tighter than q4_0; the same for q4_1, q5_0, q5_1, the
+ *     k-quants and the Q3_K_M / Q4_K_M / Q5_K_M mixes on 256-wide models,
+ *     and the k-quants' fallbacks on rows that are not a multiple of 256;
  *   - layouts: every converted tensor has the target type, 1-D tensors stay
  *     f32, metadata is copied, general.file_type is llama.cpp's value;
  *   - rows not a multiple of 32 fall back to f16;
@@ -51,7 +53,7 @@ static cllm_model_options infer_opts(int max_seq) {
 }
 
 /* Random model with 2-D weights scaled by `gain`, saved as f32 to path. */
-static void make_model_file(const cllm_model_config *c, const char *path, uint64_t seed) {
+static void make_model_file_gain(const cllm_model_config *c, const char *path, uint64_t seed, float gain) {
     cllm_model *m = NULL;
     cllm_error err = {0};
     cllm_model_options o = infer_opts(8);
@@ -61,10 +63,14 @@ static void make_model_file(const cllm_model_config *c, const char *path, uint64
     for (int i = 0; i < cllm_model_num_tensors(m); i++) {
         const cllm_tensor *t = cllm_model_tensor(m, i);
         if (t->ndim == 2)
-            for (size_t j = 0; j < t->numel; j++) t->data[j] *= 8.0f;
+            for (size_t j = 0; j < t->numel; j++) t->data[j] *= gain;
     }
     CHECK(cllm_model_save_gguf(m, path, NULL, &err) == CLLM_OK, "save: %s", err.msg);
     cllm_model_destroy(m);
+}
+
+static void make_model_file(const cllm_model_config *c, const char *path, uint64_t seed) {
+    make_model_file_gain(c, path, seed, 8.0f);
 }
 
 #define NTOK 12
@@ -265,6 +271,128 @@ static void test_model_quant_llama_all_types(void) {
     check_arch(&c, "llama");
 }
 
+/* The other block types and llama-quantize's mixes on models 256 wide (so
+ * the k-quants apply without fallbacks), gpt2 (tied head) and llama
+ * (untied): mapped decoding equals the same weights loaded as f32 up to the
+ * activation rounding (q8_0 / q8_K) token by token and to summation order
+ * as a prompt chunk (dequantized rows + sgemm); mean KL to the f32
+ * original within a bound per target; each type in the file where the
+ * rules put it. */
+static void check_other_types(const cllm_model_config *c, const char *tag) {
+    char f32[128], q[128];
+    snprintf(f32, sizeof f32, "%s/%s-o-f32.gguf", tmpdir, tag);
+    make_model_file_gain(c, f32, 11, 3.0f); /* gain 8 on 256 wide: a net so chaotic that 6 bits flip the top token */
+    const int V = c->vocab_size;
+    float *ref = malloc(sizeof(float) * NTOK * (size_t)V), *got = malloc(sizeof(float) * NTOK * (size_t)V);
+    float *same = malloc(sizeof(float) * NTOK * (size_t)V);
+    CHECK(f32_logits(f32, ref, V) == 0, "f32 reference");
+    static const char *targets[11] = {"q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
+                                      "q3_k_m", "q4_k_m", "q5_k_m"};
+    /* mean KL bounds (nats per token), 3x the larger of what seed 11 gives on
+     * these scaled random nets (gpt2 / llama, measured): q4_1 .015/.040,
+     * q5_0 .0064/.013, q5_1 .0052/.0098, q2_K .19/.39, q3_K .068/.13, q4_K
+     * .019/.033, q5_K .0037/.0096, q6_K .0012/.0027, Q3_K_M .015/.082,
+     * Q4_K_M .012/.031, Q5_K_M .0035/.009 */
+    const double kl_max[11] = {0.12, 0.04, 0.03, 1.2, 0.4, 0.1, 0.03, 0.008, 0.25, 0.09, 0.027};
+    double kl_seen[11] = {0};
+    for (int ti = 0; ti < 11; ti++) {
+        uint32_t type;
+        cllm_quantize_mix mix;
+        CHECK(cllm_quantize_parse_target(targets[ti], &type, &mix) == 0, "parse %s", targets[ti]);
+        snprintf(q, sizeof q, "%s/%s-o-%s.gguf", tmpdir, tag, targets[ti]);
+        cllm_error err = {0};
+        cllm_quantize_stats s;
+        CHECK(cllm_quantize_gguf_mix(f32, q, type, mix, &s, &err) == CLLM_OK, "quantize %s: %s", targets[ti], err.msg);
+        CHECK(s.n_fallback == 0 && s.n_converted > 0, "%s: %d converted, %d fallback", targets[ti], s.n_converted,
+              s.n_fallback);
+        CHECK(f32_logits(q, same, V) == 0, "%s as f32", targets[ti]);
+        for (int chunk = 1; chunk <= NTOK; chunk += NTOK - 1) {
+            CHECK(mapped_logits(q, chunk, got, V) == 0, "%s mapped", targets[ti]);
+            double scale, d = max_abs_diff(got, same, (size_t)NTOK * V, &scale);
+            /* token by token: activations rounded to q8_0 / q8_K (<= 0.4% per element); a
+             * chunk: dequantized rows and f32 activations, summation order only */
+            const double tol = chunk == 1 ? 0.05 * scale : 1e-4 * scale + 1e-5;
+            CHECK(d <= tol, "%s %s chunk %d: max |logit diff| %.3g vs same weights in f32 (tol %.3g)", tag,
+                  targets[ti], chunk, d, tol);
+            double agree, kl = mean_kl(ref, got, V, &agree);
+            if (chunk == 1) kl_seen[ti] = kl;
+            CHECK(kl <= kl_max[ti], "%s %s chunk %d: mean KL %.3g > %.3g (top-1 agreement %.2f)", tag, targets[ti],
+                  chunk, kl, kl_max[ti], agree);
+        }
+        cllm_gguf *g = NULL;
+        CHECK(cllm_gguf_open(&g, q, &err) == CLLM_OK, "open %s", q);
+        if (g) {
+            int q6 = 0;
+            for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) {
+                const cllm_gguf_tensor *t = cllm_gguf_tensor_at(g, i);
+                const int kept = t->n_dims == 1 || !strcmp(t->name, "position_embd.weight");
+                if (kept) CHECK(t->type == CLLM_GGML_F32, "%s: %s kept f32", q, t->name);
+                else if (mix == CLLM_QUANTIZE_PURE) CHECK(t->type == type, "%s: %s is %s", q, t->name, cllm_ggml_type_name(t->type));
+                q6 += t->type == CLLM_GGML_Q6_K;
+            }
+            /* the mixes' head: q6_K (token_embd when tied), plus the more-bits layers of attn_v
+             * and ffn_down for Q4_K_M / Q5_K_M (of 2 layers only layer 1: 1 >= 7 * 2 / 8) */
+            const cllm_gguf_tensor *head = cllm_gguf_find_tensor(g, c->tied_embeddings ? "token_embd.weight" : "output.weight");
+            if (mix != CLLM_QUANTIZE_PURE)
+                CHECK(head && head->type == CLLM_GGML_Q6_K, "%s: head in q6_K", q);
+            if (mix == CLLM_QUANTIZE_Q4_K_M || mix == CLLM_QUANTIZE_Q5_K_M)
+                CHECK(q6 == 1 + 2, "%s: %d q6_K tensors, want 3", q, q6);
+            uint32_t ft = 99;
+            CHECK(cllm_gguf_get_u32(g, "general.file_type", &ft, &err) == CLLM_OK && (int)ft == cllm_quantize_file_type(type),
+                  "file_type %u", ft);
+            cllm_gguf_close(g);
+        }
+    }
+    fprintf(stderr, "  %s mean KL vs f32:", tag);
+    for (int ti = 0; ti < 11; ti++) fprintf(stderr, " %s %.2g", targets[ti], kl_seen[ti]);
+    fprintf(stderr, "\n");
+    CHECK(kl_seen[7] < kl_seen[6] && kl_seen[6] < kl_seen[5] && kl_seen[5] < kl_seen[4] && kl_seen[4] < kl_seen[3],
+          "k-quants: more bits, closer to f32");
+    free(ref);
+    free(got);
+    free(same);
+}
+
+static void test_model_quant_gpt2_other_types(void) {
+    cllm_model_config c = cfg_gpt2();
+    c.n_embd = 256, c.ffn_hidden = 512;
+    check_other_types(&c, "gpt2");
+}
+
+static void test_model_quant_llama_other_types(void) {
+    cllm_model_config c = cfg_llama();
+    c.n_embd = 256, c.ffn_hidden = 512;
+    check_other_types(&c, "llama");
+}
+
+/* Rows that are not a multiple of 256 (the 64-wide test models): the
+ * k-quants fall back as llama-quantize's do (q4_K -> q5_0, q5_K -> q5_1,
+ * q6_K -> q8_0, q2_K/q3_K -> q4_0) and the file still runs. */
+static void test_model_quant_kquant_fallbacks(void) {
+    cllm_model_config c = cfg_llama();
+    char f32[128], q[128];
+    snprintf(f32, sizeof f32, "%s/fb-f32.gguf", tmpdir);
+    make_model_file(&c, f32, 5);
+    const uint32_t from[5] = {CLLM_GGML_Q2_K, CLLM_GGML_Q3_K, CLLM_GGML_Q4_K, CLLM_GGML_Q5_K, CLLM_GGML_Q6_K};
+    const uint32_t to[5] = {CLLM_GGML_Q4_0, CLLM_GGML_Q4_0, CLLM_GGML_Q5_0, CLLM_GGML_Q5_1, CLLM_GGML_Q8_0};
+    float *got = malloc(sizeof(float) * NTOK * (size_t)c.vocab_size);
+    for (int i = 0; i < 5; i++) {
+        snprintf(q, sizeof q, "%s/fb-%s.gguf", tmpdir, cllm_ggml_type_name(from[i]));
+        cllm_error err = {0};
+        cllm_quantize_stats s;
+        CHECK(cllm_quantize_gguf(f32, q, from[i], &s, &err) == CLLM_OK, "quantize: %s", err.msg);
+        CHECK(s.n_fallback > 0 && s.n_fallback == s.n_converted + s.n_fallback - s.n_converted, "fallbacks counted");
+        cllm_gguf *g = NULL;
+        CHECK(cllm_gguf_open(&g, q, &err) == CLLM_OK, "open");
+        const cllm_gguf_tensor *t = g ? cllm_gguf_find_tensor(g, "blk.0.ffn_up.weight") : NULL;
+        CHECK(t && t->type == to[i], "%s falls back to %s (got %s)", cllm_ggml_type_name(from[i]),
+              cllm_ggml_type_name(to[i]), t ? cllm_ggml_type_name(t->type) : "none");
+        cllm_gguf_close(g);
+        CHECK(mapped_logits(q, 1, got, c.vocab_size) == 0, "fallback file runs");
+    }
+    free(got);
+}
+
 /* bf16 prompt chunks through oneDNN's matmul (the route CPUs with AMX
  * take; forced here): as a chunk, the x16 kernel's rounded activations with
  * exact products in another summation order (1e-2 of the logit scale, as
@@ -365,7 +493,8 @@ static void test_model_quant_bad_input(void) {
     snprintf(cut, sizeof cut, "%s/bad-missing.gguf", tmpdir);
     make_model_file(&c, f32, 3);
     cllm_error err = {0};
-    CHECK(cllm_quantize_gguf(f32, out, CLLM_GGML_Q4_1, NULL, &err) == CLLM_ERR_ARG, "q4_1 target refused");
+    CHECK(cllm_quantize_gguf(f32, out, CLLM_GGML_Q8_1, NULL, &err) == CLLM_ERR_ARG, "q8_1 target refused");
+    CHECK(cllm_quantize_gguf(f32, out, CLLM_GGML_Q8_K, NULL, &err) == CLLM_ERR_ARG, "q8_K target refused");
     CHECK(cllm_quantize_gguf(f32, out, 999, NULL, &err) == CLLM_ERR_ARG, "unknown target refused");
     CHECK(access(out, F_OK) != 0, "no output file after a refusal");
     CHECK(cllm_quantize_gguf("/nonexistent/x.gguf", out, CLLM_GGML_Q8_0, NULL, &err) != CLLM_OK, "missing input");
@@ -498,6 +627,9 @@ int main(void) {
     }
     TEST_RUN(test_model_quant_gpt2_all_types);
     TEST_RUN(test_model_quant_llama_all_types);
+    TEST_RUN(test_model_quant_gpt2_other_types);
+    TEST_RUN(test_model_quant_llama_other_types);
+    TEST_RUN(test_model_quant_kquant_fallbacks);
     TEST_RUN(test_model_quant_bf16_onednn_route);
     TEST_RUN(test_model_quant_ragged_rows_fall_back_to_f16);
     TEST_RUN(test_model_quant_bad_input);

@@ -9,6 +9,7 @@
  * 1e-5 * sum |terms| (n <= 8192 terms, float epsilon 6e-8 per add). The
  * activation quantizer and the dequantizers must match bit for bit.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -333,6 +334,200 @@ static void test_quant_matvec_all_types(void) {
     }
 }
 
+/* ---- the other block types (q4_1, q5_0, q5_1, q2_K .. q6_K) ---------------- */
+
+static const uint32_t other_types[8] = {CLLM_GGML_Q4_1, CLLM_GGML_Q5_0, CLLM_GGML_Q5_1, CLLM_GGML_Q2_K,
+                                        CLLM_GGML_Q3_K, CLLM_GGML_Q4_K, CLLM_GGML_Q5_K, CLLM_GGML_Q6_K};
+/* rms(dequant(quant(x)) - x) / rms(x) on Gaussian rows with two outliers
+ * per 256 (seed 21): measured 0.0867 0.0581 0.0422 0.3214 0.1709 0.0797
+ * 0.0402 0.0218 (in this order); bounds about 1.25x that, so a broken
+ * search (e.g. plain max-scaling) fails while the data stay the same */
+static const double other_rel_rmse[8] = {0.11, 0.072, 0.053, 0.40, 0.21, 0.10, 0.05, 0.027};
+
+static int64_t other_block(uint32_t type) { return cllm_ggml_type_get(type)->block_size; }
+
+/* The activations a row of `type` is multiplied with, and their values. */
+static void other_activations(const cllm_quant_kernels *k, uint32_t type, const float *x, uint8_t *xq, float *xv,
+                              int64_t n) {
+    if (cllm_quant_act_type(type) == CLLM_GGML_Q8_K) {
+        k->quantize_q8_K(x, xq, n);
+        for (int64_t b = 0; b < n / CLLM_QK_K; b++) {
+            float d;
+            memcpy(&d, xq + b * CLLM_Q8_K_BYTES, 4);
+            for (int j = 0; j < CLLM_QK_K; j++) xv[b * CLLM_QK_K + j] = d * (float)(int8_t)xq[b * CLLM_Q8_K_BYTES + 4 + j];
+        }
+    } else {
+        k->quantize_q8_0(x, xq, n);
+        cllm_ggml_to_f32(CLLM_GGML_Q8_0, xq, xv, n);
+    }
+}
+
+static void test_quant_other_types_roundtrip(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 21);
+    const int64_t n = 256 * 64;
+    float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+    uint8_t *q = malloc((size_t)n * 2);
+    fill(&r, x, n, 1.0f);
+    for (int64_t b = 0; b < n / 256; b++) x[b * 256 + cllm_rng_below(&r, 256)] = 8.0f * cllm_rng_normal(&r);
+    double sx = 0;
+    for (int64_t i = 0; i < n; i++) sx += (double)x[i] * x[i];
+    for (int t = 0; t < 8; t++) {
+        CHECK(cllm_quant_type_supported(other_types[t]), "%s supported", cllm_ggml_type_name(other_types[t]));
+        cllm_ggml_type parsed;
+        CHECK(cllm_ggml_type_parse(cllm_ggml_type_name(other_types[t]), &parsed) == 0 && parsed == other_types[t],
+              "%s parses", cllm_ggml_type_name(other_types[t]));
+        CHECK(cllm_ggml_from_f32(other_types[t], x, q, n) == 0 && cllm_ggml_to_f32(other_types[t], q, y, n) == 0,
+              "%s converts", cllm_ggml_type_name(other_types[t]));
+        double se = 0;
+        for (int64_t i = 0; i < n; i++) se += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+        const double rel = sqrt(se / sx);
+        fprintf(stderr, "  %s relative rms error %.4f (bound %.3f)\n", cllm_ggml_type_name(other_types[t]), rel,
+                other_rel_rmse[t]);
+        CHECK(rel <= other_rel_rmse[t], "%s round trip error %.4f > %.3f", cllm_ggml_type_name(other_types[t]), rel,
+              other_rel_rmse[t]);
+        CHECK(cllm_ggml_from_f32(other_types[t], x, q, other_block(other_types[t]) + 16) == -1,
+              "%s: a partial block is refused", cllm_ggml_type_name(other_types[t]));
+    }
+    /* all-zero and constant rows: exact zeros back, no NaN */
+    memset(x, 0, sizeof(float) * 512);
+    for (int t = 0; t < 8; t++) {
+        cllm_ggml_from_f32(other_types[t], x, q, 512);
+        cllm_ggml_to_f32(other_types[t], q, y, 512);
+        int bad = 0;
+        for (int i = 0; i < 512; i++) bad += y[i] != 0.0f;
+        CHECK(bad == 0, "%s: zeros come back as zeros (%d differ)", cllm_ggml_type_name(other_types[t]), bad);
+    }
+    free(x);
+    free(y);
+    free(q);
+}
+
+/* q8_K: every table's quantizer equals cllm_ggml_quantize_q8_K bit for bit,
+ * and the bsums are the sums of each 16 quants. */
+static void test_quant_q8_K_activations(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 22);
+    const int64_t n = 256 * 5;
+    float x[256 * 5];
+    fill(&r, x, n, 2.0f);
+    memset(x + 256, 0, 256 * sizeof(float)); /* an all-zero block */
+    uint8_t want[5 * CLLM_Q8_K_BYTES], got[5 * CLLM_Q8_K_BYTES];
+    cllm_ggml_quantize_q8_K(x, want, n);
+    int bad = 0;
+    for (int b = 0; b < 5; b++)
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += (int8_t)want[b * CLLM_Q8_K_BYTES + 4 + 16 * g + l];
+            bad += (int16_t)(want[b * CLLM_Q8_K_BYTES + 260 + 2 * g] | want[b * CLLM_Q8_K_BYTES + 261 + 2 * g] << 8) != s;
+        }
+    CHECK(bad == 0, "q8_K bsums: %d wrong", bad);
+    float d;
+    memcpy(&d, want, 4);
+    CHECK(d != 0.0f, "q8_K scale set");
+    memcpy(&d, want + CLLM_Q8_K_BYTES, 4);
+    CHECK(d == 0.0f, "q8_K zero block has scale 0");
+    for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
+        const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+        if (!k) continue;
+        memset(got, 0xAB, sizeof got);
+        k->quantize_q8_K(x, got, n);
+        CHECK(memcmp(got, want, sizeof want) == 0, "%s quantize_q8_K bit-exact", k->name);
+    }
+}
+
+/* Every table's dot of every other type equals the exact (double) dot of
+ * the dequantized weights and activations within float summation error,
+ * on 1 to 17 blocks; dequant_other is bit-exact. */
+static void test_quant_other_dots_match_exact(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 23);
+    const int nblocks[] = {1, 2, 3, 5, 12, 17};
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    for (int t = 0; t < 8; t++) {
+        const uint32_t type = other_types[t];
+        for (size_t s = 0; s < sizeof nblocks / sizeof nblocks[0]; s++) {
+            const int64_t n = nblocks[s] * other_block(type) * (other_block(type) == 32 ? 8 : 1) + 0;
+            float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n);
+            float *wv = malloc(sizeof(float) * (size_t)n), *xv = malloc(sizeof(float) * (size_t)n);
+            float *dq = malloc(sizeof(float) * (size_t)n);
+            uint8_t *wq = malloc((size_t)n * 2), *xq = malloc((size_t)n * 2);
+            fill(&r, w, n, 0.05f);
+            fill(&r, x, n, 1.0f);
+            if (s == 2) for (int64_t i = 0; i < n; i++) w[i] += 0.03f; /* an offset: the mins matter */
+            cllm_ggml_from_f32(type, w, wq, n);
+            cllm_ggml_to_f32(type, wq, wv, n);
+            other_activations(ref, type, x, xq, xv, n);
+            double want = 0, mag = 0;
+            for (int64_t i = 0; i < n; i++) {
+                want += (double)wv[i] * xv[i];
+                mag += fabs((double)wv[i] * xv[i]);
+            }
+            for (int b = 0; b < CLLM_QUANT_COUNT; b++) {
+                const cllm_quant_kernels *k = cllm_quant_kernels_backend((cllm_quant_backend)b);
+                if (!k) continue;
+                const float got = cllm_quant_dot_fn(k, type)(wq, xq, n);
+                /* float summation order only; the k-quants' min term is a separate product, whose
+                 * rounding (6e-8 relative) counts against the magnitude of both terms */
+                CHECK(fabs(got - want) <= 2e-5 * mag + 1e-30, "%s dot %s n=%lld: %g vs %.9g", k->name,
+                      cllm_ggml_type_name(type), (long long)n, (double)got, want);
+                memset(dq, 0xFF, sizeof(float) * (size_t)n);
+                k->dequant_other(type, wq, dq, n);
+                CHECK(memcmp(dq, wv, sizeof(float) * (size_t)n) == 0, "%s dequant %s n=%lld bit-exact", k->name,
+                      cllm_ggml_type_name(type), (long long)n);
+            }
+            free(w), free(x), free(wv), free(xv), free(dq), free(wq), free(xq);
+        }
+    }
+}
+
+/* cllm_quant_matvec and cllm_quant_dequant_rows on the other types: the
+ * dispatched table against the reference, threaded, on ragged row counts. */
+static void test_quant_matvec_other_types(void) {
+    cllm_rng r;
+    cllm_rng_seed(&r, 24);
+    const int shapes[3][2] = {{1, 256}, {37, 768}, {1100, 1024}};
+    const cllm_quant_kernels *ref = cllm_quant_kernels_backend(CLLM_QUANT_REFERENCE);
+    const cllm_quant_kernels *fast = cllm_quant_kernels_get();
+    for (int sh = 0; sh < 3; sh++) {
+        const int rows = shapes[sh][0], cols = shapes[sh][1];
+        float *w = malloc(sizeof(float) * (size_t)rows * cols), *x = malloc(sizeof(float) * (size_t)cols);
+        float *xv = malloc(sizeof(float) * (size_t)cols), *row = malloc(sizeof(float) * (size_t)cols);
+        float *o1 = malloc(sizeof(float) * (size_t)rows), *o2 = malloc(sizeof(float) * (size_t)rows);
+        float *deq = malloc(sizeof(float) * (size_t)rows * cols);
+        uint8_t *xq = malloc((size_t)cols * 2);
+        fill(&r, w, (int64_t)rows * cols, 0.05f);
+        fill(&r, x, cols, 1.0f);
+        for (int t = 0; t < 8; t++) {
+            size_t rb = 0;
+            CHECK(cllm_ggml_row_size(other_types[t], cols, &rb), "row size");
+            uint8_t *wq = malloc(rb * (size_t)rows);
+            for (int i = 0; i < rows; i++)
+                cllm_ggml_from_f32(other_types[t], w + (size_t)i * cols, wq + (size_t)i * rb, cols);
+            other_activations(ref, other_types[t], x, xq, xv, cols);
+            cllm_quant_matvec(ref, other_types[t], wq, rb, rows, cols, x, xq, o1);
+            cllm_quant_matvec(fast, other_types[t], wq, rb, rows, cols, x, xq, o2);
+            int bad = 0;
+            for (int i = 0; i < rows; i++) {
+                double mag = 0;
+                for (int j = 0; j < cols; j++) mag += fabs(0.05 * 4 * xv[j]); /* |w| < 4 sigma except outliers */
+                if (!(fabs(o1[i] - o2[i]) <= 2e-5 * mag + 1e-3 * fabs(o1[i]))) bad++;
+            }
+            CHECK(bad == 0, "matvec %s %dx%d: %d rows differ between %s and reference",
+                  cllm_ggml_type_name(other_types[t]), rows, cols, bad, fast->name);
+            cllm_quant_dequant_rows(fast, other_types[t], wq, rb, rows, cols, deq, (size_t)cols);
+            int diff = 0;
+            for (int i = 0; i < rows; i++) {
+                cllm_ggml_to_f32(other_types[t], wq + (size_t)i * rb, row, cols);
+                diff += memcmp(row, deq + (size_t)i * cols, sizeof(float) * (size_t)cols) != 0;
+            }
+            CHECK(diff == 0, "dequant_rows %s: %d rows differ", cllm_ggml_type_name(other_types[t]), diff);
+            free(wq);
+        }
+        free(w), free(x), free(xv), free(row), free(o1), free(o2), free(deq), free(xq);
+    }
+}
+
 /* A batched-product case: rows x K weights in one quantized type, n
  * activation rows quantized to q8_0 with a stride that is not a block
  * multiple, an output with padding columns, and the exact product. */
@@ -605,6 +800,10 @@ int main(void) {
     TEST_RUN(test_quant_dequant_exact);
     TEST_RUN(test_quant_round_f16_matches_scalar);
     TEST_RUN(test_quant_matvec_all_types);
+    TEST_RUN(test_quant_other_types_roundtrip);
+    TEST_RUN(test_quant_q8_K_activations);
+    TEST_RUN(test_quant_other_dots_match_exact);
+    TEST_RUN(test_quant_matvec_other_types);
     TEST_RUN(test_quant_gemm_matches_reference);
     TEST_RUN(test_quant_gemm_x16_matches_reference);
     TEST_RUN(test_quant_bf16_products_match_reference);

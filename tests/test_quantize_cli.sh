@@ -31,8 +31,10 @@ size() { stat -c %s "$1"; }
 check "q8_0 file smaller than f16" test "$(size m-q8_0.gguf)" -lt "$(size m-f16.gguf)"
 check "q4_0 file smaller than q8_0" test "$(size m-q4_0.gguf)" -lt "$(size m-q8_0.gguf)"
 
-"$bin" quantize run/model.gguf bad.gguf q5_1 2>/dev/null
+"$bin" quantize run/model.gguf bad.gguf q7_0 2>/dev/null
 check "unknown type exits 2" test $? -eq 2
+"$bin" quantize run/model.gguf bad.gguf q8_K 2>/dev/null
+check "q8_K (activations only) exits 2" test $? -eq 2
 "$bin" quantize /nonexistent.gguf bad.gguf q8_0 2>/dev/null
 check "missing input exits 1" test $? -eq 1
 "$bin" quantize run/model.gguf run/model.gguf q8_0 2>/dev/null
@@ -42,6 +44,26 @@ check "non-GGUF input exits 1" test $? -eq 1
 check "no output file after failures" test ! -e bad.gguf
 "$bin" quantize --help | grep -q "Usage: cllm quantize"
 check "quantize --help" test $? -eq 0
+
+# the other block types and a llama-quantize mix; this model is 64 wide, so the
+# k-quants take llama.cpp's fallbacks (q4_K -> q5_0, q6_K -> q8_0)
+"$bin" quantize run/model.gguf m-q5_1.gguf q5_1 2>q.log
+check "quantize q5_1 exits 0" test $? -eq 0
+"$bin" quantize run/model.gguf m-q4km.gguf --type Q4_K_M 2>q.log
+check "quantize --type Q4_K_M exits 0" test $? -eq 0
+check "Q4_K_M summary counts the fallbacks" grep -q "in a fallback type" q.log
+"$bin" quantize run/model.gguf --type q4_k_m -o m-q4km2.gguf 2>/dev/null
+check "--type with -o writes the same file" cmp -s m-q4km.gguf m-q4km2.gguf
+"$bin" quantize run/model.gguf m-q4km3.gguf q4_k_m --type q4_k_m 2>/dev/null
+check "TYPE and --type together exit 2" test $? -eq 2
+"$bin" info -m m-q4km.gguf --no-speed > info.log 2>&1
+check "info lists the tensor types" grep -qE "tensor types f32 [0-9]+, q5_0 [0-9]+, q8_0 [0-9]+, q4_K [0-9]+, q6_K" info.log
+q51=$("$bin" perplexity -m m-q5_1.gguf --kl-base run/model.gguf eval.txt --ctx 128 --json)
+q4km=$("$bin" perplexity -m m-q4km.gguf --kl-base run/model.gguf eval.txt --ctx 128 --json)
+echo "q5_1: $q51"; echo "q4_k_m: $q4km"
+# measured: q5_1 KL ~3e-4, q4_k_m (here q5_0 + q8_0 head) ~5e-4
+check "q5_1 KL < 5e-3" $py -c "import json,sys; d=json.loads(sys.argv[1]); assert d['kl_mean'] < 5e-3, d" "$q51"
+check "q4_k_m KL < 5e-3" $py -c "import json,sys; d=json.loads(sys.argv[1]); assert d['kl_mean'] < 5e-3, d" "$q4km"
 
 base=$("$bin" perplexity -m run/model.gguf eval.txt --ctx 128 --json)
 check "perplexity f32 exits 0" test $? -eq 0

@@ -89,6 +89,30 @@ static void template_of(const char *path, char *out, size_t cap, char *about, si
     cllm_model_file_close(&f);
 }
 
+/* The file's tensor types as "f32 17, q4_K 49, q6_K 9 (5.1 MiB of tensor
+ * data)" into out[cap] (json: {"f32":17,...} and bytes into *bytes). */
+static void types_of(const char *path, char *out, size_t cap, int json, uint64_t *bytes) {
+    cllm_gguf *g = NULL;
+    cllm_error err;
+    out[0] = '\0';
+    *bytes = 0;
+    if (cllm_gguf_open(&g, path, &err) != CLLM_OK) return;
+    int count[CLLM_GGML_TYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) {
+        const cllm_gguf_tensor *t = cllm_gguf_tensor_at(g, i);
+        count[t->type]++; /* the reader accepts known type ids only */
+        *bytes += t->nbytes;
+    }
+    size_t n = 0;
+    if (json) n += (size_t)snprintf(out + n, cap - n, "{");
+    for (uint32_t t = 0; t < CLLM_GGML_TYPE_COUNT && n < cap; t++)
+        if (count[t])
+            n += (size_t)snprintf(out + n, cap - n, json ? "%s\"%s\":%d" : "%s%s %d", n > (size_t)json ? ", " : "",
+                                  cllm_ggml_type_name(t), count[t]);
+    if (json && n < cap) snprintf(out + n, cap - n, "}");
+    cllm_gguf_close(g);
+}
+
 /* Prints s as a JSON string literal (quotes, backslashes, control bytes escaped). */
 static void json_string(const char *s) {
     putchar('"');
@@ -225,8 +249,10 @@ int cllm_cmd_info(int argc, char **argv) {
         train_tps = tps1 * cllm_model_flops_per_token(&one, Ts) / cllm_model_flops_per_token(&cfg, Ts);
     }
     const char *name = preset ? preset : model_path;
-    char tmpl[1200] = "", about[700] = "";
+    char tmpl[1200] = "", about[700] = "", types[512] = "";
+    uint64_t tensor_bytes = 0;
     if (model_path) template_of(model_path, tmpl, sizeof tmpl, about, sizeof about);
+    if (model_path) types_of(model_path, types, sizeof types, json, &tensor_bytes);
 
     if (json) {
         printf("{\"model\":");
@@ -236,6 +262,8 @@ int cllm_cmd_info(int argc, char **argv) {
             json_string(tmpl);
             printf(",\"about\":");
             json_string(about);
+            printf(",\"tensor_types\":%s,\"tensor_bytes\":%llu", types[0] ? types : "{}",
+                   (unsigned long long)tensor_bytes);
         }
         printf(",\"config\":{\"vocab_size\":%d,\"context_length\":%d,\"n_layer\":%d,"
                "\"n_head\":%d,\"n_kv_head\":%d,\"n_embd\":%d,\"ffn_hidden\":%d,\"pos\":\"%s\","
@@ -270,6 +298,10 @@ int cllm_cmd_info(int argc, char **argv) {
     printf("model %s\n", name);
     if (about[0]) printf("  about %s\n", about);
     if (model_path) printf("  chat template %s\n", tmpl);
+    if (model_path && types[0]) {
+        human_bytes(h, sizeof h, (double)tensor_bytes);
+        printf("  tensor types %s (%s of tensor data)\n", types, h);
+    }
     printf("  vocab %d, context %d, %d layers, %d heads (%d kv), n_embd %d, ffn %d\n", cfg.vocab_size,
            cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd, cfg.ffn_hidden);
     printf("  positions %s, %s (eps %g), %s MLP, %s embeddings, bias %s, dropout %g\n",

@@ -36,7 +36,7 @@ static void usage(FILE *out) {
             "mean KL divergence KL(base || model), top-1 agreement and PPL ratio against\n"
             "BASE (e.g. the f32 original of a quantized MODEL) on the same tokens.\n\n"
             "Options:\n"
-            "  -m, --model PATH      model to evaluate (GGUF: f32, f16, bf16, q8_0, q4_0)\n"
+            "  -m, --model PATH      model to evaluate (GGUF: f32, f16, bf16, q8_0, q4_0, q4_1, q5_*, q2_K..q6_K)\n"
             "  --kl-base PATH        base model for the KL report (same vocabulary)\n"
             "  -c, --ctx N           tokens per chunk (default min(512, context))\n"
             "  --tokenizer PATH      tokenizer for FILE (default: the model's own, or bytes)\n"

@@ -1,6 +1,7 @@
 /*
  * ggml_types.c: ggml's type table, fp16/bf16 scalar conversion and the scalar
- * reference (de)quantizers for q8_0 and q4_0 (layouts in ggml_types.h).
+ * reference (de)quantizers for q8_0 and q4_0 (layouts in ggml_types.h); the
+ * other block types' are in ggml_kquants.c.
  *
  * These are the reference paths: plain C, one element at a time, used for
  * writing files and as the ground truth that SIMD kernels in src/kernels/
@@ -13,21 +14,22 @@
 #include <strings.h>
 
 #include "cllm/core/byteorder.h"
+#include "ggml_kquants.h"
 
 static const cllm_ggml_type_info type_table[CLLM_GGML_TYPE_COUNT] = {
     [CLLM_GGML_F32] = {"f32", 1, 4, true},
     [CLLM_GGML_F16] = {"f16", 1, 2, true},
     [CLLM_GGML_Q4_0] = {"q4_0", 32, 18, true},  /* fp16 d + 16 bytes of nibbles */
-    [CLLM_GGML_Q4_1] = {"q4_1", 32, 20, false}, /* fp16 d, m + 16 bytes */
-    [CLLM_GGML_Q5_0] = {"q5_0", 32, 22, false}, /* fp16 d + 4 high bits + 16 bytes */
-    [CLLM_GGML_Q5_1] = {"q5_1", 32, 24, false},
+    [CLLM_GGML_Q4_1] = {"q4_1", 32, 20, true}, /* fp16 d, m + 16 bytes */
+    [CLLM_GGML_Q5_0] = {"q5_0", 32, 22, true}, /* fp16 d + 4 high bits + 16 bytes */
+    [CLLM_GGML_Q5_1] = {"q5_1", 32, 24, true},
     [CLLM_GGML_Q8_0] = {"q8_0", 32, 34, true},  /* fp16 d + 32 int8 */
     [CLLM_GGML_Q8_1] = {"q8_1", 32, 36, false}, /* fp16 d, s + 32 int8 */
-    [CLLM_GGML_Q2_K] = {"q2_K", 256, 84, false},
-    [CLLM_GGML_Q3_K] = {"q3_K", 256, 110, false},
-    [CLLM_GGML_Q4_K] = {"q4_K", 256, 144, false},
-    [CLLM_GGML_Q5_K] = {"q5_K", 256, 176, false},
-    [CLLM_GGML_Q6_K] = {"q6_K", 256, 210, false},
+    [CLLM_GGML_Q2_K] = {"q2_K", 256, 84, true},
+    [CLLM_GGML_Q3_K] = {"q3_K", 256, 110, true},
+    [CLLM_GGML_Q4_K] = {"q4_K", 256, 144, true},
+    [CLLM_GGML_Q5_K] = {"q5_K", 256, 176, true},
+    [CLLM_GGML_Q6_K] = {"q6_K", 256, 210, true},
     [CLLM_GGML_Q8_K] = {"q8_K", 256, 292, false},
     [CLLM_GGML_I8] = {"i8", 1, 1, false},
     [CLLM_GGML_I16] = {"i16", 1, 2, false},
@@ -190,7 +192,7 @@ int cllm_ggml_from_f32(uint32_t type, const float *src, void *dst, int64_t n) {
         for (int64_t b = 0; b < n / CLLM_QK4_0; b++) quantize_block_q4_0(src + b * CLLM_QK4_0, out + b * 18);
         return 0;
     default:
-        return -1;
+        return cllm_ggml_more_from_f32(type, src, dst, n); /* ggml_kquants.c */
     }
 }
 
@@ -227,6 +229,6 @@ int cllm_ggml_to_f32(uint32_t type, const void *src, float *dst, int64_t n) {
         }
         return 0;
     default:
-        return -1;
+        return cllm_ggml_more_to_f32(type, src, dst, n);
     }
 }

@@ -123,21 +123,121 @@ static void ref_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int rows
                 dot((const uint8_t *)W + (size_t)r * row_bytes, (const uint8_t *)xq + (size_t)t * xq_stride, K);
 }
 
+/* ---- the other block types: reference dots -------------------------------- */
+
+/* q4_1 / q5_0 / q5_1 x q8_0: the block's levels (offset 16 taken off for
+ * q5_0) dotted with the activations, times both scales, plus the min times
+ * the activation scale times the activations' sum. */
+static float ref_dot_q5_like(uint32_t type, const void *w, const void *xq, int64_t n) {
+    const size_t bytes = cllm_ggml_type_get(type)->type_size;
+    const uint8_t *a = w, *b = xq;
+    float sum = 0.0f, vals[32];
+    for (int64_t i = 0; i < n / 32; i++, a += bytes, b += CLLM_Q8_0_BYTES) {
+        /* the levels are exact small integers: decode with d = 1, m = 0 */
+        uint8_t blk[24];
+        memcpy(blk, a, bytes);
+        blk[0] = 0x00, blk[1] = 0x3c; /* fp16 1.0 */
+        if (type != CLLM_GGML_Q5_0) blk[2] = blk[3] = 0;
+        cllm_ggml_to_f32(type, blk, vals, 32);
+        int32_t s = 0, sy = 0;
+        for (int j = 0; j < 32; j++) {
+            s += (int32_t)vals[j] * (int8_t)b[2 + j];
+            sy += (int8_t)b[2 + j];
+        }
+        const float dy = cllm_fp16_to_fp32(cllm_get_le16(b));
+        sum += cllm_fp16_to_fp32(cllm_get_le16(a)) * dy * (float)s;
+        if (type != CLLM_GGML_Q5_0) sum += cllm_fp16_to_fp32(cllm_get_le16(a + 2)) * dy * (float)sy;
+    }
+    return sum;
+}
+static float ref_dot_q4_1_q8_0(const void *w, const void *xq, int64_t n) { return ref_dot_q5_like(CLLM_GGML_Q4_1, w, xq, n); }
+static float ref_dot_q5_0_q8_0(const void *w, const void *xq, int64_t n) { return ref_dot_q5_like(CLLM_GGML_Q5_0, w, xq, n); }
+static float ref_dot_q5_1_q8_0(const void *w, const void *xq, int64_t n) { return ref_dot_q5_like(CLLM_GGML_Q5_1, w, xq, n); }
+
+/* k-quant x q8_K: per super-block d * dy * sum_g sc[g] * (levels . y over
+ * group g of 16) - dmin * dy * sum_g mn[g] * bsums[g]. */
+static float ref_dot_kq(uint32_t type, const void *w, const void *xq, int64_t n) {
+    const size_t bytes = cllm_ggml_type_get(type)->type_size;
+    const uint8_t *a = w, *b = xq;
+    cllm_ggml_kq_block u;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += bytes, b += CLLM_Q8_K_BYTES) {
+        cllm_ggml_kq_unpack(type, a, &u);
+        float dy;
+        memcpy(&dy, b, 4);
+        int32_t isum = 0, msum = 0;
+        for (int g = 0; g < 16; g++) {
+            int32_t s = 0;
+            for (int l = 0; l < 16; l++) s += u.q[16 * g + l] * (int8_t)b[4 + 16 * g + l];
+            isum += u.sc[g] * s;
+            msum += u.mn[g] * (int16_t)cllm_get_le16(b + 260 + 2 * g);
+        }
+        sum += u.d * dy * (float)isum - u.dmin * dy * (float)msum;
+    }
+    return sum;
+}
+static float ref_dot_q2_K_q8_K(const void *w, const void *xq, int64_t n) { return ref_dot_kq(CLLM_GGML_Q2_K, w, xq, n); }
+static float ref_dot_q3_K_q8_K(const void *w, const void *xq, int64_t n) { return ref_dot_kq(CLLM_GGML_Q3_K, w, xq, n); }
+static float ref_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n) { return ref_dot_kq(CLLM_GGML_Q4_K, w, xq, n); }
+static float ref_dot_q5_K_q8_K(const void *w, const void *xq, int64_t n) { return ref_dot_kq(CLLM_GGML_Q5_K, w, xq, n); }
+static float ref_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) { return ref_dot_kq(CLLM_GGML_Q6_K, w, xq, n); }
+
+static void ref_dequant_other(uint32_t type, const void *src, float *dst, int64_t n) {
+    cllm_ggml_to_f32(type, src, dst, n);
+}
+
 void cllm_quant_fill_reference(cllm_quant_kernels *t) {
     const cllm_quant_kernels reference_table = {
         CLLM_QUANT_REFERENCE, "reference", ref_quantize_q8_0, ref_dot_q8_0_q8_0, ref_dot_q4_0_q8_0,
         ref_dot_f16_f32, ref_dot_bf16_f32, ref_dot_f32_f32, ref_dequant_q8_0, ref_dequant_q4_0,
         ref_dequant_f16, ref_dequant_bf16, ref_gemm_q8, NULL, NULL, NULL /* no x16 kernels: the reference keeps the file layout */,
-        ref_round_f16};
+        ref_round_f16, cllm_ggml_quantize_q8_K, ref_dot_q4_1_q8_0, ref_dot_q5_0_q8_0, ref_dot_q5_1_q8_0,
+        ref_dot_q2_K_q8_K, ref_dot_q3_K_q8_K, ref_dot_q4_K_q8_K, ref_dot_q5_K_q8_K, ref_dot_q6_K_q8_K,
+        ref_dequant_other};
     *t = reference_table;
 }
 
 int cllm_quant_type_supported(uint32_t type) {
-    return type == CLLM_GGML_F32 || type == CLLM_GGML_F16 || type == CLLM_GGML_BF16 ||
-           type == CLLM_GGML_Q8_0 || type == CLLM_GGML_Q4_0;
+    switch (type) {
+    case CLLM_GGML_F32: case CLLM_GGML_F16: case CLLM_GGML_BF16: case CLLM_GGML_Q8_0: case CLLM_GGML_Q4_0:
+    case CLLM_GGML_Q4_1: case CLLM_GGML_Q5_0: case CLLM_GGML_Q5_1: case CLLM_GGML_Q2_K: case CLLM_GGML_Q3_K:
+    case CLLM_GGML_Q4_K: case CLLM_GGML_Q5_K: case CLLM_GGML_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+uint32_t cllm_quant_act_type(uint32_t type) {
+    switch (type) {
+    case CLLM_GGML_Q8_0: case CLLM_GGML_Q4_0: case CLLM_GGML_Q4_1: case CLLM_GGML_Q5_0: case CLLM_GGML_Q5_1:
+        return CLLM_GGML_Q8_0;
+    case CLLM_GGML_Q2_K: case CLLM_GGML_Q3_K: case CLLM_GGML_Q4_K: case CLLM_GGML_Q5_K: case CLLM_GGML_Q6_K:
+        return CLLM_GGML_Q8_K;
+    default:
+        return CLLM_GGML_F32;
+    }
+}
+
+float (*cllm_quant_dot_fn(const cllm_quant_kernels *k, uint32_t type))(const void *, const void *, int64_t) {
+    switch (type) {
+    case CLLM_GGML_Q8_0: return k->dot_q8_0_q8_0;
+    case CLLM_GGML_Q4_0: return k->dot_q4_0_q8_0;
+    case CLLM_GGML_Q4_1: return k->dot_q4_1_q8_0;
+    case CLLM_GGML_Q5_0: return k->dot_q5_0_q8_0;
+    case CLLM_GGML_Q5_1: return k->dot_q5_1_q8_0;
+    case CLLM_GGML_Q2_K: return k->dot_q2_K_q8_K;
+    case CLLM_GGML_Q3_K: return k->dot_q3_K_q8_K;
+    case CLLM_GGML_Q4_K: return k->dot_q4_K_q8_K;
+    case CLLM_GGML_Q5_K: return k->dot_q5_K_q8_K;
+    case CLLM_GGML_Q6_K: return k->dot_q6_K_q8_K;
+    default: return NULL;
+    }
 }
 
 size_t cllm_quant_q8_0_bytes(int64_t n) { return (size_t)(n / 32) * CLLM_Q8_0_BYTES; }
+
+size_t cllm_quant_q8_K_bytes(int64_t n) { return (size_t)(n / CLLM_QK_K) * CLLM_Q8_K_BYTES; }
 
 /* ---- threaded loops ----------------------------------------------------- */
 
@@ -200,10 +300,17 @@ void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W
 #pragma omp parallel for schedule(static) if (par)
         for (int r = 0; r < rows; r++) out[r] = k->dot_bf16_f32(base + (size_t)r * row_bytes, x, cols);
         break;
-    default: /* f32 */
+    case CLLM_GGML_F32:
 #pragma omp parallel for schedule(static) if (par)
         for (int r = 0; r < rows; r++) out[r] = k->dot_f32_f32(base + (size_t)r * row_bytes, x, cols);
         break;
+    default: { /* the other block types: one dot per row on xq */
+        float (*dot)(const void *, const void *, int64_t) = cllm_quant_dot_fn(k, type);
+        CLLM_ASSERT(dot != NULL);
+#pragma omp parallel for schedule(static) if (par)
+        for (int r = 0; r < rows; r++) out[r] = dot(base + (size_t)r * row_bytes, xq, cols);
+        break;
+    }
     }
 }
 
@@ -217,9 +324,12 @@ void cllm_quant_dequant_rows(const cllm_quant_kernels *k, uint32_t type, const v
         : type == CLLM_GGML_F16 ? k->dequant_f16
         : type == CLLM_GGML_BF16 ? k->dequant_bf16
                                  : NULL;
+    const int other = !fn && type != CLLM_GGML_F32;
 #pragma omp parallel for schedule(static) if ((int64_t)rows * cols >= QUANT_PAR_MIN)
     for (int r = 0; r < rows; r++) {
-        if (fn)
+        if (other)
+            k->dequant_other(type, base + (size_t)r * row_bytes, dst + (size_t)r * ld_dst, cols);
+        else if (fn)
             fn(base + (size_t)r * row_bytes, dst + (size_t)r * ld_dst, cols);
         else
             memcpy(dst + (size_t)r * ld_dst, base + (size_t)r * row_bytes, (size_t)cols * sizeof(float));

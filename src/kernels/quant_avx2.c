@@ -213,6 +213,8 @@ static void avx2_gemm_q8(uint32_t type, const void *W, size_t row_bytes, int row
 }
 
 void cllm_quant_fill_avx2(cllm_quant_kernels *t) {
+    cllm_quant_fill_reference(t); /* entries without an AVX2 version */
+    cllm_quant_fill_kq_avx2(t);
     t->backend = CLLM_QUANT_AVX2;
     t->name = "avx2";
     t->quantize_q8_0 = avx2_quantize_q8_0;

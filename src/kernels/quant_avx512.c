@@ -742,6 +742,8 @@ void cllm_quant_gemm_x16_bf16_avx512(const void *P, int groups, int64_t K, const
 }
 
 void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni) {
+    cllm_quant_fill_reference(t); /* entries without an AVX-512 version */
+    cllm_quant_fill_kq_avx2(t);
     t->backend = vnni ? CLLM_QUANT_AVX512_VNNI : CLLM_QUANT_AVX512;
     t->name = vnni ? "avx512_vnni" : "avx512";
     t->quantize_q8_0 = avx512_quantize_q8_0;

@@ -10,8 +10,11 @@
 
 /* Fill t with the scalar reference (quant.c). */
 void cllm_quant_fill_reference(cllm_quant_kernels *t);
-/* Fill t with the AVX2 implementation (call only when the CPU has AVX2+FMA+F16C). */
+/* Fill t with the AVX2 implementation, the reference for entries it lacks (call only when the CPU has AVX2+FMA+F16C). */
 void cllm_quant_fill_avx2(cllm_quant_kernels *t);
+/* Set t's dots of q4_1, q5_0, q5_1 and q2_K..q6_K to the AVX2 ones
+ * (quant_kq_avx2.c; the AVX2 and AVX-512 tables both use them). */
+void cllm_quant_fill_kq_avx2(cllm_quant_kernels *t);
 /* Fill t with the AVX-512 implementation; vnni = 1 uses vpdpbusd for the
  * integer dots (call only when the CPU has those features). */
 void cllm_quant_fill_avx512(cllm_quant_kernels *t, int vnni);

@@ -359,7 +359,7 @@ static cllm_status load_part(const cllm_gguf *g, const cllm_tensor *t, const mod
     const cllm_ggml_type_info *ti = cllm_ggml_type_get(ft->type);
     if (!ti || !ti->has_kernels)
         return cllm_error_set(err, CLLM_ERR_FORMAT,
-                              "%s: tensor %s has type %s; cllm loads f32, f16, bf16, q8_0 and q4_0", path,
+                              "%s: tensor %s has type %s; cllm loads f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 and q2_K..q6_K", path,
                               pt->name, cllm_ggml_type_name(ft->type));
     float *dst = t->data + pt->row0 * pt->cols;
     int64_t n = pt->rows * pt->cols;

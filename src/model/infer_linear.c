@@ -10,7 +10,10 @@
  * tensors and position_embd into the f32 parameter block, and run the
  * linear layers and the embedding lookup of cllm_model_decode on the views:
  * q8_0/q4_0 through the integer GEMM on q8_0 activations (any number of
- * tokens), on a copy repacked at load into quant.h's x16 layout; bf16 on
+ * tokens), on a copy repacked at load into quant.h's x16 layout; q4_1,
+ * q5_0, q5_1 and the k-quants through their dot kernels on q8_0 / q8_K
+ * activations when decoding and dequantized row blocks + fp32 GEMM for
+ * prompt chunks, as f16; bf16 on
  * the x16 kernel (AVX512-BF16) or, on CPUs with AMX, prompts through
  * oneDNN's bf16 matmul (options.bf16_prompt); f32/f16/bf16 otherwise
  * through matrix-vector kernels for 1-2 tokens and dequantized row blocks +
@@ -67,6 +70,7 @@ struct model_infer_views {
     model_qmat *layer;            /* [L * LIN_LAYER_COUNT] */
     model_qmat tok_embd, output;  /* output == tok_embd views when tied */
     uint8_t *xq;                  /* [LIN_TOK_BLOCK, max_cols / 32 * 34] q8_0 activations */
+    uint8_t *xk;                  /* [LIN_MATVEC_MAX_N, max_cols / 256 * 292] q8_K activations (decode) */
     float *deq;                   /* [deq_slots, LIN_ROW_BLOCK, max_cols] dequantized rows, one slot per thread */
     int deq_slots;                /* OpenMP threads at load */
     size_t max_cols;              /* max(C, ffn_hidden) */
@@ -95,8 +99,8 @@ static cllm_status find_part(const cllm_gguf *g, const char *name, int64_t rows,
                               ndim == 1 ? 0LL : (long long)rows);
     if (!cllm_quant_type_supported(ft->type))
         return cllm_error_set(err, CLLM_ERR_FORMAT,
-                              "%s: tensor '%s' has type %s; cllm runs f32, f16, bf16, q8_0 and q4_0 "
-                              "(requantize with `cllm quantize` or llama-quantize --pure)",
+                              "%s: tensor '%s' has type %s; cllm runs f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
+                              "q5_1 and q2_K..q6_K (requantize with `cllm quantize`)",
                               cllm_gguf_path(g), name, cllm_ggml_type_name(ft->type));
     *out = ft;
     return CLLM_OK;
@@ -283,6 +287,7 @@ void model_infer_views_free(struct model_infer_views *views) {
     free(views->arena);
     free(views->layer);
     free(views->xq);
+    free(views->xk);
     free(views->deq);
     cllm_gguf_close(views->g);
     free(views);
@@ -332,10 +337,11 @@ cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *
     views->n_views = (size_t)cfg.n_layer * LIN_LAYER_COUNT;
     views->layer = calloc(views->n_views, sizeof *views->layer);
     views->xq = malloc(LIN_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
+    views->xk = malloc(LIN_MATVEC_MAX_N * cllm_quant_q8_K_bytes((int64_t)(max_cols + 255) / 256 * 256) + 64);
     views->max_cols = max_cols;
     views->deq_slots = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
     views->deq = malloc(sizeof(float) * LIN_ROW_BLOCK * max_cols * (size_t)views->deq_slots);
-    if (!views->layer || !views->xq || !views->deq) {
+    if (!views->layer || !views->xq || !views->xk || !views->deq) {
         cllm_model_destroy(m);
         return cllm_error_set(err, CLLM_ERR_NOMEM, "model load: out of memory for decode scratch");
     }
@@ -373,9 +379,17 @@ size_t cllm_model_decode_weight_bytes(const cllm_model *m) {
 
 /* ---- compute ----------------------------------------------------------------- */
 
-static int view_needs_q8(const model_qmat *v) {
+/* 1 when a part of v multiplies activations of type act (cllm_quant_act_type). */
+static int view_needs_act(const model_qmat *v, uint32_t act) {
     for (int p = 0; p < v->n_parts; p++)
-        if (v->part[p].type == CLLM_GGML_Q8_0 || v->part[p].type == CLLM_GGML_Q4_0) return 1;
+        if (cllm_quant_act_type(v->part[p].type) == act) return 1;
+    return 0;
+}
+
+/* 1 when a part of v runs on the integer GEMM (q8_0, q4_0). */
+static int view_has_q8(const model_qmat *v) {
+    for (int p = 0; p < v->n_parts; p++)
+        if (part_is_q8(&v->part[p])) return 1;
     return 0;
 }
 
@@ -420,9 +434,11 @@ static int decode_chunks(const model_qmat *v, int step) {
  * library calls inside run serially (nested regions are inactive). */
 static void qmat_decode(struct model_infer_views *views, const model_qmat *v, float *out, const float *in, int n, int IC,
                         int OC) {
-    const size_t xs = cllm_quant_q8_0_bytes(IC);
-    if (view_needs_q8(v))
+    const size_t xs = cllm_quant_q8_0_bytes(IC), ks = cllm_quant_q8_K_bytes(IC);
+    if (view_needs_act(v, CLLM_GGML_Q8_0))
         for (int i = 0; i < n; i++) views->k->quantize_q8_0(in + (size_t)i * IC, views->xq + (size_t)i * xs, IC);
+    if (view_needs_act(v, CLLM_GGML_Q8_K))
+        for (int i = 0; i < n; i++) views->k->quantize_q8_K(in + (size_t)i * IC, views->xk + (size_t)i * ks, IC);
     int64_t rows = 0;
     for (int p = 0; p < v->n_parts; p++) rows += v->part[p].rows;
     const int nth = omp_get_max_threads();
@@ -458,6 +474,12 @@ static void qmat_decode(struct model_infer_views *views, const model_qmat *v, fl
             if (nx < nr)
                 cllm_quant_gemm(views->k, q->type, w + (size_t)nx * q->row_bytes, q->row_bytes, nr - nx, IC, views->xq, xs,
                                 n, o + nx, (size_t)OC);
+        } else if (cllm_quant_act_type(q->type) != CLLM_GGML_F32) {
+            /* q4_1, q5_0, q5_1, k-quants: one dot per row and token (no x16 copy) */
+            const int k8 = cllm_quant_act_type(q->type) == CLLM_GGML_Q8_K;
+            for (int i = 0; i < n; i++)
+                cllm_quant_matvec(views->k, q->type, w, q->row_bytes, nr, IC, NULL,
+                                  k8 ? views->xk + (size_t)i * ks : views->xq + (size_t)i * xs, o + (size_t)i * OC);
         } else {
             if (nx > 0) cllm_quant_gemm_x16_bf16(views->k, P, nx / CLLM_QUANT_X16_ROWS, IC, in, n, o, (size_t)OC);
             for (int i = 0; i < n && nx < nr; i++)
@@ -474,7 +496,7 @@ static void qmat_forward(struct model_infer_views *views, const model_qmat *v, f
         qmat_decode(views, v, out, in, n, IC, OC);
         return;
     }
-    if (view_needs_q8(v)) qmat_forward_q8(views, v, out, in, n, IC, OC);
+    if (view_has_q8(v)) qmat_forward_q8(views, v, out, in, n, IC, OC);
     size_t row0 = 0;
     for (int p = 0; p < v->n_parts; p++) {
         const model_qpart *q = &v->part[p];
@@ -503,7 +525,7 @@ static void qmat_forward(struct model_infer_views *views, const model_qmat *v, f
             row0 += (size_t)q->rows;
             continue;
         }
-        /* f16/bf16: one parallel region; blocks of LIN_ROW_BLOCK rows handed out
+        /* f16/bf16 and the other block types: one parallel region; blocks of LIN_ROW_BLOCK rows handed out
          * dynamically (a thread that loses its core on a shared machine does not
          * hold the others up), each dequantized into the taking thread's scratch
          * slot and multiplied by a one-thread GEMM (oneDNN runs serially inside

@@ -1,7 +1,8 @@
 /*
  * quant.h: dot products and matrix-vector products over weights stored in
- * ggml's types (f32, f16, bf16, q8_0, q4_0; layouts in ggml_types.h), the
- * kernels behind quantized inference.
+ * ggml's types (f32, f16, bf16, q8_0, q4_0, and q4_1, q5_0, q5_1, q2_K ..
+ * q6_K at the end of the table; layouts in ggml_types.h), the kernels
+ * behind quantized inference.
  *
  * As in llama.cpp, a quantized weight row (q8_0 or q4_0) is multiplied with
  * the activation vector quantized to q8_0 ("q8_0 activations"): per block of
@@ -20,6 +21,11 @@
  * cllm_kernels_get(); CLLM_KERNELS=reference forces the reference. Integer
  * sums inside a block are exact in every path, so the paths differ from the
  * reference only by the order of the float accumulation over blocks.
+ *
+ * The other block types have dot products only (no batched or x16 form):
+ * the model decodes them row by row on q8_0 / q8_K activations and runs
+ * their prompt chunks on dequantized rows + cllm_sgemm; AVX2 versions of
+ * all of them serve the AVX2 and AVX-512 tables.
  *
  * Not here: quantizing weights for files (ggml_types.h), model inference
  * (model/mapped.h). Model inference runs cllm_quant_gemm_x16 on repacked
@@ -86,6 +92,26 @@ typedef struct {
     void (*round_bf16)(const float *x, uint16_t *y, int64_t n);
     /* y[n] = x rounded to fp16 (nearest even, as cllm_fp32_to_fp16): the rows of an f16 KV cache. */
     void (*round_f16)(const float *x, uint16_t *y, int64_t n);
+    /* ---- the other block types (ggml_types.h) ----
+     * q4_1, q5_0 and q5_1 rows are multiplied with q8_0 activations (as
+     * q4_0; a block's min times the activation block's sum adds the
+     * offset), the k-quants q2_K .. q6_K with q8_K activations (n a multiple
+     * of 256): per sub-block an integer dot times its integer scale, per
+     * super-block the fp16 scale times the activation scale, the mins
+     * through q8_K's per-16 sums. Tables without a SIMD version of an entry
+     * hold the reference's. */
+    /* y: n/256 q8_K blocks from x[n] (cllm_ggml_quantize_q8_K's rounding). */
+    void (*quantize_q8_K)(const float *x, void *y, int64_t n);
+    float (*dot_q4_1_q8_0)(const void *w, const void *xq, int64_t n);
+    float (*dot_q5_0_q8_0)(const void *w, const void *xq, int64_t n);
+    float (*dot_q5_1_q8_0)(const void *w, const void *xq, int64_t n);
+    float (*dot_q2_K_q8_K)(const void *w, const void *xq, int64_t n);
+    float (*dot_q3_K_q8_K)(const void *w, const void *xq, int64_t n);
+    float (*dot_q4_K_q8_K)(const void *w, const void *xq, int64_t n);
+    float (*dot_q5_K_q8_K)(const void *w, const void *xq, int64_t n);
+    float (*dot_q6_K_q8_K)(const void *w, const void *xq, int64_t n);
+    /* dst[n] = the values of one row of any of these types (exact, as cllm_ggml_to_f32). */
+    void (*dequant_other)(uint32_t type, const void *src, float *dst, int64_t n);
 } cllm_quant_kernels;
 
 /* The implementation this CPU runs best (the reference under
@@ -96,15 +122,30 @@ const cllm_quant_kernels *cllm_quant_kernels_get(void);
  * compare every available one against CLLM_QUANT_REFERENCE). */
 const cllm_quant_kernels *cllm_quant_kernels_backend(cllm_quant_backend b);
 
-/* 1 when `type` is one the kernels below handle: f32, f16, bf16, q8_0, q4_0. */
+/* 1 when `type` is one the kernels below handle: f32, f16, bf16, q8_0,
+ * q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K. */
 int cllm_quant_type_supported(uint32_t type);
+
+/* The activation type rows of `type` are multiplied with: CLLM_GGML_Q8_0
+ * (q8_0, q4_0, q4_1, q5_0, q5_1), CLLM_GGML_Q8_K (the k-quants) or
+ * CLLM_GGML_F32 (f32, f16, bf16: the float activations). */
+uint32_t cllm_quant_act_type(uint32_t type);
 
 /* Bytes of the q8_0 activation buffer for a vector of n (multiple of 32). */
 size_t cllm_quant_q8_0_bytes(int64_t n);
 
+/* Bytes of the q8_K activation buffer for a vector of n (multiple of 256). */
+size_t cllm_quant_q8_K_bytes(int64_t n);
+
+/* The dot product of one row of `type` with activations of
+ * cllm_quant_act_type(type), from table k; NULL for the float types (their
+ * dot_* take f32 activations). */
+float (*cllm_quant_dot_fn(const cllm_quant_kernels *k, uint32_t type))(const void *, const void *, int64_t);
+
 /* out[r] = dot(row r of W, x) for r in [0, rows), W rows `row_bytes` apart
- * in `type` (cols elements each). For q8_0/q4_0 weights xq must hold x
- * quantized by k->quantize_q8_0 (cols multiple of 32); for the others xq is
+ * in `type` (cols elements each). For quantized weights xq must hold x
+ * quantized to cllm_quant_act_type(type) by k->quantize_q8_0 (cols multiple
+ * of 32) or k->quantize_q8_K (multiple of 256); for the float types xq is
  * ignored and may be NULL. Rows are split over the OpenMP threads. k NULL
  * means cllm_quant_kernels_get(). Overwrites out. */
 void cllm_quant_matvec(const cllm_quant_kernels *k, uint32_t type, const void *W, size_t row_bytes,

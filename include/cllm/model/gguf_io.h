@@ -23,10 +23,11 @@
  * shape ([rows, cols] -> {cols, rows}).
  *
  * Types: 1-D tensors are always f32; 2-D matrices use the requested type
- * (f32, f16, bf16, q8_0, q4_0), except that a matrix whose row length is not
- * a multiple of the type's block falls back to f32. f32 files round-trip
- * bit-exactly (checkpoints rely on it). Loading accepts any of those five
- * types per tensor and dequantizes into the model's f32 parameters.
+ * (any type with kernels: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1,
+ * q2_K .. q6_K), except that a matrix whose row length is not a multiple of
+ * the type's block falls back to f32. f32 files round-trip bit-exactly
+ * (checkpoints rely on it). Loading accepts any of those types per tensor
+ * and dequantizes into the model's f32 parameters.
  *
  * Not here: tokenizer keys (the tokenizer module writes them through the
  * `extra` hook and reads them from the cllm_gguf), optimizer state

@@ -1,7 +1,7 @@
 /*
  * mapped.h: a cllm_model for inference whose weight matrices stay in
- * the GGUF file's own types (f32, f16, bf16, q8_0, q4_0), memory-mapped, with
- * no f32 copy.
+ * the GGUF file's own types (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1,
+ * q2_K..q6_K), memory-mapped, with no f32 copy.
  *
  * cllm_model_load_gguf_mapped maps the file and keeps it open for the life
  * of the model. Each matrix (attention qkv, output projection, MLP up/gate
@@ -14,7 +14,8 @@
  *
  * cllm_model_decode then runs on the views: one token at a time through the
  * quantized matrix-vector kernels (quant.h: activations quantized to q8_0
- * for q8_0/q4_0 weights, f32 for f16/bf16/f32 weights; rows over all
+ * for q8_0/q4_0/q4_1/q5_0/q5_1 weights, to q8_K for the k-quants, f32 for
+ * f16/bf16/f32 weights; rows over all
  * OpenMP threads); a prompt chunk of more than 2 tokens through fp32 GEMM
  * (oneDNN) on blocks of 256 rows dequantized into a scratch buffer sized at
  * load time. Nothing allocates per token. The embedding row of each token is
@@ -35,9 +36,9 @@
 /* Opens `path`, reads its config (cllm_model_config_from_gguf), creates the
  * model with `opts` (NULL: default options with max_seq capped at the
  * context), and binds every tensor: shapes must match the config, types must
- * be f32/f16/bf16/q8_0/q4_0, no tensor may be missing or unused. A matrix
- * with q8_0/q4_0 needs a row length that is a multiple of 32 (the file
- * format guarantees it). *out is owned by the caller (cllm_model_destroy). */
+ * be one of those types, no tensor may be missing or unused. A matrix
+ * with a block type needs a row length that is a multiple of its block
+ * (32, or 256 for the k-quants; the file reader checks it). *out is owned by the caller (cllm_model_destroy). */
 cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_options *opts,
                                         cllm_model **out, cllm_error *err);
 /* The same over a file the caller already opened (the model loader parses
