@@ -235,20 +235,16 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
 
 /* ---- with --tools: the agent loop on an OpenAI message list ---- */
 
-typedef struct {
-    const cJSON *messages;
-} agent_view;
-
 /* Calls and results go to stderr as they happen; a turn's text is printed
- * when it ends, unless it was calls. */
+ * when it ends, unless it was calls. ctx is the conversation. */
 static int on_agent_event(void *ctx, const cllm_agent_event *ev) {
-    const agent_view *v = ctx;
+    const cJSON *messages = ctx;
     if (ev->kind == CLLM_AGENT_CALL) {
         fprintf(stderr, "[tool] %s %.*s\n", ev->name, (int)ev->len, ev->text);
     } else if (ev->kind == CLLM_AGENT_RESULT) {
         fprintf(stderr, "[tool] -> %.*s\n", (int)ev->len, ev->text);
     } else if (ev->kind == CLLM_AGENT_TURN_END) {
-        const cJSON *last = cJSON_GetArrayItem(v->messages, cJSON_GetArraySize(v->messages) - 1);
+        const cJSON *last = cJSON_GetArrayItem(messages, cJSON_GetArraySize(messages) - 1);
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
         if (!cJSON_GetObjectItemCaseSensitive(last, "tool_calls") && cJSON_IsString(content))
             printf("%s\n", content->valuestring);
@@ -283,11 +279,10 @@ static int tools_turn(model_session *s, cJSON *msgs, const cllm_toolbox *tb, con
     cJSON_AddStringToObject(u, "content", line);
     for (;;) {
         int before = cJSON_GetArraySize(msgs);
-        agent_view v = {msgs};
         cllm_agent_stats st;
         cllm_error err;
         interrupted = 0;
-        if (cllm_agent_run(s->model, s->tok, s->chat_template, s->context, tb, p, msgs, on_agent_event, &v, &st,
+        if (cllm_agent_run(s->model, s->tok, s->chat_template, s->context, tb, p, msgs, on_agent_event, msgs, &st,
                            &err) != CLLM_OK) {
             fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
             return 0;
