@@ -38,7 +38,8 @@
 # Load: the script waits (up to QUIET_WAIT seconds, default 1200) while
 # /tmp/cllm-quiet exists or the 1-minute load average is above 1.3, then runs
 # anyway; the load is recorded before, after and at each round (2 shared
-# cores: rerun when busy).
+# cores: rerun when busy). The benchmark's own 2 threads raise the 1-minute
+# average towards 2 while it runs, so the round and after figures include it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${CLLM_BUILD:-build}
@@ -101,23 +102,20 @@ print(json.dumps({"model": sys.argv[1], "peer": "cllm", "mode": sys.argv[2], "ro
                   "tokens": d["completion_tokens"], "seconds": d["generate_seconds"], "valid": valid}))' \
             "$name" "$mode" "$round" >>"$work/runs.jsonl"
 }
-# llama_run NAME MODE ROUND MODEL PROMPT EXTRA...: the tool's text on stdout,
-# its perf report on stderr.
-llama_run() {
-    local name=$1 mode=$2 round=$3 model=$4 prompt=$5
-    shift 5
-    "$lc" -m "$model" -p "$prompt" -n "$n" --temp 0 -t "$threads" -tb "$threads" --no-warmup \
-        --no-display-prompt "$@" </dev/null >"$work/llama.out" 2>"$work/llama.err" || {
-        echo "bench_grammar: llama-completion failed on $name ($mode):" >&2
-        tail -n 5 "$work/llama.err" >&2
-        return 1
-    }
-    /usr/bin/python3 - "$name" "$mode" "$round" "$work/llama.out" "$work/llama.err" >>"$work/runs.jsonl" <<'PY'
+# llama_parse NAME MODE ROUND: one JSON line from the last llama_run's text
+# and perf report; exit 3 when the report is missing.
+llama_parse() {
+    /usr/bin/python3 - "$1" "$2" "$3" "$work/llama.out" "$work/llama.err" <<'PY'
 import json, re, sys
 name, mode, rnd, out, err = sys.argv[1:6]
 log = open(err, errors="replace").read()
-sampling = float(re.search(r"sampling time =\s*([0-9.]+) ms", log).group(1))
+s = re.search(r"sampling time =\s*([0-9.]+) ms", log)
 m = re.search(r"\beval time =\s*([0-9.]+) ms /\s*([0-9]+) runs .*?([0-9.]+) tokens per second", log)
+if not s or not m:
+    print("bench_grammar: no perf report from llama-completion on %s (%s); its log ends:\n%s"
+          % (name, mode, "\n".join(log.splitlines()[-4:])), file=sys.stderr)
+    sys.exit(3)
+sampling = float(s.group(1))
 eval_ms, runs, eval_tps = float(m.group(1)), int(m.group(2)), float(m.group(3))
 text = open(out, errors="replace").read()
 text = re.sub(r"\s*\[end of text\]\s*$", "", text)
@@ -128,6 +126,28 @@ except ValueError:
 print(json.dumps({"model": name, "peer": "llamacpp", "mode": mode, "round": int(rnd), "tokens": runs + 1,
                   "seconds": (eval_ms + sampling) / 1e3, "eval_only_tokens_per_s": eval_tps, "valid": valid}))
 PY
+}
+# llama_run NAME MODE ROUND MODEL PROMPT EXTRA...: the tool's text on stdout,
+# its perf report on stderr. llama.cpp logs from a thread of its own, and a
+# process that ends right after its report sometimes loses the report's last
+# lines (seen now and then with -cnv -st): such a run is repeated,
+# up to 3 times.
+llama_run() {
+    local name=$1 mode=$2 round=$3 model=$4 prompt=$5 try line
+    shift 5
+    for try in 1 2 3; do
+        "$lc" -m "$model" -p "$prompt" -n "$n" --temp 0 -t "$threads" -tb "$threads" --no-warmup \
+            --no-display-prompt "$@" </dev/null >"$work/llama.out" 2>"$work/llama.err" || {
+            echo "bench_grammar: llama-completion failed on $name ($mode):" >&2
+            tail -n 5 "$work/llama.err" >&2
+            return 1
+        }
+        if line=$(llama_parse "$name" "$mode" "$round"); then
+            echo "$line" >>"$work/runs.jsonl"
+            return 0
+        fi
+    done
+    return 1
 }
 
 bench_model() { # NAME MODEL PROMPT CHAT(0/1)
