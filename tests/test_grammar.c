@@ -548,6 +548,43 @@ static void test_grammar_json_schema_pattern_matches_posix_regex(void) {
     CHECK(compared >= 200, "only %d of 300 random patterns were compared (%d refused)", compared, refused);
 }
 
+/* Integer bounds: random [lo, hi] (some one-sided) against the integers
+ * around both ends and random ones across and beyond the range. */
+static void test_grammar_json_schema_integer_bounds_random(void) {
+    static const int64_t picks[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 5000, 12345, 99999, 100000};
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 99);
+    int checked = 0;
+    for (int t = 0; t < 120; t++) {
+        int64_t v[2];
+        for (int k = 0; k < 2; k++) {
+            v[k] = cllm_rng_u64(&rng) % 2 ? picks[cllm_rng_u64(&rng) % 14] : (int64_t)(cllm_rng_u64(&rng) % 200000);
+            if (cllm_rng_u64(&rng) % 3 == 0) v[k] = -v[k];
+        }
+        int64_t lo = v[0] < v[1] ? v[0] : v[1], hi = v[0] < v[1] ? v[1] : v[0];
+        int sides = (int)(cllm_rng_u64(&rng) % 3); /* both, minimum only, maximum only */
+        char schema[200];
+        if (sides == 0) snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld,\"maximum\":%lld}", (long long)lo, (long long)hi);
+        else if (sides == 1) snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld}", (long long)lo);
+        else snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"maximum\":%lld}", (long long)hi);
+        cllm_grammar *g = schema_grammar(schema);
+        if (!g) continue;
+        int64_t span = hi - lo + 200;
+        for (int k = 0; k < 60; k++) {
+            int64_t x = k < 10 ? lo - 5 + k : k < 20 ? hi - 5 + (k - 10) : lo - 100 + (int64_t)(cllm_rng_u64(&rng) % (uint64_t)span);
+            if (k == 59) x = (int64_t)(cllm_rng_u64(&rng) % 20000000) - 10000000;
+            int want = (sides == 2 || x >= lo) && (sides == 1 || x <= hi);
+            char text[32];
+            snprintf(text, sizeof text, "%lld", (long long)x);
+            int got = matches_g(g, text, strlen(text));
+            CHECK(got == want, "%s on %s: grammar %d, want %d", schema, text, got, want);
+            checked++;
+        }
+        cllm_grammar_destroy(g);
+    }
+    CHECK(checked == 120 * 60, "checked %d", checked);
+}
+
 static void test_grammar_json_schema_root_wraps_the_value(void) {
     static const char schema[] = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
                                  "\"required\":[\"a\"]}";
@@ -835,6 +872,7 @@ int main(void) {
     TEST_RUN(test_grammar_json_schema_table);
     TEST_RUN(test_grammar_json_schema_string_pattern_format_bounds);
     TEST_RUN(test_grammar_json_schema_pattern_matches_posix_regex);
+    TEST_RUN(test_grammar_json_schema_integer_bounds_random);
     TEST_RUN(test_grammar_json_schema_root_wraps_the_value);
     TEST_RUN(test_grammar_json_schema_refusals_name_the_keyword);
     TEST_RUN(test_grammar_random_grammars_match_reference);

@@ -217,16 +217,18 @@ static int set_add(cp_set *s, uint32_t lo, uint32_t hi) {
     return 1;
 }
 
-static void set_complement(cp_set *s) {
+/* 0 when the complement has more ranges than a set holds. */
+static int set_complement(cp_set *s) {
     set_normalize(s);
     cp_set t = {.n = 0};
     uint32_t next = 0;
     for (int i = 0; i < s->n; i++) {
-        if (s->r[i].lo > next) set_add(&t, next, s->r[i].lo - 1);
+        if (s->r[i].lo > next && !set_add(&t, next, s->r[i].lo - 1)) return 0;
         next = s->r[i].hi + 1;
     }
-    if (next <= CP_MAX) set_add(&t, next, CP_MAX); /* at most n + 1 <= RE_MAX_RANGES + 1 ranges: see set_union */
+    if (next <= CP_MAX && !set_add(&t, next, CP_MAX)) return 0;
     *s = t;
+    return 1;
 }
 
 static int set_has(const cp_set *s, uint32_t cp) {
@@ -382,7 +384,7 @@ static int re_escape(regex *r, int in_class, cp_set *set, int *single) {
         if (lower == 'd') set_add(&t, '0', '9');
         else if (lower == 'w') set_add(&t, '0', '9'), set_add(&t, 'A', 'Z'), set_add(&t, 'a', 'z'), set_add(&t, '_', '_');
         else set_space(&t);
-        if (e != lower) set_complement(&t);
+        if (e != lower) (void)set_complement(&t); /* a few ranges: it always fits */
         *single = 0;
         if (!set_union(set, &t)) return re_unsupported(r, "a character class of more than %d ranges", RE_MAX_RANGES);
         return 1;
@@ -484,7 +486,8 @@ static int re_class(regex *r, cp_set *set) {
     }
     if (r->pos >= r->n) return re_invalid(r, "unterminated character class");
     r->pos++;
-    if (negate) set_complement(set);
+    if (negate && !set_complement(set))
+        return re_unsupported(r, "a negated character class of more than %d ranges", RE_MAX_RANGES - 1);
     return 1;
 }
 
@@ -574,7 +577,7 @@ static int re_sequence(regex *r, int *nullable) {
             } else if (ch == '.') { /* any character but a line terminator */
                 r->pos++;
                 set_add(&set, '\n', '\n'), set_add(&set, '\r', '\r'), set_add(&set, 0x2028, 0x2029);
-                set_complement(&set);
+                (void)set_complement(&set); /* 4 ranges: it always fits */
             } else if (ch == '\\') {
                 r->pos++;
                 if (!re_escape(r, 0, &set, &single)) return 0;
@@ -694,7 +697,7 @@ static void put_digits_between(FILE *f, const char *a, const char *b, size_t d) 
         return;
     }
     int low_zeros = strspn(a + 1, "0") == d - 1, high_nines = strspn(b + 1, "9") == d - 1;
-    char zeros[20], nines[20];
+    char zeros[20] = {0}, nines[20] = {0}; /* d <= 16 */
     memset(zeros, '0', d - 1), memset(nines, '9', d - 1);
     const char *sep = "";
     fputs("( ", f);
@@ -721,10 +724,10 @@ static void put_nonneg_range(FILE *f, int64_t lo, int64_t hi) {
     int64_t start = 1; /* 10^(d-1) */
     fputs("( ", f);
     const char *sep = "";
-    for (size_t d = 1; d <= 16 && start <= hi; d++, start *= 10) {
-        int64_t end = start * 10 - 1;
+    for (size_t d = 1; d <= 16; d++, start *= 10) {
+        int64_t end = start * 10 - 1, a = d == 1 ? 0 : start; /* the d-digit numbers: a..end */
+        if (a > hi) break;
         if (end < lo) continue;
-        int64_t a = d == 1 ? 0 : start;
         a = lo > a ? lo : a;
         int64_t b = hi < end ? hi : end;
         char sa[20], sb[20];
