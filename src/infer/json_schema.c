@@ -369,6 +369,14 @@ static int re_hex(regex *r, int n, uint32_t *cp) {
     return 1;
 }
 
+/* One literal character at r->pos (UTF-8). */
+static int re_char(regex *r, uint32_t *cp) {
+    size_t len = cllm_grammar_utf8_decode((const unsigned char *)r->s + r->pos, r->n - r->pos, cp);
+    if (!len) return re_invalid(r, "the pattern is not valid UTF-8");
+    r->pos += len;
+    return 1;
+}
+
 /* The escape after a '\' at r->pos, as a set of code points; *single says
  * whether it is one character (a range may end at it). */
 static int re_escape(regex *r, int in_class, cp_set *set, int *single) {
@@ -433,19 +441,16 @@ static int re_escape(regex *r, int in_class, cp_set *set, int *single) {
     case 'p': case 'P': return r->pos = start, re_unsupported(r, "a Unicode property escape '\\%c'", e);
     default:
         if (e >= '1' && e <= '9') return r->pos = start, re_unsupported(r, "a backreference '\\%c'", e);
-        if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (unsigned char)e >= 0x80)
+        if ((unsigned char)e >= 0x80) { /* an escaped non-ASCII character: the character */
+            r->pos--;
+            if (!re_char(r, &cp)) return 0;
+            break;
+        }
+        if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z'))
             return r->pos = start, re_invalid(r, "unknown escape '\\%c'", e);
         cp = (uint32_t)(unsigned char)e; /* escaped punctuation: the character itself */
     }
     set_add(set, cp, cp);
-    return 1;
-}
-
-/* One literal character at r->pos (UTF-8). */
-static int re_char(regex *r, uint32_t *cp) {
-    size_t len = cllm_grammar_utf8_decode((const unsigned char *)r->s + r->pos, r->n - r->pos, cp);
-    if (!len) return re_invalid(r, "the pattern is not valid UTF-8");
-    r->pos += len;
     return 1;
 }
 
