@@ -38,8 +38,11 @@
 # Load: the script waits (up to QUIET_WAIT seconds, default 1200) while
 # /tmp/cllm-quiet exists or the 1-minute load average is above 1.3, then runs
 # anyway; the load is recorded before, after and at each round (2 shared
-# cores: rerun when busy). The benchmark's own 2 threads raise the 1-minute
-# average towards 2 while it runs, so the round and after figures include it.
+# cores: rerun when busy). The benchmark's own threads raise the 1-minute
+# average while it runs, so the round and after figures include them. On a
+# busy machine use THREADS=1: with 2 threads and other jobs on the cores,
+# llama.cpp's OpenMP threads spin for a core they cannot get and its rates
+# collapse (3-48 tokens/s instead of ~1700 on the tiny model at load 4-5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${CLLM_BUILD:-build}
