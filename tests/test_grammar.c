@@ -411,7 +411,8 @@ static void test_grammar_json_schema_string_pattern_format_bounds(void) {
          {"\"ab,_.x\"", "\"a, 1-y\"", "\"\\\"x,\\tZ!!\""}, {"\"a b,c.d\"", "\"ab,c.1\"", "\"ab,cd1\"", "\"a,  1.x\""}},
         {"{\"type\":\"string\",\"pattern\":\"^[\\\\u0000-\\\\u001f]$\"}", {"\"\\n\"", "\"\\u001F\"", "\"\\u0000\""},
          {"\" \"", "\"\\\"\"", "\"a\""}},
-        {"{\"type\":\"string\",\"pattern\":\"^\\\\u00e9\\\\x41[\\\\-+]\\\\/\\\\\\\\$\"}", {"\"\xc3\xa9" "A-/\\\\\"", "\"\xc3\xa9" "A+/\\\\\""},
+        {"{\"type\":\"string\",\"pattern\":\"^\\\\u00e9\\\\x41[\\\\-+]\\\\/\\\\\\\\$\"}",
+         {"\"\xc3\xa9" "A-/\\\\\"", "\"\xc3\xa9" "A+/\\\\\""},
          {"\"eA-/\\\\\"", "\"\xc3\xa9" "A*/\\\\\""}},
         {"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":[\"string\",\"null\"],\"pattern\":\"^[A-Z]{2}-\\\\d+$\"}},"
          "\"required\":[\"id\"]}",
@@ -564,15 +565,22 @@ static void test_grammar_json_schema_integer_bounds_random(void) {
         int64_t lo = v[0] < v[1] ? v[0] : v[1], hi = v[0] < v[1] ? v[1] : v[0];
         int sides = (int)(cllm_rng_u64(&rng) % 3); /* both, minimum only, maximum only */
         char schema[200];
-        if (sides == 0) snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld,\"maximum\":%lld}", (long long)lo, (long long)hi);
-        else if (sides == 1) snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld}", (long long)lo);
-        else snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"maximum\":%lld}", (long long)hi);
+        if (sides == 0)
+            snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld,\"maximum\":%lld}", (long long)lo,
+                     (long long)hi);
+        else if (sides == 1)
+            snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld}", (long long)lo);
+        else
+            snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"maximum\":%lld}", (long long)hi);
         cllm_grammar *g = schema_grammar(schema);
         if (!g) continue;
         int64_t span = hi - lo + 200;
         for (int k = 0; k < 60; k++) {
-            int64_t x = k < 10 ? lo - 5 + k : k < 20 ? hi - 5 + (k - 10) : lo - 100 + (int64_t)(cllm_rng_u64(&rng) % (uint64_t)span);
-            if (k == 59) x = (int64_t)(cllm_rng_u64(&rng) % 20000000) - 10000000;
+            int64_t x; /* around lo, around hi, across the range, and one anywhere */
+            if (k < 10) x = lo - 5 + k;
+            else if (k < 20) x = hi - 5 + (k - 10);
+            else if (k < 59) x = lo - 100 + (int64_t)(cllm_rng_u64(&rng) % (uint64_t)span);
+            else x = (int64_t)(cllm_rng_u64(&rng) % 20000000) - 10000000;
             int want = (sides == 2 || x >= lo) && (sides == 1 || x <= hi);
             char text[32];
             snprintf(text, sizeof text, "%lld", (long long)x);

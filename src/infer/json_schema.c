@@ -146,7 +146,6 @@ static int is_one_of(const char *k, const char *const *list, size_t n) {
     return 0;
 }
 
-
 /* ---- "pattern": a regular-expression subset -> GBNF ------------------------
  *
  * A JSON Schema pattern is an ECMA-262 regular expression over the string's
@@ -345,7 +344,9 @@ static void put_json_set(FILE *f, cp_set *s) {
 }
 
 static int hex_digit(char ch) {
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
 }
 
 /* n hex digits at r->pos (n 0: \u{...}'s 1-6 digits up to '}'). */
@@ -430,7 +431,8 @@ static int re_escape(regex *r, int in_class, cp_set *set, int *single) {
                 size_t back = r->pos;
                 uint32_t low = 0;
                 r->pos += 2;
-                if (re_hex(r, 4, &low) && low >= 0xDC00 && low <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                if (re_hex(r, 4, &low) && low >= 0xDC00 && low <= 0xDFFF)
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
                 else r->pos = back;
                 if (r->c->st != CLLM_OK) return 0;
             }
@@ -540,7 +542,8 @@ static int re_sequence(regex *r, int *nullable) {
         if (ch == '^') return re_unsupported(r, "the anchor '^' other than at the start of the pattern");
         if (ch == ')') return re_invalid(r, "unbalanced ')'");
         if (ch == '*' || ch == '+' || ch == '?') return re_invalid(r, "'%c' with nothing to repeat", ch);
-        if (ch == '{') return re_invalid(r, "a '{' that repeats nothing or is not {m}, {m,} or {m,n} (\\{ is the character)");
+        if (ch == '{')
+            return re_invalid(r, "a '{' that repeats nothing or is not {m}, {m,} or {m,n} (\\{ is the character)");
         if (wrote) fputc(' ', r->out);
         wrote = 1;
         int atom_nullable = 0;
