@@ -10,6 +10,11 @@
  * times each, keeping the best. Prints one JSON object: the trie build time,
  * per-step mean and worst mask time, mean check time, and the mean number of
  * tokens allowed. Every token of SAMPLE must be accepted (else exit 1).
+ *
+ *   bench_grammar --gbnf SCHEMA.json
+ *
+ * prints the GBNF that SCHEMA converts to, so that bench_grammar.sh can give
+ * llama.cpp's completion tool (--grammar-file) exactly the grammar cllm runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +30,27 @@ static int fail(const cllm_error *err) {
     return 1;
 }
 
+/* bench_grammar --gbnf SCHEMA: the converted grammar on stdout. */
+static int print_gbnf(const char *path) {
+    cllm_error err;
+    char *schema = NULL, *gbnf = NULL;
+    size_t schema_len;
+    if (cllm_file_read_all(path, 1 << 20, &schema, &schema_len, &err) != CLLM_OK ||
+        cllm_json_schema_to_gbnf(schema, schema_len, path, &gbnf, &err) != CLLM_OK) {
+        free(schema);
+        return fail(&err);
+    }
+    fputs(gbnf, stdout);
+    free(schema);
+    free(gbnf);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--gbnf") == 0) return print_gbnf(argv[2]);
     if (argc != 5) {
-        fprintf(stderr, "usage: bench_grammar TOKENIZER SCHEMA.json SAMPLE.json ROUNDS\n");
+        fprintf(stderr, "usage: bench_grammar TOKENIZER SCHEMA.json SAMPLE.json ROUNDS\n"
+                        "       bench_grammar --gbnf SCHEMA.json\n");
         return 2;
     }
     int rounds = atoi(argv[4]);

@@ -589,9 +589,10 @@ s, t, _ = req("POST", CMPL, {"prompt": "x", "grammar": "root ::= [a-z]+\nroot ::
 check("bad grammar: the message gives line and column", s == 400
       and "grammar:2:1: rule 'root' is defined twice" in json.loads(t)["error"]["message"], t[:300])
 s, t, _ = req("POST", CHAT, {"messages": msgs, "response_format": {"type": "json_schema", "json_schema": {"name": "p",
-                             "schema": {"type": "object", "properties": {"e": {"type": "string", "pattern": "a+"}}}}}})
-check("bad schema: the message names the keyword and where", s == 400 and
-      "unsupported JSON Schema keyword 'pattern' at /properties/e" in json.loads(t)["error"]["message"], t[:300])
+                             "schema": {"type": "object", "properties": {"e": {"type": "string", "pattern": "(a)\\1"}}}}}})
+check("bad schema: the message names the keyword, where and the construct", s == 400 and
+      "unsupported JSON Schema keyword 'pattern' at /properties/e: a backreference" in json.loads(t)["error"]["message"],
+      t[:300])
 check("constrained requests leave the server healthy", health_ok())
 
 # ---- a model whose logits are all NaN: 500 / SSE error naming the cause, server up ----

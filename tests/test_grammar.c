@@ -6,8 +6,12 @@
  * vocabulary (tokens spanning several symbols, split UTF-8 characters,
  * end-of-generation only when complete), the sampler stage, and a
  * differential check: random grammars printed as GBNF against a simple
- * backtracking matcher on their syntax trees, over every short string.
+ * backtracking matcher on their syntax trees, over every short string; and
+ * random JSON Schema patterns against the C library's POSIX regular
+ * expressions (regcomp), on every short string.
  */
+#include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -382,6 +386,213 @@ static void test_grammar_json_schema_table(void) {
     }
 }
 
+/* Patterns, formats and integer bounds: schema -> accepted / refused JSON
+ * texts (each text is a whole JSON value). */
+static void test_grammar_json_schema_string_pattern_format_bounds(void) {
+    static const struct {
+        const char *schema;
+        const char *yes[6], *no[6];
+    } cases[] = {
+        /* anchored: the whole string */
+        {"{\"type\":\"string\",\"pattern\":\"^[a-z]+\\\\d{2,3}$\"}", {"\"ab12\"", "\"x999\""},
+         {"\"ab1\"", "\"ab1234\"", "\"12\"", "\"aB12\"", "\"ab12 \""}},
+        /* unanchored: anywhere in the string */
+        {"{\"type\":\"string\",\"pattern\":\"ab+c\"}", {"\"abc\"", "\"xxabbbcyy\"", "\"\\\"abc\\\\\""},
+         {"\"ac\"", "\"abxc\"", "\"\""}},
+        {"{\"type\":\"string\",\"pattern\":\"^a|b$\"}", {"\"a\"", "\"axx\"", "\"xxb\"", "\"b\""}, {"\"xa\"", "\"bx\""}},
+        /* groups, alternation, optional, lazy, escapes of metacharacters */
+        {"{\"type\":\"string\",\"pattern\":\"^(?:ab|c)*?x?\\\\.(?<tail>[0-9]{2})$\"}",
+         {"\"abcab.12\"", "\"x.00\"", "\".55\"", "\"cx.12\""}, {"\"abx.1\"", "\"a.12\"", "\"xx.12\"", "\".123\""}},
+        /* '.' is any character but a line terminator; '"' and '\\' travel as JSON escapes */
+        {"{\"type\":\"string\",\"pattern\":\"^.{3}$\"}", {"\"a\\\"\\\\\"", "\"\xed\x95\x9c\xea\xb8\x80!\"", "\"\\t  \""},
+         {"\"a\\nb\"", "\"ab\"", "\"a\"b\""}},
+        /* classes: negation, ranges, class escapes, \s \S \w \W \D */
+        {"{\"type\":\"string\",\"pattern\":\"^[^\\\\s,]+,\\\\s?\\\\w\\\\W\\\\D$\"}",
+         {"\"ab,_.x\"", "\"a, 1-y\"", "\"\\\"x,\\tZ!!\""}, {"\"a b,c.d\"", "\"ab,c.1\"", "\"ab,cd1\"", "\"a,  1.x\""}},
+        {"{\"type\":\"string\",\"pattern\":\"^[\\\\u0000-\\\\u001f]$\"}", {"\"\\n\"", "\"\\u001F\"", "\"\\u0000\""},
+         {"\" \"", "\"\\\"\"", "\"a\""}},
+        {"{\"type\":\"string\",\"pattern\":\"^\\\\u00e9\\\\x41[\\\\-+]\\\\/\\\\\\\\$\"}",
+         {"\"\xc3\xa9" "A-/\\\\\"", "\"\xc3\xa9" "A+/\\\\\""},
+         {"\"eA-/\\\\\"", "\"\xc3\xa9" "A*/\\\\\""}},
+        {"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":[\"string\",\"null\"],\"pattern\":\"^[A-Z]{2}-\\\\d+$\"}},"
+         "\"required\":[\"id\"]}",
+         {"{\"id\": \"AB-12\"}", "{\"id\": null}"}, {"{\"id\": \"ab-12\"}", "{\"id\": \"AB-\"}", "{\"id\": 12}"}},
+        /* formats */
+        {"{\"type\":\"string\",\"format\":\"date\"}", {"\"2024-02-29\"", "\"1999-12-31\""},
+         {"\"2024-13-01\"", "\"2024-00-10\"", "\"2024-1-01\"", "\"2024-01-32\"", "\"24-01-01\""}},
+        {"{\"type\":\"string\",\"format\":\"time\"}", {"\"23:59:60Z\"", "\"08:30:00.123+05:30\""},
+         {"\"24:00:00Z\"", "\"08:30:00\"", "\"8:30:00Z\"", "\"08:61:00Z\""}},
+        {"{\"type\":\"string\",\"format\":\"date-time\"}", {"\"2024-05-06T07:08:09Z\"", "\"2024-05-06T07:08:09.5-01:00\""},
+         {"\"2024-05-06 07:08:09Z\"", "\"2024-05-06\""}},
+        {"{\"type\":\"string\",\"format\":\"uuid\"}", {"\"123e4567-e89b-12d3-a456-426614174000\""},
+         {"\"123e4567e89b12d3a456426614174000\"", "\"123e4567-e89b-12d3-a456-42661417400g\""}},
+        {"{\"type\":\"string\",\"format\":\"ipv4\"}", {"\"192.168.0.1\"", "\"255.255.255.0\"", "\"0.0.0.0\""},
+         {"\"256.1.1.1\"", "\"01.1.1.1\"", "\"1.1.1\""}},
+        /* integer bounds */
+        {"{\"type\":\"integer\",\"minimum\":-15,\"maximum\":123}", {"-15", "-9", "0", "7", "99", "123"},
+         {"-16", "124", "200", "1000", "-0", "05"}},
+        {"{\"type\":\"integer\",\"exclusiveMinimum\":7,\"exclusiveMaximum\":10}", {"8", "9"}, {"7", "10", "-8"}},
+        {"{\"type\":\"integer\",\"minimum\":100}", {"100", "999", "1000", "123456789012"}, {"99", "-100", "0"}},
+        {"{\"type\":\"integer\",\"maximum\":-3}", {"-3", "-1000", "-9999999999999999"}, {"-2", "0", "3"}},
+        {"{\"type\":[\"integer\",\"null\"],\"minimum\":2.5,\"maximum\":4}", {"3", "4", "null"}, {"2", "5", "2.5"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cllm_grammar *g = schema_grammar(cases[i].schema);
+        if (!g) continue;
+        for (int k = 0; k < 6 && cases[i].yes[k]; k++)
+            CHECK(matches_g(g, cases[i].yes[k], strlen(cases[i].yes[k])) == 1, "schema %zu should accept %s", i,
+                  cases[i].yes[k]);
+        for (int k = 0; k < 6 && cases[i].no[k]; k++)
+            CHECK(matches_g(g, cases[i].no[k], strlen(cases[i].no[k])) == 0, "schema %zu should reject %s", i,
+                  cases[i].no[k]);
+        cllm_grammar_destroy(g);
+    }
+}
+
+/* Random patterns over {a, b, "} from literals, classes, '.', groups, '|'
+ * and quantifiers, each with and without anchors, against POSIX extended
+ * regular expressions (the same language for this subset): every string of
+ * up to 4 characters of {a, b, c, "} must be accepted (as JSON text) exactly
+ * when regexec finds a match. */
+static void gen_pattern(cllm_rng *r, char *out, size_t cap, int depth) {
+    int n = 1 + (int)(cllm_rng_u64(r) % 3);
+    for (int i = 0; i < n; i++) {
+        int k = (int)(cllm_rng_u64(r) % (depth >= 2 ? 4 : 6));
+        static const char *const atoms[] = {"a", "b", "\"", "[ab]", "[^a]", "."};
+        if (k < 4 || depth >= 2) {
+            strncat(out, atoms[cllm_rng_u64(r) % 6], cap - strlen(out) - 1);
+        } else if (k == 4) {
+            strncat(out, "(", cap - strlen(out) - 1);
+            gen_pattern(r, out, cap, depth + 1);
+            strncat(out, "|", cap - strlen(out) - 1);
+            gen_pattern(r, out, cap, depth + 1);
+            strncat(out, ")", cap - strlen(out) - 1);
+        } else {
+            strncat(out, "(", cap - strlen(out) - 1);
+            gen_pattern(r, out, cap, depth + 1);
+            strncat(out, ")", cap - strlen(out) - 1);
+        }
+        static const char *const quants[] = {"", "", "", "*", "+", "?", "{2}", "{1,2}", "{0,}"};
+        strncat(out, quants[cllm_rng_u64(r) % 9], cap - strlen(out) - 1);
+    }
+}
+
+static void test_grammar_json_schema_pattern_matches_posix_regex(void) {
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 1234);
+    int compared = 0, refused = 0;
+    for (int t = 0; t < 300; t++) {
+        char body[256] = "", pat[300];
+        gen_pattern(&rng, body, sizeof body, 0);
+        int anchor = (int)(cllm_rng_u64(&rng) % 4); /* none, ^, $, both */
+        snprintf(pat, sizeof pat, "%s%s%s", anchor & 1 ? "^" : "", body, anchor & 2 ? "$" : "");
+        regex_t re;
+        if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB) != 0) {
+            CHECK(0, "posix regcomp refused generated pattern %s", pat);
+            continue;
+        }
+        /* The schema: the pattern as a JSON string ('"' escaped). */
+        char schema[800] = "{\"type\":\"string\",\"pattern\":\"";
+        for (const char *p = pat; *p; p++) {
+            size_t l = strlen(schema);
+            if (*p == '"') schema[l++] = '\\';
+            schema[l++] = *p;
+            schema[l] = 0;
+        }
+        strcat(schema, "\"}");
+        char *gbnf = NULL;
+        cllm_error err;
+        if (cllm_json_schema_to_gbnf(schema, strlen(schema), "s", &gbnf, &err) != CLLM_OK) {
+            /* the one refusal this generator can reach */
+            CHECK(strstr(err.msg, "unbounded repetition of something that can be empty"), "pattern %s: %s", pat,
+                  err.msg);
+            refused++;
+            regfree(&re);
+            continue;
+        }
+        cllm_grammar *g = NULL;
+        if (cllm_grammar_parse(gbnf, strlen(gbnf), "s", &g, &err) != CLLM_OK) {
+            CHECK(0, "pattern %s: the grammar does not parse: %s\n%s", pat, err.msg, gbnf);
+            free(gbnf);
+            regfree(&re);
+            continue;
+        }
+        static const char alphabet[] = "abc\"";
+        int mismatches = 0;
+        for (int len = 0; len <= 4; len++) {
+            int total = 1;
+            for (int k = 0; k < len; k++) total *= 4;
+            for (int code = 0; code < total; code++) {
+                char str[8], json[20];
+                size_t j = 0;
+                json[j++] = '"';
+                for (int k = 0, c = code; k < len; k++, c /= 4) {
+                    str[k] = alphabet[c % 4];
+                    if (str[k] == '"') json[j++] = '\\';
+                    json[j++] = str[k];
+                }
+                str[len] = 0;
+                json[j++] = '"';
+                int want = regexec(&re, str, 0, NULL, 0) == 0;
+                int got = matches_g(g, json, j);
+                if (got != want && mismatches++ == 0)
+                    CHECK(0, "pattern %s on '%s': grammar %d, regexec %d\n%s", pat, str, got, want, gbnf);
+            }
+        }
+        compared++;
+        cllm_grammar_destroy(g);
+        free(gbnf);
+        regfree(&re);
+    }
+    fprintf(stderr, "  pattern differential: %d patterns compared on 341 strings each, %d refused\n", compared,
+            refused);
+    CHECK(compared >= 200, "only %d of 300 random patterns were compared (%d refused)", compared, refused);
+}
+
+/* Integer bounds: random [lo, hi] (some one-sided) against the integers
+ * around both ends and random ones across and beyond the range. */
+static void test_grammar_json_schema_integer_bounds_random(void) {
+    static const int64_t picks[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 5000, 12345, 99999, 100000};
+    cllm_rng rng;
+    cllm_rng_seed(&rng, 99);
+    int checked = 0;
+    for (int t = 0; t < 120; t++) {
+        int64_t v[2];
+        for (int k = 0; k < 2; k++) {
+            v[k] = cllm_rng_u64(&rng) % 2 ? picks[cllm_rng_u64(&rng) % 14] : (int64_t)(cllm_rng_u64(&rng) % 200000);
+            if (cllm_rng_u64(&rng) % 3 == 0) v[k] = -v[k];
+        }
+        int64_t lo = v[0] < v[1] ? v[0] : v[1], hi = v[0] < v[1] ? v[1] : v[0];
+        int sides = (int)(cllm_rng_u64(&rng) % 3); /* both, minimum only, maximum only */
+        char schema[200];
+        if (sides == 0)
+            snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld,\"maximum\":%lld}", (long long)lo,
+                     (long long)hi);
+        else if (sides == 1)
+            snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"minimum\":%lld}", (long long)lo);
+        else
+            snprintf(schema, sizeof schema, "{\"type\":\"integer\",\"maximum\":%lld}", (long long)hi);
+        cllm_grammar *g = schema_grammar(schema);
+        if (!g) continue;
+        int64_t span = hi - lo + 200;
+        for (int k = 0; k < 60; k++) {
+            int64_t x; /* around lo, around hi, across the range, and one anywhere */
+            if (k < 10) x = lo - 5 + k;
+            else if (k < 20) x = hi - 5 + (k - 10);
+            else if (k < 59) x = lo - 100 + (int64_t)(cllm_rng_u64(&rng) % (uint64_t)span);
+            else x = (int64_t)(cllm_rng_u64(&rng) % 20000000) - 10000000;
+            int want = (sides == 2 || x >= lo) && (sides == 1 || x <= hi);
+            char text[32];
+            snprintf(text, sizeof text, "%lld", (long long)x);
+            int got = matches_g(g, text, strlen(text));
+            CHECK(got == want, "%s on %s: grammar %d, want %d", schema, text, got, want);
+            checked++;
+        }
+        cllm_grammar_destroy(g);
+    }
+    CHECK(checked == 120 * 60, "checked %d", checked);
+}
+
 static void test_grammar_json_schema_root_wraps_the_value(void) {
     static const char schema[] = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
                                  "\"required\":[\"a\"]}";
@@ -406,12 +617,37 @@ static void test_grammar_json_schema_refusals_name_the_keyword(void) {
     static const struct {
         const char *schema, *expect;
     } cases[] = {
-        {"{\"type\":\"string\",\"format\":\"email\"}", "s: unsupported JSON Schema keyword 'format' at /"},
-        {"{\"type\":\"string\",\"pattern\":\"^a+$\"}", "unsupported JSON Schema keyword 'pattern' at /"},
+        {"{\"type\":\"string\",\"format\":\"email\"}",
+         "s: unsupported JSON Schema keyword 'format' at /: format 'email' is not supported"},
+        {"{\"type\":\"string\",\"pattern\":\"(a)\\\\1\"}",
+         "unsupported JSON Schema keyword 'pattern' at /: a backreference '\\1' (at offset 3 of the pattern)"},
+        {"{\"type\":\"string\",\"pattern\":\"^(?=a)\"}", "'pattern' at /: a lookahead '(?='"},
+        {"{\"type\":\"string\",\"pattern\":\"(?<!a)b\"}", "'pattern' at /: a lookbehind '(?<!'"},
+        {"{\"type\":\"string\",\"pattern\":\"\\\\bword\"}", "the word boundary assertion '\\b'"},
+        {"{\"type\":\"string\",\"pattern\":\"\\\\p{L}\"}", "a Unicode property escape '\\p'"},
+        {"{\"type\":\"string\",\"pattern\":\"a^b\"}", "the anchor '^' other than at the start"},
+        {"{\"type\":\"string\",\"pattern\":\"(a$)\"}", "the anchor '$' other than at the end"},
+        {"{\"type\":\"string\",\"pattern\":\"(a?)*\"}", "an unbounded repetition of something that can be empty"},
+        {"{\"type\":\"string\",\"pattern\":\"a{2000}\"}", "a repetition count above 1000"},
+        {"{\"type\":\"string\",\"pattern\":\"(ab\"}", "'pattern' at / is not a valid regular expression: missing ')'"},
+        {"{\"type\":\"string\",\"pattern\":\"ab)\"}", "not a valid regular expression: unbalanced ')'"},
+        {"{\"type\":\"string\",\"pattern\":\"[a-\"}", "unterminated character class"},
+        {"{\"type\":\"string\",\"pattern\":\"[z-a]\"}", "the range's end comes before its start"},
+        {"{\"type\":\"string\",\"pattern\":\"*a\"}", "'*' with nothing to repeat"},
+        {"{\"type\":\"string\",\"pattern\":\"a{2,1}\"}", "a repetition {m,n} with n < m"},
+        {"{\"type\":\"string\",\"pattern\":\"[^\\\\s\\\\S]\"}", "a character class that matches nothing"},
+        {"{\"type\":\"string\",\"pattern\":\"\\\\q\"}", "unknown escape '\\q'"},
+        {"{\"type\":\"string\",\"pattern\":\"a\",\"maxLength\":3}", "'pattern' together with 'minLength' or 'maxLength'"},
+        {"{\"type\":\"string\",\"pattern\":\"a\",\"format\":\"date\"}", "'pattern' and 'format' together"},
+        {"{\"pattern\":\"a\"}", "'pattern' at / needs a 'type'"},
+        {"{\"minimum\":1}", "'minimum' at / needs a 'type'"},
+        {"{\"type\":\"number\",\"minimum\":0}", "supported on 'integer' only"},
+        {"{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", "no integer at / is within its minimum and maximum"},
+        {"{\"type\":\"integer\",\"exclusiveMinimum\":true}", "the boolean form of draft 4 is not supported"},
+        {"{\"type\":\"integer\",\"multipleOf\":2}", "unsupported JSON Schema keyword 'multipleOf'"},
         {"{\"oneOf\":[{\"type\":\"string\"}]}", "unsupported JSON Schema keyword 'oneOf' at /"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/x\"}}}",
          "unsupported JSON Schema keyword '$ref' at /properties/a"},
-        {"{\"type\":\"integer\",\"minimum\":0}", "unsupported JSON Schema keyword 'minimum'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":true}",
          "unsupported JSON Schema keyword 'additionalProperties'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"]}",
@@ -642,6 +878,9 @@ int main(void) {
     TEST_RUN(test_grammar_mask_spans_symbols_and_utf8);
     TEST_RUN(test_grammar_sampler_stage_masks_and_stops);
     TEST_RUN(test_grammar_json_schema_table);
+    TEST_RUN(test_grammar_json_schema_string_pattern_format_bounds);
+    TEST_RUN(test_grammar_json_schema_pattern_matches_posix_regex);
+    TEST_RUN(test_grammar_json_schema_integer_bounds_random);
     TEST_RUN(test_grammar_json_schema_root_wraps_the_value);
     TEST_RUN(test_grammar_json_schema_refusals_name_the_keyword);
     TEST_RUN(test_grammar_random_grammars_match_reference);

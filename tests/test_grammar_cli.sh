@@ -76,6 +76,39 @@ d = json.loads(sys.argv[1])
 assert d["finish_reason"] == "stop", d
 subprocess.run([sys.executable, sys.argv[2]], input=d["text"].encode(), check=True)' "$json" "$work/valid.py"
 
+# pattern, format and integer bounds: sampled outputs hold to each.
+cat >"$work/strings.json" <<'JSON'
+{"type": "object",
+ "properties": {
+   "code": {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}(\\.[a-z]+)?$"},
+   "when": {"type": "string", "format": "date-time"},
+   "id": {"type": "string", "format": "uuid"},
+   "n": {"type": "integer", "minimum": -5, "maximum": 42}},
+ "required": ["code", "when", "id", "n"]}
+JSON
+cat >"$work/strings.py" <<'PY'
+import json, re, sys
+d = json.loads(sys.stdin.read())
+assert set(d) == {"code", "when", "id", "n"}, d
+assert re.fullmatch(r"[A-Z]{2}-[0-9]{3}(\.[a-z]+)?", d["code"]), d
+assert re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)"
+                    r"(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])", d["when"]), d
+assert re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", d["id"]), d
+assert isinstance(d["n"], int) and not isinstance(d["n"], bool) and -5 <= d["n"] <= 42, d
+PY
+valid=0
+for seed in 1 2 3 4 5 6; do
+    "$bin" generate -m "$model" -p "the cat" --no-echo -n 1500 --seed $seed --temperature 1 --top-k 0 --top-p 1 \
+        --min-p 0 --json-schema "$work/strings.json" --threads 1 >"$work/sout.$seed" 2>"$work/serr.$seed"
+    if [ $? -eq 0 ] && grep -q "finish: stop" "$work/serr.$seed" && /usr/bin/python3 "$work/strings.py" <"$work/sout.$seed" 2>>"$work/swhy"; then
+        valid=$((valid + 1))
+    else
+        echo "seed $seed: $(cat "$work/sout.$seed") $(cat "$work/serr.$seed")" >>"$work/swhy"
+    fi
+done
+check "generate --json-schema with pattern, format and integer bounds: 6 of 6 seeds hold to them" test $valid -eq 6 ||
+    cat "$work/swhy"
+
 printf 'root ::= ("yes" | "no" | "고양이") "!"\n' >"$work/yn.gbnf"
 all_ok=1
 for seed in 1 2 3 4 5 6; do
@@ -129,6 +162,9 @@ check "chat: undefined rule exits 1 naming it" bash -c "test $? -eq 1 && grep -q
 echo '{"type": "string", "format": "email"}' >"$work/fmt.json"
 "$bin" generate -m "$model" -p "x" --json-schema "$work/fmt.json" >/dev/null 2>"$work/err"
 check "unsupported schema keyword: exit 1 naming it" bash -c "test $? -eq 1 && grep -q \"fmt.json: unsupported JSON Schema keyword 'format' at /\" '$work/err'"
+echo '{"type": "string", "pattern": "^(a)\\1$"}' >"$work/backref.json"
+"$bin" generate -m "$model" -p "x" --json-schema "$work/backref.json" >/dev/null 2>"$work/err"
+check "unsupported regex construct in a pattern: exit 1 naming the keyword and the construct" bash -c "test $? -eq 1 && grep -q \"backref.json: unsupported JSON Schema keyword 'pattern' at /: a backreference '.1' (at offset 4 of the pattern) is not supported\" '$work/err'"
 echo '{"type": "object",' >"$work/broken.json"
 "$bin" eval -m "$model" --task "$work/tasks.jsonl" --json-schema "$work/broken.json" >/dev/null 2>"$work/err"
 check "eval: schema that is not JSON exits 1 naming the file" bash -c "test $? -eq 1 && grep -q 'broken.json: the schema is not valid JSON' '$work/err'"
@@ -239,7 +275,7 @@ for name, body, param in [
     check(f"bad tools input: {name} -> 400 naming {param}", s == 400 and e.get("param") == param, t)
 if "parameters with oneOf" and True:
     s, t = post({"messages": msgs, "tools": [{"type": "function", "function": {"name": "f", "parameters":
-                 {"type": "object", "properties": {"x": {"type": "string", "format": "date"}}}}}]})
+                 {"type": "object", "properties": {"x": {"type": "string", "format": "email"}}}}}]})
     check("a refused parameters keyword is named with its tool", s == 400 and
           "tools[0].function.parameters: unsupported JSON Schema keyword 'format' at /properties/x" in t, t)
 print(f"{passed} passed, {failed} failed")
