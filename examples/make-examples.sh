@@ -34,8 +34,8 @@ awk 'BEGIN { RS = ""; ORS = "\n\n" } NR <= 40' "$w/stories.val.txt" >"$tmp/held-
     done
     cat "$here/conversations.jsonl"
 } >"$tmp/chat.jsonl"
-awk 'NR % 55 == 1' "$w/preferences.train.jsonl" | head -n 150 >"$tmp/pairs.jsonl"
-awk 'NR % 15 == 2' "$w/arithmetic.train.jsonl" | head -n 120 >"$tmp/arithmetic.jsonl"
+awk 'NR % 55 == 1 && ++n <= 150' "$w/preferences.train.jsonl" >"$tmp/pairs.jsonl"
+awk 'NR % 15 == 2 && ++n <= 120' "$w/arithmetic.train.jsonl" >"$tmp/arithmetic.jsonl"
 for f in corpus.txt held-out.txt chat.jsonl pairs.jsonl arithmetic.jsonl; do
     mv "$tmp/$f" "$dest/$f"
 done
