@@ -26,6 +26,8 @@
 
 cllm_status cllm_tokenizer_save(const cllm_tokenizer *t, const char *path, cllm_error *err) {
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "%s: tokenizer not finalized", path);
+    if (t->spm)
+        return cllm_error_set(err, CLLM_ERR_ARG, "%s: a SentencePiece vocabulary is stored in GGUF only (write a .gguf)", path);
     cllm_atomic_file af;
     cllm_status st = cllm_atomic_begin(&af, path, err);
     if (st != CLLM_OK) return st;
