@@ -503,7 +503,7 @@ static int cmd_info_convert(int argc, char **argv, int convert) {
         printf("{\"vocab_size\": %u, \"merges\": %u, \"rule\": \"%s\", \"pattern\": \"%s\", "
                "\"hash\": \"%016llx\", \"eot_id\": %lld, \"specials\": [",
                V, cllm_tokenizer_n_merges(tok),
-               cllm_tokenizer_rule(tok) == CLLM_BPE_RANKS ? "ranks" : "merges",
+               cllm_tokenizer_is_spm(tok) ? "sentencepiece" : cllm_tokenizer_rule(tok) == CLLM_BPE_RANKS ? "ranks" : "merges",
                cllm_pretok_name(cllm_tokenizer_pretok_kind(tok)),
                (unsigned long long)cllm_tokenizer_hash(tok), (long long)cllm_tokenizer_eot_id(tok));
         for (uint32_t id = 0; id < V; id++) {
