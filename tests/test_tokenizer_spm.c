@@ -7,11 +7,13 @@
  * outside the vocabulary (accents, emoji, Korean, invalid UTF-8), merge order
  * by score with leftmost ties, control tokens with and without special
  * parsing, user-defined tokens always matched; then decoding, the GGUF round
- * trip, the add_bos / add_space_prefix keys, and malformed vocabularies.
+ * trip, the add_bos / add_space_prefix keys, malformed vocabularies, and
+ * the same vocabulary as a SentencePiece .model file (protobuf).
  *
  * Every expected segmentation below was checked against llama.cpp's
  * llama-tokenize on the same vocabulary (SPM_GGUF_OUT=path writes the file,
- * and path.flags.gguf with add_bos_token and add_space_prefix false, with
+ * path.model as a SentencePiece model file, and path.flags.gguf with
+ * add_bos_token and add_space_prefix false, with
  * llama hyper-parameters so llama-tokenize loads them vocab-only). The large
  * comparison is tests/interop/spm_llama.sh.
  */
@@ -320,6 +322,117 @@ static void test_tokenizer_spm_malformed(void) {
     expect_refused("badbyte", strs, types, 300, "<0xXX>");
 }
 
+
+/* ---- a SentencePiece .model file (protobuf) of the same vocabulary ---- */
+
+typedef struct {
+    uint8_t *b;
+    size_t n, cap;
+} pbuf;
+
+static void pb_put(pbuf *o, const void *p, size_t n) {
+    if (o->n + n > o->cap) {
+        o->cap = 2 * (o->n + n) + 256;
+        o->b = realloc(o->b, o->cap);
+    }
+    memcpy(o->b + o->n, p, n);
+    o->n += n;
+}
+
+static void pb_varint_put(pbuf *o, uint64_t v) {
+    uint8_t c[10];
+    int k = 0;
+    do {
+        c[k] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) c[k] |= 0x80;
+        k++;
+    } while (v);
+    pb_put(o, c, (size_t)k);
+}
+
+static void pb_field_bytes(pbuf *o, uint32_t field, const void *p, size_t n) {
+    pb_varint_put(o, (uint64_t)field << 3 | 2);
+    pb_varint_put(o, n);
+    pb_put(o, p, n);
+}
+
+static void pb_field_varint(pbuf *o, uint32_t field, int64_t v) {
+    pb_varint_put(o, (uint64_t)field << 3);
+    pb_varint_put(o, (uint64_t)v);
+}
+
+/* The vocabulary of write_vocab as sentencepiece_model.proto's ModelProto. */
+static int write_model(const char *path, int model_type, int truncate) {
+    pbuf o = {0};
+    for (uint32_t i = 0; i < N_VOCAB; i++) {
+        pbuf m = {0};
+        int type = i == ID_UNK ? 2 : i <= ID_EOS ? 3 : i < ID_PIECES ? 6 : i < ID_TOOL ? 1 : i == ID_TOOL ? 4 : 5;
+        float score = i >= ID_PIECES && i < ID_TOOL ? pieces[i - ID_PIECES].score : 0;
+        pb_field_bytes(&m, 1, texts[i], strlen(texts[i]));
+        pb_varint_put(&m, 2 << 3 | 5);
+        pb_put(&m, &score, 4); /* little-endian float (x86) */
+        if (type != 1) pb_field_varint(&m, 3, type); /* NORMAL is the default */
+        pb_field_bytes(&o, 1, m.b, m.n);
+        free(m.b);
+    }
+    pbuf tr = {0}, nm = {0};
+    pb_field_bytes(&tr, 1, "input.txt", 9); /* a field cllm skips */
+    pb_field_varint(&tr, 3, model_type);
+    pb_field_varint(&tr, 40, 0);
+    pb_field_varint(&tr, 41, 1);
+    pb_field_varint(&tr, 42, 2);
+    pb_field_varint(&tr, 43, -1);
+    pb_field_bytes(&o, 2, tr.b, tr.n);
+    pb_field_bytes(&nm, 1, "identity", 8);
+    pb_field_varint(&nm, 3, 1);
+    pb_field_bytes(&o, 3, nm.b, nm.n);
+    free(tr.b);
+    free(nm.b);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(o.b, 1, truncate ? o.n - 3 : o.n, f) == (truncate ? o.n - 3 : o.n);
+    if (f) ok &= fclose(f) == 0;
+    free(o.b);
+    return ok;
+}
+
+static void test_tokenizer_spm_model_file(void) {
+    if (!tok) return;
+    char path[128];
+    cllm_error err;
+    cllm_tokenizer *t = NULL;
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    CHECK(write_model(path, 2, 0), "write %s", path);
+    CHECK(cllm_tokenizer_load_any(path, CLLM_PRETOK_NONE, &t, &err) == CLLM_OK, "%s", err.msg);
+    if (!t) return;
+    CHECK(cllm_tokenizer_is_spm(t) && cllm_tokenizer_n_vocab(t) == N_VOCAB, "SentencePiece, V %u", cllm_tokenizer_n_vocab(t));
+    CHECK(cllm_tokenizer_prompt_bos(t) == ID_BOS && cllm_tokenizer_eot_id(t) == ID_EOS, "bos/eos from trainer_spec");
+    static const char *const xs[] = {"hello world", " hello", "hello  world ", "\n\nhello\n", "cab abc",
+                                     "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80", "\xec\x95\x88\xeb\x85\x95\xed\x95\x98",
+                                     "<s>hello</s>", "<unk>"};
+    for (size_t k = 0; k < sizeof xs / sizeof xs[0]; k++)
+        for (int sp = 0; sp < 2; sp++) {
+            char a[2048], b[2048];
+            pieces_of(tok, xs[k], strlen(xs[k]), sp, a, sizeof a);
+            pieces_of(t, xs[k], strlen(xs[k]), sp, b, sizeof b);
+            CHECK(!strcmp(a, b), "'%s' (specials %d): .model %s, GGUF %s", xs[k], sp, b, a);
+        }
+    /* a user-defined piece of the model is a normal one (llama.cpp's converter) */
+    CHECK(cllm_tokenizer_token_kind(t, ID_TOOL) == CLLM_TOKEN_NORMAL, "<tool> kind");
+    char got[512];
+    pieces_of(t, "<tool>", 6, 1, got, sizeof got);
+    CHECK(strcmp(got, "<tool>") != 0, "<tool> is not matched as a whole: %s", got);
+    cllm_tokenizer_destroy(t);
+    snprintf(path, sizeof path, "%s/unigram.model", dir);
+    CHECK(write_model(path, 1, 0), "write");
+    CHECK(cllm_tokenizer_load_spm_model(path, &t, &err) != CLLM_OK && strstr(err.msg, "BPE"), "unigram refused: %s",
+          err.msg);
+    snprintf(path, sizeof path, "%s/cut.model", dir);
+    CHECK(write_model(path, 2, 1), "write");
+    CHECK(cllm_tokenizer_load_spm_model(path, &t, &err) != CLLM_OK && strstr(err.msg, "protobuf"), "truncated refused: %s",
+          err.msg);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/cllm-spm-XXXXXX");
     if (!mkdtemp(dir)) {
@@ -333,6 +446,8 @@ int main(void) {
         snprintf(flags, sizeof flags, "%s.flags.gguf", keep);
         write_vocab(keep, -1, -1);
         write_vocab(flags, 0, 0);
+        snprintf(flags, sizeof flags, "%s.model", keep);
+        write_model(flags, 2, 0);
     }
     TEST_RUN(test_tokenizer_spm_loads);
     TEST_RUN(test_tokenizer_spm_words);
@@ -343,6 +458,7 @@ int main(void) {
     TEST_RUN(test_tokenizer_spm_gguf_round_trip);
     TEST_RUN(test_tokenizer_spm_flags);
     TEST_RUN(test_tokenizer_spm_malformed);
+    TEST_RUN(test_tokenizer_spm_model_file);
     cllm_tokenizer_destroy(tok);
     char cmd[96];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

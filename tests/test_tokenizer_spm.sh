@@ -34,6 +34,8 @@ ids=$("$cllm" tokenizer encode --tokenizer "$v" --file "$tmp/text.txt" --format 
 check "decode(encode(file)) == file" cmp -s "$tmp/text.txt" "$tmp/back.txt"
 out=$("$cllm" tokenizer decode --tokenizer "$v" 1 281 </dev/null)
 check "decode <s> ▁hello = '<s> hello': '$out'" test "$out" = "<s> hello"
+out=$("$cllm" tokenizer encode --tokenizer "$v.model" --text "hello  world" --format ids)
+check "the same vocabulary as a SentencePiece .model file: $out" test "$out" = "281 288 264 286"
 check "own tokenizer file refused for SPM" bash -c "! '$cllm' tokenizer convert --tokenizer '$v' -o '$tmp/x.tok' 2>/dev/null"
 # Shards and a model carrying the vocabulary.
 for i in $(seq 1 200); do echo "hello world, hello world! 안녕 abc cab"; done > "$tmp/corpus.txt"

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/core/fileio.h"
 #include "cllm/core/hash.h"
 #include "cllm/formats/gguf.h"
 #include "tok_internal.h"
@@ -134,57 +135,45 @@ static cllm_status opt_bool(const cllm_gguf *g, const char *key, int *flag, cllm
     return st;
 }
 
+
+/* What a loader found: V pieces (texts borrowed), optional scores and types,
+ * and the special ids and flags (already defaulted). */
+typedef struct {
+    const cllm_gguf_str *toks; /* [V] */
+    const float *scores;       /* [V] or NULL: all 0 */
+    const int32_t *types;      /* [V] or NULL: all normal */
+    uint64_t V;
+    int64_t bos, eos, unk, pad;
+    int add_bos, add_eos, add_space_prefix;
+} spm_source;
+
 static cllm_status spm_finish(cllm_tokenizer *t, cllm_error *err);
 
-cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err) {
+/* Builds the finished tokenizer; errors name `path`. */
+static cllm_status spm_build(const spm_source *src, const char *path, cllm_tokenizer **out, cllm_error *err) {
     *out = NULL;
-    const char *path = cllm_gguf_path(g);
-    const cllm_gguf_str *toks;
-    uint64_t n_tok, n_arr;
-    cllm_gguf_type et;
-    cllm_status st = cllm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", &toks, &n_tok, err);
-    if (st != CLLM_OK) return st;
-    if (n_tok < 256 || n_tok > (1u << 30))
+    if (src->V < 256 || src->V > (1u << 30))
         return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: %llu tokens (cllm needs 256 .. 2^30)", path,
-                              (unsigned long long)n_tok);
-    uint32_t V = (uint32_t)n_tok;
+                              (unsigned long long)src->V);
+    uint32_t V = (uint32_t)src->V;
+    const cllm_gguf_str *toks = src->toks;
     cllm_tokenizer *t = NULL;
-    int32_t *types = NULL;
     uint8_t *buf = NULL;
     tok_spm *s = NULL;
-    if ((st = cllm_tokenizer_new(&t, V, CLLM_PRETOK_NONE, NULL, err)) != CLLM_OK) return st;
+    cllm_status st = cllm_tokenizer_new(&t, V, CLLM_PRETOK_NONE, NULL, err);
+    if (st != CLLM_OK) return st;
     s = t->spm = calloc(1, sizeof *s);
-    types = malloc((size_t)V * sizeof *types);
     if (s) {
         s->score = calloc(V, sizeof *s->score);
         s->type = malloc(V);
         s->text_off = malloc((size_t)V * sizeof *s->text_off);
         s->text_n = malloc((size_t)V * sizeof *s->text_n);
     }
-    if (!s || !types || !s->score || !s->type || !s->text_off || !s->text_n) {
+    if (!s || !s->score || !s->type || !s->text_off || !s->text_n) {
         st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for %u SentencePiece tokens", V);
         goto done;
     }
-    /* token types and scores are optional in llama.cpp: normal and 0 */
-    for (uint32_t i = 0; i < V; i++) types[i] = TOK_TT_NORMAL;
-    if (cllm_gguf_find_kv(g, "tokenizer.ggml.token_type")) {
-        if ((st = cllm_gguf_get_arr_n(g, "tokenizer.ggml.token_type", &et, &n_arr, err)) != CLLM_OK) goto done;
-        if (n_arr < n_tok) {
-            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.token_type has %llu entries, tokens %llu", path,
-                                (unsigned long long)n_arr, (unsigned long long)n_tok);
-            goto done;
-        }
-        if ((st = cllm_gguf_get_arr_i32(g, "tokenizer.ggml.token_type", types, V, err)) != CLLM_OK) goto done;
-    }
-    if (cllm_gguf_find_kv(g, "tokenizer.ggml.scores")) {
-        if ((st = cllm_gguf_get_arr_n(g, "tokenizer.ggml.scores", &et, &n_arr, err)) != CLLM_OK) goto done;
-        if (n_arr < n_tok) {
-            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.scores has %llu entries, tokens %llu", path,
-                                (unsigned long long)n_arr, (unsigned long long)n_tok);
-            goto done;
-        }
-        if ((st = cllm_gguf_get_arr_f32(g, "tokenizer.ggml.scores", s->score, V, err)) != CLLM_OK) goto done;
-    }
+    if (src->scores) memcpy(s->score, src->scores, (size_t)V * sizeof *s->score);
     /* the stored texts: an empty one becomes "[EMPTY_<id>]", as in llama.cpp */
     size_t total = 0, max_n = 0;
     for (uint32_t i = 0; i < V; i++) {
@@ -217,7 +206,8 @@ cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_err
         const uint8_t *p = s->text + s->text_off[i];
         size_t n = s->text_n[i];
         int ok = 1, b;
-        s->type[i] = types[i] >= TOK_TT_NORMAL && types[i] <= TOK_TT_BYTE ? (uint8_t)types[i] : 0;
+        int32_t ty = src->types ? src->types[i] : TOK_TT_NORMAL;
+        s->type[i] = ty >= TOK_TT_NORMAL && ty <= TOK_TT_BYTE ? (uint8_t)ty : 0;
         switch (s->type[i]) {
         case TOK_TT_NORMAL: ok = blob_put(t, i, buf, unescape(p, n, buf), CLLM_TOKEN_NORMAL); break;
         case TOK_TT_BYTE:
@@ -237,25 +227,81 @@ cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_err
         if (!ok) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for token bytes");
     }
     if (st != CLLM_OK) goto done;
-    s->bos = 1, s->eos = 2, s->unk = 0, s->pad = -1; /* llama.cpp's defaults for "llama" */
-    s->add_bos = 1, s->add_eos = 0, s->add_space_prefix = 1;
-    if ((st = opt_id(g, "tokenizer.ggml.bos_token_id", V, &s->bos, err)) != CLLM_OK ||
-        (st = opt_id(g, "tokenizer.ggml.eos_token_id", V, &s->eos, err)) != CLLM_OK ||
-        (st = opt_id(g, "tokenizer.ggml.unknown_token_id", V, &s->unk, err)) != CLLM_OK ||
-        (st = opt_id(g, "tokenizer.ggml.padding_token_id", V, &s->pad, err)) != CLLM_OK ||
-        (st = opt_bool(g, "tokenizer.ggml.add_bos_token", &s->add_bos, err)) != CLLM_OK ||
-        (st = opt_bool(g, "tokenizer.ggml.add_eos_token", &s->add_eos, err)) != CLLM_OK ||
-        (st = opt_bool(g, "tokenizer.ggml.add_space_prefix", &s->add_space_prefix, err)) != CLLM_OK)
-        goto done;
+    /* llama.cpp ignores an id out of range (keeps its default) */
+    s->bos = src->bos >= 0 && src->bos < V ? src->bos : -1;
+    s->eos = src->eos >= 0 && src->eos < V ? src->eos : -1;
+    s->unk = src->unk >= 0 && src->unk < V ? src->unk : -1;
+    s->pad = src->pad >= 0 && src->pad < V ? src->pad : -1;
+    s->add_bos = src->add_bos && s->bos >= 0;
+    s->add_eos = src->add_eos && s->eos >= 0;
+    s->add_space_prefix = src->add_space_prefix;
     st = spm_finish(t, err);
     if (st != CLLM_OK) cllm_error_prefix(err, "%s", path);
 done:
-    free(types);
     free(buf);
     if (st == CLLM_OK)
         *out = t;
     else
         cllm_tokenizer_destroy(t);
+    return st;
+}
+
+cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err) {
+    *out = NULL;
+    const char *path = cllm_gguf_path(g);
+    uint64_t n_arr;
+    cllm_gguf_type et;
+    spm_source src = {.bos = 1, .eos = 2, .unk = 0, .pad = -1, /* llama.cpp's defaults for "llama" */
+                      .add_bos = 1, .add_eos = 0, .add_space_prefix = 1};
+    cllm_status st = cllm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", &src.toks, &src.V, err);
+    if (st != CLLM_OK) return st;
+    if (src.V < 256 || src.V > (1u << 30))
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: %llu tokens (cllm needs 256 .. 2^30)", path,
+                              (unsigned long long)src.V);
+    uint32_t V = (uint32_t)src.V;
+    int32_t *types = NULL;
+    float *scores = NULL;
+    /* token types and scores are optional in llama.cpp: normal and 0 */
+    if (cllm_gguf_find_kv(g, "tokenizer.ggml.token_type")) {
+        if ((st = cllm_gguf_get_arr_n(g, "tokenizer.ggml.token_type", &et, &n_arr, err)) != CLLM_OK) goto done;
+        if (n_arr < src.V) {
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.token_type has %llu entries, tokens %u", path,
+                                (unsigned long long)n_arr, V);
+            goto done;
+        }
+        if (!(types = malloc((size_t)V * sizeof *types))) {
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((st = cllm_gguf_get_arr_i32(g, "tokenizer.ggml.token_type", types, V, err)) != CLLM_OK) goto done;
+    }
+    if (cllm_gguf_find_kv(g, "tokenizer.ggml.scores")) {
+        if ((st = cllm_gguf_get_arr_n(g, "tokenizer.ggml.scores", &et, &n_arr, err)) != CLLM_OK) goto done;
+        if (n_arr < src.V) {
+            st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.scores has %llu entries, tokens %u", path,
+                                (unsigned long long)n_arr, V);
+            goto done;
+        }
+        if (!(scores = malloc((size_t)V * sizeof *scores))) {
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((st = cllm_gguf_get_arr_f32(g, "tokenizer.ggml.scores", scores, V, err)) != CLLM_OK) goto done;
+    }
+    src.types = types;
+    src.scores = scores;
+    if ((st = opt_id(g, "tokenizer.ggml.bos_token_id", V, &src.bos, err)) != CLLM_OK ||
+        (st = opt_id(g, "tokenizer.ggml.eos_token_id", V, &src.eos, err)) != CLLM_OK ||
+        (st = opt_id(g, "tokenizer.ggml.unknown_token_id", V, &src.unk, err)) != CLLM_OK ||
+        (st = opt_id(g, "tokenizer.ggml.padding_token_id", V, &src.pad, err)) != CLLM_OK ||
+        (st = opt_bool(g, "tokenizer.ggml.add_bos_token", &src.add_bos, err)) != CLLM_OK ||
+        (st = opt_bool(g, "tokenizer.ggml.add_eos_token", &src.add_eos, err)) != CLLM_OK ||
+        (st = opt_bool(g, "tokenizer.ggml.add_space_prefix", &src.add_space_prefix, err)) != CLLM_OK)
+        goto done;
+    st = spm_build(&src, path, out, err);
+done:
+    free(types);
+    free(scores);
     return st;
 }
 
@@ -313,6 +359,173 @@ static cllm_status spm_finish(cllm_tokenizer *t, cllm_error *err) {
     t->rule = CLLM_BPE_RANKS;
     t->finalized = 1;
     return CLLM_OK;
+}
+
+/* ---- SentencePiece .model files (protobuf) ----------------------------------
+ * sentencepiece_model.proto's ModelProto, the fields llama.cpp's converter
+ * reads: 1 pieces (repeated: 1 piece string, 2 score float, 3 type enum,
+ * NORMAL=1 UNKNOWN=2 CONTROL=3 USER_DEFINED=4 BYTE=6 UNUSED=5), 2 trainer_spec
+ * (3 model_type: UNIGRAM=1 (the default) BPE=2; 40 unk_id, 41 bos_id, 42
+ * eos_id, 43 pad_id, defaults 0 1 2 -1), 3 normalizer_spec (3
+ * add_dummy_prefix, default true, which becomes add_space_prefix). Other
+ * fields are skipped by wire type. Only BPE models: a unigram model needs
+ * another algorithm (llama.cpp's UGM). The result is the vocabulary that
+ * llama.cpp's convert_hf_to_gguf.py writes for the file (add_bos true,
+ * add_eos false, user-defined pieces as normal ones). */
+
+typedef struct {
+    const uint8_t *p, *end;
+    int bad;
+} pb;
+
+static uint64_t pb_varint(pb *r) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) break;
+        uint8_t c = *r->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+/* Reads a field key; 0 at the end or on error. */
+static int pb_key(pb *r, uint32_t *field, int *wire) {
+    if (r->bad || r->p >= r->end) return 0;
+    uint64_t k = pb_varint(r);
+    *field = (uint32_t)(k >> 3);
+    *wire = (int)(k & 7);
+    return !r->bad && *field != 0;
+}
+
+/* A length-delimited payload as a sub-reader. */
+static pb pb_bytes(pb *r) {
+    uint64_t n = pb_varint(r);
+    pb sub = {r->p, r->p, 0};
+    if (r->bad || n > (uint64_t)(r->end - r->p)) {
+        r->bad = 1;
+        return sub;
+    }
+    sub.end = r->p + n;
+    r->p += n;
+    return sub;
+}
+
+static void pb_skip(pb *r, int wire) {
+    size_t n = wire == 1 ? 8 : wire == 5 ? 4 : 0;
+    if (wire == 0) pb_varint(r);
+    else if (wire == 2) pb_bytes(r);
+    else if (n && (size_t)(r->end - r->p) >= n) r->p += n;
+    else r->bad = 1; /* groups (3, 4) and unknown wire types are not in this schema */
+}
+
+static float pb_f32(pb *r) {
+    float f = 0;
+    if ((size_t)(r->end - r->p) < 4) {
+        r->bad = 1;
+        return 0;
+    }
+    uint32_t u = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8 | (uint32_t)r->p[2] << 16 | (uint32_t)r->p[3] << 24;
+    memcpy(&f, &u, 4);
+    r->p += 4;
+    return f;
+}
+
+cllm_status cllm_tokenizer_load_spm_model(const char *path, cllm_tokenizer **out, cllm_error *err) {
+    *out = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    cllm_status st = cllm_file_read_all(path, 1u << 30, &data, &len, err);
+    if (st != CLLM_OK) return st;
+    spm_source src = {.bos = 1, .eos = 2, .unk = 0, .pad = -1, .add_bos = 1, .add_eos = 0, .add_space_prefix = 1};
+    uint64_t cap = 0, model_type = 1;
+    cllm_gguf_str *toks = NULL;
+    float *scores = NULL;
+    int32_t *types = NULL;
+    pb r = {(const uint8_t *)data, (const uint8_t *)data + len, 0};
+    uint32_t f;
+    int w;
+    /* the pieces count first, so the arrays are allocated once */
+    while (pb_key(&r, &f, &w)) {
+        if (f == 1 && w == 2) cap++;
+        pb_skip(&r, w);
+    }
+    if (r.bad || r.p != r.end || cap < 256 || cap > (1u << 30)) {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: not a SentencePiece model (%s, %llu pieces)", path,
+                            r.bad || r.p != r.end ? "malformed protobuf" : "cllm needs 256 .. 2^30 pieces",
+                            (unsigned long long)cap);
+        goto done;
+    }
+    toks = calloc(cap, sizeof *toks);
+    scores = calloc(cap, sizeof *scores);
+    types = malloc(cap * sizeof *types);
+    if (!toks || !scores || !types) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for %llu pieces", (unsigned long long)cap);
+        goto done;
+    }
+    r = (pb){(const uint8_t *)data, (const uint8_t *)data + len, 0};
+    while (pb_key(&r, &f, &w)) {
+        if (f == 1 && w == 2) {
+            pb m = pb_bytes(&r);
+            uint64_t i = src.V++;
+            types[i] = TOK_TT_NORMAL;
+            while (pb_key(&m, &f, &w)) {
+                if (f == 1 && w == 2) {
+                    pb t = pb_bytes(&m);
+                    toks[i] = (cllm_gguf_str){(const char *)t.p, (uint64_t)(t.end - t.p)};
+                } else if (f == 2 && w == 5) {
+                    scores[i] = pb_f32(&m);
+                } else if (f == 3 && w == 0) {
+                    types[i] = (int32_t)pb_varint(&m);
+                    /* llama.cpp's converter writes a user-defined piece of the model as normal
+                     * (only added_tokens.json entries become user-defined) */
+                    if (types[i] == TOK_TT_USER_DEFINED) types[i] = TOK_TT_NORMAL;
+                } else {
+                    pb_skip(&m, w);
+                }
+            }
+            r.bad |= m.bad;
+        } else if ((f == 2 || f == 3) && w == 2) {
+            int trainer = f == 2;
+            pb m = pb_bytes(&r);
+            while (pb_key(&m, &f, &w)) {
+                if (w != 0) {
+                    pb_skip(&m, w);
+                    continue;
+                }
+                int64_t v = (int64_t)pb_varint(&m); /* int32 fields: negatives are 10-byte varints */
+                if (trainer && f == 3) model_type = (uint64_t)v;
+                else if (trainer && f == 40) src.unk = v;
+                else if (trainer && f == 41) src.bos = v;
+                else if (trainer && f == 42) src.eos = v;
+                else if (trainer && f == 43) src.pad = v;
+                else if (!trainer && f == 3) src.add_space_prefix = v != 0;
+            }
+            r.bad |= m.bad;
+        } else {
+            pb_skip(&r, w);
+        }
+    }
+    if (r.bad) {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: malformed protobuf", path);
+        goto done;
+    }
+    if (model_type != 2) {
+        st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: SentencePiece model type %llu; only BPE (2) is supported", path,
+                            (unsigned long long)model_type);
+        goto done;
+    }
+    src.toks = toks;
+    src.scores = scores;
+    src.types = types;
+    st = spm_build(&src, path, out, err);
+done:
+    free(toks);
+    free(scores);
+    free(types);
+    free(data);
+    return st;
 }
 
 /* ---- writing --------------------------------------------------------------- */

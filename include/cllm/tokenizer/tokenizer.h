@@ -32,7 +32,7 @@
  * docs/FORMATS.md, "SentencePiece vocabularies".
 
  * Not here: chat templates (src/infer), Unicode normalisation (byte-level BPE
- * does none), SentencePiece unigram models, SentencePiece .model files.
+ * does none), SentencePiece unigram models.
  *
  * Threading: a finished cllm_tokenizer is immutable and may be shared by any
  * number of threads; the trainer is single-owner.
@@ -242,7 +242,10 @@ cllm_status cllm_tokenizer_load_gpt2(const char *encoder_json, const char *merge
                                      cllm_tokenizer **out, cllm_error *err);
 /* Hugging Face tokenizer.json with a byte-level BPE model. */
 cllm_status cllm_tokenizer_load_hf(const char *path, cllm_tokenizer **out, cllm_error *err);
-/* Chooses by name/content: *.json with "model" -> HF; "cllm-tokenizer" header
+/* A SentencePiece BPE model file (tokenizer.model, protobuf), read as the
+ * GGUF vocabulary llama.cpp's converter makes of it (see docs/FORMATS.md). */
+cllm_status cllm_tokenizer_load_spm_model(const char *path, cllm_tokenizer **out, cllm_error *err);
+/* Chooses by name/content: a *.model file -> SentencePiece; *.json with "model" -> HF; "cllm-tokenizer" header
  * -> own; otherwise tiktoken with `kind` (GPT-2 pairs need load_gpt2). */
 cllm_status cllm_tokenizer_load_any(const char *path, cllm_pretok_kind kind,
                                     cllm_tokenizer **out, cllm_error *err);
