@@ -50,7 +50,9 @@ static const piece pieces[] = {
 #define N_PIECES (sizeof pieces / sizeof pieces[0])
 #define ID_TOOL (ID_PIECES + (uint32_t)N_PIECES) /* "<tool>", user-defined */
 #define ID_UNUSED (ID_TOOL + 1)                  /* "[unused]", unused */
-#define N_VOCAB (ID_UNUSED + 1)
+#define ID_XY (ID_TOOL + 2)                      /* "xy", user-defined */
+#define ID_YZW (ID_TOOL + 3)                     /* "yzw", user-defined: overlaps xy */
+#define N_VOCAB (ID_TOOL + 4)
 
 static char texts[N_VOCAB][32];
 
@@ -69,6 +71,8 @@ static int write_vocab(const char *path, int add_bos, int add_space_prefix) {
         else if (i < ID_PIECES) snprintf(texts[i], sizeof texts[i], "<0x%02X>", i - ID_BYTE0), types[i] = 6;
         else if (i < ID_TOOL) snprintf(texts[i], sizeof texts[i], "%s", pieces[i - ID_PIECES].text), scores[i] = pieces[i - ID_PIECES].score;
         else if (i == ID_TOOL) snprintf(texts[i], sizeof texts[i], "<tool>"), types[i] = 4;
+        else if (i == ID_XY) snprintf(texts[i], sizeof texts[i], "xy"), types[i] = 4;
+        else if (i == ID_YZW) snprintf(texts[i], sizeof texts[i], "yzw"), types[i] = 4;
         else snprintf(texts[i], sizeof texts[i], "[unused]"), types[i] = 5;
         strs[i] = texts[i];
     }
@@ -194,6 +198,9 @@ static void test_tokenizer_spm_specials(void) {
     expect("<unk>", 1, "<unk>");
     expect("a<tool>b", 0, SP "|a|<tool>|" SP "|b"); /* user-defined: always, and a space after it */
     expect("<tool>", 0, "<tool>");
+    /* longest token first over the whole text, not the leftmost match */
+    expect("xyzw", 0, SP "|<0x78>|yzw");
+    expect("xyxy", 0, "xy|xy"); /* no text fragment, so no space prefix */
     /* only the allowed special ids */
     cllm_tokens toks = {0};
     cllm_error err;
@@ -367,7 +374,7 @@ static int write_model(const char *path, int model_type, int truncate) {
     pbuf o = {0};
     for (uint32_t i = 0; i < N_VOCAB; i++) {
         pbuf m = {0};
-        int type = i == ID_UNK ? 2 : i <= ID_EOS ? 3 : i < ID_PIECES ? 6 : i < ID_TOOL ? 1 : i == ID_TOOL ? 4 : 5;
+        int type = i == ID_UNK ? 2 : i <= ID_EOS ? 3 : i < ID_PIECES ? 6 : i < ID_TOOL ? 1 : i == ID_UNUSED ? 5 : 4;
         float score = i >= ID_PIECES && i < ID_TOOL ? pieces[i - ID_PIECES].score : 0;
         pb_field_bytes(&m, 1, texts[i], strlen(texts[i]));
         pb_varint_put(&m, 2 << 3 | 5);

@@ -19,7 +19,7 @@ v=$tmp/spm.gguf
 SPM_GGUF_OUT=$v "$maker" >/dev/null 2>&1
 check "vocabulary written" test -s "$v"
 info=$("$cllm" tokenizer info --tokenizer "$v")
-check "info: sentencepiece, 298 ids, eot </s> = 2" bash -c "grep -q '\"rule\": \"sentencepiece\"' <<<'$info' && grep -q '\"vocab_size\": 298' <<<'$info' && grep -q '\"eot_id\": 2' <<<'$info'"
+check "info: sentencepiece, 300 ids, eot </s> = 2" bash -c "grep -q '\"rule\": \"sentencepiece\"' <<<'$info' && grep -q '\"vocab_size\": 300' <<<'$info' && grep -q '\"eot_id\": 2' <<<'$info'"
 out=$("$cllm" tokenizer encode --tokenizer "$v" --text "hello  world" --format ids)
 check "encode 'hello  world' = 281 288 264 286 (as llama-tokenize): $out" test "$out" = "281 288 264 286"
 out=$("$cllm" tokenizer encode --tokenizer "$v" --text "hello  world" | head -n 1)

@@ -109,12 +109,8 @@ static size_t unescape(const uint8_t *p, size_t n, uint8_t *out) {
     return o;
 }
 
-static const tok_spm *match_sort_ctx;
-
-static int match_cmp(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    uint32_t nx = match_sort_ctx->text_n[x], ny = match_sort_ctx->text_n[y];
-    if (nx != ny) return nx > ny ? -1 : 1;
+static int u64_cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -313,24 +309,31 @@ static cllm_status spm_finish(cllm_tokenizer *t, cllm_error *err) {
     while (s->map_cap < 2 * (size_t)V + 1) s->map_cap *= 2;
     s->map = malloc(s->map_cap * sizeof *s->map);
     s->match = malloc((size_t)V * sizeof *s->match);
-    if (!s->map || !s->match) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for the piece map");
+    uint64_t *order = malloc((size_t)V * sizeof *order);
+    if (!s->map || !s->match || !order) {
+        free(order);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for the piece map");
+    }
     memset(s->map, 0xff, s->map_cap * sizeof *s->map);
     size_t mask = s->map_cap - 1;
     for (uint32_t id = 0; id < V; id++) {
         const uint8_t *p = s->text + s->text_off[id];
         uint32_t other = spm_get(s, p, s->text_n[id]);
-        if (other != TOK_NO_ID) /* llama.cpp refuses such a vocabulary too */
+        if (other != TOK_NO_ID) { /* llama.cpp refuses such a vocabulary too */
+            free(order);
             return cllm_error_set(err, CLLM_ERR_FORMAT, "tokens %u and %u are the same piece '%.*s'", other, id,
                                   (int)s->text_n[id], (const char *)p);
+        }
         size_t i = tok_hash_bytes(p, s->text_n[id]) & mask;
         while (s->map[i] != TOK_NO_ID) i = (i + 1) & mask;
         s->map[i] = id;
         int ty = s->type[id];
-        if (ty == TOK_TT_CONTROL || ty == TOK_TT_UNKNOWN || ty == TOK_TT_USER_DEFINED) s->match[s->n_match++] = id;
+        if (ty == TOK_TT_CONTROL || ty == TOK_TT_UNKNOWN || ty == TOK_TT_USER_DEFINED) /* longest first, then by id */
+            order[s->n_match++] = (uint64_t)(UINT32_MAX - s->text_n[id]) << 32 | id;
     }
-    match_sort_ctx = s; /* finalize runs once per tokenizer; not concurrently with another */
-    qsort(s->match, s->n_match, sizeof *s->match, match_cmp);
-    match_sort_ctx = NULL;
+    qsort(order, s->n_match, sizeof *order, u64_cmp);
+    for (uint32_t k = 0; k < s->n_match; k++) s->match[k] = (uint32_t)order[k];
+    free(order);
     for (int b = 0; b < 256; b++) {
         char hex[8];
         snprintf(hex, sizeof hex, "<0x%02X>", b);
