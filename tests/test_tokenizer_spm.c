@@ -170,6 +170,9 @@ static void test_tokenizer_spm_words(void) {
     expect(" ", 0, SP SP);
     expect("hello\nworld", 0, SP "hello|<0x0A>|w|orld");
     expect("\n\n", 0, SP "|<0x0A>|<0x0A>");
+    /* encoded line by line (no piece holds a newline), but an invalid lead byte may swallow one */
+    expect("hello\nhello\n\nworld ", 0, SP "hello|<0x0A>|hello|<0x0A>|<0x0A>|w|orld|" SP);
+    expect("a\xe2\nb\n\xf0\n\n\nc", 0, SP "|a|<0xE2>|<0x0A>|<0x62>|<0x0A>|<0xF0>|<0x0A>|<0x0A>|<0x0A>|c");
 }
 
 static void test_tokenizer_spm_merge_order(void) {

@@ -316,6 +316,7 @@ static cllm_status spm_finish(cllm_tokenizer *t, cllm_error *err) {
     }
     memset(s->map, 0xff, s->map_cap * sizeof *s->map);
     size_t mask = s->map_cap - 1;
+    s->newline_cuts = 1;
     for (uint32_t id = 0; id < V; id++) {
         const uint8_t *p = s->text + s->text_off[id];
         uint32_t other = spm_get(s, p, s->text_n[id]);
@@ -328,6 +329,7 @@ static cllm_status spm_finish(cllm_tokenizer *t, cllm_error *err) {
         while (s->map[i] != TOK_NO_ID) i = (i + 1) & mask;
         s->map[i] = id;
         int ty = s->type[id];
+        if (s->text_n[id] > 1 && memchr(p, '\n', s->text_n[id])) s->newline_cuts = 0;
         if (ty == TOK_TT_CONTROL || ty == TOK_TT_UNKNOWN || ty == TOK_TT_USER_DEFINED) /* longest first, then by id */
             order[s->n_match++] = (uint64_t)(UINT32_MAX - s->text_n[id]) << 32 | id;
     }
@@ -698,10 +700,16 @@ static bigram pop_pair(session *ss) {
     return top;
 }
 
+/* Bytes of the UTF-8 character a lead byte announces (1 for a stray
+ * continuation byte), before cutting at the end of the text. */
+static size_t spm_char_len(uint8_t lead) {
+    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len[lead >> 4];
+}
+
 /* Steps 3 and 4 on buf[0,n) (already escaped). */
 static cllm_status encode_text(const cllm_tokenizer *t, const uint8_t *buf, size_t n, cllm_tokens *out,
                                cllm_error *err) {
-    static const uint8_t utf8_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
     const tok_spm *s = t->spm;
     if (n == 0) return CLLM_OK;
     if (n > (size_t)INT32_MAX) return cllm_error_set(err, CLLM_ERR_LIMIT, "encode: a text fragment of %zu bytes", n);
@@ -714,7 +722,7 @@ static cllm_status encode_text(const cllm_tokenizer *t, const uint8_t *buf, size
     }
     int n_sym = 0;
     for (size_t at = 0; at < n; n_sym++) {
-        size_t k = utf8_len[buf[at] >> 4];
+        size_t k = spm_char_len(buf[at]);
         if (k > n - at) k = n - at;
         ss.sym[n_sym] = (symbol){n_sym - 1, at + k == n ? -1 : n_sym + 1, at, k};
         at += k;
@@ -791,7 +799,22 @@ cllm_status tok_spm_encode(const cllm_tokenizer *t, const uint8_t *text, size_t 
                 buf[n++] = c;
             }
         }
-        st = encode_text(t, buf, n, out, err);
+        /* Where no piece longer than one byte holds a newline, a "\n" symbol never
+         * merges, so the text left and right of it merge independently: encoding
+         * line by line gives the same ids with memory bounded by the longest line.
+         * The cut is only made where "\n" is a symbol of its own (an invalid lead
+         * byte before it may swallow it). */
+        size_t seg = 0;
+        if (s->newline_cuts)
+            for (size_t at = 0; at < n && st == CLLM_OK;) {
+                size_t k = spm_char_len(buf[at]);
+                if (k == 1 && buf[at] == '\n') {
+                    st = encode_text(t, buf + seg, at + 1 - seg, out, err);
+                    seg = at + 1;
+                }
+                at += k;
+            }
+        if (st == CLLM_OK) st = encode_text(t, buf + seg, n - seg, out, err);
         prev_token = 0;
     }
     free(buf);

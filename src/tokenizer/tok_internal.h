@@ -53,6 +53,7 @@ typedef struct {
     uint32_t byte_tok[256]; /* byte fallback: "<0xXX>", else the one-byte piece, else TOK_NO_ID */
     int64_t bos, eos, unk, pad; /* -1 when absent */
     int add_bos, add_eos, add_space_prefix;
+    int newline_cuts;      /* no piece longer than one byte holds "\n": encode line by line (spm.c) */
 } tok_spm;
 
 /* GGUF's token types (llama.cpp's llama_token_type). */

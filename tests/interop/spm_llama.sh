@@ -104,6 +104,16 @@ a=$("$lt" -m "$work/spm.gguf" -f "$work/corpus.txt" --ids --no-bos --no-escape -
 b=$("$cllm" tokenizer encode --tokenizer "$work/spm.gguf" --file "$work/corpus.txt" --format ids --allow-special all 2>&1)
 echo "whole corpus: $(wc -w <<<"$a") ids from llama-tokenize, $(wc -w <<<"$b") from cllm"
 check "the whole corpus as one text: identical ids" test "$a" = "$b"
+# A vocabulary without newline pieces: cllm then encodes line by line (spm.c).
+"$work/spm_vocab" "$work/bpe" "$work/spm-nonl.gguf" no-newline
+a=$("$lt" -m "$work/spm-nonl.gguf" -f "$work/corpus.txt" --ids --no-bos --no-escape --log-disable 2>/dev/null | tr -d '[],')
+b=$("$cllm" tokenizer encode --tokenizer "$work/spm-nonl.gguf" --file "$work/corpus.txt" --format ids --allow-special all 2>&1)
+echo "whole corpus, no newline pieces: $(wc -w <<<"$a") ids from llama-tokenize, $(wc -w <<<"$b") from cllm"
+check "no newline pieces, the whole corpus as one text: identical ids" test "$a" = "$b"
+printf 'a\xe2\nb\n\xf0\n\n\nc\xc3\n' > "$work/lead.txt"
+a=$("$lt" -m "$work/spm-nonl.gguf" -f "$work/lead.txt" --ids --no-bos --no-escape --log-disable 2>/dev/null | tr -d '[],')
+b=$("$cllm" tokenizer encode --tokenizer "$work/spm-nonl.gguf" --file "$work/lead.txt" --format ids 2>&1)
+check "invalid lead bytes before newlines: identical ids ($a)" test "$a" = "$b"
 a=$("$lt" -m "$work/spm.gguf" -f "$work/corpus.txt" --ids --no-escape --log-disable 2>/dev/null | tr -d '[],' | cut -d' ' -f1)
 check "llama-tokenize adds BOS 1 by default (cllm_tokenizer_prompt_bos)" test "$a" = 1
 finish

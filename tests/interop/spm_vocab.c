@@ -7,7 +7,9 @@
  * <|im_start|> <|im_end|> and the user-defined <tool>. The file carries
  * llama hyper-parameters and no tensors, which llama.cpp loads vocab-only
  * (llama-tokenize does).
- * Usage: spm_vocab BPE_TOKENIZER OUT.gguf
+ * With a third argument "no-newline", pieces holding a newline are left out
+ * (so cllm encodes line by line, see spm.c).
+ * Usage: spm_vocab BPE_TOKENIZER OUT.gguf [no-newline]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +36,11 @@ static int valid_utf8(const uint8_t *p, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s BPE_TOKENIZER OUT.gguf\n", argv[0]);
+    if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "no-newline"))) {
+        fprintf(stderr, "usage: %s BPE_TOKENIZER OUT.gguf [no-newline]\n", argv[0]);
         return 2;
     }
+    int no_newline = argc == 4;
     cllm_error err;
     cllm_tokenizer *bpe;
     if (cllm_tokenizer_load(argv[1], &bpe, &err) != CLLM_OK) {
@@ -64,6 +67,7 @@ int main(int argc, char **argv) {
         if (cllm_tokenizer_token_kind(bpe, id) != CLLM_TOKEN_NORMAL) continue;
         if (cllm_tokenizer_token_bytes(bpe, id, &p, &len, &err) != CLLM_OK || !valid_utf8(p, len)) continue;
         if (len == 1 && (p[0] < 0x20 || p[0] == 0x7f)) continue; /* control characters stay byte tokens */
+        if (no_newline && memchr(p, '\n', len)) continue;
         char *s = malloc(3 * len + 1);
         size_t o = 0;
         for (size_t i = 0; i < len; i++) {
