@@ -13,7 +13,9 @@
 # the ids must be identical on every line, and cllm's decode must give the
 # line back (but for lines holding the user-defined token, after which the
 # encoder adds a space, or a literal U+2581, which decodes to a space: both
-# as in llama.cpp). The whole corpus as one text is compared too.
+# as in llama.cpp). The whole corpus as one text, a ~2 MB text, and a
+# vocabulary without newline pieces (cllm then merges line by line) are
+# compared too.
 # Usage: bash tests/interop/spm_llama.sh [LLAMA_BIN_DIR]  (default /tmp/llama-src/build/bin)
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -104,6 +106,17 @@ a=$("$lt" -m "$work/spm.gguf" -f "$work/corpus.txt" --ids --no-bos --no-escape -
 b=$("$cllm" tokenizer encode --tokenizer "$work/spm.gguf" --file "$work/corpus.txt" --format ids --allow-special all 2>&1)
 echo "whole corpus: $(wc -w <<<"$a") ids from llama-tokenize, $(wc -w <<<"$b") from cllm"
 check "the whole corpus as one text: identical ids" test "$a" = "$b"
+# A large text (the training text six times, about 2 MB) in both modes.
+for i in 1 2 3 4 5 6; do cat "$work/train.txt"; done > "$work/big.txt"
+for mode in sp nosp; do
+    if [ $mode = sp ]; then la=(); ca=(--allow-special all); else la=(--no-parse-special); ca=(); fi
+    "$lt" -m "$work/spm.gguf" -f "$work/big.txt" --ids --no-bos --no-escape --log-disable "${la[@]}" 2>/dev/null |
+        tr -d '[],' | tr ' ' '\n' | grep . > "$work/big-llama.txt"
+    "$cllm" tokenizer encode --tokenizer "$work/spm.gguf" --file "$work/big.txt" --format ids "${ca[@]}" 2>/dev/null |
+        tr ' ' '\n' | grep . > "$work/big-cllm.txt"
+    echo "$(wc -c < "$work/big.txt") bytes ($mode): $(wc -l < "$work/big-llama.txt") ids from llama-tokenize, $(wc -l < "$work/big-cllm.txt") from cllm"
+    check "large text ($mode): identical ids" cmp -s "$work/big-llama.txt" "$work/big-cllm.txt"
+done
 # A vocabulary without newline pieces: cllm then encodes line by line (spm.c).
 "$work/spm_vocab" "$work/bpe" "$work/spm-nonl.gguf" no-newline
 a=$("$lt" -m "$work/spm-nonl.gguf" -f "$work/corpus.txt" --ids --no-bos --no-escape --log-disable 2>/dev/null | tr -d '[],')
