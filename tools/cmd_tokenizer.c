@@ -29,7 +29,8 @@ static void print_help(void) {
            "  decode  --tokenizer F [IDS...]  Writes the bytes of the ids (args or stdin).\n"
            "  info    --tokenizer F           Vocabulary size, merges, split, specials, hash.\n"
            "  convert --tokenizer F -o OUT    Saves any loadable vocabulary as a cllm file\n"
-           "                                 (or as GGUF metadata when OUT ends in .gguf).\n\n"
+           "                                 (or as GGUF metadata when OUT ends in .gguf;\n"
+           "                                 SentencePiece vocabularies: GGUF only).\n\n"
            "Tokenizer source options:\n" TOK_SOURCE_HELP);
 }
 
