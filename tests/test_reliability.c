@@ -85,10 +85,10 @@ static void set_merges(cllm_gguf_writer *w, const char *m) {
 static void e_merge_unknown(cllm_gguf_writer *w, uint32_t V) { (void)V; set_merges(w, "zzqq xy"); }
 static void e_merge_no_space(cllm_gguf_writer *w, uint32_t V) { (void)V; set_merges(w, "th"); }
 static void e_merge_empty_side(cllm_gguf_writer *w, uint32_t V) { (void)V; set_merges(w, "t "); }
-static void e_model_spm(cllm_gguf_writer *w, uint32_t V) {
+static void e_model_unigram(cllm_gguf_writer *w, uint32_t V) {
     (void)V;
     cllm_error e;
-    CHECK(cllm_gguf_set_str(w, "tokenizer.ggml.model", "llama", &e) == CLLM_OK, "%s", e.msg);
+    CHECK(cllm_gguf_set_str(w, "tokenizer.ggml.model", "t5", &e) == CLLM_OK, "%s", e.msg);
 }
 static void e_tokens_ints(cllm_gguf_writer *w, uint32_t V) {
     int32_t *ids = calloc(V, sizeof *ids);
@@ -143,7 +143,7 @@ static void test_reliability_gguf_tokenizer_bad_vocab_rejected(void) {
         {"merge naming unknown tokens", e_merge_unknown, "merge 0 names an unknown token"},
         {"merge without a space", e_merge_no_space, "merge 0 is not '<left> <right>'"},
         {"merge with an empty side", e_merge_empty_side, "merge 0 is not '<left> <right>'"},
-        {"SentencePiece model", e_model_spm, "only \"gpt2\" (byte-level BPE) is supported"},
+        {"SentencePiece unigram model", e_model_unigram, "tokenizer.ggml.model is 't5'"},
         {"tokens not strings", e_tokens_ints, "tokenizer.ggml.tokens"},
         {"empty special token", e_special_empty, "token 268 is empty"},
         {"token outside the byte alphabet", e_token_not_byte_level, "token 40 is not in the byte-level alphabet"},

@@ -181,7 +181,9 @@ int cllm_cmd_generate(int argc, char **argv) {
         const char *stop_text = cllm_chat_stop_string(s.tok, s.chat_template);
         if (stop_text && n_stops < CLLM_STOP_MAX) stops[n_stops++] = stop_text;
     } else {
-        st = cllm_tokenizer_encode(s.tok, prompt, prompt_len, NULL, &ids, &err);
+        int64_t bos = cllm_tokenizer_prompt_bos(s.tok); /* SentencePiece vocabularies ask for <s>, as in llama.cpp */
+        if (bos >= 0) st = cllm_tokens_push(&ids, (uint32_t)bos, &err);
+        if (st == CLLM_OK) st = cllm_tokenizer_encode(s.tok, prompt, prompt_len, NULL, &ids, &err);
     }
     if (!ignore_eos) cllm_generate_add_default_eog(&gp, s.tok);
     gp.stop = stops;

@@ -29,7 +29,8 @@ static void print_help(void) {
            "  decode  --tokenizer F [IDS...]  Writes the bytes of the ids (args or stdin).\n"
            "  info    --tokenizer F           Vocabulary size, merges, split, specials, hash.\n"
            "  convert --tokenizer F -o OUT    Saves any loadable vocabulary as a cllm file\n"
-           "                                 (or as GGUF metadata when OUT ends in .gguf).\n\n"
+           "                                 (or as GGUF metadata when OUT ends in .gguf;\n"
+           "                                 SentencePiece vocabularies: GGUF only).\n\n"
            "Tokenizer source options:\n" TOK_SOURCE_HELP);
 }
 
@@ -503,7 +504,7 @@ static int cmd_info_convert(int argc, char **argv, int convert) {
         printf("{\"vocab_size\": %u, \"merges\": %u, \"rule\": \"%s\", \"pattern\": \"%s\", "
                "\"hash\": \"%016llx\", \"eot_id\": %lld, \"specials\": [",
                V, cllm_tokenizer_n_merges(tok),
-               cllm_tokenizer_rule(tok) == CLLM_BPE_RANKS ? "ranks" : "merges",
+               cllm_tokenizer_is_spm(tok) ? "sentencepiece" : cllm_tokenizer_rule(tok) == CLLM_BPE_RANKS ? "ranks" : "merges",
                cllm_pretok_name(cllm_tokenizer_pretok_kind(tok)),
                (unsigned long long)cllm_tokenizer_hash(tok), (long long)cllm_tokenizer_eot_id(tok));
         for (uint32_t id = 0; id < V; id++) {

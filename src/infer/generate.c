@@ -24,6 +24,10 @@ void cllm_generate_add_default_eog(cllm_generate_params *p, const cllm_tokenizer
         for (int k = 0; k < p->n_eog; k++) dup |= p->eog[k] == (int32_t)id;
         if (!dup) p->eog[p->n_eog++] = (int32_t)id;
     }
+    int64_t eot = cllm_tokenizer_eot_id(tok); /* a SentencePiece vocabulary's </s> */
+    int dup = eot < 0;
+    for (int k = 0; k < p->n_eog && !dup; k++) dup = p->eog[k] == (int32_t)eot;
+    if (!dup && p->n_eog < CLLM_GENERATE_MAX_EOG) p->eog[p->n_eog++] = (int32_t)eot;
 }
 
 void cllm_generate_chat_ends(cllm_generate_params *p, const cllm_tokenizer *tok, cllm_chat_template tmpl) {

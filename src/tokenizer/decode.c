@@ -20,7 +20,7 @@ cllm_status cllm_tokenizer_decode(const cllm_tokenizer *t, const uint32_t *ids, 
     *out_len = 0;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= t->n_vocab || t->kind[ids[i]] == CLLM_TOKEN_UNUSED)
+        if (ids[i] >= t->n_vocab || (t->kind[ids[i]] == CLLM_TOKEN_UNUSED && !t->spm))
             return cllm_error_set(err, CLLM_ERR_ARG,
                                   "decode: id %u at position %zu is not a token (vocabulary size %u)",
                                   ids[i], i, t->n_vocab);
@@ -31,8 +31,10 @@ cllm_status cllm_tokenizer_decode(const cllm_tokenizer *t, const uint32_t *ids, 
     if (!buf) return cllm_error_set(err, CLLM_ERR_NOMEM, "decode: out of memory for %zu bytes", total);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        memcpy(buf + o, t->blob + t->off[ids[i]], t->len[ids[i]]);
-        o += t->len[ids[i]];
+        size_t skip = i == 0 && t->spm && t->spm->add_space_prefix && t->len[ids[0]] &&
+                      t->blob[t->off[ids[0]]] == ' '; /* the space the SPM encoder put in front */
+        memcpy(buf + o, t->blob + t->off[ids[i]] + skip, t->len[ids[i]] - skip);
+        o += t->len[ids[i]] - skip;
     }
     buf[o] = '\0';
     *out = (char *)buf;

@@ -9,6 +9,9 @@
  * 2..20-byte word); long pieces (whitespace or digit runs, "none" split) use
  * a linked list and a binary heap, O(n log n), with the same order.
  *
+ * SentencePiece vocabularies go to spm.c (sequentially: their fragments
+ * have no safe cut points for the parallel driver).
+ *
  * Does not: decode (decode.c) or train (train.c).
  */
 #include <omp.h>
@@ -283,6 +286,7 @@ cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text_v, s
     const uint8_t *text = text_v;
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
     if (!text && len) return cllm_error_set(err, CLLM_ERR_ARG, "encode: NULL text");
+    if (t->spm) return tok_spm_encode(t, text, len, allowed, out, err);
     size_t pos = 0;
     if (allows_any(t, allowed)) {
         special_finder f;
@@ -346,7 +350,7 @@ cllm_status cllm_tokenizer_encode_parallel(const cllm_tokenizer *t, const void *
     const uint8_t *text = text_v;
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
     if (n_threads <= 0) n_threads = omp_get_max_threads();
-    if (n_threads == 1 || len < 2 * PAR_CHUNK)
+    if (n_threads == 1 || len < 2 * PAR_CHUNK || t->spm) /* SPM: no safe cut points (one fragment) */
         return cllm_tokenizer_encode(t, text, len, allowed, out, err);
     work_item *items = NULL;
     size_t n_items = 0, cap = 0, pos = 0;

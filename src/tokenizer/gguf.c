@@ -3,8 +3,9 @@
  * byte-level BPE ("gpt2") vocabulary (keys listed in tokenizer.h), so a
  * model file written by cllm carries its tokenizer and llama.cpp can use it.
  *
- * Does not: read or write the GGUF container itself (src/formats/gguf_*.c),
- * or handle llama.cpp's SentencePiece ("llama") vocabularies.
+ * SentencePiece ("llama") vocabularies are read and written by spm.c.
+ *
+ * Does not: read or write the GGUF container itself (src/formats/gguf_*.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,6 @@
 #include "cllm/formats/gguf.h"
 #include "tok_internal.h"
 
-enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 static const char *pre_name(cllm_pretok_kind k) {
     switch (k) {
@@ -26,6 +26,11 @@ static const char *pre_name(cllm_pretok_kind k) {
 
 cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w,
                                     const char *chat_template, cllm_error *err) {
+    if (t->spm) {
+        cllm_status st = tok_spm_gguf_set(t, w, err);
+        if (st == CLLM_OK && chat_template) st = cllm_gguf_set_str(w, "tokenizer.chat_template", chat_template, err);
+        return st;
+    }
     uint32_t V = t->n_vocab;
     char **strs = calloc(V, sizeof *strs);
     int32_t *types = malloc((size_t)V * sizeof *types);
@@ -39,14 +44,14 @@ cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w
         if (t->kind[id] == CLLM_TOKEN_UNUSED) {
             strs[id] = malloc(24);
             if (strs[id]) snprintf(strs[id], 24, "[PAD%u]", id);
-            types[id] = TT_UNUSED;
+            types[id] = TOK_TT_UNUSED;
         } else if (t->kind[id] == CLLM_TOKEN_SPECIAL) {
             strs[id] = strndup((const char *)t->blob + t->off[id], t->len[id]);
-            types[id] = TT_CONTROL;
+            types[id] = TOK_TT_CONTROL;
         } else {
             strs[id] = malloc(2 * (size_t)t->len[id] + 1);
             if (strs[id]) tok_gpt2_bytes_to_unicode(t->blob + t->off[id], t->len[id], strs[id]);
-            types[id] = TT_NORMAL;
+            types[id] = TOK_TT_NORMAL;
         }
         if (!strs[id]) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
     }
@@ -117,8 +122,10 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
     char model[32], pre[64], rule[16], pattern[16];
     cllm_status st;
     if ((st = opt_str(g, "tokenizer.ggml.model", model, sizeof model, err)) != CLLM_OK) return st;
+    if (!strcmp(model, "llama")) return tok_spm_from_gguf(g, out, err);
     if (strcmp(model, "gpt2"))
-        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.model is '%s', only \"gpt2\" (byte-level BPE) is supported",
+        return cllm_error_set(err, CLLM_ERR_FORMAT,
+                              "%s: tokenizer.ggml.model is '%s', only \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece) are supported",
                               path, model);
     if ((st = opt_str(g, "tokenizer.ggml.pre", pre, sizeof pre, err)) != CLLM_OK) return st;
     if ((st = opt_str(g, "cllm.tokenizer.rule", rule, sizeof rule, err)) != CLLM_OK) return st;
@@ -173,15 +180,15 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
     size_t cap = 0;
     for (uint64_t i = 0; i < n_tok && st == CLLM_OK; i++) {
         const cllm_gguf_str *s = &toks[i];
-        if (types[i] == TT_UNUSED) continue;
-        if (types[i] == TT_CONTROL || types[i] == TT_USER_DEFINED) {
+        if (types[i] == TOK_TT_UNUSED) continue;
+        if (types[i] == TOK_TT_CONTROL || types[i] == TOK_TT_USER_DEFINED) {
             if (s->len == 0 || s->len > (1u << 20))
                 st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: token %llu is empty or too long", path, (unsigned long long)i);
             else
                 st = cllm_tokenizer_set_token(t, (uint32_t)i, s->data, s->len, CLLM_TOKEN_SPECIAL, err);
             continue;
         }
-        if (types[i] != TT_NORMAL) {
+        if (types[i] != TOK_TT_NORMAL) {
             st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: token %llu has unsupported token_type %d", path,
                                 (unsigned long long)i, types[i]);
             break;

@@ -26,6 +26,8 @@
 
 cllm_status cllm_tokenizer_save(const cllm_tokenizer *t, const char *path, cllm_error *err) {
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "%s: tokenizer not finalized", path);
+    if (t->spm)
+        return cllm_error_set(err, CLLM_ERR_ARG, "%s: a SentencePiece vocabulary is stored in GGUF only (write a .gguf)", path);
     cllm_atomic_file af;
     cllm_status st = cllm_atomic_begin(&af, path, err);
     if (st != CLLM_OK) return st;
@@ -246,6 +248,9 @@ cllm_status cllm_tokenizer_load_any(const char *path, cllm_pretok_kind kind, cll
     if (n >= strlen(FILE_KIND) && !memcmp(head, FILE_KIND, strlen(FILE_KIND))) /* any version: its reader says which */
         return cllm_tokenizer_load(path, out, err);
     if (n >= 4 && !memcmp(head, "GGUF", 4)) return cllm_tokenizer_read_gguf(path, out, err);
+    size_t pl = strlen(path);
+    if (pl > 6 && !strcmp(path + pl - 6, ".model") && n && head[0] == 0x0a) /* protobuf field 1, a piece */
+        return cllm_tokenizer_load_spm_model(path, out, err);
     size_t i = 0;
     while (i < n && (head[i] == ' ' || head[i] == '\n' || head[i] == '\r' || head[i] == '\t')) i++;
     if (i < n && head[i] == '{') return cllm_tokenizer_load_hf(path, out, err);

@@ -34,6 +34,32 @@ typedef struct {
     uint32_t left, right, result;
 } tok_merge;
 
+/* A SentencePiece vocabulary as llama.cpp holds one (tokenizer.ggml.model
+ * "llama"). The tokenizer's kind/off/len/blob then hold what each id decodes
+ * to (normal: the piece with U+2581 as spaces; byte: the byte; control and
+ * unknown: the text; user-defined: the text as is; unused: nothing), and this
+ * struct holds the pieces as stored, which encoding matches against. */
+typedef struct {
+    float *score;          /* [V] merge priority: higher merges first */
+    uint8_t *type;         /* [V] GGUF token type (TOK_TT_*) */
+    uint8_t *text;         /* [text_len] all piece texts */
+    uint64_t *text_off;    /* [V] */
+    uint32_t *text_n;      /* [V] */
+    size_t text_len;
+    uint32_t *map;         /* [map_cap] piece text -> id over every id; TOK_NO_ID = empty */
+    size_t map_cap;
+    uint32_t *match;       /* [n_match] control, unknown and user-defined ids, longest text first */
+    uint32_t n_match;
+    uint32_t byte_tok[256]; /* byte fallback: "<0xXX>", else the one-byte piece, else TOK_NO_ID */
+    int64_t bos, eos, unk, pad; /* -1 when absent */
+    int add_bos, add_eos, add_space_prefix;
+    int newline_cuts;      /* no piece longer than one byte holds "\n": encode line by line (spm.c) */
+} tok_spm;
+
+/* GGUF's token types (llama.cpp's llama_token_type). */
+enum { TOK_TT_NORMAL = 1, TOK_TT_UNKNOWN = 2, TOK_TT_CONTROL = 3, TOK_TT_USER_DEFINED = 4, TOK_TT_UNUSED = 5,
+       TOK_TT_BYTE = 6 };
+
 struct cllm_tokenizer {
     uint32_t n_vocab;       /* V */
     uint8_t *kind;          /* [V] cllm_token_kind */
@@ -54,6 +80,7 @@ struct cllm_tokenizer {
     cllm_pretok *pretok;
     uint64_t hash;
     int finalized;
+    tok_spm *spm;           /* SentencePiece vocabulary (spm.c); NULL for byte-level BPE */
 };
 
 /* The vocabulary size a file listing n_entries tokens may declare. Ids may
@@ -144,5 +171,15 @@ void tok_drop_maps(cllm_tokenizer *t);
 
 /* Builds the lookup maps (called by finalize). */
 cllm_status tok_build_maps(cllm_tokenizer *t, cllm_error *err);
+
+/* ---- SentencePiece (spm.c) ---- */
+/* Reads a "llama" vocabulary from GGUF keys into a finished tokenizer. */
+cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err);
+/* Writes the keys of an SPM tokenizer (the counterpart of tok_spm_from_gguf). */
+cllm_status tok_spm_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w, cllm_error *err);
+/* Encodes as llama.cpp's SPM tokenizer without BOS/EOS (encode.c routes here). */
+cllm_status tok_spm_encode(const cllm_tokenizer *t, const uint8_t *text, size_t len,
+                           const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err);
+void tok_spm_free(tok_spm *s);
 
 #endif

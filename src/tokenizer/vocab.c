@@ -56,6 +56,7 @@ void cllm_tokenizer_destroy(cllm_tokenizer *t) {
     free(t->bytes.ids);
     free(t->regex);
     cllm_pretok_destroy(t->pretok);
+    tok_spm_free(t->spm);
     free(t);
 }
 
@@ -319,7 +320,7 @@ cllm_status cllm_tokenizer_token_bytes(const cllm_tokenizer *t, uint32_t id, con
     if (id >= t->n_vocab)
         return cllm_error_set(err, CLLM_ERR_ARG, "token id %u >= vocabulary size %u", id,
                               t->n_vocab);
-    if (t->kind[id] == CLLM_TOKEN_UNUSED)
+    if (t->kind[id] == CLLM_TOKEN_UNUSED && !t->spm) /* SPM: unused ids are pieces that decode to nothing */
         return cllm_error_set(err, CLLM_ERR_ARG, "token id %u is unused in this vocabulary", id);
     *bytes = t->blob + t->off[id];
     *len = t->len[id];
@@ -344,6 +345,7 @@ int64_t cllm_tokenizer_special_id(const cllm_tokenizer *t, const char *text) {
 }
 
 int64_t cllm_tokenizer_eot_id(const cllm_tokenizer *t) {
+    if (t->spm) return t->spm->eos;
     return cllm_tokenizer_special_id(t, "<|endoftext|>");
 }
 

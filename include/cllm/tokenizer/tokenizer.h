@@ -21,8 +21,18 @@
  * (cllm_special_set); by default their text is encoded as ordinary bytes, so
  * user text never turns into control tokens.
  *
+ * SentencePiece vocabularies (llama.cpp's "llama" GGUF tokenizers: Llama 1/2,
+ * Mistral 7B v0.1, TinyLlama) are read from GGUF only and encode exactly as
+ * llama.cpp's SPM tokenizer does: spaces become U+2581, a leading one is added
+ * (add_space_prefix), UTF-8 characters merge by highest piece score, and
+ * characters outside the vocabulary fall back to <0xXX> byte tokens. There
+ * control and unknown tokens are the special ones (matched when allowed, as
+ * llama.cpp's parse_special); user-defined tokens are always matched; decode
+ * drops the space the encoder added before the first token. See
+ * docs/FORMATS.md, "SentencePiece vocabularies".
+
  * Not here: chat templates (src/infer), Unicode normalisation (byte-level BPE
- * does none), SentencePiece/unigram models.
+ * does none), SentencePiece unigram models.
  *
  * Threading: a finished cllm_tokenizer is immutable and may be shared by any
  * number of threads; the trainer is single-owner.
@@ -113,8 +123,16 @@ void cllm_tokenizer_merge(const cllm_tokenizer *t, uint32_t r, uint32_t *left, u
                           uint32_t *result);
 /* Id of the special token with exactly this text, or -1. */
 int64_t cllm_tokenizer_special_id(const cllm_tokenizer *t, const char *text);
-/* The document separator: "<|endoftext|>" if present, else -1. */
+/* The document separator: "<|endoftext|>" if present (for a SentencePiece
+ * vocabulary its eos token, "</s>"), else -1. */
 int64_t cllm_tokenizer_eot_id(const cllm_tokenizer *t);
+/* 1 for a SentencePiece vocabulary (GGUF tokenizer.ggml.model "llama"). */
+int cllm_tokenizer_is_spm(const cllm_tokenizer *t);
+/* The id a prompt starts with when the vocabulary asks for one (llama.cpp's
+ * add_bos: true by default for SentencePiece), else -1. Encoding never adds it. */
+int64_t cllm_tokenizer_prompt_bos(const cllm_tokenizer *t);
+/* The id to append to a prompt when the vocabulary asks (add_eos_token), else -1. */
+int64_t cllm_tokenizer_prompt_eos(const cllm_tokenizer *t);
 /* 64-bit FNV-1a fingerprint of the vocabulary, merges, rule, pattern and
  * specials (what token shards and checkpoints record). */
 uint64_t cllm_tokenizer_hash(const cllm_tokenizer *t);
@@ -151,7 +169,11 @@ cllm_status cllm_tokenizer_encode_parallel(const cllm_tokenizer *t, const void *
 /* ---- decoding ------------------------------------------------------------- */
 
 /* Concatenated bytes of ids (exact inverse of encode); *out is owned by the
- * caller, NUL-terminated one past *out_len. Fails on ids >= V or holes. */
+ * caller, NUL-terminated one past *out_len. Fails on ids >= V or holes.
+ * SentencePiece: as llama.cpp's detokenize with special tokens shown: one
+ * leading space of the first token is dropped when add_space_prefix (so text
+ * after an allowed special token keeps the space the encoder added there),
+ * and unused ids decode to nothing. */
 cllm_status cllm_tokenizer_decode(const cllm_tokenizer *t, const uint32_t *ids, size_t n,
                                   char **out, size_t *out_len, cllm_error *err);
 
@@ -220,12 +242,15 @@ cllm_status cllm_tokenizer_load_gpt2(const char *encoder_json, const char *merge
                                      cllm_tokenizer **out, cllm_error *err);
 /* Hugging Face tokenizer.json with a byte-level BPE model. */
 cllm_status cllm_tokenizer_load_hf(const char *path, cllm_tokenizer **out, cllm_error *err);
-/* Chooses by name/content: *.json with "model" -> HF; "cllm-tokenizer" header
+/* A SentencePiece BPE model file (tokenizer.model, protobuf), read as the
+ * GGUF vocabulary llama.cpp's converter makes of it (see docs/FORMATS.md). */
+cllm_status cllm_tokenizer_load_spm_model(const char *path, cllm_tokenizer **out, cllm_error *err);
+/* Chooses by name/content: a *.model file -> SentencePiece; *.json with "model" -> HF; "cllm-tokenizer" header
  * -> own; otherwise tiktoken with `kind` (GPT-2 pairs need load_gpt2). */
 cllm_status cllm_tokenizer_load_any(const char *path, cllm_pretok_kind kind,
                                     cllm_tokenizer **out, cllm_error *err);
 
-/* ---- GGUF (llama.cpp's layout for BPE vocabularies) ----------------------
+/* ---- GGUF (llama.cpp's layout for BPE and SentencePiece vocabularies) -----
  * Keys: tokenizer.ggml.model = "gpt2"; tokenizer.ggml.pre ("gpt-2",
  * "llama-bpe" for the cl100k split, "gpt-4o", "default"); tokenizer.ggml.tokens
  * (byte-level alphabet text; specials raw; holes "[PAD<id>]");
@@ -233,7 +258,13 @@ cllm_status cllm_tokenizer_load_any(const char *path, cllm_pretok_kind kind,
  * tokenizer.ggml.merges ("<left> <right>" in priority order);
  * tokenizer.ggml.bos_token_id / eos_token_id (the end-of-text token);
  * tokenizer.chat_template when given; plus cllm.tokenizer.rule and
- * cllm.tokenizer.regex so cllm reads back exactly what it wrote. */
+ * cllm.tokenizer.regex so cllm reads back exactly what it wrote.
+ * SentencePiece: tokenizer.ggml.model = "llama"; tokens (pieces with U+2581
+ * for spaces, "<0xXX>" byte tokens), scores (f32), token_type (1 normal,
+ * 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte), bos/eos/unknown/
+ * padding_token_id (defaults 1, 2, 0, none), add_bos_token (default true),
+ * add_eos_token (false), add_space_prefix (true). Such a tokenizer is written
+ * back with the same keys; cllm's own tokenizer file cannot hold it. */
 typedef struct cllm_gguf cllm_gguf;
 typedef struct cllm_gguf_writer cllm_gguf_writer;
 
