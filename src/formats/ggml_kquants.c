@@ -117,42 +117,50 @@ static void encode_q5_1(const float *x, uint8_t *y) {
 
 /* ---- sub-block fits of the k-quants ------------------------------------------ */
 
-/* Symmetric fit of n values to levels l in [-nmax, nmax - 1], weights x^2
- * (q6_K): start from the grid through the value of largest magnitude, then
- * try 18 nearby grids and keep the one with the best weighted least-squares
- * scale. L[i] = l + nmax. Returns the scale (0 for an all-zero group). */
-static float fit_symmetric(int n, int nmax, const float *x, int8_t *L) {
+/* The value of largest magnitude in x[n] (the first of equal ones). */
+static float signed_amax(int n, const float *x) {
     float amax = 0.0f, max = 0.0f;
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) {
             amax = fabsf(x[i]);
             max = x[i];
         }
-    if (amax < GROUP_EPS) {
-        memset(L, 0, (size_t)n);
-        return 0.0f;
-    }
-    float iscale = (float)-nmax / max, sumlx = 0.0f, suml2 = 0.0f;
+    return max;
+}
+
+/* The levels l = round(iscale x) in [-nmax, nmax - 1] of x[n] and their
+ * weighted (x^2) sums of l x and l^2; L[i] = l + offset when L is given. */
+static void grid_sums(int n, int nmax, float iscale, const float *x, int8_t *L, int offset, float *sumlx,
+                      float *suml2) {
+    *sumlx = *suml2 = 0.0f;
     for (int i = 0; i < n; i++) {
         const int l = iclamp(round_even(iscale * x[i]), -nmax, nmax - 1);
         const float w = x[i] * x[i];
-        L[i] = (int8_t)(l + nmax);
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
+        if (L) L[i] = (int8_t)(l + offset);
+        *sumlx += w * x[i] * (float)l;
+        *suml2 += w * (float)l * (float)l;
     }
+}
+
+/* Symmetric fit of n values to levels l in [-nmax, nmax - 1], weights x^2
+ * (q6_K): start from the grid through the value of largest magnitude, then
+ * try 18 nearby grids and keep the one with the best weighted least-squares
+ * scale. L[i] = l + nmax. Returns the scale (0 for an all-zero group). */
+static float fit_symmetric(int n, int nmax, const float *x, int8_t *L) {
+    const float max = signed_amax(n, x);
+    if (fabsf(max) < GROUP_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.0f;
+    }
+    float sumlx, suml2;
+    grid_sums(n, nmax, (float)-nmax / max, x, L, nmax, &sumlx, &suml2);
     float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f, best = scale * sumlx;
     for (int step = -9; step <= 9; step++) {
         if (step == 0) continue;
-        iscale = -((float)nmax + 0.1f * (float)step) / max;
-        sumlx = suml2 = 0.0f;
-        for (int i = 0; i < n; i++) {
-            const int l = iclamp(round_even(iscale * x[i]), -nmax, nmax - 1);
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * (float)l;
-            suml2 += w * (float)l * (float)l;
-        }
+        const float iscale = -((float)nmax + 0.1f * (float)step) / max;
+        grid_sums(n, nmax, iscale, x, NULL, 0, &sumlx, &suml2);
         if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++) L[i] = (int8_t)(iclamp(round_even(iscale * x[i]), -nmax, nmax - 1) + nmax);
+            grid_sums(n, nmax, iscale, x, L, nmax, &sumlx, &suml2);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -164,25 +172,13 @@ static float fit_symmetric(int n, int nmax, const float *x, int8_t *L) {
  * magnitude, then up to 5 passes of coordinate descent moving one level at
  * a time while the weighted (x^2) fit improves. L[i] = l + nmax. */
 static float fit_symmetric_descent(int n, int nmax, const float *x, int8_t *L) {
-    float amax = 0.0f, max = 0.0f;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    if (amax < GROUP_EPS) {
+    const float max = signed_amax(n, x);
+    if (fabsf(max) < GROUP_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
-    const float iscale = (float)-nmax / max;
-    float sumlx = 0.0f, suml2 = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const int l = iclamp(round_even(iscale * x[i]), -nmax, nmax - 1);
-        const float w = x[i] * x[i];
-        L[i] = (int8_t)l;
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
-    }
+    float sumlx, suml2;
+    grid_sums(n, nmax, (float)-nmax / max, x, L, 0, &sumlx, &suml2);
     for (int pass = 0; pass < 5; pass++) {
         int changed = 0;
         for (int i = 0; i < n; i++) {
