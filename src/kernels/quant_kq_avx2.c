@@ -121,6 +121,16 @@ static inline float dot_k45(const uint8_t *a, const uint8_t *b, int64_t n, int f
 static float avx2_dot_q4_K_q8_K(const void *w, const void *xq, int64_t n) { return dot_k45(w, xq, n, 0); }
 static float avx2_dot_q5_K_q8_K(const void *w, const void *xq, int64_t n) { return dot_k45(w, xq, n, 1); }
 
+/* q6_K's unsigned 6-bit levels of elements 128h + 32k + l (h: which half
+ * of the block ql0/ql1/qh were loaded from): nibble (k >> 1) of
+ * ql[32 * (k & 1) + l], bits 2k, 2k+1 of qh[l]. */
+static inline __m256i q6k_levels(__m256i ql0, __m256i ql1, __m256i qh, int k, __m256i m4, __m256i m2) {
+    const __m256i ql = k & 1 ? ql1 : ql0;
+    const __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+    const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2), 4);
+    return _mm256_or_si256(lo, hi);
+}
+
 static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
     const uint8_t *a = w, *b = xq;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
@@ -137,11 +147,7 @@ static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
             const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a + 64 * h + 32));
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(a + 128 + 32 * h));
             for (int k = 0; k < 4; k++) {
-                /* elements 128h + 32k + l: nibble (k >> 1) of ql[32 * (k & 1) + l], bits 2k, 2k+1 of qh[l] */
-                const __m256i ql = k & 1 ? ql1 : ql0;
-                const __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
-                const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2), 4);
-                const __m256i p = _mm256_maddubs_epi16(_mm256_or_si256(lo, hi),
+                const __m256i p = _mm256_maddubs_epi16(q6k_levels(ql0, ql1, qh, k, m4, m2),
                                                        _mm256_loadu_si256((const __m256i *)(b + 4 + 128 * h + 32 * k)));
                 const int g = 8 * h + 2 * k; /* the low 128 bits are group g, the high ones g + 1 */
                 const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
@@ -316,10 +322,7 @@ static void avx2_dequant_other(uint32_t type, const void *src, float *dst, int64
                 const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a + 64 * h + 32));
                 const __m256i qh = _mm256_loadu_si256((const __m256i *)(a + 128 + 32 * h));
                 for (int k = 0; k < 4; k++) {
-                    const __m256i ql = k & 1 ? ql1 : ql0;
-                    const __m256i lo = k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
-                    const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2), 4);
-                    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, hi), off);
+                    const __m256i q = _mm256_sub_epi8(q6k_levels(ql0, ql1, qh, k, m4, m2), off);
                     const int g = 8 * h + 2 * k;
                     put32(q, 1, d * (float)sc[g], 0.0f, d * (float)sc[g + 1], 0.0f, dst + 128 * h + 32 * k);
                 }
