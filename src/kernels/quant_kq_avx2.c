@@ -79,6 +79,21 @@ static inline __m128i k4_min_sums(uint64_t mn, const uint8_t *bsums) {
 
 /* q4_K (five = 0) and q5_K (five = 1): the same scales, q5_K's fifth bit
  * of element 32j + l is bit j of qh[l]. */
+/* q4_K/q5_K levels of chunk c (64 elements) of a block's quants qs (and,
+ * for q5_K, its high bits qh): *lo the first 32 (low nibbles), *hi the next
+ * 32 (high nibbles), 16 added where the element's qh bit is set. */
+static inline void k45_levels(const uint8_t *qs, __m256i qh, int c, int five, __m256i m4, __m256i *lo, __m256i *hi) {
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (five) {
+        const __m256i blo = _mm256_set1_epi8((char)(1 << (2 * c))), bhi = _mm256_set1_epi8((char)(2 << (2 * c)));
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        *lo = _mm256_or_si256(*lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, blo), blo), sixteen));
+        *hi = _mm256_or_si256(*hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bhi), bhi), sixteen));
+    }
+}
+
 static inline float dot_k45(const uint8_t *a, const uint8_t *b, int64_t n, int five) {
     const size_t bytes = five ? 176 : 144;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -98,14 +113,8 @@ static inline float dot_k45(const uint8_t *a, const uint8_t *b, int64_t n, int f
         const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
         __m256i isum = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (five) {
-                const __m256i blo = _mm256_set1_epi8((char)(1 << (2 * c))), bhi = _mm256_set1_epi8((char)(2 << (2 * c)));
-                const __m256i sixteen = _mm256_set1_epi8(16);
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, blo), blo), sixteen));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bhi), bhi), sixteen));
-            }
+            __m256i lo, hi;
+            k45_levels(qs, qh, c, five, m4, &lo, &hi);
             const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y + 64 * c)));
             const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 64 * c + 32)));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16((short)((scw >> (16 * c)) & 0xff))));
@@ -296,14 +305,8 @@ static void avx2_dequant_other(uint32_t type, const void *src, float *dst, int64
             const uint8_t *qs = a + (five ? 48 : 16);
             const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(a + 16)) : _mm256_setzero_si256();
             for (int c = 0; c < 4; c++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                if (five) {
-                    const __m256i blo = _mm256_set1_epi8((char)(1 << (2 * c))), bhi = _mm256_set1_epi8((char)(2 << (2 * c)));
-                    const __m256i sixteen = _mm256_set1_epi8(16);
-                    lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, blo), blo), sixteen));
-                    hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bhi), bhi), sixteen));
-                }
+                __m256i lo, hi;
+                k45_levels(qs, qh, c, five, m4, &lo, &hi);
                 const float d0 = d * (float)((scw >> (16 * c)) & 0xff), m0 = dmin * (float)((mnw >> (16 * c)) & 0xff);
                 const float d1 = d * (float)((scw >> (16 * c + 8)) & 0xff), m1 = dmin * (float)((mnw >> (16 * c + 8)) & 0xff);
                 put32(lo, 0, d0, m0, d0, m0, dst + 64 * c);
