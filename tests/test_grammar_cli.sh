@@ -54,20 +54,28 @@ if "where" in d:
     assert "y" not in w or w["y"] is None or isinstance(w["y"], (int, float)), d
 PY
 
-valid=0
-for seed in 1 2 3 4 5 6 7 8; do
-    "$bin" generate -m "$model" -p "the cat" --no-echo -n 1500 --seed $seed --temperature 1 --top-k 0 --top-p 1 \
-        --min-p 0 --json-schema "$work/schema.json" --threads 1 >"$work/out.$seed" 2>"$work/err.$seed"
-    if [ $? -eq 0 ] && grep -q "finish: stop" "$work/err.$seed" && /usr/bin/python3 "$work/valid.py" <"$work/out.$seed" 2>>"$work/why"; then
-        valid=$((valid + 1))
-    else
-        echo "seed $seed: $(cat "$work/out.$seed") $(cat "$work/err.$seed")" >>"$work/why"
-    fi
-done
+# sample_valid SCHEMA CHECKER PREFIX N: samples seeds 1..N under the schema
+# (outputs PREFIX.out.SEED), sets valid to how many finished with 'stop' and
+# pass the Python checker; the others are described in PREFIX.why.
+sample_valid() {
+    local schema=$1 checker=$2 prefix=$3 n=$4 seed
+    valid=0
+    for seed in $(seq 1 "$n"); do
+        "$bin" generate -m "$model" -p "the cat" --no-echo -n 1500 --seed $seed --temperature 1 --top-k 0 --top-p 1 \
+            --min-p 0 --json-schema "$schema" --threads 1 >"$prefix.out.$seed" 2>"$prefix.err.$seed"
+        if [ $? -eq 0 ] && grep -q "finish: stop" "$prefix.err.$seed" &&
+            /usr/bin/python3 "$checker" <"$prefix.out.$seed" 2>>"$prefix.why"; then
+            valid=$((valid + 1))
+        else
+            echo "seed $seed: $(cat "$prefix.out.$seed") $(cat "$prefix.err.$seed")" >>"$prefix.why"
+        fi
+    done
+}
+sample_valid "$work/schema.json" "$work/valid.py" "$work/plain" 8
 check "generate --json-schema: 8 of 8 seeds give JSON matching the schema, finish 'stop'" test $valid -eq 8 ||
-    cat "$work/why"
+    cat "$work/plain.why"
 check "outputs differ between seeds (sampling, not one forced string)" \
-    test "$(cat "$work"/out.* | sort -u | wc -l)" -gt 1
+    test "$(cat "$work"/plain.out.* | sort -u | wc -l)" -gt 1
 
 json=$("$bin" generate -m "$model" -p "the cat" -n 1500 --seed 3 --json-schema "$work/schema.json" --json --threads 1 2>/dev/null)
 check "--json with --json-schema: the text field is valid" /usr/bin/python3 -c '
@@ -96,18 +104,9 @@ assert re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-
 assert re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", d["id"]), d
 assert isinstance(d["n"], int) and not isinstance(d["n"], bool) and -5 <= d["n"] <= 42, d
 PY
-valid=0
-for seed in 1 2 3 4 5 6; do
-    "$bin" generate -m "$model" -p "the cat" --no-echo -n 1500 --seed $seed --temperature 1 --top-k 0 --top-p 1 \
-        --min-p 0 --json-schema "$work/strings.json" --threads 1 >"$work/sout.$seed" 2>"$work/serr.$seed"
-    if [ $? -eq 0 ] && grep -q "finish: stop" "$work/serr.$seed" && /usr/bin/python3 "$work/strings.py" <"$work/sout.$seed" 2>>"$work/swhy"; then
-        valid=$((valid + 1))
-    else
-        echo "seed $seed: $(cat "$work/sout.$seed") $(cat "$work/serr.$seed")" >>"$work/swhy"
-    fi
-done
+sample_valid "$work/strings.json" "$work/strings.py" "$work/strings" 6
 check "generate --json-schema with pattern, format and integer bounds: 6 of 6 seeds hold to them" test $valid -eq 6 ||
-    cat "$work/swhy"
+    cat "$work/strings.why"
 
 printf 'root ::= ("yes" | "no" | "고양이") "!"\n' >"$work/yn.gbnf"
 all_ok=1
