@@ -250,26 +250,23 @@ static void set_space(cp_set *s) {
     for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++) set_add(s, ranges[i][0], ranges[i][1]);
 }
 
-__attribute__((format(printf, 2, 3))) static int re_unsupported(regex *r, const char *fmt, ...) {
+/* Refuses the pattern: a construct the converter does not take (unsupported)
+ * or a pattern that is no regular expression; fmt says what, at r->pos. */
+__attribute__((format(printf, 3, 4))) static int re_refuse(regex *r, int unsupported, const char *fmt, ...) {
     char what[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return refuse(r->c, CLLM_ERR_ARG, "unsupported JSON Schema keyword 'pattern' at %s: %s (at offset %zu of the "
-                                      "pattern) is not supported",
-                  at(r->path), what, r->pos);
-}
-
-__attribute__((format(printf, 2, 3))) static int re_invalid(regex *r, const char *fmt, ...) {
-    char what[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
+    if (unsupported)
+        return refuse(r->c, CLLM_ERR_ARG, "unsupported JSON Schema keyword 'pattern' at %s: %s (at offset %zu of the "
+                                          "pattern) is not supported",
+                      at(r->path), what, r->pos);
     return refuse(r->c, CLLM_ERR_ARG, "'pattern' at %s is not a valid regular expression: %s (at offset %zu)",
                   at(r->path), what, r->pos);
 }
+#define re_unsupported(r, ...) re_refuse(r, 1, __VA_ARGS__)
+#define re_invalid(r, ...) re_refuse(r, 0, __VA_ARGS__)
 
 /* A code point inside a GBNF class: ASCII letters and digits as they are,
  * the rest escaped. */
