@@ -77,24 +77,6 @@ static int byte_piece(const char *s, size_t n) {
     return v;
 }
 
-/* Appends n bytes to the tokenizer's decode blob as token id. */
-static int blob_put(cllm_tokenizer *t, uint32_t id, const void *p, size_t n, cllm_token_kind kind) {
-    if (t->blob_len + n > t->blob_cap) {
-        size_t cap = t->blob_cap ? t->blob_cap : 4096;
-        while (cap < t->blob_len + n) cap *= 2;
-        uint8_t *nb = realloc(t->blob, cap);
-        if (!nb) return 0;
-        t->blob = nb;
-        t->blob_cap = cap;
-    }
-    if (n) memcpy(t->blob + t->blob_len, p, n);
-    t->off[id] = t->blob_len;
-    t->len[id] = (uint32_t)n;
-    t->kind[id] = (uint8_t)kind;
-    t->blob_len += n;
-    return 1;
-}
-
 /* Piece text with every U+2581 turned back into a space; returns the length. */
 static size_t unescape(const uint8_t *p, size_t n, uint8_t *out) {
     size_t o = 0;
@@ -205,7 +187,7 @@ static cllm_status spm_build(const spm_source *src, const char *path, cllm_token
         int32_t ty = src->types ? src->types[i] : TOK_TT_NORMAL;
         s->type[i] = ty >= TOK_TT_NORMAL && ty <= TOK_TT_BYTE ? (uint8_t)ty : 0;
         switch (s->type[i]) {
-        case TOK_TT_NORMAL: ok = blob_put(t, i, buf, unescape(p, n, buf), CLLM_TOKEN_NORMAL); break;
+        case TOK_TT_NORMAL: ok = tok_blob_put(t, i, buf, unescape(p, n, buf), CLLM_TOKEN_NORMAL); break;
         case TOK_TT_BYTE:
             if ((b = byte_piece((const char *)p, n)) < 0) {
                 st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: byte token %u is '%.*s', not <0xXX>", path, i, (int)n,
@@ -213,12 +195,12 @@ static cllm_status spm_build(const spm_source *src, const char *path, cllm_token
                 break;
             }
             buf[0] = (uint8_t)b;
-            ok = blob_put(t, i, buf, 1, CLLM_TOKEN_NORMAL);
+            ok = tok_blob_put(t, i, buf, 1, CLLM_TOKEN_NORMAL);
             break;
         case TOK_TT_CONTROL:
-        case TOK_TT_UNKNOWN: ok = blob_put(t, i, p, n, CLLM_TOKEN_SPECIAL); break;
-        case TOK_TT_USER_DEFINED: ok = blob_put(t, i, p, n, CLLM_TOKEN_NORMAL); break;
-        default: ok = blob_put(t, i, p, 0, CLLM_TOKEN_UNUSED); break; /* unused or undefined: decodes to nothing */
+        case TOK_TT_UNKNOWN: ok = tok_blob_put(t, i, p, n, CLLM_TOKEN_SPECIAL); break;
+        case TOK_TT_USER_DEFINED: ok = tok_blob_put(t, i, p, n, CLLM_TOKEN_NORMAL); break;
+        default: ok = tok_blob_put(t, i, p, 0, CLLM_TOKEN_UNUSED); break; /* unused or undefined: decodes to nothing */
         }
         if (!ok) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for token bytes");
     }

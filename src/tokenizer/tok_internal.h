@@ -166,6 +166,10 @@ size_t tok_gpt2_bytes_to_unicode(const uint8_t *in, size_t n, char *out);
 cllm_status tok_vocab_from_json(cllm_tokenizer **out, const void *vocab, uint32_t extra_ids,
                                 cllm_pretok_kind kind, const char *regex, const char *path,
                                 cllm_error *err);
+/* Appends len bytes to t's decode blob as token id of kind (no checks:
+ * cllm_tokenizer_set_token's job; SentencePiece also records empty and
+ * unused pieces). 0 when out of memory. */
+int tok_blob_put(cllm_tokenizer *t, uint32_t id, const void *bytes, size_t len, cllm_token_kind kind);
 /* Frees the lookup maps (after a temporary tok_build_maps). */
 void tok_drop_maps(cllm_tokenizer *t);
 

@@ -60,6 +60,23 @@ void cllm_tokenizer_destroy(cllm_tokenizer *t) {
     free(t);
 }
 
+int tok_blob_put(cllm_tokenizer *t, uint32_t id, const void *bytes, size_t len, cllm_token_kind kind) {
+    if (t->blob_len + len > t->blob_cap) {
+        size_t cap = t->blob_cap ? t->blob_cap : 4096;
+        while (cap < t->blob_len + len) cap *= 2;
+        uint8_t *nb = realloc(t->blob, cap);
+        if (!nb) return 0;
+        t->blob = nb;
+        t->blob_cap = cap;
+    }
+    if (len) memcpy(t->blob + t->blob_len, bytes, len);
+    t->off[id] = t->blob_len;
+    t->len[id] = (uint32_t)len;
+    t->kind[id] = (uint8_t)kind;
+    t->blob_len += len;
+    return 1;
+}
+
 cllm_status cllm_tokenizer_set_token(cllm_tokenizer *t, uint32_t id, const void *bytes, size_t len,
                                      cllm_token_kind kind, cllm_error *err) {
     if (t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer already finalized");
@@ -73,19 +90,7 @@ cllm_status cllm_tokenizer_set_token(cllm_tokenizer *t, uint32_t id, const void 
     if (len == 0 || len > (1u << 20))
         return cllm_error_set(err, CLLM_ERR_FORMAT, "token %u has length %zu (must be 1..2^20)", id,
                               len);
-    if (t->blob_len + len > t->blob_cap) {
-        size_t cap = t->blob_cap ? t->blob_cap : 4096;
-        while (cap < t->blob_len + len) cap *= 2;
-        uint8_t *nb = realloc(t->blob, cap);
-        if (!nb) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for token bytes");
-        t->blob = nb;
-        t->blob_cap = cap;
-    }
-    memcpy(t->blob + t->blob_len, bytes, len);
-    t->off[id] = t->blob_len;
-    t->len[id] = (uint32_t)len;
-    t->kind[id] = (uint8_t)kind;
-    t->blob_len += len;
+    if (!tok_blob_put(t, id, bytes, len, kind)) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for token bytes");
     return CLLM_OK;
 }
 
