@@ -268,7 +268,7 @@ static int messages_drop_oldest(cJSON *msgs) {
     return 1;
 }
 
-static int tools_turn(model_session *s, cJSON *msgs, const cllm_toolbox *tb, const cllm_agent_params *p,
+static int tools_turn(model_session *s, cJSON *msgs, const cllm_agent *agent, const cllm_agent_params *p,
                       const char *line, int print_notices) {
     cJSON *u = cJSON_CreateObject();
     if (!u || !cJSON_AddItemToArray(msgs, u)) {
@@ -282,8 +282,7 @@ static int tools_turn(model_session *s, cJSON *msgs, const cllm_toolbox *tb, con
         cllm_agent_stats st;
         cllm_error err;
         interrupted = 0;
-        if (cllm_agent_run(s->model, s->tok, s->chat_template, s->context, tb, p, msgs, on_agent_event, msgs, &st,
-                           &err) != CLLM_OK) {
+        if (cllm_agent_run(agent, s->model, s->context, p, msgs, on_agent_event, msgs, &st, &err) != CLLM_OK) {
             fprintf(stderr, "cllm %s: error: %s\n", CMD, err.msg);
             return 0;
         }
@@ -475,6 +474,13 @@ int cllm_cmd_chat(int argc, char **argv) {
         cllm_toolbox_free(tb);
         return rc;
     }
+    cllm_agent *agent = NULL;
+    if (tb && cllm_agent_create(s.tok, s.chat_template, tb, &agent, &err) != CLLM_OK) {
+        grammar_args_free(&ga);
+        cllm_toolbox_free(tb);
+        model_session_close(&s);
+        return cli_fail(CMD, &err);
+    }
     cllm_agent_params ap = cllm_agent_default_params();
     ap.sampler = sp;
     ap.max_steps = max_steps;
@@ -493,7 +499,7 @@ int cllm_cmd_chat(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     int ok = 1;
     if (one_prompt) {
-        ok = tb ? tools_turn(&s, msgs, tb, &ap, one_prompt, 0) : chat_turn(&s, &c, &sp, &ga, max_tokens, one_prompt, 0);
+        ok = tb ? tools_turn(&s, msgs, agent, &ap, one_prompt, 0) : chat_turn(&s, &c, &sp, &ga, max_tokens, one_prompt, 0);
     } else {
         int interactive = isatty(STDIN_FILENO);
         if (interactive)
@@ -510,11 +516,12 @@ int cllm_cmd_chat(int argc, char **argv) {
                 continue;
             }
             ap.sampler = sp, ap.max_tokens = max_tokens; /* as /set left them */
-            ok = tb ? tools_turn(&s, msgs, tb, &ap, line, interactive)
+            ok = tb ? tools_turn(&s, msgs, agent, &ap, line, interactive)
                     : chat_turn(&s, &c, &sp, &ga, max_tokens, line, interactive);
         }
     }
     cJSON_Delete(msgs);
+    cllm_agent_destroy(agent);
     cllm_toolbox_free(tb);
     conversation_reset(&c);
     free(c.turns);

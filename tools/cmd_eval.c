@@ -60,6 +60,7 @@ typedef struct {
     const char *tasks[MAX_TASK_FILES], *text, *pred_path, *tools_path;
     int n_tasks, json, max_tokens, show, progress, no_tools;
     cllm_toolbox *toolbox;
+    cllm_agent *agent; /* with --tools, once the model is open */
     size_t grammar_valid[CLLM_EVAL_MAX_TASKS]; /* with --grammar / --json-schema: answers the grammar accepts */
     int64_t limit;
 } eval_args;
@@ -187,9 +188,9 @@ static int run_examples(eval_args *a, model_session *s, const cllm_eval_set *ex,
         int over, g;
         double scores[CLLM_METRIC_COUNT];
         cllm_agent_stats stats;
-        int agent = e->tools && a->toolbox;
-        cllm_status st = agent ? cllm_eval_answer_agent(s->model, s->tok, s->chat_template, s->context, e,
-                                                        a->max_tokens, a->toolbox, &answer, &over, &stats, &err)
+        int agent = e->tools && a->agent;
+        cllm_status st = agent ? cllm_eval_answer_agent(s->model, a->agent, s->context, e, a->max_tokens, &answer, &over,
+                                                        &stats, &err)
                                : cllm_eval_answer(s->model, s->tok, s->chat_template, s->context, e, a->max_tokens,
                                                   a->ga.grammar, &a->ga.vocab, &answer, &over, &err);
         if (st != CLLM_OK || cllm_eval_tally_add(tally, e, answer, over, scores, &g, &err) != CLLM_OK) {
@@ -322,6 +323,9 @@ int cllm_cmd_eval(int argc, char **argv) {
     int pred_open = 0;
     cllm_error err;
     if (rc == CLI_EXIT_OK && !tally) rc = cli_fail(CMD, &(cllm_error){.msg = "out of memory"});
+    if (rc == CLI_EXIT_OK && a.toolbox &&
+        cllm_agent_create(s.tok, s.chat_template, a.toolbox, &a.agent, &err) != CLLM_OK)
+        rc = cli_fail(CMD, &err);
     if (rc == CLI_EXIT_OK && a.pred_path) {
         if (cllm_atomic_begin(&pf, a.pred_path, &err) != CLLM_OK) rc = cli_fail(CMD, &err);
         else pred_open = 1;
@@ -351,6 +355,7 @@ int cllm_cmd_eval(int argc, char **argv) {
     free(tally);
     cllm_eval_set_free(&ex);
     grammar_args_free(&a.ga);
+    cllm_agent_destroy(a.agent);
     cllm_toolbox_free(a.toolbox);
     if (s.model) model_session_close(&s);
     return rc;

@@ -242,12 +242,11 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
     return CLLM_OK;
 }
 
-cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
-                                   const cllm_eval_example *ex, int max_tokens, const cllm_toolbox *tb, char **text,
-                                   int *over, cllm_agent_stats *stats, cllm_error *err) {
+cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_agent *agent, int context, const cllm_eval_example *ex,
+                                   int max_tokens, char **text, int *over, cllm_agent_stats *stats, cllm_error *err) {
     *text = NULL;
     *over = 0;
-    const cJSON *have = cllm_toolbox_tools(tb), *t;
+    const cJSON *have = cllm_agent_tools(agent), *t;
     cJSON_ArrayForEach(t, ex->tools) { /* the toolbox must run what the example declares */
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "function"), "name");
         if (!cJSON_IsString(name) || !cllm_tools_find(have, name->valuestring))
@@ -266,7 +265,7 @@ cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_tokenizer *tok, cll
     if (!msgs) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
     cllm_agent_params p = cllm_agent_default_params();
     p.max_tokens = max_tokens;
-    cllm_status st = cllm_agent_run(m, tok, tmpl, context, tb, &p, msgs, NULL, NULL, stats, err);
+    cllm_status st = cllm_agent_run(agent, m, context, &p, msgs, NULL, NULL, stats, err);
     if (st != CLLM_OK) {
         cllm_error_prefix(err, "%s:%ld", ex->file, ex->line);
     } else {

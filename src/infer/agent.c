@@ -400,18 +400,27 @@ static char *trimmed(const char *s) {
     return strndup(s, n);
 }
 
+struct cllm_agent {
+    const cllm_tokenizer *tok;   /* borrowed */
+    cllm_chat_template tmpl;
+    const cllm_toolbox *tb;      /* borrowed */
+    cllm_generate_params ends;   /* the template's end-of-turn tokens and text stop */
+    cllm_grammar *grammar;       /* the tools' auto grammar (calls, or text not opening with '<') */
+    cllm_grammar_vocab *vocab;   /* its vocabulary trie */
+};
+
 /* One model turn: its text collects in t->text (malloc'd); when the
  * conversation no longer fits the context nothing is generated and
  * stats->over_context is set. */
-static cllm_status model_turn(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
-                              const cJSON *tools, const cllm_agent_params *p, const cllm_grammar *g,
-                              const cllm_grammar_vocab *v, const cllm_generate_params *ends, cJSON *messages,
-                              turn_text *t, cllm_agent_stats *stats, cllm_error *err) {
+static cllm_status model_turn(const cllm_agent *a, cllm_model *m, int context, const cllm_agent_params *p,
+                              cJSON *messages, turn_text *t, cllm_agent_stats *stats, cllm_error *err) {
+    const cllm_tokenizer *tok = a->tok;
     cllm_chat_message *cm = NULL;
     int n = 0;
     cllm_tokens ids = {0};
     cllm_status st = cllm_agent_messages_view(messages, "messages", &cm, &n, err);
-    if (st == CLLM_OK) st = cllm_chat_render_tools(tok, tmpl, cm, n, CLLM_CHAT_GENERATE, tools, &ids, NULL, err);
+    if (st == CLLM_OK)
+        st = cllm_chat_render_tools(tok, a->tmpl, cm, n, CLLM_CHAT_GENERATE, cllm_agent_tools(a), &ids, NULL, err);
     free(cm);
     if (st != CLLM_OK) return st;
     if ((int)ids.n + 1 >= context) {
@@ -419,11 +428,11 @@ static cllm_status model_turn(cllm_model *m, const cllm_tokenizer *tok, cllm_cha
         cllm_tokens_free(&ids);
         return CLLM_OK;
     }
-    cllm_generate_params gp = *ends;
+    cllm_generate_params gp = a->ends;
     gp.max_tokens = p->max_tokens < context - (int)ids.n - 1 ? p->max_tokens : context - (int)ids.n - 1;
     cllm_sampler *s = cllm_sampler_create(&p->sampler, (int)cllm_tokenizer_n_vocab(tok), err);
     if (!s) st = err->status ? err->status : CLLM_ERR_NOMEM;
-    if (st == CLLM_OK && g) st = cllm_sampler_set_grammar(s, g, v, err);
+    if (st == CLLM_OK && p->constrain) st = cllm_sampler_set_grammar(s, a->grammar, a->vocab, err);
     cllm_generate_result res;
     if (st == CLLM_OK) st = cllm_generate(m, 0, tok, s, ids.ids, (int)ids.n, &gp, on_token, t, &res, err);
     cllm_sampler_destroy(s);
@@ -451,25 +460,43 @@ static int emit(const turn_text *t, cllm_agent_event_kind kind, const char *name
     return t->cb ? t->cb(t->ctx, &e) : 0;
 }
 
-cllm_status cllm_agent_run(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
-                           const cllm_toolbox *tb, const cllm_agent_params *p, cJSON *messages,
-                           cllm_agent_callback cb, void *ctx, cllm_agent_stats *stats, cllm_error *err) {
+cllm_status cllm_agent_create(const cllm_tokenizer *tok, cllm_chat_template tmpl, const cllm_toolbox *tb,
+                              cllm_agent **out, cllm_error *err) {
+    cllm_agent *a = calloc(1, sizeof *a);
+    if (!(*out = a)) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    a->tok = tok, a->tmpl = tmpl, a->tb = tb;
+    a->ends = cllm_generate_default_params();
+    cllm_generate_chat_ends(&a->ends, tok, tmpl);
+    cllm_status st = cllm_tools_grammar(cllm_toolbox_tools(tb), NULL, 1, CLLM_TOOLS_AUTO, &a->grammar, err);
+    if (st == CLLM_OK && !(a->vocab = cllm_grammar_vocab_from_tokenizer(tok, a->ends.eog, a->ends.n_eog, err)))
+        st = err->status;
+    if (st != CLLM_OK) {
+        cllm_agent_destroy(a);
+        *out = NULL;
+    }
+    return st;
+}
+
+void cllm_agent_destroy(cllm_agent *a) {
+    if (!a) return;
+    cllm_grammar_vocab_destroy(a->vocab);
+    cllm_grammar_destroy(a->grammar);
+    free(a);
+}
+
+const cJSON *cllm_agent_tools(const cllm_agent *a) { return cllm_toolbox_tools(a->tb); }
+
+cllm_status cllm_agent_run(const cllm_agent *a, cllm_model *m, int context, const cllm_agent_params *p,
+                           cJSON *messages, cllm_agent_callback cb, void *ctx, cllm_agent_stats *stats,
+                           cllm_error *err) {
     memset(stats, 0, sizeof *stats);
     if (p->max_steps < 1 || p->max_tokens < 1)
         return cllm_error_set(err, CLLM_ERR_ARG, "agent: max_steps and max_tokens must be at least 1");
-    const cJSON *tools = cllm_toolbox_tools(tb);
-    cllm_generate_params ends = cllm_generate_default_params();
-    cllm_generate_chat_ends(&ends, tok, tmpl);
-    cllm_grammar *g = NULL;
-    cllm_grammar_vocab *v = NULL;
+    const cJSON *tools = cllm_agent_tools(a);
     cllm_status st = CLLM_OK;
-    if (p->constrain) {
-        st = cllm_tools_grammar(tools, NULL, 1, CLLM_TOOLS_AUTO, &g, err);
-        if (st == CLLM_OK && !(v = cllm_grammar_vocab_from_tokenizer(tok, ends.eog, ends.n_eog, err))) st = err->status;
-    }
     for (int step = 0; st == CLLM_OK && step < p->max_steps; step++) {
         turn_text t = {.cb = cb, .ctx = ctx};
-        st = model_turn(m, tok, tmpl, context, tools, p, g, v, &ends, messages, &t, stats, err);
+        st = model_turn(a, m, context, p, messages, &t, stats, err);
         if (st != CLLM_OK || stats->over_context) {
             free(t.text);
             break;
@@ -505,7 +532,7 @@ cllm_status cllm_agent_run(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_t
             const char *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments")->valuestring;
             if (emit(&t, CLLM_AGENT_CALL, name, args)) stats->cancelled = 1;
             int ok = 0;
-            char *result = stats->cancelled ? NULL : cllm_toolbox_call(tb, name, args, &ok);
+            char *result = stats->cancelled ? NULL : cllm_toolbox_call(a->tb, name, args, &ok);
             if (stats->cancelled) break;
             cJSON *r = result ? add_message(messages, "tool", result) : NULL;
             if (!r) {
@@ -523,7 +550,5 @@ cllm_status cllm_agent_run(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_t
         if (stats->cancelled) break;
         if (step == p->max_steps - 1) stats->out_of_steps = 1;
     }
-    cllm_grammar_vocab_destroy(v);
-    cllm_grammar_destroy(g);
     return st;
 }

@@ -88,12 +88,13 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
                              const cllm_eval_example *ex, int max_tokens, const cllm_grammar *grammar,
                              cllm_grammar_vocab **vocab, char **text, int *over_context, cllm_error *err);
 
-/* The agent's answer to ex (which has "tools") with the toolbox's tools:
+/* The agent's answer to ex (which has "tools") with the agent's tools:
  * the last assistant message's text, trimmed ("" when the run ended in a
- * call); *stats counts the calls. Otherwise as cllm_eval_answer. */
-cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
-                                   const cllm_eval_example *ex, int max_tokens, const cllm_toolbox *tb, char **text,
-                                   int *over_context, cllm_agent_stats *stats, cllm_error *err);
+ * call); *stats counts the calls. Fails naming the example when it declares
+ * a tool the agent's toolbox lacks. Otherwise as cllm_eval_answer. */
+cllm_status cllm_eval_answer_agent(cllm_model *m, const cllm_agent *agent, int context, const cllm_eval_example *ex,
+                                   int max_tokens, char **text, int *over_context, cllm_agent_stats *stats,
+                                   cllm_error *err);
 
 /* Per-task totals of the declared metrics. */
 #define CLLM_EVAL_MAX_TASKS 64

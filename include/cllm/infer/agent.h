@@ -108,12 +108,23 @@ typedef struct {
     int cancelled;       /* 1 when the callback stopped the run */
 } cllm_agent_stats;
 
-/* Runs the loop on `messages` (an OpenAI message list, appended to) with
- * the toolbox's tools, in KV slot 0 of m. The final answer is the content
- * of the last assistant message. */
-cllm_status cllm_agent_run(cllm_model *m, const cllm_tokenizer *tok, cllm_chat_template tmpl, int context,
-                           const cllm_toolbox *tb, const cllm_agent_params *p, struct cJSON *messages,
-                           cllm_agent_callback cb, void *ctx, cllm_agent_stats *stats, cllm_error *err);
+/* What stays the same from one run to the next: the tokenizer, template and
+ * toolbox (all borrowed: they must outlive the agent), the turns' end
+ * tokens, and the tools' grammar with its vocabulary trie (built once here,
+ * not per conversation or per step). */
+typedef struct cllm_agent cllm_agent;
+cllm_status cllm_agent_create(const cllm_tokenizer *tok, cllm_chat_template tmpl, const cllm_toolbox *tb,
+                              cllm_agent **out, cllm_error *err);
+void cllm_agent_destroy(cllm_agent *a);
+/* The tool definitions the model is shown (the toolbox's). */
+const struct cJSON *cllm_agent_tools(const cllm_agent *a);
+
+/* Runs the loop on `messages` (an OpenAI message list, appended to) in KV
+ * slot 0 of m, whose vocabulary is the agent's tokenizer's. The final
+ * answer is the content of the last assistant message. */
+cllm_status cllm_agent_run(const cllm_agent *a, cllm_model *m, int context, const cllm_agent_params *p,
+                           struct cJSON *messages, cllm_agent_callback cb, void *ctx, cllm_agent_stats *stats,
+                           cllm_error *err);
 
 /* The messages of an OpenAI list as chat messages (borrowing its strings;
  * the message objects become `extra`). *out is malloc'd [*n]. Errors name
