@@ -100,7 +100,15 @@ int cllm_dist_init(void) {
 #ifdef CLLM_MPI
     if (!launched_by_mpi()) return g_size;
     int provided = 0;
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return g_size;
+    /* The threads MPI starts inherit this mask: with SIGINT/SIGTERM blocked
+     * there, a stop request never lands in MPI's own threads while this one
+     * holds it inside a collective (the likely cause of rank 1 aborting with
+     * SIGABRT in test_mpi's SIGTERM case, 2 of about 10 full test runs on
+     * 2026-12-07/08); this thread and the compute threads still take it. */
+    sig_hold held = hold_signals();
+    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    release_signals(held);
+    if (rc != MPI_SUCCESS) return g_size;
     g_inited = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
