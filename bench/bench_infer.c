@@ -1,13 +1,17 @@
 /*
  * bench_infer.c: cllm inference speed on GGUF files, as JSON on stdout.
  *
- *   bench_infer make PRESET DIR       random-weight PRESET (gpt2, llama-110m,
+ *   bench_infer make PRESET DIR [TYPE...]
+ *                                     random-weight PRESET (gpt2, llama-110m,
  *                                     ...) saved as DIR/<preset>-f32.gguf and
- *                                     quantized to f16, bf16, q8_0, q4_0, q4_k_m
+ *                                     quantized to each TYPE (cllm quantize's
+ *                                     names; default f16, bf16, q8_0, q4_0,
+ *                                     q4_k_m)
  *   bench_infer run FILE THREADS [DEPTH]
  *                                     prompt tokens/s at 128 and 512 tokens
  *                                     (one chunk each, fresh cache), generation
- *                                     tokens/s for 64 tokens after a 16-token
+ *                                     tokens/s for 64 tokens (BENCH_TG=N: N
+ *                                     tokens, reported as "tgN") after a 16-token
  *                                     prompt; best of 3 runs each; bytes read
  *                                     per generated token (weights, and the K/V
  *                                     rows its attention reads); with DEPTH > 0
@@ -54,7 +58,7 @@ static cllm_status add_vocab(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     return cllm_tokenizer_gguf_set(tok, w, NULL, err);
 }
 
-static int cmd_make(const char *preset, const char *dir) {
+static int cmd_make(const char *preset, const char *dir, int n_types, char **types) {
     cllm_model_config c;
     cllm_error err = {0};
     if (cllm_model_preset(preset, &c, &err) != CLLM_OK) return die(&err);
@@ -77,27 +81,34 @@ static int cmd_make(const char *preset, const char *dir) {
     cllm_tokenizer_destroy(tok);
     cllm_model_destroy(m);
     if (st != CLLM_OK) return die(&err);
-    const char *types[] = {"f16", "bf16", "q8_0", "q4_0", "q4_k_m"};
-    for (int i = 0; i < 5; i++) {
+    static char *default_types[] = {"f16", "bf16", "q8_0", "q4_0", "q4_k_m"};
+    if (n_types == 0) {
+        n_types = 5;
+        types = default_types;
+    }
+    for (int i = 0; i < n_types; i++) {
         uint32_t t;
         cllm_quantize_mix mix;
-        cllm_quantize_parse_target(types[i], &t, &mix);
+        if (cllm_quantize_parse_target(types[i], &t, &mix) != 0) {
+            fprintf(stderr, "bench_infer: unknown type '%s'\n", types[i]);
+            return 1;
+        }
         snprintf(q, sizeof q, "%s/%s-%s.gguf", dir, preset, types[i]);
         if (cllm_quantize_gguf_mix(f32, q, t, mix, NULL, &err) != CLLM_OK) return die(&err);
     }
     return 0;
 }
 
-/* Best-of-3 tokens/s of 64 single-token decodes at positions from..from+63
+/* Best-of-3 tokens/s of n single-token decodes at positions from..from+n-1
  * of slot 0, whose positions 0..from-1 are cached (each run rewinds). */
-static double tg64(cllm_model *m, const int32_t *toks, int from, cllm_error *err) {
+static double tg_n(cllm_model *m, const int32_t *toks, int from, int n, cllm_error *err) {
     const float *lg;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = now();
-        for (int i = 0; i < 64; i++)
+        for (int i = 0; i < n; i++)
             if (cllm_model_decode(m, 0, toks + from + i, 1, from + i, 0, &lg, err) != CLLM_OK) return -1;
-        double r = 64 / (now() - t0);
+        double r = n / (now() - t0);
         if (r > best) best = r;
     }
     return best;
@@ -138,7 +149,7 @@ static double tg64_at_depth(const char *path, int depth, int kv_type, cllm_error
         int ok = 1;
         for (int p = 0; ok && p < depth; p += 512)
             ok = cllm_model_decode(m, 0, toks + p, depth - p < 512 ? depth - p : 512, p, 0, NULL, err) == CLLM_OK;
-        if (ok) r = tg64(m, toks, depth, err);
+        if (ok) r = tg_n(m, toks, depth, 64, err);
     }
     free(toks);
     cllm_model_destroy(m);
@@ -172,15 +183,22 @@ static int cmd_run(const char *path, int threads, int depth) {
         }
     cllm_model_kv_reset(m, 0);
     if (cllm_model_decode(m, 0, toks, 16, 0, 0, &lg, &err) != CLLM_OK) return die(&err);
-    const double tg = tg64(m, toks, 16, &err);
+    const char *tg_env = getenv("BENCH_TG");
+    const int n_gen = tg_env ? atoi(tg_env) : 64;
+    if (n_gen < 1 || n_gen > 512) {
+        fprintf(stderr, "bench_infer: BENCH_TG must be 1..512\n");
+        return 2;
+    }
+    const double tg = tg_n(m, toks, 16, n_gen, &err);
     if (tg < 0) return die(&err);
     const size_t wbytes = cllm_model_decode_weight_bytes(m);
     cllm_model_destroy(m);
-    /* tokens at positions 16..79 read 17..80 cached rows: 48.5 on average */
-    printf("{\"file\": \"%s\", \"threads\": %d, \"pp128\": %.2f, \"pp512\": %.2f, \"tg64\": %.2f, "
+    /* tokens at positions 16..15+n_gen read 17..16+n_gen cached rows: 16.5 + n_gen / 2 on average */
+    printf("{\"file\": \"%s\", \"threads\": %d, \"pp128\": %.2f, \"pp512\": %.2f, \"tg%d\": %.2f, "
            "\"decode_weight_bytes\": %zu, \"decode_kv_bytes\": %.0f, \"kernels\": \"%s\", \"kv_attn_q8_0\": \"%s\", "
            "\"quant_kernels\": \"%s\", \"bf16_onednn_kernel\": \"%s\"",
-           path, threads, pp[0], pp[1], tg, wbytes, kv_read_bytes(&cfg, CLLM_GGML_F32, 48.5), cllm_kernels_vec_name(),
+           path, threads, pp[0], pp[1], n_gen, tg, wbytes, kv_read_bytes(&cfg, CLLM_GGML_F32, 16.5 + n_gen / 2.0),
+           cllm_kernels_vec_name(),
            cllm_kv_attend_name(), cllm_quant_kernels_get()->name, cllm_quant_bf16_onednn_impl());
     if (depth > 0) {
         const double f = tg64_at_depth(path, depth, CLLM_GGML_F32, &err);
@@ -287,10 +305,10 @@ static int cmd_bw(int threads) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && !strcmp(argv[1], "make")) return cmd_make(argv[2], argv[3]);
+    if (argc >= 4 && !strcmp(argv[1], "make")) return cmd_make(argv[2], argv[3], argc - 4, argv + 4);
     if ((argc == 4 || argc == 5) && !strcmp(argv[1], "run"))
         return cmd_run(argv[2], atoi(argv[3]), argc == 5 ? atoi(argv[4]) : 512);
     if (argc == 3 && !strcmp(argv[1], "bw")) return cmd_bw(atoi(argv[2]));
-    fprintf(stderr, "usage: bench_infer make PRESET DIR | run FILE THREADS [DEPTH] | bw THREADS\n");
+    fprintf(stderr, "usage: bench_infer make PRESET DIR [TYPE...] | run FILE THREADS [DEPTH] | bw THREADS\n");
     return 2;
 }

@@ -4,8 +4,10 @@
 #   - models: random-weight GPT-2 124M (preset gpt2) and Llama ~110M (preset
 #     llama-110m), written by cllm in f32 and quantized by `cllm quantize` to
 #     f16, bf16, q8_0, q4_0 and llama-quantize's Q4_K_M mix (bench_infer make);
+#   - TYPES (default f32 f16 bf16 q8_0 q4_0 q4_k_m) picks the files: any name
+#     `cllm quantize --type` takes (q4_1 ... q6_k, q3_k_m, q5_k_m too);
 #   - per file and thread count (1, 2): prompt tokens/s at 128 and 512
-#     tokens, generation tokens/s over 64 tokens, for cllm (bench_infer run)
+#     tokens, generation tokens/s over TG (default 64) tokens, for cllm (bench_infer run)
 #     and llama.cpp (llama-bench -p 128,512 -n 64 -r 3, if found), with ratio
 #     cllm / llama.cpp per row; ROUNDS (default 3) rounds alternate the two,
 #     and each side reports its best: cllm's best of 3 runs per round,
@@ -46,11 +48,16 @@ presets=${PRESETS:-"gpt2 llama-110m"}
 depth=${DEPTH:-512}
 rounds=${ROUNDS:-3}
 out=${OUT:-bench/results/infer.json}
+tg=${TG:-64}
+export BENCH_TG=$tg
 types=${TYPES:-"f32 f16 bf16 q8_0 q4_0 q4_k_m"}
 rows=$tmp/rows.jsonl
 : >"$rows"
 for p in $presets; do
-    [ -f "$tmp/$p-q4_k_m.gguf" ] || "$bench" make "$p" "$tmp"
+    missing=""
+    for t in $types; do [ "$t" = f32 ] || [ -f "$tmp/$p-$t.gguf" ] || missing="$missing $t"; done
+    # shellcheck disable=SC2086 # one argument per type
+    [ -f "$tmp/$p-f32.gguf" ] && [ -z "$missing" ] || "$bench" make "$p" "$tmp" $missing
     for t in $types; do
         f=$tmp/$p-$t.gguf
         for th in 1 2; do
@@ -63,7 +70,7 @@ for p in $presets; do
             for _ in $(seq 1 "$rounds"); do
                 cs="$cs$("$bench" run "$f" "$th" "$depth")"$'\n'
                 if [ -n "$lb" ]; then
-                    ls="$ls$("$lb" -m "$f" -p 128,512 -n 64 -t "$th" -r 3 -o jsonl 2>/dev/null)"$'\n'
+                    ls="$ls$("$lb" -m "$f" -p 128,512 -n "$tg" -t "$th" -r 3 -o jsonl 2>/dev/null)"$'\n'
                     if [ "$depth" -gt 0 ]; then
                         lds="$lds$("$lb" -m "$f" -p 0 -n 64 -d "$depth" -t "$th" -r 3 -o jsonl 2>/dev/null)"$'\n'
                         lds="$lds$("$lb" -m "$f" -p 0 -n 64 -d "$depth" -ctk q8_0 -ctv q8_0 -fa on -t "$th" -r 3 \
@@ -71,14 +78,15 @@ for p in $presets; do
                     fi
                 fi
             done
-            /usr/bin/python3 - "$p" "$t" "$th" "$cs" "$ls$lds" >>"$rows" <<'PY'
+            /usr/bin/python3 - "$p" "$t" "$th" "$cs" "$ls$lds" "$tg" >>"$rows" <<'PY'
 import json, sys
-preset, typ, th, cs, ls = sys.argv[1:]
+preset, typ, th, cs, ls, tg = sys.argv[1:]
+tgk = "tg" + tg
 runs = [json.loads(x) for x in cs.splitlines() if x.strip()]
 c = dict(runs[0])
-for k in ("pp128", "pp512", "tg64", "tg64_depth_kv_f32", "tg64_depth_kv_f16", "tg64_depth_kv_q8_0"):
+for k in ("pp128", "pp512", tgk, "tg64_depth_kv_f32", "tg64_depth_kv_f16", "tg64_depth_kv_q8_0"):
     if k in c: c[k] = max(r[k] for r in runs)  # each run is already a best of 3
-keys = ["pp128", "pp512", "tg64"] + [k for k in ("tg64_depth_kv_f32", "tg64_depth_kv_f16", "tg64_depth_kv_q8_0") if k in c]
+keys = ["pp128", "pp512", tgk] + [k for k in ("tg64_depth_kv_f32", "tg64_depth_kv_f16", "tg64_depth_kv_q8_0") if k in c]
 row = {"model": preset, "type": typ, "threads": int(th), "cllm": {k: c[k] for k in keys},
        "decode_weight_bytes": c["decode_weight_bytes"], "decode_kv_bytes": c["decode_kv_bytes"],
        "llama_cpp": None, "ratio": None}
@@ -115,23 +123,23 @@ bw1=$("$bench" bw 1)
 bw2=$("$bench" bw 2)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$out")"
-/usr/bin/python3 - "$rows" "$bw1" "$bw2" "$load_before" "$load_after" "${lb:-}" "$rounds" <<'PY' | tee "$out"
+/usr/bin/python3 - "$rows" "$bw1" "$bw2" "$load_before" "$load_after" "${lb:-}" "$rounds" "$tg" <<'PY' | tee "$out"
 import json, sys
 rows = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]
 bwj = {1: json.loads(sys.argv[2]), 2: json.loads(sys.argv[3])}
 bw = {t: j["read_gb_s"] for t, j in bwj.items()}
 for r in rows:
     gbs = bw[r["threads"]] * 1e9
-    per_token = r["decode_weight_bytes"] + r["decode_kv_bytes"]  # weights + K/V rows read at positions 16..79
+    per_token = r["decode_weight_bytes"] + r["decode_kv_bytes"]  # weights + K/V rows read at positions 16..15+TG
     r["decode_bytes_per_token"] = per_token
     r["decode_roofline_tok_s"] = round(gbs / per_token, 2)
-    r["cllm_tg_vs_roofline"] = round(r["cllm"]["tg64"] / r["decode_roofline_tok_s"], 3)
+    r["cllm_tg_vs_roofline"] = round(r["cllm"]["tg" + sys.argv[8]] / r["decode_roofline_tok_s"], 3)
     if "decode_kv_bytes_depth" in r:
         roof = {k: round(gbs / (r["decode_weight_bytes"] + v), 2) for k, v in r["decode_kv_bytes_depth"].items()}
         r["decode_roofline_depth_tok_s"] = roof
         r["cllm_tg_depth_vs_roofline"] = {k: round(r["cllm"]["tg64_depth_kv_" + k] / roof[k], 3)
                                           for k in roof if r["cllm"].get("tg64_depth_kv_" + k, -1) > 0}
 print(json.dumps({"bench": "infer", "read_bandwidth_gb_s": bw, "bandwidth": bwj, "load_before": sys.argv[4],
-                  "load_after": sys.argv[5], "llama_bench": sys.argv[6] or None, "rounds": int(sys.argv[7]),
+                  "load_after": sys.argv[5], "llama_bench": sys.argv[6] or None, "rounds": int(sys.argv[7]), "tg": int(sys.argv[8]),
                   "rows": rows}, indent=1))
 PY

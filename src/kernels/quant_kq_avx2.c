@@ -41,13 +41,6 @@ static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static inline int32_t hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 static inline float q8k_scale(const uint8_t *b) {
     float d;
     memcpy(&d, b, 4);
@@ -143,14 +136,14 @@ static inline __m256i q6k_levels(__m256i ql0, __m256i ql1, __m256i qh, int k, __
 static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
     const uint8_t *a = w, *b = xq;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
-    float sum = 0.0f;
+    __m256 acc = _mm256_setzero_ps(); /* per-lane float sums across blocks, as dot_k23 */
     for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += 210, b += CLLM_Q8_K_BYTES) {
         for (int f = 0; f < 4; f++) _mm_prefetch((const char *)(a + KQ_PREFETCH + 64 * f), _MM_HINT_T0);
         const int8_t *sc = (const int8_t *)(a + 192);
         /* sum_g scale[g] * bsum[g]: the levels' offset 32 times the activations, per group */
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        const int32_t corr = hsum_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(b + 260))));
-        __m256i isum = _mm256_setzero_si256();
+        __m256i isum = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(b + 260))), 5);
+        isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum); /* starts at -32 * sum(scale * bsum) */
         for (int h = 0; h < 2; h++) {
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a + 64 * h));
             const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a + 64 * h + 32));
@@ -163,9 +156,9 @@ static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
             }
         }
-        sum += fp16_at(a + 208) * q8k_scale(b) * (float)(hsum_epi32(isum) - 32 * corr);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_at(a + 208) * q8k_scale(b)), _mm256_cvtepi32_ps(isum), acc);
     }
-    return sum;
+    return hsum_ps(acc);
 }
 
 /* q2_K (three = 0) and q3_K (three = 1): per 32 elements 128h + 32k + l
@@ -177,7 +170,9 @@ static float avx2_dot_q6_K_q8_K(const void *w, const void *xq, int64_t n) {
 static inline float dot_k23(const uint8_t *a, const uint8_t *b, int64_t n, int three) {
     const size_t bytes = three ? 110 : 84;
     const __m256i m2 = _mm256_set1_epi8(3);
-    float sum = 0.0f;
+    /* per-lane float sums across blocks (a horizontal integer sum per block cost q2_K/q3_K decoding
+     * about a tenth); macc: q2_K's dmin * min terms */
+    __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / CLLM_QK_K; i++, a += bytes, b += CLLM_Q8_K_BYTES) {
         _mm_prefetch((const char *)(a + KQ_PREFETCH), _MM_HINT_T0);
         _mm_prefetch((const char *)(a + KQ_PREFETCH + 64), _MM_HINT_T0);
@@ -221,14 +216,16 @@ static inline float dot_k23(const uint8_t *a, const uint8_t *b, int64_t n, int t
         const __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
         const float dy = q8k_scale(b);
         if (three) {
-            const int32_t corr = hsum_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)sc), bs));
-            sum += fp16_at(a + 108) * dy * (float)(hsum_epi32(isum) - 4 * corr);
+            /* lanes of the offset 4 * sum(scale * bsum) line up with nothing in isum: only the totals
+             * are equal, and both are summed across lanes once, at the end */
+            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)sc), bs), 2));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_at(a + 108) * dy), _mm256_cvtepi32_ps(isum), acc);
         } else {
-            const int32_t msum = hsum_epi32(_mm256_madd_epi16(mn16, bs));
-            sum += fp16_at(a + 80) * dy * (float)hsum_epi32(isum) - fp16_at(a + 82) * dy * (float)msum;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_at(a + 80) * dy), _mm256_cvtepi32_ps(isum), acc);
+            macc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_at(a + 82) * dy), _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs)), macc);
         }
     }
-    return sum;
+    return hsum_ps(acc) - hsum_ps(macc);
 }
 
 static float avx2_dot_q2_K_q8_K(const void *w, const void *xq, int64_t n) { return dot_k23(w, xq, n, 0); }
