@@ -4,7 +4,7 @@ PyTorch forward of their weights in Hugging Face's own conventions, for
 tests/test_convert.sh and tests/interop/convert_llama.sh.
 
   make DIR --arch gpt2|llama|qwen2|mistral [--dtype f32|bf16|f16] [--shards N]
-           [--tokenizer json|model] [--seed S] [--break KIND]
+           [--tokenizer json|model] [--tied 0|1] [--mask 1] [--seed S] [--break KIND]
       writes config.json, model.safetensors (or N shards + index),
       tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece BPE
       protobuf), tokenizer_config.json. --break writes a defective folder:
@@ -225,7 +225,7 @@ def write_tokenizer_model(d, vocab_size):
 SIZES = {"C": 64, "L": 2, "NH": 4, "NKV": 2, "F": 96, "ctx": 64, "V": 320}
 
 
-def make_model(arch, g, dtype, tied):
+def make_model(arch, g, dtype, tied, mask=False):
     C, L, NH, NKV, F, ctx, V = (SIZES[k] for k in ("C", "L", "NH", "NKV", "F", "ctx", "V"))
     HS = C // NH
     W = []
@@ -250,8 +250,9 @@ def make_model(arch, g, dtype, tied):
                   (p + "attn.c_proj.weight", r(C, C)), (p + "attn.c_proj.bias", r(C, std=0.05)),
                   (p + "ln_2.weight", ln(C)), (p + "ln_2.bias", r(C, std=0.05)),
                   (p + "mlp.c_fc.weight", r(C, 4 * C)), (p + "mlp.c_fc.bias", r(4 * C, std=0.05)),
-                  (p + "mlp.c_proj.weight", r(4 * C, C)), (p + "mlp.c_proj.bias", r(C, std=0.05)),
-                  (p + "attn.bias", torch.tril(torch.ones(ctx, ctx)).view(1, 1, ctx, ctx).to(dtype))]
+                  (p + "mlp.c_proj.weight", r(4 * C, C)), (p + "mlp.c_proj.bias", r(C, std=0.05))]
+            if mask:  # the causal-mask buffer older checkpoints carry (transformers now leaves it out)
+                W.append((p + "attn.bias", torch.tril(torch.ones(ctx, ctx)).view(1, 1, ctx, ctx).to(dtype)))
         W += [("transformer.ln_f.weight", ln(C)), ("transformer.ln_f.bias", r(C, std=0.05))]
         return cfg, W
     hf = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}[arch]
@@ -296,11 +297,12 @@ def cmd_make(args):
     ap.add_argument("--tied", type=int, default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--break", dest="brk", default=None)
+    ap.add_argument("--mask", type=int, default=0)
     a = ap.parse_args(args)
     os.makedirs(a.dir, exist_ok=True)
     g = torch.Generator().manual_seed(a.seed)
     tied = bool(a.tied) if a.tied is not None else a.arch in ("gpt2", "qwen2")
-    cfg, W = make_model(a.arch, g, DT[a.dtype][0], tied)
+    cfg, W = make_model(a.arch, g, DT[a.dtype][0], tied, bool(a.mask))
     tok = a.tokenizer or ("json" if a.arch in ("gpt2", "qwen2") else "model")
     tc = write_tokenizer_json(a.dir, SIZES["V"]) if tok == "json" else write_tokenizer_model(a.dir, SIZES["V"])
     if a.brk == "unknown-arch":

@@ -46,8 +46,8 @@ run_case llama-bf16-f32 llama f32 1e-3 --dtype bf16 --shards 3
 # (relative 2^-8 per operand) while the reference runs float64 on the same weights; with logits
 # spanning about +-20 here that moves log-probs by up to ~0.1: tolerance 0.15, greedy tokens equal
 run_case llama-bf16 llama auto 0.15 --dtype bf16 --shards 3
-# f16 checkpoint converted to f32
-run_case gpt2-f16 gpt2 f32 1e-3 --dtype f16
+# f16 checkpoint converted to f32, with the attn.bias mask buffers older GPT-2 checkpoints carry
+run_case gpt2-f16 gpt2 f32 1e-3 --dtype f16 --mask 1
 # q8_0 on the way out: q8_0 weights and (as in llama.cpp) q8 activations in the products, about
 # 1% relative per dot product: log-probs move by up to ~0.3 here; tolerance 0.5, greedy tokens equal
 run_case llama-q8 llama q8_0 0.5 --tied 0

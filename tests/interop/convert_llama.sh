@@ -18,7 +18,10 @@
 # sentencepiece, so it converts tensors and hyperparameters, not the
 # tokenizer) converts the same folder with --outtype f32, and
 # tests/interop/tensor_diff.c must find every tensor identical (name, type,
-# dims, bytes) to cllm's.
+# dims, bytes) to cllm's, and every hyperparameter key it writes
+# (general.architecture, general.file_type, <arch>.*) must be in cllm's file
+# with the same value (cllm adds only llama.attention.sliding_window for
+# Mistral).
 # Usage: bash tests/interop/convert_llama.sh [LLAMA_DIR]  (default /tmp/llama-src)
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -67,5 +70,24 @@ for spec in "gpt2 gpt2" "llama llama --tied 0" "llama-bf16 llama --dtype bf16 --
     rc=$?
     echo "$name: tensor_diff cllm vs llama.cpp: $(tail -n 1 <<<"$diff")"
     check "$name: every tensor identical to llama.cpp's converter ($(head -n 3 <<<"$diff" | tr '\n' ' '))" test $rc -eq 0
+    res=$($py - "$d.gguf" "$d-llama.gguf" <<EOF 2>&1
+import sys
+sys.path.insert(0, "$root/tests")
+import gguf_header
+def kv(p):
+    h = gguf_header.read(open(p, "rb").read())
+    return {k: v for k, v, _ in h["kvs"]}
+ours, theirs = kv(sys.argv[1]), kv(sys.argv[2])
+arch = theirs["general.architecture"]
+want = {k: v for k, v in theirs.items() if k.startswith(arch + ".") or k in ("general.architecture", "general.file_type")}
+bad = [f"{k}: llama.cpp {v!r}, cllm {ours.get(k, 'absent')!r}" for k, v in want.items() if ours.get(k) != v]
+extra = sorted(k for k in ours if k.startswith(arch + ".") and k not in want)
+print(f"{len(want)} keys compared, {len(bad)} differ {bad}; cllm's extra: {extra}")
+sys.exit(1 if bad else 0)
+EOF
+)
+    rc=$?
+    echo "$name: keys: $res"
+    check "$name: hyperparameter keys as llama.cpp's converter writes them ($res)" test $rc -eq 0
 done
 finish
