@@ -4,7 +4,8 @@ PyTorch forward of their weights in Hugging Face's own conventions, for
 tests/test_convert.sh and tests/interop/convert_llama.sh.
 
   make DIR --arch gpt2|llama|qwen2|mistral [--dtype f32|bf16|f16] [--shards N]
-           [--tokenizer json|model] [--tied 0|1] [--mask 1] [--seed S] [--break KIND]
+           [--tokenizer json|model] [--tied 0|1] [--mask 1]
+           [--rope llama3] [--seed S] [--break KIND]
       writes config.json, model.safetensors (or N shards + index),
       tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece BPE
       protobuf), tokenizer_config.json. --break writes a defective folder:
@@ -298,6 +299,7 @@ def cmd_make(args):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--break", dest="brk", default=None)
     ap.add_argument("--mask", type=int, default=0)
+    ap.add_argument("--rope", default=None, help="llama3: a Llama-3.1 style rope_scaling")
     a = ap.parse_args(args)
     os.makedirs(a.dir, exist_ok=True)
     g = torch.Generator().manual_seed(a.seed)
@@ -305,6 +307,9 @@ def cmd_make(args):
     cfg, W = make_model(a.arch, g, DT[a.dtype][0], tied, bool(a.mask))
     tok = a.tokenizer or ("json" if a.arch in ("gpt2", "qwen2") else "model")
     tc = write_tokenizer_json(a.dir, SIZES["V"]) if tok == "json" else write_tokenizer_model(a.dir, SIZES["V"])
+    if a.rope == "llama3":
+        cfg["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                               "original_max_position_embeddings": 64}
     if a.brk == "unknown-arch":
         cfg["architectures"] = ["FalconForCausalLM"]
     json.dump(cfg, open(os.path.join(a.dir, "config.json"), "w"), indent=1)
@@ -374,6 +379,14 @@ def forward(d, ids):
     eps = cfg["rms_norm_eps"]
     theta = cfg.get("rope_theta", 10000.0)
     inv = 1.0 / theta ** (torch.arange(0, HS, 2, dtype=torch.float64) / HS)
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("rope_type") == "llama3":  # Llama 3.1: long wavelengths slowed by `factor`, a smooth band between
+        factor, lo, hi, orig = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"], rs["original_max_position_embeddings"]
+        wl = 2 * math.pi / inv
+        scaled = torch.where(wl > orig / lo, inv / factor, inv)
+        smooth = (orig / wl - lo) / (hi - lo)
+        medium = ~(wl < orig / hi) & ~(wl > orig / lo)
+        inv = torch.where(medium, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
     emb = torch.cat([ang, ang], dim=-1)
     cos, sin = emb.cos(), emb.sin()

@@ -8,7 +8,8 @@
 # For gpt2 (GPT2LMHeadModel, byte-level BPE tokenizer.json), llama
 # (LlamaForCausalLM, SentencePiece tokenizer.model; also a bf16 sharded
 # checkpoint), qwen2 (Qwen2ForCausalLM, q/k/v biases, tokenizer.json) and
-# mistral (MistralForCausalLM): cllm convert --type f32, then
+# mistral (MistralForCausalLM), and a llama with Llama-3.1 rope_scaling
+# (rope_freqs.weight): cllm convert --type f32, then
 # tests/interop/llama_logits.c (libllama, CPU, f32 KV cache) gives the
 # next-token logits at every prompt position and an 8-token greedy
 # continuation; tests/convert_hf.py vs compares them with the reference:
@@ -46,7 +47,7 @@ check "tensor_diff builds" test -x "$work/tensor_diff"
 prompt="the cat sat on the mat. hello world"
 # name arch extra-make-args
 for spec in "gpt2 gpt2" "llama llama --tied 0" "llama-bf16 llama --dtype bf16 --shards 2" "qwen2 qwen2" \
-    "mistral mistral --tied 0"; do
+    "mistral mistral --tied 0" "llama3-rope llama --rope llama3"; do
     set -- $spec
     name=$1 arch=$2
     shift 2
