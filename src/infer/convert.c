@@ -679,6 +679,11 @@ cllm_status cllm_convert_hf(const char *dir, const char *out_path, const cllm_co
     if ((st = put_arch_keys(gw, &h, name, err))) goto done;
     if ((st = add_tokenizer(dir, config, &h, gw, s, err))) goto done;
     if ((st = cllm_quantize_add_tensors(gw, ts, n_ts, type, mix, dir, &qbufs, &s->q, err))) goto done;
+    for (uint64_t i = 0; i < n_ts; i++) /* a transformed tensor the quantizer converted is no longer referenced */
+        if (qbufs[i] && xbufs[i]) {
+            free(xbufs[i]);
+            xbufs[i] = NULL;
+        }
     st = cllm_gguf_writer_write(gw, out_path, err);
 done:
     cllm_quantize_free_buffers(qbufs, n_ts);
