@@ -66,6 +66,11 @@ static void test_safetensors_valid_views(void) {
           "scalar + empty: %s", err.msg);
     if (s) CHECK(cllm_safetensors_find(s, "x")->n_elements == 1 && cllm_safetensors_find(s, "e")->nbytes == 0, "sizes");
     cllm_safetensors_close(s);
+    /* no tensors at all (a fuzz finding: the empty table reached qsort as NULL) */
+    CHECK(open_img("{\"__metadata__\": {\"format\": \"pt\"}}", NULL, 0, &s, &err) == CLLM_OK && s &&
+              cllm_safetensors_n_tensors(s) == 0 && !cllm_safetensors_find(s, "a"),
+          "metadata only: %s", err.msg);
+    cllm_safetensors_close(s);
 }
 
 static void test_safetensors_rejects_malformed(void) {

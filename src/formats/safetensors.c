@@ -266,7 +266,7 @@ static cllm_status parse_file(cllm_safetensors *s, const uint8_t *data, size_t s
 
 /* Sorts the table and refuses a name seen twice. */
 static cllm_status finish(cllm_safetensors *s, cllm_error *err) {
-    qsort(s->t, s->n, sizeof *s->t, by_name);
+    if (s->n > 1) qsort(s->t, s->n, sizeof *s->t, by_name); /* s->t is NULL when there are none */
     for (uint64_t i = 1; i < s->n; i++)
         if (!strcmp(s->t[i].name, s->t[i - 1].name))
             return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tensor '%s' appears twice%s%s", s->t[i].file, s->t[i].name,
