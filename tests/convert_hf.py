@@ -5,7 +5,7 @@ tests/test_convert.sh and tests/interop/convert_llama.sh.
 
   make DIR --arch gpt2|llama|qwen2|mistral [--dtype f32|bf16|f16] [--shards N]
            [--tokenizer json|model] [--tied 0|1] [--mask 1]
-           [--rope llama3] [--seed S] [--break KIND]
+           [--rope llama3] [--pad N] [--seed S] [--break KIND]
       writes config.json, model.safetensors (or N shards + index),
       tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece BPE
       protobuf), tokenizer_config.json. --break writes a defective folder:
@@ -226,8 +226,9 @@ def write_tokenizer_model(d, vocab_size):
 SIZES = {"C": 64, "L": 2, "NH": 4, "NKV": 2, "F": 96, "ctx": 64, "V": 320}
 
 
-def make_model(arch, g, dtype, tied, mask=False):
+def make_model(arch, g, dtype, tied, mask=False, pad=0):
     C, L, NH, NKV, F, ctx, V = (SIZES[k] for k in ("C", "L", "NH", "NKV", "F", "ctx", "V"))
+    V += pad  # embedding rows beyond the tokenizer's ids, as Qwen2's checkpoints have
     HS = C // NH
     W = []
 
@@ -240,9 +241,12 @@ def make_model(arch, g, dtype, tied, mask=False):
     if arch == "gpt2":
         cfg = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": C, "n_layer": L, "n_head": NH,
                "n_positions": ctx, "n_ctx": ctx, "vocab_size": V, "layer_norm_epsilon": 1e-5, "n_inner": None,
-               "activation_function": "gelu_new", "tie_word_embeddings": True, "bos_token_id": V - 1,
-               "eos_token_id": V - 1}
-        W.append(("transformer.wte.weight", r(V, C, std=0.5)))
+               "activation_function": "gelu_new", "tie_word_embeddings": True, "bos_token_id": SIZES["V"] - 1,
+               "eos_token_id": SIZES["V"] - 1}
+        wte = r(V, C, std=0.5)
+        if pad:  # padding rows are zero (logit 0: below the real tokens' maxima, so greedy never picks one)
+            wte[V - pad:] = 0
+        W.append(("transformer.wte.weight", wte))
         W.append(("transformer.wpe.weight", r(ctx, C, std=0.1)))
         for l in range(L):
             p = "transformer.h.%d." % l
@@ -269,7 +273,10 @@ def make_model(arch, g, dtype, tied, mask=False):
     if arch == "llama":
         cfg["attention_bias"] = False
         cfg["head_dim"] = HS
-    W.append(("model.embed_tokens.weight", r(V, C, std=0.5)))
+    emb = r(V, C, std=0.5)
+    if pad:
+        emb[V - pad:] = 0
+    W.append(("model.embed_tokens.weight", emb))
     for l in range(L):
         p = "model.layers.%d." % l
         W += [(p + "input_layernorm.weight", ln(C)),
@@ -283,7 +290,10 @@ def make_model(arch, g, dtype, tied, mask=False):
                   (p + "self_attn.v_proj.bias", r(NKV * HS, std=0.1))]
     W.append(("model.norm.weight", ln(C)))
     if not tied:
-        W.append(("lm_head.weight", r(V, C, std=0.5)))
+        head = r(V, C, std=0.5)
+        if pad:
+            head[V - pad:] = 0
+        W.append(("lm_head.weight", head))
     return cfg, W
 
 
@@ -299,12 +309,13 @@ def cmd_make(args):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--break", dest="brk", default=None)
     ap.add_argument("--mask", type=int, default=0)
+    ap.add_argument("--pad", type=int, default=0, help="embedding rows beyond the tokenizer")
     ap.add_argument("--rope", default=None, help="llama3: a Llama-3.1 style rope_scaling")
     a = ap.parse_args(args)
     os.makedirs(a.dir, exist_ok=True)
     g = torch.Generator().manual_seed(a.seed)
     tied = bool(a.tied) if a.tied is not None else a.arch in ("gpt2", "qwen2")
-    cfg, W = make_model(a.arch, g, DT[a.dtype][0], tied, bool(a.mask))
+    cfg, W = make_model(a.arch, g, DT[a.dtype][0], tied, bool(a.mask), a.pad)
     tok = a.tokenizer or ("json" if a.arch in ("gpt2", "qwen2") else "model")
     tc = write_tokenizer_json(a.dir, SIZES["V"]) if tok == "json" else write_tokenizer_model(a.dir, SIZES["V"])
     if a.rope == "llama3":

@@ -52,6 +52,9 @@ run_case gpt2-f16 gpt2 f32 1e-3 --dtype f16 --mask 1
 # 1% relative per dot product: log-probs move by up to ~0.3 here; tolerance 0.5, greedy tokens equal
 run_case llama-q8 llama q8_0 0.5 --tied 0
 
+# an embedding with 12 rows more than the tokenizer's ids (as Qwen2 checkpoints have): the vocabulary
+# is padded with unused "[PAD<id>]" tokens, as llama.cpp's converter pads it
+run_case gpt2-pad gpt2 f32 1e-3 --pad 12
 # Mistral is llama.cpp's llama arch (its sliding window, 4096, is longer than this prompt)
 run_case mistral mistral f32 1e-3 --tied 0
 # Qwen2 and Llama-3.1 rope scaling: cllm's model code runs neither yet (tests/interop/convert_llama.sh
@@ -87,6 +90,15 @@ for k in tokenizer.ggml.model tokenizer.ggml.tokens tokenizer.ggml.scores tokeni
     case " $keys " in *" $k "*) ok "llama.gguf has $k" ;; *) bad "llama.gguf lacks $k (has: $keys)" ;; esac
 done
 keys=$(ggufkeys gpt2.gguf | tr '\n' ' ')
+$py -c "
+import sys; sys.path.insert(0, '$root/tests')
+import gguf_header
+h = gguf_header.read(open('gpt2-pad.gguf', 'rb').read())
+kv = {k: v for k, v, _ in h['kvs']}
+toks, types = kv['tokenizer.ggml.tokens'], kv['tokenizer.ggml.token_type']
+ok = len(toks) == 332 and toks[320] == '[PAD320]' and toks[331] == '[PAD331]' and set(types[320:]) == {5}
+sys.exit(0 if ok else 1)" 2>/dev/null
+check "gpt2-pad.gguf: 332 tokens, ids 320..331 '[PAD<id>]' of type unused (5)" test $? -eq 0
 for k in tokenizer.ggml.merges tokenizer.ggml.pre gpt2.attention.layer_norm_epsilon; do
     case " $keys " in *" $k "*) ok "gpt2.gguf has $k" ;; *) bad "gpt2.gguf lacks $k" ;; esac
 done

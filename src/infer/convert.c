@@ -373,6 +373,32 @@ static const char *special_text(const cJSON *tc, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* A byte-level BPE vocabulary widened to V ids: the ids past its end are
+ * holes, which the GGUF keys write as "[PAD<id>]" of type unused, as
+ * llama.cpp's converter pads a vocabulary smaller than the embedding. */
+static cllm_status pad_bpe(const cllm_tokenizer *t, uint32_t V, cllm_tokenizer **out, cllm_error *err) {
+    const cllm_pretok_kind kind = cllm_tokenizer_pretok_kind(t);
+    cllm_tokenizer *p = NULL;
+    cllm_status st = cllm_tokenizer_new(&p, V, kind, kind == CLLM_PRETOK_CUSTOM ? cllm_tokenizer_pattern(t) : NULL, err);
+    for (uint32_t id = 0; st == CLLM_OK && id < cllm_tokenizer_n_vocab(t); id++) {
+        const cllm_token_kind k = cllm_tokenizer_token_kind(t, id);
+        const uint8_t *bytes;
+        size_t len;
+        if (k == CLLM_TOKEN_UNUSED) continue;
+        if ((st = cllm_tokenizer_token_bytes(t, id, &bytes, &len, err)) == CLLM_OK)
+            st = cllm_tokenizer_set_token(p, id, bytes, len, k, err);
+    }
+    for (uint32_t r = 0; st == CLLM_OK && r < cllm_tokenizer_n_merges(t); r++) {
+        uint32_t left, right, result;
+        cllm_tokenizer_merge(t, r, &left, &right, &result);
+        st = cllm_tokenizer_add_merge(p, left, right, err);
+    }
+    if (st == CLLM_OK) st = cllm_tokenizer_finalize(p, cllm_tokenizer_rule(t), err);
+    if (st) cllm_tokenizer_destroy(p);
+    else *out = p;
+    return st;
+}
+
 static cllm_status add_tokenizer(const char *dir, const cJSON *config, const hparams *h, cllm_gguf_writer *w,
                                  cllm_convert_stats *s, cllm_error *err) {
     char spm[4096], hf[4096], tcp[4096];
@@ -409,12 +435,19 @@ static cllm_status add_tokenizer(const char *dir, const cJSON *config, const hpa
             goto done;
         }
     }
-    const uint32_t V = cllm_tokenizer_n_vocab(t);
+    uint32_t V = cllm_tokenizer_n_vocab(t);
+    if ((int64_t)V < h->V && !cllm_tokenizer_is_spm(t)) {
+        cllm_tokenizer *padded = NULL;
+        if ((st = pad_bpe(t, (uint32_t)h->V, &padded, err))) goto done;
+        cllm_tokenizer_destroy(t);
+        t = padded;
+        V = (uint32_t)h->V;
+    }
     if ((int64_t)V != h->V) {
         st = cllm_error_set(err, CLLM_ERR_FORMAT,
-                            "%s has %u tokens but config.json vocab_size is %lld (padding the vocabulary is not "
-                            "supported)",
-                            used, V, (long long)h->V);
+                            "%s has %u tokens but config.json vocab_size is %lld (%s)", used, V, (long long)h->V,
+                            (int64_t)V > h->V ? "more tokens than embedding rows"
+                                              : "padding a SentencePiece vocabulary is not supported yet");
         goto done;
     }
     const char *tmpl = NULL;

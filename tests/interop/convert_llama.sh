@@ -7,7 +7,8 @@
 #
 # For gpt2 (GPT2LMHeadModel, byte-level BPE tokenizer.json), llama
 # (LlamaForCausalLM, SentencePiece tokenizer.model; also a bf16 sharded
-# checkpoint), qwen2 (Qwen2ForCausalLM, q/k/v biases, tokenizer.json) and
+# checkpoint), qwen2 (Qwen2ForCausalLM, q/k/v biases, tokenizer.json, 12
+# embedding rows past the tokenizer: a padded vocabulary), and
 # mistral (MistralForCausalLM), and a llama with Llama-3.1 rope_scaling
 # (rope_freqs.weight): cllm convert --type f32, then
 # tests/interop/llama_logits.c (libllama, CPU, f32 KV cache) gives the
@@ -46,7 +47,7 @@ cc -std=c11 -O2 -D_GNU_SOURCE -fopenmp -I"$root/include" "$root/tests/interop/te
 check "tensor_diff builds" test -x "$work/tensor_diff"
 prompt="the cat sat on the mat. hello world"
 # name arch extra-make-args
-for spec in "gpt2 gpt2" "llama llama --tied 0" "llama-bf16 llama --dtype bf16 --shards 2" "qwen2 qwen2" \
+for spec in "gpt2 gpt2" "llama llama --tied 0" "llama-bf16 llama --dtype bf16 --shards 2" "qwen2 qwen2 --pad 12" \
     "mistral mistral --tied 0" "llama3-rope llama --rope llama3"; do
     set -- $spec
     name=$1 arch=$2

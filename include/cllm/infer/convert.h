@@ -9,6 +9,8 @@
  * tokenizer (DIR/tokenizer.model, SentencePiece, for the llama family when
  * present, else DIR/tokenizer.json, byte-level BPE) and
  * DIR/tokenizer_config.json (special tokens, add_bos_token, chat_template).
+ * A BPE vocabulary smaller than config.json's vocab_size is padded with
+ * unused ids ("[PAD<id>]" in the GGUF), as llama.cpp's converter pads it.
  *
  * Architectures (anything else is refused by name):
  *   GPT2LMHeadModel    -> gpt2: Conv1D weights ([in, out]) transposed to
