@@ -20,7 +20,8 @@
 # sentencepiece, so it converts tensors and hyperparameters, not the
 # tokenizer) converts the same folder with --outtype f32, and
 # tests/interop/tensor_diff.c must find every tensor identical (name, type,
-# dims, bytes) to cllm's, and every hyperparameter key it writes
+# dims, bytes) to cllm's (also with --outtype f16, bf16 and q8_0 against
+# cllm's --type of the same name), and every hyperparameter key it writes
 # (general.architecture, general.file_type, <arch>.*) must be in cllm's file
 # with the same value (cllm adds only llama.attention.sliding_window for
 # Mistral).
@@ -91,5 +92,15 @@ EOF
     rc=$?
     echo "$name: keys: $res"
     check "$name: hyperparameter keys as llama.cpp's converter writes them ($res)" test $rc -eq 0
+    for t in f16 bf16 q8_0; do # the same with the output types both converters have
+        "$cllm" convert "$d" -o "$d-$t.gguf" --type "$t" -q
+        $py "$root/tests/interop/llama_convert_shim.py" "$llama" "$d" --outfile "$d-llama-$t.gguf" --outtype "$t" \
+            >/dev/null 2>&1
+        diff=$("$work/tensor_diff" "$d-$t.gguf" "$d-llama-$t.gguf" 2>&1)
+        rc=$?
+        echo "$name $t: tensor_diff cllm vs llama.cpp: $(tail -n 1 <<<"$diff")"
+        check "$name $t: every tensor identical to llama.cpp's converter ($(head -n 3 <<<"$diff" | tr '\n' ' '))" \
+            test $rc -eq 0
+    done
 done
 finish
