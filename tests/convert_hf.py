@@ -219,7 +219,11 @@ def write_tokenizer_model(d, vocab_size):
     o += pb_field(3, 2, pb_field(1, 2, b"identity") + pb_field(3, 0, 1))
     open(os.path.join(d, "tokenizer.model"), "wb").write(o)
     return {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True,
-            "add_eos_token": False}
+            "add_eos_token": False, "chat_template": CHAT_TEMPLATE}
+
+
+CHAT_TEMPLATE = ("{{ bos_token }}{% for message in messages %}{{ '[' + message['role'] + '] ' + message['content'] + "
+                 "eos_token }}{% endfor %}{% if add_generation_prompt %}{{ '[assistant] ' }}{% endif %}")
 
 # ---- models ------------------------------------------------------------------
 

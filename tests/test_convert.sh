@@ -89,6 +89,13 @@ for k in tokenizer.ggml.model tokenizer.ggml.tokens tokenizer.ggml.scores tokeni
     tokenizer.ggml.bos_token_id tokenizer.ggml.add_bos_token llama.rope.dimension_count llama.attention.head_count_kv; do
     case " $keys " in *" $k "*) ok "llama.gguf has $k" ;; *) bad "llama.gguf lacks $k (has: $keys)" ;; esac
 done
+$py -c "
+import sys; sys.path.insert(0, '$root/tests')
+import gguf_header, convert_hf
+kv = {k: v for k, v, _ in gguf_header.read(open('llama.gguf', 'rb').read())['kvs']}
+sys.exit(0 if kv.get('tokenizer.chat_template') == convert_hf.CHAT_TEMPLATE and kv.get('tokenizer.ggml.eos_token_id') == 2
+         and kv.get('tokenizer.ggml.unknown_token_id') == 0 else 1)"
+check "llama.gguf: tokenizer_config.json's chat_template, eos </s> = 2, unk <unk> = 0" test $? -eq 0
 keys=$(ggufkeys gpt2.gguf | tr '\n' ' ')
 $py -c "
 import sys; sys.path.insert(0, '$root/tests')
