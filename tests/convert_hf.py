@@ -5,7 +5,7 @@ tests/test_convert.sh and tests/interop/convert_llama.sh.
 
   make DIR --arch gpt2|llama|qwen2|mistral [--dtype f32|bf16|f16] [--shards N]
            [--tokenizer json|model] [--tied 0|1] [--mask 1]
-           [--rope llama3] [--pad N] [--seed S] [--break KIND]
+           [--rope llama3] [--pad N] [--size C,L,NH,NKV,F] [--seed S] [--break KIND]
       writes config.json, model.safetensors (or N shards + index),
       tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece BPE
       protobuf), tokenizer_config.json. --break writes a defective folder:
@@ -314,10 +314,13 @@ def cmd_make(args):
     ap.add_argument("--break", dest="brk", default=None)
     ap.add_argument("--mask", type=int, default=0)
     ap.add_argument("--pad", type=int, default=0, help="embedding rows beyond the tokenizer")
+    ap.add_argument("--size", default=None, help="C,L,NH,NKV,F (default 64,2,4,2,96)")
     ap.add_argument("--rope", default=None, help="llama3: a Llama-3.1 style rope_scaling")
     a = ap.parse_args(args)
     os.makedirs(a.dir, exist_ok=True)
     g = torch.Generator().manual_seed(a.seed)
+    if a.size:
+        SIZES.update(zip(("C", "L", "NH", "NKV", "F"), (int(v) for v in a.size.split(","))))
     tied = bool(a.tied) if a.tied is not None else a.arch in ("gpt2", "qwen2")
     cfg, W = make_model(a.arch, g, DT[a.dtype][0], tied, bool(a.mask), a.pad)
     tok = a.tokenizer or ("json" if a.arch in ("gpt2", "qwen2") else "model")
