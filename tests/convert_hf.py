@@ -9,7 +9,8 @@ tests/test_convert.sh and tests/interop/convert_llama.sh.
       writes config.json, model.safetensors (or N shards + index),
       tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece BPE
       protobuf), tokenizer_config.json. --break writes a defective folder:
-      truncated, overlap, shape, missing-shard, unknown-arch, dtype.
+      truncated, overlap, shape, missing-shard, unknown-arch, dtype,
+      config-shape, hidden-act.
   logits DIR IDS...
       prints the reference log-probabilities after the last id as JSON.
   vs DIR JSON N_GREEDY ID...
@@ -330,6 +331,10 @@ def cmd_make(args):
                                "original_max_position_embeddings": 64}
     if a.brk == "unknown-arch":
         cfg["architectures"] = ["FalconForCausalLM"]
+    if a.brk == "config-shape":  # config.json disagrees with the tensors
+        cfg["intermediate_size"] += 32
+    if a.brk == "hidden-act":  # a key the GGUF arch cannot express
+        cfg["hidden_act"] = "gelu"
     json.dump(cfg, open(os.path.join(a.dir, "config.json"), "w"), indent=1)
     json.dump(tc, open(os.path.join(a.dir, "tokenizer_config.json"), "w"), indent=1)
     if a.shards == 1:

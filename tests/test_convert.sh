@@ -8,7 +8,8 @@
 # each check), the sharded and single-file conversions byte-identical, the
 # tokenizer keys present, and bad folders (truncated header, overlapping
 # ranges, shape/dtype mismatch, unsupported dtype, missing shard, unknown
-# architecture) each refused with one error naming the file and field, exit
+# architecture, config.json vs tensor shapes, an activation the arch cannot
+# express) each refused with one error naming the file and field, exit
 # 1 and no output file. Uses $CLLM_BUILD/cllm and /usr/bin/python3 (torch).
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -142,6 +143,8 @@ bad_case shape "model.safetensors: tensor '.*': shape x F32 size" --arch gpt2
 bad_case dtype "dtype 'I64' is not supported" --arch gpt2
 bad_case missing-shard "names shard model-00002-of-00002.safetensors" --arch llama --shards 2
 bad_case unknown-arch "config.json: architecture 'FalconForCausalLM' is not supported" --arch llama
+bad_case config-shape "model.safetensors: tensor 'model.layers.0.mlp.gate_proj.weight' has shape \[96, 64\]; config.json implies \[128, 64\]" --arch llama
+bad_case hidden-act "config.json: 'hidden_act' is not silu" --arch llama
 "$bin" convert 2>/dev/null
 check "no arguments: exit 2" test $? -eq 2
 "$bin" convert gpt2 -o x.gguf --type q9_9 2>/dev/null
