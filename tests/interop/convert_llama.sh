@@ -13,7 +13,8 @@
 # (rope_freqs.weight): cllm convert --type f32, then
 # tests/interop/llama_logits.c (libllama, CPU, f32 KV cache) gives the
 # next-token logits at every prompt position and an 8-token greedy
-# continuation; tests/convert_hf.py vs compares them with the reference:
+# continuation (and llama-tokenize must give cllm's token ids for three
+# texts); tests/convert_hf.py vs compares them with the reference:
 # max |logit diff| <= 1e-3 * max|logit| + 1e-4, the same top-1 everywhere,
 # the same greedy tokens. Then llama.cpp's own convert_hf_to_gguf.py
 # (through tests/interop/llama_convert_shim.py: Debian has no transformers /
@@ -60,6 +61,15 @@ for spec in "gpt2 gpt2" "llama llama --tied 0" "llama-bf16 llama --dtype bf16 --
     ids=$("$cllm" tokenizer encode --tokenizer "$d.gguf" --text "$prompt" --format ids 2>"$d.tok")
     check "$name: cllm tokenizes the prompt from the GGUF ($(tail -c 200 "$d.tok"))" test -n "$ids"
     case $arch in llama|mistral) ids="1 $ids" ;; esac # SentencePiece: llama.cpp's add_bos
+    for text in "$prompt" "  Hello,  WORLD!\n\tonce upon 12 + 30 = 42 ... it's" "caf\u00e9 na\u00efve \ud55c\uad6d\uc5b4"; do
+        text=$(printf '%b' "$text")
+        mine=$("$cllm" tokenizer encode --tokenizer "$d.gguf" --text "$text" --format ids 2>&1 | tr -s ' \n' ' ')
+        case $arch in llama|mistral) mine="1 $mine" ;; esac
+        theirs=$("$bin_dir/llama-tokenize" -m "$d.gguf" -p "$text" --ids --log-disable 2>/dev/null | tail -n 1 |
+            tr -d '[],' | tr -s ' ')
+        check "$name: tokens of '$(head -c 20 <<<"$text")...' as llama-tokenize's (cllm [${mine% }] llama.cpp [$theirs])" \
+            test "${mine% }" = "$theirs"
+    done
     "$work/llama_logits" "$d.gguf" 8 $ids >"$d.json" 2>"$d.err"
     check "$name: llama.cpp loads and evaluates it ($(tail -c 200 "$d.err"))" test $? -eq 0
     res=$($py "$gen" vs "$d" "$d.json" 8 $ids 2>&1)
