@@ -22,6 +22,7 @@ CLLM_COMMAND("dpo", cllm_cmd_dpo, "Direct Preference Optimization on prompt/chos
 CLLM_COMMAND("ppo", cllm_cmd_ppo, "RLHF with PPO: rollouts, reward model, KL to a reference, GAE, clipped losses")
 CLLM_COMMAND("grpo", cllm_cmd_grpo, "GRPO: group-sampled completions, verifiable or reward-model rewards, KL to a reference")
 CLLM_COMMAND("quantize", cllm_cmd_quantize, "rewrite a GGUF model in f16, bf16, q8_0, q4_0, q4_1, q5_x, k-quants or q4_k_m-style mixes")
+CLLM_COMMAND("convert", cllm_cmd_convert, "import a Hugging Face folder (safetensors, config.json, tokenizer) as GGUF, as llama.cpp converts it")
 CLLM_COMMAND("generate", cllm_cmd_generate, "continue a prompt with a model, streaming tokens (KV cache, sampler chain)")
 CLLM_COMMAND("chat", cllm_cmd_chat, "talk with a model in the terminal through its chat template")
 CLLM_COMMAND("serve", cllm_cmd_serve, "serve a model over HTTP with OpenAI's API (streaming, parallel slots, chat page)")

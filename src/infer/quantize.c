@@ -151,11 +151,13 @@ cllm_status cllm_quantize_gguf(const char *in_path, const char *out_path, uint32
     return cllm_quantize_gguf_mix(in_path, out_path, type, CLLM_QUANTIZE_PURE, stats, err);
 }
 
-cllm_status cllm_quantize_gguf_mix(const char *in_path, const char *out_path, uint32_t type, cllm_quantize_mix mix,
-                                   cllm_quantize_stats *stats, cllm_error *err) {
+cllm_status cllm_quantize_add_tensors(cllm_gguf_writer *w, const cllm_gguf_tensor *ts, uint64_t nt, uint32_t type,
+                                      cllm_quantize_mix mix, const char *src_name, void ***bufs_out,
+                                      cllm_quantize_stats *stats, cllm_error *err) {
     cllm_quantize_stats st_local;
     cllm_quantize_stats *s = stats ? stats : &st_local;
     memset(s, 0, sizeof *s);
+    *bufs_out = NULL;
     if ((int)mix < 0 || mix >= CLLM_QUANTIZE_MIX_COUNT)
         return cllm_error_set(err, CLLM_ERR_ARG, "quantize: unknown mix %d", (int)mix);
     if (mix != CLLM_QUANTIZE_PURE) type = mixes[mix - 1].base;
@@ -164,33 +166,24 @@ cllm_status cllm_quantize_gguf_mix(const char *in_path, const char *out_path, ui
                               "quantize: target type %s is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
                               "q2_K, q3_K, q4_K, q5_K, q6_K",
                               cllm_ggml_type_name(type));
-    cllm_gguf *g = NULL;
-    cllm_status st = cllm_gguf_open(&g, in_path, err);
-    if (st != CLLM_OK) return st;
-    const uint64_t nt = cllm_gguf_n_tensors(g);
     uint8_t **bufs = calloc(nt ? nt : 1, sizeof *bufs);
-    cllm_gguf_writer *w = cllm_gguf_writer_create();
-    if (!bufs || !w) {
-        st = cllm_error_set(err, CLLM_ERR_NOMEM, "quantize: out of memory");
-        goto done;
-    }
-    for (uint64_t i = 0; i < cllm_gguf_n_kv(g); i++)
-        if ((st = cllm_gguf_set_kv(w, cllm_gguf_kv_at(g, i), err)) != CLLM_OK) goto done;
-    if ((st = cllm_gguf_set_u32(w, "general.file_type", (uint32_t)cllm_quantize_file_type(type), err)) != CLLM_OK)
-        goto done;
+    if (!bufs) return cllm_error_set(err, CLLM_ERR_NOMEM, "quantize: out of memory");
+    *bufs_out = (void **)bufs;
+    cllm_status st = cllm_gguf_set_u32(w, "general.file_type", (uint32_t)cllm_quantize_file_type(type), err);
+    if (st != CLLM_OK) return st;
     if (cllm_ggml_type_get(type)->block_size > 1 &&
         (st = cllm_gguf_set_u32(w, "general.quantization_version", QUANT_VERSION, err)) != CLLM_OK)
-        goto done;
+        return st;
     int n_v = 0, n_layer = 0, tied = 1;
     for (uint64_t i = 0; i < nt; i++) { /* what the mix rules count */
-        const char *name = cllm_gguf_tensor_at(g, i)->name;
+        const char *name = ts[i].name;
         int layer = -1;
         if (sscanf(name, "blk.%d.", &layer) == 1 && layer + 1 > n_layer) n_layer = layer + 1;
         n_v += strstr(name, "attn_v.weight") != NULL || strstr(name, "attn_qkv.weight") != NULL;
         tied &= strcmp(name, "output.weight") != 0;
     }
     for (uint64_t i = 0; i < nt; i++) {
-        const cllm_gguf_tensor *t = cllm_gguf_tensor_at(g, i);
+        const cllm_gguf_tensor *t = &ts[i];
         s->bytes_in += t->nbytes;
         uint32_t dst = t->type;
         if (quantizable(t)) {
@@ -201,25 +194,20 @@ cllm_status cllm_quantize_gguf_mix(const char *in_path, const char *out_path, ui
         const void *data = t->data;
         size_t nbytes = t->nbytes;
         if (dst != t->type) {
-            if (!cllm_ggml_type_get(t->type) || !cllm_ggml_type_get(t->type)->has_kernels) {
-                st = cllm_error_set(err, CLLM_ERR_FORMAT,
-                                    "quantize: %s: tensor '%s' has type %s, which cllm cannot convert",
-                                    in_path, t->name, cllm_ggml_type_name(t->type));
-                goto done;
-            }
+            if (!cllm_ggml_type_get(t->type) || !cllm_ggml_type_get(t->type)->has_kernels)
+                return cllm_error_set(err, CLLM_ERR_FORMAT,
+                                      "quantize: %s: tensor '%s' has type %s, which cllm cannot convert", src_name,
+                                      t->name, cllm_ggml_type_name(t->type));
             size_t row = 0;
             cllm_ggml_row_size(dst, t->dims[0], &row);
             const uint64_t rows = (uint64_t)(t->n_elements / t->dims[0]);
             nbytes = row * rows;
-            if (!(bufs[i] = malloc(nbytes ? nbytes : 1))) {
-                st = cllm_error_set(err, CLLM_ERR_NOMEM, "quantize: out of memory converting '%s' (%zu bytes)",
-                                    t->name, nbytes);
-                goto done;
-            }
-            if (convert_rows(t, dst, bufs[i], row) != 0) {
-                st = cllm_error_set(err, CLLM_ERR_NOMEM, "quantize: converting '%s' failed (out of memory)", t->name);
-                goto done;
-            }
+            if (!(bufs[i] = malloc(nbytes ? nbytes : 1)))
+                return cllm_error_set(err, CLLM_ERR_NOMEM, "quantize: out of memory converting '%s' (%zu bytes)",
+                                      t->name, nbytes);
+            if (convert_rows(t, dst, bufs[i], row) != 0)
+                return cllm_error_set(err, CLLM_ERR_NOMEM, "quantize: converting '%s' failed (out of memory)",
+                                      t->name);
             data = bufs[i];
             if (dst == type || (mix != CLLM_QUANTIZE_PURE && dst == mix_type(mix, type, t->name, t->dims[0], n_v,
                                                                               n_layer, tied)))
@@ -229,14 +217,39 @@ cllm_status cllm_quantize_gguf_mix(const char *in_path, const char *out_path, ui
         }
         s->bytes_out += nbytes;
         if ((st = cllm_gguf_add_tensor(w, t->name, dst, t->n_dims, t->dims, data, nbytes, err)) != CLLM_OK)
-            goto done;
+            return st;
         s->n_tensors++;
     }
+    return CLLM_OK;
+}
+
+void cllm_quantize_free_buffers(void **bufs, uint64_t n) {
+    for (uint64_t i = 0; bufs && i < n; i++) free(bufs[i]);
+    free(bufs);
+}
+
+cllm_status cllm_quantize_gguf_mix(const char *in_path, const char *out_path, uint32_t type, cllm_quantize_mix mix,
+                                   cllm_quantize_stats *stats, cllm_error *err) {
+    cllm_gguf *g = NULL;
+    cllm_status st = cllm_gguf_open(&g, in_path, err);
+    if (st != CLLM_OK) return st;
+    const uint64_t nt = cllm_gguf_n_tensors(g);
+    cllm_gguf_tensor *ts = malloc((nt ? nt : 1) * sizeof *ts);
+    cllm_gguf_writer *w = cllm_gguf_writer_create();
+    void **bufs = NULL;
+    if (!ts || !w) {
+        st = cllm_error_set(err, CLLM_ERR_NOMEM, "quantize: out of memory");
+        goto done;
+    }
+    for (uint64_t i = 0; i < cllm_gguf_n_kv(g); i++)
+        if ((st = cllm_gguf_set_kv(w, cllm_gguf_kv_at(g, i), err)) != CLLM_OK) goto done;
+    for (uint64_t i = 0; i < nt; i++) ts[i] = *cllm_gguf_tensor_at(g, i);
+    if ((st = cllm_quantize_add_tensors(w, ts, nt, type, mix, in_path, &bufs, stats, err)) != CLLM_OK) goto done;
     st = cllm_gguf_writer_write(w, out_path, err);
 done:
     cllm_gguf_writer_destroy(w);
-    for (uint64_t i = 0; bufs && i < nt; i++) free(bufs[i]);
-    free(bufs);
+    cllm_quantize_free_buffers(bufs, nt);
+    free(ts);
     cllm_gguf_close(g);
     return st;
 }

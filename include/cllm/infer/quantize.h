@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "cllm/core/status.h"
+#include "cllm/formats/gguf.h"
 
 typedef struct {
     int n_tensors;        /* tensors written */
@@ -82,5 +83,18 @@ cllm_status cllm_quantize_gguf(const char *in_path, const char *out_path, uint32
 /* The same with a mix: type is ignored unless mix is PURE. */
 cllm_status cllm_quantize_gguf_mix(const char *in_path, const char *out_path, uint32_t type, cllm_quantize_mix mix,
                                    cllm_quantize_stats *stats, cllm_error *err);
+
+/* The same conversion over tensors the caller holds (cllm convert feeds
+ * safetensors views through it): sets general.file_type (and
+ * general.quantization_version) in w and adds the n tensors ts (name, type,
+ * n_dims, dims, n_elements, nbytes and data set; data borrowed until the
+ * write), each converted by the rules above. The converted copies are in
+ * *bufs (n entries, NULL where a tensor was added as given), owned by the
+ * caller: free them with cllm_quantize_free_buffers after
+ * cllm_gguf_writer_write, also on failure. src_name is used in messages. */
+cllm_status cllm_quantize_add_tensors(cllm_gguf_writer *w, const cllm_gguf_tensor *ts, uint64_t n, uint32_t type,
+                                      cllm_quantize_mix mix, const char *src_name, void ***bufs,
+                                      cllm_quantize_stats *stats, cllm_error *err);
+void cllm_quantize_free_buffers(void **bufs, uint64_t n); /* accepts NULL */
 
 #endif
