@@ -285,6 +285,45 @@ static void test_sampler_no_finite_logit_is_an_error(void) {
     }
 }
 
+/* A vocabulary's unused ids (placeholders, padding rows) and ids past its
+ * size are never sampled once excluded, whatever their logits: greedy takes
+ * the best used id, and sampling at temperature 1 never draws an excluded
+ * one although they hold nearly all the probability. */
+static void test_sampler_excludes_unused_ids(void) {
+    enum { NV = 300, V = 310 }; /* ids 256..299 unused, 300..309 past the tokenizer */
+    cllm_error err = {0};
+    cllm_tokenizer *tok = NULL;
+    cllm_status st = cllm_tokenizer_new(&tok, NV, CLLM_PRETOK_GPT2, NULL, &err);
+    for (uint32_t b = 0; st == CLLM_OK && b < 256; b++) {
+        const uint8_t byte = (uint8_t)b;
+        st = cllm_tokenizer_set_token(tok, b, &byte, 1, CLLM_TOKEN_NORMAL, &err);
+    }
+    if (st == CLLM_OK) st = cllm_tokenizer_finalize(tok, CLLM_BPE_RANKS, &err);
+    CHECK(st == CLLM_OK, "tokenizer: %s", err.msg);
+    float logits[V];
+    for (int i = 0; i < V; i++) logits[i] = i >= 256 ? 12.0f : 0.0f;
+    logits[65] = 5.0f;
+    for (int greedy = 0; st == CLLM_OK && greedy < 2; greedy++) {
+        cllm_sampler_params p = plain_params();
+        if (greedy) p.temperature = 0.0f;
+        cllm_sampler *s = cllm_sampler_create(&p, V, &err);
+        CHECK(s != NULL && cllm_sampler_exclude_unused(s, tok, &err) == CLLM_OK, "exclude: %s", err.msg);
+        if (!s) continue;
+        int bad = 0, saw65 = 0;
+        for (int i = 0; i < 2000; i++) {
+            const int32_t t = cllm_sampler_sample(s, logits, NULL, NULL, 0);
+            bad += t < 0 || t >= 256;
+            saw65 += t == 65;
+        }
+        CHECK(bad == 0, "%s: %d of 2000 samples were excluded ids", greedy ? "greedy" : "temperature 1", bad);
+        /* softmax over the 256 byte ids alone: p(65) = e^5 / (e^5 + 255) = 0.368 */
+        if (greedy) CHECK(saw65 == 2000, "greedy takes the best used id 65 (%d of 2000)", saw65);
+        else CHECK(saw65 > 600 && saw65 < 880, "temperature 1: id 65 drawn %d of 2000 (expect ~736)", saw65);
+        cllm_sampler_destroy(s);
+    }
+    cllm_tokenizer_destroy(tok);
+}
+
 int main(void) {
     TEST_RUN(test_sampler_greedy_picks_argmax);
     TEST_RUN(test_sampler_matches_softmax_distribution);
@@ -297,5 +336,6 @@ int main(void) {
     TEST_RUN(test_sampler_reports_model_logprobs);
     TEST_RUN(test_sampler_rejects_out_of_range_params);
     TEST_RUN(test_sampler_no_finite_logit_is_an_error);
+    TEST_RUN(test_sampler_excludes_unused_ids);
     return test_finish();
 }

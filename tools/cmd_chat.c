@@ -204,7 +204,8 @@ static int chat_turn(model_session *s, conversation *c, cllm_sampler_params *sp,
     gp.max_tokens = budget;
     cllm_generate_chat_ends(&gp, s->tok, s->chat_template);
     cllm_sampler *sampler = cllm_sampler_create(sp, (int)cllm_tokenizer_n_vocab(s->tok), &err);
-    if (sampler && grammar_args_attach(ga, sampler, s->tok, gp.eog, gp.n_eog, &err) != CLLM_OK) {
+    if (sampler && (cllm_sampler_exclude_unused(sampler, s->tok, &err) != CLLM_OK ||
+                    grammar_args_attach(ga, sampler, s->tok, gp.eog, gp.n_eog, &err) != CLLM_OK)) {
         cllm_sampler_destroy(sampler);
         sampler = NULL;
     }

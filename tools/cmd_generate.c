@@ -191,6 +191,7 @@ int cllm_cmd_generate(int argc, char **argv) {
     if (st == CLLM_OK && ids.n == 0) st = cllm_error_set(&err, CLLM_ERR_ARG, "the prompt is empty");
     if (st == CLLM_OK && !(sampler = cllm_sampler_create(&sp, (int)cllm_tokenizer_n_vocab(s.tok), &err)))
         st = err.status;
+    if (st == CLLM_OK) st = cllm_sampler_exclude_unused(sampler, s.tok, &err);
     if (st == CLLM_OK) st = grammar_args_attach(&ga, sampler, s.tok, gp.eog, gp.n_eog, &err);
     stream_ctx sc = {.json = json, .max_events = gp.max_tokens};
     if (st == CLLM_OK && json) {

@@ -214,6 +214,10 @@ cllm_status cllm_eval_answer(cllm_model *m, const cllm_tokenizer *tok, cllm_chat
     cllm_sampler_params sp = cllm_sampler_default_params();
     sp.temperature = 0;
     cllm_sampler *sampler = cllm_sampler_create(&sp, (int)cllm_tokenizer_n_vocab(tok), err);
+    if (sampler && cllm_sampler_exclude_unused(sampler, tok, err) != CLLM_OK) {
+        cllm_sampler_destroy(sampler);
+        sampler = NULL;
+    }
     if (sampler && grammar && !*vocab && !(*vocab = cllm_grammar_vocab_from_tokenizer(tok, gp.eog, gp.n_eog, err))) {
         cllm_sampler_destroy(sampler);
         sampler = NULL;

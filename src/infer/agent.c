@@ -432,6 +432,7 @@ static cllm_status model_turn(const cllm_agent *a, cllm_model *m, int context, c
     gp.max_tokens = p->max_tokens < context - (int)ids.n - 1 ? p->max_tokens : context - (int)ids.n - 1;
     cllm_sampler *s = cllm_sampler_create(&p->sampler, (int)cllm_tokenizer_n_vocab(tok), err);
     if (!s) st = err->status ? err->status : CLLM_ERR_NOMEM;
+    if (st == CLLM_OK) st = cllm_sampler_exclude_unused(s, tok, err);
     if (st == CLLM_OK && p->constrain) st = cllm_sampler_set_grammar(s, a->grammar, a->vocab, err);
     cllm_generate_result res;
     if (st == CLLM_OK) st = cllm_generate(m, 0, tok, s, ids.ids, (int)ids.n, &gp, on_token, t, &res, err);

@@ -32,6 +32,7 @@ struct cllm_sampler {
     const cllm_grammar_vocab *vocab;  /* borrowed; NULL without a grammar */
     cllm_grammar_matcher *grammar;    /* owned; NULL without a grammar */
     uint8_t *allowed;                 /* [V] the grammar's mask for this step */
+    uint8_t *excluded;                /* [V] 1: never a candidate (cllm_sampler_exclude_unused); or NULL */
 };
 
 static const char *const stage_names[CLLM_SAMPLER_STAGE_COUNT] = {
@@ -154,6 +155,15 @@ nomem:
     return NULL;
 }
 
+cllm_status cllm_sampler_exclude_unused(cllm_sampler *s, const cllm_tokenizer *tok, cllm_error *err) {
+    if (!s->excluded && !(s->excluded = calloc((size_t)s->V, 1)))
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "sampler: cannot allocate the excluded-token mask");
+    const uint32_t n_vocab = cllm_tokenizer_n_vocab(tok);
+    for (int i = 0; i < s->V; i++)
+        s->excluded[i] = (uint32_t)i >= n_vocab || cllm_tokenizer_token_kind(tok, (uint32_t)i) == CLLM_TOKEN_UNUSED;
+    return CLLM_OK;
+}
+
 void cllm_sampler_destroy(cllm_sampler *s) {
     if (!s) return;
     free(s->cand);
@@ -162,6 +172,7 @@ void cllm_sampler_destroy(cllm_sampler *s) {
     free(s->history);
     cllm_grammar_matcher_destroy(s->grammar);
     free(s->allowed);
+    free(s->excluded);
     free(s);
 }
 
@@ -334,7 +345,7 @@ static int32_t run_chain(cllm_sampler *s, const float *logits, const uint8_t *al
     /* Only finite logits are candidates: NaN compares false both ways (the
      * truncation stages would keep nothing) and +-inf has no probability. */
     for (int i = 0; i < s->V; i++) {
-        if (!isfinite(logits[i])) continue;
+        if (!isfinite(logits[i]) || (s->excluded && s->excluded[i])) continue;
         n_finite++;
         if (allowed && !allowed[i]) continue;
         c[n].token = i;

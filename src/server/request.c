@@ -757,7 +757,8 @@ srv_reply srv_parse_generation(cllm_server *s, srv_kind kind, int native, const 
         cllm_sampler_params spi = *sp;
         spi.seed = sp->seed + (uint64_t)i;
         q->sampler = cllm_sampler_create(&spi, s->V, &err);
-        if (!q->sampler || cllm_sampler_set_grammar(q->sampler, r->grammar, s->gvocab, &err) != CLLM_OK ||
+        if (!q->sampler || cllm_sampler_exclude_unused(q->sampler, s->tok, &err) != CLLM_OK ||
+            cllm_sampler_set_grammar(q->sampler, r->grammar, s->gvocab, &err) != CLLM_OK ||
             cllm_text_stream_init(&q->text_stream, (const char *const *)r->stops, r->n_stop, &err) != CLLM_OK) {
             e = BAD(NULL, "%s", err.msg);
             goto fail;

@@ -30,6 +30,7 @@
 
 #include "cllm/core/status.h"
 #include "cllm/infer/grammar.h"
+#include "cllm/tokenizer/tokenizer.h"
 
 typedef enum {
     CLLM_SAMPLER_STAGE_PENALTIES = 0,
@@ -85,6 +86,13 @@ void cllm_sampler_destroy(cllm_sampler *s);
 void cllm_sampler_reset(cllm_sampler *s);
 /* Record a token as generated (or as part of the prompt) for the penalties. */
 void cllm_sampler_accept(cllm_sampler *s, int32_t token);
+
+/* Leaves the ids that tok has no text for (CLLM_TOKEN_UNUSED: placeholder
+ * and padding rows such as Qwen2's spare embedding rows, and ids at or past
+ * tok's size) out of every later sample, as if their logits were -inf: a
+ * model whose head still gives them weight (random or briefly trained
+ * weights) can then not produce an id that detokenizing refuses. */
+cllm_status cllm_sampler_exclude_unused(cllm_sampler *s, const cllm_tokenizer *tok, cllm_error *err);
 
 /* Constrains the following samples to grammar g over vocabulary v (both
  * borrowed: they must outlive the sampler or the next call; v's size must be
