@@ -31,6 +31,8 @@
 #include "cllm/kernels/kernels.h"
 #include "cllm/load/model_file.h"
 #include "cllm/model/gguf_io.h"
+#include "cllm/model/lora.h"
+#include "cllm/model/mapped.h"
 #include "cllm/core/plot.h"
 #include "cllm/core/progress.h"
 #include "cllm/core/rng.h"
@@ -412,8 +414,18 @@ static cllm_status build_model(sft_ctx *c, const cllm_model_config *cfg, const c
     mo.max_seq = p->T;
     mo.training = 1;
     mo.freeze_base = c->lora;
-    cllm_status st = cllm_model_create(cfg, &mo, &c->model, err);
-    if (st == CLLM_OK) st = cllm_model_read_gguf(c->model, g, 1, err);
+    cllm_status st;
+    if (c->lora && cllm_lora_base_is_quantized(g)) {
+        /* QLoRA: the base's matrices stay in their ggml types, mapped from a
+         * second open of the file (the model owns it; the first closes after this) */
+        cllm_gguf *mg = NULL;
+        st = cllm_gguf_open(&mg, p->model_path, err);
+        if (st == CLLM_OK) st = cllm_model_from_gguf_mapped(mg, &mo, &c->model, err);
+        if (st == CLLM_OK) th_log(&c->h, "sft: QLoRA: the quantized base stays in its own types (frozen, mapped)");
+    } else {
+        st = cllm_model_create(cfg, &mo, &c->model, err);
+        if (st == CLLM_OK) st = cllm_model_read_gguf(c->model, g, 1, err);
+    }
     if (st == CLLM_OK && c->lora) st = cllm_model_lora_attach(c->model, &p->lora, p->seed, err);
     cllm_adamw_params hp = cllm_adamw_default_params();
     hp.beta1 = p->beta1;
@@ -494,6 +506,14 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     st = load_base(&c, &base, err);
     if (st != CLLM_OK) goto done;
     if (P.T > base.config.context_length) P.T = base.config.context_length;
+    if (!c.lora && cllm_lora_base_is_quantized(base.gguf)) {
+        st = cllm_error_set(err, CLLM_ERR_ARG,
+                            "sft: %s has quantized weight matrices; full fine-tuning needs f32/f16/bf16 weights: "
+                            "add --lora-rank R to train adapters on the quantized base (QLoRA), or dequantize first "
+                            "with `cllm quantize %s BASE-f32.gguf f32`",
+                            P.model_path, P.model_path);
+        goto done;
+    }
     st = load_data(&c, &train, &val, res, err);
     if (st == CLLM_OK) st = th_open(&c.h, err);
     if (st == CLLM_OK) st = build_model(&c, &base.config, base.gguf, res, err);
