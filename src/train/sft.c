@@ -186,6 +186,7 @@ typedef struct {
     cllm_tokenizer *tok;
     cllm_chat_template chat_template; /* owned */
     int lora;
+    int qlora;                     /* LoRA on a quantized base kept in its types (mapped) */
     const cllm_sft_dataset *train;
     row_set rows;                  /* current epoch */
     row_set vrows;                 /* validation rows (file order) */
@@ -421,6 +422,7 @@ static cllm_status build_model(sft_ctx *c, const cllm_model_config *cfg, const c
         cllm_gguf *mg = NULL;
         st = cllm_gguf_open(&mg, p->model_path, err);
         if (st == CLLM_OK) st = cllm_model_from_gguf_mapped(mg, &mo, &c->model, err);
+        c->qlora = st == CLLM_OK;
         if (st == CLLM_OK) th_log(&c->h, "sft: QLoRA: the quantized base stays in its own types (frozen, mapped)");
     } else {
         st = cllm_model_create(cfg, &mo, &c->model, err);
@@ -539,7 +541,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     th_log(&c.h, "sft: %zu examples (%" PRIu64 " tokens, %" PRIu64 " assistant), %d rows of %d per epoch%s; %" PRId64
            " steps of %d x %d rows; %s: %zu trainable of %zu parameters; grads %.2f MB, AdamW %.2f MB",
            train.n, train.n_tokens, train.n_loss_tokens, c.rows.n_rows, P.T, P.pack ? " (packed)" : "", steps, P.accum,
-           P.B, c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
+           P.B, c.qlora ? "QLoRA" : c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
            res->optimizer_bytes / 1e6);
     if (!P.pack && c.rows.n_rows > 0)
         th_log(&c.h, "sft: unpacked, real tokens fill %.1f%% of each row (the rest is padding; packing fills them)",
@@ -561,7 +563,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     res->seconds = c.h.seconds;
     res->tokens_per_s = res->step_seconds > 0 ? c.h.tokens_this_run / res->step_seconds : 0;
     res->loss_tokens_per_s = res->step_seconds > 0 ? c.loss_tokens / res->step_seconds : 0;
-    st = th_finish(&c.h, c.lora ? "adapter.gguf" : "model.gguf", c.lora ? "SFT loss (LoRA)" : "SFT loss",
+    st = th_finish(&c.h, c.lora ? "adapter.gguf" : "model.gguf", c.qlora ? "SFT loss (QLoRA)" : c.lora ? "SFT loss (LoRA)" : "SFT loss",
                    "cross-entropy on assistant tokens (nats)", val.n > 0, res->output_path, sizeof res->output_path, err);
     res->save_seconds = c.h.save_seconds;
     cllm_train_summary *sm = &res->summary;
