@@ -32,6 +32,7 @@
 #include "cllm/model/gguf_io.h"
 #include "cllm/core/rng.h"
 #include "test.h"
+#include "../src/model/model_internal.h" /* model_linear_forward/backward: the QLoRA product */
 
 static cllm_model_config tiny(int rope) {
     cllm_model_config c;
@@ -586,6 +587,91 @@ static void test_qlora_memory_and_refusals(void) {
     unlink(path);
 }
 
+/* The one new backward of QLoRA, dX = dY W of the frozen quantized base
+ * (model_linear_backward on a mapped q4_K model: the fused qkv of three file
+ * parts, ffn_down, and the output head), against double-precision central
+ * differences of L(x) = sum R . (W x) with W the dequantized weights in
+ * double; the forward against W x in double. Tolerance 1e-5 relative to
+ * the largest value + 1e-6 absolute: float GEMMs over at most 512 terms of
+ * O(1) products (rounding ~1e-7 each) against an exact double reference; L is
+ * linear in x, so the differences have no truncation error. */
+static void test_qlora_input_gradient_double_fd(void) {
+    cllm_model_config c = qcfg();
+    char path[96];
+    snprintf(path, sizeof path, "/tmp/test_qlora_dfd_%d.gguf", (int)getpid());
+    CHECK(write_quantized(&c, CLLM_GGML_Q4_K, path), "write");
+    cllm_error err;
+    cllm_model_options o = qopts();
+    cllm_model *q = NULL, *f = NULL;
+    cllm_gguf *g = NULL;
+    CHECK(cllm_gguf_open(&g, path, &err) == CLLM_OK && cllm_model_from_gguf_mapped(g, &o, &q, &err) == CLLM_OK,
+          "mapped: %s", err.msg);
+    CHECK(cllm_model_load_gguf(path, &o, 1, &f, &err) == CLLM_OK, "f32: %s", err.msg);
+    if (!q || !f) return;
+    const int HS = c.n_embd / c.n_head, QKV = (c.n_head + 2 * c.n_kv_head) * HS;
+    const struct { int l, role, IC, OC; const char *name; } cases[3] = {
+        {1, LIN_QKV, c.n_embd, QKV, "blk.1.attn_qkv.weight"},
+        {0, LIN_FFN_DOWN, c.ffn_hidden, c.n_embd, "blk.0.ffn_down.weight"},
+        {-1, LIN_OUTPUT, c.n_embd, c.vocab_size, "output.weight"}};
+    enum { N = 3 };
+    cllm_rng r;
+    cllm_rng_seed(&r, 77);
+    for (int ci = 0; ci < 3; ci++) {
+        const int IC = cases[ci].IC, OC = cases[ci].OC;
+        const cllm_tensor *W = cllm_model_find_tensor(f, cases[ci].name);
+        CHECK(W && W->shape[0] == OC && W->shape[1] == IC, "%s in the f32 model", cases[ci].name);
+        if (!W) continue;
+        float *x = malloc(sizeof(float) * N * IC), *dx = calloc((size_t)N * IC, sizeof(float));
+        float *R = malloc(sizeof(float) * N * OC), *y = malloc(sizeof(float) * N * OC);
+        for (int i = 0; i < N * IC; i++) x[i] = cllm_rng_normal(&r);
+        for (int i = 0; i < N * OC; i++) R[i] = cllm_rng_normal(&r);
+        model_linear_forward(q, cases[ci].l, cases[ci].role, y, x, NULL, NULL, N, IC, OC);
+        model_linear_backward(q, cases[ci].l, cases[ci].role, dx, NULL, NULL, R, x, NULL, N, IC, OC);
+        double fworst = 0, fmaxv = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < OC; j++) {
+                double e = 0;
+                for (int k = 0; k < IC; k++) e += (double)W->data[(size_t)j * IC + k] * x[(size_t)i * IC + k];
+                fworst = fmax(fworst, fabs(e - y[(size_t)i * OC + j]));
+                fmaxv = fmax(fmaxv, fabs(e));
+            }
+        /* L(x) in double, central differences on a spread of entries */
+        double *xd = malloc(sizeof(double) * N * IC);
+        for (int i = 0; i < N * IC; i++) xd[i] = x[i];
+        double gworst = 0, gmax = 0;
+        int checked = 0;
+        for (int idx = 0; idx < N * IC; idx += 37) {
+            const double h = 1e-3, x0 = xd[idx];
+            double Lpm[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                xd[idx] = x0 + (sgn ? -h : h);
+                const int i = idx / IC;
+                double L = 0;
+                for (int j = 0; j < OC; j++) {
+                    double e = 0;
+                    for (int k = 0; k < IC; k++) e += (double)W->data[(size_t)j * IC + k] * xd[(size_t)i * IC + k];
+                    L += (double)R[(size_t)i * OC + j] * e;
+                }
+                Lpm[sgn] = L;
+            }
+            xd[idx] = x0;
+            const double num = (Lpm[0] - Lpm[1]) / (2 * h);
+            gworst = fmax(gworst, fabs(num - dx[idx]));
+            gmax = fmax(gmax, fabs(num));
+            checked++;
+        }
+        fprintf(stderr, "  q4_K %s: forward max |err| %.3g (max %.3g); dX vs double differences, %d entries: max |err| %.3g (max %.3g)\n",
+                cases[ci].name, fworst, fmaxv, checked, gworst, gmax);
+        CHECK(fworst <= 1e-5 * fmaxv + 1e-6, "%s forward off by %g", cases[ci].name, fworst);
+        CHECK(gworst <= 1e-5 * gmax + 1e-6, "%s dX off by %g", cases[ci].name, gworst);
+        CHECK(gmax > 1e-2, "nonvacuous");
+        free(x), free(dx), free(R), free(y), free(xd);
+    }
+    cllm_model_destroy(q);
+    cllm_model_destroy(f);
+    unlink(path);
+}
+
 int main(void) {
     cllm_kernels_set_threads(2);
     TEST_RUN(test_lora_gradients_match_chain_rule);
@@ -595,6 +681,7 @@ int main(void) {
     TEST_RUN(test_lora_frozen_base_memory);
     TEST_RUN(test_qlora_matches_lora_on_dequantized_base);
     TEST_RUN(test_qlora_finite_differences);
+    TEST_RUN(test_qlora_input_gradient_double_fd);
     TEST_RUN(test_qlora_training_curve);
     TEST_RUN(test_qlora_memory_and_refusals);
     return test_finish();
