@@ -21,8 +21,11 @@
  * row blocks handed out dynamically). Unless keep_file_layout, every matrix
  * is copied (or repacked) at load into one huge-page arena in decoding order
  * and the map's pages of it are released. All scratch is allocated at load.
- * Does not: training or cllm_model_forward (forward.c refuses mapped
- * models), write files, or quantize anything (quantize.c, ggml_types.c).
+ * Also the training linear layer (model_linear_forward/backward) of
+ * forward.c/backward.c: f32 models through layers.h, a mapped model loaded
+ * for QLoRA (training with a frozen base, lora.h) through dequantized row
+ * blocks + fp32 GEMM, backward giving only dX = dY W.
+ * Does not: write files, or quantize anything (quantize.c, ggml_types.c).
  */
 #include <math.h>
 #include <omp.h>
@@ -503,8 +506,8 @@ static void qmat_decode(struct model_infer_views *views, const model_qmat *v, fl
     }
 }
 
-/* out[n, OC] columns r .. r + rest of part q (rows done .. done + rest,
- * out already offset to the part's first row): f16/bf16 and the block
+/* Columns done .. done + rest of out[n, OC] (out already offset to part
+ * q's first row) = in @ rows done .. done + rest of q^T: f16/bf16 and the block
  * types in one parallel region; blocks of LIN_ROW_BLOCK rows handed out
  * dynamically (a thread that loses its core on a shared machine does not
  * hold the others up), each dequantized into the taking thread's scratch
