@@ -410,12 +410,14 @@ static int qlora_pair(const char *path, const cllm_lora_config *lc, cllm_model *
     return 1;
 }
 
-/* Forward (loss, logits) and backward (every adapter gradient) on a q8_0 and
- * a q4_K base equal LoRA on the dequantized f32 model. */
+/* Forward (loss, logits) and backward (every adapter gradient) on a q8_0,
+ * a q4_K and every other block-type base equal LoRA on the dequantized f32 model. */
 static void test_qlora_matches_lora_on_dequantized_base(void) {
-    const uint32_t types[2] = {CLLM_GGML_Q8_0, CLLM_GGML_Q4_K};
+    /* q8_0 and q4_K as the issue asks; the other block types share the path (dequantize_rows) */
+    const uint32_t types[] = {CLLM_GGML_Q8_0, CLLM_GGML_Q4_K, CLLM_GGML_Q4_0, CLLM_GGML_Q4_1, CLLM_GGML_Q5_0,
+                              CLLM_GGML_Q5_1, CLLM_GGML_Q2_K, CLLM_GGML_Q3_K, CLLM_GGML_Q5_K, CLLM_GGML_Q6_K};
     cllm_model_config c = qcfg();
-    for (int ti = 0; ti < 2; ti++) {
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         char path[96];
         snprintf(path, sizeof path, "/tmp/test_qlora_%d_%s.gguf", (int)getpid(), cllm_ggml_type_name(types[ti]));
         CHECK(write_quantized(&c, types[ti], path), "write %s", path);
