@@ -25,6 +25,7 @@
 #include "cllm/load/model_file.h"
 #include "cllm/model/model.h"
 #include "cllm/model/gguf_io.h"
+#include "cllm/model/lora.h"
 #include "cllm/train/dist.h"
 #include "cllm/train/scale.h"
 
@@ -45,6 +46,10 @@ static void usage(FILE *out) {
             "  -t, --seq T          training sequence length (default min(1024, context))\n"
             "  -c, --context N      inference context for the KV cache (default: the model's)\n"
             "  --chunk N            inference prompt chunk (default min(512, context))\n"
+            "  --lora-rank R        fine-tuning memory with rank-R adapters (default 8): full\n"
+            "                       fine-tuning, LoRA on an f32 base, and for a model file QLoRA on\n"
+            "                       its own (quantized) matrix types\n"
+            "  --lora-targets LIST  q,k,v,o,up,down,gate|all (default q,v)\n"
             "  --ranks N            data-parallel training over N MPI ranks: AdamW memory per\n"
             "                       rank with and without ZeRO-1 sharding (docs/MPI.md)\n"
             "  --no-speed           skip the training-speed measurement behind the\n"
@@ -154,6 +159,7 @@ int cllm_cmd_info(int argc, char **argv) {
     const char *preset = NULL, *model_path = NULL;
     const char *sets[64];
     int n_sets = 0, B = 4, T = 0, ctx = 0, chunk = 0, json = 0, ranks = 0, speed = 1;
+    cllm_lora_config lc = cllm_lora_default_config(); /* rank 8, targets q,v: as cllm sft --lora-rank 8 */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is_help(a)) {
@@ -189,6 +195,13 @@ int cllm_cmd_info(int argc, char **argv) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &ctx)) return CLI_EXIT_USAGE;
         } else if (!strcmp(a, "--ranks")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, 1 << 20, &ranks)) return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--lora-rank")) {
+            if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_LORA_MAX_RANK, &lc.rank))
+                return CLI_EXIT_USAGE;
+        } else if (!strcmp(a, "--lora-targets")) {
+            cllm_error e;
+            if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+            if (cllm_lora_targets_parse(v, &lc.targets, &e) != CLLM_OK) return cli_usage_error(CMD, "--lora-targets: %s", e.msg);
         } else if (!strcmp(a, "--chunk")) {
             if (!(v = cli_value(CMD, argc, argv, &i)) || !cli_parse_int(CMD, a, v, 1, CLLM_MODEL_MAX_CONTEXT, &chunk)) return CLI_EXIT_USAGE;
         } else {
@@ -236,6 +249,25 @@ int cllm_cmd_info(int argc, char **argv) {
     if (cllm_model_memory_estimate(&cfg, &inf, &mh, &err) != CLLM_OK) return cli_fail(CMD, &err);
     inf.kv_type = CLLM_GGML_Q8_0;
     if (cllm_model_memory_estimate(&cfg, &inf, &mq, &err) != CLLM_OK) memset(&mq, 0, sizeof mq);
+    /* Fine-tuning with adapters: on an f32 copy of the base, and (a model file
+     * without --set) QLoRA on the file's own matrix types (lora.h). */
+    if (lc.targets & (1u << CLLM_LORA_GATE) && cfg.mlp != CLLM_MLP_SWIGLU) lc.targets &= ~(1u << CLLM_LORA_GATE);
+    if (!lc.targets) return cli_usage_error(CMD, "--lora-targets: gate alone needs a SwiGLU model");
+    lc.alpha = 2.0f * (float)lc.rank;
+    cllm_lora_memory ml, mql = {0};
+    if (cllm_lora_memory_estimate(&cfg, &lc, &tr, NULL, &ml, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    int have_q = 0, quantized = 0;
+    if (model_path && n_sets == 0) {
+        cllm_gguf *g = NULL;
+        if (cllm_gguf_open(&g, model_path, &err) != CLLM_OK) return cli_fail(CMD, &err);
+        quantized = cllm_lora_base_is_quantized(g);
+        st = cllm_lora_memory_estimate(&cfg, &lc, &tr, g, &mql, &err);
+        cllm_gguf_close(g);
+        if (st != CLLM_OK) return cli_fail(CMD, &err);
+        have_q = 1;
+    }
+    char lora_targets[64];
+    cllm_lora_targets_format(lc.targets, lora_targets, sizeof lora_targets);
     double fwd = cllm_model_flops_per_token(&cfg, T), fwd_ctx = cllm_model_flops_per_token(&cfg, ctx);
     /* Chinchilla-optimal run: D = 20 N tokens, C = 6 N D; time at the measured speed. */
     const double chin_tokens = 20.0 * (double)mt.n_params, chin_flops = 6.0 * (double)mt.n_params * chin_tokens;
@@ -282,6 +314,13 @@ int cllm_cmd_info(int argc, char **argv) {
                "\"kv_cache_bytes_q8_0\":%zu,\"total_bytes_q8_0\":%zu},",
                ctx, chunk, mi.param_bytes, mi.kv_cache_bytes, mi.activation_bytes, mi.total_bytes,
                mi.kv_store_bytes, mh.kv_store_bytes, mq.kv_store_bytes, mq.kv_cache_bytes, mq.total_bytes);
+        printf("\"fine_tuning\":{\"lora_rank\":%d,\"lora_targets\":\"%s\",\"adapter_params\":%zu,"
+               "\"full_bytes\":%zu,\"lora_f32_bytes\":%zu",
+               lc.rank, lora_targets, ml.adapter_params, mt.total_bytes, ml.total_bytes);
+        if (have_q)
+            printf(",\"qlora_bytes\":%zu,\"qlora_base_bytes\":%zu,\"base_quantized\":%s", mql.total_bytes,
+                   mql.base_bytes, quantized ? "true" : "false");
+        printf("},");
         if (ranks > 0)
             printf("\"data_parallel\":{\"ranks\":%d,\"adamw_bytes_per_rank\":%.0f,\"adamw_bytes_per_rank_zero1\":%.0f,"
                    "\"reduce_buffer_bytes\":%.0f,\"reduce_buffer_bytes_zero1\":%.0f},",
@@ -316,6 +355,15 @@ int cllm_cmd_info(int argc, char **argv) {
     row_bytes("AdamW moments", mt.adamw_bytes);
     row_bytes("activations", mt.activation_bytes);
     row_bytes("total", mt.total_bytes);
+    printf("fine-tuning memory, B=%d T=%d, LoRA rank %d on %s (%zu adapter params) (bytes)\n", B, T, lc.rank,
+           lora_targets, ml.adapter_params);
+    row_bytes("full fine-tuning (fp32)", mt.total_bytes);
+    row_bytes("LoRA, f32 base", ml.total_bytes);
+    if (have_q) {
+        row_bytes(quantized ? "QLoRA, the file's types" : "LoRA, the file's types", mql.total_bytes);
+        row_bytes("  of which the frozen base", mql.base_bytes);
+        if (!quantized) printf("  (no quantized matrices: cllm sft --lora-rank trains on an f32 copy)\n");
+    }
     if (ranks > 0) {
         printf("data-parallel training over %d ranks, per rank (bytes)\n", ranks);
         row_bytes("AdamW moments, unsharded", (size_t)cllm_dist_optimizer_bytes(mt.n_params, ranks, 0));

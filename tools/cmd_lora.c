@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cllm/formats/ggml_types.h"
 #include "cllm/formats/gguf.h"
 #include "cllm/model/lora.h"
 #include "cllm/model/gguf_io.h"
@@ -15,11 +16,14 @@
 #define CMD "lora"
 
 static void usage(void) {
-    printf("Usage: cllm lora merge BASE.gguf ADAPTER.gguf OUT.gguf\n"
+    printf("Usage: cllm lora merge BASE.gguf ADAPTER.gguf OUT.gguf [--type TYPE]\n"
            "       cllm lora merge BASE.gguf ADAPTER.gguf -o OUT.gguf   (-o, --out: the same)\n\n"
            "Merges a LoRA adapter (from cllm sft --lora-rank) into its base model:\n"
            "W += (alpha/r) B A for every adapted matrix. OUT keeps the base's tokenizer\n"
-           "and chat template and is written atomically (f32 weights).\n");
+           "and chat template and is written atomically, with f32 weights unless\n"
+           "--type TYPE (f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K..q6_K) re-quantizes\n"
+           "every matrix. A quantized base (an adapter trained by QLoRA) is dequantized,\n"
+           "merged in f32 and written in f32 or --type; the command says which.\n");
 }
 
 /* Copies the base file's tokenizer.* and cllm.tokenizer_hash keys. */
@@ -42,6 +46,21 @@ int cllm_cmd_lora(int argc, char **argv) {
             return CLI_EXIT_OK;
         }
     if (argc < 2 || strcmp(argv[1], "merge")) return cli_usage_error(CMD, "expected the subcommand 'merge'");
+    uint32_t type = CLLM_GGML_F32;
+    int have_type = 0;
+    for (int i = 2; i < argc; i++) /* --type TYPE anywhere after merge: taken out of argv */
+        if (!strcmp(argv[i], "--type")) {
+            cllm_ggml_type t;
+            if (i + 1 >= argc) return cli_usage_error(CMD, "--type needs a value");
+            if (cllm_ggml_type_parse(argv[i + 1], &t) != 0)
+                return cli_usage_error(CMD, "--type: unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
+                                            "q2_K..q6_K)", argv[i + 1]);
+            type = (uint32_t)t;
+            have_type = 1;
+            for (int j = i; j + 2 < argc; j++) argv[j] = argv[j + 2];
+            argc -= 2;
+            i--;
+        }
     if (argc == 6 && (!strcmp(argv[4], "-o") || !strcmp(argv[4], "--out"))) { /* merge BASE ADAPTER -o OUT */
         argv[4] = argv[5];
         argc = 5;
@@ -51,11 +70,13 @@ int cllm_cmd_lora(int argc, char **argv) {
     cllm_gguf *g = NULL;
     cllm_model *m = NULL;
     cllm_status st = cllm_gguf_open(&g, argv[2], &err);
+    const int quantized = st == CLLM_OK && cllm_lora_base_is_quantized(g);
     if (st == CLLM_OK) st = cllm_model_from_gguf(g, NULL, 1, &m, &err);
     if (st == CLLM_OK) st = cllm_model_lora_load_gguf(m, argv[3], &err);
     if (st == CLLM_OK) st = cllm_model_lora_merge(m, &err);
     if (st == CLLM_OK) {
         cllm_model_save_params sp = cllm_model_save_default_params();
+        sp.weight_type = type;
         sp.extra = copy_keys;
         sp.extra_ctx = g;
         st = cllm_model_save_gguf(m, argv[4], &sp, &err);
@@ -63,6 +84,9 @@ int cllm_cmd_lora(int argc, char **argv) {
     cllm_model_destroy(m);
     cllm_gguf_close(g);
     if (st != CLLM_OK) return cli_fail(CMD, &err);
-    fprintf(stderr, "cllm lora: merged %s into %s -> %s\n", argv[3], argv[2], argv[4]);
+    fprintf(stderr, "cllm lora: merged %s into %s -> %s (%s weights%s)\n", argv[3], argv[2], argv[4],
+            cllm_ggml_type_name(type),
+            quantized && !have_type ? "; the base was quantized: it was dequantized and the merged model is "
+                                      "written in f32, --type re-quantizes" : "");
     return CLI_EXIT_OK;
 }

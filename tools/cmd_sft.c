@@ -17,6 +17,8 @@
 
 #include "cli.h"
 #include "cllm/core/fileio.h"
+#include "cllm/formats/gguf.h"
+#include "cllm/model/lora.h"
 #include "cllm/train/sft.h"
 
 #define CMD "sft"
@@ -44,6 +46,11 @@ static void usage(void) {
            CLI_PRECISION_HELP
            "LoRA (frozen base; only adapters train):\n"
            "  --lora-rank R  --lora-alpha A (default 2R)  --lora-targets q,k,v,o,up,down,gate|all (default q,v)\n"
+           "Base model types:\n"
+           "  f32, f16, bf16       full fine-tuning, or LoRA on an f32 copy of the base\n"
+           "  q8_0, q4_0, q4_1, q5_0, q5_1, q2_K..q6_K and mixes (Q4_K_M, ...): --lora-rank only\n"
+           "                       (QLoRA: the matrices stay quantized and frozen, fp32 adapters; full\n"
+           "                       fine-tuning is refused: dequantize with `cllm quantize IN OUT f32`)\n"
            "Run:\n"
            "  -o/--out DIR  --resume  --save-every N  --keep N  --eval-every N  --seed N  --threads N  --quiet\n"
            CLI_JSON_HELP CLI_SUMMARY_HELP);
@@ -128,6 +135,17 @@ int cllm_cmd_sft(int argc, char **argv) {
     const char *files[3] = {p.model_path, p.data_path, p.val_path};
     for (int k = 0; k < 3; k++)
         if (files[k] && cllm_file_check_regular(files[k], NULL, &err) != CLLM_OK) return cli_fail(CMD, &err);
+    if (p.lora.rank == 0) { /* a quantized base trains adapters only: a usage error before any work */
+        cllm_gguf *g = NULL;
+        int quantized = cllm_gguf_open(&g, p.model_path, &err) == CLLM_OK && cllm_lora_base_is_quantized(g);
+        cllm_gguf_close(g);
+        if (quantized)
+            return cli_usage_error(CMD,
+                                   "%s has quantized weight matrices: full fine-tuning needs f32/f16/bf16 weights; "
+                                   "add --lora-rank R (QLoRA: adapters on the quantized base) or dequantize first "
+                                   "with `cllm quantize %s BASE-f32.gguf f32`",
+                                   p.model_path, p.model_path);
+    }
     p.progress = !quiet;
     p.log = quiet ? NULL : cli_log_line;
     p.stop_flag = cli_stop_on_signal(CMD);

@@ -70,8 +70,8 @@ cllm_status cllm_model_backward(cllm_model *m, float dloss_scale, cllm_error *er
     model_scale_dlogits(m, N);
     m->backward_done = 1;
     zero(g->dln, N * C);
-    cllm_linear_backward(g->dln, gg.output, NULL, g->logits, g->lnf, gw.output, (int)N, c->n_embd,
-                         c->vocab_size);
+    model_linear_backward(m, -1, LIN_OUTPUT, g->dln, gg.output, NULL, g->logits, g->lnf, gw.output, (int)N,
+                          c->n_embd, c->vocab_size);
     model_backward_from_lnf(m);
     return CLLM_OK;
 }
@@ -101,8 +101,8 @@ void model_backward_from_lnf(cllm_model *m) {
         /* MLP branch: res3 = res2 + drop(W_down act(W_up ln2)) */
         const float *dbranch = through_dropout(m, a->mask_mlp, N * C);
         zero(g->dfact, N * (size_t)c->ffn_hidden);
-        cllm_linear_backward(g->dfact, dw.ffn_down_w, dw.ffn_down_b, dbranch, a->fact, w.ffn_down_w,
-                             (int)N, c->ffn_hidden, c->n_embd);
+        model_linear_backward(m, l, LIN_FFN_DOWN, g->dfact, dw.ffn_down_w, dw.ffn_down_b, dbranch, a->fact,
+                              w.ffn_down_w, (int)N, c->ffn_hidden, c->n_embd);
         if (m->lora) model_lora_backward(m, l, LIN_FFN_DOWN, dbranch, a->fact, g->dfact, (int)N);
         zero(g->dfch, N * (size_t)m->Hu);
         if (c->mlp == CLLM_MLP_SWIGLU)
@@ -110,16 +110,16 @@ void model_backward_from_lnf(cllm_model *m) {
         else
             cllm_gelu_backward(g->dfch, a->fch, g->dfact, N * (size_t)c->ffn_hidden);
         zero(g->dln, N * C);
-        cllm_linear_backward(g->dln, dw.ffn_up_w, dw.ffn_up_b, g->dfch, a->ln2, w.ffn_up_w, (int)N,
-                             c->n_embd, m->Hu);
+        model_linear_backward(m, l, LIN_FFN_UP, g->dln, dw.ffn_up_w, dw.ffn_up_b, g->dfch, a->ln2, w.ffn_up_w,
+                              (int)N, c->n_embd, m->Hu);
         if (m->lora) model_lora_backward(m, l, LIN_FFN_UP, g->dfch, a->ln2, g->dln, (int)N);
         norm_backward(m, g->dres, dw.ffn_norm_w, dw.ffn_norm_b, g->dln, a->res2, w.ffn_norm_w,
                       a->ln2_mean, a->ln2_rstd, (int)N);
         /* attention branch: res2 = x + drop(W_o attn(rope(W_qkv ln1))) */
         dbranch = through_dropout(m, a->mask_attn, N * C);
         zero(g->datty, N * C);
-        cllm_linear_backward(g->datty, dw.attn_out_w, dw.attn_out_b, dbranch, a->atty, w.attn_out_w,
-                             (int)N, c->n_embd, c->n_embd);
+        model_linear_backward(m, l, LIN_ATTN_OUT, g->datty, dw.attn_out_w, dw.attn_out_b, dbranch, a->atty,
+                              w.attn_out_w, (int)N, c->n_embd, c->n_embd);
         if (m->lora) model_lora_backward(m, l, LIN_ATTN_OUT, dbranch, a->atty, g->datty, (int)N);
         zero(g->dqkv, N * (size_t)m->QKV);
         cllm_attention_backward_seg(g->dqkv, g->datt, g->datty, a->att, a->qkv, seg, B, T, c->n_head,
@@ -132,8 +132,8 @@ void model_backward_from_lnf(cllm_model *m) {
                                (size_t)m->QKV, 0, c->rope_theta);
         }
         zero(g->dln, N * C);
-        cllm_linear_backward(g->dln, dw.qkv_w, dw.qkv_b, g->dqkv, a->ln1, w.qkv_w, (int)N, c->n_embd,
-                             m->QKV);
+        model_linear_backward(m, l, LIN_QKV, g->dln, dw.qkv_w, dw.qkv_b, g->dqkv, a->ln1, w.qkv_w, (int)N,
+                              c->n_embd, m->QKV);
         if (m->lora) model_lora_backward(m, l, LIN_QKV, g->dqkv, a->ln1, g->dln, (int)N);
         norm_backward(m, g->dres, dw.attn_norm_w, dw.attn_norm_b, g->dln, x, w.attn_norm_w,
                       a->ln1_mean, a->ln1_rstd, (int)N);

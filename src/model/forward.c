@@ -58,7 +58,7 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
     const int32_t *seg = m->seg_pending ? m->seg : NULL; /* packed rows (segments.c) */
     m->seg_pending = 0;
     m->last_seg = seg != NULL;
-    if (m->views)
+    if (m->views && !m->opts.training) /* a mapped model loaded for QLoRA (training, frozen base) runs here */
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "model forward: this model keeps its matrices in a mapped GGUF (decode only); "
                               "use cllm_model_decode or load it with cllm_model_load_gguf");
@@ -82,7 +82,12 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
     const float *pos_table = c->pos == CLLM_POS_LEARNED ? gw.pos_embd
                              : c->pos == CLLM_POS_SINUSOIDAL ? m->consts : NULL;
 
-    cllm_embedding_forward(g->emb, tokens, gw.tok_embd, seg ? NULL : pos_table, B, T, c->n_embd, 0);
+    if (m->views) /* QLoRA: token rows dequantized from the mapped file, one sequence at a time */
+        for (int b = 0; b < B; b++)
+            model_infer_embed(m, g->emb + (size_t)b * T * C, tokens + (size_t)b * T, gw.tok_embd, seg ? NULL : pos_table,
+                              T, 0);
+    else
+        cllm_embedding_forward(g->emb, tokens, gw.tok_embd, seg ? NULL : pos_table, B, T, c->n_embd, 0);
     if (seg && pos_table) model_seg_add_pos(m, g->emb, pos_table, B, T);
     if (drop) {
         cllm_dropout_forward(g->drop, g->mask_emb, g->emb, N * C, c->dropout, mix64(seed));
@@ -95,7 +100,7 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
         model_layer_acts *a = &m->la[l];
         /* attention branch */
         model_norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, w.attn_norm_w, w.attn_norm_b, (int)N);
-        cllm_linear_forward(a->qkv, a->ln1, w.qkv_w, w.qkv_b, (int)N, c->n_embd, m->QKV);
+        model_linear_forward(m, l, LIN_QKV, a->qkv, a->ln1, w.qkv_w, w.qkv_b, (int)N, c->n_embd, m->QKV);
         if (m->lora) model_lora_forward(m, l, LIN_QKV, a->qkv, a->ln1, (int)N, 1);
         if (c->pos == CLLM_POS_ROPE && seg) {
             model_seg_rope(m, a->qkv, B, T, 0);
@@ -105,24 +110,26 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
                               (size_t)m->QKV, 0, c->rope_theta);
         }
         cllm_attention_forward_seg(a->atty, a->att, a->qkv, seg, B, T, c->n_head, c->n_kv_head, m->HS);
-        cllm_linear_forward(g->proj, a->atty, w.attn_out_w, w.attn_out_b, (int)N, c->n_embd, c->n_embd);
+        model_linear_forward(m, l, LIN_ATTN_OUT, g->proj, a->atty, w.attn_out_w, w.attn_out_b, (int)N, c->n_embd,
+                             c->n_embd);
         if (m->lora) model_lora_forward(m, l, LIN_ATTN_OUT, g->proj, a->atty, (int)N, 1);
         add_branch(m, a->res2, x, g->proj, a->mask_attn, N * C, drop, mix64(seed + 2 * (uint64_t)l + 1));
         /* MLP branch */
         model_norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w.ffn_norm_w, w.ffn_norm_b, (int)N);
-        cllm_linear_forward(a->fch, a->ln2, w.ffn_up_w, w.ffn_up_b, (int)N, c->n_embd, m->Hu);
+        model_linear_forward(m, l, LIN_FFN_UP, a->fch, a->ln2, w.ffn_up_w, w.ffn_up_b, (int)N, c->n_embd, m->Hu);
         if (m->lora) model_lora_forward(m, l, LIN_FFN_UP, a->fch, a->ln2, (int)N, 1);
         if (c->mlp == CLLM_MLP_SWIGLU)
             cllm_swiglu_forward(a->fact, a->fch, (int)N, c->ffn_hidden);
         else
             cllm_gelu_forward(a->fact, a->fch, N * (size_t)c->ffn_hidden);
-        cllm_linear_forward(g->proj, a->fact, w.ffn_down_w, w.ffn_down_b, (int)N, c->ffn_hidden, c->n_embd);
+        model_linear_forward(m, l, LIN_FFN_DOWN, g->proj, a->fact, w.ffn_down_w, w.ffn_down_b, (int)N, c->ffn_hidden,
+                             c->n_embd);
         if (m->lora) model_lora_forward(m, l, LIN_FFN_DOWN, g->proj, a->fact, (int)N, 1);
         add_branch(m, a->res3, a->res2, g->proj, a->mask_mlp, N * C, drop, mix64(seed + 2 * (uint64_t)l + 2));
         x = a->res3;
     }
     model_norm_forward(m, g->lnf, g->lnf_mean, g->lnf_rstd, x, gw.out_norm_w, gw.out_norm_b, (int)N);
-    cllm_linear_forward(g->logits, g->lnf, gw.output, NULL, (int)N, c->n_embd, c->vocab_size);
+    model_linear_forward(m, -1, LIN_OUTPUT, g->logits, g->lnf, gw.output, NULL, (int)N, c->n_embd, c->vocab_size);
 
     float mean_loss = 0.0f;
     m->last_num_targets = 0;

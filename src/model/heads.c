@@ -82,7 +82,8 @@ cllm_status cllm_model_backward_heads(cllm_model *m, const float *dlogp, const f
                                        V, -dlogp[i]);
         }
         model_scale_dlogits(m, N);
-        cllm_linear_backward(g->dln, gg.output, NULL, g->logits, g->lnf, gw.output, (int)N, c->n_embd, V);
+        model_linear_backward(m, -1, LIN_OUTPUT, g->dln, gg.output, NULL, g->logits, g->lnf, gw.output, (int)N,
+                              c->n_embd, V);
     }
     m->backward_done = 1;
     if (dhidden)

@@ -21,8 +21,11 @@
  * row blocks handed out dynamically). Unless keep_file_layout, every matrix
  * is copied (or repacked) at load into one huge-page arena in decoding order
  * and the map's pages of it are released. All scratch is allocated at load.
- * Does not: training or cllm_model_forward (forward.c refuses mapped
- * models), write files, or quantize anything (quantize.c, ggml_types.c).
+ * Also the training linear layer (model_linear_forward/backward) of
+ * forward.c/backward.c: f32 models through layers.h, a mapped model loaded
+ * for QLoRA (training with a frozen base, lora.h) through dequantized row
+ * blocks + fp32 GEMM, backward giving only dX = dY W.
+ * Does not: write files, or quantize anything (quantize.c, ggml_types.c).
  */
 #include <math.h>
 #include <omp.h>
@@ -293,6 +296,19 @@ void model_infer_views_free(struct model_infer_views *views) {
     free(views);
 }
 
+static size_t xq_bytes(size_t max_cols) {
+    return LIN_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64;
+}
+static size_t xk_bytes(size_t max_cols) {
+    return LIN_MATVEC_MAX_N * cllm_quant_q8_K_bytes((int64_t)(max_cols + 255) / 256 * 256) + 64;
+}
+
+size_t model_infer_scratch_bytes(const cllm_model_config *cfg) {
+    const size_t max_cols = (size_t)(cfg->ffn_hidden > cfg->n_embd ? cfg->ffn_hidden : cfg->n_embd);
+    const size_t slots = omp_get_max_threads() > 0 ? (size_t)omp_get_max_threads() : 1;
+    return xq_bytes(max_cols) + xk_bytes(max_cols) + sizeof(float) * LIN_ROW_BLOCK * max_cols * slots;
+}
+
 cllm_status cllm_model_load_gguf_mapped(const char *path, const cllm_model_options *opts, cllm_model **out,
                                         cllm_error *err) {
     *out = NULL;
@@ -314,8 +330,9 @@ cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *
     }
     cllm_model_options o = opts ? *opts : cllm_model_default_options();
     if (!opts && o.max_seq > cfg.context_length) o.max_seq = cfg.context_length;
-    if (o.training) {
-        cllm_error_set(err, CLLM_ERR_ARG, "%s: a mapped model is for inference only (training = 1)", path);
+    if (o.training && !o.freeze_base) {
+        cllm_error_set(err, CLLM_ERR_ARG,
+                       "%s: a mapped model trains only adapters (training = 1 needs freeze_base = 1: QLoRA)", path);
         cllm_gguf_close(g); /* path is g's: the message first */
         return CLLM_ERR_ARG;
     }
@@ -336,8 +353,8 @@ cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *
     const size_t max_cols = (size_t)(cfg.ffn_hidden > cfg.n_embd ? cfg.ffn_hidden : cfg.n_embd);
     views->n_views = (size_t)cfg.n_layer * LIN_LAYER_COUNT;
     views->layer = calloc(views->n_views, sizeof *views->layer);
-    views->xq = malloc(LIN_TOK_BLOCK * cllm_quant_q8_0_bytes((int64_t)(max_cols + 31) / 32 * 32) + 64);
-    views->xk = malloc(LIN_MATVEC_MAX_N * cllm_quant_q8_K_bytes((int64_t)(max_cols + 255) / 256 * 256) + 64);
+    views->xq = malloc(xq_bytes(max_cols));
+    views->xk = malloc(xk_bytes(max_cols));
     views->max_cols = max_cols;
     views->deq_slots = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
     views->deq = malloc(sizeof(float) * LIN_ROW_BLOCK * max_cols * (size_t)views->deq_slots);
@@ -352,7 +369,7 @@ cllm_status cllm_model_from_gguf_mapped(cllm_gguf *g, const cllm_model_options *
     /* AMX runs bf16 tiles only through oneDNN here (no hand-written tile kernel) */
     views->bf16_onednn = o.bf16_prompt == CLLM_BF16_PROMPT_ONEDNN ||
                       (o.bf16_prompt == CLLM_BF16_PROMPT_AUTO && (cllm_kernels_get()->cpu_features & CLLM_CPU_AMX));
-    if (!o.keep_file_layout) {
+    if (!o.keep_file_layout && !o.training) { /* training reads the file layout (model_linear_backward) */
         if ((st = repack_all(views, err)) != CLLM_OK) {
             cllm_model_destroy(m);
             return st;
@@ -489,6 +506,34 @@ static void qmat_decode(struct model_infer_views *views, const model_qmat *v, fl
     }
 }
 
+/* Columns done .. done + rest of out[n, OC] (out already offset to part
+ * q's first row) = in @ rows done .. done + rest of q^T: f16/bf16 and the block
+ * types in one parallel region; blocks of LIN_ROW_BLOCK rows handed out
+ * dynamically (a thread that loses its core on a shared machine does not
+ * hold the others up), each dequantized into the taking thread's scratch
+ * slot and multiplied by a one-thread GEMM (oneDNN runs serially inside a
+ * parallel region): no fork/join per block, dequantization threaded. */
+static void deq_gemm_rows(struct model_infer_views *views, const model_qpart *q, int done, int rest, int n, int IC,
+                          int OC, const float *in, float *out) {
+    const int nth = omp_get_max_threads() < views->deq_slots ? omp_get_max_threads() : views->deq_slots;
+    /* as many blocks as LIN_ROW_BLOCK needs, rounded up to a multiple of the
+     * threads, of equal multiples of 16 rows: 768 rows were 3 blocks of 256,
+     * one thread idle a third of the time on 2 threads */
+    int nblk = (rest + LIN_ROW_BLOCK - 1) / LIN_ROW_BLOCK;
+    nblk = (nblk + nth - 1) / nth * nth;
+    const int blk = ((rest + nblk - 1) / nblk + 15) / 16 * 16;
+    nblk = (rest + blk - 1) / blk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * rest * IC >= LIN_PAR_MIN && nblk > 1)
+    for (int bi = 0; bi < nblk; bi++) {
+        const int r = done + bi * blk, rb = q->rows - r < blk ? q->rows - r : blk;
+        float *deq = views->deq + (size_t)omp_get_thread_num() * LIN_ROW_BLOCK * views->max_cols;
+        cllm_quant_dequant_rows(views->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
+                                (size_t)IC);
+        /* out[:, r ..] = in[n, IC] @ deq[rb, IC]^T */
+        cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, deq, IC, 0.0f, out + (size_t)r, OC);
+    }
+}
+
 static void qmat_forward(struct model_infer_views *views, const model_qmat *v, float *out, const float *in, int n,
                          int IC, int OC) {
     CLLM_ASSERT(v->cols == IC);
@@ -525,29 +570,20 @@ static void qmat_forward(struct model_infer_views *views, const model_qmat *v, f
             row0 += (size_t)q->rows;
             continue;
         }
-        /* f16/bf16 and the other block types: one parallel region; blocks of LIN_ROW_BLOCK rows handed out
-         * dynamically (a thread that loses its core on a shared machine does not
-         * hold the others up), each dequantized into the taking thread's scratch
-         * slot and multiplied by a one-thread GEMM (oneDNN runs serially inside
-         * a parallel region): no fork/join per block, dequantization threaded. */
-        const int nth = omp_get_max_threads() < views->deq_slots ? omp_get_max_threads() : views->deq_slots;
-        /* as many blocks as LIN_ROW_BLOCK needs, rounded up to a multiple of the
-         * threads, of equal multiples of 16 rows: 768 rows were 3 blocks of 256,
-         * one thread idle a third of the time on 2 threads */
-        int nblk = (rest + LIN_ROW_BLOCK - 1) / LIN_ROW_BLOCK;
-        nblk = (nblk + nth - 1) / nth * nth;
-        const int blk = ((rest + nblk - 1) / nblk + 15) / 16 * 16;
-        nblk = (rest + blk - 1) / blk;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if ((double)n * rest * IC >= LIN_PAR_MIN && nblk > 1)
-        for (int bi = 0; bi < nblk; bi++) {
-            const int r = done + bi * blk, rb = q->rows - r < blk ? q->rows - r : blk;
-            float *deq = views->deq + (size_t)omp_get_thread_num() * LIN_ROW_BLOCK * views->max_cols;
-            cllm_quant_dequant_rows(views->k, q->type, q->data + (size_t)r * q->row_bytes, q->row_bytes, rb, IC, deq,
-                                    (size_t)IC);
-            /* out[:, row0 + r ..] = in[n, IC] @ deq[rb, IC]^T */
-            cllm_sgemm(0, 1, n, rb, IC, 1.0f, in, IC, deq, IC, 0.0f, out + row0 + (size_t)r, OC);
-        }
+        deq_gemm_rows(views, q, done, rest, n, IC, OC, in, out + row0);
         row0 += (size_t)q->rows;
+    }
+}
+
+static const model_qmat *view_at(const cllm_model *m, int l, int role) {
+    return l < 0 ? &m->views->output : &m->views->layer[(size_t)l * LIN_LAYER_COUNT + (size_t)role];
+}
+
+static void add_bias(float *out, const float *bias, int n, int OC) {
+    for (int i = 0; i < n; i++) {
+        float *o = out + (size_t)i * OC;
+#pragma omp simd
+        for (int j = 0; j < OC; j++) o[j] += bias[j]; /* left scalar at -O2 without the pragma */
     }
 }
 
@@ -558,15 +594,81 @@ void model_infer_linear(cllm_model *m, int l, int role, float *out, const float 
         if (m->lora) model_lora_forward(m, l, role, out, in, n, 0); /* adapters loaded at inference */
         return;
     }
-    const model_qmat *v = l < 0 ? &m->views->output : &m->views->layer[(size_t)l * LIN_LAYER_COUNT + (size_t)role];
-    qmat_forward(m->views, v, out, in, n, IC, OC);
-    if (bias)
-        for (int i = 0; i < n; i++) {
-            float *o = out + (size_t)i * OC;
-#pragma omp simd
-            for (int j = 0; j < OC; j++) o[j] += bias[j]; /* left scalar at -O2 without the pragma */
-        }
+    qmat_forward(m->views, view_at(m, l, role), out, in, n, IC, OC);
+    if (bias) add_bias(out, bias, n, OC);
     if (m->lora) model_lora_forward(m, l, role, out, in, n, 0); /* adapters loaded at inference */
+}
+
+/* ---- training on the views (QLoRA) --------------------------------------------
+ * A model loaded with training = 1 and freeze_base = 1 keeps its matrices in
+ * the file's layout (no x16 copy) and multiplies them as f32: every part's
+ * rows dequantized a block at a time, exactly the values a dequantized f32
+ * copy of the file would hold. The quantized-activation kernels of decoding
+ * are not used here: they would make the loss a step function of the
+ * adapters (q8_0 activations), which gradients cannot follow. */
+
+void model_linear_forward(cllm_model *m, int l, int role, float *out, const float *in, const float *w,
+                          const float *bias, int n, int IC, int OC) {
+    if (!m->views) {
+        cllm_linear_forward(out, in, w, bias, n, IC, OC);
+        return;
+    }
+    const model_qmat *v = view_at(m, l, role);
+    CLLM_ASSERT(v->cols == IC);
+    size_t row0 = 0;
+    for (int p = 0; p < v->n_parts; p++) {
+        const model_qpart *q = &v->part[p];
+        if (q->type == CLLM_GGML_F32)
+            cllm_sgemm(0, 1, n, q->rows, IC, 1.0f, in, IC, (const float *)(const void *)q->data, IC, 0.0f, out + row0,
+                       OC);
+        else
+            deq_gemm_rows(m->views, q, 0, q->rows, n, IC, OC, in, out + row0);
+        row0 += (size_t)q->rows;
+    }
+    CLLM_ASSERT(row0 == (size_t)OC);
+    if (bias) add_bias(out, bias, n, OC);
+}
+
+void model_linear_backward(cllm_model *m, int l, int role, float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, int n, int IC, int OC) {
+    if (!m->views) {
+        cllm_linear_backward(dinp, dw, db, dout, inp, w, n, IC, OC);
+        return;
+    }
+    CLLM_ASSERT(!dw && !db); /* a mapped base is frozen */
+    if (!dinp) return;
+    struct model_infer_views *views = m->views;
+    const model_qmat *v = view_at(m, l, role);
+    CLLM_ASSERT(v->cols == IC);
+    size_t row0 = 0;
+    for (int p = 0; p < v->n_parts; p++) {
+        const model_qpart *q = &v->part[p];
+        if (q->type == CLLM_GGML_F32) {
+            /* dinp[n, IC] += dout[:, row0 ..][n, rows] @ W[rows, IC] */
+            cllm_sgemm(0, 0, n, IC, q->rows, 1.0f, dout + row0, OC, (const float *)(const void *)q->data, IC, 1.0f,
+                       dinp, IC);
+            row0 += (size_t)q->rows;
+            continue;
+        }
+        /* blocks of LIN_ROW_BLOCK rows, one after another (they all add into dinp):
+         * the block's rows dequantized by all threads into slot 0, then one
+         * threaded GEMM */
+        for (int r = 0; r < q->rows; r += LIN_ROW_BLOCK) {
+            const int rb = q->rows - r < LIN_ROW_BLOCK ? q->rows - r : LIN_ROW_BLOCK, nsub = (rb + 15) / 16;
+            float *deq = views->deq;
+#pragma omp parallel for schedule(static) if ((size_t)rb * (size_t)IC >= (1u << 16) && nsub > 1)
+            for (int s = 0; s < nsub; s++) {
+                const int r0 = r + 16 * s, nr = rb - 16 * s < 16 ? rb - 16 * s : 16;
+                cllm_quant_dequant_rows(views->k, q->type, q->data + (size_t)r0 * q->row_bytes, q->row_bytes, nr, IC,
+                                        deq + (size_t)16 * s * IC, (size_t)IC);
+            }
+            cllm_sgemm(0, 0, n, IC, rb, 1.0f, dout + row0 + (size_t)r, OC, deq, IC, 1.0f, dinp, IC);
+        }
+        row0 += (size_t)q->rows;
+    }
+    CLLM_ASSERT(row0 == (size_t)OC);
+    (void)inp;
+    (void)w;
 }
 
 void model_infer_embed(cllm_model *m, float *x, const int32_t *tokens, const float *tok_embd,

@@ -151,6 +151,13 @@ void model_lora_free(struct model_lora *lo) {
     free(lo);
 }
 
+/* Rows of the saved x A^T (training forward) and of the scratch (decode too). */
+static size_t max_rows_of(const cllm_model_options *o) { return (size_t)o->max_batch * (size_t)o->max_seq; }
+static size_t scratch_rows_of(const cllm_model_options *o) {
+    const size_t kv = o->kv_slots > 0 ? (size_t)o->kv_slots * (size_t)o->max_seq : 0;
+    return kv > max_rows_of(o) ? kv : max_rows_of(o);
+}
+
 /* Builds the adapters (A, B zero) for cfg; does not initialise A. */
 static cllm_status lora_create(cllm_model *m, const cllm_lora_config *cfg, cllm_error *err) {
     const cllm_model_config *c = &m->cfg;
@@ -196,10 +203,8 @@ static cllm_status lora_create(cllm_model *m, const cllm_lora_config *cfg, cllm_
             }
         }
     lo->n_params = off;
-    lo->max_rows = (size_t)m->opts.max_batch * (size_t)m->opts.max_seq;
-    lo->scratch_rows = lo->max_rows;
-    if (m->opts.kv_slots > 0 && (size_t)m->opts.kv_slots * (size_t)m->opts.max_seq > lo->scratch_rows)
-        lo->scratch_rows = (size_t)m->opts.kv_slots * (size_t)m->opts.max_seq;
+    lo->max_rows = max_rows_of(&m->opts);
+    lo->scratch_rows = scratch_rows_of(&m->opts);
     if (!(lo->params = falloc(off))) goto nomem;
     if (m->opts.training && !(lo->grads = falloc(off))) goto nomem;
     if (!(lo->scratch = falloc(lo->scratch_rows * (size_t)r))) goto nomem;
@@ -429,4 +434,69 @@ static cllm_status lora_load(cllm_model *m, const char *path, cllm_error *err) {
     }
     cllm_gguf_close(g);
     return st;
+}
+
+/* ---- QLoRA: quantized bases and the memory figures ------------------------------ */
+
+int cllm_lora_base_is_quantized(const cllm_gguf *g) {
+    for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) {
+        const cllm_gguf_tensor *t = cllm_gguf_tensor_at(g, i);
+        if (t->n_dims == 2 && t->type != CLLM_GGML_F32 && t->type != CLLM_GGML_F16 && t->type != CLLM_GGML_BF16)
+            return 1;
+    }
+    return 0;
+}
+
+cllm_status cllm_lora_memory_estimate(const cllm_model_config *cfg, const cllm_lora_config *lc,
+                                      const cllm_model_options *opts, const cllm_gguf *g, cllm_lora_memory *out,
+                                      cllm_error *err) {
+    memset(out, 0, sizeof *out);
+    cllm_model_options o = *opts;
+    o.training = 1;
+    o.freeze_base = 1;
+    cllm_model_memory mm;
+    cllm_status st = cllm_model_memory_estimate(cfg, &o, &mm, err);
+    if (st != CLLM_OK) return st;
+    if (lc->rank < 1 || lc->rank > CLLM_LORA_MAX_RANK || !lc->targets || lc->targets >> T_COUNT)
+        return cllm_error_set(err, CLLM_ERR_ARG, "LoRA memory: rank %d or targets 0x%x out of range", lc->rank,
+                              lc->targets);
+    /* the geometry of each target, as lora_create lays it out */
+    cllm_model *m = calloc(1, sizeof *m);
+    if (!m) return cllm_error_set(err, CLLM_ERR_NOMEM, "LoRA memory: out of memory");
+    m->cfg = *cfg;
+    m->HS = cfg->n_embd / cfg->n_head;
+    m->QKV = (cfg->n_head + 2 * cfg->n_kv_head) * m->HS;
+    m->Hu = cfg->mlp == CLLM_MLP_SWIGLU ? 2 * cfg->ffn_hidden : cfg->ffn_hidden;
+    size_t n = 0;
+    int per_layer = 0;
+    for (int t = 0; t < T_COUNT; t++) {
+        if (!((lc->targets >> t) & 1)) continue;
+        lora_slot s;
+        geometry(m, t, &s);
+        if (!s.present) continue;
+        per_layer++;
+        n += up16((size_t)lc->rank * (size_t)s.IC) + up16((size_t)s.OC * (size_t)lc->rank);
+    }
+    free(m);
+    n *= (size_t)cfg->n_layer;
+    const size_t r = (size_t)lc->rank;
+    const size_t saves = up16(max_rows_of(&o) * r) * (size_t)cfg->n_layer * (size_t)per_layer;
+    out->adapter_params = n;
+    out->adapter_bytes = sizeof(float) * (4 * up16(n) + saves + up16(scratch_rows_of(&o) * r) + up16(max_rows_of(&o) * r));
+    if (!g) {
+        out->base_bytes = mm.param_bytes;
+    } else {
+        /* matrices as the file stores them; 1-D tensors and position_embd widened to f32 */
+        for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) {
+            const cllm_gguf_tensor *t = cllm_gguf_tensor_at(g, i);
+            size_t numel = 1;
+            for (uint32_t d = 0; d < t->n_dims; d++) numel *= (size_t)t->dims[d];
+            out->base_bytes += t->n_dims == 2 && strcmp(t->name, "position_embd.weight") ? (size_t)t->nbytes
+                                                                                          : numel * sizeof(float);
+        }
+        out->base_bytes += model_infer_scratch_bytes(cfg);
+    }
+    out->activation_bytes = mm.activation_bytes;
+    out->total_bytes = out->adapter_bytes + out->base_bytes + out->activation_bytes;
+    return CLLM_OK;
 }

@@ -206,9 +206,23 @@ enum { LIN_QKV = 0, LIN_ATTN_OUT, LIN_FFN_UP, LIN_FFN_DOWN, LIN_LAYER_COUNT };
  * model or the weight view of (layer l, role) for a mapped one. */
 void model_infer_linear(cllm_model *m, int l, int role, float *out, const float *in, const float *w,
                         const float *bias, int n, int IC, int OC);
+/* The training forward/backward of a linear layer (forward.c, backward.c,
+ * heads.c): an ordinary model's f32 `w` through cllm_linear_forward/backward;
+ * a mapped model (QLoRA: frozen matrices in their ggml types) through row
+ * blocks dequantized into per-thread scratch and the f32 GEMM, so the
+ * product uses exactly the numbers a dequantized copy would hold (no
+ * activation quantization). Backward of a mapped model computes only
+ * dinp += dout W (dw and db must be NULL: the base is frozen). */
+void model_linear_forward(cllm_model *m, int l, int role, float *out, const float *in, const float *w,
+                          const float *bias, int n, int IC, int OC);
+void model_linear_backward(cllm_model *m, int l, int role, float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, int n, int IC, int OC);
 /* x[n, C] = token embedding rows (+ pos_table rows pos..pos+n-1 if not NULL). */
 void model_infer_embed(cllm_model *m, float *x, const int32_t *tokens, const float *tok_embd,
                        const float *pos_table, int n, int pos);
+/* Bytes of the scratch a mapped model of cfg allocates at load (q8_0/q8_K
+ * activations and one dequantization block per OpenMP thread). */
+size_t model_infer_scratch_bytes(const cllm_model_config *cfg);
 /* Frees the views and unmaps the file (NULL-safe); called by cllm_model_destroy. */
 void model_infer_views_free(struct model_infer_views *views);
 

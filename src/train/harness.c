@@ -19,6 +19,7 @@
 
 #include "cllm/core/fileio.h"
 #include "cllm/model/lora.h"
+#include "cllm/model/mapped.h"
 #include "cllm/core/plot.h"
 
 #define CSV_HEADER "step,loss,val_loss,lr,grad_norm,tokens_per_s,ranks,comm_s,rank_compute_s\n"
@@ -658,6 +659,7 @@ static cllm_status precision_begin(th_run *h, cllm_error *err) {
     if (h->precision != CLLM_PRECISION_BF16) return CLLM_OK;
     for (int i = 0; i <= h->n_extra; i++) {
         cllm_model *m = optim_at(h, i)->model;
+        if (m && cllm_model_is_mapped(m)) continue; /* QLoRA: the base's blocks are dequantized per product */
         for (int k = 0; m && k < cllm_model_num_tensors(m); k++) {
             const cllm_tensor *t = cllm_model_tensor(m, k);
             if (!cllm_bf16_mirror_add(cllm_model_params(m) + t->offset, t->numel)) break; /* no memory: round per product */

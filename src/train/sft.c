@@ -31,6 +31,8 @@
 #include "cllm/kernels/kernels.h"
 #include "cllm/load/model_file.h"
 #include "cllm/model/gguf_io.h"
+#include "cllm/model/lora.h"
+#include "cllm/model/mapped.h"
 #include "cllm/core/plot.h"
 #include "cllm/core/progress.h"
 #include "cllm/core/rng.h"
@@ -184,6 +186,7 @@ typedef struct {
     cllm_tokenizer *tok;
     cllm_chat_template chat_template; /* owned */
     int lora;
+    int qlora;                     /* LoRA on a quantized base kept in its types (mapped) */
     const cllm_sft_dataset *train;
     row_set rows;                  /* current epoch */
     row_set vrows;                 /* validation rows (file order) */
@@ -412,8 +415,19 @@ static cllm_status build_model(sft_ctx *c, const cllm_model_config *cfg, const c
     mo.max_seq = p->T;
     mo.training = 1;
     mo.freeze_base = c->lora;
-    cllm_status st = cllm_model_create(cfg, &mo, &c->model, err);
-    if (st == CLLM_OK) st = cllm_model_read_gguf(c->model, g, 1, err);
+    cllm_status st;
+    if (c->lora && cllm_lora_base_is_quantized(g)) {
+        /* QLoRA: the base's matrices stay in their ggml types, mapped from a
+         * second open of the file (the model owns it; the first closes after this) */
+        cllm_gguf *mg = NULL;
+        st = cllm_gguf_open(&mg, p->model_path, err);
+        if (st == CLLM_OK) st = cllm_model_from_gguf_mapped(mg, &mo, &c->model, err);
+        c->qlora = st == CLLM_OK;
+        if (st == CLLM_OK) th_log(&c->h, "sft: QLoRA: the quantized base stays in its own types (frozen, mapped)");
+    } else {
+        st = cllm_model_create(cfg, &mo, &c->model, err);
+        if (st == CLLM_OK) st = cllm_model_read_gguf(c->model, g, 1, err);
+    }
     if (st == CLLM_OK && c->lora) st = cllm_model_lora_attach(c->model, &p->lora, p->seed, err);
     cllm_adamw_params hp = cllm_adamw_default_params();
     hp.beta1 = p->beta1;
@@ -494,6 +508,14 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     st = load_base(&c, &base, err);
     if (st != CLLM_OK) goto done;
     if (P.T > base.config.context_length) P.T = base.config.context_length;
+    if (!c.lora && cllm_lora_base_is_quantized(base.gguf)) {
+        st = cllm_error_set(err, CLLM_ERR_ARG,
+                            "sft: %s has quantized weight matrices; full fine-tuning needs f32/f16/bf16 weights: "
+                            "add --lora-rank R to train adapters on the quantized base (QLoRA), or dequantize first "
+                            "with `cllm quantize %s BASE-f32.gguf f32`",
+                            P.model_path, P.model_path);
+        goto done;
+    }
     st = load_data(&c, &train, &val, res, err);
     if (st == CLLM_OK) st = th_open(&c.h, err);
     if (st == CLLM_OK) st = build_model(&c, &base.config, base.gguf, res, err);
@@ -519,7 +541,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     th_log(&c.h, "sft: %zu examples (%" PRIu64 " tokens, %" PRIu64 " assistant), %d rows of %d per epoch%s; %" PRId64
            " steps of %d x %d rows; %s: %zu trainable of %zu parameters; grads %.2f MB, AdamW %.2f MB",
            train.n, train.n_tokens, train.n_loss_tokens, c.rows.n_rows, P.T, P.pack ? " (packed)" : "", steps, P.accum,
-           P.B, c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
+           P.B, c.qlora ? "QLoRA" : c.lora ? "LoRA" : "full fine-tuning", res->trainable_params, res->total_params, res->grad_bytes / 1e6,
            res->optimizer_bytes / 1e6);
     if (!P.pack && c.rows.n_rows > 0)
         th_log(&c.h, "sft: unpacked, real tokens fill %.1f%% of each row (the rest is padding; packing fills them)",
@@ -541,7 +563,7 @@ cllm_status cllm_sft_run(const cllm_sft_params *pp, cllm_sft_result *res, cllm_e
     res->seconds = c.h.seconds;
     res->tokens_per_s = res->step_seconds > 0 ? c.h.tokens_this_run / res->step_seconds : 0;
     res->loss_tokens_per_s = res->step_seconds > 0 ? c.loss_tokens / res->step_seconds : 0;
-    st = th_finish(&c.h, c.lora ? "adapter.gguf" : "model.gguf", c.lora ? "SFT loss (LoRA)" : "SFT loss",
+    st = th_finish(&c.h, c.lora ? "adapter.gguf" : "model.gguf", c.qlora ? "SFT loss (QLoRA)" : c.lora ? "SFT loss (LoRA)" : "SFT loss",
                    "cross-entropy on assistant tokens (nats)", val.n > 0, res->output_path, sizeof res->output_path, err);
     res->save_seconds = c.h.save_seconds;
     cllm_train_summary *sm = &res->summary;

@@ -94,4 +94,36 @@ cllm_status cllm_model_lora_save_gguf(const cllm_model *m, const char *path, cll
  * the base shape and arch must match m's, naming the first difference. */
 cllm_status cllm_model_lora_load_gguf(cllm_model *m, const char *path, cllm_error *err);
 
+/* ---- QLoRA: adapters on a quantized base ---------------------------------
+ * A base whose matrices are in a block type (q8_0, q4_0, q4_1, q5_0, q5_1,
+ * q2_K..q6_K, mixes such as Q4_K_M) is trained with adapters without an f32
+ * copy: cllm_model_from_gguf_mapped (model/mapped.h) with training = 1 and
+ * freeze_base = 1 keeps the matrices in their types, and forward/backward
+ * multiply row blocks dequantized into per-thread scratch (no gradient for
+ * the base, dX = dY W). */
+
+typedef struct cllm_gguf cllm_gguf;
+/* 1 when a 2-D tensor of g (a weight matrix) is in a block type, i.e. not
+ * f32, f16 or bf16: full fine-tuning of such a file is refused (sft) and
+ * LoRA runs on the quantized weights. */
+int cllm_lora_base_is_quantized(const cllm_gguf *g);
+
+typedef struct {
+    size_t adapter_params;   /* elements of every A and B (padded layout, as cllm_model_lora_num_params) */
+    size_t adapter_bytes;    /* A and B, their gradients and AdamW's two moments (4 x 4 bytes per element),
+                                the saved x A^T of every target and the adapters' scratch */
+    size_t base_bytes;       /* the frozen base: the f32 parameter block (g NULL), or the file's matrices
+                                in their own types + f32 1-D tensors + dequantization scratch (QLoRA) */
+    size_t activation_bytes; /* the model's training activations at max_batch x max_seq */
+    size_t total_bytes;      /* the sum */
+} cllm_lora_memory;
+
+/* Memory of LoRA training with config lc at opts (max_batch, max_seq) on a
+ * frozen f32 base (g NULL) or on the quantized file g (QLoRA). Allocates
+ * nothing; the figures follow the allocations of model creation, adapter
+ * attach and the mapped loader. */
+cllm_status cllm_lora_memory_estimate(const cllm_model_config *cfg, const cllm_lora_config *lc,
+                                      const cllm_model_options *opts, const cllm_gguf *g, cllm_lora_memory *out,
+                                      cllm_error *err);
+
 #endif

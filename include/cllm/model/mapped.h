@@ -24,6 +24,11 @@
  * Limits: such a model is for decoding only: cllm_model_forward refuses it,
  * cllm_model_params holds zeros where the matrices would be, and it must not
  * be saved with cllm_model_save_gguf (quantize the file instead).
+ * The one exception is QLoRA (lora.h): options training = 1 with
+ * freeze_base = 1 keep the file layout (no repack) and let
+ * cllm_model_forward/backward run, the matrices multiplied as dequantized
+ * row blocks, gradients only for attached adapters; training without
+ * freeze_base is refused.
  */
 #ifndef CLLM_MODEL_QUANT_H
 #define CLLM_MODEL_QUANT_H
