@@ -97,7 +97,8 @@ static void test_jinja_reference(void) {
             cllm_jinja_free(t);
             t = NULL;
             char path[256];
-            snprintf(path, sizeof path, "tests/reference/jinja_templates/%s.jinja", tname);
+            const char *tdir = getenv("CLLM_JINJA_TEMPLATES"); /* tests/interop/templates.sh */
+            snprintf(path, sizeof path, "%s/%s.jinja", tdir && *tdir ? tdir : "tests/reference/jinja_templates", tname);
             size_t len;
             char *src = read_file(path, &len);
             CHECK(src, "cannot read %s", path);
