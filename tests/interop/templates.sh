@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 src=${1:-/tmp/llama-src}
 . "$(dirname "$0")/../lib.sh"
 lib_workdir cllm-templates
-names="Qwen-Qwen2.5-7B-Instruct mistralai-Mistral-Nemo-Instruct-2407 Mistral-Small-3.2-24B-Instruct-2506"
+names="Qwen-Qwen2.5-7B-Instruct mistralai-Mistral-Nemo-Instruct-2407 mistralai-Ministral-3-14B-Reasoning-2512 unsloth-mistral-Devstral-Small-2507"
 for n in $names; do
     [ -f "$src/models/templates/$n.jinja" ] || fail_all "templates: $src/models/templates/$n.jinja not found"
     ln -s "$src/models/templates/$n.jinja" "$work/$n.jinja"
@@ -23,7 +23,8 @@ done
 cd "$root"
 build=${CLLM_BUILD:-$root/build}
 make -s -j2 "$build/tests/test_jinja" >/dev/null || fail_all "templates: building test_jinja failed"
-CLLM_JINJA_TEMPLATES=$work "$build/tests/test_jinja" > "$work/log" 2>&1
+CLLM_JINJA_TEMPLATES=$work CLLM_JINJA_FAMILIES=$(echo $names | wc -w) "$build/tests/test_jinja" > "$work/log" 2>&1
+grep "reference:" "$work/log"
 tail -n 5 "$work/log"
 grep "FAIL" "$work/log" | head -n 20
 add_results "$work/log"
