@@ -459,7 +459,7 @@ static void test_model_gguf_new_archs_keys_and_rejects(void) {
     static const struct { edit e; const char *expect; } bads[] = {
         {{.nan_in = "rope_freqs.weight"}, "rope_freqs.weight[3]"},
         {{.drop_tensor = "rope_freqs.weight"}, "rope_freqs.weight is missing"},
-        {{.drop_key = "cllm.rope_scaling"}, "without cllm.rope_scaling"},
+        {{.drop_key = "cllm.rope_scaling"}, "rope_freqs.weight[1]"}, /* 1/4/8192 defaults give another ramp */
         {{.str_key = "llama.rope.scaling.type", .str_val = "yarn"}, "llama.rope.scaling.type"},
     };
     for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
@@ -470,6 +470,21 @@ static void test_model_gguf_new_archs_keys_and_rejects(void) {
         cllm_model_destroy(r);
         r = NULL;
     }
+    cllm_model_destroy(m);
+    /* a Llama 3.1 file as llama.cpp's converter writes it: rope_freqs.weight, no cllm.* keys */
+    c = tiny("tiny-llama");
+    c.rope_scaling = CLLM_ROPE_SCALING_LLAMA3, c.rope_factor = 32.0f, c.rope_orig_context = 8192;
+    c.rope_theta = 500000.0f, c.n_embd = 128, c.n_head = 2, c.n_kv_head = 1; /* head size 64: all three regimes */
+    m = make_model(&c, 11);
+    CHECK(m && cllm_model_save_gguf(m, path, NULL, &err) == CLLM_OK, "%s", err.msg);
+    edit e2 = {.drop_prefix = "cllm."};
+    CHECK(rewrite(path, bad, &e2, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_load_gguf(bad, NULL, 1, &r, &err) == CLLM_OK, "llama3 file without cllm keys: %s", err.msg);
+    if (r) {
+        CHECK(memcmp(cllm_model_get_config(r), &c, sizeof c) == 0, "llama3 without cllm.* keys: another config");
+        CHECK(same_weights(m, r), "llama3 without cllm.* keys: weights differ");
+    }
+    cllm_model_destroy(r);
     cllm_model_destroy(m);
     unlink(path);
     unlink(bad);

@@ -293,10 +293,25 @@ static cllm_status rope_scaling_from_gguf(const cllm_gguf *g, const char *arch, 
             return st;
     }
     const cllm_gguf_tensor *rf = cllm_gguf_find_tensor(g, MODEL_ROPE_FREQS);
+    if (rf && c->rope_scaling == CLLM_ROPE_SCALING_NONE && !cllm_gguf_find_kv(g, "cllm.rope_scaling") &&
+        rf->type == CLLM_GGML_F32 && rf->n_dims == 1 && rf->dims[0] >= 1 && rf->dims[0] <= 512) {
+        /* llama.cpp's converter keeps only the divisors: take Llama 3.1's published
+         * low/high frequency factors (1, 4) and original context (8192) with the
+         * largest divisor as the factor; check_rope_freqs then requires the
+         * whole table to be what those give */
+        float mx = 0.0f;
+        for (int64_t i = 0; i < rf->dims[0]; i++) {
+            float x;
+            memcpy(&x, (const float *)rf->data + i, sizeof x);
+            if (x > mx) mx = x; /* NaN never wins */
+        }
+        c->rope_scaling = CLLM_ROPE_SCALING_LLAMA3;
+        c->rope_factor = mx;
+        c->rope_low_freq_factor = 1.0f, c->rope_high_freq_factor = 4.0f, c->rope_orig_context = 8192;
+    }
     if (rf && c->rope_scaling != CLLM_ROPE_SCALING_LLAMA3)
         return cllm_error_set(err, CLLM_ERR_FORMAT,
-                              "%s: tensor %s (per-pair RoPE frequency divisors) without cllm.rope_scaling = llama3 "
-                              "and its cllm.rope_* parameters is not supported",
+                              "%s: tensor %s (per-pair RoPE frequency divisors) with linear rope scaling is not supported",
                               path, MODEL_ROPE_FREQS);
     if (c->rope_scaling == CLLM_ROPE_SCALING_LLAMA3 && !rf)
         return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: cllm.rope_scaling = llama3 but tensor %s is missing", path,
@@ -322,10 +337,15 @@ static cllm_status check_rope_freqs(const cllm_gguf *g, const cllm_model_config 
     for (int i = 0; i < half; i++) { /* the file holds float roundings of the double divisors */
         float x;
         memcpy(&x, f + i, sizeof x);
-        if (!(fabs(x - div[i]) <= 1e-6 * div[i]))
+        /* 1e-5: llama.cpp's converter computes the frequencies in float32 */
+        if (!(fabs(x - div[i]) <= 1e-5 * div[i]))
             return cllm_error_set(err, CLLM_ERR_FORMAT,
-                                  "%s: %s[%d] = %g but the cllm.rope_* parameters give %g", path, MODEL_ROPE_FREQS, i,
-                                  (double)x, div[i]);
+                                  "%s: %s[%d] = %g but Llama-3.1 scaling with factor %g, low/high frequency factors "
+                                  "%g/%g and original context %d (cllm.rope_* keys, else Llama 3.1's 1/4/8192) gives "
+                                  "%g; other divisor tables are not supported",
+                                  path, MODEL_ROPE_FREQS, i, (double)x, (double)c->rope_factor,
+                                  (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor,
+                                  c->rope_orig_context, div[i]);
     }
     return CLLM_OK;
 }
