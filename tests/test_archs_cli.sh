@@ -5,7 +5,8 @@
 # Llama-3.1 and linear rope scaling (--rope-scaling on tiny-llama). Each
 # pre-trains (loss falls), reports its architecture in `cllm info`, fine-tunes
 # fully and with LoRA (`cllm sft`), quantizes to q8_0 with a small KL
-# (`cllm perplexity --kl-base`) and generates with and without its adapter.
+# (`cllm perplexity --kl-base`) and generates with and without its adapter;
+# the qwen2 and mistral q8_0 files answer `cllm serve`'s /v1/completions.
 # Bad flag values fail with exit 2 naming the field. Uses $CLLM_BUILD/cllm.
 set -u
 bin=$(realpath "${CLLM_BUILD:-build}/cllm")
@@ -52,6 +53,16 @@ for f in $fams; do
     check "$f: generate" test $? -eq 0
     "$bin" generate -m "run-$f/model.gguf" --lora "lora-$f/adapter.gguf" -p "Once" -n 8 --temp 0 > /dev/null 2>&1
     check "$f: generate with the LoRA adapter" test $? -eq 0
+done
+# serve: the qwen2 and mistral models answer an OpenAI completion request
+for f in qwen2 mistral; do
+    if serve_start "serve-$f.log" -m "q8-$f.gguf" --threads 1 --port 0; then
+        resp=$(curl -s --max-time 20 "http://127.0.0.1:$serve_port/v1/completions" -H 'Content-Type: application/json' \
+            -d '{"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}')
+        check "$f: serve answers /v1/completions" "grep -q '\"text\"' <<<\"\$resp\""
+    else
+        bad "$f: serve did not start: $(head -c 300 "serve-$f.log")"
+    fi
 done
 "$bin" pretrain --data text.txt --preset tiny-llama --rope-scaling yarn --steps 1 --out bad1 > /dev/null 2> bad1.err
 check "--rope-scaling yarn: exit 2" test $? -eq 2
