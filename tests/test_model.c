@@ -79,6 +79,7 @@ static void test_model_config_validation_names_field(void) {
     c = base; c.mlp = CLLM_MLP_COUNT; expect_invalid(&c, "mlp");
     c = base; c.bias = 2; expect_invalid(&c, "bias");
     c = base; c.qkv_bias = 2; expect_invalid(&c, "qkv_bias");
+    c = base; c.n_embd = 4096; c.n_head = 2; c.n_kv_head = 1; expect_invalid(&c, "exceeds 1024 for rope");
     c = base; c.rope_neox = -1; expect_invalid(&c, "rope_neox");
     c = base; c.sliding_window = -1; expect_invalid(&c, "sliding_window");
     c = base; c.rope_scaling = CLLM_ROPE_SCALING_COUNT; expect_invalid(&c, "rope_scaling");

@@ -124,6 +124,8 @@ cllm_status cllm_model_config_validate(const cllm_model_config *cfg, cllm_error 
         return cllm_error_set(err, CLLM_ERR_ARG, "model config: mlp = %d is not a known kind",
                               (int)cfg->mlp);
     int hs = cfg->n_embd / cfg->n_head;
+    if (cfg->pos == CLLM_POS_ROPE && hs > 1024) /* rope.c keeps a head's frequencies on the stack */
+        return cllm_error_set(err, CLLM_ERR_ARG, "model config: head size n_embd/n_head = %d exceeds 1024 for rope", hs);
     if (cfg->pos == CLLM_POS_ROPE && hs % 2 != 0)
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "model config: head size n_embd/n_head = %d must be even for rope", hs);
