@@ -187,6 +187,72 @@ static void chunked(const char *preset, int kv_type, double tol) {
     cllm_model_destroy(b);
 }
 
+/* The architectures beyond gpt2/llama through the KV cache: a 40-token
+ * sequence decoded one token at a time, and as chunks of 16, 16, 8, gives
+ * the logits of one full forward at every position. f32 cache: the same
+ * products in another order, 1e-4 of the logit scale; q8_0 / f16: the
+ * bounds of cache_close_to_f32 above. Variants: Mistral's sliding window
+ * (4, so most positions see a cut-off window), Qwen2 (q/k/v biases, NEOX
+ * rope), linear and Llama-3.1 rope scaling. */
+static void arch_decode_matches_forward(const char *what, cllm_model_config c, int kv_type, double tol) {
+    enum { N = 40 };
+    cllm_model *m = make(&c, kv_type, 1, N);
+    CHECK(m, "create %s", what);
+    int32_t t[N];
+    tokens(t, N, 21);
+    float *fw = malloc(sizeof(float) * N * V), *st = malloc(sizeof(float) * N * V);
+    cllm_error err;
+    if (m && fw && st && cllm_model_forward(m, t, NULL, 1, N, NULL, &err) == CLLM_OK) {
+        memcpy(fw, cllm_model_logits(m), sizeof(float) * N * V);
+        double worst = 0, scale;
+        if (decode_steps(m, t, N, st) == 0)
+            for (int i = 0; i < N; i++) {
+                double d = max_diff(st + (size_t)i * V, fw + (size_t)i * V, V, &scale);
+                if (d / scale > worst) worst = d / scale;
+            }
+        else
+            worst = INFINITY;
+        const float *lg = NULL;
+        const int c0[3] = {0, 16, 32}, cn[3] = {16, 16, 8};
+        double worst_chunk = 0;
+        for (int k = 0; k < 3; k++) {
+            if (cllm_model_decode(m, 0, t + c0[k], cn[k], c0[k], 1, &lg, &err) != CLLM_OK) {
+                worst_chunk = INFINITY;
+                break;
+            }
+            for (int i = 0; i < cn[k]; i++) {
+                double d = max_diff(lg + (size_t)i * V, fw + (size_t)(c0[k] + i) * V, V, &scale);
+                if (d / scale > worst_chunk) worst_chunk = d / scale;
+            }
+        }
+        fprintf(stderr, "  %s (%s cache): decode vs forward, worst relative logit difference %.3g stepwise, %.3g chunked\n",
+                what, cllm_ggml_type_name((uint32_t)kv_type), worst, worst_chunk);
+        CHECK(worst <= tol, "%s: stepwise decoding differs from forward by %.3g (bound %g)", what, worst, tol);
+        CHECK(worst_chunk <= tol, "%s: chunked decoding differs from forward by %.3g (bound %g)", what, worst_chunk, tol);
+    } else {
+        CHECK(0, "%s: forward: %s", what, err.msg);
+    }
+    free(fw);
+    free(st);
+    cllm_model_destroy(m);
+}
+
+static void test_kv_cache_archs_decode_match_forward(void) {
+    static const int types[3] = {CLLM_GGML_F32, CLLM_GGML_F16, CLLM_GGML_Q8_0};
+    static const double tols[3] = {1e-4, 0.006, 0.06};
+    for (int k = 0; k < 3; k++) {
+        cllm_model_config c = shape("tiny-mistral");
+        CHECK(c.sliding_window == 4, "tiny-mistral has window 4");
+        arch_decode_matches_forward("mistral window 4", c, types[k], tols[k]);
+        arch_decode_matches_forward("qwen2", shape("tiny-qwen2"), types[k], tols[k]);
+        c = shape("tiny-llama");
+        c.rope_scaling = CLLM_ROPE_SCALING_LINEAR, c.rope_factor = 4.0f;
+        arch_decode_matches_forward("llama linear rope x4", c, types[k], tols[k]);
+        c.rope_scaling = CLLM_ROPE_SCALING_LLAMA3, c.rope_factor = 8.0f, c.rope_orig_context = 64;
+        arch_decode_matches_forward("llama llama3 rope", c, types[k], tols[k]);
+    }
+}
+
 static void test_kv_cache_q8_chunked_prompt_matches_stepwise(void) {
     chunked("tiny-gpt2", CLLM_GGML_Q8_0, 0.01);
     chunked("tiny-llama", CLLM_GGML_Q8_0, 0.01);
@@ -542,6 +608,7 @@ int main(void) {
     TEST_RUN(test_kv_cache_q8_rope_gqa_close_to_f32);
     TEST_RUN(test_kv_cache_q8_rope_mqa_close_to_f32);
     TEST_RUN(test_kv_cache_q8_chunked_prompt_matches_stepwise);
+    TEST_RUN(test_kv_cache_archs_decode_match_forward);
     TEST_RUN(test_kv_cache_q8_two_slots_batch_matches_single);
     TEST_RUN(test_kv_cache_q8_rewind_equals_fresh);
     TEST_RUN(test_kv_cache_q8_perplexity_close_to_f32);

@@ -295,7 +295,7 @@ static void test_layers_rmsnorm_gradients(void) {
 typedef struct {
     int B, T, nh, HS, off, pos0;
     size_t stride;
-    double theta;
+    const cllm_rope_params *rp;
     double *x, *work, *wout;
 } rope_ctx;
 
@@ -303,26 +303,34 @@ static double rope_loss(void *p) {
     rope_ctx *c = p;
     size_t n = (size_t)c->B * c->T * c->stride;
     memcpy(c->work, c->x, n * sizeof *c->work);
-    cllm_rope_forward_d(c->work + c->off, c->B, c->T, c->nh, c->HS, c->stride, c->pos0, c->theta);
+    cllm_rope_forward_d(c->work + c->off, c->B, c->T, c->nh, c->HS, c->stride, c->pos0, c->rp);
     return dot(c->work, c->wout, n);
 }
 
-static void rope_case(int B, int T, int nh, int HS, int off, int extra, int pos0, double theta) {
+/* neox: half-split pairs; scale: freq_scale (linear scaling); div: per-pair
+ * frequency divisors (Llama 3.1 scaling) drawn in [1, 8]. */
+static void rope_case_ex(int B, int T, int nh, int HS, int off, int extra, int pos0, double theta, int neox,
+                         double scale, int div) {
     size_t stride = (size_t)off + (size_t)nh * HS + extra, n = (size_t)B * T * stride;
-    rope_ctx c = {B, T, nh, HS, off, pos0, stride, theta, drand(n, -1, 1), dzeros(n),
-                  drand(n, -1, 1)};
+    double *dv = div ? drand((size_t)HS / 2, 1, 8) : NULL;
+    cllm_rope_params rp = {.theta = theta, .neox = neox, .freq_scale = scale, .freq_div = dv};
+    rope_ctx c = {B, T, nh, HS, off, pos0, stride, &rp, drand(n, -1, 1), dzeros(n), drand(n, -1, 1)};
     /* Backward overwrites in place: the upstream gradient becomes dL/dx;
      * columns outside the heads pass through unchanged (identity). */
     double *dx = dcopy(c.wout, n);
-    cllm_rope_backward_d(dx + off, B, T, nh, HS, stride, pos0, theta);
+    cllm_rope_backward_d(dx + off, B, T, nh, HS, stride, pos0, &rp);
     gradcheck("rope dx", rope_loss, &c, c.x, n, dx);
 
     float *fx = to_f(c.x, n), *fdx = to_f(c.wout, n);
     rope_loss(&c);
-    cllm_rope_forward(fx + off, B, T, nh, HS, stride, pos0, (float)theta);
+    cllm_rope_forward(fx + off, B, T, nh, HS, stride, pos0, &rp);
     cmp_fd("rope out", fx, c.work, n);
-    cllm_rope_backward(fdx + off, B, T, nh, HS, stride, pos0, (float)theta);
+    cllm_rope_backward(fdx + off, B, T, nh, HS, stride, pos0, &rp);
     cmp_fd("rope dx", fdx, dx, n);
+}
+
+static void rope_case(int B, int T, int nh, int HS, int off, int extra, int pos0, double theta) {
+    rope_case_ex(B, T, nh, HS, off, extra, pos0, theta, 0, 1.0, 0);
 }
 
 static void test_layers_rope_gradients(void) {
@@ -334,12 +342,37 @@ static void test_layers_rope_gradients(void) {
     tmp_free_all();
 }
 
+/* NEOX pairs, linear scaling and per-pair divisors (Qwen2, SmolLM, Llama 3.1). */
+static void test_layers_rope_scaled_gradients(void) {
+    rope_case_ex(2, 3, 2, 4, 0, 0, 5, 10000, 1, 1.0, 0);
+    rope_case_ex(2, 4, 3, 8, 6, 5, 1, 100, 1, 0.25, 0);
+    rope_case_ex(1, 5, 2, 8, 8, 16, 3, 500000, 0, 0.125, 1);
+    rope_case_ex(2, 3, 2, 16, 0, 3, 7, 10000, 1, 1.0, 1);
+    tmp_free_all();
+}
+
+/* NEOX pairing: element i pairs with i + HS/2; linear scaling divides angles. */
+static void test_layers_rope_neox_pairs(void) {
+    float x[8];
+    for (int i = 0; i < 8; i++) x[i] = (float)(i + 1);
+    cllm_rope_params rp = {.theta = 10000.0, .neox = 1, .freq_scale = 0.5};
+    cllm_rope_forward(x, 1, 1, 1, 8, 8, 7, &rp); /* position 7 */
+    for (int i = 0; i < 4; i++) {
+        double angle = 7 * 0.5 * pow(10000.0, -2.0 * i / 8);
+        double x0 = i + 1, x1 = i + 5;
+        /* float rounding of inputs/outputs ~1e-6 relative on values <= 10 */
+        CHECK_NEAR(x[i], x0 * cos(angle) - x1 * sin(angle), 1e-5, 1e-6, "rotated first-half element");
+        CHECK_NEAR(x[i + 4], x0 * sin(angle) + x1 * cos(angle), 1e-5, 1e-6, "rotated second-half element");
+    }
+}
+
 /* The pairing convention is fixed by cllm/layers/layers.h (adjacent pairs, as in
  * llama.cpp's NORM RoPE): check one rotated pair against the formula. */
 static void test_layers_rope_adjacent_pairs(void) {
     float x[2 * 8]; /* T = 2 positions, one head of HS = 8 */
     for (int i = 0; i < 16; i++) x[i] = (float)(i % 8 + 1);
-    cllm_rope_forward(x, 1, 2, 1, 8, 8, 7, 10000.0f); /* positions 7 and 8 */
+    cllm_rope_params rp = {.theta = 10000.0, .freq_scale = 1.0};
+    cllm_rope_forward(x, 1, 2, 1, 8, 8, 7, &rp); /* positions 7 and 8 */
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < 4; i++) {
             double angle = (7 + t) * pow(10000.0, -2.0 * i / 8);
@@ -420,27 +453,29 @@ typedef struct {
     int B, T, NH, NKV, HS;
     const int32_t *seg;
     double *qkv, *out, *att, *wout;
+    int window; /* sliding window (0: none) */
 } attn_seg_ctx;
 
 static double attn_seg_loss(void *p) {
     attn_seg_ctx *c = p;
-    cllm_attention_forward_seg_d(c->out, c->att, c->qkv, c->seg, c->B, c->T, c->NH, c->NKV, c->HS);
+    cllm_attention_forward_seg_d(c->out, c->att, c->qkv, c->seg, c->window, c->B, c->T, c->NH, c->NKV, c->HS);
     return dot(c->out, c->wout, (size_t)c->B * c->T * c->NH * c->HS);
 }
 
-static void attn_seg_case(int B, int T, int NH, int NKV, int HS) {
+/* all_one: one segment per row (the window alone). */
+static void attn_seg_case_win(int B, int T, int NH, int NKV, int HS, int window, int all_one) {
     int QKV = (NH + 2 * NKV) * HS;
     size_t nq = (size_t)B * T * QKV, no = (size_t)B * T * NH * HS, na = (size_t)B * NH * T * T;
     int32_t *seg = tmp_alloc((size_t)B * T * sizeof *seg);
     for (int b = 0; b < B; b++) { /* random runs, ids increasing, a -1 padding tail sometimes */
         int id = 0;
         for (int t = 0; t < T; t++) {
-            if (t > 0 && rnd(0, 2) == 0) id++;
+            if (t > 0 && rnd(0, 2) == 0 && !all_one) id++;
             seg[b * T + t] = id;
         }
-        if (T > 2 && rnd(0, 1)) seg[b * T + T - 1] = -1;
+        if (T > 2 && rnd(0, 1) && !all_one) seg[b * T + T - 1] = -1;
     }
-    attn_seg_ctx c = {B, T, NH, NKV, HS, seg, drand(nq, -1.5, 1.5), dzeros(no), dzeros(na), drand(no, -1, 1)};
+    attn_seg_ctx c = {B, T, NH, NKV, HS, seg, drand(nq, -1.5, 1.5), dzeros(no), dzeros(na), drand(no, -1, 1), window};
     attn_seg_loss(&c);
     /* probabilities live only inside the segment, rows sum to 1 */
     for (int b = 0; b < B; b++)
@@ -449,12 +484,12 @@ static void attn_seg_case(int B, int T, int NH, int NKV, int HS) {
                 const double *a = c.att + (((size_t)b * NH + h) * T + t) * T;
                 double s = 0, outside = 0;
                 for (int t2 = 0; t2 < T; t2++) {
-                    int inside = t2 <= t;
+                    int inside = t2 <= t && (window == 0 || t - t2 < window);
                     for (int u = t2; u <= t && inside; u++) inside = seg[b * T + u] == seg[b * T + t];
                     *(inside ? &s : &outside) += fabs(a[t2]);
                 }
                 CHECK_NEAR(s, 1.0, 1e-12, 0, "segment softmax row sums to 1");
-                CHECK(outside == 0, "no probability outside the segment");
+                CHECK(outside == 0, "no probability outside the segment and window");
             }
     /* each run computes exactly what plain causal attention computes on the run alone */
     for (int b = 0; b < B; b++)
@@ -463,7 +498,7 @@ static void attn_seg_case(int B, int T, int NH, int NKV, int HS) {
             while (t1 < T && seg[b * T + t1] == seg[b * T + t0]) t1++;
             int n = t1 - t0;
             double *o1 = dzeros((size_t)n * NH * HS), *a1 = dzeros((size_t)NH * n * n);
-            cllm_attention_forward_d(o1, a1, c.qkv + ((size_t)b * T + t0) * QKV, 1, n, NH, NKV, HS);
+            cllm_attention_forward_seg_d(o1, a1, c.qkv + ((size_t)b * T + t0) * QKV, NULL, window, 1, n, NH, NKV, HS);
             double worst = 0;
             for (size_t i = 0; i < (size_t)n * NH * HS; i++) {
                 double d = fabs(o1[i] - c.out[((size_t)b * T + t0) * NH * HS + i]);
@@ -474,17 +509,29 @@ static void attn_seg_case(int B, int T, int NH, int NKV, int HS) {
             t0 = t1;
         }
     double *base = drand(nq, -1, 1), *dqkv = dcopy(base, nq), *datt = drand(na, -1, 1);
-    cllm_attention_backward_seg_d(dqkv, datt, c.wout, c.att, c.qkv, seg, B, T, NH, NKV, HS);
+    cllm_attention_backward_seg_d(dqkv, datt, c.wout, c.att, c.qkv, seg, window, B, T, NH, NKV, HS);
     sub_base(dqkv, base, nq);
     char what[96];
-    snprintf(what, sizeof what, "segmented attention dqkv B%d T%d NH%d NKV%d HS%d", B, T, NH, NKV, HS);
+    snprintf(what, sizeof what, "segmented attention dqkv B%d T%d NH%d NKV%d HS%d window %d", B, T, NH, NKV, HS,
+             window);
     gradcheck(what, attn_seg_loss, &c, c.qkv, nq, dqkv);
     float *fq = to_f(c.qkv, nq), *fo = to_f(c.out, no), *fa = to_f(c.att, na);
-    cllm_attention_forward_seg(fo, fa, fq, seg, B, T, NH, NKV, HS);
+    cllm_attention_forward_seg(fo, fa, fq, seg, window, B, T, NH, NKV, HS);
     cmp_fd("segmented attention out", fo, c.out, no);
     float *fdq = to_f(base, nq), *fdatt = to_f(datt, na);
-    cllm_attention_backward_seg(fdq, fdatt, to_f(c.wout, no), fa, fq, seg, B, T, NH, NKV, HS);
+    cllm_attention_backward_seg(fdq, fdatt, to_f(c.wout, no), fa, fq, seg, window, B, T, NH, NKV, HS);
     cmp_fd_sub("segmented attention dqkv", fdq, base, dqkv, nq);
+}
+
+static void attn_seg_case(int B, int T, int NH, int NKV, int HS) { attn_seg_case_win(B, T, NH, NKV, HS, 0, 0); }
+
+/* Sliding-window attention (Mistral), alone and inside packed segments. */
+static void test_layers_attention_window(void) {
+    attn_seg_case_win(2, 9, 4, 2, 3, 3, 1);
+    attn_seg_case_win(1, 7, 2, 1, 4, 1, 1); /* each position sees only itself */
+    attn_seg_case_win(2, 10, 4, 2, 2, 4, 0);
+    attn_seg_case_win(1, 6, 2, 2, 3, 6, 1); /* window = T: plain causal */
+    tmp_free_all();
 }
 
 static void test_layers_attention_segments(void) {
@@ -897,8 +944,11 @@ int main(void) {
     TEST_RUN(test_layers_rmsnorm_gradients);
     TEST_RUN(test_layers_rope_gradients);
     TEST_RUN(test_layers_rope_adjacent_pairs);
+    TEST_RUN(test_layers_rope_scaled_gradients);
+    TEST_RUN(test_layers_rope_neox_pairs);
     TEST_RUN(test_layers_attention_gradients);
     TEST_RUN(test_layers_attention_segments);
+    TEST_RUN(test_layers_attention_window);
     TEST_RUN(test_layers_lora_gradients);
     TEST_RUN(test_layers_gelu_gradients);
     TEST_RUN(test_layers_swiglu_gradients);

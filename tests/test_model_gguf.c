@@ -99,6 +99,16 @@ static void test_model_gguf_f32_roundtrip_is_bit_exact(void) {
     c = tiny("tiny-gpt2");
     c.mlp = CLLM_MLP_SWIGLU, c.norm = CLLM_NORM_RMSNORM;
     roundtrip_config(&c, "gpt2 arch with SwiGLU and RMSNorm");
+    c = tiny("tiny-qwen2");
+    roundtrip_config(&c, "tiny-qwen2");
+    c = tiny("tiny-mistral");
+    roundtrip_config(&c, "tiny-mistral (window 4)");
+    c = tiny("tiny-llama");
+    c.rope_scaling = CLLM_ROPE_SCALING_LINEAR, c.rope_factor = 4.0f;
+    roundtrip_config(&c, "llama, linear rope scaling");
+    c.rope_scaling = CLLM_ROPE_SCALING_LLAMA3, c.rope_factor = 8.0f, c.rope_orig_context = 64;
+    c.rope_low_freq_factor = 1.5f, c.rope_high_freq_factor = 3.0f;
+    roundtrip_config(&c, "llama, llama3 rope scaling");
 }
 
 /* The names, dims and keys llama.cpp looks for, and the split rows. */
@@ -263,6 +273,7 @@ typedef struct {
     const char *nan_in;        /* write this tensor with a NaN */
     int extra_tensor;          /* add "blk.0.extra.weight" */
     const char *drop_key;
+    const char *drop_prefix;   /* leave out every key starting with this */
     const char *u32_key;       /* set this key to u32_val */
     uint32_t u32_val;
     const char *str_key;       /* set this key to str_val */
@@ -279,6 +290,7 @@ static cllm_status rewrite(const char *src, const char *dst, const edit *e, cllm
     for (uint64_t i = 0; i < cllm_gguf_n_kv(g) && !st; i++) {
         const cllm_gguf_kv *kv = cllm_gguf_kv_at(g, i);
         if (e->drop_key && !strcmp(kv->key, e->drop_key)) continue;
+        if (e->drop_prefix && !strncmp(kv->key, e->drop_prefix, strlen(e->drop_prefix))) continue;
         st = cllm_gguf_set_kv(w, kv, err);
     }
     if (!st && e->u32_key) st = cllm_gguf_set_u32(w, e->u32_key, e->u32_val, err);
@@ -389,6 +401,95 @@ static void test_model_gguf_rejects_bad_model_files(void) {
 
 /* The extra-keys hook (tokenizer) lands in the file; a failing hook leaves
  * the previous file untouched and no temp file behind. */
+/* qwen2 / rope-scaling / window files: names and keys llama.cpp reads, and
+ * bad variants refused with the field named. */
+static void test_model_gguf_new_archs_keys_and_rejects(void) {
+    char path[512], bad[512];
+    tmp_path(path, sizeof path, "arch.gguf");
+    tmp_path(bad, sizeof bad, "arch-bad.gguf");
+    cllm_error err;
+    char s[64];
+    float f = 0;
+    cllm_model_config c = tiny("tiny-qwen2");
+    cllm_model *m = make_model(&c, 9), *r = NULL;
+    CHECK(m && cllm_model_save_gguf(m, path, NULL, &err) == CLLM_OK, "%s", err.msg);
+    cllm_gguf *g = NULL;
+    CHECK(cllm_gguf_open(&g, path, &err) == CLLM_OK, "%s", err.msg);
+    if (g) {
+        CHECK(cllm_gguf_get_str_buf(g, "general.architecture", s, sizeof s, &err) == CLLM_OK && !strcmp(s, "qwen2"),
+              "qwen2 arch");
+        CHECK(cllm_gguf_get_f32(g, "qwen2.rope.freq_base", &f, &err) == CLLM_OK && f == 1e6f, "qwen2 keys");
+        const cllm_gguf_tensor *qb = cllm_gguf_find_tensor(g, "blk.1.attn_q.bias"), *kb = cllm_gguf_find_tensor(g, "blk.1.attn_k.bias");
+        CHECK(qb && qb->dims[0] == 32 && kb && kb->dims[0] == 16 && cllm_gguf_find_tensor(g, "blk.1.attn_v.bias"),
+              "split q/k/v biases {32}, {16}, {16}");
+        CHECK(!cllm_gguf_find_tensor(g, "blk.0.attn_output.bias") && !cllm_gguf_find_tensor(g, "blk.0.ffn_down.bias"),
+              "no other biases");
+        CHECK(cllm_model_gguf_llama_cpp_compatible(&c), "tiny-qwen2 runs in llama.cpp");
+    }
+    cllm_gguf_close(g);
+    /* a qwen2 file as llama.cpp's converter writes it (no cllm.* keys) loads as the same config */
+    edit e1 = {.drop_prefix = "cllm."};
+    CHECK(rewrite(path, bad, &e1, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_load_gguf(bad, NULL, 1, &r, &err) == CLLM_OK, "qwen2 without cllm keys: %s", err.msg);
+    if (r) {
+        CHECK(memcmp(cllm_model_get_config(r), &c, sizeof c) == 0, "qwen2 without cllm.* keys: another config");
+        CHECK(same_weights(m, r), "qwen2 without cllm.* keys: weights differ");
+    }
+    cllm_model_destroy(r);
+    r = NULL;
+    cllm_model_destroy(m);
+
+    c = tiny("tiny-llama");
+    c.rope_scaling = CLLM_ROPE_SCALING_LLAMA3, c.rope_factor = 8.0f, c.rope_orig_context = 64;
+    m = make_model(&c, 10);
+    CHECK(m && cllm_model_save_gguf(m, path, NULL, &err) == CLLM_OK, "%s", err.msg);
+    g = NULL;
+    CHECK(cllm_gguf_open(&g, path, &err) == CLLM_OK, "%s", err.msg);
+    if (g) {
+        const cllm_gguf_tensor *t = cllm_gguf_find_tensor(g, "rope_freqs.weight");
+        CHECK(t && t->n_dims == 1 && t->dims[0] == 4 && t->type == CLLM_GGML_F32, "rope_freqs.weight {HS/2} f32");
+        float d[4] = {0};
+        if (t) memcpy(d, t->data, sizeof d);
+        /* head size 8, theta 1e4: wavelengths 6.3 (< 64/4: 1), 62.8 (ramp), 628 and 6283 (> 64: factor 8) */
+        CHECK(d[0] == 1.0f && d[1] > 1.0f && d[1] < 8.0f && d[2] == 8.0f && d[3] == 8.0f, "divisors %g %g %g %g", d[0],
+              d[1], d[2], d[3]);
+        CHECK(!cllm_gguf_find_kv(g, "llama.rope.scaling.type"), "no scaling.type key llama.cpp would misread");
+    }
+    cllm_gguf_close(g);
+    static const struct { edit e; const char *expect; } bads[] = {
+        {{.nan_in = "rope_freqs.weight"}, "rope_freqs.weight[3]"},
+        {{.drop_tensor = "rope_freqs.weight"}, "rope_freqs.weight is missing"},
+        {{.drop_key = "cllm.rope_scaling"}, "rope_freqs.weight[1]"}, /* 1/4/8192 defaults give another ramp */
+        {{.str_key = "llama.rope.scaling.type", .str_val = "yarn"}, "llama.rope.scaling.type"},
+    };
+    for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
+        CHECK(rewrite(path, bad, &bads[i].e, &err) == CLLM_OK, "%s", err.msg);
+        err.msg[0] = 0;
+        CHECK(cllm_model_load_gguf(bad, NULL, 1, &r, &err) == CLLM_ERR_FORMAT && !r && strstr(err.msg, bads[i].expect),
+              "bad llama3 file %zu: '%s' should name '%s'", i, err.msg, bads[i].expect);
+        cllm_model_destroy(r);
+        r = NULL;
+    }
+    cllm_model_destroy(m);
+    /* a Llama 3.1 file as llama.cpp's converter writes it: rope_freqs.weight, no cllm.* keys */
+    c = tiny("tiny-llama");
+    c.rope_scaling = CLLM_ROPE_SCALING_LLAMA3, c.rope_factor = 32.0f, c.rope_orig_context = 8192;
+    c.rope_theta = 500000.0f, c.n_embd = 128, c.n_head = 2, c.n_kv_head = 1; /* head size 64: all three regimes */
+    m = make_model(&c, 11);
+    CHECK(m && cllm_model_save_gguf(m, path, NULL, &err) == CLLM_OK, "%s", err.msg);
+    edit e2 = {.drop_prefix = "cllm."};
+    CHECK(rewrite(path, bad, &e2, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_load_gguf(bad, NULL, 1, &r, &err) == CLLM_OK, "llama3 file without cllm keys: %s", err.msg);
+    if (r) {
+        CHECK(memcmp(cllm_model_get_config(r), &c, sizeof c) == 0, "llama3 without cllm.* keys: another config");
+        CHECK(same_weights(m, r), "llama3 without cllm.* keys: weights differ");
+    }
+    cllm_model_destroy(r);
+    cllm_model_destroy(m);
+    unlink(path);
+    unlink(bad);
+}
+
 static cllm_status add_tok(cllm_gguf_writer *w, void *ctx, cllm_error *err) {
     const char *toks[3] = {"a", "b", "<|eot|>"};
     cllm_status st = cllm_gguf_set_str(w, "tokenizer.ggml.model", (const char *)ctx, err);
@@ -446,6 +547,7 @@ int main(void) {
     TEST_RUN(test_model_gguf_uses_llama_cpp_names_and_keys);
     TEST_RUN(test_model_gguf_quantized_types_load_within_bounds);
     TEST_RUN(test_model_gguf_rejects_bad_model_files);
+    TEST_RUN(test_model_gguf_new_archs_keys_and_rejects);
     TEST_RUN(test_model_gguf_extra_hook_and_atomicity);
     rmdir(tmpdir);
     return test_finish();

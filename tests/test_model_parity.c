@@ -124,11 +124,16 @@ static void parity(cllm_model_config cfg, const char *what, cllm_precision prec,
                      "vocab_size=%d\nn_layer=%d\nn_head=%d\nn_kv_head=%d\nn_embd=%d\nffn_hidden=%d\n"
                      "pos=%s\nrope_theta=%.9g\nnorm=%s\nnorm_eps=%.9g\nmlp=%s\ntied_embeddings=%d\n"
                      "B=%d\nT=%d\nlr=%.9g\nbeta1=0.9\nbeta2=0.95\neps=1e-8\nweight_decay=%.9g\n"
-                     "clip=%.9g\nsteps=%d\n",
+                     "clip=%.9g\nsteps=%d\nrope_neox=%d\nrope_scaling=%s\nrope_factor=%.9g\n"
+                     "rope_low_freq_factor=%.9g\nrope_high_freq_factor=%.9g\nrope_orig_context=%d\n"
+                     "sliding_window=%d\n",
                      cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd, cfg.ffn_hidden,
                      cllm_model_pos_name(cfg.pos), (double)cfg.rope_theta, cllm_model_norm_name(cfg.norm),
                      (double)cfg.norm_eps, cllm_model_mlp_name(cfg.mlp), cfg.tied_embeddings, B, T,
-                     (double)LR, (double)WD, (double)CLIP, STEPS);
+                     (double)LR, (double)WD, (double)CLIP, STEPS, cfg.rope_neox,
+                     cllm_model_rope_scaling_name(cfg.rope_scaling), (double)cfg.rope_factor,
+                     (double)cfg.rope_low_freq_factor, (double)cfg.rope_high_freq_factor, cfg.rope_orig_context,
+                     cfg.sliding_window);
     write_file(dir, "config.txt", text, (size_t)n);
     char *names = malloc((size_t)nt * 128);
     float *flat = malloc(n_real * sizeof *flat);
@@ -321,6 +326,48 @@ static void test_model_parity_sinusoidal_mqa_bias(void) {
     parity(c, "sinusoidal+layernorm+swiglu+bias+MQA", CLLM_PRECISION_FP32, &a, &b);
 }
 
+/* Qwen2: q/k/v biases without other biases, NEOX rope pairs, theta 1e6. */
+static void test_model_parity_qwen2(void) {
+    cllm_model_config c;
+    cllm_error err;
+    cllm_model_preset("tiny-qwen2", &c, &err);
+    errs a, b;
+    parity(c, "qwen2-style", CLLM_PRECISION_FP32, &a, &b);
+}
+
+/* RoPE scaling: linear (factor 4), and Llama 3.1's with an original context
+ * of 64 so that head size 8's four pairs cover all three regimes
+ * (wavelengths 6.3 < 64/4: unscaled; 62.8: ramp; 628, 6283 > 64: / factor). */
+static void test_model_parity_rope_scaling(void) {
+    cllm_model_config c;
+    cllm_error err;
+    errs a, b;
+    cllm_model_preset("tiny-llama", &c, &err);
+    c.rope_scaling = CLLM_ROPE_SCALING_LINEAR;
+    c.rope_factor = 4.0f;
+    parity(c, "llama-style linear rope x4", CLLM_PRECISION_FP32, &a, &b);
+    cllm_model_preset("tiny-llama", &c, &err);
+    c.rope_scaling = CLLM_ROPE_SCALING_LLAMA3;
+    c.rope_factor = 8.0f;
+    c.rope_orig_context = 64;
+    parity(c, "llama-style llama3 rope", CLLM_PRECISION_FP32, &a, &b);
+    cllm_model_preset("tiny-qwen2", &c, &err); /* neox pairs with llama3 divisors */
+    c.rope_theta = 10000.0f;
+    c.rope_scaling = CLLM_ROPE_SCALING_LLAMA3;
+    c.rope_factor = 8.0f;
+    c.rope_orig_context = 64;
+    parity(c, "qwen2-style llama3 rope", CLLM_PRECISION_FP32, &a, &b);
+}
+
+/* Mistral: sliding window 4 over T = 12 positions. */
+static void test_model_parity_mistral_window(void) {
+    cllm_model_config c;
+    cllm_error err;
+    cllm_model_preset("tiny-mistral", &c, &err);
+    errs a, b;
+    parity(c, "mistral-style window 4", CLLM_PRECISION_FP32, &a, &b);
+}
+
 /* --precision bf16 against torch.autocast bf16 (and float64) */
 static void test_model_parity_bf16(void) {
     cllm_model_config c;
@@ -336,6 +383,9 @@ int main(void) {
     TEST_RUN(test_model_parity_gpt2_style);
     TEST_RUN(test_model_parity_llama_style);
     TEST_RUN(test_model_parity_sinusoidal_mqa_bias);
+    TEST_RUN(test_model_parity_qwen2);
+    TEST_RUN(test_model_parity_rope_scaling);
+    TEST_RUN(test_model_parity_mistral_window);
     TEST_RUN(test_model_parity_bf16);
     return test_finish();
 }

@@ -300,11 +300,14 @@ int cllm_cmd_info(int argc, char **argv) {
         printf(",\"config\":{\"vocab_size\":%d,\"context_length\":%d,\"n_layer\":%d,"
                "\"n_head\":%d,\"n_kv_head\":%d,\"n_embd\":%d,\"ffn_hidden\":%d,\"pos\":\"%s\","
                "\"rope_theta\":%g,\"norm\":\"%s\",\"norm_eps\":%g,\"mlp\":\"%s\",\"tied_embeddings\":%s,"
-               "\"bias\":%s,\"dropout\":%g},",
+               "\"bias\":%s,\"dropout\":%g,\"qkv_bias\":%s,\"rope_neox\":%s,\"rope_scaling\":\"%s\","
+               "\"rope_factor\":%g,\"sliding_window\":%d},",
                cfg.vocab_size, cfg.context_length, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd,
                cfg.ffn_hidden, cllm_model_pos_name(cfg.pos), (double)cfg.rope_theta,
                cllm_model_norm_name(cfg.norm), (double)cfg.norm_eps, cllm_model_mlp_name(cfg.mlp),
-               cfg.tied_embeddings ? "true" : "false", cfg.bias ? "true" : "false", (double)cfg.dropout);
+               cfg.tied_embeddings ? "true" : "false", cfg.bias ? "true" : "false", (double)cfg.dropout,
+               cfg.qkv_bias ? "true" : "false", cfg.rope_neox ? "true" : "false",
+               cllm_model_rope_scaling_name(cfg.rope_scaling), (double)cfg.rope_factor, cfg.sliding_window);
         printf("\"n_params\":%zu,", mt.n_params);
         printf("\"training\":{\"batch\":%d,\"seq\":%d,\"param_bytes\":%zu,\"grad_bytes\":%zu,"
                "\"adamw_bytes\":%zu,\"activation_bytes\":%zu,\"total_bytes\":%zu},",
@@ -347,6 +350,11 @@ int cllm_cmd_info(int argc, char **argv) {
            cllm_model_pos_name(cfg.pos), cllm_model_norm_name(cfg.norm), (double)cfg.norm_eps,
            cllm_model_mlp_name(cfg.mlp), cfg.tied_embeddings ? "tied" : "untied", cfg.bias ? "on" : "off",
            (double)cfg.dropout);
+    if (cfg.pos == CLLM_POS_ROPE)
+        printf("  rope theta %g, %s pairs, q/k/v bias %s, scaling %s (factor %g)\n", (double)cfg.rope_theta,
+               cfg.rope_neox ? "neox" : "adjacent", cfg.qkv_bias || cfg.bias ? "on" : "off",
+               cllm_model_rope_scaling_name(cfg.rope_scaling), (double)cfg.rope_factor);
+    if (cfg.sliding_window) printf("  sliding window %d positions\n", cfg.sliding_window);
     human_count(h, sizeof h, (double)mt.n_params);
     printf("parameters %27zu  %s\n", mt.n_params, h);
     printf("training memory, fp32, B=%d T=%d (bytes)\n", B, T);

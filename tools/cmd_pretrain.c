@@ -45,6 +45,14 @@ static void usage(void) {
         "  --tied 0|1           tie input and output embeddings\n"
         "  --bias 0|1           biases in linear layers and norms\n"
         "  --rope-theta X       RoPE base\n"
+        "  --qkv-bias 0|1       biases on the q/k/v projection alone (Qwen2)\n"
+        "  --rope-neox 0|1      RoPE pairs (x[i], x[i+HS/2]) (Qwen2, GGUF arch qwen2)\n"
+        "  --rope-scaling KIND  none, linear (SmolLM style) or llama3 (Llama 3.1)\n"
+        "  --rope-factor X      linear/llama3 scaling factor\n"
+        "  --rope-low-freq X    llama3 low_freq_factor (1)\n"
+        "  --rope-high-freq X   llama3 high_freq_factor (4)\n"
+        "  --rope-orig-context N  llama3 original_max_position_embeddings (8192)\n"
+        "  --sliding-window N   attend to the last N positions only (Mistral); 0 = full\n"
         "  --dropout P          dropout probability in [0, 1) (default: the preset's)\n"
         "Batch and optimizer:\n"
         "  --batch B            micro-batch sequences (default 12)\n"
@@ -186,6 +194,10 @@ int cllm_cmd_pretrain(int argc, char **argv) {
         MODEL("--n-embd", "n_embd") MODEL("--ffn-hidden", "ffn_hidden") MODEL("--pos", "pos")
         MODEL("--norm", "norm") MODEL("--mlp", "mlp") MODEL("--tied", "tied_embeddings")
         MODEL("--bias", "bias") MODEL("--rope-theta", "rope_theta") MODEL("--dropout", "dropout")
+        MODEL("--qkv-bias", "qkv_bias") MODEL("--rope-neox", "rope_neox") MODEL("--rope-scaling", "rope_scaling")
+        MODEL("--rope-factor", "rope_factor") MODEL("--rope-low-freq", "rope_low_freq_factor")
+        MODEL("--rope-high-freq", "rope_high_freq_factor") MODEL("--rope-orig-context", "rope_orig_context")
+        MODEL("--sliding-window", "sliding_window")
         I64("--context", 1, CLLM_MODEL_MAX_CONTEXT, context)
         INT("--batch", 1, 1 << 20, p.B)
         INT("--seq", 1, CLLM_MODEL_MAX_CONTEXT, p.T)

@@ -1556,6 +1556,57 @@ static int apply_filter(rs *st, int f, jv v, jargs *a, const jnode *n, scope *sc
         if (iterate(st, v, &items, line)) return -1;
         *out = items->n ? items->v[f == JF_FIRST ? 0 : items->n - 1] : mk_undef("No first item, sequence was empty.");
         return 0;
+    case JF_SORT: { /* Jinja's sort(reverse=false, case_sensitive=false, attribute=none): stable */
+        jv rev = mk_bool(0), cs = mk_bool(0), attr = V_OF(V_UNDEF);
+        arg(a, 0, "reverse", &rev);
+        arg(a, 1, "case_sensitive", &cs);
+        arg(a, 2, "attribute", &attr);
+        if (attr.t != V_UNDEF && attr.t != V_STR) return need_str(st, attr, "sort(attribute=)", line);
+        if (iterate(st, v, &items, line)) return -1;
+        const size_t cnt = items->n;
+        jv *key = ralloc(st, (cnt ? cnt : 1) * sizeof *key, line);
+        size_t *ix = ralloc(st, (cnt ? cnt : 1) * sizeof *ix, line);
+        if (!key || !ix) return -1;
+        for (size_t i = 0; i < cnt; i++) {
+            jv k = items->v[i];
+            if (attr.t == V_STR) {
+                if (k.t == V_DICT || k.t == V_NS) {
+                    jv *hit = dict_find_s(k.u.d, attr.u.s.p, attr.u.s.n);
+                    k = hit ? *hit : mk_undef(fmt_undef(st, "'dict object' has no attribute '%.*s'", attr.u.s.p, attr.u.s.n));
+                } else if (get_attr(st, k, attr.u.s.p, attr.u.s.n, &k, line)) {
+                    return -1;
+                }
+            }
+            if (k.t == V_STR && !truthy(cs) && str_case(st, k, 1, &k, line)) return -1;
+            key[i] = k;
+            ix[i] = i;
+        }
+        /* bottom-up merge sort of the indices: stable like Python's sorted, O(n log n) */
+        const int descending = truthy(rev);
+        size_t *tmp = ralloc(st, (cnt ? cnt : 1) * sizeof *tmp, line);
+        if (!tmp) return -1;
+        for (size_t w = 1; w < cnt; w *= 2) {
+            for (size_t lo = 0; lo < cnt; lo += 2 * w) {
+                size_t mid = lo + w < cnt ? lo + w : cnt, hi = lo + 2 * w < cnt ? lo + 2 * w : cnt;
+                size_t i = lo, j = mid, k = lo;
+                while (i < mid && j < hi) {
+                    int c;
+                    if (cmp_values(st, key[ix[j]], key[ix[i]], line, &c)) return -1;
+                    /* take the right one only when strictly before the left one */
+                    tmp[k++] = (descending ? c > 0 : c < 0) ? ix[j++] : ix[i++];
+                }
+                while (i < mid) tmp[k++] = ix[i++];
+                while (j < hi) tmp[k++] = ix[j++];
+            }
+            memcpy(ix, tmp, cnt * sizeof *ix);
+        }
+        jlist *l = new_list(st, line);
+        if (!l) return -1;
+        for (size_t i = 0; i < cnt; i++)
+            if (list_push(st, l, items->v[ix[i]], line)) return -1;
+        *out = list_val(l, 0);
+        return 0;
+    }
     case JF_LIST:
     case JF_REVERSE: {
         if (f == JF_REVERSE && v.t == V_STR) {

@@ -383,7 +383,7 @@ static int lex(parser *p, const char *src, size_t len) {
 static const char *const filter_names[JF_COUNT] = {
     "abs", "capitalize", "count", "default", "first", "float", "indent", "int", "items", "join",
     "last", "length", "list", "lower", "map", "reject", "rejectattr", "replace", "reverse",
-    "safe", "select", "selectattr", "string", "title", "tojson", "trim", "upper"};
+    "safe", "select", "selectattr", "sort", "string", "title", "tojson", "trim", "upper"};
 static const char *const test_names[JT_COUNT] = {
     "boolean", "callable", "defined", "divisibleby", "eq", "even", "false", "float", "ge", "gt",
     "in", "integer", "iterable", "le", "lower", "lt", "mapping", "ne", "none", "number", "odd",

@@ -23,6 +23,9 @@
  * Segments (packed sequences): the _seg variants take seg[B,T] (NULL = none);
  * position t then attends only to t2 <= t in the same contiguous run of
  * equal ids, so several examples share a row without seeing each other.
+ * Sliding window (Mistral; window > 0): position t attends only to
+ * t2 > t - window as well (llama.cpp's standard SWA mask: masked when
+ * t - t2 >= window).
  * Does not: use a KV cache (incremental decoding lives in the model) or
  * flash-style tiling; T x T scores per head are fine for T <= 1024.
  */
@@ -36,8 +39,13 @@ static inline int seg_start(const int32_t *sg, int t, int prev_start) {
     return sg[t] == sg[t - 1] ? prev_start : t;
 }
 
-void LAYER_FN(cllm_attention_forward_seg)(real *out, real *att, const real *qkv, const int32_t *seg, int B,
-                                          int T, int NH, int NKV, int HS) {
+/* First key position query t sees: its run's start, or later inside a window. */
+static inline int key_start(int s0, int t, int window) {
+    return window > 0 && t - window + 1 > s0 ? t - window + 1 : s0;
+}
+
+void LAYER_FN(cllm_attention_forward_seg)(real *out, real *att, const real *qkv, const int32_t *seg, int window,
+                                          int B, int T, int NH, int NKV, int HS) {
     CLLM_ASSERT(NKV > 0 && NH % NKV == 0);
     int S = (NH + 2 * NKV) * HS; /* qkv row stride */
     int group = NH / NKV;
@@ -55,11 +63,12 @@ void LAYER_FN(cllm_attention_forward_seg)(real *out, real *att, const real *qkv,
             const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
             for (int t = 0, s0 = 0; t < T; t++) {
                 s0 = seg_start(sg, t, s0);
+                const int k0 = key_start(s0, t, window);
                 real *row = a + (size_t)t * T;
-                real maxv = LAYER_VMAX(row + s0, (size_t)(t - s0) + 1);
-                real inv = (real)(1.0 / LAYER_VEXP_SHIFT_SUM(row + s0, row + s0, maxv, (size_t)(t - s0) + 1));
-                for (int t2 = 0; t2 < s0; t2++) row[t2] = 0;
-                for (int t2 = s0; t2 <= t; t2++) row[t2] *= inv;
+                real maxv = LAYER_VMAX(row + k0, (size_t)(t - k0) + 1);
+                real inv = (real)(1.0 / LAYER_VEXP_SHIFT_SUM(row + k0, row + k0, maxv, (size_t)(t - k0) + 1));
+                for (int t2 = 0; t2 < k0; t2++) row[t2] = 0;
+                for (int t2 = k0; t2 <= t; t2++) row[t2] *= inv;
                 for (int t2 = t + 1; t2 < T; t2++) row[t2] = 0;
             }
             /* out[T,HS] (row stride NH*HS) = a[T,T] v[T,HS] */
@@ -71,12 +80,12 @@ void LAYER_FN(cllm_attention_forward_seg)(real *out, real *att, const real *qkv,
 
 void LAYER_FN(cllm_attention_forward)(real *out, real *att, const real *qkv, int B, int T,
                                       int NH, int NKV, int HS) {
-    LAYER_FN(cllm_attention_forward_seg)(out, att, qkv, NULL, B, T, NH, NKV, HS);
+    LAYER_FN(cllm_attention_forward_seg)(out, att, qkv, NULL, 0, B, T, NH, NKV, HS);
 }
 
 void LAYER_FN(cllm_attention_backward_seg)(real *dqkv, real *datt, const real *dout, const real *att,
-                                           const real *qkv, const int32_t *seg, int B, int T, int NH,
-                                           int NKV, int HS) {
+                                           const real *qkv, const int32_t *seg, int window, int B, int T,
+                                           int NH, int NKV, int HS) {
     CLLM_ASSERT(NKV > 0 && NH % NKV == 0);
     int S = (NH + 2 * NKV) * HS;
     int group = NH / NKV;
@@ -101,12 +110,13 @@ void LAYER_FN(cllm_attention_backward_seg)(real *dqkv, real *datt, const real *d
                 const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
                 for (int t = 0, s0 = 0; t < T; t++) {
                     s0 = seg_start(sg, t, s0);
+                    const int k0 = key_start(s0, t, window);
                     const real *arow = a + (size_t)t * T;
                     real *drow = da + (size_t)t * T;
                     real s = 0;
-                    for (int t2 = s0; t2 <= t; t2++) s += arow[t2] * drow[t2];
-                    for (int t2 = 0; t2 < s0; t2++) drow[t2] = 0;
-                    for (int t2 = s0; t2 <= t; t2++) drow[t2] = arow[t2] * (drow[t2] - s);
+                    for (int t2 = k0; t2 <= t; t2++) s += arow[t2] * drow[t2];
+                    for (int t2 = 0; t2 < k0; t2++) drow[t2] = 0;
+                    for (int t2 = k0; t2 <= t; t2++) drow[t2] = arow[t2] * (drow[t2] - s);
                     for (int t2 = t + 1; t2 < T; t2++) drow[t2] = 0;
                 }
                 /* scores = scale q k^T:  dq += scale dS k,  dk += scale dS^T q */
@@ -120,5 +130,5 @@ void LAYER_FN(cllm_attention_backward_seg)(real *dqkv, real *datt, const real *d
 void LAYER_FN(cllm_attention_backward)(real *dqkv, real *datt, const real *dout,
                                        const real *att, const real *qkv, int B, int T, int NH,
                                        int NKV, int HS) {
-    LAYER_FN(cllm_attention_backward_seg)(dqkv, datt, dout, att, qkv, NULL, B, T, NH, NKV, HS);
+    LAYER_FN(cllm_attention_backward_seg)(dqkv, datt, dout, att, qkv, NULL, 0, B, T, NH, NKV, HS);
 }

@@ -122,14 +122,12 @@ void model_backward_from_lnf(cllm_model *m) {
                               w.attn_out_w, (int)N, c->n_embd, c->n_embd);
         if (m->lora) model_lora_backward(m, l, LIN_ATTN_OUT, dbranch, a->atty, g->datty, (int)N);
         zero(g->dqkv, N * (size_t)m->QKV);
-        cllm_attention_backward_seg(g->dqkv, g->datt, g->datty, a->att, a->qkv, seg, B, T, c->n_head,
+        cllm_attention_backward_seg(g->dqkv, g->datt, g->datty, a->att, a->qkv, seg, c->sliding_window, B, T, c->n_head,
                                     c->n_kv_head, m->HS);
         if (c->pos == CLLM_POS_ROPE && seg) {
             model_seg_rope(m, g->dqkv, B, T, 1);
         } else if (c->pos == CLLM_POS_ROPE) {
-            cllm_rope_backward(g->dqkv, B, T, c->n_head, m->HS, (size_t)m->QKV, 0, c->rope_theta);
-            cllm_rope_backward(g->dqkv + (size_t)c->n_head * m->HS, B, T, c->n_kv_head, m->HS,
-                               (size_t)m->QKV, 0, c->rope_theta);
+            model_rope(m, g->dqkv, B, T, (size_t)m->QKV, 0, 1);
         }
         zero(g->dln, N * C);
         model_linear_backward(m, l, LIN_QKV, g->dln, dw.qkv_w, dw.qkv_b, g->dqkv, a->ln1, w.qkv_w, (int)N,

@@ -16,6 +16,7 @@
 static const char *const pos_names[CLLM_POS_COUNT] = {"learned", "sinusoidal", "rope"};
 static const char *const norm_names[CLLM_NORM_COUNT] = {"layernorm", "rmsnorm"};
 static const char *const mlp_names[CLLM_MLP_COUNT] = {"gelu", "swiglu"};
+static const char *const rope_scaling_names[CLLM_ROPE_SCALING_COUNT] = {"none", "linear", "llama3"};
 
 const char *cllm_model_pos_name(cllm_pos_kind k) {
     return (unsigned)k < CLLM_POS_COUNT ? pos_names[k] : "?";
@@ -27,6 +28,10 @@ const char *cllm_model_mlp_name(cllm_mlp_kind k) {
     return (unsigned)k < CLLM_MLP_COUNT ? mlp_names[k] : "?";
 }
 
+const char *cllm_model_rope_scaling_name(cllm_rope_scaling s) {
+    return (unsigned)s < CLLM_ROPE_SCALING_COUNT ? rope_scaling_names[s] : "?";
+}
+
 static int parse_name(const char *name, const char *const *names, int n) {
     if (!name) return -1;
     for (int i = 0; i < n; i++)
@@ -36,6 +41,27 @@ static int parse_name(const char *name, const char *const *names, int n) {
 int cllm_model_pos_parse(const char *name) { return parse_name(name, pos_names, CLLM_POS_COUNT); }
 int cllm_model_norm_parse(const char *name) { return parse_name(name, norm_names, CLLM_NORM_COUNT); }
 int cllm_model_mlp_parse(const char *name) { return parse_name(name, mlp_names, CLLM_MLP_COUNT); }
+int cllm_model_rope_scaling_parse(const char *name) {
+    return parse_name(name, rope_scaling_names, CLLM_ROPE_SCALING_COUNT);
+}
+
+/* Llama 3.1's frequency divisors (model.h), in double. */
+void cllm_model_rope_freq_div(const cllm_model_config *c, double *f) {
+    const int HS = c->n_embd / c->n_head;
+    for (int i = 0; 2 * i + 1 < HS; i++) {
+        f[i] = 1.0;
+        if (c->rope_scaling != CLLM_ROPE_SCALING_LLAMA3) continue;
+        const double freq = pow((double)c->rope_theta, -2.0 * i / HS), wavelen = 2.0 * M_PI / freq;
+        const double orig = c->rope_orig_context, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+        const double factor = c->rope_factor;
+        if (wavelen < orig / hi) f[i] = 1.0;
+        else if (wavelen > orig / lo) f[i] = factor;
+        else {
+            const double s = (orig / wavelen - lo) / (hi - lo);
+            f[i] = 1.0 / ((1.0 - s) / factor + s);
+        }
+    }
+}
 
 cllm_model_config cllm_model_default_config(void) {
     cllm_model_config c;
@@ -55,6 +81,11 @@ cllm_model_config cllm_model_default_config(void) {
     c.tied_embeddings = 1;
     c.bias = 1;
     c.dropout = 0.0f;
+    c.rope_scaling = CLLM_ROPE_SCALING_NONE;
+    c.rope_factor = 1.0f;
+    c.rope_low_freq_factor = 1.0f;
+    c.rope_high_freq_factor = 4.0f;
+    c.rope_orig_context = 8192;
     return c;
 }
 
@@ -93,6 +124,8 @@ cllm_status cllm_model_config_validate(const cllm_model_config *cfg, cllm_error 
         return cllm_error_set(err, CLLM_ERR_ARG, "model config: mlp = %d is not a known kind",
                               (int)cfg->mlp);
     int hs = cfg->n_embd / cfg->n_head;
+    if (cfg->pos == CLLM_POS_ROPE && hs > 1024) /* rope.c keeps a head's frequencies on the stack */
+        return cllm_error_set(err, CLLM_ERR_ARG, "model config: head size n_embd/n_head = %d exceeds 1024 for rope", hs);
     if (cfg->pos == CLLM_POS_ROPE && hs % 2 != 0)
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "model config: head size n_embd/n_head = %d must be even for rope", hs);
@@ -116,6 +149,31 @@ cllm_status cllm_model_config_validate(const cllm_model_config *cfg, cllm_error 
     if (cfg->bias != 0 && cfg->bias != 1)
         return cllm_error_set(err, CLLM_ERR_ARG, "model config: bias = %d must be 0 or 1",
                               cfg->bias);
+    if (cfg->qkv_bias != 0 && cfg->qkv_bias != 1)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model config: qkv_bias = %d must be 0 or 1", cfg->qkv_bias);
+    if (cfg->rope_neox != 0 && cfg->rope_neox != 1)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model config: rope_neox = %d must be 0 or 1", cfg->rope_neox);
+    if ((unsigned)cfg->rope_scaling >= CLLM_ROPE_SCALING_COUNT)
+        return cllm_error_set(err, CLLM_ERR_ARG, "model config: rope_scaling = %d is not a known kind",
+                              (int)cfg->rope_scaling);
+    if (cfg->rope_scaling != CLLM_ROPE_SCALING_NONE) {
+        if (cfg->pos != CLLM_POS_ROPE)
+            return cllm_error_set(err, CLLM_ERR_ARG, "model config: rope_scaling = %s needs pos = rope",
+                                  cllm_model_rope_scaling_name(cfg->rope_scaling));
+        if (!(isfinite(cfg->rope_factor) && cfg->rope_factor > 0.0f && cfg->rope_factor <= 1e6f))
+            return cllm_error_set(err, CLLM_ERR_ARG, "model config: rope_factor = %g must be in (0, 1e6]",
+                                  (double)cfg->rope_factor);
+    }
+    if (cfg->rope_scaling == CLLM_ROPE_SCALING_LLAMA3) {
+        if (!(isfinite(cfg->rope_low_freq_factor) && isfinite(cfg->rope_high_freq_factor) &&
+              cfg->rope_low_freq_factor > 0.0f && cfg->rope_high_freq_factor > cfg->rope_low_freq_factor))
+            return cllm_error_set(err, CLLM_ERR_ARG,
+                                  "model config: rope_low_freq_factor = %g and rope_high_freq_factor = %g must "
+                                  "satisfy 0 < low < high",
+                                  (double)cfg->rope_low_freq_factor, (double)cfg->rope_high_freq_factor);
+        RANGE(rope_orig_context, 1, CLLM_MODEL_MAX_CONTEXT);
+    }
+    RANGE(sliding_window, 0, CLLM_MODEL_MAX_CONTEXT);
     if (cllm_model_config_num_params(cfg) == 0)
         return cllm_error_set(err, CLLM_ERR_ARG,
                               "model config: the parameter count overflows (n_layer %d, n_embd %d, "
@@ -169,6 +227,8 @@ cllm_status cllm_model_config_set(cllm_model_config *cfg, const char *key, const
         {"n_kv_head", offsetof(cllm_model_config, n_kv_head)},
         {"n_embd", offsetof(cllm_model_config, n_embd)},
         {"ffn_hidden", offsetof(cllm_model_config, ffn_hidden)},
+        {"rope_orig_context", offsetof(cllm_model_config, rope_orig_context)},
+        {"sliding_window", offsetof(cllm_model_config, sliding_window)},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (!strcmp(key, ints[i].name)) return parse_int(key, value, (int *)((char *)cfg + ints[i].off), err);
@@ -177,6 +237,11 @@ cllm_status cllm_model_config_set(cllm_model_config *cfg, const char *key, const
     if (!strcmp(key, "dropout")) return parse_float(key, value, &cfg->dropout, err);
     if (!strcmp(key, "tied_embeddings")) return parse_flag(key, value, &cfg->tied_embeddings, err);
     if (!strcmp(key, "bias")) return parse_flag(key, value, &cfg->bias, err);
+    if (!strcmp(key, "qkv_bias")) return parse_flag(key, value, &cfg->qkv_bias, err);
+    if (!strcmp(key, "rope_neox")) return parse_flag(key, value, &cfg->rope_neox, err);
+    if (!strcmp(key, "rope_factor")) return parse_float(key, value, &cfg->rope_factor, err);
+    if (!strcmp(key, "rope_low_freq_factor")) return parse_float(key, value, &cfg->rope_low_freq_factor, err);
+    if (!strcmp(key, "rope_high_freq_factor")) return parse_float(key, value, &cfg->rope_high_freq_factor, err);
     int k;
     if (!strcmp(key, "pos")) {
         if ((k = cllm_model_pos_parse(value)) < 0)
@@ -197,6 +262,13 @@ cllm_status cllm_model_config_set(cllm_model_config *cfg, const char *key, const
             return cllm_error_set(err, CLLM_ERR_ARG,
                                   "model config: mlp must be gelu or swiglu, got '%s'", value);
         cfg->mlp = (cllm_mlp_kind)k;
+        return CLLM_OK;
+    }
+    if (!strcmp(key, "rope_scaling")) {
+        if ((k = cllm_model_rope_scaling_parse(value)) < 0)
+            return cllm_error_set(err, CLLM_ERR_ARG,
+                                  "model config: rope_scaling must be none, linear or llama3, got '%s'", value);
+        cfg->rope_scaling = (cllm_rope_scaling)k;
         return CLLM_OK;
     }
     return cllm_error_set(err, CLLM_ERR_ARG, "model config: unknown field '%s'", key);

@@ -69,10 +69,7 @@ static void decode_pass(cllm_model *m, const model_decode_rows *rows, const int3
         model_infer_linear(m, l, LIN_QKV, kv->qkv, kv->h, w.qkv_w, w.qkv_b, n, c->n_embd, m->QKV);
         for (int i0 = 0, i1; i0 < n && c->pos == CLLM_POS_ROPE; i0 = i1) {
             i1 = run_end(rows, i0);
-            float *q = kv->qkv + (size_t)i0 * QKV;
-            cllm_rope_forward(q, 1, i1 - i0, NH, HS, QKV, model_row_pos(rows, i0), c->rope_theta);
-            cllm_rope_forward(q + (size_t)NH * HS, 1, i1 - i0, c->n_kv_head, HS, QKV, model_row_pos(rows, i0),
-                              c->rope_theta);
+            model_rope(m, kv->qkv + (size_t)i0 * QKV, 1, i1 - i0, QKV, model_row_pos(rows, i0), 0);
         }
         for (int i = 0; i < n; i++)
             model_kv_store(m, l, model_row_slot(rows, i), model_row_pos(rows, i),

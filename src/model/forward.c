@@ -26,6 +26,18 @@ void model_norm_forward(const cllm_model *m, float *out, float *mean, float *rst
         cllm_rmsnorm_forward(out, rstd, inp, w, N, m->cfg.n_embd, m->cfg.norm_eps);
 }
 
+void model_rope(const cllm_model *m, float *qkv, int B, int T, size_t stride, int pos0, int backward) {
+    const cllm_model_config *c = &m->cfg;
+    float *k = qkv + (size_t)c->n_head * m->HS;
+    if (backward) {
+        cllm_rope_backward(qkv, B, T, c->n_head, m->HS, stride, pos0, &m->rope);
+        cllm_rope_backward(k, B, T, c->n_kv_head, m->HS, stride, pos0, &m->rope);
+    } else {
+        cllm_rope_forward(qkv, B, T, c->n_head, m->HS, stride, pos0, &m->rope);
+        cllm_rope_forward(k, B, T, c->n_kv_head, m->HS, stride, pos0, &m->rope);
+    }
+}
+
 /* Per-site dropout seeds from the model seed: one splitmix64 step (hash.h). */
 static uint64_t mix64(uint64_t x) { return cllm_splitmix64(&x); }
 
@@ -105,11 +117,10 @@ cllm_status cllm_model_forward(cllm_model *m, const int32_t *tokens, const int32
         if (c->pos == CLLM_POS_ROPE && seg) {
             model_seg_rope(m, a->qkv, B, T, 0);
         } else if (c->pos == CLLM_POS_ROPE) {
-            cllm_rope_forward(a->qkv, B, T, c->n_head, m->HS, (size_t)m->QKV, 0, c->rope_theta);
-            cllm_rope_forward(a->qkv + (size_t)c->n_head * m->HS, B, T, c->n_kv_head, m->HS,
-                              (size_t)m->QKV, 0, c->rope_theta);
+            model_rope(m, a->qkv, B, T, (size_t)m->QKV, 0, 0);
         }
-        cllm_attention_forward_seg(a->atty, a->att, a->qkv, seg, B, T, c->n_head, c->n_kv_head, m->HS);
+        cllm_attention_forward_seg(a->atty, a->att, a->qkv, seg, c->sliding_window, B, T, c->n_head, c->n_kv_head,
+                                   m->HS);
         model_linear_forward(m, l, LIN_ATTN_OUT, g->proj, a->atty, w.attn_out_w, w.attn_out_b, (int)N, c->n_embd,
                              c->n_embd);
         if (m->lora) model_lora_forward(m, l, LIN_ATTN_OUT, g->proj, a->atty, (int)N, 1);

@@ -1,6 +1,6 @@
 /*
  * gguf_io.c: the model's GGUF file mapping: saves a cllm_model as a GGUF
- * file (arch gpt2 or llama, with llama.cpp's names and keys) and loads one
+ * file (arch gpt2, llama or qwen2, with llama.cpp's names and keys) and loads one
  * back, validating the metadata and every tensor's presence, shape and type
  * (contract in model/gguf_io.h).
  *
@@ -27,11 +27,15 @@
 
 static int is_llama_arch(const cllm_model_config *cfg) { return cfg->pos == CLLM_POS_ROPE; }
 
+/* llama.cpp's `qwen2` graph rotates NEOX pairs; its `llama` graph adjacent ones. */
 const char *cllm_model_gguf_arch(const cllm_model_config *cfg) {
-    return is_llama_arch(cfg) ? "llama" : "gpt2";
+    return !is_llama_arch(cfg) ? "gpt2" : cfg->rope_neox ? "qwen2" : "llama";
 }
 
 int cllm_model_gguf_llama_cpp_compatible(const cllm_model_config *cfg) {
+    if (is_llama_arch(cfg) && cfg->rope_neox) /* qwen2: biases on q/k/v only, no rope_freqs */
+        return cfg->norm == CLLM_NORM_RMSNORM && cfg->mlp == CLLM_MLP_SWIGLU && !cfg->bias &&
+               cfg->rope_scaling != CLLM_ROPE_SCALING_LLAMA3;
     if (is_llama_arch(cfg)) return cfg->norm == CLLM_NORM_RMSNORM && cfg->mlp == CLLM_MLP_SWIGLU;
     return cfg->norm == CLLM_NORM_LAYERNORM && cfg->mlp == CLLM_MLP_GELU && cfg->bias;
 }
@@ -119,10 +123,27 @@ static cllm_status put_keys(cllm_gguf_writer *w, const cllm_model_config *c, con
         DO(cllm_gguf_set_f32(w, KEY("rope.freq_base"), c->rope_theta, err));
         DO(cllm_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)(c->n_embd / c->n_head), err));
     }
+    if (c->rope_scaling == CLLM_ROPE_SCALING_LINEAR) { /* llama.cpp reads these for every arch */
+        DO(cllm_gguf_set_str(w, KEY("rope.scaling.type"), "linear", err));
+        DO(cllm_gguf_set_f32(w, KEY("rope.scaling.factor"), c->rope_factor, err));
+    } else if (c->rope_scaling == CLLM_ROPE_SCALING_LLAMA3) {
+        /* llama.cpp knows Llama 3.1 scaling only as the rope_freqs.weight divisors
+         * (written with the tensors); the parameters that made them ride as cllm keys */
+        DO(cllm_gguf_set_str(w, "cllm.rope_scaling", "llama3", err));
+        DO(cllm_gguf_set_f32(w, "cllm.rope_factor", c->rope_factor, err));
+        DO(cllm_gguf_set_f32(w, "cllm.rope_low_freq_factor", c->rope_low_freq_factor, err));
+        DO(cllm_gguf_set_f32(w, "cllm.rope_high_freq_factor", c->rope_high_freq_factor, err));
+        DO(cllm_gguf_set_u32(w, "cllm.rope_orig_context", (uint32_t)c->rope_orig_context, err));
+    }
     DO(cllm_gguf_set_str(w, "cllm.pos", cllm_model_pos_name(c->pos), err));
     DO(cllm_gguf_set_str(w, "cllm.norm", cllm_model_norm_name(c->norm), err));
     DO(cllm_gguf_set_str(w, "cllm.mlp", cllm_model_mlp_name(c->mlp), err));
     DO(cllm_gguf_set_bool(w, "cllm.bias", c->bias != 0, err));
+    DO(cllm_gguf_set_bool(w, "cllm.qkv_bias", c->qkv_bias != 0, err));
+    DO(cllm_gguf_set_bool(w, "cllm.rope_neox", c->rope_neox != 0, err));
+    /* llama.cpp's llama graph has no window (its Mistral files run with full
+     * attention); the window cllm trained with rides as a cllm key */
+    if (c->sliding_window > 0) DO(cllm_gguf_set_u32(w, "cllm.sliding_window", (uint32_t)c->sliding_window, err));
     DO(cllm_gguf_set_bool(w, "cllm.tied_embeddings", c->tied_embeddings != 0, err));
     DO(cllm_gguf_set_f32(w, "cllm.dropout", c->dropout, err));
 #undef KEY
@@ -140,7 +161,7 @@ cllm_status cllm_model_save_gguf(const cllm_model *m, const char *path, const cl
     const cllm_model_config *c = cllm_model_get_config(m);
     int nt = cllm_model_num_tensors(m);
     cllm_gguf_writer *w = cllm_gguf_writer_create();
-    void **owned = calloc((size_t)nt * MODEL_GGUF_MAX_PARTS + 1, sizeof *owned); /* converted copies */
+    void **owned = calloc((size_t)nt * MODEL_GGUF_MAX_PARTS + 2, sizeof *owned); /* converted copies */
     size_t n_owned = 0;
     cllm_status st = CLLM_OK;
     if (!w || !owned) {
@@ -176,6 +197,21 @@ cllm_status cllm_model_save_gguf(const cllm_model *m, const char *path, const cl
             }
             if (st) goto done;
         }
+    }
+    if (c->rope_scaling == CLLM_ROPE_SCALING_LLAMA3) {
+        const int half = c->n_embd / c->n_head / 2;
+        double div[512];
+        float *f = malloc((size_t)half * sizeof *f);
+        if (!f) {
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "%s: out of memory for rope_freqs", path);
+            goto done;
+        }
+        owned[n_owned++] = f;
+        cllm_model_rope_freq_div(c, div);
+        for (int i = 0; i < half; i++) f[i] = (float)div[i];
+        int64_t dims[1] = {half};
+        if ((st = cllm_gguf_add_tensor(w, MODEL_ROPE_FREQS, CLLM_GGML_F32, 1, dims, f, (size_t)half * sizeof *f, err)))
+            goto done;
     }
     if (c->pos == CLLM_POS_SINUSOIDAL) {
         /* the fixed table as a tensor, so llama.cpp's gpt2 graph adds it like a learned one */
@@ -223,20 +259,119 @@ static cllm_status get_enum_key(const cllm_gguf *g, const char *key, int (*parse
     return CLLM_OK;
 }
 
+/* RoPE scaling as llama.cpp reads it: {arch}.rope.scaling.type (default
+ * "linear" when only a factor is given) and .factor (0 or absent: 1);
+ * Llama 3.1 scaling as cllm.rope_* keys plus the rope_freqs.weight divisors,
+ * which must match the ones the keys give (cllm_model_rope_freq_div). */
+static cllm_status rope_scaling_from_gguf(const cllm_gguf *g, const char *arch, cllm_model_config *c,
+                                          cllm_error *err) {
+    const char *path = cllm_gguf_path(g);
+    char k[128], type[32] = "linear";
+    cllm_status st;
+    float factor = 0.0f;
+    snprintf(k, sizeof k, "%s.rope.scaling.factor", arch);
+    if (cllm_gguf_find_kv(g, k) && (st = cllm_gguf_get_f32(g, k, &factor, err))) return st;
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    if (cllm_gguf_find_kv(g, k) && (st = cllm_gguf_get_str_buf(g, k, type, sizeof type, err))) return st;
+    if (strcmp(type, "none") && strcmp(type, "linear"))
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: %s = '%s' is not supported (none or linear)", path, k, type);
+    if (!strcmp(type, "linear") && factor != 0.0f && factor != 1.0f) {
+        if (!(isfinite(factor) && factor > 0.0f))
+            return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: %s.rope.scaling.factor = %g must be > 0", path, arch,
+                                  (double)factor);
+        c->rope_scaling = CLLM_ROPE_SCALING_LINEAR;
+        c->rope_factor = factor;
+    }
+    int v = 0;
+    if ((st = get_enum_key(g, "cllm.rope_scaling", cllm_model_rope_scaling_parse, &v, err))) return st;
+    if (cllm_gguf_find_kv(g, "cllm.rope_scaling") && v == CLLM_ROPE_SCALING_LLAMA3) {
+        c->rope_scaling = CLLM_ROPE_SCALING_LLAMA3;
+        if ((st = cllm_gguf_get_f32(g, "cllm.rope_factor", &c->rope_factor, err)) ||
+            (st = cllm_gguf_get_f32(g, "cllm.rope_low_freq_factor", &c->rope_low_freq_factor, err)) ||
+            (st = cllm_gguf_get_f32(g, "cllm.rope_high_freq_factor", &c->rope_high_freq_factor, err)) ||
+            (st = get_int_key(g, "cllm.rope_orig_context", &c->rope_orig_context, 1, err)))
+            return st;
+    }
+    const cllm_gguf_tensor *rf = cllm_gguf_find_tensor(g, MODEL_ROPE_FREQS);
+    if (rf && c->rope_scaling == CLLM_ROPE_SCALING_NONE && !cllm_gguf_find_kv(g, "cllm.rope_scaling") &&
+        rf->type == CLLM_GGML_F32 && rf->n_dims == 1 && rf->dims[0] >= 1 && rf->dims[0] <= 512) {
+        /* llama.cpp's converter keeps only the divisors: take Llama 3.1's published
+         * low/high frequency factors (1, 4) and original context (8192) with the
+         * largest divisor as the factor; check_rope_freqs then requires the
+         * whole table to be what those give */
+        float mx = 0.0f;
+        for (int64_t i = 0; i < rf->dims[0]; i++) {
+            float x;
+            memcpy(&x, (const float *)rf->data + i, sizeof x);
+            if (x > mx) mx = x; /* NaN never wins */
+        }
+        c->rope_scaling = CLLM_ROPE_SCALING_LLAMA3;
+        c->rope_factor = mx;
+        c->rope_low_freq_factor = 1.0f, c->rope_high_freq_factor = 4.0f, c->rope_orig_context = 8192;
+    }
+    if (rf && c->rope_scaling != CLLM_ROPE_SCALING_LLAMA3)
+        return cllm_error_set(err, CLLM_ERR_FORMAT,
+                              "%s: tensor %s (per-pair RoPE frequency divisors) with linear rope scaling is not supported",
+                              path, MODEL_ROPE_FREQS);
+    if (c->rope_scaling == CLLM_ROPE_SCALING_LLAMA3 && !rf)
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: cllm.rope_scaling = llama3 but tensor %s is missing", path,
+                              MODEL_ROPE_FREQS);
+    return CLLM_OK;
+}
+
+/* The rope_freqs.weight divisors of a llama3 config against the file's
+ * (after validation, so the head size is known). */
+static cllm_status check_rope_freqs(const cllm_gguf *g, const cllm_model_config *c, cllm_error *err) {
+    if (c->rope_scaling != CLLM_ROPE_SCALING_LLAMA3) return CLLM_OK;
+    const char *path = cllm_gguf_path(g);
+    const cllm_gguf_tensor *rf = cllm_gguf_find_tensor(g, MODEL_ROPE_FREQS);
+    const int half = c->n_embd / c->n_head / 2;
+    if (rf->type != CLLM_GGML_F32 || rf->n_dims != 1 || rf->dims[0] != half)
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: %s must be f32 {%d} (head size / 2)", path, MODEL_ROPE_FREQS,
+                              half);
+    if (half > 512)
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: head size %d exceeds the RoPE limit 1024", path, 2 * half);
+    double div[512];
+    cllm_model_rope_freq_div(c, div);
+    const float *f = rf->data;
+    for (int i = 0; i < half; i++) { /* the file holds float roundings of the double divisors */
+        float x;
+        memcpy(&x, f + i, sizeof x);
+        /* 1e-5: llama.cpp's converter computes the frequencies in float32 */
+        if (!(fabs(x - div[i]) <= 1e-5 * div[i]))
+            return cllm_error_set(err, CLLM_ERR_FORMAT,
+                                  "%s: %s[%d] = %g but Llama-3.1 scaling with factor %g, low/high frequency factors "
+                                  "%g/%g and original context %d (cllm.rope_* keys, else Llama 3.1's 1/4/8192) gives "
+                                  "%g; other divisor tables are not supported",
+                                  path, MODEL_ROPE_FREQS, i, (double)x, (double)c->rope_factor,
+                                  (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor,
+                                  c->rope_orig_context, div[i]);
+    }
+    return CLLM_OK;
+}
+
+int model_gguf_extra_tensor(const cllm_model_config *c, const char *name) {
+    return c->rope_scaling == CLLM_ROPE_SCALING_LLAMA3 && !strcmp(name, MODEL_ROPE_FREQS);
+}
+
 cllm_status cllm_model_config_from_gguf(const cllm_gguf *g, cllm_model_config *cfg, cllm_error *err) {
     const char *path = cllm_gguf_path(g);
     char arch[32];
     cllm_status st = cllm_gguf_get_str_buf(g, "general.architecture", arch, sizeof arch, err);
     if (st) return st;
-    int llama = strcmp(arch, "llama") == 0;
+    const int qwen2 = strcmp(arch, "qwen2") == 0, llama = qwen2 || strcmp(arch, "llama") == 0;
     if (!llama && strcmp(arch, "gpt2") != 0)
-        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: architecture '%s' is not supported (gpt2 or llama)", path, arch);
+        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: architecture '%s' is not supported (gpt2, llama or qwen2)",
+                              path, arch);
     cllm_model_config c = cllm_model_default_config();
     /* arch defaults, overridden by cllm.* keys when present */
     c.pos = llama ? CLLM_POS_ROPE : CLLM_POS_LEARNED;
     c.norm = llama ? CLLM_NORM_RMSNORM : CLLM_NORM_LAYERNORM;
     c.mlp = llama ? CLLM_MLP_SWIGLU : CLLM_MLP_GELU;
-    c.bias = llama ? cllm_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL : 1;
+    /* qwen2: biases on q/k/v only (llama.cpp's graph has no others) */
+    c.bias = qwen2 ? 0 : llama ? cllm_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL : 1;
+    c.qkv_bias = qwen2 && cllm_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+    c.rope_neox = qwen2;
     c.tied_embeddings = cllm_gguf_find_tensor(g, "output.weight") == NULL;
     c.dropout = 0.0f;
     c.rope_theta = 10000.0f;
@@ -254,6 +389,15 @@ cllm_status cllm_model_config_from_gguf(const cllm_gguf *g, cllm_model_config *c
         if ((st = cllm_gguf_get_bool(g, "cllm.bias", &b, err))) return st;
         c.bias = b;
     }
+    if (cllm_gguf_find_kv(g, "cllm.qkv_bias")) {
+        if ((st = cllm_gguf_get_bool(g, "cllm.qkv_bias", &b, err))) return st;
+        c.qkv_bias = b;
+    }
+    if (cllm_gguf_find_kv(g, "cllm.rope_neox")) {
+        if ((st = cllm_gguf_get_bool(g, "cllm.rope_neox", &b, err))) return st;
+        c.rope_neox = b;
+    }
+    if ((st = get_int_key(g, "cllm.sliding_window", &c.sliding_window, 0, err))) return st;
     if (cllm_gguf_find_kv(g, "cllm.tied_embeddings")) {
         if ((st = cllm_gguf_get_bool(g, "cllm.tied_embeddings", &b, err))) return st;
         c.tied_embeddings = b;
@@ -273,6 +417,7 @@ cllm_status cllm_model_config_from_gguf(const cllm_gguf *g, cllm_model_config *c
     if (c.pos == CLLM_POS_ROPE && cllm_gguf_find_kv(g, KEY("rope.freq_base")) &&
         (st = cllm_gguf_get_f32(g, k, &c.rope_theta, err)))
         return st;
+    if (c.pos == CLLM_POS_ROPE && (st = rope_scaling_from_gguf(g, arch, &c, err))) return st;
     /* the vocabulary size: token_embd.weight is {n_embd, vocab} */
     const cllm_gguf_tensor *te = cllm_gguf_find_tensor(g, "token_embd.weight");
     if (!te) return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: missing tensor token_embd.weight", path);
@@ -299,6 +444,7 @@ cllm_status cllm_model_config_from_gguf(const cllm_gguf *g, cllm_model_config *c
                                   "%s: %s = %d; cllm rotates whole heads (head size %d)", path, k, rd,
                                   c.n_embd / c.n_head);
     }
+    if ((st = check_rope_freqs(g, &c, err))) return st;
 #undef KEY
     *cfg = c;
     return CLLM_OK;
@@ -330,7 +476,19 @@ static cllm_status compare_configs(const cllm_gguf *g, const cllm_model_config *
     SAME(tied_embeddings);
     SAME(bias);
     SAME(dropout);
-    if (m->pos == CLLM_POS_ROPE) SAME(rope_theta);
+    SAME(qkv_bias);
+    SAME(sliding_window);
+    if (m->pos == CLLM_POS_ROPE) {
+        SAME(rope_theta);
+        SAME(rope_neox);
+        SAME(rope_scaling);
+    }
+    if (m->rope_scaling != CLLM_ROPE_SCALING_NONE) SAME(rope_factor);
+    if (m->rope_scaling == CLLM_ROPE_SCALING_LLAMA3) {
+        SAME(rope_low_freq_factor);
+        SAME(rope_high_freq_factor);
+        SAME(rope_orig_context);
+    }
 #undef SAME
     return CLLM_OK;
 }
@@ -376,6 +534,7 @@ static cllm_status load_part(const cllm_gguf *g, const cllm_tensor *t, const mod
 static int expected_name(const cllm_model *m, const char *name) {
     const cllm_model_config *c = cllm_model_get_config(m);
     if (c->pos == CLLM_POS_SINUSOIDAL && strcmp(name, "position_embd.weight") == 0) return 1;
+    if (model_gguf_extra_tensor(c, name)) return 1;
     /* scalar reward/value heads (rlhf.h) ride along; their readers load them */
     if (strncmp(name, "cls.", 4) == 0) return 1;
     for (int i = 0; i < cllm_model_num_tensors(m); i++) {
@@ -404,6 +563,7 @@ cllm_status cllm_model_read_gguf(cllm_model *m, const cllm_gguf *g, int check_fi
         }
     }
     if (c->pos == CLLM_POS_SINUSOIDAL && cllm_gguf_find_tensor(g, "position_embd.weight")) used++;
+    if (cllm_gguf_find_tensor(g, MODEL_ROPE_FREQS) && model_gguf_extra_tensor(c, MODEL_ROPE_FREQS)) used++;
     if (used != cllm_gguf_n_tensors(g)) {
         for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) {
             const cllm_gguf_tensor *ft = cllm_gguf_tensor_at(g, i);

@@ -197,7 +197,7 @@ static cllm_status bind(cllm_model *m, struct model_infer_views *views, cllm_err
     if (used != cllm_gguf_n_tensors(g)) {
         for (uint64_t i = 0; i < cllm_gguf_n_tensors(g); i++) {
             const char *name = cllm_gguf_tensor_at(g, i)->name;
-            int known = 0;
+            int known = model_gguf_extra_tensor(&m->cfg, name);
             for (int j = 0; j < m->n_tensors && !known; j++) {
                 model_gguf_part pn[MODEL_GGUF_MAX_PARTS];
                 int np = model_gguf_parts(&m->cfg, &m->tensors[j], pn);

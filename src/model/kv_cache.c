@@ -30,6 +30,9 @@
  *   attention through GEMMs per KV head; q8_0 / f16 rows are widened one KV
  *   head at a time into f32 scratch first, so a chunk sees exactly the
  *   stored values (tests/test_kv_cache.c checks the two paths agree).
+ * Sliding window (cfg.sliding_window > 0): the query at position p attends
+ * to cached positions p - window + 1 .. p only (window_start); the cache
+ * still keeps every position.
  * Not here: the block loop (decode.c), sampling (src/infer).
  */
 #include <math.h>
@@ -41,6 +44,12 @@
 #include "cllm/kernels/kv_attn.h"
 #include "cllm/kernels/quant.h"
 #include "model_internal.h"
+
+/* First cached position a query at position p attends to. */
+static int window_start(const cllm_model *m, int p) {
+    const int w = m->cfg.sliding_window;
+    return w > 0 && p - w + 1 > 0 ? p - w + 1 : 0;
+}
 
 /* Offset (floats for f32, bytes for q8_0 / f16; unit = rowb) of position 0
  * of `slot` in layer l's cache. */
@@ -64,10 +73,11 @@ static void chunk_group(cllm_model *m, float *out, const float *qkv, const float
 #pragma omp parallel for schedule(static) if ((long)n * total >= 16384)
         for (int i = 0; i < n; i++) {
             float *row = S + (size_t)i * total;
-            const int valid = pos + i + 1; /* causal: keys 0..pos+i */
-            const float mx = cllm_vmax(row, (size_t)valid);
-            const float inv = (float)(1.0 / cllm_vexp_shift_sum(row, row, mx, (size_t)valid));
-            for (int j = 0; j < valid; j++) row[j] *= inv;
+            const int valid = pos + i + 1, lo = window_start(m, pos + i); /* causal: keys lo..pos+i */
+            const float mx = cllm_vmax(row + lo, (size_t)(valid - lo));
+            const float inv = (float)(1.0 / cllm_vexp_shift_sum(row + lo, row + lo, mx, (size_t)(valid - lo)));
+            for (int j = 0; j < lo; j++) row[j] = 0.0f;
+            for (int j = lo; j < valid; j++) row[j] *= inv;
             for (int j = valid; j < total; j++) row[j] = 0.0f;
         }
         cllm_sgemm(0, 0, n, HS, total, 1.0f, S, total, V, ld, 0.0f, out + (size_t)h * HS, C);
@@ -131,8 +141,8 @@ static void attention_rows_packed(cllm_model *m, int l, float *out, const float 
     for (int h = 0; h < NH; h++) {
         const size_t hoff = (size_t)(h / group) * headb;
         for (int i = 0; i < n; i++) {
-            const size_t base = slot_base(m, l, model_row_slot(rows, i), rowb);
-            const int np = model_row_pos(rows, i) + 1;
+            const int lo = window_start(m, model_row_pos(rows, i)), np = model_row_pos(rows, i) + 1 - lo;
+            const size_t base = slot_base(m, l, model_row_slot(rows, i), rowb) + (size_t)lo * rowb;
             float *o = out + (size_t)i * (size_t)(NH * HS) + (size_t)h * HS, *sc = m->kv.scores + (size_t)h * ctx;
             if (q8)
                 cllm_kv_attend_q8_0(o, sc, m->kv.qq + ((size_t)i * NH + h) * headb, kcache + base + hoff,
@@ -175,11 +185,12 @@ static void attention_rows_f32(cllm_model *m, int l, float *out, const float *qk
 #pragma omp parallel for schedule(static) num_threads(threads) if (work >= ATTN_PAR_MIN && threads > 1)
     for (int it = 0; it < items; it++) {
         const int i = it / per_row, k0 = (it % per_row) * nk;
-        const size_t base = slot_base(m, l, model_row_slot(rows, i), (size_t)KVW);
+        const int lo = window_start(m, model_row_pos(rows, i));
+        const size_t base = slot_base(m, l, model_row_slot(rows, i), (size_t)KVW) + (size_t)lo * (size_t)KVW;
         float *sc = m->kv.scores + (size_t)omp_get_thread_num() * (size_t)(nk * G) * ctx;
         const size_t kvo = (size_t)k0 * (size_t)HS, qo = (size_t)k0 * (size_t)G * (size_t)HS;
         cllm_kv_attend_f32(out + (size_t)i * (size_t)(NH * HS) + qo, sc, ctx, qkv + (size_t)i * QKV + qo,
-                           m->kv.k + base + kvo, m->kv.v + base + kvo, (size_t)KVW, model_row_pos(rows, i) + 1, nk,
+                           m->kv.k + base + kvo, m->kv.v + base + kvo, (size_t)KVW, model_row_pos(rows, i) + 1 - lo, nk,
                            G, HS, scale);
     }
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "cllm/formats/gguf.h"
+#include "cllm/layers/layers.h"
 #include "cllm/model/model.h"
 
 /* Tensor roles inside one block, and global ones. */
@@ -123,6 +124,8 @@ struct cllm_model {
     float *grads;               /* [n_params] or NULL */
     float *acts_mem;            /* activation block */
     float *consts;              /* [context_length, C] sinusoidal table or NULL */
+    cllm_rope_params rope;      /* RoPE of the config (layers.h); rope.freq_div = rope_div */
+    double rope_div[512];       /* per-pair frequency divisors (llama3 scaling; else unused) */
     float *kv_mem;              /* KV block or NULL */
 
     model_layer_acts *la;       /* [L] */
@@ -179,6 +182,9 @@ void model_global_view(const cllm_model *m, float *base, model_global_weights *w
 /* Norm dispatch: LayerNorm (mean used) or RMSNorm (mean ignored). */
 void model_norm_forward(const cllm_model *m, float *out, float *mean, float *rstd, const float *inp,
                         const float *w, const float *b, int N);
+/* RoPE on the q and k heads of qkv rows x[B,T,QKV-wide] (row stride `stride`)
+ * at positions pos0 + t; backward = 1 applies the transpose (forward.c). */
+void model_rope(const cllm_model *m, float *qkv, int B, int T, size_t stride, int pos0, int backward);
 
 /* ---- the model <-> GGUF tensor mapping (gguf_io.c) ---------------------------
  * The model fuses q/k/v (attn_qkv) and gate/up (ffn_gate_up); llama.cpp's
@@ -196,6 +202,11 @@ typedef struct {
     int ndim;                      /* 1 or 2 */
 } model_gguf_part;
 int model_gguf_parts(const cllm_model_config *cfg, const cllm_tensor *t, model_gguf_part *out);
+/* Llama 3.1 RoPE divisors (llama.cpp's name); not a parameter: derived from
+ * the config, checked against the file by cllm_model_config_from_gguf. */
+#define MODEL_ROPE_FREQS "rope_freqs.weight"
+/* 1 when a file tensor outside the table belongs to this config (rope_freqs). */
+int model_gguf_extra_tensor(const cllm_model_config *cfg, const char *name);
 
 /* ---- the inference linear layer (infer_linear.c) -------------------------- ----------------------------
  * Matrix roles of the decode path. */

@@ -60,21 +60,13 @@ void model_seg_pos_backward(const cllm_model *m, float *dpos, const float *dx, i
 }
 
 void model_seg_rope(const cllm_model *m, float *qkv, int B, int T, int backward) {
-    const cllm_model_config *c = &m->cfg;
     const size_t S = (size_t)m->QKV;
     for (int b = 0; b < B; b++) {
         const int32_t *sg = m->seg + (size_t)b * T;
         for (int t0 = 0; t0 < T;) {
             int t1 = t0 + 1;
             while (t1 < T && sg[t1] == sg[t0]) t1++;
-            float *q = qkv + ((size_t)b * T + t0) * S, *k = q + (size_t)c->n_head * m->HS;
-            if (backward) {
-                cllm_rope_backward(q, 1, t1 - t0, c->n_head, m->HS, S, 0, c->rope_theta);
-                cllm_rope_backward(k, 1, t1 - t0, c->n_kv_head, m->HS, S, 0, c->rope_theta);
-            } else {
-                cllm_rope_forward(q, 1, t1 - t0, c->n_head, m->HS, S, 0, c->rope_theta);
-                cllm_rope_forward(k, 1, t1 - t0, c->n_kv_head, m->HS, S, 0, c->rope_theta);
-            }
+            model_rope(m, qkv + ((size_t)b * T + t0) * S, 1, t1 - t0, S, 0, backward);
             t0 = t1;
         }
     }

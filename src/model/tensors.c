@@ -12,7 +12,8 @@
  * attn_norm.{weight,bias}, attn_qkv.{weight,bias}, attn_output.{weight,bias},
  * ffn_norm.{weight,bias}, ffn_up|ffn_gate_up.{weight,bias},
  * ffn_down.{weight,bias}, then output_norm.{weight,bias}, output.weight
- * (untied only). Biases exist when cfg.bias; norm biases only for LayerNorm.
+ * (untied only). Biases exist when cfg.bias (attn_qkv.bias also with
+ * cfg.qkv_bias); norm biases only for LayerNorm.
  * Weight decay: every 2-D tensor (matrices and embeddings, as nanoGPT's
  * configure_optimizers), never 1-D ones (norm weights, biases).
  *
@@ -88,7 +89,7 @@ static int build_table(const cllm_model_config *c, cllm_tensor *tensors, size_t 
         ADD(SLOT(ROLE_ATTN_NORM_W), l, C, 1, 1, "blk.%d.attn_norm.weight", l);
         if (ln && c->bias) ADD(SLOT(ROLE_ATTN_NORM_B), l, C, 1, 1, "blk.%d.attn_norm.bias", l);
         ADD(SLOT(ROLE_QKV_W), l, QKV, C, 2, "blk.%d.attn_qkv.weight", l);
-        if (c->bias) ADD(SLOT(ROLE_QKV_B), l, QKV, 1, 1, "blk.%d.attn_qkv.bias", l);
+        if (c->bias || c->qkv_bias) ADD(SLOT(ROLE_QKV_B), l, QKV, 1, 1, "blk.%d.attn_qkv.bias", l);
         ADD(SLOT(ROLE_ATTN_OUT_W), l, C, C, 2, "blk.%d.attn_output.weight", l);
         if (c->bias) ADD(SLOT(ROLE_ATTN_OUT_B), l, C, 1, 1, "blk.%d.attn_output.bias", l);
         ADD(SLOT(ROLE_FFN_NORM_W), l, C, 1, 1, "blk.%d.ffn_norm.weight", l);
@@ -307,6 +308,13 @@ static cllm_status check_options(const cllm_model_config *c, cllm_model_options 
 
 static void set_shape(cllm_model *m) {
     m->HS = m->cfg.n_embd / m->cfg.n_head;
+    const cllm_model_config *c = &m->cfg;
+    m->rope = (cllm_rope_params){.theta = c->rope_theta, .neox = c->rope_neox, .freq_scale = 1.0};
+    if (c->rope_scaling == CLLM_ROPE_SCALING_LINEAR) m->rope.freq_scale = 1.0 / c->rope_factor;
+    if (c->rope_scaling == CLLM_ROPE_SCALING_LLAMA3 && m->HS <= 1024) {
+        cllm_model_rope_freq_div(c, m->rope_div);
+        m->rope.freq_div = m->rope_div;
+    }
     m->QKV = (m->cfg.n_head + 2 * m->cfg.n_kv_head) * m->HS;
     m->Hu = m->cfg.mlp == CLLM_MLP_SWIGLU ? 2 * m->cfg.ffn_hidden : m->cfg.ffn_hidden;
 }

@@ -120,6 +120,13 @@ static void config_text(const cllm_pretrain_params *p, const cllm_model_config *
     ADD("model.norm=%s\nmodel.norm_eps=%a\nmodel.mlp=%s\nmodel.tied_embeddings=%d\nmodel.bias=%d\nmodel.dropout=%a\n",
         cllm_model_norm_name(c->norm), (double)c->norm_eps, cllm_model_mlp_name(c->mlp), c->tied_embeddings, c->bias,
         (double)c->dropout);
+    if (c->sliding_window) ADD("model.sliding_window=%d\n", c->sliding_window); /* older runs lack it */
+    if (c->qkv_bias || c->rope_neox || c->rope_scaling != CLLM_ROPE_SCALING_NONE) { /* older runs lack them */
+        ADD("model.qkv_bias=%d\nmodel.rope_neox=%d\nmodel.rope_scaling=%s\nmodel.rope_factor=%a\n", c->qkv_bias,
+            c->rope_neox, cllm_model_rope_scaling_name(c->rope_scaling), (double)c->rope_factor);
+        ADD("model.rope_low_freq_factor=%a\nmodel.rope_high_freq_factor=%a\nmodel.rope_orig_context=%d\n",
+            (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor, c->rope_orig_context);
+    }
     ADD("batch=%d\nseq=%d\ntotal_batch=%" PRId64 "\nsteps=%" PRId64 "\n", p->B, p->T, p->total_batch, p->steps);
     ADD("schedule=%s\nlr=%a\nmin_lr=%a\nwarmup=%" PRId64 "\nwsd_decay_frac=%a\n", cllm_schedule_name(p->schedule),
         (double)p->lr, (double)p->min_lr, p->warmup, (double)p->wsd_decay_frac);

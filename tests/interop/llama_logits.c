@@ -1,13 +1,13 @@
 /*
- * llama_logits.c: next-token logits of a GGUF model as llama.cpp computes
- * them (libllama, CPU, f32 KV cache, no flash attention), for
- * tests/interop/convert_llama.sh. Also the greedy continuation.
- *
- *   llama_logits MODEL.gguf N_GREEDY ID...
- * prints one JSON object: {"logits": [[V floats] per prompt position],
- * "greedy": [N_GREEDY ids]} (greedy: argmax, re-evaluating the whole
- * sequence each step, as a fresh context would).
- * Built against /tmp/llama-src (include/ and build/bin/libllama.so).
+ * llama_logits.c: llama.cpp's side of tests/interop/archs.sh. Loads a GGUF
+ * with libllama (the build in /tmp/llama-src/build/bin), evaluates the given
+ * token ids in one batch with logits at every position, then continues
+ * greedily one token at a time through llama.cpp's KV cache. CPU only, f32
+ * KV cache, flash attention off, so the comparison measures the weights and
+ * the graph.
+ * Usage: llama_logits MODEL.gguf N_GREEDY TOKEN...
+ * Prints JSON: {"logits": [[V floats] per prompt position], "greedy": [...]}.
+ * Exit 1 when the model does not load or a decode fails, 2 on bad usage.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,74 +15,77 @@
 #include "llama.h"
 
 static void quiet(enum ggml_log_level level, const char *text, void *ud) {
-    (void)level, (void)text, (void)ud;
+    (void)ud;
+    if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
 
-static int eval(struct llama_context *ctx, const llama_token *ids, int n) {
-    llama_memory_clear(llama_get_memory(ctx), 1);
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: llama_logits MODEL.gguf N_GREEDY TOKEN...\n");
+        return 2;
+    }
+    const int n_greedy = atoi(argv[2]), n = argc - 3;
+    llama_log_set(quiet, NULL);
+    llama_backend_init();
+    struct llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = 0;
+    struct llama_model *model = llama_model_load_from_file(argv[1], mp);
+    if (!model) {
+        fprintf(stderr, "llama_logits: %s did not load\n", argv[1]);
+        return 1;
+    }
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t)(n + n_greedy + 16);
+    cp.n_batch = cp.n_ubatch = (uint32_t)(n + 16);
+    cp.n_threads = cp.n_threads_batch = 1;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.type_k = cp.type_v = GGML_TYPE_F32;
+    struct llama_context *ctx = llama_init_from_model(model, cp);
+    if (!ctx) {
+        fprintf(stderr, "llama_logits: no context for %s\n", argv[1]);
+        return 1;
+    }
+    const int V = llama_vocab_n_tokens(llama_model_get_vocab(model));
     struct llama_batch b = llama_batch_init(n, 0, 1);
     for (int i = 0; i < n; i++) {
-        b.token[i] = ids[i];
+        b.token[i] = atoi(argv[3 + i]);
         b.pos[i] = i;
         b.n_seq_id[i] = 1;
         b.seq_id[i][0] = 0;
         b.logits[i] = 1;
     }
     b.n_tokens = n;
-    int rc = llama_decode(ctx, b);
-    llama_batch_free(b);
-    return rc;
-}
-
-int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: llama_logits MODEL.gguf N_GREEDY ID...\n");
-        return 2;
-    }
-    llama_log_set(quiet, NULL);
-    llama_backend_init();
-    struct llama_model_params mp = llama_model_default_params();
-    struct llama_model *model = llama_model_load_from_file(argv[1], mp);
-    if (!model) {
-        fprintf(stderr, "llama.cpp could not load %s\n", argv[1]);
-        return 1;
-    }
-    const int n_greedy = atoi(argv[2]), n = argc - 3;
-    struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = (uint32_t)(n + n_greedy + 8);
-    cp.n_batch = cp.n_ubatch = cp.n_ctx;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    cp.type_k = cp.type_v = GGML_TYPE_F32;
-    cp.n_threads = cp.n_threads_batch = 1;
-    struct llama_context *ctx = llama_init_from_model(model, cp);
-    const int V = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    llama_token *ids = malloc(sizeof *ids * (size_t)(n + n_greedy));
-    for (int i = 0; i < n; i++) ids[i] = atoi(argv[3 + i]);
-    if (!ctx || eval(ctx, ids, n) != 0) {
-        fprintf(stderr, "llama.cpp could not evaluate the prompt\n");
+    if (llama_decode(ctx, b)) {
+        fprintf(stderr, "llama_logits: decode failed\n");
         return 1;
     }
     printf("{\"logits\": [");
+    int next = 0;
     for (int i = 0; i < n; i++) {
-        const float *l = llama_get_logits_ith(ctx, i);
-        printf("%s[", i ? ", " : "");
-        for (int v = 0; v < V; v++) printf("%s%.7g", v ? ", " : "", l[v]);
+        const float *lg = llama_get_logits_ith(ctx, i);
+        printf("%s[", i ? ",\n" : "");
+        for (int v = 0; v < V; v++) printf("%s%.9g", v ? ", " : "", lg[v]);
         printf("]");
+        if (i == n - 1)
+            for (int v = 1; v < V; v++) next = lg[v] > lg[next] ? v : next;
     }
-    printf("], \"greedy\": [");
-    int len = n;
+    printf("],\n\"greedy\": [");
     for (int g = 0; g < n_greedy; g++) {
-        if (g && eval(ctx, ids, len) != 0) return 1;
-        const float *l = llama_get_logits_ith(ctx, len - 1);
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (l[v] > l[best]) best = v;
-        ids[len++] = best;
-        printf("%s%d", g ? ", " : "", best);
+        printf("%s%d", g ? ", " : "", next);
+        if (g == n_greedy - 1) break;
+        llama_token t = next;
+        if (llama_decode(ctx, llama_batch_get_one(&t, 1))) {
+            fprintf(stderr, "llama_logits: decode failed\n");
+            return 1;
+        }
+        const float *lg = llama_get_logits_ith(ctx, -1);
+        next = 0;
+        for (int v = 1; v < V; v++) next = lg[v] > lg[next] ? v : next;
     }
     printf("]}\n");
-    free(ids);
+    llama_batch_free(b);
     llama_free(ctx);
     llama_model_free(model);
+    llama_backend_free();
     return 0;
 }

@@ -4,7 +4,13 @@
  * for compare.mjs to check against llama.cpp (node-llama-cpp).
  *
  * Not part of `make test` (llama.cpp comes from a ~700 MB npm package);
- * run tests/interop/run.sh. Usage: make_models OUT_DIR
+ * run tests/interop/run.sh. Usage: make_models OUT_DIR [--archs]
+ * With --archs it writes the families of tests/interop/archs.sh instead:
+ * qwen2 (q/k/v biases, NEOX rope), llama with linear and with Llama-3.1
+ * rope scaling, Mistral-style llama with a sliding window of 16 (longer
+ * than the test's 14 positions) and of 4, in f32, f16, q8_0 and q4_0, and
+ * checks that cllm's KV-cache decoding gives the greedy continuation that
+ * full forwards give.
  * For each file OUT_DIR/<name>.gguf it writes OUT_DIR/<name>.json:
  *   {"tokens": [...], "logits": [[V floats] per position], "greedy": [...]}
  * where logits come from the model as loaded back from that same file
@@ -58,6 +64,37 @@ static int argmax(const float *x, int n) {
     return b;
 }
 
+static int kv_check; /* --archs: also run the KV-cache path (decode_check) */
+
+/* The same file through cllm_model_decode (prompt chunk, then one token at
+ * a time): the greedy tokens must equal the full-forward ones in toks. */
+static int decode_check(char *path, const char *dir, const char *name, const int32_t *toks) {
+    cllm_error err;
+    cllm_model_options o = cllm_model_default_options();
+    o.max_seq = T_PROMPT + N_GREEDY;
+    o.kv_slots = 1;
+    cllm_model *m = NULL;
+    snprintf(path, 1024, "%s/%s.gguf", dir, name);
+    if (cllm_model_load_gguf(path, &o, 1, &m, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    const float *lg = NULL;
+    int rc = 0, V = cllm_model_get_config(m)->vocab_size;
+    if (cllm_model_decode(m, 0, toks, T_PROMPT, 0, 0, &lg, &err)) { fprintf(stderr, "%s\n", err.msg); rc = 1; }
+    for (int g = 0; g < N_GREEDY && !rc; g++) {
+        int next = argmax(lg, V);
+        if (next != toks[T_PROMPT + g]) {
+            fprintf(stderr, "%s: KV-cache decoding gives token %d at step %d, full forwards %d\n", name, next, g,
+                    toks[T_PROMPT + g]);
+            rc = 1;
+        }
+        if (g + 1 < N_GREEDY && cllm_model_decode(m, 0, &toks[T_PROMPT + g], 1, T_PROMPT + g, 0, &lg, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            rc = 1;
+        }
+    }
+    cllm_model_destroy(m);
+    return rc;
+}
+
 static int emit(const char *dir, const char *name, const cllm_model_config *cfg, uint32_t type) {
     cllm_error err;
     cllm_model_options o = cllm_model_default_options();
@@ -106,11 +143,44 @@ static int emit(const char *dir, const char *name, const cllm_model_config *cfg,
     fprintf(f, "]}\n");
     fclose(f);
     cllm_model_destroy(m);
+    return kv_check ? decode_check(path, dir, name, toks) : 0;
+}
+
+static const struct { const char *sfx; uint32_t type; } types[] = {
+    {"f32", CLLM_GGML_F32}, {"f16", CLLM_GGML_F16}, {"q8_0", CLLM_GGML_Q8_0}, {"q4_0", CLLM_GGML_Q4_0}};
+
+static int archs(const char *dir) {
+    cllm_error err;
+    enum { N_FAM = 5 };
+    cllm_model_config c[N_FAM];
+    const char *fam[N_FAM] = {"qwen2", "llama-rope-linear", "llama-rope-llama3", "mistral-w16", "mistral-w4"};
+    if (cllm_model_preset("tiny-qwen2", &c[0], &err) || cllm_model_preset("tiny-llama", &c[1], &err) ||
+        cllm_model_preset("tiny-llama", &c[2], &err) || cllm_model_preset("tiny-mistral", &c[3], &err) ||
+        cllm_model_preset("tiny-mistral", &c[4], &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    c[1].rope_scaling = CLLM_ROPE_SCALING_LINEAR, c[1].rope_factor = 4.0f;
+    /* head size 16: wavelengths 6.3, 20, 63, 199, ...: unscaled, ramp and divided pairs */
+    c[2].rope_scaling = CLLM_ROPE_SCALING_LLAMA3, c[2].rope_factor = 8.0f, c[2].rope_orig_context = 64;
+    c[3].sliding_window = 16, c[4].sliding_window = 4;
+    for (int f = 0; f < N_FAM; f++) {
+        c[f].n_embd = 64, c[f].ffn_hidden = 128, c[f].n_head = 4, c[f].n_kv_head = 2, c[f].vocab_size = 320;
+        for (int i = 0; i < 4; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s-%s", fam[f], types[i].sfx);
+            if (emit(dir, name, &c[f], types[i].type)) return 1;
+        }
+    }
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: make_models OUT_DIR\n"); return 2; }
+    if (argc == 3 && !strcmp(argv[2], "--archs")) {
+        kv_check = 1;
+        return archs(argv[1]);
+    }
+    if (argc != 2) { fprintf(stderr, "usage: make_models OUT_DIR [--archs]\n"); return 2; }
     cllm_error err;
     cllm_model_config g, l;
     if (cllm_model_preset("tiny-gpt2", &g, &err) || cllm_model_preset("tiny-llama", &l, &err)) {
@@ -120,8 +190,6 @@ int main(int argc, char **argv) {
     /* widths that are whole q8_0/q4_0 blocks */
     g.n_embd = 64, g.ffn_hidden = 256, g.n_head = 4, g.n_kv_head = 4, g.vocab_size = 320;
     l.n_embd = 64, l.ffn_hidden = 128, l.n_head = 4, l.n_kv_head = 2, l.vocab_size = 320;
-    static const struct { const char *sfx; uint32_t type; } types[] = {
-        {"f32", CLLM_GGML_F32}, {"f16", CLLM_GGML_F16}, {"q8_0", CLLM_GGML_Q8_0}, {"q4_0", CLLM_GGML_Q4_0}};
     for (int i = 0; i < 4; i++) {
         char name[64];
         snprintf(name, sizeof name, "gpt2-%s", types[i].sfx);

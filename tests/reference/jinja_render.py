@@ -11,6 +11,10 @@ cases: template (or source, for the short "snippets" that pin down
 expressions, filters and whitespace control), conversation, add_generation_prompt, the context given to
 render, and either "output" or "error" (the exception's message).
 
+CLLM_JINJA_TEMPLATES=DIR renders the templates of DIR instead (tests/interop/
+templates.sh points it at llama.cpp's models/templates, read in place);
+templates without an entry in special_tokens get <s> and </s>.
+
 Needs Debian's python3-jinja2 (run with /usr/bin/python3); it exits non-zero
 without it, so the C test fails rather than skips.
 """
@@ -50,7 +54,7 @@ def main():
     with open(os.path.join(HERE, "jinja_cases.json"), encoding="utf-8") as f:
         cases = json.load(f)
     env = environment()
-    tdir = os.path.join(HERE, "jinja_templates")
+    tdir = os.environ.get("CLLM_JINJA_TEMPLATES") or os.path.join(HERE, "jinja_templates")
     out = []
     for fname in sorted(os.listdir(tdir)):
         if not fname.endswith(".jinja"):
@@ -58,7 +62,7 @@ def main():
         name = fname[: -len(".jinja")]
         with open(os.path.join(tdir, fname), encoding="utf-8", newline="") as f:
             template = env.from_string(f.read())
-        bos, eos = cases["special_tokens"][name]
+        bos, eos = cases["special_tokens"].get(name, ["<s>", "</s>"])
         for conv in cases["conversations"]:
             for agp in (False, True):
                 ctx = {"messages": conv["messages"], "add_generation_prompt": agp, "bos_token": bos, "eos_token": eos}

@@ -17,7 +17,9 @@ dtype=torch.bfloat16) (PyTorch's mixed precision, the yardstick for cllm's
   grad-norm clipping by torch.nn.utils.clip_grad_norm_), then every parameter
   after those steps in table order.
 It never reads cllm's C code; conventions (fused qkv rows q,k,v; SwiGLU gate
-rows then up rows; RoPE on adjacent pairs) come from include/cllm/*.h.
+rows then up rows; RoPE on adjacent pairs, or halves with rope_neox=1;
+linear and Llama-3.1 RoPE scaling) come from include/cllm/*.h and, for the
+Llama 3.1 divisors, Meta's published formula (written out below).
 """
 import math
 import os
@@ -49,13 +51,40 @@ def sinusoidal(T, C, dtype):
     return tab.to(dtype)
 
 
-def rope(x, theta):
-    """x [B, H, T, HS]; rotate adjacent pairs (x[2i], x[2i+1]) by t * theta^(-2i/HS)."""
+def rope_inv_freq(cfg, HS):
+    """Per-pair angular frequency, float64: theta^(-2i/HS), then the scaling."""
+    theta = float(cfg["rope_theta"])
+    inv = [theta ** (-2.0 * i / HS) for i in range(HS // 2)]
+    kind = cfg.get("rope_scaling", "none")
+    if kind == "linear":  # positions divided by the factor
+        inv = [f / float(cfg["rope_factor"]) for f in inv]
+    elif kind == "llama3":  # Llama 3.1: long wavelengths slowed by `factor`, a smooth ramp between
+        factor, lo, hi = float(cfg["rope_factor"]), float(cfg["rope_low_freq_factor"]), float(cfg["rope_high_freq_factor"])
+        orig = float(cfg["rope_orig_context"])
+        out = []
+        for f in inv:
+            wavelen = 2 * math.pi / f
+            if wavelen < orig / hi:
+                out.append(f)
+            elif wavelen > orig / lo:
+                out.append(f / factor)
+            else:
+                smooth = (orig / wavelen - lo) / (hi - lo)
+                out.append((1 - smooth) * f / factor + smooth * f)
+        inv = out
+    return torch.tensor(inv, dtype=torch.float64)
+
+
+def rope(x, cfg):
+    """x [B, H, T, HS]; rotate pair i (adjacent (x[2i], x[2i+1]), or with
+    rope_neox (x[i], x[i+HS/2]) as HF's rotate_half) by t * inv_freq[i]."""
     B, H, T, HS = x.shape
-    i = torch.arange(0, HS, 2, dtype=torch.float64)
-    inv = torch.pow(torch.tensor(theta, dtype=torch.float64), -i / HS)
+    inv = rope_inv_freq(cfg, HS)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]  # [T, HS/2]
     cos, sin = torch.cos(ang).to(x.dtype), torch.sin(ang).to(x.dtype)
+    if cfg.get("rope_neox", "0") == "1":
+        x0, x1 = x[..., :HS // 2], x[..., HS // 2:]
+        return torch.cat([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1)
     x0, x1 = x[..., 0::2], x[..., 1::2]
     out = torch.empty_like(x)
     out[..., 0::2] = x0 * cos - x1 * sin
@@ -89,6 +118,9 @@ def forward(cfg, P, tokens, targets):
     elif cfg["pos"] == "sinusoidal":
         x = x + sinusoidal(T, C, x.dtype)
     mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    W = int(cfg.get("sliding_window", "0"))
+    if W > 0:  # query t sees keys t2 with t - t2 < W (Mistral's sliding window)
+        mask &= torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=-(W - 1))
     for l in range(L):
         p = "blk.%d." % l
         h = norm(cfg, x, P[p + "attn_norm.weight"], g(p + "attn_norm.bias"))
@@ -98,7 +130,7 @@ def forward(cfg, P, tokens, targets):
         k = k.view(B, T, NKV, HS).transpose(1, 2)
         v = v.view(B, T, NKV, HS).transpose(1, 2)
         if cfg["pos"] == "rope":
-            q, k = rope(q, float(cfg["rope_theta"])), rope(k, float(cfg["rope_theta"]))
+            q, k = rope(q, cfg), rope(k, cfg)
         k = k.repeat_interleave(NH // NKV, dim=1)  # query head h uses kv head h // (NH/NKV)
         v = v.repeat_interleave(NH // NKV, dim=1)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(HS)

@@ -60,17 +60,28 @@ void cllm_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const
                            const float *weight, const float *rstd, int N, int C);
 
 /* ---- rotary position embedding (Su et al. 2021) --------------------------
- * Adjacent pairing (GPT-J style, llama.cpp's LLAMA_ROPE_TYPE_NORM, the one
- * llama.cpp applies to the `llama` architecture): within each head the pair
- * (x[2i], x[2i+1]) rotates by angle pos * theta^(-2i/HS). Using llama.cpp's
- * convention lets our GGUF files run there without permuting Q/K weights. */
+ * Pair i of every head rotates by
+ *     angle = pos * freq_scale * theta^(-2i/HS) / freq_div[i].
+ * Pairs are adjacent (x[2i], x[2i+1]) (GPT-J style, llama.cpp's
+ * LLAMA_ROPE_TYPE_NORM, the one llama.cpp applies to the `llama`
+ * architecture, so our llama files need no Q/K permutation), or with neox
+ * the halves (x[i], x[i+HS/2]) (GPT-NeoX / Hugging Face rotate_half,
+ * llama.cpp's NEOX type, used for `qwen2`). freq_scale is linear scaling
+ * (1/factor; 0 or 1: none); freq_div, when not NULL, holds HS/2 per-pair
+ * divisors (Llama 3.1's scaling, llama.cpp's rope_freqs.weight). */
+typedef struct {
+    double theta;           /* frequency base (10000) */
+    int neox;               /* 0: adjacent pairs; 1: half split */
+    double freq_scale;      /* angles times this (linear scaling); 0 or 1: none */
+    const double *freq_div; /* NULL or [HS/2] */
+} cllm_rope_params;
 /* In place on x[B,T,nh,HS] (a strided view: row stride `row_stride` floats
- * between consecutive (b,t)), positions pos0 + t. */
+ * between consecutive (b,t)), positions pos0 + t. HS even, <= 1024. */
 void cllm_rope_forward(float *x, int B, int T, int nh, int HS, size_t row_stride, int pos0,
-                       float theta);
+                       const cllm_rope_params *rp);
 /* In place: dx = R(-angle) applied to dx (the rotation's transpose). Overwrites. */
 void cllm_rope_backward(float *dx, int B, int T, int nh, int HS, size_t row_stride, int pos0,
-                        float theta);
+                        const cllm_rope_params *rp);
 
 /* ---- causal multi-head attention with grouped-query heads --------------
  * qkv[B,T,(NH+2*NKV)*HS] packs per token: NH query heads, then NKV key heads,
@@ -83,12 +94,13 @@ void cllm_attention_forward(float *out, float *att, const float *qkv, int B, int
 void cllm_attention_backward(float *dqkv, float *datt, const float *dout, const float *att,
                              const float *qkv, int B, int T, int NH, int NKV, int HS);
 /* Packed sequences: seg[B,T] segment ids (NULL = plain causal); position t
- * attends only to t2 <= t inside its contiguous run of equal ids. */
-void cllm_attention_forward_seg(float *out, float *att, const float *qkv, const int32_t *seg, int B,
-                                int T, int NH, int NKV, int HS);
+ * attends only to t2 <= t inside its contiguous run of equal ids. A sliding
+ * window > 0 (Mistral) also limits it to t2 > t - window; 0: no window. */
+void cllm_attention_forward_seg(float *out, float *att, const float *qkv, const int32_t *seg, int window,
+                                int B, int T, int NH, int NKV, int HS);
 void cllm_attention_backward_seg(float *dqkv, float *datt, const float *dout, const float *att,
-                                 const float *qkv, const int32_t *seg, int B, int T, int NH, int NKV,
-                                 int HS);
+                                 const float *qkv, const int32_t *seg, int window, int B, int T, int NH,
+                                 int NKV, int HS);
 
 /* ---- activations -------------------------------------------------------- */
 /* GELU, tanh approximation (Hendrycks & Gimpel 2016) as in GPT-2. out[N]. */

@@ -1,23 +1,30 @@
 /*
- * gguf_io.h: a cllm_model to and from a GGUF file, arch `gpt2` or `llama`,
+ * gguf_io.h: a cllm_model to and from a GGUF file, arch `gpt2`, `llama` or `qwen2`,
  * with llama.cpp's tensor names and metadata keys (docs/FORMATS.md, "GGUF
  * model mapping").
  *
- * Architecture: `llama` when the config uses RoPE, else `gpt2`. The file
+ * Architecture: `qwen2` when the config uses RoPE on NEOX pairs
+ * (rope_neox), `llama` for other RoPE configs, else `gpt2`. The file
  * carries llama.cpp's keys (<arch>.context_length, .embedding_length,
  * .block_count, .feed_forward_length, .attention.head_count,
  * .attention.head_count_kv, .attention.layer_norm_epsilon (gpt2) or
  * .attention.layer_norm_rms_epsilon (llama), .rope.freq_base and
  * .rope.dimension_count (llama), .vocab_size) and, for everything llama.cpp
  * has no key for, cllm.* keys: cllm.pos, cllm.norm, cllm.mlp, cllm.bias,
- * cllm.tied_embeddings, cllm.dropout. A file runs unchanged in llama.cpp when
- * the config is what llama.cpp computes for the arch (gpt2: learned or
- * sinusoidal positions, LayerNorm, GELU, biases; llama: RoPE, RMSNorm,
- * SwiGLU); cllm_model_gguf_llama_cpp_compatible says so. Sinusoidal tables
+ * cllm.tied_embeddings, cllm.dropout, cllm.qkv_bias, cllm.rope_neox,
+ * cllm.sliding_window, and for Llama-3.1 rope scaling cllm.rope_scaling /
+ * rope_factor / rope_low_freq_factor / rope_high_freq_factor /
+ * rope_orig_context beside the rope_freqs.weight tensor llama.cpp reads
+ * (linear scaling uses llama.cpp's <arch>.rope.scaling.type/.factor). A file
+ * runs unchanged in llama.cpp when the config is what llama.cpp computes for
+ * the arch (gpt2: learned or sinusoidal positions, LayerNorm, GELU, biases;
+ * llama: RoPE, RMSNorm, SwiGLU; qwen2: that with q/k/v biases only, NEOX
+ * pairs, no Llama-3.1 scaling); cllm_model_gguf_llama_cpp_compatible says
+ * so. llama.cpp has no sliding window for these archs (docs/FORMATS.md). Sinusoidal tables
  * are written as position_embd.weight so llama.cpp's gpt2 graph uses them.
  *
  * Tensor mapping: names are the model's (llama.cpp's) except that `llama`
- * splits the fused blk.N.attn_qkv.{weight,bias} into attn_q / attn_k /
+ * and `qwen2` split the fused blk.N.attn_qkv.{weight,bias} into attn_q / attn_k /
  * attn_v, and every arch splits blk.N.ffn_gate_up.{weight,bias} into
  * ffn_gate and ffn_up. GGUF dims are the reverse of the model's row-major
  * shape ([rows, cols] -> {cols, rows}).
@@ -56,7 +63,7 @@ typedef struct {
 
 cllm_model_save_params cllm_model_save_default_params(void);
 
-/* "llama" for RoPE configs, else "gpt2". */
+/* "qwen2" for RoPE configs with rope_neox, "llama" for other RoPE configs, else "gpt2". */
 const char *cllm_model_gguf_arch(const cllm_model_config *cfg);
 
 /* 1 when llama.cpp computes the same function from the file (see above). */

@@ -70,6 +70,20 @@ typedef enum {
     CLLM_MLP_COUNT
 } cllm_mlp_kind;
 
+/* RoPE frequency scaling. LINEAR (SmolLM/"linear" rope_scaling, llama.cpp's
+ * rope.scaling.type linear) divides every angle by rope_factor. LLAMA3
+ * (Llama 3.1's rope_type "llama3") divides the frequency of pair i by
+ * f_i: 1 for wavelengths shorter than orig/high, rope_factor for ones
+ * longer than orig/low, and 1/((1-s)/factor + s) between, with
+ * s = (orig/wavelength - low)/(high - low); files carry the f_i as
+ * llama.cpp's rope_freqs.weight tensor. */
+typedef enum {
+    CLLM_ROPE_SCALING_NONE = 0,
+    CLLM_ROPE_SCALING_LINEAR,
+    CLLM_ROPE_SCALING_LLAMA3,
+    CLLM_ROPE_SCALING_COUNT
+} cllm_rope_scaling;
+
 typedef struct {
     int vocab_size;       /* V */
     int context_length;   /* largest position + 1 (max T anywhere) */
@@ -86,6 +100,17 @@ typedef struct {
     int tied_embeddings;  /* 1: output head reuses token_embd.weight */
     int bias;             /* 1: linear layers and LayerNorm have biases */
     float dropout;        /* [0, 1): embeddings, attention and MLP outputs (training only) */
+    int qkv_bias;         /* 1: the q/k/v projection has a bias even when `bias` is 0 (Qwen2) */
+    int rope_neox;        /* 1: RoPE pairs (x[i], x[i+HS/2]) (GPT-NeoX / HF rotate_half, llama.cpp's
+                             NEOX type, the `qwen2` arch); 0: adjacent pairs (the `llama` arch) */
+    cllm_rope_scaling rope_scaling; /* RoPE frequency scaling (none, linear, llama3) */
+    float rope_factor;    /* linear and llama3: the context extension factor (>= 1) */
+    float rope_low_freq_factor;  /* llama3: wavelengths above orig_context/low keep factor (1) */
+    float rope_high_freq_factor; /* llama3: wavelengths below orig_context/high are unscaled (4) */
+    int rope_orig_context;       /* llama3: the pretraining context (8192) */
+    int sliding_window;   /* > 0: position t attends only to positions > t - sliding_window
+                             (Mistral); 0: full causal attention. llama.cpp's `llama` graph has no
+                             window, so it runs such a file with full attention */
 } cllm_model_config;
 
 /* ---- config ------------------------------------------------------------- */
@@ -106,6 +131,11 @@ cllm_status cllm_model_config_set(cllm_model_config *cfg, const char *key, const
 const char *cllm_model_pos_name(cllm_pos_kind kind);   /* "learned", "sinusoidal", "rope" */
 const char *cllm_model_norm_name(cllm_norm_kind kind); /* "layernorm", "rmsnorm" */
 const char *cllm_model_mlp_name(cllm_mlp_kind kind);   /* "gelu", "swiglu" */
+const char *cllm_model_rope_scaling_name(cllm_rope_scaling s); /* "none", "linear", "llama3" */
+int cllm_model_rope_scaling_parse(const char *name);
+/* The per-pair frequency divisors f[HS/2] of a config's RoPE scaling (all 1
+ * unless LLAMA3), in double; HS = n_embd / n_head. */
+void cllm_model_rope_freq_div(const cllm_model_config *cfg, double *f);
 int cllm_model_pos_parse(const char *name);            /* -1 when unknown */
 int cllm_model_norm_parse(const char *name);
 int cllm_model_mlp_parse(const char *name);
@@ -113,7 +143,9 @@ int cllm_model_mlp_parse(const char *name);
 /* ---- presets ------------------------------------------------------------
  * gpt2, gpt2-medium, gpt2-large, gpt2-xl; llama-1m, llama-10m, llama-30m,
  * llama-110m, llama-350m, llama-1b; nanogpt-shakespeare (the issue's CPU
- * recipe); tiny-gpt2, tiny-llama (for tests). Llama-style presets use
+ * recipe); qwen2-0.5b (Qwen2.5-0.5B's shape: q/k/v biases, NEOX rope,
+ * theta 1e6, eps 1e-6); mistral-7b (sliding window 4096); tiny-gpt2,
+ * tiny-llama, tiny-qwen2, tiny-mistral (window 4) (for tests). Llama-style presets use
  * vocab 32000 (llama-1m uses 512, llama-10m 4096); a trainer overrides
  * vocab_size with its tokenizer's size. */
 cllm_status cllm_model_preset(const char *name, cllm_model_config *cfg, cllm_error *err);
