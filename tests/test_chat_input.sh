@@ -17,7 +17,8 @@ chat() { "$bin" chat -m "$m" --temperature 0 -n 2 --threads 1 "$@"; }
 
 printf 'first line \\\nsecond line\n"""\nblock one\n\nblock two\n"""\n/save %s\n/quit\n' "$work/t1.json" |
     chat --system "Be brief." >/dev/null 2>"$work/err"
-check "piped chat exits 0 ($(tail -c 200 "$work/err"))" test $? -eq 0
+rc=$?  # before the message's $(...), which would reset $?
+check "piped chat exits 0 ($(tail -c 200 "$work/err"))" test "$rc" -eq 0
 check "a trailing backslash continues the turn, and a \"\"\" block is one turn" /usr/bin/python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))["messages"]

@@ -459,7 +459,6 @@ static void test_model_gguf_new_archs_keys_and_rejects(void) {
     static const struct { edit e; const char *expect; } bads[] = {
         {{.nan_in = "rope_freqs.weight"}, "rope_freqs.weight[3]"},
         {{.drop_tensor = "rope_freqs.weight"}, "rope_freqs.weight is missing"},
-        {{.drop_key = "cllm.rope_scaling"}, "rope_freqs.weight[1]"}, /* 1/4/8192 defaults give another ramp */
         {{.str_key = "llama.rope.scaling.type", .str_val = "yarn"}, "llama.rope.scaling.type"},
     };
     for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
@@ -470,6 +469,16 @@ static void test_model_gguf_new_archs_keys_and_rejects(void) {
         cllm_model_destroy(r);
         r = NULL;
     }
+    /* without cllm.rope_scaling the table alone says it all: factor 8 (its largest divisor), Llama 3.1's
+     * 1/4, and the original context 64 from the ramp's pair (d[1]), so the same config loads */
+    edit e_keys = {.drop_key = "cllm.rope_scaling"};
+    CHECK(rewrite(path, bad, &e_keys, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_model_load_gguf(bad, NULL, 1, &r, &err) == CLLM_OK, "llama3 table without cllm.rope_scaling: %s", err.msg);
+    if (r)
+        CHECK(memcmp(cllm_model_get_config(r), &c, sizeof c) == 0, "llama3 table alone: another config (context %d)",
+              cllm_model_get_config(r)->rope_orig_context);
+    cllm_model_destroy(r);
+    r = NULL;
     cllm_model_destroy(m);
     /* a Llama 3.1 file as llama.cpp's converter writes it: rope_freqs.weight, no cllm.* keys */
     c = tiny("tiny-llama");

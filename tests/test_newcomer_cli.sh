@@ -70,7 +70,8 @@ check "a flag close to none gets no suggestion" bash -c "grep -q \"unknown flag 
 
 # aliases: --temp for --temperature (sampling and the RL rollouts), -o for --out on the trainers
 "$bin" generate -m "$work/base/model.gguf" --temp 0 -p "the" -n 2 --threads 1 >/dev/null 2>"$work/err"
-check "generate --temp is --temperature ($(tail -c 200 "$work/err"))" test $? -eq 0
+rc=$?  # before the message's $(...), which would reset $?
+check "generate --temp is --temperature ($(tail -c 200 "$work/err"))" test "$rc" -eq 0
 "$bin" pretrain --data "$work/text.txt" --preset tiny-llama --steps 1 --seq 16 --batch 2 --eval-every 0 \
     --no-progress --threads 1 -o "$work/pre-o" >/dev/null 2>&1
 check "pretrain -o is --out" test -s "$work/pre-o/model.gguf"

@@ -296,9 +296,9 @@ static cllm_status rope_scaling_from_gguf(const cllm_gguf *g, const char *arch, 
     if (rf && c->rope_scaling == CLLM_ROPE_SCALING_NONE && !cllm_gguf_find_kv(g, "cllm.rope_scaling") &&
         rf->type == CLLM_GGML_F32 && rf->n_dims == 1 && rf->dims[0] >= 1 && rf->dims[0] <= 512) {
         /* llama.cpp's converter keeps only the divisors: take Llama 3.1's published
-         * low/high frequency factors (1, 4) and original context (8192) with the
-         * largest divisor as the factor; check_rope_freqs then requires the
-         * whole table to be what those give */
+         * low/high frequency factors (1, 4) with the largest divisor as the factor;
+         * check_rope_freqs finds the original context in the table (8192 until
+         * then) and requires the whole table to be what those give */
         float mx = 0.0f;
         for (int64_t i = 0; i < rf->dims[0]; i++) {
             float x;
@@ -319,9 +319,37 @@ static cllm_status rope_scaling_from_gguf(const cllm_gguf *g, const char *arch, 
     return CLLM_OK;
 }
 
+/* Llama 3.1's original context in a divisor table f[half] that came without
+ * cllm.rope_* keys (llama.cpp's converter writes only the table; Llama 3.1
+ * and 3.2 use 8192, small test models other values). A pair in the smooth
+ * band gives it exactly: f = 1 / ((1 - s) / factor + s) with
+ * s = (orig / wavelen - lo) / (hi - lo). Without such a pair the unscaled
+ * pairs (wavelen < orig / hi) and the fully scaled ones (wavelen > orig / lo)
+ * only bound it, and every context inside the bounds gives the same table:
+ * 8192 when it is inside, else the smallest inside. */
+static int llama3_orig_context(const cllm_model_config *c, const float *f, int half) {
+    const double lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor, factor = c->rope_factor;
+    double above = 0.0, below = INFINITY;
+    for (int i = 0; i < half; i++) {
+        float x;
+        memcpy(&x, f + i, sizeof x);
+        const double wavelen = 2.0 * M_PI / pow((double)c->rope_theta, -2.0 * i / (2 * half));
+        if (x > 1.0 + 1e-4 && x < factor * (1.0 - 1e-4)) {
+            const double s = (1.0 / x - 1.0 / factor) / (1.0 - 1.0 / factor);
+            return (int)lround(wavelen * (lo + s * (hi - lo)));
+        }
+        if (x <= 1.0 + 1e-4 && wavelen * hi > above) above = wavelen * hi;
+        if (x >= factor * (1.0 - 1e-4) && wavelen * lo < below) below = wavelen * lo;
+    }
+    if (8192.0 > above && 8192.0 < below) return 8192;
+    const double first = floor(above) + 1.0;
+    return first < below && first <= CLLM_MODEL_MAX_CONTEXT ? (int)first : 8192; /* else the check names the table */
+}
+
 /* The rope_freqs.weight divisors of a llama3 config against the file's
- * (after validation, so the head size is known). */
-static cllm_status check_rope_freqs(const cllm_gguf *g, const cllm_model_config *c, cllm_error *err) {
+ * (after validation, so the head size is known); a table without cllm keys
+ * sets c's original context first (llama3_orig_context). */
+static cllm_status check_rope_freqs(const cllm_gguf *g, cllm_model_config *c, cllm_error *err) {
     if (c->rope_scaling != CLLM_ROPE_SCALING_LLAMA3) return CLLM_OK;
     const char *path = cllm_gguf_path(g);
     const cllm_gguf_tensor *rf = cllm_gguf_find_tensor(g, MODEL_ROPE_FREQS);
@@ -332,8 +360,9 @@ static cllm_status check_rope_freqs(const cllm_gguf *g, const cllm_model_config 
     if (half > 512)
         return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: head size %d exceeds the RoPE limit 1024", path, 2 * half);
     double div[512];
-    cllm_model_rope_freq_div(c, div);
     const float *f = rf->data;
+    if (!cllm_gguf_find_kv(g, "cllm.rope_scaling")) c->rope_orig_context = llama3_orig_context(c, f, half);
+    cllm_model_rope_freq_div(c, div);
     for (int i = 0; i < half; i++) { /* the file holds float roundings of the double divisors */
         float x;
         memcpy(&x, f + i, sizeof x);
@@ -341,7 +370,8 @@ static cllm_status check_rope_freqs(const cllm_gguf *g, const cllm_model_config 
         if (!(fabs(x - div[i]) <= 1e-5 * div[i]))
             return cllm_error_set(err, CLLM_ERR_FORMAT,
                                   "%s: %s[%d] = %g but Llama-3.1 scaling with factor %g, low/high frequency factors "
-                                  "%g/%g and original context %d (cllm.rope_* keys, else Llama 3.1's 1/4/8192) gives "
+                                  "%g/%g and original context %d (cllm.rope_* keys, else Llama 3.1's 1/4 and the "
+                                  "context the table implies) gives "
                                   "%g; other divisor tables are not supported",
                                   path, MODEL_ROPE_FREQS, i, (double)x, (double)c->rope_factor,
                                   (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor,

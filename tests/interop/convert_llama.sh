@@ -57,7 +57,8 @@ for spec in "gpt2 gpt2" "llama llama --tied 0" "llama-bf16 llama --dtype bf16 --
     d=$work/$name
     $py "$gen" make "$d" --arch "$arch" "$@" >/dev/null 2>&1
     "$cllm" convert "$d" -o "$d.gguf" --type f32 -q 2>"$d.log"
-    check "$name: cllm convert ($(tail -c 300 "$d.log"))" test $? -eq 0
+    rc=$?  # before the message's $(...), which would reset $?
+    check "$name: cllm convert ($(tail -c 300 "$d.log"))" test "$rc" -eq 0
     ids=$("$cllm" tokenizer encode --tokenizer "$d.gguf" --text "$prompt" --format ids 2>"$d.tok")
     check "$name: cllm tokenizes the prompt from the GGUF ($(tail -c 200 "$d.tok"))" test -n "$ids"
     case $arch in llama|mistral) ids="1 $ids" ;; esac # SentencePiece: llama.cpp's add_bos
@@ -71,7 +72,8 @@ for spec in "gpt2 gpt2" "llama llama --tied 0" "llama-bf16 llama --dtype bf16 --
             test "${mine% }" = "$theirs"
     done
     "$work/llama_logits" "$d.gguf" 8 $ids >"$d.json" 2>"$d.err"
-    check "$name: llama.cpp loads and evaluates it ($(tail -c 200 "$d.err"))" test $? -eq 0
+    rc=$?  # before the message's $(...), which would reset $?
+    check "$name: llama.cpp loads and evaluates it ($(tail -c 200 "$d.err"))" test "$rc" -eq 0
     res=$($py "$gen" vs "$d" "$d.json" 8 $ids 2>&1)
     rc=$?
     echo "$name: $res"
