@@ -3,11 +3,12 @@
  * (GPT-2, RoBERTa, Llama 3, Qwen style): model.vocab, model.merges (either
  * "a b" strings or ["a", "b"] pairs), added_tokens, and the split pattern
  * from pre_tokenizer (ByteLevel with use_regex = GPT-2's; a Split with a
- * Regex, alone or in a Sequence; none).
+ * Regex, alone or in a Sequence; none), and model.ignore_merges (Llama 3: a
+ * pre-token that is in the vocabulary is one token, merges or not).
  *
  * Rejected with a clear error rather than silently mis-encoded: non-BPE
- * models, normalizers, add_prefix_space, byte_fallback, ignore_merges,
- * and vocabularies outside GPT-2's byte-level alphabet.
+ * models, normalizers, add_prefix_space, byte_fallback, and vocabularies
+ * outside GPT-2's byte-level alphabet.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -86,7 +87,6 @@ cllm_status cllm_tokenizer_load_hf(const char *path, cllm_tokenizer **out, cllm_
     if (!cJSON_IsObject(vocab)) BAD("%s: model.vocab is not an object", path);
     if (!cJSON_IsArray(merges)) BAD("%s: model.merges is not an array", path);
     if (is_true(model, "byte_fallback")) BAD("%s: model.byte_fallback is not supported", path);
-    if (is_true(model, "ignore_merges")) BAD("%s: model.ignore_merges is not supported", path);
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
     if (norm && !cJSON_IsNull(norm)) BAD("%s: normalizers are not supported", path);
     const char *regex = NULL;
@@ -131,6 +131,7 @@ cllm_status cllm_tokenizer_load_hf(const char *path, cllm_tokenizer **out, cllm_
         }
     }
     t->rule = CLLM_BPE_MERGES;
+    t->ignore_merges = is_true(model, "ignore_merges"); /* Llama 3: a pre-token in the vocabulary is one token */
     if ((st = tok_build_maps(t, err)) != CLLM_OK) {
         cllm_error_prefix(err, "%s", path);
         goto done;
