@@ -820,6 +820,45 @@ static void test_tokenizer_llama_gguf_vocab(void) {
     rmdir(dir);
 }
 
+/* tokenizer.json with model.ignore_merges (Llama 3): a pre-token in the
+ * vocabulary is one token; without it the merges decide. */
+static void test_tokenizer_hf_ignore_merges(void) {
+    char dir[] = "/tmp/cllm_tok_hf_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[128];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    for (int ignore = 0; ignore <= 1; ignore++) {
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL, "open %s", path);
+        if (!f) break;
+        fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {", f);
+        for (int b = 0; b < 256; b++) {
+            char c[4];
+            size_t n = byte_char((uint8_t)b, c);
+            fputs(b ? ", \"" : "\"", f);
+            if (n == 1 && (c[0] == '"' || c[0] == '\\')) fputc('\\', f);
+            fwrite(c, 1, n, f);
+            fprintf(f, "\": %d", b);
+        }
+        fprintf(f, ", \"ab\": 256, \"abc\": 257}, \"merges\": [\"a b\"], \"ignore_merges\": %s},"
+                   " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": true}, \"added_tokens\": []}",
+                ignore ? "true" : "false");
+        fclose(f);
+        cllm_tokenizer *t = NULL;
+        cllm_error err;
+        CHECK(cllm_tokenizer_load_hf(path, &t, &err) == CLLM_OK, "load (ignore_merges %d): %s", ignore, err.msg);
+        if (!t) continue;
+        if (ignore)
+            CHECK(encodes_to(t, "abc", 3, NULL, (uint32_t[]){257}, 1), "ignore_merges: abc whole");
+        else
+            CHECK(encodes_to(t, "abc", 3, NULL, (uint32_t[]){256, 'c'}, 2), "merges: ab c");
+        CHECK(encodes_to(t, "abcc", 4, NULL, (uint32_t[]){256, 'c', 'c'}, 3), "abcc is no token: ab c c");
+        cllm_tokenizer_destroy(t);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
     TEST_RUN(test_tokenizer_pretok_patterns);
     TEST_RUN(test_tokenizer_pretok_invalid_utf8_tiles_input);
@@ -839,5 +878,6 @@ int main(void) {
     TEST_RUN(test_tokenizer_gguf_roundtrip);
     TEST_RUN(test_tokenizer_pretok_llama_families);
     TEST_RUN(test_tokenizer_llama_gguf_vocab);
+    TEST_RUN(test_tokenizer_hf_ignore_merges);
     return test_finish();
 }
