@@ -219,6 +219,14 @@ done:
     return st;
 }
 
+cllm_status tok_spm_from_pieces(const cllm_gguf_str *toks, const float *scores, const int32_t *types, uint64_t V,
+                                int64_t bos, int64_t eos, int64_t unk, int add_space_prefix, const char *path,
+                                cllm_tokenizer **out, cllm_error *err) {
+    spm_source src = {.toks = toks, .scores = scores, .types = types, .V = V, .bos = bos, .eos = eos, .unk = unk,
+                      .pad = -1, .add_bos = 1, .add_eos = 0, .add_space_prefix = add_space_prefix};
+    return spm_build(&src, path, out, err);
+}
+
 cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err) {
     *out = NULL;
     const char *path = cllm_gguf_path(g);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cllm/formats/gguf.h"
 #include "cllm/tokenizer/tokenizer.h"
 
 #define TOK_NO_ID UINT32_MAX
@@ -211,6 +212,12 @@ cllm_status tok_build_maps(cllm_tokenizer *t, cllm_error *err);
 /* ---- SentencePiece (spm.c) ---- */
 /* Reads a "llama" vocabulary from GGUF keys into a finished tokenizer. */
 cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err);
+/* Builds a SentencePiece tokenizer from V pieces (U+2581 for spaces) with
+ * scores and GGUF token types (tokenizer.json's SentencePiece-style BPE,
+ * load_hf.c); add_bos on, add_eos off; errors name path. */
+cllm_status tok_spm_from_pieces(const cllm_gguf_str *toks, const float *scores, const int32_t *types, uint64_t V,
+                                int64_t bos, int64_t eos, int64_t unk, int add_space_prefix, const char *path,
+                                cllm_tokenizer **out, cllm_error *err);
 /* Writes the keys of an SPM tokenizer (the counterpart of tok_spm_from_gguf). */
 cllm_status tok_spm_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w, cllm_error *err);
 /* Encodes as llama.cpp's SPM tokenizer without BOS/EOS (encode.c routes here). */
