@@ -646,6 +646,219 @@ static void test_tokenizer_gguf_roundtrip(void) {
     free(en);
 }
 
+/* The splits of llama.cpp's GGUF pre-tokenizer families, several of them
+ * sequences of regexes (each later stage splits each piece of the one
+ * before, gaps included). Expected pieces worked out by hand from the
+ * regexes of src/llama-vocab.cpp. */
+static void test_tokenizer_pretok_llama_families(void) {
+    /* llama3 spells contractions [sS]: "'\u017Fx" (long s) is one letter piece; */
+    const char *llama3[] = {"a", "'\xc5\xbfx", " I", "'LL", " ", "123", "45"};
+    check_split(CLLM_PRETOK_LLAMA3, "a'\xc5\xbfx I'LL 12345", llama3, 7);
+    const char *qwen2[] = {"abc", " ", "1", "2", "3", "\n\n"};
+    check_split(CLLM_PRETOK_QWEN2, "abc 123\n\n", qwen2, 6);
+    /* qwen35 keeps combining marks on the word; qwen2 starts a new piece. */
+    const char *qwen35[] = {"e\xcc\x81x", " y"};
+    check_split(CLLM_PRETOK_QWEN35, "e\xcc\x81x y", qwen35, 2);
+    const char *qwen2m[] = {"e", "\xcc\x81x", " y"};
+    check_split(CLLM_PRETOK_QWEN2, "e\xcc\x81x y", qwen2m, 3);
+    /* deepseek-llm: newlines, Latin letters, ASCII/full-width punctuation,
+     * trailing whitespace, CJK, numbers. */
+    const char *dsl[] = {"Hello", ",", " ", "\xe4\xb8\x96\xe7\x95\x8c", "!", "\n", "123", "  "};
+    check_split(CLLM_PRETOK_DEEPSEEK_LLM, "Hello, \xe4\xb8\x96\xe7\x95\x8c!\n123  ", dsl, 8);
+    const char *dsc[] = {"foo", "(", "1", ",", " ", "2", "3", ")", "\n"};
+    check_split(CLLM_PRETOK_DEEPSEEK_CODER, "foo(1, 23)\n", dsc, 9);
+    const char *star[] = {"x", "1", "2", " ab", "'s"};
+    check_split(CLLM_PRETOK_STARCODER, "x12 ab's", star, 5);
+    const char *falcon[] = {"a", "+", "b", " ", "123", "4"};
+    check_split(CLLM_PRETOK_FALCON, "a+b 1234", falcon, 6);
+    const char *def[] = {"a", ",", " ", "123", "45"};
+    check_split(CLLM_PRETOK_LLAMA_DEFAULT, "a, 12345", def, 5);
+    cllm_pretok_kind k;
+    cllm_error err;
+    CHECK(cllm_pretok_parse("smollm", &k, &err) == CLLM_OK && k == CLLM_PRETOK_STARCODER, "smollm alias");
+    for (int i = CLLM_PRETOK_LLAMA3; i < CLLM_PRETOK_COUNT; i++)
+        CHECK(cllm_pretok_parse(cllm_pretok_name((cllm_pretok_kind)i), &k, &err) == CLLM_OK && (int)k == i,
+              "name %s parses back", cllm_pretok_name((cllm_pretok_kind)i));
+    /* A bad later stage is refused like a bad single regex. */
+    cllm_pretok *pt;
+    CHECK(cllm_pretok_create(&pt, "a\x1f(b", &err) == CLLM_ERR_FORMAT && strstr(err.msg, "later stage"),
+          "bad second stage rejected: %s", err.msg);
+}
+
+/* GPT-2's byte-level text of one byte (what llama.cpp's GGUF files store). */
+static size_t byte_char(uint8_t b, char *out) {
+    uint32_t cp = b;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
+        uint32_t n = 0;
+        for (uint32_t c = 0; c < b; c++)
+            if (!((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174)) n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xC0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+/* A llama.cpp-style GGUF vocabulary: 256 byte tokens, "ab", "abc", a control
+ * and a user-defined token, one merge "a b". */
+static void write_llama_vocab(const char *path, const char *pre) {
+    static char texts[262][12];
+    const char *strs[262];
+    int32_t types[262];
+    for (int b = 0; b < 256; b++) {
+        texts[b][byte_char((uint8_t)b, texts[b])] = '\0';
+        types[b] = 1;
+    }
+    strcpy(texts[256], "ab");
+    types[256] = 1;
+    strcpy(texts[257], "abc");
+    types[257] = 1;
+    strcpy(texts[258], "<|eot|>");
+    types[258] = 3;
+    strcpy(texts[259], "<u>");
+    types[259] = 4;
+    strcpy(texts[260], "bc");
+    types[260] = 1;
+    strcpy(texts[261], "[PAD261]");
+    types[261] = 5;
+    for (int i = 0; i < 262; i++) strs[i] = texts[i];
+    const char *merges[] = {"a b", "b c"};
+    cllm_gguf_writer *w = cllm_gguf_writer_create();
+    cllm_error err;
+    CHECK(cllm_gguf_set_str(w, "general.architecture", "llama", &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", &err) == CLLM_OK, "%s", err.msg);
+    if (pre) CHECK(cllm_gguf_set_str(w, "tokenizer.ggml.pre", pre, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", strs, NULL, 262, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_gguf_set_arr(w, "tokenizer.ggml.token_type", CLLM_GGUF_INT32, types, 262, &err) == CLLM_OK, "%s",
+          err.msg);
+    CHECK(cllm_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 2, &err) == CLLM_OK, "%s", err.msg);
+    CHECK(cllm_gguf_writer_write(w, path, &err) == CLLM_OK, "%s", err.msg);
+    cllm_gguf_writer_destroy(w);
+}
+
+static int encodes_to(const cllm_tokenizer *t, const char *text, size_t len, const cllm_special_set *allowed,
+                      const uint32_t *ids, size_t n) {
+    cllm_tokens out = {0};
+    cllm_error err;
+    int ok = cllm_tokenizer_encode(t, text, len, allowed, &out, &err) == CLLM_OK && out.n == n &&
+             !memcmp(out.ids, ids, n * sizeof *ids);
+    if (!ok) {
+        fprintf(stderr, "  '%.*s' ->", (int)len, text);
+        for (size_t i = 0; i < out.n; i++) fprintf(stderr, " %u", out.ids[i]);
+        fprintf(stderr, "\n");
+    }
+    cllm_tokens_free(&out);
+    return ok;
+}
+
+/* A GGUF vocabulary of llama.cpp's encodes as llama.cpp does: ignore_merges
+ * for llama-bpe, user-defined tokens always matched, control tokens where
+ * allowed, invalid UTF-8 as U+FFFD; it writes back as it was read; unknown
+ * pre names are refused naming key and value. */
+static void test_tokenizer_llama_gguf_vocab(void) {
+    char dir[] = "/tmp/cllm_tok_llama_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[128], path2[128];
+    snprintf(path, sizeof path, "%s/v.gguf", dir);
+    snprintf(path2, sizeof path2, "%s/w.gguf", dir);
+    cllm_error err;
+    cllm_special_set all = {.all = 1};
+    /* llama-bpe: "abc" is a token, so the pre-token "abc" is emitted whole
+     * although merges alone give "ab" "c" (the first merge wins). */
+    write_llama_vocab(path, "llama-bpe");
+    cllm_tokenizer *t = NULL, *u = NULL;
+    CHECK(cllm_tokenizer_read_gguf(path, &t, &err) == CLLM_OK, "read llama-bpe: %s", err.msg);
+    if (t) {
+        CHECK(cllm_tokenizer_pretok_kind(t) == CLLM_PRETOK_LLAMA3, "llama-bpe uses the llama3 split");
+        CHECK(encodes_to(t, "abc", 3, NULL, (uint32_t[]){257}, 1), "ignore_merges: abc whole");
+        CHECK(encodes_to(t, "abcc", 4, NULL, (uint32_t[]){256, 'c', 'c'}, 3), "abcc merges: ab c c");
+        /* <u> is user-defined: matched without permission; <|eot|> only when allowed. */
+        CHECK(encodes_to(t, "x<u>y", 5, NULL, (uint32_t[]){'x', 259, 'y'}, 3), "user-defined always matched");
+        CHECK(encodes_to(t, "<|eot|>", 7, &all, (uint32_t[]){258}, 1), "control matched when allowed");
+        CHECK(encodes_to(t, "<|eot|>", 7, NULL, (uint32_t[]){'<', '|', 'e', 'o', 't', '|', '>'}, 7),
+              "control as text otherwise");
+        /* Invalid UTF-8 becomes U+FFFD (EF BF BD), as llama.cpp reads it. */
+        CHECK(encodes_to(t, "\xff", 1, NULL, (uint32_t[]){0xEF, 0xBF, 0xBD}, 3), "0xFF -> U+FFFD");
+        CHECK(encodes_to(t, "a\xe4\xb8", 3, NULL, (uint32_t[]){'a', 0xEF, 0xBF, 0xBD, 0xEF, 0xBF, 0xBD}, 7),
+              "truncated sequence -> U+FFFD per byte");
+        CHECK(encodes_to(t, "\xc0\xaf", 2, NULL, (uint32_t[]){'/'}, 1), "overlong slash read as '/'");
+        /* Written back, it reads back the same (llama mode kept). */
+        CHECK(cllm_tokenizer_write_gguf(t, path2, NULL, &err) == CLLM_OK, "write: %s", err.msg);
+        CHECK(cllm_tokenizer_read_gguf(path2, &u, &err) == CLLM_OK, "read back: %s", err.msg);
+        if (u) {
+            CHECK(cllm_tokenizer_hash(u) == cllm_tokenizer_hash(t), "same fingerprint after writing back");
+            CHECK(encodes_to(u, "x<u>abc", 7, NULL, (uint32_t[]){'x', 259, 257}, 3), "still llama mode");
+        }
+        cllm_tokenizer_destroy(u);
+        u = NULL;
+    }
+    cllm_tokenizer_destroy(t);
+    t = NULL;
+    /* gpt-2 (no ignore_merges): "abc" is "ab" "c" by the merges; "bc" is
+     * a token but "a b" has the higher priority. */
+    write_llama_vocab(path, "gpt-2");
+    CHECK(cllm_tokenizer_read_gguf(path, &t, &err) == CLLM_OK, "read gpt-2: %s", err.msg);
+    if (t) CHECK(encodes_to(t, "abc", 3, NULL, (uint32_t[]){256, 'c'}, 2), "merges only: ab c");
+    cllm_tokenizer_destroy(t);
+    t = NULL;
+    /* No pre name: llama.cpp's "default" split (punctuation runs alone). */
+    write_llama_vocab(path, NULL);
+    CHECK(cllm_tokenizer_read_gguf(path, &t, &err) == CLLM_OK, "read without pre: %s", err.msg);
+    if (t) CHECK(cllm_tokenizer_pretok_kind(t) == CLLM_PRETOK_LLAMA_DEFAULT, "no pre: llama.cpp default");
+    cllm_tokenizer_destroy(t);
+    t = NULL;
+    write_llama_vocab(path, "bogus-pre");
+    CHECK(cllm_tokenizer_read_gguf(path, &t, &err) == CLLM_ERR_FORMAT && !t, "unknown pre refused");
+    CHECK(strstr(err.msg, "tokenizer.ggml.pre") && strstr(err.msg, "bogus-pre") && strstr(err.msg, "v.gguf"),
+          "error names file, key and value: %s", err.msg);
+    unlink(path);
+    unlink(path2);
+    rmdir(dir);
+}
+
+/* tokenizer.json with model.ignore_merges (Llama 3): a pre-token in the
+ * vocabulary is one token; without it the merges decide. */
+static void test_tokenizer_hf_ignore_merges(void) {
+    char dir[] = "/tmp/cllm_tok_hf_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[128];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    for (int ignore = 0; ignore <= 1; ignore++) {
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL, "open %s", path);
+        if (!f) break;
+        fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {", f);
+        for (int b = 0; b < 256; b++) {
+            char c[4];
+            size_t n = byte_char((uint8_t)b, c);
+            fputs(b ? ", \"" : "\"", f);
+            if (n == 1 && (c[0] == '"' || c[0] == '\\')) fputc('\\', f);
+            fwrite(c, 1, n, f);
+            fprintf(f, "\": %d", b);
+        }
+        fprintf(f, ", \"ab\": 256, \"abc\": 257}, \"merges\": [\"a b\"], \"ignore_merges\": %s},"
+                   " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": true}, \"added_tokens\": []}",
+                ignore ? "true" : "false");
+        fclose(f);
+        cllm_tokenizer *t = NULL;
+        cllm_error err;
+        CHECK(cllm_tokenizer_load_hf(path, &t, &err) == CLLM_OK, "load (ignore_merges %d): %s", ignore, err.msg);
+        if (!t) continue;
+        if (ignore)
+            CHECK(encodes_to(t, "abc", 3, NULL, (uint32_t[]){257}, 1), "ignore_merges: abc whole");
+        else
+            CHECK(encodes_to(t, "abc", 3, NULL, (uint32_t[]){256, 'c'}, 2), "merges: ab c");
+        CHECK(encodes_to(t, "abcc", 4, NULL, (uint32_t[]){256, 'c', 'c'}, 3), "abcc is no token: ab c c");
+        cllm_tokenizer_destroy(t);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
     TEST_RUN(test_tokenizer_pretok_patterns);
     TEST_RUN(test_tokenizer_pretok_invalid_utf8_tiles_input);
@@ -663,5 +876,8 @@ int main(void) {
     TEST_RUN(test_tokenizer_far_ids_rejected_before_allocating);
     TEST_RUN(test_tokenizer_errors_name_the_file);
     TEST_RUN(test_tokenizer_gguf_roundtrip);
+    TEST_RUN(test_tokenizer_pretok_llama_families);
+    TEST_RUN(test_tokenizer_llama_gguf_vocab);
+    TEST_RUN(test_tokenizer_hf_ignore_merges);
     return test_finish();
 }

@@ -443,6 +443,105 @@ static void test_tokenizer_spm_model_file(void) {
           err.msg);
 }
 
+/* ---- the same vocabulary as a Hugging Face tokenizer.json (Llama 2 style) ---- */
+
+/* Writes tokenizer.json: model BPE with byte_fallback, vocab = the pieces,
+ * merges = every split of every normal piece into two normal pieces, best
+ * piece score first (what converting a SentencePiece model gives), the
+ * normalizer Sequence[Prepend "▁", Replace " " -> "▁"] (metaspace = 0) or a
+ * Metaspace pre_tokenizer (metaspace = 1), and added tokens for the control
+ * and user-defined ones. */
+static int write_hf_json(const char *path, int metaspace) {
+    char gguf[128];
+    snprintf(gguf, sizeof gguf, "%s/texts.gguf", dir);
+    if (!write_vocab(gguf, -1, -1)) return 0; /* fills texts[] */
+    FILE *f = fopen(path, "w");
+    if (!f) return 0;
+    fputs("{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"unk_token\": \"<unk>\", \"vocab\": {", f);
+    for (uint32_t i = 0; i < N_VOCAB; i++) fprintf(f, "%s\"%s\": %u", i ? ", " : "", texts[i], i);
+    fputs("}, \"merges\": [", f);
+    /* merges ordered by the made piece's score (higher first), then id */
+    int first = 1;
+    for (int sc = 0; sc >= -20; sc--)
+        for (uint32_t p = ID_PIECES; p < ID_TOOL; p++) {
+            if ((int)pieces[p - ID_PIECES].score != sc) continue;
+            const char *t = texts[p];
+            size_t n = strlen(t);
+            for (size_t k = 1; k < n; k++) {
+                if (((uint8_t)t[k] & 0xC0) == 0x80) continue; /* split at characters only */
+                int la = -1, lb = -1;
+                for (uint32_t q = ID_PIECES; q < ID_TOOL; q++) {
+                    if (strlen(texts[q]) == k && !memcmp(texts[q], t, k)) la = (int)q;
+                    if (!strcmp(texts[q], t + k)) lb = (int)q;
+                }
+                if (la < 0 || lb < 0) continue;
+                fprintf(f, "%s\"%s %s\"", first ? "" : ", ", texts[la], texts[lb]);
+                first = 0;
+            }
+        }
+    fputs("]}, ", f);
+    if (metaspace)
+        fputs("\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"" SP
+              "\", \"prepend_scheme\": \"first\", \"split\": false}, ",
+              f);
+    else
+        fputs("\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"" SP
+              "\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"" SP "\"}]}, "
+              "\"pre_tokenizer\": null, ",
+              f);
+    fprintf(f, "\"added_tokens\": [{\"id\": %u, \"content\": \"<unk>\", \"special\": true}, "
+               "{\"id\": %u, \"content\": \"<s>\", \"special\": true}, {\"id\": %u, \"content\": \"</s>\", \"special\": true}, "
+               "{\"id\": %u, \"content\": \"<tool>\", \"special\": false}, {\"id\": %u, \"content\": \"xy\", \"special\": false}, "
+               "{\"id\": %u, \"content\": \"yzw\", \"special\": false}]}",
+            ID_UNK, ID_BOS, ID_EOS, (unsigned)ID_TOOL, (unsigned)ID_XY, (unsigned)ID_YZW);
+    return fclose(f) == 0;
+}
+
+/* tokenizer.json of the SentencePiece-style shape encodes as the GGUF
+ * vocabulary it was made from, in both normalizer spellings. */
+static void test_tokenizer_spm_hf_json(void) {
+    static const char *texts_in[] = {"hello world", " hello", "hello  world", "    hello", "abc cab ab",
+                                     "\xec\x95\x88\xeb\x85\x95 world!", "x <s> y </s>z", "<tool>hi <tool>", "xyzw yzwxy",
+                                     "\xf0\x9f\x98\x80 emoji", "", "  ", "a\nb\n\nc", "hello, world! hello", "<unk>"};
+    for (int metaspace = 0; metaspace <= 1; metaspace++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/tokenizer%d.json", dir, metaspace);
+        CHECK(write_hf_json(path, metaspace), "write %s", path);
+        cllm_tokenizer *j = NULL;
+        cllm_error err;
+        CHECK(cllm_tokenizer_load_hf(path, &j, &err) == CLLM_OK, "load %s: %s", path, err.msg);
+        if (!j || !tok) {
+            cllm_tokenizer_destroy(j);
+            continue;
+        }
+        CHECK(cllm_tokenizer_is_spm(j), "read as SentencePiece");
+        for (size_t i = 0; i < sizeof texts_in / sizeof *texts_in; i++)
+            for (int special = 0; special <= 1; special++) {
+                char a[2048], b[2048];
+                pieces_of(tok, texts_in[i], strlen(texts_in[i]), special, a, sizeof a);
+                pieces_of(j, texts_in[i], strlen(texts_in[i]), special, b, sizeof b);
+                CHECK(!strcmp(a, b), "'%s' (%s, specials %d): GGUF %s, tokenizer.json %s", texts_in[i],
+                      metaspace ? "Metaspace" : "normalizer", special, a, b);
+            }
+        CHECK(cllm_tokenizer_prompt_bos(j) == ID_BOS, "bos <s>");
+        cllm_tokenizer_destroy(j);
+    }
+    /* A normalizer cllm does not know is refused, naming the file. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 0}, \"merges\": []}, "
+              "\"normalizer\": {\"type\": \"NFKC\"}}",
+              f);
+        fclose(f);
+    }
+    cllm_tokenizer *j = NULL;
+    cllm_error err;
+    CHECK(cllm_tokenizer_load_hf(path, &j, &err) == CLLM_ERR_FORMAT && !j && strstr(err.msg, "bad.json"),
+          "NFKC normalizer refused: %s", err.msg);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/cllm-spm-XXXXXX");
     if (!mkdtemp(dir)) {
@@ -469,6 +568,7 @@ int main(void) {
     TEST_RUN(test_tokenizer_spm_flags);
     TEST_RUN(test_tokenizer_spm_malformed);
     TEST_RUN(test_tokenizer_spm_model_file);
+    TEST_RUN(test_tokenizer_spm_hf_json);
     cllm_tokenizer_destroy(tok);
     char cmd[96];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

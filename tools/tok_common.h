@@ -30,7 +30,8 @@ int tok_for_each_jsonl(const char *command, const char *path, const char *field,
 
 #define TOK_SOURCE_HELP                                                                 \
     "  --tokenizer FILE  cllm tokenizer file, GGUF (byte-level BPE or SentencePiece),\n"   \
-    "                    SentencePiece tokenizer.model, Hugging Face tokenizer.json,\n"  \
+    "                    SentencePiece tokenizer.model, Hugging Face tokenizer.json\n" \
+    "                    (byte-level or SentencePiece-style BPE),\n"  \
     "                    tiktoken rank file, or GPT-2 encoder.json/vocab.json (--merges)\n" \
     "  --merges FILE     GPT-2 vocab.bpe / merges.txt for an encoder.json\n"            \
     "  --pattern NAME    split for tiktoken files: gpt2, cl100k (gpt4), o200k, none\n"

@@ -9,8 +9,9 @@
  * 2..20-byte word); long pieces (whitespace or digit runs, "none" split) use
  * a linked list and a binary heap, O(n log n), with the same order.
  *
- * SentencePiece vocabularies go to spm.c (sequentially: their fragments
- * have no safe cut points for the parallel driver).
+ * SentencePiece vocabularies go to spm.c, and llama.cpp's byte-level BPE
+ * vocabularies to llama_encode (both sequentially: their fragments have no
+ * safe cut points for the parallel driver).
  *
  * Does not: decode (decode.c) or train (train.c).
  */
@@ -164,7 +165,7 @@ static int merge_large(const cllm_tokenizer *t, const uint8_t *p, size_t n, cllm
 /* Appends the tokens of one pre-token; 0 on allocation failure. */
 static int encode_piece(const cllm_tokenizer *t, const uint8_t *p, size_t n, cllm_tokens *out) {
     if (n == 0) return 1;
-    if (t->rule == CLLM_BPE_RANKS) { /* tiktoken: a piece that is a token is emitted whole */
+    if (t->rule == CLLM_BPE_RANKS || t->ignore_merges) { /* tiktoken, Llama 3: a piece that is a token is emitted whole */
         uint32_t whole = n == 1 ? t->byte_id[p[0]] : tok_bytes_get(t, p, n);
         if (whole != TOK_NO_ID) {
             if (!tokens_reserve(out, 1)) return 0;
@@ -280,6 +281,106 @@ static int allows_any(const cllm_tokenizer *t, const cllm_special_set *allowed) 
     return allowed && t->n_special && (allowed->all || allowed->n);
 }
 
+/* ---- llama.cpp's byte-level BPE vocabularies ---------------------------------- */
+
+/* One character as llama.cpp's unicode_cpt_from_utf8 reads it: the length
+ * from the lead byte, continuation bytes checked, no check for overlong
+ * forms or surrogates; 0 when invalid (the byte then becomes U+FFFD). */
+static size_t llama_char(const uint8_t *p, size_t n, uint32_t *cpt) {
+    uint8_t c = p[0];
+    size_t k = c < 0x80 ? 1 : c < 0xC0 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF8 ? 4 : 0;
+    if (!k || k > n) return 0;
+    uint32_t v = k == 1 ? c : (uint32_t)c & (0x7Fu >> k);
+    for (size_t i = 1; i < k; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        v = v << 6 | (p[i] & 0x3F);
+    }
+    *cpt = v;
+    return k;
+}
+
+/* cpt as UTF-8 (llama.cpp's unicode_cpt_to_utf8); 0 above U+10FFFF. */
+static size_t put_utf8(uint32_t c, uint8_t *o) {
+    if (c < 0x80) return o[0] = (uint8_t)c, 1;
+    if (c < 0x800) return o[0] = (uint8_t)(0xC0 | c >> 6), o[1] = (uint8_t)(0x80 | (c & 0x3F)), 2;
+    if (c < 0x10000) {
+        o[0] = (uint8_t)(0xE0 | c >> 12);
+        o[1] = (uint8_t)(0x80 | (c >> 6 & 0x3F));
+        o[2] = (uint8_t)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    if (c > 0x10FFFF) return 0;
+    o[0] = (uint8_t)(0xF0 | c >> 18);
+    o[1] = (uint8_t)(0x80 | (c >> 12 & 0x3F));
+    o[2] = (uint8_t)(0x80 | (c >> 6 & 0x3F));
+    o[3] = (uint8_t)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* The text llama.cpp's pre-tokenizer sees: each byte that starts no valid
+ * character becomes U+FFFD, and characters are written back in their
+ * shortest form. Returns text itself when nothing changes, else a new
+ * buffer (*n updated), NULL when out of memory. */
+static const uint8_t *llama_text(const uint8_t *text, size_t *n) {
+    size_t len = *n, i = 0;
+    uint8_t tmp[4];
+    uint32_t c;
+    for (; i < len; i++) {
+        if (text[i] < 0x80) continue;
+        size_t k = llama_char(text + i, len - i, &c);
+        if (!k || put_utf8(c, tmp) != k) break; /* invalid, overlong or out of range */
+        i += k - 1;
+    }
+    if (i == len) return text;
+    uint8_t *out = malloc(3 * len + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (i = 0; i < len;) {
+        size_t k = llama_char(text + i, len - i, &c), w = k ? put_utf8(c, out + o) : 0;
+        if (!w) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            w = 3;
+            k = k ? k : 1;
+        }
+        o += w;
+        i += k;
+    }
+    *n = o;
+    return out;
+}
+
+/* Encodes as llama.cpp's BPE tokenizer does (see tok_internal.h). */
+static cllm_status llama_encode(const cllm_tokenizer *t, const uint8_t *text, size_t len,
+                                const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err) {
+    tok_fragments fs = {0};
+    if (!tok_partition(t, t->match, t->n_match, text, len, allowed, &fs)) {
+        free(fs.f);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory splitting %zu bytes at special tokens", len);
+    }
+    cllm_status st = CLLM_OK;
+    for (size_t i = 0; i < fs.n && st == CLLM_OK; i++) {
+        if (fs.f[i].id != TOK_NO_ID) {
+            st = cllm_tokens_push(out, fs.f[i].id, err);
+            continue;
+        }
+        size_t n = fs.f[i].len;
+        const uint8_t *p = llama_text(text + fs.f[i].off, &n);
+        if (!p) {
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory encoding %zu bytes", fs.f[i].len);
+            break;
+        }
+        for (size_t k = 0; k < n && st == CLLM_OK; k++)
+            if (t->byte_id[p[k]] == TOK_NO_ID)
+                st = cllm_error_set(err, CLLM_ERR_FORMAT,
+                                    "encode: the text holds byte 0x%02x at %zu, which this vocabulary has no token for",
+                                    p[k], fs.f[i].off + k);
+        if (st == CLLM_OK) st = encode_ordinary(t, p, n, 0, n, out, err);
+        if (p != text + fs.f[i].off) free((void *)p);
+    }
+    free(fs.f);
+    return st;
+}
+
 cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text_v, size_t len,
                                   const cllm_special_set *allowed, cllm_tokens *out,
                                   cllm_error *err) {
@@ -287,6 +388,7 @@ cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text_v, s
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
     if (!text && len) return cllm_error_set(err, CLLM_ERR_ARG, "encode: NULL text");
     if (t->spm) return tok_spm_encode(t, text, len, allowed, out, err);
+    if (t->llama) return llama_encode(t, text, len, allowed, out, err);
     size_t pos = 0;
     if (allows_any(t, allowed)) {
         special_finder f;
@@ -350,7 +452,7 @@ cllm_status cllm_tokenizer_encode_parallel(const cllm_tokenizer *t, const void *
     const uint8_t *text = text_v;
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
     if (n_threads <= 0) n_threads = omp_get_max_threads();
-    if (n_threads == 1 || len < 2 * PAR_CHUNK || t->spm) /* SPM: no safe cut points (one fragment) */
+    if (n_threads == 1 || len < 2 * PAR_CHUNK || t->spm || t->llama) /* no safe cut points known */
         return cllm_tokenizer_encode(t, text, len, allowed, out, err);
     work_item *items = NULL;
     size_t n_items = 0, cap = 0, pos = 0;

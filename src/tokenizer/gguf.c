@@ -3,6 +3,11 @@
  * byte-level BPE ("gpt2") vocabulary (keys listed in tokenizer.h), so a
  * model file written by cllm carries its tokenizer and llama.cpp can use it.
  *
+ * A vocabulary that llama.cpp's converter wrote (no cllm.tokenizer.* keys)
+ * is read in llama mode (tok_internal.h): its tokenizer.ggml.pre names the
+ * split (pre_table), user-defined tokens are kept apart from control ones,
+ * and encoding follows llama.cpp; unknown pre names are refused.
+ *
  * SentencePiece ("llama") vocabularies are read and written by spm.c.
  *
  * Does not: read or write the GGUF container itself (src/formats/gguf_*.c).
@@ -15,12 +20,60 @@
 #include "tok_internal.h"
 
 
+/* llama.cpp's tokenizer.ggml.pre names (src/llama-vocab.cpp) of the BPE
+ * families cllm encodes as llama.cpp does: the split, and ignore_merges. */
+static const struct {
+    const char *name;
+    cllm_pretok_kind kind;
+    int ignore_merges;
+} pre_table[] = {
+    {"default", CLLM_PRETOK_LLAMA_DEFAULT, 0},   {"gpt-2", CLLM_PRETOK_GPT2, 0},
+    {"phi-2", CLLM_PRETOK_GPT2, 0},              {"mpt", CLLM_PRETOK_GPT2, 0},
+    {"olmo", CLLM_PRETOK_GPT2, 0},               {"jais", CLLM_PRETOK_GPT2, 0},
+    {"llama-bpe", CLLM_PRETOK_LLAMA3, 1},        {"llama3", CLLM_PRETOK_LLAMA3, 1},
+    {"llama-v3", CLLM_PRETOK_LLAMA3, 1},         {"falcon3", CLLM_PRETOK_LLAMA3, 1},
+    {"pixtral", CLLM_PRETOK_LLAMA3, 1},          {"dbrx", CLLM_PRETOK_LLAMA3, 0},
+    {"smaug-bpe", CLLM_PRETOK_LLAMA3, 0},        {"qwen2", CLLM_PRETOK_QWEN2, 0},
+    {"deepseek-r1-qwen", CLLM_PRETOK_QWEN2, 0},  {"stablelm2", CLLM_PRETOK_QWEN2, 0},
+    {"qwen35", CLLM_PRETOK_QWEN35, 0},           {"deepseek-llm", CLLM_PRETOK_DEEPSEEK_LLM, 0},
+    {"deepseek-coder", CLLM_PRETOK_DEEPSEEK_CODER, 0}, {"starcoder", CLLM_PRETOK_STARCODER, 0},
+    {"smollm", CLLM_PRETOK_STARCODER, 0},        {"refact", CLLM_PRETOK_STARCODER, 0},
+    {"command-r", CLLM_PRETOK_STARCODER, 0},     {"codeshell", CLLM_PRETOK_STARCODER, 0},
+    {"exaone", CLLM_PRETOK_STARCODER, 0},        {"falcon", CLLM_PRETOK_FALCON, 0},
+    {"gpt-4o", CLLM_PRETOK_O200K, 0},
+};
+
+/* Token texts llama.cpp gives the control attribute whatever their type
+ * (its end-of-generation and fill-in-the-middle detection by name), and the
+ * ones it makes user-defined (gpt-oss). A normal token with such a text is
+ * matched in text where specials are allowed, as llama.cpp does; normal
+ * tokens are stored byte-level, so only ASCII names can meet it. */
+static const char *const control_names[] = {
+    "<EOT>", "<MID>", "<PAD>", "<PRE>", "<REPO>", "<SUF>", "<end_of_turn>", "<end_of_utterance>", "<fim-middle>",
+    "<fim-pad>", "<fim-prefix>", "<fim-repo>", "<fim-suffix>", "<fim_middle>", "<fim_pad>", "<fim_prefix>",
+    "<fim_suffix>", "<reponame>", "<|code_middle|>", "<|code_prefix|>", "<|code_suffix|>", "<|end_of_text|>",
+    "<|endoftext|>", "<|end|>", "<|eom_id|>", "<|eot_id|>", "<|file_sep|>", "<|fim_middle|>", "<|fim_pad|>",
+    "<|fim_prefix|>", "<|fim_repo|>", "<|fim_suffix|>", "<|im_end|>", "<|middle|>", "<|prefix|>", "<|repo_name|>",
+    "<|suffix|>", "[EOT]", "[PAD]", "_<EOT>", "</s>", "<eos>", "<turn|>", "<|calls|>", "<|call|>", "<|flush|>",
+    "<|return|>", "<|tool_response>", "[EOS]", "[e~["};
+static const char *const user_names[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+
+static int in_list(const char *const *list, size_t n, const char *s, size_t len) {
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]) == len && !memcmp(list[i], s, len)) return 1;
+    return 0;
+}
+
 static const char *pre_name(cllm_pretok_kind k) {
     switch (k) {
     case CLLM_PRETOK_GPT2: return "gpt-2";
     case CLLM_PRETOK_CL100K: return "llama-bpe"; /* llama.cpp's regex for it equals cl100k's */
     case CLLM_PRETOK_O200K: return "gpt-4o";
-    default: return "default";
+    case CLLM_PRETOK_CL100K_DIGITS: return "qwen2"; /* the same split in llama.cpp */
+    default:
+        for (size_t i = 0; i < sizeof pre_table / sizeof pre_table[0]; i++)
+            if (pre_table[i].kind == k) return pre_table[i].name;
+        return "default";
     }
 }
 
@@ -47,7 +100,7 @@ cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w
             types[id] = TOK_TT_UNUSED;
         } else if (t->kind[id] == CLLM_TOKEN_SPECIAL) {
             strs[id] = strndup((const char *)t->blob + t->off[id], t->len[id]);
-            types[id] = TOK_TT_CONTROL;
+            types[id] = t->user_defined && t->user_defined[id] ? TOK_TT_USER_DEFINED : TOK_TT_CONTROL;
         } else {
             strs[id] = malloc(2 * (size_t)t->len[id] + 1);
             if (strs[id]) tok_gpt2_bytes_to_unicode(t->blob + t->off[id], t->len[id], strs[id]);
@@ -67,7 +120,8 @@ cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w
         tok_gpt2_bytes_to_unicode(t->blob + t->off[b], t->len[b], merges[r] + n + 1);
     }
     if (st == CLLM_OK) st = cllm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", err);
-    if (st == CLLM_OK) st = cllm_gguf_set_str(w, "tokenizer.ggml.pre", pre_name(t->pretok_kind), err);
+    if (st == CLLM_OK)
+        st = cllm_gguf_set_str(w, "tokenizer.ggml.pre", t->pre ? t->pre : pre_name(t->pretok_kind), err);
     if (st == CLLM_OK) st = cllm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs, NULL, V, err);
     if (st == CLLM_OK) st = cllm_gguf_set_arr(w, "tokenizer.ggml.token_type", CLLM_GGUF_INT32, types, V, err);
     if (st == CLLM_OK)
@@ -76,10 +130,13 @@ cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w
     if (st == CLLM_OK && eot >= 0) st = cllm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)eot, err);
     if (st == CLLM_OK && eot >= 0) st = cllm_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eot, err);
     if (st == CLLM_OK && chat_template) st = cllm_gguf_set_str(w, "tokenizer.chat_template", chat_template, err);
-    if (st == CLLM_OK)
+    /* A llama.cpp vocabulary is written as it was read (no cllm keys), so it
+     * reads back in llama mode. */
+    if (st == CLLM_OK && !t->llama)
         st = cllm_gguf_set_str(w, "cllm.tokenizer.rule", t->rule == CLLM_BPE_RANKS ? "ranks" : "merges", err);
-    if (st == CLLM_OK) st = cllm_gguf_set_str(w, "cllm.tokenizer.pattern", cllm_pretok_name(t->pretok_kind), err);
-    if (st == CLLM_OK && t->pretok_kind == CLLM_PRETOK_CUSTOM)
+    if (st == CLLM_OK && !t->llama)
+        st = cllm_gguf_set_str(w, "cllm.tokenizer.pattern", cllm_pretok_name(t->pretok_kind), err);
+    if (st == CLLM_OK && !t->llama && t->pretok_kind == CLLM_PRETOK_CUSTOM)
         st = cllm_gguf_set_str(w, "cllm.tokenizer.regex", t->regex, err);
 done:
     for (uint32_t id = 0; strs && id < V; id++) free(strs[id]);
@@ -132,6 +189,7 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
     if ((st = opt_str(g, "cllm.tokenizer.pattern", pattern, sizeof pattern, err)) != CLLM_OK) return st;
     cllm_pretok_kind kind;
     char *regex = NULL;
+    int llama = 0, ignore_merges = 0;
     if (pattern[0]) {
         if (!strcmp(pattern, "custom")) {
             cllm_gguf_str rs;
@@ -141,14 +199,21 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
         } else if (cllm_pretok_parse(pattern, &kind, err) != CLLM_OK) {
             return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: cllm.tokenizer.pattern '%s' is unknown", path, pattern);
         }
-    } else if (!strcmp(pre, "gpt-2") || !strcmp(pre, "default") || !pre[0]) {
-        kind = CLLM_PRETOK_GPT2;
-    } else if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "dbrx")) {
-        kind = CLLM_PRETOK_CL100K;
-    } else if (!strcmp(pre, "gpt-4o")) {
-        kind = CLLM_PRETOK_O200K;
     } else {
-        return cllm_error_set(err, CLLM_ERR_FORMAT, "%s: tokenizer.ggml.pre '%s' is not supported", path, pre);
+        /* Written by llama.cpp's converter: encode as llama.cpp does. No
+         * tokenizer.ggml.pre means llama.cpp's "default". */
+        llama = 1;
+        size_t i = 0, n = sizeof pre_table / sizeof pre_table[0];
+        while (i < n && strcmp(pre[0] ? pre : "default", pre_table[i].name)) i++;
+        if (i == n)
+            return cllm_error_set(err, CLLM_ERR_FORMAT,
+                                  "%s: tokenizer.ggml.pre '%s' is not supported (supported: default, gpt-2, phi-2, mpt, "
+                                  "olmo, jais, llama-bpe, llama3, llama-v3, falcon3, pixtral, dbrx, smaug-bpe, qwen2, "
+                                  "deepseek-r1-qwen, stablelm2, qwen35, deepseek-llm, deepseek-coder, starcoder, smollm, "
+                                  "refact, command-r, codeshell, exaone, falcon, gpt-4o)",
+                                  path, pre);
+        kind = pre_table[i].kind;
+        ignore_merges = pre_table[i].ignore_merges;
     }
     const cllm_gguf_str *toks, *merges;
     uint64_t n_tok, n_types, n_merges = 0;
@@ -177,15 +242,34 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
     }
     if ((st = cllm_gguf_get_arr_i32(g, "tokenizer.ggml.token_type", types, n_tok, err)) != CLLM_OK) goto done;
     if ((st = cllm_tokenizer_new(&t, (uint32_t)n_tok, kind, regex, err)) != CLLM_OK) goto done;
+    if (llama) {
+        t->llama = 1;
+        t->ignore_merges = ignore_merges;
+        t->pre = strdup(pre[0] ? pre : "default");
+        t->user_defined = calloc(n_tok, 1);
+        t->control_normal = calloc(n_tok, 1);
+        if (!t->pre || !t->user_defined || !t->control_normal) {
+            st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
     size_t cap = 0;
     for (uint64_t i = 0; i < n_tok && st == CLLM_OK; i++) {
         const cllm_gguf_str *s = &toks[i];
         if (types[i] == TOK_TT_UNUSED) continue;
-        if (types[i] == TOK_TT_CONTROL || types[i] == TOK_TT_USER_DEFINED) {
+        int type = types[i];
+        if (llama && type == TOK_TT_NORMAL) { /* llama.cpp's overrides by name */
+            if (in_list(user_names, sizeof user_names / sizeof *user_names, s->data, s->len))
+                type = TOK_TT_USER_DEFINED;
+            else if (in_list(control_names, sizeof control_names / sizeof *control_names, s->data, s->len))
+                t->control_normal[i] = 1;
+        }
+        if (type == TOK_TT_CONTROL || type == TOK_TT_USER_DEFINED) {
             if (s->len == 0 || s->len > (1u << 20))
                 st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: token %llu is empty or too long", path, (unsigned long long)i);
             else
                 st = cllm_tokenizer_set_token(t, (uint32_t)i, s->data, s->len, CLLM_TOKEN_SPECIAL, err);
+            if (t->user_defined) t->user_defined[i] = type == TOK_TT_USER_DEFINED;
             continue;
         }
         if (types[i] != TOK_TT_NORMAL) {
@@ -202,6 +286,7 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
             }
         }
         long nb = s->len ? tok_gpt2_unicode_to_bytes(s->data, s->len, buf) : -1;
+        if (nb <= 0 && llama) continue; /* Command-R has some: llama.cpp never produces them either; unused here */
         if (nb <= 0)
             st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: token %llu is not in the byte-level alphabet", path,
                                 (unsigned long long)i);
@@ -229,6 +314,7 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
             long nb2 = tok_gpt2_unicode_to_bytes(sp + 1, lb, mb);
             uint32_t b = nb2 > 0 ? tok_bytes_get(t, mb, (size_t)nb2) : TOK_NO_ID;
             free(mb);
+            if ((a == TOK_NO_ID || b == TOK_NO_ID) && llama) continue; /* can never apply (llama.cpp keeps it unused) */
             if (a == TOK_NO_ID || b == TOK_NO_ID)
                 st = cllm_error_set(err, CLLM_ERR_FORMAT, "%s: merge %llu names an unknown token", path, (unsigned long long)r);
             else

@@ -9,7 +9,7 @@
  *      token texts, longest token first, each token splitting every text
  *      fragment left so far. User-defined tokens always cut; control and
  *      unknown ones only when the caller allows them (llama.cpp's
- *      parse_special).
+ *      parse_special). (partition.c, shared with llama.cpp's BPE vocabularies.)
  *   2. Each text fragment gets a leading space when add_space_prefix is set
  *      and it is the first fragment or follows a token, then every space
  *      becomes U+2581 ("▁").
@@ -89,11 +89,6 @@ static size_t unescape(const uint8_t *p, size_t n, uint8_t *out) {
         }
     }
     return o;
-}
-
-static int u64_cmp(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* The optional u32 key `key` as an id below V; keeps *id when absent or out of range. */
@@ -224,6 +219,14 @@ done:
     return st;
 }
 
+cllm_status tok_spm_from_pieces(const cllm_gguf_str *toks, const float *scores, const int32_t *types, uint64_t V,
+                                int64_t bos, int64_t eos, int64_t unk, int add_space_prefix, const char *path,
+                                cllm_tokenizer **out, cllm_error *err) {
+    spm_source src = {.toks = toks, .scores = scores, .types = types, .V = V, .bos = bos, .eos = eos, .unk = unk,
+                      .pad = -1, .add_bos = 1, .add_eos = 0, .add_space_prefix = add_space_prefix};
+    return spm_build(&src, path, out, err);
+}
+
 cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err) {
     *out = NULL;
     const char *path = cllm_gguf_path(g);
@@ -291,33 +294,25 @@ static cllm_status spm_finish(cllm_tokenizer *t, cllm_error *err) {
     while (s->map_cap < 2 * (size_t)V + 1) s->map_cap *= 2;
     s->map = malloc(s->map_cap * sizeof *s->map);
     s->match = malloc((size_t)V * sizeof *s->match);
-    uint64_t *order = malloc((size_t)V * sizeof *order);
-    if (!s->map || !s->match || !order) {
-        free(order);
-        return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for the piece map");
-    }
+    if (!s->map || !s->match) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for the piece map");
     memset(s->map, 0xff, s->map_cap * sizeof *s->map);
     size_t mask = s->map_cap - 1;
     s->newline_cuts = 1;
     for (uint32_t id = 0; id < V; id++) {
         const uint8_t *p = s->text + s->text_off[id];
         uint32_t other = spm_get(s, p, s->text_n[id]);
-        if (other != TOK_NO_ID) { /* llama.cpp refuses such a vocabulary too */
-            free(order);
+        if (other != TOK_NO_ID) /* llama.cpp refuses such a vocabulary too */
             return cllm_error_set(err, CLLM_ERR_FORMAT, "tokens %u and %u are the same piece '%.*s'", other, id,
                                   (int)s->text_n[id], (const char *)p);
-        }
         size_t i = tok_hash_bytes(p, s->text_n[id]) & mask;
         while (s->map[i] != TOK_NO_ID) i = (i + 1) & mask;
         s->map[i] = id;
         int ty = s->type[id];
         if (s->text_n[id] > 1 && memchr(p, '\n', s->text_n[id])) s->newline_cuts = 0;
-        if (ty == TOK_TT_CONTROL || ty == TOK_TT_UNKNOWN || ty == TOK_TT_USER_DEFINED) /* longest first, then by id */
-            order[s->n_match++] = (uint64_t)(UINT32_MAX - s->text_n[id]) << 32 | id;
+        if (ty == TOK_TT_CONTROL || ty == TOK_TT_UNKNOWN || ty == TOK_TT_USER_DEFINED) s->match[s->n_match++] = id;
     }
-    qsort(order, s->n_match, sizeof *order, u64_cmp);
-    for (uint32_t k = 0; k < s->n_match; k++) s->match[k] = (uint32_t)order[k];
-    free(order);
+    if (!tok_match_order(t, s->match, s->n_match))
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory ordering the special tokens");
     for (int b = 0; b < 256; b++) {
         char hex[8];
         snprintf(hex, sizeof hex, "<0x%02X>", b);
@@ -551,83 +546,6 @@ cllm_status tok_spm_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w, cllm_
 /* ---- encoding --------------------------------------------------------------- */
 
 typedef struct {
-    size_t off, len; /* a text fragment text[off, off+len) when id == TOK_NO_ID */
-    uint32_t id;     /* else a matched token */
-} fragment;
-
-typedef struct {
-    fragment *f;
-    size_t n, cap;
-} fragments;
-
-static int frag_add(fragments *fs, size_t off, size_t len, uint32_t id) {
-    if (fs->n == fs->cap) {
-        size_t cap = fs->cap ? fs->cap * 2 : 16;
-        fragment *nf = realloc(fs->f, cap * sizeof *nf);
-        if (!nf) return 0;
-        fs->f = nf;
-        fs->cap = cap;
-    }
-    fs->f[fs->n++] = (fragment){off, len, id};
-    return 1;
-}
-
-static int may_match(const cllm_tokenizer *t, const cllm_special_set *allowed, uint32_t id) {
-    if (t->spm->type[id] == TOK_TT_USER_DEFINED) return 1; /* always, as in llama.cpp */
-    if (!allowed) return 0;
-    if (allowed->all) return 1;
-    for (size_t i = 0; i < allowed->n; i++)
-        if (allowed->ids[i] == id) return 1;
-    return 0;
-}
-
-/* Step 1: cuts text into fragments at the matchable tokens. *fs is filled. */
-static int partition(const cllm_tokenizer *t, const uint8_t *text, size_t len, const cllm_special_set *allowed,
-                     fragments *fs) {
-    const tok_spm *s = t->spm;
-    fragments next = {0};
-    if (len && !frag_add(fs, 0, len, TOK_NO_ID)) return 0;
-    for (uint32_t k = 0; k < s->n_match; k++) {
-        uint32_t id = s->match[k];
-        if (!may_match(t, allowed, id)) continue;
-        const uint8_t *pat = s->text + s->text_off[id];
-        size_t pn = s->text_n[id];
-        next.n = 0;
-        int hit = 0;
-        for (size_t i = 0; i < fs->n; i++) {
-            fragment fr = fs->f[i];
-            if (fr.id == TOK_NO_ID) {
-                size_t pos = fr.off, end = fr.off + fr.len;
-                const uint8_t *m;
-                while (pos < end && (m = memmem(text + pos, end - pos, pat, pn))) {
-                    size_t at = (size_t)(m - text);
-                    if ((at > pos && !frag_add(&next, pos, at - pos, TOK_NO_ID)) || !frag_add(&next, at, pn, id)) {
-                        free(next.f);
-                        return 0;
-                    }
-                    pos = at + pn;
-                    hit = 1;
-                }
-                if (pos < end && !frag_add(&next, pos, end - pos, TOK_NO_ID)) {
-                    free(next.f);
-                    return 0;
-                }
-            } else if (!frag_add(&next, fr.off, fr.len, fr.id)) {
-                free(next.f);
-                return 0;
-            }
-        }
-        if (hit) { /* swap: the cut list becomes the current one */
-            fragments tmp = *fs;
-            *fs = next;
-            next = tmp;
-        }
-    }
-    free(next.f);
-    return 1;
-}
-
-typedef struct {
     int prev, next; /* neighbours in the symbol chain, -1 at the ends */
     size_t at, n;   /* bytes buf[at, at+n); n == 0 once merged into the left neighbour */
 } symbol;
@@ -747,8 +665,8 @@ done:
 cllm_status tok_spm_encode(const cllm_tokenizer *t, const uint8_t *text, size_t len,
                            const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err) {
     const tok_spm *s = t->spm;
-    fragments fs = {0};
-    if (!partition(t, text, len, allowed, &fs)) {
+    tok_fragments fs = {0};
+    if (!tok_partition(t, s->match, s->n_match, text, len, allowed, &fs)) {
         free(fs.f);
         return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory splitting %zu bytes at special tokens", len);
     }
@@ -761,7 +679,7 @@ cllm_status tok_spm_encode(const cllm_tokenizer *t, const uint8_t *text, size_t 
     if (longest && !buf) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory encoding %zu bytes", len);
     int prev_token = 1; /* the first fragment counts as following a token */
     for (size_t i = 0; i < fs.n && st == CLLM_OK; i++) {
-        fragment fr = fs.f[i];
+        tok_fragment fr = fs.f[i];
         if (fr.id != TOK_NO_ID) {
             st = cllm_tokens_push(out, fr.id, err);
             prev_token = 1;

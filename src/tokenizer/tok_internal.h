@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cllm/formats/gguf.h"
 #include "cllm/tokenizer/tokenizer.h"
 
 #define TOK_NO_ID UINT32_MAX
@@ -81,7 +82,39 @@ struct cllm_tokenizer {
     uint64_t hash;
     int finalized;
     tok_spm *spm;           /* SentencePiece vocabulary (spm.c); NULL for byte-level BPE */
+    /* A byte-level BPE vocabulary read from a GGUF file that llama.cpp's
+     * converter wrote (no cllm.tokenizer.* keys) encodes as llama.cpp does
+     * (encode.c): cut at special and user-defined tokens longest first
+     * (partition.c), user-defined ones always; invalid UTF-8 becomes U+FFFD;
+     * the family's split; merges (whole pre-tokens first where ignore_merges). */
+    int llama;
+    int ignore_merges;      /* a pre-token that is an ordinary token is emitted whole (Llama 3) */
+    uint8_t *user_defined;  /* [V] or NULL: 1 for a user-defined token (GGUF token_type 4) */
+    uint8_t *control_normal; /* [V] or NULL: 1 for a normal token llama.cpp also treats as control (by name) */
+    uint32_t *match;        /* [n_match] special ids and control_normal ones, longest text first (llama mode) */
+    uint32_t n_match;
+    char *pre;              /* tokenizer.ggml.pre as read (llama mode), written back as is */
 };
+
+/* A text cut at matched tokens: text[off, off+len) when id == TOK_NO_ID, else token id. */
+typedef struct {
+    size_t off, len;
+    uint32_t id;
+} tok_fragment;
+
+typedef struct {
+    tok_fragment *f;
+    size_t n, cap;
+} tok_fragments;
+
+/* llama.cpp's cut at the tokens ids[0..n_ids) (longest text first, see
+ * tok_match_order): user-defined ones always, others where allowed. SPM
+ * tokens are found by their stored piece text, BPE ones by their bytes. *fs
+ * (empty) is filled; 0 when out of memory. */
+int tok_partition(const cllm_tokenizer *t, const uint32_t *ids, uint32_t n_ids, const uint8_t *text, size_t len,
+                  const cllm_special_set *allowed, tok_fragments *fs);
+/* Sorts ids[0..n) longest match text first, then by id; 0 when out of memory. */
+int tok_match_order(const cllm_tokenizer *t, uint32_t *ids, uint32_t n);
 
 /* The vocabulary size a file listing n_entries tokens may declare. Ids may
  * leave holes (tiktoken files have some; specials sit after the ranks), but a
@@ -179,6 +212,12 @@ cllm_status tok_build_maps(cllm_tokenizer *t, cllm_error *err);
 /* ---- SentencePiece (spm.c) ---- */
 /* Reads a "llama" vocabulary from GGUF keys into a finished tokenizer. */
 cllm_status tok_spm_from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_error *err);
+/* Builds a SentencePiece tokenizer from V pieces (U+2581 for spaces) with
+ * scores and GGUF token types (tokenizer.json's SentencePiece-style BPE,
+ * load_hf.c); add_bos on, add_eos off; errors name path. */
+cllm_status tok_spm_from_pieces(const cllm_gguf_str *toks, const float *scores, const int32_t *types, uint64_t V,
+                                int64_t bos, int64_t eos, int64_t unk, int add_space_prefix, const char *path,
+                                cllm_tokenizer **out, cllm_error *err);
 /* Writes the keys of an SPM tokenizer (the counterpart of tok_spm_from_gguf). */
 cllm_status tok_spm_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w, cllm_error *err);
 /* Encodes as llama.cpp's SPM tokenizer without BOS/EOS (encode.c routes here). */

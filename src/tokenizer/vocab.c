@@ -57,6 +57,10 @@ void cllm_tokenizer_destroy(cllm_tokenizer *t) {
     free(t->regex);
     cllm_pretok_destroy(t->pretok);
     tok_spm_free(t->spm);
+    free(t->user_defined);
+    free(t->control_normal);
+    free(t->match);
+    free(t->pre);
     free(t);
 }
 
@@ -164,6 +168,17 @@ cllm_status tok_build_maps(cllm_tokenizer *t, cllm_error *err) {
     for (int b = 0; b < 256; b++) {
         uint8_t c = (uint8_t)b;
         t->byte_id[b] = tok_bytes_get(t, &c, 1);
+        if (t->byte_id[b] == TOK_NO_ID && t->llama) { /* DeepSeek stores some bytes as user-defined tokens */
+            char ch[4];
+            size_t cn = tok_gpt2_bytes_to_unicode(&c, 1, ch);
+            for (uint32_t id = 0; id < t->n_vocab && t->byte_id[b] == TOK_NO_ID; id++)
+                if (t->user_defined && t->user_defined[id] && t->len[id] == cn && !memcmp(t->blob + t->off[id], ch, cn))
+                    t->byte_id[b] = id;
+        }
+        /* llama.cpp's vocabularies may lack bytes (StarCoder 0xC0 0xC1 0xF1 0xF5..0xFF,
+         * Falcon some control bytes); text needing one is refused (encode.c), where
+         * llama.cpp fails too. */
+        if (t->byte_id[b] == TOK_NO_ID && t->llama) continue;
         if (t->byte_id[b] == TOK_NO_ID)
             return cllm_error_set(err, CLLM_ERR_FORMAT,
                                   "byte 0x%02x has no token (byte-level BPE needs all 256)", b);
@@ -288,6 +303,23 @@ cllm_status cllm_tokenizer_finalize(cllm_tokenizer *t, cllm_bpe_rule rule, cllm_
     uint32_t k = 0;
     for (uint32_t id = 0; id < t->n_vocab; id++)
         if (t->kind[id] == CLLM_TOKEN_SPECIAL) t->special_ids[k++] = id;
+    if (t->llama) {
+        free(t->match);
+        t->match = malloc(((size_t)t->n_special + 1) * sizeof *t->match);
+        if (!t->match) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+        memcpy(t->match, t->special_ids, (size_t)t->n_special * sizeof *t->match);
+        t->n_match = t->n_special;
+        uint32_t extra = 0;
+        for (uint32_t id = 0; t->control_normal && id < t->n_vocab; id++) extra += t->control_normal[id];
+        if (extra) {
+            uint32_t *m = realloc(t->match, ((size_t)t->n_match + extra) * sizeof *m);
+            if (!m) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+            t->match = m;
+            for (uint32_t id = 0; id < t->n_vocab; id++)
+                if (t->control_normal[id]) t->match[t->n_match++] = id;
+        }
+        if (!tok_match_order(t, t->match, t->n_match)) return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
+    }
     uint64_t h = CLLM_FNV_OFFSET;
     h = fnv_u32(h, t->n_vocab);
     h = fnv_u32(h, (uint32_t)rule);
@@ -298,6 +330,14 @@ cllm_status cllm_tokenizer_finalize(cllm_tokenizer *t, cllm_bpe_rule rule, cllm_
             h = fnv_u32(h, t->len[id]);
             h = cllm_fnv1a64(t->blob + t->off[id], t->len[id], h);
         }
+    }
+    if (t->ignore_merges) h = fnv_u32(h, 0x11a3a001u); /* only when set: other fingerprints stay as they were */
+    if (t->llama) {
+        h = fnv_u32(h, 0x11a3a000u);
+        for (uint32_t id = 0; t->user_defined && id < t->n_vocab; id++)
+            if (t->user_defined[id]) h = fnv_u32(h, id);
+        for (uint32_t id = 0; t->control_normal && id < t->n_vocab; id++)
+            if (t->control_normal[id]) h = fnv_u32(h, id ^ 0x80000000u);
     }
     if (rule == CLLM_BPE_MERGES)
         for (uint32_t r = 0; r < t->n_merges; r++) {

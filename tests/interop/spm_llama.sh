@@ -15,8 +15,10 @@
 # encoder adds a space, or a literal U+2581, which decodes to a space: both
 # as in llama.cpp). The whole corpus as one text, a ~2 MB text, and a
 # vocabulary without newline pieces (cllm then merges line by line) are
-# compared too.
-# Usage: bash tests/interop/spm_llama.sh [LLAMA_BIN_DIR]  (default /tmp/llama-src/build/bin)
+# compared too, and the vocabulary written as a Hugging Face tokenizer.json
+# (spm_hf_json.py) must give llama-tokenize's ids on the GGUF as well.
+# Usage: bash tests/interop/spm_llama.sh [LLAMA_BIN_DIR]  (default /tmp/llama-src/build/bin;
+#        LLAMA_SRC: the llama.cpp source tree, default LLAMA_BIN_DIR/../..)
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin_dir=${1:-/tmp/llama-src/build/bin}
@@ -26,7 +28,7 @@ lt=$bin_dir/llama-tokenize
 build=${CLLM_BUILD:-$root/build}
 cllm=$build/cllm
 work=$(mktemp -d /tmp/cllm-spm-llama.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$work"' EXIT
 
 korean=(안녕하세요 세계 토크나이저 한국어 문장을 나눕니다 모델은 다음 토큰을 예측합니다 데이터 학습 서울 사람 컴퓨터 언어 오늘 날씨가 좋습니다 우리는)
 emoji=(😀 🚀 👍🏽 🇰🇷 ❤️ 🎉 🤖 ✨ 🐍 👨‍👩‍👧)
@@ -117,6 +119,24 @@ for mode in sp nosp; do
     echo "$(wc -c < "$work/big.txt") bytes ($mode): $(wc -l < "$work/big-llama.txt") ids from llama-tokenize, $(wc -l < "$work/big-cllm.txt") from cllm"
     check "large text ($mode): identical ids" cmp -s "$work/big-llama.txt" "$work/big-cllm.txt"
 done
+# The same vocabulary as a Hugging Face tokenizer.json (Llama 2 style) and as
+# the GGUF of the same tokenizer (spm_hf_json.py, with llama.cpp's gguf-py):
+# cllm reading the JSON gives llama-tokenize's ids on that GGUF.
+src_dir=${LLAMA_SRC:-$(cd "$bin_dir/../.." && pwd)}
+if /usr/bin/python3 "$root/tests/interop/spm_hf_json.py" "$src_dir/gguf-py" "$work/spm.gguf" "$work/tokenizer.json" \
+    "$work/spm-hf.gguf"; then
+    for mode in sp nosp; do
+        if [ $mode = sp ]; then la=(); ca=(--allow-special all); else la=(--no-parse-special); ca=(); fi
+        for f in "$work/corpus.txt" "$work/big.txt"; do
+            a=$("$lt" -m "$work/spm-hf.gguf" -f "$f" --ids --no-bos --no-escape --log-disable "${la[@]}" 2>/dev/null | tr -d '[],')
+            b=$("$cllm" tokenizer encode --tokenizer "$work/tokenizer.json" --file "$f" --format ids "${ca[@]}" 2>&1)
+            check "tokenizer.json ($mode, $(basename "$f"), $(wc -w <<<"$a") ids): identical to llama-tokenize on the GGUF" \
+                test "$a" = "$b"
+        done
+    done
+else
+    bad "spm_hf_json.py wrote no tokenizer.json (needs $src_dir/gguf-py)"
+fi
 # A vocabulary without newline pieces: cllm then encodes line by line (spm.c).
 "$work/spm_vocab" "$work/bpe" "$work/spm-nonl.gguf" no-newline
 a=$("$lt" -m "$work/spm-nonl.gguf" -f "$work/corpus.txt" --ids --no-bos --no-escape --log-disable 2>/dev/null | tr -d '[],')

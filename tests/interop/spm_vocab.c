@@ -79,8 +79,9 @@ int main(int argc, char **argv) {
             }
         }
         s[o] = '\0';
-        int dup = 0; /* the byte-token texts and the specials must stay unique */
-        for (uint32_t k = 0; k < 259 && !dup; k++) dup = !strcmp(strs[k], s);
+        int dup = 0; /* piece texts must stay unique: byte tokens, specials, and a token
+                        holding a literal U+2581 next to the one for a space */
+        for (uint32_t k = 0; k < n && !dup; k++) dup = !strcmp(strs[k], s);
         if (dup) {
             free(s);
             continue;

@@ -55,12 +55,23 @@ typedef enum {
     CLLM_PRETOK_CUSTOM,   /* a caller-supplied PCRE2 regex */
     CLLM_PRETOK_CL100K_DIGITS, /* cl100k with every digit a pre-token of its own (as Llama 3 /
                                   DeepSeek split numbers); name "gpt4-digits" */
+    /* The splits llama.cpp runs for GGUF tokenizer.ggml.pre families (some are
+     * sequences of regexes: see pretok.c); names as cllm_pretok_name gives. */
+    CLLM_PRETOK_LLAMA3,         /* "llama3": llama-bpe, dbrx, smaug-bpe, ... */
+    CLLM_PRETOK_QWEN2,          /* "qwen2": qwen2, stablelm2, ... */
+    CLLM_PRETOK_QWEN35,         /* "qwen35" */
+    CLLM_PRETOK_DEEPSEEK_LLM,   /* "deepseek-llm" (6 stages) */
+    CLLM_PRETOK_DEEPSEEK_CODER, /* "deepseek-coder" (5 stages) */
+    CLLM_PRETOK_STARCODER,      /* "starcoder": digits, then GPT-2 (smollm, refact, command-r, ...) */
+    CLLM_PRETOK_FALCON,         /* "falcon" (3 stages) */
+    CLLM_PRETOK_LLAMA_DEFAULT,  /* "llama-default": llama.cpp's "default" (4 stages) */
     CLLM_PRETOK_COUNT
 } cllm_pretok_kind;
 
 /* The regex of a built-in kind (NULL for NONE and CUSTOM). */
 const char *cllm_pretok_pattern(cllm_pretok_kind kind);
-/* Canonical name: "none", "gpt2", "cl100k", "o200k", "custom", "gpt4-digits". */
+/* Canonical name: "none", "gpt2", "cl100k", "o200k", "custom", "gpt4-digits",
+ * or a llama.cpp family's ("llama3", "qwen2", ...). */
 const char *cllm_pretok_name(cllm_pretok_kind kind);
 /* Parses "none", "gpt2", "gpt4"/"cl100k", "gpt4o"/"o200k", "gpt4-digits". */
 cllm_status cllm_pretok_parse(const char *name, cllm_pretok_kind *kind, cllm_error *err);
@@ -70,7 +81,9 @@ cllm_status cllm_pretok_parse(const char *name, cllm_pretok_kind *kind, cllm_err
  * pre-tokens of their own, so every input byte lands in exactly one piece). */
 typedef struct cllm_pretok cllm_pretok;
 
-/* regex NULL means CLLM_PRETOK_NONE. */
+/* regex NULL means CLLM_PRETOK_NONE. A sequence of regexes applied one
+ * after another (each later one to every piece of the one before, as
+ * llama.cpp does) is written joined by U+001F. */
 cllm_status cllm_pretok_create(cllm_pretok **out, const char *regex, cllm_error *err);
 void cllm_pretok_destroy(cllm_pretok *pt);
 
