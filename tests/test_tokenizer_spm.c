@@ -215,6 +215,33 @@ static void test_tokenizer_spm_specials(void) {
     cllm_tokens_free(&toks);
 }
 
+/* Text encoded in pieces with cllm_tokenizer_encode_after (the chat
+ * renderer's way) gives the ids of the whole text where the cut is a token
+ * boundary: the leading space only at the start and after special or
+ * user-defined tokens, not before a piece that continues text. */
+static void test_tokenizer_spm_encode_after(void) {
+    if (!tok) return;
+    static const char *const cuts[][2] = {{"<s>", "hello"},      {"hello", " world"}, {"<s>[x]", "hello</s>"},
+                                          {"a", "<tool>b"},      {"hello</s>", "a b"}, {"", "hello"},
+                                          {"hello world", "\n"}};
+    cllm_special_set all = {1, NULL, 0};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        cllm_tokens whole = {0}, parts = {0};
+        cllm_error err;
+        char text[64];
+        snprintf(text, sizeof text, "%s%s", cuts[i][0], cuts[i][1]);
+        int ok = cllm_tokenizer_encode(tok, text, strlen(text), &all, &whole, &err) == CLLM_OK &&
+                 cllm_tokenizer_encode(tok, cuts[i][0], strlen(cuts[i][0]), &all, &parts, &err) == CLLM_OK &&
+                 cllm_tokenizer_encode_after(tok, parts.n ? (int64_t)parts.ids[parts.n - 1] : -1, cuts[i][1],
+                                             strlen(cuts[i][1]), &all, &parts, &err) == CLLM_OK;
+        CHECK(ok, "encode: %s", err.msg);
+        CHECK(ok && whole.n == parts.n && !memcmp(whole.ids, parts.ids, whole.n * sizeof *whole.ids),
+              "'%s' + '%s': %zu ids in pieces, %zu whole", cuts[i][0], cuts[i][1], parts.n, whole.n);
+        cllm_tokens_free(&whole);
+        cllm_tokens_free(&parts);
+    }
+}
+
 static void check_decode(const uint32_t *ids, size_t n, const char *want) {
     char *out;
     size_t len;
@@ -569,6 +596,7 @@ int main(void) {
     TEST_RUN(test_tokenizer_spm_malformed);
     TEST_RUN(test_tokenizer_spm_model_file);
     TEST_RUN(test_tokenizer_spm_hf_json);
+    TEST_RUN(test_tokenizer_spm_encode_after);
     cllm_tokenizer_destroy(tok);
     char cmd[96];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -176,7 +176,10 @@ static cllm_status mask_fill(cllm_chat_mask *mask, size_t n, uint8_t value, cllm
 static cllm_status append(const cllm_tokenizer *tok, const char *text, size_t len, const cllm_special_set *allowed,
                           uint8_t mask_value, cllm_tokens *out, cllm_chat_mask *mask, cllm_error *err) {
     if (len == 0) return CLLM_OK;
-    cllm_status st = cllm_tokenizer_encode(tok, text, len, allowed, out, err);
+    /* pieces of one prompt: SentencePiece's leading space only where llama.cpp, encoding the
+     * whole text, puts it (the start and after special tokens), not before every piece */
+    cllm_status st = cllm_tokenizer_encode_after(tok, out->n ? (int64_t)out->ids[out->n - 1] : -1, text, len, allowed,
+                                                 out, err);
     if (st != CLLM_OK) return st;
     return mask_fill(mask, out->n, mask_value, err);
 }

@@ -387,7 +387,7 @@ cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text_v, s
     const uint8_t *text = text_v;
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
     if (!text && len) return cllm_error_set(err, CLLM_ERR_ARG, "encode: NULL text");
-    if (t->spm) return tok_spm_encode(t, text, len, allowed, out, err);
+    if (t->spm) return tok_spm_encode(t, text, len, allowed, 0, out, err);
     if (t->llama) return llama_encode(t, text, len, allowed, out, err);
     size_t pos = 0;
     if (allows_any(t, allowed)) {
@@ -444,6 +444,15 @@ static int add_segment(const cllm_tokenizer *t, const uint8_t *text, size_t seg,
         b = e;
     }
     return 1;
+}
+
+cllm_status cllm_tokenizer_encode_after(const cllm_tokenizer *t, int64_t prev, const void *text, size_t len,
+                                        const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err) {
+    if (!t->spm || prev < 0 || (uint64_t)prev >= t->n_vocab || tok_spm_cuts_text(t, (uint32_t)prev))
+        return cllm_tokenizer_encode(t, text, len, allowed, out, err);
+    if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
+    if (!text && len) return cllm_error_set(err, CLLM_ERR_ARG, "encode: NULL text");
+    return tok_spm_encode(t, text, len, allowed, 1, out, err);
 }
 
 cllm_status cllm_tokenizer_encode_parallel(const cllm_tokenizer *t, const void *text_v, size_t len,

@@ -662,8 +662,15 @@ done:
     return st;
 }
 
+int tok_spm_cuts_text(const cllm_tokenizer *t, uint32_t id) {
+    const tok_spm *s = t->spm;
+    for (size_t i = 0; i < s->n_match; i++)
+        if (s->match[i] == id) return 1;
+    return 0;
+}
+
 cllm_status tok_spm_encode(const cllm_tokenizer *t, const uint8_t *text, size_t len,
-                           const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err) {
+                           const cllm_special_set *allowed, int after_text, cllm_tokens *out, cllm_error *err) {
     const tok_spm *s = t->spm;
     tok_fragments fs = {0};
     if (!tok_partition(t, s->match, s->n_match, text, len, allowed, &fs)) {
@@ -677,7 +684,7 @@ cllm_status tok_spm_encode(const cllm_tokenizer *t, const uint8_t *text, size_t 
     uint8_t *buf = longest ? malloc(3 * longest + SPM_SPACE_LEN) : NULL;
     cllm_status st = CLLM_OK;
     if (longest && !buf) st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory encoding %zu bytes", len);
-    int prev_token = 1; /* the first fragment counts as following a token */
+    int prev_token = !after_text; /* the first fragment counts as following a token, unless it continues text */
     for (size_t i = 0; i < fs.n && st == CLLM_OK; i++) {
         tok_fragment fr = fs.f[i];
         if (fr.id != TOK_NO_ID) {

@@ -220,9 +220,14 @@ cllm_status tok_spm_from_pieces(const cllm_gguf_str *toks, const float *scores, 
                                 cllm_tokenizer **out, cllm_error *err);
 /* Writes the keys of an SPM tokenizer (the counterpart of tok_spm_from_gguf). */
 cllm_status tok_spm_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w, cllm_error *err);
-/* Encodes as llama.cpp's SPM tokenizer without BOS/EOS (encode.c routes here). */
+/* Encodes as llama.cpp's SPM tokenizer without BOS/EOS (encode.c routes here);
+ * after_text = 1: the text continues ordinary text, so its first fragment
+ * gets no leading space (cllm_tokenizer_encode_after). */
 cllm_status tok_spm_encode(const cllm_tokenizer *t, const uint8_t *text, size_t len,
-                           const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err);
+                           const cllm_special_set *allowed, int after_text, cllm_tokens *out, cllm_error *err);
+/* 1 when id is a control, unknown or user-defined token of an SPM vocabulary:
+ * text after it gets the leading space, as at the start. */
+int tok_spm_cuts_text(const cllm_tokenizer *t, uint32_t id);
 void tok_spm_free(tok_spm *s);
 
 #endif

@@ -173,6 +173,15 @@ cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text, siz
                                   const cllm_special_set *allowed, cllm_tokens *out,
                                   cllm_error *err);
 
+/* cllm_tokenizer_encode for text that follows token prev in one sequence
+ * (prev < 0: none), where a token boundary lies between them: the ids that
+ * encoding the two texts at once would give. SentencePiece vocabularies
+ * (add_space_prefix) put their leading space only at the start of the text
+ * and after a control, unknown or user-defined token, as llama.cpp does, so
+ * text continuing ordinary text gets none; byte-level BPE is unaffected. */
+cllm_status cllm_tokenizer_encode_after(const cllm_tokenizer *t, int64_t prev, const void *text, size_t len,
+                                        const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err);
+
 /* Same result as cllm_tokenizer_encode, computed on n_threads threads
  * (<= 0: all OpenMP threads) over chunks cut at safe pre-token boundaries. */
 cllm_status cllm_tokenizer_encode_parallel(const cllm_tokenizer *t, const void *text, size_t len,
