@@ -673,6 +673,9 @@ static void test_tokenizer_pretok_llama_families(void) {
     check_split(CLLM_PRETOK_FALCON, "a+b 1234", falcon, 6);
     const char *def[] = {"a", ",", " ", "123", "45"};
     check_split(CLLM_PRETOK_LLAMA_DEFAULT, "a, 12345", def, 5);
+    /* tekken: a new piece where lower case follows upper case runs, single digits, "/" keeps newlines */
+    const char *tekken[] = {" Java", "Script", " i", "Phone", " x", "1", "/\n"};
+    check_split(CLLM_PRETOK_TEKKEN, " JavaScript iPhone x1/\n", tekken, 7);
     cllm_pretok_kind k;
     cllm_error err;
     CHECK(cllm_pretok_parse("smollm", &k, &err) == CLLM_OK && k == CLLM_PRETOK_STARCODER, "smollm alias");

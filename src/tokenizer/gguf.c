@@ -40,7 +40,7 @@ static const struct {
     {"smollm", CLLM_PRETOK_STARCODER, 0},        {"refact", CLLM_PRETOK_STARCODER, 0},
     {"command-r", CLLM_PRETOK_STARCODER, 0},     {"codeshell", CLLM_PRETOK_STARCODER, 0},
     {"exaone", CLLM_PRETOK_STARCODER, 0},        {"falcon", CLLM_PRETOK_FALCON, 0},
-    {"gpt-4o", CLLM_PRETOK_O200K, 0},
+    {"gpt-4o", CLLM_PRETOK_O200K, 0},            {"tekken", CLLM_PRETOK_TEKKEN, 1},
 };
 
 /* Token texts llama.cpp gives the control attribute whatever their type
@@ -210,7 +210,7 @@ static cllm_status from_gguf(const cllm_gguf *g, cllm_tokenizer **out, cllm_erro
                                   "%s: tokenizer.ggml.pre '%s' is not supported (supported: default, gpt-2, phi-2, mpt, "
                                   "olmo, jais, llama-bpe, llama3, llama-v3, falcon3, pixtral, dbrx, smaug-bpe, qwen2, "
                                   "deepseek-r1-qwen, stablelm2, qwen35, deepseek-llm, deepseek-coder, starcoder, smollm, "
-                                  "refact, command-r, codeshell, exaone, falcon, gpt-4o)",
+                                  "refact, command-r, codeshell, exaone, falcon, gpt-4o, tekken)",
                                   path, pre);
         kind = pre_table[i].kind;
         ignore_merges = pre_table[i].ignore_merges;

@@ -96,6 +96,14 @@ static const char pattern_falcon[] = "[\\p{P}\\$\\+<=>\\^~\\|`]+" STAGE_SEP GPT2
 static const char pattern_llama_default[] =
     "[\\p{P}\\$\\+<=>\\^~\\|]+" STAGE_SEP GPT2_STAGE STAGE_SEP "\\p{N}+" STAGE_SEP "[0-9][0-9][0-9]";
 
+/* Mistral's Tekken as llama.cpp runs it: upper-case runs are "a letter that
+ * is not a-z" and lower-case ones "a letter that is not A-Z" (so a non-ASCII
+ * letter is both), where the tokenizer.json has the Unicode case classes. */
+static const char pattern_tekken[] =
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+"
+    "|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*"
+    "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 #define MAX_STAGES 8
 
 struct cllm_pretok {
@@ -118,6 +126,7 @@ const char *cllm_pretok_pattern(cllm_pretok_kind kind) {
     case CLLM_PRETOK_STARCODER: return pattern_starcoder;
     case CLLM_PRETOK_FALCON: return pattern_falcon;
     case CLLM_PRETOK_LLAMA_DEFAULT: return pattern_llama_default;
+    case CLLM_PRETOK_TEKKEN: return pattern_tekken;
     default: return NULL;
     }
 }
@@ -126,7 +135,7 @@ const char *cllm_pretok_name(cllm_pretok_kind kind) {
     static const char *names[CLLM_PRETOK_COUNT] = {"none",   "gpt2",         "cl100k",         "o200k",
                                                    "custom", "gpt4-digits",  "llama3",         "qwen2",
                                                    "qwen35", "deepseek-llm", "deepseek-coder", "starcoder",
-                                                   "falcon", "llama-default"};
+                                                   "falcon", "llama-default", "tekken"};
     return (unsigned)kind < CLLM_PRETOK_COUNT ? names[kind] : "?";
 }
 
@@ -142,7 +151,8 @@ cllm_status cllm_pretok_parse(const char *name, cllm_pretok_kind *kind, cllm_err
                  {"qwen2", CLLM_PRETOK_QWEN2}, {"qwen35", CLLM_PRETOK_QWEN35},
                  {"deepseek-llm", CLLM_PRETOK_DEEPSEEK_LLM}, {"deepseek-coder", CLLM_PRETOK_DEEPSEEK_CODER},
                  {"starcoder", CLLM_PRETOK_STARCODER}, {"smollm", CLLM_PRETOK_STARCODER},
-                 {"falcon", CLLM_PRETOK_FALCON}, {"llama-default", CLLM_PRETOK_LLAMA_DEFAULT}};
+                 {"falcon", CLLM_PRETOK_FALCON}, {"llama-default", CLLM_PRETOK_LLAMA_DEFAULT},
+                 {"tekken", CLLM_PRETOK_TEKKEN}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (name && !strcmp(name, table[i].name)) {
             *kind = table[i].kind;

@@ -40,7 +40,7 @@ cc -std=c11 -O1 -D_GNU_SOURCE -I"$src_dir/include" -I"$src_dir/ggml/include" "$r
     -L"$bin_dir" -lllama -Wl,-rpath,"$bin_dir" -o "$work/llama_lines" 2>"$work/cc.log" || cat "$work/cc.log"
 check "llama_lines builds against libllama" test -x "$work/llama_lines"
 
-families=(${BPE_FAMILIES:-llama-bpe qwen2 qwen35 deepseek-llm deepseek-coder starcoder refact command-r falcon gpt-2 mpt gpt-neox})
+families=(${BPE_FAMILIES:-llama-bpe qwen2 qwen35 deepseek-llm deepseek-coder starcoder refact command-r falcon gpt-2 mpt gpt-neox tekken})
 
 # The corpus (valid UTF-8): one case per line.
 {
@@ -48,7 +48,8 @@ families=(${BPE_FAMILIES:-llama-bpe qwen2 qwen35 deepseek-llm deepseek-coder sta
         "The quick brown fox jumps over the lazy dog." "It's a dog's life; they're here, we've gone, I'm sure, you'll see, he'd know." \
         "IT'S SHOUTING: THEY'RE, WE'VE, I'M, YOU'LL, HE'D" "Mixed: It'S, They'Re, we'VE, I'm, You'Ll, she'D" \
         "don't won't can't shouldn't y'all 'tis 'twas ''s '' ' 's 'S 'x" "curly: it’s they’re ’tis" "long s: 'ſ and K (Kelvin) 'ß" \
-        "e-mail: someone@example.com, https://example.org/a/b?c=d&e=f#g" "snake_case camelCase PascalCase kebab-case SCREAMING_CASE"
+        "e-mail: someone@example.com, https://example.org/a/b?c=d&e=f#g" "snake_case camelCase PascalCase kebab-case SCREAMING_CASE" \
+        " JavaScript iPhone YouTube GitHub McDonald's HTTPServer éÉtude ÀbÇd"
     for n in 1 12 123 1234 12345 123456 1234567 12345678 123456789 1234567890 12345678901 123456789012 \
         1234567890123 12345678901234 123456789012345 1234567890123456 12345678901234567 123456789012345678 \
         1234567890123456789 12345678901234567890 123456789012345678901234; do
@@ -111,8 +112,17 @@ fi
 ids_llama() { "$lt" -m "$1" -f "$2" --ids --no-bos --no-escape --log-disable "${@:3}" 2>/dev/null </dev/null | tr -d '[],'; }
 ids_cllm() { "$cllm" tokenizer encode --tokenizer "$1" --file "$2" --format ids "${@:3}" 2>&1 </dev/null; }
 
+# Families llama.cpp ships no vocabulary of: another family's vocabulary with this
+# tokenizer.ggml.pre (the split and the encoding rules come from the name alone).
+declare -A derived=([tekken]=qwen2)
 for fam in ${families[@]}; do
     v=$src_dir/models/ggml-vocab-$fam.gguf
+    if [ ! -f "$v" ] && [ -n "${derived[$fam]:-}" ]; then
+        printf '%s' "$fam" > "$work/pre.txt"
+        PYTHONPATH=$root/tests /usr/bin/python3 "$root/tests/gguf_set_template.py" \
+            "$src_dir/models/ggml-vocab-${derived[$fam]}.gguf" "$work/vocab-$fam.gguf" "$work/pre.txt" tokenizer.ggml.pre &&
+            v=$work/vocab-$fam.gguf
+    fi
     if [ ! -f "$v" ]; then bad "$fam: $v missing"; continue; fi
     for mode in sp nosp; do
         if [ $mode = sp ]; then ca=(--allow-special all); else ca=(); fi

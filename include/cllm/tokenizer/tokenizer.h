@@ -65,6 +65,7 @@ typedef enum {
     CLLM_PRETOK_STARCODER,      /* "starcoder": digits, then GPT-2 (smollm, refact, command-r, ...) */
     CLLM_PRETOK_FALCON,         /* "falcon" (3 stages) */
     CLLM_PRETOK_LLAMA_DEFAULT,  /* "llama-default": llama.cpp's "default" (4 stages) */
+    CLLM_PRETOK_TEKKEN,         /* "tekken": Mistral's Tekken (Mistral Nemo, Pixtral 12B) */
     CLLM_PRETOK_COUNT
 } cllm_pretok_kind;
 
