@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cllm/core/rng.h"
 #include "cllm/formats/gguf.h"
 #include "cllm/tokenizer/tokenizer.h"
@@ -823,6 +825,72 @@ static void test_tokenizer_llama_gguf_vocab(void) {
     rmdir(dir);
 }
 
+/* A tokenizer.json's Split regex of a known family is named in the GGUF as
+ * llama.cpp names it (tokenizer.ggml.pre), so llama.cpp splits the text the
+ * same way: Llama 3's (cl100k's) "llama-bpe", Qwen2's (cl100k's with single
+ * digits; it was written as llama.cpp's "default", a different split)
+ * "qwen2", Mistral Tekken's "tekken"; any other regex "default". */
+static void test_tokenizer_hf_split_names_the_family(void) {
+    static const struct {
+        const char *regex, *pre;
+    } cases[] = {
+        {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+         "llama-bpe"},
+        {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+         "qwen2"},
+        {"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?"
+         "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|"
+         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+         "tekken"},
+        {"\\p{L}+|\\p{N}+|[^\\p{L}\\p{N}]+", "default"},
+    };
+    char dir[] = "/tmp/cllm_tok_split_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[128], gpath[128];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    snprintf(gpath, sizeof gpath, "%s/vocab.gguf", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *root = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(root, "model");
+        cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
+        cJSON_AddStringToObject(model, "type", "BPE");
+        cJSON_AddArrayToObject(model, "merges");
+        for (int b = 0; b < 256; b++) {
+            char c[4] = {0};
+            byte_char((uint8_t)b, c);
+            cJSON_AddNumberToObject(vocab, c, b);
+        }
+        cJSON *pt = cJSON_AddObjectToObject(root, "pre_tokenizer"), *seq = cJSON_AddArrayToObject(pt, "pretokenizers");
+        cJSON_AddStringToObject(pt, "type", "Sequence");
+        cJSON *split = cJSON_CreateObject(), *bl = cJSON_CreateObject();
+        cJSON_AddStringToObject(split, "type", "Split");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex", cases[i].regex);
+        cJSON_AddStringToObject(split, "behavior", "Isolated");
+        cJSON_AddStringToObject(bl, "type", "ByteLevel");
+        cJSON_AddFalseToObject(bl, "use_regex");
+        cJSON_AddItemToArray(seq, split);
+        cJSON_AddItemToArray(seq, bl);
+        char *text = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        write_file(path, text ? text : "");
+        free(text);
+        cllm_tokenizer *t = NULL;
+        cllm_gguf *g = NULL;
+        cllm_error err;
+        char pre[64] = "";
+        CHECK(cllm_tokenizer_load_hf(path, &t, &err) == CLLM_OK, "%s: load: %s", cases[i].pre, err.msg);
+        if (t && cllm_tokenizer_write_gguf(t, gpath, NULL, &err) == CLLM_OK && cllm_gguf_open(&g, gpath, &err) == CLLM_OK)
+            cllm_gguf_get_str_buf(g, "tokenizer.ggml.pre", pre, sizeof pre, &err);
+        CHECK(!strcmp(pre, cases[i].pre), "tokenizer.ggml.pre '%s', expected '%s' (%s)", pre, cases[i].pre, err.msg);
+        cllm_gguf_close(g);
+        cllm_tokenizer_destroy(t);
+    }
+    unlink(path);
+    unlink(gpath);
+    rmdir(dir);
+}
+
 /* tokenizer.json with model.ignore_merges (Llama 3): a pre-token in the
  * vocabulary is one token; without it the merges decide. */
 static void test_tokenizer_hf_ignore_merges(void) {
@@ -882,5 +950,6 @@ int main(void) {
     TEST_RUN(test_tokenizer_pretok_llama_families);
     TEST_RUN(test_tokenizer_llama_gguf_vocab);
     TEST_RUN(test_tokenizer_hf_ignore_merges);
+    TEST_RUN(test_tokenizer_hf_split_names_the_family);
     return test_finish();
 }

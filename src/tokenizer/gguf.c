@@ -64,6 +64,14 @@ static int in_list(const char *const *list, size_t n, const char *s, size_t len)
     return 0;
 }
 
+/* Mistral Tekken's split as its tokenizer.json spells it: read from there it
+ * runs as a custom regex (Unicode case classes), and a GGUF names it
+ * "tekken", llama.cpp's version (tokenizer.ggml.pre). */
+static const char hf_tekken_regex[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
+    "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 static const char *pre_name(cllm_pretok_kind k) {
     switch (k) {
     case CLLM_PRETOK_GPT2: return "gpt-2";
@@ -121,7 +129,11 @@ cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w
     }
     if (st == CLLM_OK) st = cllm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", err);
     if (st == CLLM_OK)
-        st = cllm_gguf_set_str(w, "tokenizer.ggml.pre", t->pre ? t->pre : pre_name(t->pretok_kind), err);
+        st = cllm_gguf_set_str(w, "tokenizer.ggml.pre",
+                               t->pre                                             ? t->pre
+                               : t->regex && !strcmp(t->regex, hf_tekken_regex) ? "tekken"
+                                                                                  : pre_name(t->pretok_kind),
+                               err);
     if (st == CLLM_OK) st = cllm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs, NULL, V, err);
     if (st == CLLM_OK) st = cllm_gguf_set_arr(w, "tokenizer.ggml.token_type", CLLM_GGUF_INT32, types, V, err);
     if (st == CLLM_OK)

@@ -272,8 +272,12 @@ cllm_status cllm_tokenizer_load_hf(const char *path, cllm_tokenizer **out, cllm_
         goto done;
     if (regex && bl) BAD("%s: both a Split regex and ByteLevel use_regex", path);
     cllm_pretok_kind kind = regex ? CLLM_PRETOK_CUSTOM : bl ? CLLM_PRETOK_GPT2 : CLLM_PRETOK_NONE;
-    for (int k = CLLM_PRETOK_GPT2; regex && k <= CLLM_PRETOK_O200K; k++)
-        if (!strcmp(regex, cllm_pretok_pattern((cllm_pretok_kind)k))) kind = (cllm_pretok_kind)k;
+    /* the splits of GPT-2, Llama 3 (cl100k's), GPT-4o and Qwen2 (cl100k's with single digits) by name,
+     * so that a GGUF written from this tokenizer names the family llama.cpp knows it by */
+    static const cllm_pretok_kind named[] = {CLLM_PRETOK_GPT2, CLLM_PRETOK_CL100K, CLLM_PRETOK_O200K,
+                                             CLLM_PRETOK_CL100K_DIGITS};
+    for (size_t k = 0; regex && k < sizeof named / sizeof named[0]; k++)
+        if (!strcmp(regex, cllm_pretok_pattern(named[k]))) kind = named[k];
     /* Added tokens may extend the id range. */
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     const cJSON *it;
