@@ -111,6 +111,39 @@ for k in tokenizer.ggml.merges tokenizer.ggml.pre gpt2.attention.layer_norm_epsi
     case " $keys " in *" $k "*) ok "gpt2.gguf has $k" ;; *) bad "gpt2.gguf lacks $k" ;; esac
 done
 
+# the gpt2 folder's tokenizer.json with a Split regex: Qwen2's is named qwen2 in the GGUF; one llama.cpp has
+# no name for converts all the same, with a note that llama.cpp will split differently
+for split in qwen2 own; do
+    rm -rf "gpt2-$split" && cp -r gpt2 "gpt2-$split"
+    $py - "gpt2-$split/tokenizer.json" "$split" <<'PY'
+import json, sys
+path, split = sys.argv[1:]
+rx = {"qwen2": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+             "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+      "own": "\\p{L}+|\\p{N}+|[^\\p{L}\\p{N}]+"}[split]
+tj = json.load(open(path))
+tj["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated", "invert": False},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+json.dump(tj, open(path, "w"))
+PY
+    "$bin" convert "gpt2-$split" -o "gpt2-$split.gguf" -q 2>"gpt2-$split.err"
+    rc=$?  # before the message's $(...), which would reset $?
+    check "gpt2 with a $split Split regex: convert exits 0 ($(head -c 200 "gpt2-$split.err"))" test "$rc" -eq 0
+    pre=$($py -c "
+import sys; sys.path.insert(0, '$root/tests')
+import gguf_header
+print(dict((k, v) for k, v, _ in gguf_header.read(open(sys.argv[1], 'rb').read())['kvs']).get('tokenizer.ggml.pre'))" \
+        "gpt2-$split.gguf" 2>/dev/null)
+    if [ "$split" = qwen2 ]; then
+        check "Qwen2's split: tokenizer.ggml.pre '$pre' is qwen2, no note" \
+            bash -c '[ "$1" = qwen2 ] && ! grep -q note "$2"' _ "$pre" "gpt2-$split.err"
+    else
+        check "an unnamed split: tokenizer.ggml.pre '$pre' is default, and a note says llama.cpp splits differently" \
+            bash -c '[ "$1" = default ] && grep -q "llama.cpp will split differently" "$2"' _ "$pre" "gpt2-$split.err"
+    fi
+done
+
 keys=$(ggufkeys qwen2.gguf | tr '\n' ' ')
 for k in general.architecture qwen2.attention.head_count_kv qwen2.rope.freq_base blk.0.attn_q.bias blk.1.attn_v.bias \
     tokenizer.ggml.merges; do

@@ -81,5 +81,10 @@ int cllm_cmd_convert(int argc, char **argv) {
                 dir, s.hf_arch, out, s.arch, type_arg && strcmp(type_arg, "auto") ? type_arg : cllm_ggml_type_name(s.type),
                 s.tokenizer, (unsigned long long)s.n_source, s.n_files, s.n_files == 1 ? "" : "s", s.q.n_tensors,
                 s.q.n_converted, s.q.n_fallback, (double)s.q.bytes_in / 1048576.0, (double)s.q.bytes_out / 1048576.0);
+    if (s.pre_unknown) /* even with -q: the file is not what llama.cpp will read the same way */
+        fprintf(stderr,
+                "cllm convert: note: %s/tokenizer.json splits text with a regex llama.cpp has no name for; the GGUF says "
+                "tokenizer.ggml.pre 'default', so llama.cpp will split differently (cllm reads the regex itself)\n",
+                dir);
     return CLI_EXIT_OK;
 }

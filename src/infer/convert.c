@@ -425,6 +425,10 @@ static cllm_status add_tokenizer(const char *dir, const cJSON *config, const hpa
                               h->kind != ARCH_GPT2 ? " or tokenizer.model" : "");
     }
     if (st) return st;
+    int known = 1;
+    const char *pre = cllm_tokenizer_gguf_pre(t, &known);
+    snprintf(s->pre, sizeof s->pre, "%s", pre ? pre : "");
+    s->pre_unknown = !known;
     cJSON *tc = NULL;
     char *text = NULL;
     size_t len = 0;

@@ -85,6 +85,15 @@ static const char *pre_name(cllm_pretok_kind k) {
     }
 }
 
+const char *cllm_tokenizer_gguf_pre(const cllm_tokenizer *t, int *known) {
+    if (known) *known = 1;
+    if (t->spm) return NULL;
+    if (t->pre) return t->pre;
+    if (t->regex && !strcmp(t->regex, hf_tekken_regex)) return "tekken";
+    if (known) *known = t->pretok_kind != CLLM_PRETOK_CUSTOM;
+    return pre_name(t->pretok_kind);
+}
+
 cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w,
                                     const char *chat_template, cllm_error *err) {
     if (t->spm) {
@@ -129,11 +138,7 @@ cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w
     }
     if (st == CLLM_OK) st = cllm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", err);
     if (st == CLLM_OK)
-        st = cllm_gguf_set_str(w, "tokenizer.ggml.pre",
-                               t->pre                                             ? t->pre
-                               : t->regex && !strcmp(t->regex, hf_tekken_regex) ? "tekken"
-                                                                                  : pre_name(t->pretok_kind),
-                               err);
+        st = cllm_gguf_set_str(w, "tokenizer.ggml.pre", cllm_tokenizer_gguf_pre(t, NULL), err);
     if (st == CLLM_OK) st = cllm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs, NULL, V, err);
     if (st == CLLM_OK) st = cllm_gguf_set_arr(w, "tokenizer.ggml.token_type", CLLM_GGUF_INT32, types, V, err);
     if (st == CLLM_OK)

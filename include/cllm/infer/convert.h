@@ -58,6 +58,8 @@ typedef struct {
     char hf_arch[64];       /* config.json architectures[0] */
     char arch[16];          /* GGUF general.architecture */
     char tokenizer[32];     /* "tokenizer.model" or "tokenizer.json" */
+    char pre[32];           /* tokenizer.ggml.pre written ("" for SentencePiece) */
+    int pre_unknown;        /* 1: the split regex has no llama.cpp name ("default" written) */
     uint64_t n_source;      /* checkpoint tensors */
     uint32_t n_files;       /* safetensors files */
     uint32_t type;          /* matrices' type (before mixes and fallbacks) */

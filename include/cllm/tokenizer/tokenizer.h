@@ -294,6 +294,11 @@ typedef struct cllm_gguf_writer cllm_gguf_writer;
 /* Adds the keys to a writer (model writers call this). chat_template may be NULL. */
 cllm_status cllm_tokenizer_gguf_set(const cllm_tokenizer *t, cllm_gguf_writer *w,
                                     const char *chat_template, cllm_error *err);
+/* The tokenizer.ggml.pre cllm_tokenizer_gguf_set writes for a byte-level
+ * BPE tokenizer (llama.cpp's name of its split), NULL for SentencePiece;
+ * *known = 0 when that name is "default" only because the split is a
+ * regex llama.cpp has no name for (llama.cpp then splits differently). */
+const char *cllm_tokenizer_gguf_pre(const cllm_tokenizer *t, int *known);
 /* A GGUF file holding only the tokenizer keys, written atomically. */
 cllm_status cllm_tokenizer_write_gguf(const cllm_tokenizer *t, const char *path,
                                       const char *chat_template, cllm_error *err);
