@@ -78,6 +78,13 @@ check "lora merge --type q8_0 exits 0" test $? -eq 0
 "$bin" info --json --no-speed -m "$work/merged-q8.gguf" >"$work/merged-q8.info" 2>/dev/null
 check "the --type q8_0 merge holds q8_0 matrices" /usr/bin/python3 -c '
 import json,sys; d=json.load(open(sys.argv[1])); assert d["tensor_types"].get("q8_0", 0) > 0 and "f32" in d["tensor_types"], d["tensor_types"]' "$work/merged-q8.info"
+"$bin" lora merge "$work/q4_K.gguf" "$work/qlora-q4_K/adapter.gguf" "$work/merged-km.gguf" --type q4_k_m 2>/dev/null
+check "lora merge --type q4_k_m (a mix) exits 0, leaving no temporary file" \
+    test $? -eq 0 -a ! -e "$work/merged-km.gguf.merge-f32.tmp"
+"$bin" info --json --no-speed -m "$work/merged-km.gguf" >"$work/merged-km.info" 2>/dev/null
+check "the q4_k_m merge holds llama-quantize's mix (q4_K and q6_K matrices)" /usr/bin/python3 -c '
+import json,sys; d=json.load(open(sys.argv[1])); t=d["tensor_types"]; assert t.get("q4_K", 0) > 0 and t.get("q6_K", 0) > 0, t' \
+    "$work/merged-km.info"
 "$bin" lora merge "$work/q4_K.gguf" "$work/qlora-q4_K/adapter.gguf" "$work/m3.gguf" --type q9 2>/dev/null
 check "lora merge --type q9 exits 2" test $? -eq 2 -a ! -e "$work/m3.gguf"
 

@@ -6,10 +6,12 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cllm/formats/ggml_types.h"
 #include "cllm/formats/gguf.h"
+#include "cllm/infer/quantize.h"
 #include "cllm/model/lora.h"
 #include "cllm/model/gguf_io.h"
 
@@ -21,9 +23,11 @@ static void usage(void) {
            "Merges a LoRA adapter (from cllm sft --lora-rank) into its base model:\n"
            "W += (alpha/r) B A for every adapted matrix. OUT keeps the base's tokenizer\n"
            "and chat template and is written atomically, with f32 weights unless\n"
-           "--type TYPE (f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K..q6_K) re-quantizes\n"
-           "every matrix. A quantized base (an adapter trained by QLoRA) is dequantized,\n"
-           "merged in f32 and written in f32 or --type; the command says which.\n");
+           "--type TYPE re-quantizes the matrices as cllm quantize does (f16, bf16, q8_0,\n"
+           "q4_0, q4_1, q5_0, q5_1, q2_K..q6_K, or the mixes q3_k_m, q4_k_m, q5_k_m; the\n"
+           "merged f32 model is written next to OUT first and removed). A quantized base\n"
+           "(an adapter trained by QLoRA) is dequantized, merged in f32 and written in f32\n"
+           "or --type; the command says which.\n");
 }
 
 /* Copies the base file's tokenizer.* and cllm.tokenizer_hash keys. */
@@ -47,16 +51,17 @@ int cllm_cmd_lora(int argc, char **argv) {
         }
     if (argc < 2 || strcmp(argv[1], "merge")) return cli_usage_error(CMD, "expected the subcommand 'merge'");
     uint32_t type = CLLM_GGML_F32;
+    cllm_quantize_mix mix = CLLM_QUANTIZE_PURE;
+    const char *type_name = "f32";
     int have_type = 0;
     for (int i = 2; i < argc; i++) /* --type TYPE anywhere after merge: taken out of argv */
         if (!strcmp(argv[i], "--type")) {
-            cllm_ggml_type t;
             if (i + 1 >= argc) return cli_usage_error(CMD, "--type needs a value");
-            if (cllm_ggml_type_parse(argv[i + 1], &t) != 0)
+            if (strcmp(argv[i + 1], "f32") && cllm_quantize_parse_target(argv[i + 1], &type, &mix) != 0)
                 return cli_usage_error(CMD, "--type: unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
-                                            "q2_K..q6_K)", argv[i + 1]);
-            type = (uint32_t)t;
-            have_type = 1;
+                                            "q2_K..q6_K, q3_k_m, q4_k_m, q5_k_m)", argv[i + 1]);
+            type_name = argv[i + 1];
+            have_type = strcmp(argv[i + 1], "f32") != 0;
             for (int j = i; j + 2 < argc; j++) argv[j] = argv[j + 2];
             argc -= 2;
             i--;
@@ -74,18 +79,21 @@ int cllm_cmd_lora(int argc, char **argv) {
     if (st == CLLM_OK) st = cllm_model_from_gguf(g, NULL, 1, &m, &err);
     if (st == CLLM_OK) st = cllm_model_lora_load_gguf(m, argv[3], &err);
     if (st == CLLM_OK) st = cllm_model_lora_merge(m, &err);
+    /* --type: the merged f32 model, then the quantizer's rules (mixes and fallbacks as cllm quantize) */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.merge-f32.tmp", argv[4]);
     if (st == CLLM_OK) {
         cllm_model_save_params sp = cllm_model_save_default_params();
-        sp.weight_type = type;
         sp.extra = copy_keys;
         sp.extra_ctx = g;
-        st = cllm_model_save_gguf(m, argv[4], &sp, &err);
+        st = cllm_model_save_gguf(m, have_type ? tmp : argv[4], &sp, &err);
+        if (st == CLLM_OK && have_type) st = cllm_quantize_gguf_mix(tmp, argv[4], type, mix, NULL, &err);
+        if (have_type) unlink(tmp);
     }
     cllm_model_destroy(m);
     cllm_gguf_close(g);
     if (st != CLLM_OK) return cli_fail(CMD, &err);
-    fprintf(stderr, "cllm lora: merged %s into %s -> %s (%s weights%s)\n", argv[3], argv[2], argv[4],
-            cllm_ggml_type_name(type),
+    fprintf(stderr, "cllm lora: merged %s into %s -> %s (%s weights%s)\n", argv[3], argv[2], argv[4], type_name,
             quantized && !have_type ? "; the base was quantized: it was dequantized and the merged model is "
                                       "written in f32, --type re-quantizes" : "");
     return CLI_EXIT_OK;
