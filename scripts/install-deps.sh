@@ -7,6 +7,8 @@
 # Open MPI (libopenmpi-dev, openmpi-bin): data-parallel training, mpirun -np N cllm pretrain (docs/MPI.md).
 # npm packages (tiktoken etc. for exactness tests) from tests/js/package.json.
 # Chromium and fonts-noto-cjk (the CJK font the chat page asks for): tests/test_chat_page.sh.
+# curl (the README tour's and test_archs_cli.sh's server requests) and procps
+# (pgrep in test_mpi.sh): not in a minimal Debian 12 image.
 #
 # `install-deps.sh --build` (what `make demo` runs) installs only what building
 # and running cllm needs: the compiler, pkg-config, oneDNN, PCRE2, cJSON,
@@ -20,7 +22,7 @@ build_only=0
 packages=(build-essential pkg-config libdnnl-dev libpcre2-dev libcjson-dev libmicrohttpd-dev libedit-dev)
 if [ $build_only = 0 ]; then
     packages+=(python3 python3-torch python3-numpy python3-jinja2 libopenblas0-openmp chromium fonts-noto-cjk
-               clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin)
+               clang libclang-rt-14-dev libomp-dev libopenmpi-dev openmpi-bin curl procps)
     # Node.js may come from another source than Debian (whose npm package then
     # conflicts with it): only ask apt for it when the commands are missing.
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
