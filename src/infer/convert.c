@@ -212,6 +212,7 @@ static cllm_status read_hparams(cfg_reader *r, hparams *h, char *hf_arch, size_t
 
 /* ---- the tensor plan ------------------------------------------------------------- */
 
+/* XF_F32: a vector kept in place; every 1-D tensor is written f32 (transform) */
 typedef enum { XF_NONE, XF_TRANSPOSE, XF_PERMUTE, XF_F32 } xform;
 
 typedef struct {
@@ -346,7 +347,45 @@ static void permute_heads(const uint8_t *src, uint8_t *dst, int64_t rows, int64_
                        row_bytes);
 }
 
-/* llama.cpp's rope_freqs for rope_scaling "llama3": one factor per rotated pair. */
+/* Tensor t as row r wants it, in a buffer of its own (*buf, owned by the
+ * caller; o's data, type, size and dims follow): the rows moved in the
+ * source type (transposed, permuted or as they are), then 1-D tensors
+ * widened to f32, as llama.cpp's converter writes norms and biases. */
+static cllm_status transform(const plan_row *r, const cllm_safetensors_tensor *t, cllm_gguf_tensor *o, void **buf,
+                             cllm_error *err) {
+    const size_t es = t->type == CLLM_GGML_F32 ? 4 : 2;
+    const int64_t rows = t->shape[0], cols = r->n_dims == 2 ? t->shape[1] : 1;
+    const int widen = r->n_dims == 1 && t->type != CLLM_GGML_F32;
+    uint8_t *moved = malloc(t->nbytes ? t->nbytes : 1);
+    float *wide = widen ? malloc((size_t)t->n_elements * sizeof *wide) : NULL;
+    if (!moved || (widen && !wide)) {
+        free(moved);
+        free(wide);
+        return cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for tensor '%s' (%zu bytes)", r->hf, t->nbytes);
+    }
+    if (r->xf == XF_TRANSPOSE) {
+        transpose(t->data, moved, rows, cols, es);
+        o->dims[0] = rows, o->dims[1] = cols;
+    } else if (r->xf == XF_PERMUTE) {
+        permute_heads(t->data, moved, rows, r->heads, (size_t)cols * es);
+    } else {
+        memcpy(moved, t->data, t->nbytes);
+    }
+    if (wide) {
+        cllm_ggml_to_f32(t->type, moved, wide, t->n_elements);
+        free(moved);
+        o->type = CLLM_GGML_F32, o->nbytes = (size_t)t->n_elements * sizeof *wide;
+    }
+    *buf = wide ? (void *)wide : (void *)moved;
+    o->data = *buf;
+    return CLLM_OK;
+}
+
+/* llama.cpp's rope_freqs for rope_scaling "llama3": one factor per rotated
+ * pair. The frequencies are float32 as in llama.cpp's converter, so the
+ * tensor is byte-identical to the one it writes; the model's own divisors
+ * (cllm_model_rope_freq_div, double) are checked against this table within
+ * 1e-5 when the file loads. */
 static void llama3_factors(const hparams *h, float *out) {
     const int64_t dim = h->C / h->NH;
     const double lo_wl = h->rs_orig / h->rs_low, hi_wl = h->rs_orig / h->rs_high;
@@ -636,54 +675,8 @@ cllm_status cllm_convert_hf(const char *dir, const char *out_path, const cllm_co
         o->dims[1] = r->n_dims == 2 ? rows : 1;
         o->dims[2] = o->dims[3] = 1;
         /* the quantizer reads rows through typed pointers: unaligned views are copied */
-        int copy = ((uintptr_t)t->data % es) != 0 || r->xf != XF_NONE;
-        uint8_t *buf = NULL;
-        if (copy) {
-            const size_t out_bytes = r->xf == XF_F32 ? (size_t)t->n_elements * 4 : t->nbytes;
-            if (!(buf = malloc(out_bytes ? out_bytes : 1))) {
-                st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory for tensor '%s' (%zu bytes)", r->hf, out_bytes);
-                goto done;
-            }
-            xbufs[n_ts] = buf;
-            if (r->xf == XF_TRANSPOSE) {
-                transpose(t->data, buf, rows, cols, es);
-                o->dims[0] = rows, o->dims[1] = cols;
-            } else if (r->xf == XF_PERMUTE && r->n_dims == 1 && t->type != CLLM_GGML_F32) {
-                uint8_t *tmp = malloc(t->nbytes);
-                if (!tmp) {
-                    st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
-                    goto done;
-                }
-                permute_heads(t->data, tmp, rows, r->heads, es);
-                free(buf);
-                xbufs[n_ts] = buf = malloc((size_t)rows * 4);
-                if (buf) cllm_ggml_to_f32(t->type, tmp, (float *)buf, rows);
-                free(tmp);
-                if (!buf) {
-                    st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
-                    goto done;
-                }
-                o->type = CLLM_GGML_F32, o->nbytes = (size_t)rows * 4;
-            } else if (r->xf == XF_PERMUTE) {
-                permute_heads(t->data, buf, rows, r->heads, (size_t)cols * es);
-            } else if (r->xf == XF_F32) {
-                if (t->type == CLLM_GGML_F32) memcpy(buf, t->data, t->nbytes);
-                else {
-                    uint8_t *tmp = malloc(t->nbytes ? t->nbytes : 1);
-                    if (!tmp) {
-                        st = cllm_error_set(err, CLLM_ERR_NOMEM, "out of memory");
-                        goto done;
-                    }
-                    memcpy(tmp, t->data, t->nbytes);
-                    cllm_ggml_to_f32(t->type, tmp, (float *)buf, t->n_elements);
-                    free(tmp);
-                }
-                o->type = CLLM_GGML_F32, o->nbytes = (size_t)t->n_elements * 4;
-            } else {
-                memcpy(buf, t->data, t->nbytes);
-            }
-            o->data = buf;
-        }
+        if ((((uintptr_t)t->data % es) != 0 || r->xf != XF_NONE) && (st = transform(r, t, o, &xbufs[n_ts], err)))
+            goto done;
         n_ts++;
     }
     if (h.rope_llama3) {
