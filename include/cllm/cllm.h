@@ -6,7 +6,7 @@
 #ifndef CLLM_CLLM_H
 #define CLLM_CLLM_H
 
-/* core/: status, files, hashes, RNG, progress, plots */
+/* core/: status, files, hashes, RNG, progress, plots, UTF-8 */
 #include "cllm/core/byteorder.h"
 #include "cllm/core/fileio.h"
 #include "cllm/core/hash.h"
@@ -14,6 +14,7 @@
 #include "cllm/core/progress.h"
 #include "cllm/core/rng.h"
 #include "cllm/core/status.h"
+#include "cllm/core/utf8.h"
 
 /* kernels/: GEMM, SIMD and quantized kernels behind one dispatch table */
 #include "cllm/kernels/kernels.h"

@@ -14,6 +14,7 @@
  */
 #include <string.h>
 
+#include "cllm/core/utf8.h"
 #include "cllm/data/world.h"
 
 #define HANGUL_FIRST 0xAC00u
@@ -63,13 +64,6 @@ const char *cllm_ko_particle_for(const char *word, cllm_ko_particle p) {
     }
 }
 
-static size_t put_utf8(char *out, unsigned cp) {
-    out[0] = (char)(0xE0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-}
-
 cllm_status cllm_ko_formal_present(const char *stem, char *buf, size_t cap, cllm_error *err) {
     size_t len = strlen(stem);
     unsigned cp;
@@ -88,7 +82,7 @@ cllm_status cllm_ko_formal_present(const char *stem, char *buf, size_t cap, cllm
     size_t need = (size_t)at + 3 + strlen(tail) + 1;
     if (need > cap) return cllm_error_set(err, CLLM_ERR_ARG, "buffer of %zu bytes is too small for '%s'", cap, stem);
     memcpy(buf, stem, (size_t)at);
-    size_t k = (size_t)at + put_utf8(buf + at, last);
+    size_t k = (size_t)at + cllm_utf8_put(last, (uint8_t *)(buf + at));
     memcpy(buf + k, tail, strlen(tail) + 1);
     return CLLM_OK;
 }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/core/utf8.h"
 #include "jinja_internal.h"
 
 /* ---------------------------------------------------------------- arena */
@@ -160,16 +161,6 @@ static int hexval(char c) {
     return is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
 }
 
-static size_t put_utf8(char *o, uint32_t c) {
-    if (c < 0x80) return o[0] = (char)c, 1;
-    if (c < 0x800) return o[0] = (char)(0xc0 | c >> 6), o[1] = (char)(0x80 | (c & 0x3f)), 2;
-    if (c < 0x10000)
-        return o[0] = (char)(0xe0 | c >> 12), o[1] = (char)(0x80 | ((c >> 6) & 0x3f)), o[2] = (char)(0x80 | (c & 0x3f)), 3;
-    o[0] = (char)(0xf0 | c >> 18), o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3f)), o[3] = (char)(0x80 | (c & 0x3f));
-    return 4;
-}
-
 /* Python's "unicode-escape" decoding of a string literal's body. */
 static int unescape(parser *p, int line, const char *s, size_t n, token *t) {
     char *o = jarena_alloc(&p->t->arena, n + 1);
@@ -194,7 +185,7 @@ static int unescape(parser *p, int line, const char *s, size_t n, token *t) {
             size_t d = 0;
             while (d < 3 && i < n && s[i] >= '0' && s[i] <= '7') v = v * 8 + (uint32_t)(s[i++] - '0'), d++;
             i--;
-            k += put_utf8(o + k, v);
+            k += cllm_utf8_put(v, (uint8_t *)(o + k));
         } else if (c == 'x' || c == 'u' || c == 'U') {
             size_t digits = c == 'x' ? 2 : c == 'u' ? 4 : 8;
             uint32_t v = 0;
@@ -206,7 +197,7 @@ static int unescape(parser *p, int line, const char *s, size_t n, token *t) {
             if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
                 return fail(p, line, "\\%c escape out of range in a string literal", c);
             i += digits;
-            k += put_utf8(o + k, v); /* never longer than the escape it replaces */
+            k += cllm_utf8_put(v, (uint8_t *)(o + k)); /* never longer than the escape it replaces */
         } else if (c == 'N') {
             return fail(p, line, "\\N{...} escapes are not supported");
         } else {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cllm/core/utf8.h"
 #include "tok_internal.h"
 
 #define SMALL_PIECE 64 /* pieces up to this many bytes use the array scan */
@@ -299,24 +300,6 @@ static size_t llama_char(const uint8_t *p, size_t n, uint32_t *cpt) {
     return k;
 }
 
-/* cpt as UTF-8 (llama.cpp's unicode_cpt_to_utf8); 0 above U+10FFFF. */
-static size_t put_utf8(uint32_t c, uint8_t *o) {
-    if (c < 0x80) return o[0] = (uint8_t)c, 1;
-    if (c < 0x800) return o[0] = (uint8_t)(0xC0 | c >> 6), o[1] = (uint8_t)(0x80 | (c & 0x3F)), 2;
-    if (c < 0x10000) {
-        o[0] = (uint8_t)(0xE0 | c >> 12);
-        o[1] = (uint8_t)(0x80 | (c >> 6 & 0x3F));
-        o[2] = (uint8_t)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    if (c > 0x10FFFF) return 0;
-    o[0] = (uint8_t)(0xF0 | c >> 18);
-    o[1] = (uint8_t)(0x80 | (c >> 12 & 0x3F));
-    o[2] = (uint8_t)(0x80 | (c >> 6 & 0x3F));
-    o[3] = (uint8_t)(0x80 | (c & 0x3F));
-    return 4;
-}
-
 /* The text llama.cpp's pre-tokenizer sees: each byte that starts no valid
  * character becomes U+FFFD, and characters are written back in their
  * shortest form. Returns text itself when nothing changes, else a new
@@ -328,7 +311,7 @@ static const uint8_t *llama_text(const uint8_t *text, size_t *n) {
     for (; i < len; i++) {
         if (text[i] < 0x80) continue;
         size_t k = llama_char(text + i, len - i, &c);
-        if (!k || put_utf8(c, tmp) != k) break; /* invalid, overlong or out of range */
+        if (!k || cllm_utf8_put(c, tmp) != k) break; /* invalid, overlong or out of range */
         i += k - 1;
     }
     if (i == len) return text;
@@ -336,7 +319,7 @@ static const uint8_t *llama_text(const uint8_t *text, size_t *n) {
     if (!out) return NULL;
     size_t o = 0;
     for (i = 0; i < len;) {
-        size_t k = llama_char(text + i, len - i, &c), w = k ? put_utf8(c, out + o) : 0;
+        size_t k = llama_char(text + i, len - i, &c), w = k ? cllm_utf8_put(c, out + o) : 0;
         if (!w) {
             memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD */
             w = 3;
@@ -381,13 +364,13 @@ static cllm_status llama_encode(const cllm_tokenizer *t, const uint8_t *text, si
     return st;
 }
 
-cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text_v, size_t len,
-                                  const cllm_special_set *allowed, cllm_tokens *out,
-                                  cllm_error *err) {
-    const uint8_t *text = text_v;
+/* cllm_tokenizer_encode; after_text = 1: the text continues ordinary text
+ * (cllm_tokenizer_encode_after; only SentencePiece encodes it differently). */
+static cllm_status encode_text(const cllm_tokenizer *t, const uint8_t *text, size_t len, const cllm_special_set *allowed,
+                               int after_text, cllm_tokens *out, cllm_error *err) {
     if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
     if (!text && len) return cllm_error_set(err, CLLM_ERR_ARG, "encode: NULL text");
-    if (t->spm) return tok_spm_encode(t, text, len, allowed, 0, out, err);
+    if (t->spm) return tok_spm_encode(t, text, len, allowed, after_text, out, err);
     if (t->llama) return llama_encode(t, text, len, allowed, out, err);
     size_t pos = 0;
     if (allows_any(t, allowed)) {
@@ -408,6 +391,17 @@ cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text_v, s
         if (st != CLLM_OK) return st;
     }
     return encode_ordinary(t, text + pos, len - pos, 0, len - pos, out, err);
+}
+
+cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const void *text, size_t len,
+                                  const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err) {
+    return encode_text(t, text, len, allowed, 0, out, err);
+}
+
+cllm_status cllm_tokenizer_encode_after(const cllm_tokenizer *t, int64_t prev, const void *text, size_t len,
+                                        const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err) {
+    const int after_text = t->spm && prev >= 0 && (uint64_t)prev < t->n_vocab && !tok_spm_cuts_text(t, (uint32_t)prev);
+    return encode_text(t, text, len, allowed, after_text, out, err);
 }
 
 /* One unit of parallel work: range [begin,end) of the ordinary segment
@@ -444,15 +438,6 @@ static int add_segment(const cllm_tokenizer *t, const uint8_t *text, size_t seg,
         b = e;
     }
     return 1;
-}
-
-cllm_status cllm_tokenizer_encode_after(const cllm_tokenizer *t, int64_t prev, const void *text, size_t len,
-                                        const cllm_special_set *allowed, cllm_tokens *out, cllm_error *err) {
-    if (!t->spm || prev < 0 || (uint64_t)prev >= t->n_vocab || tok_spm_cuts_text(t, (uint32_t)prev))
-        return cllm_tokenizer_encode(t, text, len, allowed, out, err);
-    if (!t->finalized) return cllm_error_set(err, CLLM_ERR_ARG, "tokenizer is not finalized");
-    if (!text && len) return cllm_error_set(err, CLLM_ERR_ARG, "encode: NULL text");
-    return tok_spm_encode(t, text, len, allowed, 1, out, err);
 }
 
 cllm_status cllm_tokenizer_encode_parallel(const cllm_tokenizer *t, const void *text_v, size_t len,
